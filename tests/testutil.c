@@ -1,0 +1,95 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int es_test_passed;
+int es_test_failed;
+
+bool es_test_check(bool cond, const char *file, int line, const char *fmt, ...) {
+    if (cond) {
+        es_test_passed++;
+        return true;
+    }
+    es_test_failed++;
+    fprintf(stderr, "FAIL %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return false;
+}
+
+int es_test_finish(void) {
+    printf("%d passed, %d failed\n", es_test_passed, es_test_failed);
+    return es_test_failed ? 1 : 0;
+}
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *es_test_shared(void) {
+    const char *env = getenv("ES_SHARED");
+    if (is_dir(env)) return env;
+    if (is_dir("../shared")) return "../shared";
+    return NULL;
+}
+
+const char *es_test_shared_path(const char *rel) {
+    static _Thread_local char buf[4096];
+    const char *s = es_test_shared();
+    if (!s) return NULL;
+    snprintf(buf, sizeof buf, "%s/%s", s, rel);
+    return buf;
+}
+
+const char *es_test_source(void) {
+    const char *env = getenv("ES_SOURCE");
+    return env && *env ? env : ".";
+}
+
+char *es_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+double es_test_maxdiff(const float *a, const float *b, size_t n, size_t *where) {
+    double m = 0;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (isnan(d)) d = INFINITY;
+        if (d > m) {
+            m = d;
+            w = i;
+        }
+    }
+    if (where) *where = w;
+    return m;
+}

@@ -1,0 +1,45 @@
+/*
+ * testutil.h — small helpers for the test programs: checks that count failures,
+ * the shared data folder, max-difference comparisons that say where.
+ *
+ * A test program returns es_test_finish(): 0 if every check passed, 1 otherwise,
+ * and prints "N passed, N failed" at the end. A test that needs ../shared and does
+ * not find it returns ES_TEST_SKIP (77), which ctest reports as skipped.
+ */
+#ifndef ES_TESTUTIL_H
+#define ES_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ES_TEST_SKIP 77
+
+extern int es_test_passed;
+extern int es_test_failed;
+
+/* Records a check; prints a FAIL line with file:line and the formatted message when
+ * cond is false. Returns cond. */
+bool es_test_check(bool cond, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define CHECK(cond, ...) es_test_check((cond), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Prints the totals line and returns the process exit code. */
+int es_test_finish(void);
+
+/* Path of the shared data folder ($ES_SHARED, else ../shared), or NULL if absent. */
+const char *es_test_shared(void);
+/* Joins shared folder and a relative path into a static buffer (NULL if no shared). */
+const char *es_test_shared_path(const char *rel);
+/* The repository root ($ES_SOURCE, else "."). */
+const char *es_test_source(void);
+
+/* Reads a whole file (malloc'ed, NUL-terminated); NULL on failure. */
+char *es_test_read_file(const char *path, size_t *len);
+
+/* Max |a-b| over n floats; *where gets the index of the max (may be NULL).
+ * NaN anywhere counts as infinite difference. */
+double es_test_maxdiff(const float *a, const float *b, size_t n, size_t *where);
+
+#endif
