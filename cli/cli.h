@@ -1,0 +1,39 @@
+/*
+ * cli.h — the emosteer command-line tool: one file per subcommand (cli/cmd_NAME.c,
+ * each defining `int cmd_NAME(int argc, char **argv)`, argv[0] being the subcommand
+ * name), dispatched by cli/main.c. Generated text goes to stdout, diagnostics to
+ * stderr. Exit codes: 0 success, 1 runtime failure (bad file, model error), 2 usage
+ * error (bad flag or value).
+ */
+#ifndef ES_CLI_H
+#define ES_CLI_H
+
+#include "emosteer.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#define ES_EXIT_OK 0
+#define ES_EXIT_FAIL 1
+#define ES_EXIT_USAGE 2
+
+/* The default model path: $EMOSTEER_MODEL, else models/demo-16m.q8_0.gguf next to
+ * the binary's source tree or installed data dir. Never NULL. */
+const char *cli_default_model(void);
+
+/* Prints "emosteer: <what>: <es_last_error()>" to stderr and returns ES_EXIT_FAIL. */
+int cli_fail(const char *what);
+/* Prints "emosteer <cmd>: <message>\nTry 'emosteer <cmd> --help'." and returns ES_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option parsing helpers: parse whole strings, reject junk ("12x"), range-check. */
+bool cli_parse_int(const char *s, long lo, long hi, long *out);
+bool cli_parse_float(const char *s, double lo, double hi, double *out);
+/* Parses "1,5,9" into a malloc'ed int32 array; false on junk. */
+bool cli_parse_int_list(const char *s, int32_t **out, int *n);
+
+/* Subcommands */
+int cmd_info(int argc, char **argv);
+int cmd_activations(int argc, char **argv);
+
+#endif

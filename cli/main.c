@@ -1,0 +1,137 @@
+/* main.c — `emosteer <command> [options]`: dispatch to cli/cmd_*.c and shared helpers. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+/* The table of subcommands; each lives in cli/cmd_NAME.c. */
+static const command commands[] = {
+    {"info", cmd_info, "describe a GGUF model: architecture, sizes, tensor types, tokenizer"},
+    {"activations", cmd_activations, "run tokens through a model and write logits and hook activations"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "emosteer %s — emotion steering for GGUF language models\n\n"
+               "usage: emosteer <command> [options]    (emosteer <command> --help for details)\n\n"
+               "commands:\n",
+            ES_VERSION_STRING);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nThe default model (-m) is %s.\n", cli_default_model());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return ES_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return ES_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("emosteer %s\n", ES_VERSION_STRING);
+        return ES_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "emosteer: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return ES_EXIT_USAGE;
+}
+
+const char *cli_default_model(void) {
+    const char *env = getenv("EMOSTEER_MODEL");
+    if (env && *env) return env;
+    static char path[PATH_MAX];
+    /* next to the executable: <prefix>/bin/emosteer -> <prefix>/share/emosteer/models */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(path, sizeof path, "%.3800s/../share/emosteer/models/demo-16m.q8_0.gguf", exe);
+            if (access(path, R_OK) == 0) return path;
+        }
+    }
+    snprintf(path, sizeof path, "%s/demo-16m.q8_0.gguf", ES_DEFAULT_MODEL_DIR);
+    return path;
+}
+
+int cli_fail(const char *what) {
+    const char *msg = es_last_error();
+    fprintf(stderr, "emosteer: %s%s%s\n", what, *msg ? ": " : "", msg);
+    return ES_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "emosteer %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'emosteer %s --help'.\n", cmd);
+    return ES_EXIT_USAGE;
+}
+
+bool cli_parse_int(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_float(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_int_list(const char *s, int32_t **out, int *n) {
+    if (!s || !*s) return false;
+    int cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    int32_t *v = malloc(sizeof *v * (size_t)cap);
+    if (!v) return false;
+    int count = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < INT32_MIN || x > INT32_MAX || (*end && *end != ',')) {
+            free(v);
+            return false;
+        }
+        v[count++] = (int32_t)x;
+        p = *end ? end + 1 : end;
+        if (*end == ',' && !*p) {
+            free(v);
+            return false;
+        }
+    }
+    *out = v;
+    *n = count;
+    return true;
+}
