@@ -97,6 +97,14 @@ typedef struct es_model_info {
 /* Fills *info. Never fails for a loaded model. */
 void es_model_get_info(const es_model *model, es_model_info *info);
 
+/* The model's chat template (GGUF tokenizer.chat_template), borrowed from the model,
+ * or NULL if the file has none. */
+const char *es_model_chat_template(const es_model *model);
+
+/* The model's tokenizer (borrowed; lives as long as the model), or NULL if the file
+ * has no tokenizer.ggml.model. */
+const struct es_vocab *es_model_vocab(const es_model *model);
+
 /* ------------------------------------------------------------------------- */
 /* Context: KV cache and scratch for up to n_seq_max independent sequences   */
 /* ------------------------------------------------------------------------- */
@@ -173,11 +181,202 @@ void es_set_hook(es_context *ctx, es_hook_fn fn, void *user);
 /* Tokenizer (implemented in src/tokenizer*.c)                               */
 /* ------------------------------------------------------------------------- */
 
+/* A vocabulary and its tokenizer, read from GGUF metadata (tokenizer.ggml.*):
+ * "llama" = SentencePiece (score-ordered pair merges, byte fallback, dummy prefix)
+ * and "gpt2" = byte-level BPE (pre-tokenizer regex chosen by tokenizer.ggml.pre:
+ * "gpt-2", "llama-bpe"/"llama3", "qwen2"; any other value falls back to the GPT-2
+ * pattern). Immutable after load: any number of threads may use one vocab at once. */
+typedef struct es_vocab es_vocab;
+
+/* Loads the vocabulary of any GGUF file with tokenizer metadata (a vocab-only file
+ * or a full model; the weights are not read). On success *out owns everything it
+ * needs (the file may be deleted); free with es_vocab_free. A file without
+ * tokenizer.ggml.model fails with ES_ERR_NOT_FOUND, an unknown model with
+ * ES_ERR_UNSUPPORTED, inconsistent arrays with ES_ERR_FORMAT. */
+es_status es_vocab_load(const char *path, es_vocab **out);
+void es_vocab_free(es_vocab *v);
+
+int32_t es_vocab_n_tokens(const es_vocab *v);
+/* Special ids, or -1 when the vocabulary has none. eot is tokenizer.ggml.eot_token_id
+ * or else the first of <|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>
+ * present in the vocabulary. */
+int32_t es_vocab_bos(const es_vocab *v);
+int32_t es_vocab_eos(const es_vocab *v);
+int32_t es_vocab_eot(const es_vocab *v);
+int32_t es_vocab_unk(const es_vocab *v);
+/* Whether es_tokenize with add_special prepends BOS / appends EOS. */
+bool es_vocab_add_bos(const es_vocab *v);
+bool es_vocab_add_eos(const es_vocab *v);
+/* End of generation: eos, eot, eom and the turn-ending control tokens (<|im_end|>,
+ * <|eot_id|>, <|eom_id|>, <end_of_turn>, <|end|>, <|endoftext|>). False for ids out of range. */
+bool es_vocab_is_eog(const es_vocab *v, int32_t tok);
+/* A control token (type CONTROL, or a turn-ending token above): hidden when text is
+ * rendered without specials. False for ids out of range. */
+bool es_vocab_is_control(const es_vocab *v, int32_t tok);
+/* The stored text of a token exactly as in the vocabulary ("▁Hello", "Ġworld",
+ * "<|im_end|>"), NUL-terminated and borrowed from v; NULL for ids out of range. */
+const char *es_vocab_token_text(const es_vocab *v, int32_t tok);
+/* The id of the token whose stored text is exactly `text`, or -1. */
+int32_t es_vocab_find_token(const es_vocab *v, const char *text);
+
+/* Tokenizes text[0..len) (any bytes; NUL is an ordinary byte). add_special adds BOS
+ * and/or EOS as the vocabulary asks (es_vocab_add_bos/_eos). parse_special turns
+ * control tokens written literally in the text ("<|im_start|>") into their ids,
+ * leftmost-longest first; without it they are tokenized as plain text. User-defined
+ * tokens (type USER_DEFINED) are part of the vocabulary proper and always matched,
+ * as SentencePiece and Hugging Face tokenizers do. Writes up to cap ids to out and
+ * the count to *n_out; if cap is too small, returns ES_ERR_RANGE with *n_out set to
+ * the number needed (out is then not written). */
+es_status es_tokenize(const es_vocab *v, const char *text, size_t len, bool add_special,
+                      bool parse_special, int32_t *out, int32_t cap, int32_t *n_out);
+
+/* The bytes one token stands for: SentencePiece "▁" becomes a space, byte tokens
+ * <0xNN> the byte, byte-level BPE pieces are decoded to their bytes. Control tokens
+ * give their text with render_special and nothing without. No NUL is written.
+ * Returns the number of bytes written, or -(bytes needed) if cap is too small, or 0
+ * for ids out of range. A piece may be part of a UTF-8 character. */
+int32_t es_token_to_piece(const es_vocab *v, int32_t tok, char *buf, int32_t cap,
+                          bool render_special);
+
+/* Text of a token sequence: the concatenated pieces, with control tokens dropped when
+ * remove_special (rendered as their text otherwise). For SentencePiece vocabularies
+ * with a dummy prefix, the one space es_tokenize put in front of the text (at the
+ * start and after each special token) is removed again, so text without special
+ * tokens round-trips. *out is malloc'ed, NUL-terminated (free with free()), *len its
+ * length without the NUL. Ids out of range fail with ES_ERR_RANGE. */
+es_status es_detokenize(const es_vocab *v, const int32_t *toks, int32_t n, bool remove_special,
+                        char **out, size_t *len);
+
+/* Streaming detokenizer for generated tokens: pieces are pushed one token at a time
+ * and only complete UTF-8 characters come out, so a character split across tokens is
+ * never printed in halves. No dummy-prefix space is removed. The vocab is borrowed and
+ * must outlive the stream; *out is owned by the caller (es_detok_stream_free). */
+typedef struct es_detok_stream es_detok_stream;
+es_status es_detok_stream_create(const es_vocab *v, bool render_special, es_detok_stream **out);
+void es_detok_stream_free(es_detok_stream *s);
+/* Appends token tok and copies to buf (at most cap bytes, never half a character)
+ * the bytes now complete; returns their count. Bytes that did not fit stay queued
+ * for the next push or flush. Ids out of range add nothing. */
+size_t es_detok_stream_push(es_detok_stream *s, int32_t tok, char *buf, size_t cap);
+/* Copies out what is still queued, incomplete characters included (as raw bytes);
+ * returns the count; call until it returns 0. The stream can then be reused. */
+size_t es_detok_stream_flush(es_detok_stream *s, char *buf, size_t cap);
+
 /* (tokenizer section: end) */
 
 /* ------------------------------------------------------------------------- */
 /* Chat templates (implemented in src/chat.c)                                */
 /* ------------------------------------------------------------------------- */
+
+/* A chat format: how a conversation becomes the prompt text an instruction-tuned
+ * model was trained on. We do not run Jinja: es_chat_detect recognises a GGUF's
+ * tokenizer.chat_template by distinctive markers, and es_chat_render writes the text
+ * with our own code, byte for byte what Hugging Face's apply_chat_template gives for
+ * conversations of system / user / assistant messages (no tools, no images). */
+typedef enum es_chat_format {
+    ES_CHAT_NONE = 0,  /* no template (base models): the contents joined by "\n" */
+    ES_CHAT_UNKNOWN,   /* a template we do not reproduce exactly; es_chat_render refuses it */
+    ES_CHAT_LLAMA3,    /* Llama 3.1/3.2/3.3: system header with "Cutting Knowledge Date:
+                          December 2023\nToday Date: 26 Jul 2024\n\n" (the template's own
+                          default date; Llama 3.2+ under HF would print today's date) */
+    ES_CHAT_LLAMA3_0,  /* Llama 3.0: the same headers without the date block */
+    ES_CHAT_CHATML,    /* Qwen 2.5 ChatML; default system prompt "You are Qwen, created by
+                          Alibaba Cloud. You are a helpful assistant." */
+    ES_CHAT_QWEN3,     /* Qwen 3 ChatML: no default system; <think> blocks of assistant turns
+                          before the last user message are dropped */
+    ES_CHAT_GEMMA,     /* Gemma 1/2/3: "model" role; a system message is prepended to the first
+                          user turn followed by "\n\n" as Gemma 3 does (Gemma 2's template
+                          would refuse it); contents are whitespace-trimmed */
+    ES_CHAT_PHI3,      /* Phi 3.5 (and Phi 3 templates with a <|system|> role) */
+    ES_CHAT_MISTRAL,   /* Mistral Nemo / v3-tekken "[INST]...[/INST]" without spaces; the
+                          system message is prepended to the LAST user message */
+    ES_CHAT_LLAMA2,    /* Llama 2 chat: "<s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]" */
+    ES_CHAT_MINICPM,   /* MiniCPM 5: BOS + ChatML with Qwen 3-style <think> handling */
+    ES_CHAT_FORMAT_COUNT
+} es_chat_format;
+
+/* One message. Roles are "system", "user" or "assistant"; both strings are borrowed. */
+typedef struct es_chat_msg {
+    const char *role;
+    const char *content;
+} es_chat_msg;
+
+/* Recognises a chat template (the GGUF key tokenizer.chat_template; the caller reads it
+ * from the model and passes it in). NULL or blank text gives ES_CHAT_NONE; a template
+ * we cannot reproduce byte-exactly gives ES_CHAT_UNKNOWN, and the caller should then
+ * fall back to plain text (ES_CHAT_NONE) or let the user name a format. */
+es_chat_format es_chat_detect(const char *template_text);
+
+/* For --chat-template NAME: "none", "llama3", "llama3.0", "chatml", "qwen3", "gemma",
+ * "phi3", "mistral", "llama2", "minicpm" (aliases: "llama3.1", "qwen2.5", "gemma2",
+ * "gemma3", "phi3.5", "mistral-nemo"). Unknown names fail with ES_ERR_INVALID_ARG. */
+es_status es_chat_parse_name(const char *name, es_chat_format *out);
+/* The canonical name of a format ("unknown" for ES_CHAT_UNKNOWN and out-of-range values). */
+const char *es_chat_format_name(es_chat_format fmt);
+
+/* Whether the rendered text starts with the BOS token written out ("<|begin_of_text|>",
+ * "<bos>", "<s>"). The text es_chat_render gives is the whole prompt as Hugging Face
+ * writes it: tokenize it with parse_special = true, and for every format but
+ * ES_CHAT_NONE WITHOUT letting the tokenizer add a BOS (add_special = false) — that is
+ * what apply_chat_template(tokenize=True) does. For ES_CHAT_NONE follow the vocabulary. */
+bool es_chat_includes_bos(es_chat_format fmt);
+
+/* The text that closes an assistant turn ("<|eot_id|>", "<|im_end|>", "<end_of_turn>",
+ * "<|end|>", "</s>"), for use as a stop string; "" for NONE and UNKNOWN. Static. */
+const char *es_chat_end_of_turn(es_chat_format fmt);
+
+/* Qwen 3 / MiniCPM `enable_thinking`: DEFAULT does not pass it (the templates then let
+ * the model think); OFF appends an empty "<think>\n\n</think>\n\n" to the generation
+ * prompt; ON opens "<think>\n" for MiniCPM and changes nothing for Qwen 3. */
+typedef enum es_chat_thinking {
+    ES_CHAT_THINK_DEFAULT = 0,
+    ES_CHAT_THINK_OFF = 1,
+    ES_CHAT_THINK_ON = 2
+} es_chat_thinking;
+
+typedef struct es_chat_options {
+    bool add_generation_prompt; /* end with the opening of an assistant turn (default true) */
+    es_chat_thinking thinking;  /* default ES_CHAT_THINK_DEFAULT; ignored by other formats */
+    const char *bos_text;       /* the model's BOS token text, or NULL for the family's usual
+                                   one ("<|begin_of_text|>", "<bos>", "<s>") (borrowed) */
+    const char *eos_text;       /* the model's EOS token text, or NULL for the family's usual
+                                   one ("</s>" Mistral/Llama 2, "<|endoftext|>" Phi 3) */
+} es_chat_options;
+
+es_chat_options es_chat_default_options(void);
+
+/* Renders n >= 1 messages as prompt text. *out is malloc'ed and NUL-terminated (free
+ * with free()). Fails with ES_ERR_INVALID_ARG for a NULL role or content, a role other
+ * than system/user/assistant, or an order the template itself refuses (Gemma, Mistral
+ * and Llama 2 want user/assistant alternating after an optional first system message;
+ * Mistral refuses a later system message), and with ES_ERR_UNSUPPORTED for
+ * ES_CHAT_UNKNOWN. Contents are bytes; NUL ends them. */
+es_status es_chat_render(es_chat_format fmt, const es_chat_msg *msgs, size_t n,
+                         bool add_generation_prompt, char **out);
+es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t n,
+                            const es_chat_options *opt, char **out);
+
+/* Stop strings in streamed text. Text is fed as it is generated; what comes back is
+ * safe to print: everything before the first stop string, with any tail that could
+ * still become a stop string held back until it is decided. */
+typedef struct es_stop es_stop;
+
+/* Copies n stop strings (empty ones are ignored). *out is owned by the caller
+ * (es_stop_free). */
+es_status es_stop_create(const char *const *stops, size_t n, es_stop **out);
+void es_stop_free(es_stop *st);
+/* Feeds text[0..len). Sets *emit and *emit_len to the text that may now be printed
+ * (borrowed from st, valid until the next call on st) and *stopped to whether a stop
+ * string has been found; then *emit ends right before it and later feeds emit nothing.
+ * Fails only with ES_ERR_NOMEM or ES_ERR_INVALID_ARG. */
+es_status es_stop_feed(es_stop *st, const char *text, size_t len, const char **emit,
+                       size_t *emit_len, bool *stopped);
+/* At the end of generation: the held-back tail (it never became a stop string). */
+void es_stop_flush(es_stop *st, const char **emit, size_t *emit_len);
+/* Index of the stop string found (in the order given to es_stop_create), or -1. */
+int es_stop_which(const es_stop *st);
+/* Forgets held text and a found stop, for the next generation. */
+void es_stop_reset(es_stop *st);
 
 /* (chat section: end) */
 
@@ -185,11 +384,259 @@ void es_set_hook(es_context *ctx, es_hook_fn fn, void *user);
 /* Sampling (implemented in src/sampler.c)                                   */
 /* ------------------------------------------------------------------------- */
 
+/* Token sampling from logits. Per call: penalties from the accepted history, then
+ * temp <= 0 -> greedy argmax (ties -> lowest id); otherwise top-k, top-p and min-p
+ * (all three judged on the penalised logits at temperature 1, as llama.cpp does),
+ * then a softmax at temperature `temp` over what is left and a draw from the sampler's
+ * own xoshiro256** generator. A sampler is used by one thread at a time. */
+typedef struct es_sampler es_sampler;
+
+typedef struct es_sampler_params {
+    float temp;              /* default 0.8; <= 0 means greedy */
+    int top_k;               /* default 40; 0 = off */
+    float top_p;             /* default 0.95; keep the smallest most-likely set with mass >= top_p; 1 = off */
+    float min_p;             /* default 0.05; keep tokens with p >= min_p * p_max; 0 = off */
+    float repeat_penalty;    /* default 1.0 (off); seen tokens: positive logits /= it, negative *= it */
+    float frequency_penalty; /* default 0; logit -= count * it */
+    float presence_penalty;  /* default 0; logit -= it once a token was seen */
+    int penalty_last_n;      /* default 64; how many accepted tokens the penalties look at; 0 = none */
+    uint64_t seed;           /* default 42 (ES_SAMPLER_DEFAULT_SEED) */
+} es_sampler_params;
+
+#define ES_SAMPLER_DEFAULT_SEED 42u
+
+es_sampler_params es_sampler_default_params(void);
+
+/* Validates params (NaN or infinite values, top_k < 0, top_p or min_p outside [0,1],
+ * repeat_penalty <= 0, penalty_last_n < 0, n_vocab < 1 fail with ES_ERR_INVALID_ARG
+ * naming the field). *out is owned by the caller (es_sampler_free). */
+es_status es_sampler_create(const es_sampler_params *p, int32_t n_vocab, es_sampler **out);
+void es_sampler_free(es_sampler *s);
+
+/* Picks a token from logits[n_vocab] (not modified). Returns the token id, or a
+ * negative es_status: ES_ERR_FORMAT if a logit is NaN or +inf or none is finite
+ * (-inf marks a forbidden token), ES_ERR_INVALID_ARG for NULL arguments. It does not
+ * add the token to the history: call es_sampler_accept for the token kept. */
+int32_t es_sampler_sample(es_sampler *s, const float *logits);
+
+/* Applies the penalties of the current history to logits[n_vocab] in place (the first
+ * step of es_sampler_sample; useful to show what the sampler sees). */
+void es_sampler_apply_penalties(const es_sampler *s, float *logits);
+
+/* Adds a token to the penalty history (ids outside [0, n_vocab) are ignored). */
+void es_sampler_accept(es_sampler *s, int32_t tok);
+/* Clears the history and restarts the generator from its seed, so that the same
+ * logits give the same draws again. */
+void es_sampler_reset(es_sampler *s);
+
 /* (sampling section: end) */
 
 /* ------------------------------------------------------------------------- */
 /* Steering and emotion vectors (implemented in src/steer*.c, src/ev*.c)     */
 /* ------------------------------------------------------------------------- */
+
+/*
+ * Emotion-vector sets (src/ev.c). An es_ev_set holds named vectors ("emotions"):
+ * for each emotion one float[n_embd] per layer, for some layers (a layer may be
+ * absent), all measured at one hook point, plus metadata saying how they were made.
+ * Layers are 0-based decoder blocks, as in the hook callbacks: at
+ * ES_HOOK_BLOCK_OUT, layer i is the residual stream after block i.
+ * Vectors never contain NaN or Inf: every way in checks it.
+ * File formats (our GGUF, llama.cpp control vectors, the seed paper's JSON) are
+ * specified in src/ev.h.
+ */
+typedef struct es_ev_set es_ev_set;
+
+#define ES_EV_MAX_LAYER 4096 /* layers are in [0, ES_EV_MAX_LAYER) */
+#define ES_EV_MAX_NAME 48    /* emotion names: 1..48 chars of [A-Za-z0-9_-] */
+
+typedef struct es_ev_meta {
+    const char *method;       /* how the vectors were made, e.g. "mean_diff" ("" = unknown) */
+    const char *source_model; /* the model they were measured on ("" = unknown) */
+    const char *query_set;    /* the queries used ("" = unknown) */
+    const char *token_policy; /* which tokens were averaged, e.g. "response" ("" = unknown) */
+    const char *note;         /* free text, e.g. a forced-export warning ("") */
+    int n_samples;            /* prompts per condition (0 = unknown) */
+} es_ev_meta;
+
+/* Creates an empty set of width n_embd measured at hook hp. *out is owned by the
+ * caller and freed with es_ev_set_free. */
+es_status es_ev_set_create(int n_embd, es_hook_point hp, es_ev_set **out);
+void es_ev_set_free(es_ev_set *set);
+
+/* Copies v (float[n_embd]) as the vector of `emotion` at `layer`, adding the emotion
+ * if new and replacing an existing vector. Fails with ES_ERR_INVALID_ARG on a bad
+ * name or layer and ES_ERR_FORMAT on a NaN/Inf value (the message names its index). */
+es_status es_ev_set_put(es_ev_set *set, const char *emotion, int layer, const float *v);
+
+int es_ev_set_n_embd(const es_ev_set *set);
+es_hook_point es_ev_set_hook(const es_ev_set *set);
+/* One past the highest layer any emotion has (0 for an empty set). */
+int es_ev_set_n_layer(const es_ev_set *set);
+int es_ev_set_n_emotions(const es_ev_set *set);
+/* Name of the i-th emotion (insertion order), or NULL out of range. Borrowed. */
+const char *es_ev_set_emotion(const es_ev_set *set, int i);
+/* Index of an emotion, or -1. */
+int es_ev_set_find(const es_ev_set *set, const char *emotion);
+/* The vector (float[n_embd]) of an emotion at a layer, or NULL if absent. Borrowed:
+ * valid until the set is changed or freed. */
+const float *es_ev_set_get(const es_ev_set *set, const char *emotion, int layer);
+/* Renames an emotion (ES_ERR_NOT_FOUND if absent, ES_ERR_INVALID_ARG if the new name
+ * is bad or taken). */
+es_status es_ev_set_rename(es_ev_set *set, const char *emotion, const char *new_name);
+/* Copies every emotion of src into dst (same n_embd and hook, else
+ * ES_ERR_INVALID_ARG); an emotion in both takes src's vectors. Metadata of dst stays. */
+es_status es_ev_set_merge(es_ev_set *dst, const es_ev_set *src);
+
+/* Metadata. get: the strings are borrowed from the set (never NULL). set: copies
+ * every string; NULL fields become "". */
+void es_ev_set_get_meta(const es_ev_set *set, es_ev_meta *meta);
+es_status es_ev_set_set_meta(es_ev_set *set, const es_ev_meta *meta);
+/* Mean L2 norm of the activations the vectors of `layer` were measured on (at the
+ * set's hook), to express steering strengths relative to it. 0 = unknown. */
+es_status es_ev_set_set_act_norm(es_ev_set *set, int layer, float norm);
+float es_ev_set_act_norm(const es_ev_set *set, int layer);
+
+/* Loads emotion vectors, detecting the format from the file's first bytes:
+ *   - emosteer GGUF (has key emosteer.emotions): everything as saved;
+ *   - llama.cpp / repeng control-vector GGUF (tensors direction.N, N >= 1): one
+ *     emotion at hook block_out, layer N (llama.cpp adds direction.N to the output
+ *     of 0-based block N);
+ *   - the seed paper's JSON ({"0": [[floats]], "1": ...}): one emotion at hook
+ *     attn_out, layer = key; numbers are parsed as double and rounded to float.
+ * Single-vector formats carry no emotion name: `name` is used, or when NULL the
+ * file name's last "_"-separated word without extension ("qwen2.5_joy.json" ->
+ * "joy"; a control vector exported by emosteer remembers its name).
+ * *out is owned by the caller. Malformed input fails with ES_ERR_FORMAT naming the
+ * problem (layer, index, key). */
+es_status es_ev_set_load(const char *path, const char *name, es_ev_set **out);
+/* Saves the set as emosteer GGUF (src/ev.h). A set with one emotion at block_out
+ * also gets llama.cpp's direction.N tensors (N >= 1), so llama.cpp reads it as a
+ * control vector. */
+es_status es_ev_set_save(const es_ev_set *set, const char *path);
+/* Writes `scale` times one emotion as a llama.cpp control vector (direction.N for
+ * every layer N >= 1 the emotion has). Only block_out vectors mean the same thing in
+ * llama.cpp: for attn_out / mlp_out vectors this fails with ES_ERR_UNSUPPORTED
+ * (the hook differs), and so does a nonzero layer-0 vector (llama.cpp never steers
+ * block 0), unless `force`, which writes what it can and records the difference in
+ * the key emosteer.note. */
+es_status es_ev_set_export_control_vector(const es_ev_set *set, const char *emotion, float scale,
+                                          bool force, const char *path);
+
+/*
+ * Steering sets (src/steer.c). A steering set is a list of items, each adding
+ * alpha * (an emotion's vector) at a hook point, on chosen layers and positions.
+ * Emotions mix linearly: items at the same (hook, layer, positions) are summed into
+ * one precomputed vector when the set is attached to a context, so steering costs
+ * one vector add per steered token and layer.
+ */
+typedef enum es_steer_positions {
+    ES_STEER_POS_ALL = 0,       /* every position */
+    ES_STEER_POS_PROMPT = 1,    /* positions < the sequence's prompt length */
+    ES_STEER_POS_GENERATED = 2, /* positions >= the sequence's prompt length */
+    ES_STEER_POS_LAST = 3,      /* in each es_decode batch, the last token of each
+                                   sequence in it (what the seed paper's code steers) */
+    ES_STEER_POS_COUNT = 4
+} es_steer_positions;
+
+/* "all", "prompt", "generated", "last". */
+const char *es_steer_positions_name(es_steer_positions p);
+es_status es_steer_positions_parse(const char *name, es_steer_positions *out);
+
+typedef struct es_steer_item {
+    const es_ev_set *vectors; /* read by es_steer_set_add only: the vectors are copied */
+    const char *emotion;      /* an emotion of `vectors` */
+    float alpha;              /* scale (default 1) */
+    int hook;                 /* ES_HOOK_*, or -1 (default): the hook of `vectors` */
+    int layer_first;          /* inclusive layer range; -1 (default) = from the emotion's */
+    int layer_last;           /*   first / to its last layer. Every layer of an explicit */
+                              /*   range must exist; the default range skips absent ones */
+    const int32_t *layers;    /* an explicit layer list (n_layers entries) instead of the */
+    int n_layers;             /*   range, or NULL (default); borrowed during the add */
+    es_steer_positions positions; /* default ES_STEER_POS_ALL */
+} es_steer_item;
+
+/* alpha 1, hook -1, every layer, every position, vectors/emotion NULL. */
+es_steer_item es_steer_item_default(void);
+
+typedef struct es_steer_set es_steer_set;
+
+/* Creates an empty steering set; *out is owned by the caller (es_steer_set_free). */
+es_status es_steer_set_create(es_steer_set **out);
+void es_steer_set_free(es_steer_set *set);
+/* Adds an item (copying the selected vectors). Fails on an unknown emotion
+ * (ES_ERR_NOT_FOUND), a missing layer of an explicit selection (ES_ERR_NOT_FOUND), a
+ * width different from earlier items, a bad hook/positions, or a non-finite alpha. */
+es_status es_steer_set_add(es_steer_set *set, const es_steer_item *item);
+/* After adding, rescale every changed activation vector to its L2 norm before the
+ * addition (default off). */
+void es_steer_set_preserve_norm(es_steer_set *set, bool on);
+int es_steer_set_n_items(const es_steer_set *set);
+/* The combined vector sum_k alpha_k v_k of the items at (hp, layer, p) into
+ * out[n_embd]; ES_ERR_NOT_FOUND if no item adds there. */
+es_status es_steer_set_combined(const es_steer_set *set, es_hook_point hp, int layer,
+                                es_steer_positions p, float *out, int n_embd);
+
+/* Attaches a copy of `set` to sequence `seq` of ctx, or to every sequence when
+ * seq < 0; set == NULL removes steering. The set may be freed afterwards. Checks it
+ * against the model: width == n_embd and every layer < n_layer (ES_ERR_INVALID_ARG
+ * naming the value), and every combined vector finite (ES_ERR_FORMAT). Takes effect
+ * at the next es_decode; steering runs before the es_set_hook callback. */
+es_status es_context_set_steering(es_context *ctx, int seq, const es_steer_set *set);
+/* Sets the prompt length of sequence `seq` (every sequence when seq < 0), which
+ * splits ES_STEER_POS_PROMPT from ES_STEER_POS_GENERATED. n_prompt < 0 restores
+ * the default: the prompt is the tokens of the latest batch that contained the
+ * sequence's position 0 (right for "decode the whole prompt, then one token at a
+ * time"; set it explicitly when the prompt is decoded in several batches). */
+es_status es_context_set_prompt_len(es_context *ctx, int seq, int n_prompt);
+
+/*
+ * Emotion lexicon scorer (src/lexicon.c): a transparent word-list signal for
+ * evaluation. Words of data/lexicon/emotions.tsv (word, emotion, weight) count toward
+ * anger, disgust, fear, joy, sadness; a negator (not, no, never, ...n't, ...) up to 3
+ * words before an emotion word cancels it. Valence is a VADER-style compound score
+ * from data/lexicon/vader_lexicon.txt.
+ */
+typedef enum es_emotion {
+    ES_EMO_ANGER = 0,
+    ES_EMO_DISGUST = 1,
+    ES_EMO_FEAR = 2,
+    ES_EMO_JOY = 3,
+    ES_EMO_SADNESS = 4,
+    ES_EMO_COUNT = 5,
+    ES_EMO_NEUTRAL = -1
+} es_emotion;
+
+/* "anger", "disgust", "fear", "joy", "sadness", "neutral" (for ES_EMO_NEUTRAL);
+ * "unknown" otherwise. */
+const char *es_emotion_name(int e);
+/* Parses an emotion name (not "neutral"); ES_ERR_INVALID_ARG naming the bad value. */
+es_status es_emotion_parse(const char *name, es_emotion *out);
+
+typedef struct es_lexicon es_lexicon;
+
+/* Loads <dir>/emotions.tsv and <dir>/vader_lexicon.txt (the project ships them in
+ * data/lexicon/ and installs them in share/emosteer/lexicon/). *out is owned by the
+ * caller (es_lexicon_free) and is read-only afterwards: share it between threads. */
+es_status es_lexicon_load(const char *dir, es_lexicon **out);
+void es_lexicon_free(es_lexicon *lex);
+
+typedef struct es_lexicon_score {
+    int n_words;                 /* words in the text */
+    int n_emotion_words;         /* emotion words counted (not negated) */
+    int n_negated;               /* emotion words cancelled by a negator */
+    int count[ES_EMO_COUNT];     /* counted words per emotion */
+    float weight[ES_EMO_COUNT];  /* summed weights per emotion */
+    float share[ES_EMO_COUNT];   /* weight / total weight (all 0 when none) */
+    float valence;               /* VADER-style compound in [-1, 1] */
+    int top;                     /* es_emotion with the largest weight (ties: lower
+                                    enum value), or ES_EMO_NEUTRAL when none */
+} es_lexicon_score;
+
+/* Scores UTF-8 text (len bytes; need not be NUL-terminated). Never fails on any
+ * bytes; ES_ERR_INVALID_ARG only for NULL arguments. */
+es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t len,
+                                es_lexicon_score *out);
 
 /* (steering section: end) */
 

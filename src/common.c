@@ -26,7 +26,13 @@ es_status es_error_prefix(es_status st, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, tls_error, sizeof old);
-    snprintf(tls_error, sizeof tls_error, "%s: %s", prefix, old);
+    /* "prefix: old", truncated to the buffer */
+    size_t np = strnlen(prefix, sizeof prefix), no = strnlen(old, sizeof old - 1);
+    size_t at = 0, cap = sizeof tls_error - 1;
+    for (size_t i = 0; i < np && at < cap; i++) tls_error[at++] = prefix[i];
+    for (size_t i = 0; i < 2 && at < cap; i++) tls_error[at++] = ": "[i];
+    for (size_t i = 0; i < no && at < cap; i++) tls_error[at++] = old[i];
+    tls_error[at] = '\0';
     return st;
 }
 

@@ -129,7 +129,16 @@ es_status es_gguf_writer_set_arr_str(es_gguf_writer *w, const char *key, const c
 /* Adds a tensor; data (nbytes computed from type and ne) is copied. */
 es_status es_gguf_writer_add_tensor(es_gguf_writer *w, const char *name, int type, int n_dims,
                                     const int64_t *ne, const void *data);
+/* Any scalar type (u8..f64, bool) from host (little-endian) bytes at value. */
+es_status es_gguf_writer_set_val(es_gguf_writer *w, const char *key, es_gguf_vtype type,
+                                 const void *value);
+/* A value already encoded as in the file (e.g. nested arrays): n bytes at value, which
+ * must parse as exactly one value of `type` (ES_ERR_INVALID_ARG otherwise). */
+es_status es_gguf_writer_set_raw(es_gguf_writer *w, const char *key, es_gguf_vtype type,
+                                 const void *value, size_t n);
 /* Writes the file atomically (temp file + rename). */
 es_status es_gguf_writer_write(const es_gguf_writer *w, const char *path);
+/* Builds the same bytes in memory: *out (malloc'ed, caller frees) of *size bytes. */
+es_status es_gguf_writer_write_memory(const es_gguf_writer *w, uint8_t **out, size_t *size);
 
 #endif /* ES_GGUF_H */

@@ -1,0 +1,156 @@
+/* cmd_info.c — `emosteer info [-m] MODEL`: what a GGUF model is (architecture, sizes,
+ * parameters, tensor types, tokenizer, chat template). */
+#include "cli.h"
+
+#include "gguf.h"
+#include "types.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void info_help(FILE *f) {
+    fprintf(f, "usage: emosteer info [-m] MODEL\n\n"
+               "Describes a GGUF model: architecture, sizes, parameter count, tensor types\n"
+               "(count and bytes per type), tokenizer and special tokens, chat template.\n\n"
+               "options:\n"
+               "  -m, --model PATH   the model (also accepted as the only argument;\n"
+               "                     default %s)\n"
+               "  -h, --help         this help\n",
+               cli_default_model());
+}
+
+static void print_bytes(uint64_t b) {
+    if (b >= (1ull << 30))
+        printf("%.2f GiB", (double)b / (1ull << 30));
+    else if (b >= (1ull << 20))
+        printf("%.2f MiB", (double)b / (1ull << 20));
+    else
+        printf("%.1f KiB", (double)b / 1024.0);
+}
+
+static void print_count(uint64_t n) {
+    if (n >= 1000000000ull)
+        printf("%.2fB", n / 1e9);
+    else if (n >= 1000000ull)
+        printf("%.2fM", n / 1e6);
+    else
+        printf("%.1fK", n / 1e3);
+    printf(" (%llu)", (unsigned long long)n);
+}
+
+/* Tensor type histogram: count and bytes per type. */
+static void print_type_histogram(const es_gguf *g) {
+    int count[ES_TYPE_COUNT] = {0};
+    uint64_t bytes[ES_TYPE_COUNT] = {0};
+    for (int64_t i = 0; i < es_gguf_n_tensors(g); i++) {
+        const es_gguf_tensor *t = es_gguf_tensor_at(g, i);
+        if (t->type >= 0 && t->type < ES_TYPE_COUNT) {
+            count[t->type]++;
+            bytes[t->type] += t->nbytes;
+        }
+    }
+    printf("tensor types:\n");
+    for (int ty = 0; ty < ES_TYPE_COUNT; ty++) {
+        if (!count[ty]) continue;
+        printf("  %-8s %5d tensors  ", es_type_name(ty), count[ty]);
+        print_bytes(bytes[ty]);
+        printf("\n");
+    }
+}
+
+static void print_special(const char *label, int32_t id, const es_vocab *v) {
+    if (id < 0) {
+        printf(" %s -", label);
+        return;
+    }
+    const char *text = v ? es_vocab_token_text(v, id) : NULL;
+    printf(" %s %d", label, (int)id);
+    if (text) printf(" (%s)", text);
+}
+
+static void print_tokenizer(const es_gguf *g, const es_vocab *v) {
+    char *model = es_gguf_get_str_dup(g, "tokenizer.ggml.model");
+    char *pre = es_gguf_get_str_dup(g, "tokenizer.ggml.pre");
+    if (!model) {
+        printf("tokenizer:      none\n");
+    } else {
+        printf("tokenizer:      %s (pre: %s), %d tokens\n", model, pre ? pre : "-",
+               v ? (int)es_vocab_n_tokens(v) : -1);
+    }
+    free(model);
+    free(pre);
+    if (!v) return;
+    uint32_t pad = 0;
+    printf("special tokens:");
+    print_special("bos", es_vocab_bos(v), v);
+    print_special("eos", es_vocab_eos(v), v);
+    print_special("eot", es_vocab_eot(v), v);
+    print_special("unk", es_vocab_unk(v), v);
+    if (es_gguf_get_u32(g, "tokenizer.ggml.padding_token_id", &pad) == ES_OK) print_special("pad", (int32_t)pad, v);
+    printf("\n");
+    printf("adds:           bos %s, eos %s\n", es_vocab_add_bos(v) ? "yes" : "no", es_vocab_add_eos(v) ? "yes" : "no");
+}
+
+static void print_chat_template(const char *tmpl) {
+    if (!tmpl) {
+        printf("chat template:  none\n");
+        return;
+    }
+    es_chat_format fmt = es_chat_detect(tmpl);
+    printf("chat template:  %zu bytes, format %s\n", strlen(tmpl), es_chat_format_name(fmt));
+    if (fmt == ES_CHAT_UNKNOWN) {
+        printf("                \"");
+        for (int i = 0; i < 80 && tmpl[i]; i++) putchar(tmpl[i] == '\n' ? ' ' : tmpl[i]);
+        printf("%s\"\n", strlen(tmpl) > 80 ? "..." : "");
+    }
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            info_help(stdout);
+            return ES_EXIT_OK;
+        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (++i >= argc) return cli_usage_error("info", "%s needs a path", argv[i - 1]);
+            path = argv[i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error("info", "unknown option '%s'", argv[i]);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            return cli_usage_error("info", "more than one model given ('%s')", argv[i]);
+        }
+    }
+    if (!path) path = cli_default_model();
+
+    es_model *m = NULL;
+    if (es_model_load(path, NULL, &m) != ES_OK) return cli_fail("cannot load the model");
+    es_gguf *g = NULL;
+    if (es_gguf_open(path, &g) != ES_OK) {
+        es_model_free(m);
+        return cli_fail("cannot read the model file");
+    }
+    es_model_info in;
+    es_model_get_info(m, &in);
+    printf("file:           %s\n", path);
+    printf("architecture:   %s\n", in.arch);
+    printf("name:           %s\n", in.name[0] ? in.name : "-");
+    printf("layers:         %d\n", in.n_layer);
+    printf("d_model:        %d\n", in.n_embd);
+    printf("heads:          %d query, %d key/value, head dim %d\n", in.n_head, in.n_head_kv, in.head_dim);
+    printf("ffn:            %d\n", in.n_ff);
+    printf("vocab:          %d\n", in.n_vocab);
+    printf("context:        %d (trained)\n", in.n_ctx_train);
+    printf("parameters:     ");
+    print_count(in.n_params);
+    printf("\nweights:        ");
+    print_bytes(in.weight_bytes);
+    printf("\n");
+    print_type_histogram(g);
+    print_tokenizer(g, es_model_vocab(m));
+    print_chat_template(es_model_chat_template(m));
+    es_gguf_close(g);
+    es_model_free(m);
+    return ES_EXIT_OK;
+}

@@ -1,0 +1,145 @@
+/*
+ * fuzz_tokenizer.c — random bytes through both tokenizer kinds (llama-spm:
+ * SentencePiece, qwen2: byte-level BPE), with and without parse_special, then back
+ * through es_detokenize, es_token_to_piece and the streaming detokenizer.
+ *
+ * Invariants checked (abort on violation):
+ *   - byte-level BPE round-trips every input exactly (invalid UTF-8 included);
+ *   - SentencePiece round-trips every input without a literal "▁" (which it cannot
+ *     tell from an escaped space);
+ *   - a too-small cap gives ES_ERR_RANGE with the same count;
+ *   - the stream, fed through a tiny buffer, gives the same bytes as es_detokenize.
+ * The vocabularies come from $ES_SHARED or ../shared; without them every input is
+ * a no-op.
+ */
+#include "emosteer.h"
+#include "fuzz_seeds.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_MAX_BYTES 2048
+
+static es_vocab *g_spm, *g_bpe;
+static int g_loaded; /* 0 = not tried, 1 = loaded, -1 = unavailable */
+
+static const char *shared_dir(void) {
+    const char *env = getenv("ES_SHARED");
+    return env && *env ? env : "../shared";
+}
+
+static void load_once(void) {
+    if (g_loaded) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-llama-spm.gguf", shared_dir());
+    es_status a = es_vocab_load(path, &g_spm);
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-qwen2.gguf", shared_dir());
+    es_status b = es_vocab_load(path, &g_bpe);
+    g_loaded = (a == ES_OK && b == ES_OK) ? 1 : -1;
+}
+
+static void fail(const char *what, const es_vocab *v, const uint8_t *data, size_t size) {
+    fprintf(stderr, "fuzz_tokenizer: %s (%s vocab, %zu input bytes: '%.*s')\n", what,
+            v == g_spm ? "spm" : "bpe", size, (int)(size < 200 ? size : 200), (const char *)data);
+    abort();
+}
+
+static void check_one(const es_vocab *v, const uint8_t *data, size_t size, bool parse_special, bool expect_exact) {
+    int32_t cap = (int32_t)size * 4 + 8; /* byte fallback: at most 4 ids per byte, + prefix + BOS/EOS */
+    int32_t *ids = malloc((size_t)cap * sizeof(int32_t));
+    int32_t n = 0;
+    if (es_tokenize(v, (const char *)data, size, true, parse_special, ids, cap, &n) != ES_OK) fail("tokenize failed", v, data, size);
+    if (n > 1 && !parse_special) {
+        int32_t need = 0;
+        if (es_tokenize(v, (const char *)data, size, true, parse_special, ids, n - 1, &need) != ES_ERR_RANGE || need != n)
+            fail("small cap did not report the needed count", v, data, size);
+        es_tokenize(v, (const char *)data, size, true, parse_special, ids, cap, &n);
+    }
+    for (int32_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= es_vocab_n_tokens(v)) fail("id out of range", v, data, size);
+        char piece[8];
+        int32_t k = es_token_to_piece(v, ids[i], piece, sizeof piece, true);
+        if (k < 0) {
+            char *big = malloc((size_t)-k);
+            if (es_token_to_piece(v, ids[i], big, -k, true) != -k) fail("piece size mismatch", v, data, size);
+            free(big);
+        }
+    }
+    /* without BOS/EOS for the round trip */
+    int32_t off = (es_vocab_add_bos(v) && n > 0) ? 1 : 0;
+    int32_t m = n - off - ((es_vocab_add_eos(v) && n > off) ? 1 : 0);
+    char *back = NULL;
+    size_t len = 0;
+    if (es_detokenize(v, ids + off, m, false, &back, &len) != ES_OK) fail("detokenize failed", v, data, size);
+    if (expect_exact && (len != size || memcmp(back, data, size) != 0)) fail("round trip differs", v, data, size);
+
+    /* the stream through a 5-byte window equals the concatenated pieces */
+    es_detok_stream *s = NULL;
+    if (es_detok_stream_create(v, true, &s) != ES_OK) fail("stream create", v, data, size);
+    size_t want_len = 0;
+    for (int32_t i = off; i < off + m; i++) {
+        int32_t pk = es_token_to_piece(v, ids[i], NULL, 0, true);
+        want_len += (size_t)(pk < 0 ? -pk : pk);
+    }
+    char *concat = malloc(want_len + 1), *streamed = malloc(want_len + 1);
+    size_t total = 0, pieces = 0;
+    for (int32_t i = off; i < off + m; i++) {
+        char buf[5];
+        pieces += (size_t)es_token_to_piece(v, ids[i], concat + pieces, (int32_t)(want_len - pieces), true);
+        size_t got = es_detok_stream_push(s, ids[i], buf, sizeof buf);
+        if (total + got > want_len) fail("stream gives too many bytes", v, data, size);
+        memcpy(streamed + total, buf, got);
+        total += got;
+    }
+    char buf[5];
+    size_t k;
+    while ((k = es_detok_stream_flush(s, buf, sizeof buf)) > 0) {
+        if (total + k > want_len) fail("stream flush gives too many bytes", v, data, size);
+        memcpy(streamed + total, buf, k);
+        total += k;
+    }
+    if (total != pieces || pieces != want_len || memcmp(streamed, concat, total) != 0)
+        fail("stream differs from pieces", v, data, size);
+    es_detok_stream_free(s);
+    free(streamed);
+    free(concat);
+    free(back);
+    free(ids);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    es_fuzz_prime_corpus(*argc, *argv);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    load_once();
+    if (g_loaded < 0) return 0;
+    if (size > FUZZ_MAX_BYTES) size = FUZZ_MAX_BYTES;
+    bool has_ws_mark = false; /* a literal U+2581 cannot survive SentencePiece */
+    for (size_t i = 0; i + 2 < size; i++)
+        if (data[i] == 0xE2 && data[i + 1] == 0x96 && data[i + 2] == 0x81) has_ws_mark = true;
+    for (int ps = 0; ps < 2; ps++) {
+        check_one(g_bpe, data, size, ps, true);
+        check_one(g_spm, data, size, ps, !has_ws_mark);
+    }
+    return 0;
+}
+
+int es_fuzz_seed_paths(char paths[][4096], int max) {
+    static const char *const names[] = {"llama-spm", "llama-bpe", "qwen2", "gpt-2", "phi-3"};
+    int n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && n < max; i++)
+        snprintf(paths[n++], 4096, "%s/vocab/ggml-vocab-%s.gguf.inp", shared_dir(), names[i]);
+    return n;
+}
+
+const uint8_t *es_fuzz_builtin_seed(size_t *n) {
+    static const char seed[] =
+        "<|im_start|>user\nH\xC3\xA9llo <s>wor</s>ld<unk> \xF0\x9F\xA6\x99 1234567 'll 'S\n\n\t <|im_end|>"
+        "[PAD151650]\xFF\xFE\xE2\x82 \xC3(<|endoftext|>";
+    *n = sizeof seed - 1;
+    return (const uint8_t *)seed;
+}

@@ -1,0 +1,81 @@
+/* arch.c — the table of supported architecture families and tensor names (see arch.h). */
+#include "arch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Facts per family, from the Hugging Face modeling code and llama.cpp's converter:
+ *  - llama/mistral: Q/K rows are permuted by the converter so adjacent-pair RoPE applies.
+ *  - qwen2, qwen3, gemma, gemma2, gemma3, phi3: Hugging Face rotate_half RoPE, unpermuted (NEOX style).
+ *  - gemma, gemma2, gemma3: embeddings scaled by sqrt(d), GELU-tanh, norms stored as 1+w by the converter.
+ *  - gemma2: sliding window on even layers; gemma3: 5 local layers then 1 global. */
+static const es_arch arch_table[] = {
+    /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base     base_swa */
+    {"llama",   ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f},
+    {"mistral", ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f},
+    {"qwen2",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f},
+    {"qwen3",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, true,  false, 0, 10000.0f, 0.0f},
+    {"gemma",   ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, false, 0, 10000.0f, 0.0f},
+    {"gemma2",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, true,  2, 10000.0f, 0.0f},
+    {"gemma3",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, true,  true,  6, 1000000.0f, 10000.0f},
+    {"phi3",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  true,  false, false, 1, 10000.0f, 0.0f},
+};
+
+/* GGUF names; per-layer ones are formats taking the layer index. */
+static const char *const tensor_names[ES_T_ROLE_COUNT] = {
+    [ES_T_TOKEN_EMBD] = "token_embd.weight",
+    [ES_T_OUTPUT_NORM] = "output_norm.weight",
+    [ES_T_OUTPUT] = "output.weight",
+    [ES_T_ROPE_FREQS] = "rope_freqs.weight",
+    [ES_T_ROPE_SHORT] = "rope_factors_short.weight",
+    [ES_T_ROPE_LONG] = "rope_factors_long.weight",
+    [ES_T_ATTN_NORM] = "blk.%d.attn_norm.weight",
+    [ES_T_ATTN_Q] = "blk.%d.attn_q.weight",
+    [ES_T_ATTN_K] = "blk.%d.attn_k.weight",
+    [ES_T_ATTN_V] = "blk.%d.attn_v.weight",
+    [ES_T_ATTN_QKV] = "blk.%d.attn_qkv.weight",
+    [ES_T_ATTN_Q_BIAS] = "blk.%d.attn_q.bias",
+    [ES_T_ATTN_K_BIAS] = "blk.%d.attn_k.bias",
+    [ES_T_ATTN_V_BIAS] = "blk.%d.attn_v.bias",
+    [ES_T_ATTN_QKV_BIAS] = "blk.%d.attn_qkv.bias",
+    [ES_T_ATTN_Q_NORM] = "blk.%d.attn_q_norm.weight",
+    [ES_T_ATTN_K_NORM] = "blk.%d.attn_k_norm.weight",
+    [ES_T_ATTN_OUT] = "blk.%d.attn_output.weight",
+    [ES_T_ATTN_OUT_BIAS] = "blk.%d.attn_output.bias",
+    [ES_T_ATTN_POST_NORM] = "blk.%d.post_attention_norm.weight",
+    [ES_T_FFN_NORM] = "blk.%d.ffn_norm.weight",
+    [ES_T_FFN_GATE] = "blk.%d.ffn_gate.weight",
+    [ES_T_FFN_UP] = "blk.%d.ffn_up.weight",
+    [ES_T_FFN_DOWN] = "blk.%d.ffn_down.weight",
+    [ES_T_FFN_POST_NORM] = "blk.%d.post_ffw_norm.weight",
+};
+
+const es_arch *es_arch_find(const char *name) {
+    if (!name) return NULL;
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (!strcmp(arch_table[i].name, name)) return &arch_table[i];
+    return NULL;
+}
+
+const char *es_arch_list(void) {
+    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3";
+}
+
+char *es_tensor_name(es_tensor_role role, int layer, char *buf, size_t size) {
+    if (size == 0) return buf;
+    if ((int)role < 0 || role >= ES_T_ROLE_COUNT) {
+        buf[0] = '\0';
+        return buf;
+    }
+    if (role >= ES_T_FIRST_LAYER_ROLE)
+        snprintf(buf, size, tensor_names[role], layer);
+    else
+        snprintf(buf, size, "%s", tensor_names[role]);
+    return buf;
+}
+
+bool es_arch_layer_is_swa(const es_arch *arch, int layer) {
+    if (arch->swa_pattern <= 0) return false;
+    if (arch->swa_pattern == 1) return true;
+    return layer % arch->swa_pattern != arch->swa_pattern - 1;
+}

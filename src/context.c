@@ -1,0 +1,193 @@
+/*
+ * context.c — contexts: KV cache and scratch allocation, cache bookkeeping, logits
+ * access, hooks. The forward pass itself is es_decode in forward.c.
+ */
+#include "context.h"
+
+#include "steer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+es_context_params es_context_default_params(void) {
+    es_context_params p;
+    p.n_ctx = 2048;
+    p.n_seq_max = 1;
+    p.n_batch = 512;
+    p.n_threads = ES_MIN(es_cpu_count(), 8);
+    if (p.n_threads < 1) p.n_threads = 1;
+    return p;
+}
+
+/* a*b*c*d floats, overflow-checked, as an aligned zeroed buffer. */
+static float *alloc_floats(size_t a, size_t b, size_t c, size_t d) {
+    size_t n;
+    if (!es_mul_size(a, b, &n) || !es_mul_size(n, c, &n) || !es_mul_size(n, d, &n) ||
+        !es_mul_size(n, sizeof(float), &n)) {
+        es_error(ES_ERR_NOMEM, "context: buffer of %zu x %zu x %zu x %zu floats overflows", a, b, c, d);
+        return NULL;
+    }
+    return es_alloc_aligned(n);
+}
+
+static void free_run_state(es_run_state *rs) {
+    es_free_aligned(rs->x);
+    es_free_aligned(rs->xb);
+    es_free_aligned(rs->q);
+    es_free_aligned(rs->k);
+    es_free_aligned(rs->v);
+    es_free_aligned(rs->qkv);
+    es_free_aligned(rs->att);
+    es_free_aligned(rs->out);
+    es_free_aligned(rs->gate);
+    es_free_aligned(rs->hb);
+    es_free_aligned(rs->scores);
+    es_free_aligned(rs->rope_cs);
+    es_free_aligned(rs->rope_cs_swa);
+    es_free_aligned(rs->wsp);
+    free(rs->pos);
+    free(rs->seq);
+    free(rs->first_pos);
+    free(rs->out_rows);
+    memset(rs, 0, sizeof *rs);
+}
+
+static es_status alloc_run_state(es_context *ctx) {
+    const es_config *c = &ctx->model->cfg;
+    const es_context_params *p = &ctx->params;
+    es_run_state *rs = &ctx->rs;
+    size_t B = (size_t)p->n_batch;
+    size_t nr = (size_t)(c->n_rot / 2 ? c->n_rot / 2 : 1);
+    rs->x = alloc_floats(B, (size_t)c->n_embd, 1, 1);
+    rs->xb = alloc_floats(B, (size_t)c->n_embd, 1, 1);
+    rs->q = alloc_floats(B, (size_t)c->n_q, 1, 1);
+    rs->k = alloc_floats(B, (size_t)c->n_k, 1, 1);
+    rs->v = alloc_floats(B, (size_t)c->n_v, 1, 1);
+    rs->att = alloc_floats(B, (size_t)c->n_head, (size_t)c->head_dim_v, 1);
+    rs->out = alloc_floats(B, (size_t)c->n_embd, 1, 1);
+    rs->gate = alloc_floats(B, (size_t)c->n_ff, c->arch->fused_gate_up ? 2 : 1, 1);
+    rs->hb = alloc_floats(B, (size_t)c->n_ff, 1, 1);
+    rs->scores = alloc_floats((size_t)p->n_threads, (size_t)(c->n_head / c->n_head_kv), (size_t)p->n_ctx, 1);
+    rs->rope_cs = alloc_floats(B, nr, 2, 1);
+    rs->rope_cs_swa = alloc_floats(B, nr, 2, 1);
+    bool ok = rs->x && rs->xb && rs->q && rs->k && rs->v && rs->att && rs->out && rs->gate && rs->hb &&
+              rs->scores && rs->rope_cs && rs->rope_cs_swa;
+    if (ok && c->arch->fused_qkv) {
+        rs->qkv = alloc_floats(B, (size_t)c->n_q + (size_t)c->n_k + (size_t)c->n_v, 1, 1);
+        ok = rs->qkv != NULL;
+    }
+    if (ok) {
+        size_t ws = es_model_matmul_wsize(ctx->model, (int64_t)B);
+        if (ws == SIZE_MAX) return es_error(ES_ERR_NOMEM, "context: matmul scratch for %zu tokens overflows", B);
+        rs->wsp = es_alloc_aligned(ws ? ws : 64);
+        ok = rs->wsp != NULL;
+    }
+    if (ok) {
+        rs->pos = es_calloc(B, sizeof *rs->pos);
+        rs->seq = es_calloc(B, sizeof *rs->seq);
+        rs->out_rows = es_calloc(B, sizeof *rs->out_rows);
+        rs->first_pos = es_calloc((size_t)p->n_seq_max, sizeof *rs->first_pos);
+        ok = rs->pos && rs->seq && rs->out_rows && rs->first_pos;
+    }
+    return ok ? ES_OK : ES_ERR_NOMEM;
+}
+
+es_status es_context_create(es_model *model, const es_context_params *params, es_context **out) {
+    if (!model || !out) return es_error(ES_ERR_INVALID_ARG, "context: model and out must not be NULL");
+    es_context_params p = params ? *params : es_context_default_params();
+    const es_config *c = &model->cfg;
+    if (p.n_ctx < 1) return es_error(ES_ERR_INVALID_ARG, "context: n_ctx %d must be >= 1", p.n_ctx);
+    if (p.n_seq_max < 1 || p.n_seq_max > 4096)
+        return es_error(ES_ERR_INVALID_ARG, "context: n_seq_max %d must be in [1, 4096]", p.n_seq_max);
+    if (p.n_batch < 1 || p.n_batch > (1 << 20))
+        return es_error(ES_ERR_INVALID_ARG, "context: n_batch %d must be in [1, 1048576]", p.n_batch);
+    if (p.n_threads < 1 || p.n_threads > 512)
+        return es_error(ES_ERR_INVALID_ARG, "context: n_threads %d must be in [1, 512]", p.n_threads);
+    if (p.n_ctx > c->n_ctx_train) p.n_ctx = c->n_ctx_train;
+
+    es_context *ctx = es_calloc(1, sizeof *ctx);
+    if (!ctx) return ES_ERR_NOMEM;
+    ctx->model = model;
+    ctx->params = p;
+    es_status st = ES_ERR_NOMEM;
+    ctx->tp = es_threadpool_create(p.n_threads);
+    if (!ctx->tp) goto fail;
+    ctx->k_cache = alloc_floats((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_k);
+    ctx->v_cache = alloc_floats((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_v);
+    ctx->kv_len = es_calloc((size_t)p.n_seq_max, sizeof *ctx->kv_len);
+    ctx->logits_row = es_calloc((size_t)p.n_batch, sizeof *ctx->logits_row);
+    if (!ctx->k_cache || !ctx->v_cache || !ctx->kv_len || !ctx->logits_row) goto fail;
+    if ((st = alloc_run_state(ctx)) != ES_OK) goto fail;
+    /* LongRoPE: long factors when the context is longer than the original one */
+    ctx->inv_freq = model->w.rope_inv_freq;
+    if (model->w.rope_inv_freq_long && c->n_ctx_orig > 0 && p.n_ctx > c->n_ctx_orig)
+        ctx->inv_freq = model->w.rope_inv_freq_long;
+    for (int i = 0; i < p.n_batch; i++) ctx->logits_row[i] = -1;
+    *out = ctx;
+    return ES_OK;
+fail:
+    es_error_prefix(st, "context");
+    es_context_free(ctx);
+    return st;
+}
+
+void es_context_free(es_context *ctx) {
+    if (!ctx) return;
+    es_steer_state_free(ctx->steer);
+    free_run_state(&ctx->rs);
+    es_threadpool_free(ctx->tp);
+    es_free_aligned(ctx->k_cache);
+    es_free_aligned(ctx->v_cache);
+    es_free_aligned(ctx->logits);
+    free(ctx->kv_len);
+    free(ctx->logits_row);
+    free(ctx);
+}
+
+es_status es_kv_clear(es_context *ctx, int seq) {
+    if (!ctx) return es_error(ES_ERR_INVALID_ARG, "context: NULL context");
+    if (seq >= ctx->params.n_seq_max)
+        return es_error(ES_ERR_INVALID_ARG, "context: sequence %d is outside [0, %d)", seq, ctx->params.n_seq_max);
+    if (seq < 0) {
+        for (int s = 0; s < ctx->params.n_seq_max; s++) ctx->kv_len[s] = 0;
+    } else {
+        ctx->kv_len[seq] = 0;
+    }
+    return ES_OK;
+}
+
+int es_kv_len(const es_context *ctx, int seq) {
+    if (!ctx || seq < 0 || seq >= ctx->params.n_seq_max) return 0;
+    return ctx->kv_len[seq];
+}
+
+const float *es_get_logits(const es_context *ctx, int i) {
+    if (!ctx || i < 0 || i >= ctx->last_n_tokens) return NULL;
+    int row = ctx->logits_row[i];
+    if (row < 0) return NULL;
+    return ctx->logits + (size_t)row * (size_t)ctx->model->cfg.n_vocab;
+}
+
+void es_set_hook(es_context *ctx, es_hook_fn fn, void *user) {
+    if (!ctx) return;
+    ctx->hook = fn;
+    ctx->hook_user = fn ? user : NULL;
+}
+
+static const char *const hook_names[ES_HOOK_COUNT] = {"attn_out", "mlp_out", "block_out"};
+
+const char *es_hook_name(es_hook_point hp) {
+    if ((int)hp < 0 || hp >= ES_HOOK_COUNT) return "unknown";
+    return hook_names[hp];
+}
+
+es_status es_hook_parse(const char *name, es_hook_point *out) {
+    if (!name || !out) return es_error(ES_ERR_INVALID_ARG, "hook: name and out must not be NULL");
+    for (int i = 0; i < ES_HOOK_COUNT; i++)
+        if (!strcmp(name, hook_names[i])) {
+            *out = (es_hook_point)i;
+            return ES_OK;
+        }
+    return es_error(ES_ERR_INVALID_ARG, "hook: unknown hook point '%s' (expected attn_out, mlp_out or block_out)",
+                    name);
+}

@@ -1,0 +1,61 @@
+/*
+ * context.h — internal: struct es_context = KV cache + RunState (scratch sized once
+ * for n_batch tokens at creation; es_decode allocates nothing per token) + logits +
+ * hooks and steering. One thread uses a context at a time.
+ */
+#ifndef ES_CONTEXT_H
+#define ES_CONTEXT_H
+
+#include "model.h"
+#include "threadpool.h"
+
+#include <stdint.h>
+
+struct es_steer_state; /* steer.h */
+
+/* Activations of the batch being decoded; B = n_batch (capacity), rows used = n_tokens. */
+typedef struct es_run_state {
+    float *x;       /* [B][n_embd] residual stream */
+    float *xb;      /* [B][n_embd] normed input of the current sublayer */
+    float *q;       /* [B][n_q] queries (RoPE'd) */
+    float *k;       /* [B][n_k] keys (RoPE'd), copied into the cache */
+    float *v;       /* [B][n_v] values, copied into the cache */
+    float *qkv;     /* [B][n_q + n_k + n_v] fused projection (fused-QKV models only, else NULL) */
+    float *att;     /* [B][n_head * head_dim_v] attention-weighted values */
+    float *out;     /* [B][n_embd] sublayer output (attention after o_proj, then MLP) */
+    float *gate;    /* [B][n_ff] gate projection (fused gate/up models: [B][2 * n_ff]) */
+    float *hb;      /* [B][n_ff] act(gate) * up: input of the down projection */
+    float *scores;  /* [n_threads][n_head/n_head_kv][n_ctx] attention scores, per thread */
+    float *rope_cs; /* [B][n_rot/2][2] cos, sin per token for global layers */
+    float *rope_cs_swa; /* [B][n_rot/2][2] the same for sliding-window layers */
+    void *wsp;      /* es_model_matmul_wsize(model, B) bytes of matmul scratch */
+    int32_t *pos;   /* [B] positions of the batch (filled when the caller passed NULL) */
+    int32_t *seq;   /* [B] sequence ids of the batch */
+    int32_t *first_pos; /* [n_seq_max] first position of each sequence in the batch, -1 if absent */
+    int32_t *out_rows;  /* [B] batch indices of the tokens that want logits, in order */
+} es_run_state;
+
+struct es_context {
+    es_model *model;           /* borrowed; outlives the context */
+    es_context_params params;  /* as used: n_ctx clamped, n_threads >= 1 */
+    es_threadpool *tp;         /* n_threads workers (owned) */
+
+    /* KV cache: K/V after RoPE, f32, per layer and sequence */
+    float *k_cache;            /* [n_layer][n_seq_max][n_ctx][n_k] (owned) */
+    float *v_cache;            /* [n_layer][n_seq_max][n_ctx][n_v] (owned) */
+    int32_t *kv_len;           /* [n_seq_max] positions cached per sequence */
+    const double *inv_freq;    /* [n_rot/2] RoPE table of global layers (model's; short or long) */
+
+    es_run_state rs;           /* scratch */
+
+    float *logits;             /* [logits_cap][n_vocab] rows of the last batch's logits (owned) */
+    int logits_cap;            /* rows allocated (grows when a batch asks for more) */
+    int32_t *logits_row;       /* [n_batch] row in `logits` of batch token i, or -1 */
+    int last_n_tokens;         /* size of the last decoded batch */
+
+    es_hook_fn hook;           /* user hook, or NULL */
+    void *hook_user;
+    struct es_steer_state *steer; /* owned; NULL when no steering */
+};
+
+#endif /* ES_CONTEXT_H */

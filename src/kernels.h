@@ -1,0 +1,150 @@
+/*
+ * kernels.h — internal: quantized block layouts and the per-type kernels behind the
+ * es_type_traits tables of types.c. Not part of the public API.
+ *
+ * Naming: es_ref_* are the plain scalar references (src/quants.c), es_avx2_* the
+ * AVX2/FMA/F16C versions (src/quants_avx2.c, only built on x86-64). Both follow the
+ * signatures of types.h: to_float(x, y, n), from_float(x, y, n), vec_dot(n, s, x, y)
+ * with n a multiple of the block size.
+ *
+ * Block layouts are the GGML ones, as stored in GGUF files (little-endian, packed):
+ *   Q4_0: d (fp16), qs[16]: element j in the low nibble of qs[j], element j+16 in the
+ *         high nibble; value = d * (q - 8).
+ *   Q4_1: d, m (fp16), qs[16] (same nibble order); value = d * q + m.
+ *   Q5_0: d, qh[4] (bit j of the little-endian u32 = 5th bit of element j), qs[16];
+ *         value = d * (q - 16).
+ *   Q5_1: d, m, qh[4], qs[16]; value = d * q + m.
+ *   Q8_0: d, qs[32] (int8); value = d * q.
+ *   Q8_1: d, s (fp16; s = d * sum(qs)), qs[32] (int8) — activations for Q4_1/Q5_1.
+ */
+#ifndef ES_KERNELS_H
+#define ES_KERNELS_H
+
+#include "types.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ES_QK 32 /* elements per block of the non-K quantized types */
+
+typedef struct {
+    uint16_t d;           /* scale, fp16 */
+    uint8_t qs[ES_QK / 2]; /* nibbles */
+} es_block_q4_0;
+_Static_assert(sizeof(es_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+
+typedef struct {
+    uint16_t d;            /* scale, fp16 */
+    uint16_t m;            /* minimum, fp16 */
+    uint8_t qs[ES_QK / 2]; /* nibbles */
+} es_block_q4_1;
+_Static_assert(sizeof(es_block_q4_1) == 20, "Q4_1 block is 20 bytes");
+
+typedef struct {
+    uint16_t d;            /* scale, fp16 */
+    uint8_t qh[4];         /* 5th bits, element j = bit j */
+    uint8_t qs[ES_QK / 2]; /* low nibbles */
+} es_block_q5_0;
+_Static_assert(sizeof(es_block_q5_0) == 22, "Q5_0 block is 22 bytes");
+
+typedef struct {
+    uint16_t d;            /* scale, fp16 */
+    uint16_t m;            /* minimum, fp16 */
+    uint8_t qh[4];         /* 5th bits */
+    uint8_t qs[ES_QK / 2]; /* low nibbles */
+} es_block_q5_1;
+_Static_assert(sizeof(es_block_q5_1) == 24, "Q5_1 block is 24 bytes");
+
+typedef struct {
+    uint16_t d;       /* scale, fp16 */
+    int8_t qs[ES_QK]; /* quants */
+} es_block_q8_0;
+_Static_assert(sizeof(es_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+
+typedef struct {
+    uint16_t d;       /* scale, fp16 */
+    uint16_t s;       /* d * sum(qs), fp16 */
+    int8_t qs[ES_QK]; /* quants */
+} es_block_q8_1;
+_Static_assert(sizeof(es_block_q8_1) == 36, "Q8_1 block is 36 bytes");
+
+/* ---- scalar references (quants.c) ---- */
+void es_ref_to_float_f32(const void *x, float *y, int64_t n);
+void es_ref_from_float_f32(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_f32(int64_t n, float *s, const void *x, const void *y);
+
+void es_ref_to_float_f16(const void *x, float *y, int64_t n);
+void es_ref_from_float_f16(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y);
+
+void es_ref_to_float_bf16(const void *x, float *y, int64_t n);
+void es_ref_from_float_bf16(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y);
+
+void es_ref_to_float_q4_0(const void *x, float *y, int64_t n);
+void es_ref_from_float_q4_0(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+
+void es_ref_to_float_q4_1(const void *x, float *y, int64_t n);
+void es_ref_from_float_q4_1(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_q4_1(int64_t n, float *s, const void *x, const void *y); /* y: Q8_1 */
+
+void es_ref_to_float_q5_0(const void *x, float *y, int64_t n);
+void es_ref_from_float_q5_0(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+
+void es_ref_to_float_q5_1(const void *x, float *y, int64_t n);
+void es_ref_from_float_q5_1(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_q5_1(int64_t n, float *s, const void *x, const void *y); /* y: Q8_1 */
+
+void es_ref_to_float_q8_0(const void *x, float *y, int64_t n);
+void es_ref_from_float_q8_0(const float *x, void *y, int64_t n);
+void es_ref_vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+
+void es_ref_to_float_q8_1(const void *x, float *y, int64_t n);
+void es_ref_from_float_q8_1(const float *x, void *y, int64_t n);
+
+/* Fills the scalar kernels of the types quants.c implements into a table indexed by
+ * type id (sizes and names already set by types.c). */
+void es_quants_register_ref(es_type_traits *table);
+
+#ifndef ES_NO_SIMD
+/* ---- AVX2/FMA/F16C (quants_avx2.c); call only when the CPU has all three ---- */
+/* Replaces entries of `table` with AVX2 kernels where quants_avx2.c has one. */
+void es_quants_register_avx2(es_type_traits *table);
+
+/* matmul_avx2.c: y[t][r] for rows [r0, r1) and all n_tok tokens, with F32, F16 or BF16
+ * weights W (rows of w_row bytes) and f32 activations x[n_tok][n_in]; y is
+ * [n_tok][n_out]. Register-blocked (3 rows x 4 tokens). */
+void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+                           int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
+
+/* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights. */
+typedef struct {
+    float d;   /* activation block scale */
+    float ms;  /* Q8_1 activations: s (= d * sum q) for the weights' min term; else 0 */
+    int32_t c; /* weight offset * sum q, subtracted from the biased integer dot */
+    int32_t pad;
+} es_xinfo;
+/* True when the CPU has AVX-VNNI (and es_type_get hands out AVX2 kernels). */
+bool es_vnni_supported(void);
+/* The bias added to make the type's quants unsigned (Q8_0 128, Q4_0 8, Q5_0 16,
+ * Q4_1/Q5_1 0), or -1 for a type without a packed integer path. */
+int es_vnni_weight_offset(int type);
+/* es_xinfo for the nb blocks of one activation row xq (vec_dot_type of `type`). */
+void es_vnni_xinfo(int type, const uint8_t *xq, int64_t nb, es_xinfo *out);
+/* y[t][r] for rows [r0, r1) and all tokens; xq: n_tok activation rows of x_row bytes,
+ * xi: [n_tok][n_in / 32]. */
+void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
+                         const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
+#endif
+
+/* Hook of the K-quant module (src/quants_k.c): fills the Q2_K..Q6_K and Q8_K entries
+ * of both tables (kernels, can_compute, vec_dot_type). A weak no-op stands in until
+ * that module is linked. */
+void es_kquants_register(es_type_traits *ref_table, es_type_traits *fast_table, bool have_avx2);
+
+/* True when es_type_get hands out the AVX2 kernels (after es_kernels_init). */
+bool es_kernels_have_avx2(void);
+
+#endif /* ES_KERNELS_H */

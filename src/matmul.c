@@ -1,0 +1,160 @@
+/*
+ * matmul.c — y[n_tok][n_out] = x[n_tok][n_in] · W[n_out][n_in]ᵀ for every computable type.
+ *
+ * Steps: (1) the activation rows are converted once to the weight type's vec_dot_type
+ * (into wsp; F32 activations are used in place); (2) the output rows are cut into
+ * chunks that the threads take from a shared counter (so a thread slowed down by
+ * another process does not hold up the rest); (3) each chunk is computed by one of
+ * three kernels:
+ *   - rows × vec_dot: any type; the decode case (n_tok == 1), memory bound;
+ *   - tiled f32 (matmul_avx2.c): F32/F16/BF16 weights, n_tok > 1, AVX2;
+ *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, n_tok >= 4, AVX-VNNI.
+ * All three give the same sums up to float rounding (integer block sums are exact).
+ */
+#include "matmul.h"
+
+#include "common.h"
+#include "kernels.h"
+#include "types.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define ES_MM_ALIGN 64
+#define ES_MM_VNNI_MIN_TOK 4 /* below this, packing costs more than it saves */
+
+static size_t align_up(size_t v) { return (v + ES_MM_ALIGN - 1) & ~(size_t)(ES_MM_ALIGN - 1); }
+
+/* Bytes of one converted activation row. */
+static size_t act_row_bytes(const es_type_traits *t, int64_t n_in) {
+    return align_up(es_row_size(t->vec_dot_type, n_in));
+}
+
+size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
+    const es_type_traits *t = es_type_get(type);
+    if (!t || n_in < 0 || n_tok < 0) return 0;
+    if (t->vec_dot_type == ES_TYPE_F32) return 0;
+    size_t total, info = 0;
+    if (!es_mul_size(act_row_bytes(t, n_in), (size_t)n_tok, &total)) return SIZE_MAX;
+#ifndef ES_NO_SIMD
+    /* es_xinfo per token and block for the packed integer path */
+    if (es_vnni_weight_offset(type) >= 0 &&
+        (!es_mul_size((size_t)n_tok * (size_t)(n_in / 32), sizeof(es_xinfo), &info) ||
+         !es_add_size(total, align_up(info), &total)))
+        return SIZE_MAX;
+#endif
+    (void)info;
+    return total;
+}
+
+typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q } mm_path;
+
+typedef struct {
+    const es_type_traits *tt;
+    int type;
+    mm_path path;
+    const uint8_t *W; /* [n_out] rows of w_row bytes */
+    size_t w_row;
+    int64_t n_out, n_in;
+    const float *x;    /* [n_tok][n_in] */
+    const uint8_t *xq; /* [n_tok] rows of x_row bytes in vec_dot_type (x itself for F32) */
+    size_t x_row;
+    void *xinfo;       /* es_xinfo [n_tok][n_in / 32] (packed path) */
+    int64_t n_tok;
+    float *y;          /* [n_tok][n_out] */
+    int64_t chunk;     /* output rows per chunk */
+    atomic_llong next; /* first row of the next free chunk */
+} mm_task;
+
+/* Converts the activation rows, split over threads. */
+static void convert_task(void *p, int ith, int nth) {
+    mm_task *t = p;
+    const es_type_traits *vt = es_type_get(t->tt->vec_dot_type);
+    for (int64_t i = ith; i < t->n_tok; i += nth) {
+        uint8_t *row = (uint8_t *)t->xq + (size_t)i * t->x_row;
+        vt->from_float(t->x + i * t->n_in, row, t->n_in);
+#ifndef ES_NO_SIMD
+        if (t->path == PATH_PACKED_Q)
+            es_vnni_xinfo(t->type, row, t->n_in / 32, (es_xinfo *)t->xinfo + i * (t->n_in / 32));
+#endif
+    }
+}
+
+static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
+    const es_vec_dot_fn dot = t->tt->vec_dot;
+    for (int64_t tok = 0; tok < t->n_tok; tok++) {
+        const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
+        float *yr = t->y + tok * t->n_out;
+        for (int64_t r = r0; r < r1; r++) dot(t->n_in, &yr[r], t->W + (size_t)r * t->w_row, xr);
+    }
+}
+
+static void rows_task(void *p, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    mm_task *t = p;
+    for (;;) {
+        const int64_t r0 = atomic_fetch_add_explicit(&t->next, t->chunk, memory_order_relaxed);
+        if (r0 >= t->n_out) break;
+        const int64_t r1 = ES_MIN(r0 + t->chunk, t->n_out);
+        switch (t->path) {
+#ifndef ES_NO_SIMD
+        case PATH_TILED_F32:
+            es_avx2_matmul_f32act(t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
+            break;
+        case PATH_PACKED_Q:
+            es_vnni_matmul_rows(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo, t->n_tok, t->y,
+                                t->n_out, r0, r1);
+            break;
+#endif
+        default: rows_vec_dot(t, r0, r1); break;
+        }
+    }
+}
+
+static mm_path choose_path(int type, int64_t n_in, int64_t n_tok) {
+#ifndef ES_NO_SIMD
+    if (n_tok > 1 && es_kernels_have_avx2() &&
+        (type == ES_TYPE_F32 || type == ES_TYPE_F16 || type == ES_TYPE_BF16))
+        return PATH_TILED_F32;
+    if (n_tok >= ES_MM_VNNI_MIN_TOK && n_in % 32 == 0 && es_vnni_weight_offset(type) >= 0 && es_vnni_supported())
+        return PATH_PACKED_Q;
+#endif
+    (void)type, (void)n_in, (void)n_tok;
+    return PATH_VEC_DOT;
+}
+
+void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in, const float *x,
+               int64_t n_tok, float *y, void *wsp) {
+    const es_type_traits *tt = es_type_get(type);
+    if (!tt || !tt->can_compute || n_out <= 0 || n_tok <= 0) return;
+    mm_task t = {
+        .tt = tt,
+        .type = type,
+        .path = choose_path(type, n_in, n_tok),
+        .W = W,
+        .w_row = es_row_size(type, n_in),
+        .n_out = n_out,
+        .n_in = n_in,
+        .x = x,
+        .n_tok = n_tok,
+        .y = y,
+    };
+    if (tt->vec_dot_type == ES_TYPE_F32) {
+        t.xq = (const uint8_t *)x;
+        t.x_row = (size_t)n_in * sizeof(float);
+    } else {
+        t.xq = wsp;
+        t.x_row = act_row_bytes(tt, n_in);
+        t.xinfo = (uint8_t *)wsp + t.x_row * (size_t)n_tok;
+        if (n_tok == 1) convert_task(&t, 0, 1);
+        else es_threadpool_run(tp, convert_task, &t);
+    }
+    /* chunks: ~8 per thread for balance, whole tiles of the chosen kernel */
+    const int nth = es_threadpool_size(tp);
+    const int64_t tile = t.path == PATH_PACKED_Q ? 16 : (t.path == PATH_TILED_F32 ? 3 : 1);
+    int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
+    t.chunk = (chunk + tile - 1) / tile * tile;
+    atomic_init(&t.next, 0);
+    es_threadpool_run(tp, rows_task, &t);
+}

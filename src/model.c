@@ -1,0 +1,501 @@
+/*
+ * model.c — es_model_load: open the GGUF, read the Config from its metadata, bind
+ * the Weights to tensors in the mapping (checking every name, shape and type), load
+ * the vocabulary. Nothing is computed here; see forward.c.
+ */
+#include "model.h"
+
+#include "matmul.h"
+#include "tokenizer.h"
+#include "types.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- metadata -------------------------------------------------------------- */
+
+/* "<arch>.<suffix>" into buf. */
+static const char *arch_key(const es_model *m, const char *suffix, char *buf, size_t size) {
+    snprintf(buf, size, "%s.%s", m->arch_name, suffix);
+    return buf;
+}
+
+/* Reads a positive integer key; a missing key gives `def` (or an error when def < 0). */
+static es_status read_int(const es_model *m, const char *suffix, int def, int lo, int hi, int *out) {
+    char key[160];
+    arch_key(m, suffix, key, sizeof key);
+    int64_t v;
+    es_status st = es_gguf_get_i64(m->gguf, key, &v);
+    if (st == ES_ERR_NOT_FOUND) {
+        if (def < 0) return es_error(ES_ERR_FORMAT, "model: metadata key %s is missing", key);
+        *out = def;
+        return ES_OK;
+    }
+    if (st != ES_OK) return es_error_prefix(st, "model");
+    if (v < lo || v > hi)
+        return es_error(ES_ERR_FORMAT, "model: %s = %lld is outside [%d, %d]", key, (long long)v, lo, hi);
+    *out = (int)v;
+    return ES_OK;
+}
+
+/* Reads a float key; a missing key gives `def`. */
+static es_status read_float(const es_model *m, const char *suffix, float def, float *out) {
+    char key[160];
+    arch_key(m, suffix, key, sizeof key);
+    float v;
+    es_status st = es_gguf_get_f32(m->gguf, key, &v);
+    if (st == ES_ERR_NOT_FOUND) {
+        *out = def;
+        return ES_OK;
+    }
+    if (st != ES_OK) return es_error_prefix(st, "model");
+    if (!isfinite(v)) return es_error(ES_ERR_FORMAT, "model: %s is not finite", key);
+    *out = v;
+    return ES_OK;
+}
+
+#define ES_MAX_DIM (1 << 24) /* sanity bound on any width read from a file */
+
+static es_status read_config(es_model *m) {
+    es_config *c = &m->cfg;
+    es_status st;
+    if ((st = read_int(m, "block_count", -1, 1, 4096, &c->n_layer))) return st;
+    if ((st = read_int(m, "embedding_length", -1, 1, ES_MAX_DIM, &c->n_embd))) return st;
+    if ((st = read_int(m, "attention.head_count", -1, 1, 65536, &c->n_head))) return st;
+    if ((st = read_int(m, "attention.head_count_kv", c->n_head, 1, c->n_head, &c->n_head_kv))) return st;
+    if ((st = read_int(m, "feed_forward_length", -1, 1, ES_MAX_DIM, &c->n_ff))) return st;
+    if ((st = read_int(m, "context_length", 2048, 1, 1 << 30, &c->n_ctx_train))) return st;
+    if ((st = read_int(m, "attention.key_length", c->n_embd / c->n_head, 1, 65536, &c->head_dim))) return st;
+    if ((st = read_int(m, "attention.value_length", c->head_dim, 1, 65536, &c->head_dim_v))) return st;
+    if ((st = read_int(m, "rope.dimension_count", c->head_dim, 0, c->head_dim, &c->n_rot))) return st;
+    if (c->n_head % c->n_head_kv != 0)
+        return es_error(ES_ERR_FORMAT, "model: %d query heads are not a multiple of %d KV heads",
+                        c->n_head, c->n_head_kv);
+    if (c->n_rot % 2 != 0) return es_error(ES_ERR_FORMAT, "model: rope.dimension_count %d is odd", c->n_rot);
+    if ((int64_t)c->n_head * c->head_dim > ES_MAX_DIM || (int64_t)c->n_head * c->head_dim_v > ES_MAX_DIM)
+        return es_error(ES_ERR_FORMAT, "model: %d heads of %d are too wide", c->n_head, c->head_dim);
+    c->n_q = c->n_head * c->head_dim;
+    c->n_k = c->n_head_kv * c->head_dim;
+    c->n_v = c->n_head_kv * c->head_dim_v;
+
+    if ((st = read_float(m, "attention.layer_norm_rms_epsilon", 1e-5f, &c->norm_eps))) return st;
+    if (!(c->norm_eps >= 0.0f)) return es_error(ES_ERR_FORMAT, "model: negative RMSNorm epsilon");
+    if ((st = read_float(m, "rope.freq_base", c->arch->rope_base_default, &c->rope_base))) return st;
+    float swa_default = c->arch->rope_base_swa_default > 0 ? c->arch->rope_base_swa_default : c->rope_base;
+    if ((st = read_float(m, "rope.freq_base_swa", swa_default, &c->rope_base_swa))) return st;
+    if (!(c->rope_base > 1.0f) || !(c->rope_base_swa > 1.0f))
+        return es_error(ES_ERR_FORMAT, "model: RoPE base %g / %g must be > 1", c->rope_base, c->rope_base_swa);
+
+    /* RoPE scaling: linear (positions / factor) is supported; others are refused by name. */
+    c->rope_pos_scale = 1.0f;
+    char key[160];
+    char *stype = es_gguf_get_str_dup(m->gguf, arch_key(m, "rope.scaling.type", key, sizeof key));
+    float factor;
+    if ((st = read_float(m, "rope.scaling.factor", 1.0f, &factor))) {
+        free(stype);
+        return st;
+    }
+    if (stype && strcmp(stype, "none") != 0 && strcmp(stype, "linear") != 0) {
+        st = es_error(ES_ERR_UNSUPPORTED, "model: RoPE scaling type '%s' is not supported", stype);
+        free(stype);
+        return st;
+    }
+    if (stype && !strcmp(stype, "linear") && factor > 0.0f) c->rope_pos_scale = 1.0f / factor;
+    free(stype);
+    float scale_linear;
+    if ((st = read_float(m, "rope.scale_linear", 1.0f, &scale_linear))) return st;
+    if (scale_linear > 0.0f && scale_linear != 1.0f) c->rope_pos_scale = 1.0f / scale_linear;
+    if ((st = read_float(m, "rope.scaling.attn_factor", 1.0f, &c->rope_attn_factor))) return st;
+    if ((st = read_int(m, "rope.scaling.original_context_length", 0, 0, 1 << 30, &c->n_ctx_orig))) return st;
+
+    if ((st = read_float(m, "attention.scale", 1.0f / sqrtf((float)c->head_dim), &c->attn_scale))) return st;
+    if ((st = read_float(m, "attn_logit_softcapping", 0.0f, &c->attn_softcap))) return st;
+    if ((st = read_float(m, "final_logit_softcapping", 0.0f, &c->final_softcap))) return st;
+    if (c->attn_softcap < 0 || c->final_softcap < 0)
+        return es_error(ES_ERR_FORMAT, "model: negative logit soft-cap");
+    if ((st = read_int(m, "attention.sliding_window", 0, 0, 1 << 30, &c->n_swa))) return st;
+    if (c->arch->swa_pattern == 0) c->n_swa = 0;
+    c->embd_scale = c->arch->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
+    return ES_OK;
+}
+
+/* ---- tensors ---------------------------------------------------------------- */
+
+static void count_tensors(es_model *m) {
+    for (int64_t i = 0; i < es_gguf_n_tensors(m->gguf); i++) {
+        const es_gguf_tensor *t = es_gguf_tensor_at(m->gguf, i);
+        uint64_t n = 1;
+        for (int d = 0; d < t->n_dims; d++) n *= (uint64_t)t->ne[d];
+        m->n_params += n;
+        m->weight_bytes += t->nbytes;
+    }
+}
+
+static const es_gguf_tensor *find_tensor(const es_model *m, es_tensor_role role, int layer, char *name,
+                                         size_t size) {
+    es_tensor_name(role, layer, name, size);
+    return es_gguf_find_tensor(m->gguf, name);
+}
+
+static es_status check_shape(const es_gguf_tensor *t, const char *name, int64_t ne0, int64_t ne1) {
+    bool ok = t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1;
+    if (!ok) {
+        if (ne1 == 1)
+            return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld]",
+                            name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                            (long long)t->ne[3], (long long)ne0);
+        return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                        (long long)t->ne[3], (long long)ne0, (long long)ne1);
+    }
+    return ES_OK;
+}
+
+static es_status check_computable(const es_gguf_tensor *t, const char *name, int64_t n_in) {
+    const es_type_traits *tt = es_type_get(t->type);
+    if (!tt || !tt->can_compute)
+        return es_error(ES_ERR_UNSUPPORTED, "model: tensor %s has type %s (%d), which emosteer cannot compute",
+                        name, es_type_name(t->type), t->type);
+    if (es_row_size(t->type, n_in) == 0)
+        return es_error(ES_ERR_UNSUPPORTED, "model: tensor %s: row of %lld is not a whole number of %s blocks",
+                        name, (long long)n_in, tt->name);
+    return ES_OK;
+}
+
+/* Binds a matrix [n_out][n_in]. Absent and optional: data stays NULL. */
+static es_status bind_matrix(es_model *m, es_tensor_role role, int layer, int64_t n_in, int64_t n_out,
+                             bool required, es_matrix *out) {
+    char name[96];
+    const es_gguf_tensor *t = find_tensor(m, role, layer, name, sizeof name);
+    memset(out, 0, sizeof *out);
+    if (!t) {
+        if (required) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
+        return ES_OK;
+    }
+    es_status st = check_shape(t, name, n_in, n_out);
+    if (st == ES_OK) st = check_computable(t, name, n_in);
+    if (st != ES_OK) return st;
+    out->data = t->data;
+    out->type = t->type;
+    out->n_in = n_in;
+    out->n_out = n_out;
+    return ES_OK;
+}
+
+static es_status keep_owned(es_model *m, float *p) {
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        float **o = realloc(m->owned, (size_t)cap * sizeof *o);
+        if (!o) {
+            free(p);
+            return es_error(ES_ERR_NOMEM, "model: out of memory");
+        }
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return ES_OK;
+}
+
+/* Binds a vector of n floats: F32 in place, any other computable type converted to an
+ * owned f32 copy. Absent and optional: *out = NULL. */
+static es_status bind_vector(es_model *m, es_tensor_role role, int layer, int64_t n, bool required,
+                             const float **out) {
+    char name[96];
+    const es_gguf_tensor *t = find_tensor(m, role, layer, name, sizeof name);
+    *out = NULL;
+    if (!t) {
+        if (required) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
+        return ES_OK;
+    }
+    es_status st = check_shape(t, name, n, 1);
+    if (st == ES_OK) st = check_computable(t, name, n);
+    if (st != ES_OK) return st;
+    if (t->type == ES_TYPE_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *out = t->data;
+        return ES_OK;
+    }
+    float *f = es_calloc((size_t)n, sizeof *f);
+    if (!f) return ES_ERR_NOMEM;
+    es_type_get(t->type)->to_float(t->data, f, n);
+    if ((st = keep_owned(m, f))) return st;
+    *out = f;
+    return ES_OK;
+}
+
+static es_status bind_layer(es_model *m, int il) {
+    const es_config *c = &m->cfg;
+    const es_arch *a = c->arch;
+    es_layer_weights *L = &m->w.layers[il];
+    es_status st;
+    L->swa = c->n_swa > 0 && es_arch_layer_is_swa(a, il);
+    if ((st = bind_vector(m, ES_T_ATTN_NORM, il, c->n_embd, true, &L->attn_norm))) return st;
+    if (a->fused_qkv) {
+        if ((st = bind_matrix(m, ES_T_ATTN_QKV, il, c->n_embd, (int64_t)c->n_q + c->n_k + c->n_v, true, &L->wqkv)))
+            return st;
+        const float *b = NULL;
+        if ((st = bind_vector(m, ES_T_ATTN_QKV_BIAS, il, (int64_t)c->n_q + c->n_k + c->n_v, false, &b))) return st;
+        if (b) {
+            L->bq = b;
+            L->bk = b + c->n_q;
+            L->bv = b + c->n_q + c->n_k;
+        }
+    } else {
+        if ((st = bind_matrix(m, ES_T_ATTN_Q, il, c->n_embd, c->n_q, true, &L->wq))) return st;
+        if ((st = bind_matrix(m, ES_T_ATTN_K, il, c->n_embd, c->n_k, true, &L->wk))) return st;
+        if ((st = bind_matrix(m, ES_T_ATTN_V, il, c->n_embd, c->n_v, true, &L->wv))) return st;
+        if ((st = bind_vector(m, ES_T_ATTN_Q_BIAS, il, c->n_q, false, &L->bq))) return st;
+        if ((st = bind_vector(m, ES_T_ATTN_K_BIAS, il, c->n_k, false, &L->bk))) return st;
+        if ((st = bind_vector(m, ES_T_ATTN_V_BIAS, il, c->n_v, false, &L->bv))) return st;
+    }
+    if ((st = bind_vector(m, ES_T_ATTN_Q_NORM, il, c->head_dim, a->qk_norm, &L->q_norm))) return st;
+    if ((st = bind_vector(m, ES_T_ATTN_K_NORM, il, c->head_dim, a->qk_norm, &L->k_norm))) return st;
+    if ((st = bind_matrix(m, ES_T_ATTN_OUT, il, (int64_t)c->n_head * c->head_dim_v, c->n_embd, true, &L->wo)))
+        return st;
+    if ((st = bind_vector(m, ES_T_ATTN_OUT_BIAS, il, c->n_embd, false, &L->bo))) return st;
+    if ((st = bind_vector(m, ES_T_ATTN_POST_NORM, il, c->n_embd, a->post_norms, &L->attn_post_norm))) return st;
+    if ((st = bind_vector(m, ES_T_FFN_NORM, il, c->n_embd, true, &L->ffn_norm))) return st;
+    if (a->fused_gate_up) {
+        if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, 2 * (int64_t)c->n_ff, true, &L->w_up))) return st;
+    } else {
+        if ((st = bind_matrix(m, ES_T_FFN_GATE, il, c->n_embd, c->n_ff, true, &L->w_gate))) return st;
+        if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, c->n_ff, true, &L->w_up))) return st;
+    }
+    if ((st = bind_matrix(m, ES_T_FFN_DOWN, il, c->n_ff, c->n_embd, true, &L->w_down))) return st;
+    if ((st = bind_vector(m, ES_T_FFN_POST_NORM, il, c->n_embd, a->post_norms, &L->ffn_post_norm))) return st;
+    return ES_OK;
+}
+
+/* inv_freq[i] = pos_scale * base^(-2i/n_rot) / factor[i], in double. */
+static es_status rope_table(const es_config *c, double base, double pos_scale, const float *factors,
+                            double **out) {
+    int n = c->n_rot / 2;
+    double *f = es_calloc((size_t)(n ? n : 1), sizeof *f);
+    if (!f) return ES_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        f[i] = pos_scale * pow(base, -2.0 * i / c->n_rot);
+        if (factors) f[i] /= factors[i];
+    }
+    *out = f;
+    return ES_OK;
+}
+
+static es_status bind_weights(es_model *m) {
+    const es_config *c = &m->cfg;
+    es_weights *w = &m->w;
+    es_status st;
+    char name[96];
+    const es_gguf_tensor *te = find_tensor(m, ES_T_TOKEN_EMBD, 0, name, sizeof name);
+    if (!te) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
+    if (te->ne[0] != c->n_embd || te->ne[1] < 1 || te->ne[1] > INT32_MAX || te->ne[2] != 1 || te->ne[3] != 1)
+        return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%d, n_vocab]",
+                        name, (long long)te->ne[0], (long long)te->ne[1], (long long)te->ne[2],
+                        (long long)te->ne[3], c->n_embd);
+    m->cfg.n_vocab = (int)te->ne[1];
+    if ((st = bind_matrix(m, ES_T_TOKEN_EMBD, 0, c->n_embd, c->n_vocab, true, &w->token_embd))) return st;
+    if ((st = bind_vector(m, ES_T_OUTPUT_NORM, 0, c->n_embd, true, &w->output_norm))) return st;
+    if ((st = bind_matrix(m, ES_T_OUTPUT, 0, c->n_embd, c->n_vocab, false, &w->output))) return st;
+    if (!w->output.data) {
+        w->output = w->token_embd;
+        w->tied = true;
+    }
+
+    /* RoPE frequency tables */
+    const float *freqs = NULL, *fshort = NULL, *flong = NULL;
+    int nr = c->n_rot / 2;
+    if (nr > 0) {
+        if ((st = bind_vector(m, ES_T_ROPE_FREQS, 0, nr, false, &freqs))) return st;
+        if ((st = bind_vector(m, ES_T_ROPE_SHORT, 0, nr, false, &fshort))) return st;
+        if ((st = bind_vector(m, ES_T_ROPE_LONG, 0, nr, false, &flong))) return st;
+    }
+    if (freqs && fshort)
+        return es_error(ES_ERR_FORMAT, "model: both rope_freqs and rope_factors_short are present");
+    if ((st = rope_table(c, c->rope_base, c->rope_pos_scale, freqs ? freqs : fshort, &w->rope_inv_freq)))
+        return st;
+    if (flong && (st = rope_table(c, c->rope_base, c->rope_pos_scale, flong, &w->rope_inv_freq_long)))
+        return st;
+    if ((st = rope_table(c, c->rope_base_swa, 1.0, NULL, &w->rope_inv_freq_swa))) return st;
+
+    w->layers = es_calloc((size_t)c->n_layer, sizeof *w->layers);
+    if (!w->layers) return ES_ERR_NOMEM;
+    for (int il = 0; il < c->n_layer; il++)
+        if ((st = bind_layer(m, il))) return st;
+    return ES_OK;
+}
+
+/* NaN/Inf scan of float weights (params.check_finite). */
+static es_status check_finite(const es_model *m) {
+    for (int64_t i = 0; i < es_gguf_n_tensors(m->gguf); i++) {
+        const es_gguf_tensor *t = es_gguf_tensor_at(m->gguf, i);
+        size_t n = t->nbytes;
+        if (t->type == ES_TYPE_F32) {
+            const uint32_t *u = t->data;
+            for (size_t j = 0; j < n / 4; j++)
+                if ((u[j] & 0x7f800000u) == 0x7f800000u)
+                    return es_error(ES_ERR_FORMAT, "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
+        } else if (t->type == ES_TYPE_F16) {
+            const uint16_t *u = t->data;
+            for (size_t j = 0; j < n / 2; j++)
+                if ((u[j] & 0x7c00u) == 0x7c00u)
+                    return es_error(ES_ERR_FORMAT, "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
+        } else if (t->type == ES_TYPE_BF16) {
+            const uint16_t *u = t->data;
+            for (size_t j = 0; j < n / 2; j++)
+                if ((u[j] & 0x7f80u) == 0x7f80u)
+                    return es_error(ES_ERR_FORMAT, "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
+        }
+    }
+    return ES_OK;
+}
+
+/* ---- load / free -------------------------------------------------------------- */
+
+/* Reads a whole file into a 64-byte aligned buffer (use_mmap == false). */
+static es_status read_whole_file(const char *path, void **data, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return es_error(ES_ERR_IO, "model: cannot open %s", path);
+    es_status st = ES_OK;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
+    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return es_error(ES_ERR_IO, "model: cannot get the size of %s", path);
+    }
+    void *buf = es_alloc_aligned((size_t)len);
+    if (!buf) {
+        fclose(f);
+        return ES_ERR_NOMEM;
+    }
+    if (fread(buf, 1, (size_t)len, f) != (size_t)len) st = es_error(ES_ERR_IO, "model: cannot read %s", path);
+    fclose(f);
+    if (st != ES_OK) {
+        es_free_aligned(buf);
+        return st;
+    }
+    *data = buf;
+    *size = (size_t)len;
+    return ES_OK;
+}
+
+es_model_params es_model_default_params(void) {
+    es_model_params p = {.use_mmap = true, .check_finite = false};
+    return p;
+}
+
+static es_status load_vocab(es_model *m);
+static void free_vocab(es_model *m);
+
+es_status es_model_load(const char *path, const es_model_params *params, es_model **out) {
+    if (!path || !out) return es_error(ES_ERR_INVALID_ARG, "model: path and out must not be NULL");
+    es_model_params p = params ? *params : es_model_default_params();
+    es_model *m = es_calloc(1, sizeof *m);
+    if (!m) return ES_ERR_NOMEM;
+    es_status st;
+    if (p.use_mmap) {
+        st = es_gguf_open(path, &m->gguf);
+    } else {
+        size_t size = 0;
+        st = read_whole_file(path, &m->file_copy, &size);
+        if (st == ES_OK) st = es_gguf_open_memory(m->file_copy, size, &m->gguf);
+    }
+    if (st != ES_OK) goto fail;
+
+    m->arch_name = es_gguf_get_str_dup(m->gguf, "general.architecture");
+    if (!m->arch_name) {
+        st = es_error(ES_ERR_FORMAT, "model: %s has no general.architecture string", path);
+        goto fail;
+    }
+    m->cfg.arch = es_arch_find(m->arch_name);
+    if (!m->cfg.arch) {
+        st = es_error(ES_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: %s)",
+                      m->arch_name, es_arch_list());
+        goto fail;
+    }
+    m->name = es_gguf_get_str_dup(m->gguf, "general.name");
+    if (!m->name) m->name = es_strdup("");
+    if (!m->name) {
+        st = ES_ERR_NOMEM;
+        goto fail;
+    }
+    m->chat_template = es_gguf_get_str_dup(m->gguf, "tokenizer.chat_template");
+    if ((st = read_config(m))) goto fail;
+    if ((st = bind_weights(m))) goto fail;
+    if (p.check_finite && (st = check_finite(m))) goto fail;
+    if ((st = load_vocab(m))) goto fail;
+    count_tensors(m);
+    *out = m;
+    return ES_OK;
+fail:
+    es_model_free(m);
+    return st;
+}
+
+void es_model_free(es_model *m) {
+    if (!m) return;
+    free_vocab(m);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    if (m->w.layers) free(m->w.layers);
+    free(m->w.rope_inv_freq);
+    free(m->w.rope_inv_freq_long);
+    free(m->w.rope_inv_freq_swa);
+    free(m->arch_name);
+    free(m->name);
+    free(m->chat_template);
+    es_gguf_close(m->gguf);
+    es_free_aligned(m->file_copy);
+    free(m);
+}
+
+void es_model_get_info(const es_model *m, es_model_info *info) {
+    if (!m || !info) return;
+    const es_config *c = &m->cfg;
+    memset(info, 0, sizeof *info);
+    info->arch = m->arch_name;
+    info->name = m->name;
+    info->n_layer = c->n_layer;
+    info->n_embd = c->n_embd;
+    info->n_head = c->n_head;
+    info->n_head_kv = c->n_head_kv;
+    info->head_dim = c->head_dim;
+    info->n_ff = c->n_ff;
+    info->n_vocab = c->n_vocab;
+    info->n_ctx_train = c->n_ctx_train;
+    info->n_params = m->n_params;
+    info->weight_bytes = m->weight_bytes;
+}
+
+const char *es_model_chat_template(const es_model *m) { return m ? m->chat_template : NULL; }
+
+const struct es_vocab *es_model_vocab(const es_model *m) { return m ? m->vocab : NULL; }
+
+static size_t matrix_wsize(const es_matrix *w, int64_t n_tok) {
+    return w->data ? es_matmul_wsize(w->type, w->n_in, n_tok) : 0;
+}
+
+size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
+    size_t ws = matrix_wsize(&m->w.output, n_tok);
+    for (int il = 0; il < m->cfg.n_layer; il++) {
+        const es_layer_weights *L = &m->w.layers[il];
+        const es_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ws = ES_MAX(ws, matrix_wsize(all[i], n_tok));
+    }
+    return ws;
+}
+
+/* ---- vocabulary --------------------------------------------------------------- */
+
+/* The tokenizer, when the file has one (tokenizer.ggml.model). */
+static es_status load_vocab(es_model *m) {
+    if (es_gguf_find_key(m->gguf, "tokenizer.ggml.model") < 0) return ES_OK;
+    es_status st = es_vocab_from_gguf(m->gguf, &m->vocab);
+    if (st != ES_OK) return es_error_prefix(st, "model: tokenizer");
+    return ES_OK;
+}
+
+static void free_vocab(es_model *m) {
+    es_vocab_free(m->vocab);
+    m->vocab = NULL;
+}

@@ -1,0 +1,112 @@
+/*
+ * model.h — internal: a loaded model = Config (hyperparameters) + Weights (views into
+ * the GGUF mapping) + the vocabulary. Immutable after es_model_load; shared by any
+ * number of contexts (context.h holds the per-context RunState and KV cache).
+ *
+ * Weight matrices are used in place: W points into the mapping, rows of n_in
+ * elements of `type`, n_out rows (GGUF ne = [n_in, n_out]). Only norm vectors and
+ * biases stored as f16/bf16 are converted to owned f32 copies at load.
+ */
+#ifndef ES_MODEL_H
+#define ES_MODEL_H
+
+#include "arch.h"
+#include "common.h"
+#include "gguf.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct es_vocab; /* tokenizer.h */
+
+/* Hyperparameters, read from the GGUF metadata and checked against tensor shapes. */
+typedef struct es_config {
+    const es_arch *arch;   /* family row of arch.c */
+    int n_layer;           /* decoder blocks */
+    int n_embd;            /* residual width d_model */
+    int n_head;            /* query heads */
+    int n_head_kv;         /* key/value heads (n_head % n_head_kv == 0) */
+    int head_dim;          /* width of a Q/K head */
+    int head_dim_v;        /* width of a V head */
+    int n_ff;              /* MLP hidden width */
+    int n_vocab;           /* rows of token_embd / output */
+    int n_ctx_train;       /* trained context length */
+    int n_rot;             /* RoPE'd dims per head (<= head_dim, even) */
+    float norm_eps;        /* RMSNorm epsilon */
+    float rope_base;       /* RoPE theta of global layers */
+    float rope_base_swa;   /* RoPE theta of sliding-window layers */
+    float rope_pos_scale;  /* positions are multiplied by this (linear scaling: 1/factor) */
+    float rope_attn_factor; /* cos/sin multiplied by this (LongRoPE attention factor; 1 = none) */
+    int n_ctx_orig;        /* LongRoPE: original context (short factors up to it), 0 = none */
+    float attn_scale;      /* query scale: 1/sqrt(head_dim) unless the file says otherwise */
+    float attn_softcap;    /* attention logits: tanh(s/c)*c; 0 = none */
+    float final_softcap;   /* output logits: tanh(l/c)*c; 0 = none */
+    int n_swa;             /* sliding window (keys with pos > q_pos - n_swa), 0 = none */
+    float embd_scale;      /* embeddings multiplied by this (sqrt(n_embd) for Gemma, else 1) */
+    int n_q;               /* n_head * head_dim    (rows of Wq) */
+    int n_k;               /* n_head_kv * head_dim (rows of Wk) */
+    int n_v;               /* n_head_kv * head_dim_v (rows of Wv) */
+} es_config;
+
+/* A weight matrix in the mapping: n_out rows of n_in elements of `type`. */
+typedef struct es_matrix {
+    const void *data; /* [n_out][row bytes] in the mapping, NULL if absent */
+    int type;         /* es_type */
+    int64_t n_in;     /* ne[0] */
+    int64_t n_out;    /* ne[1] */
+} es_matrix;
+
+typedef struct es_layer_weights {
+    const float *attn_norm;      /* [n_embd] */
+    es_matrix wq;                /* [n_q][n_embd] (fused models: NULL data) */
+    es_matrix wk;                /* [n_k][n_embd] */
+    es_matrix wv;                /* [n_v][n_embd] */
+    es_matrix wqkv;              /* [n_q + n_k + n_v][n_embd] (fused models only) */
+    const float *bq;             /* [n_q] or NULL */
+    const float *bk;             /* [n_k] or NULL */
+    const float *bv;             /* [n_v] or NULL */
+    const float *q_norm;         /* [head_dim] or NULL */
+    const float *k_norm;         /* [head_dim] or NULL */
+    es_matrix wo;                /* [n_embd][n_head * head_dim_v] */
+    const float *bo;             /* [n_embd] or NULL */
+    const float *attn_post_norm; /* [n_embd] or NULL */
+    const float *ffn_norm;       /* [n_embd] */
+    es_matrix w_gate;            /* [n_ff][n_embd] (fused models: NULL data) */
+    es_matrix w_up;              /* [n_ff][n_embd], fused: [2*n_ff][n_embd] gate rows first */
+    es_matrix w_down;            /* [n_embd][n_ff] */
+    const float *ffn_post_norm;  /* [n_embd] or NULL */
+    bool swa;                    /* this layer uses the sliding window and rope_base_swa */
+} es_layer_weights;
+
+typedef struct es_weights {
+    es_matrix token_embd;     /* [n_vocab][n_embd] */
+    const float *output_norm; /* [n_embd] */
+    es_matrix output;         /* [n_vocab][n_embd] (== token_embd when tied) */
+    bool tied;                /* output is token_embd */
+    double *rope_inv_freq;      /* [n_rot/2] global layers: pos_scale * base^(-2i/n_rot) / factor_i
+                                   (factor_i from rope_freqs or rope_factors_short; owned) */
+    double *rope_inv_freq_long; /* [n_rot/2] with rope_factors_long (LongRoPE, used when a context's
+                                   n_ctx > n_ctx_orig), or NULL (owned) */
+    double *rope_inv_freq_swa;  /* [n_rot/2] sliding-window layers: rope_base_swa, no scaling (owned) */
+    es_layer_weights *layers; /* [n_layer] (owned) */
+} es_weights;
+
+struct es_model {
+    es_config cfg;
+    es_weights w;
+    es_gguf *gguf;            /* owns the mapping the weights point into */
+    void *file_copy;          /* use_mmap == false: the file read into memory (owned), else NULL */
+    char *arch_name;          /* general.architecture (owned) */
+    char *name;               /* general.name or "" (owned) */
+    struct es_vocab *vocab;   /* tokenizer, or NULL if the file has none (owned) */
+    float **owned;            /* f32 copies of f16 norm vectors and biases */
+    int n_owned, cap_owned;
+    uint64_t n_params;        /* weight elements */
+    uint64_t weight_bytes;    /* bytes of all tensors */
+    char *chat_template;      /* tokenizer.chat_template or NULL (owned) */
+};
+
+/* Bytes of matmul scratch needed to multiply any weight of the model by n_tok rows. */
+size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok);
+
+#endif /* ES_MODEL_H */

@@ -1,0 +1,399 @@
+/*
+ * quants.c — scalar reference kernels for the plain types (F32, F16, BF16) and the
+ * non-K quantized types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1). Block layouts in kernels.h.
+ *
+ * These are the definitions the SIMD kernels are tested against: plain loops, one
+ * element at a time. Float dot products accumulate in double; integer dot products
+ * sum each block exactly in int and scale it once per block.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- F32 ---- */
+
+void es_ref_to_float_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
+
+void es_ref_from_float_f32(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
+
+void es_ref_vec_dot_f32(int64_t n, float *s, const void *x, const void *y) {
+    const float *a = x, *b = y;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)a[i] * (double)b[i];
+    *s = (float)sum;
+}
+
+/* ---- F16 (weights) · F32 (activations) ---- */
+
+void es_ref_to_float_f16(const void *x, float *y, int64_t n) {
+    const uint16_t *h = x;
+    for (int64_t i = 0; i < n; i++) y[i] = es_fp16_to_fp32(h[i]);
+}
+
+void es_ref_from_float_f16(const float *x, void *y, int64_t n) {
+    uint16_t *h = y;
+    for (int64_t i = 0; i < n; i++) h[i] = es_fp32_to_fp16(x[i]);
+}
+
+void es_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y) {
+    const uint16_t *a = x;
+    const float *b = y;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)es_fp16_to_fp32(a[i]) * (double)b[i];
+    *s = (float)sum;
+}
+
+/* ---- BF16 (weights) · F32 (activations) ---- */
+
+void es_ref_to_float_bf16(const void *x, float *y, int64_t n) {
+    const uint16_t *h = x;
+    for (int64_t i = 0; i < n; i++) y[i] = es_bf16_to_fp32(h[i]);
+}
+
+void es_ref_from_float_bf16(const float *x, void *y, int64_t n) {
+    uint16_t *h = y;
+    for (int64_t i = 0; i < n; i++) h[i] = es_fp32_to_bf16(x[i]);
+}
+
+void es_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y) {
+    const uint16_t *a = x;
+    const float *b = y;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)es_bf16_to_fp32(a[i]) * (double)b[i];
+    *s = (float)sum;
+}
+
+/* ---- helpers for the block quantizers ---- */
+
+/* The element of largest magnitude, with its sign. */
+static float signed_absmax(const float *x, int n) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < n; j++) {
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+
+static void min_max(const float *x, int n, float *min, float *max) {
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < n; j++) {
+        if (x[j] < lo) lo = x[j];
+        if (x[j] > hi) hi = x[j];
+    }
+    *min = lo;
+    *max = hi;
+}
+
+static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* ---- Q4_0: value = d * (q - 8), q in [0, 15] ---- */
+
+void es_ref_to_float_q4_0(const void *x, float *y, int64_t n) {
+    const es_block_q4_0 *b = x;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const float d = es_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < ES_QK / 2; j++) {
+            y[j] = d * (float)((b[i].qs[j] & 0x0f) - 8);
+            y[j + ES_QK / 2] = d * (float)((b[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+void es_ref_from_float_q4_0(const float *x, void *y, int64_t n) {
+    es_block_q4_0 *b = y;
+    for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
+        /* the extreme element maps to -8, so the full range [-8, 7] is used */
+        const float d = signed_absmax(x, ES_QK) / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = es_fp32_to_fp16(d);
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0 = clamp_int((int)(x[j] * id + 8.5f), 0, 15);
+            int q1 = clamp_int((int)(x[j + ES_QK / 2] * id + 8.5f), 0, 15);
+            b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void es_ref_vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
+    const es_block_q4_0 *a = x;
+    const es_block_q8_0 *b = y;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        int sumi = 0;
+        for (int j = 0; j < ES_QK / 2; j++) {
+            sumi += ((a[i].qs[j] & 0x0f) - 8) * b[i].qs[j];
+            sumi += ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + ES_QK / 2];
+        }
+        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d));
+    }
+    *s = sum;
+}
+
+/* ---- Q4_1: value = d * q + m, q in [0, 15] ---- */
+
+void es_ref_to_float_q4_1(const void *x, float *y, int64_t n) {
+    const es_block_q4_1 *b = x;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const float d = es_fp16_to_fp32(b[i].d), m = es_fp16_to_fp32(b[i].m);
+        for (int j = 0; j < ES_QK / 2; j++) {
+            y[j] = d * (float)(b[i].qs[j] & 0x0f) + m;
+            y[j + ES_QK / 2] = d * (float)(b[i].qs[j] >> 4) + m;
+        }
+    }
+}
+
+void es_ref_from_float_q4_1(const float *x, void *y, int64_t n) {
+    es_block_q4_1 *b = y;
+    for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
+        float min, max;
+        min_max(x, ES_QK, &min, &max);
+        const float d = (max - min) / 15.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = es_fp32_to_fp16(d);
+        b[i].m = es_fp32_to_fp16(min);
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0 = clamp_int((int)((x[j] - min) * id + 0.5f), 0, 15);
+            int q1 = clamp_int((int)((x[j + ES_QK / 2] - min) * id + 0.5f), 0, 15);
+            b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void es_ref_vec_dot_q4_1(int64_t n, float *s, const void *x, const void *y) {
+    const es_block_q4_1 *a = x;
+    const es_block_q8_1 *b = y;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        int sumi = 0;
+        for (int j = 0; j < ES_QK / 2; j++) {
+            sumi += (a[i].qs[j] & 0x0f) * b[i].qs[j];
+            sumi += (a[i].qs[j] >> 4) * b[i].qs[j + ES_QK / 2];
+        }
+        /* sum_j (d q_j + m) (dy y_j) = d dy sumi + m (dy sum_j y_j), the latter stored as s */
+        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d)) +
+               es_fp16_to_fp32(a[i].m) * es_fp16_to_fp32(b[i].s);
+    }
+    *s = sum;
+}
+
+/* ---- Q5_0: value = d * (q - 16), q in [0, 31], 5th bit in qh ---- */
+
+static inline uint32_t load_qh(const uint8_t qh[4]) {
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+}
+
+static inline void store_qh(uint8_t qh[4], uint32_t v) {
+    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(v >> (8 * k));
+}
+
+/* The 5-bit values of elements j and j + 16 of a Q5 block. */
+static inline void q5_pair(const uint8_t *qs, uint32_t qh, int j, int *q0, int *q1) {
+    *q0 = (qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
+    *q1 = (qs[j] >> 4) | (int)(((qh >> (j + ES_QK / 2)) & 1u) << 4);
+}
+
+void es_ref_to_float_q5_0(const void *x, float *y, int64_t n) {
+    const es_block_q5_0 *b = x;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const float d = es_fp16_to_fp32(b[i].d);
+        const uint32_t qh = load_qh(b[i].qh);
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0, q1;
+            q5_pair(b[i].qs, qh, j, &q0, &q1);
+            y[j] = d * (float)(q0 - 16);
+            y[j + ES_QK / 2] = d * (float)(q1 - 16);
+        }
+    }
+}
+
+void es_ref_from_float_q5_0(const float *x, void *y, int64_t n) {
+    es_block_q5_0 *b = y;
+    for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
+        const float d = signed_absmax(x, ES_QK) / -16.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = es_fp32_to_fp16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0 = clamp_int((int)(x[j] * id + 16.5f), 0, 31);
+            int q1 = clamp_int((int)(x[j + ES_QK / 2] * id + 16.5f), 0, 31);
+            b[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
+            qh |= (uint32_t)(q0 >> 4) << j;
+            qh |= (uint32_t)(q1 >> 4) << (j + ES_QK / 2);
+        }
+        store_qh(b[i].qh, qh);
+    }
+}
+
+void es_ref_vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y) {
+    const es_block_q5_0 *a = x;
+    const es_block_q8_0 *b = y;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        const uint32_t qh = load_qh(a[i].qh);
+        int sumi = 0;
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0, q1;
+            q5_pair(a[i].qs, qh, j, &q0, &q1);
+            sumi += (q0 - 16) * b[i].qs[j] + (q1 - 16) * b[i].qs[j + ES_QK / 2];
+        }
+        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d));
+    }
+    *s = sum;
+}
+
+/* ---- Q5_1: value = d * q + m, q in [0, 31] ---- */
+
+void es_ref_to_float_q5_1(const void *x, float *y, int64_t n) {
+    const es_block_q5_1 *b = x;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const float d = es_fp16_to_fp32(b[i].d), m = es_fp16_to_fp32(b[i].m);
+        const uint32_t qh = load_qh(b[i].qh);
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0, q1;
+            q5_pair(b[i].qs, qh, j, &q0, &q1);
+            y[j] = d * (float)q0 + m;
+            y[j + ES_QK / 2] = d * (float)q1 + m;
+        }
+    }
+}
+
+void es_ref_from_float_q5_1(const float *x, void *y, int64_t n) {
+    es_block_q5_1 *b = y;
+    for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
+        float min, max;
+        min_max(x, ES_QK, &min, &max);
+        const float d = (max - min) / 31.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = es_fp32_to_fp16(d);
+        b[i].m = es_fp32_to_fp16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0 = clamp_int((int)((x[j] - min) * id + 0.5f), 0, 31);
+            int q1 = clamp_int((int)((x[j + ES_QK / 2] - min) * id + 0.5f), 0, 31);
+            b[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
+            qh |= (uint32_t)(q0 >> 4) << j;
+            qh |= (uint32_t)(q1 >> 4) << (j + ES_QK / 2);
+        }
+        store_qh(b[i].qh, qh);
+    }
+}
+
+void es_ref_vec_dot_q5_1(int64_t n, float *s, const void *x, const void *y) {
+    const es_block_q5_1 *a = x;
+    const es_block_q8_1 *b = y;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        const uint32_t qh = load_qh(a[i].qh);
+        int sumi = 0;
+        for (int j = 0; j < ES_QK / 2; j++) {
+            int q0, q1;
+            q5_pair(a[i].qs, qh, j, &q0, &q1);
+            sumi += q0 * b[i].qs[j] + q1 * b[i].qs[j + ES_QK / 2];
+        }
+        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d)) +
+               es_fp16_to_fp32(a[i].m) * es_fp16_to_fp32(b[i].s);
+    }
+    *s = sum;
+}
+
+/* ---- Q8_0: value = d * q, q in [-127, 127] ---- */
+
+void es_ref_to_float_q8_0(const void *x, float *y, int64_t n) {
+    const es_block_q8_0 *b = x;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const float d = es_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < ES_QK; j++) y[j] = d * (float)b[i].qs[j];
+    }
+}
+
+/* Scale d = amax / 127 and the rounded quants of one block; returns the sum of quants. */
+static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
+    float amax = 0.0f;
+    for (int j = 0; j < ES_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < ES_QK; j++) {
+        qs[j] = (int8_t)clamp_int((int)roundf(x[j] * id), -127, 127);
+        sum += qs[j];
+    }
+    *d_out = d;
+    return sum;
+}
+
+void es_ref_from_float_q8_0(const float *x, void *y, int64_t n) {
+    es_block_q8_0 *b = y;
+    for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
+        float d;
+        quantize_block_q8(x, &d, b[i].qs);
+        b[i].d = es_fp32_to_fp16(d);
+    }
+}
+
+void es_ref_vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
+    const es_block_q8_0 *a = x;
+    const es_block_q8_0 *b = y;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        int sumi = 0;
+        for (int j = 0; j < ES_QK; j++) sumi += a[i].qs[j] * b[i].qs[j];
+        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d));
+    }
+    *s = sum;
+}
+
+/* ---- Q8_1: Q8_0 plus s = d * sum(q) (activations for Q4_1 / Q5_1) ---- */
+
+void es_ref_to_float_q8_1(const void *x, float *y, int64_t n) {
+    const es_block_q8_1 *b = x;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const float d = es_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < ES_QK; j++) y[j] = d * (float)b[i].qs[j];
+    }
+}
+
+void es_ref_from_float_q8_1(const float *x, void *y, int64_t n) {
+    es_block_q8_1 *b = y;
+    for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
+        float d;
+        int sum = quantize_block_q8(x, &d, b[i].qs);
+        b[i].d = es_fp32_to_fp16(d);
+        b[i].s = es_fp32_to_fp16(d * (float)sum);
+    }
+}
+
+/* ---- table ---- */
+
+static void set_kernels(es_type_traits *t, es_type vdt, es_to_float_fn to, es_from_float_fn from,
+                        es_vec_dot_fn dot) {
+    t->vec_dot_type = vdt;
+    t->to_float = to;
+    t->from_float = from;
+    t->vec_dot = dot;
+    t->can_compute = to != NULL && dot != NULL;
+}
+
+void es_quants_register_ref(es_type_traits *table) {
+    set_kernels(&table[ES_TYPE_F32], ES_TYPE_F32, es_ref_to_float_f32, es_ref_from_float_f32,
+                es_ref_vec_dot_f32);
+    set_kernels(&table[ES_TYPE_F16], ES_TYPE_F32, es_ref_to_float_f16, es_ref_from_float_f16,
+                es_ref_vec_dot_f16);
+    set_kernels(&table[ES_TYPE_BF16], ES_TYPE_F32, es_ref_to_float_bf16, es_ref_from_float_bf16,
+                es_ref_vec_dot_bf16);
+    set_kernels(&table[ES_TYPE_Q4_0], ES_TYPE_Q8_0, es_ref_to_float_q4_0, es_ref_from_float_q4_0,
+                es_ref_vec_dot_q4_0);
+    set_kernels(&table[ES_TYPE_Q4_1], ES_TYPE_Q8_1, es_ref_to_float_q4_1, es_ref_from_float_q4_1,
+                es_ref_vec_dot_q4_1);
+    set_kernels(&table[ES_TYPE_Q5_0], ES_TYPE_Q8_0, es_ref_to_float_q5_0, es_ref_from_float_q5_0,
+                es_ref_vec_dot_q5_0);
+    set_kernels(&table[ES_TYPE_Q5_1], ES_TYPE_Q8_1, es_ref_to_float_q5_1, es_ref_from_float_q5_1,
+                es_ref_vec_dot_q5_1);
+    set_kernels(&table[ES_TYPE_Q8_0], ES_TYPE_Q8_0, es_ref_to_float_q8_0, es_ref_from_float_q8_0,
+                es_ref_vec_dot_q8_0);
+    /* Q8_1 is an activation format only: no vec_dot of its own */
+    set_kernels(&table[ES_TYPE_Q8_1], ES_TYPE_Q8_1, es_ref_to_float_q8_1, es_ref_from_float_q8_1, NULL);
+}

@@ -1,0 +1,373 @@
+/*
+ * quants_avx2.c — AVX2/FMA/F16C versions of the kernels in quants.c (same signatures,
+ * same results up to float rounding; integer block sums are exact). Compiled with
+ * -mavx2 -mfma -mf16c and only called when the CPU has all three.
+ */
+#include "kernels.h"
+#include "simd_avx2.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+/* ---- F32 ---- */
+
+static void vec_dot_f32(int64_t n, float *s, const void *xv, const void *yv) {
+    const float *x = xv, *y = yv;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float sum = es_hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += x[i] * y[i];
+    *s = sum;
+}
+
+/* ---- F16 ---- */
+
+static inline __m256 load_f16x8(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static void to_float_f16(const void *xv, float *y, int64_t n) {
+    const uint16_t *x = xv;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm256_storeu_ps(y + i, load_f16x8(x + i));
+        _mm256_storeu_ps(y + i + 8, load_f16x8(x + i + 8));
+    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16x8(x + i));
+    for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
+}
+
+static void from_float_f16(const float *x, void *yv, int64_t n) {
+    uint16_t *y = yv;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = es_fp32_to_fp16(x[i]);
+}
+
+static void vec_dot_f16(int64_t n, float *s, const void *xv, const void *yv) {
+    const uint16_t *x = xv;
+    const float *y = yv;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), a0);
+    float sum = es_hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += _cvtsh_ss(x[i]) * y[i];
+    *s = sum;
+}
+
+/* ---- BF16 ---- */
+
+static inline __m256 load_bf16x8(const uint16_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+static void to_float_bf16(const void *xv, float *y, int64_t n) {
+    const uint16_t *x = xv;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_bf16x8(x + i));
+    for (; i < n; i++) y[i] = es_bf16_to_fp32(x[i]);
+}
+
+static void vec_dot_bf16(int64_t n, float *s, const void *xv, const void *yv) {
+    const uint16_t *x = xv;
+    const float *y = yv;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(load_bf16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_bf16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_bf16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
+    float sum = es_hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += es_bf16_to_fp32(x[i]) * y[i];
+    *s = sum;
+}
+
+/* ---- helpers for the integer block dot products ---- */
+
+static inline float fp16_scalar(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 8 lanes of int32 partial sums of (signed a) * (signed b) over 32 int8 pairs.
+ * |a| is taken so that maddubs sees an unsigned operand; b carries a's sign. a = -128
+ * becomes 128 (unsigned), and with |b| <= 127 a pair sum stays below 32767. */
+static inline __m256i dot_i8_pairs(__m256i a, __m256i b) {
+    const __m256i ax = _mm256_sign_epi8(a, a);
+    const __m256i sb = _mm256_sign_epi8(b, a);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sb), _mm256_set1_epi16(1));
+}
+
+/* Same with a unsigned (0..31), b signed. */
+static inline __m256i dot_u8_i8(__m256i a, __m256i b) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+}
+
+static inline __m256i load_i8x32(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* ---- Q8_0 · Q8_0 ---- */
+
+static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
+    const es_block_q8_0 *x = xv;
+    const es_block_q8_0 *y = yv;
+    const int64_t nb = n / ES_QK;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        const __m256 d1 = _mm256_set1_ps(fp16_scalar(x[i + 1].d) * fp16_scalar(y[i + 1].d));
+        const __m256i p0 = dot_i8_pairs(load_i8x32(x[i].qs), load_i8x32(y[i].qs));
+        const __m256i p1 = dot_i8_pairs(load_i8x32(x[i + 1].qs), load_i8x32(y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        const __m256i p0 = dot_i8_pairs(load_i8x32(x[i].qs), load_i8x32(y[i].qs));
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
+    }
+    *s = es_hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* ---- Q4_0 · Q8_0 ---- */
+
+static void vec_dot_q4_0(int64_t n, float *s, const void *xv, const void *yv) {
+    const es_block_q4_0 *x = xv;
+    const es_block_q8_0 *y = yv;
+    const int64_t nb = n / ES_QK;
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        const __m256 d1 = _mm256_set1_ps(fp16_scalar(x[i + 1].d) * fp16_scalar(y[i + 1].d));
+        const __m256i q0 = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
+        const __m256i q1 = _mm256_sub_epi8(es_unpack_nibbles(x[i + 1].qs), eight);
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_pairs(q0, load_i8x32(y[i].qs))), acc0);
+        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_pairs(q1, load_i8x32(y[i + 1].qs))), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        const __m256i q0 = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_pairs(q0, load_i8x32(y[i].qs))), acc0);
+    }
+    *s = es_hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* ---- Q4_1 · Q8_1 ---- */
+
+static void vec_dot_q4_1(int64_t n, float *s, const void *xv, const void *yv) {
+    const es_block_q4_1 *x = xv;
+    const es_block_q8_1 *y = yv;
+    const int64_t nb = n / ES_QK;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        summ += fp16_scalar(x[i].m) * fp16_scalar(y[i].s);
+        const __m256i p = dot_u8_i8(es_unpack_nibbles(x[i].qs), load_i8x32(y[i].qs));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = es_hsum_ps(acc) + summ;
+}
+
+/* ---- Q5_0 · Q8_0 ---- */
+
+static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
+    const es_block_q5_0 *x = xv;
+    const es_block_q8_0 *y = yv;
+    const int64_t nb = n / ES_QK;
+    const __m256i high = _mm256_set1_epi8((char)0xf0);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        /* q - 16 as int8: the low nibble, with 0xf0 or-ed in where the 5th bit is clear */
+        const __m256i hb = _mm256_andnot_si256(es_expand_bits(x[i].qh), high);
+        const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_pairs(q, load_i8x32(y[i].qs))), acc);
+    }
+    *s = es_hsum_ps(acc);
+}
+
+/* ---- Q5_1 · Q8_1 ---- */
+
+static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
+    const es_block_q5_1 *x = xv;
+    const es_block_q8_1 *y = yv;
+    const int64_t nb = n / ES_QK;
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        summ += fp16_scalar(x[i].m) * fp16_scalar(y[i].s);
+        const __m256i hb = _mm256_and_si256(es_expand_bits(x[i].qh), bit4);
+        const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, load_i8x32(y[i].qs))), acc);
+    }
+    *s = es_hsum_ps(acc) + summ;
+}
+
+/* ---- Q8_0 / Q8_1 quantization of activations ---- */
+
+/* roundf (halfway cases away from zero) of 8 lanes, as int32. */
+static inline __m256i round_away_epi32(__m256 v) {
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_sub_ps(v, t); /* exact */
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 up = _mm256_cmp_ps(_mm256_and_ps(frac, absmask), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_andnot_ps(absmask, v)); /* copysign(1, v) */
+    return _mm256_cvtps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+}
+
+/* Quantizes one block of 32 floats to int8 (d = amax / 127, as the reference does);
+ * returns d and the sum of the quants. */
+static inline float quantize_block_q8(const float *x, int8_t *qs, int *sum) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                             _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    __m256i i0 = round_away_epi32(_mm256_mul_ps(v0, id)), i1 = round_away_epi32(_mm256_mul_ps(v1, id));
+    __m256i i2 = round_away_epi32(_mm256_mul_ps(v2, id)), i3 = round_away_epi32(_mm256_mul_ps(v3, id));
+    /* sum before packing */
+    __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    *sum = _mm_cvtsi128_si32(s4);
+    /* int32 -> int8 (values are within [-127, 127]); packs interleave 128-bit lanes */
+    __m256i p16a = _mm256_packs_epi32(i0, i1), p16b = _mm256_packs_epi32(i2, i3);
+    __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)qs, p8);
+    return d;
+}
+
+static void from_float_q8_0(const float *x, void *yv, int64_t n) {
+    es_block_q8_0 *y = yv;
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        int sum;
+        y[i].d = es_fp32_to_fp16(quantize_block_q8(x + i * ES_QK, y[i].qs, &sum));
+    }
+}
+
+static void from_float_q8_1(const float *x, void *yv, int64_t n) {
+    es_block_q8_1 *y = yv;
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        int sum;
+        const float d = quantize_block_q8(x + i * ES_QK, y[i].qs, &sum);
+        y[i].d = es_fp32_to_fp16(d);
+        y[i].s = es_fp32_to_fp16(d * (float)sum);
+    }
+}
+
+/* ---- dequantization ---- */
+
+static void to_float_q8_0(const void *xv, float *y, int64_t n) {
+    const es_block_q8_0 *x = xv;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d));
+        for (int j = 0; j < ES_QK; j += 8) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + j)));
+            _mm256_storeu_ps(y + j, _mm256_mul_ps(d, _mm256_cvtepi32_ps(q)));
+        }
+    }
+}
+
+/* Stores d * q (+ m) for the 32 int8 values of q (in element order). */
+static inline void store_block(float *y, __m256i q, __m256 d, __m256 m, bool has_m) {
+    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    const __m256 f[4] = {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)),
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)),
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
+    };
+    for (int k = 0; k < 4; k++)
+        _mm256_storeu_ps(y + 8 * k, has_m ? _mm256_fmadd_ps(d, f[k], m) : _mm256_mul_ps(d, f[k]));
+}
+
+static void to_float_q4_0(const void *xv, float *y, int64_t n) {
+    const es_block_q4_0 *x = xv;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const __m256i q = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), _mm256_set1_epi8(8));
+        store_block(y, q, _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_setzero_ps(), false);
+    }
+}
+
+static void to_float_q4_1(const void *xv, float *y, int64_t n) {
+    const es_block_q4_1 *x = xv;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK)
+        store_block(y, es_unpack_nibbles(x[i].qs), _mm256_set1_ps(fp16_scalar(x[i].d)),
+                    _mm256_set1_ps(fp16_scalar(x[i].m)), true);
+}
+
+static void to_float_q5_0(const void *xv, float *y, int64_t n) {
+    const es_block_q5_0 *x = xv;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const __m256i hb = _mm256_andnot_si256(es_expand_bits(x[i].qh), _mm256_set1_epi8((char)0xf0));
+        const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
+        store_block(y, q, _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_setzero_ps(), false);
+    }
+}
+
+static void to_float_q5_1(const void *xv, float *y, int64_t n) {
+    const es_block_q5_1 *x = xv;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
+        const __m256i hb = _mm256_and_si256(es_expand_bits(x[i].qh), _mm256_set1_epi8(0x10));
+        const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
+        store_block(y, q, _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_set1_ps(fp16_scalar(x[i].m)), true);
+    }
+}
+
+static void to_float_q8_1(const void *xv, float *y, int64_t n) {
+    const es_block_q8_1 *x = xv;
+    for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK)
+        store_block(y, load_i8x32(x[i].qs), _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_setzero_ps(), false);
+}
+
+/* ---- table ---- */
+
+void es_quants_register_avx2(es_type_traits *table) {
+    table[ES_TYPE_F32].vec_dot = vec_dot_f32;
+    table[ES_TYPE_F16].to_float = to_float_f16;
+    table[ES_TYPE_F16].from_float = from_float_f16;
+    table[ES_TYPE_F16].vec_dot = vec_dot_f16;
+    table[ES_TYPE_BF16].to_float = to_float_bf16;
+    table[ES_TYPE_BF16].vec_dot = vec_dot_bf16;
+    table[ES_TYPE_Q4_0].to_float = to_float_q4_0;
+    table[ES_TYPE_Q4_0].vec_dot = vec_dot_q4_0;
+    table[ES_TYPE_Q4_1].to_float = to_float_q4_1;
+    table[ES_TYPE_Q4_1].vec_dot = vec_dot_q4_1;
+    table[ES_TYPE_Q5_0].to_float = to_float_q5_0;
+    table[ES_TYPE_Q5_0].vec_dot = vec_dot_q5_0;
+    table[ES_TYPE_Q5_1].to_float = to_float_q5_1;
+    table[ES_TYPE_Q5_1].vec_dot = vec_dot_q5_1;
+    table[ES_TYPE_Q8_0].to_float = to_float_q8_0;
+    table[ES_TYPE_Q8_0].from_float = from_float_q8_0;
+    table[ES_TYPE_Q8_0].vec_dot = vec_dot_q8_0;
+    table[ES_TYPE_Q8_1].to_float = to_float_q8_1;
+    table[ES_TYPE_Q8_1].from_float = from_float_q8_1;
+}

@@ -1,0 +1,295 @@
+/*
+ * quants_k_avx2.c — AVX2/FMA/F16C dot products (K-quant row · Q8_K row) and two
+ * dequantizers, beside the scalar references of quants_k.c.
+ *
+ * Every dot product works one 256-element super-block at a time: the unsigned quants
+ * (0..2^bits−1) of 32 elements are multiplied with 32 int8 activations by
+ * _mm256_maddubs_epi16 (pairs summed into int16, which cannot saturate: 2·63·128 <
+ * 2^15), then weighted by the sub-block scales with _mm256_madd_epi16 into int32.
+ * Constant level offsets (−4 for Q3_K, −32 for Q6_K) and the mins (Q2_K, Q4_K, Q5_K)
+ * use the per-16 activation sums (bsums) of Q8_K. The integer sums of a block are
+ * exact, and the float combination per block is written in the same order as the
+ * scalar reference, so both give the same result.
+ */
+#include "quants_k.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+static inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+
+/* Sum of the 8 int32 lanes. */
+static inline int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* The int16 scale vector of a 32-element group g: lanes of the low 128-bit half hold
+ * scale 2g, those of the high half scale 2g+1. sc16: the 16 scales as int16. */
+static inline __m256i scale_pair(__m256i sc16, int g) {
+    const __m256i pair = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(g));
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* low half */
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    return _mm256_shuffle_epi8(pair, pick);
+}
+
+/* int32 lanes of Σ q·y over 32 elements, each half weighted by its lane of sc (int16).
+ * q: unsigned bytes ≤ 63. */
+static inline __m256i dot32_scaled(__m256i q, const int8_t *y, __m256i sc) {
+    const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y));
+    return _mm256_madd_epi16(p, sc);
+}
+
+/* Bytes of v that have bit `bit` set become `val`, the others 0. */
+static inline __m256i bit_to(__m256i v, int bit, char val) {
+    const __m256i mask = _mm256_set1_epi8((char)(1u << bit));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask),
+                            _mm256_set1_epi8(val));
+}
+
+/* Lanes Σ_k w[k]·bsums[k] over the 16 per-16 sums; w: 16 int16. */
+static inline __m256i weighted_bsums(__m256i w16, const int16_t *bsums) {
+    return _mm256_madd_epi16(w16, _mm256_loadu_si256((const __m256i *)bsums));
+}
+
+void es_q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q2_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4));
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+        const int8_t *q8 = y[i].qs;
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) { /* two chunks of 128 elements */
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m256i q = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), m3);
+                acc = _mm256_add_epi32(acc, dot32_scaled(q, q8 + 128 * c + 32 * j, scale_pair(scales, 4 * c + j)));
+            }
+        }
+        const int32_t isum = hsum_i32(acc);
+        const int32_t msum = hsum_i32(weighted_bsums(mins, y[i].bsums));
+        const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
+        sum += dall * (float)isum - dmin * (float)msum;
+    }
+    *s = sum;
+}
+
+/* The 16 scales of a Q3_K block minus 32, as int16 (see es_q3k_unpack_scales). */
+static inline __m256i q3k_scales16(const uint8_t *q) {
+    uint32_t w[3];
+    memcpy(w, q, 12);
+    const uint32_t nib = 0x0f0f0f0fu, two = 0x03030303u;
+    const __m128i s = _mm_set_epi32((int)(((w[1] >> 4) & nib) | (((w[2] >> 6) & two) << 4)),
+                                    (int)(((w[0] >> 4) & nib) | (((w[2] >> 4) & two) << 4)),
+                                    (int)((w[1] & nib) | (((w[2] >> 2) & two) << 4)),
+                                    (int)((w[0] & nib) | ((w[2] & two) << 4)));
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(s, _mm_set1_epi8(32)));
+}
+
+void es_q3_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q3_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m256i sc16 = q3k_scales16(x[i].scales);
+        const int8_t *q8 = y[i].qs;
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), m3);
+                q = _mm256_or_si256(q, bit_to(hm, 4 * c + j, 4)); /* level + 4, 0..7 */
+                acc = _mm256_add_epi32(acc, dot32_scaled(q, q8 + 128 * c + 32 * j, scale_pair(sc16, 4 * c + j)));
+            }
+        }
+        /* levels are q − 4: subtract 4·Σ sc·bsums */
+        acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(weighted_bsums(sc16, y[i].bsums), 2));
+        sum += fp16(x[i].d) * y[i].d * (float)hsum_i32(acc);
+    }
+    *s = sum;
+}
+
+/* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7), and the
+ * weighted sum of the mins: Σ_j m[j]·(bsums[2j] + bsums[2j+1]). */
+static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, int32_t *msum) {
+    uint32_t w[3];
+    memcpy(w, q, 12);
+    const uint32_t s0 = w[0] & 0x3f3f3f3fu, m0 = w[1] & 0x3f3f3f3fu;
+    const uint32_t s1 = (w[2] & 0x0f0f0f0fu) | (((w[0] >> 6) & 0x03030303u) << 4);
+    const uint32_t m1 = ((w[2] >> 4) & 0x0f0f0f0fu) | (((w[1] >> 6) & 0x03030303u) << 4);
+    const __m128i mins = _mm_set_epi32(0, 0, (int)m1, (int)m0);
+    /* each min twice (int16), against the 16 bsums */
+    const __m256i mins2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
+    *msum = hsum_i32(weighted_bsums(mins2, bsums));
+    const __m128i sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)s1, (int)s0));
+    return _mm256_broadcastsi128_si256(sc);
+}
+
+/* Broadcast of int16 lane k (0..7) of a k4_scales vector. */
+#define K4_SCALE(v, k) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (k) + 1) << 8) | (2 * (k)))))
+
+void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q4_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t msum;
+        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum);
+        const int8_t *q8 = y[i].qs;
+        __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) { /* 64 elements: low nibbles, then high nibbles */
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(qv, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+            acc = _mm256_add_epi32(acc, dot32_scaled(lo, q8 + 64 * j, K4_SCALE(sc, 2 * j)));
+            acc = _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
+        }
+        const int32_t isum = hsum_i32(acc);
+        const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
+        sum += dall * (float)isum - dmin * (float)msum;
+    }
+    *s = sum;
+}
+
+void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q5_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t msum;
+        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum);
+        const int8_t *q8 = y[i].qs;
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(qv, m4), bit_to(qh, 2 * j, 16));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
+                                               bit_to(qh, 2 * j + 1, 16));
+            acc = _mm256_add_epi32(acc, dot32_scaled(lo, q8 + 64 * j, K4_SCALE(sc, 2 * j)));
+            acc = _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
+        }
+        const int32_t isum = hsum_i32(acc);
+        const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
+        sum += dall * (float)isum - dmin * (float)msum;
+    }
+    *s = sum;
+}
+
+void es_q6_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q6_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(0x30);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        const int8_t *q8 = y[i].qs;
+        __m256i acc = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) { /* 128 elements: ql 64 bytes, qh 32 bytes */
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * c));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * c + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * c));
+            /* high 2 bits of the 4 groups of 32, moved to bits 4..5 */
+            const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(h, 4), m2);
+            const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(h, 2), m2);
+            const __m256i h2 = _mm256_and_si256(h, m2);
+            const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(h, 2), m2);
+            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
+            const int8_t *yc = q8 + 128 * c;
+            acc = _mm256_add_epi32(acc, dot32_scaled(q0, yc, scale_pair(sc16, 4 * c + 0)));
+            acc = _mm256_add_epi32(acc, dot32_scaled(q1, yc + 32, scale_pair(sc16, 4 * c + 1)));
+            acc = _mm256_add_epi32(acc, dot32_scaled(q2, yc + 64, scale_pair(sc16, 4 * c + 2)));
+            acc = _mm256_add_epi32(acc, dot32_scaled(q3, yc + 96, scale_pair(sc16, 4 * c + 3)));
+        }
+        /* levels are q − 32: subtract 32·Σ sc·bsums */
+        acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(weighted_bsums(sc16, y[i].bsums), 5));
+        sum += fp16(x[i].d) * y[i].d * (float)hsum_i32(acc);
+    }
+    *s = sum;
+}
+
+/* ---- dequantizers ---- */
+
+/* y[0..32) = a·(float)q − b for 32 unsigned bytes q (mul then sub, as the scalar). */
+static inline void store32_affine(float *y, __m256i q, float a, float b) {
+    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    const __m128i q_lo = _mm256_castsi256_si128(q), q_hi = _mm256_extracti128_si256(q, 1);
+    const __m128i parts[4] = {q_lo, _mm_srli_si128(q_lo, 8), q_hi, _mm_srli_si128(q_hi, 8)};
+    for (int k = 0; k < 4; k++) {
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k]));
+        _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(va, f), vb));
+    }
+}
+
+void es_q4_K_to_float_avx2(const void *vx, float *y, int64_t n) {
+    const block_q4_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+        uint8_t sc[8], m[8];
+        es_k4_unpack_scales(x[i].scales, sc, m);
+        const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
+        for (int j = 0; j < 4; j++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            store32_affine(y + 64 * j, _mm256_and_si256(qv, m4), d * (float)sc[2 * j],
+                           dmin * (float)m[2 * j]);
+            store32_affine(y + 64 * j + 32, _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
+                           d * (float)sc[2 * j + 1], dmin * (float)m[2 * j + 1]);
+        }
+    }
+}
+
+/* y[0..16) = a·(q − 32) for 16 unsigned bytes q. */
+static inline void store16_q6(float *y, __m128i q, float a) {
+    const __m256 va = _mm256_set1_ps(a);
+    const __m256i off = _mm256_set1_epi32(32);
+    const __m128i parts[2] = {q, _mm_srli_si128(q, 8)};
+    for (int k = 0; k < 2; k++) {
+        const __m256i v = _mm256_sub_epi32(_mm256_cvtepu8_epi32(parts[k]), off);
+        _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(va, _mm256_cvtepi32_ps(v)));
+    }
+}
+
+void es_q6_K_to_float_avx2(const void *vx, float *y, int64_t n) {
+    const block_q6_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(0x30);
+    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+        const float d = fp16(x[i].d);
+        for (int c = 0; c < 2; c++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * c));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * c + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * c));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m2));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
+            for (int g = 0; g < 4; g++) {
+                const int sb = 8 * c + 2 * g; /* sub-block of the first 16 */
+                float *yo = y + 128 * c + 32 * g;
+                store16_q6(yo, _mm256_castsi256_si128(q[g]), d * (float)x[i].scales[sb]);
+                store16_q6(yo + 16, _mm256_extracti128_si256(q[g], 1), d * (float)x[i].scales[sb + 1]);
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+/*
+ * threadpool.c — a fixed pool of workers that run one task at a time on every thread.
+ *
+ * Hand-off: es_threadpool_run publishes (fn, arg) and bumps a generation counter;
+ * workers spin on that counter for a short while (decode calls run hundreds of times
+ * per token, so the next task usually comes within microseconds) and then sleep on a
+ * condition variable. A worker announces that it is going to sleep (n_sleeping) before
+ * re-checking the generation under the mutex, and run() reads n_sleeping after bumping
+ * the generation (both sequentially consistent), so a wake-up is never lost.
+ * Completion: every worker increments n_done; the caller spins (then yields) until all
+ * have finished.
+ */
+#include "threadpool.h"
+
+#include "common.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* How long an idle worker spins before it sleeps, and how long the caller spins on
+ * completion before it starts yielding the CPU. */
+#define ES_TP_PAUSE_SPINS 2000
+#define ES_TP_SPIN_NS 200000LL
+
+struct es_threadpool {
+    int n_threads;          /* including the caller */
+    pthread_t *threads;     /* [n_threads - 1] workers */
+    int n_started;          /* workers actually started */
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    _Atomic(es_task_fn) fn; /* current task */
+    _Atomic(void *) arg;
+    atomic_uint generation; /* bumped once per run */
+    atomic_int n_done;      /* workers finished with the current generation */
+    atomic_int n_sleeping;  /* workers in (or about to enter) cond_wait */
+    atomic_bool stop;
+};
+
+typedef struct {
+    es_threadpool *tp;
+    int ith;
+} worker_arg;
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Waits until the generation differs from `seen` (or stop); returns the new one.
+ * Spins with pause first, then with sched_yield (so that a thread we share a core
+ * with can run), then sleeps. */
+static unsigned wait_for_work(es_threadpool *tp, unsigned seen) {
+    long long t0 = 0;
+    for (int i = 0;; i++) {
+        unsigned g = atomic_load_explicit(&tp->generation, memory_order_acquire);
+        if (g != seen || atomic_load_explicit(&tp->stop, memory_order_acquire)) return g;
+        if (i < ES_TP_PAUSE_SPINS) {
+            cpu_relax();
+            continue;
+        }
+        sched_yield();
+        long long t = now_ns();
+        if (t0 == 0) t0 = t;
+        else if (t - t0 > ES_TP_SPIN_NS) break;
+    }
+    pthread_mutex_lock(&tp->mutex);
+    atomic_fetch_add(&tp->n_sleeping, 1);
+    unsigned g;
+    while ((g = atomic_load(&tp->generation)) == seen && !atomic_load(&tp->stop))
+        pthread_cond_wait(&tp->cond, &tp->mutex);
+    atomic_fetch_sub(&tp->n_sleeping, 1);
+    pthread_mutex_unlock(&tp->mutex);
+    return g;
+}
+
+static void *worker_main(void *p) {
+    worker_arg wa = *(worker_arg *)p;
+    free(p);
+    es_threadpool *tp = wa.tp;
+    unsigned seen = 0; /* the generation at creation: a run may start before this thread does */
+    for (;;) {
+        seen = wait_for_work(tp, seen);
+        if (atomic_load_explicit(&tp->stop, memory_order_acquire)) break;
+        es_task_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&tp->arg, memory_order_relaxed);
+        fn(arg, wa.ith, tp->n_threads);
+        atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void wake_all(es_threadpool *tp) {
+    if (atomic_load(&tp->n_sleeping) > 0) {
+        pthread_mutex_lock(&tp->mutex);
+        pthread_cond_broadcast(&tp->cond);
+        pthread_mutex_unlock(&tp->mutex);
+    }
+}
+
+es_threadpool *es_threadpool_create(int n_threads) {
+    if (n_threads < 1 || n_threads > 1024) {
+        es_error(ES_ERR_INVALID_ARG, "threadpool: n_threads %d is outside [1, 1024]", n_threads);
+        return NULL;
+    }
+    es_threadpool *tp = es_calloc(1, sizeof *tp);
+    if (!tp) return NULL;
+    tp->n_threads = n_threads;
+    pthread_mutex_init(&tp->mutex, NULL);
+    pthread_cond_init(&tp->cond, NULL);
+    atomic_init(&tp->fn, NULL);
+    atomic_init(&tp->arg, NULL);
+    atomic_init(&tp->generation, 0);
+    atomic_init(&tp->n_done, 0);
+    atomic_init(&tp->n_sleeping, 0);
+    atomic_init(&tp->stop, false);
+    if (n_threads > 1) {
+        tp->threads = es_calloc((size_t)n_threads - 1, sizeof *tp->threads);
+        if (!tp->threads) {
+            es_threadpool_free(tp);
+            return NULL;
+        }
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) {
+            es_error(ES_ERR_NOMEM, "threadpool: out of memory starting worker %d", i);
+            es_threadpool_free(tp);
+            return NULL;
+        }
+        wa->tp = tp;
+        wa->ith = i;
+        int rc = pthread_create(&tp->threads[i - 1], NULL, worker_main, wa);
+        if (rc != 0) {
+            free(wa);
+            es_error(ES_ERR_NOMEM, "threadpool: cannot start worker %d of %d (error %d)", i, n_threads - 1,
+                     rc);
+            es_threadpool_free(tp);
+            return NULL;
+        }
+        tp->n_started++;
+    }
+    return tp;
+}
+
+void es_threadpool_free(es_threadpool *tp) {
+    if (!tp) return;
+    atomic_store(&tp->stop, true);
+    pthread_mutex_lock(&tp->mutex);
+    pthread_cond_broadcast(&tp->cond);
+    pthread_mutex_unlock(&tp->mutex);
+    for (int i = 0; i < tp->n_started; i++) pthread_join(tp->threads[i], NULL);
+    pthread_cond_destroy(&tp->cond);
+    pthread_mutex_destroy(&tp->mutex);
+    free(tp->threads);
+    free(tp);
+}
+
+int es_threadpool_size(const es_threadpool *tp) { return tp ? tp->n_threads : 1; }
+
+void es_threadpool_run(es_threadpool *tp, es_task_fn fn, void *arg) {
+    if (!tp || tp->n_threads == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    const int n_workers = tp->n_threads - 1;
+    atomic_store_explicit(&tp->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&tp->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&tp->n_done, 0, memory_order_relaxed);
+    atomic_fetch_add(&tp->generation, 1); /* seq_cst: publishes fn/arg, pairs with n_sleeping */
+    wake_all(tp);
+
+    fn(arg, 0, tp->n_threads);
+
+    for (int i = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) < n_workers; i++) {
+        if (i < ES_TP_PAUSE_SPINS) cpu_relax();
+        else sched_yield();
+    }
+}

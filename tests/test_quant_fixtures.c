@@ -1,0 +1,117 @@
+/*
+ * test_quant_fixtures.c — quantized models end to end: ../shared/fixtures/quant/
+ * {llama,qwen2}.{Q8_0,Q4_0,Q4_K_M,Q5_K_M,Q6_K}.gguf through es_decode, logits compared
+ * with llama.cpp's (NAME.TYPE.llamacpp-ref.gguf) within 0.15. A type that cannot be
+ * computed yet fails loudly (the load error names the tensor and type).
+ * Also: the demo model (f16 and q8_0) runs and its two files agree on the argmax.
+ */
+#include "emosteer.h"
+#include "gguf.h"
+#include "testutil.h"
+#include "types.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL 0.15
+
+static void test_quant(const char *arch, const char *qtype) {
+    char dir[1024], mpath[1200], rpath[1200];
+    snprintf(dir, sizeof dir, "%s", es_test_shared_path("fixtures/quant"));
+    snprintf(mpath, sizeof mpath, "%s/%s.%s.gguf", dir, arch, qtype);
+    snprintf(rpath, sizeof rpath, "%s/%s.%s.llamacpp-ref.gguf", dir, arch, qtype);
+    es_model *m = NULL;
+    es_gguf *ref = NULL;
+    es_context *ctx = NULL;
+    float *got = NULL;
+    int8_t *want = NULL;
+    if (!CHECK(es_model_load(mpath, NULL, &m) == ES_OK, "%s.%s: load: %s", arch, qtype, es_last_error())) {
+        printf("%-6s %-7s FAIL (load: %s)\n", arch, qtype, es_last_error());
+        return;
+    }
+    if (!CHECK(es_gguf_open(rpath, &ref) == ES_OK, "%s.%s: ref: %s", arch, qtype, es_last_error())) goto done;
+    const es_gguf_tensor *tt = es_gguf_find_tensor(ref, "tokens"), *tl = es_gguf_find_tensor(ref, "logits");
+    if (!CHECK(tt && tl && tt->type == ES_TYPE_I32 && tl->type == ES_TYPE_F32, "%s.%s: bad ref", arch, qtype))
+        goto done;
+    es_model_info info;
+    es_model_get_info(m, &info);
+    const int n = (int)tt->ne[0], nv = info.n_vocab;
+    if (!CHECK(tl->ne[0] == nv && tl->ne[1] == n, "%s.%s: ref logits shape", arch, qtype)) goto done;
+    es_context_params cp = es_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_batch = 64;
+    cp.n_threads = 2;
+    if (!CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "%s", es_last_error())) goto done;
+    want = malloc((size_t)n);
+    got = malloc((size_t)n * nv * sizeof(float));
+    for (int i = 0; i < n; i++) want[i] = 1;
+    es_batch b = {n, tt->data, NULL, NULL, want};
+    if (!CHECK(es_decode(ctx, &b) == ES_OK, "%s.%s: decode: %s", arch, qtype, es_last_error())) goto done;
+    for (int i = 0; i < n; i++) memcpy(got + (size_t)i * nv, es_get_logits(ctx, i), (size_t)nv * sizeof(float));
+    size_t where = 0;
+    const float *rl = tl->data;
+    double d = es_test_maxdiff(got, rl, (size_t)n * nv, &where);
+    CHECK(d <= TOL, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
+          where % nv, TOL);
+    printf("%-6s %-7s logits max diff %.4f (token %zu, vocab %zu) %s\n", arch, qtype, d, where / nv, where % nv,
+           d <= TOL ? "ok" : "FAIL");
+done:
+    free(got);
+    free(want);
+    es_context_free(ctx);
+    es_gguf_close(ref);
+    es_model_free(m);
+}
+
+/* The demo model runs in f16 and q8_0; both pick the same next tokens for a prompt. */
+static void test_demo(void) {
+    static const char *const files[2] = {"models/demo-16m.f16.gguf", "models/demo-16m.q8_0.gguf"};
+    int32_t prompt[16] = {1};
+    for (int i = 1; i < 16; i++) prompt[i] = 300 + 37 * i;
+    int top[2][16];
+    for (int f = 0; f < 2; f++) {
+        es_model *m = NULL;
+        es_context *ctx = NULL;
+        char path[1024];
+        snprintf(path, sizeof path, "%s", es_test_shared_path(files[f]));
+        if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "%s: %s", files[f], es_last_error())) return;
+        es_context_params cp = es_context_default_params();
+        cp.n_ctx = 64;
+        cp.n_threads = 2;
+        int8_t want[16];
+        memset(want, 1, sizeof want);
+        es_batch b = {16, prompt, NULL, NULL, want};
+        if (CHECK(es_context_create(m, &cp, &ctx) == ES_OK && es_decode(ctx, &b) == ES_OK, "%s: %s", files[f],
+                  es_last_error())) {
+            es_model_info info;
+            es_model_get_info(m, &info);
+            for (int i = 0; i < 16; i++) {
+                const float *l = es_get_logits(ctx, i);
+                int best = 0;
+                for (int v = 1; v < info.n_vocab; v++)
+                    if (l[v] > l[best]) best = v;
+                top[f][i] = best;
+            }
+        }
+        es_context_free(ctx);
+        es_model_free(m);
+    }
+    int same = 0;
+    for (int i = 0; i < 16; i++) same += top[0][i] == top[1][i];
+    CHECK(same >= 14, "demo f16 vs q8_0: only %d/16 argmax agree", same);
+    printf("demo-16m f16 vs q8_0: %d/16 argmax agree\n", same);
+}
+
+int main(void) {
+    if (!es_test_shared()) {
+        printf("no shared folder: skipped\n");
+        return ES_TEST_SKIP;
+    }
+    static const char *const archs[] = {"llama", "qwen2"};
+    static const char *const types[] = {"Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"};
+    for (size_t a = 0; a < 2; a++)
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) test_quant(archs[a], types[t]);
+    test_demo();
+    return es_test_finish();
+}
