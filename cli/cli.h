@@ -8,6 +8,7 @@
 #ifndef ES_CLI_H
 #define ES_CLI_H
 
+#include "common.h" /* es_time_s, es_strdup */
 #include "emosteer.h"
 
 #include <stdbool.h>
@@ -35,5 +36,10 @@ bool cli_parse_int_list(const char *s, int32_t **out, int *n);
 /* Subcommands */
 int cmd_info(int argc, char **argv);
 int cmd_activations(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_random_model(int argc, char **argv);
 
 #endif

@@ -19,7 +19,12 @@ typedef struct command {
 /* The table of subcommands; each lives in cli/cmd_NAME.c. */
 static const command commands[] = {
     {"info", cmd_info, "describe a GGUF model: architecture, sizes, tensor types, tokenizer"},
+    {"generate", cmd_generate, "continue a prompt (optionally steered), streaming to stdout"},
+    {"tokenize", cmd_tokenize, "show the tokens of a text"},
+    {"perplexity", cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
+    {"bench", cmd_bench, "prompt and generation speed, llama-bench style"},
     {"activations", cmd_activations, "run tokens through a model and write logits and hook activations"},
+    {"random-model", cmd_random_model, "write a GGUF with random weights at a real model's shape"},
 };
 
 static void usage(FILE *f) {

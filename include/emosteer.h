@@ -287,7 +287,8 @@ typedef enum es_chat_format {
     ES_CHAT_GEMMA,     /* Gemma 1/2/3: "model" role; a system message is prepended to the first
                           user turn followed by "\n\n" as Gemma 3 does (Gemma 2's template
                           would refuse it); contents are whitespace-trimmed */
-    ES_CHAT_PHI3,      /* Phi 3.5 (and Phi 3 templates with a <|system|> role) */
+    ES_CHAT_PHI3,      /* Phi 3.5: <|system|>/<|user|>/<|assistant|> ... <|end|>; empty system
+                          messages are skipped; without a generation prompt ends with EOS */
     ES_CHAT_MISTRAL,   /* Mistral Nemo / v3-tekken "[INST]...[/INST]" without spaces; the
                           system message is prepended to the LAST user message */
     ES_CHAT_LLAMA2,    /* Llama 2 chat: "<s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]" */
@@ -639,6 +640,58 @@ es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t 
                                 es_lexicon_score *out);
 
 /* (steering section: end) */
+
+/* ------------------------------------------------------------------------- */
+/* Generation (implemented in src/generate.c)                                */
+/* ------------------------------------------------------------------------- */
+
+/* Generates continuations of several prompts at once, one sequence each, in shared
+ * batches: the prompts are decoded together, then every step decodes one new token
+ * of each unfinished sequence in one es_decode call. Each sequence has its own
+ * sampler (seed = params.sampling.seed + index), stop strings and steering (set on
+ * the context beforehand with es_context_set_steering for seq = first_seq + index). */
+typedef struct es_gen_params {
+    int n_predict;               /* max new tokens per sequence (default 128) */
+    es_sampler_params sampling;  /* default es_sampler_default_params() */
+    const char *const *stops;    /* stop strings (borrowed), or NULL */
+    size_t n_stops;
+    bool stop_at_eog;            /* stop at end-of-generation tokens (default true) */
+    int first_seq;               /* sequence id of prompt 0 (default 0) */
+} es_gen_params;
+
+es_gen_params es_gen_default_params(void);
+
+typedef enum es_gen_stop {
+    ES_GEN_STOP_LENGTH = 0, /* n_predict tokens were generated */
+    ES_GEN_STOP_EOG = 1,    /* an end-of-generation token */
+    ES_GEN_STOP_STRING = 2, /* a stop string (not included in the text) */
+    ES_GEN_STOP_CONTEXT = 3,/* the context is full */
+    ES_GEN_STOP_CALLER = 4  /* the callback asked to stop */
+} es_gen_stop;
+
+typedef struct es_gen_output {
+    char *text;          /* generated text (malloc'ed, NUL-terminated; owned by the caller) */
+    size_t text_len;
+    int32_t *tokens;     /* [n_tokens] generated token ids (malloc'ed), EOG token excluded */
+    int n_tokens;
+    es_gen_stop stop;
+} es_gen_output;
+
+/* Called with each piece of text as soon as it is safe to show (complete UTF-8, not
+ * part of a possible stop string). Return false to stop that sequence. */
+typedef bool (*es_gen_text_fn)(void *user, int index, const char *text, size_t len);
+
+/* Runs generation for n prompts (prompts[i] has n_prompt[i] tokens, decoded from
+ * position 0 of sequence first_seq + i after clearing it). out[i] receives each
+ * result (free with es_gen_output_free). The context needs n_seq_max >= first_seq +
+ * n and n_batch >= 1; prompts longer than n_batch are decoded in several batches.
+ * on_text may be NULL. */
+es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *const *prompts,
+                      const int *n_prompt, int n, const es_gen_params *params,
+                      es_gen_text_fn on_text, void *user, es_gen_output *out);
+void es_gen_output_free(es_gen_output *out);
+
+/* (generation section: end) */
 
 #ifdef __cplusplus
 }

@@ -53,7 +53,9 @@ static void sb_append(strbuf *sb, const char *s, size_t n) {
     sb->data[sb->len] = '\0';
 }
 
-static void sb_puts(strbuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
+static void sb_puts(strbuf *sb, const char *s) {
+    sb_append(sb, s, strlen(s));
+}
 
 /* A borrowed slice of a message's content. */
 typedef struct slice {
@@ -61,8 +63,12 @@ typedef struct slice {
     size_t n;
 } slice;
 
-static slice sl(const char *s) { return (slice){s, strlen(s)}; }
-static void sb_slice(strbuf *sb, slice s) { sb_append(sb, s.p, s.n); }
+static slice sl(const char *s) {
+    return (slice){s, strlen(s)};
+}
+static void sb_slice(strbuf *sb, slice s) {
+    sb_append(sb, s.p, s.n);
+}
 
 /* ---- Python string semantics ---- */
 
@@ -117,7 +123,8 @@ static slice py_strip(slice s) {
     while (e > b) {
         /* step back to the start of the last character */
         size_t st = e - 1;
-        while (st > b && (p[st] & 0xC0) == 0x80 && e - st < 4) st--;
+        while (st > b && (p[st] & 0xC0) == 0x80 && e - st < 4)
+            st--;
         uint32_t cp;
         size_t k = utf8_decode(p + st, e - st, &cp);
         if (k != e - st || !py_isspace(cp)) break;
@@ -127,12 +134,14 @@ static slice py_strip(slice s) {
 }
 
 static slice nl_lstrip(slice s) {
-    while (s.n > 0 && s.p[0] == '\n') s.p++, s.n--;
+    while (s.n > 0 && s.p[0] == '\n')
+        s.p++, s.n--;
     return s;
 }
 
 static slice nl_rstrip(slice s) {
-    while (s.n > 0 && s.p[s.n - 1] == '\n') s.n--;
+    while (s.n > 0 && s.p[s.n - 1] == '\n')
+        s.n--;
     return s;
 }
 
@@ -166,18 +175,18 @@ static bool ends_with(slice s, const char *suf) {
 /* ---- names, detection ---- */
 
 static const char *const format_names[ES_CHAT_FORMAT_COUNT] = {
-    [ES_CHAT_NONE] = "none",       [ES_CHAT_UNKNOWN] = "unknown", [ES_CHAT_LLAMA3] = "llama3",
-    [ES_CHAT_LLAMA3_0] = "llama3.0", [ES_CHAT_CHATML] = "chatml", [ES_CHAT_QWEN3] = "qwen3",
-    [ES_CHAT_GEMMA] = "gemma",     [ES_CHAT_PHI3] = "phi3",       [ES_CHAT_MISTRAL] = "mistral",
-    [ES_CHAT_LLAMA2] = "llama2",   [ES_CHAT_MINICPM] = "minicpm",
+    [ES_CHAT_NONE] = "none",         [ES_CHAT_UNKNOWN] = "unknown", [ES_CHAT_LLAMA3] = "llama3",
+    [ES_CHAT_LLAMA3_0] = "llama3.0", [ES_CHAT_CHATML] = "chatml",   [ES_CHAT_QWEN3] = "qwen3",
+    [ES_CHAT_GEMMA] = "gemma",       [ES_CHAT_PHI3] = "phi3",       [ES_CHAT_MISTRAL] = "mistral",
+    [ES_CHAT_LLAMA2] = "llama2",     [ES_CHAT_MINICPM] = "minicpm",
 };
 
 static const struct {
     const char *name;
     es_chat_format fmt;
 } format_aliases[] = {
-    {"llama3.1", ES_CHAT_LLAMA3}, {"qwen2.5", ES_CHAT_CHATML},    {"gemma2", ES_CHAT_GEMMA},
-    {"gemma3", ES_CHAT_GEMMA},    {"phi3.5", ES_CHAT_PHI3},       {"mistral-nemo", ES_CHAT_MISTRAL},
+    {"llama3.1", ES_CHAT_LLAMA3}, {"qwen2.5", ES_CHAT_CHATML}, {"gemma2", ES_CHAT_GEMMA},
+    {"gemma3", ES_CHAT_GEMMA},    {"phi3.5", ES_CHAT_PHI3},    {"mistral-nemo", ES_CHAT_MISTRAL},
 };
 
 const char *es_chat_format_name(es_chat_format fmt) {
@@ -206,7 +215,9 @@ es_status es_chat_parse_name(const char *name, es_chat_format *out) {
                     name);
 }
 
-static bool has(const char *t, const char *marker) { return strstr(t, marker) != NULL; }
+static bool has(const char *t, const char *marker) {
+    return strstr(t, marker) != NULL;
+}
 
 es_chat_format es_chat_detect(const char *t) {
     if (!t) return ES_CHAT_NONE;
@@ -227,8 +238,8 @@ es_chat_format es_chat_detect(const char *t) {
     if (has(t, "<start_of_turn>")) return ES_CHAT_GEMMA;
     /* Phi 3.5: a system role and an explicit generation prompt (the first Phi-3 template
      * opened the assistant turn after every user message and dropped the system). */
-    if ((has(t, "<|user|>\n") || has(t, "<|user|>\\n")) && has(t, "<|assistant|>") && has(t, "<|end|>") &&
-        has(t, "<|system|>") && has(t, "add_generation_prompt"))
+    if ((has(t, "<|user|>\n") || has(t, "<|user|>\\n")) && has(t, "<|assistant|>") &&
+        has(t, "<|end|>") && has(t, "<|system|>") && has(t, "add_generation_prompt"))
         return ES_CHAT_PHI3;
     if (has(t, "[INST]")) {
         if (has(t, "<<SYS>>")) return ES_CHAT_LLAMA2;
@@ -245,69 +256,51 @@ bool es_chat_includes_bos(es_chat_format fmt) {
     case ES_CHAT_GEMMA:
     case ES_CHAT_MISTRAL:
     case ES_CHAT_LLAMA2:
-    case ES_CHAT_MINICPM:
-        return true;
-    default:
-        return false;
+    case ES_CHAT_MINICPM: return true;
+    default: return false;
     }
 }
 
 const char *es_chat_end_of_turn(es_chat_format fmt) {
     switch (fmt) {
     case ES_CHAT_LLAMA3:
-    case ES_CHAT_LLAMA3_0:
-        return "<|eot_id|>";
+    case ES_CHAT_LLAMA3_0: return "<|eot_id|>";
     case ES_CHAT_CHATML:
     case ES_CHAT_QWEN3:
-    case ES_CHAT_MINICPM:
-        return "<|im_end|>";
-    case ES_CHAT_GEMMA:
-        return "<end_of_turn>";
-    case ES_CHAT_PHI3:
-        return "<|end|>";
+    case ES_CHAT_MINICPM: return "<|im_end|>";
+    case ES_CHAT_GEMMA: return "<end_of_turn>";
+    case ES_CHAT_PHI3: return "<|end|>";
     case ES_CHAT_MISTRAL:
-    case ES_CHAT_LLAMA2:
-        return "</s>";
-    default:
-        return "";
+    case ES_CHAT_LLAMA2: return "</s>";
+    default: return "";
     }
 }
 
 static const char *default_bos(es_chat_format fmt) {
     switch (fmt) {
     case ES_CHAT_LLAMA3:
-    case ES_CHAT_LLAMA3_0:
-        return "<|begin_of_text|>";
-    case ES_CHAT_GEMMA:
-        return "<bos>";
+    case ES_CHAT_LLAMA3_0: return "<|begin_of_text|>";
+    case ES_CHAT_GEMMA: return "<bos>";
     case ES_CHAT_PHI3:
     case ES_CHAT_MISTRAL:
     case ES_CHAT_LLAMA2:
-    case ES_CHAT_MINICPM:
-        return "<s>";
-    default:
-        return "";
+    case ES_CHAT_MINICPM: return "<s>";
+    default: return "";
     }
 }
 
 static const char *default_eos(es_chat_format fmt) {
     switch (fmt) {
-    case ES_CHAT_PHI3:
-        return "<|endoftext|>";
+    case ES_CHAT_PHI3: return "<|endoftext|>";
     case ES_CHAT_MISTRAL:
-    case ES_CHAT_LLAMA2:
-        return "</s>";
-    case ES_CHAT_GEMMA:
-        return "<eos>";
+    case ES_CHAT_LLAMA2: return "</s>";
+    case ES_CHAT_GEMMA: return "<eos>";
     case ES_CHAT_LLAMA3:
-    case ES_CHAT_LLAMA3_0:
-        return "<|eot_id|>";
+    case ES_CHAT_LLAMA3_0: return "<|eot_id|>";
     case ES_CHAT_CHATML:
     case ES_CHAT_QWEN3:
-    case ES_CHAT_MINICPM:
-        return "<|im_end|>";
-    default:
-        return "";
+    case ES_CHAT_MINICPM: return "<|im_end|>";
+    default: return "";
     }
 }
 
@@ -335,7 +328,9 @@ typedef struct conv {
     const char *eos;
 } conv;
 
-static slice content(const conv *c, size_t i) { return sl(c->msgs[i].content); }
+static slice content(const conv *c, size_t i) {
+    return sl(c->msgs[i].content);
+}
 
 /* Gemma, Mistral and Llama 2: after an optional first system message, roles must
  * alternate user/assistant/... — the templates' "(role == 'user') != (i % 2 == 0)". */
@@ -374,16 +369,20 @@ static es_status render_llama3(const conv *c, strbuf *sb) {
     sb_puts(sb, "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
     sb_slice(sb, system);
     sb_puts(sb, "<|eot_id|>");
-    for (size_t i = first; i < c->n; i++) llama3_turn(sb, c->role[i], content(c, i));
-    if (c->opt->add_generation_prompt) sb_puts(sb, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    for (size_t i = first; i < c->n; i++)
+        llama3_turn(sb, c->role[i], content(c, i));
+    if (c->opt->add_generation_prompt)
+        sb_puts(sb, "<|start_header_id|>assistant<|end_header_id|>\n\n");
     return ES_OK;
 }
 
 /* Llama 3.0: BOS, then every message as a header block. */
 static es_status render_llama3_0(const conv *c, strbuf *sb) {
     sb_puts(sb, c->bos);
-    for (size_t i = 0; i < c->n; i++) llama3_turn(sb, c->role[i], content(c, i));
-    if (c->opt->add_generation_prompt) sb_puts(sb, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    for (size_t i = 0; i < c->n; i++)
+        llama3_turn(sb, c->role[i], content(c, i));
+    if (c->opt->add_generation_prompt)
+        sb_puts(sb, "<|start_header_id|>assistant<|end_header_id|>\n\n");
     return ES_OK;
 }
 
@@ -400,7 +399,8 @@ static es_status render_chatml(const conv *c, strbuf *sb) {
     if (c->role[0] == ROLE_SYSTEM)
         chatml_turn(sb, "system", content(c, 0));
     else
-        chatml_turn(sb, "system", sl("You are Qwen, created by Alibaba Cloud. You are a helpful assistant."));
+        chatml_turn(sb, "system",
+                    sl("You are Qwen, created by Alibaba Cloud. You are a helpful assistant."));
     for (size_t i = 0; i < c->n; i++) {
         if (i == 0 && c->role[i] == ROLE_SYSTEM) continue;
         chatml_turn(sb, c->msgs[i].role, content(c, i));
@@ -456,7 +456,8 @@ static es_status render_qwen3_like(const conv *c, strbuf *sb, bool minicpm) {
             slice reasoning, answer;
             split_think(content(c, i), &reasoning, &answer);
             bool last = i == c->n - 1;
-            bool think_block = i > last_query && (minicpm ? reasoning.n > 0 : (last || reasoning.n > 0));
+            bool think_block =
+                i > last_query && (minicpm ? reasoning.n > 0 : (last || reasoning.n > 0));
             sb_puts(sb, "<|im_start|>assistant\n");
             if (think_block) {
                 sb_puts(sb, "<think>\n");
@@ -605,7 +606,8 @@ es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t 
                         "by name (e.g. chatml, llama3) or 'none' for plain text");
     if (n == 0 || !msgs) return es_error(ES_ERR_INVALID_ARG, "chat: no messages to render");
     if ((int)opt->thinking < ES_CHAT_THINK_DEFAULT || opt->thinking > ES_CHAT_THINK_ON)
-        return es_error(ES_ERR_INVALID_ARG, "chat: thinking option %d is out of range", (int)opt->thinking);
+        return es_error(ES_ERR_INVALID_ARG, "chat: thinking option %d is out of range",
+                        (int)opt->thinking);
 
     size_t bytes;
     if (!es_mul_size(n, sizeof(enum role), &bytes))
@@ -628,7 +630,8 @@ es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t 
         } else {
             free(role);
             return es_error(ES_ERR_INVALID_ARG,
-                            "chat: message %zu has role '%.40s' (want system, user or assistant)", i, r);
+                            "chat: message %zu has role '%.40s' (want system, user or assistant)",
+                            i, r);
         }
     }
 
@@ -657,10 +660,13 @@ es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t 
     free(role);
     if (st == ES_OK && !sb.data) { /* nothing appended: an empty string */
         sb.data = malloc(1);
-        if (sb.data) sb.data[0] = '\0';
-        else sb.failed = true;
+        if (sb.data)
+            sb.data[0] = '\0';
+        else
+            sb.failed = true;
     }
-    if (st == ES_OK && sb.failed) st = es_error(ES_ERR_NOMEM, "chat: out of memory rendering %zu messages", n);
+    if (st == ES_OK && sb.failed)
+        st = es_error(ES_ERR_NOMEM, "chat: out of memory rendering %zu messages", n);
     if (st != ES_OK) {
         free(sb.data);
         return st;

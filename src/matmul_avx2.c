@@ -41,12 +41,16 @@ static ES_ALWAYS_INLINE void tile_kernel(int nr, int nt, const float *const w[MR
     }
 #pragma GCC unroll 3
     for (int r = 0; r < nr; r++) {
+        /* the 4 token sums of row r at once */
+        const __m256 z = _mm256_setzero_ps();
+        const __m256 ab = _mm256_hadd_ps(acc[r][0], nt > 1 ? acc[r][1] : z);
+        const __m256 cd = _mm256_hadd_ps(nt > 2 ? acc[r][2] : z, nt > 3 ? acc[r][3] : z);
+        const __m256 abcd = _mm256_hadd_ps(ab, cd);
+        float sums[4];
+        _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
-            __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r][t]), _mm256_extractf128_ps(acc[r][t], 1));
-            s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            float v = _mm_cvtss_f32(s);
+            float v = sums[t];
             for (int64_t kk = k; kk < kc; kk++) v += w[r][kk] * x[t][kk];
             out[r][t] = v;
         }

@@ -243,6 +243,16 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                     run_tile(nt, has_m, &panel, kb, xt, xbs, xit, acc);
                     for (int j = 0; j < nt; j++) {
                         float *yr = y + (t + j) * n_out + r;
+                        if (nr == PR) {
+                            __m256 v0 = acc[0][j], v1 = acc[1][j];
+                            if (b0 > 0) {
+                                v0 = _mm256_add_ps(_mm256_loadu_ps(yr), v0);
+                                v1 = _mm256_add_ps(_mm256_loadu_ps(yr + 8), v1);
+                            }
+                            _mm256_storeu_ps(yr, v0);
+                            _mm256_storeu_ps(yr + 8, v1);
+                            continue;
+                        }
                         float out[PR];
                         _mm256_storeu_ps(out, acc[0][j]);
                         _mm256_storeu_ps(out + 8, acc[1][j]);

@@ -36,13 +36,13 @@ typedef struct cand {
 struct es_sampler {
     es_sampler_params p;
     int32_t n_vocab;
-    uint64_t rng[4];     /* xoshiro256** state */
-    int32_t *history;    /* [penalty_last_n] ring buffer of accepted tokens */
-    int32_t n_history;   /* valid entries in history */
-    int32_t history_pos; /* next slot to write */
-    int32_t *count;      /* [n_vocab] occurrences of each token in history */
-    float *work;         /* [n_vocab] penalised logits */
-    cand *cands;         /* [n_vocab] candidate tokens */
+    uint64_t rng[4];                   /* xoshiro256** state */
+    int32_t *history;                  /* [penalty_last_n] ring buffer of accepted tokens */
+    int32_t n_history;                 /* valid entries in history */
+    int32_t history_pos;               /* next slot to write */
+    int32_t *count;                    /* [n_vocab] occurrences of each token in history */
+    float *work;                       /* [n_vocab] penalised logits */
+    cand *cands;                       /* [n_vocab] candidate tokens */
     double bucket_mass[TOP_P_BUCKETS]; /* scratch of top_p_unsorted */
 };
 
@@ -55,7 +55,9 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t xoshiro_next(uint64_t s[4]) {
     uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -70,11 +72,14 @@ static uint64_t xoshiro_next(uint64_t s[4]) {
 }
 
 /* Uniform in [0, 1) with 53 random bits. */
-static double rng_uniform(uint64_t s[4]) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
+static double rng_uniform(uint64_t s[4]) {
+    return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53;
+}
 
 static void rng_seed(es_sampler *s) {
     uint64_t x = s->p.seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&x);
 }
 
 /* ---- parameters ---- */
@@ -95,16 +100,22 @@ es_sampler_params es_sampler_default_params(void) {
 }
 
 static es_status check_params(const es_sampler_params *p, int32_t n_vocab) {
-    if (n_vocab < 1) return es_error(ES_ERR_INVALID_ARG, "sampler: n_vocab %d must be >= 1", (int)n_vocab);
+    if (n_vocab < 1)
+        return es_error(ES_ERR_INVALID_ARG, "sampler: n_vocab %d must be >= 1", (int)n_vocab);
     if (isnan(p->temp) || isinf(p->temp))
-        return es_error(ES_ERR_INVALID_ARG, "sampler: temp %g is not a finite number", (double)p->temp);
-    if (p->top_k < 0) return es_error(ES_ERR_INVALID_ARG, "sampler: top_k %d must be >= 0 (0 = off)", p->top_k);
+        return es_error(ES_ERR_INVALID_ARG, "sampler: temp %g is not a finite number",
+                        (double)p->temp);
+    if (p->top_k < 0)
+        return es_error(ES_ERR_INVALID_ARG, "sampler: top_k %d must be >= 0 (0 = off)", p->top_k);
     if (!(p->top_p >= 0.0f && p->top_p <= 1.0f))
-        return es_error(ES_ERR_INVALID_ARG, "sampler: top_p %g must be in [0, 1] (1 = off)", (double)p->top_p);
+        return es_error(ES_ERR_INVALID_ARG, "sampler: top_p %g must be in [0, 1] (1 = off)",
+                        (double)p->top_p);
     if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
-        return es_error(ES_ERR_INVALID_ARG, "sampler: min_p %g must be in [0, 1] (0 = off)", (double)p->min_p);
+        return es_error(ES_ERR_INVALID_ARG, "sampler: min_p %g must be in [0, 1] (0 = off)",
+                        (double)p->min_p);
     if (!(p->repeat_penalty > 0.0f) || isinf(p->repeat_penalty))
-        return es_error(ES_ERR_INVALID_ARG, "sampler: repeat_penalty %g must be finite and > 0 (1 = off)",
+        return es_error(ES_ERR_INVALID_ARG,
+                        "sampler: repeat_penalty %g must be finite and > 0 (1 = off)",
                         (double)p->repeat_penalty);
     if (isnan(p->frequency_penalty) || isinf(p->frequency_penalty))
         return es_error(ES_ERR_INVALID_ARG, "sampler: frequency_penalty %g is not a finite number",
@@ -113,7 +124,8 @@ static es_status check_params(const es_sampler_params *p, int32_t n_vocab) {
         return es_error(ES_ERR_INVALID_ARG, "sampler: presence_penalty %g is not a finite number",
                         (double)p->presence_penalty);
     if (p->penalty_last_n < 0)
-        return es_error(ES_ERR_INVALID_ARG, "sampler: penalty_last_n %d must be >= 0 (0 = off)", p->penalty_last_n);
+        return es_error(ES_ERR_INVALID_ARG, "sampler: penalty_last_n %d must be >= 0 (0 = off)",
+                        p->penalty_last_n);
     return ES_OK;
 }
 
@@ -128,10 +140,12 @@ es_status es_sampler_create(const es_sampler_params *p, int32_t n_vocab, es_samp
     s->count = es_calloc((size_t)n_vocab, sizeof(*s->count));
     s->work = es_calloc((size_t)n_vocab, sizeof(*s->work));
     s->cands = es_calloc((size_t)n_vocab, sizeof(*s->cands));
-    if (p->penalty_last_n > 0) s->history = es_calloc((size_t)p->penalty_last_n, sizeof(*s->history));
+    if (p->penalty_last_n > 0)
+        s->history = es_calloc((size_t)p->penalty_last_n, sizeof(*s->history));
     if (!s->count || !s->work || !s->cands || (p->penalty_last_n > 0 && !s->history)) {
         es_sampler_free(s);
-        return es_error(ES_ERR_NOMEM, "sampler: out of memory for a vocabulary of %d", (int)n_vocab);
+        return es_error(ES_ERR_NOMEM, "sampler: out of memory for a vocabulary of %d",
+                        (int)n_vocab);
     }
     rng_seed(s);
     *out = s;
@@ -149,7 +163,8 @@ void es_sampler_free(es_sampler *s) {
 
 void es_sampler_reset(es_sampler *s) {
     if (!s) return;
-    for (int32_t i = 0; i < s->n_history; i++) s->count[s->history[i]] = 0;
+    for (int32_t i = 0; i < s->n_history; i++)
+        s->count[s->history[i]] = 0;
     s->n_history = 0;
     s->history_pos = 0;
     rng_seed(s);
@@ -173,7 +188,8 @@ void es_sampler_accept(es_sampler *s, int32_t tok) {
 void es_sampler_apply_penalties(const es_sampler *s, float *logits) {
     if (!s || !logits) return;
     const es_sampler_params *p = &s->p;
-    if (p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f) return;
+    if (p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f)
+        return;
     /* each distinct token once: mark visited counts by negating them, then restore */
     int32_t *count = s->count;
     for (int32_t i = 0; i < s->n_history; i++) {
@@ -194,7 +210,9 @@ void es_sampler_apply_penalties(const es_sampler *s, float *logits) {
 
 /* ---- candidate ordering: better = larger logit, then lower id ---- */
 
-static bool better(cand a, cand b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+static bool better(cand a, cand b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
 
 static int cmp_cand_desc(const void *pa, const void *pb) {
     cand a = *(const cand *)pa, b = *(const cand *)pb;
@@ -269,7 +287,8 @@ static size_t top_p_unsorted(es_sampler *s, cand *c, size_t n, double lmax, doub
     const double scale = range > 0.0 ? (TOP_P_BUCKETS - 1) / range : 0.0;
     double *mass = s->bucket_mass;
     memset(mass, 0, sizeof(s->bucket_mass));
-    for (size_t i = 0; i < n; i++) mass[bucket_of(c[i].logit, lmax, scale)] += c[i].w;
+    for (size_t i = 0; i < n; i++)
+        mass[bucket_of(c[i].logit, lmax, scale)] += c[i].w;
 
     size_t cross = TOP_P_BUCKETS;
     double before = 0.0; /* mass of the buckets before `cross` */
@@ -326,7 +345,8 @@ int32_t es_sampler_sample(es_sampler *s, const float *logits) {
     for (int32_t i = 0; i < n_vocab; i++) {
         float v = work[i];
         if (isnan(v) || v == INFINITY)
-            return es_error(ES_ERR_FORMAT, "sampler: logit of token %d is %s", (int)i, isnan(v) ? "NaN" : "+inf");
+            return es_error(ES_ERR_FORMAT, "sampler: logit of token %d is %s", (int)i,
+                            isnan(v) ? "NaN" : "+inf");
         if (v == -INFINITY) continue;
         cand x = {v, i, 0.0};
         c[n++] = x;
@@ -383,7 +403,8 @@ int32_t es_sampler_sample(es_sampler *s, const float *logits) {
     /* softmax at temperature temp over the survivors, and a draw */
     const double inv_t = 1.0 / (double)p->temp;
     double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += exp(((double)c[i].logit - lmax) * inv_t);
+    for (size_t i = 0; i < n; i++)
+        sum += exp(((double)c[i].logit - lmax) * inv_t);
     double u = rng_uniform(s->rng) * sum;
     double acc = 0.0;
     for (size_t i = 0; i < n; i++) {

@@ -16,17 +16,19 @@ struct es_stop {
     size_t *stop_len; /* [n_stops] */
     int *orig;        /* [n_stops] index in the caller's list (empty strings are dropped) */
     size_t n_stops;
-    char *buf;        /* [cap] held text; buf[0..emitted) was released by the last call */
+    char *buf; /* [cap] held text; buf[0..emitted) was released by the last call */
     size_t len;
     size_t cap;
-    size_t emitted;   /* bytes at the front of buf handed out by the last call */
-    int which;        /* index of the stop string found, or -1 */
+    size_t emitted; /* bytes at the front of buf handed out by the last call */
+    int which;      /* index of the stop string found, or -1 */
 };
 
 es_status es_stop_create(const char *const *stops, size_t n, es_stop **out) {
     if (!out) return es_error(ES_ERR_INVALID_ARG, "stop: NULL output pointer");
-    if (n > 0 && !stops) return es_error(ES_ERR_INVALID_ARG, "stop: NULL list of %zu stop strings", n);
-    if (n > (size_t)INT32_MAX) return es_error(ES_ERR_INVALID_ARG, "stop: %zu stop strings is too many", n);
+    if (n > 0 && !stops)
+        return es_error(ES_ERR_INVALID_ARG, "stop: NULL list of %zu stop strings", n);
+    if (n > (size_t)INT32_MAX)
+        return es_error(ES_ERR_INVALID_ARG, "stop: %zu stop strings is too many", n);
     es_stop *st = es_calloc(1, sizeof(*st));
     if (!st) return ES_ERR_NOMEM;
     st->which = -1;
@@ -61,7 +63,8 @@ es_status es_stop_create(const char *const *stops, size_t n, es_stop **out) {
 
 void es_stop_free(es_stop *st) {
     if (!st) return;
-    for (size_t i = 0; i < st->n_stops; i++) free(st->stops[i]);
+    for (size_t i = 0; i < st->n_stops; i++)
+        free(st->stops[i]);
     free(st->stops);
     free(st->stop_len);
     free(st->orig);
@@ -76,7 +79,9 @@ void es_stop_reset(es_stop *st) {
     st->which = -1;
 }
 
-int es_stop_which(const es_stop *st) { return st && st->which >= 0 ? st->orig[st->which] : -1; }
+int es_stop_which(const es_stop *st) {
+    return st && st->which >= 0 ? st->orig[st->which] : -1;
+}
 
 /* Earliest position of any stop string in buf[0..len); sets *which. -1 if none. */
 static ptrdiff_t find_stop(const es_stop *st, int *which) {
@@ -134,10 +139,12 @@ es_status es_stop_feed(es_stop *st, const char *text, size_t len, const char **e
         return ES_OK;
     }
     size_t need;
-    if (!es_add_size(st->len, len, &need)) return es_error(ES_ERR_NOMEM, "stop: held text too long");
+    if (!es_add_size(st->len, len, &need))
+        return es_error(ES_ERR_NOMEM, "stop: held text too long");
     if (need > st->cap) {
         size_t cap = st->cap ? st->cap : 64;
-        while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
         char *p = realloc(st->buf, cap);
         if (!p) return es_error(ES_ERR_NOMEM, "stop: out of memory holding %zu bytes", need);
         st->buf = p;

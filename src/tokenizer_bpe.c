@@ -32,7 +32,6 @@ static const char pat_qwen2[] =
 
 struct es_bpe_regex {
     pcre2_code *code;
-    pcre2_match_context *mctx; /* limits; read-only after init, shared by all threads */
 };
 
 /* ------------------------------------------------------------------------- */
@@ -189,10 +188,6 @@ static es_status compile_regex(es_vocab *v) {
                         (size_t)erroff, (const char *)msg);
     }
     (void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE); /* optional speed-up */
-    re->mctx = pcre2_match_context_create(NULL);
-    if (!re->mctx) return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for a regex match context");
-    pcre2_set_match_limit(re->mctx, 1000000);
-    pcre2_set_depth_limit(re->mctx, 10000);
     return ES_OK;
 }
 
@@ -222,7 +217,6 @@ void es_bpe_free(es_vocab *v) {
     v->merges.slots = NULL;
     if (v->regex) {
         pcre2_code_free(v->regex->code);
-        pcre2_match_context_free(v->regex->mctx);
         free(v->regex);
         v->regex = NULL;
     }
@@ -357,14 +351,23 @@ static es_status bpe_word(const es_vocab *v, const unsigned char *s, size_t n, b
 /* Pre-tokenizing                                                            */
 /* ------------------------------------------------------------------------- */
 
-/* Runs the regex over a valid UTF-8 run and merges each word. */
+/* Runs the regex over a valid UTF-8 run and merges each word.
+ *
+ * The patterns are linear: one match attempt backtracks at most over the
+ * whitespace run it starts in (about two steps per character, e.g. \s*[\r\n]+
+ * failing before \s+(?!\S) matches), so the match limit is set from the length
+ * of the run and is never reached on any input. Should PCRE2 fail anyway, the
+ * rest of the run becomes one word: the ids may then differ from the reference
+ * tokenizer's but still decode to the text, and the time stays bounded. */
 static es_status bpe_run(const es_vocab *v, const unsigned char *s, size_t n, pcre2_match_data *md,
-                         bpe_scratch *w, es_tokbuf *out) {
+                         pcre2_match_context *mctx, bpe_scratch *w, es_tokbuf *out) {
     const struct es_bpe_regex *re = v->regex;
     size_t pos = 0;
     es_status st = ES_OK;
+    uint64_t limit = 1000000 + 8 * (uint64_t)n;
+    pcre2_set_match_limit(mctx, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit);
     while (st == ES_OK && pos < n) {
-        int rc = pcre2_match(re->code, s, n, pos, PCRE2_NO_UTF_CHECK, md, re->mctx);
+        int rc = pcre2_match(re->code, s, n, pos, PCRE2_NO_UTF_CHECK, md, mctx);
         size_t start, end;
         if (rc >= 0) {
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -376,9 +379,9 @@ static es_status bpe_run(const es_vocab *v, const unsigned char *s, size_t n, pc
             }
         } else if (rc == PCRE2_ERROR_NOMATCH) {
             start = end = n;
-        } else { /* a match limit: take one character and carry on */
+        } else { /* a limit or an error: the rest is one word */
             start = pos;
-            end = pos + es_utf8_valid_len(s + pos, n - pos);
+            end = n;
         }
         if (start > pos) st = bpe_word(v, s + pos, start - pos, w, out); /* unmatched gap */
         if (st == ES_OK && end == start && end < n) /* empty match: one character */
@@ -391,7 +394,12 @@ static es_status bpe_run(const es_vocab *v, const unsigned char *s, size_t n, pc
 
 es_status es_bpe_tokenize(const es_vocab *v, const char *text, size_t len, es_tokbuf *out) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(v->regex->code, NULL);
-    if (!md) return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for regex match data");
+    pcre2_match_context *mctx = pcre2_match_context_create(NULL);
+    if (!md || !mctx) {
+        pcre2_match_data_free(md);
+        pcre2_match_context_free(mctx);
+        return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for regex match data");
+    }
     bpe_scratch w = {0};
     const unsigned char *s = (const unsigned char *)text;
     es_status st = ES_OK;
@@ -401,7 +409,7 @@ es_status es_bpe_tokenize(const es_vocab *v, const char *text, size_t len, es_to
         if (es_utf8_valid_len(s + j, len - j)) {
             size_t cl;
             while (j < len && (cl = es_utf8_valid_len(s + j, len - j)) > 0) j += cl;
-            st = bpe_run(v, s + i, j - i, md, &w, out);
+            st = bpe_run(v, s + i, j - i, md, mctx, &w, out);
         } else {
             while (j < len && es_utf8_valid_len(s + j, len - j) == 0) j++;
             st = bpe_word(v, s + i, j - i, &w, out);
@@ -409,6 +417,7 @@ es_status es_bpe_tokenize(const es_vocab *v, const char *text, size_t len, es_to
         i = j;
     }
     pcre2_match_data_free(md);
+    pcre2_match_context_free(mctx);
     free(w.sym);
     free(w.heap);
     free(w.mapped);

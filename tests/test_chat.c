@@ -34,7 +34,9 @@ static const conv_def convs[] = {
       {"user", "And 3+3?\xe3\x80\x80"}},
      4},
     {"nosys", {{"user", "Hi"}, {"assistant", "Hello."}, {"user", "Bye"}}, 3},
-    {"closed", {{"system", "Sys"}, {"user", "Q?"}, {"assistant", "<think>\nhmm\n</think>\n\nA."}}, 3},
+    {"closed",
+     {{"system", "Sys"}, {"user", "Q?"}, {"assistant", "<think>\nhmm\n</think>\n\nA."}},
+     3},
     {"closedplain", {{"user", "Q?"}, {"assistant", "\nA."}}, 2},
     {"twoasst", {{"user", "Q"}, {"assistant", "<think>r1</think>a1"}, {"assistant", "a2"}}, 3},
     {"toolresp",
@@ -56,109 +58,351 @@ typedef struct render_case {
 } render_case;
 
 static const render_case cases[] = {
-    {"llama3", "basic", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nYou are a calm assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello! How are you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nI am fine, thank you.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a joke about cats.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3", "edge", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nadding\n</think>\n\n4<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd 3+3?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3", "nosys", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3", "closed", false, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nSys<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nhmm\n</think>\n\nA.<|eot_id|>"},
-    {"llama3", "closedplain", false, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA.<|eot_id|>"},
-    {"llama3", "twoasst", false, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>r1</think>a1<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\na2<|eot_id|>"},
-    {"llama3", "toolresp", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nr\n</think>\n\nA<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n<tool_response>x</tool_response><|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3", "midsys", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nS1<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU1<|eot_id|><|start_header_id|>system<|end_header_id|>\n\nS2<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU2<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3", "emptysys", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3", "onlysys", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nOnly<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3", "badorder", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "basic", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a calm assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello! How are you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nI am fine, thank you.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a joke about cats.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "edge", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nadding\n</think>\n\n4<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd 3+3?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "nosys", true, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "closed", false, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nSys<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nhmm\n</think>\n\nA.<|eot_id|>"},
-    {"llama3.0", "closedplain", false, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA.<|eot_id|>"},
-    {"llama3.0", "twoasst", false, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>r1</think>a1<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\na2<|eot_id|>"},
-    {"llama3.0", "toolresp", true, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nr\n</think>\n\nA<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n<tool_response>x</tool_response><|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "midsys", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS1<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU1<|eot_id|><|start_header_id|>system<|end_header_id|>\n\nS2<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU2<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "emptysys", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "onlysys", true, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nOnly<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"llama3.0", "badorder", true, "<|begin_of_text|><|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-    {"chatml", "basic", true, "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank you.<|im_end|>\n<|im_start|>user\nTell me a joke about cats.<|im_end|>\n<|im_start|>assistant\n"},
-    {"chatml", "edge", true, "<|im_start|>system\n  Be brief.\n<|im_end|>\n<|im_start|>user\n \tWhat is 2+2?\n\n<|im_end|>\n<|im_start|>assistant\n<think>\nadding\n</think>\n\n4 \xc2""\xa0""<|im_end|>\n<|im_start|>user\nAnd 3+3?\xe3""\x80""\x80""<|im_end|>\n<|im_start|>assistant\n"},
-    {"chatml", "nosys", true, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"},
-    {"chatml", "closed", false, "<|im_start|>system\nSys<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<think>\nhmm\n</think>\n\nA.<|im_end|>\n"},
-    {"chatml", "closedplain", false, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n\nA.<|im_end|>\n"},
-    {"chatml", "twoasst", false, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>r1</think>a1<|im_end|>\n<|im_start|>assistant\na2<|im_end|>\n"},
-    {"chatml", "toolresp", true, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr\n</think>\n\nA<|im_end|>\n<|im_start|>user\n<tool_response>x</tool_response><|im_end|>\n<|im_start|>assistant\n"},
-    {"chatml", "midsys", true, "<|im_start|>system\nS1<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>system\nS2<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
-    {"chatml", "emptysys", true, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
+    {"llama3", "basic", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul 2024\n\nYou are a calm "
+     "assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello! How are "
+     "you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nI am fine, thank "
+     "you.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a joke about "
+     "cats.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3", "edge", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul 2024\n\nBe "
+     "brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is "
+     "2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nadding\n</"
+     "think>\n\n4<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd "
+     "3+3?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3", "nosys", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>"
+     "\n\nBye<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3", "closed", false,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\nSys<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_"
+     "id|>assistant<|end_header_id|>\n\n<think>\nhmm\n</think>\n\nA.<|eot_id|>"},
+    {"llama3", "closedplain", false,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\nA.<|eot_id|>"},
+    {"llama3", "twoasst", false,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\n<think>r1</"
+     "think>a1<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\na2<|eot_id|>"},
+    {"llama3", "toolresp", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\n<think>\nr\n</"
+     "think>\n\nA<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n<tool_response>x</"
+     "tool_response><|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3", "midsys", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\nS1<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU1<|eot_id|><|start_header_"
+     "id|>system<|end_header_id|>\n\nS2<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU2<|"
+     "eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3", "emptysys", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\n"},
+    {"llama3", "onlysys", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\nOnly<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3", "badorder", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+     "December 2023\nToday Date: 26 Jul "
+     "2024\n\n<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|><|start_header_"
+     "id|>user<|end_header_id|>\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3.0", "basic", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a calm "
+     "assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello! How are "
+     "you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nI am fine, thank "
+     "you.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a joke about "
+     "cats.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3.0", "edge", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe "
+     "brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is "
+     "2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nadding\n</"
+     "think>\n\n4<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd "
+     "3+3?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3.0", "nosys", true,
+     "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>"
+     "\n\nBye<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3.0", "closed", false,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nSys<|eot_id|><|start_header_"
+     "id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<"
+     "think>\nhmm\n</think>\n\nA.<|eot_id|>"},
+    {"llama3.0", "closedplain", false,
+     "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\nA.<|eot_id|>"},
+    {"llama3.0", "twoasst", false,
+     "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\n<think>r1</"
+     "think>a1<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\na2<|eot_id|>"},
+    {"llama3.0", "toolresp", true,
+     "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>"
+     "assistant<|end_header_id|>\n\n<think>\nr\n</"
+     "think>\n\nA<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n<tool_response>x</"
+     "tool_response><|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3.0", "midsys", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS1<|eot_id|><|start_header_id|"
+     ">user<|end_header_id|>\n\nU1<|eot_id|><|start_header_id|>system<|end_header_id|>\n\nS2<|eot_"
+     "id|><|start_header_id|>user<|end_header_id|>\n\nU2<|eot_id|><|start_header_id|>assistant<|"
+     "end_header_id|>\n\n"},
+    {"llama3.0", "emptysys", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n<|eot_id|><|start_header_id|>"
+     "user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"llama3.0", "onlysys", true,
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nOnly<|eot_id|><|start_header_"
+     "id|>assistant<|end_header_id|>\n\n"},
+    {"llama3.0", "badorder", true,
+     "<|begin_of_text|><|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|><|start_header_"
+     "id|>user<|end_header_id|>\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+    {"chatml", "basic", true,
+     "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are "
+     "you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank "
+     "you.<|im_end|>\n<|im_start|>user\nTell me a joke about "
+     "cats.<|im_end|>\n<|im_start|>assistant\n"},
+    {"chatml", "edge", true,
+     "<|im_start|>system\n  Be brief.\n<|im_end|>\n<|im_start|>user\n \tWhat is "
+     "2+2?\n\n<|im_end|>\n<|im_start|>assistant\n<think>\nadding\n</think>\n\n4 \xc2"
+     "\xa0"
+     "<|im_end|>\n<|im_start|>user\nAnd 3+3?\xe3"
+     "\x80"
+     "\x80"
+     "<|im_end|>\n<|im_start|>assistant\n"},
+    {"chatml", "nosys", true,
+     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+     "assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>"
+     "\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"},
+    {"chatml", "closed", false,
+     "<|im_start|>system\nSys<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<"
+     "think>\nhmm\n</think>\n\nA.<|im_end|>\n"},
+    {"chatml", "closedplain", false,
+     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+     "assistant.<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n\nA.<|im_end|>"
+     "\n"},
+    {"chatml", "twoasst", false,
+     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+     "assistant.<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>r1</"
+     "think>a1<|im_end|>\n<|im_start|>assistant\na2<|im_end|>\n"},
+    {"chatml", "toolresp", true,
+     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+     "assistant.<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr\n</"
+     "think>\n\nA<|im_end|>\n<|im_start|>user\n<tool_response>x</"
+     "tool_response><|im_end|>\n<|im_start|>assistant\n"},
+    {"chatml", "midsys", true,
+     "<|im_start|>system\nS1<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>system\nS2<|im_"
+     "end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
+    {"chatml", "emptysys", true,
+     "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
     {"chatml", "onlysys", true, "<|im_start|>system\nOnly<|im_end|>\n<|im_start|>assistant\n"},
-    {"chatml", "badorder", true, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "basic", true, "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank you.<|im_end|>\n<|im_start|>user\nTell me a joke about cats.<|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "edge", true, "<|im_start|>system\n  Be brief.\n<|im_end|>\n<|im_start|>user\n \tWhat is 2+2?\n\n<|im_end|>\n<|im_start|>assistant\n4 \xc2""\xa0""<|im_end|>\n<|im_start|>user\nAnd 3+3?\xe3""\x80""\x80""<|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "nosys", true, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "closed", false, "<|im_start|>system\nSys<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<think>\nhmm\n</think>\n\nA.<|im_end|>\n"},
-    {"qwen3", "closedplain", false, "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nA.<|im_end|>\n"},
-    {"qwen3", "twoasst", false, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr1\n</think>\n\na1<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\na2<|im_end|>\n"},
-    {"qwen3", "toolresp", true, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr\n</think>\n\nA<|im_end|>\n<|im_start|>user\n<tool_response>x</tool_response><|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "midsys", true, "<|im_start|>system\nS1<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>system\nS2<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "emptysys", true, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
+    {"chatml", "badorder", true,
+     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+     "assistant.<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|"
+     "im_start|>assistant\n"},
+    {"qwen3", "basic", true,
+     "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are "
+     "you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank "
+     "you.<|im_end|>\n<|im_start|>user\nTell me a joke about "
+     "cats.<|im_end|>\n<|im_start|>assistant\n"},
+    {"qwen3", "edge", true,
+     "<|im_start|>system\n  Be brief.\n<|im_end|>\n<|im_start|>user\n \tWhat is "
+     "2+2?\n\n<|im_end|>\n<|im_start|>assistant\n4 \xc2"
+     "\xa0"
+     "<|im_end|>\n<|im_start|>user\nAnd 3+3?\xe3"
+     "\x80"
+     "\x80"
+     "<|im_end|>\n<|im_start|>assistant\n"},
+    {"qwen3", "nosys", true,
+     "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>"
+     "user\nBye<|im_end|>\n<|im_start|>assistant\n"},
+    {"qwen3", "closed", false,
+     "<|im_start|>system\nSys<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<"
+     "think>\nhmm\n</think>\n\nA.<|im_end|>\n"},
+    {"qwen3", "closedplain", false,
+     "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</"
+     "think>\n\nA.<|im_end|>\n"},
+    {"qwen3", "twoasst", false,
+     "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr1\n</"
+     "think>\n\na1<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\na2<|im_end|>\n"},
+    {"qwen3", "toolresp", true,
+     "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr\n</"
+     "think>\n\nA<|im_end|>\n<|im_start|>user\n<tool_response>x</"
+     "tool_response><|im_end|>\n<|im_start|>assistant\n"},
+    {"qwen3", "midsys", true,
+     "<|im_start|>system\nS1<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>system\nS2<|im_"
+     "end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
+    {"qwen3", "emptysys", true,
+     "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
     {"qwen3", "onlysys", true, "<|im_start|>system\nOnly<|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "badorder", true, "<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"},
-    {"gemma", "basic", true, "<bos><start_of_turn>user\nYou are a calm assistant.\n\nHello! How are you?<end_of_turn>\n<start_of_turn>model\nI am fine, thank you.<end_of_turn>\n<start_of_turn>user\nTell me a joke about cats.<end_of_turn>\n<start_of_turn>model\n"},
-    {"gemma", "edge", true, "<bos><start_of_turn>user\n  Be brief.\n\n\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n<think>\nadding\n</think>\n\n4<end_of_turn>\n<start_of_turn>user\nAnd 3+3?<end_of_turn>\n<start_of_turn>model\n"},
-    {"gemma", "nosys", true, "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"},
-    {"gemma", "closed", false, "<bos><start_of_turn>user\nSys\n\nQ?<end_of_turn>\n<start_of_turn>model\n<think>\nhmm\n</think>\n\nA.<end_of_turn>\n"},
-    {"gemma", "closedplain", false, "<bos><start_of_turn>user\nQ?<end_of_turn>\n<start_of_turn>model\nA.<end_of_turn>\n"},
+    {"qwen3", "badorder", true,
+     "<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"},
+    {"gemma", "basic", true,
+     "<bos><start_of_turn>user\nYou are a calm assistant.\n\nHello! How are "
+     "you?<end_of_turn>\n<start_of_turn>model\nI am fine, thank "
+     "you.<end_of_turn>\n<start_of_turn>user\nTell me a joke about "
+     "cats.<end_of_turn>\n<start_of_turn>model\n"},
+    {"gemma", "edge", true,
+     "<bos><start_of_turn>user\n  Be brief.\n\n\nWhat is "
+     "2+2?<end_of_turn>\n<start_of_turn>model\n<think>\nadding\n</"
+     "think>\n\n4<end_of_turn>\n<start_of_turn>user\nAnd "
+     "3+3?<end_of_turn>\n<start_of_turn>model\n"},
+    {"gemma", "nosys", true,
+     "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_"
+     "of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"},
+    {"gemma", "closed", false,
+     "<bos><start_of_turn>user\nSys\n\nQ?<end_of_turn>\n<start_of_turn>model\n<think>\nhmm\n</"
+     "think>\n\nA.<end_of_turn>\n"},
+    {"gemma", "closedplain", false,
+     "<bos><start_of_turn>user\nQ?<end_of_turn>\n<start_of_turn>model\nA.<end_of_turn>\n"},
     {"gemma", "twoasst", false, NULL},
-    {"gemma", "toolresp", true, "<bos><start_of_turn>user\nQ<end_of_turn>\n<start_of_turn>model\n<think>\nr\n</think>\n\nA<end_of_turn>\n<start_of_turn>user\n<tool_response>x</tool_response><end_of_turn>\n<start_of_turn>model\n"},
-    {"gemma", "midsys", true, "<bos><start_of_turn>user\nS1\n\nU1<end_of_turn>\n<start_of_turn>system\nS2<end_of_turn>\n<start_of_turn>user\nU2<end_of_turn>\n<start_of_turn>model\n"},
-    {"gemma", "emptysys", true, "<bos><start_of_turn>user\n\n\nHi<end_of_turn>\n<start_of_turn>model\n"},
+    {"gemma", "toolresp", true,
+     "<bos><start_of_turn>user\nQ<end_of_turn>\n<start_of_turn>model\n<think>\nr\n</"
+     "think>\n\nA<end_of_turn>\n<start_of_turn>user\n<tool_response>x</"
+     "tool_response><end_of_turn>\n<start_of_turn>model\n"},
+    {"gemma", "midsys", true,
+     "<bos><start_of_turn>user\nS1\n\nU1<end_of_turn>\n<start_of_turn>system\nS2<end_of_turn>\n<"
+     "start_of_turn>user\nU2<end_of_turn>\n<start_of_turn>model\n"},
+    {"gemma", "emptysys", true,
+     "<bos><start_of_turn>user\n\n\nHi<end_of_turn>\n<start_of_turn>model\n"},
     {"gemma", "onlysys", true, "<bos><start_of_turn>model\n"},
     {"gemma", "badorder", true, NULL},
-    {"phi3", "basic", true, "<|system|>\nYou are a calm assistant.<|end|>\n<|user|>\nHello! How are you?<|end|>\n<|assistant|>\nI am fine, thank you.<|end|>\n<|user|>\nTell me a joke about cats.<|end|>\n<|assistant|>\n"},
-    {"phi3", "edge", true, "<|system|>\n  Be brief.\n<|end|>\n<|user|>\n \tWhat is 2+2?\n\n<|end|>\n<|assistant|>\n<think>\nadding\n</think>\n\n4 \xc2""\xa0""<|end|>\n<|user|>\nAnd 3+3?\xe3""\x80""\x80""<|end|>\n<|assistant|>\n"},
-    {"phi3", "nosys", true, "<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n"},
-    {"phi3", "closed", false, "<|system|>\nSys<|end|>\n<|user|>\nQ?<|end|>\n<|assistant|>\n<think>\nhmm\n</think>\n\nA.<|end|>\n<|endoftext|>"},
-    {"phi3", "closedplain", false, "<|user|>\nQ?<|end|>\n<|assistant|>\n\nA.<|end|>\n<|endoftext|>"},
-    {"phi3", "twoasst", false, "<|user|>\nQ<|end|>\n<|assistant|>\n<think>r1</think>a1<|end|>\n<|assistant|>\na2<|end|>\n<|endoftext|>"},
-    {"phi3", "toolresp", true, "<|user|>\nQ<|end|>\n<|assistant|>\n<think>\nr\n</think>\n\nA<|end|>\n<|user|>\n<tool_response>x</tool_response><|end|>\n<|assistant|>\n"},
-    {"phi3", "midsys", true, "<|system|>\nS1<|end|>\n<|user|>\nU1<|end|>\n<|system|>\nS2<|end|>\n<|user|>\nU2<|end|>\n<|assistant|>\n"},
+    {"phi3", "basic", true,
+     "<|system|>\nYou are a calm assistant.<|end|>\n<|user|>\nHello! How are "
+     "you?<|end|>\n<|assistant|>\nI am fine, thank you.<|end|>\n<|user|>\nTell me a joke about "
+     "cats.<|end|>\n<|assistant|>\n"},
+    {"phi3", "edge", true,
+     "<|system|>\n  Be brief.\n<|end|>\n<|user|>\n \tWhat is "
+     "2+2?\n\n<|end|>\n<|assistant|>\n<think>\nadding\n</think>\n\n4 \xc2"
+     "\xa0"
+     "<|end|>\n<|user|>\nAnd 3+3?\xe3"
+     "\x80"
+     "\x80"
+     "<|end|>\n<|assistant|>\n"},
+    {"phi3", "nosys", true,
+     "<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n"},
+    {"phi3", "closed", false,
+     "<|system|>\nSys<|end|>\n<|user|>\nQ?<|end|>\n<|assistant|>\n<think>\nhmm\n</"
+     "think>\n\nA.<|end|>\n<|endoftext|>"},
+    {"phi3", "closedplain", false,
+     "<|user|>\nQ?<|end|>\n<|assistant|>\n\nA.<|end|>\n<|endoftext|>"},
+    {"phi3", "twoasst", false,
+     "<|user|>\nQ<|end|>\n<|assistant|>\n<think>r1</"
+     "think>a1<|end|>\n<|assistant|>\na2<|end|>\n<|endoftext|>"},
+    {"phi3", "toolresp", true,
+     "<|user|>\nQ<|end|>\n<|assistant|>\n<think>\nr\n</"
+     "think>\n\nA<|end|>\n<|user|>\n<tool_response>x</tool_response><|end|>\n<|assistant|>\n"},
+    {"phi3", "midsys", true,
+     "<|system|>\nS1<|end|>\n<|user|>\nU1<|end|>\n<|system|>\nS2<|end|>\n<|user|>\nU2<|end|>\n<|"
+     "assistant|>\n"},
     {"phi3", "emptysys", true, "<|user|>\nHi<|end|>\n<|assistant|>\n"},
     {"phi3", "onlysys", true, "<|system|>\nOnly<|end|>\n<|assistant|>\n"},
     {"phi3", "badorder", true, "<|assistant|>\nA<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\n"},
-    {"mistral", "basic", true, "<s>[INST]Hello! How are you?[/INST]I am fine, thank you.</s>[INST]You are a calm assistant.\n\nTell me a joke about cats.[/INST]"},
-    {"mistral", "edge", true, "<s>[INST] \tWhat is 2+2?\n\n[/INST]<think>\nadding\n</think>\n\n4 \xc2""\xa0""</s>[INST]  Be brief.\n\n\nAnd 3+3?\xe3""\x80""\x80""[/INST]"},
+    {"mistral", "basic", true,
+     "<s>[INST]Hello! How are you?[/INST]I am fine, thank you.</s>[INST]You are a calm "
+     "assistant.\n\nTell me a joke about cats.[/INST]"},
+    {"mistral", "edge", true,
+     "<s>[INST] \tWhat is 2+2?\n\n[/INST]<think>\nadding\n</think>\n\n4 \xc2"
+     "\xa0"
+     "</s>[INST]  Be brief.\n\n\nAnd 3+3?\xe3"
+     "\x80"
+     "\x80"
+     "[/INST]"},
     {"mistral", "nosys", true, "<s>[INST]Hi[/INST]Hello.</s>[INST]Bye[/INST]"},
     {"mistral", "closed", false, "<s>[INST]Q?[/INST]<think>\nhmm\n</think>\n\nA.</s>"},
     {"mistral", "closedplain", false, "<s>[INST]Q?[/INST]\nA.</s>"},
     {"mistral", "twoasst", false, NULL},
-    {"mistral", "toolresp", true, "<s>[INST]Q[/INST]<think>\nr\n</think>\n\nA</s>[INST]<tool_response>x</tool_response>[/INST]"},
+    {"mistral", "toolresp", true,
+     "<s>[INST]Q[/INST]<think>\nr\n</think>\n\nA</s>[INST]<tool_response>x</tool_response>[/INST]"},
     {"mistral", "midsys", true, NULL},
     {"mistral", "emptysys", true, "<s>[INST]\n\nHi[/INST]"},
     {"mistral", "onlysys", true, "<s>"},
     {"mistral", "badorder", true, NULL},
-    {"llama2", "basic", true, "<s>[INST] <<SYS>>\nYou are a calm assistant.\n<</SYS>>\n\nHello! How are you? [/INST] I am fine, thank you. </s><s>[INST] Tell me a joke about cats. [/INST]"},
-    {"llama2", "edge", true, "<s>[INST] <<SYS>>\n  Be brief.\n\n<</SYS>>\n\n \tWhat is 2+2? [/INST] <think>\nadding\n</think>\n\n4 </s><s>[INST] And 3+3? [/INST]"},
+    {"llama2", "basic", true,
+     "<s>[INST] <<SYS>>\nYou are a calm assistant.\n<</SYS>>\n\nHello! How are you? [/INST] I am "
+     "fine, thank you. </s><s>[INST] Tell me a joke about cats. [/INST]"},
+    {"llama2", "edge", true,
+     "<s>[INST] <<SYS>>\n  Be brief.\n\n<</SYS>>\n\n \tWhat is 2+2? [/INST] "
+     "<think>\nadding\n</think>\n\n4 </s><s>[INST] And 3+3? [/INST]"},
     {"llama2", "nosys", true, "<s>[INST] Hi [/INST] Hello. </s><s>[INST] Bye [/INST]"},
-    {"llama2", "closed", false, "<s>[INST] <<SYS>>\nSys\n<</SYS>>\n\nQ? [/INST] <think>\nhmm\n</think>\n\nA. </s>"},
+    {"llama2", "closed", false,
+     "<s>[INST] <<SYS>>\nSys\n<</SYS>>\n\nQ? [/INST] <think>\nhmm\n</think>\n\nA. </s>"},
     {"llama2", "closedplain", false, "<s>[INST] Q? [/INST] A. </s>"},
     {"llama2", "twoasst", false, NULL},
-    {"llama2", "toolresp", true, "<s>[INST] Q [/INST] <think>\nr\n</think>\n\nA </s><s>[INST] <tool_response>x</tool_response> [/INST]"},
+    {"llama2", "toolresp", true,
+     "<s>[INST] Q [/INST] <think>\nr\n</think>\n\nA </s><s>[INST] <tool_response>x</tool_response> "
+     "[/INST]"},
     {"llama2", "midsys", true, "<s>[INST] <<SYS>>\nS1\n<</SYS>>\n\nU1 [/INST]<s>[INST] U2 [/INST]"},
     {"llama2", "emptysys", true, "<s>[INST] <<SYS>>\n\n<</SYS>>\n\nHi [/INST]"},
     {"llama2", "onlysys", true, ""},
     {"llama2", "badorder", true, NULL},
-    {"minicpm", "basic", true, "<s><|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank you.<|im_end|>\n<|im_start|>user\nTell me a joke about cats.<|im_end|>\n<|im_start|>assistant\n"},
-    {"minicpm", "edge", true, "<s><|im_start|>system\n  Be brief.\n<|im_end|>\n<|im_start|>user\n \tWhat is 2+2?\n\n<|im_end|>\n<|im_start|>assistant\n4 \xc2""\xa0""<|im_end|>\n<|im_start|>user\nAnd 3+3?\xe3""\x80""\x80""<|im_end|>\n<|im_start|>assistant\n"},
-    {"minicpm", "nosys", true, "<s><|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"},
-    {"minicpm", "closed", false, "<s><|im_start|>system\nSys<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<think>\nhmm\n</think>\n\nA.<|im_end|>\n"},
-    {"minicpm", "closedplain", false, "<s><|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n\nA.<|im_end|>\n"},
-    {"minicpm", "twoasst", false, "<s><|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr1\n</think>\n\na1<|im_end|>\n<|im_start|>assistant\na2<|im_end|>\n"},
-    {"minicpm", "toolresp", true, "<s><|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr\n</think>\n\nA<|im_end|>\n<|im_start|>user\n<tool_response>x</tool_response><|im_end|>\n<|im_start|>assistant\n"},
-    {"minicpm", "midsys", true, "<s><|im_start|>system\nS1<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>system\nS2<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
-    {"minicpm", "emptysys", true, "<s><|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
+    {"minicpm", "basic", true,
+     "<s><|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are "
+     "you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank "
+     "you.<|im_end|>\n<|im_start|>user\nTell me a joke about "
+     "cats.<|im_end|>\n<|im_start|>assistant\n"},
+    {"minicpm", "edge", true,
+     "<s><|im_start|>system\n  Be brief.\n<|im_end|>\n<|im_start|>user\n \tWhat is "
+     "2+2?\n\n<|im_end|>\n<|im_start|>assistant\n4 \xc2"
+     "\xa0"
+     "<|im_end|>\n<|im_start|>user\nAnd 3+3?\xe3"
+     "\x80"
+     "\x80"
+     "<|im_end|>\n<|im_start|>assistant\n"},
+    {"minicpm", "nosys", true,
+     "<s><|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>"
+     "user\nBye<|im_end|>\n<|im_start|>assistant\n"},
+    {"minicpm", "closed", false,
+     "<s><|im_start|>system\nSys<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>"
+     "assistant\n<think>\nhmm\n</think>\n\nA.<|im_end|>\n"},
+    {"minicpm", "closedplain", false,
+     "<s><|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n\nA.<|im_end|>\n"},
+    {"minicpm", "twoasst", false,
+     "<s><|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr1\n</"
+     "think>\n\na1<|im_end|>\n<|im_start|>assistant\na2<|im_end|>\n"},
+    {"minicpm", "toolresp", true,
+     "<s><|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nr\n</"
+     "think>\n\nA<|im_end|>\n<|im_start|>user\n<tool_response>x</"
+     "tool_response><|im_end|>\n<|im_start|>assistant\n"},
+    {"minicpm", "midsys", true,
+     "<s><|im_start|>system\nS1<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>system\nS2<|"
+     "im_end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
+    {"minicpm", "emptysys", true,
+     "<s><|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
     {"minicpm", "onlysys", true, "<s><|im_start|>system\nOnly<|im_end|>\n<|im_start|>assistant\n"},
-    {"minicpm", "badorder", true, "<s><|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"},
-    {"qwen3", "basic-think-off", true, "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank you.<|im_end|>\n<|im_start|>user\nTell me a joke about cats.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"},
-    {"qwen3", "basic-think-on", true, "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank you.<|im_end|>\n<|im_start|>user\nTell me a joke about cats.<|im_end|>\n<|im_start|>assistant\n"},
-    {"minicpm", "basic-think-off", true, "<s><|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank you.<|im_end|>\n<|im_start|>user\nTell me a joke about cats.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"},
-    {"minicpm", "basic-think-on", true, "<s><|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank you.<|im_end|>\n<|im_start|>user\nTell me a joke about cats.<|im_end|>\n<|im_start|>assistant\n<think>\n"},
+    {"minicpm", "badorder", true,
+     "<s><|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>"
+     "assistant\n"},
+    {"qwen3", "basic-think-off", true,
+     "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are "
+     "you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank "
+     "you.<|im_end|>\n<|im_start|>user\nTell me a joke about "
+     "cats.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"},
+    {"qwen3", "basic-think-on", true,
+     "<|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are "
+     "you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank "
+     "you.<|im_end|>\n<|im_start|>user\nTell me a joke about "
+     "cats.<|im_end|>\n<|im_start|>assistant\n"},
+    {"minicpm", "basic-think-off", true,
+     "<s><|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are "
+     "you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank "
+     "you.<|im_end|>\n<|im_start|>user\nTell me a joke about "
+     "cats.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"},
+    {"minicpm", "basic-think-on", true,
+     "<s><|im_start|>system\nYou are a calm assistant.<|im_end|>\n<|im_start|>user\nHello! How are "
+     "you?<|im_end|>\n<|im_start|>assistant\nI am fine, thank "
+     "you.<|im_end|>\n<|im_start|>user\nTell me a joke about "
+     "cats.<|im_end|>\n<|im_start|>assistant\n<think>\n"},
 };
 
 static const conv_def *find_conv(const char *name, es_chat_thinking *thinking) {
@@ -178,8 +422,10 @@ static const conv_def *find_conv(const char *name, es_chat_thinking *thinking) {
 /* Prints where two texts first differ. */
 static void show_diff(const char *got, const char *want) {
     size_t i = 0;
-    while (got[i] && got[i] == want[i]) i++;
-    fprintf(stderr, "  first difference at byte %zu\n  got:  \"%s\"\n  want: \"%s\"\n", i, got, want);
+    while (got[i] && got[i] == want[i])
+        i++;
+    fprintf(stderr, "  first difference at byte %zu\n  got:  \"%s\"\n  want: \"%s\"\n", i, got,
+            want);
 }
 
 static void test_render_cases(void) {
@@ -197,7 +443,8 @@ static void test_render_cases(void) {
         char *out = NULL;
         es_status st = es_chat_render_ex(fmt, cv->msgs, cv->n, &opt, &out);
         if (!rc->expect) {
-            CHECK(st == ES_ERR_INVALID_ARG && out == NULL, "%s/%s: want refusal, got %d", rc->fmt, rc->conv, st);
+            CHECK(st == ES_ERR_INVALID_ARG && out == NULL, "%s/%s: want refusal, got %d", rc->fmt,
+                  rc->conv, st);
             CHECK(strlen(es_last_error()) > 0, "%s/%s: refusal has a message", rc->fmt, rc->conv);
             continue;
         }
@@ -208,11 +455,12 @@ static void test_render_cases(void) {
         n_exact += same;
         n_text++;
         /* BOS in the text iff es_chat_includes_bos */
-        bool starts_bos = strncmp(out, "<|begin_of_text|>", 17) == 0 || strncmp(out, "<bos>", 5) == 0 ||
-                          strncmp(out, "<s>", 3) == 0;
+        bool starts_bos = strncmp(out, "<|begin_of_text|>", 17) == 0 ||
+                          strncmp(out, "<bos>", 5) == 0 || strncmp(out, "<s>", 3) == 0;
         if (out[0] != '\0')
-            CHECK(starts_bos == es_chat_includes_bos(fmt), "%s/%s: includes_bos %d but text starts %.12s",
-                  rc->fmt, rc->conv, es_chat_includes_bos(fmt), out);
+            CHECK(starts_bos == es_chat_includes_bos(fmt),
+                  "%s/%s: includes_bos %d but text starts %.12s", rc->fmt, rc->conv,
+                  es_chat_includes_bos(fmt), out);
         /* the plain entry point agrees when thinking is default */
         if (thinking == ES_CHAT_THINK_DEFAULT) {
             char *out2 = NULL;
@@ -223,44 +471,56 @@ static void test_render_cases(void) {
         }
         free(out);
     }
-    printf("render: %d of %d texts byte-exact with the Jinja rendering (%zu cases in all)\n", n_exact,
-           n_text, sizeof cases / sizeof cases[0]);
+    printf("render: %d of %d texts byte-exact with the Jinja rendering (%zu cases in all)\n",
+           n_exact, n_text, sizeof cases / sizeof cases[0]);
 }
 
 /* Templates transcribed from tokenizer_config.json files that are not in ../shared. */
 static const char gemma3_template[] =
-    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if messages[0]['content'] is "
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if "
+    "messages[0]['content'] is "
     "string -%}\n        {%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}\n ... "
     "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}";
-static const char llama2_template[] =
-    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
-    "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}"
-    "{% endif %}{% for message in loop_messages %}{% if loop.index0 == 0 and system_message != false %}{% set "
-    "content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set "
-    "content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + "
-    "content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' "
-    "+ eos_token }}{% endif %}{% endfor %}";
+static const char llama2_template[] = "{% if messages[0]['role'] == 'system' %}{% set "
+                                      "loop_messages = messages[1:] %}{% set system_message = "
+                                      "messages[0]['content'] %}{% else %}{% set loop_messages = "
+                                      "messages %}{% set system_message = false %}"
+                                      "{% endif %}{% for message in loop_messages %}{% if "
+                                      "loop.index0 == 0 and system_message != false %}{% set "
+                                      "content = '<<SYS>>\\n' + system_message + "
+                                      "'\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set "
+                                      "content = message['content'] %}{% endif %}{% if "
+                                      "message['role'] == 'user' %}{{ bos_token + '[INST] ' + "
+                                      "content.strip() + ' [/INST]' }}{% elif message['role'] == "
+                                      "'assistant' %}{{ ' '  + content.strip() + ' ' "
+                                      "+ eos_token }}{% endif %}{% endfor %}";
 static const char llama30_template[] =
     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
-    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + "
-    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | "
+    "trim + "
+    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ "
+    "content }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
     "{% endif %}";
 /* The first Phi-3 template (from ../shared/vocab/ggml-vocab-phi-3.gguf): no system role,
  * <|assistant|> after every user turn — not what ES_CHAT_PHI3 renders. */
 static const char phi3_old_template[] =
-    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\\n' + "
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' "
+    "+ '\\n' + "
     "message['content'] + '<|end|>' + '\\n' + '<|assistant|>' + '\\n'}}{% elif (message['role'] == "
     "'assistant') %}{{message['content'] + '<|end|>' + '\\n'}}{% endif %}{% endfor %}";
 /* Qwen 1.5/2 (from ../shared/vocab/ggml-vocab-qwen2.gguf): a different default system. */
 static const char qwen2_old_template[] =
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
-    "'<|im_start|>system\\nYou are a helpful assistant<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + "
+    "'<|im_start|>system\\nYou are a helpful assistant<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' "
+    "+ "
     "message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "
     "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 static const char mistral_v1_template[] =
     "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + "
-    "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + "
+    "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ "
+    "message['content'] + "
     "eos_token}}{% endif %}{% endfor %}";
 
 static void test_detect(void) {
@@ -281,8 +541,8 @@ static void test_detect(void) {
             char *text = es_test_read_file(es_test_shared_path(files[i].file), NULL);
             if (!CHECK(text != NULL, "read %s", files[i].file)) continue;
             es_chat_format got = es_chat_detect(text);
-            CHECK(got == files[i].want, "detect %s: got %s want %s", files[i].file, es_chat_format_name(got),
-                  es_chat_format_name(files[i].want));
+            CHECK(got == files[i].want, "detect %s: got %s want %s", files[i].file,
+                  es_chat_format_name(got), es_chat_format_name(files[i].want));
             free(text);
         }
     } else {
@@ -294,14 +554,17 @@ static void test_detect(void) {
     CHECK(es_chat_detect(phi3_old_template) == ES_CHAT_UNKNOWN, "first phi-3 template is unknown");
     CHECK(es_chat_detect(qwen2_old_template) == ES_CHAT_UNKNOWN, "qwen2 template is unknown");
     CHECK(es_chat_detect(mistral_v1_template) == ES_CHAT_UNKNOWN, "mistral v1 template is unknown");
-    CHECK(es_chat_detect("{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + "
-                         "message.content.split('</think>')[-1] + '<|im_end|>\\n' }}{%- endfor %}{{- "
-                         "'<|im_start|>assistant\\n<think>\\n' }}") == ES_CHAT_UNKNOWN,
-          "QwQ-style think template is unknown");
-    CHECK(es_chat_detect("{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + "
-                         "'<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}") ==
-              ES_CHAT_UNKNOWN,
-          "Phi-4-style template is unknown");
+    CHECK(
+        es_chat_detect("{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + "
+                       "message.content.split('</think>')[-1] + '<|im_end|>\\n' }}{%- endfor %}{{- "
+                       "'<|im_start|>assistant\\n<think>\\n' }}") == ES_CHAT_UNKNOWN,
+        "QwQ-style think template is unknown");
+    CHECK(
+        es_chat_detect(
+            "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + "
+            "'<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif "
+            "%}") == ES_CHAT_UNKNOWN,
+        "Phi-4-style template is unknown");
     CHECK(es_chat_detect(NULL) == ES_CHAT_NONE, "NULL -> none");
     CHECK(es_chat_detect("") == ES_CHAT_NONE, "empty -> none");
     CHECK(es_chat_detect(" \n\t ") == ES_CHAT_NONE, "blank -> none");
@@ -314,21 +577,27 @@ static void test_names(void) {
         if (f == ES_CHAT_UNKNOWN) continue;
         es_chat_format back = ES_CHAT_UNKNOWN;
         const char *name = es_chat_format_name((es_chat_format)f);
-        CHECK(es_chat_parse_name(name, &back) == ES_OK && back == (es_chat_format)f, "name round trip %s", name);
+        CHECK(es_chat_parse_name(name, &back) == ES_OK && back == (es_chat_format)f,
+              "name round trip %s", name);
     }
     static const struct {
         const char *name;
         es_chat_format fmt;
-    } aliases[] = {{"llama3.1", ES_CHAT_LLAMA3}, {"qwen2.5", ES_CHAT_CHATML}, {"gemma2", ES_CHAT_GEMMA},
-                   {"gemma3", ES_CHAT_GEMMA},    {"phi3.5", ES_CHAT_PHI3},    {"mistral-nemo", ES_CHAT_MISTRAL}};
+    } aliases[] = {{"llama3.1", ES_CHAT_LLAMA3}, {"qwen2.5", ES_CHAT_CHATML},
+                   {"gemma2", ES_CHAT_GEMMA},    {"gemma3", ES_CHAT_GEMMA},
+                   {"phi3.5", ES_CHAT_PHI3},     {"mistral-nemo", ES_CHAT_MISTRAL}};
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
         es_chat_format f = ES_CHAT_UNKNOWN;
-        CHECK(es_chat_parse_name(aliases[i].name, &f) == ES_OK && f == aliases[i].fmt, "alias %s", aliases[i].name);
+        CHECK(es_chat_parse_name(aliases[i].name, &f) == ES_OK && f == aliases[i].fmt, "alias %s",
+              aliases[i].name);
     }
     es_chat_format f = ES_CHAT_LLAMA3;
-    CHECK(es_chat_parse_name("vicuna", &f) == ES_ERR_INVALID_ARG && f == ES_CHAT_LLAMA3, "bad name refused");
-    CHECK(strstr(es_last_error(), "vicuna") != NULL, "message names the bad value: %s", es_last_error());
-    CHECK(es_chat_parse_name("unknown", &f) == ES_ERR_INVALID_ARG, "'unknown' is not a choosable name");
+    CHECK(es_chat_parse_name("vicuna", &f) == ES_ERR_INVALID_ARG && f == ES_CHAT_LLAMA3,
+          "bad name refused");
+    CHECK(strstr(es_last_error(), "vicuna") != NULL, "message names the bad value: %s",
+          es_last_error());
+    CHECK(es_chat_parse_name("unknown", &f) == ES_ERR_INVALID_ARG,
+          "'unknown' is not a choosable name");
     CHECK(strcmp(es_chat_format_name(ES_CHAT_UNKNOWN), "unknown") == 0, "unknown name");
     CHECK(strcmp(es_chat_format_name((es_chat_format)99), "unknown") == 0, "out of range name");
     CHECK(strcmp(es_chat_end_of_turn(ES_CHAT_CHATML), "<|im_end|>") == 0, "chatml end of turn");
@@ -341,19 +610,23 @@ static void test_render_misc(void) {
     char *out = NULL;
     const es_chat_msg two[] = {{"user", "Hi"}, {"assistant", "Yo"}};
     /* plain text */
-    CHECK(es_chat_render(ES_CHAT_NONE, two, 2, true, &out) == ES_OK && strcmp(out, "Hi\nYo") == 0, "none joins");
+    CHECK(es_chat_render(ES_CHAT_NONE, two, 2, true, &out) == ES_OK && strcmp(out, "Hi\nYo") == 0,
+          "none joins");
     free(out);
     out = NULL;
     /* unknown, errors */
-    CHECK(es_chat_render(ES_CHAT_UNKNOWN, two, 2, true, &out) == ES_ERR_UNSUPPORTED && !out, "unknown refused");
+    CHECK(es_chat_render(ES_CHAT_UNKNOWN, two, 2, true, &out) == ES_ERR_UNSUPPORTED && !out,
+          "unknown refused");
     CHECK(es_chat_render(ES_CHAT_CHATML, two, 0, true, &out) == ES_ERR_INVALID_ARG, "no messages");
     const es_chat_msg bad_role[] = {{"tool", "x"}};
     CHECK(es_chat_render(ES_CHAT_CHATML, bad_role, 1, true, &out) == ES_ERR_INVALID_ARG &&
               strstr(es_last_error(), "tool") != NULL,
           "bad role named: %s", es_last_error());
     const es_chat_msg null_content[] = {{"user", NULL}};
-    CHECK(es_chat_render(ES_CHAT_CHATML, null_content, 1, true, &out) == ES_ERR_INVALID_ARG, "NULL content");
-    CHECK(es_chat_render((es_chat_format)42, two, 2, true, &out) == ES_ERR_INVALID_ARG, "format out of range");
+    CHECK(es_chat_render(ES_CHAT_CHATML, null_content, 1, true, &out) == ES_ERR_INVALID_ARG,
+          "NULL content");
+    CHECK(es_chat_render((es_chat_format)42, two, 2, true, &out) == ES_ERR_INVALID_ARG,
+          "format out of range");
     CHECK(es_chat_render(ES_CHAT_CHATML, two, 2, true, NULL) == ES_ERR_INVALID_ARG, "NULL out");
     CHECK(out == NULL, "out untouched on failure");
     /* the model's own BOS/EOS texts */
@@ -441,22 +714,26 @@ static void test_stop(void) {
     const char *e;
     size_t el;
     bool stopped;
-    CHECK(es_stop_feed(st, "abc<|im", 7, &e, &el, &stopped) == ES_OK && el == 3 && memcmp(e, "abc", 3) == 0 &&
-              !stopped,
+    CHECK(es_stop_feed(st, "abc<|im", 7, &e, &el, &stopped) == ES_OK && el == 3 &&
+              memcmp(e, "abc", 3) == 0 && !stopped,
           "held back '<|im' (released %zu)", el);
-    CHECK(es_stop_feed(st, "_e", 2, &e, &el, &stopped) == ES_OK && el == 0 && !stopped, "still held");
-    CHECK(es_stop_feed(st, "xyz", 3, &e, &el, &stopped) == ES_OK && el == 9 && memcmp(e, "<|im_exyz", 9) == 0,
+    CHECK(es_stop_feed(st, "_e", 2, &e, &el, &stopped) == ES_OK && el == 0 && !stopped,
+          "still held");
+    CHECK(es_stop_feed(st, "xyz", 3, &e, &el, &stopped) == ES_OK && el == 9 &&
+              memcmp(e, "<|im_exyz", 9) == 0,
           "released when it cannot match (%zu)", el);
     CHECK(es_stop_feed(st, "E", 1, &e, &el, &stopped) == ES_OK && el == 0, "E held");
     CHECK(es_stop_feed(st, "ND more", 7, &e, &el, &stopped) == ES_OK && el == 0 && stopped &&
               es_stop_which(st) == 3,
           "END stops");
-    CHECK(es_stop_feed(st, "after", 5, &e, &el, &stopped) == ES_OK && el == 0 && stopped, "nothing after a stop");
+    CHECK(es_stop_feed(st, "after", 5, &e, &el, &stopped) == ES_OK && el == 0 && stopped,
+          "nothing after a stop");
     es_stop_free(st);
 
     /* no stop strings: everything passes straight through */
     CHECK(es_stop_create(NULL, 0, &st) == ES_OK, "create empty");
-    CHECK(es_stop_feed(st, "abc", 3, &e, &el, &stopped) == ES_OK && el == 3 && !stopped, "pass through");
+    CHECK(es_stop_feed(st, "abc", 3, &e, &el, &stopped) == ES_OK && el == 3 && !stopped,
+          "pass through");
     es_stop_free(st);
     const char *nulls[] = {NULL};
     CHECK(es_stop_create(nulls, 1, &st) == ES_ERR_INVALID_ARG, "NULL stop string refused");

@@ -413,7 +413,17 @@ static void test_real_tensors(void) {
     es_gguf_close(gf);
 }
 
-/* ---- whole-model logits against llama.cpp's on its own K-quant files ---- */
+/* ---- whole-model logits against llama.cpp's on its own K-quant files ----
+ *
+ * These tiny random fixtures are chaotic under 8-bit activation rounding: scaling our
+ * Q8_K iscale by (1 + 3e-6), which flips a handful of roundings, moves the logits by
+ * up to 0.25–0.34 (mean 0.02–0.04). So a 0.15 max bound is below the noise floor of
+ * any engine that does not bit-match llama.cpp's whole pipeline (it keeps the KV cache
+ * in f16). Measured: ours vs llama.cpp max 0.27–0.35, mean 0.046–0.050; a real but
+ * subtle bug (Q8_K truncating instead of rounding) gives max 0.70–0.86, mean 0.12.
+ * The bounds sit between. */
+#define LOGITS_MAX_DIFF 0.45
+#define LOGITS_MEAN_DIFF 0.07
 
 static void test_fixture_logits(void) {
     const char *models[] = {"llama", "qwen2"};
@@ -448,18 +458,24 @@ static void test_fixture_logits(void) {
             int8_t want[64];
             memset(want, 1, sizeof want);
             es_batch b = {n_tok, tt->data, NULL, NULL, want};
-            double maxd = 0;
+            double maxd = 0, sum_abs = 0;
             int at_tok = -1;
             if (CHECK(n_tok <= 64 && es_decode(ctx, &b) == ES_OK, "%s: decode: %s", rel, es_last_error())) {
                 for (int i = 0; i < n_tok; i++) {
                     const float *lg = es_get_logits(ctx, i);
                     if (!CHECK(lg, "%s: no logits for token %d", rel, i)) break;
-                    const double d = es_test_maxdiff(lg, (const float *)tl->data + (size_t)i * n_vocab,
-                                                     (size_t)n_vocab, NULL);
-                    if (d > maxd) maxd = d, at_tok = i;
+                    const float *want_lg = (const float *)tl->data + (size_t)i * n_vocab;
+                    for (int v = 0; v < n_vocab; v++) {
+                        const double d = fabs((double)lg[v] - want_lg[v]);
+                        sum_abs += d;
+                        if (!(d <= maxd)) maxd = d, at_tok = i; /* NaN counts */
+                    }
                 }
-                printf("%s: logits vs llama.cpp: max diff %.4f (token %d of %d)\n", rel, maxd, at_tok, n_tok);
-                CHECK(maxd < 0.15, "%s: logits differ from llama.cpp's by %.4f", rel, maxd);
+                const double mean_abs = sum_abs / ((double)n_tok * n_vocab);
+                printf("%s: logits vs llama.cpp: max diff %.4f (token %d of %d), mean abs diff %.4f\n", rel,
+                       maxd, at_tok, n_tok, mean_abs);
+                CHECK(maxd < LOGITS_MAX_DIFF && mean_abs < LOGITS_MEAN_DIFF,
+                      "%s: logits differ from llama.cpp's by max %.4f, mean %.4f", rel, maxd, mean_abs);
             }
             es_context_free(ctx);
             es_model_free(model);

@@ -67,14 +67,17 @@ static int ref_cmp(const void *pa, const void *pb) {
 
 /* Fills prob[n] with the final distribution of the brute-force pipeline: full sort,
  * top-k, top-p over the top-k mass, min-p, softmax(l / T). */
-static void reference_probs(const float *logits, int32_t n, const es_sampler_params *p, double *prob) {
+static void reference_probs(const float *logits, int32_t n, const es_sampler_params *p,
+                            double *prob) {
     ref_cand *c = malloc((size_t)n * sizeof(*c));
-    for (int32_t i = 0; i < n; i++) c[i] = (ref_cand){logits[i], i};
+    for (int32_t i = 0; i < n; i++)
+        c[i] = (ref_cand){logits[i], i};
     qsort(c, (size_t)n, sizeof(*c), ref_cmp);
     int32_t k = n;
     if (p->top_k > 0 && p->top_k < k) k = p->top_k;
     double lmax = c[0].logit, z = 0;
-    for (int32_t i = 0; i < k; i++) z += exp(c[i].logit - lmax);
+    for (int32_t i = 0; i < k; i++)
+        z += exp(c[i].logit - lmax);
     int32_t keep = k;
     if (p->top_p < 1.0f) {
         double mass = 0;
@@ -88,20 +91,25 @@ static void reference_probs(const float *logits, int32_t n, const es_sampler_par
     }
     if (p->min_p > 0.0f) {
         int32_t m = 0;
-        while (m < keep && exp(c[m].logit - lmax) >= p->min_p) m++;
+        while (m < keep && exp(c[m].logit - lmax) >= p->min_p)
+            m++;
         keep = m;
     }
-    for (int32_t i = 0; i < n; i++) prob[i] = 0;
+    for (int32_t i = 0; i < n; i++)
+        prob[i] = 0;
     double sum = 0;
-    for (int32_t i = 0; i < keep; i++) sum += exp((c[i].logit - lmax) / p->temp);
-    for (int32_t i = 0; i < keep; i++) prob[c[i].id] = exp((c[i].logit - lmax) / p->temp) / sum;
+    for (int32_t i = 0; i < keep; i++)
+        sum += exp((c[i].logit - lmax) / p->temp);
+    for (int32_t i = 0; i < keep; i++)
+        prob[c[i].id] = exp((c[i].logit - lmax) / p->temp) / sum;
     free(c);
 }
 
 /* Draws `draws` tokens and compares the frequencies with reference_probs: every drawn
  * token must be allowed, and Pearson's chi-square over the allowed tokens (pooling
  * those with expected count < 5) must stay below a generous bound. */
-static void check_distribution(const char *what, const float *logits, int32_t n, es_sampler_params p, int draws) {
+static void check_distribution(const char *what, const float *logits, int32_t n,
+                               es_sampler_params p, int draws) {
     double *prob = calloc((size_t)n, sizeof(*prob));
     int *count = calloc((size_t)n, sizeof(*count));
     reference_probs(logits, n, &p, prob);
@@ -137,8 +145,9 @@ static void check_distribution(const char *what, const float *logits, int32_t n,
     int df = cells > 1 ? cells - 1 : 1;
     /* mean df, sd sqrt(2 df): allow 6 sd above the mean (p < 1e-6 for a correct sampler) */
     double bound = df + 6 * sqrt(2.0 * df) + 10;
-    printf("%s: %d draws, %d cells, chi2 %.1f (bound %.1f), max |freq - p| %.4f, disallowed draws %d\n", what,
-           draws, cells, chi2, bound, max_dev, bad);
+    printf("%s: %d draws, %d cells, chi2 %.1f (bound %.1f), max |freq - p| %.4f, disallowed draws "
+           "%d\n",
+           what, draws, cells, chi2, bound, max_dev, bad);
     CHECK(bad == 0, "%s: %d draws outside the allowed set", what, bad);
     CHECK(chi2 < bound, "%s: chi2 %.1f >= %.1f", what, chi2, bound);
     CHECK(max_dev < 0.02, "%s: max |freq - p| %.4f", what, max_dev);
@@ -151,8 +160,16 @@ static void test_validation(void) {
     static const struct {
         const char *field;
         int which;
-    } bad[] = {{"temp", 0}, {"temp", 1}, {"top_k", 2}, {"top_p", 3}, {"top_p", 4}, {"min_p", 5},
-               {"repeat_penalty", 6}, {"repeat_penalty", 7}, {"frequency_penalty", 8}, {"presence_penalty", 9},
+    } bad[] = {{"temp", 0},
+               {"temp", 1},
+               {"top_k", 2},
+               {"top_p", 3},
+               {"top_p", 4},
+               {"min_p", 5},
+               {"repeat_penalty", 6},
+               {"repeat_penalty", 7},
+               {"frequency_penalty", 8},
+               {"presence_penalty", 9},
                {"penalty_last_n", 10}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         es_sampler_params p = es_sampler_default_params();
@@ -171,15 +188,19 @@ static void test_validation(void) {
         }
         es_sampler *s = (es_sampler *)&p; /* must stay untouched */
         es_status st = es_sampler_create(&p, 10, &s);
-        CHECK(st == ES_ERR_INVALID_ARG && s == (es_sampler *)&p && strstr(es_last_error(), bad[i].field),
-              "bad %s (case %d) refused naming it: %s", bad[i].field, bad[i].which, es_last_error());
+        CHECK(st == ES_ERR_INVALID_ARG && s == (es_sampler *)&p &&
+                  strstr(es_last_error(), bad[i].field),
+              "bad %s (case %d) refused naming it: %s", bad[i].field, bad[i].which,
+              es_last_error());
     }
     es_sampler_params p = es_sampler_default_params();
     es_sampler *s = NULL;
-    CHECK(es_sampler_create(&p, 0, &s) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "n_vocab"), "n_vocab 0");
+    CHECK(es_sampler_create(&p, 0, &s) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "n_vocab"),
+          "n_vocab 0");
     CHECK(es_sampler_create(NULL, 10, &s) == ES_ERR_INVALID_ARG, "NULL params");
-    CHECK(p.temp == 0.8f && p.top_k == 40 && p.top_p == 0.95f && p.min_p == 0.05f && p.repeat_penalty == 1.0f &&
-              p.penalty_last_n == 64 && p.seed == ES_SAMPLER_DEFAULT_SEED,
+    CHECK(p.temp == 0.8f && p.top_k == 40 && p.top_p == 0.95f && p.min_p == 0.05f &&
+              p.repeat_penalty == 1.0f && p.penalty_last_n == 64 &&
+              p.seed == ES_SAMPLER_DEFAULT_SEED,
           "defaults");
     es_sampler_free(NULL);
 }
@@ -195,7 +216,8 @@ static void test_greedy(void) {
     es_sampler *k1 = make(p, N);
     int agree = 0, agree_k1 = 0;
     for (int trial = 0; trial < 100; trial++) {
-        for (int i = 0; i < N; i++) logits[i] = 3.0f * test_normal();
+        for (int i = 0; i < N; i++)
+            logits[i] = 3.0f * test_normal();
         int32_t want = argmax(logits, N);
         agree += es_sampler_sample(g, logits) == want;
         agree_k1 += es_sampler_sample(k1, logits) == want;
@@ -203,23 +225,26 @@ static void test_greedy(void) {
     CHECK(agree == 100, "greedy = argmax in %d of 100", agree);
     CHECK(agree_k1 == 100, "top_k = 1 = argmax in %d of 100", agree_k1);
     /* ties go to the lowest id, for greedy and for top_k = 1 */
-    for (int i = 0; i < N; i++) logits[i] = 0.0f;
+    for (int i = 0; i < N; i++)
+        logits[i] = 0.0f;
     logits[700] = 5.0f;
     logits[300] = 5.0f;
     logits[900] = 5.0f;
     CHECK(es_sampler_sample(g, logits) == 300, "greedy tie -> lowest id");
     CHECK(es_sampler_sample(k1, logits) == 300, "top_k=1 tie -> lowest id");
     /* -inf tokens are never chosen, NaN and +inf are errors, all -inf is an error */
-    for (int i = 0; i < N; i++) logits[i] = -INFINITY;
+    for (int i = 0; i < N; i++)
+        logits[i] = -INFINITY;
     logits[5] = -100.0f;
     CHECK(es_sampler_sample(g, logits) == 5, "only finite token");
     logits[7] = NAN;
     int32_t r = es_sampler_sample(g, logits);
-    CHECK(r == ES_ERR_FORMAT && strstr(es_last_error(), "7"), "NaN logit -> error naming it: %d %s", r,
-          es_last_error());
+    CHECK(r == ES_ERR_FORMAT && strstr(es_last_error(), "7"), "NaN logit -> error naming it: %d %s",
+          r, es_last_error());
     logits[7] = INFINITY;
     CHECK(es_sampler_sample(g, logits) == ES_ERR_FORMAT, "+inf logit -> error");
-    for (int i = 0; i < N; i++) logits[i] = -INFINITY;
+    for (int i = 0; i < N; i++)
+        logits[i] = -INFINITY;
     CHECK(es_sampler_sample(k1, logits) == ES_ERR_FORMAT, "all -inf -> error");
     CHECK(es_sampler_sample(NULL, logits) == ES_ERR_INVALID_ARG, "NULL sampler");
     es_sampler_free(g);
@@ -229,7 +254,8 @@ static void test_greedy(void) {
 static void test_seeds(void) {
     enum { N = 50, DRAWS = 200 };
     float logits[N];
-    for (int i = 0; i < N; i++) logits[i] = test_normal();
+    for (int i = 0; i < N; i++)
+        logits[i] = test_normal();
     es_sampler_params p = plain(1.0f);
     p.seed = 7;
     es_sampler *a = make(p, N), *b = make(p, N);
@@ -243,7 +269,8 @@ static void test_seeds(void) {
         same_ac += seq_a[d] == es_sampler_sample(c, logits);
     }
     es_sampler_reset(a);
-    for (int d = 0; d < DRAWS; d++) same_reset += seq_a[d] == es_sampler_sample(a, logits);
+    for (int d = 0; d < DRAWS; d++)
+        same_reset += seq_a[d] == es_sampler_sample(a, logits);
     CHECK(same_ab == DRAWS, "same seed, same draws: %d of %d", same_ab, DRAWS);
     CHECK(same_reset == DRAWS, "reset replays the draws: %d of %d", same_reset, DRAWS);
     CHECK(same_ac < DRAWS / 2, "another seed differs: %d of %d equal", same_ac, DRAWS);
@@ -260,9 +287,9 @@ static void test_truncation(void) {
         int top_k;
         int allowed; /* bit i: token i may be drawn */
     } cases[] = {
-        {0.75f, 0.0f, 0, 0x3}, {0.85f, 0.0f, 0, 0x7}, {0.0f, 0.0f, 0, 0x1},  {0.99f, 0.0f, 0, 0xF},
-        {1.0f, 0.25f, 0, 0x7}, {1.0f, 0.5f, 0, 0x3},  {1.0f, 0.0f, 2, 0x3},  {0.85f, 0.5f, 0, 0x3},
-        {0.75f, 0.25f, 0, 0x3}, {0.9f, 0.0f, 2, 0x3}, {1.0f, 0.0f, 3, 0x7},  {1.0f, 1.0f, 0, 0x1},
+        {0.75f, 0.0f, 0, 0x3},  {0.85f, 0.0f, 0, 0x7}, {0.0f, 0.0f, 0, 0x1}, {0.99f, 0.0f, 0, 0xF},
+        {1.0f, 0.25f, 0, 0x7},  {1.0f, 0.5f, 0, 0x3},  {1.0f, 0.0f, 2, 0x3}, {0.85f, 0.5f, 0, 0x3},
+        {0.75f, 0.25f, 0, 0x3}, {0.9f, 0.0f, 2, 0x3},  {1.0f, 0.0f, 3, 0x7}, {1.0f, 1.0f, 0, 0x1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         es_sampler_params p = plain(1.0f);
@@ -276,7 +303,8 @@ static void test_truncation(void) {
             if (t >= 0 && t < 4) seen |= 1 << t;
         }
         CHECK(seen == cases[c].allowed, "top_p %.2f min_p %.2f top_k %d: drew set 0x%x, want 0x%x",
-              (double)cases[c].top_p, (double)cases[c].min_p, cases[c].top_k, seen, cases[c].allowed);
+              (double)cases[c].top_p, (double)cases[c].min_p, cases[c].top_k, seen,
+              cases[c].allowed);
         es_sampler_free(s);
     }
     es_sampler_params p = plain(1.0f);
@@ -324,7 +352,7 @@ static void test_penalties(void) {
     p = plain(0.0f);
     p.repeat_penalty = 1.5f;
     s = make(p, 2);
-    const float pos[2] = {2.0f, 1.5f}; /* 2 / 1.5 = 1.33 < 1.5 */
+    const float pos[2] = {2.0f, 1.5f};   /* 2 / 1.5 = 1.33 < 1.5 */
     const float neg[2] = {-1.0f, -1.2f}; /* -1 * 1.5 = -1.5 < -1.2 */
     CHECK(es_sampler_sample(s, pos) == 0 && es_sampler_sample(s, neg) == 0, "before accept");
     es_sampler_accept(s, 0);
@@ -354,7 +382,8 @@ static void test_frequencies(void) {
     check_distribution("top_k 3, T=1", logits, 6, p, 20000);
     /* the defaults on a 64-token vocabulary */
     float l64[64];
-    for (int i = 0; i < 64; i++) l64[i] = 1.5f * test_normal();
+    for (int i = 0; i < 64; i++)
+        l64[i] = 1.5f * test_normal();
     check_distribution("defaults, 64 tokens", l64, 64, es_sampler_default_params(), 20000);
 
     /* top-p without top-k takes the bucketed path: compare whole distributions */
@@ -379,7 +408,8 @@ static void test_frequencies(void) {
 static void test_large_vocab(void) {
     enum { N = 151936 };
     float *logits = malloc(N * sizeof(float));
-    for (int i = 0; i < N; i++) logits[i] = 2.5f * test_normal();
+    for (int i = 0; i < N; i++)
+        logits[i] = 2.5f * test_normal();
     static const struct {
         const char *what;
         int top_k;
@@ -398,7 +428,8 @@ static void test_large_vocab(void) {
         p.min_p = cfgs[c].min_p;
         reference_probs(logits, N, &p, prob);
         int allowed = 0;
-        for (int i = 0; i < N; i++) allowed += prob[i] > 0;
+        for (int i = 0; i < N; i++)
+            allowed += prob[i] > 0;
         es_sampler *s = make(p, N);
         enum { DRAWS = 100 };
         int bad = 0;
@@ -408,7 +439,8 @@ static void test_large_vocab(void) {
             bad += t < 0 || prob[t] == 0;
         }
         double ms = (now_s() - t0) * 1e3 / DRAWS;
-        printf("vocab %d, %s: %d tokens allowed, %.2f ms per sample\n", N, cfgs[c].what, allowed, ms);
+        printf("vocab %d, %s: %d tokens allowed, %.2f ms per sample\n", N, cfgs[c].what, allowed,
+               ms);
         CHECK(bad == 0, "%s: %d draws outside the reference set", cfgs[c].what, bad);
         es_sampler_free(s);
     }

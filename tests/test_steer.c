@@ -304,7 +304,7 @@ static void bench_apply(void) {
     float *x = calloc(D, sizeof *x);
     int32_t tok = 0, seq = 0, pos = 100;
     es_batch b = {1, &tok, &pos, &seq, NULL};
-    int reps = 2000;
+    int reps = 300;
     double t0 = es_time_s();
     for (int r = 0; r < reps; r++)
         for (int h = 0; h < ES_HOOK_COUNT; h++)

@@ -29,7 +29,7 @@ static char *make_response(int e, double alpha, int q, uint64_t *rng) {
     char buf[1024];
     if (e == 0 && q == 0 && alpha == 1) {
         snprintf(buf, sizeof buf, "<script>alert(1)</script> Tom & Jerry said \"hi\" \xff and left.");
-    } else if (alpha >= 4) { /* degenerate: the same phrase again and again */
+    } else if (alpha >= 4 || (alpha == 2 && uniform(rng) < 0.1 * e)) { /* degenerate: the same phrase again and again */
         const char *w[5] = {"so happy", "so angry", "so gross", "so scared", "so sad"};
         int k = snprintf(buf, sizeof buf, "I am");
         for (int i = 0; i < 6 + (int)(uniform(rng) * 4); i++) k += snprintf(buf + k, sizeof buf - (size_t)k, " %s %s", w[e], w[e]);
@@ -73,21 +73,20 @@ es_gen_record *es_synth_records(int n_queries, double slope, uint64_t seed, size
                 r->seed = seed + k;
                 r->n_tokens = 40;
                 r->n_labels = ES_SYNTH_N_LABELS;
-                /* target share: 0.08 + slope * alpha (flattening above 2), noise +-0.06 */
+                /* target share: 0.06 + slope * alpha (flattening above 2), noise +-0.08;
+                 * the next emotion in the list gets up to 0.6 x that (confusion), the
+                 * others a little, neutral 0.5 x (1 - target) */
                 double eff = alpha > 2 ? 2 + 0.3 * (alpha - 2) : alpha;
-                double target = fmin(fmax(0.08 + slope * eff + (uniform(&rng) - 0.5) * 0.12, 0), 0.95);
-                int tl = -1;
-                for (int l = 0; l < ES_SYNTH_N_LABELS; l++)
+                double target = fmin(fmax(0.06 + slope * eff + (uniform(&rng) - 0.5) * 0.16, 0), 0.95);
+                int tl = -1, cl = -1;
+                for (int l = 0; l < ES_SYNTH_N_LABELS; l++) {
                     if (!strcmp(es_synth_labels[l], es_synth_emotions[e])) tl = l;
-                double rest = 1 - target, used = 0;
-                for (int l = 0; l < 5; l++) {
-                    if (l == tl) continue;
-                    double v = rest * 0.05 * uniform(&rng);
-                    r->scores[l] = v;
-                    used += v;
+                    if (!strcmp(es_synth_labels[l], es_synth_emotions[(e + 1) % 5])) cl = l;
                 }
+                for (int l = 0; l < 5; l++) r->scores[l] = 0.04 * uniform(&rng);
+                r->scores[cl] = 0.6 * target * uniform(&rng);
                 r->scores[tl] = target;
-                r->scores[5] = fmax(rest - used, 0);
+                r->scores[5] = 0.5 * (1 - target);
                 r->valence = (e == 0 ? 0.4 : -0.4) * eff / 2 + (uniform(&rng) - 0.5) * 0.2;
                 r->ppl = 18 + 6 * fabs(alpha) + 4 * uniform(&rng);
                 r->topic = 0.82 - 0.07 * fabs(alpha) + (uniform(&rng) - 0.5) * 0.1;

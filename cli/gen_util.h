@@ -1,0 +1,27 @@
+/* gen_util.h — what generate, chat, extract and eval share: the chat format of a
+ * model, and turning a conversation or plain text into prompt tokens. */
+#ifndef ES_CLI_GEN_UTIL_H
+#define ES_CLI_GEN_UTIL_H
+
+#include "cli.h"
+
+/* The chat format to use: `name` (from --chat-template) if given, else the model's
+ * own template; ES_CHAT_UNKNOWN falls back to ES_CHAT_NONE with a note on stderr
+ * (unless quiet). Returns an exit code. */
+int cli_chat_format(const es_model *model, const char *name, bool quiet, es_chat_format *out);
+
+/* Tokenizes a conversation rendered with fmt (for ES_CHAT_NONE: the contents joined
+ * by newlines, with the vocabulary's BOS). *toks is malloc'ed. Returns an exit code. */
+int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs,
+                      size_t n, bool add_generation_prompt, int32_t **toks, int *n_toks);
+
+/* Tokenizes plain text (BOS as the vocabulary wants, specials parsed). */
+int cli_tokenize_text(const es_vocab *vocab, const char *text, int32_t **toks, int *n_toks);
+
+/* Parses the sampling flags (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
+ * --repeat-last-n, --presence-penalty, --frequency-penalty, --seed, -s):
+ * 1 consumed, 0 not a sampling flag, -1 usage error printed. */
+int cli_sampling_parse_arg(es_sampler_params *p, const char *cmd, int argc, char **argv, int *i);
+void cli_sampling_help(FILE *f);
+
+#endif

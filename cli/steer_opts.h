@@ -1,0 +1,38 @@
+/* steer_opts.h — steering flags shared by the subcommands (see steer_opts.c). */
+#ifndef ES_CLI_STEER_OPTS_H
+#define ES_CLI_STEER_OPTS_H
+
+#include "cli.h"
+
+#define CLI_MAX_CV 16
+
+typedef struct cli_cv {
+    char path[4096];
+    float scale;
+} cli_cv;
+
+typedef struct cli_steer_opts {
+    const char *ev_path;     /* --ev */
+    const char *steer_spec;  /* --steer "joy=1.5,anger=-0.5" */
+    int hook;                /* --hook, -1 = the vectors' own */
+    const char *layers_spec; /* --layers, NULL = the vectors' layers */
+    int positions;           /* --positions (es_steer_positions) */
+    bool preserve_norm;      /* --preserve-norm */
+    cli_cv cv[CLI_MAX_CV];   /* --control-vector[-scaled] */
+    int n_cv;
+    int cv_first, cv_last;   /* --control-vector-layer-range, -1 = all */
+} cli_steer_opts;
+
+void cli_steer_init(cli_steer_opts *o);
+void cli_steer_help(FILE *f);
+/* Consumes argv[*i] (and its values, advancing *i) if it is a steering flag:
+ * returns 1 if consumed, 0 if not a steering flag, -1 after printing a usage error. */
+int cli_steer_parse_arg(cli_steer_opts *o, const char *cmd, int argc, char **argv, int *i);
+/* Whether any steering flag was given. */
+bool cli_steer_active(const cli_steer_opts *o);
+/* Builds the steering set (NULL when no steering was asked for). Returns an exit
+ * code (ES_EXIT_OK on success) after printing any error. */
+int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out);
+char *es_strdup_cli(const char *s);
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * generate.c — the generation loop shared by `generate`, `chat`, `extract` and `eval`:
+ * several prompts decoded together, then one token of every unfinished sequence per
+ * es_decode step, each sequence with its own sampler, streaming detokenizer and stop
+ * strings. See es_generate in emosteer.h.
+ */
+#include "common.h"
+#include "context.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+es_gen_params es_gen_default_params(void) {
+    es_gen_params p;
+    memset(&p, 0, sizeof p);
+    p.n_predict = 128;
+    p.sampling = es_sampler_default_params();
+    p.stop_at_eog = true;
+    return p;
+}
+
+void es_gen_output_free(es_gen_output *out) {
+    if (!out) return;
+    free(out->text);
+    free(out->tokens);
+    memset(out, 0, sizeof *out);
+}
+
+/* The state of one sequence while it generates. */
+typedef struct gen_seq {
+    es_sampler *sampler;
+    es_detok_stream *detok;
+    es_stop *stop;
+    char *text;       /* [text_cap] emitted text so far */
+    size_t text_len, text_cap;
+    int32_t *tokens;  /* [n_predict] generated tokens */
+    int n_tokens;
+    int32_t pending;  /* token sampled but not yet decoded, or -1 */
+    bool done;
+    es_gen_stop why;
+} gen_seq;
+
+static es_status append_text(gen_seq *s, const char *p, size_t n) {
+    if (n == 0) return ES_OK;
+    if (s->text_len + n + 1 > s->text_cap) {
+        size_t cap = s->text_cap ? s->text_cap : 256;
+        while (cap < s->text_len + n + 1) {
+            if (cap > SIZE_MAX / 2) return es_error(ES_ERR_NOMEM, "generate: text too long");
+            cap *= 2;
+        }
+        char *t = realloc(s->text, cap);
+        if (!t) return es_error(ES_ERR_NOMEM, "generate: out of memory for %zu bytes of text", cap);
+        s->text = t;
+        s->text_cap = cap;
+    }
+    memcpy(s->text + s->text_len, p, n);
+    s->text_len += n;
+    s->text[s->text_len] = '\0';
+    return ES_OK;
+}
+
+/* Passes freshly detokenized bytes through the stop-string filter, into the text and
+ * the callback. */
+static es_status emit(gen_seq *s, int index, const char *bytes, size_t n, es_gen_text_fn on_text,
+                      void *user) {
+    const char *out = bytes;
+    size_t out_len = n;
+    bool stopped = false;
+    if (s->stop) {
+        es_status st = es_stop_feed(s->stop, bytes, n, &out, &out_len, &stopped);
+        if (st != ES_OK) return st;
+    }
+    es_status st = append_text(s, out, out_len);
+    if (st != ES_OK) return st;
+    if (on_text && out_len && !on_text(user, index, out, out_len)) {
+        s->done = true;
+        s->why = ES_GEN_STOP_CALLER;
+    }
+    if (stopped && !s->done) {
+        s->done = true;
+        s->why = ES_GEN_STOP_STRING;
+    }
+    return ES_OK;
+}
+
+/* Flushes what the detokenizer and stop filter still hold (at the end of a sequence
+ * that did not end on a stop string). */
+static es_status finish(gen_seq *s, int index, es_gen_text_fn on_text, void *user) {
+    char buf[256];
+    size_t n;
+    if (s->why == ES_GEN_STOP_STRING) return ES_OK;
+    while ((n = es_detok_stream_flush(s->detok, buf, sizeof buf)) > 0) {
+        es_status st = emit(s, index, buf, n, on_text, user);
+        if (st != ES_OK) return st;
+    }
+    if (s->stop && s->why != ES_GEN_STOP_STRING) {
+        const char *tail;
+        size_t tail_len;
+        es_stop_flush(s->stop, &tail, &tail_len);
+        es_status st = append_text(s, tail, tail_len);
+        if (st != ES_OK) return st;
+        if (on_text && tail_len) on_text(user, index, tail, tail_len);
+    }
+    return ES_OK;
+}
+
+/* Samples the next token of sequence s from logits and records it. */
+static es_status take_token(gen_seq *s, int index, const float *logits, const es_vocab *vocab,
+                            const es_gen_params *p, int kv_len, int n_ctx, es_gen_text_fn on_text,
+                            void *user) {
+    int32_t tok = es_sampler_sample(s->sampler, logits);
+    if (tok < 0) return es_error_prefix((es_status)tok, "generate: sequence %d", index);
+    es_sampler_accept(s->sampler, tok);
+    if (p->stop_at_eog && es_vocab_is_eog(vocab, tok)) {
+        s->done = true;
+        s->why = ES_GEN_STOP_EOG;
+        return ES_OK;
+    }
+    s->tokens[s->n_tokens++] = tok;
+    char buf[256];
+    size_t n = es_detok_stream_push(s->detok, tok, buf, sizeof buf);
+    es_status st = emit(s, index, buf, n, on_text, user);
+    if (st != ES_OK || s->done) return st;
+    if (s->n_tokens >= p->n_predict) {
+        s->done = true;
+        s->why = ES_GEN_STOP_LENGTH;
+    } else if (kv_len + 1 > n_ctx) {
+        s->done = true;
+        s->why = ES_GEN_STOP_CONTEXT;
+    } else {
+        s->pending = tok;
+    }
+    return ES_OK;
+}
+
+es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *const *prompts,
+                      const int *n_prompt, int n, const es_gen_params *params,
+                      es_gen_text_fn on_text, void *user, es_gen_output *out) {
+    if (!ctx || !vocab || !prompts || !n_prompt || !out || n < 1)
+        return es_error(ES_ERR_INVALID_ARG, "generate: NULL argument or no prompt");
+    es_gen_params p = params ? *params : es_gen_default_params();
+    const int n_seq_max = ctx->params.n_seq_max, n_batch = ctx->params.n_batch;
+    const int n_ctx = ctx->params.n_ctx;
+    if (p.n_predict < 1) return es_error(ES_ERR_INVALID_ARG, "generate: n_predict %d must be >= 1", p.n_predict);
+    if (p.first_seq < 0 || p.first_seq + n > n_seq_max)
+        return es_error(ES_ERR_INVALID_ARG,
+                        "generate: %d prompts from sequence %d need n_seq_max >= %d (context has %d)",
+                        n, p.first_seq, p.first_seq + n, n_seq_max);
+    for (int i = 0; i < n; i++) {
+        if (n_prompt[i] < 1 || !prompts[i])
+            return es_error(ES_ERR_INVALID_ARG, "generate: prompt %d is empty", i);
+        if (n_prompt[i] >= n_ctx)
+            return es_error(ES_ERR_RANGE, "generate: prompt %d has %d tokens; the context holds %d",
+                            i, n_prompt[i], n_ctx);
+    }
+
+    es_status st = ES_OK;
+    gen_seq *seqs = es_calloc((size_t)n, sizeof *seqs);
+    int32_t *btok = es_calloc((size_t)n_batch, sizeof *btok);
+    int32_t *bpos = es_calloc((size_t)n_batch, sizeof *bpos);
+    int32_t *bseq = es_calloc((size_t)n_batch, sizeof *bseq);
+    int8_t *blog = es_calloc((size_t)n_batch, sizeof *blog);
+    int *bidx = es_calloc((size_t)n_batch, sizeof *bidx); /* prompt index of a logits row */
+    if (!seqs || !btok || !bpos || !bseq || !blog || !bidx) {
+        st = ES_ERR_NOMEM;
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        gen_seq *s = &seqs[i];
+        s->pending = -1;
+        es_sampler_params sp = p.sampling;
+        sp.seed = p.sampling.seed + (uint64_t)i;
+        if ((st = es_sampler_create(&sp, es_vocab_n_tokens(vocab), &s->sampler)) != ES_OK) goto done;
+        if ((st = es_detok_stream_create(vocab, false, &s->detok)) != ES_OK) goto done;
+        if (p.n_stops && (st = es_stop_create(p.stops, p.n_stops, &s->stop)) != ES_OK) goto done;
+        s->tokens = es_calloc((size_t)p.n_predict, sizeof *s->tokens);
+        if (!s->tokens) {
+            st = ES_ERR_NOMEM;
+            goto done;
+        }
+        int seq = p.first_seq + i;
+        if ((st = es_kv_clear(ctx, seq)) != ES_OK) goto done;
+        if ((st = es_context_set_prompt_len(ctx, seq, n_prompt[i])) != ES_OK) goto done;
+    }
+
+    /* Prefill: pack the prompts into batches; sample as soon as a prompt's last
+     * token has been decoded. */
+    int pi = 0, pj = 0; /* next prompt token: prompt pi, position pj */
+    while (pi < n) {
+        int nb = 0;
+        while (pi < n && nb < n_batch) {
+            btok[nb] = prompts[pi][pj];
+            bpos[nb] = pj;
+            bseq[nb] = p.first_seq + pi;
+            blog[nb] = pj == n_prompt[pi] - 1;
+            bidx[nb] = pi;
+            nb++;
+            if (++pj == n_prompt[pi]) pi++, pj = 0;
+        }
+        es_batch b = {.n_tokens = nb, .token = btok, .pos = bpos, .seq = bseq, .logits = blog};
+        if ((st = es_decode(ctx, &b)) != ES_OK) goto done;
+        for (int j = 0; j < nb; j++) {
+            if (!blog[j]) continue;
+            int i = bidx[j];
+            st = take_token(&seqs[i], i, es_get_logits(ctx, j), vocab, &p, n_prompt[i], n_ctx,
+                            on_text, user);
+            if (st != ES_OK) goto done;
+        }
+    }
+
+    /* Decode: one pending token of every unfinished sequence per step. */
+    for (;;) {
+        int nb = 0;
+        for (int i = 0; i < n && nb < n_batch; i++) {
+            gen_seq *s = &seqs[i];
+            if (s->done || s->pending < 0) continue;
+            btok[nb] = s->pending;
+            bpos[nb] = n_prompt[i] + s->n_tokens - 1;
+            bseq[nb] = p.first_seq + i;
+            blog[nb] = 1;
+            bidx[nb] = i;
+            nb++;
+        }
+        if (nb == 0) break;
+        es_batch b = {.n_tokens = nb, .token = btok, .pos = bpos, .seq = bseq, .logits = blog};
+        if ((st = es_decode(ctx, &b)) != ES_OK) goto done;
+        for (int j = 0; j < nb; j++) {
+            int i = bidx[j];
+            gen_seq *s = &seqs[i];
+            s->pending = -1;
+            st = take_token(s, i, es_get_logits(ctx, j), vocab, &p, bpos[j] + 1, n_ctx, on_text,
+                            user);
+            if (st != ES_OK) goto done;
+        }
+    }
+
+    for (int i = 0; i < n; i++) {
+        if ((st = finish(&seqs[i], i, on_text, user)) != ES_OK) goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        gen_seq *s = &seqs[i];
+        out[i].text = s->text ? s->text : es_strdup("");
+        out[i].text_len = s->text_len;
+        out[i].tokens = s->tokens;
+        out[i].n_tokens = s->n_tokens;
+        out[i].stop = s->why;
+        s->text = NULL;
+        s->tokens = NULL;
+        if (!out[i].text) st = ES_ERR_NOMEM;
+    }
+
+done:
+    for (int i = 0; seqs && i < n; i++) {
+        es_sampler_free(seqs[i].sampler);
+        es_detok_stream_free(seqs[i].detok);
+        es_stop_free(seqs[i].stop);
+        free(seqs[i].text);
+        free(seqs[i].tokens);
+    }
+    free(seqs);
+    free(btok);
+    free(bpos);
+    free(bseq);
+    free(blog);
+    free(bidx);
+    return st;
+}
