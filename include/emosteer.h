@@ -657,6 +657,10 @@ typedef struct es_gen_params {
     size_t n_stops;
     bool stop_at_eog;            /* stop at end-of-generation tokens (default true) */
     int first_seq;               /* sequence id of prompt 0 (default 0) */
+    const int *n_cached;         /* [n] or NULL: the first n_cached[i] tokens of prompt i are
+                                    already in its sequence's KV cache (the caller guarantees
+                                    they match) and are not decoded again; must be < n_prompt[i].
+                                    NULL (default): every sequence is cleared first. */
 } es_gen_params;
 
 es_gen_params es_gen_default_params(void);

@@ -149,6 +149,9 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
     for (int i = 0; i < n; i++) {
         if (n_prompt[i] < 1 || !prompts[i])
             return es_error(ES_ERR_INVALID_ARG, "generate: prompt %d is empty", i);
+        if (p.n_cached && (p.n_cached[i] < 0 || p.n_cached[i] >= n_prompt[i]))
+            return es_error(ES_ERR_INVALID_ARG, "generate: prompt %d: n_cached %d must be in [0, %d)",
+                            i, p.n_cached[i], n_prompt[i]);
         if (n_prompt[i] >= n_ctx)
             return es_error(ES_ERR_RANGE, "generate: prompt %d has %d tokens; the context holds %d",
                             i, n_prompt[i], n_ctx);
@@ -179,13 +182,13 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
             goto done;
         }
         int seq = p.first_seq + i;
-        if ((st = es_kv_clear(ctx, seq)) != ES_OK) goto done;
+        if (!p.n_cached && (st = es_kv_clear(ctx, seq)) != ES_OK) goto done;
         if ((st = es_context_set_prompt_len(ctx, seq, n_prompt[i])) != ES_OK) goto done;
     }
 
     /* Prefill: pack the prompts into batches; sample as soon as a prompt's last
      * token has been decoded. */
-    int pi = 0, pj = 0; /* next prompt token: prompt pi, position pj */
+    int pi = 0, pj = p.n_cached ? p.n_cached[0] : 0; /* next prompt token: prompt pi, position pj */
     while (pi < n) {
         int nb = 0;
         while (pi < n && nb < n_batch) {
@@ -195,7 +198,10 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
             blog[nb] = pj == n_prompt[pi] - 1;
             bidx[nb] = pi;
             nb++;
-            if (++pj == n_prompt[pi]) pi++, pj = 0;
+            if (++pj == n_prompt[pi]) {
+                pi++;
+                pj = p.n_cached && pi < n ? p.n_cached[pi] : 0;
+            }
         }
         es_batch b = {.n_tokens = nb, .token = btok, .pos = bpos, .seq = bseq, .logits = blog};
         if ((st = es_decode(ctx, &b)) != ES_OK) goto done;

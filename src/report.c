@@ -408,7 +408,7 @@ static const char *css =
     "vertical-align:top;text-align:left}th{background:#f4f4f4}td.n{text-align:right;"
     "font-variant-numeric:tabular-nums}"
     "table.samples td.text{white-space:pre-wrap;max-width:460px;word-break:break-word}"
-    "table.samples td.prompt{max-width:260px;color:#444}"
+    "table.samples td.prompt{max-width:260px;color:#444}td.qid{white-space:nowrap}"
     "span.dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:5px}"
     "svg{display:block;max-width:100%;height:auto;margin:6px 0}"
     "svg text{font-family:system-ui,sans-serif;font-size:12px;fill:#333}"
@@ -521,7 +521,7 @@ static void samples_table(sbuf *b, const es_eval_results *r, const es_report_par
         sb_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
                   emotion_color(r->emotions[s->emotion], s->emotion));
         sb_esc(b, r->emotions[s->emotion]);
-        sb_printf(b, "</td><td class=\"n\">%g</td><td>", r->alphas[s->alpha]);
+        sb_printf(b, "</td><td class=\"n\">%g</td><td class=\"qid\">", r->alphas[s->alpha]);
         sb_esc(b, s->query_id);
         sb_puts(b, "</td><td class=\"text prompt\">");
         sb_esc_cut(b, s->prompt, p->max_response_bytes);

@@ -407,7 +407,7 @@ static bool write_tiny_model(const char *path, model_defect defect) {
     es_gguf_writer_set_u32(w, KEY("attention.head_count"), 2);
     es_gguf_writer_set_u32(w, KEY("context_length"), 64);
 #undef KEY
-    static float zeros[F * D];
+    static float zeros[(F + 1) * D];
     static int8_t zeros8[F * D];
     struct { const char *name; int64_t ne0, ne1; } t[] = {
         {"token_embd.weight", D, V}, {"output_norm.weight", D, 1}, {"blk.0.attn_norm.weight", D, 1},
