@@ -5,17 +5,18 @@
 #include <string.h>
 
 static void help(FILE *f) {
-    fprintf(f,
-            "usage: emosteer tokenize [-m MODEL] -p TEXT [--ids] [--no-bos] [--parse-special]\n\n"
-            "Tokenizes TEXT with the vocabulary of MODEL (any GGUF with tokenizer metadata;\n"
-            "the weights are not loaded) and prints one line per token: id -> 'piece'.\n\n"
-            "  -m, --model PATH     the GGUF file (default: %s)\n"
-            "  -p, --prompt TEXT    the text to tokenize\n"
-            "  --ids                print only the ids, as [1, 15043, 3186]\n"
-            "  --no-bos             do not add BOS/EOS even if the vocabulary asks for them\n"
-            "  --parse-special      turn control tokens written in TEXT (<|im_start|>) into their ids\n"
-            "  -h, --help           this help\n",
-            cli_default_model());
+    fprintf(
+        f,
+        "usage: emosteer tokenize [-m MODEL] -p TEXT [--ids] [--no-bos] [--parse-special]\n\n"
+        "Tokenizes TEXT with the vocabulary of MODEL (any GGUF with tokenizer metadata;\n"
+        "the weights are not loaded) and prints one line per token: id -> 'piece'.\n\n"
+        "  -m, --model PATH     the GGUF file (default: %s)\n"
+        "  -p, --prompt TEXT    the text to tokenize\n"
+        "  --ids                print only the ids, as [1, 15043, 3186]\n"
+        "  --no-bos             do not add BOS/EOS even if the vocabulary asks for them\n"
+        "  --parse-special      turn control tokens written in TEXT (<|im_start|>) into their ids\n"
+        "  -h, --help           this help\n",
+        cli_default_model());
 }
 
 /* Prints a piece between quotes, escaping what would not show. */
@@ -23,13 +24,20 @@ static void print_piece(const char *s, int32_t n) {
     putchar('\'');
     for (int32_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c == '\r') fputs("\\r", stdout);
-        else if (c == '\'') fputs("\\'", stdout);
-        else if (c == '\\') fputs("\\\\", stdout);
-        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
-        else putchar(c);
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\r')
+            fputs("\\r", stdout);
+        else if (c == '\'')
+            fputs("\\'", stdout);
+        else if (c == '\\')
+            fputs("\\\\", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
     }
     putchar('\'');
 }
@@ -42,10 +50,13 @@ int cmd_tokenize(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             help(stdout);
             return ES_EXIT_OK;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") ||
+                   !strcmp(a, "--prompt")) {
             if (i + 1 >= argc) return cli_usage_error("tokenize", "%s needs a value", a);
-            if (a[1] == 'm' || a[2] == 'm') model = argv[++i];
-            else prompt = argv[++i];
+            if (a[1] == 'm' || a[2] == 'm')
+                model = argv[++i];
+            else
+                prompt = argv[++i];
         } else if (!strcmp(a, "--ids")) {
             ids_only = true;
         } else if (!strcmp(a, "--no-bos")) {
@@ -82,7 +93,8 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (ids_only) {
         putchar('[');
-        for (int32_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+        for (int32_t i = 0; i < n; i++)
+            printf(i ? ", %d" : "%d", ids[i]);
         puts("]");
     } else {
         char small[256];

@@ -507,13 +507,14 @@ float es_ev_set_act_norm(const es_ev_set *set, int layer);
  *     attn_out, layer = key; numbers are parsed as double and rounded to float.
  * Single-vector formats carry no emotion name: `name` is used, or when NULL the
  * file name's last "_"-separated word without extension ("qwen2.5_joy.json" ->
- * "joy"; a control vector exported by emosteer remembers its name).
+ * "joy"; a control vector exported by emosteer remembers its name). `name` is
+ * ignored for emosteer GGUF, which names its emotions.
  * *out is owned by the caller. Malformed input fails with ES_ERR_FORMAT naming the
  * problem (layer, index, key). */
 es_status es_ev_set_load(const char *path, const char *name, es_ev_set **out);
 /* Saves the set as emosteer GGUF (src/ev.h). A set with one emotion at block_out
- * also gets llama.cpp's direction.N tensors (N >= 1), so llama.cpp reads it as a
- * control vector. */
+ * and no layer-0 vector is stored as llama.cpp's direction.N tensors (N >= 1), so
+ * llama.cpp also reads the file as a control vector. */
 es_status es_ev_set_save(const es_ev_set *set, const char *path);
 /* Writes `scale` times one emotion as a llama.cpp control vector (direction.N for
  * every layer N >= 1 the emotion has). Only block_out vectors mean the same thing in
@@ -588,7 +589,8 @@ es_status es_context_set_steering(es_context *ctx, int seq, const es_steer_set *
  * splits ES_STEER_POS_PROMPT from ES_STEER_POS_GENERATED. n_prompt < 0 restores
  * the default: the prompt is the tokens of the latest batch that contained the
  * sequence's position 0 (right for "decode the whole prompt, then one token at a
- * time"; set it explicitly when the prompt is decoded in several batches). */
+ * time"; set it explicitly when the prompt is decoded in several batches). Before
+ * any such batch every position counts as prompt. */
 es_status es_context_set_prompt_len(es_context *ctx, int seq, int n_prompt);
 
 /*
@@ -696,6 +698,108 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
 void es_gen_output_free(es_gen_output *out);
 
 /* (generation section: end) */
+
+/* ------------------------------------------------------------------------- */
+/* Extraction (implemented in src/extract.c, src/extract_io.c)              */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Emotion vectors from contrasting activations (Dong et al. 2025, arXiv 2502.04075).
+ * A sample is one response of the model to one query under one condition (neutral,
+ * or an emotion's instruction). Its feature is, per layer, the mean hook activation
+ * over the response tokens (positions >= the prompt length). Per layer and emotion e,
+ * a method turns the samples into a vector; "base" (every emotion pooled against
+ * neutral) comes with it.
+ */
+typedef enum es_extract_method {
+    ES_EXTRACT_MEAN_DIFF = 0, /* mean_e - mean_neutral (the paper) */
+    ES_EXTRACT_CENTERED = 1,  /* mean_diff_e - (1/K) sum_k mean_diff_k: the part the K
+                                 emotions do not share; "base" is that shared part */
+    ES_EXTRACT_FISHER = 2,    /* (S_w + lambda I)^-1 mean_diff_e, S_w the within-class
+                                 covariance of all samples (every class around its own
+                                 mean), lambda = shrinkage * trace(S_w)/d (+ a tiny
+                                 floor); rescaled to |mean_diff_e| */
+    ES_EXTRACT_PCA = 3,       /* first principal axis u of the paired differences
+                                 (emotional sample - the neutral sample of the same pair),
+                                 uncentered (second moment); sign and length:
+                                 (u . mean_diff_e) u */
+    ES_EXTRACT_METHOD_COUNT = 4
+} es_extract_method;
+
+/* "mean_diff", "centered", "fisher", "pca". */
+const char *es_extract_method_name(es_extract_method m);
+/* Parses a method name; ES_ERR_INVALID_ARG naming the bad value and the valid ones. */
+es_status es_extract_method_parse(const char *name, es_extract_method *out);
+
+/* One sequence for teacher forcing: a prompt followed by its response. */
+typedef struct es_extract_seq {
+    const int32_t *tokens; /* [n_tokens] prompt then response (borrowed) */
+    int n_tokens;
+    int n_prompt;          /* tokens [n_prompt, n_tokens) are the response; 0 <= n_prompt <= n_tokens */
+} es_extract_seq;
+
+/* Runs each sequence through the model (several per es_decode batch: up to the
+ * context's n_seq_max sequences and n_batch tokens; no logits are computed) and
+ * writes, per sequence i and layer l, the mean activation at hook hp over the
+ * response tokens to mean[i][l][n_embd] and the mean L2 norm of those activations to
+ * norm[i][l] (norm may be NULL), and the response length to n_resp[i] (may be NULL).
+ * A sequence without response tokens is not decoded and gets zeros. The context's
+ * own hook is set aside during the call and restored; its steering applies. Every
+ * sequence must fit the context (n_tokens <= n_ctx: ES_ERR_RANGE). */
+es_status es_extract_response_means(es_context *ctx, es_hook_point hp, const es_extract_seq *seqs,
+                                    int n, float *mean, float *norm, int *n_resp);
+
+/* The prompt tokens of one sample. With a chat format (not ES_CHAT_NONE): a system
+ * message `system` (none when NULL or "") and the user message `query`, rendered with
+ * the generation prompt (es_chat_render_ex with the vocabulary's BOS/EOS texts) and
+ * tokenized with specials parsed and no BOS added. With ES_CHAT_NONE (base models),
+ * the text is a quoted question answered in the conditioned voice:
+ *     "<query>" I asked.\n"<prefix>
+ * (without the prefix: "<query>" I asked.\n"), tokenized with the vocabulary's BOS
+ * and no special parsing; the model continues the answer. *toks is malloc'ed (free
+ * with free()). */
+es_status es_extract_prompt(const es_vocab *vocab, es_chat_format fmt, const char *system,
+                            const char *prefix, const char *query, int32_t **toks, int *n_toks);
+
+/* Collects samples and computes the vectors. */
+typedef struct es_extractor es_extractor;
+
+/* Creates an empty collection for n_emotions emotions (names copied; valid EV names,
+ * not "neutral" or "base", no duplicates) with features [n_layer][n_embd]. *out is
+ * owned by the caller (es_extractor_free). */
+es_status es_extractor_create(int n_layer, int n_embd, const char *const *emotions, int n_emotions,
+                              es_extractor **out);
+void es_extractor_free(es_extractor *ex);
+
+/* Adds a sample (copying it): emotion is an index into the emotions, or -1 for
+ * neutral; pair >= 0 links an emotional sample to the neutral sample(s) with the same
+ * pair (the same query; used by ES_EXTRACT_PCA, several neutral samples of one pair
+ * are averaged); mean[n_layer][n_embd]; norm[n_layer] mean activation norms (or
+ * NULL). Non-finite values fail with ES_ERR_FORMAT. */
+es_status es_extractor_add(es_extractor *ex, int emotion, int pair, const float *mean,
+                           const float *norm);
+/* Samples added for an emotion index (-1: neutral). */
+int es_extractor_n_samples(const es_extractor *ex, int emotion);
+
+typedef struct es_extract_params {
+    es_extract_method method; /* default ES_EXTRACT_MEAN_DIFF */
+    float fisher_shrinkage;   /* lambda / (trace(S_w)/d), default 0.1 */
+    int pca_max_iter;         /* power iterations at most, default 1000 */
+    bool add_base;            /* also compute "base" (default true) */
+} es_extract_params;
+
+es_extract_params es_extract_default_params(void);
+
+/* Computes every emotion's vector (then "base") at every layer into a new set at
+ * hook hp, with act_norm = the samples' average norm per layer and metadata method,
+ * token_policy "response" and n_samples (the smallest sample count of any class);
+ * the caller adds source_model and query_set. Needs >= 1 neutral sample and >= 1
+ * sample per emotion (ES_ERR_INVALID_ARG naming the class); PCA needs every emotion
+ * to have >= 1 paired sample. *out is owned by the caller. */
+es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *params,
+                               es_hook_point hp, es_ev_set **out);
+
+/* (extraction section: end) */
 
 #ifdef __cplusplus
 }

@@ -444,19 +444,39 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
                 goto fail;
             }
     }
+    char *layout = es_gguf_get_str_dup(g, "emosteer.tensors");
+    bool directions = layout != NULL && strcmp(layout, "direction") == 0;
+    if (layout != NULL && !directions && strcmp(layout, "ev") != 0) {
+        st = es_error(ES_ERR_FORMAT, "ev: emosteer.tensors '%.32s' is not 'ev' or 'direction'", layout);
+        free(layout);
+        goto fail;
+    }
+    free(layout);
+    if (directions && n_emo != 1) {
+        st = es_error(ES_ERR_FORMAT, "ev: emosteer.tensors 'direction' needs exactly 1 emotion, "
+                      "not %llu", (unsigned long long)n_emo);
+        goto fail;
+    }
     for (int64_t ti = 0; ti < es_gguf_n_tensors(g); ti++) {
         const es_gguf_tensor *t = es_gguf_tensor_at(g, ti);
-        if (strncmp(t->name, "ev.", 3) != 0) continue;
-        const char *e = t->name + 3;
-        const char *dot = strrchr(e, '.');
+        const char *prefix = directions ? "direction." : "ev.";
+        if (strncmp(t->name, prefix, strlen(prefix)) != 0) continue;
+        const char *e = t->name + strlen(prefix);
+        const char *dot = directions ? e - 1 : strrchr(e, '.');
         int layer;
-        if (dot == NULL || dot == e || !parse_layer_number(dot + 1, strlen(dot + 1), &layer)) {
-            st = es_error(ES_ERR_FORMAT, "ev: tensor name %s is not ev.<emotion>.<layer>", t->name);
+        if (dot == NULL || (!directions && dot == e) ||
+            !parse_layer_number(dot + 1, strlen(dot + 1), &layer)) {
+            st = es_error(ES_ERR_FORMAT, "ev: tensor name %s is not %s", t->name,
+                          directions ? "direction.<layer>" : "ev.<emotion>.<layer>");
+            goto fail;
+        }
+        if (directions && layer == 0) {
+            st = es_error(ES_ERR_FORMAT, "ev: tensor direction.0: direction tensors start at layer 1");
             goto fail;
         }
         uint64_t k = 0;
-        while (k < n_emo && !(strlen(names[k]) == (size_t)(dot - e) &&
-                              memcmp(names[k], e, (size_t)(dot - e)) == 0))
+        while (!directions && k < n_emo &&
+               !(strlen(names[k]) == (size_t)(dot - e) && memcmp(names[k], e, (size_t)(dot - e)) == 0))
             k++;
         if (k == n_emo) {
             st = es_error(ES_ERR_FORMAT, "ev: tensor %s belongs to no emotion of emosteer.emotions",
@@ -478,8 +498,8 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
     }
     for (uint64_t i = 0; i < n_emo; i++)
         if (!seen[i]) {
-            st = es_error(ES_ERR_FORMAT, "ev: emotion '%s' has no ev.%s.<layer> tensor", names[i],
-                          names[i]);
+            st = es_error(ES_ERR_FORMAT, "ev: emotion '%s' has no %s tensor", names[i],
+                          directions ? "direction.<layer>" : "ev.<emotion>.<layer>");
             goto fail;
         }
     /* keep the listed order, which may differ from the tensor order */
@@ -801,7 +821,10 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path) {
     es_gguf_writer *w = es_gguf_writer_new();
     if (w == NULL) return es_error(ES_ERR_NOMEM, "ev: out of memory saving");
     int n_layer = es_ev_set_n_layer(set);
-    bool directions = set->n_emo == 1 && set->hook == ES_HOOK_BLOCK_OUT;
+    /* llama.cpp rejects any tensor not named direction.N (N >= 1), so the
+     * llama.cpp-readable layout holds nothing else */
+    bool directions = set->n_emo == 1 && set->hook == ES_HOOK_BLOCK_OUT &&
+                      (set->cap_layer == 0 || set->emo[0].layer[0] == NULL);
     uint32_t n_dir = 0;
     if (directions)
         for (int l = 1; l < n_layer; l++) n_dir += set->emo[0].layer[l] != NULL;
@@ -816,6 +839,7 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path) {
     TRY(es_gguf_writer_set_str(w, "controlvector.model_hint", set->source_model));
     TRY(es_gguf_writer_set_u32(w, "controlvector.layer_count", n_dir));
     TRY(es_gguf_writer_set_u32(w, "emosteer.format_version", EV_FORMAT_VERSION));
+    TRY(es_gguf_writer_set_str(w, "emosteer.tensors", directions ? "direction" : "ev"));
     TRY(es_gguf_writer_set_arr_str(w, "emosteer.emotions", names, (uint64_t)set->n_emo));
     TRY(es_gguf_writer_set_str(w, "emosteer.hook", es_hook_name(set->hook)));
     TRY(es_gguf_writer_set_u32(w, "emosteer.n_embd", (uint32_t)set->n_embd));
@@ -833,12 +857,9 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path) {
         for (int l = 0; st == ES_OK && l < n_layer; l++) {
             const float *v = set->emo[i].layer[l];
             if (v == NULL) continue;
-            snprintf(tname, sizeof tname, "ev.%s.%d", set->emo[i].name, l);
+            if (directions) snprintf(tname, sizeof tname, "direction.%d", l);
+            else snprintf(tname, sizeof tname, "ev.%s.%d", set->emo[i].name, l);
             st = add_vec(w, tname, v, set->n_embd);
-            if (st == ES_OK && directions && l >= 1) {
-                snprintf(tname, sizeof tname, "direction.%d", l);
-                st = add_vec(w, tname, v, set->n_embd);
-            }
         }
     TRY(es_gguf_writer_write(w, path));
 #undef TRY

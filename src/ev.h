@@ -11,6 +11,7 @@
  *      controlvector.model_hint   string  emosteer.source_model ("" if unknown)
  *      controlvector.layer_count  u32     number of direction.N tensors (0 if none)
  *      emosteer.format_version    u32     1
+ *      emosteer.tensors           string  tensor layout: "ev" or "direction" (below)
  *      emosteer.emotions          string[] emotion names, in set order (>= 1)
  *      emosteer.hook              string  "attn_out" | "mlp_out" | "block_out"
  *      emosteer.n_embd            u32     vector width
@@ -19,15 +20,16 @@
  *      emosteer.token_policy, emosteer.note      string (may be "")
  *      emosteer.n_samples         u32     0 = unknown
  *      emosteer.act_norm          f32[emosteer.layer_count]  0 = unknown
- *    tensors:
+ *    tensors, layout "direction" — chosen when the set has exactly one emotion, hook
+ *    block_out and no layer-0 vector, so that llama.cpp's --control-vector reads the
+ *    file (llama.cpp rejects a file holding any tensor not named direction.N, N >= 1):
+ *      direction.<N>              F32 [n_embd]   the emotion's vector at layer N
+ *    layout "ev" — every other set:
  *      ev.<emotion>.<layer>       F32 [n_embd]   one per (emotion, present layer)
- *      direction.<N>              F32 [n_embd]   only when the set has exactly one
- *                                 emotion and hook block_out: a copy of ev.<e>.N for
- *                                 every present N >= 1, so llama.cpp's
- *                                 --control-vector reads the file. Ignored on load.
  *    Load requires every listed emotion to have >= 1 tensor, no ev.* tensor of an
  *    unlisted emotion, F32 (or F16) 1-D tensors of width n_embd, finite values,
- *    layers < min(emosteer.layer_count, ES_EV_MAX_LAYER).
+ *    layers < min(emosteer.layer_count, ES_EV_MAX_LAYER); other tensors are ignored.
+ *    A file without emosteer.tensors has layout "ev".
  *
  * 2. llama.cpp control vector (read; written by es_ev_set_export_control_vector)
  *    tensors direction.N (N = 1, 2, ...), F32 [n_embd]. llama.cpp adds direction.N

@@ -275,6 +275,21 @@ double es_emotion_eas(const double *scores, int n_labels, int neutral) {
     return sum;
 }
 
+const char *const es_eval_lexicon_labels[ES_EVAL_N_LEXICON_LABELS] = {
+    "anger", "disgust", "fear", "joy", "sadness", ES_EVAL_NEUTRAL,
+};
+
+void es_scores_from_lexicon(const es_lexicon_score *s, double prior,
+                            double scores[ES_EVAL_N_LEXICON_LABELS]) {
+    if (!(prior > 0) || !isfinite(prior)) prior = ES_EVAL_LEXICON_PRIOR;
+    double total = 0;
+    for (int e = 0; e < ES_EMO_COUNT; e++)
+        if (isfinite(s->weight[e]) && s->weight[e] > 0) total += s->weight[e];
+    for (int e = 0; e < ES_EMO_COUNT; e++)
+        scores[e] = isfinite(s->weight[e]) && s->weight[e] > 0 ? s->weight[e] / (total + prior) : 0.0;
+    scores[ES_EMO_COUNT] = prior / (total + prior);
+}
+
 bool es_detect_label_add(const double *scores, int n_labels, int neutral, double *row) {
     double best = 0;
     int n_best = 0;

@@ -119,6 +119,10 @@ void es_quants_register_avx2(es_type_traits *table);
 void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                            int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
+/* matmul_avx512.c: the same as es_avx2_matmul_f32act with AVX-512F (4 rows x 6 tokens). */
+void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+                             int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
+
 /* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights. */
 typedef struct {
     float d;   /* activation block scale */
@@ -138,6 +142,10 @@ void es_vnni_xinfo(int type, const uint8_t *xq, int64_t nb, es_xinfo *out);
 void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                          const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 #endif
+
+/* True when the CPU has AVX-512F, the AVX2 kernels are in use, and the environment
+ * variable ES_NO_AVX512 is unset (matmul_avx512.c; false on builds without SIMD). */
+bool es_avx512_supported(void);
 
 /* Hook of the K-quant module (src/quants_k.c): fills the Q2_K..Q6_K and Q8_K entries
  * of both tables (kernels, can_compute, vec_dot_type). A weak no-op stands in until

@@ -7,7 +7,7 @@
  *                      word: lowercase letters and apostrophes; emotion: anger, disgust,
  *                      fear, joy, sadness; weight in (0, 10]. A word may have several
  *                      lines (one per emotion); a repeated (word, emotion) is an error.
- *   vader_lexicon.txt  the VADER lexicon (Hutto & Gilbert 2014, MIT/Apache-2.0):
+ *   vader_lexicon.txt  the VADER lexicon (Hutto & Gilbert 2014, Apache-2.0):
  *                      token<TAB>mean valence in [-4, 4]<TAB>sd<TAB>ratings.
  *
  * Words of a text: maximal runs of letters (ASCII letters, any byte >= 0x80),

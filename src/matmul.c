@@ -7,7 +7,8 @@
  * another process does not hold up the rest); (3) each chunk is computed by one of
  * three kernels:
  *   - rows × vec_dot: any type; the decode case (n_tok == 1), memory bound;
- *   - tiled f32 (matmul_avx2.c): F32/F16/BF16 weights, n_tok > 1, AVX2;
+ *   - tiled f32 (matmul_avx2.c, or matmul_avx512.c where the CPU has AVX-512F):
+ *     F32/F16/BF16 weights, n_tok > 1;
  *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, n_tok >= 4, AVX-VNNI.
  * All three give the same sums up to float rounding (integer block sums are exact).
  */
@@ -100,7 +101,8 @@ static void rows_task(void *p, int ith, int nth) {
         switch (t->path) {
 #ifndef ES_NO_SIMD
         case PATH_TILED_F32:
-            es_avx2_matmul_f32act(t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
+            (es_avx512_supported() ? es_avx512_matmul_f32act : es_avx2_matmul_f32act)(
+                t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
             break;
         case PATH_PACKED_Q:
             es_vnni_matmul_rows(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo, t->n_tok, t->y,
@@ -152,7 +154,7 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
     }
     /* chunks: ~8 per thread for balance, whole tiles of the chosen kernel */
     const int nth = es_threadpool_size(tp);
-    const int64_t tile = t.path == PATH_PACKED_Q ? 16 : (t.path == PATH_TILED_F32 ? 3 : 1);
+    const int64_t tile = t.path == PATH_PACKED_Q ? 16 : (t.path == PATH_TILED_F32 ? 12 : 1);
     int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
     t.chunk = (chunk + tile - 1) / tile * tile;
     atomic_init(&t.next, 0);

@@ -11,9 +11,9 @@
 #include <math.h>
 #include <string.h>
 
-/* Round to nearest, ties to even, for |v| < 2^22: adding 1.5·2^23 leaves the rounded
- * integer in the low mantissa bits. Independent of the FPU rounding mode setting only
- * in that it uses the default mode, as llama.cpp's quantizer does. */
+/* Round to nearest, ties to even, for |v| < 2^22 (under the default rounding mode, as
+ * llama.cpp's quantizers): adding 1.5·2^23 leaves the rounded integer in the low
+ * mantissa bits. */
 static inline int round_even(float v) {
     float t = v + 12582912.0f;
     int32_t bits;

@@ -9,6 +9,7 @@
 #include "types.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,7 +211,7 @@ typedef struct gen_task {
     es_from_float_fn quantize;
     size_t row_bytes;
     uint8_t *out;       /* [rows][row_bytes] */
-    bool failed;        /* a thread could not allocate its row buffer */
+    atomic_bool failed; /* a thread could not allocate its row buffer */
 } gen_task;
 
 /* Rows [ith·rows/nth, (ith+1)·rows/nth): each row from its own seed, so the result
@@ -222,7 +223,7 @@ static void gen_rows(void *arg, int ith, int nth) {
     if (r0 >= r1) return;
     float *row = malloc(sizeof *row * (size_t)n);
     if (!row) {
-        g->failed = true;
+        atomic_store(&g->failed, true);
         return;
     }
     for (int64_t r = r0; r < r1; r++) {
@@ -258,9 +259,10 @@ static es_status gen_tensor(const rm_shape *s, const rm_tensor *t, int index, ui
                         es_type_name(t->type), t->name);
     uint8_t *buf = malloc(bytes);
     if (!buf) return es_error(ES_ERR_NOMEM, "random model: out of memory for %s (%zu bytes)", t->name, bytes);
-    gen_task g = {t, seed, index, tr->from_float, row_bytes, buf, false};
+    gen_task g = {t, seed, index, tr->from_float, row_bytes, buf};
+    atomic_init(&g.failed, false);
     es_threadpool_run(tp, gen_rows, &g);
-    if (g.failed) {
+    if (atomic_load(&g.failed)) {
         free(buf);
         return es_error(ES_ERR_NOMEM, "random model: out of memory generating %s", t->name);
     }
@@ -308,16 +310,17 @@ static es_status set_tokenizer(es_gguf_writer *w, int n) {
     es_status st = tok && score && type ? ES_OK : ES_ERR_NOMEM;
     for (int i = 0; i < n && !st; i++) {
         char buf[32];
-        if (i == 0)
-            snprintf(buf, sizeof buf, "<unk>"), type[i] = 2; /* unknown */
-        else if (i == 1)
-            snprintf(buf, sizeof buf, "<s>"), type[i] = 3; /* control */
-        else if (i == 2)
-            snprintf(buf, sizeof buf, "</s>"), type[i] = 3;
-        else if (i < 3 + 256)
-            snprintf(buf, sizeof buf, "<0x%02X>", i - 3), type[i] = 6; /* byte */
-        else
-            snprintf(buf, sizeof buf, "t%d", i), type[i] = 1, score[i] = -(float)(i - 258);
+        if (i < 3) { /* <unk> is type 2 (unknown), <s> and </s> type 3 (control) */
+            snprintf(buf, sizeof buf, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+            type[i] = i == 0 ? 2 : 3;
+        } else if (i < 3 + 256) { /* byte tokens: type 6 */
+            snprintf(buf, sizeof buf, "<0x%02X>", i - 3);
+            type[i] = 6;
+        } else { /* normal tokens: type 1 */
+            snprintf(buf, sizeof buf, "t%d", i);
+            type[i] = 1;
+            score[i] = -(float)(i - 258);
+        }
         tok[i] = es_strdup(buf);
         if (!tok[i]) st = ES_ERR_NOMEM;
     }

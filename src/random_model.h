@@ -21,7 +21,8 @@
  *
  * Values: matrices and biases ~ N(0, 0.02²) (a sum of four uniforms), norm weights
  * 1 + N(0, 0.02²), quantized with our own quantizers. The output depends only on
- * (like, mix, seed), not on the number of threads.
+ * (like, mix, seed), not on the number of threads. The whole file is held in memory
+ * until it is written (about the file's size, plus one tensor).
  */
 #ifndef ES_RANDOM_MODEL_H
 #define ES_RANDOM_MODEL_H

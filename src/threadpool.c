@@ -3,12 +3,19 @@
  *
  * Hand-off: es_threadpool_run publishes (fn, arg) and bumps a generation counter;
  * workers spin on that counter for a short while (decode calls run hundreds of times
- * per token, so the next task usually comes within microseconds) and then sleep on a
- * condition variable. A worker announces that it is going to sleep (n_sleeping) before
- * re-checking the generation under the mutex, and run() reads n_sleeping after bumping
- * the generation (both sequentially consistent), so a wake-up is never lost.
- * Completion: every worker increments n_done; the caller spins (then yields) until all
- * have finished.
+ * per token, so the next task usually comes within microseconds), then spin with
+ * sched_yield, then sleep on a condition variable. A worker announces that it is going
+ * to sleep (n_sleeping) before re-checking the generation under the mutex, and run()
+ * reads n_sleeping after bumping the generation (both sequentially consistent), so a
+ * wake-up is never lost.
+ *
+ * Shares: each ith of a run is claimed exactly once, by a compare-and-swap of
+ * claim[ith] from the previous generation to the current one. Worker ith claims its
+ * own share when it sees the new generation; the caller runs share 0 and then, if a
+ * worker has not claimed its share within ES_TP_STEAL_NS (it is not running: the
+ * machine is busier than the pool), claims and runs it itself. So a run never waits
+ * for a thread the kernel has not scheduled. Completion: n_done counts finished
+ * shares; the caller spins (then yields) until all are done.
  */
 #include "threadpool.h"
 
@@ -27,10 +34,9 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* How long an idle worker spins before it sleeps, and how long the caller spins on
- * completion before it starts yielding the CPU. */
-#define ES_TP_PAUSE_SPINS 2000
-#define ES_TP_SPIN_NS 200000LL
+#define ES_TP_PAUSE_SPINS 2000   /* pause-spins before a waiting thread starts to yield */
+#define ES_TP_SPIN_NS 200000LL   /* idle workers yield-spin this long, then sleep */
+#define ES_TP_STEAL_NS 100000LL  /* the caller runs unclaimed shares after this long */
 
 struct es_threadpool {
     int n_threads;          /* including the caller */
@@ -41,7 +47,8 @@ struct es_threadpool {
     _Atomic(es_task_fn) fn; /* current task */
     _Atomic(void *) arg;
     atomic_uint generation; /* bumped once per run */
-    atomic_int n_done;      /* workers finished with the current generation */
+    atomic_uint *claim;     /* [n_threads] generation for which share ith was claimed */
+    atomic_int n_done;      /* shares 1.. finished in the current generation */
     atomic_int n_sleeping;  /* workers in (or about to enter) cond_wait */
     atomic_bool stop;
 };
@@ -55,6 +62,20 @@ static long long now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Claims share ith of generation g; true if this thread is the one to run it. */
+static bool claim_share(es_threadpool *tp, int ith, unsigned g) {
+    unsigned expect = g - 1;
+    return atomic_compare_exchange_strong(&tp->claim[ith], &expect, g);
+}
+
+/* Runs share ith of the current task and counts it done. */
+static void run_share(es_threadpool *tp, int ith) {
+    es_task_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
+    void *arg = atomic_load_explicit(&tp->arg, memory_order_relaxed);
+    fn(arg, ith, tp->n_threads);
+    atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_release);
 }
 
 /* Waits until the generation differs from `seen` (or stop); returns the new one.
@@ -92,10 +113,8 @@ static void *worker_main(void *p) {
     for (;;) {
         seen = wait_for_work(tp, seen);
         if (atomic_load_explicit(&tp->stop, memory_order_acquire)) break;
-        es_task_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
-        void *arg = atomic_load_explicit(&tp->arg, memory_order_relaxed);
-        fn(arg, wa.ith, tp->n_threads);
-        atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_release);
+        /* the caller may have run our share already (we were late) */
+        if (claim_share(tp, wa.ith, seen)) run_share(tp, wa.ith);
     }
     return NULL;
 }
@@ -124,6 +143,12 @@ es_threadpool *es_threadpool_create(int n_threads) {
     atomic_init(&tp->n_done, 0);
     atomic_init(&tp->n_sleeping, 0);
     atomic_init(&tp->stop, false);
+    tp->claim = es_calloc((size_t)n_threads, sizeof *tp->claim);
+    if (!tp->claim) {
+        es_threadpool_free(tp);
+        return NULL;
+    }
+    for (int i = 0; i < n_threads; i++) atomic_init(&tp->claim[i], 0);
     if (n_threads > 1) {
         tp->threads = es_calloc((size_t)n_threads - 1, sizeof *tp->threads);
         if (!tp->threads) {
@@ -163,6 +188,7 @@ void es_threadpool_free(es_threadpool *tp) {
     pthread_cond_destroy(&tp->cond);
     pthread_mutex_destroy(&tp->mutex);
     free(tp->threads);
+    free(tp->claim);
     free(tp);
 }
 
@@ -173,17 +199,31 @@ void es_threadpool_run(es_threadpool *tp, es_task_fn fn, void *arg) {
         fn(arg, 0, 1);
         return;
     }
-    const int n_workers = tp->n_threads - 1;
+    const int nth = tp->n_threads;
     atomic_store_explicit(&tp->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&tp->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&tp->n_done, 0, memory_order_relaxed);
-    atomic_fetch_add(&tp->generation, 1); /* seq_cst: publishes fn/arg, pairs with n_sleeping */
+    /* seq_cst: publishes fn/arg/n_done, and pairs with n_sleeping in wait_for_work */
+    const unsigned g = atomic_fetch_add(&tp->generation, 1) + 1;
     wake_all(tp);
 
-    fn(arg, 0, tp->n_threads);
+    fn(arg, 0, nth);
 
-    for (int i = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) < n_workers; i++) {
-        if (i < ES_TP_PAUSE_SPINS) cpu_relax();
-        else sched_yield();
+    long long t0 = 0;
+    int next_steal = 1;
+    for (int i = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) < nth - 1; i++) {
+        if (i < ES_TP_PAUSE_SPINS) {
+            cpu_relax();
+            continue;
+        }
+        long long t = now_ns();
+        if (t0 == 0) t0 = t;
+        if (t - t0 > ES_TP_STEAL_NS && next_steal < nth) {
+            /* workers that have not claimed their share by now are not running: do it here */
+            for (; next_steal < nth; next_steal++)
+                if (claim_share(tp, next_steal, g)) run_share(tp, next_steal);
+            continue;
+        }
+        sched_yield();
     }
 }

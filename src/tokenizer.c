@@ -30,12 +30,16 @@ size_t es_utf8_valid_len(const unsigned char *s, size_t n) {
         len = 2;
     } else if (c >= 0xE0 && c <= 0xEF) {
         len = 3;
-        if (c == 0xE0) lo = 0xA0;      /* overlong */
-        else if (c == 0xED) hi = 0x9F; /* surrogates */
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
         len = 4;
-        if (c == 0xF0) lo = 0x90;      /* overlong */
-        else if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* > U+10FFFF */
     } else {
         return 0;
     }
@@ -57,7 +61,8 @@ static uint32_t hash_bytes(const char *s, size_t n) {
 
 static uint32_t pow2_slots(size_t n) {
     uint32_t slots = 16;
-    while (slots < 2 * n && slots < (1u << 31)) slots <<= 1;
+    while (slots < 2 * n && slots < (1u << 31))
+        slots <<= 1;
     return slots;
 }
 
@@ -143,7 +148,9 @@ static es_status load_tokens(es_vocab *v, const es_gguf *g) {
     es_status st = es_gguf_get_arr(g, key, &et, &n);
     if (st == ES_ERR_NOT_FOUND) return es_error(ES_ERR_FORMAT, "tokenizer: %s is missing", key);
     if (st != ES_OK) return st;
-    if (et != ES_GGUF_STRING) return es_error(ES_ERR_FORMAT, "tokenizer: %s is an array of type %d, not strings", key, (int)et);
+    if (et != ES_GGUF_STRING)
+        return es_error(ES_ERR_FORMAT, "tokenizer: %s is an array of type %d, not strings", key,
+                        (int)et);
     if (n == 0 || n >= (uint64_t)INT32_MAX)
         return es_error(ES_ERR_FORMAT, "tokenizer: %s has %llu entries (need 1 .. %d)", key,
                         (unsigned long long)n, INT32_MAX - 1);
@@ -154,14 +161,19 @@ static es_status load_tokens(es_vocab *v, const es_gguf *g) {
     uint64_t total = 0;
     for (uint64_t i = 0; i < n; i++) {
         es_gguf_str s = es_gguf_arr_str(g, key, i);
-        if (!s.ptr && s.len) return es_error(ES_ERR_FORMAT, "tokenizer: token %llu unreadable", (unsigned long long)i);
+        if (!s.ptr && s.len)
+            return es_error(ES_ERR_FORMAT, "tokenizer: token %llu unreadable",
+                            (unsigned long long)i);
         total += s.len + 1;
         if (total >= UINT32_MAX)
-            return es_error(ES_ERR_FORMAT, "tokenizer: token texts exceed 4 GiB at token %llu", (unsigned long long)i);
+            return es_error(ES_ERR_FORMAT, "tokenizer: token texts exceed 4 GiB at token %llu",
+                            (unsigned long long)i);
     }
     v->text = malloc((size_t)total);
     v->pieces = malloc((size_t)total);
-    if (!v->text || !v->pieces) return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for %llu bytes of token text", (unsigned long long)total);
+    if (!v->text || !v->pieces)
+        return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for %llu bytes of token text",
+                        (unsigned long long)total);
     uint32_t off = 0;
     for (uint64_t i = 0; i < n; i++) {
         es_gguf_str s = es_gguf_arr_str(g, key, i);
@@ -183,7 +195,8 @@ static es_status load_tokens(es_vocab *v, const es_gguf *g) {
             free(scores);
             return es_error_prefix(st, "tokenizer: scores");
         }
-        for (uint64_t i = 0; i < n; i++) v->tokens[i].score = isnan(scores[i]) ? -INFINITY : scores[i];
+        for (uint64_t i = 0; i < n; i++)
+            v->tokens[i].score = isnan(scores[i]) ? -INFINITY : scores[i];
         free(scores);
     }
     if (es_gguf_find_key(g, KEY_PREFIX "token_type") >= 0) {
@@ -198,9 +211,11 @@ static es_status load_tokens(es_vocab *v, const es_gguf *g) {
             if (types[i] < ES_TOKTYPE_UNDEFINED || types[i] > ES_TOKTYPE_BYTE) {
                 int32_t bad = types[i];
                 free(types);
-                return es_error(ES_ERR_FORMAT, "tokenizer: token %llu has type %d (valid: 0..6)", (unsigned long long)i, bad);
+                return es_error(ES_ERR_FORMAT, "tokenizer: token %llu has type %d (valid: 0..6)",
+                                (unsigned long long)i, bad);
             }
-            v->tokens[i].type = types[i] == ES_TOKTYPE_UNDEFINED ? ES_TOKTYPE_NORMAL : (uint8_t)types[i];
+            v->tokens[i].type =
+                types[i] == ES_TOKTYPE_UNDEFINED ? ES_TOKTYPE_NORMAL : (uint8_t)types[i];
         }
         free(types);
     }
@@ -299,13 +314,15 @@ static es_status build_specials(es_vocab *v) {
         k++;
     }
     qsort(keys, (size_t)n, sizeof(special_key), special_key_cmp);
-    for (int b = 0; b <= 256; b++) v->special_start[b] = n;
+    for (int b = 0; b <= 256; b++)
+        v->special_start[b] = n;
     for (int32_t i = n - 1; i >= 0; i--) {
         v->special[i] = keys[i].id;
         v->special_start[keys[i].key >> 32] = i;
     }
     for (int b = 255; b >= 0; b--) /* empty groups start where the next one does */
-        if (v->special_start[b] > v->special_start[b + 1]) v->special_start[b] = v->special_start[b + 1];
+        if (v->special_start[b] > v->special_start[b + 1])
+            v->special_start[b] = v->special_start[b + 1];
     v->n_special = n;
     free(keys);
     return ES_OK;
@@ -313,8 +330,15 @@ static es_status build_specials(es_vocab *v) {
 
 /* Texts that end a turn in the chat formats we know, in the order that picks eot. */
 static const char *const eot_names[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<EOT>", "_<EOT>", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<EOT>",
+    "_<EOT>",
+    "<\xEF\xBD\x9C"
+    "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
 };
 static const char *const eom_names[] = {"<|eom_id|>"};
 
@@ -323,7 +347,8 @@ static void mark_eog(es_vocab *v, int32_t id) {
     es_vocab_token *t = &v->tokens[id];
     t->attr |= ES_TOKATTR_EOG;
     if (t->type == ES_TOKTYPE_NORMAL) /* a turn-ending text is a control token */
-        t->attr = (uint8_t)((t->attr | ES_TOKATTR_CONTROL | ES_TOKATTR_SPECIAL) & ~ES_TOKATTR_MERGEABLE);
+        t->attr =
+            (uint8_t)((t->attr | ES_TOKATTR_CONTROL | ES_TOKATTR_SPECIAL) & ~ES_TOKATTR_MERGEABLE);
 }
 
 static void set_attrs(es_vocab *v, const es_gguf *g, bool has_eot, bool has_eom) {
@@ -331,7 +356,9 @@ static void set_attrs(es_vocab *v, const es_gguf *g, bool has_eot, bool has_eom)
         es_vocab_token *t = &v->tokens[id];
         switch (t->type) {
         case ES_TOKTYPE_CONTROL: t->attr = ES_TOKATTR_CONTROL | ES_TOKATTR_SPECIAL; break;
-        case ES_TOKTYPE_USER_DEFINED: t->attr = ES_TOKATTR_SPECIAL | ES_TOKATTR_USER | ES_TOKATTR_MERGEABLE; break;
+        case ES_TOKTYPE_USER_DEFINED:
+            t->attr = ES_TOKATTR_SPECIAL | ES_TOKATTR_USER | ES_TOKATTR_MERGEABLE;
+            break;
         case ES_TOKTYPE_UNKNOWN: t->attr = ES_TOKATTR_SPECIAL; break;
         case ES_TOKTYPE_NORMAL: t->attr = ES_TOKATTR_MERGEABLE; break;
         default: t->attr = 0;
@@ -394,7 +421,8 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
     if (!model) {
         if (es_gguf_find_key(g, KEY_PREFIX "model") >= 0)
             return es_error(ES_ERR_FORMAT, "tokenizer: %smodel is not a string", KEY_PREFIX);
-        return es_error(ES_ERR_NOT_FOUND, "tokenizer: no tokenizer metadata (%smodel is missing)", KEY_PREFIX);
+        return es_error(ES_ERR_NOT_FOUND, "tokenizer: no tokenizer metadata (%smodel is missing)",
+                        KEY_PREFIX);
     }
     es_vocab_kind kind;
     if (!strcmp(model, "llama")) {
@@ -402,7 +430,9 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
     } else if (!strcmp(model, "gpt2")) {
         kind = ES_VOCAB_BPE;
     } else {
-        es_status st = es_error(ES_ERR_UNSUPPORTED, "tokenizer: tokenizer model '%.64s' is not supported (supported: llama, gpt2)", model);
+        es_status st = es_error(
+            ES_ERR_UNSUPPORTED,
+            "tokenizer: tokenizer model '%.64s' is not supported (supported: llama, gpt2)", model);
         free(model);
         return st;
     }
@@ -412,7 +442,8 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
     if (!v) return ES_ERR_NOMEM;
     v->kind = kind;
     v->bos = v->eos = v->eot = v->eom = v->unk = v->pad = -1;
-    for (int b = 0; b < 256; b++) v->byte_tok[b] = v->bpe_byte_tok[b] = -1;
+    for (int b = 0; b < 256; b++)
+        v->byte_tok[b] = v->bpe_byte_tok[b] = -1;
 
     es_status st = load_tokens(v, g);
     if (st == ES_OK) st = strmap_build(v);
@@ -478,15 +509,31 @@ es_status es_vocab_load(const char *path, es_vocab **out) {
 /* Getters                                                                   */
 /* ------------------------------------------------------------------------- */
 
-static bool valid_id(const es_vocab *v, int32_t tok) { return v && tok >= 0 && tok < v->n_tokens; }
+static bool valid_id(const es_vocab *v, int32_t tok) {
+    return v && tok >= 0 && tok < v->n_tokens;
+}
 
-int32_t es_vocab_n_tokens(const es_vocab *v) { return v ? v->n_tokens : 0; }
-int32_t es_vocab_bos(const es_vocab *v) { return v ? v->bos : -1; }
-int32_t es_vocab_eos(const es_vocab *v) { return v ? v->eos : -1; }
-int32_t es_vocab_eot(const es_vocab *v) { return v ? v->eot : -1; }
-int32_t es_vocab_unk(const es_vocab *v) { return v ? v->unk : -1; }
-bool es_vocab_add_bos(const es_vocab *v) { return v && v->add_bos && v->bos >= 0; }
-bool es_vocab_add_eos(const es_vocab *v) { return v && v->add_eos && v->eos >= 0; }
+int32_t es_vocab_n_tokens(const es_vocab *v) {
+    return v ? v->n_tokens : 0;
+}
+int32_t es_vocab_bos(const es_vocab *v) {
+    return v ? v->bos : -1;
+}
+int32_t es_vocab_eos(const es_vocab *v) {
+    return v ? v->eos : -1;
+}
+int32_t es_vocab_eot(const es_vocab *v) {
+    return v ? v->eot : -1;
+}
+int32_t es_vocab_unk(const es_vocab *v) {
+    return v ? v->unk : -1;
+}
+bool es_vocab_add_bos(const es_vocab *v) {
+    return v && v->add_bos && v->bos >= 0;
+}
+bool es_vocab_add_eos(const es_vocab *v) {
+    return v && v->add_eos && v->eos >= 0;
+}
 
 bool es_vocab_is_eog(const es_vocab *v, int32_t tok) {
     return valid_id(v, tok) && (v->tokens[tok].attr & ES_TOKATTR_EOG);
@@ -521,15 +568,17 @@ static int32_t match_special(const es_vocab *v, const char *text, size_t len, si
         int32_t id = v->special[i];
         const es_vocab_token *t = &v->tokens[id];
         if (!parse_special && !(t->attr & ES_TOKATTR_USER)) continue;
-        if (t->text_len <= len - pos && !memcmp(text + pos, v->text + t->text_off, t->text_len)) return id;
+        if (t->text_len <= len - pos && !memcmp(text + pos, v->text + t->text_off, t->text_len))
+            return id;
     }
     return -1;
 }
 
-static es_status tokenize_fragment(const es_vocab *v, const char *text, size_t len, bool after_special,
-                                   es_tokbuf *out) {
+static es_status tokenize_fragment(const es_vocab *v, const char *text, size_t len,
+                                   bool after_special, es_tokbuf *out) {
     if (len == 0) return ES_OK;
-    if (v->kind == ES_VOCAB_SPM) return es_spm_tokenize(v, text, len, v->add_space_prefix && after_special, out);
+    if (v->kind == ES_VOCAB_SPM)
+        return es_spm_tokenize(v, text, len, v->add_space_prefix && after_special, out);
     return es_bpe_tokenize(v, text, len, out);
 }
 
@@ -552,16 +601,19 @@ es_status es_tokenize(const es_vocab *v, const char *text, size_t len, bool add_
         const es_vocab_token *t = &v->tokens[id];
         size_t end = pos;
         if (t->attr & ES_TOKATTR_LSTRIP)
-            while (end > frag && is_ascii_space(text[end - 1])) end--;
+            while (end > frag && is_ascii_space(text[end - 1]))
+                end--;
         st = tokenize_fragment(v, text + frag, end - frag, after_special, &buf);
         if (st == ES_OK) st = es_tokbuf_push(&buf, id);
         after_special = true;
         pos += t->text_len;
         if (t->attr & ES_TOKATTR_RSTRIP)
-            while (pos < len && is_ascii_space(text[pos])) pos++;
+            while (pos < len && is_ascii_space(text[pos]))
+                pos++;
         frag = pos;
     }
-    if (st == ES_OK && frag < len) st = tokenize_fragment(v, text + frag, len - frag, after_special, &buf);
+    if (st == ES_OK && frag < len)
+        st = tokenize_fragment(v, text + frag, len - frag, after_special, &buf);
     if (st == ES_OK && add_special && v->add_eos && v->eos >= 0) st = es_tokbuf_push(&buf, v->eos);
     if (st == ES_OK && buf.n > (size_t)INT32_MAX)
         st = es_error(ES_ERR_RANGE, "es_tokenize: %zu tokens exceed the int32 count", buf.n);
@@ -591,7 +643,8 @@ static const char *piece_of(const es_vocab *v, int32_t tok, bool render_special,
     return v->pieces + t->piece_off;
 }
 
-int32_t es_token_to_piece(const es_vocab *v, int32_t tok, char *buf, int32_t cap, bool render_special) {
+int32_t es_token_to_piece(const es_vocab *v, int32_t tok, char *buf, int32_t cap,
+                          bool render_special) {
     if (!valid_id(v, tok)) return 0;
     size_t n;
     const char *p = piece_of(v, tok, render_special, &n);
@@ -608,7 +661,8 @@ es_status es_detokenize(const es_vocab *v, const int32_t *toks, int32_t n, bool 
     size_t total = 0;
     for (int32_t i = 0; i < n; i++) {
         if (!valid_id(v, toks[i]))
-            return es_error(ES_ERR_RANGE, "es_detokenize: token %d at %d is outside the vocabulary of %d",
+            return es_error(ES_ERR_RANGE,
+                            "es_detokenize: token %d at %d is outside the vocabulary of %d",
                             toks[i], i, v->n_tokens);
         total += v->tokens[toks[i]].piece_len; /* each < 4 GiB; n < 2^31: no overflow on 64-bit */
     }
@@ -646,8 +700,8 @@ es_status es_detokenize(const es_vocab *v, const int32_t *toks, int32_t n, bool 
 struct es_detok_stream {
     const es_vocab *v;
     bool render_special;
-    char *buf;     /* [cap] queued bytes */
-    size_t n, cap;
+    char *buf; /* [cap] bytes; buf[head .. n) are queued */
+    size_t head, n, cap;
 };
 
 es_status es_detok_stream_create(const es_vocab *v, bool render_special, es_detok_stream **out) {
@@ -672,9 +726,12 @@ static size_t complete_prefix(const unsigned char *b, size_t n) {
     for (size_t back = 1; back <= 3 && back <= n; back++) {
         unsigned c = b[n - back];
         if ((c & 0xC0) == 0x80) continue; /* continuation byte: look further back */
-        size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        size_t need = c >= 0xC2 && c <= 0xDF   ? 2
+                      : c >= 0xE0 && c <= 0xEF ? 3
+                      : c >= 0xF0 && c <= 0xF4 ? 4
+                                               : 0;
         if (need <= back) return n; /* ASCII, invalid, or complete */
-        if (back >= 2) { /* the second byte must be in range for the lead */
+        if (back >= 2) {            /* the second byte must be in range for the lead */
             unsigned s2 = b[n - back + 1];
             unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
             unsigned hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
@@ -688,16 +745,18 @@ static size_t complete_prefix(const unsigned char *b, size_t n) {
 /* Moves up to cap of the first `ready` queued bytes to out without cutting a
  * character when possible; returns the count. */
 static size_t stream_take(es_detok_stream *s, size_t ready, char *out, size_t cap) {
+    const char *q = s->buf + s->head;
     size_t m = ready < cap ? ready : cap;
     if (m < ready) { /* back up (at most 3 bytes) to a character start */
         size_t k = m;
-        while (k > 0 && m - k < 3 && ((unsigned char)s->buf[k] & 0xC0) == 0x80) k--;
-        if (((unsigned char)s->buf[k] & 0xC0) != 0x80) m = k;
+        while (k > 0 && m - k < 3 && ((unsigned char)q[k] & 0xC0) == 0x80)
+            k--;
+        if (((unsigned char)q[k] & 0xC0) != 0x80) m = k;
     }
     if (m == 0 || !out) return 0;
-    memcpy(out, s->buf, m);
-    memmove(s->buf, s->buf + m, s->n - m);
-    s->n -= m;
+    memcpy(out, q, m);
+    s->head += m;
+    if (s->head == s->n) s->head = s->n = 0;
     return m;
 }
 
@@ -706,9 +765,15 @@ size_t es_detok_stream_push(es_detok_stream *s, int32_t tok, char *buf, size_t c
     if (valid_id(s->v, tok)) {
         size_t pn;
         const char *p = piece_of(s->v, tok, s->render_special, &pn);
+        if (pn && s->n + pn > s->cap && s->head > 0) { /* drop what was taken */
+            memmove(s->buf, s->buf + s->head, s->n - s->head);
+            s->n -= s->head;
+            s->head = 0;
+        }
         if (pn && s->n + pn > s->cap) {
             size_t ncap = s->cap ? s->cap : 64;
-            while (ncap < s->n + pn) ncap *= 2;
+            while (ncap < s->n + pn)
+                ncap *= 2;
             char *nb = realloc(s->buf, ncap);
             if (!nb) return 0; /* the piece is dropped; nothing else is lost */
             s->buf = nb;
@@ -717,10 +782,12 @@ size_t es_detok_stream_push(es_detok_stream *s, int32_t tok, char *buf, size_t c
         if (pn) memcpy(s->buf + s->n, p, pn);
         s->n += pn;
     }
-    return stream_take(s, complete_prefix((const unsigned char *)s->buf, s->n), buf, cap);
+    size_t queued = s->n - s->head;
+    return stream_take(s, complete_prefix((const unsigned char *)s->buf + s->head, queued), buf,
+                       cap);
 }
 
 size_t es_detok_stream_flush(es_detok_stream *s, char *buf, size_t cap) {
     if (!s) return 0;
-    return stream_take(s, s->n, buf, cap);
+    return stream_take(s, s->n - s->head, buf, cap);
 }

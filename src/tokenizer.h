@@ -56,26 +56,26 @@ typedef enum es_bpe_pre {
 } es_bpe_pre;
 
 typedef struct es_vocab_token {
-    uint32_t text_off;  /* offset of the stored text in es_vocab.text (NUL-terminated) */
+    uint32_t text_off; /* offset of the stored text in es_vocab.text (NUL-terminated) */
     uint32_t text_len;
     uint32_t piece_off; /* offset of the rendered bytes in es_vocab.pieces */
     uint32_t piece_len;
-    float score;        /* SPM merge priority (higher first) */
-    uint8_t type;       /* ES_TOKTYPE_* */
-    uint8_t attr;       /* ES_TOKATTR_* */
+    float score;  /* SPM merge priority (higher first) */
+    uint8_t type; /* ES_TOKTYPE_* */
+    uint8_t attr; /* ES_TOKATTR_* */
 } es_vocab_token;
 
 /* Open-addressing hash of token text -> id. */
 typedef struct es_strmap {
-    int32_t *slots;  /* [n_slots] token id or -1 */
-    uint32_t mask;   /* n_slots - 1 (n_slots a power of two) */
+    int32_t *slots; /* [n_slots] token id or -1 */
+    uint32_t mask;  /* n_slots - 1 (n_slots a power of two) */
 } es_strmap;
 
 /* Open-addressing hash of a merge pair (left id, right id) -> rank and result id. */
 typedef struct es_pairmap_slot {
-    uint64_t key;    /* (left << 32) | right, UINT64_MAX = empty */
-    int32_t rank;    /* merge order (lower merges first) */
-    int32_t result;  /* id of the merged token */
+    uint64_t key;   /* (left << 32) | right, UINT64_MAX = empty */
+    int32_t rank;   /* merge order (lower merges first) */
+    int32_t result; /* id of the merged token */
 } es_pairmap_slot;
 
 typedef struct es_pairmap {
@@ -95,22 +95,22 @@ struct es_vocab {
 
     int32_t bos, eos, eot, eom, unk, pad; /* -1 if none */
     bool add_bos, add_eos;
-    bool add_space_prefix;  /* SPM: put one space in front of each text fragment */
+    bool add_space_prefix; /* SPM: put one space in front of each text fragment */
 
     /* tokens matched literally in text (ES_TOKATTR_SPECIAL), grouped by first byte,
      * longest first within a group: those starting with byte b are
      * special[special_start[b] .. special_start[b + 1]). */
-    int32_t *special;           /* [n_special] ids */
+    int32_t *special; /* [n_special] ids */
     int32_t n_special;
     int32_t special_start[257];
 
     /* SPM */
-    int32_t byte_tok[256];  /* <0xNN> token of each byte, -1 if absent */
+    int32_t byte_tok[256];          /* <0xNN> token of each byte, -1 if absent */
     struct es_spm_pairs *spm_pairs; /* character pairs inside mergeable pieces */
 
     /* BPE */
     es_bpe_pre pre;
-    bool ignore_merges;         /* a whole pre-token found in the vocab is used as is */
+    bool ignore_merges; /* a whole pre-token found in the vocab is used as is */
     es_pairmap merges;
     int32_t bpe_byte_tok[256];  /* token of the single mapped character of each byte */
     struct es_bpe_regex *regex; /* compiled pre-tokenizer */

@@ -26,9 +26,8 @@ static const char pat_gpt2[] =
 static const char pat_llama3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char pat_qwen2[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
-    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char pat_qwen2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
+                                " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 struct es_bpe_regex {
     pcre2_code *code;
@@ -41,7 +40,8 @@ struct es_bpe_regex {
 /* The code point standing for byte b: printable Latin-1 bytes stand for
  * themselves, the others for 256, 257, ... in byte order. */
 static uint32_t byte_to_cp(int b) {
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return (uint32_t)b;
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
+        return (uint32_t)b;
     uint32_t n = 0;
     for (int x = 0; x < b; x++)
         if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) n++;
@@ -50,11 +50,14 @@ static uint32_t byte_to_cp(int b) {
 
 /* The byte a code point stands for, or -1. */
 static int cp_to_byte(uint32_t cp) {
-    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255)) return (int)cp;
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
+        return (int)cp;
     if (cp < 256 || cp >= 256 + 68) return -1; /* 68 bytes are remapped */
     uint32_t n = cp - 256;
     for (int x = 0; x < 256; x++)
-        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255)) && n-- == 0) return x;
+        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255)) &&
+            n-- == 0)
+            return x;
     return -1;
 }
 
@@ -74,8 +77,10 @@ static int16_t g_byte_of_cp[324];
 static pthread_once_t g_tables_once = PTHREAD_ONCE_INIT;
 
 static void init_tables(void) {
-    for (int i = 0; i < 324; i++) g_byte_of_cp[i] = (int16_t)cp_to_byte((uint32_t)i);
-    for (int b = 0; b < 256; b++) g_cp_of_byte[b] = byte_to_cp(b);
+    for (int i = 0; i < 324; i++)
+        g_byte_of_cp[i] = (int16_t)cp_to_byte((uint32_t)i);
+    for (int b = 0; b < 256; b++)
+        g_cp_of_byte[b] = byte_to_cp(b);
 }
 
 size_t es_bpe_decode_text(const char *s, size_t n, char *out) {
@@ -84,7 +89,9 @@ size_t es_bpe_decode_text(const char *s, size_t n, char *out) {
     for (size_t i = 0; i < n;) {
         const unsigned char *u = (const unsigned char *)s + i;
         size_t cl = es_utf8_valid_len(u, n - i);
-        uint32_t cp = cl == 1 ? u[0] : cl == 2 ? ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F) : 0x800;
+        uint32_t cp = cl == 1   ? u[0]
+                      : cl == 2 ? ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F)
+                                : 0x800;
         if (cl >= 1 && cp < 324 && g_byte_of_cp[cp] >= 0) {
             out[k++] = (char)g_byte_of_cp[cp];
             i += cl;
@@ -126,13 +133,21 @@ static es_status load_merges(es_vocab *v, const es_gguf *g) {
     if (st == ES_ERR_NOT_FOUND)
         return es_error(ES_ERR_FORMAT, "tokenizer: byte-level BPE vocabulary without %s", key);
     if (st != ES_OK) return st;
-    if (et != ES_GGUF_STRING) return es_error(ES_ERR_FORMAT, "tokenizer: %s is an array of type %d, not strings", key, (int)et);
-    if (n >= ((uint64_t)1 << 30)) return es_error(ES_ERR_FORMAT, "tokenizer: %s has %llu entries", key, (unsigned long long)n);
+    if (et != ES_GGUF_STRING)
+        return es_error(ES_ERR_FORMAT, "tokenizer: %s is an array of type %d, not strings", key,
+                        (int)et);
+    if (n >= ((uint64_t)1 << 30))
+        return es_error(ES_ERR_FORMAT, "tokenizer: %s has %llu entries", key,
+                        (unsigned long long)n);
     uint32_t slots = 16;
-    while (slots < 2 * n) slots <<= 1;
+    while (slots < 2 * n)
+        slots <<= 1;
     v->merges.slots = malloc((size_t)slots * sizeof(es_pairmap_slot));
-    if (!v->merges.slots) return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for %llu merges", (unsigned long long)n);
-    for (uint32_t i = 0; i < slots; i++) v->merges.slots[i].key = UINT64_MAX;
+    if (!v->merges.slots)
+        return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for %llu merges",
+                        (unsigned long long)n);
+    for (uint32_t i = 0; i < slots; i++)
+        v->merges.slots[i].key = UINT64_MAX;
     v->merges.mask = slots - 1;
 
     char *joined = NULL;
@@ -144,7 +159,8 @@ static es_status load_merges(es_vocab *v, const es_gguf *g) {
         if (!sp) {
             free(joined);
             return es_error(ES_ERR_FORMAT, "tokenizer: merge %llu ('%.*s') is not 'left right'",
-                            (unsigned long long)r, (int)(s.len < 64 ? s.len : 64), s.ptr ? s.ptr : "");
+                            (unsigned long long)r, (int)(s.len < 64 ? s.len : 64),
+                            s.ptr ? s.ptr : "");
         }
         size_t ln = (size_t)(sp - s.ptr), rn = (size_t)s.len - ln - 1;
         if (ln + rn > joined_cap) {
@@ -163,7 +179,8 @@ static es_status load_merges(es_vocab *v, const es_gguf *g) {
         if (left < 0 || right < 0 || result < 0) continue; /* can never apply */
         uint64_t k = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
         uint32_t i = hash_pair(k) & v->merges.mask;
-        while (v->merges.slots[i].key != UINT64_MAX && v->merges.slots[i].key != k) i = (i + 1) & v->merges.mask;
+        while (v->merges.slots[i].key != UINT64_MAX && v->merges.slots[i].key != k)
+            i = (i + 1) & v->merges.mask;
         if (v->merges.slots[i].key == k) continue; /* a repeated merge keeps its first rank */
         v->merges.slots[i].key = k;
         v->merges.slots[i].rank = (int32_t)r;
@@ -174,17 +191,21 @@ static es_status load_merges(es_vocab *v, const es_gguf *g) {
 }
 
 static es_status compile_regex(es_vocab *v) {
-    const char *pat = v->pre == ES_BPE_PRE_LLAMA3 ? pat_llama3 : v->pre == ES_BPE_PRE_QWEN2 ? pat_qwen2 : pat_gpt2;
+    const char *pat = v->pre == ES_BPE_PRE_LLAMA3  ? pat_llama3
+                      : v->pre == ES_BPE_PRE_QWEN2 ? pat_qwen2
+                                                   : pat_gpt2;
     struct es_bpe_regex *re = es_calloc(1, sizeof *re);
     if (!re) return ES_ERR_NOMEM;
     v->regex = re;
     int err;
     PCRE2_SIZE erroff;
-    re->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &erroff, NULL);
+    re->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
+                             &erroff, NULL);
     if (!re->code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        return es_error(ES_ERR_INTERNAL, "tokenizer: pre-tokenizer regex does not compile at %zu: %s",
+        return es_error(ES_ERR_INTERNAL,
+                        "tokenizer: pre-tokenizer regex does not compile at %zu: %s",
                         (size_t)erroff, (const char *)msg);
     }
     (void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE); /* optional speed-up */
@@ -193,7 +214,8 @@ static es_status compile_regex(es_vocab *v) {
 
 es_status es_bpe_init(es_vocab *v, const es_gguf *g, const char *pre) {
     pthread_once(&g_tables_once, init_tables);
-    if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") || !strcmp(pre, "llama-3")) {
+    if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") ||
+        !strcmp(pre, "llama-3")) {
         v->pre = ES_BPE_PRE_LLAMA3;
         v->ignore_merges = true;
         v->add_bos = true;
@@ -234,7 +256,7 @@ typedef struct bpe_symbol {
 
 typedef struct bpe_pair {
     int32_t rank;
-    int32_t left, right;     /* symbol indices */
+    int32_t left, right;       /* symbol indices */
     int32_t left_id, right_id; /* the ids when queued (stale if they changed) */
     int32_t result;
 } bpe_pair;
@@ -256,7 +278,8 @@ typedef struct bpe_scratch {
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return true;
     size_t cap2 = *cap ? *cap : 64, bytes;
-    while (cap2 < need) cap2 *= 2;
+    while (cap2 < need)
+        cap2 *= 2;
     if (!es_mul_size(cap2, elem, &bytes)) return false;
     void *q = realloc(*p, bytes);
     if (!q) return false;
@@ -309,14 +332,17 @@ static es_status push_symbol_id(const es_vocab *v, int32_t id, es_tokbuf *out) {
     return v->unk >= 0 ? es_tokbuf_push(out, v->unk) : ES_OK; /* a byte the vocab lacks */
 }
 
-static es_status bpe_word(const es_vocab *v, const unsigned char *s, size_t n, bpe_scratch *w, es_tokbuf *out) {
+static es_status bpe_word(const es_vocab *v, const unsigned char *s, size_t n, bpe_scratch *w,
+                          es_tokbuf *out) {
     if (n == 0) return ES_OK;
-    if (n > (size_t)INT32_MAX / 2) return es_error(ES_ERR_RANGE, "tokenizer: a pre-token of %zu bytes is too long", n);
+    if (n > (size_t)INT32_MAX / 2)
+        return es_error(ES_ERR_RANGE, "tokenizer: a pre-token of %zu bytes is too long", n);
     if (v->ignore_merges && n > 1) {
         if (!grow((void **)&w->mapped, &w->mapped_cap, 2 * n, 1))
             return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for a word of %zu bytes", n);
         size_t k = 0;
-        for (size_t i = 0; i < n; i++) k += put_cp(g_cp_of_byte[s[i]], w->mapped + k);
+        for (size_t i = 0; i < n; i++)
+            k += put_cp(g_cp_of_byte[s[i]], w->mapped + k);
         int32_t id = es_vocab_lookup(v, w->mapped, k);
         if (id >= 0) return es_tokbuf_push(out, id);
     }
@@ -331,11 +357,13 @@ static es_status bpe_word(const es_vocab *v, const unsigned char *s, size_t n, b
     }
     w->heap_n = 0;
     es_status st = ES_OK;
-    for (size_t i = 1; i < n && st == ES_OK; i++) st = try_pair(v, w, (int32_t)i - 1, (int32_t)i);
+    for (size_t i = 1; i < n && st == ES_OK; i++)
+        st = try_pair(v, w, (int32_t)i - 1, (int32_t)i);
     while (st == ES_OK && w->heap_n > 0) {
         bpe_pair p = heap_pop(w);
         bpe_symbol *l = &w->sym[p.left], *r = &w->sym[p.right];
-        if (l->dead || r->dead || l->next != p.right || l->id != p.left_id || r->id != p.right_id) continue;
+        if (l->dead || r->dead || l->next != p.right || l->id != p.left_id || r->id != p.right_id)
+            continue;
         l->id = p.result;
         r->dead = true;
         l->next = r->next;
@@ -343,7 +371,8 @@ static es_status bpe_word(const es_vocab *v, const unsigned char *s, size_t n, b
         st = try_pair(v, w, l->prev, p.left);
         if (st == ES_OK) st = try_pair(v, w, p.left, l->next);
     }
-    for (int32_t i = 0; st == ES_OK && i >= 0; i = w->sym[i].next) st = push_symbol_id(v, w->sym[i].id, out);
+    for (int32_t i = 0; st == ES_OK && i >= 0; i = w->sym[i].next)
+        st = push_symbol_id(v, w->sym[i].id, out);
     return st;
 }
 
@@ -408,10 +437,12 @@ es_status es_bpe_tokenize(const es_vocab *v, const char *text, size_t len, es_to
         size_t j = i;
         if (es_utf8_valid_len(s + j, len - j)) {
             size_t cl;
-            while (j < len && (cl = es_utf8_valid_len(s + j, len - j)) > 0) j += cl;
+            while (j < len && (cl = es_utf8_valid_len(s + j, len - j)) > 0)
+                j += cl;
             st = bpe_run(v, s + i, j - i, md, mctx, &w, out);
         } else {
-            while (j < len && es_utf8_valid_len(s + j, len - j) == 0) j++;
+            while (j < len && es_utf8_valid_len(s + j, len - j) == 0)
+                j++;
             st = bpe_word(v, s + i, j - i, &w, out);
         }
         i = j;

@@ -27,9 +27,9 @@
  * result is the same as with one heap over the whole text. */
 
 typedef struct spm_pair_key {
-    uint64_t bytes;   /* the two characters' bytes, little-endian, zero-padded */
-    uint8_t len_a;    /* bytes of the first character; 0 marks an empty slot */
-    uint8_t len;      /* bytes of both */
+    uint64_t bytes; /* the two characters' bytes, little-endian, zero-padded */
+    uint8_t len_a;  /* bytes of the first character; 0 marks an empty slot */
+    uint8_t len;    /* bytes of both */
 } spm_pair_key;
 
 struct es_spm_pairs {
@@ -40,7 +40,8 @@ struct es_spm_pairs {
 
 static spm_pair_key pair_key(const unsigned char *s, size_t len_a, size_t len) {
     spm_pair_key k = {0, (uint8_t)len_a, (uint8_t)len};
-    for (size_t i = 0; i < len; i++) k.bytes |= (uint64_t)s[i] << (8 * i);
+    for (size_t i = 0; i < len; i++)
+        k.bytes |= (uint64_t)s[i] << (8 * i);
     return k;
 }
 
@@ -135,11 +136,11 @@ typedef struct spm_symbol {
 } spm_symbol;
 
 typedef struct spm_pair {
-    float score;       /* score of the merged piece */
-    int32_t left;      /* index of the left symbol (its position: ties go left) */
+    float score;  /* score of the merged piece */
+    int32_t left; /* index of the left symbol (its position: ties go left) */
     int32_t right;
-    uint32_t len;      /* bytes of the merged text when queued */
-    int32_t id;        /* the merged piece */
+    uint32_t len; /* bytes of the merged text when queued */
+    int32_t id;   /* the merged piece */
 } spm_pair;
 
 typedef struct spm_heap {
@@ -158,7 +159,9 @@ static es_status heap_push(spm_heap *h, spm_pair p) {
         if (!es_mul_size(cap, sizeof(spm_pair), &bytes))
             return es_error(ES_ERR_NOMEM, "tokenizer: merge queue of %zu pairs overflows", cap);
         spm_pair *a = realloc(h->a, bytes);
-        if (!a) return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for a merge queue of %zu pairs", cap);
+        if (!a)
+            return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for a merge queue of %zu pairs",
+                            cap);
         h->a = a;
         h->cap = cap;
     }
@@ -205,7 +208,8 @@ static es_status merge_segment(const es_vocab *v, const char *esc, spm_symbol *s
                                int32_t end, spm_heap *heap) {
     heap->n = 0;
     es_status st = ES_OK;
-    for (int32_t i = first + 1; i < end && st == ES_OK; i++) st = try_pair(v, esc, sym, i - 1, i, heap);
+    for (int32_t i = first + 1; i < end && st == ES_OK; i++)
+        st = try_pair(v, esc, sym, i - 1, i, heap);
     while (st == ES_OK && heap->n > 0) {
         spm_pair p = heap_pop(heap);
         spm_symbol *l = &sym[p.left], *r = &sym[p.right];
@@ -222,7 +226,8 @@ static es_status merge_segment(const es_vocab *v, const char *esc, spm_symbol *s
 }
 
 /* Appends the ids of a symbol that is not a piece: its bytes, or one unknown. */
-static es_status byte_fallback(const es_vocab *v, const unsigned char *s, size_t n, es_tokbuf *out) {
+static es_status byte_fallback(const es_vocab *v, const unsigned char *s, size_t n,
+                               es_tokbuf *out) {
     bool all_bytes = true;
     for (size_t i = 0; i < n; i++)
         if (v->byte_tok[s[i]] < 0) all_bytes = false;
@@ -238,10 +243,13 @@ es_status es_spm_tokenize(const es_vocab *v, const char *text, size_t len, bool 
                           es_tokbuf *out) {
     static const char ws[3] = {'\xE2', '\x96', '\x81'}; /* U+2581 */
     size_t n_space = 0;
-    for (size_t i = 0; i < len; i++) n_space += text[i] == ' ';
+    for (size_t i = 0; i < len; i++)
+        n_space += text[i] == ' ';
     size_t esc_len = len + 2 * n_space + (space_prefix ? 3 : 0);
     if (esc_len < len || esc_len > (size_t)INT32_MAX)
-        return es_error(ES_ERR_RANGE, "tokenizer: a text fragment of %zu bytes is too long (limit 2 GiB escaped)", len);
+        return es_error(ES_ERR_RANGE,
+                        "tokenizer: a text fragment of %zu bytes is too long (limit 2 GiB escaped)",
+                        len);
 
     char *esc = malloc(esc_len ? esc_len : 1);
     spm_symbol *sym = malloc((esc_len ? esc_len : 1) * sizeof(spm_symbol));
@@ -285,15 +293,18 @@ es_status es_spm_tokenize(const es_vocab *v, const char *text, size_t len, bool 
         for (end = seg + 1; end < n_sym; end++) {
             const spm_symbol *a = &sym[end - 1], *b = &sym[end];
             if (a->len + b->len > 8 ||
-                !pairs_has(v->spm_pairs, pair_key((const unsigned char *)esc + a->off, a->len, a->len + b->len)))
+                !pairs_has(v->spm_pairs,
+                           pair_key((const unsigned char *)esc + a->off, a->len, a->len + b->len)))
                 break;
         }
         sym[seg].prev = -1;
         sym[end - 1].next = -1;
         st = merge_segment(v, esc, sym, seg, end, &heap);
         for (int32_t i = seg; st == ES_OK && i >= 0; i = sym[i].next) {
-            if (sym[i].id >= 0) st = es_tokbuf_push(out, sym[i].id);
-            else st = byte_fallback(v, (const unsigned char *)esc + sym[i].off, sym[i].len, out);
+            if (sym[i].id >= 0)
+                st = es_tokbuf_push(out, sym[i].id);
+            else
+                st = byte_fallback(v, (const unsigned char *)esc + sym[i].off, sym[i].len, out);
         }
     }
 done:

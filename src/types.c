@@ -65,10 +65,12 @@ __attribute__((weak)) void es_kquants_register(es_type_traits *ref_table, es_typ
     (void)have_avx2;
 }
 
+#ifndef ES_NO_SIMD
 static bool env_force_scalar(void) {
     const char *v = getenv("ES_FORCE_SCALAR");
     return v && v[0] && strcmp(v, "0") != 0;
 }
+#endif
 
 static void init_tables(void) {
     memcpy(s_ref, s_layout, sizeof s_ref);

@@ -86,7 +86,8 @@ static void test_roundtrip(void) {
     }
     es_ev_set_free(r);
 
-    /* a multi-emotion file has no direction.N tensors; a single block_out one has them */
+    /* a multi-emotion file has no direction.N tensors; a single block_out one without a
+     * layer-0 vector has only them (llama.cpp rejects files with other tensors) */
     es_gguf *g = NULL;
     if (CHECK(es_gguf_open(path, &g) == ES_OK, "reopen: %s", es_last_error())) {
         CHECK(es_gguf_find_tensor(g, "direction.1") == NULL, "multi file has no direction.1");
@@ -95,7 +96,8 @@ static void test_roundtrip(void) {
     }
     es_ev_set *one = NULL;
     CHECK(es_ev_set_create(D, ES_HOOK_BLOCK_OUT, &one) == ES_OK, "create single");
-    for (int l = 0; l < 4; l++) es_ev_set_put(one, "joy", l, es_ev_set_get(s, "joy", l));
+    for (int l = 1; l < 4; l++) es_ev_set_put(one, "joy", l, es_ev_set_get(s, "joy", l));
+    es_ev_set_set_act_norm(one, 2, 7.0f);
     path = tmp_path("single.gguf");
     CHECK(es_ev_set_save(one, path) == ES_OK, "save single: %s", es_last_error());
     if (CHECK(es_gguf_open(path, &g) == ES_OK, "open single: %s", es_last_error())) {
@@ -106,7 +108,8 @@ static void test_roundtrip(void) {
               "general.architecture = controlvector");
         CHECK(es_gguf_get_u32(g, "controlvector.layer_count", &lc) == ES_OK && lc == 3,
               "controlvector.layer_count %u, want 3", lc);
-        CHECK(es_gguf_find_tensor(g, "direction.0") == NULL, "no direction.0 (llama.cpp rejects it)");
+        CHECK(es_gguf_n_tensors(g) == 3 && es_gguf_find_tensor(g, "direction.0") == NULL,
+              "exactly direction.1..3, %lld tensors", (long long)es_gguf_n_tensors(g));
         for (int l = 1; l < 4; l++) {
             char name[32];
             snprintf(name, sizeof name, "direction.%d", l);
@@ -117,6 +120,30 @@ static void test_roundtrip(void) {
         }
         es_gguf_close(g);
     }
+    r = NULL;
+    if (CHECK(es_ev_set_load(path, NULL, &r) == ES_OK, "reload single: %s", es_last_error())) {
+        int same = 0;
+        for (int l = 1; l < 4; l++)
+            same += same_vec(es_ev_set_get(r, "joy", l), es_ev_set_get(one, "joy", l), D);
+        CHECK(same == 3 && es_ev_set_get(r, "joy", 0) == NULL && es_ev_set_find(r, "joy") == 0 &&
+                  es_ev_set_act_norm(r, 2) == 7.0f && es_ev_set_hook(r) == ES_HOOK_BLOCK_OUT,
+              "single (direction layout) round trip: name, vectors, act_norm");
+    }
+    es_ev_set_free(r);
+    /* with a layer-0 vector it cannot be a llama.cpp file: ev layout */
+    es_ev_set_put(one, "joy", 0, es_ev_set_get(s, "joy", 0));
+    path = tmp_path("single0.gguf");
+    CHECK(es_ev_set_save(one, path) == ES_OK, "save single with layer 0");
+    if (CHECK(es_gguf_open(path, &g) == ES_OK, "open single0")) {
+        CHECK(es_gguf_find_tensor(g, "direction.1") == NULL && es_gguf_find_tensor(g, "ev.joy.0"),
+              "layer 0 present: ev layout");
+        es_gguf_close(g);
+    }
+    r = NULL;
+    CHECK(es_ev_set_load(path, NULL, &r) == ES_OK &&
+              same_vec(es_ev_set_get(r, "joy", 0), es_ev_set_get(one, "joy", 0), D),
+          "single0 round trip");
+    es_ev_set_free(r);
     /* an attn_out single-emotion file must not pretend to be a control vector */
     es_ev_set *att = NULL;
     es_ev_set_create(D, ES_HOOK_ATTN_OUT, &att);
@@ -461,6 +488,20 @@ static void test_bad_ours(void) {
     w = ours_writer(joy, 1, D, 3);
     es_gguf_writer_add_tensor(w, "ev.joy.01", ES_TYPE_F32, 1, ne, v);
     expect_bad_ours(w, "badname.gguf", ES_ERR_FORMAT, "ev.joy.01");
+
+    w = ours_writer(two, 2, D, 3);
+    es_gguf_writer_set_str(w, "emosteer.tensors", "direction");
+    es_gguf_writer_add_tensor(w, "direction.1", ES_TYPE_F32, 1, ne, v);
+    expect_bad_ours(w, "dir2.gguf", ES_ERR_FORMAT, "exactly 1 emotion");
+
+    w = ours_writer(joy, 1, D, 3);
+    es_gguf_writer_set_str(w, "emosteer.tensors", "direction");
+    es_gguf_writer_add_tensor(w, "direction.0", ES_TYPE_F32, 1, ne, v);
+    expect_bad_ours(w, "dir0.gguf", ES_ERR_FORMAT, "direction.0");
+
+    w = ours_writer(joy, 1, D, 3);
+    es_gguf_writer_set_str(w, "emosteer.tensors", "packed");
+    expect_bad_ours(w, "layout.gguf", ES_ERR_FORMAT, "packed");
 
     const char *dup[2] = {"joy", "joy"};
     w = ours_writer(dup, 2, D, 3);

@@ -144,6 +144,22 @@ static void test_emotion(void) {
     CHECK(es_detect_label_add(NULL, 4, 3, row) && row[3] == 2, "unscored counts as neutral");
     CHECK(!es_detect_label_add(zero, 4, -1, row), "no neutral label: nothing added");
     CHECK(es_detect_label_add(sc, 4, 3, row) && row[3] == 3, "neutral may win");
+    /* lexicon adapter: joy 2, anger 1, prior 1 -> joy 0.5, anger 0.25, neutral 0.25 */
+    es_lexicon_score ls;
+    memset(&ls, 0, sizeof ls);
+    ls.weight[ES_EMO_JOY] = 2;
+    ls.weight[ES_EMO_ANGER] = 1;
+    double lx[ES_EVAL_N_LEXICON_LABELS];
+    es_scores_from_lexicon(&ls, 0, lx);
+    CHECK(!strcmp(es_eval_lexicon_labels[ES_EMO_JOY], "joy") && !strcmp(es_eval_lexicon_labels[5], "neutral"),
+          "lexicon label order");
+    NEAR(lx[ES_EMO_JOY], 0.5, 1e-12, "lexicon joy");
+    NEAR(lx[ES_EMO_ANGER], 0.25, 1e-12, "lexicon anger");
+    NEAR(lx[5], 0.25, 1e-12, "lexicon neutral");
+    NEAR(es_emotion_eas(lx, 6, 5), 0.75, 1e-12, "lexicon EAS = W/(W+prior)");
+    memset(&ls, 0, sizeof ls);
+    es_scores_from_lexicon(&ls, 2.0, lx);
+    CHECK(lx[5] == 1.0 && lx[0] == 0 && lx[3] == 0, "no emotion words: all neutral");
     double e3[] = {0, 0.9, NAN, 0.1};
     CHECK(es_detect_label_add(e3, 4, 3, row) && row[1] == 1.5, "NaN ignored, top label 1");
 }

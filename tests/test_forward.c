@@ -467,10 +467,13 @@ int main(void) {
         return ES_TEST_SKIP;
     }
     double t0 = es_time_s();
+    /* every architecture with 2 threads; a spread of them again with 1 thread */
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) test_fixture(fixtures[i], 2);
-    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) test_fixture(fixtures[i], 1);
-    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) test_consistency(fixtures[i], 2);
-    test_consistency("gemma3", 1);
+    static const char *const single[] = {"llama31", "gemma2", "phi3"};
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) test_fixture(single[i], 1);
+    static const char *const cons[] = {"llama", "qwen2", "gemma2", "gemma3", "phi3"};
+    for (size_t i = 0; i < sizeof cons / sizeof cons[0]; i++) test_consistency(cons[i], 2);
+    test_consistency("qwen3", 1);
     test_bad_batches();
     test_bad_models();
     printf("time %.2f s\n", es_time_s() - t0);

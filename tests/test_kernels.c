@@ -269,7 +269,12 @@ static void test_type(int type) {
 
 /* ---- matmul vs naive ---- */
 
-static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t n_in, int64_t n_tok) {
+/* A tiled f32 kernel called directly (all rows on one thread), or NULL for es_matmul. */
+typedef void (*f32_tile_fn)(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x, int64_t n_tok,
+                            float *y, int64_t n_out, int64_t r0, int64_t r1);
+
+static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t n_in, int64_t n_tok,
+                             f32_tile_fn direct, const char *direct_name) {
     const es_type_traits *t = es_type_get_ref(type);
     const es_type_traits *v = es_type_get_ref(t->vec_dot_type);
     float *wf = malloc((size_t)(n_out * n_in) * sizeof *wf);
@@ -292,7 +297,8 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
     size_t ws = es_matmul_wsize(type, n_in, n_tok);
     void *wsp = es_alloc_aligned(ws ? ws : 64);
     for (int64_t i = 0; i < n_tok * n_out; i++) y[i] = NAN;
-    es_matmul(tp, type, W, n_out, n_in, x, n_tok, y, wsp);
+    if (direct) direct(type, W, row, n_in, x, n_tok, y, n_out, 0, n_out);
+    else es_matmul(tp, type, W, n_out, n_in, x, n_tok, y, wsp);
     double max_rel = 0;
     int64_t where = -1;
     /* Q4_1/Q5_1 use the activations' stored s = fp16(d * sum q) for the min term:
@@ -329,10 +335,11 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
             if (rel > max_rel || isnan(rel)) max_rel = rel, where = i * n_out + r;
         }
     }
-    CHECK(max_rel <= 1e-5, "matmul %s %lldx%lld n_tok %lld threads %d: max rel diff %.3g at %lld", t->name,
+    CHECK(max_rel <= 1e-5, "%s %s %lldx%lld n_tok %lld threads %d: max rel diff %.3g at %lld",
+          direct ? direct_name : "matmul", t->name,
           (long long)n_out, (long long)n_in, (long long)n_tok, es_threadpool_size(tp), max_rel, (long long)where);
-    printf("  matmul %-5s out %4lld in %4lld tok %3lld thr %d: max rel diff %.3g\n", t->name, (long long)n_out,
-           (long long)n_in, (long long)n_tok, es_threadpool_size(tp), max_rel);
+    printf("  %-6s %-5s out %4lld in %4lld tok %3lld thr %d: max rel diff %.3g\n", direct ? direct_name : "matmul",
+           t->name, (long long)n_out, (long long)n_in, (long long)n_tok, es_threadpool_size(tp), max_rel);
     es_free_aligned(wsp);
     free(wf), free(x), free(xd), free(y), free(W), free(xq), free(mins), free(xs);
 }
@@ -350,9 +357,23 @@ static void test_matmul(void) {
         for (size_t s = 0; s < ES_ARRAY_LEN(shapes); s++) {
             int64_t n_in = shapes[s][1];
             if (n_in % t->block_size != 0) n_in = (n_in / t->block_size + 1) * t->block_size;
-            for (int p = 0; p < 2; p++) test_matmul_case(pools[p], type, shapes[s][0], n_in, shapes[s][2]);
+            for (int p = 0; p < 2; p++) test_matmul_case(pools[p], type, shapes[s][0], n_in, shapes[s][2], NULL, NULL);
         }
     }
+#ifndef ES_NO_SIMD
+    /* both tiled f32 kernels directly, whichever es_matmul picks on this CPU */
+    const int f32_types[] = {ES_TYPE_F32, ES_TYPE_F16, ES_TYPE_BF16};
+    for (size_t i = 0; i < ES_ARRAY_LEN(f32_types) && es_kernels_have_avx2(); i++) {
+        for (size_t s = 0; s < ES_ARRAY_LEN(shapes); s++) {
+            if (shapes[s][2] < 2) continue;
+            test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2], es_avx2_matmul_f32act,
+                             "avx2");
+            if (es_avx512_supported())
+                test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2],
+                                 es_avx512_matmul_f32act, "avx512");
+        }
+    }
+#endif
     es_threadpool_free(pools[1]);
 }
 

@@ -471,13 +471,30 @@ static void test_fixture(const char *fx, const char *tmpdir, double *worst) {
         d[3] = steered_logits(ctx, sc, tokens, n, nv, w_block, &where);
         CHECK(d[3] <= TOL, "%s steer_block via control vector: max diff %.3g", fx, d[3]);
     }
+    /* and through our own GGUF (single block_out emotion: llama.cpp-readable layout) */
+    char evpath[600];
+    snprintf(evpath, sizeof evpath, "%s/%s_ev.gguf", tmpdir, fx);
+    es_ev_set *back = NULL;
+    es_steer_set *so = NULL;
+    es_steer_set_create(&so);
+    double d_own = INFINITY;
+    if (CHECK(es_ev_set_save(one, evpath) == ES_OK, "%s: save: %s", fx, es_last_error()) &&
+        CHECK(es_ev_set_load(evpath, NULL, &back) == ES_OK, "%s: load: %s", fx, es_last_error())) {
+        it = item(back, "v1", a1);
+        es_steer_set_add(so, &it);
+        d_own = steered_logits(ctx, so, tokens, n, nv, w_block, &where);
+        CHECK(d_own <= TOL, "%s steer_block via emosteer GGUF: max diff %.3g", fx, d_own);
+    }
+    d[3] = fmax(d[3], d_own);
+    es_steer_set_free(so);
+    es_ev_set_free(back);
     /* detaching restores the plain model */
     es_context_set_steering(ctx, -1, NULL);
     const float *w_plain = ref_f32(ref, "logits", (size_t)n * nv);
     double dp = w_plain ? steered_logits(ctx, NULL, tokens, n, nv, w_plain, &where) : INFINITY;
     CHECK(dp <= TOL, "%s: after detaching, plain logits: max diff %.3g", fx, dp);
 
-    printf("%-8s steer_block %.2e | steer_multi %.2e | steer_attn_last %.2e | control vector %.2e "
+    printf("%-8s steer_block %.2e | steer_multi %.2e | steer_attn_last %.2e | via files %.2e "
            "| plain after detach %.2e | gen_steer %s\n",
            fx, d[0], d[1], d[2], d[3], dp, gen_ok ? "ok" : "FAIL");
     for (int k = 0; k < 4; k++) *worst = fmax(*worst, d[k]);

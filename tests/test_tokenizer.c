@@ -36,7 +36,8 @@ static es_vocab *load_vocab(const char *rel) {
 
 static void print_ids(const char *label, const int32_t *ids, int n) {
     fprintf(stderr, "    %s (%d):", label, n);
-    for (int i = 0; i < n && i < 64; i++) fprintf(stderr, " %d", ids[i]);
+    for (int i = 0; i < n && i < 64; i++)
+        fprintf(stderr, " %d", ids[i]);
     fprintf(stderr, n > 64 ? " ...\n" : "\n");
 }
 
@@ -104,7 +105,8 @@ static int conformance(const char *name, bool expect_roundtrip) {
         if (!same) {
             n_bad++;
             if (n_bad <= 3) {
-                fprintf(stderr, "  %s mismatch on text %d '%.*s' (status %d)\n", name, n_text, (int)tlen, text, st);
+                fprintf(stderr, "  %s mismatch on text %d '%.*s' (status %d)\n", name, n_text,
+                        (int)tlen, text, st);
                 print_ids("want", want, n_want);
                 print_ids("got ", ids, n);
             }
@@ -116,16 +118,19 @@ static int conformance(const char *name, bool expect_roundtrip) {
             bool ok = back_len == tlen && !memcmp(back, text, tlen);
             n_round += ok;
             if (!ok && expect_roundtrip)
-                fprintf(stderr, "  %s round trip differs on text %d: '%.*s' -> '%s'\n", name, n_text, (int)tlen, text, back);
+                fprintf(stderr, "  %s round trip differs on text %d: '%.*s' -> '%s'\n", name,
+                        n_text, (int)tlen, text, back);
             free(back);
         }
         n_valid += valid_utf8(text, tlen);
         n_text++;
         text = end + sep_len;
     }
-    printf("%-10s %d texts, %d mismatches, %d/%d round trip\n", name, n_text, n_bad, n_round, n_text);
+    printf("%-10s %d texts, %d mismatches, %d/%d round trip\n", name, n_text, n_bad, n_round,
+           n_text);
     CHECK(n_text == 46, "%s: %d texts (expected 46)", name, n_text);
-    CHECK(n_bad == 0, "%s: %d of %d texts tokenize differently from the reference", name, n_bad, n_text);
+    CHECK(n_bad == 0, "%s: %d of %d texts tokenize differently from the reference", name, n_bad,
+          n_text);
     if (expect_roundtrip)
         CHECK(n_round == n_valid, "%s: %d of %d valid texts round-trip", name, n_round, n_valid);
     free(ids);
@@ -136,7 +141,8 @@ static int conformance(const char *name, bool expect_roundtrip) {
     return n_bad;
 }
 
-static int tok(const es_vocab *v, const char *s, bool add_special, bool parse_special, int32_t *ids) {
+static int tok(const es_vocab *v, const char *s, bool add_special, bool parse_special,
+               int32_t *ids) {
     int32_t n = -1;
     es_status st = es_tokenize(v, s, strlen(s), add_special, parse_special, ids, MAX_TOK, &n);
     CHECK(st == ES_OK, "tokenize '%s': %s", s, es_last_error());
@@ -161,15 +167,21 @@ static void test_specials(void) {
     if (q) {
         const char *chat = "<|im_start|>user\nhi<|im_end|>\n";
         int n = tok(q, chat, false, true, ids);
-        CHECK(n >= 5 && ids[0] == 151644 && ids[n - 2] == 151645, "qwen2 parse_special: %d ids, first %d", n, ids[0]);
-        CHECK(n == 6 && ids[1] == 872 && ids[2] == 198 && ids[5] == 198, "qwen2 chat ids: n=%d %d %d %d", n, ids[1], ids[2], ids[4]);
+        CHECK(n >= 5 && ids[0] == 151644 && ids[n - 2] == 151645,
+              "qwen2 parse_special: %d ids, first %d", n, ids[0]);
+        CHECK(n == 6 && ids[1] == 872 && ids[2] == 198 && ids[5] == 198,
+              "qwen2 chat ids: n=%d %d %d %d", n, ids[1], ids[2], ids[4]);
         n = tok(q, chat, false, false, ids);
         bool none = true;
-        for (int i = 0; i < n; i++) none &= ids[i] < 151643;
+        for (int i = 0; i < n; i++)
+            none &= ids[i] < 151643;
         CHECK(none && n > 10, "qwen2 without parse_special keeps <|im_start|> as text (%d ids)", n);
         CHECK(roundtrip(q, chat, true) && roundtrip(q, chat, false), "qwen2 chat round trip");
-        CHECK(es_vocab_is_eog(q, 151645) && es_vocab_is_eog(q, 151643) && !es_vocab_is_eog(q, 151644), "qwen2 eog");
-        CHECK(es_vocab_eot(q) == 151645 && es_vocab_eos(q) == 151643, "qwen2 eot %d eos %d", es_vocab_eot(q), es_vocab_eos(q));
+        CHECK(es_vocab_is_eog(q, 151645) && es_vocab_is_eog(q, 151643) &&
+                  !es_vocab_is_eog(q, 151644),
+              "qwen2 eog");
+        CHECK(es_vocab_eot(q) == 151645 && es_vocab_eos(q) == 151643, "qwen2 eot %d eos %d",
+              es_vocab_eot(q), es_vocab_eos(q));
         CHECK(es_vocab_is_control(q, 151644) && !es_vocab_is_control(q, 872), "qwen2 control");
         n = tok(q, "Hello", true, false, ids);
         CHECK(n == 1 && ids[0] == 9707, "qwen2 adds no BOS: n=%d id=%d", n, ids[0]);
@@ -177,7 +189,8 @@ static void test_specials(void) {
         CHECK(es_token_to_piece(q, 151644, piece, sizeof piece, false) == 0, "control hidden");
         int32_t k = es_token_to_piece(q, 151644, piece, sizeof piece, true);
         CHECK(k == 12 && !memcmp(piece, "<|im_start|>", 12), "control rendered");
-        CHECK(es_token_to_piece(q, 151644, piece, 3, true) == -12, "piece cap too small -> -needed");
+        CHECK(es_token_to_piece(q, 151644, piece, 3, true) == -12,
+              "piece cap too small -> -needed");
         k = es_token_to_piece(q, 198, piece, sizeof piece, false);
         CHECK(k == 1 && piece[0] == '\n', "qwen2 'Ċ' decodes to newline");
         CHECK(es_vocab_find_token(q, "<|im_end|>") == 151645, "find_token");
@@ -187,7 +200,8 @@ static void test_specials(void) {
         n = tok(q, bad, false, false, ids);
         char *back = NULL;
         size_t len = 0;
-        CHECK(es_detokenize(q, ids, n, true, &back, &len) == ES_OK && len == strlen(bad) && !memcmp(back, bad, len),
+        CHECK(es_detokenize(q, ids, n, true, &back, &len) == ES_OK && len == strlen(bad) &&
+                  !memcmp(back, bad, len),
               "qwen2 invalid UTF-8 round trip");
         free(back);
         es_vocab_free(q);
@@ -196,7 +210,8 @@ static void test_specials(void) {
     es_vocab *l3 = load_vocab("vocab/ggml-vocab-llama-bpe.gguf");
     if (l3) {
         int n = tok(l3, "<|begin_of_text|>Hi<|eot_id|>", true, true, ids);
-        CHECK(n == 4 && ids[0] == 128000 && ids[1] == 128000 && ids[3] == 128009, "llama3 specials n=%d", n);
+        CHECK(n == 4 && ids[0] == 128000 && ids[1] == 128000 && ids[3] == 128009,
+              "llama3 specials n=%d", n);
         CHECK(es_vocab_bos(l3) == 128000 && es_vocab_add_bos(l3), "llama3 bos");
         CHECK(es_vocab_is_eog(l3, 128009) && es_vocab_is_eog(l3, 128001), "llama3 eog");
         es_vocab_free(l3);
@@ -204,10 +219,13 @@ static void test_specials(void) {
 
     es_vocab *p3 = load_vocab("vocab/ggml-vocab-phi-3.gguf");
     if (p3) {
-        CHECK(es_vocab_is_eog(p3, 32007) && es_vocab_is_eog(p3, 32000) && es_vocab_eot(p3) == 32007, "phi-3 eog");
-        /* rstrip: the newline after <|user|> is swallowed; the text after a special gets the dummy prefix */
+        CHECK(es_vocab_is_eog(p3, 32007) && es_vocab_is_eog(p3, 32000) && es_vocab_eot(p3) == 32007,
+              "phi-3 eog");
+        /* rstrip: the newline after <|user|> is swallowed; the text after a special gets the dummy
+         * prefix */
         int n = tok(p3, "<|user|>\nHello<|end|>\n<|assistant|>", true, true, ids);
-        CHECK(n == 5 && ids[0] == 1 && ids[1] == 32010 && ids[2] == 15043 && ids[3] == 32007 && ids[4] == 32001,
+        CHECK(n == 5 && ids[0] == 1 && ids[1] == 32010 && ids[2] == 15043 && ids[3] == 32007 &&
+                  ids[4] == 32001,
               "phi-3 chat n=%d ids %d %d %d %d %d", n, ids[0], ids[1], ids[2], ids[3], ids[4]);
         es_vocab_free(p3);
     }
@@ -222,16 +240,21 @@ static void test_specials(void) {
         n = tok(s, "<s>", false, false, ids);
         CHECK(n > 1, "llama-spm <s> as text is not BOS (%d ids)", n);
         char piece[16];
-        CHECK(es_token_to_piece(s, 15043, piece, sizeof piece, false) == 6 && !memcmp(piece, " Hello", 6), "spm piece ▁ -> space");
-        CHECK(es_token_to_piece(s, 13, piece, sizeof piece, false) == 1 && piece[0] == '\n', "spm <0x0A> -> byte");
+        CHECK(es_token_to_piece(s, 15043, piece, sizeof piece, false) == 6 &&
+                  !memcmp(piece, " Hello", 6),
+              "spm piece ▁ -> space");
+        CHECK(es_token_to_piece(s, 13, piece, sizeof piece, false) == 1 && piece[0] == '\n',
+              "spm <0x0A> -> byte");
         CHECK(es_token_to_piece(s, 1, piece, sizeof piece, false) == 0, "BOS hidden");
         CHECK(es_token_to_piece(s, 1, piece, sizeof piece, true) == 3, "BOS rendered");
         CHECK(es_token_to_piece(s, 99999, piece, sizeof piece, true) == 0, "piece of bad id");
-        CHECK(es_vocab_eot(s) == -1 && es_vocab_is_eog(s, 2) && !es_vocab_is_eog(s, 1), "llama-spm eog");
+        CHECK(es_vocab_eot(s) == -1 && es_vocab_is_eog(s, 2) && !es_vocab_is_eog(s, 1),
+              "llama-spm eog");
         /* cap too small */
         int32_t small[2], need = 0;
         es_status st = es_tokenize(s, "Hello world again", 17, true, false, small, 2, &need);
-        CHECK(st == ES_ERR_RANGE && need == 4, "ES_ERR_RANGE with needed count: st=%d need=%d", st, need);
+        CHECK(st == ES_ERR_RANGE && need == 4, "ES_ERR_RANGE with needed count: st=%d need=%d", st,
+              need);
         /* streaming: the 4 byte tokens of 😁 come out as one character */
         n = tok(s, "a😁b", false, false, ids);
         es_detok_stream *ds = NULL;
@@ -245,7 +268,13 @@ static void test_specials(void) {
             total += k;
         }
         total += es_detok_stream_flush(ds, out + total, sizeof out - total);
-        CHECK(total == 7 && !memcmp(out, " a\xF0\x9F\x98\x81" "b", 7) && !emitted_partial, "stream: %zu bytes", total);
+        CHECK(total == 7 &&
+                  !memcmp(out,
+                          " a\xF0\x9F\x98\x81"
+                          "b",
+                          7) &&
+                  !emitted_partial,
+              "stream: %zu bytes", total);
         /* a piece larger than cap is delivered in parts, never half a character */
         es_detok_stream_push(ds, 15043, out, 0);
         size_t k1 = es_detok_stream_push(ds, -5, out, 4);
@@ -261,8 +290,10 @@ static void test_specials(void) {
 
     es_vocab *g = load_vocab("fixtures/gemma.f16.gguf");
     if (g) {
-        CHECK(es_vocab_n_tokens(g) == 512 && es_vocab_eot(g) == 107 && es_vocab_is_eog(g, 107), "gemma fixture vocab");
-        CHECK(roundtrip(g, "Hello world, no dummy prefix here.", false), "gemma fixture round trip");
+        CHECK(es_vocab_n_tokens(g) == 512 && es_vocab_eot(g) == 107 && es_vocab_is_eog(g, 107),
+              "gemma fixture vocab");
+        CHECK(roundtrip(g, "Hello world, no dummy prefix here.", false),
+              "gemma fixture round trip");
         es_vocab_free(g);
     }
 }
@@ -271,23 +302,29 @@ static void test_errors(void) {
     es_vocab *v = NULL;
     CHECK(es_vocab_load("/nonexistent/x.gguf", &v) == ES_ERR_IO && !v, "missing file -> ES_ERR_IO");
     es_status st = es_vocab_load(es_test_shared_path("fixtures/llama.ref.gguf"), &v);
-    CHECK(st == ES_ERR_NOT_FOUND && !v, "GGUF without tokenizer -> ES_ERR_NOT_FOUND (%d: %s)", st, es_last_error());
+    CHECK(st == ES_ERR_NOT_FOUND && !v, "GGUF without tokenizer -> ES_ERR_NOT_FOUND (%d: %s)", st,
+          es_last_error());
     CHECK(es_vocab_load(NULL, &v) == ES_ERR_INVALID_ARG, "NULL path");
-    CHECK(es_tokenize(NULL, "x", 1, false, false, NULL, 0, NULL) == ES_ERR_INVALID_ARG, "NULL vocab");
+    CHECK(es_tokenize(NULL, "x", 1, false, false, NULL, 0, NULL) == ES_ERR_INVALID_ARG,
+          "NULL vocab");
 }
 
 /* Writes a vocab-only GGUF: model, tokens (and optionally types, scores, merges). */
-static const char *write_vocab(const char *model, const char *const *toks, int n, const int32_t *types,
-                               const float *scores, int n_scores, const char *const *merges, int n_merges,
-                               const char *extra_key, int32_t extra_val) {
+static const char *write_vocab(const char *model, const char *const *toks, int n,
+                               const int32_t *types, const float *scores, int n_scores,
+                               const char *const *merges, int n_merges, const char *extra_key,
+                               int32_t extra_val) {
     static char path[256];
     snprintf(path, sizeof path, "/tmp/es_test_tokenizer_%d.gguf", (int)getpid());
     es_gguf_writer *w = es_gguf_writer_new();
     es_gguf_writer_set_str(w, "general.architecture", "llama");
     es_gguf_writer_set_str(w, "tokenizer.ggml.model", model);
     if (toks) es_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
-    if (types) es_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ES_GGUF_INT32, types, (uint64_t)n);
-    if (scores) es_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ES_GGUF_FLOAT32, scores, (uint64_t)n_scores);
+    if (types)
+        es_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ES_GGUF_INT32, types, (uint64_t)n);
+    if (scores)
+        es_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ES_GGUF_FLOAT32, scores,
+                               (uint64_t)n_scores);
     if (merges) es_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)n_merges);
     if (extra_key) es_gguf_writer_set_i32(w, extra_key, extra_val);
     es_status st = es_gguf_writer_write(w, path);
@@ -297,24 +334,38 @@ static const char *write_vocab(const char *model, const char *const *toks, int n
 }
 
 static void test_bad_metadata(void) {
-    static const char *const spm_toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab"};
+    static const char *const spm_toks[] = {"<unk>",
+                                           "<s>",
+                                           "</s>",
+                                           "\xE2\x96\x81",
+                                           "a",
+                                           "b",
+                                           "\xE2\x96\x81"
+                                           "a",
+                                           "ab"};
     const int32_t spm_types[] = {2, 3, 3, 1, 1, 1, 1, 1};
     const float spm_scores[] = {0, 0, 0, -1, -2, -3, -4, -5};
     es_vocab *v = NULL;
     es_status st;
 
     st = es_vocab_load(write_vocab("bert", spm_toks, 8, NULL, NULL, 0, NULL, 0, NULL, 0), &v);
-    CHECK(st == ES_ERR_UNSUPPORTED && !v, "model 'bert' -> ES_ERR_UNSUPPORTED (%d: %s)", st, es_last_error());
+    CHECK(st == ES_ERR_UNSUPPORTED && !v, "model 'bert' -> ES_ERR_UNSUPPORTED (%d: %s)", st,
+          es_last_error());
     st = es_vocab_load(write_vocab("llama", NULL, 0, NULL, NULL, 0, NULL, 0, NULL, 0), &v);
     CHECK(st == ES_ERR_FORMAT && !v, "no tokens -> ES_ERR_FORMAT (%d: %s)", st, es_last_error());
     const int32_t bad_types[] = {2, 3, 3, 1, 1, 9, 1, 1};
     st = es_vocab_load(write_vocab("llama", spm_toks, 8, bad_types, NULL, 0, NULL, 0, NULL, 0), &v);
     CHECK(st == ES_ERR_FORMAT && !v, "token type 9 -> ES_ERR_FORMAT (%d: %s)", st, es_last_error());
-    st = es_vocab_load(write_vocab("llama", spm_toks, 8, spm_types, spm_scores, 5, NULL, 0, NULL, 0), &v);
-    CHECK(st == ES_ERR_FORMAT && !v, "5 scores for 8 tokens -> ES_ERR_FORMAT (%d: %s)", st, es_last_error());
+    st = es_vocab_load(
+        write_vocab("llama", spm_toks, 8, spm_types, spm_scores, 5, NULL, 0, NULL, 0), &v);
+    CHECK(st == ES_ERR_FORMAT && !v, "5 scores for 8 tokens -> ES_ERR_FORMAT (%d: %s)", st,
+          es_last_error());
 
-    /* a tiny SPM vocab without byte tokens: unknown characters become <unk>; a BOS id out of range is none */
-    st = es_vocab_load(write_vocab("llama", spm_toks, 8, spm_types, spm_scores, 8, NULL, 0, "tokenizer.ggml.bos_token_id", 99), &v);
+    /* a tiny SPM vocab without byte tokens: unknown characters become <unk>; a BOS id out of range
+     * is none */
+    st = es_vocab_load(write_vocab("llama", spm_toks, 8, spm_types, spm_scores, 8, NULL, 0,
+                                   "tokenizer.ggml.bos_token_id", 99),
+                       &v);
     CHECK(st == ES_OK, "tiny spm vocab: %s", es_last_error());
     if (v) {
         int32_t ids[16], n = 0;
@@ -328,14 +379,17 @@ static void test_bad_metadata(void) {
     }
 
     /* byte-level BPE: merges must be 'left right' and present */
-    static const char *const bpe_toks[] = {"h", "e", "l", "o", "he", "ll", "hell", "hello", "\xC4\xA0"};
+    static const char *const bpe_toks[] = {"h",  "e",    "l",     "o",       "he",
+                                           "ll", "hell", "hello", "\xC4\xA0"};
     static const char *const good_merges[] = {"h e", "l l", "he ll", "hell o"};
     static const char *const bad_merges[] = {"h e", "ll"};
     st = es_vocab_load(write_vocab("gpt2", bpe_toks, 9, NULL, NULL, 0, NULL, 0, NULL, 0), &v);
-    CHECK(st == ES_ERR_FORMAT && !v, "gpt2 without merges -> ES_ERR_FORMAT (%d: %s)", st, es_last_error());
+    CHECK(st == ES_ERR_FORMAT && !v, "gpt2 without merges -> ES_ERR_FORMAT (%d: %s)", st,
+          es_last_error());
     st = es_vocab_load(write_vocab("gpt2", bpe_toks, 9, NULL, NULL, 0, bad_merges, 2, NULL, 0), &v);
     CHECK(st == ES_ERR_FORMAT && !v, "merge 'll' -> ES_ERR_FORMAT (%d: %s)", st, es_last_error());
-    st = es_vocab_load(write_vocab("gpt2", bpe_toks, 9, NULL, NULL, 0, good_merges, 4, NULL, 0), &v);
+    st =
+        es_vocab_load(write_vocab("gpt2", bpe_toks, 9, NULL, NULL, 0, good_merges, 4, NULL, 0), &v);
     CHECK(st == ES_OK, "tiny gpt2 vocab: %s", es_last_error());
     if (v) {
         int32_t ids[16], n = 0;
@@ -352,11 +406,14 @@ static void test_demo(void) {
     es_vocab *v = load_vocab("models/demo-16m.f16.gguf");
     if (!v) return;
     int32_t ids[MAX_TOK];
-    CHECK(es_vocab_bos(v) == 1 && es_vocab_eos(v) == 2 && es_vocab_n_tokens(v) == 8192, "demo bos/eos/n");
+    CHECK(es_vocab_bos(v) == 1 && es_vocab_eos(v) == 2 && es_vocab_n_tokens(v) == 8192,
+          "demo bos/eos/n");
     int n = tok(v, "Hello world", true, false, ids);
     CHECK(n >= 2 && ids[0] == 1, "demo BOS first");
     CHECK(roundtrip(v, "Hello world", false), "demo Hello world round trip");
-    CHECK(roundtrip(v, "  two spaces, digits 12345 and \xC3\xA9t\xC3\xA9 \xE2\x9C\x85\n\ttab", false), "demo mixed round trip");
+    CHECK(
+        roundtrip(v, "  two spaces, digits 12345 and \xC3\xA9t\xC3\xA9 \xE2\x9C\x85\n\ttab", false),
+        "demo mixed round trip");
     /* digits are split one by one */
     n = tok(v, "2024", false, false, ids);
     char piece[16];
@@ -364,7 +421,8 @@ static void test_demo(void) {
     for (int i = 0; i < n; i++) {
         int k = es_token_to_piece(v, ids[i], piece, sizeof piece, false);
         int digits = 0;
-        for (int j = 0; j < k; j++) digits += piece[j] >= '0' && piece[j] <= '9';
+        for (int j = 0; j < k; j++)
+            digits += piece[j] >= '0' && piece[j] <= '9';
         single &= digits <= 1;
     }
     CHECK(single, "demo digits split");
@@ -390,8 +448,9 @@ static void test_demo(void) {
         CHECK(dt < limit, "corpus tokenizes in %.3f s (limit %.1f)", dt, limit);
         char *back = NULL;
         size_t blen = 0;
-        CHECK(st == ES_OK && es_detokenize(v, big, nb, true, &back, &blen) == ES_OK && blen == len &&
-                  !memcmp(back, corpus, len), "corpus round trip");
+        CHECK(st == ES_OK && es_detokenize(v, big, nb, true, &back, &blen) == ES_OK &&
+                  blen == len && !memcmp(back, corpus, len),
+              "corpus round trip");
         free(back);
         free(big);
 
@@ -404,8 +463,9 @@ static void test_demo(void) {
             printf("qwen2 vocab: %zu bytes -> %d tokens in %.3f s\n", len, nb, dt);
             CHECK(st == ES_OK && dt < 2 * limit, "qwen2 corpus in %.3f s", dt);
             back = NULL;
-            CHECK(st == ES_OK && es_detokenize(q, big, nb, true, &back, &blen) == ES_OK && blen == len &&
-                      !memcmp(back, corpus, len), "qwen2 corpus round trip");
+            CHECK(st == ES_OK && es_detokenize(q, big, nb, true, &back, &blen) == ES_OK &&
+                      blen == len && !memcmp(back, corpus, len),
+                  "qwen2 corpus round trip");
             free(back);
             free(big);
             es_vocab_free(q);
@@ -423,9 +483,14 @@ int main(void) {
     static const struct {
         const char *name;
         bool roundtrip;
-    } vocabs[] = {{"llama-spm", true}, {"llama-bpe", true}, {"qwen2", true}, {"gpt-2", true}, {"phi-3", true}};
+    } vocabs[] = {{"llama-spm", true},
+                  {"llama-bpe", true},
+                  {"qwen2", true},
+                  {"gpt-2", true},
+                  {"phi-3", true}};
     double t0 = now_s();
-    for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++) conformance(vocabs[i].name, vocabs[i].roundtrip);
+    for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++)
+        conformance(vocabs[i].name, vocabs[i].roundtrip);
     printf("conformance: %.2f s\n", now_s() - t0);
     test_specials();
     test_errors();

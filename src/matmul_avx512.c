@@ -1,0 +1,155 @@
+/*
+ * matmul_avx512.c — the AVX-512 version of matmul_avx2.c's f32 tile (F32/F16/BF16
+ * weights, f32 activations, n_tok > 1), chosen at run time on CPUs with AVX-512F.
+ *
+ * Same scheme with 16 lanes and 32 registers: a tile of MR = 4 weight rows × NT = 6
+ * tokens keeps 24 accumulators; each step of 16 k loads 4 weight and 6 activation
+ * vectors for 24 FMAs. F16/BF16 rows are converted to f32 per block of KC elements.
+ * Compiled with per-function target attributes, so the file needs no special flags;
+ * on builds without SIMD it is empty.
+ */
+#include "kernels.h"
+
+#if !defined(ES_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 4    /* weight rows per microkernel */
+#define NT 6    /* tokens per microkernel */
+#define KC 1024 /* k elements converted per block */
+
+#define ES_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+#define ES_ALWAYS_INLINE inline __attribute__((always_inline))
+
+bool es_avx512_supported(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        const char *off = getenv("ES_NO_AVX512");
+        cached = es_kernels_have_avx2() && __builtin_cpu_supports("avx512f") && !(off && off[0] && off[0] != '0');
+    }
+    return cached == 1;
+}
+
+/* Sums of 4 vectors of 8 lanes: {sum a, sum b, sum c, sum d}. */
+ES_AVX512 static ES_ALWAYS_INLINE __m128 hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+ES_AVX512 static ES_ALWAYS_INLINE __m256 fold512(__m512 v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* out[r][t] = sum_k w[r][k] * x[t][k] over k in [0, kc). */
+ES_AVX512 static ES_ALWAYS_INLINE void tile_kernel(int nr, int nt, const float *const w[MR],
+                                                   const float *const x[NT], int64_t kc, float out[MR][NT]) {
+    __m512 acc[MR][NT];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < nt; t++) acc[r][t] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        __m512 wv[MR];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) wv[r] = _mm512_loadu_ps(w[r] + k);
+#pragma GCC unroll 6
+        for (int t = 0; t < nt; t++) {
+            const __m512 xv = _mm512_loadu_ps(x[t] + k);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+    const __m256 z = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        __m256 f[NT];
+#pragma GCC unroll 6
+        for (int t = 0; t < NT; t++) f[t] = t < nt ? fold512(acc[r][t]) : z;
+        float sums[8];
+        _mm_storeu_ps(sums, hsum4_256(f[0], f[1], f[2], f[3]));
+        if (nt > 4) _mm_storeu_ps(sums + 4, hsum4_256(f[4], f[5], z, z));
+#pragma GCC unroll 6
+        for (int t = 0; t < nt; t++) {
+            float v = sums[t];
+            for (int64_t kk = k; kk < kc; kk++) v += w[r][kk] * x[t][kk];
+            out[r][t] = v;
+        }
+    }
+}
+
+ES_AVX512 static void run_tile(int nr, int nt, const float *const w[MR], const float *const x[NT], int64_t kc,
+                               float out[MR][NT]) {
+#define ES_T(R, T)                                                                                           \
+    case (R) * 8 + (T): tile_kernel(R, T, w, x, kc, out); break;
+#define ES_ROW(R) ES_T(R, 6) ES_T(R, 5) ES_T(R, 4) ES_T(R, 3) ES_T(R, 2) ES_T(R, 1)
+    switch (nr * 8 + nt) {
+        ES_ROW(4) ES_ROW(3) ES_ROW(2) ES_ROW(1)
+    default: break;
+    }
+#undef ES_ROW
+#undef ES_T
+}
+
+ES_AVX512 static void convert_row(int type, const uint8_t *row, int64_t k0, int64_t kc, float *dst) {
+    const uint16_t *h = (const uint16_t *)row + k0;
+    int64_t k = 0;
+    if (type == ES_TYPE_F16) {
+        for (; k + 16 <= kc; k += 16)
+            _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + k))));
+        for (; k < kc; k++) dst[k] = _cvtsh_ss(h[k]);
+    } else {
+        for (; k + 16 <= kc; k += 16) {
+            __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + k)));
+            _mm512_storeu_ps(dst + k, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+        }
+        for (; k < kc; k++) dst[k] = es_bf16_to_fp32(h[k]);
+    }
+}
+
+ES_AVX512 void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+                                       int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
+    float buf[MR][KC] __attribute__((aligned(64)));
+    /* tokens per block: their activations (TB * n_in floats) should stay within ~384 KB of L2 */
+    int64_t tb_max = (384 * 1024) / (n_in * (int64_t)sizeof(float));
+    tb_max = tb_max < NT ? NT : (tb_max > 96 ? 96 : tb_max / NT * NT);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += tb_max) {
+        const int64_t t1 = t0 + tb_max < n_tok ? t0 + tb_max : n_tok;
+        for (int64_t r = r0; r < r1; r += MR) {
+            const int nr = (int)(r1 - r < MR ? r1 - r : MR);
+            for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+                const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC;
+                const float *w[MR];
+                for (int i = 0; i < nr; i++) {
+                    const uint8_t *row = W + (size_t)(r + i) * w_row;
+                    if (type == ES_TYPE_F32) {
+                        w[i] = (const float *)row + k0;
+                    } else {
+                        convert_row(type, row, k0, kc, buf[i]);
+                        w[i] = buf[i];
+                    }
+                }
+                for (int64_t t = t0; t < t1; t += NT) {
+                    const int nt = (int)(t1 - t < NT ? t1 - t : NT);
+                    const float *xt[NT];
+                    for (int j = 0; j < nt; j++) xt[j] = x + (t + j) * n_in + k0;
+                    float out[MR][NT];
+                    run_tile(nr, nt, w, xt, kc, out);
+                    for (int j = 0; j < nt; j++) {
+                        float *yr = y + (t + j) * n_out + r;
+                        for (int i = 0; i < nr; i++) yr[i] = k0 == 0 ? out[i][j] : yr[i] + out[i][j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#else
+
+bool es_avx512_supported(void) { return false; }
+
+#endif
