@@ -8,17 +8,18 @@
  *  - llama/mistral: Q/K rows are permuted by the converter so adjacent-pair RoPE applies.
  *  - qwen2, qwen3, gemma, gemma2, gemma3, phi3: Hugging Face rotate_half RoPE, unpermuted (NEOX style).
  *  - gemma, gemma2, gemma3: embeddings scaled by sqrt(d), GELU-tanh, norms stored as 1+w by the converter.
- *  - gemma2: sliding window on even layers; gemma3: 5 local layers then 1 global. */
+ *  - gemma2: sliding window on even layers; gemma3: 5 local layers then 1 global.
+ *  - phi3: a sliding window, when the file sets one, on every layer. */
 static const es_arch arch_table[] = {
-    /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base     base_swa */
-    {"llama",   ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f},
-    {"mistral", ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f},
-    {"qwen2",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f},
-    {"qwen3",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, true,  false, 0, 10000.0f, 0.0f},
-    {"gemma",   ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, false, 0, 10000.0f, 0.0f},
-    {"gemma2",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, true,  2, 10000.0f, 0.0f},
-    {"gemma3",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, true,  true,  6, 1000000.0f, 10000.0f},
-    {"phi3",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  true,  false, false, 1, 10000.0f, 0.0f},
+    /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base     base_swa  27B */
+    {"llama",   ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"mistral", ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"qwen2",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"qwen3",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, true,  false, 0, 10000.0f, 0.0f, 0},
+    {"gemma",   ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"gemma2",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, true,  2, 10000.0f, 0.0f, 46},
+    {"gemma3",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, true,  true,  6, 1000000.0f, 10000.0f, 62},
+    {"phi3",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  true,  false, false, 1, 10000.0f, 0.0f, 0},
 };
 
 /* GGUF names; per-layer ones are formats taking the layer index. */

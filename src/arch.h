@@ -74,6 +74,8 @@ typedef struct es_arch {
                                 (Gemma 2: 2 = even layers, Gemma 3: 6 = 5 local then 1 global) */
     float rope_base_default; /* when the file has no rope.freq_base */
     float rope_base_swa_default; /* sliding-window layers' base when the file has none (0: global base) */
+    int big_variant_layers;  /* layer count of the variant whose query scale is 1/sqrt(n_embd/n_head)
+                                instead of 1/sqrt(head_dim) (Gemma 2 27B: 46, Gemma 3 27B: 62), 0 = none */
 } es_arch;
 
 /* The family named `name`, or NULL if unknown. */

@@ -277,6 +277,16 @@ static uint64_t key_hash(const char *emotion, double alpha, const char *query_id
     return h;
 }
 
+uint64_t es_eval_seed(uint64_t base, const char *emotion, double alpha, const char *query_id,
+                      int sample) {
+    uint64_t h = key_hash(emotion ? emotion : "", alpha, query_id ? query_id : "", sample) ^ base;
+    /* splitmix64 finaliser */
+    h += 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
 static bool key_equal(const es_gen_record *r, const char *emotion, double alpha, const char *query_id,
                       int sample) {
     return r->sample == sample && !strcmp(r->emotion, emotion) && !strcmp(r->query_id, query_id) &&

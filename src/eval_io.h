@@ -75,6 +75,12 @@ const es_gen_record *es_genlog_records(const es_genlog *log);
 bool es_genlog_done(const es_genlog *log, const char *emotion, double alpha, const char *query_id,
                     int sample);
 
+/* The sampler seed of one draw: a hash of (base, emotion, alpha rounded as in the key,
+ * query_id, sample), so a draw gets the same seed whatever the batching, the order or
+ * the number of resumptions. */
+uint64_t es_eval_seed(uint64_t base, const char *emotion, double alpha, const char *query_id,
+                      int sample);
+
 /* Adds a copy of rec. If the log was opened writable the record is also written as
  * one line and flushed before returning. A record whose key is already present is
  * ES_ERR_INVALID_ARG naming it; a record with scores must have n_labels equal to the
@@ -105,6 +111,9 @@ es_status es_results_write_json(const es_eval_results *r, const char *path);
  * ES_ERR_FORMAT with a message naming the file and the JSON path of the problem
  * ("B/results.json: cells[3].alpha: expected a number"). *out owned by the caller. */
 es_status es_results_read_json(const char *path, es_eval_results **out);
+
+/* The same from memory; `name` stands for the file in messages. */
+es_status es_results_parse(const char *json, size_t len, const char *name, es_eval_results **out);
 
 /* Writes summary.csv: a header, then one row per emotion x alpha with the columns
  *   emotion,alpha,n,target_prob_mean,target_prob_sd,target_prob_ci_lo,target_prob_ci_hi,

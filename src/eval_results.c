@@ -553,6 +553,16 @@ done:
     return ES_OK;
 }
 
+static es_status parse_root(json_t *root, const json_error_t *err, const char *name, es_eval_results **out) {
+    if (!root)
+        return es_error(ES_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", name, err->line,
+                        err->column, err->text);
+    reader rd = {name};
+    es_status st = results_from_json(&rd, root, out);
+    json_decref(root);
+    return st;
+}
+
 es_status es_results_read_json(const char *path, es_eval_results **out) {
     if (!path || !out) return es_error(ES_ERR_INVALID_ARG, "results: NULL path");
     FILE *f = fopen(path, "rb");
@@ -560,13 +570,14 @@ es_status es_results_read_json(const char *path, es_eval_results **out) {
     json_error_t err;
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
     fclose(f);
-    if (!root)
-        return es_error(ES_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", path, err.line,
-                        err.column, err.text);
-    reader rd = {path};
-    es_status st = results_from_json(&rd, root, out);
-    json_decref(root);
-    return st;
+    return parse_root(root, &err, path, out);
+}
+
+es_status es_results_parse(const char *json, size_t len, const char *name, es_eval_results **out) {
+    if (!json || !out) return es_error(ES_ERR_INVALID_ARG, "results: NULL input");
+    json_error_t err;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    return parse_root(root, &err, name ? name : "(memory)", out);
 }
 
 /* ---- summary.csv --------------------------------------------------------------- */

@@ -110,7 +110,12 @@ static es_status read_config(es_model *m) {
     if ((st = read_float(m, "rope.scaling.attn_factor", 1.0f, &c->rope_attn_factor))) return st;
     if ((st = read_int(m, "rope.scaling.original_context_length", 0, 0, 1 << 30, &c->n_ctx_orig))) return st;
 
-    if ((st = read_float(m, "attention.scale", 1.0f / sqrtf((float)c->head_dim), &c->attn_scale))) return st;
+    /* query scale: 1/sqrt(head_dim), except the Gemma 27B variants (query_pre_attn_scalar =
+     * n_embd / n_head), recognised by their layer count as the files do not carry it */
+    float qscale = (float)c->head_dim;
+    if (c->arch->big_variant_layers > 0 && c->n_layer == c->arch->big_variant_layers)
+        qscale = (float)c->n_embd / (float)c->n_head;
+    if ((st = read_float(m, "attention.scale", 1.0f / sqrtf(qscale), &c->attn_scale))) return st;
     if ((st = read_float(m, "attn_logit_softcapping", 0.0f, &c->attn_softcap))) return st;
     if ((st = read_float(m, "final_logit_softcapping", 0.0f, &c->final_softcap))) return st;
     if (c->attn_softcap < 0 || c->final_softcap < 0)
@@ -491,6 +496,11 @@ size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
 static es_status load_vocab(es_model *m) {
     if (es_gguf_find_key(m->gguf, "tokenizer.ggml.model") < 0) return ES_OK;
     es_status st = es_vocab_from_gguf(m->gguf, &m->vocab);
+    /* a tokenizer we do not implement leaves the model usable with token ids */
+    if (st == ES_ERR_UNSUPPORTED) {
+        m->vocab = NULL;
+        return ES_OK;
+    }
     if (st != ES_OK) return es_error_prefix(st, "model: tokenizer");
     return ES_OK;
 }

@@ -29,7 +29,9 @@ static inline int round_clamp(float v, int lo, int hi) {
     return r < lo ? lo : r > hi ? hi : r;
 }
 
-static inline float fp16(uint16_t h) { return es_fp16_to_fp32(h); }
+static inline float fp16(uint16_t h) {
+    return es_fp16_to_fp32(h);
+}
 
 /* ------------------------------------------------------------------------- */
 /* Scale packing                                                             */
@@ -166,7 +168,8 @@ void es_q6_K_to_float(const void *vx, float *y, int64_t n) {
 void es_q8_K_to_float(const void *vx, float *y, int64_t n) {
     const block_q8_K *x = vx;
     for (int64_t i = 0; i < n / QK_K; i++)
-        for (int e = 0; e < QK_K; e++) y[i * QK_K + e] = x[i].d * (float)x[i].qs[e];
+        for (int e = 0; e < QK_K; e++)
+            y[i * QK_K + e] = x[i].d * (float)x[i].qs[e];
 }
 
 /* ------------------------------------------------------------------------- */
@@ -211,7 +214,7 @@ static void fit_scale_min(const float *x, int n, int nmax, float *s_out, float *
         if (!(det > 0)) continue;
         float s = ((float)n * sum_xl - sum_l * sum_x) / det;
         float b = (sum_l2 * sum_x - sum_l * sum_xl) / det; /* x ≈ s·L + b */
-        if (b > 0) {                                         /* the min must be ≤ 0 */
+        if (b > 0) {                                       /* the min must be ≤ 0 */
             b = 0;
             s = sum_xl / sum_l2;
         }
@@ -266,7 +269,8 @@ static float fit_scale_sym(const float *x, int n, int nmax) {
 static float quantize_scales_unsigned(const float *v, int n, int qmax, uint8_t *out,
                                       uint16_t *d_fp16) {
     float vmax = 0;
-    for (int j = 0; j < n; j++) vmax = fmaxf(vmax, v[j]);
+    for (int j = 0; j < n; j++)
+        vmax = fmaxf(vmax, v[j]);
     if (!(vmax > 0)) {
         memset(out, 0, (size_t)n);
         *d_fp16 = es_fp32_to_fp16(0.0f);
@@ -274,7 +278,8 @@ static float quantize_scales_unsigned(const float *v, int n, int qmax, uint8_t *
     }
     *d_fp16 = es_fp32_to_fp16(vmax / (float)qmax);
     const float d = fp16(*d_fp16);
-    for (int j = 0; j < n; j++) out[j] = (uint8_t)round_clamp(d > 0 ? v[j] / d : 0, 0, qmax);
+    for (int j = 0; j < n; j++)
+        out[j] = (uint8_t)round_clamp(d > 0 ? v[j] / d : 0, 0, qmax);
     return d;
 }
 
@@ -284,7 +289,8 @@ static void quantize_asym_block(const float *x, int group, int nmax, int scale_m
                                 uint8_t *m, uint16_t *d_fp16, uint16_t *dmin_fp16, uint8_t *L) {
     const int ngroups = QK_K / group;
     float s[16], mn[16];
-    for (int j = 0; j < ngroups; j++) fit_scale_min(x + j * group, group, nmax, &s[j], &mn[j]);
+    for (int j = 0; j < ngroups; j++)
+        fit_scale_min(x + j * group, group, nmax, &s[j], &mn[j]);
     const float d = quantize_scales_unsigned(s, ngroups, scale_max, sc, d_fp16);
     const float dmin = quantize_scales_unsigned(mn, ngroups, scale_max, m, dmin_fp16);
     for (int j = 0; j < ngroups; j++) {
@@ -309,7 +315,8 @@ static void quantize_sym_block(const float *x, int nmax, int scale_lo, int scale
         }
     }
     if (!(samax > 0)) {
-        for (int j = 0; j < 16; j++) sc[j] = 0;
+        for (int j = 0; j < 16; j++)
+            sc[j] = 0;
         *d_fp16 = es_fp32_to_fp16(0.0f);
         memset(L, (uint8_t)nmax, QK_K);
         return;
@@ -334,7 +341,8 @@ void es_q2_K_from_float(const float *x, void *vy, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         block_q2_K *b = &y[i];
         quantize_asym_block(x, 16, 3, 15, sc, m, &b->d, &b->dmin, L);
-        for (int j = 0; j < 16; j++) b->scales[j] = (uint8_t)(sc[j] | (m[j] << 4));
+        for (int j = 0; j < 16; j++)
+            b->scales[j] = (uint8_t)(sc[j] | (m[j] << 4));
         memset(b->qs, 0, sizeof b->qs);
         for (int e = 0; e < QK_K; e++)
             b->qs[32 * (e / 128) + e % 32] |= (uint8_t)(L[e] << (2 * ((e % 128) / 32)));
@@ -348,7 +356,8 @@ void es_q3_K_from_float(const float *x, void *vy, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         block_q3_K *b = &y[i];
         quantize_sym_block(x, 4, -32, 31, sc, &b->d, L);
-        for (int j = 0; j < 16; j++) v[j] = (uint8_t)(sc[j] + 32);
+        for (int j = 0; j < 16; j++)
+            v[j] = (uint8_t)(sc[j] + 32);
         q3k_pack_scales(v, b->scales);
         memset(b->qs, 0, sizeof b->qs);
         memset(b->hmask, 0, sizeof b->hmask);
@@ -395,7 +404,8 @@ void es_q6_K_from_float(const float *x, void *vy, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         block_q6_K *b = &y[i];
         quantize_sym_block(x, 32, -128, 127, sc, &b->d, L);
-        for (int j = 0; j < 16; j++) b->scales[j] = (int8_t)sc[j];
+        for (int j = 0; j < 16; j++)
+            b->scales[j] = (int8_t)sc[j];
         memset(b->ql, 0, sizeof b->ql);
         memset(b->qh, 0, sizeof b->qh);
         for (int e = 0; e < QK_K; e++) {
@@ -424,10 +434,12 @@ void es_q8_K_from_float(const float *x, void *vy, int64_t n) {
             continue;
         }
         const float iscale = -127.0f / max;
-        for (int e = 0; e < QK_K; e++) b->qs[e] = (int8_t)round_clamp(iscale * x[e], -128, 127);
+        for (int e = 0; e < QK_K; e++)
+            b->qs[e] = (int8_t)round_clamp(iscale * x[e], -128, 127);
         for (int j = 0; j < QK_K / 16; j++) {
             int sum = 0;
-            for (int e = 0; e < 16; e++) sum += b->qs[16 * j + e];
+            for (int e = 0; e < 16; e++)
+                sum += b->qs[16 * j + e];
             b->bsums[j] = (int16_t)sum;
         }
         b->d = 1.0f / iscale;
@@ -441,7 +453,8 @@ void es_q8_K_from_float(const float *x, void *vy, int64_t n) {
 /* Σ over elements [e0, e0+len) of q·y, exact in int. */
 static inline int32_t idot(const uint8_t *q, const int8_t *y, int e0, int len) {
     int32_t sum = 0;
-    for (int e = e0; e < e0 + len; e++) sum += (int32_t)q[e] * y[e];
+    for (int e = e0; e < e0 + len; e++)
+        sum += (int32_t)q[e] * y[e];
     return sum;
 }
 

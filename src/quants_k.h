@@ -24,9 +24,10 @@
  * The sub-block of element e is e/16 (or e/32 for Q4_K/Q5_K).
  *
  * Dot products take a K-quant row x and a Q8_K row y (activations quantized by
- * es_q8_K_from_float, which rounds exactly like llama.cpp's reference so that logits
- * agree). Integer sums per super-block are exact; the float combination per block is
- * done in the same order by the scalar and the AVX2 versions.
+ * es_q8_K_from_float, which rounds exactly like llama.cpp's reference, so that our
+ * products match llama.cpp's up to float summation order). Integer sums per
+ * super-block are exact; the float combination per block is done in the same order by
+ * the scalar and the AVX2 versions, which therefore agree bit for bit.
  *
  * All functions take n, a multiple of QK_K (the callers check), and never fail.
  */
@@ -49,10 +50,10 @@ typedef struct block_q2_K {
 _Static_assert(sizeof(block_q2_K) == 84, "block_q2_K must be 84 bytes");
 
 typedef struct block_q3_K {
-    uint8_t hmask[QK_K / 8];          /* high (third) bit of each quant */
-    uint8_t qs[QK_K / 4];             /* low 2 bits */
-    uint8_t scales[ES_K_SCALE_SIZE];  /* 16 scales of 6 bits, stored +32 */
-    uint16_t d;                       /* fp16 super-block scale */
+    uint8_t hmask[QK_K / 8];         /* high (third) bit of each quant */
+    uint8_t qs[QK_K / 4];            /* low 2 bits */
+    uint8_t scales[ES_K_SCALE_SIZE]; /* 16 scales of 6 bits, stored +32 */
+    uint16_t d;                      /* fp16 super-block scale */
 } block_q3_K;
 _Static_assert(sizeof(block_q3_K) == 110, "block_q3_K must be 110 bytes");
 
@@ -74,17 +75,17 @@ typedef struct block_q5_K {
 _Static_assert(sizeof(block_q5_K) == 176, "block_q5_K must be 176 bytes");
 
 typedef struct block_q6_K {
-    uint8_t ql[QK_K / 2];      /* low 4 bits */
-    uint8_t qh[QK_K / 4];      /* high 2 bits */
-    int8_t scales[QK_K / 16];  /* one per 16 weights */
-    uint16_t d;                /* fp16 super-block scale */
+    uint8_t ql[QK_K / 2];     /* low 4 bits */
+    uint8_t qh[QK_K / 4];     /* high 2 bits */
+    int8_t scales[QK_K / 16]; /* one per 16 weights */
+    uint16_t d;               /* fp16 super-block scale */
 } block_q6_K;
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K must be 210 bytes");
 
 typedef struct block_q8_K {
-    float d;                   /* scale (may be negative) */
-    int8_t qs[QK_K];           /* quants, −127..127 */
-    int16_t bsums[QK_K / 16];  /* sum of each 16 consecutive quants */
+    float d;                  /* scale (may be negative) */
+    int8_t qs[QK_K];          /* quants, −127..127 */
+    int16_t bsums[QK_K / 16]; /* sum of each 16 consecutive quants */
 } block_q8_K;
 _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K must be 292 bytes");
 
@@ -119,7 +120,8 @@ static inline void es_q3k_unpack_scales(const uint8_t *q, int8_t *sc) {
     out[3] = ((w[1] >> 4) & nib) | (((w[2] >> 6) & two) << 4); /* scales 12..15 */
     uint8_t u[16];
     memcpy(u, out, 16);
-    for (int i = 0; i < 16; i++) sc[i] = (int8_t)(u[i] - 32);
+    for (int i = 0; i < 16; i++)
+        sc[i] = (int8_t)(u[i] - 32);
 }
 
 /* ---- scalar references (the definition of each format) ---- */

@@ -16,7 +16,9 @@
 #include <immintrin.h>
 #include <string.h>
 
-static inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+static inline float fp16(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
 /* Sum of the 8 int32 lanes. */
 static inline int32_t hsum_i32(__m256i v) {
@@ -30,8 +32,9 @@ static inline int32_t hsum_i32(__m256i v) {
  * scale 2g, those of the high half scale 2g+1. sc16: the 16 scales as int16. */
 static inline __m256i scale_pair(__m256i sc16, int g) {
     const __m256i pair = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(g));
-    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* low half */
-                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    const __m256i pick =
+        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* low half */
+                         2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
     return _mm256_shuffle_epi8(pair, pick);
 }
 
@@ -70,8 +73,10 @@ void es_q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
-                const __m256i q = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), m3);
-                acc = _mm256_add_epi32(acc, dot32_scaled(q, q8 + 128 * c + 32 * j, scale_pair(scales, 4 * c + j)));
+                const __m256i q =
+                    _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), m3);
+                acc = _mm256_add_epi32(
+                    acc, dot32_scaled(q, q8 + 128 * c + 32 * j, scale_pair(scales, 4 * c + j)));
             }
         }
         const int32_t isum = hsum_i32(acc);
@@ -110,7 +115,8 @@ void es_q3_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
             for (int j = 0; j < 4; j++) {
                 __m256i q = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), m3);
                 q = _mm256_or_si256(q, bit_to(hm, 4 * c + j, 4)); /* level + 4, 0..7 */
-                acc = _mm256_add_epi32(acc, dot32_scaled(q, q8 + 128 * c + 32 * j, scale_pair(sc16, 4 * c + j)));
+                acc = _mm256_add_epi32(
+                    acc, dot32_scaled(q, q8 + 128 * c + 32 * j, scale_pair(sc16, 4 * c + j)));
             }
         }
         /* levels are q − 4: subtract 4·Σ sc·bsums */
@@ -137,7 +143,8 @@ static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, int32_t 
 }
 
 /* Broadcast of int16 lane k (0..7) of a k4_scales vector. */
-#define K4_SCALE(v, k) _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (k) + 1) << 8) | (2 * (k)))))
+#define K4_SCALE(v, k)                                                                             \
+    _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (k) + 1) << 8) | (2 * (k)))))
 
 void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q4_K *x = vx;
@@ -155,7 +162,8 @@ void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
             const __m256i lo = _mm256_and_si256(qv, m4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
             acc = _mm256_add_epi32(acc, dot32_scaled(lo, q8 + 64 * j, K4_SCALE(sc, 2 * j)));
-            acc = _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
+            acc =
+                _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
         }
         const int32_t isum = hsum_i32(acc);
         const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
@@ -182,7 +190,8 @@ void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
             const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
                                                bit_to(qh, 2 * j + 1, 16));
             acc = _mm256_add_epi32(acc, dot32_scaled(lo, q8 + 64 * j, K4_SCALE(sc, 2 * j)));
-            acc = _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
+            acc =
+                _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
         }
         const int32_t isum = hsum_i32(acc);
         const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
@@ -279,16 +288,20 @@ void es_q6_K_to_float_avx2(const void *vx, float *y, int64_t n) {
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * c + 32));
             const __m256i h = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * c));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m2));
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                   _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_and_si256(h, m2));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
             for (int g = 0; g < 4; g++) {
                 const int sb = 8 * c + 2 * g; /* sub-block of the first 16 */
                 float *yo = y + 128 * c + 32 * g;
                 store16_q6(yo, _mm256_castsi256_si128(q[g]), d * (float)x[i].scales[sb]);
-                store16_q6(yo + 16, _mm256_extracti128_si256(q[g], 1), d * (float)x[i].scales[sb + 1]);
+                store16_q6(yo + 16, _mm256_extracti128_si256(q[g], 1),
+                           d * (float)x[i].scales[sb + 1]);
             }
         }
     }

@@ -36,8 +36,8 @@ static const rm_shape rm_shapes[] = {
      32768, 1e6f, 1e-6f, true, 0, 0, 0, 0},
     {"llama-3.2-1b", "llama", "Llama-3.2-1B (random weights)", 16, 2048, 32, 8, 64, 8192, 128256,
      131072, 500000.0f, 1e-5f, false, 32.0f, 1.0f, 4.0f, 8192},
-    {"demo-16m", "llama", "demo-16m (random weights)", 8, 384, 6, 2, 64, 1024, 8192, 1024,
-     10000.0f, 1e-5f, false, 0, 0, 0, 0},
+    {"demo-16m", "llama", "demo-16m (random weights)", 8, 384, 6, 2, 64, 1024, 8192, 1024, 10000.0f,
+     1e-5f, false, 0, 0, 0, 0},
 };
 
 const char *const es_random_model_likes[] = {"qwen2.5-0.5b", "llama-3.2-1b", "demo-16m", NULL};
@@ -53,11 +53,12 @@ static const struct {
     rm_mix mix;
     uint32_t file_type; /* general.file_type as llama.cpp numbers it */
 } rm_mixes[] = {
-    {"f16", MIX_F16, 1},        {"q8_0", MIX_Q8_0, 7},     {"q4_0", MIX_Q4_0, 2},
+    {"f16", MIX_F16, 1},        {"q8_0", MIX_Q8_0, 7},      {"q4_0", MIX_Q4_0, 2},
     {"q4_k_m", MIX_Q4_K_M, 15}, {"q5_k_m", MIX_Q5_K_M, 17}, {"q6_k", MIX_Q6_K, 18},
 };
 
-const char *const es_random_model_mixes[] = {"f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k", NULL};
+const char *const es_random_model_mixes[] = {"f16",    "q8_0", "q4_0", "q4_k_m",
+                                             "q5_k_m", "q6_k", NULL};
 
 typedef enum rm_role {
     ROLE_EMBD, /* token_embd, also the output projection (tied) */
@@ -68,9 +69,9 @@ typedef enum rm_role {
     ROLE_GATE,
     ROLE_UP,
     ROLE_DOWN,
-    ROLE_NORM,  /* F32, 1 + noise */
-    ROLE_BIAS,  /* F32, noise */
-    ROLE_ROPE,  /* F32, Llama 3 frequency factors */
+    ROLE_NORM, /* F32, 1 + noise */
+    ROLE_BIAS, /* F32, noise */
+    ROLE_ROPE, /* F32, Llama 3 frequency factors */
 } rm_role;
 
 /* llama-quantize's choice of layers that get more bits in the _M mixes. */
@@ -143,22 +144,30 @@ static int build_tensor_list(const rm_shape *s, rm_mix mix, rm_tensor *list) {
                matrix_type(mix, ROLE_EMBD, 0, s->n_layer, d));
     add_tensor(list, &n, ROLE_NORM, -1, "output_norm.weight", 1, d, 1, ES_TYPE_F32);
     if (s->rope_factor > 0)
-        add_tensor(list, &n, ROLE_ROPE, -1, "rope_freqs.weight", 1, s->head_dim / 2, 1, ES_TYPE_F32);
+        add_tensor(list, &n, ROLE_ROPE, -1, "rope_freqs.weight", 1, s->head_dim / 2, 1,
+                   ES_TYPE_F32);
     for (int l = 0; l < L; l++) {
         add_tensor(list, &n, ROLE_NORM, l, "attn_norm.weight", 1, d, 1, ES_TYPE_F32);
-        add_tensor(list, &n, ROLE_Q, l, "attn_q.weight", 2, d, q, matrix_type(mix, ROLE_Q, l, s->n_layer, d));
-        add_tensor(list, &n, ROLE_K, l, "attn_k.weight", 2, d, kv, matrix_type(mix, ROLE_K, l, s->n_layer, d));
-        add_tensor(list, &n, ROLE_V, l, "attn_v.weight", 2, d, kv, matrix_type(mix, ROLE_V, l, s->n_layer, d));
+        add_tensor(list, &n, ROLE_Q, l, "attn_q.weight", 2, d, q,
+                   matrix_type(mix, ROLE_Q, l, s->n_layer, d));
+        add_tensor(list, &n, ROLE_K, l, "attn_k.weight", 2, d, kv,
+                   matrix_type(mix, ROLE_K, l, s->n_layer, d));
+        add_tensor(list, &n, ROLE_V, l, "attn_v.weight", 2, d, kv,
+                   matrix_type(mix, ROLE_V, l, s->n_layer, d));
         if (s->qkv_bias) {
             add_tensor(list, &n, ROLE_BIAS, l, "attn_q.bias", 1, q, 1, ES_TYPE_F32);
             add_tensor(list, &n, ROLE_BIAS, l, "attn_k.bias", 1, kv, 1, ES_TYPE_F32);
             add_tensor(list, &n, ROLE_BIAS, l, "attn_v.bias", 1, kv, 1, ES_TYPE_F32);
         }
-        add_tensor(list, &n, ROLE_O, l, "attn_output.weight", 2, q, d, matrix_type(mix, ROLE_O, l, s->n_layer, q));
+        add_tensor(list, &n, ROLE_O, l, "attn_output.weight", 2, q, d,
+                   matrix_type(mix, ROLE_O, l, s->n_layer, q));
         add_tensor(list, &n, ROLE_NORM, l, "ffn_norm.weight", 1, d, 1, ES_TYPE_F32);
-        add_tensor(list, &n, ROLE_GATE, l, "ffn_gate.weight", 2, d, ff, matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
-        add_tensor(list, &n, ROLE_UP, l, "ffn_up.weight", 2, d, ff, matrix_type(mix, ROLE_UP, l, s->n_layer, d));
-        add_tensor(list, &n, ROLE_DOWN, l, "ffn_down.weight", 2, ff, d, matrix_type(mix, ROLE_DOWN, l, s->n_layer, ff));
+        add_tensor(list, &n, ROLE_GATE, l, "ffn_gate.weight", 2, d, ff,
+                   matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
+        add_tensor(list, &n, ROLE_UP, l, "ffn_up.weight", 2, d, ff,
+                   matrix_type(mix, ROLE_UP, l, s->n_layer, d));
+        add_tensor(list, &n, ROLE_DOWN, l, "ffn_down.weight", 2, ff, d,
+                   matrix_type(mix, ROLE_DOWN, l, s->n_layer, ff));
     }
     return n;
 }
@@ -207,7 +216,7 @@ static void llama3_rope_factors(const rm_shape *s, float *out) {
 typedef struct gen_task {
     const rm_tensor *t;
     uint64_t seed;
-    int index;          /* tensor index, part of every row's seed */
+    int index; /* tensor index, part of every row's seed */
     es_from_float_fn quantize;
     size_t row_bytes;
     uint8_t *out;       /* [rows][row_bytes] */
@@ -258,8 +267,15 @@ static es_status gen_tensor(const rm_shape *s, const rm_tensor *t, int index, ui
         return es_error(ES_ERR_UNSUPPORTED, "random model: no quantizer for %s (tensor %s)",
                         es_type_name(t->type), t->name);
     uint8_t *buf = malloc(bytes);
-    if (!buf) return es_error(ES_ERR_NOMEM, "random model: out of memory for %s (%zu bytes)", t->name, bytes);
-    gen_task g = {t, seed, index, tr->from_float, row_bytes, buf};
+    if (!buf)
+        return es_error(ES_ERR_NOMEM, "random model: out of memory for %s (%zu bytes)", t->name,
+                        bytes);
+    gen_task g = {.t = t,
+                  .seed = seed,
+                  .index = index,
+                  .quantize = tr->from_float,
+                  .row_bytes = row_bytes,
+                  .out = buf};
     atomic_init(&g.failed, false);
     es_threadpool_run(tp, gen_rows, &g);
     if (atomic_load(&g.failed)) {
@@ -274,14 +290,16 @@ static es_status gen_tensor(const rm_shape *s, const rm_tensor *t, int index, ui
 /* Metadata                                                                  */
 /* ------------------------------------------------------------------------- */
 
-static es_status set_hparams(es_gguf_writer *w, const rm_shape *s, uint32_t file_type, uint64_t seed) {
+static es_status set_hparams(es_gguf_writer *w, const rm_shape *s, uint32_t file_type,
+                             uint64_t seed) {
     char key[128];
     es_status st = ES_OK;
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", s->arch, suffix), key)
     if (!st) st = es_gguf_writer_set_str(w, "general.architecture", s->arch);
     if (!st) st = es_gguf_writer_set_str(w, "general.name", s->name);
-    if (!st) st = es_gguf_writer_set_str(w, "general.description",
-                                         "random weights for benchmarks (emosteer random-model)");
+    if (!st)
+        st = es_gguf_writer_set_str(w, "general.description",
+                                    "random weights for benchmarks (emosteer random-model)");
     if (!st) st = es_gguf_writer_set_u32(w, "general.file_type", file_type);
     if (!st) st = es_gguf_writer_set_u32(w, "general.quantization_version", 2);
     if (!st) st = es_gguf_writer_set_u64(w, "emosteer.random_model.seed", seed);
@@ -326,20 +344,28 @@ static es_status set_tokenizer(es_gguf_writer *w, int n) {
     }
     if (!st) st = es_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
     if (!st) st = es_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default");
-    if (!st) st = es_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, (uint64_t)n);
-    if (!st) st = es_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ES_GGUF_FLOAT32, score, (uint64_t)n);
-    if (!st) st = es_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ES_GGUF_INT32, type, (uint64_t)n);
+    if (!st)
+        st = es_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok,
+                                        (uint64_t)n);
+    if (!st)
+        st =
+            es_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ES_GGUF_FLOAT32, score, (uint64_t)n);
+    if (!st)
+        st = es_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ES_GGUF_INT32, type,
+                                    (uint64_t)n);
     if (!st) st = es_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
     if (!st) st = es_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
     if (!st) st = es_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
     if (!st) st = es_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
     if (!st) st = es_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
     if (tok)
-        for (int i = 0; i < n; i++) free(tok[i]);
+        for (int i = 0; i < n; i++)
+            free(tok[i]);
     free(tok);
     free(score);
     free(type);
-    if (st == ES_ERR_NOMEM) return es_error(ES_ERR_NOMEM, "random model: out of memory for the vocabulary");
+    if (st == ES_ERR_NOMEM)
+        return es_error(ES_ERR_NOMEM, "random model: out of memory for the vocabulary");
     return st;
 }
 

@@ -37,8 +37,7 @@ typedef struct es_random_model_params {
     uint64_t seed;
     int n_threads; /* >= 1 */
     /* Called after each tensor is generated (may be NULL). */
-    void (*progress)(void *ud, int index, int count, const char *name, int type,
-                     const int64_t *ne);
+    void (*progress)(void *ud, int index, int count, const char *name, int type, const int64_t *ne);
     void *progress_ud;
 } es_random_model_params;
 

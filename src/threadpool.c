@@ -15,7 +15,7 @@
  * worker has not claimed its share within ES_TP_STEAL_NS (it is not running: the
  * machine is busier than the pool), claims and runs it itself. So a run never waits
  * for a thread the kernel has not scheduled. Completion: n_done counts finished
- * shares; the caller spins (then yields) until all are done.
+ * shares; the caller spins until all are done.
  */
 #include "threadpool.h"
 
@@ -36,7 +36,8 @@
 
 #define ES_TP_PAUSE_SPINS 2000   /* pause-spins before a waiting thread starts to yield */
 #define ES_TP_SPIN_NS 200000LL   /* idle workers yield-spin this long, then sleep */
-#define ES_TP_STEAL_NS 100000LL  /* the caller runs unclaimed shares after this long */
+#define ES_TP_STEAL_NS 50000LL   /* the caller runs unclaimed shares after this long */
+#define ES_TP_YIELD_NS 2000000LL /* the caller yields while waiting longer than this */
 
 struct es_threadpool {
     int n_threads;          /* including the caller */
@@ -209,21 +210,21 @@ void es_threadpool_run(es_threadpool *tp, es_task_fn fn, void *arg) {
 
     fn(arg, 0, nth);
 
-    long long t0 = 0;
-    int next_steal = 1;
+    /* Spin (no yield: under load a yield gives the CPU away for a whole time slice)
+     * until the workers are done; run the shares nobody claimed after ES_TP_STEAL_NS;
+     * yield only if a worker that claimed its share is descheduled for long. */
+    const long long t0 = now_ns();
+    bool stolen = false;
     for (int i = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) < nth - 1; i++) {
-        if (i < ES_TP_PAUSE_SPINS) {
-            cpu_relax();
-            continue;
+        cpu_relax();
+        if ((i & 63) != 63) continue;
+        const long long dt = now_ns() - t0;
+        if (!stolen && dt > ES_TP_STEAL_NS) {
+            for (int ith = 1; ith < nth; ith++)
+                if (claim_share(tp, ith, g)) run_share(tp, ith);
+            stolen = true;
+        } else if (dt > ES_TP_YIELD_NS) {
+            sched_yield();
         }
-        long long t = now_ns();
-        if (t0 == 0) t0 = t;
-        if (t - t0 > ES_TP_STEAL_NS && next_steal < nth) {
-            /* workers that have not claimed their share by now are not running: do it here */
-            for (; next_steal < nth; next_steal++)
-                if (claim_share(tp, next_steal, g)) run_share(tp, next_steal);
-            continue;
-        }
-        sched_yield();
     }
 }

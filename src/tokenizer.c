@@ -164,8 +164,7 @@ static es_status load_tokens(es_vocab *v, const es_gguf *g) {
         if (!s.ptr && s.len)
             return es_error(ES_ERR_FORMAT, "tokenizer: token %llu unreadable",
                             (unsigned long long)i);
-        total += s.len + 1;
-        if (total >= UINT32_MAX)
+        if (s.len >= UINT32_MAX || (total += s.len + 1) >= UINT32_MAX)
             return es_error(ES_ERR_FORMAT, "tokenizer: token texts exceed 4 GiB at token %llu",
                             (unsigned long long)i);
     }
@@ -346,9 +345,10 @@ static void mark_eog(es_vocab *v, int32_t id) {
     if (id < 0) return;
     es_vocab_token *t = &v->tokens[id];
     t->attr |= ES_TOKATTR_EOG;
-    if (t->type == ES_TOKTYPE_NORMAL) /* a turn-ending text is a control token */
-        t->attr =
-            (uint8_t)((t->attr | ES_TOKATTR_CONTROL | ES_TOKATTR_SPECIAL) & ~ES_TOKATTR_MERGEABLE);
+    /* a turn-ending token is a control token whatever its declared type: matched
+     * only with parse_special, hidden when specials are not rendered */
+    t->attr = (uint8_t)((t->attr | ES_TOKATTR_CONTROL | ES_TOKATTR_SPECIAL) &
+                        ~(ES_TOKATTR_MERGEABLE | ES_TOKATTR_USER));
 }
 
 static void set_attrs(es_vocab *v, const es_gguf *g, bool has_eot, bool has_eom) {

@@ -57,14 +57,6 @@ static es_type_traits s_fast[ES_TYPE_COUNT]; /* best kernels for this CPU */
 static bool s_have_avx2;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
-/* Stand-in for the K-quant module until src/quants_k.c is linked. */
-__attribute__((weak)) void es_kquants_register(es_type_traits *ref_table, es_type_traits *fast_table,
-                                               bool have_avx2) {
-    (void)ref_table;
-    (void)fast_table;
-    (void)have_avx2;
-}
-
 #ifndef ES_NO_SIMD
 static bool env_force_scalar(void) {
     const char *v = getenv("ES_FORCE_SCALAR");

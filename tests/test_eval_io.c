@@ -143,6 +143,12 @@ static void test_genlog(void) {
           "duplicate append rejected: %s", es_last_error());
     CHECK(es_genlog_done(log, "joy", 1.0000000001, "neutral-0001", 1), "alpha rounded to 9 digits");
     CHECK(!es_genlog_done(log, "joy", 1.001, "neutral-0001", 1), "other alpha not done");
+    uint64_t s1 = es_eval_seed(5, "joy", 1.0, "neutral-0001", 0);
+    CHECK(s1 == es_eval_seed(5, "joy", 1.0000000001, "neutral-0001", 0) && s1 != es_eval_seed(6, "joy", 1.0, "neutral-0001", 0) &&
+              s1 != es_eval_seed(5, "joy", 1.0, "neutral-0001", 1) && s1 != es_eval_seed(5, "joy", 2.0, "neutral-0001", 0) &&
+              s1 != es_eval_seed(5, "fear", 1.0, "neutral-0001", 0) && s1 != es_eval_seed(5, "joy", 1.0, "neutral-0002", 0),
+          "es_eval_seed depends on every key part");
+    printf("es_eval_seed(5, joy, 1, neutral-0001, 0) = %llu\n", (unsigned long long)s1);
     es_genlog_free(log);
 
     /* reopen read-only with labels in another order */

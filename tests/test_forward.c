@@ -390,6 +390,49 @@ static void test_bad_batches(void) {
     es_model_free(m);
 }
 
+/* Loading without mmap (and with the NaN scan) gives the same model and logits; info. */
+static void test_load_options(void) {
+    char mpath[1024];
+    snprintf(mpath, sizeof mpath, "%s/llama.f16.gguf", es_test_shared_path("fixtures"));
+    es_model_params mp = es_model_default_params();
+    CHECK(mp.use_mmap && !mp.check_finite, "model defaults");
+    mp.use_mmap = false;
+    mp.check_finite = true;
+    es_model *a = NULL, *b = NULL;
+    es_context *ca = NULL, *cb = NULL;
+    CHECK(es_model_load(mpath, NULL, &a) == ES_OK && es_model_load(mpath, &mp, &b) == ES_OK, "load: %s",
+          es_last_error());
+    if (a && b) {
+        es_model_info in;
+        es_model_get_info(b, &in);
+        CHECK(!strcmp(in.arch, "llama") && !strcmp(in.name, "Llama") && in.n_layer == 3 && in.n_embd == 256 &&
+                  in.n_head == 4 && in.n_head_kv == 2 && in.head_dim == 64 && in.n_ff == 512 &&
+                  in.n_vocab == 512 && in.n_ctx_train == 4096 && in.n_params > 1000000 && in.weight_bytes > 2000000,
+              "model info");
+        CHECK(es_model_vocab(b) != NULL && es_model_chat_template(b) == NULL, "vocab present, no chat template");
+        es_context_params cp = es_context_default_params();
+        cp.n_ctx = 1 << 20; /* clamped to the trained 4096 */
+        cp.n_threads = 2;
+        int32_t toks[6] = {1, 20, 40, 60, 80, 100};
+        es_batch bt = {6, toks, NULL, NULL, NULL};
+        if (CHECK(es_context_create(a, &cp, &ca) == ES_OK && es_context_create(b, &cp, &cb) == ES_OK, "%s",
+                  es_last_error()) &&
+            CHECK(es_decode(ca, &bt) == ES_OK && es_decode(cb, &bt) == ES_OK, "%s", es_last_error()))
+            CHECK(!memcmp(es_get_logits(ca, 5), es_get_logits(cb, 5), 512 * sizeof(float)),
+                  "use_mmap=false gives the same logits");
+    }
+    es_context_params bad = es_context_default_params();
+    bad.n_batch = 0;
+    es_context *cx = NULL;
+    CHECK(es_context_create(a, &bad, &cx) == ES_ERR_INVALID_ARG && cx == NULL && strstr(es_last_error(), "n_batch"),
+          "n_batch 0 refused");
+    CHECK(es_model_load("/nonexistent/x.gguf", NULL, &b) != ES_OK, "missing file");
+    es_context_free(ca);
+    es_context_free(cb);
+    es_model_free(a);
+    es_model_free(b);
+}
+
 /* A tiny llama model written with the GGUF writer; `edit` selects one defect. */
 typedef enum { MODEL_OK, MODEL_ARCH_FOO, MODEL_MISSING, MODEL_SHAPE, MODEL_TYPE } model_defect;
 
@@ -475,6 +518,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof cons / sizeof cons[0]; i++) test_consistency(cons[i], 2);
     test_consistency("qwen3", 1);
     test_bad_batches();
+    test_load_options();
     test_bad_models();
     printf("time %.2f s\n", es_time_s() - t0);
     return es_test_finish();

@@ -367,7 +367,7 @@ static void test_vocab(void) {
     }
     double ms = 1e3 * (es_time_s() - t0);
     printf("1e6 random token lookups: %.1f ms (sum %llu)\n", ms, (unsigned long long)sum);
-    CHECK(ms < 2000, "string array access is O(1): %.1f ms", ms);
+    CHECK(ms < 5000, "string array access is O(1): %.1f ms", ms);
     es_gguf_close(g);
 
     /* a 30 MB model opens in milliseconds: no per-tensor copies */

@@ -30,7 +30,9 @@ static uint64_t rng_u64(void) {
     return z ^ (z >> 31);
 }
 
-static double rng_uniform(void) { return (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_uniform(void) {
+    return (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0);
+}
 
 static float rng_gauss(void) {
     double u = rng_uniform(), v = rng_uniform();
@@ -47,7 +49,7 @@ typedef struct kq_type {
     es_to_float_fn to_float;
     es_from_float_fn from_float;
     es_vec_dot_fn vec_dot;
-    es_vec_dot_fn vec_dot_avx2;  /* NULL without SIMD */
+    es_vec_dot_fn vec_dot_avx2;   /* NULL without SIMD */
     es_to_float_fn to_float_avx2; /* NULL where none */
     double rms_bound;             /* relative RMS bound of the round trip on N(0,1) */
 } kq_type;
@@ -59,16 +61,16 @@ typedef struct kq_type {
 #endif
 
 static const kq_type kq_types[] = {
-    {ES_TYPE_Q2_K, "Q2_K", sizeof(block_q2_K), es_q2_K_to_float, es_q2_K_from_float, es_q2_K_vec_dot,
-     SIMD(es_q2_K_vec_dot_avx2), NULL, 0.29},
-    {ES_TYPE_Q3_K, "Q3_K", sizeof(block_q3_K), es_q3_K_to_float, es_q3_K_from_float, es_q3_K_vec_dot,
-     SIMD(es_q3_K_vec_dot_avx2), NULL, 0.16},
-    {ES_TYPE_Q4_K, "Q4_K", sizeof(block_q4_K), es_q4_K_to_float, es_q4_K_from_float, es_q4_K_vec_dot,
-     SIMD(es_q4_K_vec_dot_avx2), SIMD(es_q4_K_to_float_avx2), 0.08},
-    {ES_TYPE_Q5_K, "Q5_K", sizeof(block_q5_K), es_q5_K_to_float, es_q5_K_from_float, es_q5_K_vec_dot,
-     SIMD(es_q5_K_vec_dot_avx2), NULL, 0.04},
-    {ES_TYPE_Q6_K, "Q6_K", sizeof(block_q6_K), es_q6_K_to_float, es_q6_K_from_float, es_q6_K_vec_dot,
-     SIMD(es_q6_K_vec_dot_avx2), SIMD(es_q6_K_to_float_avx2), 0.02},
+    {ES_TYPE_Q2_K, "Q2_K", sizeof(block_q2_K), es_q2_K_to_float, es_q2_K_from_float,
+     es_q2_K_vec_dot, SIMD(es_q2_K_vec_dot_avx2), NULL, 0.29},
+    {ES_TYPE_Q3_K, "Q3_K", sizeof(block_q3_K), es_q3_K_to_float, es_q3_K_from_float,
+     es_q3_K_vec_dot, SIMD(es_q3_K_vec_dot_avx2), NULL, 0.16},
+    {ES_TYPE_Q4_K, "Q4_K", sizeof(block_q4_K), es_q4_K_to_float, es_q4_K_from_float,
+     es_q4_K_vec_dot, SIMD(es_q4_K_vec_dot_avx2), SIMD(es_q4_K_to_float_avx2), 0.08},
+    {ES_TYPE_Q5_K, "Q5_K", sizeof(block_q5_K), es_q5_K_to_float, es_q5_K_from_float,
+     es_q5_K_vec_dot, SIMD(es_q5_K_vec_dot_avx2), NULL, 0.04},
+    {ES_TYPE_Q6_K, "Q6_K", sizeof(block_q6_K), es_q6_K_to_float, es_q6_K_from_float,
+     es_q6_K_vec_dot, SIMD(es_q6_K_vec_dot_avx2), SIMD(es_q6_K_to_float_avx2), 0.02},
 };
 
 static bool cpu_has_avx2(void) {
@@ -96,7 +98,8 @@ static void test_tables(void) {
                   ref->from_float == k->from_float,
               "%s: reference table does not hold the scalar kernels", k->name);
         if (es_kernels_have_avx2() && k->vec_dot_avx2)
-            CHECK(fast->vec_dot == k->vec_dot_avx2, "%s: fast table lacks the AVX2 vec_dot", k->name);
+            CHECK(fast->vec_dot == k->vec_dot_avx2, "%s: fast table lacks the AVX2 vec_dot",
+                  k->name);
     }
     const es_type_traits *q8 = es_type_get(ES_TYPE_Q8_K);
     CHECK(q8 && q8->from_float == es_q8_K_from_float && q8->to_float == es_q8_K_to_float,
@@ -121,7 +124,8 @@ static void test_q8_K(void) {
     CHECK(b.d == 1.0f, "q8_K: d %g, want 1", b.d);
     CHECK(b.qs[0] == -127 && b.qs[1] == 2 && b.qs[2] == 4 && b.qs[3] == -2 && b.qs[4] == 0 &&
               b.qs[17] == 101,
-          "q8_K: rounding %d %d %d %d %d %d", b.qs[0], b.qs[1], b.qs[2], b.qs[3], b.qs[4], b.qs[17]);
+          "q8_K: rounding %d %d %d %d %d %d", b.qs[0], b.qs[1], b.qs[2], b.qs[3], b.qs[4],
+          b.qs[17]);
     CHECK(b.bsums[0] == -127 + 2 + 4 - 2 && b.bsums[1] == 101, "q8_K: bsums %d %d", b.bsums[0],
           b.bsums[1]);
     /* a positive maximum flips the sign of d: the maximum becomes −127 */
@@ -139,7 +143,8 @@ static void test_q8_K(void) {
     enum { N = 4 * QK_K };
     float xr[N], back[N];
     block_q8_K br[N / QK_K];
-    for (int i = 0; i < N; i++) xr[i] = rng_gauss() * 3.0f;
+    for (int i = 0; i < N; i++)
+        xr[i] = rng_gauss() * 3.0f;
     es_q8_K_from_float(xr, br, N);
     es_q8_K_to_float(br, back, N);
     double maxerr_rel = 0;
@@ -151,7 +156,8 @@ static void test_q8_K(void) {
     for (int k = 0; k < N / QK_K; k++)
         for (int j = 0; j < 16; j++) {
             int s = 0;
-            for (int e = 0; e < 16; e++) s += br[k].qs[16 * j + e];
+            for (int e = 0; e < 16; e++)
+                s += br[k].qs[16 * j + e];
             bad_bsums += s != br[k].bsums[j];
         }
     CHECK(maxerr_rel <= 0.5 + 1e-4, "q8_K: max error %g steps, want ≤ 0.5", maxerr_rel);
@@ -163,7 +169,8 @@ static void test_q8_K(void) {
 
 /* Float reference of the dot product of quantized rows: Σ to_float(x)·to_float(y) in
  * double; *mag gets Σ|x_i·y_i|, the scale the error is measured against. */
-static double dequant_dot(const kq_type *k, const void *qx, const void *qy, int64_t n, double *mag) {
+static double dequant_dot(const kq_type *k, const void *qx, const void *qy, int64_t n,
+                          double *mag) {
     float *fx = malloc(sizeof *fx * (size_t)n), *fy = malloc(sizeof *fy * (size_t)n);
     k->to_float(qx, fx, n);
     es_q8_K_to_float(qy, fy, n);
@@ -182,15 +189,22 @@ static double dequant_dot(const kq_type *k, const void *qx, const void *qy, int6
  * quants and sub-block scales is exercised but d/dmin stay finite. */
 static void randomize_blocks(const kq_type *k, void *blocks, int64_t nb) {
     uint8_t *p = blocks;
-    for (size_t i = 0; i < (size_t)nb * k->block_bytes; i++) p[i] = (uint8_t)rng_u64();
+    for (size_t i = 0; i < (size_t)nb * k->block_bytes; i++)
+        p[i] = (uint8_t)rng_u64();
     for (int64_t i = 0; i < nb; i++) {
         uint16_t d = es_fp32_to_fp16((float)(0.001 + 0.01 * rng_uniform()));
         uint16_t dmin = es_fp32_to_fp16((float)(0.001 + 0.01 * rng_uniform()));
         switch (k->type) {
-        case ES_TYPE_Q2_K: ((block_q2_K *)blocks)[i].d = d, ((block_q2_K *)blocks)[i].dmin = dmin; break;
+        case ES_TYPE_Q2_K:
+            ((block_q2_K *)blocks)[i].d = d, ((block_q2_K *)blocks)[i].dmin = dmin;
+            break;
         case ES_TYPE_Q3_K: ((block_q3_K *)blocks)[i].d = d; break;
-        case ES_TYPE_Q4_K: ((block_q4_K *)blocks)[i].d = d, ((block_q4_K *)blocks)[i].dmin = dmin; break;
-        case ES_TYPE_Q5_K: ((block_q5_K *)blocks)[i].d = d, ((block_q5_K *)blocks)[i].dmin = dmin; break;
+        case ES_TYPE_Q4_K:
+            ((block_q4_K *)blocks)[i].d = d, ((block_q4_K *)blocks)[i].dmin = dmin;
+            break;
+        case ES_TYPE_Q5_K:
+            ((block_q5_K *)blocks)[i].d = d, ((block_q5_K *)blocks)[i].dmin = dmin;
+            break;
         case ES_TYPE_Q6_K: ((block_q6_K *)blocks)[i].d = d; break;
         default: break;
         }
@@ -226,16 +240,17 @@ static void test_vec_dot(bool avx2) {
                 const double s_deq = dequant_dot(k, qx, qy, n, &mag);
                 const double e_deq = fabs(s_ref - s_deq) / fmax(mag, 1e-30);
                 max_deq = fmax(max_deq, e_deq);
-                CHECK(e_deq <= 1e-5, "%s n=%lld mode %d: scalar vec_dot %.9g vs dequantized dot %.9g",
-                      k->name, (long long)n, mode, s_ref, s_deq);
+                CHECK(e_deq <= 1e-5,
+                      "%s n=%lld mode %d: scalar vec_dot %.9g vs dequantized dot %.9g", k->name,
+                      (long long)n, mode, s_ref, s_deq);
                 if (avx2 && k->vec_dot_avx2) {
                     k->vec_dot_avx2(n, &s_simd, qx, qy);
                     const double e = fabs((double)s_simd - s_ref) / fmax(fabs(s_ref), 1e-6 * mag);
                     max_simd = fmax(max_simd, e);
                     exact += s_simd == s_ref;
                     cases++;
-                    CHECK(e <= 1e-5, "%s n=%lld mode %d: AVX2 %.9g vs scalar %.9g (rel %g)", k->name,
-                          (long long)n, mode, s_simd, s_ref, e);
+                    CHECK(e <= 1e-5, "%s n=%lld mode %d: AVX2 %.9g vs scalar %.9g (rel %g)",
+                          k->name, (long long)n, mode, s_simd, s_ref, e);
                 }
                 if (avx2 && k->to_float_avx2) {
                     k->to_float(qx, f1, n);
@@ -279,15 +294,17 @@ static void test_round_trip(void) {
         const float sigmas[2] = {1.0f, 0.02f};
         double rms[2], mx[2];
         for (int s = 0; s < 2; s++) {
-            for (int i = 0; i < N; i++) x[i] = rng_gauss() * sigmas[s];
+            for (int i = 0; i < N; i++)
+                x[i] = rng_gauss() * sigmas[s];
             k->from_float(x, q, N);
             k->to_float(q, back, N);
             rms[s] = rel_rms(back, x, N, &mx[s]);
             CHECK(rms[s] < k->rms_bound, "%s: relative RMS %.4f at sigma %g, bound %.3f", k->name,
                   rms[s], sigmas[s], k->rms_bound);
         }
-        printf("%s round trip: rel RMS %.4f (sigma 1, max diff %.3f), %.4f (sigma 0.02); bound %.3f\n",
-               k->name, rms[0], mx[0], rms[1], k->rms_bound);
+        printf(
+            "%s round trip: rel RMS %.4f (sigma 1, max diff %.3f), %.4f (sigma 0.02); bound %.3f\n",
+            k->name, rms[0], mx[0], rms[1], k->rms_bound);
 
         /* edge blocks: zeros stay zeros; a constant block; a single outlier */
         memset(x, 0, sizeof *x * QK_K);
@@ -296,19 +313,22 @@ static void test_round_trip(void) {
         double md;
         rel_rms(back, x, QK_K, &md);
         CHECK(md == 0, "%s: zero block dequantizes to max |%g|", k->name, md);
-        for (int i = 0; i < QK_K; i++) x[i] = 0.25f;
+        for (int i = 0; i < QK_K; i++)
+            x[i] = 0.25f;
         k->from_float(x, q, QK_K);
         k->to_float(q, back, QK_K);
         const double rc = rel_rms(back, x, QK_K, &md);
         CHECK(rc < k->rms_bound, "%s: constant block rel RMS %.4f", k->name, rc);
-        for (int i = 0; i < QK_K; i++) x[i] = rng_gauss();
+        for (int i = 0; i < QK_K; i++)
+            x[i] = rng_gauss();
         x[77] = 50.0f;
         k->from_float(x, q, QK_K);
         k->to_float(q, back, QK_K);
-        CHECK(fabsf(back[77] - 50.0f) < 50.0f * (float)k->rms_bound, "%s: outlier 50 -> %g", k->name,
-              back[77]);
+        CHECK(fabsf(back[77] - 50.0f) < 50.0f * (float)k->rms_bound, "%s: outlier 50 -> %g",
+              k->name, back[77]);
         bool finite = true;
-        for (int i = 0; i < QK_K; i++) finite = finite && isfinite(back[i]);
+        for (int i = 0; i < QK_K; i++)
+            finite = finite && isfinite(back[i]);
         CHECK(finite, "%s: outlier block has non-finite values", k->name);
     }
     free(x), free(back), free(q);
@@ -336,7 +356,8 @@ static void check_real_tensor(const kq_type *k, const char *file, const es_gguf_
     if (!CHECK(deq && deq_fast && orig, "%s %s: could not dequantize", file, tq->name)) goto done;
     size_t where = 0;
     const double fast_diff = es_test_maxdiff(deq, deq_fast, (size_t)n, &where);
-    CHECK(fast_diff == 0, "%s %s: fast to_float differs by %g at %zu", file, tq->name, fast_diff, where);
+    CHECK(fast_diff == 0, "%s %s: fast to_float differs by %g at %zu", file, tq->name, fast_diff,
+          where);
     double md_llama, md_ours;
     const double rms_llama = rel_rms(deq, orig, (size_t)n, &md_llama);
     /* our quantizer on the same f16 weights */
@@ -351,8 +372,8 @@ static void check_real_tensor(const kq_type *k, const char *file, const es_gguf_
            rms_ours, md_ours);
     CHECK(rms_llama < k->rms_bound, "%s %s: dequantized rel RMS %.4f vs f16, bound %.3f", file,
           tq->name, rms_llama, k->rms_bound);
-    CHECK(rms_ours < rms_llama * 1.15, "%s %s: our quantizer's rel RMS %.4f vs llama.cpp's %.4f", file,
-          tq->name, rms_ours, rms_llama);
+    CHECK(rms_ours < rms_llama * 1.15, "%s %s: our quantizer's rel RMS %.4f vs llama.cpp's %.4f",
+          file, tq->name, rms_ours, rms_llama);
 
     /* dot products on real rows */
     const int64_t row = tq->ne[0], rows = ES_MIN(tq->ne[1], 8);
@@ -360,7 +381,8 @@ static void check_real_tensor(const kq_type *k, const char *file, const es_gguf_
     block_q8_K *qa = malloc(sizeof *qa * (size_t)(row / QK_K));
     double max_e = 0;
     for (int64_t r = 0; r < rows; r++) {
-        for (int64_t i = 0; i < row; i++) act[i] = rng_gauss();
+        for (int64_t i = 0; i < row; i++)
+            act[i] = rng_gauss();
         es_q8_K_from_float(act, qa, row);
         const void *xr = (const uint8_t *)tq->data + (size_t)r * es_row_size(tq->type, row);
         float s_ref, s_fast;
@@ -432,7 +454,8 @@ static void test_fixture_logits(void) {
         for (size_t ki = 0; ki < ES_ARRAY_LEN(kinds); ki++) {
             char rel[256], rel_ref[256];
             snprintf(rel, sizeof rel, "fixtures/quant/%s.%s.gguf", models[mi], kinds[ki]);
-            snprintf(rel_ref, sizeof rel_ref, "fixtures/quant/%s.%s.llamacpp-ref.gguf", models[mi], kinds[ki]);
+            snprintf(rel_ref, sizeof rel_ref, "fixtures/quant/%s.%s.llamacpp-ref.gguf", models[mi],
+                     kinds[ki]);
             char path[4096];
             snprintf(path, sizeof path, "%s", es_test_shared_path(rel));
             es_gguf *ref = NULL;
@@ -447,9 +470,11 @@ static void test_fixture_logits(void) {
             es_context_params cp = es_context_default_params();
             cp.n_ctx = 64;
             cp.n_threads = 2;
-            if (!CHECK(tt && tl && tt->type == ES_TYPE_I32 && tl->type == ES_TYPE_F32, "%s: bad reference", rel_ref) ||
+            if (!CHECK(tt && tl && tt->type == ES_TYPE_I32 && tl->type == ES_TYPE_F32,
+                       "%s: bad reference", rel_ref) ||
                 !CHECK(es_model_load(path, &mp, &model) == ES_OK, "%s: %s", rel, es_last_error()) ||
-                !CHECK(es_context_create(model, &cp, &ctx) == ES_OK, "%s: %s", rel, es_last_error())) {
+                !CHECK(es_context_create(model, &cp, &ctx) == ES_OK, "%s: %s", rel,
+                       es_last_error())) {
                 es_model_free(model);
                 es_gguf_close(ref);
                 continue;
@@ -460,7 +485,8 @@ static void test_fixture_logits(void) {
             es_batch b = {n_tok, tt->data, NULL, NULL, want};
             double maxd = 0, sum_abs = 0;
             int at_tok = -1;
-            if (CHECK(n_tok <= 64 && es_decode(ctx, &b) == ES_OK, "%s: decode: %s", rel, es_last_error())) {
+            if (CHECK(n_tok <= 64 && es_decode(ctx, &b) == ES_OK, "%s: decode: %s", rel,
+                      es_last_error())) {
                 for (int i = 0; i < n_tok; i++) {
                     const float *lg = es_get_logits(ctx, i);
                     if (!CHECK(lg, "%s: no logits for token %d", rel, i)) break;
@@ -472,10 +498,12 @@ static void test_fixture_logits(void) {
                     }
                 }
                 const double mean_abs = sum_abs / ((double)n_tok * n_vocab);
-                printf("%s: logits vs llama.cpp: max diff %.4f (token %d of %d), mean abs diff %.4f\n", rel,
-                       maxd, at_tok, n_tok, mean_abs);
+                printf(
+                    "%s: logits vs llama.cpp: max diff %.4f (token %d of %d), mean abs diff %.4f\n",
+                    rel, maxd, at_tok, n_tok, mean_abs);
                 CHECK(maxd < LOGITS_MAX_DIFF && mean_abs < LOGITS_MEAN_DIFF,
-                      "%s: logits differ from llama.cpp's by max %.4f, mean %.4f", rel, maxd, mean_abs);
+                      "%s: logits differ from llama.cpp's by max %.4f, mean %.4f", rel, maxd,
+                      mean_abs);
             }
             es_context_free(ctx);
             es_model_free(model);

@@ -1,8 +1,18 @@
 /*
  * test_quant_fixtures.c — quantized models end to end: ../shared/fixtures/quant/
  * {llama,qwen2}.{Q8_0,Q4_0,Q4_K_M,Q5_K_M,Q6_K}.gguf through es_decode, logits compared
- * with llama.cpp's (NAME.TYPE.llamacpp-ref.gguf) within 0.15. A type that cannot be
- * computed yet fails loudly (the load error names the tensor and type).
+ * with llama.cpp's (NAME.TYPE.llamacpp-ref.gguf). A type that cannot be computed fails
+ * loudly (the load error names the tensor and type).
+ *
+ * Tolerances. These random-weight models amplify tiny activation differences through
+ * the 8-bit activation quantization of every quantized matmul: rounding only the
+ * attention inputs/outputs to f16 (what llama.cpp does) moves OUR OWN logits by
+ * max 0.18-0.36, mean 0.030-0.046, argmax 36-40/40 on these ten files (measured with
+ * an f16-attention build of forward.c). Against llama.cpp we measure the same sizes
+ * (max 0.19-0.35, mean 0.032-0.050, argmax 36-39/40), so the 0.15 once planned is
+ * below this floor; a wrong kernel moves logits by 1 or more (quantization itself
+ * moves them 0.6-4.4 from the float64 reference). Limits: max 0.5, mean 0.07,
+ * argmax on at least n-5 of the n tokens.
  * Also: the demo model (f16 and q8_0) runs and its two files agree on the argmax.
  */
 #include "emosteer.h"
@@ -14,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL 0.15
+#define TOL_MAX 0.5
+#define TOL_MEAN 0.07
+#define MAX_ARGMAX_MISSES 5 /* argmax may differ on this many tokens */
 
 static void test_quant(const char *arch, const char *qtype) {
     char dir[1024], mpath[1200], rpath[1200];
@@ -52,10 +64,25 @@ static void test_quant(const char *arch, const char *qtype) {
     size_t where = 0;
     const float *rl = tl->data;
     double d = es_test_maxdiff(got, rl, (size_t)n * nv, &where);
-    CHECK(d <= TOL, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
-          where % nv, TOL);
-    printf("%-6s %-7s logits max diff %.4f (token %zu, vocab %zu) %s\n", arch, qtype, d, where / nv, where % nv,
-           d <= TOL ? "ok" : "FAIL");
+    double sum = 0;
+    int agree = 0;
+    for (int i = 0; i < n; i++) {
+        int a = 0, b = 0;
+        for (int v = 0; v < nv; v++) {
+            sum += fabs(got[(size_t)i * nv + v] - rl[(size_t)i * nv + v]);
+            if (got[(size_t)i * nv + v] > got[(size_t)i * nv + a]) a = v;
+            if (rl[(size_t)i * nv + v] > rl[(size_t)i * nv + b]) b = v;
+        }
+        agree += a == b;
+    }
+    const double mean = sum / ((double)n * nv);
+    CHECK(d <= TOL_MAX, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
+          where % nv, TOL_MAX);
+    CHECK(mean <= TOL_MEAN, "%s.%s: logits mean abs diff %.4f > %g", arch, qtype, mean, TOL_MEAN);
+    CHECK(agree >= n - MAX_ARGMAX_MISSES, "%s.%s: argmax agrees on only %d of %d tokens", arch, qtype, agree, n);
+    printf("%-6s %-7s logits vs llama.cpp: max %.4f (token %zu, vocab %zu), mean %.4f, argmax %d/%d %s\n", arch,
+           qtype, d, where / nv, where % nv, mean, agree, n,
+           d <= TOL_MAX && mean <= TOL_MEAN && agree >= n - MAX_ARGMAX_MISSES ? "ok" : "FAIL");
 done:
     free(got);
     free(want);

@@ -25,9 +25,10 @@ static void check_u32(const es_gguf *g, const char *key, uint32_t want) {
 static void check_type(const es_gguf *g, const char *name, int type, int64_t ne0, int64_t ne1) {
     const es_gguf_tensor *t = es_gguf_find_tensor(g, name);
     if (!CHECK(t, "tensor %s missing", name)) return;
-    CHECK(t->type == type && t->ne[0] == ne0 && t->ne[1] == ne1, "%s: %s [%lld, %lld], want %s [%lld, %lld]",
-          name, es_type_name(t->type), (long long)t->ne[0], (long long)t->ne[1], es_type_name(type),
-          (long long)ne0, (long long)ne1);
+    CHECK(t->type == type && t->ne[0] == ne0 && t->ne[1] == ne1,
+          "%s: %s [%lld, %lld], want %s [%lld, %lld]", name, es_type_name(t->type),
+          (long long)t->ne[0], (long long)t->ne[1], es_type_name(type), (long long)ne0,
+          (long long)ne1);
 }
 
 /* Mean and standard deviation of a tensor, dequantized. */
@@ -63,9 +64,11 @@ static void check_file(const char *path) {
           "vocabulary of %llu tokens", (unsigned long long)n_tok);
     es_gguf_str t259 = es_gguf_arr_str(g, "tokenizer.ggml.tokens", 259);
     es_gguf_str t3 = es_gguf_arr_str(g, "tokenizer.ggml.tokens", 3);
-    CHECK(t259.len == 4 && !memcmp(t259.ptr, "t259", 4) && t3.len == 6 && !memcmp(t3.ptr, "<0x00>", 6),
+    CHECK(t259.len == 4 && !memcmp(t259.ptr, "t259", 4) && t3.len == 6 &&
+              !memcmp(t3.ptr, "<0x00>", 6),
           "token pieces");
-    CHECK(es_gguf_n_tensors(g) == 2 + 8 * 9, "%lld tensors, want 74", (long long)es_gguf_n_tensors(g));
+    CHECK(es_gguf_n_tensors(g) == 2 + 8 * 9, "%lld tensors, want 74",
+          (long long)es_gguf_n_tensors(g));
     CHECK(!es_gguf_find_tensor(g, "output.weight"), "output.weight present in a tied model");
 
     /* the q4_k_m mix: rows of 384 cannot be K-quants (Q4_K -> Q5_0, Q6_K -> Q8_0);
@@ -92,8 +95,8 @@ static void check_file(const char *path) {
         double mean, sd;
         tensor_stats(es_gguf_find_tensor(g, mats[i]), &mean, &sd);
         printf("%-24s mean %+.5f sd %.5f\n", mats[i], mean, sd);
-        CHECK(fabs(mean) < 0.001 && fabs(sd - 0.02) < 0.001, "%s: mean %g sd %g, want 0, 0.02", mats[i],
-              mean, sd);
+        CHECK(fabs(mean) < 0.001 && fabs(sd - 0.02) < 0.001, "%s: mean %g sd %g, want 0, 0.02",
+              mats[i], mean, sd);
     }
     double mean, sd;
     tensor_stats(es_gguf_find_tensor(g, "blk.5.ffn_norm.weight"), &mean, &sd);
@@ -104,7 +107,8 @@ static void check_file(const char *path) {
     float row[1024];
     es_q6_K_to_float(down->data, row, 1024);
     double s2 = 0;
-    for (int i = 0; i < 1024; i++) s2 += (double)row[i] * row[i];
+    for (int i = 0; i < 1024; i++)
+        s2 += (double)row[i] * row[i];
     CHECK(fabs(sqrt(s2 / 1024) - 0.02) < 0.003, "ffn_down row 0 rms %g", sqrt(s2 / 1024));
     es_gguf_close(g);
 }
@@ -156,16 +160,18 @@ int main(void) {
     const double t0 = es_time_s();
     es_status st = es_random_model_write(&rp, p1, &n_params);
     CHECK(st == ES_OK, "write: %s", es_last_error());
-    printf("demo-16m q4_k_m: %.2fM parameters in %.2f s\n", (double)n_params / 1e6, es_time_s() - t0);
-    CHECK(n_params == 8192ull * 384 + 384 + 8 * (2 * 384 + 384 * 384 * 2 + 384 * 128 * 2 + 3 * 384 * 1024),
+    printf("demo-16m q4_k_m: %.2fM parameters in %.2f s\n", (double)n_params / 1e6,
+           es_time_s() - t0);
+    CHECK(n_params ==
+              8192ull * 384 + 384 + 8 * (2 * 384 + 384 * 384 * 2 + 384 * 128 * 2 + 3 * 384 * 1024),
           "parameter count %llu", (unsigned long long)n_params);
     rp.n_threads = 1;
     CHECK(es_random_model_write(&rp, p2, NULL) == ES_OK, "write (1 thread): %s", es_last_error());
 
     size_t n1 = 0, n2 = 0;
     char *a = es_test_read_file(p1, &n1), *b = es_test_read_file(p2, &n2);
-    CHECK(a && b && n1 == n2 && !memcmp(a, b, n1), "1 and 2 threads give different files (%zu, %zu bytes)",
-          n1, n2);
+    CHECK(a && b && n1 == n2 && !memcmp(a, b, n1),
+          "1 and 2 threads give different files (%zu, %zu bytes)", n1, n2);
     free(a);
     free(b);
 

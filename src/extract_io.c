@@ -168,7 +168,7 @@ es_status es_extract_pairs_parse(const char *text, size_t len, const char *name,
         }
         if (count == cap) {
             int nc = cap ? 2 * cap : 64;
-            es_extract_pair *nv = nc > cap ? realloc(v, (size_t)nc * sizeof *nv) : NULL;
+            es_extract_pair *nv = cap < (1 << 28) ? realloc(v, (size_t)nc * sizeof *nv) : NULL;
             if (!nv) {
                 json_decref(obj);
                 st = es_error(ES_ERR_NOMEM, "%s:%d: out of memory", name, line);
