@@ -267,13 +267,17 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
+/* Hash of a key from its text form (the same on every machine): emotion, alpha as
+ * "%.9g" after rounding, query id and sample, each followed by a NUL. */
 static uint64_t key_hash(const char *emotion, double alpha, const char *query_id, int sample) {
+    char num[64];
     uint64_t h = 0xcbf29ce484222325ull;
-    double a = alpha_key(alpha);
     h = fnv1a(h, emotion, strlen(emotion) + 1);
-    h = fnv1a(h, &a, sizeof a);
+    int n = snprintf(num, sizeof num, "%.9g", alpha_key(alpha));
+    h = fnv1a(h, num, (size_t)n + 1);
     h = fnv1a(h, query_id, strlen(query_id) + 1);
-    h = fnv1a(h, &sample, sizeof sample);
+    n = snprintf(num, sizeof num, "%d", sample);
+    h = fnv1a(h, num, (size_t)n + 1);
     return h;
 }
 
