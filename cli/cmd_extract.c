@@ -214,7 +214,7 @@ static int ex_parse(int argc, char **argv, ex_opts *o) {
 typedef struct progress {
     int total, done_start; /* done_start: samples already done when the run began */
     double t0;
-    int last_decile;
+    int last_decile, last_done; /* what was shown last */
     bool tty;
 } progress;
 
@@ -224,8 +224,9 @@ static void progress_show(progress *p, int done, bool final) {
     double rate = dt > 0 ? ran / dt : 0;
     double eta = rate > 0 ? (p->total - done) / rate : 0;
     int decile = p->total ? (int)(10LL * done / p->total) : 10;
-    if (!p->tty && !final && decile == p->last_decile) return;
+    if (!p->tty && ((!final && decile == p->last_decile) || (final && done == p->last_done))) return;
     p->last_decile = decile;
+    p->last_done = done;
     fprintf(stderr, "%sextract: %d/%d samples (%3.0f%%)  %.1f samples/s  ETA %d:%02d%s",
             p->tty ? "\r" : "", done, p->total, p->total ? 100.0 * done / p->total : 100.0, rate,
             (int)(eta / 60), (int)eta % 60, p->tty && !final ? "  " : "\n");
@@ -535,7 +536,7 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
         fprintf(stderr, "emosteer: out of memory for a batch of %d\n", B);
         goto done;
     }
-    progress pr = {.total = j->n_samples, .done_start = n_loaded, .t0 = es_time_s(), .last_decile = -1,
+    progress pr = {.total = j->n_samples, .done_start = n_loaded, .t0 = es_time_s(), .last_decile = -1, .last_done = -1,
                    .tty = isatty(fileno(stderr)) != 0};
     ex_stats stats = {0};
     int done_count = n_loaded, ran = 0, next = 0;

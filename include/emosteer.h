@@ -801,6 +801,172 @@ es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *
 
 /* (extraction section: end) */
 
+/* ------------------------------------------------------------------------- */
+/* Evaluation scorers (implemented in src/judge.c, src/scorers.c)            */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Model-based signals for `emosteer eval`: a zero-shot emotion judge (any GGUF model
+ * answering yes/no questions), topic adherence from mean-pooled hidden states, and
+ * perplexity of responses under the unsteered model; plus validation of a scorer on
+ * labelled sentences. Scorer labels are the five es_emotion values in enum order,
+ * then neutral: anger, disgust, fear, joy, sadness, neutral.
+ */
+#define ES_SCORER_N_LABELS 6 /* ES_EMO_COUNT emotions, then neutral */
+#define ES_SCORER_NEUTRAL 5  /* label index of neutral */
+
+/* "anger", ..., "sadness" for 0..4, "neutral" for 5, "unknown" otherwise. */
+const char *es_scorer_label_name(int label);
+/* Parses a label name (case-sensitive, "neutral" included); ES_ERR_INVALID_ARG naming it. */
+es_status es_scorer_label_parse(const char *name, int *out);
+
+/*
+ * The judge: the decoder-model analogue of an NLI zero-shot classifier. For each text
+ * and label it asks the model yes/no questions (3 wordings: "Does the speaker of this
+ * text feel {label}?", "Does this text express {label}?", "Is the emotion of this
+ * text {label}?"; for neutral "... feel no particular emotion?", "Is this text
+ * emotionally neutral?", "Is the emotion of this text neutral?") in the prompt
+ *     Text: {text}\nQuestion: {question} Answer yes or no.
+ * sent as the user message of the model's chat template with the generation prompt
+ * (Qwen 3 / MiniCPM with thinking off), or without a template as plain text followed
+ * by "\nAnswer:". The entailment score of a question is P(yes) / (P(yes) + P(no)) of
+ * the next token, where P(yes) sums the probabilities of the tokens that read "yes" in
+ * any letter case with or without one leading space (likewise "no"); a vocabulary
+ * without such tokens uses the first token of "yes"/"Yes" and "no"/"No". A label's
+ * score is the mean over the wordings; the six scores are divided by their sum, so
+ * each text gets a probability distribution over the labels. Deterministic (no
+ * sampling). Texts are untrusted: control-token text in them is removed when a chat
+ * template is used, and they are cut to max_text_tokens tokens.
+ */
+typedef struct es_judge es_judge;
+
+typedef struct es_judge_params {
+    int chat_format;     /* -1 (default): the model's template as es_chat_detect finds it, plain
+                            text when it has none or one we cannot render; otherwise an
+                            es_chat_format to use (ES_CHAT_NONE = plain text) */
+    int max_text_tokens; /* each text is cut to its first max_text_tokens tokens (default 256;
+                            at most 32 bytes per token are looked at) */
+    int n_seq;           /* texts decoded side by side (default 8) */
+    int n_batch;         /* tokens per es_decode (default 512) */
+    int n_threads;       /* worker threads (0 = es_context_default_params) */
+} es_judge_params;
+
+es_judge_params es_judge_default_params(void);
+
+/* Creates a judge over `model`, which must outlive it; it owns a context sized for its
+ * prompts (n_seq sequences). Fails with ES_ERR_UNSUPPORTED when the model has no
+ * tokenizer or no distinct yes/no tokens, or when its context is too short for a prompt.
+ * *out is owned by the caller (es_judge_free). One thread uses a judge at a time. */
+es_status es_judge_create(es_model *model, const es_judge_params *params, es_judge **out);
+void es_judge_free(es_judge *judge);
+/* The chat format the judge renders its prompts with (ES_CHAT_NONE: plain text). */
+es_chat_format es_judge_chat_format(const es_judge *judge);
+
+/* Scores n NUL-terminated texts: probs[n][ES_SCORER_N_LABELS], each row finite, in
+ * [0, 1] and summing to 1. All (text, label, wording) prompts of a call are decoded
+ * together: the tokens every prompt of a text shares are decoded once per text, then
+ * each question as a continuation of it. ES_ERR_INVALID_ARG for NULL arguments (a NULL
+ * text included), ES_ERR_FORMAT when the model gives non-finite logits. */
+es_status es_judge_score(es_judge *judge, const char *const *texts, int n, double *probs);
+/* es_judge_score with diagnostics: entail[n][ES_SCORER_N_LABELS] the wording-averaged
+ * entailment scores before normalisation, yes_no_mass[n] the mean over the text's
+ * prompts of P(yes) + P(no) (how much the model answers in the expected form). Either
+ * may be NULL. */
+es_status es_judge_score_ex(es_judge *judge, const char *const *texts, int n, double *probs,
+                            double *entail, double *yes_no_mass);
+
+/*
+ * Topic adherence without a judge: texts are embedded as the mean of the hidden state
+ * at a hook point (default the residual stream, block_out) of one layer over the
+ * text's tokens (BOS excluded), and compared with es_cosine. The default layer is
+ * es_embed_default_layer: about two thirds of the depth, because middle layers carry
+ * more of what a text is about while the last ones specialise in the next token.
+ */
+typedef struct es_embed_params {
+    int layer;          /* -1 (default): es_embed_default_layer(n_layer) */
+    es_hook_point hook; /* default ES_HOOK_BLOCK_OUT */
+    int max_tokens;     /* each text is cut to its first max_tokens tokens, BOS included
+                           (default 512; also capped by the context's n_ctx) */
+} es_embed_params;
+
+es_embed_params es_embed_default_params(void);
+/* (2 * n_layer) / 3, within [0, n_layer - 1]. */
+int es_embed_default_layer(int n_layer);
+
+/* Embeds n NUL-terminated texts (tokenized with the model's BOS, no special parsing)
+ * into out[n][n_embd]. A text without tokens besides BOS gets zeros. Uses and clears
+ * sequences 0 .. n_seq_max - 1 of ctx; steering set on ctx applies (pass an unsteered
+ * context); the context's hook is set aside during the call and restored. */
+es_status es_embed_texts(es_context *ctx, const char *const *texts, int n,
+                         const es_embed_params *params, float *out);
+
+/* Cosine similarity of a[n] and b[n] in double; 0 when either vector is zero or n < 1. */
+double es_cosine(const float *a, const float *b, int n);
+
+/* A response and the prompt it answers, as tokens (both borrowed). */
+typedef struct es_ppl_pair {
+    const int32_t *prompt;   /* [n_prompt] e.g. the chat-rendered query; n_prompt >= 1 (at
+                                least BOS: the first response token needs a context) */
+    int n_prompt;
+    const int32_t *response; /* [n_response] */
+    int n_response;
+} es_ppl_pair;
+
+/* Teacher-forces each prompt + response (several pairs per es_decode batch, one
+ * sequence each) and writes mean_nll[i] = -(1/n_response) sum_t log p(r_t | prompt,
+ * r_<t) (natural log) and ppl[i] = exp(mean_nll[i]) (ppl may be NULL); both NaN for an
+ * empty response. Uses and clears sequences 0 .. n_seq_max - 1 of ctx; steering set on
+ * ctx applies (pass an unsteered context). Token ids outside the vocabulary fail with
+ * ES_ERR_INVALID_ARG, a pair longer than the context's n_ctx with ES_ERR_RANGE. */
+es_status es_score_ppl(es_context *ctx, const es_ppl_pair *pairs, int n, double *mean_nll,
+                       double *ppl);
+
+/* Validation of a scorer on labelled sentences. A scorer writes probs[n][6] for n
+ * texts; es_judge_score (user = the judge) and es_lexicon_label_probs (user = the
+ * lexicon) fit. */
+typedef es_status (*es_label_scorer_fn)(void *user, const char *const *texts, int n, double *probs);
+
+/* es_label_scorer_fn over an es_lexicon (user): the label shares of eval's lexicon
+ * scorer (emotion weight / (total weight + 1), neutral 1 / (total weight + 1)). */
+es_status es_lexicon_label_probs(void *lexicon, const char *const *texts, int n, double *probs);
+/* es_label_scorer_fn over an es_judge (user): es_judge_score. */
+es_status es_judge_label_probs(void *judge, const char *const *texts, int n, double *probs);
+
+/* Labelled sentences. */
+typedef struct es_labelled {
+    int n;
+    char **texts; /* [n] owned */
+    int *labels;  /* [n] label indices 0 .. ES_SCORER_N_LABELS - 1 */
+} es_labelled;
+
+/* Reads a TSV file of lines "label<TAB>sentence" (label: anger, disgust, fear, joy,
+ * sadness or neutral; '#' lines and blank lines skipped), keeping at most
+ * max_per_class sentences per label (0 = all) in file order. An unknown label or a
+ * line without a tab fails with ES_ERR_FORMAT naming the line. *out is owned by the
+ * caller (es_labelled_clear). */
+es_status es_labelled_load(const char *path, int max_per_class, es_labelled *out);
+void es_labelled_clear(es_labelled *set);
+
+typedef struct es_validation {
+    int n;                  /* sentences scored */
+    double accuracy;        /* share whose predicted label (the argmax of the scorer's
+                               probabilities, ties to the lower label) is the gold label */
+    double f1[ES_SCORER_N_LABELS]; /* per class 2TP / (2TP + FP + FN); NaN when the class is
+                                      neither gold nor predicted anywhere */
+    double macro_f1;        /* mean of the defined per-class F1 */
+    int confusion[ES_SCORER_N_LABELS][ES_SCORER_N_LABELS]; /* [gold][predicted] counts */
+} es_validation;
+
+/* Scores the sentences of `set` with fn (one call) and compares with the gold labels. */
+es_status es_validate_scorer(es_label_scorer_fn fn, void *user, const es_labelled *set,
+                             es_validation *out);
+
+/* es_labelled_load then es_validate_scorer. */
+es_status es_validate_tsv(const char *path, int max_per_class, es_label_scorer_fn fn, void *user,
+                          es_validation *out);
+
+/* (evaluation scorers section: end) */
+
 #ifdef __cplusplus
 }
 #endif

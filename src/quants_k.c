@@ -288,7 +288,7 @@ static float quantize_scales_unsigned(const float *v, int n, int qmax, uint8_t *
 static void quantize_asym_block(const float *x, int group, int nmax, int scale_max, uint8_t *sc,
                                 uint8_t *m, uint16_t *d_fp16, uint16_t *dmin_fp16, uint8_t *L) {
     const int ngroups = QK_K / group;
-    float s[16], mn[16];
+    float s[16] = {0}, mn[16] = {0};
     for (int j = 0; j < ngroups; j++)
         fit_scale_min(x + j * group, group, nmax, &s[j], &mn[j]);
     const float d = quantize_scales_unsigned(s, ngroups, scale_max, sc, d_fp16);
