@@ -644,10 +644,11 @@ static int ex_finish(ex_job *j) {
     free(method);
     free(policy);
     if (rc == ES_EXIT_OK) {
-        fprintf(stderr, "extract: wrote %s: %d emotions + base, %d layers, hook %s, method %s, %d-%d samples per class\n",
+        fprintf(stderr,
+                "extract: wrote %s: %d emotions + base, %d layers, hook %s, method %s, %d samples in the "
+                "smallest class (%d neutral)\n",
                 o->out, o->n_emotions, es_ev_set_n_layer(set), es_hook_name(o->hook),
-                es_extract_method_name(o->method), meta.n_samples,
-                es_extractor_n_samples(j->ex, -1));
+                es_extract_method_name(o->method), meta.n_samples, es_extractor_n_samples(j->ex, -1));
     }
     es_ev_set_free(set);
     return rc;

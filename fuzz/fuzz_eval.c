@@ -44,7 +44,8 @@ static void check_record(const uint8_t *data, size_t size) {
 static void check_text(const char *text) {
     es_text_fluency f;
     if (es_text_fluency_of(text, NULL, &f) != ES_OK) abort();
-    if (!(f.rep4 >= 0 && f.rep4 <= 1) || (!isnan(f.distinct2) && !(f.distinct2 > 0 && f.distinct2 <= 1)))
+    if (!(f.rep4 >= 0 && f.rep4 <= 1) ||
+        (!isnan(f.distinct2) && !(f.distinct2 > 0 && f.distinct2 <= 1)))
         abort();
     char *esc = es_html_escape(text);
     if (!esc || strchr(esc, '<') || strchr(esc, '>') || strchr(esc, '"')) abort();
@@ -72,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     es_query_set *qs = NULL;
     if (es_query_set_parse((const char *)data, size, "fuzz.json", &qs) == ES_OK) {
         for (int i = 0; i < qs->n_lists; i++)
-            if (qs->lists[i].n < 0 || (qs->lists[i].n == 0 && !qs->lists[i].system && !qs->lists[i].prefix))
+            if (qs->lists[i].n < 0 ||
+                (qs->lists[i].n == 0 && !qs->lists[i].system && !qs->lists[i].prefix))
                 abort();
         es_query_set_free(qs);
     }
@@ -112,7 +114,8 @@ int es_fuzz_seed_paths(char paths[][4096], int max) {
         recs[i].alpha = i % 2 ? 2.0 : 0.0;
         recs[i].query_id = (char *)"neutral-0001";
         recs[i].prompt = (char *)"How do I fold a fitted sheet?";
-        recs[i].response = (char *)(i == 3 ? "<b>so so so so angry</b> & more" : "Gently, corner to corner.");
+        recs[i].response =
+            (char *)(i == 3 ? "<b>so so so so angry</b> & more" : "Gently, corner to corner.");
         recs[i].scores = sc[i];
         recs[i].n_labels = 3;
         recs[i].ppl = 10 + i;
@@ -138,8 +141,10 @@ int es_fuzz_seed_paths(char paths[][4096], int max) {
     snprintf(paths[n], 4096, "%s/queries.json", g_seed_dir);
     FILE *f = fopen(paths[n], "w");
     if (f) {
-        fputs("{\"format\": \"emosteer-queries/1\", \"queries\": {\"joy\": [\"How did you feel?\", \"Why?\"],"
-              " \"neutral\": [\"How do tides work?\"]}, \"instructions\": {\"joy\": {\"system\": \"Be glad.\","
+        fputs("{\"format\": \"emosteer-queries/1\", \"queries\": {\"joy\": [\"How did you feel?\", "
+              "\"Why?\"],"
+              " \"neutral\": [\"How do tides work?\"]}, \"instructions\": {\"joy\": {\"system\": "
+              "\"Be glad.\","
               " \"prefix\": \"I am happy!\"}}}",
               f);
         fclose(f);
@@ -149,9 +154,10 @@ int es_fuzz_seed_paths(char paths[][4096], int max) {
 }
 
 const uint8_t *es_fuzz_builtin_seed(size_t *n) {
-    static const char seed[] = "{\"emotion\":\"joy\",\"alpha\":1.5,\"query_id\":\"q\",\"sample\":0,\"seed\":7,"
-                               "\"response\":\"I \\u00e9 <script>\",\"scores\":{\"joy\":0.5,\"anger\":null},"
-                               "\"ppl\":3}";
+    static const char seed[] =
+        "{\"emotion\":\"joy\",\"alpha\":1.5,\"query_id\":\"q\",\"sample\":0,\"seed\":7,"
+        "\"response\":\"I \\u00e9 <script>\",\"scores\":{\"joy\":0.5,\"anger\":null},"
+        "\"ppl\":3}";
     *n = sizeof seed - 1;
     return (const uint8_t *)seed;
 }

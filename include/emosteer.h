@@ -824,9 +824,9 @@ es_status es_scorer_label_parse(const char *name, int *out);
  * The judge: the decoder-model analogue of an NLI zero-shot classifier. For each text
  * and label it asks the model yes/no questions (3 wordings: "Does the speaker of this
  * text feel {label}?", "Does this text express {label}?", "Is the emotion of this
- * text {label}?"; for neutral "... feel no particular emotion?", "Is this text
- * emotionally neutral?", "Is the emotion of this text neutral?") in the prompt
- *     Text: {text}\nQuestion: {question} Answer yes or no.
+ * text {label}?"; for neutral "... feel no particular emotion?", "Does this text
+ * express no particular emotion?", "Is this text emotionally neutral?") in the prompt
+ *     Text: {text}\nAnswer the question about this text with yes or no.\nQuestion: {question}
  * sent as the user message of the model's chat template with the generation prompt
  * (Qwen 3 / MiniCPM with thinking off), or without a template as plain text followed
  * by "\nAnswer:". The entailment score of a question is P(yes) / (P(yes) + P(no)) of
@@ -864,8 +864,8 @@ es_chat_format es_judge_chat_format(const es_judge *judge);
 
 /* Scores n NUL-terminated texts: probs[n][ES_SCORER_N_LABELS], each row finite, in
  * [0, 1] and summing to 1. All (text, label, wording) prompts of a call are decoded
- * together: the tokens every prompt of a text shares are decoded once per text, then
- * each question as a continuation of it. ES_ERR_INVALID_ARG for NULL arguments (a NULL
+ * together: the tokens the prompts of a text share are decoded once per text (then
+ * once per wording), each question's end as a continuation. ES_ERR_INVALID_ARG for NULL arguments (a NULL
  * text included), ES_ERR_FORMAT when the model gives non-finite logits. */
 es_status es_judge_score(es_judge *judge, const char *const *texts, int n, double *probs);
 /* es_judge_score with diagnostics: entail[n][ES_SCORER_N_LABELS] the wording-averaged

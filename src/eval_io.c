@@ -21,14 +21,22 @@ static int utf8_valid_len(const unsigned char *s) {
     if (c < 0x80) return 1;
     unsigned char lo = 0x80, hi = 0xBF;
     int n;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c == 0xE0) n = 3, lo = 0xA0;          /* no overlong 3-byte forms */
-    else if (c == 0xED) n = 3, hi = 0x9F;          /* no surrogates */
-    else if (c >= 0xE1 && c <= 0xEF) n = 3;
-    else if (c == 0xF0) n = 4, lo = 0x90;          /* no overlong 4-byte forms */
-    else if (c >= 0xF1 && c <= 0xF3) n = 4;
-    else if (c == 0xF4) n = 4, hi = 0x8F;          /* <= U+10FFFF */
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c == 0xE0)
+        n = 3, lo = 0xA0; /* no overlong 3-byte forms */
+    else if (c == 0xED)
+        n = 3, hi = 0x9F; /* no surrogates */
+    else if (c >= 0xE1 && c <= 0xEF)
+        n = 3;
+    else if (c == 0xF0)
+        n = 4, lo = 0x90; /* no overlong 4-byte forms */
+    else if (c >= 0xF1 && c <= 0xF3)
+        n = 4;
+    else if (c == 0xF4)
+        n = 4, hi = 0x8F; /* <= U+10FFFF */
+    else
+        return 0;
     if (s[1] < lo || s[1] > hi) return 0;
     for (int i = 2; i < n; i++)
         if (s[i] < 0x80 || s[i] > 0xBF) return 0; /* also stops at the NUL */
@@ -68,7 +76,9 @@ char *es_utf8_sanitize(const char *s) {
 
 /* ---- one record <-> JSON ------------------------------------------------- */
 
-static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+static json_t *num_or_null(double v) {
+    return isfinite(v) ? json_real(v) : json_null();
+}
 
 /* Sets obj[key] = a sanitised copy of s. */
 static bool set_text(json_t *obj, const char *key, const char *s) {
@@ -83,12 +93,14 @@ es_status es_gen_record_to_json(const es_gen_record *rec, const char *const *lab
                                 char **out) {
     if (!rec || !out || (n_labels && !labels))
         return es_error(ES_ERR_INVALID_ARG, "genlog: NULL record or labels");
-    if (!rec->emotion || !*rec->emotion || !rec->query_id || !isfinite(rec->alpha) || rec->sample < 0)
-        return es_error(ES_ERR_INVALID_ARG,
-                        "genlog: record needs an emotion, a query id, a finite alpha and sample >= 0 "
-                        "(got %s, %s, %g, %d)",
-                        rec->emotion ? rec->emotion : "NULL", rec->query_id ? rec->query_id : "NULL",
-                        rec->alpha, rec->sample);
+    if (!rec->emotion || !*rec->emotion || !rec->query_id || !isfinite(rec->alpha) ||
+        rec->sample < 0)
+        return es_error(
+            ES_ERR_INVALID_ARG,
+            "genlog: record needs an emotion, a query id, a finite alpha and sample >= 0 "
+            "(got %s, %s, %g, %d)",
+            rec->emotion ? rec->emotion : "NULL", rec->query_id ? rec->query_id : "NULL",
+            rec->alpha, rec->sample);
     if (rec->scores && rec->n_labels != n_labels)
         return es_error(ES_ERR_INVALID_ARG, "genlog: record has %d scores but %d labels",
                         rec->n_labels, n_labels);
@@ -107,7 +119,8 @@ es_status es_gen_record_to_json(const es_gen_record *rec, const char *const *lab
     }
     ok = ok && set_text(o, "prompt", rec->prompt);
     ok = ok && set_text(o, "response", rec->response);
-    if (ok && rec->n_tokens >= 0) ok = json_object_set_new(o, "n_tokens", json_integer(rec->n_tokens)) == 0;
+    if (ok && rec->n_tokens >= 0)
+        ok = json_object_set_new(o, "n_tokens", json_integer(rec->n_tokens)) == 0;
     if (ok && rec->scores) {
         json_t *sc = json_object();
         ok = sc && json_object_set_new(o, "scores", sc) == 0;
@@ -148,7 +161,8 @@ static es_status get_num(json_t *obj, const char *key, bool required, double *ou
     *out = NAN;
     if (!v) return required ? rec_err(key, "missing") : ES_OK;
     if (json_is_null(v) && !required) return ES_OK;
-    if (!json_is_number(v)) return rec_err(key, required ? "expected a number" : "expected a number or null");
+    if (!json_is_number(v))
+        return rec_err(key, required ? "expected a number" : "expected a number or null");
     *out = json_number_value(v);
     return ES_OK;
 }
@@ -160,13 +174,16 @@ static es_status get_int(json_t *obj, const char *key, bool required, json_int_t
     if (!json_is_integer(v)) return rec_err(key, "expected an integer");
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
-        return es_error(ES_ERR_FORMAT, "\"%s\": %" JSON_INTEGER_FORMAT " out of range %" JSON_INTEGER_FORMAT
-                        "..%" JSON_INTEGER_FORMAT, key, x, lo, hi);
+        return es_error(ES_ERR_FORMAT,
+                        "\"%s\": %" JSON_INTEGER_FORMAT " out of range %" JSON_INTEGER_FORMAT
+                        "..%" JSON_INTEGER_FORMAT,
+                        key, x, lo, hi);
     *out = x;
     return ES_OK;
 }
 
-static es_status parse_record(json_t *o, const char *const *labels, int n_labels, es_gen_record *r) {
+static es_status parse_record(json_t *o, const char *const *labels, int n_labels,
+                              es_gen_record *r) {
     if (!json_is_object(o)) return es_error(ES_ERR_FORMAT, "expected a JSON object");
     es_status st;
     if ((st = get_str(o, "emotion", true, &r->emotion)) != ES_OK) return st;
@@ -242,13 +259,13 @@ es_status es_gen_record_from_json(const char *line, size_t len, const char *cons
 
 struct es_genlog {
     char *path;
-    FILE *file;              /* open for appending, or NULL */
+    FILE *file; /* open for appending, or NULL */
     int n_labels;
-    char **labels;           /* [n_labels] */
-    es_gen_record *recs;     /* [n_recs] */
+    char **labels;       /* [n_labels] */
+    es_gen_record *recs; /* [n_recs] */
     size_t n_recs, cap_recs;
-    size_t *slots;           /* [n_slots] open-addressing table of record index + 1 (0 = empty) */
-    size_t n_slots;          /* power of two, >= 2 * n_recs */
+    size_t *slots;             /* [n_slots] open-addressing table of record index + 1 (0 = empty) */
+    size_t n_slots;            /* power of two, >= 2 * n_recs */
     bool last_line_terminated; /* the last good line read ends with '\n' */
     es_genlog_info info;
 };
@@ -263,7 +280,8 @@ static double alpha_key(double a) {
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }
 
@@ -291,15 +309,15 @@ uint64_t es_eval_seed(uint64_t base, const char *emotion, double alpha, const ch
     return h ^ (h >> 31);
 }
 
-static bool key_equal(const es_gen_record *r, const char *emotion, double alpha, const char *query_id,
-                      int sample) {
+static bool key_equal(const es_gen_record *r, const char *emotion, double alpha,
+                      const char *query_id, int sample) {
     return r->sample == sample && !strcmp(r->emotion, emotion) && !strcmp(r->query_id, query_id) &&
            alpha_key(r->alpha) == alpha_key(alpha);
 }
 
 /* Index of the record with this key, or SIZE_MAX; *slot gets where it is or would go. */
-static size_t find_key(const es_genlog *log, const char *emotion, double alpha, const char *query_id,
-                       int sample, size_t *slot) {
+static size_t find_key(const es_genlog *log, const char *emotion, double alpha,
+                       const char *query_id, int sample, size_t *slot) {
     if (!log->n_slots) return SIZE_MAX;
     size_t mask = log->n_slots - 1;
     for (size_t i = key_hash(emotion, alpha, query_id, sample) & mask;; i = (i + 1) & mask) {
@@ -334,7 +352,8 @@ static es_status reserve_one(es_genlog *log) {
         for (size_t k = 0; k < log->n_recs; k++) {
             const es_gen_record *r = &log->recs[k];
             size_t i = key_hash(r->emotion, r->alpha, r->query_id, r->sample) & mask;
-            while (slots[i]) i = (i + 1) & mask;
+            while (slots[i])
+                i = (i + 1) & mask;
             slots[i] = k + 1;
         }
         free(log->slots);
@@ -363,8 +382,10 @@ static es_status insert_record(es_genlog *log, es_gen_record *rec, bool *inserte
 void es_genlog_free(es_genlog *log) {
     if (!log) return;
     if (log->file) fclose(log->file);
-    for (size_t i = 0; i < log->n_recs; i++) es_gen_record_clear(&log->recs[i]);
-    for (int i = 0; i < log->n_labels; i++) free(log->labels[i]);
+    for (size_t i = 0; i < log->n_recs; i++)
+        es_gen_record_clear(&log->recs[i]);
+    for (int i = 0; i < log->n_labels; i++)
+        free(log->labels[i]);
     free(log->labels);
     free(log->recs);
     free(log->slots);
@@ -397,9 +418,11 @@ static es_status read_lines(es_genlog *log, FILE *f) {
         if (bad_line) break; /* a non-blank line after a bad one: the bad one is corrupt */
         log->info.n_lines_read++;
         size_t body = n;
-        while (body && (line[body - 1] == '\n' || line[body - 1] == '\r')) body--;
+        while (body && (line[body - 1] == '\n' || line[body - 1] == '\r'))
+            body--;
         es_gen_record rec;
-        st = es_gen_record_from_json(line, body, (const char *const *)log->labels, log->n_labels, &rec);
+        st = es_gen_record_from_json(line, body, (const char *const *)log->labels, log->n_labels,
+                                     &rec);
         if (st == ES_ERR_FORMAT) {
             bad_line = line_no;
             bad_offset = offset;
@@ -463,7 +486,8 @@ es_status es_genlog_open(const char *path, const char *const *labels, int n_labe
     if (writable) {
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd < 0) {
-            st = es_error(ES_ERR_IO, "genlog: cannot open %s for writing: %s", path, strerror(errno));
+            st = es_error(ES_ERR_IO, "genlog: cannot open %s for writing: %s", path,
+                          strerror(errno));
             goto fail;
         }
         /* cut the broken tail; end the last good line with a newline if it lacks one */
@@ -491,9 +515,13 @@ fail:
     return st;
 }
 
-void es_genlog_get_info(const es_genlog *log, es_genlog_info *info) { *info = log->info; }
+void es_genlog_get_info(const es_genlog *log, es_genlog_info *info) {
+    *info = log->info;
+}
 
-const es_gen_record *es_genlog_records(const es_genlog *log) { return log->recs; }
+const es_gen_record *es_genlog_records(const es_genlog *log) {
+    return log->recs;
+}
 
 bool es_genlog_done(const es_genlog *log, const char *emotion, double alpha, const char *query_id,
                     int sample) {
@@ -504,7 +532,8 @@ bool es_genlog_done(const es_genlog *log, const char *emotion, double alpha, con
 es_status es_genlog_append(es_genlog *log, const es_gen_record *rec) {
     if (!log || !rec) return es_error(ES_ERR_INVALID_ARG, "genlog: NULL log or record");
     char *line;
-    es_status st = es_gen_record_to_json(rec, (const char *const *)log->labels, log->n_labels, &line);
+    es_status st =
+        es_gen_record_to_json(rec, (const char *const *)log->labels, log->n_labels, &line);
     if (st != ES_OK) return st;
     if (es_genlog_done(log, rec->emotion, rec->alpha, rec->query_id, rec->sample)) {
         free(line);
@@ -524,7 +553,8 @@ es_status es_genlog_append(es_genlog *log, const es_gen_record *rec) {
         if (!ok) {
             free(line);
             es_gen_record_clear(&copy);
-            return es_error(ES_ERR_IO, "genlog: cannot write to %s: %s", log->path, strerror(errno));
+            return es_error(ES_ERR_IO, "genlog: cannot write to %s: %s", log->path,
+                            strerror(errno));
         }
         log->info.valid_bytes += n + 1;
     }

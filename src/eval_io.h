@@ -125,8 +125,8 @@ es_status es_results_write_csv(const es_eval_results *r, const char *path);
 /* Writes to `out` a side-by-side text table of two results: settings (model, hashes,
  * method, hook, layers, scorer), then per emotion the mean target prob at each alpha of
  * either run, then slope and R^2. name_a / name_b head the columns (e.g. the paths). */
-es_status es_results_compare(const es_eval_results *a, const char *name_a,
-                             const es_eval_results *b, const char *name_b, FILE *out);
+es_status es_results_compare(const es_eval_results *a, const char *name_a, const es_eval_results *b,
+                             const char *name_b, FILE *out);
 
 /* Reads both files and compares them: errors name the file that failed. */
 es_status es_results_compare_files(const char *path_a, const char *path_b, FILE *out);

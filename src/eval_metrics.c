@@ -109,7 +109,8 @@ es_status es_word_hashes(const char *text, uint64_t **words, size_t *n_words) {
             continue;
         }
         count++;
-        while (*p && is_word_byte(*p)) p++;
+        while (*p && is_word_byte(*p))
+            p++;
     }
     if (count == 0) return ES_OK;
     uint64_t *w = es_calloc(count, sizeof *w);
@@ -151,7 +152,8 @@ static size_t ngram_hashes(const uint64_t *words, size_t n, int order, uint64_t 
     size_t m = n - (size_t)order + 1;
     for (size_t i = 0; i < m; i++) {
         uint64_t h = 0x9e3779b97f4a7c15ull;
-        for (int j = 0; j < order; j++) h = mix64(h ^ words[i + (size_t)j]) + (uint64_t)j;
+        for (int j = 0; j < order; j++)
+            h = mix64(h ^ words[i + (size_t)j]) + (uint64_t)j;
         grams[i] = h;
     }
     return m;
@@ -167,7 +169,8 @@ static size_t count_distinct(uint64_t *v, size_t n) {
     if (n == 0) return 0;
     qsort(v, n, sizeof *v, cmp_u64);
     size_t d = 1;
-    for (size_t i = 1; i < n; i++) d += v[i] != v[i - 1];
+    for (size_t i = 1; i < n; i++)
+        d += v[i] != v[i - 1];
     return d;
 }
 
@@ -219,11 +222,13 @@ es_status es_distinct_n_pooled(const char *const *texts, size_t n_texts, int ord
             if (need > cap) {
                 size_t ncap = ES_MAX(need, cap * 2);
                 size_t bytes;
-                uint64_t *grown = es_mul_size(ncap, sizeof *all, &bytes) ? realloc(all, bytes) : NULL;
+                uint64_t *grown =
+                    es_mul_size(ncap, sizeof *all, &bytes) ? realloc(all, bytes) : NULL;
                 if (!grown) {
                     free(words);
                     free(all);
-                    return es_error(ES_ERR_NOMEM, "distinct-n: out of memory for %zu n-grams", ncap);
+                    return es_error(ES_ERR_NOMEM, "distinct-n: out of memory for %zu n-grams",
+                                    ncap);
                 }
                 all = grown;
                 cap = ncap;
@@ -286,7 +291,8 @@ void es_scores_from_lexicon(const es_lexicon_score *s, double prior,
     for (int e = 0; e < ES_EMO_COUNT; e++)
         if (isfinite(s->weight[e]) && s->weight[e] > 0) total += s->weight[e];
     for (int e = 0; e < ES_EMO_COUNT; e++)
-        scores[e] = isfinite(s->weight[e]) && s->weight[e] > 0 ? s->weight[e] / (total + prior) : 0.0;
+        scores[e] =
+            isfinite(s->weight[e]) && s->weight[e] > 0 ? s->weight[e] / (total + prior) : 0.0;
     scores[ES_EMO_COUNT] = prior / (total + prior);
 }
 

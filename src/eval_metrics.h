@@ -74,10 +74,10 @@
 /* ------------------------------------------------------------------------- */
 
 typedef struct es_stat {
-    int n;         /* finite values used */
-    double mean;   /* NaN if n == 0 */
-    double sd;     /* sample sd (n - 1), NaN if n < 2 */
-    double ci_lo;  /* 95% CI of the mean (Student t), NaN if n < 2 */
+    int n;        /* finite values used */
+    double mean;  /* NaN if n == 0 */
+    double sd;    /* sample sd (n - 1), NaN if n < 2 */
+    double ci_lo; /* 95% CI of the mean (Student t), NaN if n < 2 */
     double ci_hi;
 } es_stat;
 
@@ -93,10 +93,10 @@ double es_t975(int df);
  * and finite x, y. slope/intercept NaN with fewer than 2 distinct x; r2 NaN also when
  * all y are equal. */
 typedef struct es_linearity {
-    int n_points;     /* points used */
+    int n_points; /* points used */
     double slope;
     double intercept;
-    double r2;        /* coefficient of determination 1 - SS_res / SS_tot */
+    double r2; /* coefficient of determination 1 - SS_res / SS_tot */
 } es_linearity;
 
 es_linearity es_linear_fit(const double *x, const double *y, size_t n, double lo, double hi);
@@ -106,16 +106,16 @@ es_linearity es_linear_fit(const double *x, const double *y, size_t n, double lo
 /* ------------------------------------------------------------------------- */
 
 typedef struct es_fluency_params {
-    double degenerate_rep4;    /* rep-4 above this is degenerate (default 0.3) */
-    int degenerate_min_words;  /* fewer words than this is degenerate (default 3) */
+    double degenerate_rep4;   /* rep-4 above this is degenerate (default 0.3) */
+    int degenerate_min_words; /* fewer words than this is degenerate (default 3) */
 } es_fluency_params;
 
 es_fluency_params es_fluency_default_params(void);
 
 typedef struct es_text_fluency {
     int n_words;
-    double distinct2;  /* NaN with < 2 words */
-    double rep4;       /* 0 with < 4 words */
+    double distinct2; /* NaN with < 2 words */
+    double rep4;      /* 0 with < 4 words */
     bool degenerate;
 } es_text_fluency;
 
@@ -168,19 +168,19 @@ bool es_detect_label_add(const double *scores, int n_labels, int neutral, double
 /* ------------------------------------------------------------------------- */
 
 typedef struct es_gen_record {
-    char *emotion;     /* steered-to emotion (owned) */
-    double alpha;      /* steering strength */
-    char *query_id;    /* identifier of the query, e.g. "neutral-0042" (owned) */
-    int sample;        /* draw index >= 0 for one (emotion, alpha, query) */
-    uint64_t seed;     /* sampler seed of this draw */
-    char *prompt;      /* the query text (owned, may be "") */
-    char *response;    /* the generated text (owned, may be "") */
-    int n_tokens;      /* generated tokens (-1 = unknown) */
-    int n_labels;      /* entries of scores (0 when unscored) */
-    double *scores;    /* [n_labels] scorer shares in the run's label order, or NULL (owned) */
-    double valence;    /* e.g. VADER compound in [-1, 1]; NaN = not computed */
-    double ppl;        /* perplexity under the unsteered model; NaN = not computed */
-    double topic;      /* response-to-query similarity; NaN = not computed */
+    char *emotion;  /* steered-to emotion (owned) */
+    double alpha;   /* steering strength */
+    char *query_id; /* identifier of the query, e.g. "neutral-0042" (owned) */
+    int sample;     /* draw index >= 0 for one (emotion, alpha, query) */
+    uint64_t seed;  /* sampler seed of this draw */
+    char *prompt;   /* the query text (owned, may be "") */
+    char *response; /* the generated text (owned, may be "") */
+    int n_tokens;   /* generated tokens (-1 = unknown) */
+    int n_labels;   /* entries of scores (0 when unscored) */
+    double *scores; /* [n_labels] scorer shares in the run's label order, or NULL (owned) */
+    double valence; /* e.g. VADER compound in [-1, 1]; NaN = not computed */
+    double ppl;     /* perplexity under the unsteered model; NaN = not computed */
+    double topic;   /* response-to-query similarity; NaN = not computed */
 } es_gen_record;
 
 /* A record with every pointer NULL, counts 0, numbers NaN, n_tokens -1. */
@@ -196,14 +196,14 @@ void es_gen_record_clear(es_gen_record *rec);
 
 /* One (emotion, alpha). */
 typedef struct es_eval_cell {
-    int n;                   /* responses in the cell */
-    es_stat target_prob;     /* p(target emotion) */
-    es_stat eas;             /* absolute emotion score */
-    double eas_delta;        /* eas.mean - eas.mean at alpha 0; NaN without alpha 0 */
+    int n;               /* responses in the cell */
+    es_stat target_prob; /* p(target emotion) */
+    es_stat eas;         /* absolute emotion score */
+    double eas_delta;    /* eas.mean - eas.mean at alpha 0; NaN without alpha 0 */
     es_stat valence;
     es_stat topic;
-    es_stat log_ppl;         /* natural log of perplexity */
-    double ppl;              /* geometric mean perplexity exp(log_ppl.mean) */
+    es_stat log_ppl; /* natural log of perplexity */
+    double ppl;      /* geometric mean perplexity exp(log_ppl.mean) */
     es_stat distinct2;
     es_stat rep4;
     double degenerate_share; /* in [0, 1]; NaN if n == 0 */
@@ -228,9 +228,10 @@ typedef struct es_eval_kv {
 } es_eval_kv;
 
 /* The string fields of es_eval_settings, in results.json order: X(field). */
-#define ES_EVAL_SETTINGS_STRINGS(X)                                                              \
-    X(model_path) X(model_name) X(model_sha256) X(ev_path) X(ev_sha256) X(method) X(hook)      \
-    X(layers) X(query_file) X(query_sha256) X(scorer) X(created)
+#define ES_EVAL_SETTINGS_STRINGS(X)                                                                \
+    X(model_path)                                                                                  \
+    X(model_name) X(model_sha256) X(ev_path) X(ev_sha256) X(method) X(hook) X(layers)              \
+        X(query_file) X(query_sha256) X(scorer) X(created)
 
 /* What was run. Every string is owned and may be NULL (unknown). */
 typedef struct es_eval_settings {
@@ -239,15 +240,15 @@ typedef struct es_eval_settings {
     char *model_sha256;
     char *ev_path;
     char *ev_sha256;
-    char *method;      /* how the emotion vectors were made, e.g. "mean-diff" */
-    char *hook;        /* "attn_out", "mlp_out", "block_out" */
-    char *layers;      /* steered layers as text, e.g. "all" or "4-7" */
+    char *method; /* how the emotion vectors were made, e.g. "mean-diff" */
+    char *hook;   /* "attn_out", "mlp_out", "block_out" */
+    char *layers; /* steered layers as text, e.g. "all" or "4-7" */
     char *query_file;
     char *query_sha256;
-    char *scorer;      /* e.g. "lexicon" */
-    char *created;     /* ISO 8601 time */
+    char *scorer;  /* e.g. "lexicon" */
+    char *created; /* ISO 8601 time */
     uint64_t seed;
-    int n_samples;     /* draws per (emotion, alpha, query) */
+    int n_samples; /* draws per (emotion, alpha, query) */
     int max_tokens;
     int n_extra;
     es_eval_kv *extra; /* [n_extra] any other settings */
@@ -258,20 +259,20 @@ typedef struct es_eval_settings {
 typedef struct es_eval_results {
     es_eval_settings settings;
     int n_emotions;
-    char **emotions;         /* [n_emotions] steered-to emotions (rows) */
+    char **emotions; /* [n_emotions] steered-to emotions (rows) */
     int n_alphas;
-    double *alphas;          /* [n_alphas] ascending */
+    double *alphas; /* [n_alphas] ascending */
     int n_labels;
-    char **labels;           /* [n_labels] scorer labels (confusion columns) */
-    int neutral;             /* index of "neutral" in labels, or -1 */
-    int *emotion_label;      /* [n_emotions] label index of each emotion, -1 if absent */
-    es_eval_cell *cells;     /* [n_emotions][n_alphas] */
-    double lin_alpha_lo;     /* linearity range */
+    char **labels;       /* [n_labels] scorer labels (confusion columns) */
+    int neutral;         /* index of "neutral" in labels, or -1 */
+    int *emotion_label;  /* [n_emotions] label index of each emotion, -1 if absent */
+    es_eval_cell *cells; /* [n_emotions][n_alphas] */
+    double lin_alpha_lo; /* linearity range */
     double lin_alpha_hi;
-    es_linearity *linearity; /* [n_emotions] target prob mean vs alpha */
+    es_linearity *linearity;     /* [n_emotions] target prob mean vs alpha */
     es_linearity *linearity_eas; /* [n_emotions] EAS mean vs alpha */
-    double *confusion;       /* [n_alphas][n_emotions][n_labels] response counts */
-    double *accuracy;        /* [n_alphas] diagonal share, NaN if the matrix is empty */
+    double *confusion;           /* [n_alphas][n_emotions][n_labels] response counts */
+    double *accuracy;            /* [n_alphas] diagonal share, NaN if the matrix is empty */
     int n_samples;
     es_eval_sample *samples; /* [n_samples] */
     int n_records;           /* records summarised */
@@ -279,10 +280,10 @@ typedef struct es_eval_results {
 } es_eval_results;
 
 typedef struct es_summary_params {
-    double lin_alpha_lo;        /* linearity range (default 0) */
-    double lin_alpha_hi;        /*                 (default 2) */
+    double lin_alpha_lo; /* linearity range (default 0) */
+    double lin_alpha_hi; /*                 (default 2) */
     es_fluency_params fluency;
-    int samples_per_cell;       /* responses per cell in the sample table (default 1) */
+    int samples_per_cell; /* responses per cell in the sample table (default 1) */
 } es_summary_params;
 
 es_summary_params es_summary_default_params(void);
@@ -296,9 +297,8 @@ es_summary_params es_summary_default_params(void);
  * Records outside the emotion/alpha lists are counted in n_ignored.
  * On success *out is owned by the caller. */
 es_status es_eval_summarize(const es_gen_record *records, size_t n_records,
-                            const char *const *emotions, int n_emotions,
-                            const double *alphas, int n_alphas,
-                            const char *const *labels, int n_labels,
+                            const char *const *emotions, int n_emotions, const double *alphas,
+                            int n_alphas, const char *const *labels, int n_labels,
                             const es_eval_settings *settings, const es_summary_params *params,
                             es_eval_results **out);
 

@@ -36,7 +36,9 @@
 
 /* ---- writing --------------------------------------------------------------- */
 
-static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+static json_t *jnum(double v) {
+    return isfinite(v) ? json_real(v) : json_null();
+}
 
 static json_t *jstr(const char *s) {
     if (!s) return json_null();
@@ -97,8 +99,10 @@ static json_t *results_to_json(const es_eval_results *r) {
     put(js, "extra", extra, &ok);
     for (int i = 0; i < s->n_extra; i++) {
         char *k = es_utf8_sanitize(s->extra[i].key);
-        if (!k) ok = false;
-        else put(extra, k, jstr(s->extra[i].value), &ok);
+        if (!k)
+            ok = false;
+        else
+            put(extra, k, jstr(s->extra[i].value), &ok);
         free(k);
     }
 
@@ -219,7 +223,8 @@ static es_status read_num(const reader *rd, json_t *o, const char *key, const ch
     snprintf(path, sizeof path, "%s.%s", where, key);
     if (!v) return required ? bad(rd, path, "missing") : ES_OK;
     if (json_is_null(v) && !required) return ES_OK;
-    if (!json_is_number(v)) return bad(rd, path, required ? "expected a number" : "expected a number or null");
+    if (!json_is_number(v))
+        return bad(rd, path, required ? "expected a number" : "expected a number or null");
     *out = json_number_value(v);
     if (required && !isfinite(*out)) return bad(rd, path, "not finite");
     return ES_OK;
@@ -238,7 +243,8 @@ static es_status read_int(const reader *rd, json_t *o, const char *key, const ch
     return ES_OK;
 }
 
-static es_status read_str(const reader *rd, json_t *o, const char *key, const char *where, char **out) {
+static es_status read_str(const reader *rd, json_t *o, const char *key, const char *where,
+                          char **out) {
     json_t *v = json_object_get(o, key);
     *out = NULL;
     char path[256];
@@ -249,7 +255,8 @@ static es_status read_str(const reader *rd, json_t *o, const char *key, const ch
     return *out ? ES_OK : ES_ERR_NOMEM;
 }
 
-static es_status read_stat(const reader *rd, json_t *o, const char *key, const char *where, es_stat *s) {
+static es_status read_stat(const reader *rd, json_t *o, const char *key, const char *where,
+                           es_stat *s) {
     json_t *v = json_object_get(o, key);
     char path[256];
     snprintf(path, sizeof path, "%s.%s", where, key);
@@ -337,12 +344,14 @@ static es_status read_settings(const reader *rd, json_t *root, es_eval_settings 
         char *end;
         errno = 0;
         s->seed = strtoull(json_string_value(seed), &end, 10);
-        if (*end || errno || !*json_string_value(seed)) return bad(rd, "settings.seed", "not an integer");
+        if (*end || errno || !*json_string_value(seed))
+            return bad(rd, "settings.seed", "not an integer");
     } else if (seed && !json_is_null(seed)) {
         return bad(rd, "settings.seed", "expected a non-negative integer");
     }
     if ((st = read_int(rd, js, "n_samples", "settings", false, &s->n_samples)) != ES_OK) return st;
-    if ((st = read_int(rd, js, "max_tokens", "settings", false, &s->max_tokens)) != ES_OK) return st;
+    if ((st = read_int(rd, js, "max_tokens", "settings", false, &s->max_tokens)) != ES_OK)
+        return st;
     json_t *extra = json_object_get(js, "extra");
     if (extra && !json_is_null(extra)) {
         if (!json_is_object(extra)) return bad(rd, "settings.extra", "expected an object");
@@ -389,7 +398,8 @@ static es_status read_cells(const reader *rd, json_t *root, es_eval_results *r) 
             (st = read_num(rd, o, "ppl", where, false, &c->ppl)) != ES_OK ||
             (st = read_stat(rd, o, "distinct2", where, &c->distinct2)) != ES_OK ||
             (st = read_stat(rd, o, "rep4", where, &c->rep4)) != ES_OK ||
-            (st = read_num(rd, o, "degenerate_share", where, false, &c->degenerate_share)) != ES_OK ||
+            (st = read_num(rd, o, "degenerate_share", where, false, &c->degenerate_share)) !=
+                ES_OK ||
             (st = read_stat(rd, o, "n_words", where, &c->n_words)) != ES_OK)
             return st;
     }
@@ -447,24 +457,28 @@ static es_status read_samples(const reader *rd, json_t *root, es_eval_results *r
         es_eval_sample *s = &r->samples[r->n_samples++];
         s->detected = -1;
         json_t *em = json_object_get(o, "emotion");
-        if (!json_is_string(em) || (s->emotion = index_of_name(r->emotions, r->n_emotions,
-                                                              json_string_value(em))) < 0)
+        if (!json_is_string(em) ||
+            (s->emotion = index_of_name(r->emotions, r->n_emotions, json_string_value(em))) < 0)
             return bad(rd, where, "\"emotion\" is not one of \"emotions\"");
         double alpha;
         es_status st = read_num(rd, o, "alpha", where, true, &alpha);
         if (st != ES_OK) return st;
-        if ((s->alpha = index_of_alpha(r, alpha)) < 0) return bad(rd, where, "alpha not listed in \"alphas\"");
+        if ((s->alpha = index_of_alpha(r, alpha)) < 0)
+            return bad(rd, where, "alpha not listed in \"alphas\"");
         if ((st = read_str(rd, o, "query_id", where, &s->query_id)) != ES_OK ||
             (st = read_str(rd, o, "prompt", where, &s->prompt)) != ES_OK ||
             (st = read_str(rd, o, "response", where, &s->response)) != ES_OK ||
             (st = read_num(rd, o, "target_prob", where, false, &s->target_prob)) != ES_OK)
             return st;
-        if ((!s->query_id && !(s->query_id = es_strdup(""))) || (!s->prompt && !(s->prompt = es_strdup(""))) ||
+        if ((!s->query_id && !(s->query_id = es_strdup(""))) ||
+            (!s->prompt && !(s->prompt = es_strdup(""))) ||
             (!s->response && !(s->response = es_strdup(""))))
             return ES_ERR_NOMEM;
         json_t *det = json_object_get(o, "detected");
-        if (det && json_is_string(det)) s->detected = index_of_name(r->labels, r->n_labels, json_string_value(det));
-        else if (det && !json_is_null(det)) return bad(rd, where, "\"detected\" must be a label or null");
+        if (det && json_is_string(det))
+            s->detected = index_of_name(r->labels, r->n_labels, json_string_value(det));
+        else if (det && !json_is_null(det))
+            return bad(rd, where, "\"detected\" must be a label or null");
     }
     return ES_OK;
 }
@@ -473,10 +487,11 @@ static es_status results_from_json(const reader *rd, json_t *root, es_eval_resul
     if (!json_is_object(root)) return bad(rd, "(top level)", "expected an object");
     json_t *fmt = json_object_get(root, "format");
     if (!json_is_string(fmt) || strncmp(json_string_value(fmt), "emosteer-results/", 17))
-        return bad(rd, "format", "missing or not \"emosteer-results/N\" (not an emosteer results.json?)");
+        return bad(rd, "format",
+                   "missing or not \"emosteer-results/N\" (not an emosteer results.json?)");
     if (strcmp(json_string_value(fmt), ES_RESULTS_FORMAT))
-        return es_error(ES_ERR_UNSUPPORTED, "%s: format %s is not %s", rd->file, json_string_value(fmt),
-                        ES_RESULTS_FORMAT);
+        return es_error(ES_ERR_UNSUPPORTED, "%s: format %s is not %s", rd->file,
+                        json_string_value(fmt), ES_RESULTS_FORMAT);
     const char **emotions = NULL, **labels = NULL;
     int ne = 0, nl = 0;
     double *alphas = NULL;
@@ -508,11 +523,14 @@ static es_status results_from_json(const reader *rd, json_t *root, es_eval_resul
             goto done;
         }
     }
-    if ((st = es_eval_results_alloc(ne, emotions, (int)na, alphas, nl, labels, &r)) != ES_OK) goto done;
+    if ((st = es_eval_results_alloc(ne, emotions, (int)na, alphas, nl, labels, &r)) != ES_OK)
+        goto done;
     if ((st = read_settings(rd, root, &r->settings)) != ES_OK) goto done;
     r->n_records = r->n_ignored = 0;
-    if ((st = read_int(rd, root, "n_records", "(top level)", false, &r->n_records)) != ES_OK) goto done;
-    if ((st = read_int(rd, root, "n_ignored", "(top level)", false, &r->n_ignored)) != ES_OK) goto done;
+    if ((st = read_int(rd, root, "n_records", "(top level)", false, &r->n_records)) != ES_OK)
+        goto done;
+    if ((st = read_int(rd, root, "n_ignored", "(top level)", false, &r->n_ignored)) != ES_OK)
+        goto done;
     json_t *lin = json_object_get(root, "linearity");
     if (lin && !json_is_null(lin)) {
         if (!json_is_object(lin)) {
@@ -553,7 +571,8 @@ done:
     return ES_OK;
 }
 
-static es_status parse_root(json_t *root, const json_error_t *err, const char *name, es_eval_results **out) {
+static es_status parse_root(json_t *root, const json_error_t *err, const char *name,
+                            es_eval_results **out) {
     if (!root)
         return es_error(ES_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", name, err->line,
                         err->column, err->text);
@@ -583,8 +602,10 @@ es_status es_results_parse(const char *json, size_t len, const char *name, es_ev
 /* ---- summary.csv --------------------------------------------------------------- */
 
 static void csv_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, ",%.6g", v);
-    else fputc(',', f);
+    if (isfinite(v))
+        fprintf(f, ",%.6g", v);
+    else
+        fputc(',', f);
 }
 
 /* A field quoted when it holds a comma, quote or line break (RFC 4180). */
@@ -639,20 +660,24 @@ es_status es_results_write_csv(const es_eval_results *r, const char *path) {
 
 /* ---- compare ----------------------------------------------------------------- */
 
-static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
+static const char *or_dash(const char *s) {
+    return s && *s ? s : "-";
+}
 
 static void cmp_row(FILE *out, const char *what, const char *a, const char *b) {
     /* long values (paths) keep their last 30 characters */
     const char *va = or_dash(a), *vb = or_dash(b);
     size_t la = strlen(va), lb = strlen(vb);
-    fprintf(out, "%-16s %s%-30.30s %s%-30.30s%s\n", what, la > 30 ? "..." : "", la > 30 ? va + la - 27 : va,
-            lb > 30 ? "..." : "", lb > 30 ? vb + lb - 27 : vb,
+    fprintf(out, "%-16s %s%-30.30s %s%-30.30s%s\n", what, la > 30 ? "..." : "",
+            la > 30 ? va + la - 27 : va, lb > 30 ? "..." : "", lb > 30 ? vb + lb - 27 : vb,
             (a && b && strcmp(a, b)) || (!a) != (!b) ? "  *" : "");
 }
 
 static void fmt_num(char *buf, size_t n, double v, const char *fmt) {
-    if (isfinite(v)) snprintf(buf, n, fmt, v);
-    else snprintf(buf, n, "-");
+    if (isfinite(v))
+        snprintf(buf, n, fmt, v);
+    else
+        snprintf(buf, n, "-");
 }
 
 /* union of the alphas of a and b, ascending (at most n_a + n_b) */
@@ -662,7 +687,8 @@ static int alpha_union(const es_eval_results *a, const es_eval_results *b, doubl
         const es_eval_results *r = k ? b : a;
         for (int i = 0; i < r->n_alphas; i++) {
             int found = 0;
-            for (int j = 0; j < n; j++) found |= fabs(out[j] - r->alphas[i]) <= 1e-9 * ES_MAX(1.0, fabs(out[j]));
+            for (int j = 0; j < n; j++)
+                found |= fabs(out[j] - r->alphas[i]) <= 1e-9 * ES_MAX(1.0, fabs(out[j]));
             if (!found) out[n++] = r->alphas[i];
         }
     }
@@ -675,8 +701,8 @@ static int alpha_union(const es_eval_results *a, const es_eval_results *b, doubl
     return n;
 }
 
-es_status es_results_compare(const es_eval_results *a, const char *name_a,
-                             const es_eval_results *b, const char *name_b, FILE *out) {
+es_status es_results_compare(const es_eval_results *a, const char *name_a, const es_eval_results *b,
+                             const char *name_b, FILE *out) {
     if (!a || !b || !out) return es_error(ES_ERR_INVALID_ARG, "compare: NULL argument");
     char sa[64], sb[64];
     fprintf(out, "A: %s\nB: %s\n\n", or_dash(name_a), or_dash(name_b));
@@ -704,7 +730,8 @@ es_status es_results_compare(const es_eval_results *a, const char *name_a,
     if (!alphas) return ES_ERR_NOMEM;
     int na = alpha_union(a, b, alphas);
 
-    fputs("mean target-emotion probability (A | B) per alpha; slope and R^2 of the linear fit\n", out);
+    fputs("mean target-emotion probability (A | B) per alpha; slope and R^2 of the linear fit\n",
+          out);
     fprintf(out, "%-12s", "emotion");
     for (int i = 0; i < na; i++) {
         char h[32];
@@ -724,8 +751,10 @@ es_status es_results_compare(const es_eval_results *a, const char *name_a,
             for (int i = 0; i < na; i++) {
                 int ia = ea >= 0 ? index_of_alpha(a, alphas[i]) : -1;
                 int ib = eb >= 0 ? index_of_alpha(b, alphas[i]) : -1;
-                fmt_num(sa, sizeof sa, ia >= 0 ? es_eval_cell_at(a, ea, ia)->target_prob.mean : NAN, "%.3f");
-                fmt_num(sb, sizeof sb, ib >= 0 ? es_eval_cell_at(b, eb, ib)->target_prob.mean : NAN, "%.3f");
+                fmt_num(sa, sizeof sa, ia >= 0 ? es_eval_cell_at(a, ea, ia)->target_prob.mean : NAN,
+                        "%.3f");
+                fmt_num(sb, sizeof sb, ib >= 0 ? es_eval_cell_at(b, eb, ib)->target_prob.mean : NAN,
+                        "%.3f");
                 char cell[160];
                 snprintf(cell, sizeof cell, "%s|%s", sa, sb);
                 fprintf(out, " %15s", cell);

@@ -24,9 +24,11 @@ void es_eval_settings_clear(es_eval_settings *s) {
 }
 
 es_status es_eval_settings_add(es_eval_settings *s, const char *key, const char *value) {
-    if (!s || !key || !value) return es_error(ES_ERR_INVALID_ARG, "eval: settings_add: NULL key or value");
+    if (!s || !key || !value)
+        return es_error(ES_ERR_INVALID_ARG, "eval: settings_add: NULL key or value");
     size_t bytes;
-    if (s->n_extra >= INT32_MAX / 2 || !es_mul_size((size_t)s->n_extra + 1, sizeof *s->extra, &bytes))
+    if (s->n_extra >= INT32_MAX / 2 ||
+        !es_mul_size((size_t)s->n_extra + 1, sizeof *s->extra, &bytes))
         return es_error(ES_ERR_NOMEM, "eval: too many settings");
     es_eval_kv *grown = realloc(s->extra, bytes);
     if (!grown) return es_error(ES_ERR_NOMEM, "eval: out of memory for setting %s", key);
@@ -65,8 +67,10 @@ nomem:
 void es_eval_results_free(es_eval_results *r) {
     if (!r) return;
     es_eval_settings_clear(&r->settings);
-    for (int i = 0; i < r->n_emotions && r->emotions; i++) free(r->emotions[i]);
-    for (int i = 0; i < r->n_labels && r->labels; i++) free(r->labels[i]);
+    for (int i = 0; i < r->n_emotions && r->emotions; i++)
+        free(r->emotions[i]);
+    for (int i = 0; i < r->n_labels && r->labels; i++)
+        free(r->labels[i]);
     for (int i = 0; i < r->n_samples && r->samples; i++) {
         free(r->samples[i].query_id);
         free(r->samples[i].prompt);
@@ -143,7 +147,8 @@ es_status es_eval_results_alloc(int n_emotions, const char *const *emotions, int
         cell->log_ppl = cell->distinct2 = cell->rep4 = cell->n_words = stat_none;
         cell->eas_delta = cell->ppl = cell->degenerate_share = NAN;
     }
-    for (int a = 0; a < n_alphas; a++) r->accuracy[a] = NAN;
+    for (int a = 0; a < n_alphas; a++)
+        r->accuracy[a] = NAN;
     *out = r;
     return ES_OK;
 nomem:
@@ -187,8 +192,8 @@ static int find_name(const char *const *names, int n, const char *s) {
 /* The row and column lists: given, or collected from the records. On success
  * *emo / *alp are malloc'ed arrays (names borrowed from records or the caller). */
 static es_status collect_axes(const es_gen_record *recs, size_t n_recs, const char *const *emotions,
-                              int n_emotions, const double *alphas, int n_alphas,
-                              const char ***emo, int *n_emo, double **alp, int *n_alp) {
+                              int n_emotions, const double *alphas, int n_alphas, const char ***emo,
+                              int *n_emo, double **alp, int *n_alp) {
     size_t cap = n_emotions > 0 ? (size_t)n_emotions : ES_MAX(n_recs, (size_t)1);
     const char **e = es_calloc(cap, sizeof *e);
     size_t acap = n_alphas > 0 ? (size_t)n_alphas : ES_MAX(n_recs, (size_t)1);
@@ -226,7 +231,8 @@ static es_status collect_axes(const es_gen_record *recs, size_t n_recs, const ch
         }
     } else {
         for (size_t i = 0; i < n_recs; i++)
-            if (isfinite(recs[i].alpha) && find_alpha(a, na, recs[i].alpha) < 0) a[na++] = recs[i].alpha;
+            if (isfinite(recs[i].alpha) && find_alpha(a, na, recs[i].alpha) < 0)
+                a[na++] = recs[i].alpha;
     }
     qsort(a, (size_t)na, sizeof *a, cmp_double);
     if (ne == 0 || na == 0) {
@@ -269,8 +275,10 @@ static es_status fill_cell(es_eval_results *r, int e, int a, const es_gen_record
         s->rep4[k] = f.rep4;
         s->words[k] = f.n_words;
         n_degen += f.degenerate;
-        if (sc) es_detect_label_add(sc, r->n_labels, r->neutral, row);
-        else if (r->neutral >= 0) row[r->neutral] += 1.0; /* unscored: counts as neutral */
+        if (sc)
+            es_detect_label_add(sc, r->n_labels, r->neutral, row);
+        else if (r->neutral >= 0)
+            row[r->neutral] += 1.0; /* unscored: counts as neutral */
     }
     cell->n = (int)n;
     cell->target_prob = es_stat_of(s->tp, n);
@@ -323,9 +331,8 @@ static es_status add_samples(es_eval_results *r, int e, int a, const es_gen_reco
 }
 
 es_status es_eval_summarize(const es_gen_record *records, size_t n_records,
-                            const char *const *emotions, int n_emotions,
-                            const double *alphas, int n_alphas,
-                            const char *const *labels, int n_labels,
+                            const char *const *emotions, int n_emotions, const double *alphas,
+                            int n_alphas, const char *const *labels, int n_labels,
                             const es_eval_settings *settings, const es_summary_params *params,
                             es_eval_results **out) {
     if ((!records && n_records) || !out || n_labels < 0 || (n_labels && !labels))
@@ -379,10 +386,13 @@ es_status es_eval_summarize(const es_gen_record *records, size_t n_records,
         int e = find_name((const char *const *)r->emotions, ne, records[i].emotion);
         int a = isfinite(records[i].alpha) ? find_alpha(r->alphas, na, records[i].alpha) : -1;
         cell_of[i] = e < 0 || a < 0 ? -1 : e * na + a;
-        if (cell_of[i] < 0) r->n_ignored++;
-        else start[cell_of[i] + 1]++;
+        if (cell_of[i] < 0)
+            r->n_ignored++;
+        else
+            start[cell_of[i] + 1]++;
     }
-    for (size_t c = 0; c < n_cells; c++) start[c + 1] += start[c];
+    for (size_t c = 0; c < n_cells; c++)
+        start[c + 1] += start[c];
     memcpy(fillpos, start, n_cells * sizeof *start);
     for (size_t i = 0; i < n_records; i++)
         if (cell_of[i] >= 0) idx[fillpos[cell_of[i]]++] = i;
@@ -398,7 +408,8 @@ es_status es_eval_summarize(const es_gen_record *records, size_t n_records,
             size_t c = (size_t)e * (size_t)na + (size_t)a;
             size_t n = start[c + 1] - start[c];
             if ((st = fill_cell(r, e, a, records, idx + start[c], n, &p, &s)) != ES_OK) goto done;
-            if ((st = add_samples(r, e, a, records, idx + start[c], n, p.samples_per_cell)) != ES_OK)
+            if ((st = add_samples(r, e, a, records, idx + start[c], n, p.samples_per_cell)) !=
+                ES_OK)
                 goto done;
         }
 
@@ -419,7 +430,8 @@ es_status es_eval_summarize(const es_gen_record *records, size_t n_records,
             y2[a] = cell->eas.mean;
         }
         r->linearity[e] = es_linear_fit(r->alphas, y, (size_t)na, p.lin_alpha_lo, p.lin_alpha_hi);
-        r->linearity_eas[e] = es_linear_fit(r->alphas, y2, (size_t)na, p.lin_alpha_lo, p.lin_alpha_hi);
+        r->linearity_eas[e] =
+            es_linear_fit(r->alphas, y2, (size_t)na, p.lin_alpha_lo, p.lin_alpha_hi);
     }
     free(y);
     free(y2);
@@ -427,7 +439,8 @@ es_status es_eval_summarize(const es_gen_record *records, size_t n_records,
         double diag = 0, total = 0;
         for (int e = 0; e < ne; e++) {
             const double *row = es_eval_confusion_row(r, a, e);
-            for (int l = 0; l < r->n_labels; l++) total += row[l];
+            for (int l = 0; l < r->n_labels; l++)
+                total += row[l];
             if (r->emotion_label[e] >= 0) diag += row[r->emotion_label[e]];
         }
         r->accuracy[a] = total > 0 ? diag / total : NAN;
@@ -438,7 +451,8 @@ done:
     free(start);
     free(idx);
     free(fillpos);
-    for (size_t i = 0; i < ES_ARRAY_LEN(arrays); i++) free(*arrays[i]);
+    for (size_t i = 0; i < ES_ARRAY_LEN(arrays); i++)
+        free(*arrays[i]);
     if (st != ES_OK) goto fail;
     *out = r;
     return ES_OK;

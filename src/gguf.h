@@ -95,7 +95,8 @@ char *es_gguf_get_str_dup(const es_gguf *g, const char *key);
 /* Arrays. es_gguf_get_arr returns the element type and count of an array key. */
 es_status es_gguf_get_arr(const es_gguf *g, const char *key, es_gguf_vtype *elem_type,
                           uint64_t *n);
-/* Pointer to the raw little-endian elements of a numeric array (not strings/arrays). */
+/* Pointer to the raw little-endian elements of a numeric array (not strings/arrays), or
+ * NULL. Inside the image, so possibly unaligned: read elements with memcpy. */
 const void *es_gguf_arr_data(const es_gguf *g, const char *key);
 /* i-th string of a string array (bounds-checked: returns {NULL,0} if out of range). */
 es_gguf_str es_gguf_arr_str(const es_gguf *g, const char *key, uint64_t i);

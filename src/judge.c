@@ -2,14 +2,15 @@
  * judge.c — zero-shot emotion judge: yes/no questions to any GGUF model, scored by the
  * next-token probabilities of "yes" and "no" (the method is described in emosteer.h).
  *
- * Batching. The prompts of one text differ only after the text (the question), so for
- * each text the longest common token prefix of its 6 x 3 prompts is decoded once into
- * the text's own sequence, and each question is then decoded as a continuation from
- * the end of that prefix: es_decode drops the positions a sequence had cached after
- * the first position of its new tokens, so question q + 1 replaces question q. Up to
- * n_seq texts go side by side: one batch (or a few) for their prefixes, then one batch
- * per question holding that question for every text, with logits at each sequence's
- * last token only.
+ * Batching. The prompts of one text differ only after the text, so they form a small
+ * tree: the tokens all 18 prompts of a text share (template, text, instruction), then
+ * per wording the tokens its 6 questions share ("Does this text express"), then each
+ * question's end. Each text gets its own sequence; its shared prefix is decoded once,
+ * then each wording's part as a continuation of it, then each question's end as a
+ * continuation of that: es_decode drops the positions a sequence had cached after the
+ * first position of its new tokens, so a later branch replaces an earlier one. Up to
+ * n_seq texts go side by side, every step decoding the same branch for all of them in
+ * one batch, with logits at each sequence's last token only.
  */
 #include "judge.h"
 
@@ -73,8 +74,8 @@ static const char *const q_emotion[N_WORDINGS] = {
 };
 static const char *const q_neutral[N_WORDINGS] = {
     "Does the speaker of this text feel no particular emotion?",
+    "Does this text express no particular emotion?",
     "Is this text emotionally neutral?",
-    "Is the emotion of this text neutral?",
 };
 
 void es_judge_question(int label, int wording, char *buf, size_t cap) {
@@ -238,15 +239,16 @@ es_status es_judge_prepare_text(const es_judge *j, const char *text, int max_tok
 /* Prompt tokens of an already prepared text. */
 static es_status build_prompt(const es_judge *j, const char *text, int label, int wording,
                               int32_t **toks, int *n_toks) {
-    static const char head[] = "Text: ", mid[] = "\nQuestion: ", tail[] = " Answer yes or no.",
+    static const char head[] = "Text: ",
+                      mid[] = "\nAnswer the question about this text with yes or no.\nQuestion: ",
                       plain_end[] = "\nAnswer:";
     char question[128];
     es_judge_question(label, wording, question, sizeof question);
     size_t lt = strlen(text), lq = strlen(question);
-    size_t total = sizeof head + lt + sizeof mid + lq + sizeof tail + sizeof plain_end;
+    size_t total = sizeof head + lt + sizeof mid + lq + sizeof plain_end;
     char *content = malloc(total);
     if (!content) return es_error(ES_ERR_NOMEM, "judge: out of memory for a prompt");
-    snprintf(content, total, "%s%s%s%s%s%s", head, text, mid, question, tail,
+    snprintf(content, total, "%s%s%s%s%s", head, text, mid, question,
              j->fmt == ES_CHAT_NONE ? plain_end : "");
     es_status st;
     if (j->fmt == ES_CHAT_NONE) {
@@ -288,8 +290,22 @@ es_status es_judge_prompt_tokens(const es_judge *j, const char *text, int label,
 typedef struct text_prompts {
     int32_t *toks[N_PROMPTS]; /* owned */
     int len[N_PROMPTS];
-    int prefix;               /* shared leading tokens, < every len */
+    int prefix;               /* leading tokens all prompts share, < every len */
+    int group[N_WORDINGS];    /* leading tokens the prompts of a wording share, >= prefix and
+                                 < the length of each of them */
 } text_prompts;
+
+/* Length of the common prefix of the prompts p0, p0 + step, ... (below n), at most
+ * each length - 1 so that every prompt keeps its last token. */
+static int common_prefix(const text_prompts *tp, int p0, int step, int n) {
+    int pre = tp->len[p0] - 1;
+    for (int p = p0 + step; p < n; p += step) {
+        int k = 0, lim = ES_MIN(pre, tp->len[p] - 1);
+        while (k < lim && tp->toks[p][k] == tp->toks[p0][k]) k++;
+        pre = k;
+    }
+    return ES_MAX(pre, 0);
+}
 
 static void text_prompts_free(text_prompts *tp) {
     for (int p = 0; p < N_PROMPTS; p++) free(tp->toks[p]), tp->toks[p] = NULL;
@@ -313,13 +329,9 @@ static es_status make_text_prompts(const es_judge *j, const char *text, text_pro
             return st;
         }
         if (longest <= j->n_ctx) {
-            int pre = tp->len[0] - 1;
-            for (int p = 1; p < N_PROMPTS; p++) {
-                int k = 0, lim = ES_MIN(pre, tp->len[p] - 1);
-                while (k < lim && tp->toks[p][k] == tp->toks[0][k]) k++;
-                pre = k;
-            }
-            tp->prefix = ES_MAX(pre, 0);
+            tp->prefix = common_prefix(tp, 0, 1, N_PROMPTS);
+            for (int w = 0; w < N_WORDINGS; w++)
+                tp->group[w] = ES_MAX(common_prefix(tp, w, N_WORDINGS, N_PROMPTS), tp->prefix);
             return ES_OK;
         }
         /* the text took more tokens inside the prompt than alone: cut it further */
@@ -495,15 +507,23 @@ es_status es_judge_score_raw(es_judge *j, const char *const *texts, int n, doubl
         for (int t = 0; t < m && st == ES_OK; t++)
             segs[t] = (es_tf_seg){tp[t].toks[0], tp[t].prefix, t, 0, 0, 0};
         if (st == ES_OK) st = es_tf_decode(j->ctx, segs, m, j->n_seq, NULL, NULL);
-        /* each question after its text's prefix, all texts together */
+        /* per wording: its shared part, then each question's end */
         run.first_text = first;
-        for (int q = 0; q < N_PROMPTS && st == ES_OK; q++) {
+        for (int w = 0; w < N_WORDINGS && st == ES_OK; w++) {
             for (int t = 0; t < m; t++) {
-                int len = tp[t].len[q] - tp[t].prefix;
-                segs[t] = (es_tf_seg){tp[t].toks[q] + tp[t].prefix, len, t, tp[t].prefix, len - 1, len};
+                int pre = tp[t].prefix;
+                segs[t] = (es_tf_seg){tp[t].toks[w] + pre, tp[t].group[w] - pre, t, pre, 0, 0};
             }
-            run.prompt = q;
-            st = es_tf_decode(j->ctx, segs, m, j->n_seq, on_answer_logits, &run);
+            st = es_tf_decode(j->ctx, segs, m, j->n_seq, NULL, NULL);
+            for (int l = 0; l < N_LABELS && st == ES_OK; l++) {
+                int q = l * N_WORDINGS + w;
+                for (int t = 0; t < m; t++) {
+                    int g = tp[t].group[w], len = tp[t].len[q] - g;
+                    segs[t] = (es_tf_seg){tp[t].toks[q] + g, len, t, g, len - 1, len};
+                }
+                run.prompt = q;
+                st = es_tf_decode(j->ctx, segs, m, j->n_seq, on_answer_logits, &run);
+            }
         }
         for (int t = 0; t < built; t++) text_prompts_free(&tp[t]);
     }

@@ -123,22 +123,22 @@ void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_i
 void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                              int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
-/* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights. */
+/* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 and
+ * Q4_K/Q5_K/Q6_K weights. */
 typedef struct {
-    float d;   /* activation block scale */
-    float ms;  /* Q8_1 activations: s (= d * sum q) for the weights' min term; else 0 */
+    float d;   /* activation scale of the group's block */
+    float ms;  /* d * sum q (Q8_1: its stored s), for the weights' mins */
     int32_t c; /* weight offset * sum q, subtracted from the biased integer dot */
     int32_t pad;
 } es_xinfo;
 /* True when the CPU has AVX-VNNI (and es_type_get hands out AVX2 kernels). */
 bool es_vnni_supported(void);
-/* The bias added to make the type's quants unsigned (Q8_0 128, Q4_0 8, Q5_0 16,
- * Q4_1/Q5_1 0), or -1 for a type without a packed integer path. */
-int es_vnni_weight_offset(int type);
-/* es_xinfo for the nb blocks of one activation row xq (vec_dot_type of `type`). */
-void es_vnni_xinfo(int type, const uint8_t *xq, int64_t nb, es_xinfo *out);
+/* Weights per scale group (32 or 16) of a type the packed path handles, else 0. */
+int es_vnni_group_size(int type);
+/* es_xinfo for the n_in / group_size groups of one activation row xq (vec_dot_type). */
+void es_vnni_xinfo(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out);
 /* y[t][r] for rows [r0, r1) and all tokens; xq: n_tok activation rows of x_row bytes,
- * xi: [n_tok][n_in / 32]. */
+ * xi: [n_tok][n_in / group_size]. */
 void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                          const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 #endif

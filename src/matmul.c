@@ -9,7 +9,8 @@
  *   - rows × vec_dot: any type; the decode case (n_tok == 1), memory bound;
  *   - tiled f32 (matmul_avx2.c, or matmul_avx512.c where the CPU has AVX-512F):
  *     F32/F16/BF16 weights, n_tok > 1;
- *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, n_tok >= 4, AVX-VNNI.
+ *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K,
+ *     n_tok >= 4, AVX-VNNI.
  * All three give the same sums up to float rounding (integer block sums are exact).
  */
 #include "matmul.h"
@@ -39,8 +40,8 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     if (!es_mul_size(act_row_bytes(t, n_in), (size_t)n_tok, &total)) return SIZE_MAX;
 #ifndef ES_NO_SIMD
     /* es_xinfo per token and block for the packed integer path */
-    if (es_vnni_weight_offset(type) >= 0 &&
-        (!es_mul_size((size_t)n_tok * (size_t)(n_in / 32), sizeof(es_xinfo), &info) ||
+    const int gs = es_vnni_group_size(type);
+    if (gs > 0 && (!es_mul_size((size_t)n_tok * (size_t)(n_in / gs), sizeof(es_xinfo), &info) ||
          !es_add_size(total, align_up(info), &total)))
         return SIZE_MAX;
 #endif
@@ -60,7 +61,8 @@ typedef struct {
     const float *x;    /* [n_tok][n_in] */
     const uint8_t *xq; /* [n_tok] rows of x_row bytes in vec_dot_type (x itself for F32) */
     size_t x_row;
-    void *xinfo;       /* es_xinfo [n_tok][n_in / 32] (packed path) */
+    void *xinfo;       /* es_xinfo [n_tok][n_in / group_size] (packed path) */
+    int group_size;    /* packed path: weights per scale group */
     int64_t n_tok;
     float *y;          /* [n_tok][n_out] */
     int64_t chunk;     /* output rows per chunk */
@@ -76,7 +78,7 @@ static void convert_task(void *p, int ith, int nth) {
         vt->from_float(t->x + i * t->n_in, row, t->n_in);
 #ifndef ES_NO_SIMD
         if (t->path == PATH_PACKED_Q)
-            es_vnni_xinfo(t->type, row, t->n_in / 32, (es_xinfo *)t->xinfo + i * (t->n_in / 32));
+            es_vnni_xinfo(t->type, row, t->n_in, (es_xinfo *)t->xinfo + i * (t->n_in / t->group_size));
 #endif
     }
 }
@@ -119,8 +121,8 @@ static mm_path choose_path(int type, int64_t n_in, int64_t n_tok) {
     if (n_tok > 1 && es_kernels_have_avx2() &&
         (type == ES_TYPE_F32 || type == ES_TYPE_F16 || type == ES_TYPE_BF16))
         return PATH_TILED_F32;
-    if (n_tok >= ES_MM_VNNI_MIN_TOK && n_in % 32 == 0 && es_vnni_weight_offset(type) >= 0 && es_vnni_supported())
-        return PATH_PACKED_Q;
+    const int gs = es_vnni_group_size(type);
+    if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_vnni_supported()) return PATH_PACKED_Q;
 #endif
     (void)type, (void)n_in, (void)n_tok;
     return PATH_VEC_DOT;
@@ -134,6 +136,9 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
         .tt = tt,
         .type = type,
         .path = choose_path(type, n_in, n_tok),
+#ifndef ES_NO_SIMD
+        .group_size = es_vnni_group_size(type),
+#endif
         .W = W,
         .w_row = es_row_size(type, n_in),
         .n_out = n_out,

@@ -8,6 +8,7 @@
  * Compiled with per-function target attributes, so the file needs no special flags;
  * on builds without SIMD it is empty.
  */
+#include "cpu.h"
 #include "kernels.h"
 
 #if !defined(ES_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
@@ -26,9 +27,8 @@
 bool es_avx512_supported(void) {
     static int cached = -1;
     if (cached < 0) {
-        __builtin_cpu_init();
         const char *off = getenv("ES_NO_AVX512");
-        cached = es_kernels_have_avx2() && __builtin_cpu_supports("avx512f") && !(off && off[0] && off[0] != '0');
+        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVX512F) && !(off && off[0] && off[0] != '0');
     }
     return cached == 1;
 }

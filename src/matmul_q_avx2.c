@@ -1,88 +1,132 @@
 /*
- * matmul_q_avx2.c — es_matmul's prompt case (n_tok > 1) for Q4_0, Q4_1, Q5_0, Q5_1 and
- * Q8_0 weights with integer dot products (AVX-VNNI vpdpbusd: 4 u8 × s8 products per
- * int32 lane per instruction).
+ * matmul_q_avx2.c — es_matmul's prompt case (n_tok > 1) for quantized weights with
+ * integer dot products (AVX-VNNI vpdpbusd: 4 u8 × s8 products per int32 lane per
+ * instruction). Types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (activations Q8_0/Q8_1) and
+ * Q4_K, Q5_K, Q6_K (activations Q8_K).
  *
- * Packing: a panel of 16 weight rows × KB blocks is rewritten as unsigned bytes
- * (Q8_0: q + 128; Q4/Q5: the raw 4/5-bit values), interleaved so that one 32-byte
- * load holds 4 consecutive k of 8 rows:
- *     q[block][group g = k/4 within the block][row 0..15][4 bytes]
- * with the per-row block scales d (and mins m for Q4_1/Q5_1) as floats beside them.
- * Activations stay in their Q8_0/Q8_1 blocks; per token and block, es_xinfo holds the
- * scale, the weight offset times the sum of the quants (so that
- * sum (w+off)·x − off·sum x = sum w·x exactly), and Q8_1's s for the min term.
+ * Every weight is written as w = scale_g · (q − off) + min_g with q an unsigned byte,
+ * off a constant of the type and (scale_g, min_g) per group of GS = 32 or 16 weights:
+ *     Q8_0: q + 128 (off 128)      Q4_0: 4 bits, off 8     Q5_0: 5 bits, off 16
+ *     Q4_1/Q5_1: off 0, min m      Q4_K/Q5_K: scale d·sc, min −dmin·m, GS 32
+ *     Q6_K: 6 bits, off 32, scale d·sc, GS 16
+ * Packing: a panel of 16 weight rows × one chunk of k (512 elements, or one 256-element
+ * super-block for K types) is rewritten as those bytes, interleaved so that one 32-byte
+ * load holds 4 consecutive k of 8 rows:  q[k/32][(k%32)/4][row 0..15][k%4], with the
+ * per-row group scales and mins as floats beside them.
+ * Activations stay in their Q8 blocks; per token and group, es_xinfo holds the scale,
+ * off·Σx (so that Σ q·x − off·Σx = Σ (q − off)·x exactly), and scale·Σx for the mins.
  *
- * Tile: 16 rows (two vectors of 8 int32 lanes) × 3 tokens; per block the exact
- * integer sums are scaled by d_w·d_x and accumulated in f32 lanes, one lane per row,
- * block after block (the same arithmetic as the vec_dot kernels, summed in order).
+ * Tile: 16 rows (two vectors of 8 int32 lanes, one lane per row) × 3 tokens; per group
+ * the exact integer sums are scaled by scale_g·d_x and accumulated in f32 lanes, group
+ * after group: the vec_dot arithmetic up to float rounding.
  */
+#include "cpu.h"
 #include "kernels.h"
+#include "quants_k.h"
 #include "simd_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define PR 16 /* weight rows per panel */
-#define PT 3  /* tokens per tile */
-#define KB 16 /* blocks of 32 per packed panel (512 k) */
+#define PR 16       /* weight rows per panel */
+#define PT 3        /* tokens per tile */
+#define CHUNK_K 512 /* k per packed panel (non-K types; K types: one super-block) */
 
 #define ES_ALWAYS_INLINE inline __attribute__((always_inline))
 
 typedef struct {
-    uint8_t q[KB][8][PR][4]; /* biased unsigned quants, interleaved */
-    float d[KB][PR];         /* row scales per block */
-    float m[KB][PR];         /* row mins per block (Q4_1/Q5_1) */
+    uint8_t q[CHUNK_K * PR];    /* biased unsigned quants, interleaved */
+    float d[CHUNK_K / 16][PR];  /* per group and row: scale */
+    float m[CHUNK_K / 16][PR];  /* per group and row: min (types with mins) */
 } packed_panel;
+
+/* How a type maps onto the packed path. */
+typedef struct {
+    int gs;      /* weights per group: 32 or 16 */
+    int off;     /* constant subtracted from the unsigned quants */
+    bool has_m;  /* per-group mins */
+    bool k_type; /* K-quant: one super-block per chunk, activations Q8_K */
+} qdesc;
+
+static bool get_desc(int type, qdesc *d) {
+    switch (type) {
+    case ES_TYPE_Q8_0: *d = (qdesc){32, 128, false, false}; return true;
+    case ES_TYPE_Q4_0: *d = (qdesc){32, 8, false, false}; return true;
+    case ES_TYPE_Q5_0: *d = (qdesc){32, 16, false, false}; return true;
+    case ES_TYPE_Q4_1:
+    case ES_TYPE_Q5_1: *d = (qdesc){32, 0, true, false}; return true;
+    case ES_TYPE_Q4_K:
+    case ES_TYPE_Q5_K: *d = (qdesc){32, 0, true, true}; return true;
+    case ES_TYPE_Q6_K: *d = (qdesc){16, 32, false, true}; return true;
+    default: return false;
+    }
+}
 
 bool es_vnni_supported(void) {
     static int cached = -1;
     if (cached < 0) {
-        __builtin_cpu_init();
-        cached = es_kernels_have_avx2() && __builtin_cpu_supports("avxvnni") ? 1 : 0;
+        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) ? 1 : 0;
     }
     return cached == 1;
 }
 
-int es_vnni_weight_offset(int type) {
-    switch (type) {
-    case ES_TYPE_Q8_0: return 128;
-    case ES_TYPE_Q4_0: return 8;
-    case ES_TYPE_Q5_0: return 16;
-    case ES_TYPE_Q4_1:
-    case ES_TYPE_Q5_1: return 0;
-    default: return -1;
-    }
+int es_vnni_group_size(int type) {
+    qdesc d;
+    if (!get_desc(type, &d)) return 0;
+    /* the K types need the activation format their vec_dot uses (quants_k.c) */
+    const es_type_traits *t = es_type_get(type);
+    if (!t || !t->can_compute || (d.k_type && t->vec_dot_type != ES_TYPE_Q8_K)) return 0;
+    return d.gs;
 }
 
-/* Byte offset of the quants in an activation block, and the block size. */
-static inline size_t act_qs_offset(int type) { return es_type_get(type)->vec_dot_type == ES_TYPE_Q8_1 ? 4 : 2; }
-static inline size_t act_block_bytes(int type) { return es_type_get(type)->vec_dot_type == ES_TYPE_Q8_1 ? 36 : 34; }
+/* ---- activations ---- */
 
-void es_vnni_xinfo(int type, const uint8_t *xq, int64_t nb, es_xinfo *out) {
-    const int off = es_vnni_weight_offset(type);
+/* Sum of the 32 int8 at p. */
+static inline int32_t sum_i8x32(const uint8_t *p) {
+    const __m256i q = _mm256_loadu_si256((const __m256i *)p);
+    const __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+}
+
+void es_vnni_xinfo(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out) {
+    qdesc q;
+    if (!get_desc(type, &q)) return;
+    if (q.k_type) {
+        const block_q8_K *b = (const block_q8_K *)xq;
+        const int per = QK_K / q.gs;
+        for (int64_t i = 0; i < n_in / QK_K; i++) {
+            for (int g = 0; g < per; g++) {
+                const int32_t sum = q.gs == 16 ? b[i].bsums[g] : b[i].bsums[2 * g] + b[i].bsums[2 * g + 1];
+                es_xinfo *o = &out[i * per + g];
+                o->d = b[i].d;
+                o->ms = b[i].d * (float)sum;
+                o->c = q.off * sum;
+                o->pad = 0;
+            }
+        }
+        return;
+    }
     const bool q8_1 = es_type_get(type)->vec_dot_type == ES_TYPE_Q8_1;
-    const size_t bs = act_block_bytes(type), qo = act_qs_offset(type);
-    for (int64_t b = 0; b < nb; b++) {
+    const size_t bs = q8_1 ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
+    for (int64_t b = 0; b < n_in / ES_QK; b++) {
         const uint8_t *blk = xq + (size_t)b * bs;
         uint16_t d, s = 0;
         memcpy(&d, blk, 2);
         if (q8_1) memcpy(&s, blk + 2, 2);
-        /* sum of 32 int8: maddubs with ones, then madd */
-        const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + qo));
-        const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
-        const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
-        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
         out[b].d = _cvtsh_ss(d);
         out[b].ms = q8_1 ? _cvtsh_ss(s) : 0.0f;
-        out[b].c = off * _mm_cvtsi128_si32(t);
+        out[b].c = q.off * sum_i8x32(blk + (q8_1 ? 4 : 2));
         out[b].pad = 0;
     }
 }
 
-/* 32 unsigned (biased) quants of a weight block in element order. */
-static ES_ALWAYS_INLINE __m256i biased_quants(int type, const uint8_t *blk) {
+/* ---- weights: unsigned quants in element order, 32 at a time ---- */
+
+/* The 32 biased quants of a non-K block. */
+static ES_ALWAYS_INLINE __m256i block_quants(int type, const uint8_t *blk) {
     switch (type) {
     case ES_TYPE_Q8_0:
         return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
@@ -94,6 +138,48 @@ static ES_ALWAYS_INLINE __m256i biased_quants(int type, const uint8_t *blk) {
     default: /* Q5_1 */
         return _mm256_or_si256(es_unpack_nibbles(blk + 8),
                                _mm256_and_si256(es_expand_bits(blk + 4), _mm256_set1_epi8(0x10)));
+    }
+}
+
+/* Quants c*32 .. c*32+31 of a K super-block (element order of quants_k.h). */
+static ES_ALWAYS_INLINE __m256i ksuper_quants(int type, const uint8_t *blk, int c) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    if (type == ES_TYPE_Q6_K) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        const int half = c / 4, pos = c % 4; /* 128-element half, 32-element quarter in it */
+        __m256i ql = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * half + 32 * (pos & 1)));
+        ql = pos < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * half));
+        qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * pos)), _mm256_set1_epi8(3));
+        return _mm256_or_si256(ql, _mm256_slli_epi16(qh, 4));
+    }
+    /* Q4_K / Q5_K: nibbles of qs[32·(c/2) ..], low for even c, high for odd */
+    const uint8_t *qs = type == ES_TYPE_Q4_K ? ((const block_q4_K *)blk)->qs : ((const block_q5_K *)blk)->qs;
+    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 2)));
+    q = (c & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) : _mm256_and_si256(q, low4);
+    if (type == ES_TYPE_Q5_K) { /* 5th bit: qh[e%32] bit e/32 = bit c */
+        __m256i qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)blk)->qh);
+        qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(c)), _mm256_set1_epi8(1));
+        q = _mm256_or_si256(q, _mm256_slli_epi16(qh, 4));
+    }
+    return q;
+}
+
+/* Group scales (and mins) of a K super-block: 8 groups of 32 or 16 groups of 16. */
+static void ksuper_scales(int type, const uint8_t *blk, float *scale, float *min) {
+    if (type == ES_TYPE_Q6_K) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        const float d = _cvtsh_ss(b->d);
+        for (int g = 0; g < 16; g++) scale[g] = d * (float)b->scales[g];
+        return;
+    }
+    const block_q4_K *b4 = (const block_q4_K *)blk; /* Q5_K starts the same way */
+    uint8_t sc[8], m[8];
+    es_k4_unpack_scales(b4->scales, sc, m);
+    const float d = _cvtsh_ss(b4->d), dmin = _cvtsh_ss(b4->dmin);
+    for (int g = 0; g < 8; g++) {
+        scale[g] = d * (float)sc[g];
+        min[g] = -dmin * (float)m[g];
     }
 }
 
@@ -116,69 +202,92 @@ static ES_ALWAYS_INLINE void transpose8x8_epi32(__m256i r[8]) {
     }
 }
 
-/* Packs rows [r, r + nr) (nr <= 16; missing rows get zero scales) for blocks
- * [b0, b0 + kb) into p. */
-static ES_ALWAYS_INLINE void pack_panel_t(int type, const uint8_t *W, size_t w_row, size_t bbytes, int64_t r, int nr,
-                                          int64_t b0, int kb, packed_panel *p) {
-    const bool has_m = type == ES_TYPE_Q4_1 || type == ES_TYPE_Q5_1;
+/* Packs rows [r, r + nr) (nr <= 16; missing rows get zero quants and scales) for the
+ * n32 32-element pieces of chunk `chunk` (elements chunk*CHUNK_K ..; K types: super-
+ * block `chunk`). */
+static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, size_t w_row, int64_t r, int nr,
+                                          int64_t chunk, int n32, packed_panel *p) {
+    const size_t bb = es_type_get(type)->type_size;
+    const int gpp = 32 / q.gs; /* groups per 32-element piece */
     for (int half = 0; half < 2; half++) {
-        for (int b = 0; b < kb; b++) {
+        /* scales */
+        for (int i = 0; i < 8; i++) {
+            const int row = half * 8 + i;
+            if (row >= nr) {
+                for (int g = 0; g < n32 * gpp; g++) p->d[g][row] = p->m[g][row] = 0.0f;
+                continue;
+            }
+            const uint8_t *wr = W + (size_t)(r + row) * w_row;
+            if (q.k_type) {
+                float sc[16], mn[16] = {0};
+                ksuper_scales(type, wr + (size_t)chunk * bb, sc, mn);
+                for (int g = 0; g < n32 * gpp; g++) {
+                    p->d[g][row] = sc[g];
+                    p->m[g][row] = q.has_m ? mn[g] : 0.0f;
+                }
+            } else {
+                for (int c = 0; c < n32; c++) {
+                    const uint8_t *blk = wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb;
+                    uint16_t d, m = 0;
+                    memcpy(&d, blk, 2);
+                    if (q.has_m) memcpy(&m, blk + 2, 2);
+                    p->d[c][row] = _cvtsh_ss(d);
+                    p->m[c][row] = _cvtsh_ss(m);
+                }
+            }
+        }
+        /* quants, 32 elements × 8 rows at a time */
+        for (int c = 0; c < n32; c++) {
             __m256i v[8];
             for (int i = 0; i < 8; i++) {
                 const int row = half * 8 + i;
-                if (row < nr) {
-                    const uint8_t *blk = W + (size_t)(r + row) * w_row + (size_t)(b0 + b) * bbytes;
-                    uint16_t d;
-                    memcpy(&d, blk, 2);
-                    v[i] = biased_quants(type, blk);
-                    p->d[b][row] = _cvtsh_ss(d);
-                    if (has_m) {
-                        uint16_t m;
-                        memcpy(&m, blk + 2, 2);
-                        p->m[b][row] = _cvtsh_ss(m);
-                    }
-                } else {
+                if (row >= nr) {
                     v[i] = _mm256_setzero_si256();
-                    p->d[b][row] = 0.0f;
-                    p->m[b][row] = 0.0f;
+                    continue;
                 }
+                const uint8_t *wr = W + (size_t)(r + row) * w_row;
+                v[i] = q.k_type ? ksuper_quants(type, wr + (size_t)chunk * bb, c)
+                                : block_quants(type, wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb);
             }
-            transpose8x8_epi32(v); /* v[g] = 4 bytes of group g for the 8 rows */
-            for (int g = 0; g < 8; g++) _mm256_storeu_si256((__m256i *)p->q[b][g][half * 8], v[g]);
+            transpose8x8_epi32(v); /* v[g] = 4 bytes of dword-group g for the 8 rows */
+            for (int g = 0; g < 8; g++) _mm256_storeu_si256((__m256i *)(p->q + c * 32 * PR + g * 64 + half * 32), v[g]);
         }
     }
 }
 
-static void pack_panel(int type, const uint8_t *W, size_t w_row, int64_t r, int nr, int64_t b0, int kb,
+static void pack_panel(int type, qdesc q, const uint8_t *W, size_t w_row, int64_t r, int nr, int64_t chunk, int n32,
                        packed_panel *p) {
-    const size_t bb = es_type_get(type)->type_size;
+#define ES_PACK(T)                                                                                           \
+    case T: pack_panel_t(T, q, W, w_row, r, nr, chunk, n32, p); break;
     switch (type) {
-    case ES_TYPE_Q8_0: pack_panel_t(ES_TYPE_Q8_0, W, w_row, bb, r, nr, b0, kb, p); break;
-    case ES_TYPE_Q4_0: pack_panel_t(ES_TYPE_Q4_0, W, w_row, bb, r, nr, b0, kb, p); break;
-    case ES_TYPE_Q4_1: pack_panel_t(ES_TYPE_Q4_1, W, w_row, bb, r, nr, b0, kb, p); break;
-    case ES_TYPE_Q5_0: pack_panel_t(ES_TYPE_Q5_0, W, w_row, bb, r, nr, b0, kb, p); break;
-    default: pack_panel_t(ES_TYPE_Q5_1, W, w_row, bb, r, nr, b0, kb, p); break;
+        ES_PACK(ES_TYPE_Q8_0) ES_PACK(ES_TYPE_Q4_0) ES_PACK(ES_TYPE_Q4_1) ES_PACK(ES_TYPE_Q5_0)
+        ES_PACK(ES_TYPE_Q5_1) ES_PACK(ES_TYPE_Q4_K) ES_PACK(ES_TYPE_Q5_K) ES_PACK(ES_TYPE_Q6_K)
+    default: break;
     }
+#undef ES_PACK
 }
 
-/* acc[v][t] += sum over blocks [0, kb) for 16 rows × nt tokens. x[t] points at the
- * quants of token t's first block; xi[t] at its first es_xinfo. */
-__attribute__((target("avxvnni"))) static ES_ALWAYS_INLINE void tile_vnni(int nt, bool has_m, const packed_panel *p,
-                                                                          int kb, const uint8_t *const x[PT],
-                                                                          size_t xbs, const es_xinfo *const xi[PT],
-                                                                          __m256 acc[2][PT]) {
-    for (int b = 0; b < kb; b++) {
+/* ---- the tile ---- */
+
+/* acc[v][t] += the sums over ng groups of G dword-groups (G = gs / 4) for 16 rows × nt
+ * tokens. x[t]: quants of token t's first group, groups xgs bytes apart; xi[t]: its
+ * first es_xinfo. */
+__attribute__((target("avxvnni"))) static ES_ALWAYS_INLINE void
+tile_vnni(int G, int nt, bool has_m, const packed_panel *p, int ng, const uint8_t *const x[PT], size_t xgs,
+          const es_xinfo *const xi[PT], __m256 acc[2][PT]) {
+    for (int b = 0; b < ng; b++) {
         __m256i ia[2][PT];
 #pragma GCC unroll 3
         for (int t = 0; t < nt; t++) ia[0][t] = ia[1][t] = _mm256_setzero_si256();
+        const uint8_t *qb = p->q + (size_t)b * G * 64;
 #pragma GCC unroll 8
-        for (int g = 0; g < 8; g++) {
-            const __m256i w0 = _mm256_loadu_si256((const __m256i *)p->q[b][g][0]);
-            const __m256i w1 = _mm256_loadu_si256((const __m256i *)p->q[b][g][8]);
+        for (int g = 0; g < G; g++) {
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(qb + g * 64));
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(qb + g * 64 + 32));
 #pragma GCC unroll 3
             for (int t = 0; t < nt; t++) {
                 int32_t xv;
-                memcpy(&xv, x[t] + (size_t)b * xbs + 4 * g, 4);
+                memcpy(&xv, x[t] + (size_t)b * xgs + 4 * g, 4);
                 const __m256i xb = _mm256_set1_epi32(xv);
                 ia[0][t] = _mm256_dpbusd_avx_epi32(ia[0][t], w0, xb);
                 ia[1][t] = _mm256_dpbusd_avx_epi32(ia[1][t], w1, xb);
@@ -202,13 +311,14 @@ __attribute__((target("avxvnni"))) static ES_ALWAYS_INLINE void tile_vnni(int nt
     }
 }
 
-__attribute__((target("avxvnni"))) static void run_tile(int nt, bool has_m, const packed_panel *p, int kb,
-                                                        const uint8_t *const x[PT], size_t xbs,
+__attribute__((target("avxvnni"))) static void run_tile(int G, int nt, bool has_m, const packed_panel *p, int ng,
+                                                        const uint8_t *const x[PT], size_t xgs,
                                                         const es_xinfo *const xi[PT], __m256 acc[2][PT]) {
-#define ES_QTILE(T, M)                                                                                       \
-    case (T) * 2 + (M): tile_vnni(T, M, p, kb, x, xbs, xi, acc); break;
-    switch (nt * 2 + (has_m ? 1 : 0)) {
-        ES_QTILE(3, 0) ES_QTILE(2, 0) ES_QTILE(1, 0) ES_QTILE(3, 1) ES_QTILE(2, 1) ES_QTILE(1, 1)
+#define ES_QTILE(G_, T, M)                                                                                   \
+    case ((G_) * 4 + (T)) * 2 + (M): tile_vnni(G_, T, M, p, ng, x, xgs, xi, acc); break;
+    switch ((G * 4 + nt) * 2 + (has_m ? 1 : 0)) {
+        ES_QTILE(8, 3, 0) ES_QTILE(8, 2, 0) ES_QTILE(8, 1, 0) ES_QTILE(8, 3, 1) ES_QTILE(8, 2, 1)
+        ES_QTILE(8, 1, 1) ES_QTILE(4, 3, 0) ES_QTILE(4, 2, 0) ES_QTILE(4, 1, 0)
     default: break;
     }
 #undef ES_QTILE
@@ -216,10 +326,13 @@ __attribute__((target("avxvnni"))) static void run_tile(int nt, bool has_m, cons
 
 void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                          const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
+    qdesc q;
+    if (!get_desc(type, &q)) return;
     packed_panel panel __attribute__((aligned(32)));
-    const int64_t nb = n_in / 32;
-    const bool has_m = type == ES_TYPE_Q4_1 || type == ES_TYPE_Q5_1;
-    const size_t xbs = act_block_bytes(type), qo = act_qs_offset(type);
+    const int64_t chunk_k = q.k_type ? QK_K : CHUNK_K;
+    const int64_t n_chunks = (n_in + chunk_k - 1) / chunk_k;
+    const int64_t groups_row = n_in / q.gs;
+    const int G = q.gs / 4;
     /* tokens per block: keep their activation rows within ~384 KB of L2 */
     int64_t tb_max = (384 * 1024) / (int64_t)(x_row ? x_row : 1);
     tb_max = tb_max < PT ? PT : (tb_max > 96 ? 96 : tb_max / PT * PT);
@@ -227,39 +340,45 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
         const int64_t t1 = t0 + tb_max < n_tok ? t0 + tb_max : n_tok;
         for (int64_t r = r0; r < r1; r += PR) {
             const int nr = (int)(r1 - r < PR ? r1 - r : PR);
-            for (int64_t b0 = 0; b0 < nb; b0 += KB) {
-                const int kb = (int)(nb - b0 < KB ? nb - b0 : KB);
-                pack_panel(type, W, w_row, r, nr, b0, kb, &panel);
+            for (int64_t ch = 0; ch < n_chunks; ch++) {
+                const int n32 = (int)((n_in - ch * chunk_k < chunk_k ? n_in - ch * chunk_k : chunk_k) / 32);
+                const int ng = n32 * 32 / q.gs;
+                pack_panel(type, q, W, w_row, r, nr, ch, n32, &panel);
                 for (int64_t t = t0; t < t1; t += PT) {
                     const int nt = (int)(t1 - t < PT ? t1 - t : PT);
                     const uint8_t *xt[PT];
                     const es_xinfo *xit[PT];
                     __m256 acc[2][PT];
+                    size_t xgs;
                     for (int j = 0; j < nt; j++) {
-                        xt[j] = xq + (size_t)(t + j) * x_row + (size_t)b0 * xbs + qo;
-                        xit[j] = xi + (t + j) * nb + b0;
+                        const uint8_t *row = xq + (size_t)(t + j) * x_row;
+                        if (q.k_type) { /* quants of super-block ch, contiguous */
+                            xt[j] = row + (size_t)ch * sizeof(block_q8_K) + offsetof(block_q8_K, qs);
+                        } else {
+                            const size_t bs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
+                            xt[j] = row + (size_t)(ch * (CHUNK_K / 32)) * bs + (q.has_m ? 4 : 2);
+                        }
+                        xit[j] = xi + (t + j) * groups_row + ch * (chunk_k / q.gs);
                         acc[0][j] = acc[1][j] = _mm256_setzero_ps();
                     }
-                    run_tile(nt, has_m, &panel, kb, xt, xbs, xit, acc);
+                    xgs = q.k_type ? (size_t)q.gs : (q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0));
+                    run_tile(G, nt, q.has_m, &panel, ng, xt, xgs, xit, acc);
                     for (int j = 0; j < nt; j++) {
                         float *yr = y + (t + j) * n_out + r;
+                        __m256 v0 = acc[0][j], v1 = acc[1][j];
                         if (nr == PR) {
-                            __m256 v0 = acc[0][j], v1 = acc[1][j];
-                            if (b0 > 0) {
+                            if (ch > 0) {
                                 v0 = _mm256_add_ps(_mm256_loadu_ps(yr), v0);
                                 v1 = _mm256_add_ps(_mm256_loadu_ps(yr + 8), v1);
                             }
                             _mm256_storeu_ps(yr, v0);
                             _mm256_storeu_ps(yr + 8, v1);
-                            continue;
+                        } else {
+                            float out[PR];
+                            _mm256_storeu_ps(out, v0);
+                            _mm256_storeu_ps(out + 8, v1);
+                            for (int i = 0; i < nr; i++) yr[i] = ch == 0 ? out[i] : yr[i] + out[i];
                         }
-                        float out[PR];
-                        _mm256_storeu_ps(out, acc[0][j]);
-                        _mm256_storeu_ps(out + 8, acc[1][j]);
-                        if (b0 == 0)
-                            for (int i = 0; i < nr; i++) yr[i] = out[i];
-                        else
-                            for (int i = 0; i < nr; i++) yr[i] += out[i];
                     }
                 }
             }

@@ -32,7 +32,8 @@ static bool name_valid(const char *s) {
     if (n == 0 || n > MAX_NAME) return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
             return false;
     }
     return true;
@@ -65,9 +66,11 @@ const es_query_list *es_query_set_find(const es_query_set *qs, const char *emoti
 }
 
 /* Appends an empty list named `name` (checked) to qs; returns it via *out. */
-static es_status add_list(es_query_set *qs, const char *where, const char *name, es_query_list **out) {
+static es_status add_list(es_query_set *qs, const char *where, const char *name,
+                          es_query_list **out) {
     if (!name_valid(name))
-        return es_error(ES_ERR_FORMAT, "%s: %s\"%.80s\": names must be 1..%d characters of A-Z a-z 0-9 _ -",
+        return es_error(ES_ERR_FORMAT,
+                        "%s: %s\"%.80s\": names must be 1..%d characters of A-Z a-z 0-9 _ -",
                         qs->source, where, name, MAX_NAME);
     size_t bytes;
     if (!es_mul_size((size_t)qs->n_lists + 1, sizeof *qs->lists, &bytes) || qs->n_lists >= 100000)
@@ -86,13 +89,14 @@ static es_status add_list(es_query_set *qs, const char *where, const char *name,
 /* Fills list l from a JSON array of strings; `where` is the JSON path prefix. */
 static es_status read_list(es_query_set *qs, es_query_list *l, const char *where, json_t *arr) {
     if (!json_is_array(arr))
-        return es_error(ES_ERR_FORMAT, "%s: %s%s: expected an array of strings, got %s", qs->source, where,
-                        l->emotion, json_kind(arr));
+        return es_error(ES_ERR_FORMAT, "%s: %s%s: expected an array of strings, got %s", qs->source,
+                        where, l->emotion, json_kind(arr));
     size_t n = json_array_size(arr);
-    if (n == 0) return es_error(ES_ERR_FORMAT, "%s: %s%s: empty list", qs->source, where, l->emotion);
+    if (n == 0)
+        return es_error(ES_ERR_FORMAT, "%s: %s%s: empty list", qs->source, where, l->emotion);
     if (n > MAX_QUERIES_PER_LIST)
-        return es_error(ES_ERR_FORMAT, "%s: %s%s: %zu queries, more than %d", qs->source, where, l->emotion, n,
-                        MAX_QUERIES_PER_LIST);
+        return es_error(ES_ERR_FORMAT, "%s: %s%s: %zu queries, more than %d", qs->source, where,
+                        l->emotion, n, MAX_QUERIES_PER_LIST);
     l->queries = es_calloc(n, sizeof *l->queries);
     if (!l->queries) return ES_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -100,11 +104,12 @@ static es_status read_list(es_query_set *qs, es_query_list *l, const char *where
         const char *s = json_is_string(v) ? json_string_value(v) : NULL;
         size_t len = s ? json_string_length(v) : 0;
         if (!s || len == 0 || strlen(s) != len)
-            return es_error(ES_ERR_FORMAT, "%s: %s%s[%zu]: expected a non-empty string without NUL, got %s",
+            return es_error(ES_ERR_FORMAT,
+                            "%s: %s%s[%zu]: expected a non-empty string without NUL, got %s",
                             qs->source, where, l->emotion, i, s ? "an empty string" : json_kind(v));
         if (len > MAX_QUERY_BYTES)
-            return es_error(ES_ERR_FORMAT, "%s: %s%s[%zu]: %zu bytes, more than %d", qs->source, where, l->emotion,
-                            i, len, MAX_QUERY_BYTES);
+            return es_error(ES_ERR_FORMAT, "%s: %s%s[%zu]: %zu bytes, more than %d", qs->source,
+                            where, l->emotion, i, len, MAX_QUERY_BYTES);
         char id[MAX_NAME + 16];
         snprintf(id, sizeof id, "%s-%04zu", l->emotion, i);
         es_query *q = &l->queries[i];
@@ -123,19 +128,27 @@ static es_status read_list(es_query_set *qs, es_query_list *l, const char *where
 
 static es_status read_instruction(es_query_set *qs, es_query_list *l, json_t *obj) {
     if (!json_is_object(obj))
-        return es_error(ES_ERR_FORMAT, "%s: instructions.%s: expected an object with \"system\" and/or "
-                        "\"prefix\", got %s", qs->source, l->emotion, json_kind(obj));
+        return es_error(ES_ERR_FORMAT,
+                        "%s: instructions.%s: expected an object with \"system\" and/or "
+                        "\"prefix\", got %s",
+                        qs->source, l->emotion, json_kind(obj));
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
-        char **dst = !strcmp(key, "system") ? &l->system : !strcmp(key, "prefix") ? &l->prefix : NULL;
+        char **dst = !strcmp(key, "system")   ? &l->system
+                     : !strcmp(key, "prefix") ? &l->prefix
+                                              : NULL;
         if (!dst)
-            return es_error(ES_ERR_FORMAT, "%s: instructions.%s.%.60s: unknown key (expected \"system\" or \"prefix\")",
-                            qs->source, l->emotion, key);
-        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_QUERY_BYTES ||
+            return es_error(
+                ES_ERR_FORMAT,
+                "%s: instructions.%s.%.60s: unknown key (expected \"system\" or \"prefix\")",
+                qs->source, l->emotion, key);
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > MAX_QUERY_BYTES ||
             strlen(json_string_value(v)) != json_string_length(v))
-            return es_error(ES_ERR_FORMAT, "%s: instructions.%s.%s: expected a non-empty string, got %s",
-                            qs->source, l->emotion, key, json_is_string(v) ? "a bad string" : json_kind(v));
+            return es_error(
+                ES_ERR_FORMAT, "%s: instructions.%s.%s: expected a non-empty string, got %s",
+                qs->source, l->emotion, key, json_is_string(v) ? "a bad string" : json_kind(v));
         if (!(*dst = es_strdup(json_string_value(v)))) return ES_ERR_NOMEM;
     }
     return ES_OK;
@@ -145,15 +158,18 @@ static es_status parse_emosteer(es_query_set *qs, json_t *root) {
     qs->format = ES_QUERY_FORMAT_EMOSTEER;
     json_t *fmt = json_object_get(root, "format");
     if (fmt && !json_is_string(fmt))
-        return es_error(ES_ERR_FORMAT, "%s: format: expected a string, got %s", qs->source, json_kind(fmt));
+        return es_error(ES_ERR_FORMAT, "%s: format: expected a string, got %s", qs->source,
+                        json_kind(fmt));
     if (fmt && strcmp(json_string_value(fmt), "emosteer-queries/1"))
-        return es_error(ES_ERR_UNSUPPORTED, "%s: format \"%.60s\" is not emosteer-queries/1", qs->source,
-                        json_string_value(fmt));
+        return es_error(ES_ERR_UNSUPPORTED, "%s: format \"%.60s\" is not emosteer-queries/1",
+                        qs->source, json_string_value(fmt));
     json_t *desc = json_object_get(root, "description");
-    if (desc && json_is_string(desc) && !(qs->description = es_strdup(json_string_value(desc)))) return ES_ERR_NOMEM;
+    if (desc && json_is_string(desc) && !(qs->description = es_strdup(json_string_value(desc))))
+        return ES_ERR_NOMEM;
     json_t *queries = json_object_get(root, "queries");
     if (!json_is_object(queries))
-        return es_error(ES_ERR_FORMAT, "%s: queries: expected an object of name -> array of strings, got %s",
+        return es_error(ES_ERR_FORMAT,
+                        "%s: queries: expected an object of name -> array of strings, got %s",
                         qs->source, json_kind(queries));
     const char *key;
     json_t *v;
@@ -166,7 +182,8 @@ static es_status parse_emosteer(es_query_set *qs, json_t *root) {
     json_t *ins = json_object_get(root, "instructions");
     if (ins && !json_is_null(ins)) {
         if (!json_is_object(ins))
-            return es_error(ES_ERR_FORMAT, "%s: instructions: expected an object, got %s", qs->source, json_kind(ins));
+            return es_error(ES_ERR_FORMAT, "%s: instructions: expected an object, got %s",
+                            qs->source, json_kind(ins));
         json_object_foreach(ins, key, v) {
             es_query_list *l = (es_query_list *)es_query_set_find(qs, key);
             if (!l && (st = add_list(qs, "instructions.", key, &l)) != ES_OK) return st;
@@ -187,7 +204,8 @@ static es_status parse_emotionquery(es_query_set *qs, json_t *root) {
         if ((st = add_list(qs, "", key, &l)) != ES_OK) return st;
         if ((st = read_list(qs, l, "", v)) != ES_OK) return st;
     }
-    if (qs->n_lists == 0) return es_error(ES_ERR_FORMAT, "%s: no query lists (empty object)", qs->source);
+    if (qs->n_lists == 0)
+        return es_error(ES_ERR_FORMAT, "%s: no query lists (empty object)", qs->source);
     return ES_OK;
 }
 
@@ -197,8 +215,8 @@ es_status es_query_set_parse(const char *json, size_t len, const char *name, es_
     json_error_t err;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
     if (!root)
-        return es_error(ES_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", name, err.line, err.column,
-                        err.text);
+        return es_error(ES_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", name, err.line,
+                        err.column, err.text);
     es_status st;
     es_query_set *qs = es_calloc(1, sizeof *qs);
     if (!qs || !(qs->source = es_strdup(name))) {
@@ -206,14 +224,16 @@ es_status es_query_set_parse(const char *json, size_t len, const char *name, es_
         goto done;
     }
     if (!json_is_object(root)) {
-        st = es_error(ES_ERR_FORMAT, "%s: expected a JSON object at the top level, got %s", name, json_kind(root));
+        st = es_error(ES_ERR_FORMAT, "%s: expected a JSON object at the top level, got %s", name,
+                      json_kind(root));
         goto done;
     }
     st = json_object_get(root, "queries") ? parse_emosteer(qs, root) : parse_emotionquery(qs, root);
 done:
     json_decref(root);
     if (st != ES_OK) {
-        if (st == ES_ERR_NOMEM && !strstr(es_last_error(), name)) es_error(st, "%s: out of memory", name);
+        if (st == ES_ERR_NOMEM && !strstr(es_last_error(), name))
+            es_error(st, "%s: out of memory", name);
         es_query_set_free(qs);
         return st;
     }
@@ -272,7 +292,8 @@ es_status es_query_set_load(const char *path, es_query_set **out) {
 
 void es_prompts_free(char **prompts, int n) {
     if (!prompts) return;
-    for (int i = 0; i < n; i++) free(prompts[i]);
+    for (int i = 0; i < n; i++)
+        free(prompts[i]);
     free(prompts);
 }
 
@@ -296,15 +317,18 @@ es_status es_prompts_load(const char *path, char ***prompts, int *n) {
             goto fail;
         }
         bool blank = true;
-        for (size_t i = 0; i < l; i++) blank &= p[i] == ' ' || p[i] == '\t';
+        for (size_t i = 0; i < l; i++)
+            blank &= p[i] == ' ' || p[i] == '\t';
         if (!blank && p[0] != '#') {
             if (l > MAX_QUERY_BYTES) {
-                st = es_error(ES_ERR_FORMAT, "%s:%d: line of %zu bytes, more than %d", path, line_no, l, MAX_QUERY_BYTES);
+                st = es_error(ES_ERR_FORMAT, "%s:%d: line of %zu bytes, more than %d", path,
+                              line_no, l, MAX_QUERY_BYTES);
                 goto fail;
             }
             if ((size_t)count == cap) {
                 cap = cap ? cap * 2 : 64;
-                char **grown = cap <= (size_t)INT32_MAX / 2 ? realloc(list, cap * sizeof *list) : NULL;
+                char **grown =
+                    cap <= (size_t)INT32_MAX / 2 ? realloc(list, cap * sizeof *list) : NULL;
                 if (!grown) {
                     st = es_error(ES_ERR_NOMEM, "%s: out of memory", path);
                     goto fail;

@@ -38,12 +38,12 @@ typedef struct es_query {
 } es_query;
 
 typedef struct es_query_list {
-    char *emotion;    /* the list's name: an emotion or "neutral" (owned) */
-    int n;            /* queries, >= 0 (0 only for an instruction-only entry) */
-    es_query *queries;/* [n] */
-    char *system;     /* conditioning system prompt, or NULL (owned) */
-    char *prefix;     /* conditioning text prefix for base models, or NULL (owned) */
-    int n_duplicates; /* queries equal to an earlier one of the same list */
+    char *emotion;     /* the list's name: an emotion or "neutral" (owned) */
+    int n;             /* queries, >= 0 (0 only for an instruction-only entry) */
+    es_query *queries; /* [n] */
+    char *system;      /* conditioning system prompt, or NULL (owned) */
+    char *prefix;      /* conditioning text prefix for base models, or NULL (owned) */
+    int n_duplicates;  /* queries equal to an earlier one of the same list */
 } es_query_list;
 
 typedef enum es_query_format {
@@ -53,8 +53,8 @@ typedef enum es_query_format {
 
 typedef struct es_query_set {
     es_query_format format;
-    char *source;         /* the path or name given when loading (owned) */
-    char *description;    /* "description" of an emosteer file, or NULL (owned) */
+    char *source;      /* the path or name given when loading (owned) */
+    char *description; /* "description" of an emosteer file, or NULL (owned) */
     int n_lists;
     es_query_list *lists; /* [n_lists] in file order */
 } es_query_set;

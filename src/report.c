@@ -23,7 +23,8 @@ typedef struct sbuf {
 static bool sb_reserve(sbuf *b, size_t extra) {
     if (b->failed) return false;
     size_t need;
-    if (!es_add_size(b->n, extra, &need) || !es_add_size(need, 1, &need)) return !(b->failed = true);
+    if (!es_add_size(b->n, extra, &need) || !es_add_size(need, 1, &need))
+        return !(b->failed = true);
     if (need <= b->cap) return true;
     size_t cap = ES_MAX(need, b->cap ? b->cap * 2 : 4096);
     char *p = realloc(b->p, cap);
@@ -40,7 +41,9 @@ static void sb_putn(sbuf *b, const char *s, size_t n) {
     b->p[b->n] = '\0';
 }
 
-static void sb_puts(sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
+static void sb_puts(sbuf *b, const char *s) {
+    sb_putn(b, s, strlen(s));
+}
 
 static void sb_printf(sbuf *b, const char *fmt, ...) ES_PRINTF(2, 3);
 static void sb_printf(sbuf *b, const char *fmt, ...) {
@@ -106,8 +109,10 @@ char *es_html_escape(const char *s) {
 
 /* A number with fmt, or an en dash for NaN. */
 static void sb_num(sbuf *b, const char *fmt, double v) {
-    if (isfinite(v)) sb_printf(b, fmt, v);
-    else sb_puts(b, "&#8211;");
+    if (isfinite(v))
+        sb_printf(b, fmt, v);
+    else
+        sb_puts(b, "&#8211;");
 }
 
 /* ---- colours ------------------------------------------------------------------- */
@@ -120,7 +125,8 @@ static const char *emotion_color(const char *name, int index) {
         {"fear", "#7b4fb5"},    {"sadness", "#1f77b4"}, {"surprise", "#ff7f0e"},
         {"neutral", "#7f7f7f"}, {"love", "#e377c2"},    {"trust", "#17becf"},
     };
-    static const char *fallback[] = {"#8c564b", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173"};
+    static const char *fallback[] = {"#8c564b", "#bcbd22", "#393b79",
+                                     "#637939", "#843c39", "#7b4173"};
     for (size_t i = 0; i < ES_ARRAY_LEN(known); i++)
         if (name && !strcmp(name, known[i].name)) return known[i].color;
     return fallback[(size_t)(index < 0 ? 0 : index) % ES_ARRAY_LEN(fallback)];
@@ -131,16 +137,37 @@ static const char *emotion_color(const char *name, int index) {
 /* What a panel plots from a cell: value and spread (NaN = none). */
 typedef double (*cell_value_fn)(const es_eval_cell *c, double *spread);
 
-static double v_target(const es_eval_cell *c, double *sd) { *sd = c->target_prob.sd; return c->target_prob.mean; }
-static double v_eas(const es_eval_cell *c, double *sd) { *sd = c->eas.sd; return c->eas.mean; }
-static double v_rep4(const es_eval_cell *c, double *sd) { *sd = c->rep4.sd; return c->rep4.mean; }
-static double v_degen(const es_eval_cell *c, double *sd) { *sd = NAN; return c->degenerate_share; }
-static double v_distinct2(const es_eval_cell *c, double *sd) { *sd = c->distinct2.sd; return c->distinct2.mean; }
-static double v_ppl(const es_eval_cell *c, double *sd) { *sd = NAN; return c->ppl; }
-static double v_topic(const es_eval_cell *c, double *sd) { *sd = c->topic.sd; return c->topic.mean; }
+static double v_target(const es_eval_cell *c, double *sd) {
+    *sd = c->target_prob.sd;
+    return c->target_prob.mean;
+}
+static double v_eas(const es_eval_cell *c, double *sd) {
+    *sd = c->eas.sd;
+    return c->eas.mean;
+}
+static double v_rep4(const es_eval_cell *c, double *sd) {
+    *sd = c->rep4.sd;
+    return c->rep4.mean;
+}
+static double v_degen(const es_eval_cell *c, double *sd) {
+    *sd = NAN;
+    return c->degenerate_share;
+}
+static double v_distinct2(const es_eval_cell *c, double *sd) {
+    *sd = c->distinct2.sd;
+    return c->distinct2.mean;
+}
+static double v_ppl(const es_eval_cell *c, double *sd) {
+    *sd = NAN;
+    return c->ppl;
+}
+static double v_topic(const es_eval_cell *c, double *sd) {
+    *sd = c->topic.sd;
+    return c->topic.mean;
+}
 
 typedef struct panel {
-    double x, y, w, h;   /* where in the SVG */
+    double x, y, w, h; /* where in the SVG */
     const char *title;
     const char *ylabel;
     cell_value_fn value;
@@ -165,7 +192,8 @@ static void tick_label(char *buf, size_t n, double v, double step) {
 static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
     const double ml = 56, mr = 14, mt = 26, mb = 40; /* margins */
     double px = p->x + ml, py = p->y + mt, pw = p->w - ml - mr, ph = p->h - mt - mb;
-    sb_printf(b, "<g class=\"panel\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">", p->x + ml, p->y + 16);
+    sb_printf(b, "<g class=\"panel\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">", p->x + ml,
+              p->y + 16);
     sb_esc(b, p->title);
     sb_puts(b, "</text>\n");
 
@@ -180,8 +208,9 @@ static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
             hi = fmax(hi, m + s);
         }
     if (!isfinite(lo)) {
-        sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>"
-                     "<text x=\"%.1f\" y=\"%.1f\" class=\"nodata\">no data</text></g>\n",
+        sb_printf(b,
+                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>"
+                  "<text x=\"%.1f\" y=\"%.1f\" class=\"nodata\">no data</text></g>\n",
                   px, py, pw, ph, px + pw / 2, py + ph / 2);
         return;
     }
@@ -202,30 +231,32 @@ static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
     double xpad = (amax - amin) * 0.04;
     amin -= xpad;
     amax += xpad;
-#define SX(v) (px + ((v) - amin) / (amax - amin) * pw)
+#define SX(v) (px + ((v)-amin) / (amax - amin) * pw)
 #define SY(v) (py + ph - (fmin(fmax((v), lo), hi) - lo) / (hi - lo) * ph)
 
     /* grid, axes, ticks */
-    sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n", px, py, pw, ph);
+    sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n",
+              px, py, pw, ph);
     for (int k = 0; k <= 12; k++) {
         double v = lo + k * step;
         if (v > hi + step * 1e-6) break;
         char lab[32];
         tick_label(lab, sizeof lab, v, step);
-        sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                     "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%s</text>\n",
+        sb_printf(b,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+                  "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%s</text>\n",
                   px, SY(v), px + pw, SY(v), px - 5, SY(v) + 4, lab);
     }
     for (int a = 0; a < r->n_alphas; a++)
         sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xtick\">%g</text>\n", SX(r->alphas[a]),
                   py + ph + 15, r->alphas[a]);
     if (amin < 0 && amax > 0)
-        sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"zero\"/>\n", SX(0.0), py,
-                  SX(0.0), py + ph);
+        sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"zero\"/>\n",
+                  SX(0.0), py, SX(0.0), py + ph);
     sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xlabel\">alpha (steering strength)</text>\n",
               px + pw / 2, py + ph + 33);
-    sb_printf(b, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"ylabel\">", p->x + 13,
-              py + ph / 2);
+    sb_printf(b, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"ylabel\">",
+              p->x + 13, py + ph / 2);
     sb_esc(b, p->ylabel);
     sb_puts(b, "</text>\n");
 
@@ -270,8 +301,8 @@ static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
         for (int a = 0; a < r->n_alphas; a++) {
             double sd, m = p->value(es_eval_cell_at(r, e, a), &sd);
             if (!isfinite(m)) continue;
-            sb_printf(b, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", SX(r->alphas[a]),
-                      SY(m), color);
+            sb_printf(b, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
+                      SX(r->alphas[a]), SY(m), color);
             sb_esc(b, r->emotions[e]);
             sb_printf(b, ", alpha %g: %.4g", r->alphas[a], m);
             if (isfinite(sd)) sb_printf(b, " &#177; %.4g", sd);
@@ -293,8 +324,10 @@ static void draw_legend(sbuf *b, const es_eval_results *r, double w) {
             x = 56;
             y += 18;
         }
-        sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"10\" fill=\"%s\"/>"
-                     "<text x=\"%.1f\" y=\"%.1f\">", x, y - 9, emotion_color(r->emotions[e], e), x + 21, y);
+        sb_printf(b,
+                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"10\" fill=\"%s\"/>"
+                  "<text x=\"%.1f\" y=\"%.1f\">",
+                  x, y - 9, emotion_color(r->emotions[e], e), x + 21, y);
         char name[32];
         snprintf(name, sizeof name, "%.24s", r->emotions[e]);
         sb_esc(b, name);
@@ -310,7 +343,10 @@ static void line_chart(sbuf *b, const es_eval_results *r, const char *label, pan
     const double pw = 520, ph = 320, legend_h = 20.0 + 18.0 * (r->n_emotions / 7);
     int rows = (n + cols - 1) / cols;
     double w = pw * ES_MIN(n, cols), h = legend_h + ph * rows;
-    sb_printf(b, "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", w, h, w, h);
+    sb_printf(
+        b,
+        "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"",
+        w, h, w, h);
     sb_esc(b, label);
     sb_puts(b, "\">\n");
     draw_legend(b, r, w);
@@ -336,25 +372,30 @@ static void heat_color(double share, char out[8]) {
 
 static void draw_heatmap(sbuf *b, const es_eval_results *r, int a, double x0, double y0) {
     const double cw = 58, ch = 30, left = 84, top = 56;
-    sb_printf(b, "<g class=\"heat\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">alpha = %g, accuracy ", x0 + left,
-              y0 + 16, r->alphas[a]);
+    sb_printf(
+        b, "<g class=\"heat\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">alpha = %g, accuracy ",
+        x0 + left, y0 + 16, r->alphas[a]);
     sb_num(b, "%.0f%%", r->accuracy[a] * 100);
     sb_puts(b, "</text>\n");
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"axnote\">detected &#8594;</text>\n", x0 + left, y0 + 32);
+    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"axnote\">detected &#8594;</text>\n",
+              x0 + left, y0 + 32);
     for (int l = 0; l < r->n_labels; l++) {
         char name[16];
         snprintf(name, sizeof name, "%.9s", r->labels[l]);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"collab\">", x0 + left + cw * l + cw / 2, y0 + top - 6);
+        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"collab\">", x0 + left + cw * l + cw / 2,
+                  y0 + top - 6);
         sb_esc(b, name);
         sb_puts(b, "</text>\n");
     }
     for (int e = 0; e < r->n_emotions; e++) {
         const double *row = es_eval_confusion_row(r, a, e);
         double sum = 0;
-        for (int l = 0; l < r->n_labels; l++) sum += row[l];
+        for (int l = 0; l < r->n_labels; l++)
+            sum += row[l];
         char name[16];
         snprintf(name, sizeof name, "%.10s", r->emotions[e]);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"rowlab\">", x0 + left - 6, y0 + top + ch * e + ch / 2 + 4);
+        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"rowlab\">", x0 + left - 6,
+                  y0 + top + ch * e + ch / 2 + 4);
         sb_esc(b, name);
         sb_puts(b, "</text>\n");
         for (int l = 0; l < r->n_labels; l++) {
@@ -363,7 +404,9 @@ static void draw_heatmap(sbuf *b, const es_eval_results *r, int a, double x0, do
             heat_color(share, color);
             double cx = x0 + left + cw * l, cy = y0 + top + ch * e;
             bool diag = r->emotion_label[e] == l;
-            sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"%s\" class=\"%s\"/>",
+            sb_printf(b,
+                      "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"%s\" "
+                      "class=\"%s\"/>",
                       cx, cy, cw, ch, color, diag ? "cell diag" : "cell");
             bool whole = fabs(row[l] - round(row[l])) < 1e-9;
             sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"%s\">", cx + cw / 2, cy + ch / 2 + 4,
@@ -372,7 +415,9 @@ static void draw_heatmap(sbuf *b, const es_eval_results *r, int a, double x0, do
             sb_puts(b, "</text>\n");
         }
     }
-    sb_printf(b, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"axnote\">steered to &#8594;</text>\n",
+    sb_printf(b,
+              "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"axnote\">steered to "
+              "&#8594;</text>\n",
               x0 + 12, y0 + top + ch * r->n_emotions);
     sb_puts(b, "</g>\n");
 }
@@ -381,7 +426,8 @@ static void heatmaps(sbuf *b, const es_eval_results *r, int max_maps) {
     int idx[64], n = 0;
     for (int a = r->n_alphas - 1; a >= 0 && n < ES_MIN(max_maps, 64); a--)
         if (r->alphas[a] > 0) idx[n++] = a;
-    if (n == 0 && r->n_alphas > 0) idx[n++] = r->n_alphas - 1; /* no positive alpha: show the largest */
+    if (n == 0 && r->n_alphas > 0)
+        idx[n++] = r->n_alphas - 1;   /* no positive alpha: show the largest */
     for (int i = 0; i < n / 2; i++) { /* ascending alpha */
         int t = idx[i];
         idx[i] = idx[n - 1 - i];
@@ -391,9 +437,12 @@ static void heatmaps(sbuf *b, const es_eval_results *r, int max_maps) {
     int cols = ES_MAX(1, (int)(1100 / mw));
     int rows = (n + cols - 1) / cols;
     double w = mw * ES_MIN(n, cols), h = mh * rows;
-    sb_printf(b, "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
-                 "aria-label=\"confusion matrices\">\n", w, h, w, h);
-    for (int i = 0; i < n; i++) draw_heatmap(b, r, idx[i], mw * (i % cols), mh * (i / cols));
+    sb_printf(b,
+              "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+              "aria-label=\"confusion matrices\">\n",
+              w, h, w, h);
+    for (int i = 0; i < n; i++)
+        draw_heatmap(b, r, idx[i], mw * (i % cols), mh * (i / cols));
     sb_puts(b, "</svg>\n");
 }
 
@@ -402,7 +451,8 @@ static void heatmaps(sbuf *b, const es_eval_results *r, int max_maps) {
 static const char *css =
     "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;"
     "max-width:1120px;margin:24px auto;padding:0 16px;background:#fff}"
-    "h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 6px;border-bottom:1px solid #ddd}"
+    "h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 6px;border-bottom:1px solid "
+    "#ddd}"
     "p.note{color:#555;margin:4px 0 10px;max-width:900px}"
     "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;"
     "vertical-align:top;text-align:left}th{background:#f4f4f4}td.n{text-align:right;"
@@ -456,7 +506,8 @@ static void settings_table(sbuf *b, const es_eval_results *r) {
         snprintf(buf, sizeof buf, "%d", s->max_tokens);
         settings_row(b, "max tokens", buf);
     }
-    for (int i = 0; i < s->n_extra; i++) settings_row(b, s->extra[i].key, s->extra[i].value);
+    for (int i = 0; i < s->n_extra; i++)
+        settings_row(b, s->extra[i].key, s->extra[i].value);
     snprintf(buf, sizeof buf, "%d (%d outside the table)", r->n_records, r->n_ignored);
     settings_row(b, "responses", buf);
     settings_row(b, "created", s->created);
@@ -468,7 +519,8 @@ static void linearity_table(sbuf *b, const es_eval_results *r) {
                "<th>intercept</th><th>R&#178;</th><th>EAS slope</th><th>EAS R&#178;</th></tr>\n");
     for (int e = 0; e < r->n_emotions; e++) {
         const es_linearity *f = &r->linearity[e], *g = &r->linearity_eas[e];
-        sb_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>", emotion_color(r->emotions[e], e));
+        sb_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
+                  emotion_color(r->emotions[e], e));
         sb_esc(b, r->emotions[e]);
         sb_printf(b, "</td><td class=\"n\">%d</td><td class=\"n\">", f->n_points);
         sb_num(b, "%.4f", f->slope);
@@ -493,7 +545,8 @@ static void sb_esc_cut(sbuf *b, const char *s, int max) {
         return;
     }
     size_t cut = (size_t)max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
     char *head = malloc(cut + 1);
     if (!head) {
         b->failed = true;
@@ -530,19 +583,23 @@ static void samples_table(sbuf *b, const es_eval_results *r, const es_report_par
         sb_puts(b, "</td><td class=\"n\">");
         sb_num(b, "%.3f", s->target_prob);
         sb_puts(b, "</td><td>");
-        if (s->detected >= 0 && s->detected < r->n_labels) sb_esc(b, r->labels[s->detected]);
-        else sb_puts(b, "&#8211;");
+        if (s->detected >= 0 && s->detected < r->n_labels)
+            sb_esc(b, r->labels[s->detected]);
+        else
+            sb_puts(b, "&#8211;");
         sb_puts(b, "</td></tr>\n");
     }
     sb_puts(b, "</table>\n");
     if (shown < r->n_samples)
-        sb_printf(b, "<p class=\"note\">%d of %d kept samples shown; all are in results.json.</p>\n", shown,
-                  r->n_samples);
+        sb_printf(b,
+                  "<p class=\"note\">%d of %d kept samples shown; all are in results.json.</p>\n",
+                  shown, r->n_samples);
 }
 
 static void accuracy_table(sbuf *b, const es_eval_results *r) {
     sb_puts(b, "<table class=\"accuracy\"><tr><th>alpha</th>");
-    for (int a = 0; a < r->n_alphas; a++) sb_printf(b, "<th>%g</th>", r->alphas[a]);
+    for (int a = 0; a < r->n_alphas; a++)
+        sb_printf(b, "<th>%g</th>", r->alphas[a]);
     sb_puts(b, "</tr>\n<tr><th>accuracy</th>");
     for (int a = 0; a < r->n_alphas; a++) {
         sb_puts(b, "<td class=\"n\">");
@@ -558,7 +615,8 @@ es_report_params es_report_default_params(void) {
 }
 
 static void section_open(sbuf *b, const char *id, const char *title, const char *note) {
-    sb_printf(b, "<section class=\"chart\" id=\"%s\">\n<h2>%s</h2>\n<p class=\"note\">%s</p>\n", id, title, note);
+    sb_printf(b, "<section class=\"chart\" id=\"%s\">\n<h2>%s</h2>\n<p class=\"note\">%s</p>\n", id,
+              title, note);
 }
 
 es_status es_report_html(const es_eval_results *r, const es_report_params *params, char **out,
@@ -573,8 +631,10 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
     sb_esc(&b, p.title);
     sb_printf(&b, "</title>\n<style>%s</style>\n</head><body>\n<h1>", css);
     sb_esc(&b, p.title);
-    sb_printf(&b, "</h1>\n<p class=\"note\">emosteer %s &#183; %d emotions &#215; %d alphas &#183; "
-                  "%d responses</p>\n", ES_VERSION_STRING, r->n_emotions, r->n_alphas, r->n_records);
+    sb_printf(&b,
+              "</h1>\n<p class=\"note\">emosteer %s &#183; %d emotions &#215; %d alphas &#183; "
+              "%d responses</p>\n",
+              ES_VERSION_STRING, r->n_emotions, r->n_alphas, r->n_records);
     sb_puts(&b, "<section id=\"settings\">\n<h2>Settings</h2>\n");
     settings_table(&b, r);
     sb_puts(&b, "</section>\n");
@@ -590,10 +650,11 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
     line_chart(&b, r, "emotion score vs alpha", emo, 2, 2);
     sb_puts(&b, "</section>\n");
 
-    section_open(&b, "fluency", "Fluency vs alpha",
-                 "rep-4: share of a response's word 4-grams that repeat an earlier one. Degenerate: "
-                 "rep-4 above 0.3 or fewer than 3 words. distinct-2: distinct word bigrams over "
-                 "bigrams. Perplexity: geometric mean under the unsteered model.");
+    section_open(
+        &b, "fluency", "Fluency vs alpha",
+        "rep-4: share of a response's word 4-grams that repeat an earlier one. Degenerate: "
+        "rep-4 above 0.3 or fewer than 3 words. distinct-2: distinct word bigrams over "
+        "bigrams. Perplexity: geometric mean under the unsteered model.");
     panel flu[4] = {
         {0, 0, 0, 0, "Repeated 4-gram share (rep-4)", "rep-4", v_rep4, 0, 1, true},
         {0, 0, 0, 0, "Degenerate responses", "share degenerate", v_degen, 0, 1, true},
@@ -613,13 +674,16 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
 
     section_open(&b, "topic", "Topic adherence vs alpha",
                  "Mean similarity of each response to its query, &#177;1 sd.");
-    panel top[1] = {{0, 0, 0, 0, "Topic adherence", "similarity to query", v_topic, NAN, NAN, false}};
+    panel top[1] = {
+        {0, 0, 0, 0, "Topic adherence", "similarity to query", v_topic, NAN, NAN, false}};
     line_chart(&b, r, "topic adherence vs alpha", top, 1, 1);
     sb_puts(&b, "</section>\n");
 
     sb_puts(&b, "<section id=\"linearity\">\n<h2>Linearity</h2>\n");
-    sb_printf(&b, "<p class=\"note\">Least-squares line through (alpha, mean target-emotion "
-                  "probability) for alpha in [%g, %g]; R&#178; = 1 &#8722; SS<sub>res</sub>/SS<sub>tot</sub>.</p>\n",
+    sb_printf(&b,
+              "<p class=\"note\">Least-squares line through (alpha, mean target-emotion "
+              "probability) for alpha in [%g, %g]; R&#178; = 1 &#8722; "
+              "SS<sub>res</sub>/SS<sub>tot</sub>.</p>\n",
               r->lin_alpha_lo, r->lin_alpha_hi);
     linearity_table(&b, r);
     sb_puts(&b, "</section>\n");
@@ -637,7 +701,8 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
     return ES_OK;
 }
 
-es_status es_report_write(const es_eval_results *r, const es_report_params *params, const char *path) {
+es_status es_report_write(const es_eval_results *r, const es_report_params *params,
+                          const char *path) {
     if (!path) return es_error(ES_ERR_INVALID_ARG, "report: NULL path");
     char *html;
     size_t len;

@@ -26,10 +26,10 @@
 #include <stddef.h>
 
 typedef struct es_report_params {
-    const char *title;       /* page title (default "emosteer evaluation"); escaped */
-    int max_samples;         /* rows of the sample table (default 60) */
-    int max_response_bytes;  /* longer responses are cut at a UTF-8 boundary + "…" (default 1200) */
-    int max_heatmaps;        /* confusion matrices shown, largest positive alphas kept (default 4) */
+    const char *title;      /* page title (default "emosteer evaluation"); escaped */
+    int max_samples;        /* rows of the sample table (default 60) */
+    int max_response_bytes; /* longer responses are cut at a UTF-8 boundary + "…" (default 1200) */
+    int max_heatmaps;       /* confusion matrices shown, largest positive alphas kept (default 4) */
 } es_report_params;
 
 es_report_params es_report_default_params(void);
@@ -40,7 +40,8 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
                          size_t *len);
 
 /* Writes the page to path. */
-es_status es_report_write(const es_eval_results *r, const es_report_params *params, const char *path);
+es_status es_report_write(const es_eval_results *r, const es_report_params *params,
+                          const char *path);
 
 /* HTML-escapes s (& < > " ' -> entities) after replacing invalid UTF-8 with U+FFFD.
  * malloc'ed; NULL on allocation failure; NULL s gives "". */

@@ -20,15 +20,29 @@ static const uint32_t K[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
-static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+static inline uint32_t rotr(uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+}
 
 /* FIPS 180-4 4.1.2 functions */
-static inline uint32_t ch(uint32_t x, uint32_t y, uint32_t z) { return (x & y) ^ (~x & z); }
-static inline uint32_t maj(uint32_t x, uint32_t y, uint32_t z) { return (x & y) ^ (x & z) ^ (y & z); }
-static inline uint32_t big_sigma0(uint32_t x) { return rotr(x, 2) ^ rotr(x, 13) ^ rotr(x, 22); }
-static inline uint32_t big_sigma1(uint32_t x) { return rotr(x, 6) ^ rotr(x, 11) ^ rotr(x, 25); }
-static inline uint32_t small_sigma0(uint32_t x) { return rotr(x, 7) ^ rotr(x, 18) ^ (x >> 3); }
-static inline uint32_t small_sigma1(uint32_t x) { return rotr(x, 17) ^ rotr(x, 19) ^ (x >> 10); }
+static inline uint32_t ch(uint32_t x, uint32_t y, uint32_t z) {
+    return (x & y) ^ (~x & z);
+}
+static inline uint32_t maj(uint32_t x, uint32_t y, uint32_t z) {
+    return (x & y) ^ (x & z) ^ (y & z);
+}
+static inline uint32_t big_sigma0(uint32_t x) {
+    return rotr(x, 2) ^ rotr(x, 13) ^ rotr(x, 22);
+}
+static inline uint32_t big_sigma1(uint32_t x) {
+    return rotr(x, 6) ^ rotr(x, 11) ^ rotr(x, 25);
+}
+static inline uint32_t small_sigma0(uint32_t x) {
+    return rotr(x, 7) ^ rotr(x, 18) ^ (x >> 3);
+}
+static inline uint32_t small_sigma1(uint32_t x) {
+    return rotr(x, 17) ^ rotr(x, 19) ^ (x >> 10);
+}
 
 /* FIPS 180-4 6.2.2: process one 512-bit block. */
 static void compress(uint32_t h[8], const uint8_t block[64]) {
@@ -84,7 +98,8 @@ void es_sha256_update(es_sha256_ctx *s, const void *data, size_t n) {
         compress(s->h, s->block);
         s->n_block = 0;
     }
-    for (; n >= 64; p += 64, n -= 64) compress(s->h, p);
+    for (; n >= 64; p += 64, n -= 64)
+        compress(s->h, p);
     if (n) {
         memcpy(s->block, p, n);
         s->n_block = n;
@@ -101,7 +116,8 @@ void es_sha256_final(es_sha256_ctx *s, uint8_t digest[ES_SHA256_BYTES]) {
         s->n_block = 0;
     }
     memset(s->block + s->n_block, 0, 56 - s->n_block);
-    for (int i = 0; i < 8; i++) s->block[56 + i] = (uint8_t)(n_bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        s->block[56 + i] = (uint8_t)(n_bits >> (56 - 8 * i));
     compress(s->h, s->block);
     for (int i = 0; i < 8; i++) {
         digest[4 * i] = (uint8_t)(s->h[i] >> 24);
@@ -136,7 +152,8 @@ es_status es_sha256_file(const char *path, char hex[ES_SHA256_HEX]) {
     es_sha256_init(&s);
     uint8_t buf[1 << 16];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) es_sha256_update(&s, buf, n);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        es_sha256_update(&s, buf, n);
     bool failed = ferror(f) != 0;
     int saved = errno;
     fclose(f);

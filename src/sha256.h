@@ -19,10 +19,10 @@
  * number of times, finish with es_sha256_final (after which the state must be
  * re-initialised before reuse). */
 typedef struct es_sha256_ctx {
-    uint32_t h[8];       /* chaining value H(i) */
-    uint64_t n_bytes;    /* message length so far */
-    uint8_t block[64];   /* partial block */
-    size_t n_block;      /* bytes used in block, < 64 */
+    uint32_t h[8];     /* chaining value H(i) */
+    uint64_t n_bytes;  /* message length so far */
+    uint8_t block[64]; /* partial block */
+    size_t n_block;    /* bytes used in block, < 64 */
 } es_sha256_ctx;
 
 void es_sha256_init(es_sha256_ctx *s);

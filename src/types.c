@@ -2,6 +2,7 @@
  * types.c — the table of GGML tensor types (sizes for every id a GGUF file may hold),
  * half/bfloat16 conversions, and the run-time choice between scalar and SIMD kernels.
  */
+#include "cpu.h"
 #include "types.h"
 
 #include "kernels.h"
@@ -70,9 +71,8 @@ static void init_tables(void) {
     memcpy(s_fast, s_ref, sizeof s_fast);
     bool avx2 = false;
 #ifndef ES_NO_SIMD
-    __builtin_cpu_init();
-    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c") && !env_force_scalar();
+    avx2 = es_cpu_has(ES_CPU_AVX2) && es_cpu_has(ES_CPU_FMA) && es_cpu_has(ES_CPU_F16C) &&
+           !env_force_scalar();
     if (avx2) es_quants_register_avx2(s_fast);
 #endif
     s_have_avx2 = avx2;

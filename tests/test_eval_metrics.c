@@ -32,7 +32,8 @@ static void test_stats(void) {
     NEAR(s.ci_hi, 6.7874879548286255, 1e-6, "ci_hi");
     double one = 3.5;
     s = es_stat_of(&one, 1);
-    CHECK(s.n == 1 && s.mean == 3.5 && isnan(s.sd) && isnan(s.ci_lo), "n=1: mean %g sd %g", s.mean, s.sd);
+    CHECK(s.n == 1 && s.mean == 3.5 && isnan(s.sd) && isnan(s.ci_lo), "n=1: mean %g sd %g", s.mean,
+          s.sd);
     s = es_stat_of(NULL, 0);
     CHECK(s.n == 0 && isnan(s.mean), "n=0");
 
@@ -81,7 +82,8 @@ static void test_words(void) {
     CHECK(n == 3 && n2 == 3 && !memcmp(w, w2, 3 * sizeof *w), "case folding and splitting");
     free(w);
     free(w2);
-    CHECK(es_word_hashes("Café au lait, 42x!", &w, &n) == ES_OK && n == 4, "UTF-8 word stays one: %zu", n);
+    CHECK(es_word_hashes("Café au lait, 42x!", &w, &n) == ES_OK && n == 4,
+          "UTF-8 word stays one: %zu", n);
     free(w);
     CHECK(es_word_hashes("... !!! ---", &w, &n) == ES_OK && n == 0 && !w, "punctuation only");
     CHECK(es_word_hashes(NULL, &w, &n) == ES_OK && n == 0, "NULL text");
@@ -103,18 +105,24 @@ static void test_fluency(void) {
     CHECK(f.degenerate, "abcd x3 is degenerate");
     /* words one..ten then one two three four again: 11 4-grams, 10 distinct -> 1/11,
      * below the 0.3 threshold */
-    CHECK(es_text_fluency_of("one two three four five six seven eight nine ten one two three four", NULL, &f) == ES_OK, "fluency 3");
+    CHECK(es_text_fluency_of("one two three four five six seven eight nine ten one two three four",
+                             NULL, &f) == ES_OK,
+          "fluency 3");
     NEAR(f.rep4, 1.0 / 11, 1e-12, "rep4 one..ten");
     CHECK(!f.degenerate, "one..ten not degenerate");
     es_fluency_params strict = {0.05, 3};
-    CHECK(es_text_fluency_of("one two three four five six seven eight nine ten one two three four", &strict, &f) == ES_OK && f.degenerate,
+    CHECK(es_text_fluency_of("one two three four five six seven eight nine ten one two three four",
+                             &strict, &f) == ES_OK &&
+              f.degenerate,
           "threshold 0.05 makes it degenerate");
     CHECK(es_text_fluency_of("Hello there", NULL, &f) == ES_OK && f.n_words == 2 && f.degenerate &&
               f.distinct2 == 1.0 && f.rep4 == 0.0,
           "two words: degenerate, distinct2 %g", f.distinct2);
-    CHECK(es_text_fluency_of("", NULL, &f) == ES_OK && f.n_words == 0 && f.degenerate && isnan(f.distinct2),
+    CHECK(es_text_fluency_of("", NULL, &f) == ES_OK && f.n_words == 0 && f.degenerate &&
+              isnan(f.distinct2),
           "empty: degenerate, distinct2 NaN");
-    CHECK(es_text_fluency_of("no no no no no no no no", NULL, &f) == ES_OK && f.degenerate, "no x8");
+    CHECK(es_text_fluency_of("no no no no no no no no", NULL, &f) == ES_OK && f.degenerate,
+          "no x8");
     NEAR(f.rep4, 0.8, 1e-12, "rep4 no x8 (5 4-grams, 1 distinct)");
 
     double d = 0;
@@ -138,7 +146,8 @@ static void test_emotion(void) {
     double row[4] = {0};
     double tie[] = {0.4, 0.4, 0.1, 0.1};
     CHECK(es_detect_label_add(tie, 4, 3, row), "tie added");
-    CHECK(row[0] == 0.5 && row[1] == 0.5 && row[2] == 0 && row[3] == 0, "tie split %g %g", row[0], row[1]);
+    CHECK(row[0] == 0.5 && row[1] == 0.5 && row[2] == 0 && row[3] == 0, "tie split %g %g", row[0],
+          row[1]);
     double zero[] = {0, 0, 0, 0};
     CHECK(es_detect_label_add(zero, 4, 3, row) && row[3] == 1, "all zero counts as neutral");
     CHECK(es_detect_label_add(NULL, 4, 3, row) && row[3] == 2, "unscored counts as neutral");
@@ -151,7 +160,8 @@ static void test_emotion(void) {
     ls.weight[ES_EMO_ANGER] = 1;
     double lx[ES_EVAL_N_LEXICON_LABELS];
     es_scores_from_lexicon(&ls, 0, lx);
-    CHECK(!strcmp(es_eval_lexicon_labels[ES_EMO_JOY], "joy") && !strcmp(es_eval_lexicon_labels[5], "neutral"),
+    CHECK(!strcmp(es_eval_lexicon_labels[ES_EMO_JOY], "joy") &&
+              !strcmp(es_eval_lexicon_labels[5], "neutral"),
           "lexicon label order");
     NEAR(lx[ES_EMO_JOY], 0.5, 1e-12, "lexicon joy");
     NEAR(lx[ES_EMO_ANGER], 0.25, 1e-12, "lexicon anger");
@@ -193,8 +203,9 @@ static void test_summarize(void) {
                 r->alpha = a;
                 r->query_id = (char *)(q == 0 ? "q1" : "q2");
                 r->prompt = (char *)"How was your day?";
-                r->response = (char *)(e == 1 && a == 2 && q == 1 ? "no no no no no no no no"
-                                                                   : "It was a fine day at the lake with friends.");
+                r->response = (char *)(e == 1 && a == 2 && q == 1
+                                           ? "no no no no no no no no"
+                                           : "It was a fine day at the lake with friends.");
                 r->n_labels = 3;
                 r->scores = scores[n];
                 scores[n][0] = e == 0 ? 0 : anger;
@@ -217,14 +228,17 @@ static void test_summarize(void) {
     set.model_name = (char *)"synthetic";
     set.seed = 7;
     es_eval_results *r = NULL;
-    es_status st = es_eval_summarize(recs, (size_t)n, emotions, 2, alphas, 3, labels, 3, &set, NULL, &r);
+    es_status st =
+        es_eval_summarize(recs, (size_t)n, emotions, 2, alphas, 3, labels, 3, &set, NULL, &r);
     CHECK(st == ES_OK, "summarize: %s", es_last_error());
     if (st != ES_OK) return;
     CHECK(r->n_emotions == 2 && r->n_alphas == 3 && r->n_labels == 3 && r->neutral == 2, "shape");
     CHECK(r->alphas[0] == 0 && r->alphas[1] == 1 && r->alphas[2] == 2, "alphas sorted");
     CHECK(r->emotion_label[0] == 1 && r->emotion_label[1] == 0, "emotion -> label");
-    CHECK(r->n_records == 13 && r->n_ignored == 1, "records %d ignored %d", r->n_records, r->n_ignored);
-    CHECK(r->settings.model_name && !strcmp(r->settings.model_name, "synthetic") && r->settings.seed == 7,
+    CHECK(r->n_records == 13 && r->n_ignored == 1, "records %d ignored %d", r->n_records,
+          r->n_ignored);
+    CHECK(r->settings.model_name && !strcmp(r->settings.model_name, "synthetic") &&
+              r->settings.seed == 7,
           "settings copied");
     for (int a = 0; a < 3; a++) {
         es_eval_cell *j = es_eval_cell_at(r, 0, a), *g = es_eval_cell_at(r, 1, a);
@@ -283,12 +297,15 @@ static void test_summarize(void) {
     r = NULL;
     double dup[] = {1, 1};
     CHECK(es_eval_summarize(recs, (size_t)n, emotions, 2, dup, 2, labels, 3, NULL, NULL, &r) ==
-              ES_ERR_INVALID_ARG && !r,
+                  ES_ERR_INVALID_ARG &&
+              !r,
           "repeated alpha rejected");
     CHECK(es_eval_summarize(recs, (size_t)n, emotions, 2, alphas, 3, labels, 2, NULL, NULL, &r) ==
-              ES_ERR_INVALID_ARG && strstr(es_last_error(), "has 3 scores"),
+                  ES_ERR_INVALID_ARG &&
+              strstr(es_last_error(), "has 3 scores"),
           "label count mismatch names the record: %s", es_last_error());
-    CHECK(es_eval_summarize(NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL, NULL, &r) == ES_ERR_INVALID_ARG,
+    CHECK(es_eval_summarize(NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL, NULL, &r) ==
+              ES_ERR_INVALID_ARG,
           "nothing to summarise");
 }
 

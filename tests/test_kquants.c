@@ -9,6 +9,7 @@
  *   - llama.cpp's quantized tensors of the llama fixture dequantize to within the
  *     type's error of the f16 originals, and our quantizer's error is close to llama.cpp's.
  */
+#include "cpu.h"
 #include "gguf.h"
 #include "kernels.h"
 #include "quants_k.h"
@@ -77,9 +78,7 @@ static bool cpu_has_avx2(void) {
 #ifdef ES_NO_SIMD
     return false;
 #else
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return es_cpu_has(ES_CPU_AVX2) && es_cpu_has(ES_CPU_FMA) && es_cpu_has(ES_CPU_F16C);
 #endif
 }
 

@@ -31,7 +31,8 @@ static es_query_set *test_own_set(void) {
     es_status st = es_query_set_load(path_in_source("data/queries/emosteer-queries.json"), &qs);
     CHECK(st == ES_OK, "load emosteer-queries.json: %s", es_last_error());
     if (!qs) return NULL;
-    CHECK(qs->format == ES_QUERY_FORMAT_EMOSTEER && qs->description, "emosteer format with description");
+    CHECK(qs->format == ES_QUERY_FORMAT_EMOSTEER && qs->description,
+          "emosteer format with description");
     CHECK(qs->n_lists == 6, "6 lists: %d", qs->n_lists);
     int total = 0;
     for (int e = 0; e < 6; e++) {
@@ -42,16 +43,20 @@ static es_query_set *test_own_set(void) {
         CHECK(l->n_duplicates == 0, "%s: %d duplicates", name, l->n_duplicates);
         CHECK(l->system && strlen(l->system) > 20 && l->prefix && strlen(l->prefix) > 10,
               "%s: system prompt and prefix", name);
-        if (e < 5) CHECK(l->system && strstr(l->system, name), "%s: system prompt names the emotion", name);
+        if (e < 5)
+            CHECK(l->system && strstr(l->system, name), "%s: system prompt names the emotion",
+                  name);
         char id[32];
         snprintf(id, sizeof id, "%s-0007", name);
-        CHECK(l->n > 7 && !strcmp(l->queries[7].id, id), "%s: id %s", name, l->n > 7 ? l->queries[7].id : "?");
+        CHECK(l->n > 7 && !strcmp(l->queries[7].id, id), "%s: id %s", name,
+              l->n > 7 ? l->queries[7].id : "?");
         /* every query is a sentence ending in ? or . and starting with a capital */
         int bad = 0;
         for (int k = 0; k < l->n; k++) {
             const char *t = l->queries[k].text;
             size_t n = strlen(t);
-            bad += !(t[0] >= 'A' && t[0] <= 'Z') || !(t[n - 1] == '?' || t[n - 1] == '.') || n < 15 || n > 300;
+            bad += !(t[0] >= 'A' && t[0] <= 'Z') || !(t[n - 1] == '?' || t[n - 1] == '.') ||
+                   n < 15 || n > 300;
         }
         CHECK(bad == 0, "%s: %d queries not shaped like a sentence", name, bad);
         total += l->n;
@@ -77,18 +82,22 @@ static void test_emotionquery(const es_query_set *own) {
     es_query_set *qs = NULL;
     CHECK(es_query_set_load(path, &qs) == ES_OK, "load EmotionQuery.json: %s", es_last_error());
     if (!qs) return;
-    CHECK(qs->format == ES_QUERY_FORMAT_EMOTIONQUERY && qs->n_lists == 5, "EmotionQuery: %d lists", qs->n_lists);
+    CHECK(qs->format == ES_QUERY_FORMAT_EMOTIONQUERY && qs->n_lists == 5, "EmotionQuery: %d lists",
+          qs->n_lists);
     for (int e = 0; e < 5; e++) {
         const es_query_list *l = es_query_set_find(qs, emotions[e]);
-        CHECK(l && l->n == 100 && !l->system && !l->prefix, "EmotionQuery %s: 100 queries", emotions[e]);
+        CHECK(l && l->n == 100 && !l->system && !l->prefix, "EmotionQuery %s: 100 queries",
+              emotions[e]);
     }
     const es_query_list *joy = es_query_set_find(qs, "joy");
-    CHECK(joy && joy->n_duplicates == 31, "EmotionQuery joy repeats 31 queries: %d", joy ? joy->n_duplicates : -1);
+    CHECK(joy && joy->n_duplicates == 31, "EmotionQuery joy repeats 31 queries: %d",
+          joy ? joy->n_duplicates : -1);
     CHECK(!es_query_set_find(qs, "neutral"), "no neutral list");
     if (own) {
         int overlap = 0;
         for (int i = 0; i < qs->n_lists; i++)
-            for (int k = 0; k < qs->lists[i].n; k++) overlap += contains(own, qs->lists[i].queries[k].text);
+            for (int k = 0; k < qs->lists[i].n; k++)
+                overlap += contains(own, qs->lists[i].queries[k].text);
         CHECK(overlap == 0, "%d EmotionQuery queries also in ours", overlap);
     }
     es_query_set_free(qs);
@@ -97,8 +106,8 @@ static void test_emotionquery(const es_query_set *own) {
 static void test_prompts(const es_query_set *own) {
     char **p = NULL;
     int n = 0;
-    CHECK(es_prompts_load(path_in_source("data/queries/heldout-prompts.txt"), &p, &n) == ES_OK, "held-out prompts: %s",
-          es_last_error());
+    CHECK(es_prompts_load(path_in_source("data/queries/heldout-prompts.txt"), &p, &n) == ES_OK,
+          "held-out prompts: %s", es_last_error());
     CHECK(n >= 45 && n <= 60, "about 50 held-out prompts: %d", n);
     int in_set = 0, bad = 0;
     for (int i = 0; i < n; i++) {
@@ -106,7 +115,8 @@ static void test_prompts(const es_query_set *own) {
         size_t len = strlen(p[i]);
         bad += len < 10 || len > 80 || p[i][len - 1] == ' ';
     }
-    CHECK(in_set == 0 && bad == 0, "held-out prompts: %d in the query set, %d badly shaped", in_set, bad);
+    CHECK(in_set == 0 && bad == 0, "held-out prompts: %d in the query set, %d badly shaped", in_set,
+          bad);
     es_prompts_free(p, n);
 
     char tmp[] = "/tmp/es_test_prompts_XXXXXX";
@@ -115,14 +125,16 @@ static void test_prompts(const es_query_set *own) {
         FILE *f = fdopen(fd, "w");
         fputs("# comment\n\nOnce upon a time \r\n   \nThe end", f);
         fclose(f);
-        CHECK(es_prompts_load(tmp, &p, &n) == ES_OK && n == 2 && !strcmp(p[0], "Once upon a time ") &&
-                  !strcmp(p[1], "The end"),
+        CHECK(es_prompts_load(tmp, &p, &n) == ES_OK && n == 2 &&
+                  !strcmp(p[0], "Once upon a time ") && !strcmp(p[1], "The end"),
               "prompt file rules (comments, blanks, CRLF, trailing space kept)");
         es_prompts_free(p, n);
         f = fopen(tmp, "w");
         fputs("# only a comment\n", f);
         fclose(f);
-        CHECK(es_prompts_load(tmp, &p, &n) == ES_ERR_FORMAT && strstr(es_last_error(), "no prompts"), "empty prompt file");
+        CHECK(es_prompts_load(tmp, &p, &n) == ES_ERR_FORMAT &&
+                  strstr(es_last_error(), "no prompts"),
+              "empty prompt file");
         remove(tmp);
     }
 }
@@ -133,7 +145,8 @@ static void test_malformed(void) {
         es_status st;
     } bad[] = {
         {"{\"joy\": [\"a\", 3]}", "t.json: joy[1]: expected a non-empty string", ES_ERR_FORMAT},
-        {"{\"joy\": [\"a\", \"\"]}", "joy[1]: expected a non-empty string without NUL, got an empty string", ES_ERR_FORMAT},
+        {"{\"joy\": [\"a\", \"\"]}",
+         "joy[1]: expected a non-empty string without NUL, got an empty string", ES_ERR_FORMAT},
         {"{\"joy\": \"a\"}", "joy: expected an array of strings, got a string", ES_ERR_FORMAT},
         {"{\"joy\": []}", "joy: empty list", ES_ERR_FORMAT},
         {"{}", "no query lists", ES_ERR_FORMAT},
@@ -142,34 +155,42 @@ static void test_malformed(void) {
         {"{\"joy\": [\"a\"], \"joy\": [\"b\"]}", "invalid JSON at line 1", ES_ERR_FORMAT},
         {"{\"joy\": [\"a\"", "invalid JSON", ES_ERR_FORMAT},
         {"{\"queries\": [\"a\"]}", "queries: expected an object", ES_ERR_FORMAT},
-        {"{\"queries\": {\"joy\": [\"a\", null]}}", "queries.joy[1]: expected a non-empty string", ES_ERR_FORMAT},
+        {"{\"queries\": {\"joy\": [\"a\", null]}}", "queries.joy[1]: expected a non-empty string",
+         ES_ERR_FORMAT},
         {"{\"queries\": {\"joy\": [\"a\"]}, \"instructions\": {\"joy\": {\"system\": 5}}}",
          "instructions.joy.system: expected a non-empty string, got a number", ES_ERR_FORMAT},
         {"{\"queries\": {\"joy\": [\"a\"]}, \"instructions\": {\"joy\": {\"sytem\": \"x\"}}}",
          "instructions.joy.sytem: unknown key", ES_ERR_FORMAT},
-        {"{\"queries\": {\"joy\": [\"a\"]}, \"instructions\": {\"joy\": \"x\"}}", "instructions.joy: expected an object",
-         ES_ERR_FORMAT},
-        {"{\"format\": \"emosteer-queries/9\", \"queries\": {\"joy\": [\"a\"]}}", "is not emosteer-queries/1",
-         ES_ERR_UNSUPPORTED},
+        {"{\"queries\": {\"joy\": [\"a\"]}, \"instructions\": {\"joy\": \"x\"}}",
+         "instructions.joy: expected an object", ES_ERR_FORMAT},
+        {"{\"format\": \"emosteer-queries/9\", \"queries\": {\"joy\": [\"a\"]}}",
+         "is not emosteer-queries/1", ES_ERR_UNSUPPORTED},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         es_query_set *qs = NULL;
         es_status st = es_query_set_parse(bad[i].json, strlen(bad[i].json), "t.json", &qs);
-        CHECK(st == bad[i].st && !qs && strstr(es_last_error(), "t.json") && strstr(es_last_error(), bad[i].want),
+        CHECK(st == bad[i].st && !qs && strstr(es_last_error(), "t.json") &&
+                  strstr(es_last_error(), bad[i].want),
               "malformed %zu: status %d, message: %s", i, st, es_last_error());
         es_query_set_free(qs);
     }
     /* an instruction-only entry makes an empty list */
-    const char *ok = "{\"queries\": {\"joy\": [\"a\", \"a\"]}, \"instructions\": {\"neutral\": {\"prefix\": \"Plainly:\"}}}";
+    const char *ok = "{\"queries\": {\"joy\": [\"a\", \"a\"]}, \"instructions\": {\"neutral\": "
+                     "{\"prefix\": \"Plainly:\"}}}";
     es_query_set *qs = NULL;
-    CHECK(es_query_set_parse(ok, strlen(ok), "t.json", &qs) == ES_OK, "instruction-only: %s", es_last_error());
+    CHECK(es_query_set_parse(ok, strlen(ok), "t.json", &qs) == ES_OK, "instruction-only: %s",
+          es_last_error());
     if (qs) {
-        const es_query_list *n = es_query_set_find(qs, "neutral"), *j = es_query_set_find(qs, "joy");
-        CHECK(n && n->n == 0 && n->prefix && !strcmp(n->prefix, "Plainly:") && !n->system, "neutral instruction only");
-        CHECK(j && j->n == 2 && j->n_duplicates == 1 && !strcmp(j->queries[1].id, "joy-0001"), "duplicates counted");
+        const es_query_list *n = es_query_set_find(qs, "neutral"),
+                            *j = es_query_set_find(qs, "joy");
+        CHECK(n && n->n == 0 && n->prefix && !strcmp(n->prefix, "Plainly:") && !n->system,
+              "neutral instruction only");
+        CHECK(j && j->n == 2 && j->n_duplicates == 1 && !strcmp(j->queries[1].id, "joy-0001"),
+              "duplicates counted");
         es_query_set_free(qs);
     }
-    CHECK(es_query_set_load("/nonexistent/q.json", &qs) == ES_ERR_IO && strstr(es_last_error(), "/nonexistent/q.json"),
+    CHECK(es_query_set_load("/nonexistent/q.json", &qs) == ES_ERR_IO &&
+              strstr(es_last_error(), "/nonexistent/q.json"),
           "missing file named: %s", es_last_error());
 }
 

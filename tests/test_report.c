@@ -20,7 +20,8 @@ static char tmpdir[256];
 
 static size_t count(const char *hay, const char *needle, const char *end) {
     size_t n = 0, len = strlen(needle);
-    for (const char *p = hay; (p = strstr(p, needle)) && (!end || p < end); p += len) n++;
+    for (const char *p = hay; (p = strstr(p, needle)) && (!end || p < end); p += len)
+        n++;
     return n;
 }
 
@@ -64,21 +65,24 @@ static const char *check_nesting(const char *html) {
         /* find the end of the tag, skipping quoted attribute values */
         char quote = 0;
         for (; *q && (quote || *q != '>'); q++) {
-            if (quote && *q == quote) quote = 0;
-            else if (!quote && (*q == '"' || *q == '\'')) quote = *q;
+            if (quote && *q == quote)
+                quote = 0;
+            else if (!quote && (*q == '"' || *q == '\''))
+                quote = *q;
         }
         if (!*q) return "unterminated tag";
         bool self = q[-1] == '/';
         if (closing) {
             if (depth == 0 || strcmp(stack[depth - 1], name)) {
-                snprintf(msg, sizeof msg, "</%s> closes <%s> at offset %ld", name, depth ? stack[depth - 1] : "(none)",
-                         (long)(p - html));
+                snprintf(msg, sizeof msg, "</%s> closes <%s> at offset %ld", name,
+                         depth ? stack[depth - 1] : "(none)", (long)(p - html));
                 return msg;
             }
             depth--;
         } else if (!self) {
             bool is_void = false;
-            for (size_t i = 0; i < sizeof voids / sizeof voids[0]; i++) is_void |= !strcmp(name, voids[i]);
+            for (size_t i = 0; i < sizeof voids / sizeof voids[0]; i++)
+                is_void |= !strcmp(name, voids[i]);
             if (!is_void) {
                 if (depth == 256) return "nesting too deep";
                 strcpy(stack[depth++], name);
@@ -103,10 +107,12 @@ static void check_page(const char *html, bool full_data) {
     const char *err = check_nesting(html);
     CHECK(!err, "well-formed: %s", err ? err : "");
     /* self-contained: no script, no external reference of any kind */
-    CHECK(!strstr(html, "<script") && !strstr(html, "http:") && !strstr(html, "https:") && !strstr(html, "url(") &&
-              !strstr(html, "@import") && !strstr(html, " src=") && !strstr(html, " href=") && !strstr(html, "<link"),
+    CHECK(!strstr(html, "<script") && !strstr(html, "http:") && !strstr(html, "https:") &&
+              !strstr(html, "url(") && !strstr(html, "@import") && !strstr(html, " src=") &&
+              !strstr(html, " href=") && !strstr(html, "<link"),
           "no script and no external reference");
-    CHECK(count(html, "<svg", NULL) == 4 && count(html, "</svg>", NULL) == 4, "4 SVGs: %zu", count(html, "<svg", NULL));
+    CHECK(count(html, "<svg", NULL) == 4 && count(html, "</svg>", NULL) == 4, "4 SVGs: %zu",
+          count(html, "<svg", NULL));
     const char *ids[] = {"emotion", "fluency", "specificity", "topic"};
     for (int i = 0; i < 4; i++) {
         const char *b = NULL, *e = NULL;
@@ -118,33 +124,39 @@ static void check_page(const char *html, bool full_data) {
     if (!full_data) return;
     const char *b = NULL, *e = NULL;
     if (section(html, "emotion", &b, &e)) {
-        CHECK(count(b, "class=\"line\"", e) == 10, "emotion: 2 panels x 5 lines: %zu", count(b, "class=\"line\"", e));
-        CHECK(count(b, "class=\"band\"", e) == 10, "emotion: 10 sd bands: %zu", count(b, "class=\"band\"", e));
+        CHECK(count(b, "class=\"line\"", e) == 10, "emotion: 2 panels x 5 lines: %zu",
+              count(b, "class=\"line\"", e));
+        CHECK(count(b, "class=\"band\"", e) == 10, "emotion: 10 sd bands: %zu",
+              count(b, "class=\"band\"", e));
         CHECK(count(b, "class=\"pt\"", e) == 50, "emotion: 50 points");
-        CHECK(count(b, "#e0a800", e) >= 3 && count(b, "#d62728", e) >= 3, "emotion colours and legend");
+        CHECK(count(b, "#e0a800", e) >= 3 && count(b, "#d62728", e) >= 3,
+              "emotion colours and legend");
     }
     if (section(html, "fluency", &b, &e)) {
-        CHECK(count(b, "class=\"panel\"", e) == 4 && count(b, "class=\"line\"", e) == 20, "fluency: 4 panels");
+        CHECK(count(b, "class=\"panel\"", e) == 4 && count(b, "class=\"line\"", e) == 20,
+              "fluency: 4 panels");
         CHECK(!strstr(b, "no data") || strstr(b, "no data") > e, "fluency has data");
     }
     if (section(html, "specificity", &b, &e)) {
         /* positive alphas 1, 2, 4: 3 maps of 5 x 6 cells, 5 outlined diagonals */
-        CHECK(count(b, "<rect", e) == 90 && count(b, "cell diag", e) == 15, "heat maps: %zu cells, %zu diagonal",
-              count(b, "<rect", e), count(b, "cell diag", e));
+        CHECK(count(b, "<rect", e) == 90 && count(b, "cell diag", e) == 15,
+              "heat maps: %zu cells, %zu diagonal", count(b, "<rect", e), count(b, "cell diag", e));
         CHECK(strstr(b, "alpha = 4, accuracy") != NULL, "heat map titled with alpha and accuracy");
     }
     if (section(html, "topic", &b, &e)) CHECK(count(b, "class=\"line\"", e) == 5, "topic: 5 lines");
     const char *lin = strstr(html, "<section id=\"linearity\">");
     CHECK(lin && count(lin, "<tr>", strstr(lin, "</table>")) == 6, "linearity: header + 5 rows");
     /* escaping of model output, settings and names */
-    CHECK(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt; Tom &amp; Jerry said &quot;hi&quot; \xEF\xBF\xBD and left."),
+    CHECK(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt; Tom &amp; Jerry said &quot;hi&quot; "
+                       "\xEF\xBF\xBD and left."),
           "sample response escaped and invalid UTF-8 replaced");
     CHECK(strstr(html, "note &lt;b&gt;") && strstr(html, "x &lt; y &amp; z"), "settings escaped");
 }
 
 static void test_escape(void) {
     char *s = es_html_escape("<a href='x'>\"&\"</a>\xC3\x28");
-    CHECK(s && !strcmp(s, "&lt;a href=&#39;x&#39;&gt;&quot;&amp;&quot;&lt;/a&gt;\xEF\xBF\xBD("), "escape: %s", s ? s : "NULL");
+    CHECK(s && !strcmp(s, "&lt;a href=&#39;x&#39;&gt;&quot;&amp;&quot;&lt;/a&gt;\xEF\xBF\xBD("),
+          "escape: %s", s ? s : "NULL");
     free(s);
     s = es_html_escape(NULL);
     CHECK(s && !*s, "NULL escapes to empty");
@@ -162,7 +174,8 @@ static bool png_size(const unsigned char *d, size_t n, unsigned *w, unsigned *h)
 /* Runs the screenshot script; returns its exit status (77 = no Chromium). */
 static int render(const char *html, const char *png, const char *dom) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/report_screenshot.sh' '%s' '%s' '%s'", es_test_source(), html, png, dom);
+    snprintf(cmd, sizeof cmd, "sh '%s/tests/report_screenshot.sh' '%s' '%s' '%s'", es_test_source(),
+             html, png, dom);
     int rc = system(cmd);
     return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -192,17 +205,21 @@ static void test_screenshot(const char *html_path) {
     size_t n = 0;
     unsigned char *d = (unsigned char *)es_test_read_file(png, &n);
     unsigned w = 0, h = 0;
-    CHECK(d && png_size(d, n, &w, &h) && w == 1200 && h == 3000, "PNG 1200x3000: %ux%u, %zu bytes", w, h, n);
+    CHECK(d && png_size(d, n, &w, &h) && w == 1200 && h == 3000, "PNG 1200x3000: %ux%u, %zu bytes",
+          w, h, n);
     free(d);
     /* A blank white page of this size renders to a ~17 KB PNG (measured with Chromium
      * 156); the charts make the report's some 20 times larger. */
     printf("screenshot: %zu bytes\n", n);
     CHECK(n > 100000, "report PNG (%zu B) far larger than a blank page's (~17 KB)", n);
     char *text = es_test_read_file(dom, NULL);
-    CHECK(text && count(text, "<svg", NULL) == 4 && count(text, "<polygon", NULL) == 25 && count(text, "<path", NULL) >= 35,
-          "DOM after Chromium keeps the SVGs: %zu svg, %zu polygon, %zu path", text ? count(text, "<svg", NULL) : 0,
-          text ? count(text, "<polygon", NULL) : 0, text ? count(text, "<path", NULL) : 0);
-    CHECK(text && !strstr(text, "<script") && strstr(text, "&lt;script&gt;alert(1)"), "no script element in the DOM");
+    CHECK(text && count(text, "<svg", NULL) == 4 && count(text, "<polygon", NULL) == 25 &&
+              count(text, "<path", NULL) >= 35,
+          "DOM after Chromium keeps the SVGs: %zu svg, %zu polygon, %zu path",
+          text ? count(text, "<svg", NULL) : 0, text ? count(text, "<polygon", NULL) : 0,
+          text ? count(text, "<path", NULL) : 0);
+    CHECK(text && !strstr(text, "<script") && strstr(text, "&lt;script&gt;alert(1)"),
+          "no script element in the DOM");
     free(text);
     const char *out = getenv("ES_REPORT_EXAMPLE_DIR");
     if (out && *out) {
@@ -227,13 +244,15 @@ static void test_sparse(void) {
         recs[i].response = (char *)"";
     }
     es_eval_results *r = NULL;
-    CHECK(es_eval_summarize(recs, 2, emotions, 1, alphas, 2, NULL, 0, NULL, NULL, &r) == ES_OK, "sparse summarize");
+    CHECK(es_eval_summarize(recs, 2, emotions, 1, alphas, 2, NULL, 0, NULL, NULL, &r) == ES_OK,
+          "sparse summarize");
     if (!r) return;
     char *html = NULL;
     CHECK(es_report_html(r, NULL, &html, NULL) == ES_OK, "sparse report: %s", es_last_error());
     if (html) {
         check_page(html, false);
-        CHECK(count(html, "no data", NULL) >= 4, "no-data panels: %zu", count(html, "no data", NULL));
+        CHECK(count(html, "no data", NULL) >= 4, "no-data panels: %zu",
+              count(html, "no data", NULL));
         free(html);
     }
     es_eval_results_free(r);
@@ -253,7 +272,8 @@ int main(void) {
         p.title = "emosteer evaluation — synthetic example (tests/test_report.c)";
         char *html = NULL;
         size_t len = 0;
-        CHECK(es_report_html(r, &p, &html, &len) == ES_OK && len == strlen(html), "report html: %s", es_last_error());
+        CHECK(es_report_html(r, &p, &html, &len) == ES_OK && len == strlen(html), "report html: %s",
+              es_last_error());
         if (html) {
             printf("report: %zu bytes\n", len);
             check_page(html, true);
@@ -263,7 +283,8 @@ int main(void) {
         snprintf(path, sizeof path, "%s/report.html", tmpdir);
         CHECK(es_report_write(r, &p, path) == ES_OK, "write report: %s", es_last_error());
         struct stat st;
-        CHECK(stat(path, &st) == 0 && st.st_size > 20000, "report file size %lld", (long long)st.st_size);
+        CHECK(stat(path, &st) == 0 && st.st_size > 20000, "report file size %lld",
+              (long long)st.st_size);
         test_screenshot(path);
         es_eval_results_free(r);
     }

@@ -7,7 +7,8 @@
 #include <string.h>
 
 const char *const es_synth_emotions[5] = {"joy", "anger", "disgust", "fear", "sadness"};
-const char *const es_synth_labels[ES_SYNTH_N_LABELS] = {"anger", "disgust", "fear", "joy", "sadness", "neutral"};
+const char *const es_synth_labels[ES_SYNTH_N_LABELS] = {"anger", "disgust", "fear",
+                                                        "joy",   "sadness", "neutral"};
 const double es_synth_alphas[5] = {-1, 0, 1, 2, 4};
 
 static double uniform(uint64_t *s) { /* xorshift64*, in [0, 1) */
@@ -28,13 +29,18 @@ static const char *const openings[5] = {
 static char *make_response(int e, double alpha, int q, uint64_t *rng) {
     char buf[1024];
     if (e == 0 && q == 0 && alpha == 1) {
-        snprintf(buf, sizeof buf, "<script>alert(1)</script> Tom & Jerry said \"hi\" \xff and left.");
-    } else if (alpha >= 4 || (alpha == 2 && uniform(rng) < 0.1 * e)) { /* degenerate: the same phrase again and again */
+        snprintf(buf, sizeof buf,
+                 "<script>alert(1)</script> Tom & Jerry said \"hi\" \xff and left.");
+    } else if (alpha >= 4 ||
+               (alpha == 2 &&
+                uniform(rng) < 0.1 * e)) { /* degenerate: the same phrase again and again */
         const char *w[5] = {"so happy", "so angry", "so gross", "so scared", "so sad"};
         int k = snprintf(buf, sizeof buf, "I am");
-        for (int i = 0; i < 6 + (int)(uniform(rng) * 4); i++) k += snprintf(buf + k, sizeof buf - (size_t)k, " %s %s", w[e], w[e]);
+        for (int i = 0; i < 6 + (int)(uniform(rng) * 4); i++)
+            k += snprintf(buf + k, sizeof buf - (size_t)k, " %s %s", w[e], w[e]);
     } else if (alpha < 0) {
-        snprintf(buf, sizeof buf, "The meeting is at ten and the report covers the second quarter, item %d.", q);
+        snprintf(buf, sizeof buf,
+                 "The meeting is at ten and the report covers the second quarter, item %d.", q);
     } else {
         snprintf(buf, sizeof buf, "%s Then I walked to the station for query %d.", openings[e], q);
     }
@@ -77,13 +83,15 @@ es_gen_record *es_synth_records(int n_queries, double slope, uint64_t seed, size
                  * the next emotion in the list gets up to 0.6 x that (confusion), the
                  * others a little, neutral 0.5 x (1 - target) */
                 double eff = alpha > 2 ? 2 + 0.3 * (alpha - 2) : alpha;
-                double target = fmin(fmax(0.06 + slope * eff + (uniform(&rng) - 0.5) * 0.16, 0), 0.95);
+                double target =
+                    fmin(fmax(0.06 + slope * eff + (uniform(&rng) - 0.5) * 0.16, 0), 0.95);
                 int tl = -1, cl = -1;
                 for (int l = 0; l < ES_SYNTH_N_LABELS; l++) {
                     if (!strcmp(es_synth_labels[l], es_synth_emotions[e])) tl = l;
                     if (!strcmp(es_synth_labels[l], es_synth_emotions[(e + 1) % 5])) cl = l;
                 }
-                for (int l = 0; l < 5; l++) r->scores[l] = 0.04 * uniform(&rng);
+                for (int l = 0; l < 5; l++)
+                    r->scores[l] = 0.04 * uniform(&rng);
                 r->scores[cl] = 0.6 * target * uniform(&rng);
                 r->scores[tl] = target;
                 r->scores[5] = 0.5 * (1 - target);
@@ -97,7 +105,8 @@ es_gen_record *es_synth_records(int n_queries, double slope, uint64_t seed, size
 
 void es_synth_records_free(es_gen_record *recs, size_t n) {
     if (!recs) return;
-    for (size_t i = 0; i < n; i++) es_gen_record_clear(&recs[i]);
+    for (size_t i = 0; i < n; i++)
+        es_gen_record_clear(&recs[i]);
     free(recs);
 }
 
@@ -120,14 +129,15 @@ es_eval_results *es_synth_results(int n_queries, double slope, uint64_t seed, co
     set.seed = seed;
     set.n_samples = 1;
     set.max_tokens = 48;
-    es_eval_kv extra[2] = {{(char *)"temperature", (char *)"0.7"}, {(char *)"note <b>", (char *)"x < y & z"}};
+    es_eval_kv extra[2] = {{(char *)"temperature", (char *)"0.7"},
+                           {(char *)"note <b>", (char *)"x < y & z"}};
     set.n_extra = 2;
     set.extra = extra;
     es_summary_params p = es_summary_default_params();
     p.samples_per_cell = 2;
     es_eval_results *r = NULL;
-    es_status st = es_eval_summarize(recs, n, es_synth_emotions, 5, es_synth_alphas, 5, es_synth_labels,
-                                     ES_SYNTH_N_LABELS, &set, &p, &r);
+    es_status st = es_eval_summarize(recs, n, es_synth_emotions, 5, es_synth_alphas, 5,
+                                     es_synth_labels, ES_SYNTH_N_LABELS, &set, &p, &r);
     es_synth_records_free(recs, n);
     return st == ES_OK ? r : NULL;
 }
