@@ -745,6 +745,7 @@ static size_t complete_prefix(const unsigned char *b, size_t n) {
 /* Moves up to cap of the first `ready` queued bytes to out without cutting a
  * character when possible; returns the count. */
 static size_t stream_take(es_detok_stream *s, size_t ready, char *out, size_t cap) {
+    if (ready == 0 || cap == 0 || !s->buf) return 0;
     const char *q = s->buf + s->head;
     size_t m = ready < cap ? ready : cap;
     if (m < ready) { /* back up (at most 3 bytes) to a character start */
