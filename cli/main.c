@@ -22,6 +22,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "continue a prompt (optionally steered), streaming to stdout"},
     {"chat", cmd_chat, "interactive multi-turn chat in the model's chat format (optionally steered)"},
     {"extract", cmd_extract, "extract emotion vectors from a model's responses (Dong et al.)"},
+    {"eval", cmd_eval, "measure how well steering works: emotion, intensity, topic, fluency; HTML report"},
     {"tokenize", cmd_tokenize, "show the tokens of a text"},
     {"perplexity", cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
     {"bench", cmd_bench, "prompt and generation speed, llama-bench style"},

@@ -119,6 +119,12 @@ void es_quants_register_avx2(es_type_traits *table);
 void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                            int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
+/* es_gemm_nn (matmul.h) with AVX2 (matmul_avx2.c) and AVX-512F (matmul_avx512.c). */
+void es_avx2_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                     float *C, int64_t ldc, bool acc);
+void es_avx512_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                       float *C, int64_t ldc, bool acc);
+
 /* matmul_avx512.c: the same as es_avx2_matmul_f32act with AVX-512F (4 rows x 6 tokens). */
 void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                              int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);

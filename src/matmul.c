@@ -165,3 +165,62 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
     atomic_init(&t.next, 0);
     es_threadpool_run(tp, rows_task, &t);
 }
+
+/* ---- small f32 products (attention) ---- */
+
+/* The plain loops: the reference, and the fallback without SIMD. */
+static void gemm_nn_ref(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float *C, int64_t ldc, bool acc) {
+    for (int64_t m = 0; m < M; m++) {
+        float *c = C + m * ldc;
+        if (!acc)
+            for (int64_t n = 0; n < N; n++) c[n] = 0.0f;
+        for (int64_t k = 0; k < K; k++) {
+            const float a = A[m * lda + k];
+            const float *b = B + k * ldb;
+            for (int64_t n = 0; n < N; n++) c[n] += a * b[n];
+        }
+    }
+}
+
+typedef void (*gemm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t,
+                        bool);
+
+static gemm_fn gemm_nn_impl(void) {
+#ifndef ES_NO_SIMD
+    if (es_avx512_supported()) return es_avx512_gemm_nn;
+    if (es_kernels_have_avx2()) return es_avx2_gemm_nn;
+#endif
+    return gemm_nn_ref;
+}
+
+void es_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                int64_t ldc, bool acc) {
+    if (M <= 0 || N <= 0) return;
+    gemm_nn_impl()(M, N, K, A, lda, B, ldb, C, ldc, acc);
+}
+
+#define ES_GEMM_NT_NB 64  /* rows of B transposed per block */
+#define ES_GEMM_NT_KB 128 /* k per block */
+
+void es_gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                int64_t ldc, bool acc) {
+    if (M <= 0 || N <= 0) return;
+    const gemm_fn nn = gemm_nn_impl();
+    float bt[ES_GEMM_NT_KB * ES_GEMM_NT_NB] __attribute__((aligned(64))); /* [kb][nb] */
+    for (int64_t n0 = 0; n0 < N; n0 += ES_GEMM_NT_NB) {
+        const int64_t nb = ES_MIN(ES_GEMM_NT_NB, N - n0);
+        if (K <= 0) {
+            nn(M, nb, 0, A, lda, bt, nb, C + n0, ldc, acc);
+            continue;
+        }
+        for (int64_t k0 = 0; k0 < K; k0 += ES_GEMM_NT_KB) {
+            const int64_t kb = ES_MIN(ES_GEMM_NT_KB, K - k0);
+            for (int64_t j = 0; j < nb; j++) {
+                const float *row = B + (n0 + j) * ldb + k0;
+                for (int64_t k = 0; k < kb; k++) bt[k * nb + j] = row[k];
+            }
+            nn(M, nb, kb, A + k0, lda, bt, nb, C + n0, ldc, acc || k0 > 0);
+        }
+    }
+}

@@ -16,6 +16,7 @@
 
 #include "threadpool.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,5 +27,23 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok);
  * have can_compute (the caller checks at load time). */
 void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
                const float *x, int64_t n_tok, float *y, void *wsp);
+
+/*
+ * Small dense f32 products for attention (scores = Q·Kᵀ, out = P·V), on the calling
+ * thread only: the caller splits the work (per head, per block of queries) over its
+ * own tasks. Row strides are in floats, so heads can be read in place from a cache
+ * laid out [pos][n_head * head_dim]. With acc false C is overwritten, else added to.
+ *
+ *   es_gemm_nn:  C[m][n] (+)= sum_k A[m][k] · B[k][n]    A: [M][lda], B: [K][ldb]
+ *   es_gemm_nt:  C[m][n] (+)= sum_k A[m][k] · B[n][k]    A: [M][lda], B: [N][ldb]
+ *
+ * C: [M][ldc]. Register-blocked (lanes along n, no horizontal sums); es_gemm_nt
+ * transposes blocks of B's rows into a small buffer first. Same results as the plain
+ * loops up to float rounding (sums in k order per element).
+ */
+void es_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                int64_t ldc, bool acc);
+void es_gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                int64_t ldc, bool acc);
 
 #endif /* ES_MATMUL_H */

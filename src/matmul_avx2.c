@@ -125,3 +125,18 @@ void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_i
         }
     }
 }
+
+/* ---- es_gemm_nn: 6 rows x 16 columns per tile ---- */
+
+#define GT_V __m256
+#define GT_VL 8
+#define GT_ZERO() _mm256_setzero_ps()
+#define GT_LOAD(p) _mm256_loadu_ps(p)
+#define GT_STORE(p, v) _mm256_storeu_ps(p, v)
+#define GT_BCAST(f) _mm256_set1_ps(f)
+#define GT_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define GT_MT 6
+#define GT_NV 2
+#define GT_ATTR
+#define GT_NAME es_avx2_gemm_nn
+#include "gemm_tmpl.h"

@@ -148,6 +148,21 @@ ES_AVX512 void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row,
     }
 }
 
+/* ---- es_gemm_nn: 6 rows x 64 columns per tile ---- */
+
+#define GT_V __m512
+#define GT_VL 16
+#define GT_ZERO() _mm512_setzero_ps()
+#define GT_LOAD(p) _mm512_loadu_ps(p)
+#define GT_STORE(p, v) _mm512_storeu_ps(p, v)
+#define GT_BCAST(f) _mm512_set1_ps(f)
+#define GT_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define GT_MT 6
+#define GT_NV 4
+#define GT_ATTR ES_AVX512
+#define GT_NAME es_avx512_gemm_nn
+#include "gemm_tmpl.h"
+
 #else
 
 bool es_avx512_supported(void) { return false; }

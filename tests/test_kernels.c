@@ -377,6 +377,72 @@ static void test_matmul(void) {
     es_threadpool_free(pools[1]);
 }
 
+/* ---- small f32 products (attention) ---- */
+
+typedef void (*gemm_fn)(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float *C, int64_t ldc, bool acc);
+
+/* One es_gemm_* (or SIMD variant) call against double loops; nt: B is [N][K]. */
+static double gemm_case(gemm_fn fn, bool nt, int64_t M, int64_t N, int64_t K, bool acc) {
+    const int64_t lda = K + 3, ldb = (nt ? K : N) + 5, ldc = N + 2;
+    const int64_t brows = nt ? N : K;
+    float *A = malloc(sizeof(float) * (size_t)(M * lda + 1));
+    float *B = malloc(sizeof(float) * (size_t)(brows * ldb + 1));
+    float *C = malloc(sizeof(float) * (size_t)(M * ldc + 1));
+    float *C0 = malloc(sizeof(float) * (size_t)(M * ldc + 1));
+    fill_random(A, M * lda, 1.0f);
+    fill_random(B, brows * ldb, 1.0f);
+    fill_random(C0, M * ldc, 1.0f);
+    memcpy(C, C0, sizeof(float) * (size_t)(M * ldc));
+    fn(M, N, K, A, lda, B, ldb, C, ldc, acc);
+    double worst = 0;
+    for (int64_t m = 0; m < M; m++) {
+        for (int64_t n = 0; n < ldc; n++) {
+            if (n >= N) { /* padding between rows is untouched */
+                if (C[m * ldc + n] != C0[m * ldc + n]) worst = INFINITY;
+                continue;
+            }
+            double s = acc ? C0[m * ldc + n] : 0.0, mag = fabs(s);
+            for (int64_t k = 0; k < K; k++) {
+                const double p = (double)A[m * lda + k] * (nt ? B[n * ldb + k] : B[k * ldb + n]);
+                s += p;
+                mag += fabs(p);
+            }
+            const double rel = fabs(C[m * ldc + n] - s) / (mag + 1e-30);
+            worst = isnan(C[m * ldc + n]) ? INFINITY : fmax(worst, rel);
+        }
+    }
+    free(A), free(B), free(C), free(C0);
+    return worst;
+}
+
+static void test_gemm(void) {
+    static const int64_t sizes[][3] = {{1, 1, 1}, {1, 64, 64}, {7, 13, 5}, {6, 64, 64}, {13, 100, 64}, {32, 77, 128},
+                                       {5, 300, 200}, {3, 16, 0}, {64, 129, 65}};
+    struct {
+        const char *name;
+        gemm_fn fn;
+        bool nt;
+    } fns[4] = {{"es_gemm_nn", es_gemm_nn, false}, {"es_gemm_nt", es_gemm_nt, true}};
+    int n_fns = 2;
+#ifndef ES_NO_SIMD
+    if (es_kernels_have_avx2()) fns[n_fns++] = (typeof(fns[0])){"avx2_gemm_nn", es_avx2_gemm_nn, false};
+    if (es_avx512_supported()) fns[n_fns++] = (typeof(fns[0])){"avx512_gemm_nn", es_avx512_gemm_nn, false};
+#endif
+    for (int f = 0; f < n_fns; f++) {
+        double worst = 0;
+        for (size_t i = 0; i < ES_ARRAY_LEN(sizes); i++) {
+            for (int acc = 0; acc < 2; acc++) {
+                double d = gemm_case(fns[f].fn, fns[f].nt, sizes[i][0], sizes[i][1], sizes[i][2], acc);
+                CHECK(d <= 1e-5, "%s M %lld N %lld K %lld acc %d: max rel diff %.3g", fns[f].name,
+                      (long long)sizes[i][0], (long long)sizes[i][1], (long long)sizes[i][2], acc, d);
+                worst = fmax(worst, d);
+            }
+        }
+        printf("%-15s max rel diff %.3g over %zu shapes\n", fns[f].name, worst, ES_ARRAY_LEN(sizes) * 2);
+    }
+}
+
 /* ---- thread pool ---- */
 
 typedef struct {
@@ -429,6 +495,7 @@ int main(void) {
         if (t && t->can_compute && t->from_float && es_type_get(t->vec_dot_type)->from_float) test_type(type);
     }
     test_matmul();
+    test_gemm();
     test_threadpool();
     return es_test_finish();
 }
