@@ -419,15 +419,16 @@ static double gemm_case(gemm_fn fn, bool nt, int64_t M, int64_t N, int64_t K, bo
 static void test_gemm(void) {
     static const int64_t sizes[][3] = {{1, 1, 1}, {1, 64, 64}, {7, 13, 5}, {6, 64, 64}, {13, 100, 64}, {32, 77, 128},
                                        {5, 300, 200}, {3, 16, 0}, {64, 129, 65}};
-    struct {
+    typedef struct {
         const char *name;
         gemm_fn fn;
         bool nt;
-    } fns[4] = {{"es_gemm_nn", es_gemm_nn, false}, {"es_gemm_nt", es_gemm_nt, true}};
+    } gemm_variant;
+    gemm_variant fns[4] = {{"es_gemm_nn", es_gemm_nn, false}, {"es_gemm_nt", es_gemm_nt, true}};
     int n_fns = 2;
 #ifndef ES_NO_SIMD
-    if (es_kernels_have_avx2()) fns[n_fns++] = (typeof(fns[0])){"avx2_gemm_nn", es_avx2_gemm_nn, false};
-    if (es_avx512_supported()) fns[n_fns++] = (typeof(fns[0])){"avx512_gemm_nn", es_avx512_gemm_nn, false};
+    if (es_kernels_have_avx2()) fns[n_fns++] = (gemm_variant){"avx2_gemm_nn", es_avx2_gemm_nn, false};
+    if (es_avx512_supported()) fns[n_fns++] = (gemm_variant){"avx512_gemm_nn", es_avx512_gemm_nn, false};
 #endif
     for (int f = 0; f < n_fns; f++) {
         double worst = 0;
