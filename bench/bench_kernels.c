@@ -4,7 +4,7 @@
  *   bench_kernels [--quick] [TYPE...]
  *
  * Prints (1) the machine's memory read bandwidth with 1 and 2 threads (a plain sum
- * over 256 MB), (2) matrix-vector (decode, n_tok = 1) GB/s of weights per type on a
+ * over 256 MB) and the thread pool's hand-off latency, (2) matrix-vector (decode, n_tok = 1) GB/s of weights per type on a
  * 256 MB matrix (larger than the caches), and its fraction of the read bandwidth, (3) matrix-
  * matrix GFLOP/s on the shapes of the demo-16m model (d 384, FFN 1024, vocab 8192),
  * with 2 threads (wall clock) and 1 thread (its CPU time, which other processes on a
@@ -152,7 +152,18 @@ int main(int argc, char **argv) {
     es_threadpool *pools[2] = {NULL, tp2};
     printf("kernels: %s\n", es_kernels_isa());
     double bw1 = read_bandwidth(NULL), bw2 = read_bandwidth(tp2);
-    printf("memory read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n\n", bw1, bw2);
+    printf("memory read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n", bw1, bw2);
+    {
+        /* hand-off latency of an empty task (decode runs hundreds per token) */
+        sum_arg empty = {.n = 0};
+        double best = 1e30;
+        for (int rep = 0; rep < 5; rep++) {
+            double t0 = es_time_s();
+            for (int i = 0; i < 2000; i++) es_threadpool_run(tp2, sum_task, &empty);
+            best = fmin(best, (es_time_s() - t0) / 2000);
+        }
+        printf("threadpool: %.2f us per empty run (2 threads)\n\n", best * 1e6);
+    }
 
     /* decode: one token through ~256 MB of weights (well beyond the last-level cache) */
     const int64_t n_in = 4096;

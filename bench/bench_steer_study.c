@@ -8,7 +8,8 @@
  *                     [--emotions joy,anger,...] [--alphas -1,0,1,2] [--samples S]
  *                     [--prompts-max N] [-n N] [--norms]
  *
- * Layer selections: "all", "A-B" or "L,L,...". hook block_out uses --ev, attn_out --attn-ev.
+ * Layer selections: "all", "A-B" or "L,L,...". hook block_out uses --ev, attn_out --attn-ev;
+ * block_out_c / attn_out_c their centered versions (v_e - base, see centered_from).
  * Run from the repository root (the defaults are relative to it).
  */
 #include "util_steer_study.h"
@@ -84,6 +85,44 @@ static void print_norms(const es_ev_set *ev, const char *const *emos, int n_emos
     }
 }
 
+/* The centered set (ES_EXTRACT_CENTERED) from a mean_diff set: v_e - base at every
+ * layer, where base (all emotions pooled against neutral) equals the mean of the
+ * emotions' mean_diff vectors when every class has the same number of samples. Prints
+ * how far base is from that mean. */
+static es_ev_set *centered_from(const es_ev_set *md, const char *const *emos, int n_emos) {
+    int d = es_ev_set_n_embd(md), L = es_ev_set_n_layer(md);
+    es_ev_set *c = NULL;
+    if (es_ev_set_create(d, es_ev_set_hook(md), &c) != ES_OK) return NULL;
+    float *v = malloc((size_t)d * sizeof *v);
+    double worst = 0, scale = 0;
+    for (int l = 0; l < L; l++) {
+        const float *base = es_ev_set_get(md, "base", l);
+        if (!base) continue;
+        for (int i = 0; i < d; i++) {
+            double m = 0;
+            int k = 0;
+            for (int e = 0; e < es_ev_set_n_emotions(md); e++) {
+                const char *name = es_ev_set_emotion(md, e);
+                if (strcmp(name, "base") && es_ev_set_get(md, name, l)) m += es_ev_set_get(md, name, l)[i], k++;
+            }
+            m /= k;
+            if (fabs(m - base[i]) > worst) worst = fabs(m - base[i]);
+            if (fabs(base[i]) > scale) scale = fabs(base[i]);
+        }
+        for (int e = 0; e < n_emos; e++) {
+            const float *ve = es_ev_set_get(md, emos[e], l);
+            if (!ve) continue;
+            for (int i = 0; i < d; i++) v[i] = ve[i] - base[i];
+            es_ev_set_put(c, emos[e], l, v);
+        }
+        es_ev_set_set_act_norm(c, l, es_ev_set_act_norm(md, l));
+    }
+    fprintf(stderr, "centered %s: max |base - mean of emotions| %.2e (max |base| %.2e)\n",
+            es_hook_name(es_ev_set_hook(md)), worst, scale);
+    free(v);
+    return c;
+}
+
 int main(int argc, char **argv) {
     const char *ev_path = "models/demo-16m.ev.gguf", *attn_path = "models/demo-16m.attn.ev.gguf";
     const char *configs = "block_out:3;block_out:2-4;block_out:all;attn_out:3;attn_out:2-4;attn_out:all";
@@ -127,12 +166,14 @@ int main(int argc, char **argv) {
     for (char *t = strtok_r(emo_dup, ",", &save); t && n_emos < MAX_EMOS; t = strtok_r(NULL, ",", &save))
         emos[n_emos++] = t;
     es_study *st = NULL;
-    es_ev_set *ev[2] = {NULL, NULL}; /* block_out, attn_out */
+    es_ev_set *ev[4] = {NULL, NULL, NULL, NULL}; /* block_out, attn_out, their centered sets */
     if (es_study_create(&sp, &st) != ES_OK || es_ev_set_load(ev_path, NULL, &ev[0]) != ES_OK ||
         es_ev_set_load(attn_path, NULL, &ev[1]) != ES_OK) {
         fprintf(stderr, "bench_steer_study: %s\n", es_last_error());
         return 1;
     }
+    ev[2] = centered_from(ev[0], emos, n_emos);
+    ev[3] = centered_from(ev[1], emos, n_emos);
     if (norms) {
         print_norms(ev[0], emos, n_emos);
         print_norms(ev[1], emos, n_emos);
@@ -147,7 +188,8 @@ int main(int argc, char **argv) {
         *colon = '\0';
         config *c = &cfg[n_cfg];
         snprintf(c->hook, sizeof c->hook, "%s", t);
-        if ((strcmp(t, "block_out") && strcmp(t, "attn_out")) || !parse_layers(colon + 1, es_study_n_layer(st), c)) {
+        if ((strcmp(t, "block_out") && strcmp(t, "attn_out") && strcmp(t, "block_out_c") && strcmp(t, "attn_out_c")) ||
+            !parse_layers(colon + 1, es_study_n_layer(st), c)) {
             fprintf(stderr, "bench_steer_study: bad config %s:%s\n", t, colon + 1);
             return 2;
         }
@@ -174,7 +216,9 @@ int main(int argc, char **argv) {
     printf("---|\n");
     fflush(stdout);
     for (int c = 0; c < n_cfg; c++) {
-        const es_ev_set *set = !strcmp(cfg[c].hook, "block_out") ? ev[0] : ev[1];
+        const char *h = cfg[c].hook;
+        const es_ev_set *set = !strcmp(h, "block_out") ? ev[0] : !strcmp(h, "attn_out") ? ev[1]
+                             : !strcmp(h, "block_out_c") ? ev[2] : ev[3];
         for (int e = 0; e < n_emos; e++) {
             es_emotion emo;
             if (es_emotion_parse(emos[e], &emo) != ES_OK) {
@@ -216,8 +260,7 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "bench_steer_study: %.1f s\n", es_time_s() - t0);
-    es_ev_set_free(ev[0]);
-    es_ev_set_free(ev[1]);
+    for (int i = 0; i < 4; i++) es_ev_set_free(ev[i]);
     es_study_free(st);
     free(cfg_dup);
     free(emo_dup);

@@ -6,8 +6,10 @@
  *   attn_out.i, mlp_out.i, block_out.i   F32 [n_embd, n_tok] for every layer i
  *
  * Layout: options are parsed into act_opts (act_parse), then act_run does the work.
- * Steering flags belong in act_opts and are applied in act_run where marked. */
+ * The steering flags of steer_opts.c (--ev/--steer, --control-vector[-scaled], ...)
+ * are attached to every sequence of the context before the decode. */
 #include "cli.h"
+#include "steer_opts.h"
 
 #include "gguf.h"
 #include "types.h"
@@ -22,6 +24,7 @@ typedef struct act_opts {
     const char *prompt;   /* -p: tokenized with the model's vocabulary (BOS as the vocab asks) */
     const char *out;      /* -o */
     int n_threads;        /* -t */
+    cli_steer_opts steer; /* --ev/--steer/--control-vector... (steer_opts.c) */
 } act_opts;
 
 /* Captured activations: act[hp] is [n_layer][n_tok][n_embd]. */
@@ -41,8 +44,11 @@ static void act_help(FILE *f) {
                "  -p, --prompt TEXT    text, tokenized with the model's tokenizer instead of --tokens\n"
                "  -o, --output PATH    the GGUF file to write\n"
                "  -t, --threads N      worker threads (default: CPUs, at most 8)\n"
-               "  -h, --help           this help\n",
+               "  -h, --help           this help\n\n"
+               "Steering flags apply to the run; the activations written are the steered ones\n"
+               "(block_out.i includes what was added at block i).\n\n",
                cli_default_model());
+    cli_steer_help(f);
 }
 
 /* Returns -1 to go on, or an exit code. */
@@ -50,12 +56,16 @@ static int act_parse(int argc, char **argv, act_opts *o) {
     memset(o, 0, sizeof *o);
     o->model = cli_default_model();
     o->n_threads = es_context_default_params().n_threads;
+    cli_steer_init(&o->steer);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const bool has_val = i + 1 < argc;
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             act_help(stdout);
             return ES_EXIT_OK;
+        } else if ((r = cli_steer_parse_arg(&o->steer, "activations", argc, argv, &i)) != 0) {
+            if (r < 0) return ES_EXIT_USAGE;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!has_val) return cli_usage_error("activations", "%s needs a path", a);
             o->model = argv[++i];
@@ -139,7 +149,13 @@ static int act_run(act_opts *o) {
     act_capture cap = {0};
     float *logits = NULL;
     int8_t *want = NULL;
-    if (es_model_load(o->model, NULL, &m) != ES_OK) return cli_fail("cannot load the model");
+    es_steer_set *steer = NULL;
+    if ((rc = cli_steer_build(&o->steer, "activations", &steer)) != ES_EXIT_OK) return rc;
+    rc = ES_EXIT_FAIL;
+    if (es_model_load(o->model, NULL, &m) != ES_OK) {
+        es_steer_set_free(steer);
+        return cli_fail("cannot load the model");
+    }
     if (o->prompt && tokenize_prompt(m, o) != ES_OK) {
         rc = cli_fail("cannot tokenize the prompt");
         goto done;
@@ -159,7 +175,10 @@ static int act_run(act_opts *o) {
         rc = cli_fail("cannot create a context");
         goto done;
     }
-    /* (steering flags: attach them to ctx here) */
+    if (steer && es_context_set_steering(ctx, -1, steer) != ES_OK) {
+        rc = cli_fail("steering");
+        goto done;
+    }
     cap.n_layer = in.n_layer;
     cap.n_tok = o->n_tokens;
     cap.n_embd = in.n_embd;
@@ -199,6 +218,7 @@ done:
     free(want);
     es_context_free(ctx);
     es_model_free(m);
+    es_steer_set_free(steer);
     return rc;
 }
 

@@ -1,7 +1,877 @@
-/* cmd_eval.c — placeholder until the eval command lands. */
-#include "cli.h"
+/*
+ * cmd_eval.c — `emosteer eval`: how well steering works. For every (emotion, alpha,
+ * query, sample) the model answers a neutral query while alpha * the emotion's vector
+ * is added (eval_run.c); each response is scored (emotion lexicon always, a zero-shot
+ * judge with --judge; perplexity under the unsteered model; topic adherence; distinct-2,
+ * rep-4, degenerate share) and the records are summarised (eval_metrics.h) into
+ * results.json, summary.csv and report.html. `eval --compare A B` compares two runs.
+ *
+ * Layout: ev_parse (options) -> ev_prepare (every input is read and checked before
+ * anything is written) -> open DIR (settings check on --resume) -> ev_run -> ev_finish
+ * (summaries and files, each written to a temporary name and renamed).
+ */
+#include "eval_cli.h"
+#include "extract.h"
+#include "gen_util.h"
+#include "queries.h"
+#include "report.h"
+#include "scorers.h"
+#include "sha256.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int cmd_eval(int argc, char **argv); /* declared in cli.h */
+
+#define CMD EV_CMD
+#define DEFAULT_ALPHAS "-1,0,1,2,4"
+#define MAX_LIST 256
+
+/* ---- paths ---------------------------------------------------------------------------- */
+
+/* A data file installed next to the binary (../share/emosteer/REL), else in the source
+ * tree (data/REL). */
+static const char *data_path(const char *rel, char *buf, size_t cap) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, cap, "%.3800s/../share/emosteer/%s", exe, rel);
+            if (access(buf, R_OK) == 0) return buf;
+        }
+    }
+    char raw[PATH_MAX];
+    snprintf(raw, sizeof raw, "%s/../data/%s", ES_DEFAULT_MODEL_DIR, rel);
+    char *real = realpath(raw, NULL); /* without the "models/.." */
+    snprintf(buf, cap, "%s", real ? real : raw);
+    free(real);
+    return buf;
+}
+
+static char default_queries_buf[PATH_MAX], default_lexicon_buf[PATH_MAX];
+static const char *default_queries(void) {
+    return data_path("queries/emosteer-queries.json", default_queries_buf, sizeof default_queries_buf);
+}
+static const char *default_lexicon(void) {
+    return data_path("lexicon", default_lexicon_buf, sizeof default_lexicon_buf);
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ---- options ---------------------------------------------------------------------------- */
+
+static void help(void) {
+    printf("usage: emosteer eval [-m MODEL] --ev FILE -o DIR [options]\n"
+           "       emosteer eval --compare A/results.json B/results.json\n\n"
+           "Measures steering: for every emotion, alpha, query and sample the model answers a\n"
+           "neutral query with alpha * the emotion's vector added; the responses are scored and\n"
+           "summarised into DIR/results.json, summary.csv, report.html and generations.jsonl.\n\n"
+           "  -m MODEL             GGUF model (default: %s)\n"
+           "  --ev FILE            emotion vectors (emosteer .ev.gguf, control vector, paper JSON)\n"
+           "  -o, --output DIR     output folder (created if needed)\n"
+           "  --emotions LIST      emotions of --ev to steer toward (default: all but \"base\")\n"
+           "  --alphas LIST        steering strengths (default %s); 0 = unsteered\n"
+           "  --queries FILE       query set (EmotionQuery or emosteer JSON): its \"neutral\" list\n"
+           "                       is asked (default: %s)\n"
+           "  --prompts FILE       instead: one prompt a line (e.g. data/queries/heldout-prompts.txt);\n"
+           "                       base models continue the text as it is\n"
+           "  --n-queries N        the first N queries or prompts (default 50)\n"
+           "  --samples K          responses per (emotion, alpha, query) (default 1)\n"
+           "  -n, --n-predict N    response tokens at most (default 48)\n"
+           "  --batch B            sequences generated at once (default 16, at most 1024)\n"
+           "  --hook H             attn_out | mlp_out | block_out (default: the vectors' hook)\n"
+           "  --layers A-B|L,L,..  layers to steer (default: every layer of the vectors)\n"
+           "  --positions P        all | prompt | generated | last (default all)\n"
+           "  --preserve-norm      rescale each steered hidden state to its norm before steering\n"
+           "  --judge MODEL        zero-shot judge (any GGUF chat model): its emotion probabilities\n"
+           "                       become the main scores (the lexicon's go to results-lexicon.json)\n"
+           "                       and its hidden states measure topic adherence\n"
+           "  --lexicon DIR        lexicon folder (default: %s)\n"
+           "  --chat-template NAME chat format (default: the model's own; none = base model)\n"
+           "  --resume             continue DIR/generations.jsonl: finished responses are kept\n"
+           "  -t, --threads N      worker threads (default: all cores, at most 8)\n\n",
+           cli_default_model(), DEFAULT_ALPHAS, default_queries(), default_lexicon());
+    cli_sampling_help(stdout);
+    printf("\nPrompts are built as extract builds them, so steering is tested in the context the\n"
+           "vectors came from: chat models get the query as the user message; base models\n"
+           "'\"<query>\" I asked.\\n\"' and continue the answer. The response to query q is drawn\n"
+           "with seed es_eval_seed(S, emotion, alpha, \"*\", sample) + q, whatever the batching.\n"
+           "Topic adherence: cosine of the mean hidden states (layer 2/3 of the depth) of the\n"
+           "response and the query, under the unsteered model (the judge model with --judge).\n"
+           "Perplexity: of the response after its prompt, under the unsteered model.\n"
+           "See docs/evaluation.md for every metric.\n\n"
+           "example: emosteer eval --ev models/demo-16m.ev.gguf -o eval-demo --batch 32\n");
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int ev_parse(int argc, char **argv, ev_opts *o, const char **cmp_a, const char **cmp_b) {
+    memset(o, 0, sizeof *o);
+    o->hook = -1;
+    o->positions = ES_STEER_POS_ALL;
+    o->alphas_spec = DEFAULT_ALPHAS;
+    o->n_queries = 50;
+    o->samples = 1;
+    o->n_predict = 48;
+    o->batch = 16;
+    o->sp = es_sampler_default_params();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help();
+            return ES_EXIT_OK;
+        }
+        if ((r = cli_sampling_parse_arg(&o->sp, CMD, argc, argv, &i)) != 0) {
+            if (r < 0) return ES_EXIT_USAGE;
+            continue;
+        }
+        if (!strcmp(a, "--resume")) {
+            o->resume = true;
+            continue;
+        }
+        if (!strcmp(a, "--preserve-norm")) {
+            o->preserve_norm = true;
+            continue;
+        }
+        if (!strcmp(a, "--compare")) {
+            if (i + 2 >= argc) return cli_usage_error(CMD, "--compare wants two results.json files");
+            *cmp_a = argv[i + 1];
+            *cmp_b = argv[i + 2];
+            i += 2;
+            continue;
+        }
+        if (!v) return cli_usage_error(CMD, "unknown or incomplete option '%s'", a);
+        i++;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--ev")) o->ev_path = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = v;
+        else if (!strcmp(a, "--queries")) o->queries = v;
+        else if (!strcmp(a, "--prompts")) o->prompts = v;
+        else if (!strcmp(a, "--judge")) o->judge = v;
+        else if (!strcmp(a, "--lexicon")) o->lexicon = v;
+        else if (!strcmp(a, "--chat-template")) o->tmpl_name = v;
+        else if (!strcmp(a, "--emotions")) o->emotions_spec = v;
+        else if (!strcmp(a, "--alphas")) o->alphas_spec = v;
+        else if (!strcmp(a, "--layers")) o->layers_spec = v;
+        else if (!strcmp(a, "--hook")) {
+            es_hook_point hp;
+            if (es_hook_parse(v, &hp) != ES_OK) return cli_usage_error(CMD, "--hook: %s", es_last_error());
+            o->hook = hp;
+        } else if (!strcmp(a, "--positions")) {
+            if (es_steer_positions_parse(v, &o->positions) != ES_OK)
+                return cli_usage_error(CMD, "--positions: %s", es_last_error());
+        } else if (!strcmp(a, "--n-queries")) {
+            if (!cli_parse_int(v, 1, 1000000, &o->n_queries))
+                return cli_usage_error(CMD, "--n-queries wants a count >= 1, got '%s'", v);
+        } else if (!strcmp(a, "--samples")) {
+            if (!cli_parse_int(v, 1, 100000, &o->samples))
+                return cli_usage_error(CMD, "--samples wants a count >= 1, got '%s'", v);
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!cli_parse_int(v, 1, 1 << 16, &o->n_predict))
+                return cli_usage_error(CMD, "-n wants a token count >= 1, got '%s'", v);
+        } else if (!strcmp(a, "--batch")) {
+            if (!cli_parse_int(v, 1, 1024, &o->batch))
+                return cli_usage_error(CMD, "--batch wants a count in [1, 1024], got '%s'", v);
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!cli_parse_int(v, 1, 512, &o->n_threads))
+                return cli_usage_error(CMD, "-t wants a thread count >= 1, got '%s'", v);
+        } else {
+            return cli_usage_error(CMD, "unknown option '%s'", a);
+        }
+    }
+    if (*cmp_a) return -1;
+    if (!o->out) return cli_usage_error(CMD, "no output folder: give one with -o DIR");
+    if (!o->ev_path) return cli_usage_error(CMD, "no emotion vectors: give them with --ev FILE");
+    if (o->queries && o->prompts) return cli_usage_error(CMD, "--queries and --prompts exclude each other");
+    if (!o->model) o->model = cli_default_model();
+    if (!o->lexicon) o->lexicon = default_lexicon();
+    if (!o->queries && !o->prompts) o->queries = default_queries();
+    return -1;
+}
+
+/* "-1,0,1.5": finite, distinct; sorted ascending. Returns -1 or an exit code. */
+static int parse_alphas(const char *spec, ev_job *j) {
+    if (!*spec) return cli_usage_error(CMD, "--alphas: empty list (give e.g. --alphas 0,1,2)");
+    int cap = 1;
+    for (const char *p = spec; *p; p++) cap += *p == ',';
+    if (cap > MAX_LIST) return cli_usage_error(CMD, "--alphas: at most %d values", MAX_LIST);
+    if (!(j->alphas = calloc((size_t)cap, sizeof *j->alphas))) return cli_fail("--alphas");
+    for (const char *p = spec;;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char tok[64];
+        if (n == 0) return cli_usage_error(CMD, "--alphas: empty entry in '%s'", spec);
+        snprintf(tok, sizeof tok, "%.*s", (int)ES_MIN(n, sizeof tok - 1), p);
+        double v;
+        if (n >= sizeof tok || !cli_parse_float(tok, -1e4, 1e4, &v))
+            return cli_usage_error(CMD, "--alphas: '%.*s' is not a finite number in [-1e4, 1e4]", (int)n, p);
+        for (int k = 0; k < j->n_alphas; k++)
+            if (j->alphas[k] == v) return cli_usage_error(CMD, "--alphas: %g is given twice", v);
+        /* insertion sort: keep ascending */
+        int k = j->n_alphas++;
+        while (k > 0 && j->alphas[k - 1] > v) {
+            j->alphas[k] = j->alphas[k - 1];
+            k--;
+        }
+        j->alphas[k] = v;
+        if (!e) break;
+        p = e + 1;
+    }
+    return -1;
+}
+
+static void list_emotions(const es_ev_set *ev) {
+    for (int k = 0; k < es_ev_set_n_emotions(ev); k++) fprintf(stderr, "%s%s", k ? ", " : " ", es_ev_set_emotion(ev, k));
+    fprintf(stderr, "\n");
+}
+
+/* The emotions to steer toward: --emotions (each must be in the vectors), else every
+ * emotion of the vectors but "base". Returns -1 or an exit code. */
+static int pick_emotions(ev_job *j) {
+    const char *spec = j->o->emotions_spec;
+    int n_ev = es_ev_set_n_emotions(j->ev);
+    if (!(j->emotions = calloc((size_t)ES_MAX(n_ev, MAX_LIST), sizeof *j->emotions))) return cli_fail("--emotions");
+    if (!spec) {
+        for (int k = 0; k < n_ev; k++)
+            if (strcmp(es_ev_set_emotion(j->ev, k), "base") != 0)
+                if (!(j->emotions[j->n_emotions++] = es_strdup(es_ev_set_emotion(j->ev, k)))) return cli_fail("--emotions");
+        if (j->n_emotions == 0) {
+            fprintf(stderr, "emosteer eval: %s holds no emotion besides \"base\"; name one with --emotions\n",
+                    j->o->ev_path);
+            return ES_EXIT_USAGE;
+        }
+        return -1;
+    }
+    if (!*spec) return cli_usage_error(CMD, "--emotions: empty list");
+    for (const char *p = spec;;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0) return cli_usage_error(CMD, "--emotions: empty entry in '%s'", spec);
+        if (j->n_emotions == MAX_LIST) return cli_usage_error(CMD, "--emotions: at most %d", MAX_LIST);
+        char *name = strndup(p, n);
+        if (!name) return cli_fail("--emotions");
+        j->emotions[j->n_emotions++] = name;
+        if (es_ev_set_find(j->ev, name) < 0) {
+            fprintf(stderr, "emosteer eval: emotion '%s' is not in %s; it has:", name, j->o->ev_path);
+            list_emotions(j->ev);
+            return ES_EXIT_USAGE;
+        }
+        for (int k = 0; k < j->n_emotions - 1; k++)
+            if (!strcmp(j->emotions[k], name)) return cli_usage_error(CMD, "--emotions: '%s' is given twice", name);
+        if (!e) break;
+        p = e + 1;
+    }
+    return -1;
+}
+
+/* ---- inputs --------------------------------------------------------------------------- */
+
+/* The queries: the neutral list of the query set, or the prompt file; the first N. */
+static int load_queries(ev_job *j) {
+    const ev_opts *o = j->o;
+    char **prompts = NULL;
+    int n_prompts = 0;
+    es_query_set *qs = NULL;
+    const es_query_list *list = NULL;
+    int n_avail;
+    if (o->prompts) {
+        if (es_prompts_load(o->prompts, &prompts, &n_prompts) != ES_OK) return cli_fail("reading the prompts");
+        n_avail = n_prompts;
+    } else {
+        if (es_query_set_load(o->queries, &qs) != ES_OK) return cli_fail("reading the queries");
+        list = es_query_set_find(qs, ES_EVAL_NEUTRAL);
+        if (!list || list->n == 0) {
+            fprintf(stderr, "emosteer: %s has no \"neutral\" queries (eval asks neutral questions; it has:", o->queries);
+            for (int i = 0; i < qs->n_lists; i++) fprintf(stderr, " %s", qs->lists[i].emotion);
+            fprintf(stderr, "); give a query set with a neutral list, or --prompts FILE\n");
+            es_query_set_free(qs);
+            return ES_EXIT_FAIL;
+        }
+        n_avail = list->n;
+    }
+    int n = (int)ES_MIN((long)n_avail, o->n_queries), rc = ES_EXIT_FAIL;
+    if (n < o->n_queries)
+        fprintf(stderr, "eval: %s has %d %s; using all of them\n", o->prompts ? o->prompts : o->queries, n_avail,
+                o->prompts ? "prompts" : "neutral queries");
+    if (!(j->queries = calloc((size_t)n, sizeof *j->queries))) goto done;
+    for (int q = 0; q < n; q++) {
+        ev_query *x = &j->queries[j->n_queries++];
+        x->index = q;
+        if (o->prompts) {
+            char id[32];
+            snprintf(id, sizeof id, "prompt-%04d", q);
+            x->id = es_strdup(id);
+            x->text = es_strdup(prompts[q]);
+        } else {
+            x->id = es_strdup(list->queries[q].id);
+            x->text = es_strdup(list->queries[q].text);
+        }
+        if (!x->id || !x->text) goto done;
+        es_status st;
+        if (o->prompts && j->fmt == ES_CHAT_NONE) /* base model: continue the text itself */
+            st = es_tokenize_alloc(j->vocab, x->text, strlen(x->text), true, false, &x->prompt, &x->n_prompt);
+        else
+            st = es_extract_prompt(j->vocab, j->fmt, NULL, NULL, x->text, &x->prompt, &x->n_prompt);
+        if (st != ES_OK) {
+            fprintf(stderr, "emosteer: building the prompt of %s: %s\n", x->id, es_last_error());
+            goto done;
+        }
+    }
+    rc = ES_EXIT_OK;
+done:
+    if (rc != ES_EXIT_OK && !*es_last_error()) fprintf(stderr, "emosteer: out of memory\n");
+    es_prompts_free(prompts, n_prompts);
+    es_query_set_free(qs);
+    return rc;
+}
+
+/* Parses --layers "A-B" or "1,3,5" into the item (the list is owned by *list). */
+static bool parse_layers(const char *spec, es_steer_item *it, int32_t **list) {
+    const char *dash = strchr(spec, '-');
+    if (dash && dash != spec && !strchr(spec, ',')) {
+        char lo[32];
+        long a, b;
+        size_t n = (size_t)(dash - spec);
+        if (n >= sizeof lo) return false;
+        memcpy(lo, spec, n);
+        lo[n] = '\0';
+        if (!cli_parse_int(lo, 0, ES_EV_MAX_LAYER - 1, &a) || !cli_parse_int(dash + 1, 0, ES_EV_MAX_LAYER - 1, &b) ||
+            b < a)
+            return false;
+        it->layer_first = (int)a;
+        it->layer_last = (int)b;
+        return true;
+    }
+    int n;
+    if (!cli_parse_int_list(spec, list, &n)) return false;
+    for (int k = 0; k < n; k++)
+        if ((*list)[k] < 0 || (*list)[k] >= ES_EV_MAX_LAYER) return false;
+    it->layers = *list;
+    it->n_layers = n;
+    return true;
+}
+
+/* One steering set per (emotion, alpha != 0), checked against the model on a scratch
+ * context sequence. */
+static int build_steering(ev_job *j) {
+    const ev_opts *o = j->o;
+    if (!(j->steer = calloc((size_t)j->n_emotions * (size_t)j->n_alphas, sizeof *j->steer))) return cli_fail("steering");
+    es_context_params cp = es_context_default_params();
+    cp.n_ctx = 8;
+    cp.n_batch = 8;
+    cp.n_threads = 1;
+    es_context *probe = NULL;
+    if (es_context_create(j->model, &cp, &probe) != ES_OK) return cli_fail("creating a context");
+    int rc = ES_EXIT_OK;
+    for (int e = 0; e < j->n_emotions && rc == ES_EXIT_OK; e++)
+        for (int a = 0; a < j->n_alphas && rc == ES_EXIT_OK; a++) {
+            if (j->alphas[a] == 0) continue;
+            es_steer_set **set = &j->steer[e * j->n_alphas + a];
+            es_steer_item it = es_steer_item_default();
+            int32_t *list = NULL;
+            it.vectors = j->ev;
+            it.emotion = j->emotions[e];
+            it.alpha = (float)j->alphas[a];
+            it.hook = o->hook;
+            it.positions = o->positions;
+            if (o->layers_spec && !parse_layers(o->layers_spec, &it, &list)) {
+                rc = cli_usage_error(CMD, "--layers wants A-B or a list L,L,..., got '%s'", o->layers_spec);
+            } else if (es_steer_set_create(set) != ES_OK || es_steer_set_add(*set, &it) != ES_OK) {
+                fprintf(stderr, "emosteer: steering toward %s at alpha %g: %s\n", j->emotions[e], j->alphas[a],
+                        es_last_error());
+                rc = ES_EXIT_FAIL;
+            } else {
+                es_steer_set_preserve_norm(*set, o->preserve_norm);
+                if (es_context_set_steering(probe, 0, *set) != ES_OK) {
+                    fprintf(stderr, "emosteer: %s does not fit %s: %s\n", o->ev_path, o->model, es_last_error());
+                    rc = ES_EXIT_FAIL;
+                }
+            }
+            free(list);
+        }
+    es_context_free(probe);
+    return rc;
+}
+
+/* Reads and checks every input. Returns -1 to go on, or an exit code. */
+static int ev_prepare(ev_job *j) {
+    const ev_opts *o = j->o;
+    int rc;
+    if ((rc = parse_alphas(o->alphas_spec, j)) >= 0) return rc;
+    if (es_ev_set_load(o->ev_path, NULL, &j->ev) != ES_OK) return cli_fail("reading the emotion vectors");
+    if ((rc = pick_emotions(j)) >= 0) return rc;
+    es_model_params mp = es_model_default_params();
+    if (es_model_load(o->model, &mp, &j->model) != ES_OK) return cli_fail("loading the model");
+    es_model_get_info(j->model, &j->mi);
+    if (!(j->vocab = es_model_vocab(j->model))) {
+        fprintf(stderr, "emosteer: %s has no tokenizer\n", o->model);
+        return ES_EXIT_FAIL;
+    }
+    if (es_ev_set_n_embd(j->ev) != j->mi.n_embd) {
+        fprintf(stderr, "emosteer: %s holds vectors of width %d; %s has d_model %d (vectors of another model?)\n",
+                o->ev_path, es_ev_set_n_embd(j->ev), o->model, j->mi.n_embd);
+        return ES_EXIT_FAIL;
+    }
+    if ((rc = cli_chat_format(j->model, o->tmpl_name, false, &j->fmt)) != ES_EXIT_OK) return rc;
+    if ((rc = load_queries(j)) != ES_EXIT_OK) return rc;
+    if ((rc = build_steering(j)) != ES_EXIT_OK) return rc;
+    if (es_lexicon_load(o->lexicon, &j->lex) != ES_OK) return cli_fail("loading the lexicon (--lexicon DIR)");
+    j->labels = ev_all_labels;
+    j->n_labels = EV_N_LEX;
+    if (o->judge) {
+        if (es_model_load(o->judge, &mp, &j->judge_model) != ES_OK) return cli_fail("loading the judge model");
+        es_judge_params jp = es_judge_default_params();
+        if (o->n_threads > 0) jp.n_threads = (int)o->n_threads;
+        if (es_judge_create(j->judge_model, &jp, &j->judge) != ES_OK) return cli_fail("the judge model");
+        j->n_labels = 2 * EV_N_LEX;
+    }
+    for (int e = 0; e < j->n_emotions; e++) {
+        int label;
+        if (es_scorer_label_parse(j->emotions[e], &label) != ES_OK || label == ES_SCORER_NEUTRAL)
+            fprintf(stderr, "eval: note: '%s' is not a scorer label (anger, disgust, fear, joy, sadness): its "
+                            "target prob is 0\n", j->emotions[e]);
+    }
+    es_error_clear();
+    return -1;
+}
+
+/* ---- the output folder ------------------------------------------------------------------- */
+
+static int mkdir_p(const char *dir) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
+    for (char *p = path + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(path, 0777) != 0 && errno != EEXIST) return -1;
+            *p = c;
+            if (!c) break;
+        }
+    }
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
+}
+
+static char *join(const char *dir, const char *name) {
+    char *p = NULL;
+    return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
+/* What must not change between a run and its --resume: the settings the responses
+ * depend on (not the grid, the scorers, the batch or the threads). */
+static char *run_settings(const ev_job *j, const char *model_sha, const char *ev_sha, const char *query_sha) {
+    const ev_opts *o = j->o;
+    const es_sampler_params *sp = &o->sp;
+    char *t = NULL;
+    int n = asprintf(&t,
+                     "model_sha256=%s\nev_sha256=%s\nhook=%s\nlayers=%s\npositions=%s\npreserve_norm=%d\n"
+                     "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n",
+                     model_sha, ev_sha, es_hook_name(o->hook >= 0 ? (es_hook_point)o->hook : es_ev_set_hook(j->ev)),
+                     o->layers_spec ? o->layers_spec : "all", es_steer_positions_name(o->positions),
+                     o->preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
+                     o->n_predict, (double)sp->temp, sp->top_k, (double)sp->top_p, (double)sp->min_p,
+                     (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
+                     sp->penalty_last_n, (unsigned long long)sp->seed);
+    return n < 0 ? NULL : t;
+}
+
+/* Writes text to path through a temporary file and a rename. */
+static int write_atomic_text(const char *path, const char *text) {
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp%d", path, (int)getpid()) < 0) return cli_fail("writing");
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fputs(text, f) >= 0;
+    ok = (f && fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "emosteer: cannot write %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return ES_EXIT_FAIL;
+    }
+    free(tmp);
+    return ES_EXIT_OK;
+}
+
+/* Compares the settings of this run with DIR/run-settings.txt of the run it resumes. */
+static int check_resume(const char *path, const char *now) {
+    FILE *f = fopen(path, "r");
+    if (!f) return ES_EXIT_OK; /* nothing recorded: trust the user */
+    char before[8192];
+    size_t n = fread(before, 1, sizeof before - 1, f);
+    fclose(f);
+    before[n] = '\0';
+    /* line by line: name the first key that differs */
+    const char *a = before, *b = now;
+    while (*a || *b) {
+        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+        if (la != lb || memcmp(a, b, la) != 0) {
+            fprintf(stderr,
+                    "emosteer eval: --resume: this run differs from the one in %s:\n  was: %.*s\n  now: %.*s\n"
+                    "(responses would not be comparable; use another -o DIR)\n",
+                    path, (int)la, a, (int)lb, b);
+            return ES_EXIT_USAGE;
+        }
+        a += la + (a[la] == '\n');
+        b += lb + (b[lb] == '\n');
+    }
+    return ES_EXIT_OK;
+}
+
+/* ---- summaries and files ------------------------------------------------------------------ */
+
+static es_status set_str(char **field, const char *v) {
+    free(*field);
+    *field = es_strdup(v ? v : "");
+    return *field ? ES_OK : ES_ERR_NOMEM;
+}
+
+static es_status add_kv(es_eval_settings *s, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static es_status add_kv(es_eval_settings *s, const char *key, const char *fmt, ...) {
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return es_eval_settings_add(s, key, buf);
+}
+
+static int fill_settings(const ev_job *j, es_eval_settings *s, const char *model_sha, const char *ev_sha,
+                         const char *query_sha, const char *judge_sha, bool judge_scores) {
+    const ev_opts *o = j->o;
+    es_ev_meta meta;
+    es_ev_set_get_meta(j->ev, &meta);
+    char layers[256], created[32], scorer[PATH_MAX + 64];
+    int first = -1, last = -1;
+    for (int l = 0; l < es_ev_set_n_layer(j->ev); l++)
+        if (es_ev_set_get(j->ev, j->emotions[0], l)) first = first < 0 ? l : first, last = l;
+    if (o->layers_spec) snprintf(layers, sizeof layers, "%s", o->layers_spec);
+    else snprintf(layers, sizeof layers, "all (%d-%d)", first, last);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (judge_scores) snprintf(scorer, sizeof scorer, "judge (%s)", base_name(o->judge));
+    else snprintf(scorer, sizeof scorer, "lexicon (prior %g)", ES_EVAL_LEXICON_PRIOR);
+    es_status st = ES_OK;
+    st = st ? st : set_str(&s->model_path, o->model);
+    st = st ? st : set_str(&s->model_name, j->mi.name && *j->mi.name ? j->mi.name : base_name(o->model));
+    st = st ? st : set_str(&s->model_sha256, model_sha);
+    st = st ? st : set_str(&s->ev_path, o->ev_path);
+    st = st ? st : set_str(&s->ev_sha256, ev_sha);
+    st = st ? st : set_str(&s->method, *meta.method ? meta.method : "unknown");
+    st = st ? st : set_str(&s->hook, es_hook_name(o->hook >= 0 ? (es_hook_point)o->hook : es_ev_set_hook(j->ev)));
+    st = st ? st : set_str(&s->layers, layers);
+    st = st ? st : set_str(&s->query_file, o->prompts ? o->prompts : o->queries);
+    st = st ? st : set_str(&s->query_sha256, query_sha);
+    st = st ? st : set_str(&s->scorer, scorer);
+    st = st ? st : set_str(&s->created, created);
+    s->seed = o->sp.seed;
+    s->n_samples = (int)o->samples;
+    s->max_tokens = (int)o->n_predict;
+    const es_sampler_params *sp = &o->sp;
+    st = st ? st : add_kv(s, "prompts", "%s", o->prompts ? "prompt file, first N lines" : "neutral queries of the query set");
+    st = st ? st : add_kv(s, "n_queries", "%d", j->n_queries);
+    st = st ? st : add_kv(s, "chat_format", "%s", es_chat_format_name(j->fmt));
+    st = st ? st : add_kv(s, "positions", "%s", es_steer_positions_name(o->positions));
+    st = st ? st : add_kv(s, "preserve_norm", "%s", o->preserve_norm ? "yes" : "no");
+    st = st ? st : add_kv(s, "ev_source_model", "%s", meta.source_model);
+    st = st ? st : add_kv(s, "ev_query_set", "%s", meta.query_set);
+    st = st ? st : add_kv(s, "sampling", "temp %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g", (double)sp->temp,
+                          sp->top_k, (double)sp->top_p, (double)sp->min_p, (double)sp->repeat_penalty);
+    st = st ? st : add_kv(s, "seeds", "es_eval_seed(seed, emotion, alpha, \"*\", sample) + query index");
+    st = st ? st : add_kv(s, "topic", "%s", j->topic_desc);
+    st = st ? st : add_kv(s, "perplexity", "of the response after its prompt, unsteered %s", base_name(o->model));
+    st = st ? st : add_kv(s, "lexicon", "%s", o->lexicon);
+    if (o->judge) {
+        st = st ? st : add_kv(s, "judge", "%s", o->judge);
+        st = st ? st : add_kv(s, "judge_sha256", "%s", judge_sha);
+        st = st ? st : add_kv(s, "judge_chat_format", "%s", es_chat_format_name(es_judge_chat_format(j->judge)));
+    }
+    if (st != ES_OK) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        return ES_EXIT_FAIL;
+    }
+    return ES_EXIT_OK;
+}
+
+/* Summarises recs with the scores at offset `off` of each record and writes
+ * DIR/results<suffix>.json and summary<suffix>.csv (and report.html if asked). */
+static int write_outputs(const ev_job *j, es_gen_record *recs, size_t n, const es_eval_settings *settings,
+                         const char *suffix, bool report, es_eval_results **out) {
+    const ev_opts *o = j->o;
+    es_eval_results *r = NULL;
+    if (es_eval_summarize(recs, n, (const char *const *)j->emotions, j->n_emotions, j->alphas, j->n_alphas,
+                          es_eval_lexicon_labels, EV_N_LEX, settings, NULL, &r) != ES_OK)
+        return cli_fail("summarising");
+    char name[64], *path = NULL, *tmp = NULL;
+    int rc = ES_EXIT_FAIL;
+    for (int f = 0; f < 3; f++) {
+        if (f == 2 && !report) break;
+        snprintf(name, sizeof name, f == 0 ? "results%s.json" : f == 1 ? "summary%s.csv" : "report.html", suffix);
+        free(path);
+        free(tmp);
+        path = join(o->out, name);
+        tmp = NULL;
+        if (!path || asprintf(&tmp, "%s/.%s.tmp%d", o->out, name, (int)getpid()) < 0) {
+            tmp = NULL;
+            fprintf(stderr, "emosteer: out of memory\n");
+            goto done;
+        }
+        es_status st;
+        if (f == 0) st = es_results_write_json(r, tmp);
+        else if (f == 1) st = es_results_write_csv(r, tmp);
+        else {
+            char title[512];
+            snprintf(title, sizeof title, "emosteer eval: %s steered by %s", settings->model_name, base_name(o->ev_path));
+            es_report_params rp = es_report_default_params();
+            rp.title = title;
+            st = es_report_write(r, &rp, tmp);
+        }
+        if (st != ES_OK || rename(tmp, path) != 0) {
+            fprintf(stderr, "emosteer: cannot write %s: %s\n", path, st != ES_OK ? es_last_error() : strerror(errno));
+            unlink(tmp);
+            goto done;
+        }
+    }
+    rc = ES_EXIT_OK;
+done:
+    free(path);
+    free(tmp);
+    if (rc == ES_EXIT_OK && out) *out = r;
+    else es_eval_results_free(r);
+    return rc;
+}
+
+/* The records of this run's grid, shallow copies; with the lexicon (off 0) or the
+ * judge (off EV_N_LEX) scores. Judge scores missing from older records are computed. */
+static int ev_finish(ev_job *j, const char *model_sha, const char *ev_sha, const char *query_sha,
+                     const char *judge_sha) {
+    es_genlog_info info;
+    es_genlog_get_info(j->log, &info);
+    const es_gen_record *all = es_genlog_records(j->log);
+    es_gen_record *sel = calloc(info.n_records + 1, sizeof *sel);
+    double *judge_fill = NULL;
+    es_eval_settings settings = {0};
+    es_eval_results *res = NULL;
+    int rc = ES_EXIT_FAIL;
+    size_t n = 0;
+    if (!sel) goto done;
+    for (size_t i = 0; i < info.n_records; i++) {
+        const es_gen_record *r = &all[i];
+        bool in = r->sample < j->o->samples;
+        int q = 0;
+        for (; in && q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0; q++) {
+        }
+        if (in && q < j->n_queries) sel[n++] = *r;
+    }
+    if (j->judge) { /* records from a run without --judge: score them now (kept in memory only) */
+        const char **texts = calloc(n + 1, sizeof *texts);
+        size_t *which = calloc(n + 1, sizeof *which), m = 0;
+        if (!texts || !which) goto judge_done;
+        for (size_t i = 0; i < n; i++)
+            if (sel[i].n_labels != j->n_labels || !isfinite(sel[i].scores[EV_N_LEX])) {
+                which[m] = i;
+                texts[m++] = sel[i].response;
+            }
+        if (m) {
+            fprintf(stderr, "eval: judging %zu earlier responses without judge scores\n", m);
+            if (!(judge_fill = calloc(m, 2 * EV_N_LEX * sizeof *judge_fill))) goto judge_done;
+            double *probs = malloc(m * EV_N_LEX * sizeof *probs);
+            if (!probs || ev_judge_texts(j, texts, (int)m, probs) != ES_EXIT_OK) {
+                free(probs);
+                goto judge_done;
+            }
+            for (size_t k = 0; k < m; k++) {
+                es_gen_record *r = &sel[which[k]];
+                double *dst = judge_fill + k * 2 * EV_N_LEX;
+                for (int l = 0; l < EV_N_LEX; l++) dst[l] = r->n_labels >= EV_N_LEX ? r->scores[l] : NAN;
+                memcpy(dst + EV_N_LEX, probs + k * EV_N_LEX, EV_N_LEX * sizeof *dst);
+                r->scores = dst;
+                r->n_labels = 2 * EV_N_LEX;
+            }
+            free(probs);
+        }
+        rc = ES_EXIT_OK;
+    judge_done:
+        free(texts);
+        free(which);
+        if (rc != ES_EXIT_OK) goto done;
+        rc = ES_EXIT_FAIL;
+    }
+    /* lexicon: the first six scores */
+    for (size_t i = 0; i < n; i++) sel[i].n_labels = sel[i].scores ? EV_N_LEX : 0;
+    if (fill_settings(j, &settings, model_sha, ev_sha, query_sha, judge_sha, false) != ES_EXIT_OK) goto done;
+    if (write_outputs(j, sel, n, &settings, j->judge ? "-lexicon" : "", !j->judge, j->judge ? NULL : &res) !=
+        ES_EXIT_OK)
+        goto done;
+    if (j->judge) {
+        for (size_t i = 0; i < n; i++)
+            if (sel[i].scores) sel[i].scores += EV_N_LEX, sel[i].n_labels = EV_N_LEX;
+        es_eval_settings_clear(&settings);
+        if (fill_settings(j, &settings, model_sha, ev_sha, query_sha, judge_sha, true) != ES_EXIT_OK ||
+            write_outputs(j, sel, n, &settings, "", true, &res) != ES_EXIT_OK)
+            goto done;
+    }
+    /* the headline numbers */
+    printf("%-10s", "emotion");
+    for (int a = 0; a < res->n_alphas; a++) printf("  a=%-6g", res->alphas[a]);
+    printf("  slope[%g,%g]  R^2\n", res->lin_alpha_lo, res->lin_alpha_hi);
+    for (int e = 0; e < res->n_emotions; e++) {
+        printf("%-10s", res->emotions[e]);
+        for (int a = 0; a < res->n_alphas; a++) printf("  %-8.3f", es_eval_cell_at(res, e, a)->target_prob.mean);
+        printf("  %-12.4f  %.3f\n", res->linearity[e].slope, res->linearity[e].r2);
+    }
+    printf("%-10s", "rep-4");
+    for (int a = 0; a < res->n_alphas; a++) {
+        double s = 0;
+        for (int e = 0; e < res->n_emotions; e++) s += es_eval_cell_at(res, e, a)->rep4.mean;
+        printf("  %-8.3f", s / res->n_emotions);
+    }
+    printf("\n%-10s", "degenerate");
+    for (int a = 0; a < res->n_alphas; a++) {
+        double s = 0;
+        for (int e = 0; e < res->n_emotions; e++) s += es_eval_cell_at(res, e, a)->degenerate_share;
+        printf("  %-8.3f", s / res->n_emotions);
+    }
+    printf("\n(target prob by %s; rep-4 and degenerate share averaged over the emotions)\n", res->settings.scorer);
+    fprintf(stderr, "eval: wrote %s/results.json, summary.csv, report.html (%d responses%s)\n", j->o->out,
+            res->n_records, j->judge ? "; lexicon scores in results-lexicon.json" : "");
+    rc = ES_EXIT_OK;
+done:
+    if (rc != ES_EXIT_OK && !sel) fprintf(stderr, "emosteer: out of memory\n");
+    es_eval_results_free(res);
+    es_eval_settings_clear(&settings);
+    free(judge_fill);
+    free(sel);
+    return rc;
+}
+
+/* ---- main ----------------------------------------------------------------------------- */
+
+static void job_free(ev_job *j) {
+    for (int i = 0; j->steer && i < j->n_emotions * j->n_alphas; i++) es_steer_set_free(j->steer[i]);
+    free(j->steer);
+    for (int i = 0; i < j->n_emotions; i++) free(j->emotions[i]);
+    free(j->emotions);
+    free(j->alphas);
+    for (int q = 0; q < j->n_queries; q++) {
+        free(j->queries[q].id);
+        free(j->queries[q].text);
+        free(j->queries[q].prompt);
+    }
+    free(j->queries);
+    free(j->items);
+    free(j->topic_desc);
+    es_genlog_free(j->log);
+    es_judge_free(j->judge);
+    es_model_free(j->judge_model);
+    es_lexicon_free(j->lex);
+    es_ev_set_free(j->ev);
+    es_model_free(j->model);
+}
+
+static int sha_or_fail(const char *path, char hex[ES_SHA256_HEX]) {
+    if (es_sha256_file(path, hex) != ES_OK) return cli_fail("hashing");
+    return ES_EXIT_OK;
+}
+
 int cmd_eval(int argc, char **argv) {
-    (void)argc, (void)argv;
-    fprintf(stderr, "emosteer eval: not built yet\n");
-    return ES_EXIT_FAIL;
+    ev_opts o;
+    const char *cmp_a = NULL, *cmp_b = NULL;
+    int rc = ev_parse(argc, argv, &o, &cmp_a, &cmp_b);
+    if (rc >= 0) return rc;
+    if (cmp_a) {
+        if (es_results_compare_files(cmp_a, cmp_b, stdout) != ES_OK) return cli_fail("--compare");
+        return ES_EXIT_OK;
+    }
+    ev_job j = {.o = &o};
+    char *gen_path = NULL, *set_path = NULL, *settings = NULL;
+    char model_sha[ES_SHA256_HEX] = "", ev_sha[ES_SHA256_HEX] = "", query_sha[ES_SHA256_HEX] = "",
+         judge_sha[ES_SHA256_HEX] = "";
+    if ((rc = ev_prepare(&j)) >= 0) goto done;
+    rc = ES_EXIT_FAIL;
+    /* the grid, emotion-major; seeds as eval_run.c explains */
+    size_t n_items = (size_t)j.n_emotions * (size_t)j.n_alphas * (size_t)o.samples * (size_t)j.n_queries;
+    if (n_items > INT_MAX / 2 || !(j.items = calloc(n_items, sizeof *j.items))) {
+        fprintf(stderr, "emosteer: %zu responses is too many\n", n_items);
+        goto done;
+    }
+    for (int e = 0; e < j.n_emotions; e++)
+        for (int a = 0; a < j.n_alphas; a++)
+            for (int s = 0; s < o.samples; s++) {
+                uint64_t seed0 = es_eval_seed(o.sp.seed, j.emotions[e], j.alphas[a], "*", s);
+                for (int q = 0; q < j.n_queries; q++)
+                    j.items[j.n_items++] = (ev_item){e, a, q, s, seed0 + (uint64_t)j.queries[q].index};
+            }
+    char emb_desc[PATH_MAX + 128];
+    snprintf(emb_desc, sizeof emb_desc,
+             "cosine of mean hidden states (block_out, layer 2/3 of the depth) of response and query under the "
+             "unsteered %s",
+             base_name(o.judge ? o.judge : o.model));
+    j.topic_desc = es_strdup(emb_desc);
+    fprintf(stderr, "eval: hashing the inputs\n");
+    if (sha_or_fail(o.model, model_sha) || sha_or_fail(o.ev_path, ev_sha) ||
+        sha_or_fail(o.prompts ? o.prompts : o.queries, query_sha) || (o.judge && sha_or_fail(o.judge, judge_sha)))
+        goto done;
+    if (!(settings = run_settings(&j, model_sha, ev_sha, query_sha)) || !(gen_path = join(o.out, "generations.jsonl")) ||
+        !(set_path = join(o.out, "run-settings.txt"))) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        goto done;
+    }
+    struct stat sb;
+    bool have_log = stat(gen_path, &sb) == 0 && sb.st_size > 0;
+    if (have_log && !o.resume) {
+        fprintf(stderr, "emosteer eval: %s already holds responses: continue them with --resume, or choose another -o DIR\n",
+                gen_path);
+        rc = ES_EXIT_USAGE;
+        goto done;
+    }
+    if (have_log && (rc = check_resume(set_path, settings)) != ES_EXIT_OK) goto done;
+    rc = ES_EXIT_FAIL;
+    if (mkdir_p(o.out) != 0) {
+        fprintf(stderr, "emosteer: cannot create the folder %s: %s\n", o.out, strerror(errno));
+        goto done;
+    }
+    if (write_atomic_text(set_path, settings) != ES_EXIT_OK) goto done;
+    if (es_genlog_open(gen_path, j.labels, j.n_labels, true, &j.log) != ES_OK) {
+        cli_fail("opening generations.jsonl");
+        goto done;
+    }
+    es_genlog_info gi;
+    es_genlog_get_info(j.log, &gi);
+    if (o.resume)
+        fprintf(stderr, "eval: resuming %s: %zu responses%s\n", gen_path, gi.n_records,
+                gi.dropped_bytes ? " (a cut-off last line was dropped)" : "");
+    double t0 = es_time_s();
+    if ((rc = ev_run(&j)) != ES_EXIT_OK) goto done;
+    /* summarise what the file holds (numbers as written), whether fresh or resumed */
+    es_genlog_free(j.log);
+    j.log = NULL;
+    if (es_genlog_open(gen_path, j.labels, j.n_labels, false, &j.log) != ES_OK) {
+        rc = cli_fail("reading generations.jsonl");
+        goto done;
+    }
+    rc = ev_finish(&j, model_sha, ev_sha, query_sha, judge_sha);
+    fprintf(stderr, "eval: done in %.2f s\n", es_time_s() - t0);
+done:
+    free(gen_path);
+    free(set_path);
+    free(settings);
+    job_free(&j);
+    return rc;
 }

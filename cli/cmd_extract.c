@@ -639,7 +639,11 @@ static int ex_finish(ex_job *j) {
     meta.query_set = query_set;
     meta.note = note;
     int rc = ES_EXIT_OK;
+    /* the recommended steering layers for this depth (docs/steering-demo.md) */
+    int32_t def_layers[ES_EV_MAX_LAYER];
+    int n_def = es_ev_recommended_layers(mi.n_layer, def_layers, ES_EV_MAX_LAYER);
     if (!method || !policy || es_ev_set_set_meta(set, &meta) != ES_OK) rc = cli_fail("metadata");
+    else if (es_ev_set_set_default_layers(set, def_layers, n_def) != ES_OK) rc = cli_fail("default layers");
     else if (es_ev_set_save(set, o->out) != ES_OK) rc = cli_fail("writing the vectors");
     free(method);
     free(policy);

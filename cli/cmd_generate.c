@@ -19,6 +19,8 @@ static void help(void) {
            "  -n, --n-predict N    tokens to generate (default 128)\n"
            "  -c, --ctx-size N     context length (default 2048)\n"
            "  -t, --threads N      worker threads (default: all cores, at most 8)\n"
+           "  --kv-type T          KV cache type: f32 (default, exact) or f16 (half the memory,\n"
+           "                       attention computed as llama.cpp does)\n"
            "  --chat               treat the prompt as a user message in the model's chat format\n"
            "  -sys, --system TEXT  system message (implies --chat)\n"
            "  --chat-template NAME chat format: llama3, chatml, qwen3, gemma, phi3, mistral,\n"
@@ -64,6 +66,7 @@ int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *system = NULL;
     const char *tmpl_name = NULL;
     long n_predict = 128, n_ctx = 2048, n_threads = 0;
+    es_kv_type kv_type = ES_KV_F32;
     bool chat = false, ignore_eos = false, show_prompt = true;
     const char *stops[16];
     size_t n_stops = 0;
@@ -111,6 +114,10 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!cli_parse_int(v, 1, 512, &n_threads))
                 return cli_usage_error("generate", "-t wants a thread count >= 1, got '%s'", v);
+            i++;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (es_kv_type_parse(v, &kv_type) != ES_OK)
+                return cli_usage_error("generate", "--kv-type wants f32 or f16, got '%s'", v);
             i++;
         } else {
             return cli_usage_error("generate", "unknown option '%s'", a);
@@ -166,6 +173,7 @@ int cmd_generate(int argc, char **argv) {
     es_context_params cp = es_context_default_params();
     cp.n_ctx = (int)n_ctx;
     if (n_threads > 0) cp.n_threads = (int)n_threads;
+    cp.kv_type = kv_type;
     if (n_toks + 1 > cp.n_batch) cp.n_batch = n_toks + 1;
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         cli_fail("creating the context");

@@ -4,7 +4,8 @@
  *   --ev FILE                 emotion vectors (emosteer GGUF, control vector, paper JSON)
  *   --steer joy=1.5,anger=-.5 emotions of --ev and their alphas
  *   --hook H                  attn_out | mlp_out | block_out (default: the vectors' own)
- *   --layers A-B | 1,3,5      layers to steer (default: every layer of the vectors)
+ *   --layers A-B | 1,3,5      layers to steer (default: the file's emosteer.default_layers,
+ *                             else every layer of the vectors)
  *   --positions P             all | prompt | generated | last (default all)
  *   --preserve-norm           keep each steered hidden state's L2 norm
  *   --control-vector FILE             llama.cpp: add FILE's directions (scale 1)
@@ -31,7 +32,8 @@ void cli_steer_help(FILE *f) {
             "                       or the seed paper's JSON)\n"
             "  --steer E=A[,E=A]    emotions of --ev and their strengths, e.g. joy=1.5,anger=-0.5\n"
             "  --hook H             attn_out | mlp_out | block_out (default: the vectors' hook)\n"
-            "  --layers A-B|L,L,..  layers to steer (default: the layers stored in --ev)\n"
+            "  --layers A-B|L,L,..  layers to steer (default: the layers --ev recommends\n"
+            "                       (emosteer.default_layers), else every layer it has)\n"
             "  --positions P        all | prompt | generated | last (default all)\n"
             "  --preserve-norm      rescale each steered hidden state to its norm before steering\n"
             "  --control-vector FILE                 llama.cpp control vector, scale 1\n"
@@ -202,6 +204,15 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
                 rc = cli_usage_error(cmd, "--layers wants A-B or a list L,L,..., got '%s'",
                                      o->layers_spec);
                 break;
+            }
+            if (!o->layers_spec) {
+                /* the file's recommended layers (emosteer.default_layers), else every layer */
+                const int32_t *def = NULL;
+                int n_def = es_ev_set_default_layers(ev, &def);
+                if (n_def > 0) {
+                    it.layers = def;
+                    it.n_layers = n_def;
+                }
             }
             if (es_steer_set_add(set, &it) != ES_OK) {
                 rc = cli_fail("--steer");

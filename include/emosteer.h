@@ -111,14 +111,29 @@ const struct es_vocab *es_model_vocab(const es_model *model);
 
 typedef struct es_context es_context;
 
+/* Element type of the KV cache. ES_KV_F32 (default) keeps keys and values exactly and
+ * computes attention in f32. ES_KV_F16 stores them as f16 (half the memory and memory
+ * traffic) and computes attention the way llama.cpp's CPU flash attention does: queries
+ * rounded to f16 for the key dot products (f32 sums), online softmax in f32, values
+ * accumulated in f16. Logits then move by about 1e-3 relative to ES_KV_F32. */
+typedef enum es_kv_type {
+    ES_KV_F32 = 0,
+    ES_KV_F16 = 1
+} es_kv_type;
+
 typedef struct es_context_params {
     int n_ctx;      /* positions held per sequence (default 2048, clamped to n_ctx_train) */
     int n_seq_max;  /* independent sequences (default 1) */
     int n_batch;    /* max tokens in one es_decode call (default 512) */
     int n_threads;  /* worker threads (default: es_cpu_count(), at most 8) */
+    int kv_type;    /* es_kv_type of the KV cache (default ES_KV_F32) */
 } es_context_params;
 
 es_context_params es_context_default_params(void);
+
+/* "f32" or "f16"; es_kv_type_parse returns ES_ERR_INVALID_ARG naming a bad value. */
+const char *es_kv_type_name(es_kv_type t);
+es_status es_kv_type_parse(const char *name, es_kv_type *out);
 
 /* Creates a context over `model`, which must outlive it. *out is owned by the caller. */
 es_status es_context_create(es_model *model, const es_context_params *params, es_context **out);
@@ -497,6 +512,20 @@ es_status es_ev_set_set_meta(es_ev_set *set, const es_ev_meta *meta);
  * set's hook), to express steering strengths relative to it. 0 = unknown. */
 es_status es_ev_set_set_act_norm(es_ev_set *set, int layer, float norm);
 float es_ev_set_act_norm(const es_ev_set *set, int layer);
+/* Recommended steering layers (file key emosteer.default_layers): what a caller steers
+ * when the user names no layers (the CLI's --layers default). set: copies layers[n],
+ * each in [0, ES_EV_MAX_LAYER) and strictly increasing (ES_ERR_INVALID_ARG naming the
+ * value); n = 0 removes them. get: returns the count (0 = none recorded: steer every
+ * layer) and sets *layers (may be NULL) to the borrowed array, valid until the set is
+ * changed or freed. es_ev_set_merge keeps dst's. */
+es_status es_ev_set_set_default_layers(es_ev_set *set, const int32_t *layers, int n);
+int es_ev_set_default_layers(const es_ev_set *set, const int32_t **layers);
+/* The layers `emosteer extract` records for a model of n_layer blocks: the blocks from
+ * n_layer/4 to 5*n_layer/8 - 1 (at least one; 8 blocks -> 2, 3, 4), where steering the
+ * demo model raised the target emotion without breaking the text
+ * (docs/steering-demo.md). Writes min(count, cap) layers to out (may be NULL) and
+ * returns the count (0 when n_layer < 1). */
+int es_ev_recommended_layers(int n_layer, int32_t *out, int cap);
 
 /* Loads emotion vectors, detecting the format from the file's first bytes:
  *   - emosteer GGUF (has key emosteer.emotions): everything as saved;

@@ -16,18 +16,34 @@ es_context_params es_context_default_params(void) {
     p.n_batch = 512;
     p.n_threads = ES_MIN(es_cpu_count(), 8);
     if (p.n_threads < 1) p.n_threads = 1;
+    p.kv_type = ES_KV_F32;
     return p;
 }
 
-/* a*b*c*d floats, overflow-checked, as an aligned zeroed buffer. */
-static float *alloc_floats(size_t a, size_t b, size_t c, size_t d) {
+const char *es_kv_type_name(es_kv_type t) {
+    return t == ES_KV_F32 ? "f32" : t == ES_KV_F16 ? "f16" : "unknown";
+}
+
+es_status es_kv_type_parse(const char *name, es_kv_type *out) {
+    if (!name || !out) return es_error(ES_ERR_INVALID_ARG, "context: kv type name and out must not be NULL");
+    if (!strcmp(name, "f32")) *out = ES_KV_F32;
+    else if (!strcmp(name, "f16")) *out = ES_KV_F16;
+    else return es_error(ES_ERR_INVALID_ARG, "context: unknown KV cache type '%s' (expected f32 or f16)", name);
+    return ES_OK;
+}
+
+/* a*b*c*d elements of `size` bytes, overflow-checked, as an aligned zeroed buffer. */
+static void *alloc_elems(size_t a, size_t b, size_t c, size_t d, size_t size) {
     size_t n;
-    if (!es_mul_size(a, b, &n) || !es_mul_size(n, c, &n) || !es_mul_size(n, d, &n) ||
-        !es_mul_size(n, sizeof(float), &n)) {
-        es_error(ES_ERR_NOMEM, "context: buffer of %zu x %zu x %zu x %zu floats overflows", a, b, c, d);
+    if (!es_mul_size(a, b, &n) || !es_mul_size(n, c, &n) || !es_mul_size(n, d, &n) || !es_mul_size(n, size, &n)) {
+        es_error(ES_ERR_NOMEM, "context: buffer of %zu x %zu x %zu x %zu x %zu bytes overflows", a, b, c, d, size);
         return NULL;
     }
     return es_alloc_aligned(n);
+}
+
+static float *alloc_floats(size_t a, size_t b, size_t c, size_t d) {
+    return alloc_elems(a, b, c, d, sizeof(float));
 }
 
 static void free_run_state(es_run_state *rs) {
@@ -42,6 +58,9 @@ static void free_run_state(es_run_state *rs) {
     es_free_aligned(rs->gate);
     es_free_aligned(rs->hb);
     es_free_aligned(rs->scores);
+    es_free_aligned(rs->qh);
+    es_free_aligned(rs->q16);
+    es_free_aligned(rs->acc16);
     es_free_aligned(rs->rope_cs);
     es_free_aligned(rs->rope_cs_swa);
     es_free_aligned(rs->wsp);
@@ -72,6 +91,13 @@ static es_status alloc_run_state(es_context *ctx) {
     rs->rope_cs_swa = alloc_floats(B, nr, 2, 1);
     bool ok = rs->x && rs->xb && rs->q && rs->k && rs->v && rs->att && rs->out && rs->gate && rs->hb &&
               rs->scores && rs->rope_cs && rs->rope_cs_swa;
+    if (ok && p->kv_type == ES_KV_F16) {
+        rs->qh = alloc_floats(B, (size_t)c->n_q, 1, 1);
+        rs->q16 = alloc_elems((size_t)c->n_q, 1, 1, 1, sizeof(uint16_t));
+        rs->acc16 = alloc_elems((size_t)p->n_threads, (size_t)(c->n_head / c->n_head_kv), (size_t)c->head_dim_v,
+                                1, sizeof(uint16_t));
+        ok = rs->qh && rs->q16 && rs->acc16;
+    }
     if (ok && c->arch->fused_qkv) {
         rs->qkv = alloc_floats(B, (size_t)c->n_q + (size_t)c->n_k + (size_t)c->n_v, 1, 1);
         ok = rs->qkv != NULL;
@@ -103,6 +129,9 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
         return es_error(ES_ERR_INVALID_ARG, "context: n_batch %d must be in [1, 1048576]", p.n_batch);
     if (p.n_threads < 1 || p.n_threads > 512)
         return es_error(ES_ERR_INVALID_ARG, "context: n_threads %d must be in [1, 512]", p.n_threads);
+    if (p.kv_type != ES_KV_F32 && p.kv_type != ES_KV_F16)
+        return es_error(ES_ERR_INVALID_ARG, "context: kv_type %d must be ES_KV_F32 (0) or ES_KV_F16 (1)",
+                        p.kv_type);
     if (p.n_ctx > c->n_ctx_train) p.n_ctx = c->n_ctx_train;
 
     es_context *ctx = es_calloc(1, sizeof *ctx);
@@ -112,8 +141,9 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
     es_status st = ES_ERR_NOMEM;
     ctx->tp = es_threadpool_create(p.n_threads);
     if (!ctx->tp) goto fail;
-    ctx->k_cache = alloc_floats((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_k);
-    ctx->v_cache = alloc_floats((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_v);
+    const size_t esz = p.kv_type == ES_KV_F16 ? sizeof(uint16_t) : sizeof(float);
+    ctx->k_cache = alloc_elems((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_k, esz);
+    ctx->v_cache = alloc_elems((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_v, esz);
     ctx->kv_len = es_calloc((size_t)p.n_seq_max, sizeof *ctx->kv_len);
     ctx->logits_row = es_calloc((size_t)p.n_batch, sizeof *ctx->logits_row);
     if (!ctx->k_cache || !ctx->v_cache || !ctx->kv_len || !ctx->logits_row) goto fail;

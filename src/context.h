@@ -26,6 +26,9 @@ typedef struct es_run_state {
     float *gate;    /* [B][n_ff] gate projection (fused gate/up models: [B][2 * n_ff]) */
     float *hb;      /* [B][n_ff] act(gate) * up: input of the down projection */
     float *scores;  /* [n_threads][n_head/n_head_kv][n_ctx] attention scores, per thread */
+    float *qh;      /* [B][n_q] queries rounded to f16, as f32 (ES_KV_F16 only, else NULL) */
+    uint16_t *q16;  /* [n_q] f16 scratch of one query row (ES_KV_F16 only) */
+    uint16_t *acc16; /* [n_threads][n_head/n_head_kv][head_dim_v] f16 value sums (ES_KV_F16 only) */
     float *rope_cs; /* [B][n_rot/2][2] cos, sin per token for global layers */
     float *rope_cs_swa; /* [B][n_rot/2][2] the same for sliding-window layers */
     void *wsp;      /* es_model_matmul_wsize(model, B) bytes of matmul scratch */
@@ -40,9 +43,10 @@ struct es_context {
     es_context_params params;  /* as used: n_ctx clamped, n_threads >= 1 */
     es_threadpool *tp;         /* n_threads workers (owned) */
 
-    /* KV cache: K/V after RoPE, f32, per layer and sequence */
-    float *k_cache;            /* [n_layer][n_seq_max][n_ctx][n_k] (owned) */
-    float *v_cache;            /* [n_layer][n_seq_max][n_ctx][n_v] (owned) */
+    /* KV cache: K/V after RoPE, per layer and sequence; elements are float (ES_KV_F32)
+     * or uint16_t f16 (ES_KV_F16), see params.kv_type */
+    void *k_cache;             /* [n_layer][n_seq_max][n_ctx][n_k] (owned) */
+    void *v_cache;             /* [n_layer][n_seq_max][n_ctx][n_v] (owned) */
     int32_t *kv_len;           /* [n_seq_max] positions cached per sequence */
     const double *inv_freq;    /* [n_rot/2] RoPE table of global layers (model's; short or long) */
 

@@ -30,6 +30,8 @@ struct es_ev_set {
     float *act_norm;    /* [cap_layer], 0 = unknown */
     char *method, *source_model, *query_set, *token_policy, *note; /* never NULL */
     int n_samples;
+    int32_t *default_layers; /* [n_default_layers] recommended steering layers, increasing */
+    int n_default_layers;    /* 0 = none recorded */
 };
 
 /* ---- names and small helpers ---- */
@@ -112,6 +114,7 @@ void es_ev_set_free(es_ev_set *set) {
     free(set->query_set);
     free(set->token_policy);
     free(set->note);
+    free(set->default_layers);
     free(set);
 }
 
@@ -300,6 +303,50 @@ es_status es_ev_set_set_act_norm(es_ev_set *set, int layer, float norm) {
 float es_ev_set_act_norm(const es_ev_set *set, int layer) {
     if (set == NULL || layer < 0 || layer >= set->cap_layer) return 0.0f;
     return set->act_norm[layer];
+}
+
+es_status es_ev_set_set_default_layers(es_ev_set *set, const int32_t *layers, int n) {
+    if (set == NULL || (n > 0 && layers == NULL))
+        return es_error(ES_ERR_INVALID_ARG, "ev: set_default_layers: NULL argument");
+    if (n < 0 || n > ES_EV_MAX_LAYER)
+        return es_error(ES_ERR_INVALID_ARG, "ev: %d default layers is outside [0, %d]", n,
+                        ES_EV_MAX_LAYER);
+    for (int i = 0; i < n; i++) {
+        if (layers[i] < 0 || layers[i] >= ES_EV_MAX_LAYER)
+            return es_error(ES_ERR_INVALID_ARG, "ev: default layer %d is outside [0, %d)",
+                            (int)layers[i], ES_EV_MAX_LAYER);
+        if (i > 0 && layers[i] <= layers[i - 1])
+            return es_error(ES_ERR_INVALID_ARG, "ev: default layers must increase: %d after %d",
+                            (int)layers[i], (int)layers[i - 1]);
+    }
+    int32_t *copy = NULL;
+    if (n > 0) {
+        copy = es_calloc((size_t)n, sizeof *copy);
+        if (copy == NULL) return es_error(ES_ERR_NOMEM, "ev: out of memory for default layers");
+        memcpy(copy, layers, (size_t)n * sizeof *copy);
+    }
+    free(set->default_layers);
+    set->default_layers = copy;
+    set->n_default_layers = n;
+    return ES_OK;
+}
+
+int es_ev_set_default_layers(const es_ev_set *set, const int32_t **layers) {
+    if (layers) *layers = set ? set->default_layers : NULL;
+    return set ? set->n_default_layers : 0;
+}
+
+int es_ev_recommended_layers(int n_layer, int32_t *out, int cap) {
+    if (n_layer < 1) return 0;
+    /* the block_out layers from 1/4 up to 5/8 of the depth (demo-16m, 8 blocks: 2..4;
+     * docs/steering-demo.md): past the embedding-dominated first blocks, before the
+     * blocks that specialise in the next token */
+    int first = n_layer / 4, last = (5 * n_layer) / 8 - 1;
+    if (last < first) last = first;
+    if (last > n_layer - 1) last = n_layer - 1;
+    int n = last - first + 1;
+    for (int i = 0; i < n && i < cap && out; i++) out[i] = first + i;
+    return n;
 }
 
 /* ---- shared parsing helpers ---- */
@@ -521,6 +568,27 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
         free(norm);
         if (st != ES_OK) {
             es_error_prefix(st, "ev: emosteer.act_norm");
+            goto fail;
+        }
+    }
+    if (es_gguf_find_key(g, "emosteer.default_layers") >= 0) {
+        es_gguf_vtype dt;
+        uint64_t n_def = 0;
+        st = es_gguf_get_arr(g, "emosteer.default_layers", &dt, &n_def);
+        if (st == ES_OK && (n_def > layer_count || n_def > ES_EV_MAX_LAYER))
+            st = es_error(ES_ERR_FORMAT, "ev: %llu default layers exceed layer_count %u",
+                          (unsigned long long)n_def, layer_count);
+        int32_t *def = st == ES_OK ? es_calloc(n_def ? n_def : 1, sizeof *def) : NULL;
+        if (st == ES_OK && def == NULL) st = es_error(ES_ERR_NOMEM, "ev: out of memory loading");
+        if (st == ES_OK) st = es_gguf_arr_to_i32(g, "emosteer.default_layers", def, n_def);
+        for (uint64_t i = 0; st == ES_OK && i < n_def; i++)
+            if (def[i] < 0 || (uint32_t)def[i] >= layer_count)
+                st = es_error(ES_ERR_FORMAT, "ev: default layer %d is outside [0, %u)", (int)def[i],
+                              layer_count);
+        if (st == ES_OK) st = es_ev_set_set_default_layers(s, def, (int)n_def);
+        free(def);
+        if (st != ES_OK) {
+            es_error_prefix(st, "ev: emosteer.default_layers");
             goto fail;
         }
     }
@@ -852,6 +920,9 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path) {
     TRY(es_gguf_writer_set_u32(w, "emosteer.n_samples", (uint32_t)set->n_samples));
     if (n_layer > 0) TRY(es_gguf_writer_set_arr(w, "emosteer.act_norm", ES_GGUF_FLOAT32, norms,
                                                 (uint64_t)n_layer));
+    if (set->n_default_layers > 0)
+        TRY(es_gguf_writer_set_arr(w, "emosteer.default_layers", ES_GGUF_INT32, set->default_layers,
+                                   (uint64_t)set->n_default_layers));
     char tname[96];
     for (int i = 0; st == ES_OK && i < set->n_emo; i++)
         for (int l = 0; st == ES_OK && l < n_layer; l++) {

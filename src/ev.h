@@ -20,6 +20,8 @@
  *      emosteer.token_policy, emosteer.note      string (may be "")
  *      emosteer.n_samples         u32     0 = unknown
  *      emosteer.act_norm          f32[emosteer.layer_count]  0 = unknown
+ *      emosteer.default_layers    i32[n]  optional: recommended steering layers, strictly
+ *                                 increasing, each < emosteer.layer_count, n <= layer_count
  *    tensors, layout "direction" — chosen when the set has exactly one emotion, hook
  *    block_out and no layer-0 vector, so that llama.cpp's --control-vector reads the
  *    file (llama.cpp rejects a file holding any tensor not named direction.N, N >= 1):

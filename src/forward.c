@@ -169,8 +169,8 @@ static void attend(const attn_args *a, int t, int h0, int nh, float *scores) {
     const int lo = a->swa ? ES_MAX(0, p - c->n_swa + 1) : 0;
     const int n_keys = p - lo + 1;
     const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx + (size_t)lo;
-    const float *K = ctx->k_cache + cell * (size_t)c->n_k + (size_t)kvh * hd;  /* key j at K + j*n_k */
-    const float *V = ctx->v_cache + cell * (size_t)c->n_v + (size_t)kvh * hdv; /* value j at V + j*n_v */
+    const float *K = (const float *)ctx->k_cache + cell * (size_t)c->n_k + (size_t)kvh * hd;  /* key j at K + j*n_k */
+    const float *V = (const float *)ctx->v_cache + cell * (size_t)c->n_v + (size_t)kvh * hdv; /* value j at V + j*n_v */
     const float *q = ctx->rs.q + (size_t)t * c->n_q + (size_t)h0 * hd;        /* head i at q + i*hd */
     float *out = ctx->rs.att + ((size_t)t * c->n_head + (size_t)h0) * hdv;    /* head i at out + i*hdv */
 
@@ -205,24 +205,94 @@ static void attend(const attn_args *a, int t, int h0, int nh, float *scores) {
     for (int i = 0; i < nh; i++) vo->scale(inv_sum[i], out + (size_t)i * hdv, hdv);
 }
 
+/* The same with an f16 cache, computed as llama.cpp's CPU flash attention does: the
+ * query rounded to f16 (rs.qh), q·k summed in f32, scale and soft-cap, an online
+ * softmax in f32 (running max M and sum S), and the value sum kept in f16: on a new
+ * maximum acc = f16(acc * exp(M_old - M)), then acc = f16(acc + exp(s - M) * v) per key;
+ * finally out = f32(acc) * (1/S). acc16: [nh][hdv]. */
+static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc16) {
+    const es_context *ctx = a->ctx;
+    const es_config *c = &ctx->model->cfg;
+    const es_vecops *vo = es_vecops_get();
+    const int hd = c->head_dim, hdv = c->head_dim_v, n_ctx = ctx->params.n_ctx;
+    const int s = ctx->rs.seq[t], p = ctx->rs.pos[t];
+    const int kvh = h0 / (c->n_head / c->n_head_kv);
+    const int lo = a->swa ? ES_MAX(0, p - c->n_swa + 1) : 0;
+    const int n_keys = p - lo + 1;
+    const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx + (size_t)lo;
+    const uint16_t *K = (const uint16_t *)ctx->k_cache + cell * (size_t)c->n_k + (size_t)kvh * hd;
+    const uint16_t *V = (const uint16_t *)ctx->v_cache + cell * (size_t)c->n_v + (size_t)kvh * hdv;
+    const float *q = ctx->rs.qh + (size_t)t * c->n_q + (size_t)h0 * hd;    /* head i at q + i*hd */
+    float *out = ctx->rs.att + ((size_t)t * c->n_head + (size_t)h0) * hdv;  /* head i at out + i*hdv */
+
+    float M[ES_MAX_GROUP], S[ES_MAX_GROUP];
+    for (int i = 0; i < nh; i++) {
+        M[i] = -INFINITY;
+        S[i] = 0.0f;
+        memset(acc16 + (size_t)i * hdv, 0, (size_t)hdv * sizeof(uint16_t));
+    }
+    for (int j = 0; j < n_keys; j++) {
+        const uint16_t *k = K + (size_t)j * c->n_k, *v = V + (size_t)j * c->n_v;
+        for (int i = 0; i < nh; i++) {
+            float sc = vo->dot_f16(k, q + (size_t)i * hd, hd) * c->attn_scale;
+            if (c->attn_softcap > 0.0f) sc = softcap(sc, c->attn_softcap);
+            uint16_t *acc = acc16 + (size_t)i * hdv;
+            float ms = 1.0f, vs = 1.0f;
+            if (sc > M[i]) {
+                const float m_old = M[i];
+                M[i] = sc;
+                ms = expf(m_old - sc);
+                vo->scale_f16(ms, acc, hdv);
+            } else {
+                vs = expf(sc - M[i]);
+            }
+            vo->mad_f16(vs, v, acc, hdv);
+            S[i] = S[i] * ms + vs;
+        }
+    }
+    for (int i = 0; i < nh; i++) {
+        float *o = out + (size_t)i * hdv;
+        vo->from_f16(acc16 + (size_t)i * hdv, o, hdv);
+        vo->scale(S[i] == 0.0f ? 0.0f : 1.0f / S[i], o, hdv);
+    }
+}
+
 static void attention_task(void *p, int ith, int nth) {
     const attn_args *a = p;
     const es_context *ctx = a->ctx;
     const int per = a->heads_per_task, n_units = ctx->model->cfg.n_head / per;
+    const bool f16 = ctx->params.kv_type == ES_KV_F16;
     float *scores = ctx->rs.scores + (size_t)ith * per * ctx->params.n_ctx;
+    uint16_t *acc16 = f16 ? ctx->rs.acc16 + (size_t)ith * per * ctx->model->cfg.head_dim_v : NULL;
     /* interleaved so that long (late) and short (early) rows spread over threads */
-    for (int64_t task = ith; task < (int64_t)a->n_tok * n_units; task += nth)
-        attend(a, (int)(task / n_units), (int)(task % n_units) * per, per, scores);
+    for (int64_t task = ith; task < (int64_t)a->n_tok * n_units; task += nth) {
+        const int t = (int)(task / n_units), h0 = (int)(task % n_units) * per;
+        if (f16)
+            attend_f16(a, t, h0, per, acc16);
+        else
+            attend(a, t, h0, per, scores);
+    }
 }
 
-/* Copies this batch's k, v rows into the cache of their sequence at their position. */
+/* Copies this batch's k, v rows into the cache of their sequence at their position
+ * (rounded to f16 for ES_KV_F16, and then the queries too: rs.qh). */
 static void store_kv(es_context *ctx, int layer, int n_tok) {
     const es_config *c = &ctx->model->cfg;
+    const es_vecops *vo = es_vecops_get();
+    const bool f16 = ctx->params.kv_type == ES_KV_F16;
     for (int t = 0; t < n_tok; t++) {
         const size_t cell = (((size_t)layer * ctx->params.n_seq_max + (size_t)ctx->rs.seq[t]) *
                                  (size_t)ctx->params.n_ctx + (size_t)ctx->rs.pos[t]);
-        memcpy(ctx->k_cache + cell * c->n_k, ctx->rs.k + (size_t)t * c->n_k, (size_t)c->n_k * sizeof(float));
-        memcpy(ctx->v_cache + cell * c->n_v, ctx->rs.v + (size_t)t * c->n_v, (size_t)c->n_v * sizeof(float));
+        const float *k = ctx->rs.k + (size_t)t * c->n_k, *v = ctx->rs.v + (size_t)t * c->n_v;
+        if (f16) {
+            vo->to_f16(k, (uint16_t *)ctx->k_cache + cell * c->n_k, c->n_k);
+            vo->to_f16(v, (uint16_t *)ctx->v_cache + cell * c->n_v, c->n_v);
+            vo->to_f16(ctx->rs.q + (size_t)t * c->n_q, ctx->rs.q16, c->n_q);
+            vo->from_f16(ctx->rs.q16, ctx->rs.qh + (size_t)t * c->n_q, c->n_q);
+        } else {
+            memcpy((float *)ctx->k_cache + cell * c->n_k, k, (size_t)c->n_k * sizeof(float));
+            memcpy((float *)ctx->v_cache + cell * c->n_v, v, (size_t)c->n_v * sizeof(float));
+        }
     }
 }
 

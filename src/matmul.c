@@ -131,7 +131,12 @@ static mm_path choose_path(int type, int64_t n_in, int64_t n_tok) {
 void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in, const float *x,
                int64_t n_tok, float *y, void *wsp) {
     const es_type_traits *tt = es_type_get(type);
-    if (!tt || !tt->can_compute || n_out <= 0 || n_tok <= 0) return;
+    if (!tt || !tt->can_compute || n_out <= 0 || n_tok <= 0 || n_in < 0) return;
+    if (n_in == 0) { /* empty sums */
+        memset(y, 0, sizeof(float) * (size_t)n_out * (size_t)n_tok);
+        return;
+    }
+    if (es_row_size(type, n_in) == 0) return; /* n_in not a whole number of blocks: checked at load */
     mm_task t = {
         .tt = tt,
         .type = type,

@@ -14,6 +14,7 @@
 #if !defined(ES_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
 
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,7 @@
 #define ES_ALWAYS_INLINE inline __attribute__((always_inline))
 
 bool es_avx512_supported(void) {
-    static int cached = -1;
+    static _Atomic int cached = -1; /* computed once; racing first calls agree */
     if (cached < 0) {
         const char *off = getenv("ES_NO_AVX512");
         cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVX512F) && !(off && off[0] && off[0] != '0');

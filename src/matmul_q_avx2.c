@@ -26,6 +26,7 @@
 #include "simd_avx2.h"
 
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define PR 16       /* weight rows per panel */
@@ -63,7 +64,7 @@ static bool get_desc(int type, qdesc *d) {
 }
 
 bool es_vnni_supported(void) {
-    static int cached = -1;
+    static _Atomic int cached = -1; /* computed once; racing first calls agree */
     if (cached < 0) {
         cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) ? 1 : 0;
     }
@@ -335,7 +336,7 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
     const int G = q.gs / 4;
     /* tokens per block: keep their activation rows within ~384 KB of L2 */
     int64_t tb_max = (384 * 1024) / (int64_t)(x_row ? x_row : 1);
-    tb_max = tb_max < PT ? PT : (tb_max > 96 ? 96 : tb_max / PT * PT);
+    tb_max = tb_max < PT ? PT : (tb_max > 255 ? 255 : tb_max / PT * PT);
     for (int64_t t0 = 0; t0 < n_tok; t0 += tb_max) {
         const int64_t t1 = t0 + tb_max < n_tok ? t0 + tb_max : n_tok;
         for (int64_t r = r0; r < r1; r += PR) {

@@ -12,9 +12,10 @@
  * Shares: each ith of a run is claimed exactly once, by a compare-and-swap of
  * claim[ith] from the previous generation to the current one. Worker ith claims its
  * own share when it sees the new generation; the caller runs share 0 and then, if a
- * worker has not claimed its share within ES_TP_STEAL_NS (it is not running: the
- * machine is busier than the pool), claims and runs it itself. So a run never waits
- * for a thread the kernel has not scheduled. Completion: n_done counts finished
+ * worker has not claimed its share within a quarter of the time share 0 took (5 to
+ * 200 us; a worker that is not running by then is descheduled because the machine is
+ * busier than the pool), claims and runs it itself. So a run never waits long for a
+ * thread the kernel has not scheduled. Completion: n_done counts finished
  * shares; the caller spins until all are done.
  */
 #include "threadpool.h"
@@ -36,7 +37,8 @@
 
 #define ES_TP_PAUSE_SPINS 2000   /* pause-spins before a waiting thread starts to yield */
 #define ES_TP_SPIN_NS 200000LL   /* idle workers yield-spin this long, then sleep */
-#define ES_TP_STEAL_NS 50000LL   /* the caller runs unclaimed shares after this long */
+#define ES_TP_STEAL_MIN_NS 5000LL   /* the caller runs unclaimed shares after waiting */
+#define ES_TP_STEAL_MAX_NS 200000LL /* a quarter of its own share's time, within these */
 #define ES_TP_YIELD_NS 2000000LL /* the caller yields while waiting longer than this */
 
 struct es_threadpool {
@@ -208,18 +210,21 @@ void es_threadpool_run(es_threadpool *tp, es_task_fn fn, void *arg) {
     const unsigned g = atomic_fetch_add(&tp->generation, 1) + 1;
     wake_all(tp);
 
+    const long long t_start = now_ns();
     fn(arg, 0, nth);
+    const long long t0 = now_ns();
+    long long steal_ns = (t0 - t_start) / 4;
+    steal_ns = steal_ns < ES_TP_STEAL_MIN_NS ? ES_TP_STEAL_MIN_NS : ES_MIN(steal_ns, ES_TP_STEAL_MAX_NS);
 
     /* Spin (no yield: under load a yield gives the CPU away for a whole time slice)
-     * until the workers are done; run the shares nobody claimed after ES_TP_STEAL_NS;
+     * until the workers are done; run the shares nobody claimed after steal_ns;
      * yield only if a worker that claimed its share is descheduled for long. */
-    const long long t0 = now_ns();
     bool stolen = false;
     for (int i = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) < nth - 1; i++) {
         cpu_relax();
         if ((i & 63) != 63) continue;
         const long long dt = now_ns() - t0;
-        if (!stolen && dt > ES_TP_STEAL_NS) {
+        if (!stolen && dt > steal_ns) {
             for (int ith = 1; ith < nth; ith++)
                 if (claim_share(tp, ith, g)) run_share(tp, ith);
             stolen = true;

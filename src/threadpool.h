@@ -19,7 +19,10 @@ void es_threadpool_free(es_threadpool *tp);
 int es_threadpool_size(const es_threadpool *tp);
 
 /* Runs fn on every thread and waits. Not reentrant: fn must not call run again.
- * tp may be NULL: fn(arg, 0, 1) runs on the caller. */
+ * tp may be NULL: fn(arg, 0, 1) runs on the caller.
+ * Each ith runs exactly once, but not necessarily on its own thread: when a worker is
+ * late (descheduled on a busy machine), the caller runs that share itself after its
+ * own, so fn must never wait for another share to make progress. */
 void es_threadpool_run(es_threadpool *tp, es_task_fn fn, void *arg);
 
 #endif /* ES_THREADPOOL_H */

@@ -2,6 +2,9 @@
 #include "vecops.h"
 
 #include "kernels.h"
+#include "types.h"
+
+#include <math.h>
 
 static float ref_dot(const float *x, const float *y, int n) {
     float s = 0.0f;
@@ -17,9 +20,45 @@ static void ref_scale(float a, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] *= a;
 }
 
-static const es_vecops vecops_ref = {ref_dot, ref_axpy, ref_scale};
+/* f16 dot: four f32 partial sums over 32-element steps (lane j of sum k holds elements
+ * i + 8k + j), combined as the AVX2 kernel does; a scalar tail. */
+static float ref_dot_f16(const uint16_t *x, const float *y, int n) {
+    float acc[4][8] = {{0}};
+    int i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < 8; j++)
+                acc[k][j] = fmaf(es_fp16_to_fp32(x[i + 8 * k + j]), y[i + 8 * k + j], acc[k][j]);
+    float v[8];
+    for (int j = 0; j < 8; j++) v[j] = (acc[0][j] + acc[2][j]) + (acc[1][j] + acc[3][j]);
+    float h[4];
+    for (int j = 0; j < 4; j++) h[j] = v[j] + v[j + 4];
+    float s = (h[0] + h[1]) + (h[2] + h[3]);
+    for (; i < n; i++) s += es_fp16_to_fp32(x[i]) * y[i];
+    return s;
+}
+
+static void ref_mad_f16(float a, const uint16_t *x, uint16_t *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = es_fp32_to_fp16(fmaf(a, es_fp16_to_fp32(x[i]), es_fp16_to_fp32(y[i])));
+}
+
+static void ref_scale_f16(float a, uint16_t *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = es_fp32_to_fp16(es_fp16_to_fp32(y[i]) * a);
+}
+
+static void ref_to_f16(const float *x, uint16_t *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = es_fp32_to_fp16(x[i]);
+}
+
+static void ref_from_f16(const uint16_t *x, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] = es_fp16_to_fp32(x[i]);
+}
+
+static const es_vecops vecops_ref = {ref_dot,     ref_axpy,      ref_scale,  ref_dot_f16,
+                                     ref_mad_f16, ref_scale_f16, ref_to_f16, ref_from_f16};
 #ifndef ES_NO_SIMD
-static const es_vecops vecops_avx2 = {es_avx2_dot, es_avx2_axpy, es_avx2_scale};
+static const es_vecops vecops_avx2 = {es_avx2_dot,     es_avx2_axpy,      es_avx2_scale,  es_avx2_dot_f16,
+                                      es_avx2_mad_f16, es_avx2_scale_f16, es_avx2_to_f16, es_avx2_from_f16};
 #endif
 
 const es_vecops *es_vecops_ref(void) { return &vecops_ref; }

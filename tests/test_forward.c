@@ -237,7 +237,10 @@ done:
 
 /* ---- 3. batch consistency, sequences, rollback ------------------------------------------ */
 
-static void test_consistency(const char *fx, int n_threads) {
+static void test_consistency(const char *fx, int n_threads, int kv_type) {
+    /* f16 KV: a last-bit difference between the batched and single-token matmuls can
+     * flip an f16 rounding of a key, value or query (measured up to 2.8e-3) */
+    const double tol = kv_type == ES_KV_F16 ? 5e-3 : 1e-4;
     char mpath[1024], rpath[1024];
     snprintf(mpath, sizeof mpath, "%s/%s.f16.gguf", es_test_shared_path("fixtures"), fx);
     snprintf(rpath, sizeof rpath, "%s/%s.ref.gguf", es_test_shared_path("fixtures"), fx);
@@ -257,6 +260,7 @@ static void test_consistency(const char *fx, int n_threads) {
     cp.n_batch = 64;
     cp.n_seq_max = 2;
     cp.n_threads = n_threads;
+    cp.kv_type = kv_type;
     es_context *ctx = NULL;
     float *batch_logits = calloc((size_t)n * nv, sizeof(float));
     float *step_logits = calloc((size_t)n * nv, sizeof(float));
@@ -271,7 +275,7 @@ static void test_consistency(const char *fx, int n_threads) {
         CHECK(es_decode(ctx, &one) == ES_OK, "%s: step %d: %s", fx, i, es_last_error());
         memcpy(step_logits + (size_t)i * nv, es_get_logits(ctx, 0), (size_t)nv * 4);
     }
-    double d_step = compare(fx, "batch vs one-by-one", step_logits, batch_logits, n, nv, 1e-4);
+    double d_step = compare(fx, "batch vs one-by-one", step_logits, batch_logits, n, nv, tol);
 
     /* two sequences interleaved in one batch vs each alone: seq 0 = tokens[0..20),
      * seq 1 = tokens[20..40) (positions 0..19 each) */
@@ -296,7 +300,7 @@ static void test_consistency(const char *fx, int n_threads) {
         float *alone = calloc((size_t)n * nv, sizeof(float));
         decode_all(ctx, tokens, h, alone, nv);
         decode_all(ctx, tokens + h, h, alone + (size_t)h * nv, nv);
-        d_seq = compare(fx, "interleaved vs alone", step_logits, alone, n, nv, 1e-4);
+        d_seq = compare(fx, "interleaved vs alone", step_logits, alone, n, nv, tol);
         free(alone);
     }
 
@@ -310,7 +314,7 @@ static void test_consistency(const char *fx, int n_threads) {
     double d_roll = INFINITY;
     if (CHECK(es_decode(ctx, &rb) == ES_OK, "%s: rollback: %s", fx, es_last_error())) {
         for (int i = 0; i < 10; i++) memcpy(step_logits + (size_t)i * nv, es_get_logits(ctx, i), (size_t)nv * 4);
-        d_roll = compare(fx, "rollback", step_logits, batch_logits + (size_t)30 * nv, 10, nv, 1e-4);
+        d_roll = compare(fx, "rollback", step_logits, batch_logits + (size_t)30 * nv, 10, nv, tol);
         CHECK(es_kv_len(ctx, 0) == 40, "%s: kv_len %d after rollback", fx, es_kv_len(ctx, 0));
     }
     /* roll back to 5 with a single token, no positions given: continues at kv_len, so pass pos */
@@ -319,12 +323,58 @@ static void test_consistency(const char *fx, int n_threads) {
     CHECK(es_decode(ctx, &r5) == ES_OK && es_kv_len(ctx, 0) == 6, "%s: rollback to 5: kv_len %d", fx,
           es_kv_len(ctx, 0));
     d_roll = fmax(d_roll, es_test_maxdiff(es_get_logits(ctx, 0), batch_logits + (size_t)5 * nv, (size_t)nv, NULL));
-    CHECK(d_roll <= 1e-4, "%s: rollback max diff %g", fx, d_roll);
-    printf("%-8s t=%d  batch-vs-steps %.2e | interleaved-vs-alone %.2e | rollback %.2e\n", fx, n_threads, d_step,
-           d_seq, d_roll);
+    CHECK(d_roll <= tol, "%s: rollback max diff %g", fx, d_roll);
+    printf("%-8s t=%d kv %s  batch-vs-steps %.2e | interleaved-vs-alone %.2e | rollback %.2e\n", fx, n_threads,
+           kv_type == ES_KV_F16 ? "f16" : "f32", d_step, d_seq, d_roll);
 done:
     free(batch_logits);
     free(step_logits);
+    es_context_free(ctx);
+    es_gguf_close(ref);
+    es_model_free(m);
+}
+
+/* ---- 3b. f16 KV cache: logits near the float64 reference, less memory ------------------- */
+
+static void test_kv_f16(const char *fx) {
+    char mpath[1024], rpath[1024];
+    snprintf(mpath, sizeof mpath, "%s/%s.f16.gguf", es_test_shared_path("fixtures"), fx);
+    snprintf(rpath, sizeof rpath, "%s/%s.ref.gguf", es_test_shared_path("fixtures"), fx);
+    es_model *m = NULL;
+    es_gguf *ref = NULL;
+    es_context *ctx = NULL;
+    float *logits = NULL;
+    if (!CHECK(es_model_load(mpath, NULL, &m) == ES_OK, "%s: %s", fx, es_last_error())) return;
+    if (!CHECK(es_gguf_open(rpath, &ref) == ES_OK, "%s: %s", fx, es_last_error())) goto done;
+    es_model_info info;
+    es_model_get_info(m, &info);
+    const int nv = info.n_vocab, n = 40;
+    const int32_t *tokens = ref_i32(ref, "tokens", (size_t)n);
+    const float *want = ref_f32(ref, "logits", (size_t)n * nv);
+    es_context_params cp = es_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_batch = 64;
+    cp.n_threads = 2;
+    cp.kv_type = ES_KV_F16;
+    logits = calloc((size_t)n * nv, sizeof(float));
+    if (!tokens || !want || !logits ||
+        !CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "%s: %s", fx, es_last_error()))
+        goto done;
+    if (CHECK(decode_all(ctx, tokens, n, logits, nv) == ES_OK, "%s: %s", fx, es_last_error())) {
+        size_t where = 0;
+        const double d = es_test_maxdiff(logits, want, (size_t)n * nv, &where);
+        int agree = 0;
+        for (int i = 0; i < n; i++)
+            agree += argmax(logits + (size_t)i * nv, nv) == argmax(want + (size_t)i * nv, nv);
+        /* f16 K/V/Q and an f16 value sum: about 1e-3 relative in attention; measured
+         * 7e-3..1.9e-2 (llama.cpp itself lands within 0.01-0.03 of these references) */
+        CHECK(d <= 3e-2, "%s: kv f16 logits max diff %.3e (token %zu) > 3e-2", fx, d, where / (size_t)nv);
+        CHECK(agree >= n - 1, "%s: kv f16 argmax agrees on %d/%d tokens", fx, agree, n);
+        printf("%-8s kv f16  logits vs float64 %.2e (token %zu), argmax %d/%d\n", fx, d, where / (size_t)nv, agree,
+               n);
+    }
+done:
+    free(logits);
     es_context_free(ctx);
     es_gguf_close(ref);
     es_model_free(m);
@@ -426,6 +476,10 @@ static void test_load_options(void) {
     es_context *cx = NULL;
     CHECK(es_context_create(a, &bad, &cx) == ES_ERR_INVALID_ARG && cx == NULL && strstr(es_last_error(), "n_batch"),
           "n_batch 0 refused");
+    bad = es_context_default_params();
+    bad.kv_type = 7;
+    CHECK(es_context_create(a, &bad, &cx) == ES_ERR_INVALID_ARG && cx == NULL && strstr(es_last_error(), "kv_type"),
+          "kv_type 7 refused");
     CHECK(es_model_load("/nonexistent/x.gguf", NULL, &b) != ES_OK, "missing file");
     es_context_free(ca);
     es_context_free(cb);
@@ -515,8 +569,11 @@ int main(void) {
     static const char *const single[] = {"llama31", "gemma2", "phi3"};
     for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) test_fixture(single[i], 1);
     static const char *const cons[] = {"llama", "qwen2", "gemma2", "gemma3", "phi3"};
-    for (size_t i = 0; i < sizeof cons / sizeof cons[0]; i++) test_consistency(cons[i], 2);
-    test_consistency("qwen3", 1);
+    for (size_t i = 0; i < sizeof cons / sizeof cons[0]; i++) test_consistency(cons[i], 2, ES_KV_F32);
+    test_consistency("qwen3", 1, ES_KV_F32);
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) test_kv_f16(fixtures[i]);
+    static const char *const cons16[] = {"llama", "gemma2", "phi3"};
+    for (size_t i = 0; i < sizeof cons16 / sizeof cons16[0]; i++) test_consistency(cons16[i], 2, ES_KV_F16);
     test_bad_batches();
     test_load_options();
     test_bad_models();

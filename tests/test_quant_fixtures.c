@@ -12,7 +12,15 @@
  * (max 0.19-0.35, mean 0.032-0.050, argmax 36-39/40), so the 0.15 once planned is
  * below this floor; a wrong kernel moves logits by 1 or more (quantization itself
  * moves them 0.6-4.4 from the float64 reference). Limits: max 0.5, mean 0.07,
- * argmax on at least n-5 of the n tokens.
+ * argmax on at least n-5 of the n tokens (ES_KV_F32).
+ * Each file also runs with ES_KV_F16, which computes attention as llama.cpp's CPU flash
+ * attention does (f16 K/V/Q, value sums kept in f16): measured max 0.11-0.23, mean
+ * 0.015-0.028 (0.007-0.025 through the vec_dot kernels instead of the AVX-VNNI ones),
+ * argmax 37-40/40. The rest comes from other llama.cpp roundings we do not copy (its
+ * x86 Q8_0/Q8_1 activation quantizer uses id = 127/amax and ties-to-even, RoPE angles
+ * in f32, the float order of its repacked and AVX2 dot kernels); with some of those
+ * emulated, single files match llama.cpp exactly, so the f16 attention itself is right.
+ * Limits for ES_KV_F16: max 0.5, mean 0.04, argmax n-5.
  * Also: the demo model (f16 and q8_0) runs and its two files agree on the argmax.
  */
 #include "emosteer.h"
@@ -26,9 +34,10 @@
 
 #define TOL_MAX 0.5
 #define TOL_MEAN 0.07
+#define TOL_MEAN_KV_F16 0.04 /* with llama.cpp's attention arithmetic */
 #define MAX_ARGMAX_MISSES 5 /* argmax may differ on this many tokens */
 
-static void test_quant(const char *arch, const char *qtype) {
+static void test_quant(const char *arch, const char *qtype, int kv_type) {
     char dir[1024], mpath[1200], rpath[1200];
     snprintf(dir, sizeof dir, "%s", es_test_shared_path("fixtures/quant"));
     snprintf(mpath, sizeof mpath, "%s/%s.%s.gguf", dir, arch, qtype);
@@ -54,6 +63,7 @@ static void test_quant(const char *arch, const char *qtype) {
     cp.n_ctx = 64;
     cp.n_batch = 64;
     cp.n_threads = 2;
+    cp.kv_type = kv_type;
     if (!CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "%s", es_last_error())) goto done;
     want = malloc((size_t)n);
     got = malloc((size_t)n * nv * sizeof(float));
@@ -76,13 +86,14 @@ static void test_quant(const char *arch, const char *qtype) {
         agree += a == b;
     }
     const double mean = sum / ((double)n * nv);
+    const double tol_mean = kv_type == ES_KV_F16 ? TOL_MEAN_KV_F16 : TOL_MEAN;
     CHECK(d <= TOL_MAX, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
           where % nv, TOL_MAX);
-    CHECK(mean <= TOL_MEAN, "%s.%s: logits mean abs diff %.4f > %g", arch, qtype, mean, TOL_MEAN);
+    CHECK(mean <= tol_mean, "%s.%s: logits mean abs diff %.4f > %g", arch, qtype, mean, tol_mean);
     CHECK(agree >= n - MAX_ARGMAX_MISSES, "%s.%s: argmax agrees on only %d of %d tokens", arch, qtype, agree, n);
-    printf("%-6s %-7s logits vs llama.cpp: max %.4f (token %zu, vocab %zu), mean %.4f, argmax %d/%d %s\n", arch,
-           qtype, d, where / nv, where % nv, mean, agree, n,
-           d <= TOL_MAX && mean <= TOL_MEAN && agree >= n - MAX_ARGMAX_MISSES ? "ok" : "FAIL");
+    printf("%-6s %-7s kv %s logits vs llama.cpp: max %.4f (token %zu, vocab %zu), mean %.4f, argmax %d/%d %s\n", arch,
+           qtype, kv_type == ES_KV_F16 ? "f16" : "f32", d, where / nv, where % nv, mean, agree, n,
+           d <= TOL_MAX && mean <= tol_mean && agree >= n - MAX_ARGMAX_MISSES ? "ok" : "FAIL");
 done:
     free(got);
     free(want);
@@ -138,7 +149,10 @@ int main(void) {
     static const char *const archs[] = {"llama", "qwen2"};
     static const char *const types[] = {"Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"};
     for (size_t a = 0; a < 2; a++)
-        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) test_quant(archs[a], types[t]);
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            test_quant(archs[a], types[t], ES_KV_F32);
+            test_quant(archs[a], types[t], ES_KV_F16);
+        }
     test_demo();
     return es_test_finish();
 }

@@ -4,6 +4,7 @@
 #include "vecops.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,31 @@ int main(void) {
         d = es_test_maxdiff(y1, y2, 1000, NULL);
         CHECK(d < 1e-6, "scale n=%d: max diff %g", n, d);
     }
-    printf("vecops: %s, dot max relative diff %.2e\n", fast == ref ? "scalar" : "avx2", worst);
+    /* f16 kernels (the ES_KV_F16 attention): the same roundings, so bit-identical */
+    static uint16_t hx[1000], hy[1000], h1[1000], h2[1000];
+    ref->to_f16(x, hx, 1000);
+    fast->to_f16(y, hy, 1000);
+    ref->to_f16(y, h1, 1000);
+    CHECK(!memcmp(hy, h1, sizeof hy), "to_f16 differs");
+    ref->from_f16(hx, y1, 1000);
+    fast->from_f16(hx, y2, 1000);
+    CHECK(!memcmp(y1, y2, sizeof y1), "from_f16 differs");
+    CHECK(es_test_maxdiff(y1, x, 1000, NULL) <= 1.0 / 2048, "f16 round trip off by more than half an ulp");
+    ref->from_f16(hy, y1, 1000);
+    int f16_bad = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const int n = sizes[k];
+        const float a = ref->dot_f16(hx, y1, n), b = fast->dot_f16(hx, y1, n); /* y1: f16 values */
+        f16_bad += !CHECK(a == b, "dot_f16 n=%d: ref %.9g fast %.9g", n, a, b);
+        memcpy(h1, hy, sizeof hy);
+        memcpy(h2, hy, sizeof hy);
+        ref->mad_f16(0.37f, hx, h1, n);
+        fast->mad_f16(0.37f, hx, h2, n);
+        ref->scale_f16(-1.5f, h1, n);
+        fast->scale_f16(-1.5f, h2, n);
+        f16_bad += !CHECK(!memcmp(h1, h2, sizeof h1), "mad_f16/scale_f16 n=%d differ", n);
+    }
+    printf("vecops: %s, dot max relative diff %.2e, f16 kernels %s\n", fast == ref ? "scalar" : "avx2", worst,
+           f16_bad ? "DIFFER" : "bit-identical");
     return es_test_finish();
 }

@@ -1,0 +1,285 @@
+/*
+ * eval_run.c — the generation and scoring loop of `emosteer eval`.
+ *
+ * The grid (emotion, alpha, sample, query) is walked in order; the items not yet in
+ * generations.jsonl are taken B at a time. Each sequence of a batch gets its own
+ * steering set (alpha * the emotion's vector; none at alpha 0). Sampler seeds: the
+ * response to query q (its position in the query list) is drawn with seed
+ * es_eval_seed(S, emotion, alpha, "*", sample) + q, so a record's seed does not depend
+ * on the batch size, the order or on resuming, and the items of one (emotion, alpha,
+ * sample) with consecutive queries share one es_generate call (es_generate gives
+ * sequence i of a call the seed `sampling.seed + i`).
+ *
+ * Each finished batch is scored — lexicon shares and valence, judge probabilities
+ * (--judge), perplexity of the response after its prompt and topic adherence, both
+ * with the steering removed from the context — and every record is appended (and
+ * flushed) to the log at once.
+ */
+#include "eval_cli.h"
+#include "scorers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *const ev_all_labels[2 * EV_N_LEX] = {
+    "anger",       "disgust",       "fear",       "joy",       "sadness",       "neutral",
+    "judge:anger", "judge:disgust", "judge:fear", "judge:joy", "judge:sadness", "judge:neutral"};
+
+/* ---- progress ------------------------------------------------------------------- */
+
+typedef struct progress {
+    int total, done_start; /* done_start: responses already in the log at the start */
+    double t0;
+    long tokens;           /* tokens generated this run */
+    int last_decile, last_done;
+    bool tty;
+} progress;
+
+static void progress_show(progress *p, int done, bool final) {
+    double dt = es_time_s() - p->t0;
+    int ran = done - p->done_start;
+    double rate = dt > 0 ? ran / dt : 0, eta = rate > 0 ? (p->total - done) / rate : 0;
+    int decile = p->total ? (int)(10LL * done / p->total) : 10;
+    if (!p->tty && ((!final && decile == p->last_decile) || (final && done == p->last_done))) return;
+    p->last_decile = decile;
+    p->last_done = done;
+    int width = 24, fill = p->total ? (int)((long long)width * done / p->total) : width;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "%seval: [%s] %d/%d responses (%3.0f%%)  %.2f resp/s  %.1f tok/s  ETA %d:%02d%s",
+            p->tty ? "\r" : "", bar, done, p->total, p->total ? 100.0 * done / p->total : 100.0, rate,
+            dt > 0 ? p->tokens / dt : 0.0, (int)(eta / 60), (int)eta % 60, p->tty && !final ? "  " : "\n");
+    fflush(stderr);
+}
+
+/* ---- scoring -------------------------------------------------------------------- */
+
+int ev_judge_texts(ev_job *j, const char *const *texts, int n, double *probs) {
+    const int chunk = 64;
+    for (int a = 0; a < n; a += chunk) {
+        int m = ES_MIN(chunk, n - a);
+        if (es_judge_score(j->judge, texts + a, m, probs + (size_t)a * EV_N_LEX) != ES_OK)
+            return cli_fail("judging the responses");
+    }
+    return ES_EXIT_OK;
+}
+
+/* The scoring state of a run. */
+typedef struct scorer {
+    es_context *topic_ctx;  /* the eval model's generation context, or a judge-model context */
+    es_embed_params ep;
+    int d;                  /* embedding width */
+    float *query_emb;       /* [n_queries][d] */
+    float *resp_emb;        /* [B][d] */
+    double *judge_probs;    /* [B][EV_N_LEX] */
+    double *nll, *ppl;      /* [B] */
+    es_ppl_pair *pairs;     /* [B] */
+} scorer;
+
+static int scorer_init(ev_job *j, es_context *gen_ctx, scorer *sc, es_context **own_ctx) {
+    const int B = (int)j->o->batch;
+    *own_ctx = NULL;
+    sc->ep = es_embed_default_params();
+    sc->topic_ctx = gen_ctx;
+    sc->d = j->mi.n_embd;
+    if (j->judge_model) { /* topic adherence from the judge model's hidden states */
+        es_model_info ji;
+        es_model_get_info(j->judge_model, &ji);
+        es_context_params cp = es_context_default_params();
+        cp.n_ctx = ES_MIN(ji.n_ctx_train, 512);
+        cp.n_seq_max = B;
+        cp.n_batch = 512;
+        if (j->o->n_threads > 0) cp.n_threads = (int)j->o->n_threads;
+        if (es_context_create(j->judge_model, &cp, own_ctx) != ES_OK)
+            return cli_fail("creating the judge model's embedding context");
+        sc->topic_ctx = *own_ctx;
+        sc->d = ji.n_embd;
+    }
+    sc->query_emb = malloc((size_t)j->n_queries * (size_t)sc->d * sizeof *sc->query_emb);
+    sc->resp_emb = malloc((size_t)B * (size_t)sc->d * sizeof *sc->resp_emb);
+    sc->judge_probs = malloc((size_t)B * EV_N_LEX * sizeof *sc->judge_probs);
+    sc->nll = malloc((size_t)B * sizeof *sc->nll);
+    sc->ppl = malloc((size_t)B * sizeof *sc->ppl);
+    sc->pairs = calloc((size_t)B, sizeof *sc->pairs);
+    const char **texts = malloc((size_t)j->n_queries * sizeof *texts);
+    if (!sc->query_emb || !sc->resp_emb || !sc->judge_probs || !sc->nll || !sc->ppl || !sc->pairs || !texts) {
+        free(texts);
+        fprintf(stderr, "emosteer: out of memory for the scorers\n");
+        return ES_EXIT_FAIL;
+    }
+    for (int q = 0; q < j->n_queries; q++) texts[q] = j->queries[q].text;
+    es_status st = es_embed_texts(sc->topic_ctx, texts, j->n_queries, &sc->ep, sc->query_emb);
+    free(texts);
+    if (st != ES_OK) return cli_fail("embedding the queries");
+    return ES_EXIT_OK;
+}
+
+static void scorer_free(scorer *sc) {
+    free(sc->query_emb);
+    free(sc->resp_emb);
+    free(sc->judge_probs);
+    free(sc->nll);
+    free(sc->ppl);
+    free(sc->pairs);
+}
+
+/* Scores the n responses of a batch and appends their records. ctx has no steering. */
+static int score_and_append(ev_job *j, es_context *ctx, scorer *sc, const int *idx, int n,
+                            es_gen_output *outs) {
+    const char *texts[1024];
+    for (int i = 0; i < n; i++) {
+        const ev_query *q = &j->queries[j->items[idx[i]].q];
+        texts[i] = outs[i].text ? outs[i].text : "";
+        sc->pairs[i] = (es_ppl_pair){q->prompt, q->n_prompt, outs[i].tokens, outs[i].n_tokens};
+    }
+    if (es_score_ppl(ctx, sc->pairs, n, sc->nll, sc->ppl) != ES_OK) return cli_fail("perplexity of the responses");
+    if (es_embed_texts(sc->topic_ctx, texts, n, &sc->ep, sc->resp_emb) != ES_OK)
+        return cli_fail("embedding the responses");
+    if (j->judge && ev_judge_texts(j, texts, n, sc->judge_probs) != ES_EXIT_OK) return ES_EXIT_FAIL;
+    for (int i = 0; i < n; i++) {
+        const ev_item *it = &j->items[idx[i]];
+        const ev_query *q = &j->queries[it->q];
+        double scores[2 * EV_N_LEX];
+        es_lexicon_score ls;
+        if (es_lexicon_score_text(j->lex, texts[i], strlen(texts[i]), &ls) != ES_OK)
+            return cli_fail("lexicon scoring");
+        es_scores_from_lexicon(&ls, ES_EVAL_LEXICON_PRIOR, scores);
+        if (j->judge) memcpy(scores + EV_N_LEX, sc->judge_probs + (size_t)i * EV_N_LEX, EV_N_LEX * sizeof *scores);
+        es_gen_record rec = es_gen_record_empty();
+        rec.emotion = j->emotions[it->e];
+        rec.alpha = j->alphas[it->a];
+        rec.query_id = q->id;
+        rec.sample = it->s;
+        rec.seed = it->seed;
+        rec.prompt = q->text;
+        rec.response = (char *)texts[i];
+        rec.n_tokens = outs[i].n_tokens;
+        rec.n_labels = j->n_labels;
+        rec.scores = scores;
+        rec.valence = ls.valence;
+        rec.ppl = sc->ppl[i];
+        /* an empty response has no topic */
+        rec.topic = texts[i][0] ? es_cosine(sc->resp_emb + (size_t)i * (size_t)sc->d,
+                                            sc->query_emb + (size_t)it->q * (size_t)sc->d, sc->d)
+                                : NAN;
+        if (es_genlog_append(j->log, &rec) != ES_OK) return cli_fail("writing generations.jsonl");
+    }
+    return ES_EXIT_OK;
+}
+
+/* ---- generation ------------------------------------------------------------------- */
+
+/* Generates items idx[0..n): steering per sequence, one es_generate call per run of
+ * consecutive queries of one (emotion, alpha, sample). */
+static int generate_batch(ev_job *j, es_context *ctx, const int *idx, int n, es_gen_output *outs,
+                          double *t_gen) {
+    const int32_t *prompts[1024];
+    int n_prompt[1024];
+    es_gen_params gp = es_gen_default_params();
+    gp.n_predict = (int)j->o->n_predict;
+    const char *eot = es_chat_end_of_turn(j->fmt);
+    const char *stops[1] = {eot};
+    if (j->fmt != ES_CHAT_NONE && eot[0]) gp.stops = stops, gp.n_stops = 1;
+    for (int i = 0; i < n; i++) {
+        const ev_item *it = &j->items[idx[i]];
+        prompts[i] = j->queries[it->q].prompt;
+        n_prompt[i] = j->queries[it->q].n_prompt;
+        if (es_context_set_steering(ctx, i, j->steer[it->e * j->n_alphas + it->a]) != ES_OK)
+            return cli_fail("steering");
+    }
+    double t0 = es_time_s();
+    for (int a = 0; a < n;) {
+        const ev_item *first = &j->items[idx[a]];
+        int b = a + 1;
+        while (b < n) {
+            const ev_item *x = &j->items[idx[b]], *prev = &j->items[idx[b - 1]];
+            if (x->e != first->e || x->a != first->a || x->s != first->s ||
+                j->queries[x->q].index != j->queries[prev->q].index + 1)
+                break;
+            b++;
+        }
+        gp.sampling = j->o->sp;
+        gp.sampling.seed = first->seed;
+        gp.first_seq = a;
+        if (es_generate(ctx, j->vocab, prompts + a, n_prompt + a, b - a, &gp, NULL, NULL, outs + a) != ES_OK)
+            return cli_fail("generating");
+        a = b;
+    }
+    *t_gen += es_time_s() - t0;
+    if (es_context_set_steering(ctx, -1, NULL) != ES_OK) return cli_fail("removing the steering");
+    return ES_EXIT_OK;
+}
+
+int ev_run(ev_job *j) {
+    const ev_opts *o = j->o;
+    const int B = (int)o->batch;
+    int max_prompt = 1, todo = 0;
+    for (int q = 0; q < j->n_queries; q++) max_prompt = ES_MAX(max_prompt, j->queries[q].n_prompt);
+    for (int i = 0; i < j->n_items; i++) {
+        const ev_item *it = &j->items[i];
+        todo += !es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s);
+    }
+    fprintf(stderr, "eval: %d responses (%d emotions x %d alphas x %d queries x %d samples), %d done, %d to generate\n",
+            j->n_items, j->n_emotions, j->n_alphas, j->n_queries, (int)o->samples, j->n_items - todo, todo);
+    if (todo == 0) return ES_EXIT_OK;
+    if (max_prompt + o->n_predict + 1 > j->mi.n_ctx_train) {
+        fprintf(stderr, "emosteer: a response needs %ld positions; the model was trained for %d (lower -n)\n",
+                max_prompt + o->n_predict + 1, j->mi.n_ctx_train);
+        return ES_EXIT_FAIL;
+    }
+    es_context_params cp = es_context_default_params();
+    cp.n_ctx = max_prompt + (int)o->n_predict + 1;
+    cp.n_seq_max = B;
+    cp.n_batch = ES_MAX(ES_MAX(64, B), ES_MIN(1024, B * max_prompt));
+    if (o->n_threads > 0) cp.n_threads = (int)o->n_threads;
+    es_context *ctx = NULL, *topic_ctx = NULL;
+    if (es_context_create(j->model, &cp, &ctx) != ES_OK) return cli_fail("creating the context");
+    scorer sc = {0};
+    int rc = scorer_init(j, ctx, &sc, &topic_ctx);
+    int *idx = calloc((size_t)B, sizeof *idx);
+    es_gen_output *outs = calloc((size_t)B, sizeof *outs);
+    if (rc == ES_EXIT_OK && (!idx || !outs)) {
+        fprintf(stderr, "emosteer: out of memory for a batch of %d\n", B);
+        rc = ES_EXIT_FAIL;
+    }
+    progress pr = {.total = j->n_items, .done_start = j->n_items - todo, .t0 = es_time_s(), .last_decile = -1,
+                   .last_done = -1, .tty = isatty(fileno(stderr)) != 0};
+    double t_gen = 0, t_score = 0;
+    int done = j->n_items - todo;
+    if (rc == ES_EXIT_OK) progress_show(&pr, done, false);
+    for (int next = 0; rc == ES_EXIT_OK && next < j->n_items;) {
+        int n = 0;
+        for (; next < j->n_items && n < B; next++) {
+            const ev_item *it = &j->items[next];
+            if (!es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s))
+                idx[n++] = next;
+        }
+        if (n == 0) break;
+        if ((rc = generate_batch(j, ctx, idx, n, outs, &t_gen)) != ES_EXIT_OK) break;
+        double t0 = es_time_s();
+        rc = score_and_append(j, ctx, &sc, idx, n, outs);
+        t_score += es_time_s() - t0;
+        for (int i = 0; i < n; i++) {
+            pr.tokens += outs[i].n_tokens;
+            es_gen_output_free(&outs[i]);
+        }
+        if (rc != ES_EXIT_OK) break;
+        done += n;
+        progress_show(&pr, done, false);
+    }
+    if (rc == ES_EXIT_OK) {
+        progress_show(&pr, done, true);
+        fprintf(stderr, "eval: generated %ld tokens in %.2f s (%.1f tok/s); scoring took %.2f s\n", pr.tokens,
+                t_gen, t_gen > 0 ? pr.tokens / t_gen : 0.0, t_score);
+    }
+    for (int i = 0; outs && i < B; i++) es_gen_output_free(&outs[i]);
+    free(outs);
+    free(idx);
+    scorer_free(&sc);
+    es_context_free(topic_ctx);
+    es_context_free(ctx);
+    return rc;
+}
