@@ -98,7 +98,7 @@ static void help(void) {
            "  --preserve-norm      rescale each steered hidden state to its norm before steering\n"
            "  --judge MODEL        zero-shot judge (any GGUF chat model): its emotion probabilities\n"
            "                       become the main scores (the lexicon's go to results-lexicon.json)\n"
-           "                       and its hidden states measure topic adherence\n"
+           "                       and it judges topic adherence\n"
            "  --lexicon DIR        lexicon folder (default: %s)\n"
            "  --chat-template NAME chat format (default: the model's own; none = base model)\n"
            "  --resume             continue DIR/generations.jsonl: finished responses are kept\n"
@@ -109,8 +109,9 @@ static void help(void) {
            "vectors came from: chat models get the query as the user message; base models\n"
            "'\"<query>\" I asked.\\n\"' and continue the answer. The response to query q is drawn\n"
            "with seed es_eval_seed(S, emotion, alpha, \"*\", sample) + q, whatever the batching.\n"
-           "Topic adherence: cosine of the mean hidden states (layer 2/3 of the depth) of the\n"
-           "response and the query, under the unsteered model (the judge model with --judge).\n"
+           "Topic adherence: with --judge, P(yes) / (P(yes) + P(no)) of the judge's answer to\n"
+           "'Is this text on the topic of \"<query>\"?'; else the cosine of the mean hidden states\n"
+           "(layer 2/3 of the depth) of response and query under the unsteered model.\n"
            "Perplexity: of the response after its prompt, under the unsteered model.\n"
            "See docs/evaluation.md for every metric.\n\n"
            "example: emosteer eval --ev models/demo-16m.ev.gguf -o eval-demo --batch 32\n");
@@ -473,20 +474,24 @@ static char *join(const char *dir, const char *name) {
 }
 
 /* What must not change between a run and its --resume: the settings the responses
- * depend on (not the grid, the scorers, the batch or the threads). */
-static char *run_settings(const ev_job *j, const char *model_sha, const char *ev_sha, const char *query_sha) {
+ * and their topic scores depend on (not the grid, the batch or the threads; a judge
+ * added or changed is refused because it measures topic adherence). */
+static char *run_settings(const ev_job *j, const char *model_sha, const char *ev_sha, const char *query_sha,
+                          const char *judge_sha) {
     const ev_opts *o = j->o;
     const es_sampler_params *sp = &o->sp;
     char *t = NULL;
     int n = asprintf(&t,
                      "model_sha256=%s\nev_sha256=%s\nhook=%s\nlayers=%s\npositions=%s\npreserve_norm=%d\n"
-                     "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n",
+                     "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n"
+                     "topic=%s%s\n",
                      model_sha, ev_sha, es_hook_name(o->hook >= 0 ? (es_hook_point)o->hook : es_ev_set_hook(j->ev)),
                      o->layers_spec ? o->layers_spec : "all", es_steer_positions_name(o->positions),
                      o->preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
                      o->n_predict, (double)sp->temp, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                      (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
-                     sp->penalty_last_n, (unsigned long long)sp->seed);
+                     sp->penalty_last_n, (unsigned long long)sp->seed, o->judge ? "judge " : "cosine",
+                     o->judge ? judge_sha : "");
     return n < 0 ? NULL : t;
 }
 
@@ -522,7 +527,7 @@ static int check_resume(const char *path, const char *now) {
         if (la != lb || memcmp(a, b, la) != 0) {
             fprintf(stderr,
                     "emosteer eval: --resume: this run differs from the one in %s:\n  was: %.*s\n  now: %.*s\n"
-                    "(responses would not be comparable; use another -o DIR)\n",
+                    "(the responses or their scores would not be comparable; use another -o DIR)\n",
                     path, (int)la, a, (int)lb, b);
             return ES_EXIT_USAGE;
         }
@@ -657,15 +662,14 @@ done:
     return rc;
 }
 
-/* The records of this run's grid, shallow copies; with the lexicon (off 0) or the
- * judge (off EV_N_LEX) scores. Judge scores missing from older records are computed. */
+/* Summarises the records of this run's grid (shallow copies) with the lexicon's scores
+ * (the first EV_N_LEX) and, with --judge, the judge's (the next EV_N_LEX). */
 static int ev_finish(ev_job *j, const char *model_sha, const char *ev_sha, const char *query_sha,
                      const char *judge_sha) {
     es_genlog_info info;
     es_genlog_get_info(j->log, &info);
     const es_gen_record *all = es_genlog_records(j->log);
     es_gen_record *sel = calloc(info.n_records + 1, sizeof *sel);
-    double *judge_fill = NULL;
     es_eval_settings settings = {0};
     es_eval_results *res = NULL;
     int rc = ES_EXIT_FAIL;
@@ -678,40 +682,6 @@ static int ev_finish(ev_job *j, const char *model_sha, const char *ev_sha, const
         for (; in && q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0; q++) {
         }
         if (in && q < j->n_queries) sel[n++] = *r;
-    }
-    if (j->judge) { /* records from a run without --judge: score them now (kept in memory only) */
-        const char **texts = calloc(n + 1, sizeof *texts);
-        size_t *which = calloc(n + 1, sizeof *which), m = 0;
-        if (!texts || !which) goto judge_done;
-        for (size_t i = 0; i < n; i++)
-            if (sel[i].n_labels != j->n_labels || !isfinite(sel[i].scores[EV_N_LEX])) {
-                which[m] = i;
-                texts[m++] = sel[i].response;
-            }
-        if (m) {
-            fprintf(stderr, "eval: judging %zu earlier responses without judge scores\n", m);
-            if (!(judge_fill = calloc(m, 2 * EV_N_LEX * sizeof *judge_fill))) goto judge_done;
-            double *probs = malloc(m * EV_N_LEX * sizeof *probs);
-            if (!probs || ev_judge_texts(j, texts, (int)m, probs) != ES_EXIT_OK) {
-                free(probs);
-                goto judge_done;
-            }
-            for (size_t k = 0; k < m; k++) {
-                es_gen_record *r = &sel[which[k]];
-                double *dst = judge_fill + k * 2 * EV_N_LEX;
-                for (int l = 0; l < EV_N_LEX; l++) dst[l] = r->n_labels >= EV_N_LEX ? r->scores[l] : NAN;
-                memcpy(dst + EV_N_LEX, probs + k * EV_N_LEX, EV_N_LEX * sizeof *dst);
-                r->scores = dst;
-                r->n_labels = 2 * EV_N_LEX;
-            }
-            free(probs);
-        }
-        rc = ES_EXIT_OK;
-    judge_done:
-        free(texts);
-        free(which);
-        if (rc != ES_EXIT_OK) goto done;
-        rc = ES_EXIT_FAIL;
     }
     /* lexicon: the first six scores */
     for (size_t i = 0; i < n; i++) sel[i].n_labels = sel[i].scores ? EV_N_LEX : 0;
@@ -756,7 +726,6 @@ done:
     if (rc != ES_EXIT_OK && !sel) fprintf(stderr, "emosteer: out of memory\n");
     es_eval_results_free(res);
     es_eval_settings_clear(&settings);
-    free(judge_fill);
     free(sel);
     return rc;
 }
@@ -818,17 +787,21 @@ int cmd_eval(int argc, char **argv) {
                 for (int q = 0; q < j.n_queries; q++)
                     j.items[j.n_items++] = (ev_item){e, a, q, s, seed0 + (uint64_t)j.queries[q].index};
             }
-    char emb_desc[PATH_MAX + 128];
-    snprintf(emb_desc, sizeof emb_desc,
-             "cosine of mean hidden states (block_out, layer 2/3 of the depth) of response and query under the "
-             "unsteered %s",
-             base_name(o.judge ? o.judge : o.model));
-    j.topic_desc = es_strdup(emb_desc);
+    char topic_desc[PATH_MAX + 128];
+    if (o.judge)
+        snprintf(topic_desc, sizeof topic_desc,
+                 "judge %s: P(yes) / (P(yes) + P(no)) of 'Is this text on the topic of \"<query>\"?'",
+                 base_name(o.judge));
+    else
+        snprintf(topic_desc, sizeof topic_desc,
+                 "cosine of mean hidden states (block_out, layer %d) of response and query under the unsteered %s",
+                 es_embed_default_layer(j.mi.n_layer), base_name(o.model));
+    j.topic_desc = es_strdup(topic_desc);
     fprintf(stderr, "eval: hashing the inputs\n");
     if (sha_or_fail(o.model, model_sha) || sha_or_fail(o.ev_path, ev_sha) ||
         sha_or_fail(o.prompts ? o.prompts : o.queries, query_sha) || (o.judge && sha_or_fail(o.judge, judge_sha)))
         goto done;
-    if (!(settings = run_settings(&j, model_sha, ev_sha, query_sha)) || !(gen_path = join(o.out, "generations.jsonl")) ||
+    if (!(settings = run_settings(&j, model_sha, ev_sha, query_sha, judge_sha)) || !(gen_path = join(o.out, "generations.jsonl")) ||
         !(set_path = join(o.out, "run-settings.txt"))) {
         fprintf(stderr, "emosteer: out of memory\n");
         goto done;

@@ -73,4 +73,9 @@ int ev_run(ev_job *j);
 /* Judge scores of n texts into probs[n][EV_N_LEX] in batches. Returns an exit code. */
 int ev_judge_texts(ev_job *j, const char *const *texts, int n, double *probs);
 
+/* Topic adherence by the judge (eval_topic.c): out[i] = P(yes) / (P(yes) + P(no)) of "is
+ * texts[i] on the topic of query query[i]?". ctx: a context on the judge model with
+ * o->batch sequences (cleared and reused). Returns an exit code. */
+int ev_judge_topic(ev_job *j, es_context *ctx, const char *const *texts, const int *query, int n, double *out);
+
 #endif

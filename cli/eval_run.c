@@ -10,10 +10,11 @@
  * sample) with consecutive queries share one es_generate call (es_generate gives
  * sequence i of a call the seed `sampling.seed + i`).
  *
- * Each finished batch is scored — lexicon shares and valence, judge probabilities
- * (--judge), perplexity of the response after its prompt and topic adherence, both
- * with the steering removed from the context — and every record is appended (and
- * flushed) to the log at once.
+ * Each finished batch is scored — lexicon shares and valence; with --judge the judge's
+ * emotion probabilities and its answer to "is this on the topic of the query?"
+ * (eval_topic.c), else topic = cosine of the mean hidden states of response and query;
+ * perplexity of the response after its prompt; the model passes run with the steering
+ * removed from the context — and every record is appended (and flushed) to the log.
  */
 #include "eval_cli.h"
 #include "scorers.h"
@@ -75,6 +76,8 @@ typedef struct scorer {
     float *query_emb;       /* [n_queries][d] */
     float *resp_emb;        /* [B][d] */
     double *judge_probs;    /* [B][EV_N_LEX] */
+    double *topic;          /* [B] judge topic scores */
+    int *qidx;              /* [B] query of each response */
     double *nll, *ppl;      /* [B] */
     es_ppl_pair *pairs;     /* [B] */
 } scorer;
@@ -85,33 +88,35 @@ static int scorer_init(ev_job *j, es_context *gen_ctx, scorer *sc, es_context **
     sc->ep = es_embed_default_params();
     sc->topic_ctx = gen_ctx;
     sc->d = j->mi.n_embd;
-    if (j->judge_model) { /* topic adherence from the judge model's hidden states */
+    if (j->judge_model) { /* topic adherence: a question to the judge */
         es_model_info ji;
         es_model_get_info(j->judge_model, &ji);
         es_context_params cp = es_context_default_params();
-        cp.n_ctx = ES_MIN(ji.n_ctx_train, 512);
+        cp.n_ctx = ES_MIN(ji.n_ctx_train, 1024);
         cp.n_seq_max = B;
         cp.n_batch = 512;
         if (j->o->n_threads > 0) cp.n_threads = (int)j->o->n_threads;
         if (es_context_create(j->judge_model, &cp, own_ctx) != ES_OK)
-            return cli_fail("creating the judge model's embedding context");
+            return cli_fail("creating the judge model's topic context");
         sc->topic_ctx = *own_ctx;
-        sc->d = ji.n_embd;
     }
     sc->query_emb = malloc((size_t)j->n_queries * (size_t)sc->d * sizeof *sc->query_emb);
     sc->resp_emb = malloc((size_t)B * (size_t)sc->d * sizeof *sc->resp_emb);
     sc->judge_probs = malloc((size_t)B * EV_N_LEX * sizeof *sc->judge_probs);
+    sc->topic = malloc((size_t)B * sizeof *sc->topic);
+    sc->qidx = malloc((size_t)B * sizeof *sc->qidx);
     sc->nll = malloc((size_t)B * sizeof *sc->nll);
     sc->ppl = malloc((size_t)B * sizeof *sc->ppl);
     sc->pairs = calloc((size_t)B, sizeof *sc->pairs);
     const char **texts = malloc((size_t)j->n_queries * sizeof *texts);
-    if (!sc->query_emb || !sc->resp_emb || !sc->judge_probs || !sc->nll || !sc->ppl || !sc->pairs || !texts) {
+    if (!sc->query_emb || !sc->resp_emb || !sc->judge_probs || !sc->topic || !sc->qidx || !sc->nll || !sc->ppl ||
+        !sc->pairs || !texts) {
         free(texts);
         fprintf(stderr, "emosteer: out of memory for the scorers\n");
         return ES_EXIT_FAIL;
     }
     for (int q = 0; q < j->n_queries; q++) texts[q] = j->queries[q].text;
-    es_status st = es_embed_texts(sc->topic_ctx, texts, j->n_queries, &sc->ep, sc->query_emb);
+    es_status st = j->judge ? ES_OK : es_embed_texts(gen_ctx, texts, j->n_queries, &sc->ep, sc->query_emb);
     free(texts);
     if (st != ES_OK) return cli_fail("embedding the queries");
     return ES_EXIT_OK;
@@ -121,6 +126,8 @@ static void scorer_free(scorer *sc) {
     free(sc->query_emb);
     free(sc->resp_emb);
     free(sc->judge_probs);
+    free(sc->topic);
+    free(sc->qidx);
     free(sc->nll);
     free(sc->ppl);
     free(sc->pairs);
@@ -136,9 +143,14 @@ static int score_and_append(ev_job *j, es_context *ctx, scorer *sc, const int *i
         sc->pairs[i] = (es_ppl_pair){q->prompt, q->n_prompt, outs[i].tokens, outs[i].n_tokens};
     }
     if (es_score_ppl(ctx, sc->pairs, n, sc->nll, sc->ppl) != ES_OK) return cli_fail("perplexity of the responses");
-    if (es_embed_texts(sc->topic_ctx, texts, n, &sc->ep, sc->resp_emb) != ES_OK)
+    for (int i = 0; i < n; i++) sc->qidx[i] = j->items[idx[i]].q;
+    if (j->judge) {
+        if (ev_judge_texts(j, texts, n, sc->judge_probs) != ES_EXIT_OK ||
+            ev_judge_topic(j, sc->topic_ctx, texts, sc->qidx, n, sc->topic) != ES_EXIT_OK)
+            return ES_EXIT_FAIL;
+    } else if (es_embed_texts(sc->topic_ctx, texts, n, &sc->ep, sc->resp_emb) != ES_OK) {
         return cli_fail("embedding the responses");
-    if (j->judge && ev_judge_texts(j, texts, n, sc->judge_probs) != ES_EXIT_OK) return ES_EXIT_FAIL;
+    }
     for (int i = 0; i < n; i++) {
         const ev_item *it = &j->items[idx[i]];
         const ev_query *q = &j->queries[it->q];
@@ -162,9 +174,10 @@ static int score_and_append(ev_job *j, es_context *ctx, scorer *sc, const int *i
         rec.valence = ls.valence;
         rec.ppl = sc->ppl[i];
         /* an empty response has no topic */
-        rec.topic = texts[i][0] ? es_cosine(sc->resp_emb + (size_t)i * (size_t)sc->d,
-                                            sc->query_emb + (size_t)it->q * (size_t)sc->d, sc->d)
-                                : NAN;
+        if (!texts[i][0]) rec.topic = NAN;
+        else if (j->judge) rec.topic = sc->topic[i];
+        else rec.topic = es_cosine(sc->resp_emb + (size_t)i * (size_t)sc->d,
+                                   sc->query_emb + (size_t)it->q * (size_t)sc->d, sc->d);
         if (es_genlog_append(j->log, &rec) != ES_OK) return cli_fail("writing generations.jsonl");
     }
     return ES_EXIT_OK;

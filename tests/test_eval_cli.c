@@ -7,7 +7,8 @@
  * completes a run cut short (a torn last line included) to the same responses; greedy
  * decoding shows each sequence of a batch gets its own steering; bad inputs exit 2
  * (usage) or 1 (runtime) with a message naming the problem and leave no results.json;
- * --compare prints a table; Chromium renders the report with its charts.
+ * --judge puts the judge's scores in results.json and the lexicon's, unchanged, in
+ * results-lexicon.json; --compare prints a table; Chromium renders the report.
  */
 #include "eval_io.h"
 #include "sha256.h"
@@ -65,8 +66,9 @@ static bool nearly(double a, double b) {
     return (isnan(a) && isnan(b)) || fabs(a - b) <= 1e-6 * fmax(1.0, fabs(a));
 }
 
-/* Every record of a has a record with the same key, seed and response in b. */
-static int same_generations(const char *da, const char *db, const char *what) {
+/* Every record of a has a record with the same key, seed, response, perplexity (and
+ * topic score if `topic`) in b. */
+static int same_generations(const char *da, const char *db, const char *what, bool topic) {
     es_genlog *a = open_log(da), *b = open_log(db);
     int same = -1;
     if (a && b) {
@@ -81,7 +83,7 @@ static int same_generations(const char *da, const char *db, const char *what) {
                 found = !strcmp(ra[i].emotion, rb[k].emotion) && ra[i].alpha == rb[k].alpha &&
                         !strcmp(ra[i].query_id, rb[k].query_id) && ra[i].sample == rb[k].sample &&
                         ra[i].seed == rb[k].seed && !strcmp(ra[i].response, rb[k].response) &&
-                        nearly(ra[i].ppl, rb[k].ppl) && nearly(ra[i].topic, rb[k].topic);
+                        nearly(ra[i].ppl, rb[k].ppl) && (!topic || nearly(ra[i].topic, rb[k].topic));
             same += found;
         }
         CHECK(same == (int)ia.n_records, "%s: %zu vs %zu records, %d identical", what, ia.n_records, ib.n_records,
@@ -172,7 +174,7 @@ static void test_runs(void) {
     snprintf(args, sizeof args, "%s --batch 1 -o '%s'", grid, d2);
     rc = eval(args, out, sizeof out);
     CHECK(rc == 0, "batch-1 run exit %d:\n%s", rc, out);
-    same_generations(d1, d2, "batch 5 vs batch 1");
+    same_generations(d1, d2, "batch 5 vs batch 1", true);
 
     /* cut the log to 5 records and half a line, as a crash would: resume completes it */
     snprintf(p, sizeof p, "%s/generations.jsonl", d2);
@@ -190,7 +192,7 @@ static void test_runs(void) {
     rc = eval(args, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "5 done, 7 to generate") && strstr(out, "cut-off last line"),
           "resume after a crash: exit %d:\n%s", rc, out);
-    same_generations(d1, d2, "resumed after a crash vs one run");
+    same_generations(d1, d2, "resumed after a crash vs one run", true);
 
     /* greedy: the unsteered sequences of a batch agree, the steered ones differ */
     snprintf(args, sizeof args, "%s --batch 12 --temp 0 -o '%s'", grid, d3);
@@ -215,6 +217,45 @@ static void test_runs(void) {
         printf("greedy: alpha 0 rows agree on %d/3 queries, alpha 2 rows differ on %d/3\n", same0, diff2);
         es_genlog_free(g);
     }
+
+    /* --judge (the demo model, a weak judge): judge scores in results.json, the lexicon's
+     * in results-lexicon.json, equal to the run without a judge; topic in [0, 1] */
+    char dj[512];
+    snprintf(dj, sizeof dj, "%s/judge", tmp);
+    snprintf(args, sizeof args, "%s --batch 5 -o '%s' --judge '%s'", grid, dj, model);
+    rc = eval(args, out, sizeof out);
+    CHECK(rc == 0 && exists(dj, "results-lexicon.json") && exists(dj, "summary-lexicon.csv"),
+          "judge run exit %d:\n%s", rc, out);
+    es_eval_results *rj = NULL, *rl = NULL;
+    snprintf(p, sizeof p, "%s/results.json", dj);
+    CHECK(es_results_read_json(p, &rj) == ES_OK && rj->settings.scorer && !strncmp(rj->settings.scorer, "judge", 5),
+          "judge results: %s", rj ? rj->settings.scorer : es_last_error());
+    snprintf(p, sizeof p, "%s/results-lexicon.json", dj);
+    CHECK(es_results_read_json(p, &rl) == ES_OK && !strncmp(rl->settings.scorer, "lexicon", 7), "lexicon results");
+    if (rj && rl && r1) {
+        double d_lex = 0, d_judge = 0;
+        for (int i = 0; i < 4; i++) {
+            d_lex = fmax(d_lex, fabs(rl->cells[i].target_prob.mean - r1->cells[i].target_prob.mean) +
+                                    fabs(rl->cells[i].eas.mean - r1->cells[i].eas.mean));
+            d_judge = fmax(d_judge, fabs(rj->cells[i].target_prob.mean - rl->cells[i].target_prob.mean));
+            CHECK(rj->cells[i].topic.mean >= 0 && rj->cells[i].topic.mean <= 1, "judge topic %g in [0, 1]",
+                  rj->cells[i].topic.mean);
+            CHECK(rj->cells[i].eas.mean > 0 && rj->cells[i].eas.mean < 1, "judge EAS %g in (0, 1)",
+                  rj->cells[i].eas.mean);
+        }
+        CHECK(d_lex == 0, "lexicon results with and without a judge agree: %g", d_lex);
+        CHECK(d_judge > 0, "judge scores differ from the lexicon's");
+        printf("judge: lexicon results equal the judge-less run (diff %g); judge p(joy) at alpha 0 %.3f, topic %.3f\n",
+               d_lex, rj->cells[0].target_prob.mean, rj->cells[0].topic.mean);
+    }
+    es_eval_results_free(rj);
+    es_eval_results_free(rl);
+    same_generations(d1, dj, "with and without a judge", false);
+    /* a judge cannot join a run made without one: it scores topic adherence differently */
+    snprintf(args, sizeof args, "%s -o '%s' --resume --judge '%s'", grid, d1, model);
+    rc = eval(args, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "topic=cosine") && !exists(d1, "results-lexicon.json"),
+          "adding a judge on resume exits 2: %d %s", rc, out);
 
     /* --compare */
     char cmd[4096];

@@ -16,6 +16,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define N_PROMPTS 50
 #define N_SAMPLES 2
@@ -29,7 +30,37 @@ static const float ALPHAS[] = {-1, 0, 1, 2};
 #define N_EMO ((int)(sizeof EMOTIONS / sizeof EMOTIONS[0]))
 #define N_ALPHA ((int)(sizeof ALPHAS / sizeof ALPHAS[0]))
 
+/* emosteer.default_layers: set/get, save/load round trip, bad values refused. */
+static void test_default_layers_api(void) {
+    es_ev_set *set = NULL, *back = NULL;
+    float v[4] = {1, 2, 3, 4};
+    const int32_t good[3] = {2, 3, 4}, unordered[2] = {3, 2}, negative[1] = {-1};
+    const int32_t *got = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/es_test_steer_demo_%d.ev.gguf", (int)getpid());
+    if (!CHECK(es_ev_set_create(4, ES_HOOK_BLOCK_OUT, &set) == ES_OK, "create")) return;
+    for (int l = 0; l < 6; l++) es_ev_set_put(set, "joy", l, v);
+    CHECK(es_ev_set_default_layers(set, &got) == 0 && got == NULL, "a new set has no default layers");
+    CHECK(es_ev_set_set_default_layers(set, unordered, 2) == ES_ERR_INVALID_ARG, "unordered layers refused");
+    CHECK(es_ev_set_set_default_layers(set, negative, 1) == ES_ERR_INVALID_ARG, "negative layer refused");
+    CHECK(es_ev_set_set_default_layers(set, good, 3) == ES_OK, "set: %s", es_last_error());
+    CHECK(es_ev_set_save(set, path) == ES_OK && es_ev_set_load(path, NULL, &back) == ES_OK, "round trip: %s",
+          es_last_error());
+    int n = es_ev_set_default_layers(back, &got);
+    CHECK(n == 3 && got && got[0] == 2 && got[1] == 3 && got[2] == 4, "loaded default layers: %d", n);
+    CHECK(es_ev_set_set_default_layers(set, NULL, 0) == ES_OK && es_ev_set_default_layers(set, NULL) == 0,
+          "n = 0 removes them");
+    int32_t rec[8];
+    CHECK(es_ev_recommended_layers(8, rec, 8) == 3 && rec[0] == 2 && rec[2] == 4, "recommended for 8 blocks");
+    CHECK(es_ev_recommended_layers(1, rec, 8) == 1 && rec[0] == 0, "recommended for 1 block");
+    CHECK(es_ev_recommended_layers(32, rec, 8) == 12 && rec[0] == 8 && rec[7] == 15, "recommended for 32 blocks");
+    es_ev_set_free(set);
+    es_ev_set_free(back);
+    remove(path);
+}
+
 int main(void) {
+    test_default_layers_api();
 #if defined(__SANITIZE_ADDRESS__)
     if (!getenv("ES_SLOW_TESTS")) {
         printf("sanitizer build without ES_SLOW_TESTS=1: skipped (the study is slow under ASan)\n");
