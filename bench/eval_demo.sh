@@ -2,7 +2,8 @@
 # eval_demo.sh [OUT_DIR] [BIN] — the demo evaluation of the issue: demo-16m steered by
 # models/demo-16m.ev.gguf, 5 emotions x alphas {-1,0,1,2,4} x 50 neutral queries, one
 # sample each, 48 tokens, batch 32 (1250 responses). Prints the wall and CPU time
-# (/usr/bin/time -v when installed) and the headline table; writes OUT_DIR/results.json,
+# (/usr/bin/time -v when installed; every run's stderr is appended to
+# OUT_DIR/eval-stderr.txt) and the headline table; writes OUT_DIR/results.json,
 # summary.csv, report.html and generations.jsonl. A second run with the same OUT_DIR
 # resumes (and generates nothing when the first finished).
 set -eu
@@ -21,9 +22,12 @@ set -- "$bin" eval -m "$here/models/demo-16m.q8_0.gguf" --ev "$here/models/demo-
 if [ -x /usr/bin/time ]; then
   log=$(mktemp)
   /usr/bin/time -v "$@" 2>"$log" || { cat "$log" >&2; rm -f "$log"; exit 1; }
-  tr '\r' '\n' <"$log" >"$out/eval-stderr.txt" && rm -f "$log"
+  tr '\r' '\n' <"$log" >"$out/eval-stderr.txt.new" && rm -f "$log"
+  # keep the log of every run (a resume must not hide the timing of the first)
+  { echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; cat "$out/eval-stderr.txt.new"; } >>"$out/eval-stderr.txt"
   grep -E "eval: (generated|done|[0-9]+ responses \()|Elapsed|User time|System time|Maximum resident|Percent of CPU" \
-    "$out/eval-stderr.txt" >&2
+    "$out/eval-stderr.txt.new" >&2
+  rm -f "$out/eval-stderr.txt.new"
 else
   "$@"
 fi

@@ -58,6 +58,10 @@ static void free_run_state(es_run_state *rs) {
     es_free_aligned(rs->gate);
     es_free_aligned(rs->hb);
     es_free_aligned(rs->scores);
+    es_free_aligned(rs->ablk);
+    free(rs->att_tok);
+    free(rs->att_blk);
+    free(rs->att_cnt);
     es_free_aligned(rs->qh);
     es_free_aligned(rs->q16);
     es_free_aligned(rs->acc16);
@@ -113,7 +117,14 @@ static es_status alloc_run_state(es_context *ctx) {
         rs->seq = es_calloc(B, sizeof *rs->seq);
         rs->out_rows = es_calloc(B, sizeof *rs->out_rows);
         rs->first_pos = es_calloc((size_t)p->n_seq_max, sizeof *rs->first_pos);
-        ok = rs->pos && rs->seq && rs->out_rows && rs->first_pos;
+        rs->att_tok = es_calloc(B, sizeof *rs->att_tok);
+        rs->att_blk = es_calloc(B, 2 * sizeof *rs->att_blk);
+        rs->att_cnt = es_calloc((size_t)p->n_seq_max, sizeof *rs->att_cnt);
+        ok = rs->pos && rs->seq && rs->out_rows && rs->first_pos && rs->att_tok && rs->att_blk && rs->att_cnt;
+    }
+    if (ok && p->kv_type == ES_KV_F32) {
+        rs->ablk = alloc_floats((size_t)p->n_threads, es_attn_block_floats(c), 1, 1);
+        ok = rs->ablk != NULL;
     }
     return ok ? ES_OK : ES_ERR_NOMEM;
 }

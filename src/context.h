@@ -26,6 +26,12 @@ typedef struct es_run_state {
     float *gate;    /* [B][n_ff] gate projection (fused gate/up models: [B][2 * n_ff]) */
     float *hb;      /* [B][n_ff] act(gate) * up: input of the down projection */
     float *scores;  /* [n_threads][n_head/n_head_kv][n_ctx] attention scores, per thread */
+    float *ablk;    /* [n_threads][es_attn_block_floats(cfg)] blocked-attention scratch (ES_KV_F32 only) */
+    int32_t *att_tok;   /* [B] batch indices: blocked tokens grouped by sequence, then single ones */
+    int32_t *att_blk;   /* [B][2] (start in att_tok, count) of each block of queries */
+    int32_t *att_cnt;   /* [n_seq_max] tokens per sequence in the batch */
+    int n_att_blk;      /* blocks in att_blk */
+    int n_att_blocked;  /* tokens in blocks: att_tok[0 .. n_att_blocked) */
     float *qh;      /* [B][n_q] queries rounded to f16, as f32 (ES_KV_F16 only, else NULL) */
     uint16_t *q16;  /* [n_q] f16 scratch of one query row (ES_KV_F16 only) */
     uint16_t *acc16; /* [n_threads][n_head/n_head_kv][head_dim_v] f16 value sums (ES_KV_F16 only) */
@@ -37,6 +43,9 @@ typedef struct es_run_state {
     int32_t *first_pos; /* [n_seq_max] first position of each sequence in the batch, -1 if absent */
     int32_t *out_rows;  /* [B] batch indices of the tokens that want logits, in order */
 } es_run_state;
+
+/* Floats of per-thread scratch that blocked attention needs (forward.c). */
+size_t es_attn_block_floats(const es_config *c);
 
 struct es_context {
     es_model *model;           /* borrowed; outlives the context */

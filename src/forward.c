@@ -257,16 +257,171 @@ static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc1
     }
 }
 
+/* ---- blocked attention (f32 cache): a block of queries of one sequence at a time ---- */
+
+/* Query rows per block (tokens x heads of one KV group) and keys per step. */
+#define ES_ATT_ROWS 96
+#define ES_ATT_KEYS 256
+/* A sequence with at least this many tokens in the batch is handled in blocks. */
+#define ES_ATT_MIN_BLOCK 4
+
+/* Tokens per block for this model: as many as fill ES_ATT_ROWS rows, at least one. */
+static int attn_block_tokens(const es_config *c) {
+    return ES_MAX(1, ES_ATT_ROWS / (c->n_head / c->n_head_kv));
+}
+
+size_t es_attn_block_floats(const es_config *c) {
+    const size_t rows = (size_t)attn_block_tokens(c) * (size_t)(c->n_head / c->n_head_kv);
+    /* q [rows][hd], s [rows][KEYS], o [rows][hdv], max [rows], sum [rows] doubles */
+    return rows * ((size_t)c->head_dim + ES_ATT_KEYS + (size_t)c->head_dim_v + 1 + 2) + 16;
+}
+
+/* Fills rs.att_tok / att_blk: the tokens of every sequence with >= ES_ATT_MIN_BLOCK
+ * tokens in the batch, in blocks of attn_block_tokens (batch order = position order
+ * within a sequence), then the remaining tokens one by one. f32 cache only. */
+static void plan_attention(es_context *ctx, int n) {
+    es_run_state *rs = &ctx->rs;
+    const int qb = attn_block_tokens(&ctx->model->cfg), n_seq = ctx->params.n_seq_max;
+    rs->n_att_blk = 0;
+    rs->n_att_blocked = 0;
+    if (ctx->params.kv_type != ES_KV_F32 || n < ES_ATT_MIN_BLOCK) {
+        for (int i = 0; i < n; i++) rs->att_tok[i] = i;
+        return;
+    }
+    for (int s = 0; s < n_seq; s++) rs->att_cnt[s] = 0;
+    for (int i = 0; i < n; i++) rs->att_cnt[rs->seq[i]]++;
+    /* att_cnt becomes: start of the sequence in att_tok (blocked ones first), or -1 */
+    int nb = 0;
+    for (int s = 0; s < n_seq; s++) {
+        if (rs->att_cnt[s] >= ES_ATT_MIN_BLOCK) {
+            const int cnt = rs->att_cnt[s];
+            for (int j = 0; j < cnt; j += qb) {
+                rs->att_blk[2 * rs->n_att_blk] = nb + j;
+                rs->att_blk[2 * rs->n_att_blk + 1] = ES_MIN(qb, cnt - j);
+                rs->n_att_blk++;
+            }
+            rs->att_cnt[s] = nb;
+            nb += cnt;
+        } else {
+            rs->att_cnt[s] = -1;
+        }
+    }
+    rs->n_att_blocked = nb;
+    int single = nb;
+    for (int i = 0; i < n; i++) {
+        const int s = rs->seq[i];
+        if (rs->att_cnt[s] >= 0)
+            rs->att_tok[rs->att_cnt[s]++] = i;
+        else
+            rs->att_tok[single++] = i;
+    }
+}
+
+/* Block `blk` of rs.att_blk, KV head g: the queries of the block's nq tokens (positions
+ * p0 .. p0+nq-1 of sequence s) for the n_rep heads sharing KV head g, stacked as rows
+ * r = token * n_rep + head, against keys [lo, p0+nq-1] in steps of ES_ATT_KEYS:
+ * S = q·Kᵀ (es_gemm_nt), scale, soft-cap, causal and sliding-window mask, then an
+ * online softmax (running max m and sum l per row; o rescaled on a new max) and
+ * o += P·V (es_gemm_nn). Finally out = o / l. buf: es_attn_block_floats floats. */
+static void attend_block(const attn_args *a, int blk, int g, float *buf) {
+    const es_context *ctx = a->ctx;
+    const es_config *c = &ctx->model->cfg;
+    const es_run_state *rs = &ctx->rs;
+    const int hd = c->head_dim, hdv = c->head_dim_v, n_ctx = ctx->params.n_ctx;
+    const int n_rep = c->n_head / c->n_head_kv, h0 = g * n_rep;
+    const int32_t *tok = rs->att_tok + rs->att_blk[2 * blk];
+    const int nq = rs->att_blk[2 * blk + 1], M = nq * n_rep;
+    const int s = rs->seq[tok[0]], p0 = rs->pos[tok[0]], p1 = p0 + nq - 1;
+    const int lo = a->swa ? ES_MAX(0, p0 - c->n_swa + 1) : 0;
+    const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx + (size_t)lo;
+    const float *K = (const float *)ctx->k_cache + cell * (size_t)c->n_k + (size_t)g * hd;  /* key j at K + j*n_k */
+    const float *V = (const float *)ctx->v_cache + cell * (size_t)c->n_v + (size_t)g * hdv; /* value j at V + j*n_v */
+
+    const size_t rows = (size_t)attn_block_tokens(c) * (size_t)n_rep;
+    float *q = buf;                           /* [M][hd] */
+    float *S = q + rows * hd;                 /* [M][ES_ATT_KEYS] */
+    float *o = S + rows * ES_ATT_KEYS;        /* [M][hdv] */
+    float *m = o + rows * hdv;                /* [M] running max */
+    double *l = (double *)(((uintptr_t)(m + rows) + 7) & ~(uintptr_t)7); /* [M] running sum */
+
+    for (int tq = 0; tq < nq; tq++)
+        memcpy(q + (size_t)tq * n_rep * hd, rs->q + (size_t)tok[tq] * c->n_q + (size_t)h0 * hd,
+               (size_t)n_rep * hd * sizeof(float));
+    memset(o, 0, (size_t)M * hdv * sizeof(float));
+    for (int r = 0; r < M; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0;
+    }
+    for (int k0 = lo; k0 <= p1; k0 += ES_ATT_KEYS) {
+        const int nk = ES_MIN(ES_ATT_KEYS, p1 + 1 - k0);
+        es_gemm_nt(M, nk, hd, q, hd, K + (size_t)(k0 - lo) * c->n_k, c->n_k, S, ES_ATT_KEYS, false);
+        for (int r = 0; r < M; r++) {
+            float *sr = S + (size_t)r * ES_ATT_KEYS;
+            const int p = p0 + r / n_rep;
+            /* valid keys of this row in the step: [j0, j1) relative to k0 */
+            const int j0 = a->swa ? ES_MAX(0, p - c->n_swa + 1 - k0) : 0;
+            const int j1 = ES_MIN(nk, p + 1 - k0);
+            if (j0 >= j1) {
+                memset(sr, 0, (size_t)nk * sizeof(float));
+                continue;
+            }
+            float mx = m[r];
+            for (int j = j0; j < j1; j++) {
+                float sc = sr[j] * c->attn_scale;
+                if (c->attn_softcap > 0.0f) sc = softcap(sc, c->attn_softcap);
+                sr[j] = sc;
+                mx = sc > mx ? sc : mx;
+            }
+            if (mx > m[r]) {
+                const float alpha = expf(m[r] - mx); /* 0 on the first step */
+                l[r] *= alpha;
+                float *orow = o + (size_t)r * hdv;
+                for (int i = 0; i < hdv; i++) orow[i] *= alpha;
+                m[r] = mx;
+            }
+            double sum = 0.0;
+            for (int j = 0; j < j0; j++) sr[j] = 0.0f;
+            for (int j = j0; j < j1; j++) {
+                sr[j] = expf(sr[j] - mx);
+                sum += sr[j];
+            }
+            for (int j = j1; j < nk; j++) sr[j] = 0.0f;
+            l[r] += sum;
+        }
+        es_gemm_nn(M, hdv, nk, S, ES_ATT_KEYS, V + (size_t)(k0 - lo) * c->n_v, c->n_v, o, hdv, true);
+    }
+    for (int r = 0; r < M; r++) {
+        const int tq = r / n_rep, i = r % n_rep;
+        float *out = rs->att + ((size_t)tok[tq] * c->n_head + (size_t)(h0 + i)) * hdv;
+        const float inv = (float)(1.0 / l[r]);
+        const float *orow = o + (size_t)r * hdv;
+        for (int e = 0; e < hdv; e++) out[e] = orow[e] * inv;
+    }
+}
+
 static void attention_task(void *p, int ith, int nth) {
     const attn_args *a = p;
     const es_context *ctx = a->ctx;
+    const es_run_state *rs = &ctx->rs;
     const int per = a->heads_per_task, n_units = ctx->model->cfg.n_head / per;
+    const int n_kv = ctx->model->cfg.n_head_kv;
     const bool f16 = ctx->params.kv_type == ES_KV_F16;
+    /* blocks first, the last (longest) ones first */
+    const int64_t n_blk_tasks = (int64_t)rs->n_att_blk * n_kv;
+    if (n_blk_tasks > 0) {
+        float *buf = rs->ablk + (size_t)ith * es_attn_block_floats(&ctx->model->cfg);
+        for (int64_t task = ith; task < n_blk_tasks; task += nth) {
+            const int64_t u = n_blk_tasks - 1 - task;
+            attend_block(a, (int)(u / n_kv), (int)(u % n_kv), buf);
+        }
+    }
     float *scores = ctx->rs.scores + (size_t)ith * per * ctx->params.n_ctx;
     uint16_t *acc16 = f16 ? ctx->rs.acc16 + (size_t)ith * per * ctx->model->cfg.head_dim_v : NULL;
-    /* interleaved so that long (late) and short (early) rows spread over threads */
-    for (int64_t task = ith; task < (int64_t)a->n_tok * n_units; task += nth) {
-        const int t = (int)(task / n_units), h0 = (int)(task % n_units) * per;
+    /* the other tokens, interleaved so that long (late) and short (early) rows spread over threads */
+    const int n_single = a->n_tok - rs->n_att_blocked;
+    for (int64_t task = ith; task < (int64_t)n_single * n_units; task += nth) {
+        const int idx = (int)(task / n_units), h0 = (int)(task % n_units) * per;
+        const int t = rs->att_tok[rs->n_att_blocked + idx];
         if (f16)
             attend_f16(a, t, h0, per, acc16);
         else
@@ -381,9 +536,11 @@ static void attention_block(es_context *ctx, int il, const es_batch *b) {
 
     /* whole KV groups per task when there are enough of them for the threads */
     const int n_rep = c->n_head / c->n_head_kv, nth = es_threadpool_size(ctx->tp);
-    const int per = (n_rep <= ES_MAX_GROUP && n * c->n_head_kv >= 2 * nth) ? n_rep : 1;
+    const int n_single = n - rs->n_att_blocked;
+    const int per = (n_rep <= ES_MAX_GROUP && (n_single * c->n_head_kv >= 2 * nth || rs->n_att_blk > 0)) ? n_rep : 1;
     attn_args aa = {ctx, il, n, L->swa, per};
-    es_threadpool_run(n * c->n_head / per > 1 ? ctx->tp : NULL, attention_task, &aa);
+    const int64_t n_tasks = (int64_t)rs->n_att_blk * c->n_head_kv + (int64_t)n_single * c->n_head / per;
+    es_threadpool_run(n_tasks > 1 ? ctx->tp : NULL, attention_task, &aa);
 
     matmul(ctx, &L->wo, rs->att, n, rs->out);
     add_bias(rs->out, L->bo, n, c->n_embd);
@@ -539,6 +696,7 @@ es_status es_decode(es_context *ctx, const es_batch *batch) {
     for (int s = 0; s < ctx->params.n_seq_max; s++)
         if (rs->first_pos[s] >= 0) ctx->kv_len[s] = rs->first_pos[s];
 
+    plan_attention(ctx, n);
     embed(ctx, &b);
     rope_angles(rs->rope_cs, rs->pos, n, ctx->inv_freq, c->n_rot / 2, c->rope_attn_factor);
     if (c->n_swa > 0)
