@@ -11,6 +11,7 @@
  * (summaries and files, each written to a temporary name and renamed).
  */
 #include "eval_cli.h"
+#include "steer_opts.h"
 #include "extract.h"
 #include "gen_util.h"
 #include "queries.h"
@@ -341,31 +342,6 @@ done:
 }
 
 /* Parses --layers "A-B" or "1,3,5" into the item (the list is owned by *list). */
-static bool parse_layers(const char *spec, es_steer_item *it, int32_t **list) {
-    const char *dash = strchr(spec, '-');
-    if (dash && dash != spec && !strchr(spec, ',')) {
-        char lo[32];
-        long a, b;
-        size_t n = (size_t)(dash - spec);
-        if (n >= sizeof lo) return false;
-        memcpy(lo, spec, n);
-        lo[n] = '\0';
-        if (!cli_parse_int(lo, 0, ES_EV_MAX_LAYER - 1, &a) || !cli_parse_int(dash + 1, 0, ES_EV_MAX_LAYER - 1, &b) ||
-            b < a)
-            return false;
-        it->layer_first = (int)a;
-        it->layer_last = (int)b;
-        return true;
-    }
-    int n;
-    if (!cli_parse_int_list(spec, list, &n)) return false;
-    for (int k = 0; k < n; k++)
-        if ((*list)[k] < 0 || (*list)[k] >= ES_EV_MAX_LAYER) return false;
-    it->layers = *list;
-    it->n_layers = n;
-    return true;
-}
-
 /* One steering set per (emotion, alpha != 0), checked against the model on a scratch
  * context sequence. */
 static int build_steering(ev_job *j) {
@@ -389,7 +365,7 @@ static int build_steering(ev_job *j) {
             it.alpha = (float)j->alphas[a];
             it.hook = o->hook;
             it.positions = o->positions;
-            if (o->layers_spec && !parse_layers(o->layers_spec, &it, &list)) {
+            if (!cli_steer_select_layers(j->ev, o->layers_spec, &it, &list)) {
                 rc = cli_usage_error(CMD, "--layers wants A-B or a list L,L,..., got '%s'", o->layers_spec);
             } else if (es_steer_set_create(set) != ES_OK || es_steer_set_add(*set, &it) != ES_OK) {
                 fprintf(stderr, "emosteer: steering toward %s at alpha %g: %s\n", j->emotions[e], j->alphas[a],
@@ -564,8 +540,14 @@ static int fill_settings(const ev_job *j, es_eval_settings *s, const char *model
     int first = -1, last = -1;
     for (int l = 0; l < es_ev_set_n_layer(j->ev); l++)
         if (es_ev_set_get(j->ev, j->emotions[0], l)) first = first < 0 ? l : first, last = l;
+    const int32_t *def = NULL;
+    int n_def = es_ev_set_default_layers(j->ev, &def);
     if (o->layers_spec) snprintf(layers, sizeof layers, "%s", o->layers_spec);
-    else snprintf(layers, sizeof layers, "all (%d-%d)", first, last);
+    else if (n_def > 0) {
+        size_t at = (size_t)snprintf(layers, sizeof layers, "recommended by the file:");
+        for (int k = 0; k < n_def && at < sizeof layers; k++)
+            at += (size_t)snprintf(layers + at, sizeof layers - at, "%s%d", k ? "," : " ", def[k]);
+    } else snprintf(layers, sizeof layers, "all (%d-%d)", first, last);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);

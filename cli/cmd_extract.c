@@ -36,6 +36,7 @@ typedef struct ex_opts {
     es_extract_method method;
     es_hook_point hook;
     long n_queries, n_predict, batch, stop_after, n_threads;
+    double scale; /* every saved vector is multiplied by it (default 1) */
     es_sampler_params sp;
 } ex_opts;
 
@@ -95,6 +96,8 @@ static void help(void) {
            "                       teacher-forced after its condition's prompt\n"
            "  --method M           mean_diff (the paper), centered, fisher, pca (default mean_diff)\n"
            "  --hook H             attn_out, mlp_out, block_out (default block_out)\n"
+           "  --scale K            multiply every saved vector by K, setting the unit of --steer\n"
+           "                       alpha (default 1; recorded in the file's note)\n"
            "  --n-queries N        queries used, taken round-robin from every list of the set\n"
            "                       (default 100); each is asked neutrally and per emotion\n"
            "  -n, --n-predict N    response tokens at most (default 48)\n"
@@ -152,6 +155,7 @@ static int ex_parse(int argc, char **argv, ex_opts *o) {
     o->n_queries = 100;
     o->n_predict = 48;
     o->batch = 16;
+    o->scale = 1;
     o->sp = es_sampler_default_params();
     const char *emotions = DEFAULT_EMOTIONS;
     for (int i = 1; i < argc; i++) {
@@ -196,6 +200,9 @@ static int ex_parse(int argc, char **argv, ex_opts *o) {
         } else if (!strcmp(a, "--stop-after")) {
             if (!cli_parse_int(v, 1, INT_MAX, &o->stop_after))
                 return cli_usage_error(CMD, "--stop-after wants a count >= 1, got '%s'", v);
+        } else if (!strcmp(a, "--scale")) {
+            if (!cli_parse_float(v, 1e-6, 1e6, &o->scale))
+                return cli_usage_error(CMD, "--scale wants a factor in [1e-6, 1e6], got '%s'", v);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!cli_parse_int(v, 1, 512, &o->n_threads))
                 return cli_usage_error(CMD, "-t wants a thread count >= 1, got '%s'", v);
@@ -609,6 +616,25 @@ done:
     return rc;
 }
 
+/* Multiplies every vector of set by k (act_norm unchanged). */
+static es_status scale_set(es_ev_set *set, float k) {
+    int d = es_ev_set_n_embd(set), L = es_ev_set_n_layer(set);
+    float *v = malloc((size_t)d * sizeof *v); // [n_embd]
+    if (!v) return es_error(ES_ERR_NOMEM, "extract: out of memory scaling the vectors");
+    es_status st = ES_OK;
+    for (int e = 0; st == ES_OK && e < es_ev_set_n_emotions(set); e++) {
+        const char *name = es_ev_set_emotion(set, e);
+        for (int l = 0; st == ES_OK && l < L; l++) {
+            const float *src = es_ev_set_get(set, name, l);
+            if (!src) continue;
+            for (int i = 0; i < d; i++) v[i] = src[i] * k;
+            st = es_ev_set_put(set, name, l, v);
+        }
+    }
+    free(v);
+    return st;
+}
+
 /* Computes the vectors, adds the metadata and writes the file. */
 static int ex_finish(ex_job *j) {
     const ex_opts *o = j->o;
@@ -616,6 +642,10 @@ static int ex_finish(ex_job *j) {
     ep.method = o->method;
     es_ev_set *set = NULL;
     if (es_extractor_compute(j->ex, &ep, o->hook, &set) != ES_OK) return cli_fail("computing the vectors");
+    if (o->scale != 1 && scale_set(set, (float)o->scale) != ES_OK) {
+        es_ev_set_free(set);
+        return cli_fail("scaling the vectors");
+    }
     es_model_info mi;
     es_model_get_info(j->model, &mi);
     es_ev_meta meta;
@@ -637,6 +667,10 @@ static int ex_finish(ex_job *j) {
     meta.token_policy = policy;
     meta.source_model = mi.name && *mi.name ? mi.name : base_name(o->model);
     meta.query_set = query_set;
+    if (o->scale != 1) {
+        size_t n = strlen(note);
+        snprintf(note + n, sizeof note - n, "; vectors x %g (--scale)", o->scale);
+    }
     meta.note = note;
     int rc = ES_EXIT_OK;
     /* the recommended steering layers for this depth (docs/steering-demo.md) */

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool parse_layers(const char *spec, es_steer_item *it, int32_t **list);
+
 void cli_steer_init(cli_steer_opts *o) {
     memset(o, 0, sizeof *o);
     o->hook = -1;
@@ -124,12 +126,27 @@ int cli_steer_parse_arg(cli_steer_opts *o, const char *cmd, int argc, char **arg
     return 1;
 }
 
+bool cli_steer_select_layers(const es_ev_set *ev, const char *spec, es_steer_item *it,
+                             int32_t **list) {
+    *list = NULL;
+    if (spec) return parse_layers(spec, it, list);
+    /* the file's recommended layers (emosteer.default_layers), else every layer */
+    const int32_t *def = NULL;
+    int n_def = es_ev_set_default_layers(ev, &def);
+    if (n_def > 0) {
+        it->layers = def;
+        it->n_layers = n_def;
+    }
+    return true;
+}
+
 bool cli_steer_active(const cli_steer_opts *o) {
     return o->ev_path || o->steer_spec || o->n_cv > 0;
 }
 
 /* Parses "A-B" or "1,3,5" into an item's layer selection (list owned by *list). */
 static bool parse_layers(const char *spec, es_steer_item *it, int32_t **list) {
+    *list = NULL;
     long a, b;
     const char *dash = strchr(spec, '-');
     if (dash && dash != spec && !strchr(spec, ',')) {
@@ -200,19 +217,10 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
             it.emotion = tok;
             it.hook = o->hook;
             it.positions = (es_steer_positions)o->positions;
-            if (o->layers_spec && !parse_layers(o->layers_spec, &it, &list)) {
+            if (!cli_steer_select_layers(ev, o->layers_spec, &it, &list)) {
                 rc = cli_usage_error(cmd, "--layers wants A-B or a list L,L,..., got '%s'",
                                      o->layers_spec);
                 break;
-            }
-            if (!o->layers_spec) {
-                /* the file's recommended layers (emosteer.default_layers), else every layer */
-                const int32_t *def = NULL;
-                int n_def = es_ev_set_default_layers(ev, &def);
-                if (n_def > 0) {
-                    it.layers = def;
-                    it.n_layers = n_def;
-                }
             }
             if (es_steer_set_add(set, &it) != ES_OK) {
                 rc = cli_fail("--steer");
