@@ -112,7 +112,7 @@ static void help(void) {
     printf("\nPrompts: with a chat format, system = the condition's instruction, user = the query.\n"
            "Without one (base models): '\"<query>\" I asked.\\n\"<prefix>' and the model goes on.\n"
            "Sample k uses seed S + k, so a run is reproducible and resumable.\n\n"
-           "example: emosteer extract -o models/demo-16m.ev.gguf --n-queries 100\n");
+           "example: emosteer extract --pairs data/queries/demo-pairs.jsonl --scale 0.5 -o demo.ev.gguf\n");
 }
 
 static int parse_emotions(ex_opts *o, const char *list) {
