@@ -57,7 +57,6 @@ static void free_run_state(es_run_state *rs) {
     es_free_aligned(rs->out);
     es_free_aligned(rs->gate);
     es_free_aligned(rs->hb);
-    es_free_aligned(rs->scores);
     es_free_aligned(rs->ablk);
     free(rs->att_tok);
     free(rs->att_blk);
@@ -90,11 +89,10 @@ static es_status alloc_run_state(es_context *ctx) {
     rs->out = alloc_floats(B, (size_t)c->n_embd, 1, 1);
     rs->gate = alloc_floats(B, (size_t)c->n_ff, c->arch->fused_gate_up ? 2 : 1, 1);
     rs->hb = alloc_floats(B, (size_t)c->n_ff, 1, 1);
-    rs->scores = alloc_floats((size_t)p->n_threads, (size_t)(c->n_head / c->n_head_kv), (size_t)p->n_ctx, 1);
     rs->rope_cs = alloc_floats(B, nr, 2, 1);
     rs->rope_cs_swa = alloc_floats(B, nr, 2, 1);
     bool ok = rs->x && rs->xb && rs->q && rs->k && rs->v && rs->att && rs->out && rs->gate && rs->hb &&
-              rs->scores && rs->rope_cs && rs->rope_cs_swa;
+              rs->rope_cs && rs->rope_cs_swa;
     if (ok && p->kv_type == ES_KV_F16) {
         rs->qh = alloc_floats(B, (size_t)c->n_q, 1, 1);
         rs->q16 = alloc_elems((size_t)c->n_q, 1, 1, 1, sizeof(uint16_t));

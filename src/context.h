@@ -25,13 +25,12 @@ typedef struct es_run_state {
     float *out;     /* [B][n_embd] sublayer output (attention after o_proj, then MLP) */
     float *gate;    /* [B][n_ff] gate projection (fused gate/up models: [B][2 * n_ff]) */
     float *hb;      /* [B][n_ff] act(gate) * up: input of the down projection */
-    float *scores;  /* [n_threads][n_head/n_head_kv][n_ctx] attention scores, per thread */
     float *ablk;    /* [n_threads][es_attn_block_floats(cfg)] blocked-attention scratch (ES_KV_F32 only) */
-    int32_t *att_tok;   /* [B] batch indices: blocked tokens grouped by sequence, then single ones */
+    int32_t *att_tok;   /* [B] batch indices grouped by sequence (f32 cache), else 0..n-1 */
     int32_t *att_blk;   /* [B][2] (start in att_tok, count) of each block of queries */
     int32_t *att_cnt;   /* [n_seq_max] tokens per sequence in the batch */
     int n_att_blk;      /* blocks in att_blk */
-    int n_att_blocked;  /* tokens in blocks: att_tok[0 .. n_att_blocked) */
+    int n_att_blocked;  /* tokens in blocks: all (f32 cache) or none (f16 cache) */
     float *qh;      /* [B][n_q] queries rounded to f16, as f32 (ES_KV_F16 only, else NULL) */
     uint16_t *q16;  /* [n_q] f16 scratch of one query row (ES_KV_F16 only) */
     uint16_t *acc16; /* [n_threads][n_head/n_head_kv][head_dim_v] f16 value sums (ES_KV_F16 only) */

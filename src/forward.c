@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Most query heads sharing one KV head that attention handles in one task. */
+/* Most query heads sharing one KV head that f16 attention handles in one task. */
 #define ES_MAX_GROUP 16
 
 /* Below this many floats of work an op runs on the calling thread only. */
@@ -156,56 +156,8 @@ typedef struct {
     int heads_per_task; /* query heads of one KV group handled together (1 or n_head/n_head_kv) */
 } attn_args;
 
-/* Token t, query heads [h0, h0 + nh) of one KV group: scores against the cached keys
- * of the token's sequence at positions [lo, pos], softmax, weighted sum of values.
- * Each cached K/V row is read once for the nh heads. scores: [nh][n_ctx]. */
-static void attend(const attn_args *a, int t, int h0, int nh, float *scores) {
-    const es_context *ctx = a->ctx;
-    const es_config *c = &ctx->model->cfg;
-    const es_vecops *vo = es_vecops_get();
-    const int hd = c->head_dim, hdv = c->head_dim_v, n_ctx = ctx->params.n_ctx;
-    const int s = ctx->rs.seq[t], p = ctx->rs.pos[t];
-    const int kvh = h0 / (c->n_head / c->n_head_kv);
-    const int lo = a->swa ? ES_MAX(0, p - c->n_swa + 1) : 0;
-    const int n_keys = p - lo + 1;
-    const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx + (size_t)lo;
-    const float *K = (const float *)ctx->k_cache + cell * (size_t)c->n_k + (size_t)kvh * hd;  /* key j at K + j*n_k */
-    const float *V = (const float *)ctx->v_cache + cell * (size_t)c->n_v + (size_t)kvh * hdv; /* value j at V + j*n_v */
-    const float *q = ctx->rs.q + (size_t)t * c->n_q + (size_t)h0 * hd;        /* head i at q + i*hd */
-    float *out = ctx->rs.att + ((size_t)t * c->n_head + (size_t)h0) * hdv;    /* head i at out + i*hdv */
-
-    /* scores = softcap(scale * q·k) */
-    for (int j = 0; j < n_keys; j++) {
-        const float *k = K + (size_t)j * c->n_k;
-        for (int i = 0; i < nh; i++) {
-            float sc = vo->dot(q + (size_t)i * hd, k, hd) * c->attn_scale;
-            if (c->attn_softcap > 0.0f) sc = softcap(sc, c->attn_softcap);
-            scores[(size_t)i * n_ctx + j] = sc;
-        }
-    }
-    /* softmax per head: exp(s - max), normalised below through 1/sum */
-    float inv_sum[ES_MAX_GROUP];
-    for (int i = 0; i < nh; i++) {
-        float *sc = scores + (size_t)i * n_ctx;
-        float max = -INFINITY;
-        for (int j = 0; j < n_keys; j++) max = sc[j] > max ? sc[j] : max;
-        double sum = 0.0;
-        for (int j = 0; j < n_keys; j++) {
-            sc[j] = expf(sc[j] - max);
-            sum += sc[j];
-        }
-        inv_sum[i] = (float)(1.0 / sum);
-        memset(out + (size_t)i * hdv, 0, (size_t)hdv * sizeof(float));
-    }
-    /* out = sum_j p_j v_j */
-    for (int j = 0; j < n_keys; j++) {
-        const float *v = V + (size_t)j * c->n_v;
-        for (int i = 0; i < nh; i++) vo->axpy(scores[(size_t)i * n_ctx + j], v, out + (size_t)i * hdv, hdv);
-    }
-    for (int i = 0; i < nh; i++) vo->scale(inv_sum[i], out + (size_t)i * hdv, hdv);
-}
-
-/* The same with an f16 cache, computed as llama.cpp's CPU flash attention does: the
+/* Token t, query heads [h0, h0 + nh) of one KV group with an f16 cache, computed as
+ * llama.cpp's CPU flash attention does: keys at positions [lo, pos]; the
  * query rounded to f16 (rs.qh), q·k summed in f32, scale and soft-cap, an online
  * softmax in f32 (running max M and sum S), and the value sum kept in f16: on a new
  * maximum acc = f16(acc * exp(M_old - M)), then acc = f16(acc + exp(s - M) * v) per key;
@@ -257,13 +209,26 @@ static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc1
     }
 }
 
-/* ---- blocked attention (f32 cache): a block of queries of one sequence at a time ---- */
+/* ---- attention with an f32 cache: blocks of queries of one sequence ----------------
+ *
+ * The queries of up to attn_block_tokens consecutive tokens of one sequence, for the
+ * n_rep heads sharing one KV head, are stacked as rows r = token * n_rep + head and
+ * computed together against the keys in steps of ES_ATT_KEYS positions:
+ *   S = (scale·q)·Kᵀ (es_gemm_nt), soft-cap, causal and sliding-window mask, online
+ *   softmax (running max m and sum l per row; o rescaled when m grows), o += P·V
+ *   (es_gemm_nn); finally out = o / l.
+ * Every (token, head) result depends only on its position and the cache, never on the
+ * other rows of the block nor on the batch: steps start at multiples of ES_ATT_KEYS,
+ * S is computed over whole 16-column groups, the last partial one from a zero-padded
+ * copy of its keys (so each column takes the kernels' vector path), masked probabilities are exact zeros, and the sums run in key order. So a
+ * prompt decoded in one batch, in pieces or token by token gets the same attention
+ * bits (single tokens are blocks of one). */
 
-/* Query rows per block (tokens x heads of one KV group) and keys per step. */
+/* Query rows per block (tokens x heads of one KV group), keys per step (a multiple of
+ * ES_ATT_COLS), and the column granularity of S (>= the widest gemm vector). */
 #define ES_ATT_ROWS 96
 #define ES_ATT_KEYS 256
-/* A sequence with at least this many tokens in the batch is handled in blocks. */
-#define ES_ATT_MIN_BLOCK 4
+#define ES_ATT_COLS 16
 
 /* Tokens per block for this model: as many as fill ES_ATT_ROWS rows, at least one. */
 static int attn_block_tokens(const es_config *c) {
@@ -272,68 +237,55 @@ static int attn_block_tokens(const es_config *c) {
 
 size_t es_attn_block_floats(const es_config *c) {
     const size_t rows = (size_t)attn_block_tokens(c) * (size_t)(c->n_head / c->n_head_kv);
-    /* q [rows][hd], s [rows][KEYS], o [rows][hdv], max [rows], sum [rows] doubles */
-    return rows * ((size_t)c->head_dim + ES_ATT_KEYS + (size_t)c->head_dim_v + 1 + 2) + 16;
+    /* q [rows][hd], S [rows][KEYS], o [rows][hdv], m [rows], kpad [COLS][hd], l [rows] doubles (+ alignment) */
+    return rows * ((size_t)c->head_dim + ES_ATT_KEYS + (size_t)c->head_dim_v + 1 + 2) +
+           (size_t)ES_ATT_COLS * (size_t)c->head_dim + 16;
 }
 
-/* Fills rs.att_tok / att_blk: the tokens of every sequence with >= ES_ATT_MIN_BLOCK
- * tokens in the batch, in blocks of attn_block_tokens (batch order = position order
- * within a sequence), then the remaining tokens one by one. f32 cache only. */
+/* Fills rs.att_tok / att_blk. f32 cache: the tokens of each sequence in batch order
+ * (= position order), cut into blocks of attn_block_tokens; n_att_blocked = n. f16
+ * cache: att_tok = 0..n-1 and no blocks (attend_f16 per token). */
 static void plan_attention(es_context *ctx, int n) {
     es_run_state *rs = &ctx->rs;
     const int qb = attn_block_tokens(&ctx->model->cfg), n_seq = ctx->params.n_seq_max;
     rs->n_att_blk = 0;
     rs->n_att_blocked = 0;
-    if (ctx->params.kv_type != ES_KV_F32 || n < ES_ATT_MIN_BLOCK) {
+    if (ctx->params.kv_type != ES_KV_F32) {
         for (int i = 0; i < n; i++) rs->att_tok[i] = i;
         return;
     }
     for (int s = 0; s < n_seq; s++) rs->att_cnt[s] = 0;
     for (int i = 0; i < n; i++) rs->att_cnt[rs->seq[i]]++;
-    /* att_cnt becomes: start of the sequence in att_tok (blocked ones first), or -1 */
-    int nb = 0;
+    /* att_cnt becomes the next free slot of the sequence in att_tok */
+    int start = 0;
     for (int s = 0; s < n_seq; s++) {
-        if (rs->att_cnt[s] >= ES_ATT_MIN_BLOCK) {
-            const int cnt = rs->att_cnt[s];
-            for (int j = 0; j < cnt; j += qb) {
-                rs->att_blk[2 * rs->n_att_blk] = nb + j;
-                rs->att_blk[2 * rs->n_att_blk + 1] = ES_MIN(qb, cnt - j);
-                rs->n_att_blk++;
-            }
-            rs->att_cnt[s] = nb;
-            nb += cnt;
-        } else {
-            rs->att_cnt[s] = -1;
+        const int cnt = rs->att_cnt[s];
+        for (int j = 0; j < cnt; j += qb) {
+            rs->att_blk[2 * rs->n_att_blk] = start + j;
+            rs->att_blk[2 * rs->n_att_blk + 1] = ES_MIN(qb, cnt - j);
+            rs->n_att_blk++;
         }
+        rs->att_cnt[s] = start;
+        start += cnt;
     }
-    rs->n_att_blocked = nb;
-    int single = nb;
-    for (int i = 0; i < n; i++) {
-        const int s = rs->seq[i];
-        if (rs->att_cnt[s] >= 0)
-            rs->att_tok[rs->att_cnt[s]++] = i;
-        else
-            rs->att_tok[single++] = i;
-    }
+    for (int i = 0; i < n; i++) rs->att_tok[rs->att_cnt[rs->seq[i]]++] = i;
+    rs->n_att_blocked = n;
 }
 
-/* Block `blk` of rs.att_blk, KV head g: the queries of the block's nq tokens (positions
- * p0 .. p0+nq-1 of sequence s) for the n_rep heads sharing KV head g, stacked as rows
- * r = token * n_rep + head, against keys [lo, p0+nq-1] in steps of ES_ATT_KEYS:
- * S = q·Kᵀ (es_gemm_nt), scale, soft-cap, causal and sliding-window mask, then an
- * online softmax (running max m and sum l per row; o rescaled on a new max) and
- * o += P·V (es_gemm_nn). Finally out = o / l. buf: es_attn_block_floats floats. */
+/* Block `blk` of rs.att_blk (nq tokens at positions p0 .. p0+nq-1 of sequence s), KV
+ * head g, as described above. buf: es_attn_block_floats floats. */
 static void attend_block(const attn_args *a, int blk, int g, float *buf) {
     const es_context *ctx = a->ctx;
     const es_config *c = &ctx->model->cfg;
     const es_run_state *rs = &ctx->rs;
+    const es_vecops *vo = es_vecops_get();
     const int hd = c->head_dim, hdv = c->head_dim_v, n_ctx = ctx->params.n_ctx;
     const int n_rep = c->n_head / c->n_head_kv, h0 = g * n_rep;
     const int32_t *tok = rs->att_tok + rs->att_blk[2 * blk];
     const int nq = rs->att_blk[2 * blk + 1], M = nq * n_rep;
     const int s = rs->seq[tok[0]], p0 = rs->pos[tok[0]], p1 = p0 + nq - 1;
     const int lo = a->swa ? ES_MAX(0, p0 - c->n_swa + 1) : 0;
-    const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx + (size_t)lo;
+    const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx;
     const float *K = (const float *)ctx->k_cache + cell * (size_t)c->n_k + (size_t)g * hd;  /* key j at K + j*n_k */
     const float *V = (const float *)ctx->v_cache + cell * (size_t)c->n_v + (size_t)g * hdv; /* value j at V + j*n_v */
 
@@ -341,54 +293,56 @@ static void attend_block(const attn_args *a, int blk, int g, float *buf) {
     float *q = buf;                           /* [M][hd] */
     float *S = q + rows * hd;                 /* [M][ES_ATT_KEYS] */
     float *o = S + rows * ES_ATT_KEYS;        /* [M][hdv] */
-    float *m = o + rows * hdv;                /* [M] running max */
-    double *l = (double *)(((uintptr_t)(m + rows) + 7) & ~(uintptr_t)7); /* [M] running sum */
+    float *m = o + rows * hdv;                /* [M] running max of the scores */
+    float *kpad = m + rows;                   /* [ES_ATT_COLS][hd] the last keys of a step */
+    double *l = (double *)(((uintptr_t)(kpad + ES_ATT_COLS * hd) + 7) & ~(uintptr_t)7); /* [M] running sum */
 
-    for (int tq = 0; tq < nq; tq++)
-        memcpy(q + (size_t)tq * n_rep * hd, rs->q + (size_t)tok[tq] * c->n_q + (size_t)h0 * hd,
-               (size_t)n_rep * hd * sizeof(float));
+    /* q pre-multiplied by the scale (exact for power-of-two scales such as 1/8) */
+    for (int tq = 0; tq < nq; tq++) {
+        const float *src = rs->q + (size_t)tok[tq] * c->n_q + (size_t)h0 * hd;
+        float *dst = q + (size_t)tq * n_rep * hd;
+        for (int e = 0; e < n_rep * hd; e++) dst[e] = src[e] * c->attn_scale;
+    }
     memset(o, 0, (size_t)M * hdv * sizeof(float));
     for (int r = 0; r < M; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0;
     }
-    for (int k0 = lo; k0 <= p1; k0 += ES_ATT_KEYS) {
+    for (int k0 = lo - lo % ES_ATT_KEYS; k0 <= p1; k0 += ES_ATT_KEYS) {
         const int nk = ES_MIN(ES_ATT_KEYS, p1 + 1 - k0);
-        es_gemm_nt(M, nk, hd, q, hd, K + (size_t)(k0 - lo) * c->n_k, c->n_k, S, ES_ATT_KEYS, false);
+        /* S over whole column groups: the last partial group from a zero-padded copy */
+        const int nk_full = nk / ES_ATT_COLS * ES_ATT_COLS, rem = nk - nk_full;
+        es_gemm_nt(M, nk_full, hd, q, hd, K + (size_t)k0 * c->n_k, c->n_k, S, ES_ATT_KEYS, false);
+        if (rem > 0) {
+            for (int j = 0; j < rem; j++)
+                memcpy(kpad + (size_t)j * hd, K + (size_t)(k0 + nk_full + j) * c->n_k, (size_t)hd * sizeof(float));
+            memset(kpad + (size_t)rem * hd, 0, (size_t)(ES_ATT_COLS - rem) * hd * sizeof(float));
+            es_gemm_nt(M, ES_ATT_COLS, hd, q, hd, kpad, hd, S + nk_full, ES_ATT_KEYS, false);
+        }
         for (int r = 0; r < M; r++) {
             float *sr = S + (size_t)r * ES_ATT_KEYS;
             const int p = p0 + r / n_rep;
-            /* valid keys of this row in the step: [j0, j1) relative to k0 */
+            /* this row's keys in the step: [j0, j1) relative to k0 */
             const int j0 = a->swa ? ES_MAX(0, p - c->n_swa + 1 - k0) : 0;
             const int j1 = ES_MIN(nk, p + 1 - k0);
             if (j0 >= j1) {
                 memset(sr, 0, (size_t)nk * sizeof(float));
                 continue;
             }
-            float mx = m[r];
-            for (int j = j0; j < j1; j++) {
-                float sc = sr[j] * c->attn_scale;
-                if (c->attn_softcap > 0.0f) sc = softcap(sc, c->attn_softcap);
-                sr[j] = sc;
-                mx = sc > mx ? sc : mx;
-            }
-            if (mx > m[r]) {
-                const float alpha = expf(m[r] - mx); /* 0 on the first step */
+            if (c->attn_softcap > 0.0f)
+                for (int j = j0; j < j1; j++) sr[j] = softcap(sr[j], c->attn_softcap);
+            const float bmx = vo->max(sr + j0, j1 - j0);
+            if (bmx > m[r]) {
+                const float alpha = expf(m[r] - bmx); /* 0 on the row's first step */
                 l[r] *= alpha;
-                float *orow = o + (size_t)r * hdv;
-                for (int i = 0; i < hdv; i++) orow[i] *= alpha;
-                m[r] = mx;
+                if (m[r] > -INFINITY) vo->scale(alpha, o + (size_t)r * hdv, hdv);
+                m[r] = bmx;
             }
-            double sum = 0.0;
-            for (int j = 0; j < j0; j++) sr[j] = 0.0f;
-            for (int j = j0; j < j1; j++) {
-                sr[j] = expf(sr[j] - mx);
-                sum += sr[j];
-            }
-            for (int j = j1; j < nk; j++) sr[j] = 0.0f;
-            l[r] += sum;
+            if (j0 > 0) memset(sr, 0, (size_t)j0 * sizeof(float));
+            if (j1 < nk) memset(sr + j1, 0, (size_t)(nk - j1) * sizeof(float));
+            l[r] += vo->exp_sum(sr + j0, m[r], j1 - j0);
         }
-        es_gemm_nn(M, hdv, nk, S, ES_ATT_KEYS, V + (size_t)(k0 - lo) * c->n_v, c->n_v, o, hdv, true);
+        es_gemm_nn(M, hdv, nk, S, ES_ATT_KEYS, V + (size_t)k0 * c->n_v, c->n_v, o, hdv, true);
     }
     for (int r = 0; r < M; r++) {
         const int tq = r / n_rep, i = r % n_rep;
@@ -403,10 +357,8 @@ static void attention_task(void *p, int ith, int nth) {
     const attn_args *a = p;
     const es_context *ctx = a->ctx;
     const es_run_state *rs = &ctx->rs;
-    const int per = a->heads_per_task, n_units = ctx->model->cfg.n_head / per;
     const int n_kv = ctx->model->cfg.n_head_kv;
-    const bool f16 = ctx->params.kv_type == ES_KV_F16;
-    /* blocks first, the last (longest) ones first */
+    /* f32: blocks, the last (longest) ones first */
     const int64_t n_blk_tasks = (int64_t)rs->n_att_blk * n_kv;
     if (n_blk_tasks > 0) {
         float *buf = rs->ablk + (size_t)ith * es_attn_block_floats(&ctx->model->cfg);
@@ -415,17 +367,15 @@ static void attention_task(void *p, int ith, int nth) {
             attend_block(a, (int)(u / n_kv), (int)(u % n_kv), buf);
         }
     }
-    float *scores = ctx->rs.scores + (size_t)ith * per * ctx->params.n_ctx;
-    uint16_t *acc16 = f16 ? ctx->rs.acc16 + (size_t)ith * per * ctx->model->cfg.head_dim_v : NULL;
-    /* the other tokens, interleaved so that long (late) and short (early) rows spread over threads */
+    /* f16: token by token, interleaved so that long (late) and short (early) rows
+     * spread over threads */
+    const int per = a->heads_per_task, n_units = ctx->model->cfg.n_head / per;
     const int n_single = a->n_tok - rs->n_att_blocked;
+    if (n_single == 0) return;
+    uint16_t *acc16 = ctx->rs.acc16 + (size_t)ith * per * ctx->model->cfg.head_dim_v;
     for (int64_t task = ith; task < (int64_t)n_single * n_units; task += nth) {
         const int idx = (int)(task / n_units), h0 = (int)(task % n_units) * per;
-        const int t = rs->att_tok[rs->n_att_blocked + idx];
-        if (f16)
-            attend_f16(a, t, h0, per, acc16);
-        else
-            attend(a, t, h0, per, scores);
+        attend_f16(a, rs->att_tok[rs->n_att_blocked + idx], h0, per, acc16);
     }
 }
 
@@ -537,7 +487,7 @@ static void attention_block(es_context *ctx, int il, const es_batch *b) {
     /* whole KV groups per task when there are enough of them for the threads */
     const int n_rep = c->n_head / c->n_head_kv, nth = es_threadpool_size(ctx->tp);
     const int n_single = n - rs->n_att_blocked;
-    const int per = (n_rep <= ES_MAX_GROUP && (n_single * c->n_head_kv >= 2 * nth || rs->n_att_blk > 0)) ? n_rep : 1;
+    const int per = (n_rep <= ES_MAX_GROUP && n_single * c->n_head_kv >= 2 * nth) ? n_rep : 1; /* f16 */
     attn_args aa = {ctx, il, n, L->swa, per};
     const int64_t n_tasks = (int64_t)rs->n_att_blk * c->n_head_kv + (int64_t)n_single * c->n_head / per;
     es_threadpool_run(n_tasks > 1 ? ctx->tp : NULL, attention_task, &aa);

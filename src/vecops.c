@@ -54,11 +54,27 @@ static void ref_from_f16(const uint16_t *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] = es_fp16_to_fp32(x[i]);
 }
 
-static const es_vecops vecops_ref = {ref_dot,     ref_axpy,      ref_scale,  ref_dot_f16,
-                                     ref_mad_f16, ref_scale_f16, ref_to_f16, ref_from_f16};
+static float ref_max(const float *x, int n) {
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static double ref_exp_sum(float *x, float m, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    return s;
+}
+
+static const es_vecops vecops_ref = {ref_dot,     ref_axpy,      ref_scale,  ref_dot_f16,  ref_mad_f16,
+                                     ref_scale_f16, ref_to_f16, ref_from_f16, ref_max, ref_exp_sum};
 #ifndef ES_NO_SIMD
-static const es_vecops vecops_avx2 = {es_avx2_dot,     es_avx2_axpy,      es_avx2_scale,  es_avx2_dot_f16,
-                                      es_avx2_mad_f16, es_avx2_scale_f16, es_avx2_to_f16, es_avx2_from_f16};
+static const es_vecops vecops_avx2 = {es_avx2_dot,       es_avx2_axpy,    es_avx2_scale,    es_avx2_dot_f16,
+                                      es_avx2_mad_f16,   es_avx2_scale_f16, es_avx2_to_f16, es_avx2_from_f16,
+                                      es_avx2_max,       es_avx2_exp_sum};
 #endif
 
 const es_vecops *es_vecops_ref(void) { return &vecops_ref; }

@@ -20,6 +20,11 @@ typedef struct es_vecops {
     void (*scale_f16)(float a, uint16_t *y, int n);                  /* y[i] = f16(y[i] * a) */
     void (*to_f16)(const float *x, uint16_t *y, int n);              /* y[i] = f16(x[i]), nearest even */
     void (*from_f16)(const uint16_t *x, float *y, int n);            /* y[i] = x[i] */
+    /* softmax pieces of the blocked f32 attention: */
+    float (*max)(const float *x, int n); /* max x[i]; -INFINITY for n == 0 (NaNs ignored) */
+    /* x[i] = exp(x[i] - m) for x[i] <= m, returns the sum in double. The reference uses
+     * expf; the AVX2 kernel a polynomial within ~2e-7 relative (and 0 below exp(-87)). */
+    double (*exp_sum)(float *x, float m, int n);
 } es_vecops;
 
 /* The fastest kernels for this CPU. */
@@ -36,6 +41,8 @@ void es_avx2_mad_f16(float a, const uint16_t *x, uint16_t *y, int n);
 void es_avx2_scale_f16(float a, uint16_t *y, int n);
 void es_avx2_to_f16(const float *x, uint16_t *y, int n);
 void es_avx2_from_f16(const uint16_t *x, float *y, int n);
+float es_avx2_max(const float *x, int n);
+double es_avx2_exp_sum(float *x, float m, int n);
 #endif
 
 #endif /* ES_VECOPS_H */

@@ -317,7 +317,7 @@ static void test_bad_inputs(void) {
     char args[2048], p[1024];
     snprintf(args, sizeof args, "%s --emotions joy,surprise", tiny);
     bad("emotion", args, 2, "'surprise' is not in");
-    bad("emotion-list", args, 2, "anger, disgust");
+    bad("emotion-list", args, 2, "it has: joy, sadness, anger, fear, disgust");
     bad("alphas-empty", "--alphas ''", 2, "--alphas: empty list");
     bad("alphas-gap", "--alphas 1,,2", 2, "empty entry in '1,,2'");
     bad("alphas-nan", "--alphas nan", 2, "'nan' is not a finite number");

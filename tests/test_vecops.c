@@ -39,6 +39,36 @@ int main(void) {
         d = es_test_maxdiff(y1, y2, 1000, NULL);
         CHECK(d < 1e-6, "scale n=%d: max diff %g", n, d);
     }
+    /* softmax pieces: max exactly, exp within 4e-7 relative (elements and sum) */
+    double worst_exp = 0, worst_sum = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const int n = sizes[k];
+        for (int i = 0; i < 1000; i++) y1[i] = y2[i] = x[i] * 30.0f - 15.0f * (i % 7 == 3); /* [-45, 30] */
+        if (n > 2) y1[n / 2] = y2[n / 2] = -200.0f; /* underflow */
+        const float m1 = ref->max(y1, n), m2 = fast->max(y2, n);
+        CHECK(m1 == m2, "max n=%d: ref %g fast %g", n, m1, m2);
+        const double s1 = ref->exp_sum(y1, m1, n), s2 = fast->exp_sum(y2, m1, n);
+        for (int i = 0; i < 1000; i++) {
+            const double rel = i < n ? fabs((double)y1[i] - y2[i]) / fmax(fabs((double)y1[i]), 1e-30) : y1[i] != y2[i];
+            if (y1[i] < 1e-37f && y2[i] < 1e-37f) continue; /* underflow: fast flushes to 0 */
+            worst_exp = fmax(worst_exp, rel);
+        }
+        const double srel = fabs(s1 - s2) / fmax(s1, 1e-30);
+        worst_sum = fmax(worst_sum, srel);
+        CHECK(srel < 4e-7, "exp_sum n=%d: ref %.9g fast %.9g", n, s1, s2);
+    }
+    /* every float in [-87, 0] by steps, against double exp */
+    double worst_abs = 0;
+    for (int i = 0; i < 1000; i++) y2[i] = -87.0f * (float)i / 999.0f;
+    fast->exp_sum(y2, 0.0f, 1000);
+    for (int i = 0; i < 1000; i++) {
+        const double w = exp((double)(-87.0f * (float)i / 999.0f));
+        worst_abs = fmax(worst_abs, fabs(y2[i] - w) / w);
+    }
+    CHECK(worst_exp < 4e-7, "exp_sum elements: max relative diff %g", worst_exp);
+    CHECK(worst_abs < 4e-7, "exp vs double exp: max relative error %g", worst_abs);
+    printf("exp_sum: elements vs expf %.3g, sums %.3g, vs double exp %.3g (relative)\n", worst_exp, worst_sum,
+           worst_abs);
     /* f16 kernels (the ES_KV_F16 attention): the same roundings, so bit-identical */
     static uint16_t hx[1000], hy[1000], h1[1000], h2[1000];
     ref->to_f16(x, hx, 1000);
