@@ -22,6 +22,10 @@
  * the binary's source tree or installed data dir. Never NULL. */
 const char *cli_default_model(void);
 
+/* A data file: installed next to the binary (<prefix>/share/emosteer/REL), else in the
+ * source tree (data/REL). Written into buf, which is returned. */
+const char *cli_data_path(const char *rel, char *buf, size_t cap);
+
 /* Prints "emosteer: <what>: <es_last_error()>" to stderr and returns ES_EXIT_FAIL. */
 int cli_fail(const char *what);
 /* Prints "emosteer <cmd>: <message>\nTry 'emosteer <cmd> --help'." and returns ES_EXIT_USAGE. */

@@ -37,34 +37,12 @@ int cmd_eval(int argc, char **argv); /* declared in cli.h */
 
 /* ---- paths ---------------------------------------------------------------------------- */
 
-/* A data file installed next to the binary (../share/emosteer/REL), else in the source
- * tree (data/REL). */
-static const char *data_path(const char *rel, char *buf, size_t cap) {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(buf, cap, "%.3800s/../share/emosteer/%s", exe, rel);
-            if (access(buf, R_OK) == 0) return buf;
-        }
-    }
-    char raw[PATH_MAX];
-    snprintf(raw, sizeof raw, "%s/../data/%s", ES_DEFAULT_MODEL_DIR, rel);
-    char *real = realpath(raw, NULL); /* without the "models/.." */
-    snprintf(buf, cap, "%s", real ? real : raw);
-    free(real);
-    return buf;
-}
-
 static char default_queries_buf[PATH_MAX], default_lexicon_buf[PATH_MAX];
 static const char *default_queries(void) {
-    return data_path("queries/emosteer-queries.json", default_queries_buf, sizeof default_queries_buf);
+    return cli_data_path("queries/emosteer-queries.json", default_queries_buf, sizeof default_queries_buf);
 }
 static const char *default_lexicon(void) {
-    return data_path("lexicon", default_lexicon_buf, sizeof default_lexicon_buf);
+    return cli_data_path("lexicon", default_lexicon_buf, sizeof default_lexicon_buf);
 }
 
 static const char *base_name(const char *path) {

@@ -56,19 +56,7 @@ typedef struct ex_sample {
 /* The project's query set: installed next to the binary, else in the source tree. */
 static const char *default_queries(void) {
     static char path[PATH_MAX];
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(path, sizeof path, "%.3800s/../share/emosteer/queries/emosteer-queries.json", exe);
-            if (access(path, R_OK) == 0) return path;
-        }
-    }
-    snprintf(path, sizeof path, "%s/../data/queries/emosteer-queries.json", ES_DEFAULT_MODEL_DIR);
-    return path;
+    return cli_data_path("queries/emosteer-queries.json", path, sizeof path);
 }
 
 static const char *base_name(const char *path) {

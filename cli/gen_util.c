@@ -23,26 +23,8 @@ int cli_chat_format(const es_model *model, const char *name, bool quiet, es_chat
 
 static int tokenize(const es_vocab *vocab, const char *text, bool add_special, int32_t **toks,
                     int *n_toks) {
-    size_t len = strlen(text);
-    int32_t cap = (int32_t)(len + 8 < 1u << 30 ? len + 8 : 1u << 30), n = 0;
-    int32_t *buf = malloc(sizeof *buf * (size_t)cap);
-    if (!buf) return cli_fail("tokenizing");
-    es_status st = es_tokenize(vocab, text, len, add_special, true, buf, cap, &n);
-    if (st == ES_ERR_RANGE) {
-        int32_t *nb = realloc(buf, sizeof *buf * (size_t)n);
-        if (!nb) {
-            free(buf);
-            return cli_fail("tokenizing");
-        }
-        buf = nb;
-        st = es_tokenize(vocab, text, len, add_special, true, buf, n, &n);
-    }
-    if (st != ES_OK) {
-        free(buf);
+    if (es_tokenize_alloc(vocab, text, strlen(text), add_special, true, toks, n_toks) != ES_OK)
         return cli_fail("tokenizing");
-    }
-    *toks = buf;
-    *n_toks = n;
     return ES_EXIT_OK;
 }
 

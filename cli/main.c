@@ -60,24 +60,36 @@ int main(int argc, char **argv) {
     return ES_EXIT_USAGE;
 }
 
+/* <dir of the executable>/../share/emosteer/REL into buf if readable. */
+static bool installed_path(const char *rel, char *buf, size_t cap) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return false;
+    *slash = '\0';
+    snprintf(buf, cap, "%.3800s/../share/emosteer/%s", exe, rel);
+    return access(buf, R_OK) == 0;
+}
+
 const char *cli_default_model(void) {
     const char *env = getenv("EMOSTEER_MODEL");
     if (env && *env) return env;
     static char path[PATH_MAX];
-    /* next to the executable: <prefix>/bin/emosteer -> <prefix>/share/emosteer/models */
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(path, sizeof path, "%.3800s/../share/emosteer/models/demo-16m.q8_0.gguf", exe);
-            if (access(path, R_OK) == 0) return path;
-        }
-    }
+    if (installed_path("models/demo-16m.q8_0.gguf", path, sizeof path)) return path;
     snprintf(path, sizeof path, "%s/demo-16m.q8_0.gguf", ES_DEFAULT_MODEL_DIR);
     return path;
+}
+
+const char *cli_data_path(const char *rel, char *buf, size_t cap) {
+    if (installed_path(rel, buf, cap)) return buf;
+    char raw[PATH_MAX];
+    snprintf(raw, sizeof raw, "%s/../data/%s", ES_DEFAULT_MODEL_DIR, rel);
+    char *real = realpath(raw, NULL); /* without the "models/.." */
+    snprintf(buf, cap, "%s", real ? real : raw);
+    free(real);
+    return buf;
 }
 
 int cli_fail(const char *what) {

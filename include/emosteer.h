@@ -245,6 +245,12 @@ int32_t es_vocab_find_token(const es_vocab *v, const char *text);
 es_status es_tokenize(const es_vocab *v, const char *text, size_t len, bool add_special,
                       bool parse_special, int32_t *out, int32_t cap, int32_t *n_out);
 
+/* es_tokenize into a malloc'ed array sized to fit (*toks, free with free()); text may
+ * be NULL when len is 0. Fails like es_tokenize, and with ES_ERR_INVALID_ARG for a
+ * text too long to index with int32. */
+es_status es_tokenize_alloc(const es_vocab *v, const char *text, size_t len, bool add_special,
+                            bool parse_special, int32_t **toks, int *n_toks);
+
 /* The bytes one token stands for: SentencePiece "▁" becomes a space, byte tokens
  * <0xNN> the byte, byte-level BPE pieces are decoded to their bytes. Control tokens
  * give their text with render_special and nothing without. No NUL is written.

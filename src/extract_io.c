@@ -33,27 +33,7 @@ static es_status tokenize_alloc(const es_vocab *vocab, const char *text, size_t 
                                 bool parse_special, int32_t **toks, int *n_toks) {
     if (len > MAX_TEXT_BYTES * 4)
         return es_error(ES_ERR_INVALID_ARG, "extract: text of %zu bytes is too long", len);
-    int32_t cap = (int32_t)len + 8, n = 0;
-    int32_t *buf = malloc((size_t)cap * sizeof *buf);
-    if (!buf) return es_error(ES_ERR_NOMEM, "extract: out of memory for %d tokens", cap);
-    es_status st = es_tokenize(vocab, text, len, add_special, parse_special, buf, cap, &n);
-    if (st == ES_ERR_RANGE && n > cap) {
-        int32_t *nb = realloc(buf, (size_t)n * sizeof *buf);
-        if (!nb) {
-            free(buf);
-            return es_error(ES_ERR_NOMEM, "extract: out of memory for %d tokens", n);
-        }
-        buf = nb;
-        cap = n;
-        st = es_tokenize(vocab, text, len, add_special, parse_special, buf, cap, &n);
-    }
-    if (st != ES_OK) {
-        free(buf);
-        return st;
-    }
-    *toks = buf;
-    *n_toks = n;
-    return ES_OK;
+    return es_tokenize_alloc(vocab, text, len, add_special, parse_special, toks, n_toks);
 }
 
 es_status es_extract_tokenize_response(const es_vocab *vocab, const char *text, int32_t **toks,

@@ -21,34 +21,6 @@
 /* Small helpers                                                                         */
 /* ------------------------------------------------------------------------------------ */
 
-es_status es_tokenize_alloc(const es_vocab *vocab, const char *text, size_t len, bool add_special,
-                            bool parse_special, int32_t **toks, int *n_toks) {
-    if (!vocab || (!text && len > 0) || !toks || !n_toks)
-        return es_error(ES_ERR_INVALID_ARG, "tokenize: NULL argument");
-    if (len > (size_t)INT32_MAX / 2 - 16)
-        return es_error(ES_ERR_INVALID_ARG, "tokenize: text of %zu bytes is too long", len);
-    int32_t cap = (int32_t)len + 8, n = 0;
-    int32_t *buf = malloc((size_t)cap * sizeof *buf);
-    if (!buf) return es_error(ES_ERR_NOMEM, "tokenize: out of memory for %d tokens", cap);
-    es_status st = es_tokenize(vocab, text ? text : "", len, add_special, parse_special, buf, cap, &n);
-    if (st == ES_ERR_RANGE && n > cap) {
-        int32_t *grown = realloc(buf, (size_t)n * sizeof *buf);
-        if (!grown) {
-            free(buf);
-            return es_error(ES_ERR_NOMEM, "tokenize: out of memory for %d tokens", n);
-        }
-        buf = grown;
-        cap = n;
-        st = es_tokenize(vocab, text, len, add_special, parse_special, buf, cap, &n);
-    }
-    if (st != ES_OK) {
-        free(buf);
-        return st;
-    }
-    *toks = buf;
-    *n_toks = n;
-    return ES_OK;
-}
 
 size_t es_utf8_complete_prefix(const char *s, size_t len) {
     /* look back over at most 3 continuation bytes for the last lead byte */

@@ -40,9 +40,6 @@ es_status es_tf_decode(es_context *ctx, const es_tf_seg *segs, int n_segs, int m
  * of one batch stay under about 128 MiB (at least 8 rows). */
 int es_tf_default_logit_rows(const es_context *ctx);
 
-/* Tokenizes text[0..len) into a malloc'ed array (*toks, free with free()). */
-es_status es_tokenize_alloc(const es_vocab *vocab, const char *text, size_t len, bool add_special,
-                            bool parse_special, int32_t **toks, int *n_toks);
 
 /* The length of the longest prefix of s[0..len) that does not end inside a UTF-8
  * character (a trailing lead byte without all its continuation bytes is dropped). */
