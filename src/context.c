@@ -158,9 +158,8 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
     if (!ctx->k_cache || !ctx->v_cache || !ctx->kv_len || !ctx->logits_row) goto fail;
     if ((st = alloc_run_state(ctx)) != ES_OK) goto fail;
     /* LongRoPE: long factors when the context is longer than the original one */
-    ctx->inv_freq = model->w.rope_inv_freq;
-    if (model->w.rope_inv_freq_long && c->n_ctx_orig > 0 && p.n_ctx > c->n_ctx_orig)
-        ctx->inv_freq = model->w.rope_inv_freq_long;
+    ctx->rope = &model->w.rope;
+    if (model->w.has_rope_long && c->n_ctx_orig > 0 && p.n_ctx > c->n_ctx_orig) ctx->rope = &model->w.rope_long;
     for (int i = 0; i < p.n_batch; i++) ctx->logits_row[i] = -1;
     *out = ctx;
     return ES_OK;

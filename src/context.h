@@ -56,7 +56,7 @@ struct es_context {
     void *k_cache;             /* [n_layer][n_seq_max][n_ctx][n_k] (owned) */
     void *v_cache;             /* [n_layer][n_seq_max][n_ctx][n_v] (owned) */
     int32_t *kv_len;           /* [n_seq_max] positions cached per sequence */
-    const double *inv_freq;    /* [n_rot/2] RoPE table of global layers (model's; short or long) */
+    const es_rope_freqs *rope; /* RoPE of global layers (the model's short or long factors) */
 
     es_run_state rs;           /* scratch */
 

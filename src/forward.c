@@ -56,11 +56,14 @@ static void split_rows(int64_t n, int ith, int nth, int64_t *r0, int64_t *r1) {
 
 /* ---- RMSNorm: out = x / sqrt(mean(x²) + eps) * w, row by row --------------------- */
 
+/* The squares are rounded to float and summed in double, the mean and the scale are
+ * float, and out = (x·scale)·w, all as llama.cpp's CPU backend computes them. */
 static void rmsnorm_row(float *out, const float *x, const float *w, int n, float eps) {
-    double ss = 0.0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
-    const float r = (float)(1.0 / sqrt(ss / n + (double)eps));
-    for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
 }
 
 typedef struct {
@@ -94,15 +97,18 @@ static void add_bias(float *y, const float *b, int n_tok, int n) {
 
 /* ---- RoPE -------------------------------------------------------------------------- */
 
-/* cs[t][i] = (cos, sin)(pos[t] * inv_freq[i]) * attn_factor, angles in double. */
-static void rope_angles(float *cs, const int32_t *pos, int n_tok, const double *inv_freq, int n_half,
+/* cs[t][i] = (cos, sin)(angle_i(pos[t])) * attn_factor, as es_rope_freqs describes. */
+static void rope_angles(float *cs, const int32_t *pos, int n_tok, const es_rope_freqs *f, int n_half,
                         float attn_factor) {
-    for (int t = 0; t < n_tok; t++)
+    for (int t = 0; t < n_tok; t++) {
+        float theta = (float)pos[t];
         for (int i = 0; i < n_half; i++) {
-            const double theta = (double)pos[t] * inv_freq[i];
-            cs[((size_t)t * n_half + i) * 2 + 0] = (float)cos(theta) * attn_factor;
-            cs[((size_t)t * n_half + i) * 2 + 1] = (float)sin(theta) * attn_factor;
+            const float angle = f->pos_scale * (f->factors ? theta / f->factors[i] : theta);
+            cs[((size_t)t * n_half + i) * 2 + 0] = cosf(angle) * attn_factor;
+            cs[((size_t)t * n_half + i) * 2 + 1] = sinf(angle) * attn_factor;
+            theta *= f->theta_scale;
         }
+    }
 }
 
 typedef struct {
@@ -129,8 +135,9 @@ static void rope_task(void *p, int ith, int nth) {
             const float c = cs[2 * i], s = cs[2 * i + 1];
             float *x0 = h + i * stride, *x1 = x0 + other;
             const float v0 = *x0, v1 = *x1;
-            *x0 = v0 * c - v1 * s;
-            *x1 = v0 * s + v1 * c;
+            /* fused as llama.cpp's x86 build computes them */
+            *x0 = fmaf(v0, c, -(v1 * s));
+            *x1 = fmaf(v0, s, v1 * c);
         }
     }
 }
@@ -199,7 +206,7 @@ static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc1
                 vs = expf(sc - M[i]);
             }
             vo->mad_f16(vs, v, acc, hdv);
-            S[i] = S[i] * ms + vs;
+            S[i] = fmaf(S[i], ms, vs);
         }
     }
     for (int i = 0; i < nh; i++) {
@@ -648,9 +655,9 @@ es_status es_decode(es_context *ctx, const es_batch *batch) {
 
     plan_attention(ctx, n);
     embed(ctx, &b);
-    rope_angles(rs->rope_cs, rs->pos, n, ctx->inv_freq, c->n_rot / 2, c->rope_attn_factor);
+    rope_angles(rs->rope_cs, rs->pos, n, ctx->rope, c->n_rot / 2, c->rope_attn_factor);
     if (c->n_swa > 0)
-        rope_angles(rs->rope_cs_swa, rs->pos, n, ctx->model->w.rope_inv_freq_swa, c->n_rot / 2,
+        rope_angles(rs->rope_cs_swa, rs->pos, n, &ctx->model->w.rope_swa, c->n_rot / 2,
                     c->rope_attn_factor);
 
     for (int il = 0; il < c->n_layer; il++) {

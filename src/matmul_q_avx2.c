@@ -1,16 +1,15 @@
 /*
  * matmul_q_avx2.c — es_matmul's prompt case (n_tok > 1) for quantized weights with
  * integer dot products (AVX-VNNI vpdpbusd: 4 u8 × s8 products per int32 lane per
- * instruction). Types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (activations Q8_0/Q8_1) and
- * Q4_K, Q5_K, Q6_K (activations Q8_K).
+ * instruction). Types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (activations Q8_0/Q8_1). The K types take
+ * the vec_dot path: its summation order is llama.cpp's (kernels.h), which this tile's
+ * per-row lanes cannot follow without giving up its speed.
  *
  * Every weight is written as w = scale_g · (q − off) + min_g with q an unsigned byte,
- * off a constant of the type and (scale_g, min_g) per group of GS = 32 or 16 weights:
+ * off a constant of the type and (scale_g, min_g) per block of GS = 32 weights:
  *     Q8_0: q + 128 (off 128)      Q4_0: 4 bits, off 8     Q5_0: 5 bits, off 16
- *     Q4_1/Q5_1: off 0, min m      Q4_K/Q5_K: scale d·sc, min −dmin·m, GS 32
- *     Q6_K: 6 bits, off 32, scale d·sc, GS 16
- * Packing: a panel of 16 weight rows × one chunk of k (512 elements, or one 256-element
- * super-block for K types) is rewritten as those bytes, interleaved so that one 32-byte
+ *     Q4_1/Q5_1: off 0, min m
+ * Packing: a panel of 16 weight rows × one chunk of k (512 elements) is rewritten as those bytes, interleaved so that one 32-byte
  * load holds 4 consecutive k of 8 rows:  q[k/32][(k%32)/4][row 0..15][k%4], with the
  * per-row group scales and mins as floats beside them.
  * Activations stay in their Q8 blocks; per token and group, es_xinfo holds the scale,
@@ -18,11 +17,11 @@
  *
  * Tile: 16 rows (two vectors of 8 int32 lanes, one lane per row) × 3 tokens; per group
  * the exact integer sums are scaled by scale_g·d_x and accumulated in f32 lanes, group
- * after group: the vec_dot arithmetic up to float rounding.
+ * after group and chunk after chunk: for Q4_0/Q5_0 the order of their vec_dot, bit for bit;
+ * for Q8_0 (whose vec_dot keeps eight partial lanes per block) equal up to float rounding.
  */
 #include "cpu.h"
 #include "kernels.h"
-#include "quants_k.h"
 #include "simd_avx2.h"
 
 #include <immintrin.h>
@@ -31,7 +30,7 @@
 
 #define PR 16       /* weight rows per panel */
 #define PT 3        /* tokens per tile */
-#define CHUNK_K 512 /* k per packed panel (non-K types; K types: one super-block) */
+#define CHUNK_K 512 /* k per packed panel */
 
 #define ES_ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -46,19 +45,15 @@ typedef struct {
     int gs;      /* weights per group: 32 or 16 */
     int off;     /* constant subtracted from the unsigned quants */
     bool has_m;  /* per-group mins */
-    bool k_type; /* K-quant: one super-block per chunk, activations Q8_K */
 } qdesc;
 
 static bool get_desc(int type, qdesc *d) {
     switch (type) {
-    case ES_TYPE_Q8_0: *d = (qdesc){32, 128, false, false}; return true;
-    case ES_TYPE_Q4_0: *d = (qdesc){32, 8, false, false}; return true;
-    case ES_TYPE_Q5_0: *d = (qdesc){32, 16, false, false}; return true;
+    case ES_TYPE_Q8_0: *d = (qdesc){32, 128, false}; return true;
+    case ES_TYPE_Q4_0: *d = (qdesc){32, 8, false}; return true;
+    case ES_TYPE_Q5_0: *d = (qdesc){32, 16, false}; return true;
     case ES_TYPE_Q4_1:
-    case ES_TYPE_Q5_1: *d = (qdesc){32, 0, true, false}; return true;
-    case ES_TYPE_Q4_K:
-    case ES_TYPE_Q5_K: *d = (qdesc){32, 0, true, true}; return true;
-    case ES_TYPE_Q6_K: *d = (qdesc){16, 32, false, true}; return true;
+    case ES_TYPE_Q5_1: *d = (qdesc){32, 0, true}; return true;
     default: return false;
     }
 }
@@ -74,9 +69,8 @@ bool es_vnni_supported(void) {
 int es_vnni_group_size(int type) {
     qdesc d;
     if (!get_desc(type, &d)) return 0;
-    /* the K types need the activation format their vec_dot uses (quants_k.c) */
     const es_type_traits *t = es_type_get(type);
-    if (!t || !t->can_compute || (d.k_type && t->vec_dot_type != ES_TYPE_Q8_K)) return 0;
+    if (!t || !t->can_compute) return 0;
     return d.gs;
 }
 
@@ -95,21 +89,6 @@ static inline int32_t sum_i8x32(const uint8_t *p) {
 void es_vnni_xinfo(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out) {
     qdesc q;
     if (!get_desc(type, &q)) return;
-    if (q.k_type) {
-        const block_q8_K *b = (const block_q8_K *)xq;
-        const int per = QK_K / q.gs;
-        for (int64_t i = 0; i < n_in / QK_K; i++) {
-            for (int g = 0; g < per; g++) {
-                const int32_t sum = q.gs == 16 ? b[i].bsums[g] : b[i].bsums[2 * g] + b[i].bsums[2 * g + 1];
-                es_xinfo *o = &out[i * per + g];
-                o->d = b[i].d;
-                o->ms = b[i].d * (float)sum;
-                o->c = q.off * sum;
-                o->pad = 0;
-            }
-        }
-        return;
-    }
     const bool q8_1 = es_type_get(type)->vec_dot_type == ES_TYPE_Q8_1;
     const size_t bs = q8_1 ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
     for (int64_t b = 0; b < n_in / ES_QK; b++) {
@@ -142,48 +121,6 @@ static ES_ALWAYS_INLINE __m256i block_quants(int type, const uint8_t *blk) {
     }
 }
 
-/* Quants c*32 .. c*32+31 of a K super-block (element order of quants_k.h). */
-static ES_ALWAYS_INLINE __m256i ksuper_quants(int type, const uint8_t *blk, int c) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    if (type == ES_TYPE_Q6_K) {
-        const block_q6_K *b = (const block_q6_K *)blk;
-        const int half = c / 4, pos = c % 4; /* 128-element half, 32-element quarter in it */
-        __m256i ql = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * half + 32 * (pos & 1)));
-        ql = pos < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * half));
-        qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * pos)), _mm256_set1_epi8(3));
-        return _mm256_or_si256(ql, _mm256_slli_epi16(qh, 4));
-    }
-    /* Q4_K / Q5_K: nibbles of qs[32·(c/2) ..], low for even c, high for odd */
-    const uint8_t *qs = type == ES_TYPE_Q4_K ? ((const block_q4_K *)blk)->qs : ((const block_q5_K *)blk)->qs;
-    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 2)));
-    q = (c & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) : _mm256_and_si256(q, low4);
-    if (type == ES_TYPE_Q5_K) { /* 5th bit: qh[e%32] bit e/32 = bit c */
-        __m256i qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)blk)->qh);
-        qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(c)), _mm256_set1_epi8(1));
-        q = _mm256_or_si256(q, _mm256_slli_epi16(qh, 4));
-    }
-    return q;
-}
-
-/* Group scales (and mins) of a K super-block: 8 groups of 32 or 16 groups of 16. */
-static void ksuper_scales(int type, const uint8_t *blk, float *scale, float *min) {
-    if (type == ES_TYPE_Q6_K) {
-        const block_q6_K *b = (const block_q6_K *)blk;
-        const float d = _cvtsh_ss(b->d);
-        for (int g = 0; g < 16; g++) scale[g] = d * (float)b->scales[g];
-        return;
-    }
-    const block_q4_K *b4 = (const block_q4_K *)blk; /* Q5_K starts the same way */
-    uint8_t sc[8], m[8];
-    es_k4_unpack_scales(b4->scales, sc, m);
-    const float d = _cvtsh_ss(b4->d), dmin = _cvtsh_ss(b4->dmin);
-    for (int g = 0; g < 8; g++) {
-        scale[g] = d * (float)sc[g];
-        min[g] = -dmin * (float)m[g];
-    }
-}
-
 /* Transposes 8 rows of 8 dwords in place (r[i][j] <-> r[j][i]). */
 static ES_ALWAYS_INLINE void transpose8x8_epi32(__m256i r[8]) {
     __m256 t[8], u[8];
@@ -204,8 +141,7 @@ static ES_ALWAYS_INLINE void transpose8x8_epi32(__m256i r[8]) {
 }
 
 /* Packs rows [r, r + nr) (nr <= 16; missing rows get zero quants and scales) for the
- * n32 32-element pieces of chunk `chunk` (elements chunk*CHUNK_K ..; K types: super-
- * block `chunk`). */
+ * n32 32-element pieces of chunk `chunk` (elements chunk*CHUNK_K ..). */
 static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, size_t w_row, int64_t r, int nr,
                                           int64_t chunk, int n32, packed_panel *p) {
     const size_t bb = es_type_get(type)->type_size;
@@ -219,22 +155,13 @@ static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, s
                 continue;
             }
             const uint8_t *wr = W + (size_t)(r + row) * w_row;
-            if (q.k_type) {
-                float sc[16], mn[16] = {0};
-                ksuper_scales(type, wr + (size_t)chunk * bb, sc, mn);
-                for (int g = 0; g < n32 * gpp; g++) {
-                    p->d[g][row] = sc[g];
-                    p->m[g][row] = q.has_m ? mn[g] : 0.0f;
-                }
-            } else {
-                for (int c = 0; c < n32; c++) {
-                    const uint8_t *blk = wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb;
-                    uint16_t d, m = 0;
-                    memcpy(&d, blk, 2);
-                    if (q.has_m) memcpy(&m, blk + 2, 2);
-                    p->d[c][row] = _cvtsh_ss(d);
-                    p->m[c][row] = _cvtsh_ss(m);
-                }
+            for (int c = 0; c < n32; c++) {
+                const uint8_t *blk = wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb;
+                uint16_t d, m = 0;
+                memcpy(&d, blk, 2);
+                if (q.has_m) memcpy(&m, blk + 2, 2);
+                p->d[c][row] = _cvtsh_ss(d);
+                p->m[c][row] = _cvtsh_ss(m);
             }
         }
         /* quants, 32 elements × 8 rows at a time */
@@ -247,8 +174,7 @@ static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, s
                     continue;
                 }
                 const uint8_t *wr = W + (size_t)(r + row) * w_row;
-                v[i] = q.k_type ? ksuper_quants(type, wr + (size_t)chunk * bb, c)
-                                : block_quants(type, wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb);
+                v[i] = block_quants(type, wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb);
             }
             transpose8x8_epi32(v); /* v[g] = 4 bytes of dword-group g for the 8 rows */
             for (int g = 0; g < 8; g++) _mm256_storeu_si256((__m256i *)(p->q + c * 32 * PR + g * 64 + half * 32), v[g]);
@@ -262,7 +188,7 @@ static void pack_panel(int type, qdesc q, const uint8_t *W, size_t w_row, int64_
     case T: pack_panel_t(T, q, W, w_row, r, nr, chunk, n32, p); break;
     switch (type) {
         ES_PACK(ES_TYPE_Q8_0) ES_PACK(ES_TYPE_Q4_0) ES_PACK(ES_TYPE_Q4_1) ES_PACK(ES_TYPE_Q5_0)
-        ES_PACK(ES_TYPE_Q5_1) ES_PACK(ES_TYPE_Q4_K) ES_PACK(ES_TYPE_Q5_K) ES_PACK(ES_TYPE_Q6_K)
+        ES_PACK(ES_TYPE_Q5_1)
     default: break;
     }
 #undef ES_PACK
@@ -319,7 +245,7 @@ __attribute__((target("avxvnni"))) static void run_tile(int G, int nt, bool has_
     case ((G_) * 4 + (T)) * 2 + (M): tile_vnni(G_, T, M, p, ng, x, xgs, xi, acc); break;
     switch ((G * 4 + nt) * 2 + (has_m ? 1 : 0)) {
         ES_QTILE(8, 3, 0) ES_QTILE(8, 2, 0) ES_QTILE(8, 1, 0) ES_QTILE(8, 3, 1) ES_QTILE(8, 2, 1)
-        ES_QTILE(8, 1, 1) ES_QTILE(4, 3, 0) ES_QTILE(4, 2, 0) ES_QTILE(4, 1, 0)
+        ES_QTILE(8, 1, 1)
     default: break;
     }
 #undef ES_QTILE
@@ -330,7 +256,7 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
     qdesc q;
     if (!get_desc(type, &q)) return;
     packed_panel panel __attribute__((aligned(32)));
-    const int64_t chunk_k = q.k_type ? QK_K : CHUNK_K;
+    const int64_t chunk_k = CHUNK_K;
     const int64_t n_chunks = (n_in + chunk_k - 1) / chunk_k;
     const int64_t groups_row = n_in / q.gs;
     const int G = q.gs / 4;
@@ -353,32 +279,31 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                     size_t xgs;
                     for (int j = 0; j < nt; j++) {
                         const uint8_t *row = xq + (size_t)(t + j) * x_row;
-                        if (q.k_type) { /* quants of super-block ch, contiguous */
-                            xt[j] = row + (size_t)ch * sizeof(block_q8_K) + offsetof(block_q8_K, qs);
-                        } else {
-                            const size_t bs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
-                            xt[j] = row + (size_t)(ch * (CHUNK_K / 32)) * bs + (q.has_m ? 4 : 2);
-                        }
+                        const size_t bs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
+                        xt[j] = row + (size_t)(ch * (CHUNK_K / 32)) * bs + (q.has_m ? 4 : 2);
                         xit[j] = xi + (t + j) * groups_row + ch * (chunk_k / q.gs);
+                        /* later chunks continue the sums of the earlier ones, so every block is
+                         * one more fma in row order, as in the scalar reference */
                         acc[0][j] = acc[1][j] = _mm256_setzero_ps();
+                        if (ch > 0) {
+                            float prev[PR] = {0};
+                            memcpy(prev, y + (t + j) * n_out + r, (size_t)nr * sizeof(float));
+                            acc[0][j] = _mm256_loadu_ps(prev);
+                            acc[1][j] = _mm256_loadu_ps(prev + 8);
+                        }
                     }
-                    xgs = q.k_type ? (size_t)q.gs : (q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0));
+                    xgs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
                     run_tile(G, nt, q.has_m, &panel, ng, xt, xgs, xit, acc);
                     for (int j = 0; j < nt; j++) {
                         float *yr = y + (t + j) * n_out + r;
-                        __m256 v0 = acc[0][j], v1 = acc[1][j];
                         if (nr == PR) {
-                            if (ch > 0) {
-                                v0 = _mm256_add_ps(_mm256_loadu_ps(yr), v0);
-                                v1 = _mm256_add_ps(_mm256_loadu_ps(yr + 8), v1);
-                            }
-                            _mm256_storeu_ps(yr, v0);
-                            _mm256_storeu_ps(yr + 8, v1);
+                            _mm256_storeu_ps(yr, acc[0][j]);
+                            _mm256_storeu_ps(yr + 8, acc[1][j]);
                         } else {
                             float out[PR];
-                            _mm256_storeu_ps(out, v0);
-                            _mm256_storeu_ps(out + 8, v1);
-                            for (int i = 0; i < nr; i++) yr[i] = ch == 0 ? out[i] : yr[i] + out[i];
+                            _mm256_storeu_ps(out, acc[0][j]);
+                            _mm256_storeu_ps(out + 8, acc[1][j]);
+                            memcpy(yr, out, (size_t)nr * sizeof(float));
                         }
                     }
                 }

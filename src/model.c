@@ -273,17 +273,16 @@ static es_status bind_layer(es_model *m, int il) {
     return ES_OK;
 }
 
-/* inv_freq[i] = pos_scale * base^(-2i/n_rot) / factor[i], in double. */
-static es_status rope_table(const es_config *c, double base, double pos_scale, const float *factors,
-                            double **out) {
-    int n = c->n_rot / 2;
-    double *f = es_calloc((size_t)(n ? n : 1), sizeof *f);
-    if (!f) return ES_ERR_NOMEM;
-    for (int i = 0; i < n; i++) {
-        f[i] = pos_scale * pow(base, -2.0 * i / c->n_rot);
-        if (factors) f[i] /= factors[i];
-    }
-    *out = f;
+/* The RoPE parameters of one set of layers; factors must be finite and positive. */
+static es_status rope_freqs(const es_config *c, float base, float pos_scale, const float *factors, const char *what,
+                            es_rope_freqs *out) {
+    for (int i = 0; factors && i < c->n_rot / 2; i++)
+        if (!(factors[i] > 0.0f) || !isfinite(factors[i]))
+            return es_error(ES_ERR_FORMAT, "model: %s[%d] = %g is not a positive finite RoPE factor", what, i,
+                            (double)factors[i]);
+    out->theta_scale = c->n_rot > 0 ? powf(base, -2.0f / (float)c->n_rot) : 1.0f;
+    out->pos_scale = pos_scale;
+    out->factors = factors;
     return ES_OK;
 }
 
@@ -317,11 +316,13 @@ static es_status bind_weights(es_model *m) {
     }
     if (freqs && fshort)
         return es_error(ES_ERR_FORMAT, "model: both rope_freqs and rope_factors_short are present");
-    if ((st = rope_table(c, c->rope_base, c->rope_pos_scale, freqs ? freqs : fshort, &w->rope_inv_freq)))
+    if ((st = rope_freqs(c, c->rope_base, c->rope_pos_scale, freqs ? freqs : fshort,
+                         freqs ? "rope_freqs" : "rope_factors_short", &w->rope)))
         return st;
-    if (flong && (st = rope_table(c, c->rope_base, c->rope_pos_scale, flong, &w->rope_inv_freq_long)))
+    w->has_rope_long = flong != NULL;
+    if (flong && (st = rope_freqs(c, c->rope_base, c->rope_pos_scale, flong, "rope_factors_long", &w->rope_long)))
         return st;
-    if ((st = rope_table(c, c->rope_base_swa, 1.0, NULL, &w->rope_inv_freq_swa))) return st;
+    if ((st = rope_freqs(c, c->rope_base_swa, 1.0f, NULL, "rope (sliding window)", &w->rope_swa))) return st;
 
     w->layers = es_calloc((size_t)c->n_layer, sizeof *w->layers);
     if (!w->layers) return ES_ERR_NOMEM;
@@ -443,9 +444,6 @@ void es_model_free(es_model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     if (m->w.layers) free(m->w.layers);
-    free(m->w.rope_inv_freq);
-    free(m->w.rope_inv_freq_long);
-    free(m->w.rope_inv_freq_swa);
     free(m->arch_name);
     free(m->name);
     free(m->chat_template);

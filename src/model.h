@@ -78,16 +78,24 @@ typedef struct es_layer_weights {
     bool swa;                    /* this layer uses the sliding window and rope_base_swa */
 } es_layer_weights;
 
+/* RoPE angles, computed as llama.cpp's CPU backend does (so that quantized models give its
+ * logits bit for bit): for position p, theta_0 = p and theta_{i+1} = theta_i · theta_scale
+ * in float, angle_i = pos_scale · (theta_i / factors[i]), cos/sin in float. */
+typedef struct es_rope_freqs {
+    float theta_scale;    /* base^(−2/n_rot) */
+    float pos_scale;      /* linear position scaling (1 = none) */
+    const float *factors; /* [n_rot/2] frequency divisors (finite, > 0; in the mapped file) or NULL */
+} es_rope_freqs;
+
 typedef struct es_weights {
     es_matrix token_embd;     /* [n_vocab][n_embd] */
     const float *output_norm; /* [n_embd] */
     es_matrix output;         /* [n_vocab][n_embd] (== token_embd when tied) */
     bool tied;                /* output is token_embd */
-    double *rope_inv_freq;      /* [n_rot/2] global layers: pos_scale * base^(-2i/n_rot) / factor_i
-                                   (factor_i from rope_freqs or rope_factors_short; owned) */
-    double *rope_inv_freq_long; /* [n_rot/2] with rope_factors_long (LongRoPE, used when a context's
-                                   n_ctx > n_ctx_orig), or NULL (owned) */
-    double *rope_inv_freq_swa;  /* [n_rot/2] sliding-window layers: rope_base_swa, no scaling (owned) */
+    es_rope_freqs rope;       /* global layers (factors from rope_freqs or rope_factors_short) */
+    es_rope_freqs rope_long;  /* LongRoPE: rope_factors_long, used when a context's n_ctx > n_ctx_orig */
+    bool has_rope_long;
+    es_rope_freqs rope_swa;   /* sliding-window layers: rope_base_swa, no scaling */
     es_layer_weights *layers; /* [n_layer] (owned) */
 } es_weights;
 

@@ -128,7 +128,7 @@ void es_ref_vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
             sumi += ((a[i].qs[j] & 0x0f) - 8) * b[i].qs[j];
             sumi += ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + ES_QK / 2];
         }
-        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d));
+        sum = fmaf((float)sumi, es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d), sum);
     }
     *s = sum;
 }
@@ -240,7 +240,7 @@ void es_ref_vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y) {
             q5_pair(a[i].qs, qh, j, &q0, &q1);
             sumi += (q0 - 16) * b[i].qs[j] + (q1 - 16) * b[i].qs[j + ES_QK / 2];
         }
-        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d));
+        sum = fmaf((float)sumi, es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d), sum);
     }
     *s = sum;
 }
@@ -310,15 +310,21 @@ void es_ref_to_float_q8_0(const void *x, float *y, int64_t n) {
     }
 }
 
-/* Scale d = amax / 127 and the rounded quants of one block; returns the sum of quants. */
+/* Scale d = amax / 127 and the rounded quants of one block; returns the sum of quants.
+ * q = round-half-even(x * (127 / amax)): the multiplier and the rounding of llama.cpp's x86
+ * activation quantizer (its portable reference uses 1/d and rounds halves away from zero), so that
+ * quantized dot products see the same activations as llama.cpp on the machines our users run. */
 static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
     float amax = 0.0f;
     for (int j = 0; j < ES_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     for (int j = 0; j < ES_QK; j++) {
-        qs[j] = (int8_t)clamp_int((int)roundf(x[j] * id), -127, 127);
+        const float v = x[j] * id;
+        /* NaN and out-of-range values saturate instead of invoking undefined conversions */
+        const float r = v >= 127.0f ? 127.0f : (v > -127.0f ? nearbyintf(v) : -127.0f);
+        qs[j] = (int8_t)r;
         sum += qs[j];
     }
     *d_out = d;
@@ -337,13 +343,16 @@ void es_ref_from_float_q8_0(const float *x, void *y, int64_t n) {
 void es_ref_vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
     const es_block_q8_0 *a = x;
     const es_block_q8_0 *b = y;
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / ES_QK; i++) {
-        int sumi = 0;
-        for (int j = 0; j < ES_QK; j++) sumi += a[i].qs[j] * b[i].qs[j];
-        sum += (float)sumi * (es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d));
+        const float d = es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d);
+        for (int l = 0; l < 8; l++) {
+            int sumi = 0;
+            for (int j = 4 * l; j < 4 * l + 4; j++) sumi += a[i].qs[j] * b[i].qs[j];
+            acc[l] = fmaf(d, (float)sumi, acc[l]);
+        }
     }
-    *s = sum;
+    *s = es_hsum8(acc);
 }
 
 /* ---- Q8_1: Q8_0 plus s = d * sum(q) (activations for Q4_1 / Q5_1) ---- */

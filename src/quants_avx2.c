@@ -7,6 +7,7 @@
 #include "simd_avx2.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* ---- F32 ---- */
@@ -125,23 +126,21 @@ static inline __m256i load_i8x32(const int8_t *p) { return _mm256_loadu_si256((c
 static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
     const es_block_q8_0 *x = xv;
     const es_block_q8_0 *y = yv;
-    const int64_t nb = n / ES_QK;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
-        const __m256 d1 = _mm256_set1_ps(fp16_scalar(x[i + 1].d) * fp16_scalar(y[i + 1].d));
-        const __m256i p0 = dot_i8_pairs(load_i8x32(x[i].qs), load_i8x32(y[i].qs));
-        const __m256i p1 = dot_i8_pairs(load_i8x32(x[i + 1].qs), load_i8x32(y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
+    __m256 acc = _mm256_setzero_ps(); /* the order of es_ref_vec_dot_q8_0 (kernels.h) */
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        const __m256i p = dot_i8_pairs(load_i8x32(x[i].qs), load_i8x32(y[i].qs));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
     }
-    for (; i < nb; i++) {
-        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
-        const __m256i p0 = dot_i8_pairs(load_i8x32(x[i].qs), load_i8x32(y[i].qs));
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
-    }
-    *s = es_hsum_ps(_mm256_add_ps(acc0, acc1));
+    *s = es_hsum_ps(acc);
+}
+
+/* Sum of the 8 int32 lanes. */
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
 }
 
 /* ---- Q4_0 · Q8_0 ---- */
@@ -149,24 +148,14 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
 static void vec_dot_q4_0(int64_t n, float *s, const void *xv, const void *yv) {
     const es_block_q4_0 *x = xv;
     const es_block_q8_0 *y = yv;
-    const int64_t nb = n / ES_QK;
     const __m256i eight = _mm256_set1_epi8(8);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
-        const __m256 d1 = _mm256_set1_ps(fp16_scalar(x[i + 1].d) * fp16_scalar(y[i + 1].d));
-        const __m256i q0 = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
-        const __m256i q1 = _mm256_sub_epi8(es_unpack_nibbles(x[i + 1].qs), eight);
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_pairs(q0, load_i8x32(y[i].qs))), acc0);
-        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_pairs(q1, load_i8x32(y[i + 1].qs))), acc1);
+    float acc = 0.0f; /* the order of es_ref_vec_dot_q4_0 (kernels.h) */
+    for (int64_t i = 0; i < n / ES_QK; i++) {
+        const __m256i q = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
+        const int32_t isum = hsum_epi32(dot_i8_pairs(q, load_i8x32(y[i].qs)));
+        acc = fmaf((float)isum, fp16_scalar(x[i].d) * fp16_scalar(y[i].d), acc);
     }
-    for (; i < nb; i++) {
-        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
-        const __m256i q0 = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
-        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_pairs(q0, load_i8x32(y[i].qs))), acc0);
-    }
-    *s = es_hsum_ps(_mm256_add_ps(acc0, acc1));
+    *s = acc;
 }
 
 /* ---- Q4_1 · Q8_1 ---- */
@@ -191,17 +180,16 @@ static void vec_dot_q4_1(int64_t n, float *s, const void *xv, const void *yv) {
 static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
     const es_block_q5_0 *x = xv;
     const es_block_q8_0 *y = yv;
-    const int64_t nb = n / ES_QK;
     const __m256i high = _mm256_set1_epi8((char)0xf0);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+    float acc = 0.0f; /* the order of es_ref_vec_dot_q5_0 (kernels.h) */
+    for (int64_t i = 0; i < n / ES_QK; i++) {
         /* q - 16 as int8: the low nibble, with 0xf0 or-ed in where the 5th bit is clear */
         const __m256i hb = _mm256_andnot_si256(es_expand_bits(x[i].qh), high);
         const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_pairs(q, load_i8x32(y[i].qs))), acc);
+        const int32_t isum = hsum_epi32(dot_i8_pairs(q, load_i8x32(y[i].qs)));
+        acc = fmaf((float)isum, fp16_scalar(x[i].d) * fp16_scalar(y[i].d), acc);
     }
-    *s = es_hsum_ps(acc);
+    *s = acc;
 }
 
 /* ---- Q5_1 · Q8_1 ---- */
@@ -225,17 +213,16 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
 
 /* ---- Q8_0 / Q8_1 quantization of activations ---- */
 
-/* roundf (halfway cases away from zero) of 8 lanes, as int32. */
-static inline __m256i round_away_epi32(__m256 v) {
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_sub_ps(v, t); /* exact */
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256 up = _mm256_cmp_ps(_mm256_and_ps(frac, absmask), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_andnot_ps(absmask, v)); /* copysign(1, v) */
-    return _mm256_cvtps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+/* Round-half-even of 8 lanes, saturated to [-127, 127] (NaN → -127, as the scalar version), as int32. */
+static inline __m256i round_even_epi32(__m256 v) {
+    const __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    /* max(lo, r) returns lo for NaN r (second operand) */
+    return _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(r, lo)));
 }
 
-/* Quantizes one block of 32 floats to int8 (d = amax / 127, as the reference does);
+/* Quantizes one block of 32 floats to int8 (d = amax / 127, q = round-half-even(x·127/amax), as
+ * the scalar version does);
  * returns d and the sum of the quants. */
 static inline float quantize_block_q8(const float *x, int8_t *qs, int *sum) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -248,9 +235,9 @@ static inline float quantize_block_q8(const float *x, int8_t *qs, int *sum) {
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const float amax = _mm_cvtss_f32(m4);
     const float d = amax / 127.0f;
-    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    __m256i i0 = round_away_epi32(_mm256_mul_ps(v0, id)), i1 = round_away_epi32(_mm256_mul_ps(v1, id));
-    __m256i i2 = round_away_epi32(_mm256_mul_ps(v2, id)), i3 = round_away_epi32(_mm256_mul_ps(v3, id));
+    const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    __m256i i0 = round_even_epi32(_mm256_mul_ps(v0, id)), i1 = round_even_epi32(_mm256_mul_ps(v1, id));
+    __m256i i2 = round_even_epi32(_mm256_mul_ps(v2, id)), i3 = round_even_epi32(_mm256_mul_ps(v3, id));
     /* sum before packing */
     __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));

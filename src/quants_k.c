@@ -493,57 +493,72 @@ void es_q3_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
+/* lane[l] += scale · Σ q·y over elements e0+4l .. e0+4l+3, for the lanes [l0, l0+nl). */
+static inline void lanes_add(int32_t lane[8], const uint8_t *q, const int8_t *y, int e0, int l0, int nl,
+                             int scale) {
+    for (int l = l0; l < l0 + nl; l++) lane[l] += scale * idot(q, y, e0 + 4 * l, 4);
+}
+
 void es_q4_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q4_K *x = vx;
     const block_q8_K *y = vy;
     uint8_t q[QK_K], sc[8], m[8];
-    float sum = 0;
+    float acc = 0, accm = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         q4k_unpack(&x[i], q);
         es_k4_unpack_scales(x[i].scales, sc, m);
-        int32_t isum = 0, msum = 0;
-        for (int j = 0; j < 8; j++) {
-            isum += sc[j] * idot(q, y[i].qs, 32 * j, 32);
-            msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        const float dd = fp16(x[i].d) * y[i].d, dm = fp16(x[i].dmin) * y[i].d;
+        const int16_t *bs = y[i].bsums;
+        for (int p = 0; p < 4; p++) { /* pairs of 32-element sub-blocks */
+            const int32_t isum = sc[2 * p] * idot(q, y[i].qs, 64 * p, 32) +
+                                 sc[2 * p + 1] * idot(q, y[i].qs, 64 * p + 32, 32);
+            const int32_t msum = m[2 * p] * (bs[4 * p] + bs[4 * p + 1]) + m[2 * p + 1] * (bs[4 * p + 2] + bs[4 * p + 3]);
+            acc = fmaf((float)isum, dd, acc);
+            accm = fmaf((float)msum, dm, accm);
         }
-        const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
-        sum += dall * (float)isum - dmin * (float)msum;
     }
-    *s = sum;
+    *s = acc - accm;
 }
 
 void es_q5_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
     uint8_t q[QK_K], sc[8], m[8];
-    float sum = 0;
+    float acc[8] = {0}, summs = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         q5k_unpack(&x[i], q);
         es_k4_unpack_scales(x[i].scales, sc, m);
-        int32_t isum = 0, msum = 0;
+        const float d = y[i].d * fp16(x[i].d), dmin = -y[i].d * fp16(x[i].dmin);
+        int32_t lane[8] = {0}, msum = 0;
         for (int j = 0; j < 8; j++) {
-            isum += sc[j] * idot(q, y[i].qs, 32 * j, 32);
+            lanes_add(lane, q, y[i].qs, 32 * j, 0, 8, sc[j]);
             msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         }
-        const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
-        sum += dall * (float)isum - dmin * (float)msum;
+        summs = fmaf(dmin, (float)msum, summs);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
-    *s = sum;
+    *s = es_hsum8(acc) + summs;
 }
 
 void es_q6_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q6_K *x = vx;
     const block_q8_K *y = vy;
     uint8_t q[QK_K];
-    float sum = 0;
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / QK_K; i++) {
         q6k_unpack(&x[i], q);
-        int32_t isum = 0;
-        for (int j = 0; j < 16; j++) /* levels are q − 32 */
-            isum += x[i].scales[j] * (idot(q, y[i].qs, 16 * j, 16) - 32 * y[i].bsums[j]);
-        sum += fp16(x[i].d) * y[i].d * (float)isum;
+        const int8_t *sc = x[i].scales;
+        int32_t lane[8] = {0};
+        for (int j = 0; j < 8; j++) { /* 32 elements: lanes 0-3 use scale 2j, lanes 4-7 scale 2j+1 */
+            lanes_add(lane, q, y[i].qs, 32 * j, 0, 4, sc[2 * j]);
+            lanes_add(lane, q, y[i].qs, 32 * j, 4, 4, sc[2 * j + 1]);
+        }
+        for (int l = 0; l < 8; l++) /* levels are q − 32 */
+            lane[l] -= 32 * (sc[2 * l] * y[i].bsums[2 * l] + sc[2 * l + 1] * y[i].bsums[2 * l + 1]);
+        const float d = y[i].d * fp16(x[i].d);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
-    *s = sum;
+    *s = es_hsum8(acc);
 }
 
 /* ------------------------------------------------------------------------- */

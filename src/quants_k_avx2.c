@@ -12,8 +12,10 @@
  * scalar reference, so both give the same result.
  */
 #include "quants_k.h"
+#include "simd_avx2.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 static inline float fp16(uint16_t h) {
@@ -127,8 +129,9 @@ void es_q3_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
 }
 
 /* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7), and the
- * weighted sum of the mins: Σ_j m[j]·(bsums[2j] + bsums[2j+1]). */
-static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, int32_t *msum) {
+ * weighted sum of the mins: Σ_j m[j]·(bsums[2j] + bsums[2j+1]); mlane (if not NULL) gets
+ * its 8 terms. */
+static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, int32_t *msum, int32_t *mlane) {
     uint32_t w[3];
     memcpy(w, q, 12);
     const uint32_t s0 = w[0] & 0x3f3f3f3fu, m0 = w[1] & 0x3f3f3f3fu;
@@ -137,7 +140,9 @@ static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, int32_t 
     const __m128i mins = _mm_set_epi32(0, 0, (int)m1, (int)m0);
     /* each min twice (int16), against the 16 bsums */
     const __m256i mins2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
-    *msum = hsum_i32(weighted_bsums(mins2, bsums));
+    const __m256i terms = weighted_bsums(mins2, bsums);
+    if (mlane) _mm256_storeu_si256((__m256i *)mlane, terms);
+    *msum = hsum_i32(terms);
     const __m128i sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)s1, (int)s0));
     return _mm256_broadcastsi128_si256(sc);
 }
@@ -150,36 +155,42 @@ void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q4_K *x = vx;
     const block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float sum = 0;
+    float acc = 0, accm = 0; /* the order of es_q4_K_vec_dot (kernels.h) */
     for (int64_t i = 0; i < n / QK_K; i++) {
-        int32_t msum;
-        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum);
+        int32_t msum, mlane[8];
+        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum, mlane);
         const int8_t *q8 = y[i].qs;
-        __m256i acc = _mm256_setzero_si256();
+        const float dd = fp16(x[i].d) * y[i].d, dm = fp16(x[i].dmin) * y[i].d;
+        __m256i p[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) { /* 64 elements: low nibbles, then high nibbles */
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             const __m256i lo = _mm256_and_si256(qv, m4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
-            acc = _mm256_add_epi32(acc, dot32_scaled(lo, q8 + 64 * j, K4_SCALE(sc, 2 * j)));
-            acc =
-                _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
+            p[j] = _mm256_add_epi32(dot32_scaled(lo, q8 + 64 * j, K4_SCALE(sc, 2 * j)),
+                                    dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
         }
-        const int32_t isum = hsum_i32(acc);
-        const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
-        sum += dall * (float)isum - dmin * (float)msum;
+        /* the four lane sums at once (integer: any order is exact) */
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+        int32_t isum[4];
+        _mm_storeu_si128((__m128i *)isum, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+        for (int j = 0; j < 4; j++) {
+            acc = fmaf((float)isum[j], dd, acc);
+            accm = fmaf((float)(mlane[2 * j] + mlane[2 * j + 1]), dm, accm);
+        }
     }
-    *s = sum;
+    *s = acc - accm;
 }
 
 void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float sum = 0;
+    __m256 accf = _mm256_setzero_ps();
+    float summs = 0; /* the order of es_q5_K_vec_dot (kernels.h) */
     for (int64_t i = 0; i < n / QK_K; i++) {
         int32_t msum;
-        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum);
+        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum, NULL);
         const int8_t *q8 = y[i].qs;
         const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i acc = _mm256_setzero_si256();
@@ -193,11 +204,11 @@ void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
             acc =
                 _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
         }
-        const int32_t isum = hsum_i32(acc);
-        const float dall = fp16(x[i].d) * y[i].d, dmin = fp16(x[i].dmin) * y[i].d;
-        sum += dall * (float)isum - dmin * (float)msum;
+        const float d = y[i].d * fp16(x[i].d), dmin = -y[i].d * fp16(x[i].dmin);
+        summs = fmaf(dmin, (float)msum, summs);
+        accf = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc), accf);
     }
-    *s = sum;
+    *s = es_hsum_ps(accf) + summs;
 }
 
 void es_q6_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
@@ -205,7 +216,7 @@ void es_q6_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(0x30);
-    float sum = 0;
+    __m256 accf = _mm256_setzero_ps(); /* the order of es_q6_K_vec_dot (kernels.h) */
     for (int64_t i = 0; i < n / QK_K; i++) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         const int8_t *q8 = y[i].qs;
@@ -231,9 +242,9 @@ void es_q6_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
         }
         /* levels are q − 32: subtract 32·Σ sc·bsums */
         acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(weighted_bsums(sc16, y[i].bsums), 5));
-        sum += fp16(x[i].d) * y[i].d * (float)hsum_i32(acc);
+        accf = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(acc), accf);
     }
-    *s = sum;
+    *s = es_hsum_ps(accf);
 }
 
 /* ---- dequantizers ---- */

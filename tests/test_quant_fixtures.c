@@ -14,13 +14,12 @@
  * moves them 0.6-4.4 from the float64 reference). Limits: max 0.5, mean 0.07,
  * argmax on at least n-5 of the n tokens (ES_KV_F32).
  * Each file also runs with ES_KV_F16, which computes attention as llama.cpp's CPU flash
- * attention does (f16 K/V/Q, value sums kept in f16): measured max 0.11-0.23, mean
- * 0.015-0.028 (0.007-0.025 through the vec_dot kernels instead of the AVX-VNNI ones),
- * argmax 37-40/40. The rest comes from other llama.cpp roundings we do not copy (its
- * x86 Q8_0/Q8_1 activation quantizer uses id = 127/amax and ties-to-even, RoPE angles
- * in f32, the float order of its repacked and AVX2 dot kernels); with some of those
- * emulated, single files match llama.cpp exactly, so the f16 attention itself is right.
- * Limits for ES_KV_F16: max 0.5, mean 0.04, argmax n-5.
+ * attention does (f16 K/V/Q, value sums kept in f16). Together with llama.cpp's x86
+ * activation quantizer (127/amax, ties to even), its RoPE angles and RMSNorm roundings and
+ * the summation order of its AVX2 dot kernels (kernels.h), the logits are then llama.cpp's
+ * bit for bit on every file except Q8_0 on CPUs with AVX-VNNI, whose prompt tile sums in
+ * another order (measured there: max 0.12 / 0.09). Limits for ES_KV_F16: max 0.15 (the
+ * bound issue 3 asks for), mean 0.02, argmax on at least n-1 tokens.
  * Also: the demo model (f16 and q8_0) runs and its two files agree on the argmax.
  */
 #include "emosteer.h"
@@ -34,8 +33,10 @@
 
 #define TOL_MAX 0.5
 #define TOL_MEAN 0.07
-#define TOL_MEAN_KV_F16 0.04 /* with llama.cpp's attention arithmetic */
+#define TOL_MAX_KV_F16 0.15  /* with llama.cpp's attention arithmetic */
+#define TOL_MEAN_KV_F16 0.02
 #define MAX_ARGMAX_MISSES 5 /* argmax may differ on this many tokens */
+#define MAX_ARGMAX_MISSES_KV_F16 1
 
 static void test_quant(const char *arch, const char *qtype, int kv_type) {
     char dir[1024], mpath[1200], rpath[1200];
@@ -86,14 +87,16 @@ static void test_quant(const char *arch, const char *qtype, int kv_type) {
         agree += a == b;
     }
     const double mean = sum / ((double)n * nv);
-    const double tol_mean = kv_type == ES_KV_F16 ? TOL_MEAN_KV_F16 : TOL_MEAN;
-    CHECK(d <= TOL_MAX, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
-          where % nv, TOL_MAX);
+    const bool f16 = kv_type == ES_KV_F16;
+    const double tol_mean = f16 ? TOL_MEAN_KV_F16 : TOL_MEAN, tol_max = f16 ? TOL_MAX_KV_F16 : TOL_MAX;
+    const int misses = f16 ? MAX_ARGMAX_MISSES_KV_F16 : MAX_ARGMAX_MISSES;
+    CHECK(d <= tol_max, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
+          where % nv, tol_max);
     CHECK(mean <= tol_mean, "%s.%s: logits mean abs diff %.4f > %g", arch, qtype, mean, tol_mean);
-    CHECK(agree >= n - MAX_ARGMAX_MISSES, "%s.%s: argmax agrees on only %d of %d tokens", arch, qtype, agree, n);
+    CHECK(agree >= n - misses, "%s.%s: argmax agrees on only %d of %d tokens", arch, qtype, agree, n);
     printf("%-6s %-7s kv %s logits vs llama.cpp: max %.4f (token %zu, vocab %zu), mean %.4f, argmax %d/%d %s\n", arch,
            qtype, kv_type == ES_KV_F16 ? "f16" : "f32", d, where / nv, where % nv, mean, agree, n,
-           d <= TOL_MAX && mean <= tol_mean && agree >= n - MAX_ARGMAX_MISSES ? "ok" : "FAIL");
+           d <= tol_max && mean <= tol_mean && agree >= n - misses ? "ok" : "FAIL");
 done:
     free(got);
     free(want);
