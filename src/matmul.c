@@ -35,8 +35,16 @@ static size_t act_row_bytes(const es_type_traits *t, int64_t n_in) {
 size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     const es_type_traits *t = es_type_get(type);
     if (!t || n_in < 0 || n_tok < 0) return 0;
-    if (t->vec_dot_type == ES_TYPE_F32) return 0;
     size_t total, info = 0;
+    if (t->vec_dot_type == ES_TYPE_F32) {
+#ifndef ES_NO_SIMD
+        /* transposed activation tiles of the AVX-512 broadcast path: ceil(n_tok/32)·32 × n_in floats */
+        if (!es_mul_size((size_t)((n_tok + 31) / 32) * 32, (size_t)n_in * sizeof(float), &total)) return SIZE_MAX;
+        return total;
+#else
+        return 0;
+#endif
+    }
     if (!es_mul_size(act_row_bytes(t, n_in), (size_t)n_tok, &total)) return SIZE_MAX;
 #ifndef ES_NO_SIMD
     /* es_xinfo per token and block for the packed integer path */
@@ -64,6 +72,7 @@ typedef struct {
     void *xinfo;       /* es_xinfo [n_tok][n_in / group_size] (packed path) */
     int group_size;    /* packed path: weights per scale group */
     int64_t n_tok;
+    float *xt;         /* AVX-512 broadcast path: x transposed, [ceil(n_tok/32)][n_in][32], or NULL */
     float *y;          /* [n_tok][n_out] */
     int64_t chunk;     /* output rows per chunk */
     atomic_llong next; /* first row of the next free chunk */
@@ -82,6 +91,21 @@ static void convert_task(void *p, int ith, int nth) {
 #endif
     }
 }
+
+#ifndef ES_NO_SIMD
+/* Transposes the activations for the AVX-512 broadcast path, groups of 16 tokens split over threads. */
+static void pack_xt_task(void *p, int ith, int nth) {
+    mm_task *t = p;
+    const int64_t n_groups = (t->n_tok + 15) / 16;
+    const int64_t per = (n_groups + nth - 1) / nth, g0 = ES_MIN(n_groups, per * ith);
+    es_avx512_pack_xt(t->x, t->n_in, t->n_tok, t->xt, g0, ES_MIN(n_groups, g0 + per));
+    /* a 32-token tile whose second half has no tokens gets zeros there */
+    if (n_groups % 2 && g0 < n_groups && ES_MIN(n_groups, g0 + per) == n_groups) {
+        float *dst = t->xt + (size_t)(n_groups / 2) * (size_t)t->n_in * 32 + 16;
+        for (int64_t k = 0; k < t->n_in; k++) memset(dst + (size_t)k * 32, 0, 16 * sizeof(float));
+    }
+}
+#endif
 
 static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
     const es_vec_dot_fn dot = t->tt->vec_dot;
@@ -103,8 +127,11 @@ static void rows_task(void *p, int ith, int nth) {
         switch (t->path) {
 #ifndef ES_NO_SIMD
         case PATH_TILED_F32:
-            (es_avx512_supported() ? es_avx512_matmul_f32act : es_avx2_matmul_f32act)(
-                t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
+            if (t->xt)
+                es_avx512_matmul_xt(t->type, t->W, t->w_row, t->n_in, t->xt, t->n_tok, t->y, t->n_out, r0, r1);
+            else
+                (es_avx512_supported() ? es_avx512_matmul_f32act : es_avx2_matmul_f32act)(
+                    t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
             break;
         case PATH_PACKED_Q:
             es_vnni_matmul_rows(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo, t->n_tok, t->y,
@@ -155,6 +182,12 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
     if (tt->vec_dot_type == ES_TYPE_F32) {
         t.xq = (const uint8_t *)x;
         t.x_row = (size_t)n_in * sizeof(float);
+#ifndef ES_NO_SIMD
+        if (t.path == PATH_TILED_F32 && n_tok >= ES_XT_MIN_TOK && es_avx512_supported()) {
+            t.xt = wsp;
+            es_threadpool_run(tp, pack_xt_task, &t);
+        }
+#endif
     } else {
         t.xq = wsp;
         t.x_row = act_row_bytes(tt, n_in);

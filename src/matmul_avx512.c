@@ -149,6 +149,129 @@ ES_AVX512 void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row,
     }
 }
 
+/* ---- broadcast form for n_tok >= ES_XT_MIN_TOK: tokens across the lanes ----------------
+ *
+ * The activations are first transposed into tiles of 32 tokens, xt[tile][k][32] (missing
+ * tokens zero). A microkernel keeps XR weight rows × 32 tokens in 24 accumulators whose
+ * lanes are tokens; each k costs 2 loads of xt and 24 FMAs that broadcast w[r][k] from
+ * memory, and no horizontal sums. Weights are converted to f32 once per block of XKC k;
+ * between blocks the sums go through y and come back, so every output is one fma per k in
+ * k order whatever the batch (tokens never mix: they are lanes). */
+
+#define XR 12   /* weight rows per microkernel */
+#define XKC 1024 /* k per converted weight block (48 KB for XR rows) */
+#define XTB 4     /* 32-token tiles per pass over the rows (their xt block: 512 KB of L2) */
+
+/* Transposes 16 vectors of 16 floats in place (r[i][j] <-> r[j][i]). */
+ES_AVX512 static ES_ALWAYS_INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* r[4i+m], 128-bit lane j: column 4j+m of source rows 4i..4i+3 */
+    for (int m = 0; m < 4; m++) {
+        t[m] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x88);
+        t[m + 4] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xdd);
+        t[m + 8] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x88);
+        t[m + 12] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
+    }
+    for (int m = 0; m < 4; m++) {
+        r[m] = _mm512_shuffle_f32x4(t[m], t[m + 8], 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(t[m], t[m + 8], 0xdd);
+        r[4 + m] = _mm512_shuffle_f32x4(t[m + 4], t[m + 12], 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(t[m + 4], t[m + 12], 0xdd);
+    }
+}
+
+ES_AVX512 void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1) {
+    /* groups of 16 tokens [g0, g1): tile g/2, lanes 16·(g%2) .. */
+    for (int64_t g = g0; g < g1; g++) {
+        float *dst = xt + (size_t)(g / 2) * (size_t)n_in * 32 + (size_t)(g % 2) * 16;
+        const int64_t t0 = g * 16, nt = n_tok - t0 < 16 ? n_tok - t0 : 16;
+        int64_t k = 0;
+        for (; k + 16 <= n_in; k += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = i < nt ? _mm512_loadu_ps(x + (t0 + i) * n_in + k) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int c = 0; c < 16; c++) _mm512_storeu_ps(dst + (size_t)(k + c) * 32, r[c]);
+        }
+        for (; k < n_in; k++)
+            for (int i = 0; i < 16; i++) dst[(size_t)k * 32 + i] = i < nt ? x[(t0 + i) * n_in + k] : 0.0f;
+    }
+}
+
+ES_AVX512 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                                   const float *xt, int64_t n_tok, float *y, int64_t n_out,
+                                   int64_t r0, int64_t r1) {
+    float buf[XR][XKC] __attribute__((aligned(64)));
+    const int64_t n_tiles = (n_tok + 31) / 32;
+    for (int64_t tb = 0; tb < n_tiles; tb += XTB) {
+        for (int64_t r = r0; r < r1; r += XR) {
+            const int nr = (int)(r1 - r < XR ? r1 - r : XR);
+            for (int64_t k0 = 0; k0 < n_in; k0 += XKC) {
+                const int64_t kc = n_in - k0 < XKC ? n_in - k0 : XKC;
+                const float *w[XR];
+                for (int i = 0; i < XR; i++) {
+                    if (i >= nr) { /* missing rows: zero weights (results dropped) */
+                        memset(buf[i], 0, (size_t)kc * sizeof(float));
+                        w[i] = buf[i];
+                    } else if (type == ES_TYPE_F32) {
+                        w[i] = (const float *)(W + (size_t)(r + i) * w_row) + k0;
+                    } else {
+                        convert_row(type, W + (size_t)(r + i) * w_row, k0, kc, buf[i]);
+                        w[i] = buf[i];
+                    }
+                }
+                for (int64_t tile = tb; tile < n_tiles && tile < tb + XTB; tile++) {
+                    const int64_t t0 = tile * 32, nt = n_tok - t0 < 32 ? n_tok - t0 : 32;
+                    float out[XR][32] __attribute__((aligned(64)));
+                    __m512 acc[XR][2];
+                    if (k0 == 0) {
+                        for (int i = 0; i < XR; i++)
+                            acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+                    } else { /* continue the sums of the earlier k blocks: one fma per k, in k order
+                              */
+                        memset(out, 0, sizeof out);
+                        for (int64_t j = 0; j < nt; j++)
+                            for (int i = 0; i < nr; i++)
+                                out[i][j] = y[(t0 + j) * n_out + r + i];
+                        for (int i = 0; i < XR; i++) {
+                            acc[i][0] = _mm512_load_ps(out[i]);
+                            acc[i][1] = _mm512_load_ps(out[i] + 16);
+                        }
+                    }
+                    const float *xk = xt + ((size_t)tile * (size_t)n_in + (size_t)k0) * 32;
+                    for (int64_t k = 0; k < kc; k++, xk += 32) {
+                        const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
+#pragma GCC unroll 12
+                        for (int i = 0; i < XR; i++) {
+                            const __m512 wv = _mm512_set1_ps(w[i][k]);
+                            acc[i][0] = _mm512_fmadd_ps(wv, x0, acc[i][0]);
+                            acc[i][1] = _mm512_fmadd_ps(wv, x1, acc[i][1]);
+                        }
+                    }
+                    for (int i = 0; i < XR; i++) {
+                        _mm512_store_ps(out[i], acc[i][0]);
+                        _mm512_store_ps(out[i] + 16, acc[i][1]);
+                    }
+                    for (int64_t j = 0; j < nt; j++)
+                        for (int i = 0; i < nr; i++)
+                            y[(t0 + j) * n_out + r + i] = out[i][j];
+                }
+            }
+        }
+    }
+}
+
 /* ---- es_gemm_nn: 6 rows x 64 columns per tile ---- */
 
 #define GT_V __m512

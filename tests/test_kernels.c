@@ -349,7 +349,7 @@ static void test_matmul(void) {
     CHECK(pools[1] != NULL, "threadpool create: %s", es_last_error());
     static const int64_t shapes[][3] = {
         {1, 32, 1}, {3, 64, 2}, {17, 96, 5}, {64, 128, 1}, {96, 256, 64}, {100, 384, 5}, {257, 160, 13},
-        {40, 1024, 64}, {1030, 64, 3}, {5, 37, 6}, {7, 2053, 9},
+        {40, 1024, 64}, {1030, 64, 3}, {5, 37, 6}, {7, 2053, 9}, {29, 1100, 33}, {12, 2053, 47},
     };
     for (int type = 0; type < ES_TYPE_COUNT; type++) {
         const es_type_traits *t = es_type_get(type);
