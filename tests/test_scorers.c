@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL 1e-5
+/* Hidden states (magnitude ~10) agree to float rounding: batches of >= 16 tokens take the
+ * AVX-512 broadcast tile, smaller ones the dot-product tile, whose sums round differently
+ * (measured up to 1.1e-5). */
+#define TOL 5e-5
 
 /* ---- 1. helpers ---- */
 
