@@ -31,7 +31,8 @@
  * decides the float result is where they are rounded and added. We follow the order of
  * llama.cpp's x86 AVX2 kernels (what users compare us with, and what the quantized
  * fixtures hold), so that the same file gives the same logits bit for bit:
- *   Q4_0, Q5_0 per block: acc = fma(isum, d_w·d_x, acc) (as llama.cpp's repacked Q4_0 gemm);
+ *   Q4_0, Q5_0 per block: acc = fma(isum, d_w·d_x, acc) (as llama.cpp's repacked Q4_0 gemm;
+ *              the prompt tile follows it, the AVX2 decode vec_dot keeps float lanes);
  *   Q8_0·Q8_0  eight lanes, lane l = Σ of elements 4l..4l+3 of each 32-block (int),
  *              acc_l = fma(d_w·d_x, lane_l, acc_l) block after block, then es_hsum8;
  *   Q4_K·Q8_K  per 64 elements: acc = fma(sc·isum pair, d_w·d_x, acc) and

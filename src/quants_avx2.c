@@ -135,27 +135,31 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
     *s = es_hsum_ps(acc);
 }
 
-/* Sum of the 8 int32 lanes. */
-static inline int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* ---- Q4_0 · Q8_0 ---- */
 
+/* Decode path: two float lanes of block sums (faster than the reference's one scalar
+ * chain of fmas, which the prompt tile follows); equal to it up to float rounding. */
 static void vec_dot_q4_0(int64_t n, float *s, const void *xv, const void *yv) {
     const es_block_q4_0 *x = xv;
     const es_block_q8_0 *y = yv;
+    const int64_t nb = n / ES_QK;
     const __m256i eight = _mm256_set1_epi8(8);
-    float acc = 0.0f; /* the order of es_ref_vec_dot_q4_0 (kernels.h) */
-    for (int64_t i = 0; i < n / ES_QK; i++) {
-        const __m256i q = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
-        const int32_t isum = hsum_epi32(dot_i8_pairs(q, load_i8x32(y[i].qs)));
-        acc = fmaf((float)isum, fp16_scalar(x[i].d) * fp16_scalar(y[i].d), acc);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        const __m256 d1 = _mm256_set1_ps(fp16_scalar(x[i + 1].d) * fp16_scalar(y[i + 1].d));
+        const __m256i q0 = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
+        const __m256i q1 = _mm256_sub_epi8(es_unpack_nibbles(x[i + 1].qs), eight);
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_pairs(q0, load_i8x32(y[i].qs))), acc0);
+        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_pairs(q1, load_i8x32(y[i + 1].qs))), acc1);
     }
-    *s = acc;
+    for (; i < nb; i++) {
+        const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
+        const __m256i q0 = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_pairs(q0, load_i8x32(y[i].qs))), acc0);
+    }
+    *s = es_hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 /* ---- Q4_1 · Q8_1 ---- */
@@ -177,19 +181,21 @@ static void vec_dot_q4_1(int64_t n, float *s, const void *xv, const void *yv) {
 
 /* ---- Q5_0 · Q8_0 ---- */
 
+/* Decode path: float lanes of block sums; equal to the reference up to float rounding. */
 static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
     const es_block_q5_0 *x = xv;
     const es_block_q8_0 *y = yv;
+    const int64_t nb = n / ES_QK;
     const __m256i high = _mm256_set1_epi8((char)0xf0);
-    float acc = 0.0f; /* the order of es_ref_vec_dot_q5_0 (kernels.h) */
-    for (int64_t i = 0; i < n / ES_QK; i++) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
         /* q - 16 as int8: the low nibble, with 0xf0 or-ed in where the 5th bit is clear */
         const __m256i hb = _mm256_andnot_si256(es_expand_bits(x[i].qh), high);
         const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
-        const int32_t isum = hsum_epi32(dot_i8_pairs(q, load_i8x32(y[i].qs)));
-        acc = fmaf((float)isum, fp16_scalar(x[i].d) * fp16_scalar(y[i].d), acc);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_pairs(q, load_i8x32(y[i].qs))), acc);
     }
-    *s = acc;
+    *s = es_hsum_ps(acc);
 }
 
 /* ---- Q5_1 · Q8_1 ---- */
