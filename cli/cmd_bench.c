@@ -11,7 +11,7 @@
 
 static void help(void) {
     printf("usage: emosteer bench [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
-           "                      [--kv-type f32|f16]\n\n"
+           "                      [--kv-type f32|f16] [--numerics fast|llamacpp]\n\n"
            "Measures prompt processing (ppN) and generation (tgN) speed like llama-bench.\n\n"
            "  -m MODEL     GGUF model (default: %s)\n"
            "  -p N         prompt tokens, 0 to skip (default 512)\n"
@@ -19,7 +19,9 @@ static void help(void) {
            "  -t THREADS   worker threads (default: all cores, at most 8)\n"
            "  -r REPS      repetitions (default 5)\n"
            "  -o md|csv    output format (default md)\n"
-           "  --kv-type T  KV cache type: f32 (default, exact) or f16 (llama.cpp's)\n",
+           "  --kv-type T  KV cache type: f32 (default, exact) or f16 (llama.cpp's)\n"
+           "  --numerics N fast (default) or llamacpp (quantized sums in llama.cpp's order\n"
+           "               everywhere; slower Q8_0 prompts on VNNI CPUs)\n",
            cli_default_model());
 }
 
@@ -57,6 +59,7 @@ int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL;
     long n_prompt = 512, n_gen = 128, n_threads = 0, reps = 5;
     es_kv_type kv_type = ES_KV_F32;
+    es_numerics numerics = ES_NUMERICS_FAST;
     bool csv = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -86,6 +89,10 @@ int cmd_bench(int argc, char **argv) {
             if (es_kv_type_parse(v, &kv_type) != ES_OK)
                 return cli_usage_error("bench", "--kv-type wants f32 or f16, got '%s'", v);
             i++;
+        } else if (!strcmp(a, "--numerics") && v) {
+            if (es_numerics_parse(v, &numerics) != ES_OK)
+                return cli_usage_error("bench", "--numerics wants fast or llamacpp, got '%s'", v);
+            i++;
         } else if (!strcmp(a, "-o") && v) {
             if (strcmp(v, "md") && strcmp(v, "csv"))
                 return cli_usage_error("bench", "-o wants md or csv, got '%s'", v);
@@ -108,6 +115,7 @@ int cmd_bench(int argc, char **argv) {
     cp.n_batch = n_prompt > 1 ? (int)n_prompt : 1;
     if (n_threads > 0) cp.n_threads = (int)n_threads;
     cp.kv_type = kv_type;
+    cp.numerics = numerics;
     es_context *ctx = NULL;
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         es_model_free(model);

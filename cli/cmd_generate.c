@@ -21,6 +21,8 @@ static void help(void) {
            "  -t, --threads N      worker threads (default: all cores, at most 8)\n"
            "  --kv-type T          KV cache type: f32 (default, exact) or f16 (half the memory,\n"
            "                       attention computed as llama.cpp does)\n"
+           "  --numerics N         fast (default) or llamacpp: quantized sums in llama.cpp's\n"
+           "                       order everywhere (with --kv-type f16: its logits)\n"
            "  --chat               treat the prompt as a user message in the model's chat format\n"
            "  -sys, --system TEXT  system message (implies --chat)\n"
            "  --chat-template NAME chat format: llama3, chatml, qwen3, gemma, phi3, mistral,\n"
@@ -67,6 +69,7 @@ int cmd_generate(int argc, char **argv) {
     const char *tmpl_name = NULL;
     long n_predict = 128, n_ctx = 2048, n_threads = 0;
     es_kv_type kv_type = ES_KV_F32;
+    es_numerics numerics = ES_NUMERICS_FAST;
     bool chat = false, ignore_eos = false, show_prompt = true;
     const char *stops[16];
     size_t n_stops = 0;
@@ -118,6 +121,10 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--kv-type")) {
             if (es_kv_type_parse(v, &kv_type) != ES_OK)
                 return cli_usage_error("generate", "--kv-type wants f32 or f16, got '%s'", v);
+            i++;
+        } else if (!strcmp(a, "--numerics")) {
+            if (es_numerics_parse(v, &numerics) != ES_OK)
+                return cli_usage_error("generate", "--numerics wants fast or llamacpp, got '%s'", v);
             i++;
         } else {
             return cli_usage_error("generate", "unknown option '%s'", a);
@@ -174,6 +181,7 @@ int cmd_generate(int argc, char **argv) {
     cp.n_ctx = (int)n_ctx;
     if (n_threads > 0) cp.n_threads = (int)n_threads;
     cp.kv_type = kv_type;
+    cp.numerics = numerics;
     if (n_toks + 1 > cp.n_batch) cp.n_batch = n_toks + 1;
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         cli_fail("creating the context");

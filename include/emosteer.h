@@ -121,12 +121,25 @@ typedef enum es_kv_type {
     ES_KV_F16 = 1
 } es_kv_type;
 
+/* Summation order of quantized matrix products. Every quantized weight type follows the
+ * order of llama.cpp's x86 AVX2 kernels (src/kernels.h) on every path except one:
+ * ES_NUMERICS_FAST (default) lets Q8_0 prompts on CPUs with AVX-VNNI or AVX-512 VNNI take
+ * a tile that sums in its own order (about 1.7x faster there; logits differ from
+ * llama.cpp's by float rounding, up to 0.12 on the quantized fixtures);
+ * ES_NUMERICS_LLAMACPP keeps llama.cpp's order there too. With ES_KV_F16 as well, the
+ * logits of quantized models are llama.cpp's to the last bit or two (tests/test_quant_fixtures.c). */
+typedef enum es_numerics {
+    ES_NUMERICS_FAST = 0,
+    ES_NUMERICS_LLAMACPP = 1
+} es_numerics;
+
 typedef struct es_context_params {
     int n_ctx;      /* positions held per sequence (default 2048, clamped to n_ctx_train) */
     int n_seq_max;  /* independent sequences (default 1) */
     int n_batch;    /* max tokens in one es_decode call (default 512) */
     int n_threads;  /* worker threads (default: es_cpu_count(), at most 8) */
     int kv_type;    /* es_kv_type of the KV cache (default ES_KV_F32) */
+    int numerics;   /* es_numerics (default ES_NUMERICS_FAST) */
 } es_context_params;
 
 es_context_params es_context_default_params(void);
@@ -134,6 +147,9 @@ es_context_params es_context_default_params(void);
 /* "f32" or "f16"; es_kv_type_parse returns ES_ERR_INVALID_ARG naming a bad value. */
 const char *es_kv_type_name(es_kv_type t);
 es_status es_kv_type_parse(const char *name, es_kv_type *out);
+/* "fast" or "llamacpp"; es_numerics_parse returns ES_ERR_INVALID_ARG naming a bad value. */
+const char *es_numerics_name(es_numerics n);
+es_status es_numerics_parse(const char *name, es_numerics *out);
 
 /* Creates a context over `model`, which must outlive it. *out is owned by the caller. */
 es_status es_context_create(es_model *model, const es_context_params *params, es_context **out);

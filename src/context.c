@@ -17,7 +17,20 @@ es_context_params es_context_default_params(void) {
     p.n_threads = ES_MIN(es_cpu_count(), 8);
     if (p.n_threads < 1) p.n_threads = 1;
     p.kv_type = ES_KV_F32;
+    p.numerics = ES_NUMERICS_FAST;
     return p;
+}
+
+const char *es_numerics_name(es_numerics n) {
+    return n == ES_NUMERICS_FAST ? "fast" : n == ES_NUMERICS_LLAMACPP ? "llamacpp" : "unknown";
+}
+
+es_status es_numerics_parse(const char *name, es_numerics *out) {
+    if (!name || !out) return es_error(ES_ERR_INVALID_ARG, "context: numerics name and out must not be NULL");
+    if (!strcmp(name, "fast")) *out = ES_NUMERICS_FAST;
+    else if (!strcmp(name, "llamacpp")) *out = ES_NUMERICS_LLAMACPP;
+    else return es_error(ES_ERR_INVALID_ARG, "context: unknown numerics '%s' (expected fast or llamacpp)", name);
+    return ES_OK;
 }
 
 const char *es_kv_type_name(es_kv_type t) {
@@ -141,6 +154,9 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
     if (p.kv_type != ES_KV_F32 && p.kv_type != ES_KV_F16)
         return es_error(ES_ERR_INVALID_ARG, "context: kv_type %d must be ES_KV_F32 (0) or ES_KV_F16 (1)",
                         p.kv_type);
+    if (p.numerics != ES_NUMERICS_FAST && p.numerics != ES_NUMERICS_LLAMACPP)
+        return es_error(ES_ERR_INVALID_ARG,
+                        "context: numerics %d must be ES_NUMERICS_FAST (0) or ES_NUMERICS_LLAMACPP (1)", p.numerics);
     if (p.n_ctx > c->n_ctx_train) p.n_ctx = c->n_ctx_train;
 
     es_context *ctx = es_calloc(1, sizeof *ctx);

@@ -451,7 +451,8 @@ static void hook_point(es_context *ctx, es_hook_point hp, int layer, float *x, c
 /* ---- matmul shorthand: y[n_tok][W.n_out] = x · Wᵀ ------------------------------------ */
 
 static void matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y) {
-    es_matmul(ctx->tp, W->type, W->data, W->n_out, W->n_in, x, n_tok, y, ctx->rs.wsp);
+    es_matmul_ex(ctx->tp, W->type, W->data, W->n_out, W->n_in, x, n_tok, y, ctx->rs.wsp,
+                 ctx->params.numerics == ES_NUMERICS_LLAMACPP);
 }
 
 static void add_residual(float *x, const float *o, size_t n) {

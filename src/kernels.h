@@ -155,6 +155,13 @@ void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, float *xt, i
 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *xt,
                          int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
+/* matmul_q8_avx512.c: Q8_0 prompt rows [r0, r1) with AVX-512 VNNI, in the order of
+ * es_ref_vec_dot_q8_0 bit for bit (xq: activations as Q8_0 rows of x_row bytes). Returns
+ * false (and computes nothing) when its panel cannot be allocated. */
+bool es_avx512vnni_supported(void);
+bool es_avx512_q8_0_matmul_rows(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
+                                int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
+
 /* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 and
  * Q4_K/Q5_K/Q6_K weights. */
 typedef struct {

@@ -57,7 +57,7 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     return total;
 }
 
-typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q } mm_path;
+typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q, PATH_Q8_AVX512 } mm_path;
 
 typedef struct {
     const es_type_traits *tt;
@@ -133,6 +133,11 @@ static void rows_task(void *p, int ith, int nth) {
                 (es_avx512_supported() ? es_avx512_matmul_f32act : es_avx2_matmul_f32act)(
                     t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
             break;
+        case PATH_Q8_AVX512:
+            if (!es_avx512_q8_0_matmul_rows(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y, t->n_out, r0,
+                                            r1))
+                rows_vec_dot(t, r0, r1);
+            break;
         case PATH_PACKED_Q:
             es_vnni_matmul_rows(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo, t->n_tok, t->y,
                                 t->n_out, r0, r1);
@@ -143,20 +148,27 @@ static void rows_task(void *p, int ith, int nth) {
     }
 }
 
-static mm_path choose_path(int type, int64_t n_in, int64_t n_tok) {
+static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_order) {
 #ifndef ES_NO_SIMD
     if (n_tok > 1 && es_kernels_have_avx2() &&
         (type == ES_TYPE_F32 || type == ES_TYPE_F16 || type == ES_TYPE_BF16))
         return PATH_TILED_F32;
+    if (type == ES_TYPE_Q8_0 && llamacpp_order) /* its vec_dot's order, for any batch */
+        return n_tok > 1 && es_avx512vnni_supported() ? PATH_Q8_AVX512 : PATH_VEC_DOT;
     const int gs = es_vnni_group_size(type);
     if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_vnni_supported()) return PATH_PACKED_Q;
 #endif
-    (void)type, (void)n_in, (void)n_tok;
+    (void)type, (void)n_in, (void)n_tok, (void)llamacpp_order;
     return PATH_VEC_DOT;
 }
 
 void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in, const float *x,
                int64_t n_tok, float *y, void *wsp) {
+    es_matmul_ex(tp, type, W, n_out, n_in, x, n_tok, y, wsp, false);
+}
+
+void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in, const float *x,
+                  int64_t n_tok, float *y, void *wsp, bool llamacpp_order) {
     const es_type_traits *tt = es_type_get(type);
     if (!tt || !tt->can_compute || n_out <= 0 || n_tok <= 0 || n_in < 0) return;
     if (n_in == 0) { /* empty sums */
@@ -167,7 +179,7 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
     mm_task t = {
         .tt = tt,
         .type = type,
-        .path = choose_path(type, n_in, n_tok),
+        .path = choose_path(type, n_in, n_tok, llamacpp_order),
 #ifndef ES_NO_SIMD
         .group_size = es_vnni_group_size(type),
 #endif
@@ -197,7 +209,7 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
     }
     /* chunks: ~8 per thread for balance, whole tiles of the chosen kernel */
     const int nth = es_threadpool_size(tp);
-    const int64_t tile = t.path == PATH_PACKED_Q ? 16 : (t.path == PATH_TILED_F32 ? 12 : 1);
+    const int64_t tile = t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512 ? 16 : (t.path == PATH_TILED_F32 ? 12 : 1);
     int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
     t.chunk = (chunk + tile - 1) / tile * tile;
     atomic_init(&t.next, 0);

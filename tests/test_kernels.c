@@ -299,6 +299,25 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
     for (int64_t i = 0; i < n_tok * n_out; i++) y[i] = NAN;
     if (direct) direct(type, W, row, n_in, x, n_tok, y, n_out, 0, n_out);
     else es_matmul(tp, type, W, n_out, n_in, x, n_tok, y, wsp);
+    if (!direct && (type == ES_TYPE_Q8_0 || es_type_get(type)->vec_dot_type == ES_TYPE_Q8_K)) {
+        /* llama.cpp's order on every path: the same bits as vec_dot row by row, any batch */
+        const es_type_traits *ft = es_type_get(type);
+        float *y2 = malloc((size_t)(n_tok * n_out) * sizeof *y2);
+        uint8_t *xr = malloc(es_row_size(ft->vec_dot_type, n_in));
+        es_matmul_ex(tp, type, W, n_out, n_in, x, n_tok, y2, wsp, true);
+        int64_t differ = 0;
+        for (int64_t i = 0; i < n_tok; i++) {
+            es_type_get(ft->vec_dot_type)->from_float(x + i * n_in, xr, n_in);
+            for (int64_t r = 0; r < n_out; r++) {
+                float s1;
+                ft->vec_dot(n_in, &s1, W + (size_t)r * row, xr);
+                differ += memcmp(&s1, &y2[i * n_out + r], sizeof s1) != 0;
+            }
+        }
+        CHECK(differ == 0, "%s %lldx%lld n_tok %lld: llamacpp order differs from vec_dot on %lld outputs", t->name,
+              (long long)n_out, (long long)n_in, (long long)n_tok, (long long)differ);
+        free(y2), free(xr);
+    }
     double max_rel = 0;
     int64_t where = -1;
     /* Q4_1/Q5_1 use the activations' stored s = fp16(d * sum q) for the min term:

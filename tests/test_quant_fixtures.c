@@ -17,9 +17,14 @@
  * attention does (f16 K/V/Q, value sums kept in f16). Together with llama.cpp's x86
  * activation quantizer (127/amax, ties to even), its RoPE angles and RMSNorm roundings and
  * the summation order of its AVX2 dot kernels (kernels.h), the logits are then llama.cpp's
- * bit for bit on every file except Q8_0 on CPUs with AVX-VNNI, whose prompt tile sums in
- * another order (measured there: max 0.12 / 0.09). Limits for ES_KV_F16: max 0.15 (the
- * bound issue 3 asks for), mean 0.02, argmax on at least n-1 tokens.
+ * (to the last bit or two) on every file except Q8_0 on CPUs with AVX-VNNI, whose fast
+ * prompt tile sums in another order (measured there: max 0.12 / 0.09). Limits: max 0.15 (the bound issue 3
+ * asks for), mean 0.02, argmax on at least n-1 tokens.
+ * And with ES_KV_F16 + ES_NUMERICS_LLAMACPP (that tile off): 9 of the 10 files must give
+ * llama.cpp's logits (measured: Q8_0 and Q4_0 bit for bit, the K-quant files within one
+ * last-bit rounding, <= 1.5e-6), the tenth within 0.1. The tenth (llama Q5_K_M, max 0.065) is
+ * SiLU: llama.cpp evaluates exp with its own vector approximation, we with expf; they
+ * differ by one ulp on ~1/4 of the activations, which flips one 8-bit rounding there.
  * Also: the demo model (f16 and q8_0) runs and its two files agree on the argmax.
  */
 #include "emosteer.h"
@@ -34,11 +39,16 @@
 #define TOL_MAX 0.5
 #define TOL_MEAN 0.07
 #define TOL_MAX_KV_F16 0.15  /* with llama.cpp's attention arithmetic */
+#define TOL_MAX_EXACT 0.1    /* ... and its summation order everywhere */
+#define MIN_EXACT_FILES 9
+#define TOL_SAME 1e-5        /* "the same logits": at most a last-bit rounding apart */
 #define TOL_MEAN_KV_F16 0.02
 #define MAX_ARGMAX_MISSES 5 /* argmax may differ on this many tokens */
 #define MAX_ARGMAX_MISSES_KV_F16 1
 
-static void test_quant(const char *arch, const char *qtype, int kv_type) {
+static int n_exact; /* files with llama.cpp's logits (within TOL_SAME) in the llamacpp-numerics runs */
+
+static void test_quant(const char *arch, const char *qtype, int kv_type, int numerics) {
     char dir[1024], mpath[1200], rpath[1200];
     snprintf(dir, sizeof dir, "%s", es_test_shared_path("fixtures/quant"));
     snprintf(mpath, sizeof mpath, "%s/%s.%s.gguf", dir, arch, qtype);
@@ -65,6 +75,7 @@ static void test_quant(const char *arch, const char *qtype, int kv_type) {
     cp.n_batch = 64;
     cp.n_threads = 2;
     cp.kv_type = kv_type;
+    cp.numerics = numerics;
     if (!CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "%s", es_last_error())) goto done;
     want = malloc((size_t)n);
     got = malloc((size_t)n * nv * sizeof(float));
@@ -87,15 +98,17 @@ static void test_quant(const char *arch, const char *qtype, int kv_type) {
         agree += a == b;
     }
     const double mean = sum / ((double)n * nv);
-    const bool f16 = kv_type == ES_KV_F16;
-    const double tol_mean = f16 ? TOL_MEAN_KV_F16 : TOL_MEAN, tol_max = f16 ? TOL_MAX_KV_F16 : TOL_MAX;
+    const bool f16 = kv_type == ES_KV_F16, exact = numerics == ES_NUMERICS_LLAMACPP;
+    const double tol_mean = f16 ? TOL_MEAN_KV_F16 : TOL_MEAN;
+    const double tol_max = f16 ? (exact ? TOL_MAX_EXACT : TOL_MAX_KV_F16) : TOL_MAX;
+    if (exact && d <= TOL_SAME) n_exact++;
     const int misses = f16 ? MAX_ARGMAX_MISSES_KV_F16 : MAX_ARGMAX_MISSES;
     CHECK(d <= tol_max, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
           where % nv, tol_max);
     CHECK(mean <= tol_mean, "%s.%s: logits mean abs diff %.4f > %g", arch, qtype, mean, tol_mean);
     CHECK(agree >= n - misses, "%s.%s: argmax agrees on only %d of %d tokens", arch, qtype, agree, n);
-    printf("%-6s %-7s kv %s logits vs llama.cpp: max %.4f (token %zu, vocab %zu), mean %.4f, argmax %d/%d %s\n", arch,
-           qtype, kv_type == ES_KV_F16 ? "f16" : "f32", d, where / nv, where % nv, mean, agree, n,
+    printf("%-6s %-7s kv %s %-8s logits vs llama.cpp: max %.3g (token %zu, vocab %zu), mean %.4f, argmax %d/%d %s\n",
+           arch, qtype, kv_type == ES_KV_F16 ? "f16" : "f32", es_numerics_name(numerics), d, where / nv, where % nv, mean, agree, n,
            d <= tol_max && mean <= tol_mean && agree >= n - misses ? "ok" : "FAIL");
 done:
     free(got);
@@ -145,6 +158,10 @@ static void test_demo(void) {
 }
 
 int main(void) {
+    es_numerics nm = ES_NUMERICS_FAST;
+    CHECK(es_numerics_parse("llamacpp", &nm) == ES_OK && nm == ES_NUMERICS_LLAMACPP, "parse llamacpp");
+    CHECK(es_numerics_parse("exact", &nm) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "'exact'"),
+          "a bad numerics name is refused by name: %s", es_last_error());
     if (!es_test_shared()) {
         printf("no shared folder: skipped\n");
         return ES_TEST_SKIP;
@@ -153,9 +170,13 @@ int main(void) {
     static const char *const types[] = {"Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"};
     for (size_t a = 0; a < 2; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-            test_quant(archs[a], types[t], ES_KV_F32);
-            test_quant(archs[a], types[t], ES_KV_F16);
+            test_quant(archs[a], types[t], ES_KV_F32, ES_NUMERICS_FAST);
+            test_quant(archs[a], types[t], ES_KV_F16, ES_NUMERICS_FAST);
+            test_quant(archs[a], types[t], ES_KV_F16, ES_NUMERICS_LLAMACPP);
         }
+    printf("llamacpp numerics + kv f16: %d of 10 files give llama.cpp's logits (max diff <= %g)\n", n_exact, TOL_SAME);
+    CHECK(n_exact >= MIN_EXACT_FILES, "only %d of 10 files give llama.cpp's logits (want %d)", n_exact,
+          MIN_EXACT_FILES);
     test_demo();
     return es_test_finish();
 }
