@@ -38,8 +38,9 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     size_t total, info = 0;
     if (t->vec_dot_type == ES_TYPE_F32) {
 #ifndef ES_NO_SIMD
-        /* transposed activation tiles of the AVX-512 broadcast path: ceil(n_tok/32)·32 × n_in floats */
-        if (!es_mul_size((size_t)((n_tok + 31) / 32) * 32, (size_t)n_in * sizeof(float), &total)) return SIZE_MAX;
+        /* transposed activation tiles of the AVX-512 broadcast path */
+        if (!es_mul_size((size_t)((n_tok + ES_XT_W - 1) / ES_XT_W) * ES_XT_W, (size_t)n_in * sizeof(float), &total))
+            return SIZE_MAX;
         return total;
 #else
         return 0;
@@ -72,7 +73,7 @@ typedef struct {
     void *xinfo;       /* es_xinfo [n_tok][n_in / group_size] (packed path) */
     int group_size;    /* packed path: weights per scale group */
     int64_t n_tok;
-    float *xt;         /* AVX-512 broadcast path: x transposed, [ceil(n_tok/32)][n_in][32], or NULL */
+    float *xt;         /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W), or NULL */
     float *y;          /* [n_tok][n_out] */
     int64_t chunk;     /* output rows per chunk */
     atomic_llong next; /* first row of the next free chunk */
@@ -96,14 +97,15 @@ static void convert_task(void *p, int ith, int nth) {
 /* Transposes the activations for the AVX-512 broadcast path, groups of 16 tokens split over threads. */
 static void pack_xt_task(void *p, int ith, int nth) {
     mm_task *t = p;
-    const int64_t n_groups = (t->n_tok + 15) / 16;
+    const int64_t n_groups = (t->n_tok + 15) / 16, per_tile = ES_XT_W / 16;
     const int64_t per = (n_groups + nth - 1) / nth, g0 = ES_MIN(n_groups, per * ith);
     es_avx512_pack_xt(t->x, t->n_in, t->n_tok, t->xt, g0, ES_MIN(n_groups, g0 + per));
-    /* a 32-token tile whose second half has no tokens gets zeros there */
-    if (n_groups % 2 && g0 < n_groups && ES_MIN(n_groups, g0 + per) == n_groups) {
-        float *dst = t->xt + (size_t)(n_groups / 2) * (size_t)t->n_in * 32 + 16;
-        for (int64_t k = 0; k < t->n_in; k++) memset(dst + (size_t)k * 32, 0, 16 * sizeof(float));
-    }
+    /* the last tile's groups past the tokens get zeros (by the thread that wrote the last group) */
+    if (g0 < n_groups && ES_MIN(n_groups, g0 + per) == n_groups)
+        for (int64_t g = n_groups; g % per_tile; g++) {
+            float *dst = t->xt + (size_t)(g / per_tile) * (size_t)t->n_in * ES_XT_W + (size_t)(g % per_tile) * 16;
+            for (int64_t k = 0; k < t->n_in; k++) memset(dst + (size_t)k * ES_XT_W, 0, 16 * sizeof(float));
+        }
 }
 #endif
 

@@ -151,16 +151,17 @@ ES_AVX512 void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row,
 
 /* ---- broadcast form for n_tok >= ES_XT_MIN_TOK: tokens across the lanes ----------------
  *
- * The activations are first transposed into tiles of 32 tokens, xt[tile][k][32] (missing
- * tokens zero). A microkernel keeps XR weight rows × 32 tokens in 24 accumulators whose
- * lanes are tokens; each k costs 2 loads of xt and 24 FMAs that broadcast w[r][k] from
- * memory, and no horizontal sums. Weights are converted to f32 once per block of XKC k;
+ * The activations are first transposed into tiles of ES_XT_W tokens, xt[tile][k][ES_XT_W]
+ * (missing tokens zero). A microkernel keeps XR weight rows × ES_XT_W tokens in 24
+ * accumulators whose lanes are tokens; each k costs XNV loads of xt and 24 FMAs that
+ * broadcast w[r][k] from memory, and no horizontal sums. Weights are converted to f32 once per block of XKC k;
  * between blocks the sums go through y and come back, so every output is one fma per k in
  * k order whatever the batch (tokens never mix: they are lanes). */
 
-#define XR 12   /* weight rows per microkernel */
+#define XNV (ES_XT_W / 16) /* vectors of 16 tokens per tile */
+#define XR (24 / XNV)        /* weight rows per microkernel: XR x XNV = 24 accumulators */
 #define XKC 1024 /* k per converted weight block (48 KB for XR rows) */
-#define XTB 4     /* 32-token tiles per pass over the rows (their xt block: 512 KB of L2) */
+#define XTB (512 / ES_XT_W) /* token tiles per pass over the rows (weights converted once per pass) */
 
 /* Transposes 16 vectors of 16 floats in place (r[i][j] <-> r[j][i]). */
 ES_AVX512 static ES_ALWAYS_INLINE void transpose16(__m512 r[16]) {
@@ -195,17 +196,17 @@ ES_AVX512 static ES_ALWAYS_INLINE void transpose16(__m512 r[16]) {
 ES_AVX512 void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1) {
     /* groups of 16 tokens [g0, g1): tile g/2, lanes 16·(g%2) .. */
     for (int64_t g = g0; g < g1; g++) {
-        float *dst = xt + (size_t)(g / 2) * (size_t)n_in * 32 + (size_t)(g % 2) * 16;
+        float *dst = xt + (size_t)(g / XNV) * (size_t)n_in * ES_XT_W + (size_t)(g % XNV) * 16;
         const int64_t t0 = g * 16, nt = n_tok - t0 < 16 ? n_tok - t0 : 16;
         int64_t k = 0;
         for (; k + 16 <= n_in; k += 16) {
             __m512 r[16];
             for (int i = 0; i < 16; i++) r[i] = i < nt ? _mm512_loadu_ps(x + (t0 + i) * n_in + k) : _mm512_setzero_ps();
             transpose16(r);
-            for (int c = 0; c < 16; c++) _mm512_storeu_ps(dst + (size_t)(k + c) * 32, r[c]);
+            for (int c = 0; c < 16; c++) _mm512_storeu_ps(dst + (size_t)(k + c) * ES_XT_W, r[c]);
         }
         for (; k < n_in; k++)
-            for (int i = 0; i < 16; i++) dst[(size_t)k * 32 + i] = i < nt ? x[(t0 + i) * n_in + k] : 0.0f;
+            for (int i = 0; i < 16; i++) dst[(size_t)k * ES_XT_W + i] = i < nt ? x[(t0 + i) * n_in + k] : 0.0f;
     }
 }
 
@@ -213,7 +214,7 @@ ES_AVX512 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int
                                    const float *xt, int64_t n_tok, float *y, int64_t n_out,
                                    int64_t r0, int64_t r1) {
     float buf[XR][XKC] __attribute__((aligned(64)));
-    const int64_t n_tiles = (n_tok + 31) / 32;
+    const int64_t n_tiles = (n_tok + ES_XT_W - 1) / ES_XT_W;
     for (int64_t tb = 0; tb < n_tiles; tb += XTB) {
         for (int64_t r = r0; r < r1; r += XR) {
             const int nr = (int)(r1 - r < XR ? r1 - r : XR);
@@ -232,37 +233,34 @@ ES_AVX512 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int
                     }
                 }
                 for (int64_t tile = tb; tile < n_tiles && tile < tb + XTB; tile++) {
-                    const int64_t t0 = tile * 32, nt = n_tok - t0 < 32 ? n_tok - t0 : 32;
-                    float out[XR][32] __attribute__((aligned(64)));
-                    __m512 acc[XR][2];
+                    const int64_t t0 = tile * ES_XT_W, nt = n_tok - t0 < ES_XT_W ? n_tok - t0 : ES_XT_W;
+                    float out[XR][ES_XT_W] __attribute__((aligned(64)));
+                    __m512 acc[XR][XNV];
                     if (k0 == 0) {
                         for (int i = 0; i < XR; i++)
-                            acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-                    } else { /* continue the sums of the earlier k blocks: one fma per k, in k order
-                              */
+                            for (int v = 0; v < XNV; v++) acc[i][v] = _mm512_setzero_ps();
+                    } else { /* continue the earlier k blocks' sums: one fma per k, in k order */
                         memset(out, 0, sizeof out);
                         for (int64_t j = 0; j < nt; j++)
                             for (int i = 0; i < nr; i++)
                                 out[i][j] = y[(t0 + j) * n_out + r + i];
-                        for (int i = 0; i < XR; i++) {
-                            acc[i][0] = _mm512_load_ps(out[i]);
-                            acc[i][1] = _mm512_load_ps(out[i] + 16);
-                        }
+                        for (int i = 0; i < XR; i++)
+                            for (int v = 0; v < XNV; v++) acc[i][v] = _mm512_load_ps(out[i] + 16 * v);
                     }
-                    const float *xk = xt + ((size_t)tile * (size_t)n_in + (size_t)k0) * 32;
-                    for (int64_t k = 0; k < kc; k++, xk += 32) {
-                        const __m512 x0 = _mm512_loadu_ps(xk), x1 = _mm512_loadu_ps(xk + 16);
+                    const float *xk = xt + ((size_t)tile * (size_t)n_in + (size_t)k0) * ES_XT_W;
+                    for (int64_t k = 0; k < kc; k++, xk += ES_XT_W) {
+                        __m512 xv[XNV];
+#pragma GCC unroll 4
+                        for (int v = 0; v < XNV; v++) xv[v] = _mm512_loadu_ps(xk + 16 * v);
 #pragma GCC unroll 12
                         for (int i = 0; i < XR; i++) {
                             const __m512 wv = _mm512_set1_ps(w[i][k]);
-                            acc[i][0] = _mm512_fmadd_ps(wv, x0, acc[i][0]);
-                            acc[i][1] = _mm512_fmadd_ps(wv, x1, acc[i][1]);
+#pragma GCC unroll 4
+                            for (int v = 0; v < XNV; v++) acc[i][v] = _mm512_fmadd_ps(wv, xv[v], acc[i][v]);
                         }
                     }
-                    for (int i = 0; i < XR; i++) {
-                        _mm512_store_ps(out[i], acc[i][0]);
-                        _mm512_store_ps(out[i] + 16, acc[i][1]);
-                    }
+                    for (int i = 0; i < XR; i++)
+                        for (int v = 0; v < XNV; v++) _mm512_store_ps(out[i] + 16 * v, acc[i][v]);
                     for (int64_t j = 0; j < nt; j++)
                         for (int i = 0; i < nr; i++)
                             y[(t0 + j) * n_out + r + i] = out[i][j];
