@@ -220,17 +220,14 @@ ES_AVX512 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int
             const int nr = (int)(r1 - r < XR ? r1 - r : XR);
             for (int64_t k0 = 0; k0 < n_in; k0 += XKC) {
                 const int64_t kc = n_in - k0 < XKC ? n_in - k0 : XKC;
-                const float *w[XR];
+                /* rows in buf (F32 too: one base pointer leaves the registers to the tile) */
                 for (int i = 0; i < XR; i++) {
-                    if (i >= nr) { /* missing rows: zero weights (results dropped) */
+                    if (i >= nr) /* missing rows: zero weights (results dropped) */
                         memset(buf[i], 0, (size_t)kc * sizeof(float));
-                        w[i] = buf[i];
-                    } else if (type == ES_TYPE_F32) {
-                        w[i] = (const float *)(W + (size_t)(r + i) * w_row) + k0;
-                    } else {
+                    else if (type == ES_TYPE_F32)
+                        memcpy(buf[i], (const float *)(W + (size_t)(r + i) * w_row) + k0, (size_t)kc * sizeof(float));
+                    else
                         convert_row(type, W + (size_t)(r + i) * w_row, k0, kc, buf[i]);
-                        w[i] = buf[i];
-                    }
                 }
                 for (int64_t tile = tb; tile < n_tiles && tile < tb + XTB; tile++) {
                     const int64_t t0 = tile * ES_XT_W, nt = n_tok - t0 < ES_XT_W ? n_tok - t0 : ES_XT_W;
@@ -254,7 +251,7 @@ ES_AVX512 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int
                         for (int v = 0; v < XNV; v++) xv[v] = _mm512_loadu_ps(xk + 16 * v);
 #pragma GCC unroll 12
                         for (int i = 0; i < XR; i++) {
-                            const __m512 wv = _mm512_set1_ps(w[i][k]);
+                            const __m512 wv = _mm512_set1_ps(buf[i][k]);
 #pragma GCC unroll 4
                             for (int v = 0; v < XNV; v++) acc[i][v] = _mm512_fmadd_ps(wv, xv[v], acc[i][v]);
                         }
