@@ -149,12 +149,10 @@ void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n
 
 /* matmul_avx512.c, n_tok >= ES_XT_MIN_TOK: the activations transposed into tiles of
  * ES_XT_W tokens, xt[ceil(n_tok/ES_XT_W)][n_in][ES_XT_W] (es_avx512_pack_xt writes the
- * groups of 16 tokens [g0, g1); groups past n_tok in the last tile are zeros), then y rows
- * [r0, r1) with tokens across the vector lanes. */
+ * groups of 16 tokens [g0, g1), up to ceil(n_tok/ES_XT_W)·ES_XT_W/16; tokens past n_tok are
+ * zeros), then y rows [r0, r1) with tokens across the vector lanes. */
 #define ES_XT_MIN_TOK 16
-#ifndef ES_XT_W
 #define ES_XT_W 32
-#endif
 void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1);
 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *xt,
                          int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);

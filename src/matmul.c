@@ -94,18 +94,13 @@ static void convert_task(void *p, int ith, int nth) {
 }
 
 #ifndef ES_NO_SIMD
-/* Transposes the activations for the AVX-512 broadcast path, groups of 16 tokens split over threads. */
+/* Transposes the activations for the AVX-512 broadcast path: the groups of 16 tokens of
+ * whole tiles (the last one zero-padded), split over threads. */
 static void pack_xt_task(void *p, int ith, int nth) {
     mm_task *t = p;
-    const int64_t n_groups = (t->n_tok + 15) / 16, per_tile = ES_XT_W / 16;
+    const int64_t n_groups = (t->n_tok + ES_XT_W - 1) / ES_XT_W * (ES_XT_W / 16);
     const int64_t per = (n_groups + nth - 1) / nth, g0 = ES_MIN(n_groups, per * ith);
     es_avx512_pack_xt(t->x, t->n_in, t->n_tok, t->xt, g0, ES_MIN(n_groups, g0 + per));
-    /* the last tile's groups past the tokens get zeros (by the thread that wrote the last group) */
-    if (g0 < n_groups && ES_MIN(n_groups, g0 + per) == n_groups)
-        for (int64_t g = n_groups; g % per_tile; g++) {
-            float *dst = t->xt + (size_t)(g / per_tile) * (size_t)t->n_in * ES_XT_W + (size_t)(g % per_tile) * 16;
-            for (int64_t k = 0; k < t->n_in; k++) memset(dst + (size_t)k * ES_XT_W, 0, 16 * sizeof(float));
-        }
 }
 #endif
 

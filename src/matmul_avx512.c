@@ -194,7 +194,8 @@ ES_AVX512 static ES_ALWAYS_INLINE void transpose16(__m512 r[16]) {
 }
 
 ES_AVX512 void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1) {
-    /* groups of 16 tokens [g0, g1): tile g/2, lanes 16·(g%2) .. */
+    /* groups of 16 tokens [g0, g1): tile g/XNV, lanes 16·(g%XNV) ..; tokens past n_tok
+     * (a partial group, or whole groups filling the last tile) become zeros */
     for (int64_t g = g0; g < g1; g++) {
         float *dst = xt + (size_t)(g / XNV) * (size_t)n_in * ES_XT_W + (size_t)(g % XNV) * 16;
         const int64_t t0 = g * 16, nt = n_tok - t0 < 16 ? n_tok - t0 : 16;

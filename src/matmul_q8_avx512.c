@@ -21,7 +21,6 @@
 #if !defined(ES_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
 
 #include <immintrin.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,13 +30,8 @@
 #define QT 3  /* tokens per tile */
 
 bool es_avx512vnni_supported(void) {
-    static _Atomic int cached = -1; /* computed once; racing first calls agree */
-    if (cached < 0) {
-        const char *off = getenv("ES_NO_AVX512");
-        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVX512F) && es_cpu_has(ES_CPU_AVX512BW) &&
-                 es_cpu_has(ES_CPU_AVX512VNNI) && !(off && off[0] && off[0] != '0');
-    }
-    return cached == 1;
+    /* AVX-512F and the ES_NO_AVX512 switch as es_avx512_supported() decides them */
+    return es_avx512_supported() && es_cpu_has(ES_CPU_AVX512BW) && es_cpu_has(ES_CPU_AVX512VNNI);
 }
 
 /* Panel of rows [r, r + nr): q [n_blk][8][QR][4] (bytes + 128) and d [n_blk][QR];

@@ -9,16 +9,18 @@
  * off a constant of the type and (scale_g, min_g) per block of GS = 32 weights:
  *     Q8_0: q + 128 (off 128)      Q4_0: 4 bits, off 8     Q5_0: 5 bits, off 16
  *     Q4_1/Q5_1: off 0, min m
- * Packing: a panel of 16 weight rows × one chunk of k (512 elements) is rewritten as those bytes, interleaved so that one 32-byte
- * load holds 4 consecutive k of 8 rows:  q[k/32][(k%32)/4][row 0..15][k%4], with the
- * per-row group scales and mins as floats beside them.
+ * Packing: a panel of 16 weight rows × one chunk of k (512 elements) is rewritten as those
+ * bytes, interleaved so that one 32-byte load holds 4 consecutive k of 8 rows:
+ * q[k/32][(k%32)/4][row 0..15][k%4], with the per-row group scales and mins as floats
+ * beside them.
  * Activations stay in their Q8 blocks; per token and group, es_xinfo holds the scale,
  * off·Σx (so that Σ q·x − off·Σx = Σ (q − off)·x exactly), and scale·Σx for the mins.
  *
  * Tile: 16 rows (two vectors of 8 int32 lanes, one lane per row) × 3 tokens; per group
  * the exact integer sums are scaled by scale_g·d_x and accumulated in f32 lanes, group
- * after group and chunk after chunk: for Q4_0/Q5_0 the order of their vec_dot, bit for bit;
- * for Q8_0 (whose vec_dot keeps eight partial lanes per block) equal up to float rounding.
+ * after group and chunk after chunk: for Q4_0/Q5_0 the order of their scalar references
+ * (kernels.h), bit for bit; for Q8_0 (whose order keeps eight partial lanes per block) equal
+ * up to float rounding.
  */
 #include "cpu.h"
 #include "kernels.h"
@@ -35,25 +37,24 @@
 #define ES_ALWAYS_INLINE inline __attribute__((always_inline))
 
 typedef struct {
-    uint8_t q[CHUNK_K * PR];    /* biased unsigned quants, interleaved */
-    float d[CHUNK_K / 16][PR];  /* per group and row: scale */
-    float m[CHUNK_K / 16][PR];  /* per group and row: min (types with mins) */
+    uint8_t q[CHUNK_K * PR];     /* biased unsigned quants, interleaved */
+    float d[CHUNK_K / ES_QK][PR]; /* per block and row: scale */
+    float m[CHUNK_K / ES_QK][PR]; /* per block and row: min (types with mins) */
 } packed_panel;
 
-/* How a type maps onto the packed path. */
+/* How a type maps onto the packed path (blocks of ES_QK weights). */
 typedef struct {
-    int gs;      /* weights per group: 32 or 16 */
     int off;     /* constant subtracted from the unsigned quants */
-    bool has_m;  /* per-group mins */
+    bool has_m;  /* per-block mins */
 } qdesc;
 
 static bool get_desc(int type, qdesc *d) {
     switch (type) {
-    case ES_TYPE_Q8_0: *d = (qdesc){32, 128, false}; return true;
-    case ES_TYPE_Q4_0: *d = (qdesc){32, 8, false}; return true;
-    case ES_TYPE_Q5_0: *d = (qdesc){32, 16, false}; return true;
+    case ES_TYPE_Q8_0: *d = (qdesc){128, false}; return true;
+    case ES_TYPE_Q4_0: *d = (qdesc){8, false}; return true;
+    case ES_TYPE_Q5_0: *d = (qdesc){16, false}; return true;
     case ES_TYPE_Q4_1:
-    case ES_TYPE_Q5_1: *d = (qdesc){32, 0, true}; return true;
+    case ES_TYPE_Q5_1: *d = (qdesc){0, true}; return true;
     default: return false;
     }
 }
@@ -71,7 +72,7 @@ int es_vnni_group_size(int type) {
     if (!get_desc(type, &d)) return 0;
     const es_type_traits *t = es_type_get(type);
     if (!t || !t->can_compute) return 0;
-    return d.gs;
+    return ES_QK;
 }
 
 /* ---- activations ---- */
@@ -145,13 +146,12 @@ static ES_ALWAYS_INLINE void transpose8x8_epi32(__m256i r[8]) {
 static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, size_t w_row, int64_t r, int nr,
                                           int64_t chunk, int n32, packed_panel *p) {
     const size_t bb = es_type_get(type)->type_size;
-    const int gpp = 32 / q.gs; /* groups per 32-element piece */
     for (int half = 0; half < 2; half++) {
         /* scales */
         for (int i = 0; i < 8; i++) {
             const int row = half * 8 + i;
             if (row >= nr) {
-                for (int g = 0; g < n32 * gpp; g++) p->d[g][row] = p->m[g][row] = 0.0f;
+                for (int c = 0; c < n32; c++) p->d[c][row] = p->m[c][row] = 0.0f;
                 continue;
             }
             const uint8_t *wr = W + (size_t)(r + row) * w_row;
@@ -196,19 +196,18 @@ static void pack_panel(int type, qdesc q, const uint8_t *W, size_t w_row, int64_
 
 /* ---- the tile ---- */
 
-/* acc[v][t] += the sums over ng groups of G dword-groups (G = gs / 4) for 16 rows × nt
- * tokens. x[t]: quants of token t's first group, groups xgs bytes apart; xi[t]: its
- * first es_xinfo. */
+/* acc[v][t] += the sums over nb blocks of 8 dword-groups for 16 rows × nt tokens.
+ * x[t]: quants of token t's first block, blocks xgs bytes apart; xi[t]: its first es_xinfo. */
 __attribute__((target("avxvnni"))) static ES_ALWAYS_INLINE void
-tile_vnni(int G, int nt, bool has_m, const packed_panel *p, int ng, const uint8_t *const x[PT], size_t xgs,
+tile_vnni(int nt, bool has_m, const packed_panel *p, int nb, const uint8_t *const x[PT], size_t xgs,
           const es_xinfo *const xi[PT], __m256 acc[2][PT]) {
-    for (int b = 0; b < ng; b++) {
+    for (int b = 0; b < nb; b++) {
         __m256i ia[2][PT];
 #pragma GCC unroll 3
         for (int t = 0; t < nt; t++) ia[0][t] = ia[1][t] = _mm256_setzero_si256();
-        const uint8_t *qb = p->q + (size_t)b * G * 64;
+        const uint8_t *qb = p->q + (size_t)b * 8 * 64;
 #pragma GCC unroll 8
-        for (int g = 0; g < G; g++) {
+        for (int g = 0; g < 8; g++) {
             const __m256i w0 = _mm256_loadu_si256((const __m256i *)(qb + g * 64));
             const __m256i w1 = _mm256_loadu_si256((const __m256i *)(qb + g * 64 + 32));
 #pragma GCC unroll 3
@@ -238,14 +237,13 @@ tile_vnni(int G, int nt, bool has_m, const packed_panel *p, int ng, const uint8_
     }
 }
 
-__attribute__((target("avxvnni"))) static void run_tile(int G, int nt, bool has_m, const packed_panel *p, int ng,
+__attribute__((target("avxvnni"))) static void run_tile(int nt, bool has_m, const packed_panel *p, int nb,
                                                         const uint8_t *const x[PT], size_t xgs,
                                                         const es_xinfo *const xi[PT], __m256 acc[2][PT]) {
-#define ES_QTILE(G_, T, M)                                                                                   \
-    case ((G_) * 4 + (T)) * 2 + (M): tile_vnni(G_, T, M, p, ng, x, xgs, xi, acc); break;
-    switch ((G * 4 + nt) * 2 + (has_m ? 1 : 0)) {
-        ES_QTILE(8, 3, 0) ES_QTILE(8, 2, 0) ES_QTILE(8, 1, 0) ES_QTILE(8, 3, 1) ES_QTILE(8, 2, 1)
-        ES_QTILE(8, 1, 1)
+#define ES_QTILE(T, M)                                                                                       \
+    case (T) * 2 + (M): tile_vnni(T, M, p, nb, x, xgs, xi, acc); break;
+    switch (nt * 2 + (has_m ? 1 : 0)) {
+        ES_QTILE(3, 0) ES_QTILE(2, 0) ES_QTILE(1, 0) ES_QTILE(3, 1) ES_QTILE(2, 1) ES_QTILE(1, 1)
     default: break;
     }
 #undef ES_QTILE
@@ -256,10 +254,9 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
     qdesc q;
     if (!get_desc(type, &q)) return;
     packed_panel panel __attribute__((aligned(32)));
-    const int64_t chunk_k = CHUNK_K;
-    const int64_t n_chunks = (n_in + chunk_k - 1) / chunk_k;
-    const int64_t groups_row = n_in / q.gs;
-    const int G = q.gs / 4;
+    const int64_t n_chunks = (n_in + CHUNK_K - 1) / CHUNK_K;
+    const int64_t blocks_row = n_in / ES_QK;
+    const size_t xbs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0); /* activation block */
     /* tokens per block: keep their activation rows within ~384 KB of L2 */
     int64_t tb_max = (384 * 1024) / (int64_t)(x_row ? x_row : 1);
     tb_max = tb_max < PT ? PT : (tb_max > 255 ? 255 : tb_max / PT * PT);
@@ -268,20 +265,17 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
         for (int64_t r = r0; r < r1; r += PR) {
             const int nr = (int)(r1 - r < PR ? r1 - r : PR);
             for (int64_t ch = 0; ch < n_chunks; ch++) {
-                const int n32 = (int)((n_in - ch * chunk_k < chunk_k ? n_in - ch * chunk_k : chunk_k) / 32);
-                const int ng = n32 * 32 / q.gs;
+                const int n32 = (int)((n_in - ch * CHUNK_K < CHUNK_K ? n_in - ch * CHUNK_K : CHUNK_K) / ES_QK);
                 pack_panel(type, q, W, w_row, r, nr, ch, n32, &panel);
                 for (int64_t t = t0; t < t1; t += PT) {
                     const int nt = (int)(t1 - t < PT ? t1 - t : PT);
                     const uint8_t *xt[PT];
                     const es_xinfo *xit[PT];
                     __m256 acc[2][PT];
-                    size_t xgs;
                     for (int j = 0; j < nt; j++) {
                         const uint8_t *row = xq + (size_t)(t + j) * x_row;
-                        const size_t bs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
-                        xt[j] = row + (size_t)(ch * (CHUNK_K / 32)) * bs + (q.has_m ? 4 : 2);
-                        xit[j] = xi + (t + j) * groups_row + ch * (chunk_k / q.gs);
+                        xt[j] = row + (size_t)(ch * (CHUNK_K / ES_QK)) * xbs + (q.has_m ? 4 : 2);
+                        xit[j] = xi + (t + j) * blocks_row + ch * (CHUNK_K / ES_QK);
                         /* later chunks continue the sums of the earlier ones, so every block is
                          * one more fma in row order, as in the scalar reference */
                         acc[0][j] = acc[1][j] = _mm256_setzero_ps();
@@ -292,8 +286,7 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                             acc[1][j] = _mm256_loadu_ps(prev + 8);
                         }
                     }
-                    xgs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0);
-                    run_tile(G, nt, q.has_m, &panel, ng, xt, xgs, xit, acc);
+                    run_tile(nt, q.has_m, &panel, n32, xt, xbs, xit, acc);
                     for (int j = 0; j < nt; j++) {
                         float *yr = y + (t + j) * n_out + r;
                         if (nr == PR) {

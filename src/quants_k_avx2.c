@@ -128,10 +128,9 @@ void es_q3_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
-/* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7), and the
- * weighted sum of the mins: Σ_j m[j]·(bsums[2j] + bsums[2j+1]); mlane (if not NULL) gets
- * its 8 terms. */
-static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, int32_t *msum, int32_t *mlane) {
+/* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7); *mterms gets
+ * the 8 int32 min terms m[j]·(bsums[2j] + bsums[2j+1]). */
+static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, __m256i *mterms) {
     uint32_t w[3];
     memcpy(w, q, 12);
     const uint32_t s0 = w[0] & 0x3f3f3f3fu, m0 = w[1] & 0x3f3f3f3fu;
@@ -140,9 +139,7 @@ static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, int32_t 
     const __m128i mins = _mm_set_epi32(0, 0, (int)m1, (int)m0);
     /* each min twice (int16), against the 16 bsums */
     const __m256i mins2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
-    const __m256i terms = weighted_bsums(mins2, bsums);
-    if (mlane) _mm256_storeu_si256((__m256i *)mlane, terms);
-    *msum = hsum_i32(terms);
+    *mterms = weighted_bsums(mins2, bsums);
     const __m128i sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)s1, (int)s0));
     return _mm256_broadcastsi128_si256(sc);
 }
@@ -157,8 +154,10 @@ void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     float acc = 0, accm = 0; /* the order of es_q4_K_vec_dot (kernels.h) */
     for (int64_t i = 0; i < n / QK_K; i++) {
-        int32_t msum, mlane[8];
-        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum, mlane);
+        __m256i mterms;
+        int32_t mlane[8];
+        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &mterms);
+        _mm256_storeu_si256((__m256i *)mlane, mterms);
         const int8_t *q8 = y[i].qs;
         const float dd = fp16(x[i].d) * y[i].d, dm = fp16(x[i].dmin) * y[i].d;
         __m256i p[4];
@@ -189,8 +188,9 @@ void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     __m256 accf = _mm256_setzero_ps();
     float summs = 0; /* the order of es_q5_K_vec_dot (kernels.h) */
     for (int64_t i = 0; i < n / QK_K; i++) {
-        int32_t msum;
-        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &msum, NULL);
+        __m256i mterms;
+        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &mterms);
+        const int32_t msum = hsum_i32(mterms);
         const int8_t *q8 = y[i].qs;
         const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i acc = _mm256_setzero_si256();
