@@ -103,6 +103,22 @@ void es_ref_to_float_q4_0(const void *x, float *y, int64_t n) {
     }
 }
 
+/* Quantizes one block: q_j = clamp((int)((x_j − sub)·id + bias), 0, 2^bits − 1); the low
+ * nibbles go to qs (elements j and j + 16 share byte j) and, for bits = 5, the fifth bits
+ * to *qh (bit j for element j). Q4_0/Q4_1/Q5_0/Q5_1 differ only in sub, id and bias. */
+static void pack_block(const float *x, float sub, float id, float bias, int bits, uint8_t *qs, uint32_t *qh) {
+    const int qmax = (1 << bits) - 1;
+    uint32_t h = 0;
+    for (int j = 0; j < ES_QK / 2; j++) {
+        const int q0 = clamp_int((int)((x[j] - sub) * id + bias), 0, qmax);
+        const int q1 = clamp_int((int)((x[j + ES_QK / 2] - sub) * id + bias), 0, qmax);
+        qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
+        h |= (uint32_t)(q0 >> 4) << j;
+        h |= (uint32_t)(q1 >> 4) << (j + ES_QK / 2);
+    }
+    if (qh) *qh = h;
+}
+
 void es_ref_from_float_q4_0(const float *x, void *y, int64_t n) {
     es_block_q4_0 *b = y;
     for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
@@ -110,11 +126,7 @@ void es_ref_from_float_q4_0(const float *x, void *y, int64_t n) {
         const float d = signed_absmax(x, ES_QK) / -8.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = es_fp32_to_fp16(d);
-        for (int j = 0; j < ES_QK / 2; j++) {
-            int q0 = clamp_int((int)(x[j] * id + 8.5f), 0, 15);
-            int q1 = clamp_int((int)(x[j + ES_QK / 2] * id + 8.5f), 0, 15);
-            b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
+        pack_block(x, 0.0f, id, 8.5f, 4, b[i].qs, NULL);
     }
 }
 
@@ -155,11 +167,7 @@ void es_ref_from_float_q4_1(const float *x, void *y, int64_t n) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = es_fp32_to_fp16(d);
         b[i].m = es_fp32_to_fp16(min);
-        for (int j = 0; j < ES_QK / 2; j++) {
-            int q0 = clamp_int((int)((x[j] - min) * id + 0.5f), 0, 15);
-            int q1 = clamp_int((int)((x[j + ES_QK / 2] - min) * id + 0.5f), 0, 15);
-            b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
+        pack_block(x, min, id, 0.5f, 4, b[i].qs, NULL);
     }
 }
 
@@ -216,14 +224,8 @@ void es_ref_from_float_q5_0(const float *x, void *y, int64_t n) {
         const float d = signed_absmax(x, ES_QK) / -16.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = es_fp32_to_fp16(d);
-        uint32_t qh = 0;
-        for (int j = 0; j < ES_QK / 2; j++) {
-            int q0 = clamp_int((int)(x[j] * id + 16.5f), 0, 31);
-            int q1 = clamp_int((int)(x[j + ES_QK / 2] * id + 16.5f), 0, 31);
-            b[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)(q0 >> 4) << j;
-            qh |= (uint32_t)(q1 >> 4) << (j + ES_QK / 2);
-        }
+        uint32_t qh;
+        pack_block(x, 0.0f, id, 16.5f, 5, b[i].qs, &qh);
         store_qh(b[i].qh, qh);
     }
 }
@@ -270,14 +272,8 @@ void es_ref_from_float_q5_1(const float *x, void *y, int64_t n) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = es_fp32_to_fp16(d);
         b[i].m = es_fp32_to_fp16(min);
-        uint32_t qh = 0;
-        for (int j = 0; j < ES_QK / 2; j++) {
-            int q0 = clamp_int((int)((x[j] - min) * id + 0.5f), 0, 31);
-            int q1 = clamp_int((int)((x[j + ES_QK / 2] - min) * id + 0.5f), 0, 31);
-            b[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)(q0 >> 4) << j;
-            qh |= (uint32_t)(q1 >> 4) << (j + ES_QK / 2);
-        }
+        uint32_t qh;
+        pack_block(x, min, id, 0.5f, 5, b[i].qs, &qh);
         store_qh(b[i].qh, qh);
     }
 }
