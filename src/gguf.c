@@ -773,14 +773,21 @@ static double load_float(const uint8_t *p, uint32_t t) {
     return d;
 }
 
-es_status es_gguf_get_u32(const es_gguf *g, const char *key, uint32_t *out) {
+/* The integer value of key, any integer type, as sign and magnitude. */
+static es_status lookup_int(const es_gguf *g, const char *key, bool *neg, uint64_t *mag) {
     const gguf_kv *kv;
     es_status st = lookup(g, key, &kv);
     if (st) return st;
     if (!vtype_is_int(kv->type)) return mismatch(key, "an integer", kv);
+    load_int(g->base + kv->val_off, kv->type, neg, mag);
+    return ES_OK;
+}
+
+es_status es_gguf_get_u32(const es_gguf *g, const char *key, uint32_t *out) {
     bool neg;
     uint64_t mag;
-    load_int(g->base + kv->val_off, kv->type, &neg, &mag);
+    es_status st = lookup_int(g, key, &neg, &mag);
+    if (st) return st;
     if (neg || mag > UINT32_MAX)
         return es_error(ES_ERR_FORMAT, "gguf: key '%s': value %s%" PRIu64 " does not fit u32", key,
                         neg ? "-" : "", mag);
@@ -789,13 +796,10 @@ es_status es_gguf_get_u32(const es_gguf *g, const char *key, uint32_t *out) {
 }
 
 es_status es_gguf_get_i64(const es_gguf *g, const char *key, int64_t *out) {
-    const gguf_kv *kv;
-    es_status st = lookup(g, key, &kv);
-    if (st) return st;
-    if (!vtype_is_int(kv->type)) return mismatch(key, "an integer", kv);
     bool neg;
     uint64_t mag;
-    load_int(g->base + kv->val_off, kv->type, &neg, &mag);
+    es_status st = lookup_int(g, key, &neg, &mag);
+    if (st) return st;
     if (!neg && mag > (uint64_t)INT64_MAX)
         return es_error(ES_ERR_FORMAT, "gguf: key '%s': value %" PRIu64 " does not fit i64", key,
                         mag);
