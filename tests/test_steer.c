@@ -137,17 +137,17 @@ static void test_combination(void) {
     /* rejections at attach: width, layers beyond the model, overflowing mix, sequence */
     struct es_steer_state *st = NULL;
     CHECK(es_steer_state_create(2, 3, D, &st) == ES_OK, "state");
-    CHECK(es_steer_state_attach(st, 0, set) == ES_ERR_INVALID_ARG &&
+    CHECK(es_steer_state_attach_set(st, 0, set) == ES_ERR_INVALID_ARG &&
               strstr(es_last_error(), "steers layer 3 but the model has 3 layers"),
           "layers 3, 4 of a 3-layer model refused: %s", es_last_error());
     es_steer_state_free(st);
     CHECK(es_steer_state_create(2, L, D + 1, &st) == ES_OK, "state D+1");
-    CHECK(es_steer_state_attach(st, 0, set) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "width"),
+    CHECK(es_steer_state_attach_set(st, 0, set) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "width"),
           "width mismatch refused: %s", es_last_error());
     es_steer_state_free(st);
     CHECK(es_steer_state_create(2, L, D, &st) == ES_OK, "state ok");
-    CHECK(es_steer_state_attach(st, 2, set) == ES_ERR_RANGE, "sequence 2 of 2 refused");
-    CHECK(es_steer_state_attach(st, -1, set) == ES_OK, "attach all: %s", es_last_error());
+    CHECK(es_steer_state_attach_set(st, 2, set) == ES_ERR_RANGE, "sequence 2 of 2 refused");
+    CHECK(es_steer_state_attach_set(st, -1, set) == ES_OK, "attach all: %s", es_last_error());
     es_steer_set *huge = NULL;
     es_steer_set_create(&huge);
     float big[D];
@@ -157,10 +157,10 @@ static void test_combination(void) {
     es_ev_set_put(bev, "x", 0, big);
     it = item(bev, "x", 2.0f);
     es_steer_set_add(huge, &it);
-    CHECK(es_steer_state_attach(st, 0, huge) == ES_ERR_FORMAT, "overflowing mix refused: %s",
+    CHECK(es_steer_state_attach_set(st, 0, huge) == ES_ERR_FORMAT, "overflowing mix refused: %s",
           es_last_error());
     CHECK(es_steer_active(st, ES_HOOK_BLOCK_OUT, 2), "failed attach kept the old steering");
-    CHECK(es_steer_state_attach(st, -1, NULL) == ES_OK && !es_steer_active(st, ES_HOOK_BLOCK_OUT, 2),
+    CHECK(es_steer_state_attach_set(st, -1, NULL) == ES_OK && !es_steer_active(st, ES_HOOK_BLOCK_OUT, 2),
           "detach");
     es_steer_state_free(st);
 
@@ -209,7 +209,7 @@ static void test_apply(void) {
     }
     struct es_steer_state *st = NULL;
     es_steer_state_create(2, L, D, &st);
-    CHECK(es_steer_state_attach(st, 0, s0) == ES_OK && es_steer_state_attach(st, 1, s1) == ES_OK,
+    CHECK(es_steer_state_attach_set(st, 0, s0) == ES_OK && es_steer_state_attach_set(st, 1, s1) == ES_OK,
           "attach per sequence");
 
     /* batch: seq 0 starts at position 0 (its prompt = this batch: 3 tokens); seq 1
@@ -257,7 +257,7 @@ static void test_apply(void) {
 
     /* preserve_norm: the steered vector keeps its norm; direction moves toward v */
     es_steer_set_preserve_norm(s0, true);
-    es_steer_state_attach(st, 0, s0);
+    es_steer_state_attach_set(st, 0, s0);
     float r[T][D];
     double n_before[T];
     for (int t = 0; t < T; t++) {
@@ -300,7 +300,7 @@ static void bench_apply(void) {
     es_steer_set_add(set, &it);
     struct es_steer_state *st = NULL;
     es_steer_state_create(1, L, D, &st);
-    es_steer_state_attach(st, 0, set);
+    es_steer_state_attach_set(st, 0, set);
     float *x = calloc(D, sizeof *x);
     int32_t tok = 0, seq = 0, pos = 100;
     es_batch b = {1, &tok, &pos, &seq, NULL};

@@ -20,7 +20,7 @@
 #endif
 #include "gguf.h"
 
-#include "types.h"
+#include "tensor_types.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -460,7 +460,7 @@ static es_status parse_tensor_info(es_gguf *g, cursor *c, int64_t i, size_t *nam
     st = rd_u32(c, &type, "a tensor type");
     if (!st) st = rd_u64(c, &offset, "a tensor offset");
     if (st) return es_error_prefix(st, "tensor '%s'", name);
-    const es_type_traits *tr = type <= INT_MAX ? es_type_get((int)type) : NULL;
+    const es_type_layout *tr = type <= INT_MAX ? es_type_layout_get((int)type) : NULL;
     if (!tr || tr->block_size <= 0 || tr->type_size == 0)
         return es_error(ES_ERR_FORMAT, "tensor '%s': unknown tensor type %" PRIu32, name, type);
     t->type = (int)type;
@@ -1174,7 +1174,7 @@ es_status es_gguf_writer_add_tensor(es_gguf_writer *w, const char *name, int typ
     if (n_dims < 1 || n_dims > ES_GGUF_MAX_DIMS)
         return es_error(ES_ERR_INVALID_ARG, "gguf writer: tensor '%s': n_dims %d is not in 1..%d",
                         name, n_dims, ES_GGUF_MAX_DIMS);
-    const es_type_traits *tr = es_type_get(type);
+    const es_type_layout *tr = es_type_layout_get(type);
     if (!tr || tr->type_size == 0)
         return es_error(ES_ERR_INVALID_ARG, "gguf writer: tensor '%s': unknown tensor type %d",
                         name, type);

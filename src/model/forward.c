@@ -26,7 +26,7 @@
 #include "context.h"
 
 #include "matmul.h"
-#include "steer.h"
+#include "steer_state.h"
 #include "types.h"
 #include "vecops.h"
 

@@ -1,12 +1,12 @@
 /*
- * model.c — es_model_load: open the GGUF, read the Config from its metadata, bind
- * the Weights to tensors in the mapping (checking every name, shape and type), load
- * the vocabulary. Nothing is computed here; see forward.c.
+ * model.c — es_model_open: open the GGUF, read the Config from its metadata, bind
+ * the Weights to tensors in the mapping (checking every name, shape and type). The
+ * vocabulary is attached by the text layer (text/model_load.c). Nothing is computed
+ * here; see forward.c.
  */
 #include "model.h"
 
 #include "matmul.h"
-#include "tokenizer.h"
 #include "types.h"
 
 #include <math.h>
@@ -390,10 +390,7 @@ es_model_params es_model_default_params(void) {
     return p;
 }
 
-static es_status load_vocab(es_model *m);
-static void free_vocab(es_model *m);
-
-es_status es_model_load(const char *path, const es_model_params *params, es_model **out) {
+es_status es_model_open(const char *path, const es_model_params *params, es_model **out) {
     if (!path || !out) return es_error(ES_ERR_INVALID_ARG, "model: path and out must not be NULL");
     es_model_params p = params ? *params : es_model_default_params();
     es_model *m = es_calloc(1, sizeof *m);
@@ -429,7 +426,6 @@ es_status es_model_load(const char *path, const es_model_params *params, es_mode
     if ((st = read_config(m))) goto fail;
     if ((st = bind_weights(m))) goto fail;
     if (p.check_finite && (st = check_finite(m))) goto fail;
-    if ((st = load_vocab(m))) goto fail;
     count_tensors(m);
     *out = m;
     return ES_OK;
@@ -440,7 +436,7 @@ fail:
 
 void es_model_free(es_model *m) {
     if (!m) return;
-    free_vocab(m);
+    if (m->vocab && m->vocab_free) m->vocab_free(m->vocab);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     if (m->w.layers) free(m->w.layers);
@@ -474,6 +470,12 @@ const char *es_model_chat_template(const es_model *m) { return m ? m->chat_templ
 
 const struct es_vocab *es_model_vocab(const es_model *m) { return m ? m->vocab : NULL; }
 
+void es_model_attach_vocab(es_model *m, struct es_vocab *vocab, void (*vocab_free)(struct es_vocab *)) {
+    if (m->vocab && m->vocab_free) m->vocab_free(m->vocab);
+    m->vocab = vocab;
+    m->vocab_free = vocab_free;
+}
+
 static size_t matrix_wsize(const es_matrix *w, int64_t n_tok) {
     return w->data ? es_matmul_wsize(w->type, w->n_in, n_tok) : 0;
 }
@@ -486,24 +488,4 @@ size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ws = ES_MAX(ws, matrix_wsize(all[i], n_tok));
     }
     return ws;
-}
-
-/* ---- vocabulary --------------------------------------------------------------- */
-
-/* The tokenizer, when the file has one (tokenizer.ggml.model). */
-static es_status load_vocab(es_model *m) {
-    if (es_gguf_find_key(m->gguf, "tokenizer.ggml.model") < 0) return ES_OK;
-    es_status st = es_vocab_from_gguf(m->gguf, &m->vocab);
-    /* a tokenizer we do not implement leaves the model usable with token ids */
-    if (st == ES_ERR_UNSUPPORTED) {
-        m->vocab = NULL;
-        return ES_OK;
-    }
-    if (st != ES_OK) return es_error_prefix(st, "model: tokenizer");
-    return ES_OK;
-}
-
-static void free_vocab(es_model *m) {
-    es_vocab_free(m->vocab);
-    m->vocab = NULL;
 }

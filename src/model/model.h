@@ -107,12 +107,22 @@ struct es_model {
     char *arch_name;          /* general.architecture (owned) */
     char *name;               /* general.name or "" (owned) */
     struct es_vocab *vocab;   /* tokenizer, or NULL if the file has none (owned) */
+    void (*vocab_free)(struct es_vocab *); /* frees vocab (set by the text layer) */
     float **owned;            /* f32 copies of f16 norm vectors and biases */
     int n_owned, cap_owned;
     uint64_t n_params;        /* weight elements */
     uint64_t weight_bytes;    /* bytes of all tensors */
     char *chat_template;      /* tokenizer.chat_template or NULL (owned) */
 };
+
+/* Loads the weights and configuration of a GGUF model, without its vocabulary: the
+ * text layer's es_model_load calls this, then attaches the tokenizer. Same contract
+ * as es_model_load otherwise. */
+es_status es_model_open(const char *path, const es_model_params *params, es_model **out);
+
+/* Hands `vocab` to the model, which frees it with vocab_free in es_model_free. Only
+ * while the model is being loaded (it is immutable afterwards). */
+void es_model_attach_vocab(es_model *m, struct es_vocab *vocab, void (*vocab_free)(struct es_vocab *));
 
 /* Bytes of matmul scratch needed to multiply any weight of the model by n_tok rows. */
 size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok);

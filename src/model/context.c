@@ -4,7 +4,7 @@
  */
 #include "context.h"
 
-#include "steer.h"
+#include "steer_state.h"
 
 #include <stdlib.h>
 #include <string.h>
