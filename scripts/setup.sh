@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(build-essential cmake ninja-build pkg-config libpcre2-dev libjansson-dev clang libclang-rt-dev chromium)
+PKGS=(build-essential cmake ninja-build pkg-config libpcre2-dev libjansson-dev clang clang-format libclang-rt-dev chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

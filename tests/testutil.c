@@ -30,6 +30,15 @@ int es_test_finish(void) {
     return es_test_failed ? 1 : 0;
 }
 
+int es_test_skip_code(void) {
+    const char *req = getenv("ES_REQUIRE_SHARED"), *ci = getenv("CI");
+    bool required = (req && *req && strcmp(req, "0") != 0) || (ci && *ci && strcmp(ci, "false") != 0);
+    if (!required) return 77;
+    fprintf(stderr, "FAIL: this test needs the shared data folder (../shared or $ES_SHARED), "
+                    "and ES_REQUIRE_SHARED/CI is set: it fails instead of skipping\n");
+    return 1;
+}
+
 static bool is_dir(const char *p) {
     struct stat st;
     return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);

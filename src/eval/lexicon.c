@@ -4,6 +4,8 @@
  */
 #include "lexicon.h"
 
+#include "file.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -263,45 +265,9 @@ es_status es_lexicon_load_memory(const char *emotions_tsv, size_t emotions_len,
 }
 
 static char *read_all(const char *path, size_t *len, es_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        *st = es_error(ES_ERR_IO, "lexicon: cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        if (cap >= ((size_t)1 << 30)) {
-            free(buf);
-            buf = NULL;
-            fclose(f);
-            *st = es_error(ES_ERR_FORMAT, "lexicon: %s is larger than 1 GiB", path);
-            return NULL;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (nb == NULL) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (buf == NULL) {
-        *st = es_error(ES_ERR_NOMEM, "lexicon: out of memory reading %s", path);
-        return NULL;
-    }
-    if (err) {
-        free(buf);
-        *st = es_error(ES_ERR_IO, "lexicon: error reading %s", path);
-        return NULL;
-    }
-    *len = n;
+    char *buf = NULL;
+    *st = es_file_read(path, (size_t)1 << 30, &buf, len);
+    if (*st != ES_OK) es_error_prefix(*st, "lexicon");
     return buf;
 }
 

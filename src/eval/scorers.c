@@ -5,6 +5,8 @@
  */
 #include "scorers.h"
 
+#include "file.h"
+
 #include "common.h"
 #include "context.h"
 #include "eval_metrics.h"
@@ -412,17 +414,11 @@ es_status es_labelled_parse(const char *data, size_t len, const char *name, int 
 
 es_status es_labelled_load(const char *path, int max_per_class, es_labelled *out) {
     if (!path || !out) return es_error(ES_ERR_INVALID_ARG, "labelled: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f) return es_error(ES_ERR_IO, "labelled: cannot open %s: %s", path, strerror(errno));
-    char *data = malloc(MAX_TSV_BYTES + 1);
-    size_t len = data ? fread(data, 1, MAX_TSV_BYTES + 1, f) : 0;
-    bool err = ferror(f);
-    fclose(f);
-    if (!data) return es_error(ES_ERR_NOMEM, "labelled: out of memory for %s", path);
-    es_status st;
-    if (err) st = es_error(ES_ERR_IO, "labelled: cannot read %s", path);
-    else if (len > MAX_TSV_BYTES) st = es_error(ES_ERR_FORMAT, "labelled: %s is over %zu bytes", path, MAX_TSV_BYTES);
-    else st = es_labelled_parse(data, len, path, max_per_class, out);
+    char *data = NULL;
+    size_t len = 0;
+    es_status st = es_file_read(path, MAX_TSV_BYTES, &data, &len);
+    if (st != ES_OK) return es_error_prefix(st, "labelled");
+    st = es_labelled_parse(data, len, path, max_per_class, out);
     free(data);
     return st;
 }

@@ -628,7 +628,7 @@ es_status es_gguf_open_memory(const void *data, size_t size, es_gguf **out) {
 
 es_status es_gguf_open(const char *path, es_gguf **out) {
     if (!path || !out) return es_error(ES_ERR_INVALID_ARG, "gguf: NULL argument");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return es_error(ES_ERR_IO, "gguf: cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

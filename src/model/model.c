@@ -6,6 +6,8 @@
  */
 #include "model.h"
 
+#include "file.h"
+
 #include "matmul.h"
 #include "types.h"
 
@@ -358,33 +360,6 @@ static es_status check_finite(const es_model *m) {
 
 /* ---- load / free -------------------------------------------------------------- */
 
-/* Reads a whole file into a 64-byte aligned buffer (use_mmap == false). */
-static es_status read_whole_file(const char *path, void **data, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return es_error(ES_ERR_IO, "model: cannot open %s", path);
-    es_status st = ES_OK;
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return es_error(ES_ERR_IO, "model: cannot get the size of %s", path);
-    }
-    void *buf = es_alloc_aligned((size_t)len);
-    if (!buf) {
-        fclose(f);
-        return ES_ERR_NOMEM;
-    }
-    if (fread(buf, 1, (size_t)len, f) != (size_t)len) st = es_error(ES_ERR_IO, "model: cannot read %s", path);
-    fclose(f);
-    if (st != ES_OK) {
-        es_free_aligned(buf);
-        return st;
-    }
-    *data = buf;
-    *size = (size_t)len;
-    return ES_OK;
-}
-
 es_model_params es_model_default_params(void) {
     es_model_params p = {.use_mmap = true, .check_finite = false};
     return p;
@@ -400,7 +375,10 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
         st = es_gguf_open(path, &m->gguf);
     } else {
         size_t size = 0;
-        st = read_whole_file(path, &m->file_copy, &size);
+        char *copy = NULL;
+        st = es_file_read(path, SIZE_MAX - 64, &copy, &size);
+        if (st == ES_OK) m->file_copy = copy;
+        else es_error_prefix(st, "model");
         if (st == ES_OK) st = es_gguf_open_memory(m->file_copy, size, &m->gguf);
     }
     if (st != ES_OK) goto fail;

@@ -4,6 +4,7 @@
  * in extract.h).
  */
 #include "extract.h"
+#include "file.h"
 
 #include "ev.h"
 
@@ -185,29 +186,9 @@ es_status es_extract_pairs_parse(const char *text, size_t len, const char *name,
 
 es_status es_extract_pairs_load(const char *path, es_extract_pair **pairs, int *n) {
     if (!path) return es_error(ES_ERR_INVALID_ARG, "extract: NULL path");
-    FILE *f = fopen(path, "rb");
-    if (!f) return es_error(ES_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    es_status st = ES_OK;
-    while (buf) {
-        if (len == cap) {
-            if (cap >= MAX_FILE_BYTES) {
-                st = es_error(ES_ERR_FORMAT, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) break;
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    if (st == ES_OK && !buf) st = es_error(ES_ERR_NOMEM, "%s: out of memory", path);
-    if (st == ES_OK && ferror(f)) st = es_error(ES_ERR_IO, "%s: read error", path);
-    fclose(f);
+    char *buf = NULL;
+    size_t len = 0;
+    es_status st = es_file_read(path, MAX_FILE_BYTES, &buf, &len);
     if (st == ES_OK) st = es_extract_pairs_parse(buf, len, path, pairs, n);
     free(buf);
     return st;

@@ -2,6 +2,8 @@
  * (see queries.h). */
 #include "queries.h"
 
+#include "file.h"
+
 #include "common.h"
 
 #include <errno.h>
@@ -241,42 +243,9 @@ done:
     return ES_OK;
 }
 
-/* Reads a whole file (at most 1 GiB) into a malloc'ed buffer. */
+/* Reads a whole file (at most 1 GiB). */
 static es_status read_file(const char *path, char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return es_error(ES_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= (size_t)1 << 30) {
-                free(buf);
-                fclose(f);
-                return es_error(ES_ERR_FORMAT, "%s: larger than 1 GiB", path);
-            }
-            cap = cap ? cap * 2 : 1 << 16;
-            char *grown = realloc(buf, cap + 1);
-            if (!grown) {
-                free(buf);
-                fclose(f);
-                return es_error(ES_ERR_NOMEM, "%s: out of memory", path);
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    bool failed = ferror(f) != 0;
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return es_error(ES_ERR_IO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return ES_OK;
+    return es_file_read(path, (size_t)1 << 30, data, len);
 }
 
 es_status es_query_set_load(const char *path, es_query_set **out) {
