@@ -2,6 +2,8 @@
  * from es_eval_results (see report.h). */
 #include "report.h"
 
+#include "strbuf.h"
+
 #include "common.h"
 #include "eval_io.h"
 
@@ -12,63 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- growing string ---------------------------------------------------------- */
-
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool failed; /* an allocation failed: everything after is dropped */
-} sbuf;
-
-static bool sb_reserve(sbuf *b, size_t extra) {
-    if (b->failed) return false;
-    size_t need;
-    if (!es_add_size(b->n, extra, &need) || !es_add_size(need, 1, &need))
-        return !(b->failed = true);
-    if (need <= b->cap) return true;
-    size_t cap = ES_MAX(need, b->cap ? b->cap * 2 : 4096);
-    char *p = realloc(b->p, cap);
-    if (!p) return !(b->failed = true);
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static void sb_putn(sbuf *b, const char *s, size_t n) {
-    if (!sb_reserve(b, n)) return;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s) {
-    sb_putn(b, s, strlen(s));
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) ES_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        sb_putn(b, small, (size_t)n);
-        return;
-    }
-    if (!sb_reserve(b, (size_t)n)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)n;
-}
-
 /* Appends s escaped for HTML text and attribute values, invalid UTF-8 replaced. */
-static void sb_esc(sbuf *b, const char *s) {
+static void sb_esc(es_strbuf *b, const char *s) {
     char *clean = es_utf8_sanitize(s);
     if (!clean) {
         b->failed = true;
@@ -86,9 +33,9 @@ static void sb_esc(sbuf *b, const char *s) {
         default: break;
         }
         if (ent || !*p) {
-            sb_putn(b, run, (size_t)(p - run));
+            es_strbuf_append(b, run, (size_t)(p - run));
             if (!*p) break;
-            sb_puts(b, ent);
+            es_strbuf_puts(b, ent);
             run = p + 1;
         }
     }
@@ -96,23 +43,23 @@ static void sb_esc(sbuf *b, const char *s) {
 }
 
 char *es_html_escape(const char *s) {
-    sbuf b = {0};
-    sb_reserve(&b, 0);
+    es_strbuf b = {0};
+    es_strbuf_reserve(&b, 0);
     sb_esc(&b, s);
     if (b.failed) {
-        free(b.p);
+        free(b.data);
         es_error(ES_ERR_NOMEM, "report: out of memory escaping text");
         return NULL;
     }
-    return b.p;
+    return b.data;
 }
 
 /* A number with fmt, or an en dash for NaN. */
-static void sb_num(sbuf *b, const char *fmt, double v) {
+static void sb_num(es_strbuf *b, const char *fmt, double v) {
     if (isfinite(v))
-        sb_printf(b, fmt, v);
+        es_strbuf_printf(b, fmt, v);
     else
-        sb_puts(b, "&#8211;");
+        es_strbuf_puts(b, "&#8211;");
 }
 
 /* ---- colours ------------------------------------------------------------------- */
@@ -189,13 +136,13 @@ static void tick_label(char *buf, size_t n, double v, double step) {
     snprintf(buf, n, "%.*f", decimals, v);
 }
 
-static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
+static void draw_line_panel(es_strbuf *b, const es_eval_results *r, const panel *p) {
     const double ml = 56, mr = 14, mt = 26, mb = 40; /* margins */
     double px = p->x + ml, py = p->y + mt, pw = p->w - ml - mr, ph = p->h - mt - mb;
-    sb_printf(b, "<g class=\"panel\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">", p->x + ml,
+    es_strbuf_printf(b, "<g class=\"panel\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">", p->x + ml,
               p->y + 16);
     sb_esc(b, p->title);
-    sb_puts(b, "</text>\n");
+    es_strbuf_puts(b, "</text>\n");
 
     /* y range over the finite means (and mean +- spread) */
     double lo = INFINITY, hi = -INFINITY;
@@ -208,7 +155,7 @@ static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
             hi = fmax(hi, m + s);
         }
     if (!isfinite(lo)) {
-        sb_printf(b,
+        es_strbuf_printf(b,
                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>"
                   "<text x=\"%.1f\" y=\"%.1f\" class=\"nodata\">no data</text></g>\n",
                   px, py, pw, ph, px + pw / 2, py + ph / 2);
@@ -235,30 +182,30 @@ static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
 #define SY(v) (py + ph - (fmin(fmax((v), lo), hi) - lo) / (hi - lo) * ph)
 
     /* grid, axes, ticks */
-    sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n",
+    es_strbuf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n",
               px, py, pw, ph);
     for (int k = 0; k <= 12; k++) {
         double v = lo + k * step;
         if (v > hi + step * 1e-6) break;
         char lab[32];
         tick_label(lab, sizeof lab, v, step);
-        sb_printf(b,
+        es_strbuf_printf(b,
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
                   "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%s</text>\n",
                   px, SY(v), px + pw, SY(v), px - 5, SY(v) + 4, lab);
     }
     for (int a = 0; a < r->n_alphas; a++)
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xtick\">%g</text>\n", SX(r->alphas[a]),
+        es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xtick\">%g</text>\n", SX(r->alphas[a]),
                   py + ph + 15, r->alphas[a]);
     if (amin < 0 && amax > 0)
-        sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"zero\"/>\n",
+        es_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"zero\"/>\n",
                   SX(0.0), py, SX(0.0), py + ph);
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xlabel\">alpha (steering strength)</text>\n",
+    es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xlabel\">alpha (steering strength)</text>\n",
               px + pw / 2, py + ph + 33);
-    sb_printf(b, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"ylabel\">",
+    es_strbuf_printf(b, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"ylabel\">",
               p->x + 13, py + ph / 2);
     sb_esc(b, p->ylabel);
-    sb_puts(b, "</text>\n");
+    es_strbuf_puts(b, "</text>\n");
 
     /* per emotion: the +-sd band under the mean line, over runs of finite points */
     for (int e = 0; e < r->n_emotions; e++) {
@@ -270,23 +217,23 @@ static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
                    isfinite(sd))
                 end++;
             if (end - a >= 2) {
-                sb_printf(b, "<polygon class=\"band\" fill=\"%s\" points=\"", color);
+                es_strbuf_printf(b, "<polygon class=\"band\" fill=\"%s\" points=\"", color);
                 for (int k = a; k < end; k++) {
                     m = p->value(es_eval_cell_at(r, e, k), &sd);
-                    sb_printf(b, "%.1f,%.1f ", SX(r->alphas[k]), SY(m + sd));
+                    es_strbuf_printf(b, "%.1f,%.1f ", SX(r->alphas[k]), SY(m + sd));
                 }
                 for (int k = end - 1; k >= a; k--) {
                     m = p->value(es_eval_cell_at(r, e, k), &sd);
-                    sb_printf(b, "%.1f,%.1f ", SX(r->alphas[k]), SY(m - sd));
+                    es_strbuf_printf(b, "%.1f,%.1f ", SX(r->alphas[k]), SY(m - sd));
                 }
-                sb_puts(b, "\"/>\n");
+                es_strbuf_puts(b, "\"/>\n");
             }
             a = end + 1;
         }
     }
     for (int e = 0; e < r->n_emotions; e++) {
         const char *color = emotion_color(r->emotions[e], e);
-        sb_printf(b, "<path class=\"line\" stroke=\"%s\" d=\"", color);
+        es_strbuf_printf(b, "<path class=\"line\" stroke=\"%s\" d=\"", color);
         bool pen = false;
         for (int a = 0; a < r->n_alphas; a++) {
             double sd, m = p->value(es_eval_cell_at(r, e, a), &sd);
@@ -294,61 +241,61 @@ static void draw_line_panel(sbuf *b, const es_eval_results *r, const panel *p) {
                 pen = false;
                 continue;
             }
-            sb_printf(b, "%c%.1f %.1f ", pen ? 'L' : 'M', SX(r->alphas[a]), SY(m));
+            es_strbuf_printf(b, "%c%.1f %.1f ", pen ? 'L' : 'M', SX(r->alphas[a]), SY(m));
             pen = true;
         }
-        sb_puts(b, "\"/>\n");
+        es_strbuf_puts(b, "\"/>\n");
         for (int a = 0; a < r->n_alphas; a++) {
             double sd, m = p->value(es_eval_cell_at(r, e, a), &sd);
             if (!isfinite(m)) continue;
-            sb_printf(b, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
+            es_strbuf_printf(b, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
                       SX(r->alphas[a]), SY(m), color);
             sb_esc(b, r->emotions[e]);
-            sb_printf(b, ", alpha %g: %.4g", r->alphas[a], m);
-            if (isfinite(sd)) sb_printf(b, " &#177; %.4g", sd);
-            sb_puts(b, "</title></circle>\n");
+            es_strbuf_printf(b, ", alpha %g: %.4g", r->alphas[a], m);
+            if (isfinite(sd)) es_strbuf_printf(b, " &#177; %.4g", sd);
+            es_strbuf_puts(b, "</title></circle>\n");
         }
     }
 #undef SX
 #undef SY
-    sb_puts(b, "</g>\n");
+    es_strbuf_puts(b, "</g>\n");
 }
 
 /* Legend across the top of an SVG of width w: one swatch per emotion. */
-static void draw_legend(sbuf *b, const es_eval_results *r, double w) {
+static void draw_legend(es_strbuf *b, const es_eval_results *r, double w) {
     double x = 56, y = 14;
-    sb_puts(b, "<g class=\"legend\">");
+    es_strbuf_puts(b, "<g class=\"legend\">");
     for (int e = 0; e < r->n_emotions; e++) {
         double tw = 22 + 7.2 * (double)ES_MIN(strlen(r->emotions[e]), (size_t)24) + 18;
         if (x + tw > w && x > 56) {
             x = 56;
             y += 18;
         }
-        sb_printf(b,
+        es_strbuf_printf(b,
                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"10\" fill=\"%s\"/>"
                   "<text x=\"%.1f\" y=\"%.1f\">",
                   x, y - 9, emotion_color(r->emotions[e], e), x + 21, y);
         char name[32];
         snprintf(name, sizeof name, "%.24s", r->emotions[e]);
         sb_esc(b, name);
-        sb_puts(b, "</text>");
+        es_strbuf_puts(b, "</text>");
         x += tw;
     }
-    sb_puts(b, "</g>\n");
+    es_strbuf_puts(b, "</g>\n");
 }
 
 /* An SVG of line panels in a grid of `cols` columns under a legend. */
-static void line_chart(sbuf *b, const es_eval_results *r, const char *label, panel *panels, int n,
+static void line_chart(es_strbuf *b, const es_eval_results *r, const char *label, panel *panels, int n,
                        int cols) {
     const double pw = 520, ph = 320, legend_h = 20.0 + 18.0 * (r->n_emotions / 7);
     int rows = (n + cols - 1) / cols;
     double w = pw * ES_MIN(n, cols), h = legend_h + ph * rows;
-    sb_printf(
+    es_strbuf_printf(
         b,
         "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"",
         w, h, w, h);
     sb_esc(b, label);
-    sb_puts(b, "\">\n");
+    es_strbuf_puts(b, "\">\n");
     draw_legend(b, r, w);
     for (int i = 0; i < n; i++) {
         panels[i].x = pw * (i % cols);
@@ -357,7 +304,7 @@ static void line_chart(sbuf *b, const es_eval_results *r, const char *label, pan
         panels[i].h = ph;
         draw_line_panel(b, r, &panels[i]);
     }
-    sb_puts(b, "</svg>\n");
+    es_strbuf_puts(b, "</svg>\n");
 }
 
 /* ---- heat maps ---------------------------------------------------------------------- */
@@ -370,22 +317,22 @@ static void heat_color(double share, char out[8]) {
     snprintf(out, 8, "#%02x%02x%02x", rr, gg, bb);
 }
 
-static void draw_heatmap(sbuf *b, const es_eval_results *r, int a, double x0, double y0) {
+static void draw_heatmap(es_strbuf *b, const es_eval_results *r, int a, double x0, double y0) {
     const double cw = 58, ch = 30, left = 84, top = 56;
-    sb_printf(
+    es_strbuf_printf(
         b, "<g class=\"heat\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">alpha = %g, accuracy ",
         x0 + left, y0 + 16, r->alphas[a]);
     sb_num(b, "%.0f%%", r->accuracy[a] * 100);
-    sb_puts(b, "</text>\n");
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"axnote\">detected &#8594;</text>\n",
+    es_strbuf_puts(b, "</text>\n");
+    es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"axnote\">detected &#8594;</text>\n",
               x0 + left, y0 + 32);
     for (int l = 0; l < r->n_labels; l++) {
         char name[16];
         snprintf(name, sizeof name, "%.9s", r->labels[l]);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"collab\">", x0 + left + cw * l + cw / 2,
+        es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"collab\">", x0 + left + cw * l + cw / 2,
                   y0 + top - 6);
         sb_esc(b, name);
-        sb_puts(b, "</text>\n");
+        es_strbuf_puts(b, "</text>\n");
     }
     for (int e = 0; e < r->n_emotions; e++) {
         const double *row = es_eval_confusion_row(r, a, e);
@@ -394,35 +341,35 @@ static void draw_heatmap(sbuf *b, const es_eval_results *r, int a, double x0, do
             sum += row[l];
         char name[16];
         snprintf(name, sizeof name, "%.10s", r->emotions[e]);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"rowlab\">", x0 + left - 6,
+        es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"rowlab\">", x0 + left - 6,
                   y0 + top + ch * e + ch / 2 + 4);
         sb_esc(b, name);
-        sb_puts(b, "</text>\n");
+        es_strbuf_puts(b, "</text>\n");
         for (int l = 0; l < r->n_labels; l++) {
             double share = sum > 0 ? row[l] / sum : NAN;
             char color[8];
             heat_color(share, color);
             double cx = x0 + left + cw * l, cy = y0 + top + ch * e;
             bool diag = r->emotion_label[e] == l;
-            sb_printf(b,
+            es_strbuf_printf(b,
                       "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"%s\" "
                       "class=\"%s\"/>",
                       cx, cy, cw, ch, color, diag ? "cell diag" : "cell");
             bool whole = fabs(row[l] - round(row[l])) < 1e-9;
-            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"%s\">", cx + cw / 2, cy + ch / 2 + 4,
+            es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"%s\">", cx + cw / 2, cy + ch / 2 + 4,
                       isfinite(share) && share > 0.5 ? "num light" : "num");
-            sb_printf(b, whole ? "%.0f" : "%.1f", row[l]);
-            sb_puts(b, "</text>\n");
+            es_strbuf_printf(b, whole ? "%.0f" : "%.1f", row[l]);
+            es_strbuf_puts(b, "</text>\n");
         }
     }
-    sb_printf(b,
+    es_strbuf_printf(b,
               "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"axnote\">steered to "
               "&#8594;</text>\n",
               x0 + 12, y0 + top + ch * r->n_emotions);
-    sb_puts(b, "</g>\n");
+    es_strbuf_puts(b, "</g>\n");
 }
 
-static void heatmaps(sbuf *b, const es_eval_results *r, int max_maps) {
+static void heatmaps(es_strbuf *b, const es_eval_results *r, int max_maps) {
     int idx[64], n = 0;
     for (int a = r->n_alphas - 1; a >= 0 && n < ES_MIN(max_maps, 64); a--)
         if (r->alphas[a] > 0) idx[n++] = a;
@@ -437,13 +384,13 @@ static void heatmaps(sbuf *b, const es_eval_results *r, int max_maps) {
     int cols = ES_MAX(1, (int)(1100 / mw));
     int rows = (n + cols - 1) / cols;
     double w = mw * ES_MIN(n, cols), h = mh * rows;
-    sb_printf(b,
+    es_strbuf_printf(b,
               "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
               "aria-label=\"confusion matrices\">\n",
               w, h, w, h);
     for (int i = 0; i < n; i++)
         draw_heatmap(b, r, idx[i], mw * (i % cols), mh * (i / cols));
-    sb_puts(b, "</svg>\n");
+    es_strbuf_puts(b, "</svg>\n");
 }
 
 /* ---- page --------------------------------------------------------------------------- */
@@ -472,19 +419,19 @@ static const char *css =
     ".axnote{font-size:11px;fill:#777}.cell{stroke:#fff}.diag{stroke:#222;stroke-width:1.5}"
     ".num{text-anchor:middle;font-size:12px;fill:#111}.num.light{fill:#fff}";
 
-static void settings_row(sbuf *b, const char *key, const char *value) {
+static void settings_row(es_strbuf *b, const char *key, const char *value) {
     if (!value || !*value) return;
-    sb_puts(b, "<tr><th>");
+    es_strbuf_puts(b, "<tr><th>");
     sb_esc(b, key);
-    sb_puts(b, "</th><td>");
+    es_strbuf_puts(b, "</th><td>");
     sb_esc(b, value);
-    sb_puts(b, "</td></tr>\n");
+    es_strbuf_puts(b, "</td></tr>\n");
 }
 
-static void settings_table(sbuf *b, const es_eval_results *r) {
+static void settings_table(es_strbuf *b, const es_eval_results *r) {
     const es_eval_settings *s = &r->settings;
     char buf[64];
-    sb_puts(b, "<table class=\"settings\">\n");
+    es_strbuf_puts(b, "<table class=\"settings\">\n");
     settings_row(b, "model", s->model_name);
     settings_row(b, "model file", s->model_path);
     settings_row(b, "model sha256", s->model_sha256);
@@ -511,34 +458,34 @@ static void settings_table(sbuf *b, const es_eval_results *r) {
     snprintf(buf, sizeof buf, "%d (%d outside the table)", r->n_records, r->n_ignored);
     settings_row(b, "responses", buf);
     settings_row(b, "created", s->created);
-    sb_puts(b, "</table>\n");
+    es_strbuf_puts(b, "</table>\n");
 }
 
-static void linearity_table(sbuf *b, const es_eval_results *r) {
-    sb_puts(b, "<table class=\"linearity\"><tr><th>emotion</th><th>points</th><th>slope</th>"
+static void linearity_table(es_strbuf *b, const es_eval_results *r) {
+    es_strbuf_puts(b, "<table class=\"linearity\"><tr><th>emotion</th><th>points</th><th>slope</th>"
                "<th>intercept</th><th>R&#178;</th><th>EAS slope</th><th>EAS R&#178;</th></tr>\n");
     for (int e = 0; e < r->n_emotions; e++) {
         const es_linearity *f = &r->linearity[e], *g = &r->linearity_eas[e];
-        sb_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
+        es_strbuf_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
                   emotion_color(r->emotions[e], e));
         sb_esc(b, r->emotions[e]);
-        sb_printf(b, "</td><td class=\"n\">%d</td><td class=\"n\">", f->n_points);
+        es_strbuf_printf(b, "</td><td class=\"n\">%d</td><td class=\"n\">", f->n_points);
         sb_num(b, "%.4f", f->slope);
-        sb_puts(b, "</td><td class=\"n\">");
+        es_strbuf_puts(b, "</td><td class=\"n\">");
         sb_num(b, "%.4f", f->intercept);
-        sb_puts(b, "</td><td class=\"n\">");
+        es_strbuf_puts(b, "</td><td class=\"n\">");
         sb_num(b, "%.3f", f->r2);
-        sb_puts(b, "</td><td class=\"n\">");
+        es_strbuf_puts(b, "</td><td class=\"n\">");
         sb_num(b, "%.4f", g->slope);
-        sb_puts(b, "</td><td class=\"n\">");
+        es_strbuf_puts(b, "</td><td class=\"n\">");
         sb_num(b, "%.3f", g->r2);
-        sb_puts(b, "</td></tr>\n");
+        es_strbuf_puts(b, "</td></tr>\n");
     }
-    sb_puts(b, "</table>\n");
+    es_strbuf_puts(b, "</table>\n");
 }
 
 /* Appends at most max bytes of s (cut at a UTF-8 boundary, then an ellipsis), escaped. */
-static void sb_esc_cut(sbuf *b, const char *s, int max) {
+static void sb_esc_cut(es_strbuf *b, const char *s, int max) {
     size_t n = strlen(s);
     if (max <= 0 || n <= (size_t)max) {
         sb_esc(b, s);
@@ -556,57 +503,57 @@ static void sb_esc_cut(sbuf *b, const char *s, int max) {
     head[cut] = '\0';
     sb_esc(b, head);
     free(head);
-    sb_puts(b, "&#8230;");
+    es_strbuf_puts(b, "&#8230;");
 }
 
-static void samples_table(sbuf *b, const es_eval_results *r, const es_report_params *p) {
+static void samples_table(es_strbuf *b, const es_eval_results *r, const es_report_params *p) {
     if (r->n_samples == 0) {
-        sb_puts(b, "<p class=\"note\">No sample responses were kept.</p>\n");
+        es_strbuf_puts(b, "<p class=\"note\">No sample responses were kept.</p>\n");
         return;
     }
-    sb_puts(b, "<table class=\"samples\"><tr><th>emotion</th><th>alpha</th><th>query</th>"
+    es_strbuf_puts(b, "<table class=\"samples\"><tr><th>emotion</th><th>alpha</th><th>query</th>"
                "<th>prompt</th><th>response</th><th>p(target)</th><th>detected</th></tr>\n");
     int shown = ES_MIN(r->n_samples, ES_MAX(p->max_samples, 0));
     for (int k = 0; k < shown; k++) {
         /* spread the shown rows evenly over all samples */
         int i = (int)((long long)k * r->n_samples / shown);
         const es_eval_sample *s = &r->samples[i];
-        sb_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
+        es_strbuf_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
                   emotion_color(r->emotions[s->emotion], s->emotion));
         sb_esc(b, r->emotions[s->emotion]);
-        sb_printf(b, "</td><td class=\"n\">%g</td><td class=\"qid\">", r->alphas[s->alpha]);
+        es_strbuf_printf(b, "</td><td class=\"n\">%g</td><td class=\"qid\">", r->alphas[s->alpha]);
         sb_esc(b, s->query_id);
-        sb_puts(b, "</td><td class=\"text prompt\">");
+        es_strbuf_puts(b, "</td><td class=\"text prompt\">");
         sb_esc_cut(b, s->prompt, p->max_response_bytes);
-        sb_puts(b, "</td><td class=\"text\">");
+        es_strbuf_puts(b, "</td><td class=\"text\">");
         sb_esc_cut(b, s->response, p->max_response_bytes);
-        sb_puts(b, "</td><td class=\"n\">");
+        es_strbuf_puts(b, "</td><td class=\"n\">");
         sb_num(b, "%.3f", s->target_prob);
-        sb_puts(b, "</td><td>");
+        es_strbuf_puts(b, "</td><td>");
         if (s->detected >= 0 && s->detected < r->n_labels)
             sb_esc(b, r->labels[s->detected]);
         else
-            sb_puts(b, "&#8211;");
-        sb_puts(b, "</td></tr>\n");
+            es_strbuf_puts(b, "&#8211;");
+        es_strbuf_puts(b, "</td></tr>\n");
     }
-    sb_puts(b, "</table>\n");
+    es_strbuf_puts(b, "</table>\n");
     if (shown < r->n_samples)
-        sb_printf(b,
+        es_strbuf_printf(b,
                   "<p class=\"note\">%d of %d kept samples shown; all are in results.json.</p>\n",
                   shown, r->n_samples);
 }
 
-static void accuracy_table(sbuf *b, const es_eval_results *r) {
-    sb_puts(b, "<table class=\"accuracy\"><tr><th>alpha</th>");
+static void accuracy_table(es_strbuf *b, const es_eval_results *r) {
+    es_strbuf_puts(b, "<table class=\"accuracy\"><tr><th>alpha</th>");
     for (int a = 0; a < r->n_alphas; a++)
-        sb_printf(b, "<th>%g</th>", r->alphas[a]);
-    sb_puts(b, "</tr>\n<tr><th>accuracy</th>");
+        es_strbuf_printf(b, "<th>%g</th>", r->alphas[a]);
+    es_strbuf_puts(b, "</tr>\n<tr><th>accuracy</th>");
     for (int a = 0; a < r->n_alphas; a++) {
-        sb_puts(b, "<td class=\"n\">");
+        es_strbuf_puts(b, "<td class=\"n\">");
         sb_num(b, "%.3f", r->accuracy[a]);
-        sb_puts(b, "</td>");
+        es_strbuf_puts(b, "</td>");
     }
-    sb_puts(b, "</tr></table>\n");
+    es_strbuf_puts(b, "</tr></table>\n");
 }
 
 es_report_params es_report_default_params(void) {
@@ -614,8 +561,8 @@ es_report_params es_report_default_params(void) {
     return p;
 }
 
-static void section_open(sbuf *b, const char *id, const char *title, const char *note) {
-    sb_printf(b, "<section class=\"chart\" id=\"%s\">\n<h2>%s</h2>\n<p class=\"note\">%s</p>\n", id,
+static void section_open(es_strbuf *b, const char *id, const char *title, const char *note) {
+    es_strbuf_printf(b, "<section class=\"chart\" id=\"%s\">\n<h2>%s</h2>\n<p class=\"note\">%s</p>\n", id,
               title, note);
 }
 
@@ -625,19 +572,19 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
         return es_error(ES_ERR_INVALID_ARG, "report: empty results");
     es_report_params p = params ? *params : es_report_default_params();
     if (!p.title) p.title = "emosteer evaluation";
-    sbuf b = {0};
-    sb_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    es_strbuf b = {0};
+    es_strbuf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                 "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>");
     sb_esc(&b, p.title);
-    sb_printf(&b, "</title>\n<style>%s</style>\n</head><body>\n<h1>", css);
+    es_strbuf_printf(&b, "</title>\n<style>%s</style>\n</head><body>\n<h1>", css);
     sb_esc(&b, p.title);
-    sb_printf(&b,
+    es_strbuf_printf(&b,
               "</h1>\n<p class=\"note\">emosteer %s &#183; %d emotions &#215; %d alphas &#183; "
               "%d responses</p>\n",
               ES_VERSION_STRING, r->n_emotions, r->n_alphas, r->n_records);
-    sb_puts(&b, "<section id=\"settings\">\n<h2>Settings</h2>\n");
+    es_strbuf_puts(&b, "<section id=\"settings\">\n<h2>Settings</h2>\n");
     settings_table(&b, r);
-    sb_puts(&b, "</section>\n");
+    es_strbuf_puts(&b, "</section>\n");
 
     section_open(&b, "emotion", "Emotion score vs alpha",
                  "Left: mean probability of the steered-to emotion (the scorer's share for that "
@@ -648,7 +595,7 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
         {0, 0, 0, 0, "Absolute emotion score (EAS)", "EAS", v_eas, 0, NAN, true},
     };
     line_chart(&b, r, "emotion score vs alpha", emo, 2, 2);
-    sb_puts(&b, "</section>\n");
+    es_strbuf_puts(&b, "</section>\n");
 
     section_open(
         &b, "fluency", "Fluency vs alpha",
@@ -662,7 +609,7 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
         {0, 0, 0, 0, "Perplexity (geometric mean)", "perplexity", v_ppl, 0, NAN, false},
     };
     line_chart(&b, r, "fluency vs alpha", flu, 4, 2);
-    sb_puts(&b, "</section>\n");
+    es_strbuf_puts(&b, "</section>\n");
 
     section_open(&b, "specificity", "Specificity: steered-to vs detected emotion",
                  "Rows: the emotion steered toward; columns: the scorer's top label per response "
@@ -670,34 +617,34 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
                  "counts, shaded by row share; the outlined cell is the target.");
     heatmaps(&b, r, ES_MAX(p.max_heatmaps, 1));
     accuracy_table(&b, r);
-    sb_puts(&b, "</section>\n");
+    es_strbuf_puts(&b, "</section>\n");
 
     section_open(&b, "topic", "Topic adherence vs alpha",
                  "Mean similarity of each response to its query, &#177;1 sd.");
     panel top[1] = {
         {0, 0, 0, 0, "Topic adherence", "similarity to query", v_topic, NAN, NAN, false}};
     line_chart(&b, r, "topic adherence vs alpha", top, 1, 1);
-    sb_puts(&b, "</section>\n");
+    es_strbuf_puts(&b, "</section>\n");
 
-    sb_puts(&b, "<section id=\"linearity\">\n<h2>Linearity</h2>\n");
-    sb_printf(&b,
+    es_strbuf_puts(&b, "<section id=\"linearity\">\n<h2>Linearity</h2>\n");
+    es_strbuf_printf(&b,
               "<p class=\"note\">Least-squares line through (alpha, mean target-emotion "
               "probability) for alpha in [%g, %g]; R&#178; = 1 &#8722; "
               "SS<sub>res</sub>/SS<sub>tot</sub>.</p>\n",
               r->lin_alpha_lo, r->lin_alpha_hi);
     linearity_table(&b, r);
-    sb_puts(&b, "</section>\n");
+    es_strbuf_puts(&b, "</section>\n");
 
-    sb_puts(&b, "<section id=\"samples\">\n<h2>Sample responses</h2>\n");
+    es_strbuf_puts(&b, "<section id=\"samples\">\n<h2>Sample responses</h2>\n");
     samples_table(&b, r, &p);
-    sb_puts(&b, "</section>\n</body></html>\n");
+    es_strbuf_puts(&b, "</section>\n</body></html>\n");
 
     if (b.failed) {
-        free(b.p);
+        free(b.data);
         return es_error(ES_ERR_NOMEM, "report: out of memory building the page");
     }
-    *out = b.p;
-    if (len) *len = b.n;
+    *out = b.data;
+    if (len) *len = b.len;
     return ES_OK;
 }
 

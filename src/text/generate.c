@@ -5,6 +5,7 @@
  * strings. See es_generate in emosteer.h.
  */
 #include "common.h"
+#include "strbuf.h"
 #include "context.h"
 
 #include <stdlib.h>
@@ -31,8 +32,7 @@ typedef struct gen_seq {
     es_sampler *sampler;
     es_detok_stream *detok;
     es_stop *stop;
-    char *text;       /* [text_cap] emitted text so far */
-    size_t text_len, text_cap;
+    es_strbuf text;   /* emitted text so far */
     int32_t *tokens;  /* [n_predict] generated tokens */
     int n_tokens;
     int32_t pending;  /* token sampled but not yet decoded, or -1 */
@@ -42,20 +42,8 @@ typedef struct gen_seq {
 
 static es_status append_text(gen_seq *s, const char *p, size_t n) {
     if (n == 0) return ES_OK;
-    if (s->text_len + n + 1 > s->text_cap) {
-        size_t cap = s->text_cap ? s->text_cap : 256;
-        while (cap < s->text_len + n + 1) {
-            if (cap > SIZE_MAX / 2) return es_error(ES_ERR_NOMEM, "generate: text too long");
-            cap *= 2;
-        }
-        char *t = realloc(s->text, cap);
-        if (!t) return es_error(ES_ERR_NOMEM, "generate: out of memory for %zu bytes of text", cap);
-        s->text = t;
-        s->text_cap = cap;
-    }
-    memcpy(s->text + s->text_len, p, n);
-    s->text_len += n;
-    s->text[s->text_len] = '\0';
+    es_strbuf_append(&s->text, p, n);
+    if (s->text.failed) return es_error(ES_ERR_NOMEM, "generate: out of memory for %zu bytes of text", s->text.len + n);
     return ES_OK;
 }
 
@@ -245,12 +233,12 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
     }
     for (int i = 0; i < n; i++) {
         gen_seq *s = &seqs[i];
-        out[i].text = s->text ? s->text : es_strdup("");
-        out[i].text_len = s->text_len;
+        out[i].text = s->text.data ? s->text.data : es_strdup("");
+        out[i].text_len = s->text.len;
         out[i].tokens = s->tokens;
         out[i].n_tokens = s->n_tokens;
         out[i].stop = s->why;
-        s->text = NULL;
+        s->text = (es_strbuf){0};
         s->tokens = NULL;
         if (!out[i].text) st = ES_ERR_NOMEM;
     }
@@ -260,7 +248,7 @@ done:
         es_sampler_free(seqs[i].sampler);
         es_detok_stream_free(seqs[i].detok);
         es_stop_free(seqs[i].stop);
-        free(seqs[i].text);
+        es_strbuf_free(&seqs[i].text);
         free(seqs[i].tokens);
     }
     free(seqs);
