@@ -18,6 +18,7 @@
 #include "fuzz_seeds.h"
 #include "gguf.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,8 @@ static void check_one(const es_vocab *v, const uint8_t *data, size_t size, bool 
     if (expect_exact && (len != size || memcmp(back, data, size) != 0))
         fail("round trip differs", v, data, size);
 
-    /* the stream through a 5-byte window equals the concatenated pieces */
+    /* the stream through a 5-byte window equals the concatenated pieces with invalid
+     * UTF-8 repaired (each bad byte becomes U+FFFD) */
     es_detok_stream *s = NULL;
     if (es_detok_stream_create(v, true, &s) != ES_OK) fail("stream create", v, data, size);
     size_t want_len = 0;
@@ -94,28 +96,36 @@ static void check_one(const es_vocab *v, const uint8_t *data, size_t size, bool 
         int32_t pk = es_token_to_piece(v, ids[i], NULL, 0, true);
         want_len += (size_t)(pk < 0 ? -pk : pk);
     }
-    char *concat = malloc(want_len + 1), *streamed = malloc(want_len + 1);
+    char *concat = malloc(want_len + 1), *streamed = malloc(3 * want_len + 1),
+         *repaired = malloc(3 * want_len + 1);
     size_t total = 0, pieces = 0;
     for (int32_t i = off; i < off + m; i++) {
         char buf[5];
         pieces += (size_t)es_token_to_piece(v, ids[i], concat + pieces,
                                             (int32_t)(want_len - pieces), true);
         size_t got = es_detok_stream_push(s, ids[i], buf, sizeof buf);
-        if (total + got > want_len) fail("stream gives too many bytes", v, data, size);
+        if (total + got > 3 * want_len) fail("stream gives too many bytes", v, data, size);
         memcpy(streamed + total, buf, got);
         total += got;
     }
     char buf[5];
     size_t k;
     while ((k = es_detok_stream_flush(s, buf, sizeof buf)) > 0) {
-        if (total + k > want_len) fail("stream flush gives too many bytes", v, data, size);
+        if (total + k > 3 * want_len) fail("stream flush gives too many bytes", v, data, size);
         memcpy(streamed + total, buf, k);
         total += k;
     }
-    if (total != pieces || pieces != want_len || memcmp(streamed, concat, total) != 0)
-        fail("stream differs from pieces", v, data, size);
+    size_t n_repaired = es_utf8_repair(concat, pieces, repaired);
+    if (pieces != want_len || total != n_repaired || memcmp(streamed, repaired, total) != 0)
+        fail("stream differs from the repaired pieces", v, data, size);
+    for (size_t i = 0; i < total;) {
+        size_t cl = es_utf8_valid_len((const unsigned char *)streamed + i, total - i);
+        if (cl == 0) fail("stream gives invalid UTF-8", v, data, size);
+        i += cl;
+    }
     es_detok_stream_free(s);
     free(streamed);
+    free(repaired);
     free(concat);
     free(back);
     free(ids);

@@ -293,10 +293,12 @@ es_status es_detok_stream_create(const es_vocab *v, bool render_special, es_deto
 void es_detok_stream_free(es_detok_stream *s);
 /* Appends token tok and copies to buf (at most cap bytes, never half a character)
  * the bytes now complete; returns their count. Bytes that did not fit stay queued
- * for the next push or flush. Ids out of range add nothing. */
+ * for the next push or flush. Ids out of range add nothing. The output is always
+ * valid UTF-8: a byte that cannot begin a valid character (a byte-fallback token
+ * that forms no valid sequence) comes out as U+FFFD. */
 size_t es_detok_stream_push(es_detok_stream *s, int32_t tok, char *buf, size_t cap);
-/* Copies out what is still queued, incomplete characters included (as raw bytes);
- * returns the count; call until it returns 0. The stream can then be reused. */
+/* Copies out what is still queued, an incomplete character at the end as U+FFFD per
+ * byte; returns the count; call until it returns 0. The stream can then be reused. */
 size_t es_detok_stream_flush(es_detok_stream *s, char *buf, size_t cap);
 
 /* (tokenizer section: end) */

@@ -475,6 +475,42 @@ static void test_demo(void) {
     es_vocab_free(v);
 }
 
+/* Byte-fallback tokens that form no valid UTF-8 come out of the stream as U+FFFD:
+ * generated text is always valid UTF-8. */
+static void test_stream_invalid_utf8(void) {
+    es_vocab *v = load_vocab("vocab/ggml-vocab-llama-spm.gguf");
+    if (!v) return;
+    static const struct {
+        const char *bytes[4];
+        const char *want;
+    } cases[] = {
+        {{"<0xE2>", "<0x28>", NULL}, "\xEF\xBF\xBD("},               /* lead + ASCII */
+        {{"<0x80>", NULL}, "\xEF\xBF\xBD"},                          /* stray continuation */
+        {{"<0xE2>", "<0x82>", "<0xAC>", NULL}, "\xE2\x82\xAC"},       /* a valid euro sign */
+        {{"<0xC0>", "<0xAF>", NULL}, "\xEF\xBF\xBD\xEF\xBF\xBD"},   /* overlong */
+        {{"<0xF0>", "<0x9F>", NULL}, "\xEF\xBF\xBD\xEF\xBF\xBD"},   /* cut short at the end */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        es_detok_stream *s = NULL;
+        CHECK(es_detok_stream_create(v, false, &s) == ES_OK, "stream create");
+        if (!s) break;
+        char out[64];
+        size_t n = 0;
+        for (int i = 0; cases[c].bytes[i]; i++) {
+            int32_t id = es_vocab_find_token(v, cases[c].bytes[i]);
+            CHECK(id >= 0, "byte token %s", cases[c].bytes[i]);
+            n += es_detok_stream_push(s, id, out + n, sizeof out - n);
+        }
+        size_t k;
+        while ((k = es_detok_stream_flush(s, out + n, sizeof out - n)) > 0) n += k;
+        CHECK(n == strlen(cases[c].want) && memcmp(out, cases[c].want, n) == 0,
+              "invalid UTF-8 case %zu: got %zu bytes, want %zu", c, n, strlen(cases[c].want));
+        CHECK(valid_utf8(out, n), "invalid UTF-8 case %zu: the output is valid UTF-8", c);
+        es_detok_stream_free(s);
+    }
+    es_vocab_free(v);
+}
+
 int main(void) {
     if (!es_test_shared()) {
         printf("no shared data folder: skipped\n");
@@ -496,5 +532,6 @@ int main(void) {
     test_errors();
     test_bad_metadata();
     test_demo();
+    test_stream_invalid_utf8();
     return es_test_finish();
 }

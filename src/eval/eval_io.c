@@ -2,6 +2,8 @@
  * (see eval_io.h). results.json, summary.csv and compare are in eval_results.c. */
 #include "eval_io.h"
 
+#include "utf8.h"
+
 #include "common.h"
 
 #include <errno.h>
@@ -15,64 +17,7 @@
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if s[0] does not start one. */
-static int utf8_valid_len(const unsigned char *s) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    unsigned char lo = 0x80, hi = 0xBF;
-    int n;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c == 0xE0)
-        n = 3, lo = 0xA0; /* no overlong 3-byte forms */
-    else if (c == 0xED)
-        n = 3, hi = 0x9F; /* no surrogates */
-    else if (c >= 0xE1 && c <= 0xEF)
-        n = 3;
-    else if (c == 0xF0)
-        n = 4, lo = 0x90; /* no overlong 4-byte forms */
-    else if (c >= 0xF1 && c <= 0xF3)
-        n = 4;
-    else if (c == 0xF4)
-        n = 4, hi = 0x8F; /* <= U+10FFFF */
-    else
-        return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (int i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0; /* also stops at the NUL */
-    return n;
-}
 
-char *es_utf8_sanitize(const char *s) {
-    if (!s) s = "";
-    size_t len = strlen(s), cap;
-    /* each bad byte grows to 3 bytes */
-    if (!es_mul_size(len, 3, &cap) || !es_add_size(cap, 1, &cap)) {
-        es_error(ES_ERR_NOMEM, "utf8: text of %zu bytes too long", len);
-        return NULL;
-    }
-    char *out = malloc(cap);
-    if (!out) {
-        es_error(ES_ERR_NOMEM, "utf8: out of memory for %zu bytes", cap);
-        return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)s;
-    size_t k = 0;
-    while (*p) {
-        int n = utf8_valid_len(p);
-        if (n) {
-            memcpy(out + k, p, (size_t)n);
-            k += (size_t)n;
-            p += n;
-        } else {
-            memcpy(out + k, "\xEF\xBF\xBD", 3);
-            k += 3;
-            p++;
-        }
-    }
-    out[k] = '\0';
-    return out;
-}
 
 /* ---- one record <-> JSON ------------------------------------------------- */
 

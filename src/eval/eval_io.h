@@ -28,6 +28,7 @@
 #define ES_EVAL_IO_H
 
 #include "eval_metrics.h"
+#include "utf8.h"
 
 #include <stdio.h>
 
@@ -135,9 +136,5 @@ es_status es_results_compare_files(const char *path_a, const char *path_b, FILE 
 /* Text helpers shared with report.c                                         */
 /* ------------------------------------------------------------------------- */
 
-/* A copy of s in which every byte that does not begin a valid UTF-8 sequence (or is
- * part of an overlong, surrogate or > U+10FFFF one) is replaced by U+FFFD. NULL on
- * allocation failure; s == NULL gives "". */
-char *es_utf8_sanitize(const char *s);
 
 #endif /* ES_EVAL_IO_H */

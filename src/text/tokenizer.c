@@ -20,35 +20,6 @@
 /* UTF-8 and hashing                                                         */
 /* ------------------------------------------------------------------------- */
 
-size_t es_utf8_valid_len(const unsigned char *s, size_t n) {
-    if (n == 0) return 0;
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* > U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return len;
-}
 
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -742,23 +713,26 @@ static size_t complete_prefix(const unsigned char *b, size_t n) {
     return n;
 }
 
-/* Moves up to cap of the first `ready` queued bytes to out without cutting a
- * character when possible; returns the count. */
+/* Moves the first `ready` queued bytes to out, as far as cap allows and never cutting
+ * a character, as valid UTF-8: a byte that does not begin a valid character becomes
+ * U+FFFD (the bytes before `ready` are final: nothing can complete them any more).
+ * Returns the bytes written. */
 static size_t stream_take(es_detok_stream *s, size_t ready, char *out, size_t cap) {
-    if (ready == 0 || cap == 0 || !s->buf) return 0;
-    const char *q = s->buf + s->head;
-    size_t m = ready < cap ? ready : cap;
-    if (m < ready) { /* back up (at most 3 bytes) to a character start */
-        size_t k = m;
-        while (k > 0 && m - k < 3 && ((unsigned char)q[k] & 0xC0) == 0x80)
-            k--;
-        if (((unsigned char)q[k] & 0xC0) != 0x80) m = k;
+    if (ready == 0 || cap == 0 || !s->buf || !out) return 0;
+    const unsigned char *q = (const unsigned char *)s->buf + s->head;
+    size_t i = 0, k = 0;
+    while (i < ready) {
+        size_t len = es_utf8_valid_len(q + i, ready - i);
+        const char *src = len ? (const char *)q + i : "\xEF\xBF\xBD";
+        size_t w = len ? len : 3;
+        if (k + w > cap) break;
+        memcpy(out + k, src, w);
+        k += w;
+        i += len ? len : 1;
     }
-    if (m == 0 || !out) return 0;
-    memcpy(out, q, m);
-    s->head += m;
+    s->head += i;
     if (s->head == s->n) s->head = s->n = 0;
-    return m;
+    return k;
 }
 
 size_t es_detok_stream_push(es_detok_stream *s, int32_t tok, char *buf, size_t cap) {

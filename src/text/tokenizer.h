@@ -14,6 +14,7 @@
 #define ES_TOKENIZER_H
 
 #include "common.h"
+#include "utf8.h"
 #include "gguf.h"
 
 #include <stdbool.h>
@@ -134,9 +135,6 @@ es_status es_tokbuf_push(es_tokbuf *b, int32_t id);
 /* Id of a token with exactly this text, or -1. */
 int32_t es_vocab_lookup(const es_vocab *v, const char *s, size_t n);
 
-/* Length of the valid UTF-8 character at s[0..n) (1..4), or 0 if the bytes there
- * do not start a valid character (overlong, surrogate, > U+10FFFF, truncated). */
-size_t es_utf8_valid_len(const unsigned char *s, size_t n);
 
 /* ---- per-kind tokenizers: append the ids of one text fragment to out ---- */
 
