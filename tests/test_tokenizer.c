@@ -361,15 +361,21 @@ static void test_bad_metadata(void) {
     CHECK(st == ES_ERR_FORMAT && !v, "5 scores for 8 tokens -> ES_ERR_FORMAT (%d: %s)", st,
           es_last_error());
 
-    /* a tiny SPM vocab without byte tokens: unknown characters become <unk>; a BOS id out of range
-     * is none */
+    /* a BOS id outside the vocabulary is a broken file, said so; -1 means none */
     st = es_vocab_load(write_vocab("llama", spm_toks, 8, spm_types, spm_scores, 8, NULL, 0,
                                    "tokenizer.ggml.bos_token_id", 99),
+                       &v);
+    CHECK(st == ES_ERR_FORMAT && !v && strstr(es_last_error(), "bos_token_id = 99") &&
+              strstr(es_last_error(), "outside the vocabulary of 8"),
+          "bos 99 of 8 tokens -> ES_ERR_FORMAT naming the key (%d: %s)", st, es_last_error());
+    /* a tiny SPM vocab without byte tokens: unknown characters become <unk> */
+    st = es_vocab_load(write_vocab("llama", spm_toks, 8, spm_types, spm_scores, 8, NULL, 0,
+                                   "tokenizer.ggml.bos_token_id", -1),
                        &v);
     CHECK(st == ES_OK, "tiny spm vocab: %s", es_last_error());
     if (v) {
         int32_t ids[16], n = 0;
-        CHECK(es_vocab_bos(v) == -1, "bos out of range -> -1");
+        CHECK(es_vocab_bos(v) == -1, "bos -1 -> none");
         st = es_tokenize(v, "ab a\xC3\xA9", 6, true, false, ids, 16, &n);
         /* "▁ab▁aé": ▁a (score -4) wins over ab (-5); then b; ▁a; é unknown */
         CHECK(st == ES_OK && n == 4 && ids[0] == 6 && ids[1] == 5 && ids[2] == 6 && ids[3] == 0,

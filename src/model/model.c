@@ -288,6 +288,8 @@ static es_status rope_freqs(const es_config *c, float base, float pos_scale, con
     return ES_OK;
 }
 
+static es_status check_block_tensors(const es_model *m);
+
 static es_status bind_weights(es_model *m) {
     const es_config *c = &m->cfg;
     es_weights *w = &m->w;
@@ -330,6 +332,24 @@ static es_status bind_weights(es_model *m) {
     if (!w->layers) return ES_ERR_NOMEM;
     for (int il = 0; il < c->n_layer; il++)
         if ((st = bind_layer(m, il))) return st;
+    return check_block_tensors(m);
+}
+
+/* A file whose block_count is smaller than the blocks it holds would run part of the
+ * model: every "blk.N." tensor must have N < block_count. */
+static es_status check_block_tensors(const es_model *m) {
+    for (int64_t i = 0; i < es_gguf_n_tensors(m->gguf); i++) {
+        const char *name = es_gguf_tensor_at(m->gguf, i)->name;
+        if (strncmp(name, "blk.", 4) != 0) continue;
+        char *end = NULL;
+        long blk = strtol(name + 4, &end, 10);
+        if (end == name + 4 || *end != '.' || blk < 0) continue;
+        if (blk >= m->cfg.n_layer)
+            return es_error(ES_ERR_FORMAT,
+                            "model: tensor %s belongs to block %ld, but %s.block_count says the model has %d "
+                            "blocks (0..%d)",
+                            name, blk, m->arch_name, m->cfg.n_layer, m->cfg.n_layer - 1);
+    }
     return ES_OK;
 }
 

@@ -102,7 +102,16 @@ static es_status read_id(const es_gguf *g, const char *key, int32_t n_tokens, in
     es_status st = es_gguf_get_i64(g, key, &val);
     if (st == ES_ERR_NOT_FOUND) return ES_OK;
     if (st != ES_OK) return st;
-    *id = (val >= 0 && val < n_tokens) ? (int32_t)val : -1;
+    /* -1 (or its u32 form) is how converters write "none"; any other value outside the
+     * vocabulary is a broken file, not a token to drop silently */
+    if (val == -1 || val == (int64_t)UINT32_MAX) {
+        *id = -1;
+        return ES_OK;
+    }
+    if (val < 0 || val >= n_tokens)
+        return es_error(ES_ERR_FORMAT, "tokenizer: %s = %lld is outside the vocabulary of %d tokens",
+                        key, (long long)val, (int)n_tokens);
+    *id = (int32_t)val;
     return ES_OK;
 }
 
