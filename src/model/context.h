@@ -43,7 +43,7 @@ typedef struct es_run_state {
     int32_t *out_rows;  /* [B] batch indices of the tokens that want logits, in order */
 } es_run_state;
 
-/* Floats of per-thread scratch that blocked attention needs (forward.c). */
+/* Floats of per-thread scratch that blocked attention needs (attention.c). */
 size_t es_attn_block_floats(const es_config *c);
 
 struct es_context {

@@ -3,7 +3,11 @@
  * render conversations with our own code, byte for byte what Hugging Face's
  * apply_chat_template produces for system / user / assistant messages.
  *
- * Each renderer below transcribes one template's logic for messages without tools.
+ * The formats are a table (formats[], like model/arch.c for architectures): per format
+ * its name and aliases, the markers that detect it, BOS/EOS, end of turn, the text
+ * around each role's turn, a default system prompt and the generation prompt. Formats
+ * that are turns only render from the table (render_turns); the few whose templates
+ * hold more logic have a render function transcribing it, for messages without tools.
  * Two string functions mirror Python exactly because the templates call them:
  *   - py_strip: str.strip() / Jinja's |trim, which remove Unicode whitespace
  *     (str.isspace: \t\n\v\f\r, \x1c-\x1f, space, U+0085, U+00A0, U+1680,
@@ -12,6 +16,7 @@
  */
 #include "common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,136 +177,294 @@ static bool ends_with(slice s, const char *suf) {
     return s.n >= m && memcmp(s.p + s.n - m, suf, m) == 0;
 }
 
+/* ---- the formats, as data ---- */
+
+enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT };
+
+struct chat_format;
+
+/* What every renderer gets: the messages with parsed roles. */
+typedef struct conv {
+    const struct chat_format *f; /* the format's record */
+    const es_chat_msg *msgs;     /* [n] */
+    const enum role *role;       /* [n] */
+    size_t n;
+    const es_chat_options *opt;
+    const char *bos; /* BOS text: the options' or the format's */
+    const char *eos; /* EOS text: the options' or the format's */
+} conv;
+
+typedef es_status (*render_fn)(const conv *c, strbuf *sb);
+
+/* One chat format. Rendering without a render function (render_turns):
+ *   [bos if includes_bos]
+ *   [a system turn of default_system, when one is set and messages[0] is not system]
+ *   for each message: prefix[role] + [system_preamble, first system turn only]
+ *                     + content (str.strip()ped if strip) + suffix[role]
+ *   generation_prompt if add_generation_prompt, else [eos if eos_without_prompt]
+ * Formats whose templates do more (alternation checks, merged system messages,
+ * <think> blocks) have a render function, which reads the same record. */
+typedef struct chat_format {
+    es_chat_format fmt;
+    const char *name;       /* canonical name (es_chat_format_name) */
+    const char *aliases[2]; /* other names es_chat_parse_name accepts, or NULL */
+    /* detection: every `all` marker appears in the template, one of `any` too when
+     * given, and `none` does not (NULL: no such condition) */
+    const char *all[5];
+    const char *any[2];
+    const char *none;
+    bool includes_bos;             /* the rendering starts with BOS (es_chat_includes_bos) */
+    const char *bos;               /* the family's usual BOS text */
+    const char *eos;               /* the family's usual EOS text */
+    const char *end_of_turn;       /* closes an assistant turn (es_chat_end_of_turn) */
+    const char *prefix[3];         /* [role] opens a turn */
+    const char *suffix[3];         /* [role] closes a turn */
+    bool strip;                    /* contents are str.strip()ped */
+    const char *default_system;    /* a system turn always comes first, with this text when
+                                      the messages have none; NULL = no such turn */
+    const char *system_preamble;   /* text before the first system turn's content, or NULL */
+    const char *generation_prompt; /* opens the assistant turn when add_generation_prompt */
+    bool skip_empty_system;        /* system messages with empty content render nothing */
+    bool eos_without_prompt;       /* without a generation prompt the text ends with EOS */
+    render_fn render;              /* NULL: render_turns */
+} chat_format;
+
+static es_status render_none(const conv *c, strbuf *sb);
+static es_status render_qwen3(const conv *c, strbuf *sb);
+static es_status render_minicpm(const conv *c, strbuf *sb);
+static es_status render_gemma(const conv *c, strbuf *sb);
+static es_status render_mistral(const conv *c, strbuf *sb);
+static es_status render_llama2(const conv *c, strbuf *sb);
+
+#define LLAMA3_HEADER(role) "<|start_header_id|>" role "<|end_header_id|>\n\n"
+#define CHATML_TURN(role) "<|im_start|>" role "\n"
+#define QWEN_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+/* In detection order: es_chat_detect takes the first record whose markers match; the
+ * "unknown" record catches the ChatML templates the ones above it do not reproduce
+ * (QwQ-style <think> handling, other default systems). "none" is never detected from
+ * markers: it is the blank template. */
+static const chat_format formats[] = {
+    {
+        .fmt = ES_CHAT_LLAMA3,
+        .name = "llama3",
+        .aliases = {"llama3.1"},
+        .all = {"<|start_header_id|>", "<|eot_id|>", "Cutting Knowledge Date"},
+        .includes_bos = true,
+        .bos = "<|begin_of_text|>",
+        .eos = "<|eot_id|>",
+        .end_of_turn = "<|eot_id|>",
+        .prefix = {LLAMA3_HEADER("system"), LLAMA3_HEADER("user"), LLAMA3_HEADER("assistant")},
+        .suffix = {"<|eot_id|>", "<|eot_id|>", "<|eot_id|>"},
+        .strip = true,
+        .default_system = "",
+        .system_preamble = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n",
+        .generation_prompt = LLAMA3_HEADER("assistant"),
+    },
+    {
+        .fmt = ES_CHAT_LLAMA3_0,
+        .name = "llama3.0",
+        .all = {"<|start_header_id|>", "<|eot_id|>"},
+        .none = "Cutting Knowledge Date",
+        .includes_bos = true,
+        .bos = "<|begin_of_text|>",
+        .eos = "<|eot_id|>",
+        .end_of_turn = "<|eot_id|>",
+        .prefix = {LLAMA3_HEADER("system"), LLAMA3_HEADER("user"), LLAMA3_HEADER("assistant")},
+        .suffix = {"<|eot_id|>", "<|eot_id|>", "<|eot_id|>"},
+        .strip = true,
+        .generation_prompt = LLAMA3_HEADER("assistant"),
+    },
+    {
+        /* the Qwen 3 logic (reasoning split off assistant turns before the last query)
+         * with a BOS */
+        .fmt = ES_CHAT_MINICPM,
+        .name = "minicpm",
+        .all = {"<|im_start|>", "<think>", "reasoning_content", "last_query_index", "bos_token"},
+        .includes_bos = true,
+        .bos = "<s>",
+        .eos = "<|im_end|>",
+        .end_of_turn = "<|im_end|>",
+        .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
+        .suffix = {"<|im_end|>\n", "<|im_end|>\n", "<|im_end|>\n"},
+        .generation_prompt = CHATML_TURN("assistant"),
+        .render = render_minicpm,
+    },
+    {
+        .fmt = ES_CHAT_QWEN3,
+        .name = "qwen3",
+        .all = {"<|im_start|>", "<think>", "reasoning_content", "last_query_index"},
+        .none = "bos_token",
+        .eos = "<|im_end|>",
+        .end_of_turn = "<|im_end|>",
+        .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
+        .suffix = {"<|im_end|>\n", "<|im_end|>\n", "<|im_end|>\n"},
+        .generation_prompt = CHATML_TURN("assistant"),
+        .render = render_qwen3,
+    },
+    {
+        /* Qwen 2.5 */
+        .fmt = ES_CHAT_CHATML,
+        .name = "chatml",
+        .aliases = {"qwen2.5"},
+        .all = {"<|im_start|>", QWEN_SYSTEM},
+        .none = "<think>",
+        .eos = "<|im_end|>",
+        .end_of_turn = "<|im_end|>",
+        .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
+        .suffix = {"<|im_end|>\n", "<|im_end|>\n", "<|im_end|>\n"},
+        .default_system = QWEN_SYSTEM,
+        .generation_prompt = CHATML_TURN("assistant"),
+    },
+    {
+        .fmt = ES_CHAT_UNKNOWN,
+        .name = "unknown",
+        .all = {"<|im_start|>"},
+        .end_of_turn = "",
+    },
+    {
+        /* Gemma 3 (and 1/2 without a system message) */
+        .fmt = ES_CHAT_GEMMA,
+        .name = "gemma",
+        .aliases = {"gemma2", "gemma3"},
+        .all = {"<start_of_turn>"},
+        .includes_bos = true,
+        .bos = "<bos>",
+        .eos = "<eos>",
+        .end_of_turn = "<end_of_turn>",
+        .prefix = {"<start_of_turn>system\n", "<start_of_turn>user\n", "<start_of_turn>model\n"},
+        .suffix = {"<end_of_turn>\n", "<end_of_turn>\n", "<end_of_turn>\n"},
+        .strip = true,
+        .generation_prompt = "<start_of_turn>model\n",
+        .render = render_gemma,
+    },
+    {
+        /* Phi 3.5: a system role and an explicit generation prompt (the first Phi-3
+         * template opened the assistant turn after every user message and dropped the
+         * system) */
+        .fmt = ES_CHAT_PHI3,
+        .name = "phi3",
+        .aliases = {"phi3.5"},
+        .all = {"<|assistant|>", "<|end|>", "<|system|>", "add_generation_prompt"},
+        .any = {"<|user|>\n", "<|user|>\\n"},
+        .bos = "<s>",
+        .eos = "<|endoftext|>",
+        .end_of_turn = "<|end|>",
+        .prefix = {"<|system|>\n", "<|user|>\n", "<|assistant|>\n"},
+        .suffix = {"<|end|>\n", "<|end|>\n", "<|end|>\n"},
+        .generation_prompt = "<|assistant|>\n",
+        .skip_empty_system = true,
+        .eos_without_prompt = true,
+    },
+    {
+        .fmt = ES_CHAT_LLAMA2,
+        .name = "llama2",
+        .all = {"[INST]", "<<SYS>>"},
+        .includes_bos = true,
+        .bos = "<s>",
+        .eos = "</s>",
+        .end_of_turn = "</s>",
+        .prefix = {"", "[INST] ", " "},
+        .suffix = {"", " [/INST]", " "},
+        .strip = true,
+        .render = render_llama2,
+    },
+    {
+        /* Mistral Nemo / v3-tekken: "[INST]" joined without spaces ("[INST] " with a
+         * space is Mistral v1-v3, which we do not reproduce) */
+        .fmt = ES_CHAT_MISTRAL,
+        .name = "mistral",
+        .aliases = {"mistral-nemo"},
+        .all = {"[INST]"},
+        .any = {"\"[INST]\" +", "'[INST]' +"},
+        .none = "<<SYS>>",
+        .includes_bos = true,
+        .bos = "<s>",
+        .eos = "</s>",
+        .end_of_turn = "</s>",
+        .prefix = {"", "[INST]", ""},
+        .suffix = {"", "[/INST]", ""},
+        .render = render_mistral,
+    },
+    {
+        .fmt = ES_CHAT_NONE,
+        .name = "none",
+        .end_of_turn = "",
+        .render = render_none,
+    },
+};
+
+static const chat_format *format_of(es_chat_format fmt) {
+    for (size_t i = 0; i < ES_ARRAY_LEN(formats); i++)
+        if (formats[i].fmt == fmt) return &formats[i];
+    return NULL;
+}
+
 /* ---- names, detection ---- */
 
-static const char *const format_names[ES_CHAT_FORMAT_COUNT] = {
-    [ES_CHAT_NONE] = "none",         [ES_CHAT_UNKNOWN] = "unknown", [ES_CHAT_LLAMA3] = "llama3",
-    [ES_CHAT_LLAMA3_0] = "llama3.0", [ES_CHAT_CHATML] = "chatml",   [ES_CHAT_QWEN3] = "qwen3",
-    [ES_CHAT_GEMMA] = "gemma",       [ES_CHAT_PHI3] = "phi3",       [ES_CHAT_MISTRAL] = "mistral",
-    [ES_CHAT_LLAMA2] = "llama2",     [ES_CHAT_MINICPM] = "minicpm",
-};
-
-static const struct {
-    const char *name;
-    es_chat_format fmt;
-} format_aliases[] = {
-    {"llama3.1", ES_CHAT_LLAMA3}, {"qwen2.5", ES_CHAT_CHATML}, {"gemma2", ES_CHAT_GEMMA},
-    {"gemma3", ES_CHAT_GEMMA},    {"phi3.5", ES_CHAT_PHI3},    {"mistral-nemo", ES_CHAT_MISTRAL},
-};
-
 const char *es_chat_format_name(es_chat_format fmt) {
-    if ((int)fmt < 0 || fmt >= ES_CHAT_FORMAT_COUNT) return "unknown";
-    return format_names[fmt];
+    const chat_format *f = format_of(fmt);
+    return f ? f->name : "unknown";
 }
 
 es_status es_chat_parse_name(const char *name, es_chat_format *out) {
     if (!name || !out) return es_error(ES_ERR_INVALID_ARG, "chat: NULL template name");
-    for (int f = 0; f < ES_CHAT_FORMAT_COUNT; f++) {
-        if (f == ES_CHAT_UNKNOWN) continue;
-        if (strcmp(name, format_names[f]) == 0) {
-            *out = (es_chat_format)f;
+    for (size_t i = 0; i < ES_ARRAY_LEN(formats); i++) {
+        const chat_format *f = &formats[i];
+        if (f->fmt == ES_CHAT_UNKNOWN) continue;
+        bool match = strcmp(name, f->name) == 0;
+        for (size_t a = 0; a < ES_ARRAY_LEN(f->aliases) && f->aliases[a]; a++)
+            match |= strcmp(name, f->aliases[a]) == 0;
+        if (match) {
+            *out = f->fmt;
             return ES_OK;
         }
     }
-    for (size_t i = 0; i < ES_ARRAY_LEN(format_aliases); i++) {
-        if (strcmp(name, format_aliases[i].name) == 0) {
-            *out = format_aliases[i].fmt;
-            return ES_OK;
-        }
+    /* the names in the order of es_chat_format */
+    char list[256] = "";
+    for (int fmt = 0; fmt < ES_CHAT_FORMAT_COUNT; fmt++) {
+        if (fmt == ES_CHAT_UNKNOWN) continue;
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", es_chat_format_name(fmt));
     }
-    return es_error(ES_ERR_INVALID_ARG,
-                    "chat: unknown template name '%s' (none, llama3, llama3.0, chatml, qwen3, "
-                    "gemma, phi3, mistral, llama2, minicpm)",
-                    name);
+    return es_error(ES_ERR_INVALID_ARG, "chat: unknown template name '%s' (%s)", name, list);
 }
 
 static bool has(const char *t, const char *marker) {
     return strstr(t, marker) != NULL;
 }
 
+/* Whether the template text t matches f's detection markers. */
+static bool markers_match(const chat_format *f, const char *t) {
+    if (!f->all[0] && !f->any[0]) return false; /* not detected from markers */
+    for (size_t i = 0; i < ES_ARRAY_LEN(f->all) && f->all[i]; i++)
+        if (!has(t, f->all[i])) return false;
+    if (f->any[0]) {
+        bool one = false;
+        for (size_t i = 0; i < ES_ARRAY_LEN(f->any) && f->any[i]; i++)
+            one |= has(t, f->any[i]);
+        if (!one) return false;
+    }
+    return !(f->none && has(t, f->none));
+}
+
 es_chat_format es_chat_detect(const char *t) {
     if (!t) return ES_CHAT_NONE;
     slice all = py_strip(sl(t));
     if (all.n == 0) return ES_CHAT_NONE;
-
-    if (has(t, "<|start_header_id|>") && has(t, "<|eot_id|>"))
-        return has(t, "Cutting Knowledge Date") ? ES_CHAT_LLAMA3 : ES_CHAT_LLAMA3_0;
-    if (has(t, "<|im_start|>")) {
-        /* the Qwen 3 logic: reasoning split off assistant turns before the last query */
-        if (has(t, "<think>") && has(t, "reasoning_content") && has(t, "last_query_index"))
-            return has(t, "bos_token") ? ES_CHAT_MINICPM : ES_CHAT_QWEN3;
-        if (has(t, "<think>")) return ES_CHAT_UNKNOWN; /* QwQ-style: other think handling */
-        if (has(t, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."))
-            return ES_CHAT_CHATML;
-        return ES_CHAT_UNKNOWN; /* other ChatML variants inject other default systems */
-    }
-    if (has(t, "<start_of_turn>")) return ES_CHAT_GEMMA;
-    /* Phi 3.5: a system role and an explicit generation prompt (the first Phi-3 template
-     * opened the assistant turn after every user message and dropped the system). */
-    if ((has(t, "<|user|>\n") || has(t, "<|user|>\\n")) && has(t, "<|assistant|>") &&
-        has(t, "<|end|>") && has(t, "<|system|>") && has(t, "add_generation_prompt"))
-        return ES_CHAT_PHI3;
-    if (has(t, "[INST]")) {
-        if (has(t, "<<SYS>>")) return ES_CHAT_LLAMA2;
-        if (has(t, "\"[INST]\" +") || has(t, "'[INST]' +")) return ES_CHAT_MISTRAL;
-        return ES_CHAT_UNKNOWN; /* "[INST] " with a space: Mistral v1-v3 variants */
-    }
+    for (size_t i = 0; i < ES_ARRAY_LEN(formats); i++)
+        if (markers_match(&formats[i], t)) return formats[i].fmt;
     return ES_CHAT_UNKNOWN;
 }
 
 bool es_chat_includes_bos(es_chat_format fmt) {
-    switch (fmt) {
-    case ES_CHAT_LLAMA3:
-    case ES_CHAT_LLAMA3_0:
-    case ES_CHAT_GEMMA:
-    case ES_CHAT_MISTRAL:
-    case ES_CHAT_LLAMA2:
-    case ES_CHAT_MINICPM: return true;
-    default: return false;
-    }
+    const chat_format *f = format_of(fmt);
+    return f && f->includes_bos;
 }
 
 const char *es_chat_end_of_turn(es_chat_format fmt) {
-    switch (fmt) {
-    case ES_CHAT_LLAMA3:
-    case ES_CHAT_LLAMA3_0: return "<|eot_id|>";
-    case ES_CHAT_CHATML:
-    case ES_CHAT_QWEN3:
-    case ES_CHAT_MINICPM: return "<|im_end|>";
-    case ES_CHAT_GEMMA: return "<end_of_turn>";
-    case ES_CHAT_PHI3: return "<|end|>";
-    case ES_CHAT_MISTRAL:
-    case ES_CHAT_LLAMA2: return "</s>";
-    default: return "";
-    }
-}
-
-static const char *default_bos(es_chat_format fmt) {
-    switch (fmt) {
-    case ES_CHAT_LLAMA3:
-    case ES_CHAT_LLAMA3_0: return "<|begin_of_text|>";
-    case ES_CHAT_GEMMA: return "<bos>";
-    case ES_CHAT_PHI3:
-    case ES_CHAT_MISTRAL:
-    case ES_CHAT_LLAMA2:
-    case ES_CHAT_MINICPM: return "<s>";
-    default: return "";
-    }
-}
-
-static const char *default_eos(es_chat_format fmt) {
-    switch (fmt) {
-    case ES_CHAT_PHI3: return "<|endoftext|>";
-    case ES_CHAT_MISTRAL:
-    case ES_CHAT_LLAMA2: return "</s>";
-    case ES_CHAT_GEMMA: return "<eos>";
-    case ES_CHAT_LLAMA3:
-    case ES_CHAT_LLAMA3_0: return "<|eot_id|>";
-    case ES_CHAT_CHATML:
-    case ES_CHAT_QWEN3:
-    case ES_CHAT_MINICPM: return "<|im_end|>";
-    default: return "";
-    }
+    const chat_format *f = format_of(fmt);
+    return f ? f->end_of_turn : "";
 }
 
 es_chat_options es_chat_default_options(void) {
@@ -316,96 +479,65 @@ es_chat_options es_chat_default_options(void) {
 
 /* ---- rendering ---- */
 
-enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT };
-
-/* What every renderer gets: the messages with parsed roles. */
-typedef struct conv {
-    const es_chat_msg *msgs; /* [n] */
-    const enum role *role;   /* [n] */
-    size_t n;
-    const es_chat_options *opt;
-    const char *bos;
-    const char *eos;
-} conv;
-
 static slice content(const conv *c, size_t i) {
     return sl(c->msgs[i].content);
 }
 
+/* The content as the format writes it: str.strip()ped if the template trims. */
+static slice text_of(const conv *c, slice text) {
+    return c->f->strip ? py_strip(text) : text;
+}
+
+/* prefix[r] + text + suffix[r], the text as the format writes it. */
+static void turn(const conv *c, strbuf *sb, enum role r, slice text) {
+    sb_puts(sb, c->f->prefix[r]);
+    sb_slice(sb, text_of(c, text));
+    sb_puts(sb, c->f->suffix[r]);
+}
+
+static void generation_prompt(const conv *c, strbuf *sb) {
+    if (c->opt->add_generation_prompt) sb_puts(sb, c->f->generation_prompt);
+}
+
 /* Gemma, Mistral and Llama 2: after an optional first system message, roles must
  * alternate user/assistant/... — the templates' "(role == 'user') != (i % 2 == 0)". */
-static es_status check_alternation(const conv *c, size_t first, const char *who) {
+static es_status check_alternation(const conv *c, size_t first) {
     for (size_t i = first; i < c->n; i++) {
         bool even = ((i - first) % 2) == 0;
         if ((c->role[i] == ROLE_USER) != even)
             return es_error(ES_ERR_INVALID_ARG,
                             "chat: %s: message %zu has role '%s'; after an optional first system "
                             "message roles must alternate user/assistant/user/...",
-                            who, i, c->msgs[i].role);
+                            c->f->name, i, c->msgs[i].role);
     }
     return ES_OK;
 }
 
-static const char *const role_names[] = {"system", "user", "assistant"};
-
-static void llama3_turn(strbuf *sb, enum role r, slice text) {
-    sb_puts(sb, "<|start_header_id|>");
-    sb_puts(sb, role_names[r]);
-    sb_puts(sb, "<|end_header_id|>\n\n");
-    sb_slice(sb, py_strip(text));
-    sb_puts(sb, "<|eot_id|>");
-}
-
-/* Llama 3.1: the system header always comes first, with the knowledge/today dates. */
-static es_status render_llama3(const conv *c, strbuf *sb) {
-    size_t first = 0;
-    slice system = sl("");
-    if (c->role[0] == ROLE_SYSTEM) {
-        system = py_strip(content(c, 0));
-        first = 1;
+/* The formats that are turns only (Llama 3.1, Llama 3.0, Qwen 2.5, Phi 3.5): see
+ * chat_format. */
+static es_status render_turns(const conv *c, strbuf *sb) {
+    const chat_format *f = c->f;
+    if (f->includes_bos) sb_puts(sb, c->bos);
+    bool preamble = f->system_preamble != NULL; /* still to be written */
+    if (c->role[0] != ROLE_SYSTEM && f->default_system) {
+        sb_puts(sb, f->prefix[ROLE_SYSTEM]);
+        if (preamble) sb_puts(sb, f->system_preamble);
+        preamble = false;
+        sb_slice(sb, text_of(c, sl(f->default_system)));
+        sb_puts(sb, f->suffix[ROLE_SYSTEM]);
     }
-    sb_puts(sb, c->bos);
-    sb_puts(sb, "<|start_header_id|>system<|end_header_id|>\n\n");
-    sb_puts(sb, "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
-    sb_slice(sb, system);
-    sb_puts(sb, "<|eot_id|>");
-    for (size_t i = first; i < c->n; i++)
-        llama3_turn(sb, c->role[i], content(c, i));
-    if (c->opt->add_generation_prompt)
-        sb_puts(sb, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    return ES_OK;
-}
-
-/* Llama 3.0: BOS, then every message as a header block. */
-static es_status render_llama3_0(const conv *c, strbuf *sb) {
-    sb_puts(sb, c->bos);
-    for (size_t i = 0; i < c->n; i++)
-        llama3_turn(sb, c->role[i], content(c, i));
-    if (c->opt->add_generation_prompt)
-        sb_puts(sb, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    return ES_OK;
-}
-
-static void chatml_turn(strbuf *sb, const char *role, slice text) {
-    sb_puts(sb, "<|im_start|>");
-    sb_puts(sb, role);
-    sb_puts(sb, "\n");
-    sb_slice(sb, text);
-    sb_puts(sb, "<|im_end|>\n");
-}
-
-/* Qwen 2.5: a system turn always, the default one when none is given. */
-static es_status render_chatml(const conv *c, strbuf *sb) {
-    if (c->role[0] == ROLE_SYSTEM)
-        chatml_turn(sb, "system", content(c, 0));
-    else
-        chatml_turn(sb, "system",
-                    sl("You are Qwen, created by Alibaba Cloud. You are a helpful assistant."));
     for (size_t i = 0; i < c->n; i++) {
-        if (i == 0 && c->role[i] == ROLE_SYSTEM) continue;
-        chatml_turn(sb, c->msgs[i].role, content(c, i));
+        slice text = content(c, i);
+        if (c->role[i] == ROLE_SYSTEM && f->skip_empty_system && text.n == 0) continue;
+        sb_puts(sb, f->prefix[c->role[i]]);
+        if (i == 0 && c->role[i] == ROLE_SYSTEM && preamble) sb_puts(sb, f->system_preamble);
+        sb_slice(sb, text_of(c, text));
+        sb_puts(sb, f->suffix[c->role[i]]);
     }
-    if (c->opt->add_generation_prompt) sb_puts(sb, "<|im_start|>assistant\n");
+    if (c->opt->add_generation_prompt)
+        sb_puts(sb, f->generation_prompt);
+    else if (f->eos_without_prompt)
+        sb_puts(sb, c->eos);
     return ES_OK;
 }
 
@@ -446,19 +578,19 @@ static void split_think(slice text, slice *reasoning, slice *answer) {
  * in whether the final assistant turn always gets a (possibly empty) think block, and
  * in what enable_thinking=true adds to the generation prompt. */
 static es_status render_qwen3_like(const conv *c, strbuf *sb, bool minicpm) {
-    if (minicpm) sb_puts(sb, c->bos);
-    if (c->role[0] == ROLE_SYSTEM) chatml_turn(sb, "system", content(c, 0));
+    if (c->f->includes_bos) sb_puts(sb, c->bos);
+    if (c->role[0] == ROLE_SYSTEM) turn(c, sb, ROLE_SYSTEM, content(c, 0));
     size_t last_query = last_query_index(c);
     for (size_t i = 0; i < c->n; i++) {
         if (c->role[i] == ROLE_USER || (c->role[i] == ROLE_SYSTEM && i > 0)) {
-            chatml_turn(sb, c->msgs[i].role, content(c, i));
+            turn(c, sb, c->role[i], content(c, i));
         } else if (c->role[i] == ROLE_ASSISTANT) {
             slice reasoning, answer;
             split_think(content(c, i), &reasoning, &answer);
             bool last = i == c->n - 1;
             bool think_block =
                 i > last_query && (minicpm ? reasoning.n > 0 : (last || reasoning.n > 0));
-            sb_puts(sb, "<|im_start|>assistant\n");
+            sb_puts(sb, c->f->prefix[ROLE_ASSISTANT]);
             if (think_block) {
                 sb_puts(sb, "<think>\n");
                 sb_slice(sb, nl_lstrip(nl_rstrip(reasoning)));
@@ -467,61 +599,50 @@ static es_status render_qwen3_like(const conv *c, strbuf *sb, bool minicpm) {
             } else {
                 sb_slice(sb, answer);
             }
-            sb_puts(sb, "<|im_end|>\n");
+            sb_puts(sb, c->f->suffix[ROLE_ASSISTANT]);
         }
     }
     if (c->opt->add_generation_prompt) {
-        sb_puts(sb, "<|im_start|>assistant\n");
+        sb_puts(sb, c->f->generation_prompt);
         if (c->opt->thinking == ES_CHAT_THINK_OFF) sb_puts(sb, "<think>\n\n</think>\n\n");
         if (minicpm && c->opt->thinking == ES_CHAT_THINK_ON) sb_puts(sb, "<think>\n");
     }
     return ES_OK;
 }
 
-/* Gemma 3 (and 1/2 without a system message). */
+static es_status render_qwen3(const conv *c, strbuf *sb) {
+    return render_qwen3_like(c, sb, false);
+}
+
+static es_status render_minicpm(const conv *c, strbuf *sb) {
+    return render_qwen3_like(c, sb, true);
+}
+
+/* Gemma: the system message opens the first turn's content, followed by "\n\n". */
 static es_status render_gemma(const conv *c, strbuf *sb) {
     size_t first = c->role[0] == ROLE_SYSTEM ? 1 : 0;
-    es_status st = check_alternation(c, first, "gemma");
+    es_status st = check_alternation(c, first);
     if (st != ES_OK) return st;
     sb_puts(sb, c->bos);
     for (size_t i = first; i < c->n; i++) {
-        sb_puts(sb, "<start_of_turn>");
-        sb_puts(sb, c->role[i] == ROLE_ASSISTANT ? "model" : c->msgs[i].role);
-        sb_puts(sb, "\n");
+        sb_puts(sb, c->f->prefix[c->role[i]]);
         if (i == first && first == 1) {
             sb_slice(sb, content(c, 0));
             sb_puts(sb, "\n\n");
         }
-        sb_slice(sb, py_strip(content(c, i)));
-        sb_puts(sb, "<end_of_turn>\n");
+        sb_slice(sb, text_of(c, content(c, i)));
+        sb_puts(sb, c->f->suffix[c->role[i]]);
     }
-    if (c->opt->add_generation_prompt) sb_puts(sb, "<start_of_turn>model\n");
-    return ES_OK;
-}
-
-/* Phi 3.5: empty system messages are skipped; without a generation prompt the text
- * ends with EOS. */
-static es_status render_phi3(const conv *c, strbuf *sb) {
-    static const char *const tag[] = {"<|system|>\n", "<|user|>\n", "<|assistant|>\n"};
-    for (size_t i = 0; i < c->n; i++) {
-        slice t = content(c, i);
-        if (c->role[i] == ROLE_SYSTEM && t.n == 0) continue;
-        sb_puts(sb, tag[c->role[i]]);
-        sb_slice(sb, t);
-        sb_puts(sb, "<|end|>\n");
-    }
-    if (c->opt->add_generation_prompt)
-        sb_puts(sb, "<|assistant|>\n");
-    else
-        sb_puts(sb, c->eos);
+    generation_prompt(c, sb);
     return ES_OK;
 }
 
 /* Mistral Nemo: the system message goes in front of the last message when that is a
- * user message (and is dropped otherwise, as the template does). */
+ * user message (and is dropped otherwise, as the template does); assistant turns end
+ * with EOS. */
 static es_status render_mistral(const conv *c, strbuf *sb) {
     size_t first = c->role[0] == ROLE_SYSTEM ? 1 : 0;
-    es_status st = check_alternation(c, first, "mistral");
+    es_status st = check_alternation(c, first);
     if (st != ES_OK) return st;
     /* alternation leaves a later system message only at odd places; the template
      * refuses those with "Only user and assistant roles are supported" */
@@ -533,27 +654,24 @@ static es_status render_mistral(const conv *c, strbuf *sb) {
                             i);
     sb_puts(sb, c->bos);
     for (size_t i = first; i < c->n; i++) {
-        if (c->role[i] == ROLE_USER) {
-            sb_puts(sb, "[INST]");
-            if (i == c->n - 1 && first == 1) {
-                sb_slice(sb, content(c, 0));
-                sb_puts(sb, "\n\n");
-            }
-            sb_slice(sb, content(c, i));
-            sb_puts(sb, "[/INST]");
-        } else {
-            sb_slice(sb, content(c, i));
-            sb_puts(sb, c->eos);
+        sb_puts(sb, c->f->prefix[c->role[i]]);
+        if (c->role[i] == ROLE_USER && i == c->n - 1 && first == 1) {
+            sb_slice(sb, content(c, 0));
+            sb_puts(sb, "\n\n");
         }
+        sb_slice(sb, content(c, i));
+        sb_puts(sb, c->f->suffix[c->role[i]]);
+        if (c->role[i] == ROLE_ASSISTANT) sb_puts(sb, c->eos);
     }
     return ES_OK;
 }
 
 /* Llama 2 chat: BOS before every [INST]; the system block opens the first user turn;
- * a later system message (possible at odd places) renders nothing, as in the template. */
+ * a later system message (possible at odd places) renders nothing, as in the template;
+ * assistant turns end with EOS. */
 static es_status render_llama2(const conv *c, strbuf *sb) {
     size_t first = c->role[0] == ROLE_SYSTEM ? 1 : 0;
-    es_status st = check_alternation(c, first, "llama2");
+    es_status st = check_alternation(c, first);
     if (st != ES_OK) return st;
     strbuf tmp = {0};
     for (size_t i = first; i < c->n; i++) {
@@ -568,17 +686,10 @@ static es_status render_llama2(const conv *c, strbuf *sb) {
             if (tmp.failed) break;
             text = (slice){tmp.data, tmp.len};
         }
-        if (c->role[i] == ROLE_USER) {
-            sb_puts(sb, c->bos);
-            sb_puts(sb, "[INST] ");
-            sb_slice(sb, py_strip(text));
-            sb_puts(sb, " [/INST]");
-        } else if (c->role[i] == ROLE_ASSISTANT) {
-            sb_puts(sb, " ");
-            sb_slice(sb, py_strip(text));
-            sb_puts(sb, " ");
-            sb_puts(sb, c->eos);
-        }
+        if (c->role[i] == ROLE_SYSTEM) continue;
+        if (c->role[i] == ROLE_USER) sb_puts(sb, c->bos);
+        turn(c, sb, c->role[i], text);
+        if (c->role[i] == ROLE_ASSISTANT) sb_puts(sb, c->eos);
     }
     if (tmp.failed) sb->failed = true;
     free(tmp.data);
@@ -598,8 +709,8 @@ es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t 
                             const es_chat_options *opt, char **out) {
     if (!out) return es_error(ES_ERR_INVALID_ARG, "chat: NULL output pointer");
     if (!opt) return es_error(ES_ERR_INVALID_ARG, "chat: NULL options");
-    if ((int)fmt < 0 || fmt >= ES_CHAT_FORMAT_COUNT)
-        return es_error(ES_ERR_INVALID_ARG, "chat: format %d is out of range", (int)fmt);
+    const chat_format *f = format_of(fmt);
+    if (!f) return es_error(ES_ERR_INVALID_ARG, "chat: format %d is out of range", (int)fmt);
     if (fmt == ES_CHAT_UNKNOWN)
         return es_error(ES_ERR_UNSUPPORTED,
                         "chat: the model's chat template is not one we reproduce; choose a format "
@@ -636,27 +747,20 @@ es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t 
     }
 
     conv c = {
+        .f = f,
         .msgs = msgs,
         .role = role,
         .n = n,
         .opt = opt,
-        .bos = opt->bos_text ? opt->bos_text : default_bos(fmt),
-        .eos = opt->eos_text ? opt->eos_text : default_eos(fmt),
+        .bos = opt->bos_text ? opt->bos_text
+               : f->bos      ? f->bos
+                             : "",
+        .eos = opt->eos_text ? opt->eos_text
+               : f->eos      ? f->eos
+                             : "",
     };
     strbuf sb = {0};
-    es_status st;
-    switch (fmt) {
-    case ES_CHAT_LLAMA3: st = render_llama3(&c, &sb); break;
-    case ES_CHAT_LLAMA3_0: st = render_llama3_0(&c, &sb); break;
-    case ES_CHAT_CHATML: st = render_chatml(&c, &sb); break;
-    case ES_CHAT_QWEN3: st = render_qwen3_like(&c, &sb, false); break;
-    case ES_CHAT_MINICPM: st = render_qwen3_like(&c, &sb, true); break;
-    case ES_CHAT_GEMMA: st = render_gemma(&c, &sb); break;
-    case ES_CHAT_PHI3: st = render_phi3(&c, &sb); break;
-    case ES_CHAT_MISTRAL: st = render_mistral(&c, &sb); break;
-    case ES_CHAT_LLAMA2: st = render_llama2(&c, &sb); break;
-    default: st = render_none(&c, &sb); break;
-    }
+    es_status st = f->render ? f->render(&c, &sb) : render_turns(&c, &sb);
     free(role);
     if (st == ES_OK && !sb.data) { /* nothing appended: an empty string */
         sb.data = malloc(1);
