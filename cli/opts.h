@@ -180,7 +180,10 @@ extern const cli_opt_group cli_steer_group;
 /* Choice lists shared by several tables (NULL past the last name). */
 const char *cli_hook_choice(int i);
 
-/* Every command's table, for the fuzz target and the tests (main.c). */
+/* Each command's table, defined in its cli/cmd_NAME.c. */
+extern const cli_command cli_info_cmd, cli_generate_cmd, cli_chat_cmd, cli_extract_cmd, cli_eval_cmd,
+    cli_tokenize_cmd, cli_perplexity_cmd, cli_bench_cmd, cli_activations_cmd, cli_random_model_cmd;
+/* All of them, for the fuzz target (main.c). */
 extern const cli_command *const cli_all_commands[];
 extern const int cli_n_commands;
 
