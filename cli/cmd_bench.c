@@ -4,26 +4,54 @@
  * tokens/s mean ± standard deviation over repetitions, one row per test.
  */
 #include "cli.h"
+#include "opts.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: emosteer bench [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
-           "                      [--kv-type f32|f16] [--numerics fast|llamacpp]\n\n"
-           "Measures prompt processing (ppN) and generation (tgN) speed like llama-bench.\n\n"
-           "  -m MODEL     GGUF model (default: %s)\n"
-           "  -p N         prompt tokens, 0 to skip (default 512)\n"
-           "  -n N         generated tokens, 0 to skip (default 128)\n"
-           "  -t THREADS   worker threads (default: all cores, at most 8)\n"
-           "  -r REPS      repetitions (default 5)\n"
-           "  -o md|csv    output format (default md)\n"
-           "  --kv-type T  KV cache type: f32 (default, exact) or f16 (llama.cpp's)\n"
-           "  --numerics N fast (default) or llamacpp (quantized sums in llama.cpp's order\n"
-           "               everywhere; slower Q8_0 prompts on VNNI CPUs)\n",
-           cli_default_model());
+typedef struct bench_opts {
+    cli_runtime_opts rt;
+    long n_prompt, n_gen, reps; /* -p, -n, -r */
+    int format;                 /* -o: 0 md, 1 csv */
+} bench_opts;
+
+static const char *format_choice(int i) {
+    static const char *const names[] = {"md", "csv", NULL};
+    return i >= 0 && i < 2 ? names[i] : NULL;
 }
+
+#define BO(f) offsetof(bench_opts, f)
+static const cli_opt bench_own[] = {
+    {"-p", "--n-prompt", "N", CLI_LONG, 0, 1 << 16, BO(n_prompt), "prompt tokens, 0 to skip", NULL, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {"-n", "--n-gen", "N", CLI_LONG, 0, 1 << 16, BO(n_gen), "generated tokens, 0 to skip", NULL, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {"-r", "--repetitions", "REPS", CLI_LONG, 1, 1000, BO(reps), "repetitions", NULL, NULL, CLI_SHOW_DEFAULT, 0},
+    {"-o", "--output-format", NULL, CLI_CHOICE, 0, 0, BO(format), "output format", format_choice, NULL,
+     CLI_SHOW_DEFAULT, 0},
+};
+static const cli_opt_group bench_group = {"options", bench_own, sizeof bench_own / sizeof bench_own[0]};
+
+static const cli_group_use bench_groups[] = {
+    {&bench_group, 0, 0},
+    {&cli_runtime_group, BO(rt), CLI_RT_CTX | CLI_RT_BATCH},
+};
+
+static void bench_init(void *p) {
+    bench_opts *o = p;
+    cli_runtime_init(&o->rt);
+    o->n_prompt = 512;
+    o->n_gen = 128;
+    o->reps = 5;
+}
+
+const cli_command cli_bench_cmd = {
+    "bench", "[-m MODEL] [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS] [options]",
+    "Measures prompt processing (ppN) and generation (tgN) speed like llama-bench.", NULL, sizeof(bench_opts),
+    bench_init, bench_groups, sizeof bench_groups / sizeof bench_groups[0], 0,
+};
 
 typedef struct run_stats {
     double mean, sd;
@@ -56,53 +84,12 @@ static double run_once(es_context *ctx, const int32_t *toks, int n_prompt, int n
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL;
-    long n_prompt = 512, n_gen = 128, n_threads = 0, reps = 5;
-    es_kv_type kv_type = ES_KV_F32;
-    es_numerics numerics = ES_NUMERICS_FAST;
-    bool csv = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return ES_EXIT_OK;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
-            model_path = v, i++;
-        } else if ((!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) && v) {
-            if (!cli_parse_int(v, 0, 1 << 16, &n_prompt))
-                return cli_usage_error("bench", "-p wants a token count, got '%s'", v);
-            i++;
-        } else if ((!strcmp(a, "-n") || !strcmp(a, "--n-gen")) && v) {
-            if (!cli_parse_int(v, 0, 1 << 16, &n_gen))
-                return cli_usage_error("bench", "-n wants a token count, got '%s'", v);
-            i++;
-        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && v) {
-            if (!cli_parse_int(v, 1, 1024, &n_threads))
-                return cli_usage_error("bench", "-t wants a thread count >= 1, got '%s'", v);
-            i++;
-        } else if ((!strcmp(a, "-r") || !strcmp(a, "--repetitions")) && v) {
-            if (!cli_parse_int(v, 1, 1000, &reps))
-                return cli_usage_error("bench", "-r wants a count >= 1, got '%s'", v);
-            i++;
-        } else if (!strcmp(a, "--kv-type") && v) {
-            if (es_kv_type_parse(v, &kv_type) != ES_OK)
-                return cli_usage_error("bench", "--kv-type wants f32 or f16, got '%s'", v);
-            i++;
-        } else if (!strcmp(a, "--numerics") && v) {
-            if (es_numerics_parse(v, &numerics) != ES_OK)
-                return cli_usage_error("bench", "--numerics wants fast or llamacpp, got '%s'", v);
-            i++;
-        } else if (!strcmp(a, "-o") && v) {
-            if (strcmp(v, "md") && strcmp(v, "csv"))
-                return cli_usage_error("bench", "-o wants md or csv, got '%s'", v);
-            csv = !strcmp(v, "csv");
-            i++;
-        } else {
-            return cli_usage_error("bench", "unknown or incomplete option '%s'", a);
-        }
-    }
-    if (!model_path) model_path = cli_default_model();
+    bench_opts o;
+    int rc = cli_opts_parse(&cli_bench_cmd, &o, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    const char *model_path = o.rt.model;
+    long n_prompt = o.n_prompt, n_gen = o.n_gen, reps = o.reps;
+    bool csv = o.format == 1;
     es_model_params mp = es_model_default_params();
     es_model *model = NULL;
     if (es_model_load(model_path, &mp, &model) != ES_OK) return cli_fail("loading the model");
@@ -113,9 +100,7 @@ int cmd_bench(int argc, char **argv) {
     long need = n_prompt > n_gen ? n_prompt : n_gen;
     cp.n_ctx = (int)(need + 1);
     cp.n_batch = n_prompt > 1 ? (int)n_prompt : 1;
-    if (n_threads > 0) cp.n_threads = (int)n_threads;
-    cp.kv_type = kv_type;
-    cp.numerics = numerics;
+    cli_runtime_apply(&o.rt, &cp);
     es_context *ctx = NULL;
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         es_model_free(model);
@@ -123,7 +108,7 @@ int cmd_bench(int argc, char **argv) {
     }
     int32_t *toks = malloc(sizeof *toks * (size_t)(need + 1));
     double *tps = malloc(sizeof *tps * (size_t)reps);
-    int rc = ES_EXIT_OK;
+    rc = ES_EXIT_OK;
     if (!toks || !tps) {
         rc = ES_EXIT_FAIL;
         goto done;

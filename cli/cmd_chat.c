@@ -8,27 +8,46 @@
  */
 #include "cli.h"
 #include "gen_util.h"
+#include "opts.h"
 #include "steer_opts.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void help(void) {
-    printf("usage: emosteer chat [-m MODEL] [options]\n\n"
-           "Interactive chat. Type a message and press Enter; /exit (or end of input) quits,\n"
-           "/reset starts over, /steer E=A,... changes steering strengths (needs --ev).\n\n"
-           "  -m MODEL             GGUF model (default: %s)\n"
-           "  -sys, --system TEXT  system message\n"
-           "  --chat-template NAME chat format (default: the model's own; see generate --help)\n"
-           "  -n, --n-predict N    max tokens per reply (default 256)\n"
-           "  -c, --ctx-size N     context length (default 4096)\n"
-           "  -t, --threads N      worker threads\n\n",
-           cli_default_model());
-    cli_sampling_help(stdout);
-    printf("\n");
-    cli_steer_help(stdout);
+typedef struct chat_opts {
+    cli_runtime_opts rt;
+    es_sampler_params sp;
+    long n_predict;
+    cli_chat_opts chat;
+    cli_steer_opts steer;
+} chat_opts;
+
+#define CO(f) offsetof(chat_opts, f)
+static const cli_group_use chat_groups[] = {
+    {&cli_runtime_group, CO(rt), CLI_RT_BATCH},
+    {&cli_chat_group, CO(chat), CLI_CHAT_FLAG},
+    {&cli_n_predict_group, CO(n_predict), 0},
+    {&cli_sampling_group, CO(sp), 0},
+    {&cli_steer_group, CO(steer), 0},
+};
+
+static void chat_init(void *p) {
+    chat_opts *o = p;
+    cli_runtime_init(&o->rt);
+    o->rt.n_ctx = 4096;
+    o->sp = es_sampler_default_params();
+    o->n_predict = 256;
+    cli_steer_init(&o->steer);
 }
+
+const cli_command cli_chat_cmd = {
+    "chat", "[-m MODEL] [options]",
+    "Interactive chat. Type a message and press Enter; /exit (or end of input) quits,\n"
+    "/reset starts over, /steer E=A,... changes steering strengths (needs --ev).",
+    NULL, sizeof(chat_opts), chat_init, chat_groups, sizeof chat_groups / sizeof chat_groups[0], 0,
+};
 
 static bool print_piece(void *user, int index, const char *text, size_t len) {
     (void)user, (void)index;
@@ -61,49 +80,14 @@ static void history_clear(history *h, size_t keep) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *model_path = NULL, *system = NULL, *tmpl_name = NULL;
-    long n_predict = 256, n_ctx = 4096, n_threads = 0;
-    es_sampler_params sp = es_sampler_default_params();
-    cli_steer_opts so;
-    cli_steer_init(&so);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return ES_EXIT_OK;
-        }
-        if ((r = cli_steer_parse_arg(&so, "chat", argc, argv, &i)) != 0) {
-            if (r < 0) return ES_EXIT_USAGE;
-            continue;
-        }
-        if ((r = cli_sampling_parse_arg(&sp, "chat", argc, argv, &i)) != 0) {
-            if (r < 0) return ES_EXIT_USAGE;
-            continue;
-        }
-        if (!v) return cli_usage_error("chat", "unknown or incomplete option '%s'", a);
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = v, i++;
-        else if (!strcmp(a, "-sys") || !strcmp(a, "--system")) system = v, i++;
-        else if (!strcmp(a, "--chat-template")) tmpl_name = v, i++;
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!cli_parse_int(v, 1, 1 << 20, &n_predict))
-                return cli_usage_error("chat", "-n wants a token count >= 1, got '%s'", v);
-            i++;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!cli_parse_int(v, 8, 1 << 22, &n_ctx))
-                return cli_usage_error("chat", "-c wants a context length >= 8, got '%s'", v);
-            i++;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!cli_parse_int(v, 1, 512, &n_threads))
-                return cli_usage_error("chat", "-t wants a thread count >= 1, got '%s'", v);
-            i++;
-        } else {
-            return cli_usage_error("chat", "unknown option '%s'", a);
-        }
-    }
-    if (!model_path) model_path = cli_default_model();
-    int rc = ES_EXIT_FAIL;
+    chat_opts o;
+    int rc = cli_opts_parse(&cli_chat_cmd, &o, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    const char *model_path = o.rt.model, *system = o.chat.system, *tmpl_name = o.chat.tmpl_name;
+    long n_predict = o.n_predict;
+    es_sampler_params sp = o.sp;
+    cli_steer_opts *so = &o.steer;
+    rc = ES_EXIT_FAIL;
     es_model *model = NULL;
     es_context *ctx = NULL;
     es_steer_set *steer = NULL;
@@ -113,7 +97,7 @@ int cmd_chat(int argc, char **argv) {
     char *line = NULL;
     size_t line_cap = 0;
     es_model_params mp = es_model_default_params();
-    if ((rc = cli_steer_build(&so, "chat", &steer)) != ES_EXIT_OK) goto done;
+    if ((rc = cli_steer_build(so, "chat", &steer)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     if (es_model_load(model_path, &mp, &model) != ES_OK) {
         cli_fail("loading the model");
@@ -128,8 +112,8 @@ int cmd_chat(int argc, char **argv) {
     if ((rc = cli_chat_format(model, tmpl_name, false, &fmt)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     es_context_params cp = es_context_default_params();
-    cp.n_ctx = (int)n_ctx;
-    if (n_threads > 0) cp.n_threads = (int)n_threads;
+    cp.n_ctx = o.rt.n_ctx;
+    cli_runtime_apply(&o.rt, &cp);
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         cli_fail("creating the context");
         goto done;
@@ -159,13 +143,13 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         if (!strncmp(line, "/steer ", 7)) {
-            if (!so.ev_path) {
+            if (!so->ev_path) {
                 fprintf(stderr, "chat: /steer needs --ev FILE on the command line\n");
                 continue;
             }
             es_steer_set *ns = NULL;
-            so.steer_spec = line + 7;
-            if (cli_steer_build(&so, "chat", &ns) == ES_EXIT_OK &&
+            so->steer_spec = line + 7;
+            if (cli_steer_build(so, "chat", &ns) == ES_EXIT_OK &&
                 es_context_set_steering(ctx, 0, ns) == ES_OK) {
                 es_steer_set_free(steer);
                 steer = ns;
@@ -173,7 +157,7 @@ int cmd_chat(int argc, char **argv) {
             } else {
                 es_steer_set_free(ns);
             }
-            so.steer_spec = NULL;
+            so->steer_spec = NULL;
             continue;
         }
         if (!history_add(&h, "user", line)) goto done;

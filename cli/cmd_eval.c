@@ -6,8 +6,8 @@
  * rep-4, degenerate share) and the records are summarised (eval_metrics.h) into
  * results.json, summary.csv and report.html. `eval --compare A B` compares two runs.
  *
- * Layout: ev_parse (options) -> ev_prepare (every input is read and checked before
- * anything is written) -> open DIR (settings check on --resume) -> ev_run -> ev_finish
+ * Layout: eval_parse (options, from the tables) -> eval_prepare (every input is read and checked before
+ * anything is written) -> open DIR (settings check on --resume) -> eval_run -> eval_finish
  * (summaries and files, each written to a temporary name and renamed).
  */
 #include "eval_cli.h"
@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@
 
 int cmd_eval(int argc, char **argv); /* declared in cli.h */
 
-#define CMD EV_CMD
+#define CMD EVAL_CMD
 #define DEFAULT_ALPHAS "-1,0,1,2,4"
 #define MAX_LIST 256
 
@@ -52,139 +53,103 @@ static const char *base_name(const char *path) {
 
 /* ---- options ---------------------------------------------------------------------------- */
 
-static void help(void) {
-    printf("usage: emosteer eval [-m MODEL] --ev FILE -o DIR [options]\n"
-           "       emosteer eval --compare A/results.json B/results.json\n\n"
-           "Measures steering: for every emotion, alpha, query and sample the model answers a\n"
-           "neutral query with alpha * the emotion's vector added; the responses are scored and\n"
-           "summarised into DIR/results.json, summary.csv, report.html and generations.jsonl.\n\n"
-           "  -m MODEL             GGUF model (default: %s)\n"
-           "  --ev FILE            emotion vectors (emosteer .ev.gguf, control vector, paper JSON)\n"
-           "  -o, --output DIR     output folder (created if needed)\n"
-           "  --emotions LIST      emotions of --ev to steer toward (default: all but \"base\")\n"
-           "  --alphas LIST        steering strengths (default %s); 0 = unsteered\n"
-           "  --queries FILE       query set (EmotionQuery or emosteer JSON): its \"neutral\" list\n"
-           "                       is asked (default: %s)\n"
-           "  --prompts FILE       instead: one prompt a line (e.g. data/queries/heldout-prompts.txt);\n"
-           "                       base models continue the text as it is\n"
-           "  --n-queries N        the first N queries or prompts (default 50)\n"
-           "  --samples K          responses per (emotion, alpha, query) (default 1)\n"
-           "  -n, --n-predict N    response tokens at most (default 48)\n"
-           "  --batch B            sequences generated at once (default 16, at most 1024)\n"
-           "  --hook H             attn_out | mlp_out | block_out (default: the vectors' hook)\n"
-           "  --layers A-B|L,L,..  layers to steer (default: every layer of the vectors)\n"
-           "  --positions P        all | prompt | generated | last (default all)\n"
-           "  --preserve-norm      rescale each steered hidden state to its norm before steering\n"
-           "  --judge MODEL        zero-shot judge (any GGUF chat model): its emotion probabilities\n"
-           "                       become the main scores (the lexicon's go to results-lexicon.json)\n"
-           "                       and it judges topic adherence\n"
-           "  --lexicon DIR        lexicon folder (default: %s)\n"
-           "  --chat-template NAME chat format (default: the model's own; none = base model)\n"
-           "  --resume             continue DIR/generations.jsonl: finished responses are kept\n"
-           "  -t, --threads N      worker threads (default: all cores, at most 8)\n\n",
-           cli_default_model(), DEFAULT_ALPHAS, default_queries(), default_lexicon());
-    cli_sampling_help(stdout);
-    printf("\nPrompts are built as extract builds them, so steering is tested in the context the\n"
-           "vectors came from: chat models get the query as the user message; base models\n"
-           "'\"<query>\" I asked.\\n\"' and continue the answer. The response to query q is drawn\n"
-           "with seed es_eval_seed(S, emotion, alpha, \"*\", sample) + q, whatever the batching.\n"
-           "Topic adherence: with --judge, P(yes) / (P(yes) + P(no)) of the judge's answer to\n"
-           "'Is this text on the topic of \"<query>\"?'; else the cosine of the mean hidden states\n"
-           "(layer 2/3 of the depth) of response and query under the unsteered model.\n"
-           "Perplexity: of the response after its prompt, under the unsteered model.\n"
-           "See docs/evaluation.md for every metric.\n\n"
-           "example: emosteer eval --ev models/demo-16m.ev.gguf -o eval-demo --batch 32\n");
+static int compare_fn(const cli_opt *o, const char *flag, void *dest, char *const *vals, int n, char *err,
+                      size_t cap) {
+    (void)o;
+    const char **cmp = dest;
+    if (n < 2) {
+        snprintf(err, cap, "%s wants two results.json files", flag);
+        return -1;
+    }
+    cmp[0] = vals[0];
+    cmp[1] = vals[1];
+    return 2;
 }
 
-/* Returns -1 to go on, or an exit code. */
-static int ev_parse(int argc, char **argv, ev_opts *o, const char **cmp_a, const char **cmp_b) {
-    memset(o, 0, sizeof *o);
-    o->hook = -1;
-    o->positions = ES_STEER_POS_ALL;
+#define EO(f) offsetof(eval_opts, f)
+static const cli_opt eval_own[] = {
+    {"-o", "--output", "DIR", CLI_PATH, 0, 0, EO(out), "output folder (created if needed)", NULL, NULL, 0, 0},
+    {NULL, "--emotions", "LIST", CLI_STR, 0, 0, EO(emotions_spec),
+     "emotions of --ev to steer toward (default: all but \"base\")", NULL, NULL, 0, 0},
+    {NULL, "--alphas", "LIST", CLI_STR, 0, 0, EO(alphas_spec), "steering strengths; 0 = unsteered", NULL, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {NULL, "--queries", "FILE", CLI_PATH, 0, 0, EO(queries),
+     "query set (EmotionQuery or emosteer JSON): its \"neutral\" list\nis asked (default: the project's, "
+     "data/queries/emosteer-queries.json)",
+     NULL, NULL, 0, 0},
+    {NULL, "--prompts", "FILE", CLI_PATH, 0, 0, EO(prompts),
+     "instead: one prompt a line (e.g. data/queries/heldout-prompts.txt);\nbase models continue the text as it is",
+     NULL, NULL, 0, 0},
+    {NULL, "--n-queries", "N", CLI_LONG, 1, 1000000, EO(n_queries), "the first N queries or prompts", NULL, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {NULL, "--samples", "K", CLI_LONG, 1, 100000, EO(samples), "responses per (emotion, alpha, query)", NULL, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {NULL, "--judge", "MODEL", CLI_PATH, 0, 0, EO(judge),
+     "zero-shot judge (any GGUF chat model): its emotion probabilities\nbecome the main scores (the lexicon's go to "
+     "results-lexicon.json)\nand it judges topic adherence",
+     NULL, NULL, 0, 0},
+    {NULL, "--lexicon", "DIR", CLI_PATH, 0, 0, EO(lexicon), "lexicon folder (default: the project's, data/lexicon)",
+     NULL, NULL, 0, 0},
+    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, EO(resume), "continue DIR/generations.jsonl: finished responses are kept",
+     NULL, NULL, 0, 0},
+    {NULL, "--compare", "A B", CLI_CUSTOM, 0, 0, EO(compare), "compare two runs' results.json instead", NULL,
+     compare_fn, 0, 0},
+};
+static const cli_opt_group eval_group = {"options", eval_own, sizeof eval_own / sizeof eval_own[0]};
+
+static const cli_group_use eval_groups[] = {
+    {&eval_group, 0, 0},
+    {&cli_runtime_group, EO(rt), CLI_RT_CTX},
+    {&cli_chat_group, EO(chat), CLI_CHAT_FLAG | CLI_CHAT_SYSTEM},
+    {&cli_n_predict_group, EO(n_predict), 0},
+    {&cli_sampling_group, EO(sp), 0},
+    {&cli_steer_group, EO(steer), CLI_STEER_SPEC | CLI_STEER_CV},
+};
+
+static void eval_init(void *p) {
+    eval_opts *o = p;
+    cli_runtime_init(&o->rt);
+    cli_steer_init(&o->steer);
     o->alphas_spec = DEFAULT_ALPHAS;
     o->n_queries = 50;
     o->samples = 1;
     o->n_predict = 48;
-    o->batch = 16;
     o->sp = es_sampler_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return ES_EXIT_OK;
-        }
-        if ((r = cli_sampling_parse_arg(&o->sp, CMD, argc, argv, &i)) != 0) {
-            if (r < 0) return ES_EXIT_USAGE;
-            continue;
-        }
-        if (!strcmp(a, "--resume")) {
-            o->resume = true;
-            continue;
-        }
-        if (!strcmp(a, "--preserve-norm")) {
-            o->preserve_norm = true;
-            continue;
-        }
-        if (!strcmp(a, "--compare")) {
-            if (i + 2 >= argc) return cli_usage_error(CMD, "--compare wants two results.json files");
-            *cmp_a = argv[i + 1];
-            *cmp_b = argv[i + 2];
-            i += 2;
-            continue;
-        }
-        if (!v) return cli_usage_error(CMD, "unknown or incomplete option '%s'", a);
-        i++;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
-        else if (!strcmp(a, "--ev")) o->ev_path = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = v;
-        else if (!strcmp(a, "--queries")) o->queries = v;
-        else if (!strcmp(a, "--prompts")) o->prompts = v;
-        else if (!strcmp(a, "--judge")) o->judge = v;
-        else if (!strcmp(a, "--lexicon")) o->lexicon = v;
-        else if (!strcmp(a, "--chat-template")) o->tmpl_name = v;
-        else if (!strcmp(a, "--emotions")) o->emotions_spec = v;
-        else if (!strcmp(a, "--alphas")) o->alphas_spec = v;
-        else if (!strcmp(a, "--layers")) o->layers_spec = v;
-        else if (!strcmp(a, "--hook")) {
-            es_hook_point hp;
-            if (es_hook_parse(v, &hp) != ES_OK) return cli_usage_error(CMD, "--hook: %s", es_last_error());
-            o->hook = hp;
-        } else if (!strcmp(a, "--positions")) {
-            if (es_steer_positions_parse(v, &o->positions) != ES_OK)
-                return cli_usage_error(CMD, "--positions: %s", es_last_error());
-        } else if (!strcmp(a, "--n-queries")) {
-            if (!cli_parse_int(v, 1, 1000000, &o->n_queries))
-                return cli_usage_error(CMD, "--n-queries wants a count >= 1, got '%s'", v);
-        } else if (!strcmp(a, "--samples")) {
-            if (!cli_parse_int(v, 1, 100000, &o->samples))
-                return cli_usage_error(CMD, "--samples wants a count >= 1, got '%s'", v);
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!cli_parse_int(v, 1, 1 << 16, &o->n_predict))
-                return cli_usage_error(CMD, "-n wants a token count >= 1, got '%s'", v);
-        } else if (!strcmp(a, "--batch")) {
-            if (!cli_parse_int(v, 1, 1024, &o->batch))
-                return cli_usage_error(CMD, "--batch wants a count in [1, 1024], got '%s'", v);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!cli_parse_int(v, 1, 512, &o->n_threads))
-                return cli_usage_error(CMD, "-t wants a thread count >= 1, got '%s'", v);
-        } else {
-            return cli_usage_error(CMD, "unknown option '%s'", a);
-        }
-    }
-    if (*cmp_a) return -1;
+}
+
+const cli_command cli_eval_cmd = {
+    "eval", "[-m MODEL] --ev FILE -o DIR [options]\n       emosteer eval --compare A/results.json B/results.json",
+    "Measures steering: for every emotion, alpha, query and sample the model answers a\n"
+    "neutral query with alpha * the emotion's vector added; the responses are scored and\n"
+    "summarised into DIR/results.json, summary.csv, report.html and generations.jsonl.",
+    "Prompts are built as extract builds them, so steering is tested in the context the\n"
+    "vectors came from: chat models get the query as the user message; base models\n"
+    "'\"<query>\" I asked.\\n\"' and continue the answer. The response to query q is drawn\n"
+    "with seed es_eval_seed(S, emotion, alpha, \"*\", sample) + q, whatever the batching.\n"
+    "Topic adherence: with --judge, P(yes) / (P(yes) + P(no)) of the judge's answer to\n"
+    "'Is this text on the topic of \"<query>\"?'; else the cosine of the mean hidden states\n"
+    "(layer 2/3 of the depth) of response and query under the unsteered model.\n"
+    "Perplexity: of the response after its prompt, under the unsteered model.\n"
+    "See docs/evaluation.md for every metric.\n\n"
+    "example: emosteer eval --ev models/demo-16m.ev.gguf -o eval-demo --batch 32",
+    sizeof(eval_opts), eval_init, eval_groups, sizeof eval_groups / sizeof eval_groups[0], 0,
+};
+
+/* Returns -1 to go on, or an exit code. */
+static int eval_parse(int argc, char **argv, eval_opts *o) {
+    int rc = cli_opts_parse(&cli_eval_cmd, o, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    if (o->compare[0]) return -1;
     if (!o->out) return cli_usage_error(CMD, "no output folder: give one with -o DIR");
-    if (!o->ev_path) return cli_usage_error(CMD, "no emotion vectors: give them with --ev FILE");
+    if (!o->steer.ev_path) return cli_usage_error(CMD, "no emotion vectors: give them with --ev FILE");
     if (o->queries && o->prompts) return cli_usage_error(CMD, "--queries and --prompts exclude each other");
-    if (!o->model) o->model = cli_default_model();
     if (!o->lexicon) o->lexicon = default_lexicon();
     if (!o->queries && !o->prompts) o->queries = default_queries();
     return -1;
 }
 
 /* "-1,0,1.5": finite, distinct; sorted ascending. Returns -1 or an exit code. */
-static int parse_alphas(const char *spec, ev_job *j) {
+static int parse_alphas(const char *spec, eval_job *j) {
     if (!*spec) return cli_usage_error(CMD, "--alphas: empty list (give e.g. --alphas 0,1,2)");
     int cap = 1;
     for (const char *p = spec; *p; p++) cap += *p == ',';
@@ -221,7 +186,7 @@ static void list_emotions(const es_ev_set *ev) {
 
 /* The emotions to steer toward: --emotions (each must be in the vectors), else every
  * emotion of the vectors but "base". Returns -1 or an exit code. */
-static int pick_emotions(ev_job *j) {
+static int pick_emotions(eval_job *j) {
     const char *spec = j->o->emotions_spec;
     int n_ev = es_ev_set_n_emotions(j->ev);
     if (!(j->emotions = calloc((size_t)ES_MAX(n_ev, MAX_LIST), sizeof *j->emotions))) return cli_fail("--emotions");
@@ -231,7 +196,7 @@ static int pick_emotions(ev_job *j) {
                 if (!(j->emotions[j->n_emotions++] = es_strdup(es_ev_set_emotion(j->ev, k)))) return cli_fail("--emotions");
         if (j->n_emotions == 0) {
             fprintf(stderr, "emosteer eval: %s holds no emotion besides \"base\"; name one with --emotions\n",
-                    j->o->ev_path);
+                    j->o->steer.ev_path);
             return ES_EXIT_USAGE;
         }
         return -1;
@@ -246,7 +211,7 @@ static int pick_emotions(ev_job *j) {
         if (!name) return cli_fail("--emotions");
         j->emotions[j->n_emotions++] = name;
         if (es_ev_set_find(j->ev, name) < 0) {
-            fprintf(stderr, "emosteer eval: emotion '%s' is not in %s; it has:", name, j->o->ev_path);
+            fprintf(stderr, "emosteer eval: emotion '%s' is not in %s; it has:", name, j->o->steer.ev_path);
             list_emotions(j->ev);
             return ES_EXIT_USAGE;
         }
@@ -261,8 +226,8 @@ static int pick_emotions(ev_job *j) {
 /* ---- inputs --------------------------------------------------------------------------- */
 
 /* The queries: the neutral list of the query set, or the prompt file; the first N. */
-static int load_queries(ev_job *j) {
-    const ev_opts *o = j->o;
+static int load_queries(eval_job *j) {
+    const eval_opts *o = j->o;
     char **prompts = NULL;
     int n_prompts = 0;
     es_query_set *qs = NULL;
@@ -289,7 +254,7 @@ static int load_queries(ev_job *j) {
                 o->prompts ? "prompts" : "neutral queries");
     if (!(j->queries = calloc((size_t)n, sizeof *j->queries))) goto done;
     for (int q = 0; q < n; q++) {
-        ev_query *x = &j->queries[j->n_queries++];
+        eval_query *x = &j->queries[j->n_queries++];
         x->index = q;
         if (o->prompts) {
             char id[32];
@@ -319,11 +284,10 @@ done:
     return rc;
 }
 
-/* Parses --layers "A-B" or "1,3,5" into the item (the list is owned by *list). */
 /* One steering set per (emotion, alpha != 0), checked against the model on a scratch
  * context sequence. */
-static int build_steering(ev_job *j) {
-    const ev_opts *o = j->o;
+static int build_steering(eval_job *j) {
+    const eval_opts *o = j->o;
     if (!(j->steer = calloc((size_t)j->n_emotions * (size_t)j->n_alphas, sizeof *j->steer))) return cli_fail("steering");
     es_context_params cp = es_context_default_params();
     cp.n_ctx = 8;
@@ -341,18 +305,19 @@ static int build_steering(ev_job *j) {
             it.vectors = j->ev;
             it.emotion = j->emotions[e];
             it.alpha = (float)j->alphas[a];
-            it.hook = o->hook;
-            it.positions = o->positions;
-            if (!cli_steer_select_layers(j->ev, o->layers_spec, &it, &list)) {
-                rc = cli_usage_error(CMD, "--layers wants A-B or a list L,L,..., got '%s'", o->layers_spec);
+            it.hook = o->steer.hook;
+            it.positions = o->steer.positions;
+            int missing;
+            if (!cli_steer_select_layers(j->ev, o->steer.layers_spec, &it, &list, &missing)) {
+                rc = cli_steer_layers_error(CMD, &o->steer, j->emotions[e], missing);
             } else if (es_steer_set_create(set) != ES_OK || es_steer_set_add(*set, &it) != ES_OK) {
                 fprintf(stderr, "emosteer: steering toward %s at alpha %g: %s\n", j->emotions[e], j->alphas[a],
                         es_last_error());
                 rc = ES_EXIT_FAIL;
             } else {
-                es_steer_set_preserve_norm(*set, o->preserve_norm);
+                es_steer_set_preserve_norm(*set, o->steer.preserve_norm);
                 if (es_context_set_steering(probe, 0, *set) != ES_OK) {
-                    fprintf(stderr, "emosteer: %s does not fit %s: %s\n", o->ev_path, o->model, es_last_error());
+                    fprintf(stderr, "emosteer: %s does not fit %s: %s\n", o->steer.ev_path, o->rt.model, es_last_error());
                     rc = ES_EXIT_FAIL;
                 }
             }
@@ -363,36 +328,36 @@ static int build_steering(ev_job *j) {
 }
 
 /* Reads and checks every input. Returns -1 to go on, or an exit code. */
-static int ev_prepare(ev_job *j) {
-    const ev_opts *o = j->o;
+static int eval_prepare(eval_job *j) {
+    const eval_opts *o = j->o;
     int rc;
     if ((rc = parse_alphas(o->alphas_spec, j)) >= 0) return rc;
-    if (es_ev_set_load(o->ev_path, NULL, &j->ev) != ES_OK) return cli_fail("reading the emotion vectors");
+    if (es_ev_set_load(o->steer.ev_path, NULL, &j->ev) != ES_OK) return cli_fail("reading the emotion vectors");
     if ((rc = pick_emotions(j)) >= 0) return rc;
     es_model_params mp = es_model_default_params();
-    if (es_model_load(o->model, &mp, &j->model) != ES_OK) return cli_fail("loading the model");
+    if (es_model_load(o->rt.model, &mp, &j->model) != ES_OK) return cli_fail("loading the model");
     es_model_get_info(j->model, &j->mi);
     if (!(j->vocab = es_model_vocab(j->model))) {
-        fprintf(stderr, "emosteer: %s has no tokenizer\n", o->model);
+        fprintf(stderr, "emosteer: %s has no tokenizer\n", o->rt.model);
         return ES_EXIT_FAIL;
     }
     if (es_ev_set_n_embd(j->ev) != j->mi.n_embd) {
         fprintf(stderr, "emosteer: %s holds vectors of width %d; %s has d_model %d (vectors of another model?)\n",
-                o->ev_path, es_ev_set_n_embd(j->ev), o->model, j->mi.n_embd);
+                o->steer.ev_path, es_ev_set_n_embd(j->ev), o->rt.model, j->mi.n_embd);
         return ES_EXIT_FAIL;
     }
-    if ((rc = cli_chat_format(j->model, o->tmpl_name, false, &j->fmt)) != ES_EXIT_OK) return rc;
+    if ((rc = cli_chat_format(j->model, o->chat.tmpl_name, false, &j->fmt)) != ES_EXIT_OK) return rc;
     if ((rc = load_queries(j)) != ES_EXIT_OK) return rc;
     if ((rc = build_steering(j)) != ES_EXIT_OK) return rc;
     if (es_lexicon_load(o->lexicon, &j->lex) != ES_OK) return cli_fail("loading the lexicon (--lexicon DIR)");
-    j->labels = ev_all_labels;
-    j->n_labels = EV_N_LEX;
+    j->labels = eval_all_labels;
+    j->n_labels = EVAL_N_LEX;
     if (o->judge) {
         if (es_model_load(o->judge, &mp, &j->judge_model) != ES_OK) return cli_fail("loading the judge model");
         es_judge_params jp = es_judge_default_params();
-        if (o->n_threads > 0) jp.n_threads = (int)o->n_threads;
+        if (o->rt.n_threads > 0) jp.n_threads = (int)o->rt.n_threads;
         if (es_judge_create(j->judge_model, &jp, &j->judge) != ES_OK) return cli_fail("the judge model");
-        j->n_labels = 2 * EV_N_LEX;
+        j->n_labels = 2 * EVAL_N_LEX;
     }
     for (int e = 0; e < j->n_emotions; e++) {
         int label;
@@ -430,18 +395,18 @@ static char *join(const char *dir, const char *name) {
 /* What must not change between a run and its --resume: the settings the responses
  * and their topic scores depend on (not the grid, the batch or the threads; a judge
  * added or changed is refused because it measures topic adherence). */
-static char *run_settings(const ev_job *j, const char *model_sha, const char *ev_sha, const char *query_sha,
+static char *run_settings(const eval_job *j, const char *model_sha, const char *ev_sha, const char *query_sha,
                           const char *judge_sha) {
-    const ev_opts *o = j->o;
+    const eval_opts *o = j->o;
     const es_sampler_params *sp = &o->sp;
     char *t = NULL;
     int n = asprintf(&t,
                      "model_sha256=%s\nev_sha256=%s\nhook=%s\nlayers=%s\npositions=%s\npreserve_norm=%d\n"
                      "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n"
                      "topic=%s%s\n",
-                     model_sha, ev_sha, es_hook_name(o->hook >= 0 ? (es_hook_point)o->hook : es_ev_set_hook(j->ev)),
-                     o->layers_spec ? o->layers_spec : "all", es_steer_positions_name(o->positions),
-                     o->preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
+                     model_sha, ev_sha, es_hook_name(o->steer.hook >= 0 ? (es_hook_point)o->steer.hook : es_ev_set_hook(j->ev)),
+                     o->steer.layers_spec ? o->steer.layers_spec : "all", es_steer_positions_name(o->steer.positions),
+                     o->steer.preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
                      o->n_predict, (double)sp->temp, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                      (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
                      sp->penalty_last_n, (unsigned long long)sp->seed, o->judge ? "judge " : "cosine",
@@ -509,9 +474,9 @@ static es_status add_kv(es_eval_settings *s, const char *key, const char *fmt, .
     return es_eval_settings_add(s, key, buf);
 }
 
-static int fill_settings(const ev_job *j, es_eval_settings *s, const char *model_sha, const char *ev_sha,
+static int fill_settings(const eval_job *j, es_eval_settings *s, const char *model_sha, const char *ev_sha,
                          const char *query_sha, const char *judge_sha, bool judge_scores) {
-    const ev_opts *o = j->o;
+    const eval_opts *o = j->o;
     es_ev_meta meta;
     es_ev_set_get_meta(j->ev, &meta);
     char layers[256], created[32], scorer[PATH_MAX + 64];
@@ -520,7 +485,7 @@ static int fill_settings(const ev_job *j, es_eval_settings *s, const char *model
         if (es_ev_set_get(j->ev, j->emotions[0], l)) first = first < 0 ? l : first, last = l;
     const int32_t *def = NULL;
     int n_def = es_ev_set_default_layers(j->ev, &def);
-    if (o->layers_spec) snprintf(layers, sizeof layers, "%s", o->layers_spec);
+    if (o->steer.layers_spec) snprintf(layers, sizeof layers, "%s", o->steer.layers_spec);
     else if (n_def > 0) {
         size_t at = (size_t)snprintf(layers, sizeof layers, "recommended by the file:");
         for (int k = 0; k < n_def && at < sizeof layers; k++)
@@ -533,13 +498,13 @@ static int fill_settings(const ev_job *j, es_eval_settings *s, const char *model
     if (judge_scores) snprintf(scorer, sizeof scorer, "judge (%s)", base_name(o->judge));
     else snprintf(scorer, sizeof scorer, "lexicon (prior %g)", ES_EVAL_LEXICON_PRIOR);
     es_status st = ES_OK;
-    st = st ? st : set_str(&s->model_path, o->model);
-    st = st ? st : set_str(&s->model_name, j->mi.name && *j->mi.name ? j->mi.name : base_name(o->model));
+    st = st ? st : set_str(&s->model_path, o->rt.model);
+    st = st ? st : set_str(&s->model_name, j->mi.name && *j->mi.name ? j->mi.name : base_name(o->rt.model));
     st = st ? st : set_str(&s->model_sha256, model_sha);
-    st = st ? st : set_str(&s->ev_path, o->ev_path);
+    st = st ? st : set_str(&s->ev_path, o->steer.ev_path);
     st = st ? st : set_str(&s->ev_sha256, ev_sha);
     st = st ? st : set_str(&s->method, *meta.method ? meta.method : "unknown");
-    st = st ? st : set_str(&s->hook, es_hook_name(o->hook >= 0 ? (es_hook_point)o->hook : es_ev_set_hook(j->ev)));
+    st = st ? st : set_str(&s->hook, es_hook_name(o->steer.hook >= 0 ? (es_hook_point)o->steer.hook : es_ev_set_hook(j->ev)));
     st = st ? st : set_str(&s->layers, layers);
     st = st ? st : set_str(&s->query_file, o->prompts ? o->prompts : o->queries);
     st = st ? st : set_str(&s->query_sha256, query_sha);
@@ -552,15 +517,15 @@ static int fill_settings(const ev_job *j, es_eval_settings *s, const char *model
     st = st ? st : add_kv(s, "prompts", "%s", o->prompts ? "prompt file, first N lines" : "neutral queries of the query set");
     st = st ? st : add_kv(s, "n_queries", "%d", j->n_queries);
     st = st ? st : add_kv(s, "chat_format", "%s", es_chat_format_name(j->fmt));
-    st = st ? st : add_kv(s, "positions", "%s", es_steer_positions_name(o->positions));
-    st = st ? st : add_kv(s, "preserve_norm", "%s", o->preserve_norm ? "yes" : "no");
+    st = st ? st : add_kv(s, "positions", "%s", es_steer_positions_name(o->steer.positions));
+    st = st ? st : add_kv(s, "preserve_norm", "%s", o->steer.preserve_norm ? "yes" : "no");
     st = st ? st : add_kv(s, "ev_source_model", "%s", meta.source_model);
     st = st ? st : add_kv(s, "ev_query_set", "%s", meta.query_set);
     st = st ? st : add_kv(s, "sampling", "temp %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g", (double)sp->temp,
                           sp->top_k, (double)sp->top_p, (double)sp->min_p, (double)sp->repeat_penalty);
     st = st ? st : add_kv(s, "seeds", "es_eval_seed(seed, emotion, alpha, \"*\", sample) + query index");
     st = st ? st : add_kv(s, "topic", "%s", j->topic_desc);
-    st = st ? st : add_kv(s, "perplexity", "of the response after its prompt, unsteered %s", base_name(o->model));
+    st = st ? st : add_kv(s, "perplexity", "of the response after its prompt, unsteered %s", base_name(o->rt.model));
     st = st ? st : add_kv(s, "lexicon", "%s", o->lexicon);
     if (o->judge) {
         st = st ? st : add_kv(s, "judge", "%s", o->judge);
@@ -576,12 +541,12 @@ static int fill_settings(const ev_job *j, es_eval_settings *s, const char *model
 
 /* Summarises recs with the scores at offset `off` of each record and writes
  * DIR/results<suffix>.json and summary<suffix>.csv (and report.html if asked). */
-static int write_outputs(const ev_job *j, es_gen_record *recs, size_t n, const es_eval_settings *settings,
+static int write_outputs(const eval_job *j, es_gen_record *recs, size_t n, const es_eval_settings *settings,
                          const char *suffix, bool report, es_eval_results **out) {
-    const ev_opts *o = j->o;
+    const eval_opts *o = j->o;
     es_eval_results *r = NULL;
     if (es_eval_summarize(recs, n, (const char *const *)j->emotions, j->n_emotions, j->alphas, j->n_alphas,
-                          es_eval_lexicon_labels, EV_N_LEX, settings, NULL, &r) != ES_OK)
+                          es_eval_lexicon_labels, EVAL_N_LEX, settings, NULL, &r) != ES_OK)
         return cli_fail("summarising");
     char name[64], *path = NULL, *tmp = NULL;
     int rc = ES_EXIT_FAIL;
@@ -602,7 +567,7 @@ static int write_outputs(const ev_job *j, es_gen_record *recs, size_t n, const e
         else if (f == 1) st = es_results_write_csv(r, tmp);
         else {
             char title[512];
-            snprintf(title, sizeof title, "emosteer eval: %s steered by %s", settings->model_name, base_name(o->ev_path));
+            snprintf(title, sizeof title, "emosteer eval: %s steered by %s", settings->model_name, base_name(o->steer.ev_path));
             es_report_params rp = es_report_default_params();
             rp.title = title;
             st = es_report_write(r, &rp, tmp);
@@ -623,8 +588,8 @@ done:
 }
 
 /* Summarises the records of this run's grid (shallow copies) with the lexicon's scores
- * (the first EV_N_LEX) and, with --judge, the judge's (the next EV_N_LEX). */
-static int ev_finish(ev_job *j, const char *model_sha, const char *ev_sha, const char *query_sha,
+ * (the first EVAL_N_LEX) and, with --judge, the judge's (the next EVAL_N_LEX). */
+static int eval_finish(eval_job *j, const char *model_sha, const char *ev_sha, const char *query_sha,
                      const char *judge_sha) {
     es_genlog_info info;
     es_genlog_get_info(j->log, &info);
@@ -644,14 +609,14 @@ static int ev_finish(ev_job *j, const char *model_sha, const char *ev_sha, const
         if (in && q < j->n_queries) sel[n++] = *r;
     }
     /* lexicon: the first six scores */
-    for (size_t i = 0; i < n; i++) sel[i].n_labels = sel[i].scores ? EV_N_LEX : 0;
+    for (size_t i = 0; i < n; i++) sel[i].n_labels = sel[i].scores ? EVAL_N_LEX : 0;
     if (fill_settings(j, &settings, model_sha, ev_sha, query_sha, judge_sha, false) != ES_EXIT_OK) goto done;
     if (write_outputs(j, sel, n, &settings, j->judge ? "-lexicon" : "", !j->judge, j->judge ? NULL : &res) !=
         ES_EXIT_OK)
         goto done;
     if (j->judge) {
         for (size_t i = 0; i < n; i++)
-            if (sel[i].scores) sel[i].scores += EV_N_LEX, sel[i].n_labels = EV_N_LEX;
+            if (sel[i].scores) sel[i].scores += EVAL_N_LEX, sel[i].n_labels = EVAL_N_LEX;
         es_eval_settings_clear(&settings);
         if (fill_settings(j, &settings, model_sha, ev_sha, query_sha, judge_sha, true) != ES_EXIT_OK ||
             write_outputs(j, sel, n, &settings, "", true, &res) != ES_EXIT_OK)
@@ -692,7 +657,7 @@ done:
 
 /* ---- main ----------------------------------------------------------------------------- */
 
-static void job_free(ev_job *j) {
+static void job_free(eval_job *j) {
     for (int i = 0; j->steer && i < j->n_emotions * j->n_alphas; i++) es_steer_set_free(j->steer[i]);
     free(j->steer);
     for (int i = 0; i < j->n_emotions; i++) free(j->emotions[i]);
@@ -720,19 +685,18 @@ static int sha_or_fail(const char *path, char hex[ES_SHA256_HEX]) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    ev_opts o;
-    const char *cmp_a = NULL, *cmp_b = NULL;
-    int rc = ev_parse(argc, argv, &o, &cmp_a, &cmp_b);
+    eval_opts o;
+    int rc = eval_parse(argc, argv, &o);
     if (rc >= 0) return rc;
-    if (cmp_a) {
-        if (es_results_compare_files(cmp_a, cmp_b, stdout) != ES_OK) return cli_fail("--compare");
+    if (o.compare[0]) {
+        if (es_results_compare_files(o.compare[0], o.compare[1], stdout) != ES_OK) return cli_fail("--compare");
         return ES_EXIT_OK;
     }
-    ev_job j = {.o = &o};
+    eval_job j = {.o = &o};
     char *gen_path = NULL, *set_path = NULL, *settings = NULL;
     char model_sha[ES_SHA256_HEX] = "", ev_sha[ES_SHA256_HEX] = "", query_sha[ES_SHA256_HEX] = "",
          judge_sha[ES_SHA256_HEX] = "";
-    if ((rc = ev_prepare(&j)) >= 0) goto done;
+    if ((rc = eval_prepare(&j)) >= 0) goto done;
     rc = ES_EXIT_FAIL;
     /* the grid, emotion-major; seeds as eval_run.c explains */
     size_t n_items = (size_t)j.n_emotions * (size_t)j.n_alphas * (size_t)o.samples * (size_t)j.n_queries;
@@ -745,7 +709,7 @@ int cmd_eval(int argc, char **argv) {
             for (int s = 0; s < o.samples; s++) {
                 uint64_t seed0 = es_eval_seed(o.sp.seed, j.emotions[e], j.alphas[a], "*", s);
                 for (int q = 0; q < j.n_queries; q++)
-                    j.items[j.n_items++] = (ev_item){e, a, q, s, seed0 + (uint64_t)j.queries[q].index};
+                    j.items[j.n_items++] = (eval_item){e, a, q, s, seed0 + (uint64_t)j.queries[q].index};
             }
     char topic_desc[PATH_MAX + 128];
     if (o.judge)
@@ -755,10 +719,10 @@ int cmd_eval(int argc, char **argv) {
     else
         snprintf(topic_desc, sizeof topic_desc,
                  "cosine of mean hidden states (block_out, layer %d) of response and query under the unsteered %s",
-                 es_embed_default_layer(j.mi.n_layer), base_name(o.model));
+                 es_embed_default_layer(j.mi.n_layer), base_name(o.rt.model));
     j.topic_desc = es_strdup(topic_desc);
     fprintf(stderr, "eval: hashing the inputs\n");
-    if (sha_or_fail(o.model, model_sha) || sha_or_fail(o.ev_path, ev_sha) ||
+    if (sha_or_fail(o.rt.model, model_sha) || sha_or_fail(o.steer.ev_path, ev_sha) ||
         sha_or_fail(o.prompts ? o.prompts : o.queries, query_sha) || (o.judge && sha_or_fail(o.judge, judge_sha)))
         goto done;
     if (!(settings = run_settings(&j, model_sha, ev_sha, query_sha, judge_sha)) || !(gen_path = join(o.out, "generations.jsonl")) ||
@@ -791,7 +755,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "eval: resuming %s: %zu responses%s\n", gen_path, gi.n_records,
                 gi.dropped_bytes ? " (a cut-off last line was dropped)" : "");
     double t0 = es_time_s();
-    if ((rc = ev_run(&j)) != ES_EXIT_OK) goto done;
+    if ((rc = eval_run(&j)) != ES_EXIT_OK) goto done;
     /* summarise what the file holds (numbers as written), whether fresh or resumed */
     es_genlog_free(j.log);
     j.log = NULL;
@@ -799,7 +763,7 @@ int cmd_eval(int argc, char **argv) {
         rc = cli_fail("reading generations.jsonl");
         goto done;
     }
-    rc = ev_finish(&j, model_sha, ev_sha, query_sha, judge_sha);
+    rc = eval_finish(&j, model_sha, ev_sha, query_sha, judge_sha);
     fprintf(stderr, "eval: done in %.2f s\n", es_time_s() - t0);
 done:
     free(gen_path);

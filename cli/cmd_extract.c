@@ -7,16 +7,18 @@
  * into one vector per emotion and layer, plus "base" (every emotion pooled).
  * With --pairs the responses are given and only teacher-forced.
  *
- * Layout: ex_parse (options) -> build the samples (queries or pairs) -> ex_run: for
+ * Layout: ex_parse (options, from the tables) -> build the samples (queries or pairs) -> ex_run: for
  * each batch of samples, generate (es_generate), teacher-force
  * (es_extract_response_means), checkpoint, collect -> es_extractor_compute -> save.
  */
 #include "cli.h"
 #include "extract.h"
 #include "gen_util.h"
+#include "opts.h"
 #include "queries.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +31,16 @@ int cmd_extract(int argc, char **argv); /* declared in cli.h */
 #define MAX_EMOTIONS 64
 
 typedef struct ex_opts {
-    const char *model, *queries, *instructions, *pairs, *out, *tmpl_name;
+    cli_runtime_opts rt;   /* -m, -t, --kv-type, --numerics, --batch */
+    cli_chat_opts chat;    /* --chat-template */
+    const char *queries, *instructions, *pairs, *out;
+    const char *emotions_spec; /* --emotions, NULL = DEFAULT_EMOTIONS */
     char *emotions[MAX_EMOTIONS];
     int n_emotions;
     bool emotions_given, resume;
-    es_extract_method method;
-    es_hook_point hook;
-    long n_queries, n_predict, batch, stop_after, n_threads;
+    int method; /* es_extract_method */
+    int hook;   /* es_hook_point */
+    long n_queries, n_predict, stop_after;
     double scale; /* every saved vector is multiplied by it (default 1) */
     es_sampler_params sp;
 } ex_opts;
@@ -66,42 +71,75 @@ static const char *base_name(const char *path) {
 
 /* ---- options ---------------------------------------------------------------------------- */
 
-static void help(void) {
-    printf("usage: emosteer extract [-m MODEL] -o OUT.ev.gguf [options]\n\n"
-           "Extracts emotion vectors: for each query the model answers under a neutral and under\n"
-           "each emotion's conditioning; the mean hook activation over every response is a sample;\n"
-           "the method turns the samples into one vector per emotion and layer, plus \"base\"\n"
-           "(all emotions pooled against neutral).\n\n"
-           "  -m MODEL             GGUF model (default: %s)\n"
-           "  -o, --output FILE    the emotion-vector file to write (emosteer GGUF)\n"
-           "  --emotions LIST      comma-separated emotions (default %s)\n"
-           "  --queries FILE       query set, EmotionQuery or emosteer JSON\n"
-           "                       (default: %s)\n"
-           "  --instructions FILE  conditioning instructions for emotions the query file has none\n"
-           "                       for (default: the project's query set)\n"
-           "  --pairs FILE.jsonl   given responses instead of generating: one JSON object a line,\n"
-           "                       {\"query\", \"emotion\", \"neutral\", \"emotional\"}; each response is\n"
-           "                       teacher-forced after its condition's prompt\n"
-           "  --method M           mean_diff (the paper), centered, fisher, pca (default mean_diff)\n"
-           "  --hook H             attn_out, mlp_out, block_out (default block_out)\n"
-           "  --scale K            multiply every saved vector by K, setting the unit of --steer\n"
-           "                       alpha (default 1; recorded in the file's note)\n"
-           "  --n-queries N        queries used, taken round-robin from every list of the set\n"
-           "                       (default 100); each is asked neutrally and per emotion\n"
-           "  -n, --n-predict N    response tokens at most (default 48)\n"
-           "  --batch B            sequences generated at once (default 16)\n"
-           "  --chat-template NAME chat format (default: the model's own; none = base model)\n"
-           "  --resume             continue from OUT.partial, the checkpoint of an interrupted run\n"
-           "  --stop-after N       stop once N samples are computed this run, keeping the\n"
-           "                       checkpoint (continue later with --resume)\n"
-           "  -t, --threads N      worker threads (default: all cores, at most 8)\n\n",
-           cli_default_model(), DEFAULT_EMOTIONS, default_queries());
-    cli_sampling_help(stdout);
-    printf("\nPrompts: with a chat format, system = the condition's instruction, user = the query.\n"
-           "Without one (base models): '\"<query>\" I asked.\\n\"<prefix>' and the model goes on.\n"
-           "Sample k uses seed S + k, so a run is reproducible and resumable.\n\n"
-           "example: emosteer extract --pairs data/queries/demo-pairs.jsonl --scale 0.5 -o demo.ev.gguf\n");
+static const char *method_choice(int i) {
+    return i >= 0 && i < ES_EXTRACT_METHOD_COUNT ? es_extract_method_name((es_extract_method)i) : NULL;
 }
+
+#define XO(f) offsetof(ex_opts, f)
+static const cli_opt ex_own[] = {
+    {"-o", "--output", "FILE", CLI_PATH, 0, 0, XO(out), "the emotion-vector file to write (emosteer GGUF)", NULL, NULL,
+     0, 0},
+    {NULL, "--emotions", "LIST", CLI_STR, 0, 0, XO(emotions_spec), "comma-separated emotions (default " DEFAULT_EMOTIONS ")",
+     NULL, NULL, 0, 0},
+    {NULL, "--queries", "FILE", CLI_PATH, 0, 0, XO(queries),
+     "query set, EmotionQuery or emosteer JSON (default: the project's,\ndata/queries/emosteer-queries.json)", NULL,
+     NULL, 0, 0},
+    {NULL, "--instructions", "FILE", CLI_PATH, 0, 0, XO(instructions),
+     "conditioning instructions for emotions the query file has none\nfor (default: the project's query set)", NULL,
+     NULL, 0, 0},
+    {NULL, "--pairs", "FILE.jsonl", CLI_PATH, 0, 0, XO(pairs),
+     "given responses instead of generating: one JSON object a line,\n{\"query\", \"emotion\", \"neutral\", "
+     "\"emotional\"}; each response is\nteacher-forced after its condition's prompt",
+     NULL, NULL, 0, 0},
+    {NULL, "--method", NULL, CLI_CHOICE, 0, 0, XO(method), "how samples become vectors (mean_diff: the paper)",
+     method_choice, NULL, CLI_SHOW_DEFAULT, 0},
+    {NULL, "--hook", NULL, CLI_CHOICE, 0, 0, XO(hook), "where activations are read", cli_hook_choice, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {NULL, "--scale", "K", CLI_DOUBLE, 1e-6, 1e6, XO(scale),
+     "multiply every saved vector by K, setting the unit of --steer\nalpha (recorded in the file's note)", NULL, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {NULL, "--n-queries", "N", CLI_LONG, 1, 1000000, XO(n_queries),
+     "queries used, taken round-robin from every list of the set;\neach is asked neutrally and per emotion", NULL,
+     NULL, CLI_SHOW_DEFAULT, 0},
+    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, XO(resume), "continue from OUT.partial, the checkpoint of an interrupted run",
+     NULL, NULL, 0, 0},
+    {NULL, "--stop-after", "N", CLI_LONG, 1, 2147483647, XO(stop_after),
+     "stop once N samples are computed this run, keeping the\ncheckpoint (continue later with --resume)", NULL, NULL,
+     0, 0},
+};
+static const cli_opt_group ex_group = {"options", ex_own, sizeof ex_own / sizeof ex_own[0]};
+
+static const cli_group_use ex_groups[] = {
+    {&ex_group, 0, 0},
+    {&cli_runtime_group, XO(rt), CLI_RT_CTX},
+    {&cli_chat_group, XO(chat), CLI_CHAT_FLAG | CLI_CHAT_SYSTEM},
+    {&cli_n_predict_group, XO(n_predict), 0},
+    {&cli_sampling_group, XO(sp), 0},
+};
+
+static void ex_init(void *p) {
+    ex_opts *o = p;
+    cli_runtime_init(&o->rt);
+    o->method = ES_EXTRACT_MEAN_DIFF;
+    o->hook = ES_HOOK_BLOCK_OUT;
+    o->n_queries = 100;
+    o->n_predict = 48;
+    o->scale = 1;
+    o->sp = es_sampler_default_params();
+}
+
+const cli_command cli_extract_cmd = {
+    "extract", "[-m MODEL] -o OUT.ev.gguf [options]",
+    "Extracts emotion vectors: for each query the model answers under a neutral and under\n"
+    "each emotion's conditioning; the mean hook activation over every response is a sample;\n"
+    "the method turns the samples into one vector per emotion and layer, plus \"base\"\n"
+    "(all emotions pooled against neutral).",
+    "Prompts: with a chat format, system = the condition's instruction, user = the query.\n"
+    "Without one (base models): '\"<query>\" I asked.\\n\"<prefix>' and the model goes on.\n"
+    "Sample k uses seed S + k, so a run is reproducible and resumable.\n\n"
+    "example: emosteer extract --pairs data/queries/demo-pairs.jsonl --scale 0.5 -o demo.ev.gguf",
+    sizeof(ex_opts), ex_init, ex_groups, sizeof ex_groups / sizeof ex_groups[0], 0,
+};
 
 static int parse_emotions(ex_opts *o, const char *list) {
     for (int i = 0; i < o->n_emotions; i++) free(o->emotions[i]);
@@ -137,71 +175,12 @@ static int parse_emotions(ex_opts *o, const char *list) {
 
 /* Returns -1 to go on, or an exit code. */
 static int ex_parse(int argc, char **argv, ex_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->method = ES_EXTRACT_MEAN_DIFF;
-    o->hook = ES_HOOK_BLOCK_OUT;
-    o->n_queries = 100;
-    o->n_predict = 48;
-    o->batch = 16;
-    o->scale = 1;
-    o->sp = es_sampler_default_params();
-    const char *emotions = DEFAULT_EMOTIONS;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return ES_EXIT_OK;
-        }
-        if ((r = cli_sampling_parse_arg(&o->sp, CMD, argc, argv, &i)) != 0) {
-            if (r < 0) return ES_EXIT_USAGE;
-            continue;
-        }
-        if (!strcmp(a, "--resume")) {
-            o->resume = true;
-            continue;
-        }
-        if (!v) return cli_usage_error(CMD, "unknown or incomplete option '%s'", a);
-        i++;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = v;
-        else if (!strcmp(a, "--queries")) o->queries = v;
-        else if (!strcmp(a, "--instructions")) o->instructions = v;
-        else if (!strcmp(a, "--pairs")) o->pairs = v;
-        else if (!strcmp(a, "--chat-template")) o->tmpl_name = v;
-        else if (!strcmp(a, "--emotions")) emotions = v, o->emotions_given = true;
-        else if (!strcmp(a, "--method")) {
-            if (es_extract_method_parse(v, &o->method) != ES_OK)
-                return cli_usage_error(CMD, "--method: %s", es_last_error());
-        } else if (!strcmp(a, "--hook")) {
-            if (es_hook_parse(v, &o->hook) != ES_OK) return cli_usage_error(CMD, "--hook: %s", es_last_error());
-        } else if (!strcmp(a, "--n-queries")) {
-            if (!cli_parse_int(v, 1, 1000000, &o->n_queries))
-                return cli_usage_error(CMD, "--n-queries wants a count >= 1, got '%s'", v);
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!cli_parse_int(v, 1, 1 << 16, &o->n_predict))
-                return cli_usage_error(CMD, "-n wants a token count >= 1, got '%s'", v);
-        } else if (!strcmp(a, "--batch")) {
-            if (!cli_parse_int(v, 1, 1024, &o->batch))
-                return cli_usage_error(CMD, "--batch wants a count in [1, 1024], got '%s'", v);
-        } else if (!strcmp(a, "--stop-after")) {
-            if (!cli_parse_int(v, 1, INT_MAX, &o->stop_after))
-                return cli_usage_error(CMD, "--stop-after wants a count >= 1, got '%s'", v);
-        } else if (!strcmp(a, "--scale")) {
-            if (!cli_parse_float(v, 1e-6, 1e6, &o->scale))
-                return cli_usage_error(CMD, "--scale wants a factor in [1e-6, 1e6], got '%s'", v);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!cli_parse_int(v, 1, 512, &o->n_threads))
-                return cli_usage_error(CMD, "-t wants a thread count >= 1, got '%s'", v);
-        } else {
-            return cli_usage_error(CMD, "unknown option '%s'", a);
-        }
-    }
+    int rc = cli_opts_parse(&cli_extract_cmd, o, argc, argv, NULL);
+    if (rc >= 0) return rc;
     if (!o->out) return cli_usage_error(CMD, "no output file: give one with -o OUT.ev.gguf");
-    if (!o->model) o->model = cli_default_model();
     if (!o->queries) o->queries = default_queries();
-    return parse_emotions(o, emotions);
+    o->emotions_given = o->emotions_spec != NULL;
+    return parse_emotions(o, o->emotions_given ? o->emotions_spec : DEFAULT_EMOTIONS);
 }
 
 /* ---- progress ------------------------------------------------------------------------- */
@@ -417,7 +396,7 @@ static char *settings_text(const ex_job *j) {
                      "mode=%s\nmodel=%s\nmodel_name=%s\narch=%s\nn_params=%llu\nhook=%s\nchat=%s\n"
                      "emotions=%s\nqueries=%s\nn_queries=%d\nsamples=%d\nsample_hash=%016llx\n"
                      "n_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d,%llu\n",
-                     o->pairs ? "pairs" : "generate", base_name(o->model), mi.name, mi.arch,
+                     o->pairs ? "pairs" : "generate", base_name(o->rt.model), mi.name, mi.arch,
                      (unsigned long long)mi.n_params, es_hook_name(o->hook), es_chat_format_name(j->fmt), emo,
                      o->pairs ? base_name(o->pairs) : base_name(o->queries), j->n_queries, j->n_samples,
                      (unsigned long long)h, o->pairs ? 0L : o->n_predict, (double)sp->temp, sp->top_k,
@@ -500,7 +479,7 @@ done:
 
 static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
     const ex_opts *o = j->o;
-    const int B = (int)o->batch, L = j->n_layer, d = j->n_embd;
+    const int B = o->rt.batch, L = j->n_layer, d = j->n_embd;
     const bool gen = !o->pairs;
     int max_len = 0;
     for (int i = 0; i < j->n_samples; i++)
@@ -509,7 +488,7 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
     cp.n_ctx = max_len + 1;
     cp.n_seq_max = B;
     cp.n_batch = ES_MAX(64, ES_MIN(1024, B * max_len));
-    if (o->n_threads > 0) cp.n_threads = (int)o->n_threads;
+    cli_runtime_apply(&o->rt, &cp);
     es_model_info mi;
     es_model_get_info(j->model, &mi);
     if (max_len + 1 > mi.n_ctx_train) {
@@ -653,7 +632,7 @@ static int ex_finish(ex_job *j) {
     }
     meta.method = method;
     meta.token_policy = policy;
-    meta.source_model = mi.name && *mi.name ? mi.name : base_name(o->model);
+    meta.source_model = mi.name && *mi.name ? mi.name : base_name(o->rt.model);
     meta.query_set = query_set;
     if (o->scale != 1) {
         size_t n = strlen(note);
@@ -709,15 +688,15 @@ int cmd_extract(int argc, char **argv) {
         }
     }
     es_model_params mp = es_model_default_params();
-    if (es_model_load(o.model, &mp, &j.model) != ES_OK) {
+    if (es_model_load(o.rt.model, &mp, &j.model) != ES_OK) {
         cli_fail("loading the model");
         goto done;
     }
     if (!(j.vocab = es_model_vocab(j.model))) {
-        fprintf(stderr, "emosteer: %s has no tokenizer\n", o.model);
+        fprintf(stderr, "emosteer: %s has no tokenizer\n", o.rt.model);
         goto done;
     }
-    if ((rc = cli_chat_format(j.model, o.tmpl_name, false, &j.fmt)) != ES_EXIT_OK) goto done;
+    if ((rc = cli_chat_format(j.model, o.chat.tmpl_name, false, &j.fmt)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     es_model_info mi;
     es_model_get_info(j.model, &mi);

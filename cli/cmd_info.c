@@ -1,23 +1,35 @@
 /* cmd_info.c — `emosteer info [-m] MODEL`: what a GGUF model is (architecture, sizes,
  * parameters, tensor types, tokenizer, chat template). */
 #include "cli.h"
+#include "opts.h"
 
 #include "gguf.h"
 #include "types.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void info_help(FILE *f) {
-    fprintf(f, "usage: emosteer info [-m] MODEL\n\n"
-               "Describes a GGUF model: architecture, sizes, parameter count, tensor types\n"
-               "(count and bytes per type), tokenizer and special tokens, chat template.\n\n"
-               "options:\n"
-               "  -m, --model PATH   the model (also accepted as the only argument;\n"
-               "                     default %s)\n"
-               "  -h, --help         this help\n",
-               cli_default_model());
+typedef struct info_opts {
+    cli_runtime_opts rt; /* only -m */
+} info_opts;
+
+static const cli_group_use info_groups[] = {
+    {&cli_runtime_group, offsetof(info_opts, rt), CLI_RT_ALL & ~CLI_RT_MODEL},
+};
+
+static void info_init(void *p) {
+    cli_runtime_init(&((info_opts *)p)->rt);
+    ((info_opts *)p)->rt.model = NULL; /* the default only if no MODEL word either */
 }
+
+const cli_command cli_info_cmd = {
+    "info", "[-m] MODEL",
+    "Describes a GGUF model: architecture, sizes, parameter count, tensor types\n"
+    "(count and bytes per type), tokenizer and special tokens, chat template.\n"
+    "MODEL may be given with -m or as the only argument.",
+    NULL, sizeof(info_opts), info_init, info_groups, 1, 1,
+};
 
 static void print_bytes(uint64_t b) {
     if (b >= (1ull << 30))
@@ -106,22 +118,13 @@ static void print_chat_template(const char *tmpl) {
 }
 
 int cmd_info(int argc, char **argv) {
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            info_help(stdout);
-            return ES_EXIT_OK;
-        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
-            if (++i >= argc) return cli_usage_error("info", "%s needs a path", argv[i - 1]);
-            path = argv[i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error("info", "unknown option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            return cli_usage_error("info", "more than one model given ('%s')", argv[i]);
-        }
-    }
+    info_opts o;
+    cli_parse_result res;
+    int rc = cli_opts_parse(&cli_info_cmd, &o, argc, argv, &res);
+    if (rc >= 0) return rc;
+    const char *path = o.rt.model;
+    if (res.n_pos && path) return cli_usage_error("info", "more than one model given ('%s')", res.pos[0]);
+    if (res.n_pos) path = res.pos[0];
     if (!path) path = cli_default_model();
 
     es_model *m = NULL;

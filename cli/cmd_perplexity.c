@@ -6,22 +6,44 @@
  * [n_ctx/2, n_ctx-1) predicting token j+1). PPL = exp(mean negative log-likelihood).
  */
 #include "cli.h"
+#include "opts.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: emosteer perplexity [-m MODEL] -f FILE [-c N_CTX] [-t THREADS] [--chunks N]\n\n"
-           "Perplexity of FILE under the model (llama.cpp's method: non-overlapping chunks of\n"
-           "N_CTX tokens, first token of each chunk replaced by BOS, second half scored).\n\n"
-           "  -m MODEL     GGUF model (default: %s)\n"
-           "  -f FILE      text file to score (required)\n"
-           "  -c N_CTX     chunk length in tokens (default 512)\n"
-           "  -t THREADS   worker threads (default: all cores, at most 8)\n"
-           "  --chunks N   score only the first N chunks\n",
-           cli_default_model());
+typedef struct ppl_opts {
+    cli_runtime_opts rt;
+    const char *file; /* -f */
+    long max_chunks;  /* --chunks, -1 = all */
+} ppl_opts;
+
+#define PO(f) offsetof(ppl_opts, f)
+static const cli_opt ppl_own[] = {
+    {"-f", "--file", "FILE", CLI_PATH, 0, 0, PO(file), "text file to score (required)", NULL, NULL, 0, 0},
+    {NULL, "--chunks", "N", CLI_LONG, 1, 1 << 30, PO(max_chunks), "score only the first N chunks", NULL, NULL, 0, 0},
+};
+static const cli_opt_group ppl_group = {"options", ppl_own, sizeof ppl_own / sizeof ppl_own[0]};
+
+static const cli_group_use ppl_groups[] = {
+    {&ppl_group, 0, 0},
+    {&cli_runtime_group, PO(rt), CLI_RT_BATCH},
+};
+
+static void ppl_init(void *p) {
+    ppl_opts *o = p;
+    cli_runtime_init(&o->rt);
+    o->rt.n_ctx = 512;
+    o->max_chunks = -1;
 }
+
+const cli_command cli_perplexity_cmd = {
+    "perplexity", "[-m MODEL] -f FILE [-c N_CTX] [-t THREADS] [--chunks N]",
+    "Perplexity of FILE under the model (llama.cpp's method: non-overlapping chunks of\n"
+    "N_CTX (-c) tokens, first token of each chunk replaced by BOS, second half scored).",
+    NULL, sizeof(ppl_opts), ppl_init, ppl_groups, sizeof ppl_groups / sizeof ppl_groups[0], 0,
+};
 
 static char *read_text(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -56,36 +78,12 @@ static double log_prob(const float *logits, int n, int target) {
 }
 
 int cmd_perplexity(int argc, char **argv) {
-    const char *model_path = NULL, *file = NULL;
-    long n_ctx = 512, n_threads = 0, max_chunks = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return ES_EXIT_OK;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
-            model_path = v, i++;
-        } else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && v) {
-            file = v, i++;
-        } else if ((!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) && v) {
-            if (!cli_parse_int(v, 16, 1 << 20, &n_ctx))
-                return cli_usage_error("perplexity", "-c wants a context length >= 16, got '%s'", v);
-            i++;
-        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && v) {
-            if (!cli_parse_int(v, 1, 1024, &n_threads))
-                return cli_usage_error("perplexity", "-t wants a thread count >= 1, got '%s'", v);
-            i++;
-        } else if (!strcmp(a, "--chunks") && v) {
-            if (!cli_parse_int(v, 1, 1 << 30, &max_chunks))
-                return cli_usage_error("perplexity", "--chunks wants a count >= 1, got '%s'", v);
-            i++;
-        } else {
-            return cli_usage_error("perplexity", "unknown or incomplete option '%s'", a);
-        }
-    }
+    ppl_opts o;
+    int rc = cli_opts_parse(&cli_perplexity_cmd, &o, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    const char *model_path = o.rt.model, *file = o.file;
+    long n_ctx = o.rt.n_ctx, max_chunks = o.max_chunks;
     if (!file) return cli_usage_error("perplexity", "no input file: give one with -f FILE");
-    if (!model_path) model_path = cli_default_model();
 
     size_t text_len = 0;
     char *text = read_text(file, &text_len);
@@ -102,7 +100,7 @@ int cmd_perplexity(int argc, char **argv) {
     es_model_info info;
     es_model_get_info(model, &info);
     const es_vocab *vocab = es_model_vocab(model);
-    int rc = ES_EXIT_FAIL;
+    rc = ES_EXIT_FAIL;
     int32_t *toks = NULL;
     es_context *ctx = NULL;
     int8_t *want = NULL;
@@ -130,7 +128,7 @@ int cmd_perplexity(int argc, char **argv) {
     es_context_params cp = es_context_default_params();
     cp.n_ctx = (int)n_ctx;
     cp.n_batch = (int)n_ctx;
-    if (n_threads > 0) cp.n_threads = (int)n_threads;
+    cli_runtime_apply(&o.rt, &cp);
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         cli_fail("creating the context");
         goto done;

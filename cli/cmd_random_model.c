@@ -2,57 +2,83 @@
  * writes a GGUF model with random weights at a real model's shape, for benchmarks
  * without downloads (src/random_model.h does the work). */
 #include "cli.h"
+#include "opts.h"
 
 #include "common.h"
 #include "random_model.h"
 #include "types.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void random_model_help(FILE *f) {
-    fprintf(
-        f,
-        "usage: emosteer random-model --like SHAPE [--type MIX] [--seed S] [-t N] -o OUT.gguf\n\n"
-        "Writes a complete GGUF model with random weights at the shape of a real model:\n"
-        "real architecture keys, llama.cpp tensor names, a placeholder SentencePiece vocabulary\n"
-        "of the real size (<unk> <s> </s>, 256 byte tokens, then t<i>). Matrices and biases\n"
-        "are ~N(0, 0.02^2), norm weights 1 + N(0, 0.02^2). For speed benchmarks only: the\n"
-        "model's text is noise. The file depends only on SHAPE, MIX and S.\n\n"
-        "shapes (--like):\n"
-        "  qwen2.5-0.5b   qwen2, 24 layers, d 896, 14 heads (2 KV) of 64, FFN 4864, vocab 151936,\n"
-        "                 tied, Q/K/V biases, rope theta 1e6, rms eps 1e-6\n"
-        "  llama-3.2-1b   llama, 16 layers, d 2048, 32 heads (8 KV) of 64, FFN 8192, vocab "
-        "128256,\n"
-        "                 tied, rope theta 500000 with Llama 3 scaling (factor 32), rms eps 1e-5\n"
-        "  demo-16m       llama, 8 layers, d 384, 6 heads (2 KV) of 64, FFN 1024, vocab 8192, "
-        "tied\n\n"
-        "type mixes (--type, default q8_0), as llama-quantize chooses them:\n"
-        "  f16            every matrix F16\n"
-        "  q8_0           every matrix Q8_0\n"
-        "  q4_0           Q4_0; token_embd (the tied output) Q6_K\n"
-        "  q4_k_m         Q4_K; attn_v and ffn_down Q6_K in the first and last eighth of the\n"
-        "                 layers and every third layer between; token_embd Q6_K\n"
-        "  q5_k_m         as q4_k_m with Q5_K instead of Q4_K\n"
-        "  q6_k           every matrix Q6_K\n"
-        "  K-quants need rows of a multiple of 256: others fall back to Q5_0 (for Q4_K),\n"
-        "  Q5_1 (Q5_K) or Q8_0 (Q6_K), as llama-quantize does (e.g. every d=896 row of\n"
-        "  qwen2.5-0.5b). Norms, biases and rope factors are F32.\n\n"
-        "options:\n"
-        "  --like SHAPE       the model shape (required)\n"
-        "  --type MIX         the tensor type mix (default q8_0)\n"
-        "  --seed S           random seed (default 1)\n"
-        "  -t, --threads N    threads for generating and quantizing (default: all CPUs)\n"
-        "  -o, --output PATH  the GGUF file to write (required; written atomically)\n"
-        "  -q, --quiet        no progress on stderr\n"
-        "  -h, --help         this help\n");
+typedef struct rm_opts {
+    cli_runtime_opts rt; /* only -t */
+    int like, mix;       /* --like, --type: indices in es_random_model_likes / _mixes */
+    uint64_t seed;       /* --seed */
+    const char *out;     /* -o */
+    bool quiet;          /* -q */
+} rm_opts;
+
+static const char *like_choice(int i) {
+    return es_random_model_likes[i];
+}
+static const char *mix_choice(int i) {
+    return es_random_model_mixes[i];
 }
 
-static bool in_list(const char *s, const char *const *list) {
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(s, list[i])) return true;
-    return false;
+#define RO(f) offsetof(rm_opts, f)
+static const cli_opt rm_own[] = {
+    {NULL, "--like", NULL, CLI_CHOICE, 0, 0, RO(like), "the model shape (required)", like_choice, NULL, 0, 0},
+    {NULL, "--type", NULL, CLI_CHOICE, 0, 0, RO(mix), "the tensor type mix", mix_choice, NULL, CLI_SHOW_DEFAULT, 0},
+    {NULL, "--seed", "S", CLI_U64, 0, 0, RO(seed), "random seed", NULL, NULL, CLI_SHOW_DEFAULT, 0},
+    {"-o", "--output", "PATH", CLI_PATH, 0, 0, RO(out), "the GGUF file to write (required; written atomically)", NULL,
+     NULL, 0, 0},
+    {"-q", "--quiet", NULL, CLI_FLAG, 0, 0, RO(quiet), "no progress on stderr", NULL, NULL, 0, 0},
+};
+static const cli_opt_group rm_group = {"options", rm_own, sizeof rm_own / sizeof rm_own[0]};
+
+static const cli_group_use rm_groups[] = {
+    {&rm_group, 0, 0},
+    {&cli_runtime_group, RO(rt), CLI_RT_ALL & ~CLI_RT_THREADS},
+};
+
+static void rm_init(void *p) {
+    rm_opts *o = p;
+    es_random_model_params d = es_random_model_default_params();
+    cli_runtime_init(&o->rt);
+    o->like = -1;
+    for (int i = 0; es_random_model_mixes[i]; i++)
+        if (!strcmp(es_random_model_mixes[i], d.mix)) o->mix = i;
+    o->seed = d.seed;
 }
+
+const cli_command cli_random_model_cmd = {
+    "random-model", "--like SHAPE [--type MIX] [--seed S] [-t N] -o OUT.gguf",
+    "Writes a complete GGUF model with random weights at the shape of a real model:\n"
+    "real architecture keys, llama.cpp tensor names, a placeholder SentencePiece vocabulary\n"
+    "of the real size (<unk> <s> </s>, 256 byte tokens, then t<i>). Matrices and biases\n"
+    "are ~N(0, 0.02^2), norm weights 1 + N(0, 0.02^2). For speed benchmarks only: the\n"
+    "model's text is noise. The file depends only on SHAPE, MIX and S.\n\n"
+    "shapes (--like):\n"
+    "  qwen2.5-0.5b   qwen2, 24 layers, d 896, 14 heads (2 KV) of 64, FFN 4864, vocab 151936,\n"
+    "                 tied, Q/K/V biases, rope theta 1e6, rms eps 1e-6\n"
+    "  llama-3.2-1b   llama, 16 layers, d 2048, 32 heads (8 KV) of 64, FFN 8192, vocab 128256,\n"
+    "                 tied, rope theta 500000 with Llama 3 scaling (factor 32), rms eps 1e-5\n"
+    "  demo-16m       llama, 8 layers, d 384, 6 heads (2 KV) of 64, FFN 1024, vocab 8192, tied\n\n"
+    "type mixes (--type, default q8_0), as llama-quantize chooses them:\n"
+    "  f16            every matrix F16\n"
+    "  q8_0           every matrix Q8_0\n"
+    "  q4_0           Q4_0; token_embd (the tied output) Q6_K\n"
+    "  q4_k_m         Q4_K; attn_v and ffn_down Q6_K in the first and last eighth of the\n"
+    "                 layers and every third layer between; token_embd Q6_K\n"
+    "  q5_k_m         as q4_k_m with Q5_K instead of Q4_K\n"
+    "  q6_k           every matrix Q6_K\n"
+    "  K-quants need rows of a multiple of 256: others fall back to Q5_0 (for Q4_K),\n"
+    "  Q5_1 (Q5_K) or Q8_0 (Q6_K), as llama-quantize does (e.g. every d=896 row of\n"
+    "  qwen2.5-0.5b). Norms, biases and rope factors are F32.",
+    "-t defaults to every CPU here.", sizeof(rm_opts), rm_init, rm_groups, sizeof rm_groups / sizeof rm_groups[0], 0,
+};
 
 static void progress(void *ud, int index, int count, const char *name, int type,
                      const int64_t *ne) {
@@ -64,46 +90,16 @@ static void progress(void *ud, int index, int count, const char *name, int type,
 
 int cmd_random_model(int argc, char **argv) {
     const char *cmd = "random-model";
+    rm_opts o;
+    int rc = cli_opts_parse(&cli_random_model_cmd, &o, argc, argv, NULL);
+    if (rc >= 0) return rc;
     es_random_model_params p = es_random_model_default_params();
-    p.like = NULL;
-    p.n_threads = es_cpu_count();
-    const char *out = NULL;
-    bool quiet = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const bool has_val = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            random_model_help(stdout);
-            return ES_EXIT_OK;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = true;
-        } else if (!strcmp(a, "--like") && has_val) {
-            p.like = argv[++i];
-            if (!in_list(p.like, es_random_model_likes))
-                return cli_usage_error(
-                    cmd, "unknown shape '%s' (qwen2.5-0.5b, llama-3.2-1b, demo-16m)", p.like);
-        } else if (!strcmp(a, "--type") && has_val) {
-            p.mix = argv[++i];
-            if (!in_list(p.mix, es_random_model_mixes))
-                return cli_usage_error(
-                    cmd, "unknown type mix '%s' (f16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k)", p.mix);
-        } else if (!strcmp(a, "--seed") && has_val) {
-            long v;
-            if (!cli_parse_int(argv[++i], 0, 2147483647L, &v))
-                return cli_usage_error(cmd, "--seed wants an integer 0..2147483647, not '%s'",
-                                       argv[i]);
-            p.seed = (uint64_t)v;
-        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && has_val) {
-            long v;
-            if (!cli_parse_int(argv[++i], 1, 512, &v))
-                return cli_usage_error(cmd, "--threads wants an integer 1..512, not '%s'", argv[i]);
-            p.n_threads = (int)v;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has_val) {
-            out = argv[++i];
-        } else {
-            return cli_usage_error(cmd, "unknown option or missing value: '%s'", a);
-        }
-    }
+    p.like = o.like >= 0 ? es_random_model_likes[o.like] : NULL;
+    p.mix = es_random_model_mixes[o.mix];
+    p.seed = o.seed;
+    p.n_threads = o.rt.n_threads > 0 ? o.rt.n_threads : es_cpu_count();
+    const char *out = o.out;
+    bool quiet = o.quiet;
     if (!p.like) return cli_usage_error(cmd, "--like SHAPE is required");
     if (!out) return cli_usage_error(cmd, "-o OUT.gguf is required");
     if (!quiet) p.progress = progress;

@@ -1,23 +1,43 @@
 /* cmd_tokenize.c — `emosteer tokenize`: show how a model's tokenizer splits a text. */
 #include "cli.h"
+#include "opts.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void help(FILE *f) {
-    fprintf(
-        f,
-        "usage: emosteer tokenize [-m MODEL] -p TEXT [--ids] [--no-bos] [--parse-special]\n\n"
-        "Tokenizes TEXT with the vocabulary of MODEL (any GGUF with tokenizer metadata;\n"
-        "the weights are not loaded) and prints one line per token: id -> 'piece'.\n\n"
-        "  -m, --model PATH     the GGUF file (default: %s)\n"
-        "  -p, --prompt TEXT    the text to tokenize\n"
-        "  --ids                print only the ids, as [1, 15043, 3186]\n"
-        "  --no-bos             do not add BOS/EOS even if the vocabulary asks for them\n"
-        "  --parse-special      turn control tokens written in TEXT (<|im_start|>) into their ids\n"
-        "  -h, --help           this help\n",
-        cli_default_model());
+typedef struct tok_opts {
+    cli_runtime_opts rt; /* only -m */
+    const char *prompt;  /* -p */
+    bool ids_only, no_bos, parse_special;
+} tok_opts;
+
+#define TO(f) offsetof(tok_opts, f)
+static const cli_opt tok_own[] = {
+    {"-p", "--prompt", "TEXT", CLI_STR, 0, 0, TO(prompt), "the text to tokenize", NULL, NULL, 0, 0},
+    {NULL, "--ids", NULL, CLI_FLAG, 0, 0, TO(ids_only), "print only the ids, as [1, 15043, 3186]", NULL, NULL, 0, 0},
+    {NULL, "--no-bos", NULL, CLI_FLAG, 0, 0, TO(no_bos), "do not add BOS/EOS even if the vocabulary asks for them",
+     NULL, NULL, 0, 0},
+    {NULL, "--parse-special", NULL, CLI_FLAG, 0, 0, TO(parse_special),
+     "turn control tokens written in TEXT (<|im_start|>) into their ids", NULL, NULL, 0, 0},
+};
+static const cli_opt_group tok_group = {"options", tok_own, sizeof tok_own / sizeof tok_own[0]};
+
+static const cli_group_use tok_groups[] = {
+    {&tok_group, 0, 0},
+    {&cli_runtime_group, TO(rt), CLI_RT_ALL & ~CLI_RT_MODEL},
+};
+
+static void tok_init(void *p) {
+    cli_runtime_init(&((tok_opts *)p)->rt);
 }
+
+const cli_command cli_tokenize_cmd = {
+    "tokenize", "[-m MODEL] -p TEXT [--ids] [--no-bos] [--parse-special]",
+    "Tokenizes TEXT with the vocabulary of MODEL (any GGUF with tokenizer metadata;\n"
+    "the weights are not loaded) and prints one line per token: id -> 'piece'.",
+    NULL, sizeof(tok_opts), tok_init, tok_groups, sizeof tok_groups / sizeof tok_groups[0], 0,
+};
 
 /* Prints a piece between quotes, escaping what would not show. */
 static void print_piece(const char *s, int32_t n) {
@@ -43,32 +63,12 @@ static void print_piece(const char *s, int32_t n) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL;
-    bool ids_only = false, add_special = true, parse_special = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help(stdout);
-            return ES_EXIT_OK;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") ||
-                   !strcmp(a, "--prompt")) {
-            if (i + 1 >= argc) return cli_usage_error("tokenize", "%s needs a value", a);
-            if (a[1] == 'm' || a[2] == 'm')
-                model = argv[++i];
-            else
-                prompt = argv[++i];
-        } else if (!strcmp(a, "--ids")) {
-            ids_only = true;
-        } else if (!strcmp(a, "--no-bos")) {
-            add_special = false;
-        } else if (!strcmp(a, "--parse-special")) {
-            parse_special = true;
-        } else {
-            return cli_usage_error("tokenize", "unknown option '%s'", a);
-        }
-    }
+    tok_opts o;
+    int rc = cli_opts_parse(&cli_tokenize_cmd, &o, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    const char *model = o.rt.model, *prompt = o.prompt;
+    bool ids_only = o.ids_only, add_special = !o.no_bos, parse_special = o.parse_special;
     if (!prompt) return cli_usage_error("tokenize", "-p TEXT is required");
-    if (!model) model = cli_default_model();
 
     es_vocab *v = NULL;
     if (es_vocab_load(model, &v) != ES_OK) return cli_fail("cannot load the vocabulary");

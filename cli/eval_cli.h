@@ -7,39 +7,42 @@
 
 #include "cli.h"
 #include "eval_io.h"
+#include "opts.h"
+#include "steer_opts.h"
 
-#define EV_CMD "eval"
-#define EV_N_LEX ES_EVAL_N_LEXICON_LABELS /* lexicon labels: anger .. sadness, neutral */
+#define EVAL_CMD "eval"
+#define EVAL_N_LEX ES_EVAL_N_LEXICON_LABELS /* lexicon labels: anger .. sadness, neutral */
 
-typedef struct ev_opts {
-    const char *model, *ev_path, *queries, *prompts, *out, *judge, *lexicon, *tmpl_name;
+typedef struct eval_opts {
+    cli_runtime_opts rt;  /* -m, -t, --kv-type, --numerics, --batch */
+    cli_steer_opts steer; /* --ev, --hook, --layers, --positions, --preserve-norm */
+    cli_chat_opts chat;   /* --chat-template */
+    const char *queries, *prompts, *out, *judge, *lexicon;
     const char *emotions_spec; /* NULL: every emotion of --ev except "base" */
     const char *alphas_spec;
-    const char *layers_spec; /* NULL: the layers stored in --ev */
-    int hook;                /* es_hook_point, -1: the vectors' own */
-    es_steer_positions positions;
-    bool preserve_norm, resume;
-    long n_queries, samples, n_predict, batch, n_threads;
+    const char *compare[2]; /* --compare A B */
+    bool resume;
+    long n_queries, samples, n_predict;
     es_sampler_params sp;
-} ev_opts;
+} eval_opts;
 
 /* One evaluation prompt. */
-typedef struct ev_query {
+typedef struct eval_query {
     char *id;        /* "neutral-0042", "prompt-0007" (owned) */
     char *text;      /* the query or prompt text (owned) */
     int index;       /* position in its list: seeds are consecutive in it */
     int32_t *prompt; /* [n_prompt] the tokens generation starts from (owned) */
     int n_prompt;
-} ev_query;
+} eval_query;
 
 /* One response to generate: (emotion, alpha, query, sample). */
-typedef struct ev_item {
+typedef struct eval_item {
     int e, a, q, s;
     uint64_t seed;
-} ev_item;
+} eval_item;
 
-typedef struct ev_job {
-    const ev_opts *o;
+typedef struct eval_job {
+    const eval_opts *o;
     es_model *model;
     const es_vocab *vocab;
     es_model_info mi;
@@ -51,7 +54,7 @@ typedef struct ev_job {
     double *alphas;         /* [n_alphas] ascending */
     es_steer_set **steer;   /* [n_emotions][n_alphas]; NULL where alpha == 0 */
     int n_queries;
-    ev_query *queries;      /* [n_queries] */
+    eval_query *queries;      /* [n_queries] */
     es_lexicon *lex;
     es_model *judge_model;  /* NULL without --judge */
     es_judge *judge;
@@ -59,23 +62,23 @@ typedef struct ev_job {
     const char *const *labels;
     es_genlog *log;
     int n_items;
-    ev_item *items;         /* [n_items] the whole grid, emotion-major */
+    eval_item *items;         /* [n_items] the whole grid, emotion-major */
     char *topic_desc;       /* how topic adherence is measured (owned) */
-} ev_job;
+} eval_job;
 
 /* Label names of generations.jsonl: anger..neutral, then judge:anger..judge:neutral. */
-extern const char *const ev_all_labels[2 * EV_N_LEX];
+extern const char *const eval_all_labels[2 * EVAL_N_LEX];
 
 /* Generates and scores every item of the grid not yet in the log, appending each
  * record as it is finished. Prints progress on stderr. Returns an exit code. */
-int ev_run(ev_job *j);
+int eval_run(eval_job *j);
 
-/* Judge scores of n texts into probs[n][EV_N_LEX] in batches. Returns an exit code. */
-int ev_judge_texts(ev_job *j, const char *const *texts, int n, double *probs);
+/* Judge scores of n texts into probs[n][EVAL_N_LEX] in batches. Returns an exit code. */
+int eval_judge_texts(eval_job *j, const char *const *texts, int n, double *probs);
 
 /* Topic adherence by the judge (eval_topic.c): out[i] = P(yes) / (P(yes) + P(no)) of "is
  * texts[i] on the topic of query query[i]?". ctx: a context on the judge model with
  * o->batch sequences (cleared and reused). Returns an exit code. */
-int ev_judge_topic(ev_job *j, es_context *ctx, const char *const *texts, const int *query, int n, double *out);
+int eval_judge_topic(eval_job *j, es_context *ctx, const char *const *texts, const int *query, int n, double *out);
 
 #endif

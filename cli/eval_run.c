@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *const ev_all_labels[2 * EV_N_LEX] = {
+const char *const eval_all_labels[2 * EVAL_N_LEX] = {
     "anger",       "disgust",       "fear",       "joy",       "sadness",       "neutral",
     "judge:anger", "judge:disgust", "judge:fear", "judge:joy", "judge:sadness", "judge:neutral"};
 
@@ -58,11 +58,11 @@ static void progress_show(progress *p, int done, bool final) {
 
 /* ---- scoring -------------------------------------------------------------------- */
 
-int ev_judge_texts(ev_job *j, const char *const *texts, int n, double *probs) {
+int eval_judge_texts(eval_job *j, const char *const *texts, int n, double *probs) {
     const int chunk = 64;
     for (int a = 0; a < n; a += chunk) {
         int m = ES_MIN(chunk, n - a);
-        if (es_judge_score(j->judge, texts + a, m, probs + (size_t)a * EV_N_LEX) != ES_OK)
+        if (es_judge_score(j->judge, texts + a, m, probs + (size_t)a * EVAL_N_LEX) != ES_OK)
             return cli_fail("judging the responses");
     }
     return ES_EXIT_OK;
@@ -75,15 +75,15 @@ typedef struct scorer {
     int d;                  /* embedding width */
     float *query_emb;       /* [n_queries][d] */
     float *resp_emb;        /* [B][d] */
-    double *judge_probs;    /* [B][EV_N_LEX] */
+    double *judge_probs;    /* [B][EVAL_N_LEX] */
     double *topic;          /* [B] judge topic scores */
     int *qidx;              /* [B] query of each response */
     double *nll, *ppl;      /* [B] */
     es_ppl_pair *pairs;     /* [B] */
 } scorer;
 
-static int scorer_init(ev_job *j, es_context *gen_ctx, scorer *sc, es_context **own_ctx) {
-    const int B = (int)j->o->batch;
+static int scorer_init(eval_job *j, es_context *gen_ctx, scorer *sc, es_context **own_ctx) {
+    const int B = (int)j->o->rt.batch;
     *own_ctx = NULL;
     sc->ep = es_embed_default_params();
     sc->topic_ctx = gen_ctx;
@@ -95,14 +95,14 @@ static int scorer_init(ev_job *j, es_context *gen_ctx, scorer *sc, es_context **
         cp.n_ctx = ES_MIN(ji.n_ctx_train, 1024);
         cp.n_seq_max = B;
         cp.n_batch = 512;
-        if (j->o->n_threads > 0) cp.n_threads = (int)j->o->n_threads;
+        if (j->o->rt.n_threads > 0) cp.n_threads = j->o->rt.n_threads; /* the judge: default numerics */
         if (es_context_create(j->judge_model, &cp, own_ctx) != ES_OK)
             return cli_fail("creating the judge model's topic context");
         sc->topic_ctx = *own_ctx;
     }
     sc->query_emb = malloc((size_t)j->n_queries * (size_t)sc->d * sizeof *sc->query_emb);
     sc->resp_emb = malloc((size_t)B * (size_t)sc->d * sizeof *sc->resp_emb);
-    sc->judge_probs = malloc((size_t)B * EV_N_LEX * sizeof *sc->judge_probs);
+    sc->judge_probs = malloc((size_t)B * EVAL_N_LEX * sizeof *sc->judge_probs);
     sc->topic = malloc((size_t)B * sizeof *sc->topic);
     sc->qidx = malloc((size_t)B * sizeof *sc->qidx);
     sc->nll = malloc((size_t)B * sizeof *sc->nll);
@@ -134,32 +134,32 @@ static void scorer_free(scorer *sc) {
 }
 
 /* Scores the n responses of a batch and appends their records. ctx has no steering. */
-static int score_and_append(ev_job *j, es_context *ctx, scorer *sc, const int *idx, int n,
+static int score_and_append(eval_job *j, es_context *ctx, scorer *sc, const int *idx, int n,
                             es_gen_output *outs) {
     const char *texts[1024];
     for (int i = 0; i < n; i++) {
-        const ev_query *q = &j->queries[j->items[idx[i]].q];
+        const eval_query *q = &j->queries[j->items[idx[i]].q];
         texts[i] = outs[i].text ? outs[i].text : "";
         sc->pairs[i] = (es_ppl_pair){q->prompt, q->n_prompt, outs[i].tokens, outs[i].n_tokens};
     }
     if (es_score_ppl(ctx, sc->pairs, n, sc->nll, sc->ppl) != ES_OK) return cli_fail("perplexity of the responses");
     for (int i = 0; i < n; i++) sc->qidx[i] = j->items[idx[i]].q;
     if (j->judge) {
-        if (ev_judge_texts(j, texts, n, sc->judge_probs) != ES_EXIT_OK ||
-            ev_judge_topic(j, sc->topic_ctx, texts, sc->qidx, n, sc->topic) != ES_EXIT_OK)
+        if (eval_judge_texts(j, texts, n, sc->judge_probs) != ES_EXIT_OK ||
+            eval_judge_topic(j, sc->topic_ctx, texts, sc->qidx, n, sc->topic) != ES_EXIT_OK)
             return ES_EXIT_FAIL;
     } else if (es_embed_texts(sc->topic_ctx, texts, n, &sc->ep, sc->resp_emb) != ES_OK) {
         return cli_fail("embedding the responses");
     }
     for (int i = 0; i < n; i++) {
-        const ev_item *it = &j->items[idx[i]];
-        const ev_query *q = &j->queries[it->q];
-        double scores[2 * EV_N_LEX];
+        const eval_item *it = &j->items[idx[i]];
+        const eval_query *q = &j->queries[it->q];
+        double scores[2 * EVAL_N_LEX];
         es_lexicon_score ls;
         if (es_lexicon_score_text(j->lex, texts[i], strlen(texts[i]), &ls) != ES_OK)
             return cli_fail("lexicon scoring");
         es_scores_from_lexicon(&ls, ES_EVAL_LEXICON_PRIOR, scores);
-        if (j->judge) memcpy(scores + EV_N_LEX, sc->judge_probs + (size_t)i * EV_N_LEX, EV_N_LEX * sizeof *scores);
+        if (j->judge) memcpy(scores + EVAL_N_LEX, sc->judge_probs + (size_t)i * EVAL_N_LEX, EVAL_N_LEX * sizeof *scores);
         es_gen_record rec = es_gen_record_empty();
         rec.emotion = j->emotions[it->e];
         rec.alpha = j->alphas[it->a];
@@ -187,7 +187,7 @@ static int score_and_append(ev_job *j, es_context *ctx, scorer *sc, const int *i
 
 /* Generates items idx[0..n): steering per sequence, one es_generate call per run of
  * consecutive queries of one (emotion, alpha, sample). */
-static int generate_batch(ev_job *j, es_context *ctx, const int *idx, int n, es_gen_output *outs,
+static int generate_batch(eval_job *j, es_context *ctx, const int *idx, int n, es_gen_output *outs,
                           double *t_gen) {
     const int32_t *prompts[1024];
     int n_prompt[1024];
@@ -197,7 +197,7 @@ static int generate_batch(ev_job *j, es_context *ctx, const int *idx, int n, es_
     const char *stops[1] = {eot};
     if (j->fmt != ES_CHAT_NONE && eot[0]) gp.stops = stops, gp.n_stops = 1;
     for (int i = 0; i < n; i++) {
-        const ev_item *it = &j->items[idx[i]];
+        const eval_item *it = &j->items[idx[i]];
         prompts[i] = j->queries[it->q].prompt;
         n_prompt[i] = j->queries[it->q].n_prompt;
         if (es_context_set_steering(ctx, i, j->steer[it->e * j->n_alphas + it->a]) != ES_OK)
@@ -205,10 +205,10 @@ static int generate_batch(ev_job *j, es_context *ctx, const int *idx, int n, es_
     }
     double t0 = es_time_s();
     for (int a = 0; a < n;) {
-        const ev_item *first = &j->items[idx[a]];
+        const eval_item *first = &j->items[idx[a]];
         int b = a + 1;
         while (b < n) {
-            const ev_item *x = &j->items[idx[b]], *prev = &j->items[idx[b - 1]];
+            const eval_item *x = &j->items[idx[b]], *prev = &j->items[idx[b - 1]];
             if (x->e != first->e || x->a != first->a || x->s != first->s ||
                 j->queries[x->q].index != j->queries[prev->q].index + 1)
                 break;
@@ -226,13 +226,13 @@ static int generate_batch(ev_job *j, es_context *ctx, const int *idx, int n, es_
     return ES_EXIT_OK;
 }
 
-int ev_run(ev_job *j) {
-    const ev_opts *o = j->o;
-    const int B = (int)o->batch;
+int eval_run(eval_job *j) {
+    const eval_opts *o = j->o;
+    const int B = (int)o->rt.batch;
     int max_prompt = 1, todo = 0;
     for (int q = 0; q < j->n_queries; q++) max_prompt = ES_MAX(max_prompt, j->queries[q].n_prompt);
     for (int i = 0; i < j->n_items; i++) {
-        const ev_item *it = &j->items[i];
+        const eval_item *it = &j->items[i];
         todo += !es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s);
     }
     fprintf(stderr, "eval: %d responses (%d emotions x %d alphas x %d queries x %d samples), %d done, %d to generate\n",
@@ -247,7 +247,7 @@ int ev_run(ev_job *j) {
     cp.n_ctx = max_prompt + (int)o->n_predict + 1;
     cp.n_seq_max = B;
     cp.n_batch = ES_MAX(ES_MAX(64, B), ES_MIN(1024, B * max_prompt));
-    if (o->n_threads > 0) cp.n_threads = (int)o->n_threads;
+    cli_runtime_apply(&o->rt, &cp);
     es_context *ctx = NULL, *topic_ctx = NULL;
     if (es_context_create(j->model, &cp, &ctx) != ES_OK) return cli_fail("creating the context");
     scorer sc = {0};
@@ -266,7 +266,7 @@ int ev_run(ev_job *j) {
     for (int next = 0; rc == ES_EXIT_OK && next < j->n_items;) {
         int n = 0;
         for (; next < j->n_items && n < B; next++) {
-            const ev_item *it = &j->items[next];
+            const eval_item *it = &j->items[next];
             if (!es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s))
                 idx[n++] = next;
         }

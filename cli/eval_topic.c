@@ -18,7 +18,7 @@
 #include <string.h>
 
 /* The prompt tokens of one (response, query). */
-static es_status topic_prompt(const ev_job *j, const char *response, const char *query, int32_t **toks,
+static es_status topic_prompt(const eval_job *j, const char *response, const char *query, int32_t **toks,
                               int *n_toks) {
     const es_vocab *vocab = es_model_vocab(j->judge_model);
     es_chat_format fmt = es_judge_chat_format(j->judge);
@@ -58,7 +58,7 @@ static es_status topic_prompt(const ev_job *j, const char *response, const char 
 }
 
 typedef struct topic_acc {
-    const ev_job *j;
+    const eval_job *j;
     int n_vocab;
     double *out; /* [chunk] */
 } topic_acc;
@@ -80,8 +80,8 @@ static es_status on_logits(void *user, int seg, int k, const float *logits) {
     return ES_OK;
 }
 
-int ev_judge_topic(ev_job *j, es_context *ctx, const char *const *texts, const int *query, int n, double *out) {
-    const int S = (int)j->o->batch; /* the context's sequences */
+int eval_judge_topic(eval_job *j, es_context *ctx, const char *const *texts, const int *query, int n, double *out) {
+    const int S = (int)j->o->rt.batch; /* the context's sequences */
     int32_t **toks = calloc((size_t)S, sizeof *toks);
     es_tf_seg *segs = calloc((size_t)S, sizeof *segs);
     es_model_info ji;

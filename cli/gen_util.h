@@ -18,10 +18,4 @@ int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_m
 /* Tokenizes plain text (BOS as the vocabulary wants, specials parsed). */
 int cli_tokenize_text(const es_vocab *vocab, const char *text, int32_t **toks, int *n_toks);
 
-/* Parses the sampling flags (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
- * --repeat-last-n, --presence-penalty, --frequency-penalty, --seed, -s):
- * 1 consumed, 0 not a sampling flag, -1 usage error printed. */
-int cli_sampling_parse_arg(es_sampler_params *p, const char *cmd, int argc, char **argv, int *i);
-void cli_sampling_help(FILE *f);
-
 #endif

@@ -1,5 +1,6 @@
 /* main.c — `emosteer <command> [options]`: dispatch to cli/cmd_*.c and shared helpers. */
 #include "cli.h"
+#include "opts.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -10,6 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Every command's option table (each in its cli/cmd_NAME.c), in the order of `commands`. */
+const cli_command *const cli_all_commands[] = {
+    &cli_info_cmd,       &cli_generate_cmd, &cli_chat_cmd,  &cli_extract_cmd,     &cli_eval_cmd,
+    &cli_tokenize_cmd,   &cli_perplexity_cmd, &cli_bench_cmd, &cli_activations_cmd, &cli_random_model_cmd,
+};
+const int cli_n_commands = sizeof cli_all_commands / sizeof cli_all_commands[0];
+
+#ifndef ES_CLI_NO_MAIN /* the fuzz target links the CLI without its main */
 typedef struct command {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -59,6 +68,7 @@ int main(int argc, char **argv) {
     usage(stderr);
     return ES_EXIT_USAGE;
 }
+#endif
 
 /* <dir of the executable>/../share/emosteer/REL into buf if readable. */
 static bool installed_path(const char *rel, char *buf, size_t cap) {

@@ -1,16 +1,8 @@
 /*
- * steer_opts.c — the steering flags shared by generate, chat, activations and eval:
- *
- *   --ev FILE                 emotion vectors (emosteer GGUF, control vector, paper JSON)
- *   --steer joy=1.5,anger=-.5 emotions of --ev and their alphas
- *   --hook H                  attn_out | mlp_out | block_out (default: the vectors' own)
- *   --layers A-B | 1,3,5      layers to steer (default: the file's emosteer.default_layers,
- *                             else every layer of the vectors)
- *   --positions P             all | prompt | generated | last (default all)
- *   --preserve-norm           keep each steered hidden state's L2 norm
- *   --control-vector FILE             llama.cpp: add FILE's directions (scale 1)
- *   --control-vector-scaled FILE S    llama.cpp: add S times FILE's directions (FILE:S works too)
- *   --control-vector-layer-range A B  llama.cpp: only layers A..B (inclusive)
+ * steer_opts.c — what the steering flags of generate, chat, activations and eval (declared
+ * in opts.c's steering group) turn into: a steering set. --ev with --steer E=A,... adds
+ * the emotions' vectors; each --control-vector[-scaled] adds a llama.cpp direction file;
+ * --hook, --layers, --positions and --preserve-norm say where and how.
  */
 #include "steer_opts.h"
 
@@ -27,23 +19,6 @@ void cli_steer_init(cli_steer_opts *o) {
     o->cv_last = -1;
 }
 
-void cli_steer_help(FILE *f) {
-    fprintf(f,
-            "steering:\n"
-            "  --ev FILE            emotion vectors (emosteer .ev.gguf, llama.cpp control vector,\n"
-            "                       or the seed paper's JSON)\n"
-            "  --steer E=A[,E=A]    emotions of --ev and their strengths, e.g. joy=1.5,anger=-0.5\n"
-            "  --hook H             attn_out | mlp_out | block_out (default: the vectors' hook)\n"
-            "  --layers A-B|L,L,..  layers to steer (default: the layers --ev recommends\n"
-            "                       (emosteer.default_layers), else every layer it has)\n"
-            "  --positions P        all | prompt | generated | last (default all)\n"
-            "  --preserve-norm      rescale each steered hidden state to its norm before steering\n"
-            "  --control-vector FILE                 llama.cpp control vector, scale 1\n"
-            "  --control-vector-scaled FILE SCALE    llama.cpp control vector times SCALE\n"
-            "                                        (FILE:SCALE is accepted too)\n"
-            "  --control-vector-layer-range A B      llama.cpp: steer only layers A..B\n");
-}
-
 static bool parse_float(const char *s, float *out) {
     double d;
     if (!cli_parse_float(s, -1e6, 1e6, &d)) return false;
@@ -51,85 +26,31 @@ static bool parse_float(const char *s, float *out) {
     return true;
 }
 
-int cli_steer_parse_arg(cli_steer_opts *o, const char *cmd, int argc, char **argv, int *i) {
-    const char *a = argv[*i];
-    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (!strcmp(a, "--preserve-norm")) {
-        o->preserve_norm = true;
-        return 1;
-    }
-    if (!strcmp(a, "--ev") || !strcmp(a, "--steer") || !strcmp(a, "--hook") ||
-        !strcmp(a, "--layers") || !strcmp(a, "--positions") || !strcmp(a, "--control-vector") ||
-        !strcmp(a, "--control-vector-scaled") || !strcmp(a, "--control-vector-layer-range")) {
-        if (!v) {
-            cli_usage_error(cmd, "%s needs a value", a);
-            return -1;
-        }
-    } else {
-        return 0;
-    }
-    (*i)++;
-    if (!strcmp(a, "--ev")) {
-        o->ev_path = v;
-    } else if (!strcmp(a, "--steer")) {
-        o->steer_spec = v;
-    } else if (!strcmp(a, "--hook")) {
-        es_hook_point hp;
-        if (es_hook_parse(v, &hp) != ES_OK) {
-            cli_usage_error(cmd, "--hook: %s", es_last_error());
-            return -1;
-        }
-        o->hook = hp;
-    } else if (!strcmp(a, "--layers")) {
-        o->layers_spec = v;
-    } else if (!strcmp(a, "--positions")) {
-        es_steer_positions p;
-        if (es_steer_positions_parse(v, &p) != ES_OK) {
-            cli_usage_error(cmd, "--positions: %s", es_last_error());
-            return -1;
-        }
-        o->positions = p;
-    } else if (!strcmp(a, "--control-vector") || !strcmp(a, "--control-vector-scaled")) {
-        if (o->n_cv >= CLI_MAX_CV) {
-            cli_usage_error(cmd, "at most %d control vectors", CLI_MAX_CV);
-            return -1;
-        }
-        cli_cv *cv = &o->cv[o->n_cv];
-        cv->scale = 1.0f;
-        snprintf(cv->path, sizeof cv->path, "%s", v);
-        if (!strcmp(a, "--control-vector-scaled")) {
-            /* FILE SCALE (llama.cpp) or FILE:SCALE */
-            const char *w = *i + 1 < argc ? argv[*i + 1] : NULL;
-            char *colon = strrchr(cv->path, ':');
-            if (w && parse_float(w, &cv->scale)) {
-                (*i)++;
-            } else if (colon && parse_float(colon + 1, &cv->scale)) {
-                *colon = '\0';
-            } else {
-                cli_usage_error(cmd, "--control-vector-scaled wants FILE SCALE (or FILE:SCALE), got '%s'", v);
-                return -1;
-            }
-        }
-        o->n_cv++;
-    } else { /* --control-vector-layer-range A B */
-        long lo, hi;
-        const char *w = *i + 1 < argc ? argv[*i + 1] : NULL;
-        if (!cli_parse_int(v, 0, ES_EV_MAX_LAYER - 1, &lo) || !w ||
-            !cli_parse_int(w, 0, ES_EV_MAX_LAYER - 1, &hi) || hi < lo) {
-            cli_usage_error(cmd, "--control-vector-layer-range wants two layers A <= B");
-            return -1;
-        }
-        (*i)++;
-        o->cv_first = (int)lo;
-        o->cv_last = (int)hi;
-    }
-    return 1;
+bool cli_steer_layers_valid(const char *spec) {
+    es_steer_item it = es_steer_item_default();
+    int32_t *list = NULL;
+    bool ok = parse_layers(spec, &it, &list);
+    free(list);
+    return ok;
 }
 
 bool cli_steer_select_layers(const es_ev_set *ev, const char *spec, es_steer_item *it,
-                             int32_t **list) {
+                             int32_t **list, int *missing) {
     *list = NULL;
-    if (spec) return parse_layers(spec, it, list);
+    *missing = -1;
+    if (spec) {
+        if (!parse_layers(spec, it, list)) return false;
+        /* every layer asked for must have a vector of the item's emotion */
+        int n = *list ? it->n_layers : it->layer_last - it->layer_first + 1;
+        for (int k = 0; k < n; k++) {
+            int l = *list ? (*list)[k] : it->layer_first + k;
+            if (!es_ev_set_get(ev, it->emotion, l)) {
+                *missing = l;
+                return false;
+            }
+        }
+        return true;
+    }
     /* the file's recommended layers (emosteer.default_layers), else every layer */
     const int32_t *def = NULL;
     int n_def = es_ev_set_default_layers(ev, &def);
@@ -217,9 +138,9 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
             it.emotion = tok;
             it.hook = o->hook;
             it.positions = (es_steer_positions)o->positions;
-            if (!cli_steer_select_layers(ev, o->layers_spec, &it, &list)) {
-                rc = cli_usage_error(cmd, "--layers wants A-B or a list L,L,..., got '%s'",
-                                     o->layers_spec);
+            int missing;
+            if (!cli_steer_select_layers(ev, o->layers_spec, &it, &list, &missing)) {
+                rc = cli_steer_layers_error(cmd, o, tok, missing);
                 break;
             }
             if (es_steer_set_add(set, &it) != ES_OK) {
@@ -270,6 +191,14 @@ done:
     }
     *out = set;
     return ES_EXIT_OK;
+}
+
+int cli_steer_layers_error(const char *cmd, const cli_steer_opts *o, const char *emotion, int missing) {
+    if (missing < 0)
+        return cli_usage_error(cmd, "--layers wants A-B or a list L,L,... of layers in 0..%d, got '%s'",
+                               ES_EV_MAX_LAYER - 1, o->layers_spec);
+    return cli_usage_error(cmd, "--layers %s: %s has no '%s' vector at layer %d", o->layers_spec, o->ev_path, emotion,
+                           missing);
 }
 
 char *es_strdup_cli(const char *s) {

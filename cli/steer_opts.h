@@ -24,15 +24,17 @@ typedef struct cli_steer_opts {
 } cli_steer_opts;
 
 void cli_steer_init(cli_steer_opts *o);
-void cli_steer_help(FILE *f);
-/* Consumes argv[*i] (and its values, advancing *i) if it is a steering flag:
- * returns 1 if consumed, 0 if not a steering flag, -1 after printing a usage error. */
-int cli_steer_parse_arg(cli_steer_opts *o, const char *cmd, int argc, char **argv, int *i);
+/* Whether spec is a --layers value: "A-B" or "L,L,...", layers in [0, ES_EV_MAX_LAYER). */
+bool cli_steer_layers_valid(const char *spec);
 /* Sets an item's layers from a --layers spec ("A-B" or "L,L,..."), or when spec is
  * NULL from the EV file's recommended layers (all of its layers if it has none).
- * *list (malloc'ed or NULL) must be freed after es_steer_set_add. False on a bad spec. */
+ * With a spec, every layer must hold a vector of it->emotion (set it first): false
+ * with *missing = that layer, or *missing = -1 for a bad spec.
+ * *list (malloc'ed or NULL) must be freed after es_steer_set_add. */
 bool cli_steer_select_layers(const es_ev_set *ev, const char *spec, es_steer_item *it,
-                             int32_t **list);
+                             int32_t **list, int *missing);
+/* Prints the usage error for a false cli_steer_select_layers; returns ES_EXIT_USAGE. */
+int cli_steer_layers_error(const char *cmd, const cli_steer_opts *o, const char *emotion, int missing);
 /* Whether any steering flag was given. */
 bool cli_steer_active(const cli_steer_opts *o);
 /* Builds the steering set (NULL when no steering was asked for). Returns an exit
