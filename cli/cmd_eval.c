@@ -395,8 +395,8 @@ static int ev_prepare(ev_job *j) {
         j->n_labels = 2 * EV_N_LEX;
     }
     for (int e = 0; e < j->n_emotions; e++) {
-        int label;
-        if (es_scorer_label_parse(j->emotions[e], &label) != ES_OK || label == ES_SCORER_NEUTRAL)
+        es_emotion label;
+        if (es_emotion_parse(j->emotions[e], &label) != ES_OK || label == ES_EMO_NEUTRAL)
             fprintf(stderr, "eval: note: '%s' is not a scorer label (anger, disgust, fear, joy, sadness): its "
                             "target prob is 0\n", j->emotions[e]);
     }

@@ -9,7 +9,7 @@
 #include "eval_io.h"
 
 #define EV_CMD "eval"
-#define EV_N_LEX ES_EVAL_N_LEXICON_LABELS /* lexicon labels: anger .. sadness, neutral */
+#define EV_N_LEX ES_EMO_N_LABELS /* lexicon labels: anger .. sadness, neutral */
 
 typedef struct ev_opts {
     const char *model, *ev_path, *queries, *prompts, *out, *judge, *lexicon, *tmpl_name;

@@ -138,8 +138,8 @@ typedef struct es_context_params {
     int n_seq_max;  /* independent sequences (default 1) */
     int n_batch;    /* max tokens in one es_decode call (default 512) */
     int n_threads;  /* worker threads (default: es_cpu_count(), at most 8) */
-    int kv_type;    /* es_kv_type of the KV cache (default ES_KV_F32) */
-    int numerics;   /* es_numerics (default ES_NUMERICS_FAST) */
+    es_kv_type kv_type;   /* element type of the KV cache (default ES_KV_F32) */
+    es_numerics numerics; /* summation order (default ES_NUMERICS_FAST) */
 } es_context_params;
 
 es_context_params es_context_default_params(void);
@@ -187,6 +187,8 @@ const float *es_get_logits(const es_context *ctx, int i);
 /* ------------------------------------------------------------------------- */
 
 typedef enum es_hook_point {
+    ES_HOOK_AUTO = -1,     /* only where a field says so (es_steer_item.hook): the hook the
+                              emotion vectors were measured at */
     ES_HOOK_ATTN_OUT = 0,  /* self-attention output after o_proj, before the residual add */
     ES_HOOK_MLP_OUT = 1,   /* MLP output before the residual add (gemma2/3: before post-FFN norm) */
     ES_HOOK_BLOCK_OUT = 2, /* residual stream after the block */
@@ -311,6 +313,8 @@ size_t es_detok_stream_flush(es_detok_stream *s, char *buf, size_t cap);
  * with our own code, byte for byte what Hugging Face's apply_chat_template gives for
  * conversations of system / user / assistant messages (no tools, no images). */
 typedef enum es_chat_format {
+    ES_CHAT_AUTO = -1, /* only where a field says so (es_judge_params.chat_format): the model's
+                          own template as es_chat_detect finds it */
     ES_CHAT_NONE = 0,  /* no template (base models): the contents joined by "\n" */
     ES_CHAT_UNKNOWN,   /* a template we do not reproduce exactly; es_chat_render refuses it */
     ES_CHAT_LLAMA3,    /* Llama 3.1/3.2/3.3: system header with "Cutting Knowledge Date:
@@ -600,7 +604,7 @@ typedef struct es_steer_item {
     const es_ev_set *vectors; /* read by es_steer_set_add only: the vectors are copied */
     const char *emotion;      /* an emotion of `vectors` */
     float alpha;              /* scale (default 1) */
-    int hook;                 /* ES_HOOK_*, or -1 (default): the hook of `vectors` */
+    es_hook_point hook;       /* a hook point, or ES_HOOK_AUTO (default): the hook of `vectors` */
     int layer_first;          /* inclusive layer range; -1 (default) = from the emotion's */
     int layer_last;           /*   first / to its last layer. Every layer of an explicit */
                               /*   range must exist; the default range skips absent ones */
@@ -609,7 +613,7 @@ typedef struct es_steer_item {
     es_steer_positions positions; /* default ES_STEER_POS_ALL */
 } es_steer_item;
 
-/* alpha 1, hook -1, every layer, every position, vectors/emotion NULL. */
+/* alpha 1, hook ES_HOOK_AUTO, every layer, every position, vectors/emotion NULL. */
 es_steer_item es_steer_item_default(void);
 
 typedef struct es_steer_set es_steer_set;
@@ -651,20 +655,27 @@ es_status es_context_set_prompt_len(es_context *ctx, int seq, int n_prompt);
  * words before an emotion word cancels it. Valence is a VADER-style compound score
  * from data/lexicon/vader_lexicon.txt.
  */
+/* The six emotion labels of evaluation: the five emotions the lexicon counts, then
+ * neutral. The one encoding used everywhere a label is a number: lexicon scores
+ * (es_lexicon_score.top), judge and scorer probabilities (probs[n][ES_EMO_N_LABELS]
+ * in this order), labelled sentences, validation tables. */
 typedef enum es_emotion {
     ES_EMO_ANGER = 0,
     ES_EMO_DISGUST = 1,
     ES_EMO_FEAR = 2,
     ES_EMO_JOY = 3,
     ES_EMO_SADNESS = 4,
-    ES_EMO_COUNT = 5,
-    ES_EMO_NEUTRAL = -1
+    ES_EMO_NEUTRAL = 5,  /* no particular emotion */
+    ES_EMO_COUNT = 5,    /* the emotions proper: ES_EMO_ANGER .. ES_EMO_SADNESS */
+    ES_EMO_N_LABELS = 6  /* every label: the emotions, then ES_EMO_NEUTRAL */
 } es_emotion;
 
-/* "anger", "disgust", "fear", "joy", "sadness", "neutral" (for ES_EMO_NEUTRAL);
- * "unknown" otherwise. */
-const char *es_emotion_name(int e);
-/* Parses an emotion name (not "neutral"); ES_ERR_INVALID_ARG naming the bad value. */
+/* "anger", "disgust", "fear", "joy", "sadness", "neutral"; "unknown" for any other
+ * value. Static. */
+const char *es_emotion_name(es_emotion e);
+/* Parses a label name (case-sensitive, "neutral" included) into *out; ES_ERR_INVALID_ARG
+ * naming the bad value (out untouched). Callers that want an emotion proper check
+ * *out != ES_EMO_NEUTRAL. */
 es_status es_emotion_parse(const char *name, es_emotion *out);
 
 typedef struct es_lexicon es_lexicon;
@@ -683,7 +694,7 @@ typedef struct es_lexicon_score {
     float weight[ES_EMO_COUNT];  /* summed weights per emotion */
     float share[ES_EMO_COUNT];   /* weight / total weight (all 0 when none) */
     float valence;               /* VADER-style compound in [-1, 1] */
-    int top;                     /* es_emotion with the largest weight (ties: lower
+    es_emotion top;              /* the emotion with the largest weight (ties: lower
                                     enum value), or ES_EMO_NEUTRAL when none */
 } es_lexicon_score;
 
@@ -860,16 +871,9 @@ es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *
  * Model-based signals for `emosteer eval`: a zero-shot emotion judge (any GGUF model
  * answering yes/no questions), topic adherence from mean-pooled hidden states, and
  * perplexity of responses under the unsteered model; plus validation of a scorer on
- * labelled sentences. Scorer labels are the five es_emotion values in enum order,
- * then neutral: anger, disgust, fear, joy, sadness, neutral.
+ * labelled sentences. Scorer labels are the es_emotion values in enum order:
+ * anger, disgust, fear, joy, sadness, neutral (ES_EMO_N_LABELS).
  */
-#define ES_SCORER_N_LABELS 6 /* ES_EMO_COUNT emotions, then neutral */
-#define ES_SCORER_NEUTRAL 5  /* label index of neutral */
-
-/* "anger", ..., "sadness" for 0..4, "neutral" for 5, "unknown" otherwise. */
-const char *es_scorer_label_name(int label);
-/* Parses a label name (case-sensitive, "neutral" included); ES_ERR_INVALID_ARG naming it. */
-es_status es_scorer_label_parse(const char *name, int *out);
 
 /*
  * The judge: the decoder-model analogue of an NLI zero-shot classifier. For each text
@@ -892,9 +896,10 @@ es_status es_scorer_label_parse(const char *name, int *out);
 typedef struct es_judge es_judge;
 
 typedef struct es_judge_params {
-    int chat_format;     /* -1 (default): the model's template as es_chat_detect finds it, plain
-                            text when it has none or one we cannot render; otherwise an
-                            es_chat_format to use (ES_CHAT_NONE = plain text) */
+    es_chat_format chat_format; /* ES_CHAT_AUTO (default): the model's template as
+                            es_chat_detect finds it, plain text when it has none or one we
+                            cannot render; otherwise the format to use (ES_CHAT_NONE = plain
+                            text; ES_CHAT_UNKNOWN is refused) */
     int max_text_tokens; /* each text is cut to its first max_text_tokens tokens (default 256;
                             at most 32 bytes per token are looked at) */
     int n_seq;           /* texts decoded side by side (default 8) */
@@ -913,13 +918,13 @@ void es_judge_free(es_judge *judge);
 /* The chat format the judge renders its prompts with (ES_CHAT_NONE: plain text). */
 es_chat_format es_judge_chat_format(const es_judge *judge);
 
-/* Scores n NUL-terminated texts: probs[n][ES_SCORER_N_LABELS], each row finite, in
+/* Scores n NUL-terminated texts: probs[n][ES_EMO_N_LABELS], each row finite, in
  * [0, 1] and summing to 1. All (text, label, wording) prompts of a call are decoded
  * together: the tokens the prompts of a text share are decoded once per text (then
  * once per wording), each question's end as a continuation. ES_ERR_INVALID_ARG for NULL arguments (a NULL
  * text included), ES_ERR_FORMAT when the model gives non-finite logits. */
 es_status es_judge_score(es_judge *judge, const char *const *texts, int n, double *probs);
-/* es_judge_score with diagnostics: entail[n][ES_SCORER_N_LABELS] the wording-averaged
+/* es_judge_score with diagnostics: entail[n][ES_EMO_N_LABELS] the wording-averaged
  * entailment scores before normalisation, yes_no_mass[n] the mean over the text's
  * prompts of P(yes) + P(no) (how much the model answers in the expected form). Either
  * may be NULL. */
@@ -987,7 +992,7 @@ es_status es_judge_label_probs(void *judge, const char *const *texts, int n, dou
 typedef struct es_labelled {
     int n;
     char **texts; /* [n] owned */
-    int *labels;  /* [n] label indices 0 .. ES_SCORER_N_LABELS - 1 */
+    es_emotion *labels; /* [n] the gold labels */
 } es_labelled;
 
 /* Reads a TSV file of lines "label<TAB>sentence" (label: anger, disgust, fear, joy,
@@ -1002,10 +1007,10 @@ typedef struct es_validation {
     int n;                  /* sentences scored */
     double accuracy;        /* share whose predicted label (the argmax of the scorer's
                                probabilities, ties to the lower label) is the gold label */
-    double f1[ES_SCORER_N_LABELS]; /* per class 2TP / (2TP + FP + FN); NaN when the class is
+    double f1[ES_EMO_N_LABELS]; /* per class 2TP / (2TP + FP + FN); NaN when the class is
                                       neither gold nor predicted anywhere */
     double macro_f1;        /* mean of the defined per-class F1 */
-    int confusion[ES_SCORER_N_LABELS][ES_SCORER_N_LABELS]; /* [gold][predicted] counts */
+    int confusion[ES_EMO_N_LABELS][ES_EMO_N_LABELS]; /* [gold][predicted] counts */
 } es_validation;
 
 /* Scores the sentences of `set` with fn (one call) and compares with the gold labels. */

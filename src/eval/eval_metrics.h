@@ -146,18 +146,17 @@ double es_emotion_eas(const double *scores, int n_labels, int neutral);
 
 /* Scores from the lexicon scorer (es_lexicon_score_text, emosteer.h) as a label
  * distribution over es_eval_lexicon_labels = anger, disgust, fear, joy, sadness,
- * neutral (ES_EVAL_N_LEXICON_LABELS):
+ * neutral (ES_EMO_N_LABELS):
  *   scores[e]       = weight[e] / (W + prior)     W = total emotion-word weight
  *   scores[neutral] = prior / (W + prior)
  * so a response without emotion words is all neutral, EAS = W / (W + prior) grows with
  * the emotion-word weight, and an emotion is detected once its weight exceeds the
  * prior (default ES_EVAL_LEXICON_PRIOR = 1, one plain emotion word). prior <= 0 or NaN
  * means the default. */
-#define ES_EVAL_N_LEXICON_LABELS (ES_EMO_COUNT + 1)
 #define ES_EVAL_LEXICON_PRIOR 1.0
-extern const char *const es_eval_lexicon_labels[ES_EVAL_N_LEXICON_LABELS];
+extern const char *const es_eval_lexicon_labels[ES_EMO_N_LABELS];
 void es_scores_from_lexicon(const es_lexicon_score *s, double prior,
-                            double scores[ES_EVAL_N_LEXICON_LABELS]);
+                            double scores[ES_EMO_N_LABELS]);
 
 /* Adds the response's detected label to row[n_labels] (fractional ties, see above).
  * scores may be NULL (unscored). Returns false if nothing was added. */

@@ -45,7 +45,7 @@ int es_tf_default_logit_rows(const es_context *ctx);
  * character (a trailing lead byte without all its continuation bytes is dropped). */
 size_t es_utf8_complete_prefix(const char *s, size_t len);
 
-/* Parses labelled text: lines "label<TAB>text" (labels as es_scorer_label_parse), '#'
+/* Parses labelled text: lines "label<TAB>text" (labels as es_emotion_parse), '#'
  * comment lines and blank lines skipped, CR before LF ignored. `name` is used in
  * messages. At most max_per_class sentences of each label are kept (0 = all), in file
  * order. */
