@@ -11,9 +11,6 @@
 #include "cli.h"
 #include "steer_opts.h"
 
-#include "gguf.h"
-#include "types.h"
-
 #include <stdlib.h>
 #include <string.h>
 

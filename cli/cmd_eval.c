@@ -12,12 +12,7 @@
  */
 #include "eval_cli.h"
 #include "steer_opts.h"
-#include "extract.h"
 #include "gen_util.h"
-#include "queries.h"
-#include "report.h"
-#include "scorers.h"
-#include "sha256.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -2,9 +2,6 @@
  * parameters, tensor types, tokenizer, chat template). */
 #include "cli.h"
 
-#include "gguf.h"
-#include "types.h"
-
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,10 +3,6 @@
  * without downloads (src/random_model.h does the work). */
 #include "cli.h"
 
-#include "common.h"
-#include "random_model.h"
-#include "types.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +50,7 @@ static bool in_list(const char *s, const char *const *list) {
     return false;
 }
 
-static void progress(void *ud, int index, int count, const char *name, int type,
+static void progress(void *ud, int index, int count, const char *name, es_type type,
                      const int64_t *ne) {
     (void)ud;
     fprintf(stderr, "\r[%d/%d] %-28s %-5s %lld x %lld        ", index + 1, count, name,

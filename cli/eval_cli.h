@@ -6,7 +6,6 @@
 #define ES_CLI_EVAL_H
 
 #include "cli.h"
-#include "eval_io.h"
 
 #define EV_CMD "eval"
 #define EV_N_LEX ES_EMO_N_LABELS /* lexicon labels: anger .. sadness, neutral */

@@ -10,8 +10,6 @@
  * its text budget; the query to 64 tokens).
  */
 #include "eval_cli.h"
-#include "judge.h"
-#include "scorers.h"
 
 #include <math.h>
 #include <stdlib.h>
