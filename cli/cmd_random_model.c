@@ -1,6 +1,6 @@
 /* cmd_random_model.c — `emosteer random-model --like SHAPE [--type MIX] -o OUT.gguf`:
  * writes a GGUF model with random weights at a real model's shape, for benchmarks
- * without downloads (src/random_model.h does the work). */
+ * without downloads (es_random_model_write does the work). */
 #include "cli.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * test_random_model.c — the random-weights GGUF generator (src/random_model.h):
+ * test_random_model.c — the random-weights GGUF generator (es_random_model_write, emosteer.h):
  * a demo-16m-shaped model in the q4_k_m mix has the real hparams, llama.cpp's tensor
  * names and shapes, llama-quantize's type choices (with the K-quant fallbacks for
  * 384-wide rows), values of the promised distribution, is the same file for 1 and 2
