@@ -205,7 +205,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("unsteered (%.1f s): rep4 %.3f, degenerate %.3f, labels:", es_time_s() - t0, base.rep4, base.degenerate);
-    for (int k = 0; k <= ES_EMO_COUNT; k++) printf(" %s %.4f", es_scorer_label_name(k), base.label[k]);
+    for (int k = 0; k <= ES_EMO_COUNT; k++) printf(" %s %.4f", es_emotion_name(k), base.label[k]);
     printf("\nexample: %s\n\n", base.example);
     free(base.example);
 

@@ -8,7 +8,6 @@
 #ifndef ES_CLI_H
 #define ES_CLI_H
 
-#include "common.h" /* es_time_s, es_strdup */
 #include "emosteer.h"
 
 #include <stdbool.h>
@@ -17,6 +16,12 @@
 #define ES_EXIT_OK 0
 #define ES_EXIT_FAIL 1
 #define ES_EXIT_USAGE 2
+
+/* The library keeps its helper macros internal; the CLI's own. */
+#ifndef ES_MIN
+#define ES_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define ES_MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
 
 /* The default model path: $EMOSTEER_MODEL, else models/demo-16m.q8_0.gguf next to
  * the binary's source tree or installed data dir. Never NULL. */

@@ -13,9 +13,6 @@
 #include "opts.h"
 #include "steer_opts.h"
 
-#include "gguf.h"
-#include "types.h"
-
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

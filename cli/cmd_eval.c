@@ -12,12 +12,7 @@
  */
 #include "eval_cli.h"
 #include "steer_opts.h"
-#include "extract.h"
 #include "gen_util.h"
-#include "queries.h"
-#include "report.h"
-#include "scorers.h"
-#include "sha256.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -360,8 +355,8 @@ static int eval_prepare(eval_job *j) {
         j->n_labels = 2 * EVAL_N_LEX;
     }
     for (int e = 0; e < j->n_emotions; e++) {
-        int label;
-        if (es_scorer_label_parse(j->emotions[e], &label) != ES_OK || label == ES_SCORER_NEUTRAL)
+        es_emotion label;
+        if (es_emotion_parse(j->emotions[e], &label) != ES_OK || label == ES_EMO_NEUTRAL)
             fprintf(stderr, "eval: note: '%s' is not a scorer label (anger, disgust, fear, joy, sadness): its "
                             "target prob is 0\n", j->emotions[e]);
     }

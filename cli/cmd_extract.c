@@ -12,10 +12,8 @@
  * (es_extract_response_means), checkpoint, collect -> es_extractor_compute -> save.
  */
 #include "cli.h"
-#include "extract.h"
 #include "gen_util.h"
 #include "opts.h"
-#include "queries.h"
 
 #include <limits.h>
 #include <stddef.h>

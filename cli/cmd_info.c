@@ -3,9 +3,6 @@
 #include "cli.h"
 #include "opts.h"
 
-#include "gguf.h"
-#include "types.h"
-
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

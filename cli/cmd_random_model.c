@@ -1,12 +1,8 @@
 /* cmd_random_model.c — `emosteer random-model --like SHAPE [--type MIX] -o OUT.gguf`:
  * writes a GGUF model with random weights at a real model's shape, for benchmarks
- * without downloads (src/random_model.h does the work). */
+ * without downloads (es_random_model_write does the work). */
 #include "cli.h"
 #include "opts.h"
-
-#include "common.h"
-#include "random_model.h"
-#include "types.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -80,7 +76,7 @@ const cli_command cli_random_model_cmd = {
     "-t defaults to every CPU here.", sizeof(rm_opts), rm_init, rm_groups, sizeof rm_groups / sizeof rm_groups[0], 0,
 };
 
-static void progress(void *ud, int index, int count, const char *name, int type,
+static void progress(void *ud, int index, int count, const char *name, es_type type,
                      const int64_t *ne) {
     (void)ud;
     fprintf(stderr, "\r[%d/%d] %-28s %-5s %lld x %lld        ", index + 1, count, name,

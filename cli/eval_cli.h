@@ -6,12 +6,11 @@
 #define ES_CLI_EVAL_H
 
 #include "cli.h"
-#include "eval_io.h"
 #include "opts.h"
 #include "steer_opts.h"
 
 #define EVAL_CMD "eval"
-#define EVAL_N_LEX ES_EVAL_N_LEXICON_LABELS /* lexicon labels: anger .. sadness, neutral */
+#define EVAL_N_LEX ES_EMO_N_LABELS /* lexicon labels: anger .. sadness, neutral */
 
 typedef struct eval_opts {
     cli_runtime_opts rt;  /* -m, -t, --kv-type, --numerics, --batch */

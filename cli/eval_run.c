@@ -17,7 +17,6 @@
  * removed from the context — and every record is appended (and flushed) to the log.
  */
 #include "eval_cli.h"
-#include "scorers.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
  * eval_topic.c — topic adherence judged by the --judge model: for a response and its
- * query the judge is asked, in the emotion judge's own prompt form (src/judge.c),
+ * query the judge is asked, in the emotion judge's own prompt form (src/eval/judge.c),
  *     Text: {response}\nAnswer the question about this text with yes or no.\n
  *     Question: Is this text on the topic of "{query}"?
  * (as the user message of its chat template with the generation prompt and thinking
@@ -10,8 +10,6 @@
  * its text budget; the query to 64 tokens).
  */
 #include "eval_cli.h"
-#include "judge.h"
-#include "scorers.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -70,17 +70,26 @@ int main(int argc, char **argv) {
 }
 #endif
 
-/* <dir of the executable>/../share/emosteer/REL into buf if readable. */
+/* An installed data file into buf if readable: <dir of the executable>/../share/emosteer/REL
+ * (an installed tree, wherever it was moved), else ES_INSTALL_DATA_DIR/REL (the install
+ * prefix configured at build time). */
 static bool installed_path(const char *rel, char *buf, size_t cap) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return false;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash) return false;
-    *slash = '\0';
-    snprintf(buf, cap, "%.3800s/../share/emosteer/%s", exe, rel);
-    return access(buf, R_OK) == 0;
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, cap, "%.3800s/../share/emosteer/%s", exe, rel);
+            if (access(buf, R_OK) == 0) return true;
+        }
+    }
+#ifdef ES_INSTALL_DATA_DIR
+    snprintf(buf, cap, "%s/%s", ES_INSTALL_DATA_DIR, rel);
+    if (access(buf, R_OK) == 0) return true;
+#endif
+    return false;
 }
 
 const char *cli_default_model(void) {

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE, for es_results_compare */
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,7 +32,7 @@ extern "C" {
 #define ES_VERSION_STRING "0.1.0"
 
 /* ------------------------------------------------------------------------- */
-/* Status codes                                                              */
+/* Status codes and error messages                                         */
 /* ------------------------------------------------------------------------- */
 
 typedef enum es_status {
@@ -53,15 +54,242 @@ const char *es_status_str(es_status st);
  * stays valid until the next emosteer call on this thread. */
 const char *es_last_error(void);
 
+#if defined(__GNUC__)
+#define ES_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define ES_PRINTF(a, b)
+#endif
+
+/* Records a printf-formatted message for es_last_error() on the calling thread (cut to
+ * 1023 bytes) and returns st, so that code built on the library (a scorer callback, a
+ * tool) reports its own failures the library's way:
+ *     return es_error(ES_ERR_FORMAT, "%s:%d: expected a tab", path, line);
+ * Never fails. */
+es_status es_error(es_status st, const char *fmt, ...) ES_PRINTF(2, 3);
+
+/* Forgets the calling thread's message: es_last_error() gives "" until the next failure. */
+void es_error_clear(void);
+
 /* ------------------------------------------------------------------------- */
-/* Threads                                                                   */
+/* Threads, clock, strings, SHA-256                                        */
 /* ------------------------------------------------------------------------- */
 
 /* Number of hardware threads usable by this process (>= 1). */
 int es_cpu_count(void);
 
+/* Seconds from a monotonic clock (the origin is arbitrary: use differences). */
+double es_time_s(void);
+
+/* A malloc'ed copy of the NUL-terminated string s (free with free()), or NULL on
+ * allocation failure, with an ES_ERR_NOMEM message. s must not be NULL. */
+char *es_strdup(const char *s);
+
+/* SHA-256 (FIPS 180-4) of a whole file, streamed (any size), as 64 lower-case hex
+ * digits and a NUL in hex[ES_SHA256_HEX]; what results.json records for the model,
+ * vector and query files. Fails with ES_ERR_IO naming the path (hex then untouched). */
+#define ES_SHA256_HEX 65 /* 64 hex digits + NUL */
+es_status es_sha256_file(const char *path, char hex[ES_SHA256_HEX]);
+
 /* ------------------------------------------------------------------------- */
-/* Model                                                                     */
+/* Tensor types (src/gguf/tensor_types.c)                                  */
+/* ------------------------------------------------------------------------- */
+
+/* The element types a GGUF tensor may hold, by GGML's type id as stored in the file.
+ * The reader accepts every type listed (it knows their block layout); the forward
+ * pass computes with F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants
+ * Q2_K .. Q6_K, and es_model_load refuses other weight types with ES_ERR_UNSUPPORTED. */
+typedef enum es_type {
+    ES_TYPE_F32 = 0,
+    ES_TYPE_F16 = 1,
+    ES_TYPE_Q4_0 = 2,
+    ES_TYPE_Q4_1 = 3,
+    ES_TYPE_Q5_0 = 6,
+    ES_TYPE_Q5_1 = 7,
+    ES_TYPE_Q8_0 = 8,
+    ES_TYPE_Q8_1 = 9,
+    ES_TYPE_Q2_K = 10,
+    ES_TYPE_Q3_K = 11,
+    ES_TYPE_Q4_K = 12,
+    ES_TYPE_Q5_K = 13,
+    ES_TYPE_Q6_K = 14,
+    ES_TYPE_Q8_K = 15,
+    ES_TYPE_IQ2_XXS = 16,
+    ES_TYPE_IQ2_XS = 17,
+    ES_TYPE_IQ3_XXS = 18,
+    ES_TYPE_IQ1_S = 19,
+    ES_TYPE_IQ4_NL = 20,
+    ES_TYPE_IQ3_S = 21,
+    ES_TYPE_IQ2_S = 22,
+    ES_TYPE_IQ4_XS = 23,
+    ES_TYPE_I8 = 24,
+    ES_TYPE_I16 = 25,
+    ES_TYPE_I32 = 26,
+    ES_TYPE_I64 = 27,
+    ES_TYPE_F64 = 28,
+    ES_TYPE_IQ1_M = 29,
+    ES_TYPE_BF16 = 30,
+    ES_TYPE_TQ1_0 = 34,
+    ES_TYPE_TQ2_0 = 35,
+    ES_TYPE_MXFP4 = 39,
+    ES_TYPE_COUNT = 40 /* one past the largest id; ids in between are not types */
+} es_type;
+
+/* GGML's name of a type ("F16", "Q4_K"; static), or "unknown" for an id that is not a type. */
+const char *es_type_name(es_type type);
+/* Bytes of a row of n elements of a type; 0 if the id is not a type or n is not a
+ * multiple of its block size. */
+size_t es_row_size(es_type type, int64_t n);
+
+/* ------------------------------------------------------------------------- */
+/* GGUF files (src/gguf/gguf.c)                                            */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Reading and writing GGUF files (versions 2 and 3), for tools that look inside model,
+ * vector or activation files (`emosteer info`, `emosteer activations`).
+ *
+ * Reader: es_gguf_open maps a file (or es_gguf_open_memory borrows a buffer) and
+ * validates everything up front: header, every key/value (all 13 value types, nested
+ * arrays), every tensor info (name, dims, type, offset), alignment, and that every
+ * tensor's bytes lie inside the file. Every count, length and offset read from the
+ * file is bounds- and overflow-checked; a failure returns ES_ERR_FORMAT (or ES_ERR_IO
+ * / ES_ERR_NOMEM) with a message naming the problem and the byte offset. After a
+ * successful open the accessors below cannot fail on bad data. Tensor type ids
+ * outside es_type are refused by number. A handle is read-only after open: any number
+ * of threads may read it at once.
+ *
+ * Writer: es_gguf_writer collects key/values and tensors in memory and writes a
+ * version-3 file with 32-byte alignment.
+ */
+typedef enum es_gguf_vtype {
+    ES_GGUF_UINT8 = 0,
+    ES_GGUF_INT8 = 1,
+    ES_GGUF_UINT16 = 2,
+    ES_GGUF_INT16 = 3,
+    ES_GGUF_UINT32 = 4,
+    ES_GGUF_INT32 = 5,
+    ES_GGUF_FLOAT32 = 6,
+    ES_GGUF_BOOL = 7,
+    ES_GGUF_STRING = 8,
+    ES_GGUF_ARRAY = 9,
+    ES_GGUF_UINT64 = 10,
+    ES_GGUF_INT64 = 11,
+    ES_GGUF_FLOAT64 = 12,
+    ES_GGUF_VTYPE_COUNT = 13
+} es_gguf_vtype;
+
+/* A string inside the file: borrowed from the handle, not NUL-terminated in general. */
+typedef struct es_gguf_str {
+    const char *ptr;
+    uint64_t len;
+} es_gguf_str;
+
+#define ES_GGUF_MAX_DIMS 4
+
+/* One tensor of an open file; borrowed from the handle (valid until es_gguf_close). */
+typedef struct es_gguf_tensor {
+    char *name;                    /* NUL-terminated copy */
+    es_type type;                  /* element type */
+    int n_dims;                    /* 1..4 */
+    int64_t ne[ES_GGUF_MAX_DIMS];  /* elements per dim, fastest first; unused dims are 1 */
+    uint64_t offset;               /* offset in the data section */
+    size_t nbytes;                 /* bytes of data */
+    const void *data;              /* [nbytes] pointer into the mapping (or the buffer) */
+} es_gguf_tensor;
+
+typedef struct es_gguf es_gguf;
+
+/* Opens and validates a GGUF file. On success *out owns a read-only private mapping
+ * of the file, which lives until es_gguf_close; every pointer handed out by the
+ * accessors below is borrowed from it. */
+es_status es_gguf_open(const char *path, es_gguf **out);
+/* Validates a GGUF image in memory. `data` is borrowed and must outlive the handle. */
+es_status es_gguf_open_memory(const void *data, size_t size, es_gguf **out);
+/* Unmaps and frees; every pointer from the handle becomes invalid. NULL is a no-op. */
+void es_gguf_close(es_gguf *g);
+
+uint32_t es_gguf_version(const es_gguf *g);
+size_t es_gguf_alignment(const es_gguf *g);
+/* The path given to es_gguf_open (borrowed), "" for memory images. */
+const char *es_gguf_path(const es_gguf *g);
+
+/* Key/value metadata: the number of keys, the index of a key (or -1), and the key
+ * and value type of index i in [0, es_gguf_n_kv). */
+int64_t es_gguf_n_kv(const es_gguf *g);
+int64_t es_gguf_find_key(const es_gguf *g, const char *key);
+es_gguf_str es_gguf_key(const es_gguf *g, int64_t i);
+es_gguf_vtype es_gguf_kv_type(const es_gguf *g, int64_t i);
+
+/* Typed getters by key. Each returns ES_ERR_NOT_FOUND if the key is missing and
+ * ES_ERR_FORMAT (message names the key, expected and actual type) on a type
+ * mismatch; *out is written only on success. Integer getters accept any integer type
+ * whose value fits; es_gguf_get_f32 takes f32 or f64. A string is borrowed. */
+es_status es_gguf_get_u32(const es_gguf *g, const char *key, uint32_t *out);
+es_status es_gguf_get_i64(const es_gguf *g, const char *key, int64_t *out);
+es_status es_gguf_get_f32(const es_gguf *g, const char *key, float *out);
+es_status es_gguf_get_bool(const es_gguf *g, const char *key, bool *out);
+es_status es_gguf_get_str(const es_gguf *g, const char *key, es_gguf_str *out);
+/* A NUL-terminated malloc'ed copy of a string value (the caller frees it), or NULL if
+ * the key is absent or not a string. */
+char *es_gguf_get_str_dup(const es_gguf *g, const char *key);
+
+/* Arrays. es_gguf_get_arr gives the element type and count of an array key (errors as
+ * the typed getters). */
+es_status es_gguf_get_arr(const es_gguf *g, const char *key, es_gguf_vtype *elem_type,
+                          uint64_t *n);
+/* Pointer to the raw little-endian elements of a numeric array (not strings/arrays), or
+ * NULL. Borrowed, inside the image, so possibly unaligned: read elements with memcpy. */
+const void *es_gguf_arr_data(const es_gguf *g, const char *key);
+/* The i-th string of a string array (borrowed; {NULL, 0} if out of range). */
+es_gguf_str es_gguf_arr_str(const es_gguf *g, const char *key, uint64_t i);
+/* Fills out[0..n) from a numeric array of any integer or float type, converting.
+ * Fails (ES_ERR_FORMAT) if the key is not a numeric array of exactly n elements. */
+es_status es_gguf_arr_to_f32(const es_gguf *g, const char *key, float *out, uint64_t n);
+es_status es_gguf_arr_to_i32(const es_gguf *g, const char *key, int32_t *out, uint64_t n);
+
+/* Tensors: the count, the i-th in file order (NULL out of range) and one by name
+ * (NULL if absent); borrowed from the handle. */
+int64_t es_gguf_n_tensors(const es_gguf *g);
+const es_gguf_tensor *es_gguf_tensor_at(const es_gguf *g, int64_t i);
+const es_gguf_tensor *es_gguf_find_tensor(const es_gguf *g, const char *name);
+
+/* The writer. es_gguf_writer_new returns an empty writer owned by the caller
+ * (es_gguf_writer_free), or NULL when out of memory. One thread at a time. */
+typedef struct es_gguf_writer es_gguf_writer;
+
+es_gguf_writer *es_gguf_writer_new(void);
+void es_gguf_writer_free(es_gguf_writer *w);
+/* Setters copy their arguments. A key set twice keeps the last value. set_arr takes
+ * n elements of a numeric elem_type at data (host little-endian). */
+es_status es_gguf_writer_set_u32(es_gguf_writer *w, const char *key, uint32_t v);
+es_status es_gguf_writer_set_i32(es_gguf_writer *w, const char *key, int32_t v);
+es_status es_gguf_writer_set_u64(es_gguf_writer *w, const char *key, uint64_t v);
+es_status es_gguf_writer_set_f32(es_gguf_writer *w, const char *key, float v);
+es_status es_gguf_writer_set_bool(es_gguf_writer *w, const char *key, bool v);
+es_status es_gguf_writer_set_str(es_gguf_writer *w, const char *key, const char *v);
+es_status es_gguf_writer_set_arr(es_gguf_writer *w, const char *key, es_gguf_vtype elem_type,
+                                 const void *data, uint64_t n);
+es_status es_gguf_writer_set_arr_str(es_gguf_writer *w, const char *key, const char *const *v,
+                                     uint64_t n);
+/* Adds a tensor of n_dims dims ne[] (fastest first); its bytes (es_row_size of the rows)
+ * are copied from data. */
+es_status es_gguf_writer_add_tensor(es_gguf_writer *w, const char *name, es_type type, int n_dims,
+                                    const int64_t *ne, const void *data);
+/* Any scalar type (u8..f64, bool) from host (little-endian) bytes at value. */
+es_status es_gguf_writer_set_val(es_gguf_writer *w, const char *key, es_gguf_vtype type,
+                                 const void *value);
+/* A value already encoded as in the file (e.g. nested arrays): n bytes at value, which
+ * must parse as exactly one value of `type` (ES_ERR_INVALID_ARG otherwise). */
+es_status es_gguf_writer_set_raw(es_gguf_writer *w, const char *key, es_gguf_vtype type,
+                                 const void *value, size_t n);
+/* Writes the file atomically (a temporary file renamed over path); ES_ERR_IO naming
+ * the path. */
+es_status es_gguf_writer_write(const es_gguf_writer *w, const char *path);
+/* Builds the same bytes in memory: *out (malloc'ed, the caller frees it) of *size bytes. */
+es_status es_gguf_writer_write_memory(const es_gguf_writer *w, uint8_t **out, size_t *size);
+
+/* ------------------------------------------------------------------------- */
+/* Model (src/model/model.c, src/text/model_load.c)                        */
 /* ------------------------------------------------------------------------- */
 
 typedef struct es_model es_model;
@@ -105,8 +333,56 @@ const char *es_model_chat_template(const es_model *model);
  * has no tokenizer.ggml.model. */
 const struct es_vocab *es_model_vocab(const es_model *model);
 
+/*
+ * Random models: a complete GGUF model with random weights at the shape of a real
+ * model, for benchmarks and tests without downloads (`emosteer random-model`). The
+ * file carries the real architecture keys (llama / qwen2 hparams), a small
+ * SentencePiece-style vocabulary of the model's size ("<unk>", "<s>", "</s>", the 256
+ * byte tokens "<0xNN>", then "t<i>"), the tensors under llama.cpp's names, and the
+ * tensor types of a llama-quantize-like mix:
+ *
+ *   f16     every matrix F16
+ *   q8_0    every matrix Q8_0
+ *   q4_0    matrices Q4_0; output (or tied token_embd) Q6_K
+ *   q4_k_m  matrices Q4_K; attn_v and ffn_down Q6_K in the "more bits" layers
+ *           (first and last eighth, and every third layer between); output Q6_K
+ *   q5_k_m  as q4_k_m with Q5_K in place of Q4_K
+ *   q6_k    every matrix Q6_K
+ *
+ * A K-quant needs rows that are a multiple of 256; other rows fall back as in
+ * llama-quantize: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0. Norm weights, biases and
+ * rope factors are F32. Values: matrices and biases ~ N(0, 0.02^2) (a sum of four
+ * uniforms), norm weights 1 + N(0, 0.02^2), quantized with our own quantizers. The
+ * output depends only on (like, mix, seed), not on the number of threads. The whole
+ * file is held in memory until it is written (about the file's size, plus one tensor).
+ */
+typedef struct es_random_model_params {
+    const char *like; /* "qwen2.5-0.5b", "llama-3.2-1b" or "demo-16m" (borrowed) */
+    const char *mix;  /* "f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m" or "q6_k" (borrowed) */
+    uint64_t seed;
+    int n_threads;    /* >= 1 */
+    /* Called after each tensor is generated (may be NULL); name and ne are borrowed for
+     * the call. */
+    void (*progress)(void *ud, int index, int count, const char *name, es_type type,
+                     const int64_t *ne);
+    void *progress_ud;
+} es_random_model_params;
+
+/* like "demo-16m", mix "q8_0", seed 1, one thread, no progress. */
+es_random_model_params es_random_model_default_params(void);
+
+/* The names accepted for like and mix, NULL-terminated (static). */
+extern const char *const es_random_model_likes[];
+extern const char *const es_random_model_mixes[];
+
+/* Generates the model and writes it to path (atomically). On success *n_params (if
+ * not NULL) gets the parameter count. Fails with ES_ERR_INVALID_ARG for an unknown
+ * like/mix, ES_ERR_NOMEM or ES_ERR_IO otherwise. */
+es_status es_random_model_write(const es_random_model_params *params, const char *path,
+                                uint64_t *n_params);
+
 /* ------------------------------------------------------------------------- */
-/* Context: KV cache and scratch for up to n_seq_max independent sequences   */
+/* Context: KV cache and scratch for up to n_seq_max independent sequences */
 /* ------------------------------------------------------------------------- */
 
 typedef struct es_context es_context;
@@ -122,7 +398,7 @@ typedef enum es_kv_type {
 } es_kv_type;
 
 /* Summation order of quantized matrix products. Every quantized weight type follows the
- * order of llama.cpp's x86 AVX2 kernels (src/kernels.h) on every path except one:
+ * order of llama.cpp's x86 AVX2 kernels (src/kernels/kernels.h) on every path except one:
  * ES_NUMERICS_FAST (default) lets Q8_0 prompts on CPUs with AVX-VNNI or AVX-512 VNNI take
  * a tile that sums in its own order (about 1.7x faster there; logits differ from
  * llama.cpp's by float rounding, up to 0.12 on the quantized fixtures);
@@ -138,8 +414,8 @@ typedef struct es_context_params {
     int n_seq_max;  /* independent sequences (default 1) */
     int n_batch;    /* max tokens in one es_decode call (default 512) */
     int n_threads;  /* worker threads (default: es_cpu_count(), at most 8) */
-    int kv_type;    /* es_kv_type of the KV cache (default ES_KV_F32) */
-    int numerics;   /* es_numerics (default ES_NUMERICS_FAST) */
+    es_kv_type kv_type;   /* element type of the KV cache (default ES_KV_F32) */
+    es_numerics numerics; /* summation order (default ES_NUMERICS_FAST) */
 } es_context_params;
 
 es_context_params es_context_default_params(void);
@@ -183,10 +459,12 @@ es_status es_decode(es_context *ctx, const es_batch *batch);
 const float *es_get_logits(const es_context *ctx, int i);
 
 /* ------------------------------------------------------------------------- */
-/* Hook points: read or change activations inside the forward pass           */
+/* Hook points: read or change activations inside the forward pass         */
 /* ------------------------------------------------------------------------- */
 
 typedef enum es_hook_point {
+    ES_HOOK_AUTO = -1,     /* only where a field says so (es_steer_item.hook): the hook the
+                              emotion vectors were measured at */
     ES_HOOK_ATTN_OUT = 0,  /* self-attention output after o_proj, before the residual add */
     ES_HOOK_MLP_OUT = 1,   /* MLP output before the residual add (gemma2/3: before post-FFN norm) */
     ES_HOOK_BLOCK_OUT = 2, /* residual stream after the block */
@@ -209,7 +487,7 @@ typedef void (*es_hook_fn)(void *user, es_hook_point hp, int layer, float *x, in
 void es_set_hook(es_context *ctx, es_hook_fn fn, void *user);
 
 /* ------------------------------------------------------------------------- */
-/* Tokenizer (implemented in src/tokenizer*.c)                               */
+/* Vocabulary and tokenizer (src/text/tokenizer*.c)                        */
 /* ------------------------------------------------------------------------- */
 
 /* A vocabulary and its tokenizer, read from GGUF metadata (tokenizer.ggml.*):
@@ -301,10 +579,8 @@ size_t es_detok_stream_push(es_detok_stream *s, int32_t tok, char *buf, size_t c
  * byte; returns the count; call until it returns 0. The stream can then be reused. */
 size_t es_detok_stream_flush(es_detok_stream *s, char *buf, size_t cap);
 
-/* (tokenizer section: end) */
-
 /* ------------------------------------------------------------------------- */
-/* Chat templates (implemented in src/chat.c)                                */
+/* Chat templates (src/text/chat.c)                                        */
 /* ------------------------------------------------------------------------- */
 
 /* A chat format: how a conversation becomes the prompt text an instruction-tuned
@@ -313,6 +589,8 @@ size_t es_detok_stream_flush(es_detok_stream *s, char *buf, size_t cap);
  * with our own code, byte for byte what Hugging Face's apply_chat_template gives for
  * conversations of system / user / assistant messages (no tools, no images). */
 typedef enum es_chat_format {
+    ES_CHAT_AUTO = -1, /* only where a field says so (es_judge_params.chat_format): the model's
+                          own template as es_chat_detect finds it */
     ES_CHAT_NONE = 0,  /* no template (base models): the contents joined by "\n" */
     ES_CHAT_UNKNOWN,   /* a template we do not reproduce exactly; es_chat_render refuses it */
     ES_CHAT_LLAMA3,    /* Llama 3.1/3.2/3.3: system header with "Cutting Knowledge Date:
@@ -396,6 +674,10 @@ es_status es_chat_render(es_chat_format fmt, const es_chat_msg *msgs, size_t n,
 es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t n,
                             const es_chat_options *opt, char **out);
 
+/* ------------------------------------------------------------------------- */
+/* Stop strings (src/text/stop.c)                                          */
+/* ------------------------------------------------------------------------- */
+
 /* Stop strings in streamed text. Text is fed as it is generated; what comes back is
  * safe to print: everything before the first stop string, with any tail that could
  * still become a stop string held back until it is decided. */
@@ -418,10 +700,8 @@ int es_stop_which(const es_stop *st);
 /* Forgets held text and a found stop, for the next generation. */
 void es_stop_reset(es_stop *st);
 
-/* (chat section: end) */
-
 /* ------------------------------------------------------------------------- */
-/* Sampling (implemented in src/sampler.c)                                   */
+/* Sampling (src/text/sampler.c)                                           */
 /* ------------------------------------------------------------------------- */
 
 /* Token sampling from logits. Per call: penalties from the accepted history, then
@@ -469,21 +749,73 @@ void es_sampler_accept(es_sampler *s, int32_t tok);
  * logits give the same draws again. */
 void es_sampler_reset(es_sampler *s);
 
-/* (sampling section: end) */
+/* ------------------------------------------------------------------------- */
+/* Generation (src/text/generate.c)                                        */
+/* ------------------------------------------------------------------------- */
+
+/* Generates continuations of several prompts at once, one sequence each, in shared
+ * batches: the prompts are decoded together, then every step decodes one new token
+ * of each unfinished sequence in one es_decode call. Each sequence has its own
+ * sampler (seed = params.sampling.seed + index), stop strings and steering (set on
+ * the context beforehand with es_context_set_steering for seq = first_seq + index). */
+typedef struct es_gen_params {
+    int n_predict;               /* max new tokens per sequence (default 128) */
+    es_sampler_params sampling;  /* default es_sampler_default_params() */
+    const char *const *stops;    /* stop strings (borrowed), or NULL */
+    size_t n_stops;
+    bool stop_at_eog;            /* stop at end-of-generation tokens (default true) */
+    int first_seq;               /* sequence id of prompt 0 (default 0) */
+    const int *n_cached;         /* [n] or NULL: the first n_cached[i] tokens of prompt i are
+                                    already in its sequence's KV cache (the caller guarantees
+                                    they match) and are not decoded again; must be < n_prompt[i].
+                                    NULL (default): every sequence is cleared first. */
+} es_gen_params;
+
+es_gen_params es_gen_default_params(void);
+
+typedef enum es_gen_stop {
+    ES_GEN_STOP_LENGTH = 0, /* n_predict tokens were generated */
+    ES_GEN_STOP_EOG = 1,    /* an end-of-generation token */
+    ES_GEN_STOP_STRING = 2, /* a stop string (not included in the text) */
+    ES_GEN_STOP_CONTEXT = 3,/* the context is full */
+    ES_GEN_STOP_CALLER = 4  /* the callback asked to stop */
+} es_gen_stop;
+
+typedef struct es_gen_output {
+    char *text;          /* generated text (malloc'ed, NUL-terminated; owned by the caller) */
+    size_t text_len;
+    int32_t *tokens;     /* [n_tokens] generated token ids (malloc'ed), EOG token excluded */
+    int n_tokens;
+    es_gen_stop stop;
+} es_gen_output;
+
+/* Called with each piece of text as soon as it is safe to show (complete UTF-8, not
+ * part of a possible stop string). Return false to stop that sequence. */
+typedef bool (*es_gen_text_fn)(void *user, int index, const char *text, size_t len);
+
+/* Runs generation for n prompts (prompts[i] has n_prompt[i] tokens, decoded from
+ * position 0 of sequence first_seq + i after clearing it). out[i] receives each
+ * result (free with es_gen_output_free). The context needs n_seq_max >= first_seq +
+ * n and n_batch >= 1; prompts longer than n_batch are decoded in several batches.
+ * on_text may be NULL. */
+es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *const *prompts,
+                      const int *n_prompt, int n, const es_gen_params *params,
+                      es_gen_text_fn on_text, void *user, es_gen_output *out);
+void es_gen_output_free(es_gen_output *out);
 
 /* ------------------------------------------------------------------------- */
-/* Steering and emotion vectors (implemented in src/steer*.c, src/ev*.c)     */
+/* Emotion vectors (src/steer/ev.c)                                        */
 /* ------------------------------------------------------------------------- */
 
 /*
- * Emotion-vector sets (src/ev.c). An es_ev_set holds named vectors ("emotions"):
+ * Emotion-vector sets. An es_ev_set holds named vectors ("emotions"):
  * for each emotion one float[n_embd] per layer, for some layers (a layer may be
  * absent), all measured at one hook point, plus metadata saying how they were made.
  * Layers are 0-based decoder blocks, as in the hook callbacks: at
  * ES_HOOK_BLOCK_OUT, layer i is the residual stream after block i.
  * Vectors never contain NaN or Inf: every way in checks it.
  * File formats (our GGUF, llama.cpp control vectors, the seed paper's JSON) are
- * specified in src/ev.h.
+ * specified in src/steer/ev.h.
  */
 typedef struct es_ev_set es_ev_set;
 
@@ -565,7 +897,7 @@ int es_ev_recommended_layers(int n_layer, int32_t *out, int cap);
  * *out is owned by the caller. Malformed input fails with ES_ERR_FORMAT naming the
  * problem (layer, index, key). */
 es_status es_ev_set_load(const char *path, const char *name, es_ev_set **out);
-/* Saves the set as emosteer GGUF (src/ev.h). A set with one emotion at block_out
+/* Saves the set as emosteer GGUF (src/steer/ev.h). A set with one emotion at block_out
  * and no layer-0 vector is stored as llama.cpp's direction.N tensors (N >= 1), so
  * llama.cpp also reads the file as a control vector. */
 es_status es_ev_set_save(const es_ev_set *set, const char *path);
@@ -578,8 +910,12 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path);
 es_status es_ev_set_export_control_vector(const es_ev_set *set, const char *emotion, float scale,
                                           bool force, const char *path);
 
+/* ------------------------------------------------------------------------- */
+/* Steering (src/steer/steer.c, src/model/steer_state.c)                   */
+/* ------------------------------------------------------------------------- */
+
 /*
- * Steering sets (src/steer.c). A steering set is a list of items, each adding
+ * Steering sets. A steering set is a list of items, each adding
  * alpha * (an emotion's vector) at a hook point, on chosen layers and positions.
  * Emotions mix linearly: items at the same (hook, layer, positions) are summed into
  * one precomputed vector when the set is attached to a context, so steering costs
@@ -602,7 +938,7 @@ typedef struct es_steer_item {
     const es_ev_set *vectors; /* read by es_steer_set_add only: the vectors are copied */
     const char *emotion;      /* an emotion of `vectors` */
     float alpha;              /* scale (default 1) */
-    int hook;                 /* ES_HOOK_*, or -1 (default): the hook of `vectors` */
+    es_hook_point hook;       /* a hook point, or ES_HOOK_AUTO (default): the hook of `vectors` */
     int layer_first;          /* inclusive layer range; -1 (default) = from the emotion's */
     int layer_last;           /*   first / to its last layer. Every layer of an explicit */
                               /*   range must exist; the default range skips absent ones */
@@ -611,7 +947,7 @@ typedef struct es_steer_item {
     es_steer_positions positions; /* default ES_STEER_POS_ALL */
 } es_steer_item;
 
-/* alpha 1, hook -1, every layer, every position, vectors/emotion NULL. */
+/* alpha 1, hook ES_HOOK_AUTO, every layer, every position, vectors/emotion NULL. */
 es_steer_item es_steer_item_default(void);
 
 typedef struct es_steer_set es_steer_set;
@@ -646,114 +982,8 @@ es_status es_context_set_steering(es_context *ctx, int seq, const es_steer_set *
  * any such batch every position counts as prompt. */
 es_status es_context_set_prompt_len(es_context *ctx, int seq, int n_prompt);
 
-/*
- * Emotion lexicon scorer (src/lexicon.c): a transparent word-list signal for
- * evaluation. Words of data/lexicon/emotions.tsv (word, emotion, weight) count toward
- * anger, disgust, fear, joy, sadness; a negator (not, no, never, ...n't, ...) up to 3
- * words before an emotion word cancels it. Valence is a VADER-style compound score
- * from data/lexicon/vader_lexicon.txt.
- */
-typedef enum es_emotion {
-    ES_EMO_ANGER = 0,
-    ES_EMO_DISGUST = 1,
-    ES_EMO_FEAR = 2,
-    ES_EMO_JOY = 3,
-    ES_EMO_SADNESS = 4,
-    ES_EMO_COUNT = 5,
-    ES_EMO_NEUTRAL = -1
-} es_emotion;
-
-/* "anger", "disgust", "fear", "joy", "sadness", "neutral" (for ES_EMO_NEUTRAL);
- * "unknown" otherwise. */
-const char *es_emotion_name(int e);
-/* Parses an emotion name (not "neutral"); ES_ERR_INVALID_ARG naming the bad value. */
-es_status es_emotion_parse(const char *name, es_emotion *out);
-
-typedef struct es_lexicon es_lexicon;
-
-/* Loads <dir>/emotions.tsv and <dir>/vader_lexicon.txt (the project ships them in
- * data/lexicon/ and installs them in share/emosteer/lexicon/). *out is owned by the
- * caller (es_lexicon_free) and is read-only afterwards: share it between threads. */
-es_status es_lexicon_load(const char *dir, es_lexicon **out);
-void es_lexicon_free(es_lexicon *lex);
-
-typedef struct es_lexicon_score {
-    int n_words;                 /* words in the text */
-    int n_emotion_words;         /* emotion words counted (not negated) */
-    int n_negated;               /* emotion words cancelled by a negator */
-    int count[ES_EMO_COUNT];     /* counted words per emotion */
-    float weight[ES_EMO_COUNT];  /* summed weights per emotion */
-    float share[ES_EMO_COUNT];   /* weight / total weight (all 0 when none) */
-    float valence;               /* VADER-style compound in [-1, 1] */
-    int top;                     /* es_emotion with the largest weight (ties: lower
-                                    enum value), or ES_EMO_NEUTRAL when none */
-} es_lexicon_score;
-
-/* Scores UTF-8 text (len bytes; need not be NUL-terminated). Never fails on any
- * bytes; ES_ERR_INVALID_ARG only for NULL arguments. */
-es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t len,
-                                es_lexicon_score *out);
-
-/* (steering section: end) */
-
 /* ------------------------------------------------------------------------- */
-/* Generation (implemented in src/generate.c)                                */
-/* ------------------------------------------------------------------------- */
-
-/* Generates continuations of several prompts at once, one sequence each, in shared
- * batches: the prompts are decoded together, then every step decodes one new token
- * of each unfinished sequence in one es_decode call. Each sequence has its own
- * sampler (seed = params.sampling.seed + index), stop strings and steering (set on
- * the context beforehand with es_context_set_steering for seq = first_seq + index). */
-typedef struct es_gen_params {
-    int n_predict;               /* max new tokens per sequence (default 128) */
-    es_sampler_params sampling;  /* default es_sampler_default_params() */
-    const char *const *stops;    /* stop strings (borrowed), or NULL */
-    size_t n_stops;
-    bool stop_at_eog;            /* stop at end-of-generation tokens (default true) */
-    int first_seq;               /* sequence id of prompt 0 (default 0) */
-    const int *n_cached;         /* [n] or NULL: the first n_cached[i] tokens of prompt i are
-                                    already in its sequence's KV cache (the caller guarantees
-                                    they match) and are not decoded again; must be < n_prompt[i].
-                                    NULL (default): every sequence is cleared first. */
-} es_gen_params;
-
-es_gen_params es_gen_default_params(void);
-
-typedef enum es_gen_stop {
-    ES_GEN_STOP_LENGTH = 0, /* n_predict tokens were generated */
-    ES_GEN_STOP_EOG = 1,    /* an end-of-generation token */
-    ES_GEN_STOP_STRING = 2, /* a stop string (not included in the text) */
-    ES_GEN_STOP_CONTEXT = 3,/* the context is full */
-    ES_GEN_STOP_CALLER = 4  /* the callback asked to stop */
-} es_gen_stop;
-
-typedef struct es_gen_output {
-    char *text;          /* generated text (malloc'ed, NUL-terminated; owned by the caller) */
-    size_t text_len;
-    int32_t *tokens;     /* [n_tokens] generated token ids (malloc'ed), EOG token excluded */
-    int n_tokens;
-    es_gen_stop stop;
-} es_gen_output;
-
-/* Called with each piece of text as soon as it is safe to show (complete UTF-8, not
- * part of a possible stop string). Return false to stop that sequence. */
-typedef bool (*es_gen_text_fn)(void *user, int index, const char *text, size_t len);
-
-/* Runs generation for n prompts (prompts[i] has n_prompt[i] tokens, decoded from
- * position 0 of sequence first_seq + i after clearing it). out[i] receives each
- * result (free with es_gen_output_free). The context needs n_seq_max >= first_seq +
- * n and n_batch >= 1; prompts longer than n_batch are decoded in several batches.
- * on_text may be NULL. */
-es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *const *prompts,
-                      const int *n_prompt, int n, const es_gen_params *params,
-                      es_gen_text_fn on_text, void *user, es_gen_output *out);
-void es_gen_output_free(es_gen_output *out);
-
-/* (generation section: end) */
-
-/* ------------------------------------------------------------------------- */
-/* Extraction (implemented in src/extract.c, src/extract_io.c)              */
+/* Extraction (src/steer/extract.c, src/steer/extract_io.c)                */
 /* ------------------------------------------------------------------------- */
 
 /*
@@ -852,26 +1082,217 @@ es_extract_params es_extract_default_params(void);
 es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *params,
                                es_hook_point hp, es_ev_set **out);
 
-/* (extraction section: end) */
+/* Pairs files for teacher forcing (`emosteer extract --pairs`): JSON Lines, one object
+ * per line
+ *     {"query": "...", "emotion": "joy", "neutral": "...", "emotional": "..."}
+ * blank lines skipped, other keys ignored; every field a non-empty string, emotion a
+ * valid EV name other than "neutral" and "base". */
+typedef struct es_extract_pair {
+    char *query, *emotion, *neutral, *emotional; /* owned */
+    int line;                                    /* 1-based line in the file */
+} es_extract_pair;
+
+/* Reads a pairs file. *pairs is an array of *n (>= 1) pairs owned by the caller
+ * (es_extract_pairs_free). Malformed lines fail with ES_ERR_FORMAT naming
+ * "path:line"; a file without pairs fails with ES_ERR_FORMAT. */
+es_status es_extract_pairs_load(const char *path, es_extract_pair **pairs, int *n);
+/* Frees pairs[n] and what they own. NULL is a no-op. */
+void es_extract_pairs_free(es_extract_pair *pairs, int n);
+
+/* Tokenizes a response for teacher forcing: no BOS/EOS, no special parsing. *toks is
+ * malloc'ed (free with free()); an empty response gives *n_toks 0 and a valid pointer. */
+es_status es_extract_tokenize_response(const es_vocab *vocab, const char *text, int32_t **toks,
+                                       int *n_toks);
+
+/*
+ * Checkpoints (OUT.ev.gguf.partial): per-sample features appended as they are computed,
+ * so that an interrupted extraction resumes where it stopped. Format (little-endian):
+ *   header:  "ESXCKPT1" (8 bytes), u32 n_layer, u32 n_embd, u32 settings_len,
+ *            settings[settings_len] (text "key=value\n" lines identifying the model
+ *            and the run), u64 FNV-1a of everything before it
+ *   records: u32 0x52435845 ("EXCR"), u32 sample, u32 n_resp, u32 0,
+ *            f32 mean[n_layer][n_embd], f32 norm[n_layer],
+ *            u64 FNV-1a of the record before the checksum
+ * A truncated or corrupt record ends the readable part: it and everything after it are
+ * dropped (the file is cut there) and computed again. A checkpoint is used by one
+ * thread at a time.
+ */
+typedef struct es_extract_ckpt es_extract_ckpt;
+
+/* Called for each valid record read on resume; mean[n_layer][n_embd] and norm[n_layer]
+ * are borrowed for the call. Returning an error stops the load (the status is returned
+ * by es_extract_ckpt_open). */
+typedef es_status (*es_extract_ckpt_fn)(void *user, int sample, int n_resp, const float *mean,
+                                        const float *norm);
+
+/* Opens the checkpoint at `path`. With resume and an existing file: its header must
+ * match n_layer, n_embd and `settings` exactly (else ES_ERR_INVALID_ARG naming the
+ * first differing line), every valid record is passed to fn, and the file is cut
+ * after the last valid record; *n_loaded gets the count. Otherwise (no resume, or no
+ * file yet) the file is created or emptied and a header written; *n_loaded = 0.
+ * *out is owned by the caller (es_extract_ckpt_close). */
+es_status es_extract_ckpt_open(const char *path, const char *settings, int n_layer, int n_embd,
+                               bool resume, es_extract_ckpt_fn fn, void *user, int *n_loaded,
+                               es_extract_ckpt **out);
+/* Appends one record (mean[n_layer][n_embd], norm[n_layer], both copied) and flushes it. */
+es_status es_extract_ckpt_append(es_extract_ckpt *c, int sample, int n_resp, const float *mean,
+                                 const float *norm);
+/* Closes the file and frees the handle (NULL is a no-op). The file stays on disk. */
+void es_extract_ckpt_close(es_extract_ckpt *c);
+
+/* FNV-1a 64-bit hash of n bytes, continuing from h (start with ES_FNV_INIT), as the
+ * checkpoints use it. */
+#define ES_FNV_INIT 0xcbf29ce484222325ull
+uint64_t es_fnv1a(uint64_t h, const void *data, size_t n);
 
 /* ------------------------------------------------------------------------- */
-/* Evaluation scorers (implemented in src/judge.c, src/scorers.c)            */
+/* Query sets (src/steer/queries.c)                                        */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Query sets for extracting and evaluating emotion vectors. Two JSON shapes are read:
+ *
+ * 1. EmotionQuery (Dong et al. 2025): an object of emotion -> array of query strings
+ *      {"anger": ["How did you feel when ...?", ...], "joy": [...], ...}
+ *
+ * 2. emosteer (data/queries/emosteer-queries.json): the same object under "queries",
+ *    plus conditioning instructions per emotion:
+ *      {"format": "emosteer-queries/1", "description": "...", "license": "...",
+ *       "queries": {"anger": [...], ..., "neutral": [...]},
+ *       "instructions": {"anger": {"system": "Respond as someone who ...",
+ *                                  "prefix": "I am absolutely furious ..."}, ...}}
+ *    "system" is a system prompt for chat models, "prefix" a short text to put before
+ *    the query for base models; either may be absent. An instruction for a name with no
+ *    query list makes a list with no queries.
+ *
+ * Rules for both: names are 1..63 characters of [A-Za-z0-9_-]; every list holds 1 or
+ * more non-empty strings of at most 65536 bytes; duplicate JSON keys are an error;
+ * repeated queries inside a list are kept (EmotionQuery has some) and counted. Every
+ * failure is ES_ERR_FORMAT (or ES_ERR_UNSUPPORTED for an unknown format version) with
+ * a message naming the file and the entry, e.g. "q.json: queries.joy[17]: expected a
+ * non-empty string".
+ *
+ * Query ids are "<name>-<index>" with the 0-based index in 4 digits: "joy-0017".
+ * A loaded set is read-only: any number of threads may read it.
+ */
+typedef struct es_query {
+    char *id;   /* "joy-0017" (owned by the set) */
+    char *text; /* the query (owned by the set) */
+} es_query;
+
+typedef struct es_query_list {
+    char *emotion;     /* the list's name: an emotion or "neutral" (owned) */
+    int n;             /* queries, >= 0 (0 only for an instruction-only entry) */
+    es_query *queries; /* [n] */
+    char *system;      /* conditioning system prompt, or NULL (owned) */
+    char *prefix;      /* conditioning text prefix for base models, or NULL (owned) */
+    int n_duplicates;  /* queries equal to an earlier one of the same list */
+} es_query_list;
+
+typedef enum es_query_format {
+    ES_QUERY_FORMAT_EMOTIONQUERY = 0,
+    ES_QUERY_FORMAT_EMOSTEER = 1,
+} es_query_format;
+
+typedef struct es_query_set {
+    es_query_format format;
+    char *source;      /* the path or name given when loading (owned) */
+    char *description; /* "description" of an emosteer file, or NULL (owned) */
+    int n_lists;
+    es_query_list *lists; /* [n_lists] in file order */
+} es_query_set;
+
+/* Reads and validates a query file. On success *out is owned by the caller
+ * (es_query_set_free). */
+es_status es_query_set_load(const char *path, es_query_set **out);
+
+/* The same from memory; `name` is used in messages and as source. */
+es_status es_query_set_parse(const char *json, size_t len, const char *name, es_query_set **out);
+
+/* Frees the set and everything in it; every pointer into it becomes invalid. NULL is
+ * a no-op. */
+void es_query_set_free(es_query_set *qs);
+
+/* The list named `emotion`, or NULL. Borrowed from qs. */
+const es_query_list *es_query_set_find(const es_query_set *qs, const char *emotion);
+
+/* Reads a prompt file: one prompt per line, exactly as written (only the line end
+ * "\n" or "\r\n" removed); blank lines and lines starting with '#' are skipped.
+ * On success *prompts is a malloc'ed array of *n malloc'ed strings; free with
+ * es_prompts_free. An empty file or a line over 65536 bytes is ES_ERR_FORMAT. */
+es_status es_prompts_load(const char *path, char ***prompts, int *n);
+void es_prompts_free(char **prompts, int n);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: emotion labels and lexicon (src/eval/lexicon.c)             */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Emotion lexicon scorer: a transparent word-list signal for
+ * evaluation. Words of data/lexicon/emotions.tsv (word, emotion, weight) count toward
+ * anger, disgust, fear, joy, sadness; a negator (not, no, never, ...n't, ...) up to 3
+ * words before an emotion word cancels it. Valence is a VADER-style compound score
+ * from data/lexicon/vader_lexicon.txt.
+ */
+/* The six emotion labels of evaluation: the five emotions the lexicon counts, then
+ * neutral. The one encoding used everywhere a label is a number: lexicon scores
+ * (es_lexicon_score.top), judge and scorer probabilities (probs[n][ES_EMO_N_LABELS]
+ * in this order), labelled sentences, validation tables. */
+typedef enum es_emotion {
+    ES_EMO_ANGER = 0,
+    ES_EMO_DISGUST = 1,
+    ES_EMO_FEAR = 2,
+    ES_EMO_JOY = 3,
+    ES_EMO_SADNESS = 4,
+    ES_EMO_NEUTRAL = 5,  /* no particular emotion */
+    ES_EMO_COUNT = 5,    /* the emotions proper: ES_EMO_ANGER .. ES_EMO_SADNESS */
+    ES_EMO_N_LABELS = 6  /* every label: the emotions, then ES_EMO_NEUTRAL */
+} es_emotion;
+
+/* "anger", "disgust", "fear", "joy", "sadness", "neutral"; "unknown" for any other
+ * value. Static. */
+const char *es_emotion_name(es_emotion e);
+/* Parses a label name (case-sensitive, "neutral" included) into *out; ES_ERR_INVALID_ARG
+ * naming the bad value (out untouched). Callers that want an emotion proper check
+ * *out != ES_EMO_NEUTRAL. */
+es_status es_emotion_parse(const char *name, es_emotion *out);
+
+typedef struct es_lexicon es_lexicon;
+
+/* Loads <dir>/emotions.tsv and <dir>/vader_lexicon.txt (the project ships them in
+ * data/lexicon/ and installs them in share/emosteer/lexicon/). *out is owned by the
+ * caller (es_lexicon_free) and is read-only afterwards: share it between threads. */
+es_status es_lexicon_load(const char *dir, es_lexicon **out);
+void es_lexicon_free(es_lexicon *lex);
+
+typedef struct es_lexicon_score {
+    int n_words;                 /* words in the text */
+    int n_emotion_words;         /* emotion words counted (not negated) */
+    int n_negated;               /* emotion words cancelled by a negator */
+    int count[ES_EMO_COUNT];     /* counted words per emotion */
+    float weight[ES_EMO_COUNT];  /* summed weights per emotion */
+    float share[ES_EMO_COUNT];   /* weight / total weight (all 0 when none) */
+    float valence;               /* VADER-style compound in [-1, 1] */
+    es_emotion top;              /* the emotion with the largest weight (ties: lower
+                                    enum value), or ES_EMO_NEUTRAL when none */
+} es_lexicon_score;
+
+/* Scores UTF-8 text (len bytes; need not be NUL-terminated). Never fails on any
+ * bytes; ES_ERR_INVALID_ARG only for NULL arguments. */
+es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t len,
+                                es_lexicon_score *out);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: judge (src/eval/judge.c)                                    */
 /* ------------------------------------------------------------------------- */
 
 /*
  * Model-based signals for `emosteer eval`: a zero-shot emotion judge (any GGUF model
  * answering yes/no questions), topic adherence from mean-pooled hidden states, and
  * perplexity of responses under the unsteered model; plus validation of a scorer on
- * labelled sentences. Scorer labels are the five es_emotion values in enum order,
- * then neutral: anger, disgust, fear, joy, sadness, neutral.
+ * labelled sentences. Scorer labels are the es_emotion values in enum order:
+ * anger, disgust, fear, joy, sadness, neutral (ES_EMO_N_LABELS).
  */
-#define ES_SCORER_N_LABELS 6 /* ES_EMO_COUNT emotions, then neutral */
-#define ES_SCORER_NEUTRAL 5  /* label index of neutral */
-
-/* "anger", ..., "sadness" for 0..4, "neutral" for 5, "unknown" otherwise. */
-const char *es_scorer_label_name(int label);
-/* Parses a label name (case-sensitive, "neutral" included); ES_ERR_INVALID_ARG naming it. */
-es_status es_scorer_label_parse(const char *name, int *out);
 
 /*
  * The judge: the decoder-model analogue of an NLI zero-shot classifier. For each text
@@ -894,9 +1315,10 @@ es_status es_scorer_label_parse(const char *name, int *out);
 typedef struct es_judge es_judge;
 
 typedef struct es_judge_params {
-    int chat_format;     /* -1 (default): the model's template as es_chat_detect finds it, plain
-                            text when it has none or one we cannot render; otherwise an
-                            es_chat_format to use (ES_CHAT_NONE = plain text) */
+    es_chat_format chat_format; /* ES_CHAT_AUTO (default): the model's template as
+                            es_chat_detect finds it, plain text when it has none or one we
+                            cannot render; otherwise the format to use (ES_CHAT_NONE = plain
+                            text; ES_CHAT_UNKNOWN is refused) */
     int max_text_tokens; /* each text is cut to its first max_text_tokens tokens (default 256;
                             at most 32 bytes per token are looked at) */
     int n_seq;           /* texts decoded side by side (default 8) */
@@ -915,18 +1337,32 @@ void es_judge_free(es_judge *judge);
 /* The chat format the judge renders its prompts with (ES_CHAT_NONE: plain text). */
 es_chat_format es_judge_chat_format(const es_judge *judge);
 
-/* Scores n NUL-terminated texts: probs[n][ES_SCORER_N_LABELS], each row finite, in
+/* Scores n NUL-terminated texts: probs[n][ES_EMO_N_LABELS], each row finite, in
  * [0, 1] and summing to 1. All (text, label, wording) prompts of a call are decoded
  * together: the tokens the prompts of a text share are decoded once per text (then
- * once per wording), each question's end as a continuation. ES_ERR_INVALID_ARG for NULL arguments (a NULL
- * text included), ES_ERR_FORMAT when the model gives non-finite logits. */
+ * once per wording), each question's end as a continuation. ES_ERR_INVALID_ARG for NULL
+ * arguments (a NULL text included), ES_ERR_FORMAT when the model gives non-finite logits. */
 es_status es_judge_score(es_judge *judge, const char *const *texts, int n, double *probs);
-/* es_judge_score with diagnostics: entail[n][ES_SCORER_N_LABELS] the wording-averaged
+/* es_judge_score with diagnostics: entail[n][ES_EMO_N_LABELS] the wording-averaged
  * entailment scores before normalisation, yes_no_mass[n] the mean over the text's
  * prompts of P(yes) + P(no) (how much the model answers in the expected form). Either
  * may be NULL. */
 es_status es_judge_score_ex(es_judge *judge, const char *const *texts, int n, double *probs,
                             double *entail, double *yes_no_mass);
+
+/* The text as the judge uses it: control-token text removed (chat formats) and cut to
+ * at most max_tokens tokens (max_tokens < 0: the judge's own budget, max_text_tokens
+ * or less if the context needs it). *out is malloc'ed (free with free()). */
+es_status es_judge_prepare_text(const es_judge *j, const char *text, int max_tokens, char **out);
+
+/* The token ids counted as "yes" (*yes[*n_yes]) and "no" (*no[*n_no]); borrowed from the
+ * judge, valid until es_judge_free. */
+void es_judge_answer_ids(const es_judge *j, const int32_t **yes, int *n_yes, const int32_t **no,
+                         int *n_no);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: scorers (src/eval/scorers.c)                                */
+/* ------------------------------------------------------------------------- */
 
 /*
  * Topic adherence without a judge: texts are embedded as the mean of the hidden state
@@ -989,7 +1425,7 @@ es_status es_judge_label_probs(void *judge, const char *const *texts, int n, dou
 typedef struct es_labelled {
     int n;
     char **texts; /* [n] owned */
-    int *labels;  /* [n] label indices 0 .. ES_SCORER_N_LABELS - 1 */
+    es_emotion *labels; /* [n] the gold labels */
 } es_labelled;
 
 /* Reads a TSV file of lines "label<TAB>sentence" (label: anger, disgust, fear, joy,
@@ -1004,10 +1440,10 @@ typedef struct es_validation {
     int n;                  /* sentences scored */
     double accuracy;        /* share whose predicted label (the argmax of the scorer's
                                probabilities, ties to the lower label) is the gold label */
-    double f1[ES_SCORER_N_LABELS]; /* per class 2TP / (2TP + FP + FN); NaN when the class is
+    double f1[ES_EMO_N_LABELS]; /* per class 2TP / (2TP + FP + FN); NaN when the class is
                                       neither gold nor predicted anywhere */
     double macro_f1;        /* mean of the defined per-class F1 */
-    int confusion[ES_SCORER_N_LABELS][ES_SCORER_N_LABELS]; /* [gold][predicted] counts */
+    int confusion[ES_EMO_N_LABELS][ES_EMO_N_LABELS]; /* [gold][predicted] counts */
 } es_validation;
 
 /* Scores the sentences of `set` with fn (one call) and compares with the gold labels. */
@@ -1018,7 +1454,511 @@ es_status es_validate_scorer(es_label_scorer_fn fn, void *user, const es_labelle
 es_status es_validate_tsv(const char *path, int max_per_class, es_label_scorer_fn fn, void *user,
                           es_validation *out);
 
-/* (evaluation scorers section: end) */
+/*
+ * Teacher forcing: the driver behind the embeddings, the perplexity and the judge,
+ * for callers that score tokens their own way. It packs token segments of several
+ * sequences into es_decode batches and hands back the logits rows asked for.
+ */
+typedef struct es_tf_seg {
+    const int32_t *tok; /* [len] token ids (borrowed for the call) */
+    int len;            /* tokens; 0 = nothing to decode */
+    int slot;           /* sequence id in the context; distinct among the segments of one call */
+    int pos0;           /* position of tok[0]: at most es_kv_len(slot); later cached positions
+                           of the slot are dropped (a rollback) */
+    int logits_lo;      /* logits are wanted for the tokens [logits_lo, logits_hi) */
+    int logits_hi;
+} es_tf_seg;
+
+/* Called with the logits (float[n_vocab], borrowed until the next decode) of token k of
+ * segment `seg`, in order of the segments and tokens. A non-OK return stops the run and
+ * is returned. */
+typedef es_status (*es_tf_logits_fn)(void *user, int seg, int k, const float *logits);
+
+/* Decodes the segments in order, several per es_decode batch (at most the context's
+ * n_batch tokens and max_logit_rows tokens with logits per batch; a segment longer
+ * than that is split across batches), calling fn for every wanted logits row (fn may
+ * be NULL when no logits are wanted). Validates slots, positions and lengths against
+ * the context (ES_ERR_RANGE naming the segment). The context's hook and steering apply. */
+es_status es_tf_decode(es_context *ctx, const es_tf_seg *segs, int n_segs, int max_logit_rows,
+                       es_tf_logits_fn fn, void *user);
+
+/* A reasonable max_logit_rows for a context: its n_batch, capped so that the logits
+ * of one batch stay under about 128 MiB (at least 8 rows). */
+int es_tf_default_logit_rows(const es_context *ctx);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: metrics (src/eval/eval_metrics.c, src/eval/eval_summary.c)  */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * The numbers `emosteer eval` reports, as pure functions over per-response scores,
+ * and the results struct that results.json, summary.csv and report.html are written
+ * from. Every function here is pure or touches only what it is given: thread-safe.
+ *
+ * Vocabulary
+ *   emotion   a steering target ("joy", "anger", ...): a row of every table.
+ *   alpha     the steering strength: the vector added is alpha * EV_l.
+ *   cell      one (emotion, alpha): all responses generated when steering toward that
+ *             emotion at that alpha (every query, every sample).
+ *   label     a class of the emotion scorer. The scorer gives every response one
+ *             non-negative score per label ("shares"); labels normally include each
+ *             emotion and "neutral" (ES_EVAL_NEUTRAL).
+ *
+ * Metric definitions (the README quotes these)
+ *   Word tokens      the maximal runs of ASCII letters and digits, and of bytes >= 0x80
+ *                    (so UTF-8 letters stay inside words), lower-cased (ASCII only).
+ *                    "Don't STOP!!" -> don, t, stop.
+ *   target prob      p(target) of a response = its score for the label named like the
+ *                    cell's emotion (0 if the scorer lacks that label). Cell value: the
+ *                    mean over the cell's responses (with sd and 95% CI).
+ *   EAS              absolute emotion score of a response = the sum of its scores over
+ *                    every label except neutral (its total non-neutral emotion mass;
+ *                    for a scorer whose shares sum to 1 this is 1 - p(neutral)).
+ *                    Cell value: mean; delta-EAS = cell mean - the mean of the same
+ *                    emotion's alpha = 0 cell (NaN if there is no alpha = 0 cell).
+ *   topic            topic adherence: mean over responses of a response-to-query
+ *                    similarity computed elsewhere (e.g. embedding cosine in [-1, 1]).
+ *   perplexity       of each response under the unsteered model (computed elsewhere).
+ *                    Cell value: the geometric mean exp(mean(log ppl)).
+ *   distinct-2       of a response = distinct word bigrams / word bigrams; undefined
+ *                    (NaN, left out of means) with fewer than 2 words. Cell value:
+ *                    mean over responses. es_distinct_n_pooled gives the corpus-level
+ *                    variant (Li et al. 2016): distinct n-grams of all responses of a
+ *                    set / all their n-grams.
+ *   rep-4            share of repeated 4-grams of a response = 1 - distinct word
+ *                    4-grams / word 4-grams, i.e. the fraction of 4-gram occurrences
+ *                    that repeat an earlier one; 0 with fewer than 4 words. Cell: mean.
+ *   degenerate       a response is degenerate if rep-4 > 0.3, or it has fewer than 3
+ *                    words (empty and punctuation-only responses included). Both
+ *                    thresholds are es_fluency_params. Cell value: the share of
+ *                    degenerate responses.
+ *   linearity        per emotion, the least-squares line through the points
+ *                    (alpha, cell mean target prob) for the alphas in
+ *                    [lin_alpha_lo, lin_alpha_hi]: slope, intercept and
+ *                    R^2 = 1 - SS_res / SS_tot (NaN when SS_tot = 0 or < 2 points).
+ *   detected label   argmax of a response's scores over all labels. Ties split the
+ *                    response evenly between the tied labels; a response whose scores
+ *                    are all 0 (or that is unscored) counts as neutral when the scorer
+ *                    has a neutral label, else it is left out.
+ *   confusion        per alpha, a matrix [emotion][label]: row = steered-to emotion,
+ *                    column = detected label, entry = number of responses (fractional
+ *                    with ties). Accuracy = sum of the entries (e, label of e) / sum
+ *                    of all entries; a row's diagonal share = its entry at its own
+ *                    label / its row sum.
+ *   mean, sd, 95% CI over the finite values x_1..x_n (NaN values are left out):
+ *                    mean = sum x / n; sd = sqrt(sum (x - mean)^2 / (n - 1)) (sample
+ *                    sd, NaN for n < 2); CI = mean -/+ t(0.975, n - 1) * sd / sqrt(n)
+ *                    (Student t; NaN for n < 2).
+ */
+/* The name of the neutral label in results and generation logs. */
+#define ES_EVAL_NEUTRAL "neutral"
+
+/* ---- Statistics ---- */
+
+typedef struct es_stat {
+    int n;        /* finite values used */
+    double mean;  /* NaN if n == 0 */
+    double sd;    /* sample sd (n - 1), NaN if n < 2 */
+    double ci_lo; /* 95% CI of the mean (Student t), NaN if n < 2 */
+    double ci_hi;
+} es_stat;
+
+/* Statistics of x[n], skipping NaN and infinite values. Never fails. */
+es_stat es_stat_of(const double *x, size_t n);
+
+/* The 0.975 quantile of Student's t with df degrees of freedom (df >= 1): exact
+ * table to 7 digits for df <= 30, a Cornish-Fisher expansion above (error < 1e-5).
+ * NaN for df < 1. */
+double es_t975(int df);
+
+/* Least-squares line y = intercept + slope * x through the points with x in [lo, hi]
+ * and finite x, y. slope/intercept NaN with fewer than 2 distinct x; r2 NaN also when
+ * all y are equal. */
+typedef struct es_linearity {
+    int n_points; /* points used */
+    double slope;
+    double intercept;
+    double r2; /* coefficient of determination 1 - SS_res / SS_tot */
+} es_linearity;
+
+es_linearity es_linear_fit(const double *x, const double *y, size_t n, double lo, double hi);
+
+/* ---- Fluency of one response ---- */
+
+typedef struct es_fluency_params {
+    double degenerate_rep4;   /* rep-4 above this is degenerate (default 0.3) */
+    int degenerate_min_words; /* fewer words than this is degenerate (default 3) */
+} es_fluency_params;
+
+es_fluency_params es_fluency_default_params(void);
+
+typedef struct es_text_fluency {
+    int n_words;
+    double distinct2; /* NaN with < 2 words */
+    double rep4;      /* 0 with < 4 words */
+    bool degenerate;
+} es_text_fluency;
+
+/* Word tokens as defined above. On success *words is a malloc'ed array of 64-bit
+ * hashes (FNV-1a of the lower-cased word), one per word, owned by the caller (free());
+ * NULL when *n_words is 0. */
+es_status es_word_hashes(const char *text, uint64_t **words, size_t *n_words);
+
+/* distinct-2, rep-4 and degenerate of one NUL-terminated text (NULL counts as "").
+ * params may be NULL (defaults). */
+es_status es_text_fluency_of(const char *text, const es_fluency_params *params,
+                             es_text_fluency *out);
+
+/* Share of distinct word n-grams over the n-grams of one text: NaN if it has no
+ * n-gram. order >= 1. */
+es_status es_distinct_n(const char *text, int order, double *out);
+
+/* Corpus-level distinct-n over texts[n_texts] (n-grams never span two texts). */
+es_status es_distinct_n_pooled(const char *const *texts, size_t n_texts, int order, double *out);
+
+/* ---- Emotion scores of one response ---- */
+
+/* EAS of a response: sum of scores[i] over i != neutral (neutral < 0: no neutral
+ * label). NaN if scores is NULL or any counted score is not finite. */
+double es_emotion_eas(const double *scores, int n_labels, int neutral);
+
+/* Scores from the lexicon scorer (es_lexicon_score_text) as a label
+ * distribution over es_eval_lexicon_labels = anger, disgust, fear, joy, sadness,
+ * neutral (ES_EMO_N_LABELS):
+ *   scores[e]       = weight[e] / (W + prior)     W = total emotion-word weight
+ *   scores[neutral] = prior / (W + prior)
+ * so a response without emotion words is all neutral, EAS = W / (W + prior) grows with
+ * the emotion-word weight, and an emotion is detected once its weight exceeds the
+ * prior (default ES_EVAL_LEXICON_PRIOR = 1, one plain emotion word). prior <= 0 or NaN
+ * means the default. */
+#define ES_EVAL_LEXICON_PRIOR 1.0
+/* es_eval_lexicon_labels[e] = es_emotion_name(e) for every label e (static). */
+extern const char *const es_eval_lexicon_labels[ES_EMO_N_LABELS];
+void es_scores_from_lexicon(const es_lexicon_score *s, double prior,
+                            double scores[ES_EMO_N_LABELS]);
+
+/* Adds the response's detected label to row[n_labels] (fractional ties, see above).
+ * scores may be NULL (unscored). Returns false if nothing was added. */
+bool es_detect_label_add(const double *scores, int n_labels, int neutral, double *row);
+
+/* ---- Generated responses (one line of generations.jsonl) ---- */
+
+typedef struct es_gen_record {
+    char *emotion;  /* steered-to emotion (owned) */
+    double alpha;   /* steering strength */
+    char *query_id; /* identifier of the query, e.g. "neutral-0042" (owned) */
+    int sample;     /* draw index >= 0 for one (emotion, alpha, query) */
+    uint64_t seed;  /* sampler seed of this draw */
+    char *prompt;   /* the query text (owned, may be "") */
+    char *response; /* the generated text (owned, may be "") */
+    int n_tokens;   /* generated tokens (-1 = unknown) */
+    int n_labels;   /* entries of scores (0 when unscored) */
+    double *scores; /* [n_labels] scorer shares in the run's label order, or NULL (owned) */
+    double valence; /* e.g. VADER compound in [-1, 1]; NaN = not computed */
+    double ppl;     /* perplexity under the unsteered model; NaN = not computed */
+    double topic;   /* response-to-query similarity; NaN = not computed */
+} es_gen_record;
+
+/* A record with every pointer NULL, counts 0, numbers NaN, n_tokens -1. */
+es_gen_record es_gen_record_empty(void);
+/* Deep copy of src into *dst (which the caller then owns; free with es_gen_record_clear). */
+es_status es_gen_record_copy(es_gen_record *dst, const es_gen_record *src);
+/* Frees what the record owns and resets it to es_gen_record_empty(). */
+void es_gen_record_clear(es_gen_record *rec);
+
+/* ---- Results of an evaluation ---- */
+
+/* One (emotion, alpha). */
+typedef struct es_eval_cell {
+    int n;               /* responses in the cell */
+    es_stat target_prob; /* p(target emotion) */
+    es_stat eas;         /* absolute emotion score */
+    double eas_delta;    /* eas.mean - eas.mean at alpha 0; NaN without alpha 0 */
+    es_stat valence;
+    es_stat topic;
+    es_stat log_ppl; /* natural log of perplexity */
+    double ppl;      /* geometric mean perplexity exp(log_ppl.mean) */
+    es_stat distinct2;
+    es_stat rep4;
+    double degenerate_share; /* in [0, 1]; NaN if n == 0 */
+    es_stat n_words;
+} es_eval_cell;
+
+/* One response shown in the report's sample table. */
+typedef struct es_eval_sample {
+    int emotion;        /* index into emotions */
+    int alpha;          /* index into alphas */
+    char *query_id;     /* owned */
+    char *prompt;       /* owned */
+    char *response;     /* owned */
+    double target_prob; /* NaN if unscored */
+    int detected;       /* label index of the top score, -1 if unscored or tied */
+} es_eval_sample;
+
+/* Free-form settings: key/value strings kept in order (e.g. "temperature" -> "0.7"). */
+typedef struct es_eval_kv {
+    char *key;   /* owned */
+    char *value; /* owned */
+} es_eval_kv;
+
+/* The string fields of es_eval_settings, in results.json order: X(field). */
+#define ES_EVAL_SETTINGS_STRINGS(X)                                                                \
+    X(model_path)                                                                                  \
+    X(model_name) X(model_sha256) X(ev_path) X(ev_sha256) X(method) X(hook) X(layers)              \
+        X(query_file) X(query_sha256) X(scorer) X(created)
+
+/* What was run. Every string is owned and may be NULL (unknown). */
+typedef struct es_eval_settings {
+    char *model_path;
+    char *model_name;
+    char *model_sha256;
+    char *ev_path;
+    char *ev_sha256;
+    char *method; /* how the emotion vectors were made, e.g. "mean-diff" */
+    char *hook;   /* "attn_out", "mlp_out", "block_out" */
+    char *layers; /* steered layers as text, e.g. "all" or "4-7" */
+    char *query_file;
+    char *query_sha256;
+    char *scorer;  /* e.g. "lexicon" */
+    char *created; /* ISO 8601 time */
+    uint64_t seed;
+    int n_samples; /* draws per (emotion, alpha, query) */
+    int max_tokens;
+    int n_extra;
+    es_eval_kv *extra; /* [n_extra] any other settings */
+} es_eval_settings;
+
+/* Everything results.json holds. Built by es_eval_summarize (or read back by
+ * es_results_read_json); owned by the caller, freed with es_eval_results_free. */
+typedef struct es_eval_results {
+    es_eval_settings settings;
+    int n_emotions;
+    char **emotions; /* [n_emotions] steered-to emotions (rows) */
+    int n_alphas;
+    double *alphas; /* [n_alphas] ascending */
+    int n_labels;
+    char **labels;       /* [n_labels] scorer labels (confusion columns) */
+    int neutral;         /* index of "neutral" in labels, or -1 */
+    int *emotion_label;  /* [n_emotions] label index of each emotion, -1 if absent */
+    es_eval_cell *cells; /* [n_emotions][n_alphas] */
+    double lin_alpha_lo; /* linearity range */
+    double lin_alpha_hi;
+    es_linearity *linearity;     /* [n_emotions] target prob mean vs alpha */
+    es_linearity *linearity_eas; /* [n_emotions] EAS mean vs alpha */
+    double *confusion;           /* [n_alphas][n_emotions][n_labels] response counts */
+    double *accuracy;            /* [n_alphas] diagonal share, NaN if the matrix is empty */
+    int n_samples;
+    es_eval_sample *samples; /* [n_samples] */
+    int n_records;           /* records summarised */
+    int n_ignored;           /* records whose emotion or alpha was not in the lists */
+} es_eval_results;
+
+typedef struct es_summary_params {
+    double lin_alpha_lo; /* linearity range (default 0) */
+    double lin_alpha_hi; /*                 (default 2) */
+    es_fluency_params fluency;
+    int samples_per_cell; /* responses per cell in the sample table (default 1) */
+} es_summary_params;
+
+es_summary_params es_summary_default_params(void);
+
+/* Aggregates records[n_records] into results.
+ * emotions[n_emotions]: the rows; NULL = every record emotion in order of first
+ * appearance. alphas[n_alphas]: NULL = every record alpha; sorted ascending either
+ * way, duplicates rejected. labels[n_labels]: the scorer labels each record's scores
+ * are aligned with; a record with n_labels != this is an ES_ERR_INVALID_ARG naming it.
+ * settings may be NULL; it is deep-copied. params may be NULL (defaults).
+ * Records outside the emotion/alpha lists are counted in n_ignored.
+ * On success *out is owned by the caller. */
+es_status es_eval_summarize(const es_gen_record *records, size_t n_records,
+                            const char *const *emotions, int n_emotions, const double *alphas,
+                            int n_alphas, const char *const *labels, int n_labels,
+                            const es_eval_settings *settings, const es_summary_params *params,
+                            es_eval_results **out);
+
+void es_eval_results_free(es_eval_results *r);
+
+/* Cell (e, a) of r; no bounds check beyond the caller's. */
+static inline es_eval_cell *es_eval_cell_at(const es_eval_results *r, int e, int a) {
+    return &r->cells[(size_t)e * (size_t)r->n_alphas + (size_t)a];
+}
+/* Row e of the confusion matrix at alpha a: double[n_labels]. */
+static inline double *es_eval_confusion_row(const es_eval_results *r, int a, int e) {
+    return &r->confusion[((size_t)a * (size_t)r->n_emotions + (size_t)e) * (size_t)r->n_labels];
+}
+
+/* Deep copy of settings into *dst (owned by the caller; free with es_eval_settings_clear). */
+es_status es_eval_settings_copy(es_eval_settings *dst, const es_eval_settings *src);
+void es_eval_settings_clear(es_eval_settings *s);
+/* Appends key=value to s->extra (both copied). */
+es_status es_eval_settings_add(es_eval_settings *s, const char *key, const char *value);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: results files (src/eval/eval_io.c, src/eval/eval_results.c) */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * The files `emosteer eval` writes and reads back:
+ *
+ *   generations.jsonl  one JSON object per line per generated response (es_gen_record),
+ *                      appended and flushed as each finishes, so that a crashed or
+ *                      stopped run resumes where it was (es_genlog).
+ *   results.json       every number of es_eval_results plus the settings and hashes
+ *                      (es_results_write_json / es_results_read_json).
+ *   summary.csv        one row per emotion x alpha (es_results_write_csv).
+ *
+ * and `emosteer eval --compare A/results.json B/results.json` (es_results_compare).
+ *
+ * generations.jsonl line (keys in this order; numbers that are NaN are written null;
+ * optional keys may be absent when read):
+ *   {"emotion":"joy","alpha":1.5,"query_id":"neutral-0042","sample":0,
+ *    "seed":1234,"prompt":"...","response":"...","n_tokens":57,
+ *    "scores":{"anger":0.1,...,"neutral":0.5},"valence":0.31,"ppl":12.3,"topic":0.8}
+ *   required: emotion (non-empty string), alpha (finite number), query_id (string),
+ *   sample (integer >= 0), response (string). Optional: seed (integer >= 0, or a
+ *   decimal string for values above 2^63), prompt (string), n_tokens (integer),
+ *   scores (object of label -> number or null), valence, ppl, topic (number or null).
+ *   Text that is not valid UTF-8 is written with each bad byte replaced by U+FFFD.
+ *
+ * A record's key is (emotion, alpha, query_id, sample); alphas are compared after
+ * rounding to 9 significant digits.
+ */
+typedef struct es_genlog es_genlog;
+
+/* Opens the generation log at `path` for resuming.
+ *
+ * Reads every record already in the file (a missing file is an empty log). labels
+ * [n_labels] are the scorer labels: each record's "scores" object is read into that
+ * order (a missing label reads NaN, unknown labels are ignored); n_labels may be 0.
+ * Empty lines are skipped. When the LAST line of the file does not parse — the
+ * remains of a write cut short by a crash — it is dropped and counted in
+ * es_genlog_info's dropped_bytes; a malformed line before the last is ES_ERR_FORMAT
+ * naming "path:line" and the problem. A record whose key was already seen is
+ * dropped (the first is kept) and counted as a duplicate.
+ *
+ * If `writable`, the file is then cut just after its last good line (dropping the
+ * broken tail), created if missing, and held open for es_genlog_append.
+ * On success *out owns the records and the file; free with es_genlog_free. */
+es_status es_genlog_open(const char *path, const char *const *labels, int n_labels, bool writable,
+                         es_genlog **out);
+
+/* Closes the file (if open) and frees everything. NULL is a no-op. */
+void es_genlog_free(es_genlog *log);
+
+typedef struct es_genlog_info {
+    size_t n_records;     /* records held (read + appended) */
+    size_t n_lines_read;  /* non-empty lines read from the file */
+    size_t n_duplicates;  /* lines dropped because their key was already present */
+    size_t dropped_bytes; /* bytes of an unparseable last line dropped (0 if none) */
+    size_t valid_bytes;   /* file length up to and including the last good line */
+} es_genlog_info;
+
+void es_genlog_get_info(const es_genlog *log, es_genlog_info *info);
+
+/* The records, in file order then append order: [n_records]. Borrowed; valid until
+ * the next es_genlog_append or es_genlog_free. */
+const es_gen_record *es_genlog_records(const es_genlog *log);
+
+/* True if a record with this key is present. */
+bool es_genlog_done(const es_genlog *log, const char *emotion, double alpha, const char *query_id,
+                    int sample);
+
+/* The sampler seed of one draw: a hash of (base, emotion, alpha rounded as in the key,
+ * query_id, sample), so a draw gets the same seed whatever the batching, the order or
+ * the number of resumptions. */
+uint64_t es_eval_seed(uint64_t base, const char *emotion, double alpha, const char *query_id,
+                      int sample);
+
+/* Adds a copy of rec. If the log was opened writable the record is also written as
+ * one line and flushed before returning. A record whose key is already present is
+ * ES_ERR_INVALID_ARG naming it; a record with scores must have n_labels equal to the
+ * log's. */
+es_status es_genlog_append(es_genlog *log, const es_gen_record *rec);
+
+/* One record as a JSON line without the newline (malloc'ed, caller frees).
+ * labels[n_labels] name the scores (rec->n_labels must equal n_labels if scored). */
+es_status es_gen_record_to_json(const es_gen_record *rec, const char *const *labels, int n_labels,
+                                char **out);
+
+/* Parses one JSON line into *rec (owned by the caller, es_gen_record_clear). On
+ * ES_ERR_FORMAT the message names the problem (without any file name). */
+es_status es_gen_record_from_json(const char *line, size_t len, const char *const *labels,
+                                  int n_labels, es_gen_record *rec);
+
+/* ---- results.json, summary.csv, compare ---- */
+
+#define ES_RESULTS_FORMAT "emosteer-results/1"
+
+/* Writes results.json (pretty-printed, keys in a fixed order: "format" =
+ * ES_RESULTS_FORMAT, "settings", "emotions", "alphas", "labels", "cells", "linearity",
+ * "confusion", "samples"; src/eval/eval_results.c has the full layout). */
+es_status es_results_write_json(const es_eval_results *r, const char *path);
+
+/* Reads a results.json written by es_results_write_json. Any malformed part is
+ * ES_ERR_FORMAT with a message naming the file and the JSON path of the problem
+ * ("B/results.json: cells[3].alpha: expected a number"). *out owned by the caller. */
+es_status es_results_read_json(const char *path, es_eval_results **out);
+
+/* The same from memory; `name` stands for the file in messages. */
+es_status es_results_parse(const char *json, size_t len, const char *name, es_eval_results **out);
+
+/* Writes summary.csv: a header, then one row per emotion x alpha with the columns
+ *   emotion,alpha,n,target_prob_mean,target_prob_sd,target_prob_ci_lo,target_prob_ci_hi,
+ *   eas_mean,eas_sd,eas_delta,valence_mean,distinct2_mean,distinct2_sd,rep4_mean,rep4_sd,
+ *   degenerate_share,ppl,topic_mean,topic_sd
+ * NaN is an empty field. */
+es_status es_results_write_csv(const es_eval_results *r, const char *path);
+
+/* Writes to `out` a side-by-side text table of two results: settings (model, hashes,
+ * method, hook, layers, scorer), then per emotion the mean target prob at each alpha of
+ * either run, then slope and R^2. name_a / name_b head the columns (e.g. the paths). */
+es_status es_results_compare(const es_eval_results *a, const char *name_a, const es_eval_results *b,
+                             const char *name_b, FILE *out);
+
+/* Reads both files and compares them: errors name the file that failed. */
+es_status es_results_compare_files(const char *path_a, const char *path_b, FILE *out);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: report (src/eval/report.c)                                  */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * report.html of an evaluation: ONE self-contained page (inline CSS and
+ * inline SVG; no script, no external fetch) drawn from es_eval_results
+ * (above), in this order:
+ *
+ *   settings      model, hashes, EV file, method, hook, layers, scorer, sampling
+ *   emotion       target-emotion probability and EAS vs alpha: per emotion a mean line
+ *                 with a +-1 sd band, one colour per emotion, legend
+ *   fluency       rep-4 share, degenerate share, distinct-2 and perplexity vs alpha
+ *   specificity   confusion matrices (steered-to x detected, incl. neutral) as heat
+ *                 maps with counts, one per positive alpha, and accuracy per alpha
+ *   topic         topic adherence vs alpha
+ *   linearity     table of slope, intercept and R^2 per emotion (target prob, EAS)
+ *   samples       table of sample responses; every text from the model, the queries or
+ *                 the settings is HTML-escaped (it is untrusted), invalid UTF-8 is
+ *                 replaced by U+FFFD
+ *
+ * Every chart section is a <section class="chart" id="..."> holding one <svg>. A
+ * panel without finite data says "no data" instead of drawing.
+ */
+typedef struct es_report_params {
+    const char *title;      /* page title (default "emosteer evaluation"); escaped */
+    int max_samples;        /* rows of the sample table (default 60) */
+    int max_response_bytes; /* longer responses are cut at a UTF-8 boundary + "…" (default 1200) */
+    int max_heatmaps;       /* confusion matrices shown, largest positive alphas kept (default 4) */
+} es_report_params;
+
+es_report_params es_report_default_params(void);
+
+/* The page as a malloc'ed NUL-terminated string (*out, owned by the caller; *len its
+ * length, may be NULL). params may be NULL (defaults). */
+es_status es_report_html(const es_eval_results *r, const es_report_params *params, char **out,
+                         size_t *len);
+
+/* Writes the page to path. */
+es_status es_report_write(const es_eval_results *r, const es_report_params *params,
+                          const char *path);
 
 #ifdef __cplusplus
 }

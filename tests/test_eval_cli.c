@@ -53,7 +53,7 @@ static es_genlog *open_log(const char *dir) {
     char p[1024];
     snprintf(p, sizeof p, "%s/generations.jsonl", dir);
     es_genlog *log = NULL;
-    if (es_genlog_open(p, es_eval_lexicon_labels, ES_EVAL_N_LEXICON_LABELS, false, &log) != ES_OK) {
+    if (es_genlog_open(p, es_eval_lexicon_labels, ES_EMO_N_LABELS, false, &log) != ES_OK) {
         CHECK(false, "%s: %s", p, es_last_error());
         return NULL;
     }

@@ -158,7 +158,7 @@ static void test_emotion(void) {
     memset(&ls, 0, sizeof ls);
     ls.weight[ES_EMO_JOY] = 2;
     ls.weight[ES_EMO_ANGER] = 1;
-    double lx[ES_EVAL_N_LEXICON_LABELS];
+    double lx[ES_EMO_N_LABELS];
     es_scores_from_lexicon(&ls, 0, lx);
     CHECK(!strcmp(es_eval_lexicon_labels[ES_EMO_JOY], "joy") &&
               !strcmp(es_eval_lexicon_labels[5], "neutral"),

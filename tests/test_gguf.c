@@ -320,7 +320,7 @@ static void test_quant(void) {
         const es_gguf_tensor *t = es_gguf_find_tensor(g, "token_embd.weight");
         const es_type_traits *tr = es_type_get(q[i].embd_type);
         if (CHECK(t && tr, "%s token_embd", q[i].file))
-            CHECK(t->type == q[i].embd_type && t->ne[0] == 256 && t->ne[1] == 512 &&
+            CHECK((int)t->type == q[i].embd_type && t->ne[0] == 256 && t->ne[1] == 512 &&
                       t->nbytes == 512 * (256 / (size_t)tr->block_size) * tr->type_size,
                   "%s token_embd %s nbytes %zu", q[i].file, es_type_name(t->type), t->nbytes);
         t = es_gguf_find_tensor(g, "output.weight");
@@ -569,7 +569,7 @@ static void test_writer_round_trip(void) {
         for (size_t i = 0; i < ES_ARRAY_LEN(ts); i++) {
             const es_gguf_tensor *t = es_gguf_tensor_at(g, (int64_t)i);
             if (!CHECK(t && !strcmp(t->name, ts[i].name), "tensor %zu in order", i)) continue;
-            CHECK(t->type == ts[i].type && t->n_dims == ts[i].n_dims &&
+            CHECK((int)t->type == ts[i].type && t->n_dims == ts[i].n_dims &&
                       !memcmp(t->ne, ts[i].ne, sizeof t->ne),
                   "%s type and shape", t->name);
             CHECK(t->nbytes == tbytes[i] && !memcmp(t->data, tdata[i], tbytes[i]),

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NL ES_SCORER_N_LABELS
+#define NL ES_EMO_N_LABELS
 #define NW ES_JUDGE_N_WORDINGS
 #define TOL 1e-5
 #if defined(__SANITIZE_ADDRESS__)
@@ -249,10 +249,10 @@ static void test_demo(void) {
         printf("demo-16m judge (%d yes / %d no tokens, %s): %d sentences in %.2f s, accuracy %.3f "
                "(chance 0.167), macro F1 %.3f, mean yes/no mass %.3f\n  F1:",
                ny, nn, es_chat_format_name(es_judge_chat_format(j)), v.n, dt, v.accuracy, v.macro_f1, mm);
-        for (int l = 0; l < NL; l++) printf(" %s %.2f", es_scorer_label_name(l), v.f1[l]);
+        for (int l = 0; l < NL; l++) printf(" %s %.2f", es_emotion_name(l), v.f1[l]);
         printf("\n  predicted per gold label:");
         for (int g = 0; g < NL; g++) {
-            printf(" %s[", es_scorer_label_name(g));
+            printf(" %s[", es_emotion_name(g));
             for (int p = 0; p < NL; p++) printf("%d%s", v.confusion[g][p], p < NL - 1 ? " " : "]");
         }
         printf("\n");

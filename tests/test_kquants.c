@@ -418,7 +418,7 @@ static void test_real_tensors(void) {
         for (size_t t = 0; t < ES_ARRAY_LEN(kq_types); t++) {
             for (int64_t i = 0; i < es_gguf_n_tensors(gq); i++) {
                 const es_gguf_tensor *tq = es_gguf_tensor_at(gq, i);
-                if (tq->type != (int)kq_types[t].type || tq->n_dims != 2) continue;
+                if ((int)tq->type != (int)kq_types[t].type || tq->n_dims != 2) continue;
                 const es_gguf_tensor *tf = es_gguf_find_tensor(gf, tq->name);
                 if (!CHECK(tf && tf->ne[0] == tq->ne[0] && tf->ne[1] == tq->ne[1],
                            "%s: %s missing or reshaped in the f16 file", files[fi], tq->name))

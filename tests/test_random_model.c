@@ -1,5 +1,5 @@
 /*
- * test_random_model.c — the random-weights GGUF generator (src/random_model.h):
+ * test_random_model.c — the random-weights GGUF generator (es_random_model_write, emosteer.h):
  * a demo-16m-shaped model in the q4_k_m mix has the real hparams, llama.cpp's tensor
  * names and shapes, llama-quantize's type choices (with the K-quant fallbacks for
  * 384-wide rows), values of the promised distribution, is the same file for 1 and 2
@@ -25,7 +25,7 @@ static void check_u32(const es_gguf *g, const char *key, uint32_t want) {
 static void check_type(const es_gguf *g, const char *name, int type, int64_t ne0, int64_t ne1) {
     const es_gguf_tensor *t = es_gguf_find_tensor(g, name);
     if (!CHECK(t, "tensor %s missing", name)) return;
-    CHECK(t->type == type && t->ne[0] == ne0 && t->ne[1] == ne1,
+    CHECK((int)t->type == type && t->ne[0] == ne0 && t->ne[1] == ne1,
           "%s: %s [%lld, %lld], want %s [%lld, %lld]", name, es_type_name(t->type),
           (long long)t->ne[0], (long long)t->ne[1], es_type_name(type), (long long)ne0,
           (long long)ne1);

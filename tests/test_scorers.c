@@ -52,7 +52,7 @@ static es_status fake_probs(void *user, const char *const *texts, int n, double 
     fake_scorer *f = user;
     for (int i = 0; i < n; i++) {
         int p = f->pred[texts[i][0] - 'a'];
-        for (int l = 0; l < ES_SCORER_N_LABELS; l++) probs[i * ES_SCORER_N_LABELS + l] = l == p ? 0.5 : 0.1;
+        for (int l = 0; l < ES_EMO_N_LABELS; l++) probs[i * ES_EMO_N_LABELS + l] = l == p ? 0.5 : 0.1;
     }
     return ES_OK;
 }
@@ -66,7 +66,7 @@ static void test_labelled(void) {
     if (st != ES_OK) return;
     CHECK(!strcmp(set.texts[0], "a one") && set.labels[0] == 0, "line 1 '%s' %d", set.texts[0], set.labels[0]);
     CHECK(!strcmp(set.texts[5], "f six") && set.labels[5] == 4, "last line without newline");
-    CHECK(set.labels[3] == ES_SCORER_NEUTRAL, "neutral label");
+    CHECK(set.labels[3] == ES_EMO_NEUTRAL, "neutral label");
 
     /* predictions: a->anger(ok) b->joy(ok) c->anger(x) d->joy(x) e->anger(ok) f->sadness(ok) */
     int pred[6] = {0, 3, 0, 3, 0, 4};
@@ -96,10 +96,10 @@ static void test_labelled(void) {
     st = es_labelled_parse(bad2, strlen(bad2), "bad2", 0, &set);
     CHECK(st == ES_ERR_FORMAT && strstr(es_last_error(), "bad2:1"), "missing tab: %s", es_last_error());
     CHECK(es_labelled_load("/nonexistent/x.tsv", 0, &set) == ES_ERR_IO, "missing file");
-    int lab = -1;
-    CHECK(es_scorer_label_parse("neutral", &lab) == ES_OK && lab == 5, "parse neutral");
-    CHECK(es_scorer_label_parse("joyful", &lab) == ES_ERR_INVALID_ARG, "parse bad label");
-    CHECK(!strcmp(es_scorer_label_name(2), "fear") && !strcmp(es_scorer_label_name(9), "unknown"), "names");
+    es_emotion lab = ES_EMO_ANGER;
+    CHECK(es_emotion_parse("neutral", &lab) == ES_OK && lab == 5, "parse neutral");
+    CHECK(es_emotion_parse("joyful", &lab) == ES_ERR_INVALID_ARG, "parse bad label");
+    CHECK(!strcmp(es_emotion_name(2), "fear") && !strcmp(es_emotion_name(9), "unknown"), "names");
 
     /* the lexicon on the labelled sentences */
     char dir[1024], tsv_path[1024];
@@ -114,7 +114,7 @@ static void test_labelled(void) {
     CHECK(st == ES_OK && v.n >= 60, "lexicon validation: %s (n %d)", es_last_error(), v.n);
     if (st == ES_OK) {
         printf("lexicon on %d labelled sentences: accuracy %.3f, macro F1 %.3f, F1", v.n, v.accuracy, v.macro_f1);
-        for (int l = 0; l < ES_SCORER_N_LABELS; l++) printf(" %s %.2f", es_scorer_label_name(l), v.f1[l]);
+        for (int l = 0; l < ES_EMO_N_LABELS; l++) printf(" %s %.2f", es_emotion_name(l), v.f1[l]);
         printf("\n");
         CHECK(v.accuracy > 0.5, "the lexicon should be well above chance (1/6): %.3f", v.accuracy);
     }

@@ -127,7 +127,7 @@ static void test_combination(void) {
     it = item(ev, "a", 1.0f);
     it.hook = 7;
     CHECK(es_steer_set_add(set, &it) == ES_ERR_INVALID_ARG, "bad hook");
-    it.hook = -1;
+    it.hook = ES_HOOK_AUTO;
     it.positions = (es_steer_positions)9;
     CHECK(es_steer_set_add(set, &it) == ES_ERR_INVALID_ARG, "bad positions");
     es_ev_set *wide = make_ev(D + 1, 2, ES_HOOK_BLOCK_OUT);

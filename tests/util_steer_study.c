@@ -154,12 +154,12 @@ es_status es_study_run(es_study *st, const es_steer_set *steer, es_study_cell *c
     for (int i = 0; rc == ES_OK && i < n; i++) {
         es_lexicon_score ls;
         es_text_fluency fl;
-        double sc[ES_EVAL_N_LEXICON_LABELS];
+        double sc[ES_EMO_N_LABELS];
         rc = es_lexicon_score_text(st->lex, out[i].text, out[i].text_len, &ls);
         if (rc == ES_OK) rc = es_text_fluency_of(out[i].text, NULL, &fl);
         if (rc != ES_OK) break;
         es_scores_from_lexicon(&ls, 0, sc);
-        for (int k = 0; k < ES_EVAL_N_LEXICON_LABELS; k++) cell->label[k] += sc[k] / n;
+        for (int k = 0; k < ES_EMO_N_LABELS; k++) cell->label[k] += sc[k] / n;
         cell->rep4 += fl.rep4 / n;
         cell->degenerate += (fl.degenerate ? 1.0 : 0.0) / n;
         cell->n_words += fl.n_words;

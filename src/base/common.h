@@ -12,21 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__GNUC__)
-#define ES_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define ES_PRINTF(a, b)
-#endif
-
-/* Records a message for es_last_error() on this thread and returns st, so that
- * failures read:  return es_error(ES_ERR_FORMAT, "gguf: tensor %s: ...", name); */
-es_status es_error(es_status st, const char *fmt, ...) ES_PRINTF(2, 3);
+/* es_error and es_error_clear are public (emosteer.h). */
 
 /* Prefixes the current thread's message with "prefix: " and returns st. */
 es_status es_error_prefix(es_status st, const char *fmt, ...) ES_PRINTF(2, 3);
-
-/* Clears the message of this thread. */
-void es_error_clear(void);
 
 /* Checked arithmetic: return false on overflow, leaving *out undefined. */
 static inline bool es_mul_size(size_t a, size_t b, size_t *out) {
@@ -42,11 +31,7 @@ void *es_calloc(size_t count, size_t size);
 void *es_alloc_aligned(size_t size);
 void es_free_aligned(void *p);
 
-/* Duplicates a string (NULL on failure). */
-char *es_strdup(const char *s);
-
-/* Wall-clock seconds from a monotonic clock. */
-double es_time_s(void);
+/* es_strdup and es_time_s are public (emosteer.h). */
 
 #define ES_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define ES_MAX(a, b) ((a) > (b) ? (a) : (b))

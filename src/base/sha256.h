@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define ES_SHA256_BYTES 32
-#define ES_SHA256_HEX 65 /* 64 hex digits + NUL */
+/* ES_SHA256_HEX and es_sha256_file are public (emosteer.h). */
 
 /* Incremental state. Initialise with es_sha256_init, feed with es_sha256_update any
  * number of times, finish with es_sha256_final (after which the state must be
@@ -34,8 +34,5 @@ void es_sha256(const void *data, size_t n, uint8_t digest[ES_SHA256_BYTES]);
 
 /* Lower-case hex of a digest into hex[65] (NUL-terminated). */
 void es_sha256_hex(const uint8_t digest[ES_SHA256_BYTES], char hex[ES_SHA256_HEX]);
-
-/* Digest of a whole file, streamed (any size). Fails with ES_ERR_IO naming the path. */
-es_status es_sha256_file(const char *path, char hex[ES_SHA256_HEX]);
 
 #endif /* ES_SHA256_H */

@@ -280,12 +280,12 @@ double es_emotion_eas(const double *scores, int n_labels, int neutral) {
     return sum;
 }
 
-const char *const es_eval_lexicon_labels[ES_EVAL_N_LEXICON_LABELS] = {
+const char *const es_eval_lexicon_labels[ES_EMO_N_LABELS] = {
     "anger", "disgust", "fear", "joy", "sadness", ES_EVAL_NEUTRAL,
 };
 
 void es_scores_from_lexicon(const es_lexicon_score *s, double prior,
-                            double scores[ES_EVAL_N_LEXICON_LABELS]) {
+                            double scores[ES_EMO_N_LABELS]) {
     if (!(prior > 0) || !isfinite(prior)) prior = ES_EVAL_LEXICON_PRIOR;
     double total = 0;
     for (int e = 0; e < ES_EMO_COUNT; e++)

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_LABELS ES_SCORER_N_LABELS
+#define N_LABELS ES_EMO_N_LABELS
 #define N_WORDINGS ES_JUDGE_N_WORDINGS
 #define N_PROMPTS (N_LABELS * N_WORDINGS)
 #define BYTES_PER_TOKEN 32    /* bytes of a text looked at per token of the budget */
@@ -46,26 +46,6 @@ struct es_judge {
 /* Labels and questions                                                                  */
 /* ------------------------------------------------------------------------------------ */
 
-static const char *const label_names[N_LABELS] = {"anger", "disgust", "fear", "joy", "sadness",
-                                                  "neutral"};
-
-const char *es_scorer_label_name(int label) {
-    return label >= 0 && label < N_LABELS ? label_names[label] : "unknown";
-}
-
-es_status es_scorer_label_parse(const char *name, int *out) {
-    if (!name || !out) return es_error(ES_ERR_INVALID_ARG, "scorer: NULL label name");
-    for (int l = 0; l < N_LABELS; l++) {
-        if (!strcmp(name, label_names[l])) {
-            *out = l;
-            return ES_OK;
-        }
-    }
-    return es_error(ES_ERR_INVALID_ARG,
-                    "scorer: unknown label '%.64s' (expected anger, disgust, fear, joy, sadness or neutral)",
-                    name);
-}
-
 /* Wordings of the question: "%s" is the emotion name; neutral has its own sentence. */
 static const char *const q_emotion[N_WORDINGS] = {
     "Does the speaker of this text feel %s?",
@@ -78,16 +58,16 @@ static const char *const q_neutral[N_WORDINGS] = {
     "Is this text emotionally neutral?",
 };
 
-void es_judge_question(int label, int wording, char *buf, size_t cap) {
+void es_judge_question(es_emotion label, int wording, char *buf, size_t cap) {
     if (!buf || cap == 0) return;
-    if (label < 0 || label >= N_LABELS || wording < 0 || wording >= N_WORDINGS) {
+    if ((int)label < 0 || (int)label >= N_LABELS || wording < 0 || wording >= N_WORDINGS) {
         buf[0] = '\0';
         return;
     }
-    if (label == ES_SCORER_NEUTRAL)
+    if (label == ES_EMO_NEUTRAL)
         snprintf(buf, cap, "%s", q_neutral[wording]);
     else
-        snprintf(buf, cap, q_emotion[wording], label_names[label]);
+        snprintf(buf, cap, q_emotion[wording], es_emotion_name(label));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -97,7 +77,7 @@ void es_judge_question(int label, int wording, char *buf, size_t cap) {
 es_judge_params es_judge_default_params(void) {
     es_judge_params p;
     memset(&p, 0, sizeof p);
-    p.chat_format = -1;
+    p.chat_format = ES_CHAT_AUTO;
     p.max_text_tokens = 256;
     p.n_seq = 8;
     p.n_batch = 512;
@@ -237,7 +217,7 @@ es_status es_judge_prepare_text(const es_judge *j, const char *text, int max_tok
 }
 
 /* Prompt tokens of an already prepared text. */
-static es_status build_prompt(const es_judge *j, const char *text, int label, int wording,
+static es_status build_prompt(const es_judge *j, const char *text, es_emotion label, int wording,
                               int32_t **toks, int *n_toks) {
     static const char head[] = "Text: ",
                       mid[] = "\nAnswer the question about this text with yes or no.\nQuestion: ",
@@ -272,11 +252,11 @@ static es_status build_prompt(const es_judge *j, const char *text, int label, in
     return st;
 }
 
-es_status es_judge_prompt_tokens(const es_judge *j, const char *text, int label, int wording,
+es_status es_judge_prompt_tokens(const es_judge *j, const char *text, es_emotion label, int wording,
                                  int32_t **toks, int *n_toks) {
     if (!j || !text || !toks || !n_toks) return es_error(ES_ERR_INVALID_ARG, "judge: NULL argument");
-    if (label < 0 || label >= N_LABELS || wording < 0 || wording >= N_WORDINGS)
-        return es_error(ES_ERR_INVALID_ARG, "judge: label %d / wording %d out of range", label, wording);
+    if ((int)label < 0 || (int)label >= N_LABELS || wording < 0 || wording >= N_WORDINGS)
+        return es_error(ES_ERR_INVALID_ARG, "judge: label %d / wording %d out of range", (int)label, wording);
     char *prepared = NULL;
     es_status st = es_judge_prepare_text(j, text, -1, &prepared);
     if (st != ES_OK) return st;
@@ -350,8 +330,9 @@ static es_status make_text_prompts(const es_judge *j, const char *text, text_pro
 es_status es_judge_create(es_model *model, const es_judge_params *params, es_judge **out) {
     if (!model || !out) return es_error(ES_ERR_INVALID_ARG, "judge: NULL argument");
     es_judge_params p = params ? *params : es_judge_default_params();
-    if (p.chat_format < -1 || p.chat_format >= ES_CHAT_FORMAT_COUNT || p.chat_format == ES_CHAT_UNKNOWN)
-        return es_error(ES_ERR_INVALID_ARG, "judge: bad chat_format %d", p.chat_format);
+    if ((int)p.chat_format < ES_CHAT_AUTO || (int)p.chat_format >= ES_CHAT_FORMAT_COUNT ||
+        p.chat_format == ES_CHAT_UNKNOWN)
+        return es_error(ES_ERR_INVALID_ARG, "judge: bad chat_format %d", (int)p.chat_format);
     if (p.max_text_tokens < 1 || p.max_text_tokens > MAX_TEXT_TOKENS)
         return es_error(ES_ERR_INVALID_ARG, "judge: max_text_tokens %d outside [1, %d]", p.max_text_tokens,
                         MAX_TEXT_TOKENS);
@@ -372,8 +353,8 @@ es_status es_judge_create(es_model *model, const es_judge_params *params, es_jud
     j->vocab = vocab;
     j->n_vocab = mi.n_vocab;
     j->n_seq = p.n_seq;
-    if (p.chat_format >= 0) {
-        j->fmt = (es_chat_format)p.chat_format;
+    if (p.chat_format != ES_CHAT_AUTO) {
+        j->fmt = p.chat_format;
     } else {
         j->fmt = es_chat_detect(es_model_chat_template(model));
         if (j->fmt == ES_CHAT_UNKNOWN) j->fmt = ES_CHAT_NONE;

@@ -1,7 +1,7 @@
 /*
- * judge.h — internal view of the zero-shot emotion judge (src/judge.c), for tests and
+ * judge.h — internal view of the zero-shot emotion judge (src/eval/judge.c), for tests and
  * diagnostics: the exact prompt tokens, the yes/no token sets and the per-wording
- * entailment scores. The public API is in emosteer.h ("Evaluation scorers").
+ * entailment scores. The public API is in emosteer.h ("Evaluation: judge").
  */
 #ifndef ES_JUDGE_H
 #define ES_JUDGE_H
@@ -14,22 +14,14 @@
 
 /* The question of (label, wording) as text, e.g. "Does this text express joy?",
  * written into buf[cap] (truncated, always NUL-terminated). */
-void es_judge_question(int label, int wording, char *buf, size_t cap);
-
-/* The text as the judge uses it: control-token text removed (chat formats) and cut to
- * at most the judge's text budget (max_tokens < 0: the judge's own). *out is malloc'ed. */
-es_status es_judge_prepare_text(const es_judge *j, const char *text, int max_tokens, char **out);
+void es_judge_question(es_emotion label, int wording, char *buf, size_t cap);
 
 /* The prompt tokens of (raw text, label, wording), exactly as es_judge_score decodes
  * them. *toks is malloc'ed (free with free()). */
-es_status es_judge_prompt_tokens(const es_judge *j, const char *text, int label, int wording,
+es_status es_judge_prompt_tokens(const es_judge *j, const char *text, es_emotion label, int wording,
                                  int32_t **toks, int *n_toks);
 
-/* The token ids counted as "yes" and "no" (borrowed from the judge). */
-void es_judge_answer_ids(const es_judge *j, const int32_t **yes, int *n_yes, const int32_t **no,
-                         int *n_no);
-
-/* The per-prompt scores: s[n][ES_SCORER_N_LABELS][ES_JUDGE_N_WORDINGS] =
+/* The per-prompt scores: s[n][ES_EMO_N_LABELS][ES_JUDGE_N_WORDINGS] =
  * P(yes) / (P(yes) + P(no)) and mass[same] = P(yes) + P(no) (mass may be NULL). */
 es_status es_judge_score_raw(es_judge *j, const char *const *texts, int n, double *s, double *mass);
 

@@ -15,23 +15,23 @@
 #define LEX_MAX_WORD 64 /* longer words never match */
 #define LEX_WINDOW 3    /* negators and boosters look back this many words */
 
-static const char *const k_emotion_names[ES_EMO_COUNT] = {"anger", "disgust", "fear", "joy",
-                                                          "sadness"};
+static const char *const k_emotion_names[ES_EMO_N_LABELS] = {"anger", "disgust", "fear", "joy",
+                                                             "sadness", "neutral"};
 
-const char *es_emotion_name(int e) {
-    if (e == ES_EMO_NEUTRAL) return "neutral";
-    return (e >= 0 && e < ES_EMO_COUNT) ? k_emotion_names[e] : "unknown";
+const char *es_emotion_name(es_emotion e) {
+    return ((int)e >= 0 && (int)e < ES_EMO_N_LABELS) ? k_emotion_names[e] : "unknown";
 }
 
 es_status es_emotion_parse(const char *name, es_emotion *out) {
     if (name == NULL || out == NULL) return es_error(ES_ERR_INVALID_ARG, "lexicon: emotion: NULL");
-    for (int e = 0; e < ES_EMO_COUNT; e++)
+    for (int e = 0; e < ES_EMO_N_LABELS; e++)
         if (strcmp(name, k_emotion_names[e]) == 0) {
             *out = (es_emotion)e;
             return ES_OK;
         }
     return es_error(ES_ERR_INVALID_ARG,
-                    "lexicon: '%.64s' is not one of anger, disgust, fear, joy, sadness", name);
+                    "unknown label '%.64s' (expected anger, disgust, fear, joy, sadness or neutral)",
+                    name);
 }
 
 /* ---- the table ---- */

@@ -346,7 +346,7 @@ es_status es_labelled_parse(const char *data, size_t len, const char *name, int 
         return es_error(ES_ERR_INVALID_ARG, "labelled: bad arguments");
     if (!name) name = "labelled";
     es_labelled set = {0, NULL, NULL};
-    int cap = 0, per_class[ES_SCORER_N_LABELS] = {0};
+    int cap = 0, per_class[ES_EMO_N_LABELS] = {0};
     es_status st = ES_OK;
     size_t at = 0;
     for (int line = 1; at < len && st == ES_OK; line++) {
@@ -367,8 +367,8 @@ es_status es_labelled_parse(const char *data, size_t len, const char *name, int 
         if (ll < sizeof label_name) {
             memcpy(label_name, s, ll);
             label_name[ll] = '\0';
-            for (int l = 0; l < ES_SCORER_N_LABELS; l++)
-                if (!strcmp(label_name, es_scorer_label_name(l))) label = l;
+            for (int l = 0; l < ES_EMO_N_LABELS; l++)
+                if (!strcmp(label_name, es_emotion_name((es_emotion)l))) label = l;
         }
         if (label < 0) {
             st = es_error(ES_ERR_FORMAT, "%s:%d: unknown label '%.*s'", name, line, (int)ES_MIN(ll, 32), s);
@@ -383,7 +383,7 @@ es_status es_labelled_parse(const char *data, size_t len, const char *name, int 
             int nc = cap ? cap * 2 : 64;
             char **nt = realloc(set.texts, (size_t)nc * sizeof *nt);
             if (nt) set.texts = nt;
-            int *nlab = nt ? realloc(set.labels, (size_t)nc * sizeof *nlab) : NULL;
+            es_emotion *nlab = nt ? realloc(set.labels, (size_t)nc * sizeof *nlab) : NULL;
             if (nlab) set.labels = nlab;
             if (!nt || !nlab) {
                 st = es_error(ES_ERR_NOMEM, "%s: out of memory", name);
@@ -400,7 +400,7 @@ es_status es_labelled_parse(const char *data, size_t len, const char *name, int 
         memcpy(text, tab + 1, tl);
         text[tl] = '\0';
         set.texts[set.n] = text;
-        set.labels[set.n] = label;
+        set.labels[set.n] = (es_emotion)label;
         set.n++;
         per_class[label]++;
     }
@@ -428,10 +428,10 @@ es_status es_validate_scorer(es_label_scorer_fn fn, void *user, const es_labelle
     if (!fn || !set || !out || set->n < 0 || (set->n > 0 && (!set->texts || !set->labels)))
         return es_error(ES_ERR_INVALID_ARG, "validate: bad arguments");
     for (int i = 0; i < set->n; i++)
-        if (set->labels[i] < 0 || set->labels[i] >= ES_SCORER_N_LABELS || !set->texts[i])
+        if ((int)set->labels[i] < 0 || (int)set->labels[i] >= ES_EMO_N_LABELS || !set->texts[i])
             return es_error(ES_ERR_INVALID_ARG, "validate: sentence %d has label %d or no text", i,
-                            set->labels[i]);
-    double *probs = es_calloc((size_t)set->n * ES_SCORER_N_LABELS + 1, sizeof *probs);
+                            (int)set->labels[i]);
+    double *probs = es_calloc((size_t)set->n * ES_EMO_N_LABELS + 1, sizeof *probs);
     if (!probs) return ES_ERR_NOMEM;
     es_status st = fn(user, (const char *const *)set->texts, set->n, probs);
     if (st != ES_OK) {
@@ -443,19 +443,19 @@ es_status es_validate_scorer(es_label_scorer_fn fn, void *user, const es_labelle
     v.n = set->n;
     int correct = 0;
     for (int i = 0; i < set->n; i++) {
-        const double *p = probs + (size_t)i * ES_SCORER_N_LABELS;
+        const double *p = probs + (size_t)i * ES_EMO_N_LABELS;
         int best = 0;
-        for (int l = 1; l < ES_SCORER_N_LABELS; l++)
+        for (int l = 1; l < ES_EMO_N_LABELS; l++)
             if (p[l] > p[best]) best = l;
         v.confusion[set->labels[i]][best]++;
-        correct += best == set->labels[i];
+        correct += best == (int)set->labels[i];
     }
     v.accuracy = set->n > 0 ? (double)correct / set->n : NAN;
     double f1_sum = 0;
     int n_f1 = 0;
-    for (int l = 0; l < ES_SCORER_N_LABELS; l++) {
+    for (int l = 0; l < ES_EMO_N_LABELS; l++) {
         int tp = v.confusion[l][l], fp = 0, fn_ = 0;
-        for (int k = 0; k < ES_SCORER_N_LABELS; k++) {
+        for (int k = 0; k < ES_EMO_N_LABELS; k++) {
             if (k == l) continue;
             fp += v.confusion[k][l];
             fn_ += v.confusion[l][k];
@@ -488,7 +488,7 @@ es_status es_lexicon_label_probs(void *lexicon, const char *const *texts, int n,
         es_lexicon_score sc;
         es_status st = es_lexicon_score_text(lexicon, texts[i], strlen(texts[i]), &sc);
         if (st != ES_OK) return st;
-        es_scores_from_lexicon(&sc, ES_EVAL_LEXICON_PRIOR, probs + (size_t)i * ES_SCORER_N_LABELS);
+        es_scores_from_lexicon(&sc, ES_EVAL_LEXICON_PRIOR, probs + (size_t)i * ES_EMO_N_LABELS);
     }
     return ES_OK;
 }

@@ -1167,7 +1167,7 @@ es_status es_gguf_writer_set_raw(es_gguf_writer *w, const char *key, es_gguf_vty
     return set_copy(w, key, type, value, n);
 }
 
-es_status es_gguf_writer_add_tensor(es_gguf_writer *w, const char *name, int type, int n_dims,
+es_status es_gguf_writer_add_tensor(es_gguf_writer *w, const char *name, es_type type, int n_dims,
                                     const int64_t *ne, const void *data) {
     if (!w || !name || !ne || !data)
         return es_error(ES_ERR_INVALID_ARG, "gguf writer: NULL argument");

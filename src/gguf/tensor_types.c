@@ -50,12 +50,12 @@ const es_type_layout *es_type_layout_get(int type) {
     return &s_layout[type];
 }
 
-const char *es_type_name(int type) {
+const char *es_type_name(es_type type) {
     const es_type_layout *l = es_type_layout_get(type);
     return l ? l->name : "unknown";
 }
 
-size_t es_row_size(int type, int64_t n) {
+size_t es_row_size(es_type type, int64_t n) {
     const es_type_layout *t = es_type_layout_get(type);
     if (!t || n < 0 || n % t->block_size != 0) return 0;
     size_t bytes;

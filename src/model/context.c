@@ -153,10 +153,10 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
         return es_error(ES_ERR_INVALID_ARG, "context: n_threads %d must be in [1, 512]", p.n_threads);
     if (p.kv_type != ES_KV_F32 && p.kv_type != ES_KV_F16)
         return es_error(ES_ERR_INVALID_ARG, "context: kv_type %d must be ES_KV_F32 (0) or ES_KV_F16 (1)",
-                        p.kv_type);
+                        (int)p.kv_type);
     if (p.numerics != ES_NUMERICS_FAST && p.numerics != ES_NUMERICS_LLAMACPP)
         return es_error(ES_ERR_INVALID_ARG,
-                        "context: numerics %d must be ES_NUMERICS_FAST (0) or ES_NUMERICS_LLAMACPP (1)", p.numerics);
+                        "context: numerics %d must be ES_NUMERICS_FAST (0) or ES_NUMERICS_LLAMACPP (1)", (int)p.numerics);
     if (p.n_ctx > c->n_ctx_train) p.n_ctx = c->n_ctx_train;
 
     es_context *ctx = es_calloc(1, sizeof *ctx);

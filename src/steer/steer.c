@@ -54,7 +54,7 @@ es_steer_item es_steer_item_default(void) {
     es_steer_item it;
     memset(&it, 0, sizeof it);
     it.alpha = 1.0f;
-    it.hook = -1;
+    it.hook = ES_HOOK_AUTO;
     it.layer_first = -1;
     it.layer_last = -1;
     it.layers = NULL;
@@ -147,9 +147,9 @@ es_status es_steer_set_add(es_steer_set *set, const es_steer_item *it) {
     if (!isfinite(it->alpha))
         return es_error(ES_ERR_INVALID_ARG, "steer: alpha %g of '%s' is not finite",
                         (double)it->alpha, it->emotion);
-    if (it->hook < -1 || it->hook >= ES_HOOK_COUNT)
-        return es_error(ES_ERR_INVALID_ARG, "steer: hook %d of '%s' is not a hook point", it->hook,
-                        it->emotion);
+    if ((int)it->hook < ES_HOOK_AUTO || (int)it->hook >= ES_HOOK_COUNT)
+        return es_error(ES_ERR_INVALID_ARG, "steer: hook %d of '%s' is not a hook point",
+                        (int)it->hook, it->emotion);
     if ((int)it->positions < 0 || it->positions >= ES_STEER_POS_COUNT)
         return es_error(ES_ERR_INVALID_ARG, "steer: positions %d of '%s' is not a policy",
                         (int)it->positions, it->emotion);
@@ -181,7 +181,7 @@ es_status es_steer_set_add(es_steer_set *set, const es_steer_item *it) {
         memcpy(item.vecs + (size_t)i * n_embd, es_ev_set_get(ev, it->emotion, item.layers[i]),
                (size_t)n_embd * sizeof(float));
     snprintf(item.emotion, sizeof item.emotion, "%s", it->emotion);
-    item.hook = it->hook < 0 ? es_ev_set_hook(ev) : (es_hook_point)it->hook;
+    item.hook = it->hook == ES_HOOK_AUTO ? es_ev_set_hook(ev) : it->hook;
     item.positions = it->positions;
     item.alpha = it->alpha;
     if (set->n_items == set->cap_items) {
