@@ -15,52 +15,13 @@
  *   - nl_lstrip / nl_rstrip: str.lstrip('\n') / str.rstrip('\n').
  */
 #include "common.h"
+#include "strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a growable output string ---- */
-
-typedef struct strbuf {
-    char *data; /* [cap] NUL-terminated text */
-    size_t len;
-    size_t cap;
-    bool failed; /* an allocation failed; later appends are ignored */
-} strbuf;
-
-static void sb_append(strbuf *sb, const char *s, size_t n) {
-    if (sb->failed || n == 0) return;
-    size_t need;
-    if (!es_add_size(sb->len, n, &need) || !es_add_size(need, 1, &need)) {
-        sb->failed = true;
-        return;
-    }
-    if (need > sb->cap) {
-        size_t cap = sb->cap ? sb->cap : 256;
-        while (cap < need) {
-            if (cap > SIZE_MAX / 2) {
-                cap = need;
-                break;
-            }
-            cap *= 2;
-        }
-        char *p = realloc(sb->data, cap);
-        if (!p) {
-            sb->failed = true;
-            return;
-        }
-        sb->data = p;
-        sb->cap = cap;
-    }
-    memcpy(sb->data + sb->len, s, n);
-    sb->len += n;
-    sb->data[sb->len] = '\0';
-}
-
-static void sb_puts(strbuf *sb, const char *s) {
-    sb_append(sb, s, strlen(s));
-}
+/* ---- the output string: base/strbuf.h ---- */
 
 /* A borrowed slice of a message's content. */
 typedef struct slice {
@@ -71,8 +32,8 @@ typedef struct slice {
 static slice sl(const char *s) {
     return (slice){s, strlen(s)};
 }
-static void sb_slice(strbuf *sb, slice s) {
-    sb_append(sb, s.p, s.n);
+static void sb_slice(es_strbuf *sb, slice s) {
+    es_strbuf_append(sb, s.p, s.n);
 }
 
 /* ---- Python string semantics ---- */
@@ -194,7 +155,7 @@ typedef struct conv {
     const char *eos; /* EOS text: the options' or the format's */
 } conv;
 
-typedef es_status (*render_fn)(const conv *c, strbuf *sb);
+typedef es_status (*render_fn)(const conv *c, es_strbuf *sb);
 
 /* One chat format. Rendering without a render function (render_turns):
  *   [bos if includes_bos]
@@ -229,12 +190,12 @@ typedef struct chat_format {
     render_fn render;              /* NULL: render_turns */
 } chat_format;
 
-static es_status render_none(const conv *c, strbuf *sb);
-static es_status render_qwen3(const conv *c, strbuf *sb);
-static es_status render_minicpm(const conv *c, strbuf *sb);
-static es_status render_gemma(const conv *c, strbuf *sb);
-static es_status render_mistral(const conv *c, strbuf *sb);
-static es_status render_llama2(const conv *c, strbuf *sb);
+static es_status render_none(const conv *c, es_strbuf *sb);
+static es_status render_qwen3(const conv *c, es_strbuf *sb);
+static es_status render_minicpm(const conv *c, es_strbuf *sb);
+static es_status render_gemma(const conv *c, es_strbuf *sb);
+static es_status render_mistral(const conv *c, es_strbuf *sb);
+static es_status render_llama2(const conv *c, es_strbuf *sb);
 
 #define LLAMA3_HEADER(role) "<|start_header_id|>" role "<|end_header_id|>\n\n"
 #define CHATML_TURN(role) "<|im_start|>" role "\n"
@@ -489,14 +450,14 @@ static slice text_of(const conv *c, slice text) {
 }
 
 /* prefix[r] + text + suffix[r], the text as the format writes it. */
-static void turn(const conv *c, strbuf *sb, enum role r, slice text) {
-    sb_puts(sb, c->f->prefix[r]);
+static void turn(const conv *c, es_strbuf *sb, enum role r, slice text) {
+    es_strbuf_puts(sb, c->f->prefix[r]);
     sb_slice(sb, text_of(c, text));
-    sb_puts(sb, c->f->suffix[r]);
+    es_strbuf_puts(sb, c->f->suffix[r]);
 }
 
-static void generation_prompt(const conv *c, strbuf *sb) {
-    if (c->opt->add_generation_prompt) sb_puts(sb, c->f->generation_prompt);
+static void generation_prompt(const conv *c, es_strbuf *sb) {
+    if (c->opt->add_generation_prompt) es_strbuf_puts(sb, c->f->generation_prompt);
 }
 
 /* Gemma, Mistral and Llama 2: after an optional first system message, roles must
@@ -515,29 +476,29 @@ static es_status check_alternation(const conv *c, size_t first) {
 
 /* The formats that are turns only (Llama 3.1, Llama 3.0, Qwen 2.5, Phi 3.5): see
  * chat_format. */
-static es_status render_turns(const conv *c, strbuf *sb) {
+static es_status render_turns(const conv *c, es_strbuf *sb) {
     const chat_format *f = c->f;
-    if (f->includes_bos) sb_puts(sb, c->bos);
+    if (f->includes_bos) es_strbuf_puts(sb, c->bos);
     bool preamble = f->system_preamble != NULL; /* still to be written */
     if (c->role[0] != ROLE_SYSTEM && f->default_system) {
-        sb_puts(sb, f->prefix[ROLE_SYSTEM]);
-        if (preamble) sb_puts(sb, f->system_preamble);
+        es_strbuf_puts(sb, f->prefix[ROLE_SYSTEM]);
+        if (preamble) es_strbuf_puts(sb, f->system_preamble);
         preamble = false;
         sb_slice(sb, text_of(c, sl(f->default_system)));
-        sb_puts(sb, f->suffix[ROLE_SYSTEM]);
+        es_strbuf_puts(sb, f->suffix[ROLE_SYSTEM]);
     }
     for (size_t i = 0; i < c->n; i++) {
         slice text = content(c, i);
         if (c->role[i] == ROLE_SYSTEM && f->skip_empty_system && text.n == 0) continue;
-        sb_puts(sb, f->prefix[c->role[i]]);
-        if (i == 0 && c->role[i] == ROLE_SYSTEM && preamble) sb_puts(sb, f->system_preamble);
+        es_strbuf_puts(sb, f->prefix[c->role[i]]);
+        if (i == 0 && c->role[i] == ROLE_SYSTEM && preamble) es_strbuf_puts(sb, f->system_preamble);
         sb_slice(sb, text_of(c, text));
-        sb_puts(sb, f->suffix[c->role[i]]);
+        es_strbuf_puts(sb, f->suffix[c->role[i]]);
     }
     if (c->opt->add_generation_prompt)
-        sb_puts(sb, f->generation_prompt);
+        es_strbuf_puts(sb, f->generation_prompt);
     else if (f->eos_without_prompt)
-        sb_puts(sb, c->eos);
+        es_strbuf_puts(sb, c->eos);
     return ES_OK;
 }
 
@@ -577,8 +538,8 @@ static void split_think(slice text, slice *reasoning, slice *answer) {
 /* Qwen 3 (minicpm = false) and MiniCPM 5 (minicpm = true). They differ in the BOS,
  * in whether the final assistant turn always gets a (possibly empty) think block, and
  * in what enable_thinking=true adds to the generation prompt. */
-static es_status render_qwen3_like(const conv *c, strbuf *sb, bool minicpm) {
-    if (c->f->includes_bos) sb_puts(sb, c->bos);
+static es_status render_qwen3_like(const conv *c, es_strbuf *sb, bool minicpm) {
+    if (c->f->includes_bos) es_strbuf_puts(sb, c->bos);
     if (c->role[0] == ROLE_SYSTEM) turn(c, sb, ROLE_SYSTEM, content(c, 0));
     size_t last_query = last_query_index(c);
     for (size_t i = 0; i < c->n; i++) {
@@ -590,48 +551,48 @@ static es_status render_qwen3_like(const conv *c, strbuf *sb, bool minicpm) {
             bool last = i == c->n - 1;
             bool think_block =
                 i > last_query && (minicpm ? reasoning.n > 0 : (last || reasoning.n > 0));
-            sb_puts(sb, c->f->prefix[ROLE_ASSISTANT]);
+            es_strbuf_puts(sb, c->f->prefix[ROLE_ASSISTANT]);
             if (think_block) {
-                sb_puts(sb, "<think>\n");
+                es_strbuf_puts(sb, "<think>\n");
                 sb_slice(sb, nl_lstrip(nl_rstrip(reasoning)));
-                sb_puts(sb, "\n</think>\n\n");
+                es_strbuf_puts(sb, "\n</think>\n\n");
                 sb_slice(sb, nl_lstrip(answer));
             } else {
                 sb_slice(sb, answer);
             }
-            sb_puts(sb, c->f->suffix[ROLE_ASSISTANT]);
+            es_strbuf_puts(sb, c->f->suffix[ROLE_ASSISTANT]);
         }
     }
     if (c->opt->add_generation_prompt) {
-        sb_puts(sb, c->f->generation_prompt);
-        if (c->opt->thinking == ES_CHAT_THINK_OFF) sb_puts(sb, "<think>\n\n</think>\n\n");
-        if (minicpm && c->opt->thinking == ES_CHAT_THINK_ON) sb_puts(sb, "<think>\n");
+        es_strbuf_puts(sb, c->f->generation_prompt);
+        if (c->opt->thinking == ES_CHAT_THINK_OFF) es_strbuf_puts(sb, "<think>\n\n</think>\n\n");
+        if (minicpm && c->opt->thinking == ES_CHAT_THINK_ON) es_strbuf_puts(sb, "<think>\n");
     }
     return ES_OK;
 }
 
-static es_status render_qwen3(const conv *c, strbuf *sb) {
+static es_status render_qwen3(const conv *c, es_strbuf *sb) {
     return render_qwen3_like(c, sb, false);
 }
 
-static es_status render_minicpm(const conv *c, strbuf *sb) {
+static es_status render_minicpm(const conv *c, es_strbuf *sb) {
     return render_qwen3_like(c, sb, true);
 }
 
 /* Gemma: the system message opens the first turn's content, followed by "\n\n". */
-static es_status render_gemma(const conv *c, strbuf *sb) {
+static es_status render_gemma(const conv *c, es_strbuf *sb) {
     size_t first = c->role[0] == ROLE_SYSTEM ? 1 : 0;
     es_status st = check_alternation(c, first);
     if (st != ES_OK) return st;
-    sb_puts(sb, c->bos);
+    es_strbuf_puts(sb, c->bos);
     for (size_t i = first; i < c->n; i++) {
-        sb_puts(sb, c->f->prefix[c->role[i]]);
+        es_strbuf_puts(sb, c->f->prefix[c->role[i]]);
         if (i == first && first == 1) {
             sb_slice(sb, content(c, 0));
-            sb_puts(sb, "\n\n");
+            es_strbuf_puts(sb, "\n\n");
         }
         sb_slice(sb, text_of(c, content(c, i)));
-        sb_puts(sb, c->f->suffix[c->role[i]]);
+        es_strbuf_puts(sb, c->f->suffix[c->role[i]]);
     }
     generation_prompt(c, sb);
     return ES_OK;
@@ -640,7 +601,7 @@ static es_status render_gemma(const conv *c, strbuf *sb) {
 /* Mistral Nemo: the system message goes in front of the last message when that is a
  * user message (and is dropped otherwise, as the template does); assistant turns end
  * with EOS. */
-static es_status render_mistral(const conv *c, strbuf *sb) {
+static es_status render_mistral(const conv *c, es_strbuf *sb) {
     size_t first = c->role[0] == ROLE_SYSTEM ? 1 : 0;
     es_status st = check_alternation(c, first);
     if (st != ES_OK) return st;
@@ -652,16 +613,16 @@ static es_status render_mistral(const conv *c, strbuf *sb) {
                             "chat: mistral: message %zu: only the first message may be a system "
                             "message",
                             i);
-    sb_puts(sb, c->bos);
+    es_strbuf_puts(sb, c->bos);
     for (size_t i = first; i < c->n; i++) {
-        sb_puts(sb, c->f->prefix[c->role[i]]);
+        es_strbuf_puts(sb, c->f->prefix[c->role[i]]);
         if (c->role[i] == ROLE_USER && i == c->n - 1 && first == 1) {
             sb_slice(sb, content(c, 0));
-            sb_puts(sb, "\n\n");
+            es_strbuf_puts(sb, "\n\n");
         }
         sb_slice(sb, content(c, i));
-        sb_puts(sb, c->f->suffix[c->role[i]]);
-        if (c->role[i] == ROLE_ASSISTANT) sb_puts(sb, c->eos);
+        es_strbuf_puts(sb, c->f->suffix[c->role[i]]);
+        if (c->role[i] == ROLE_ASSISTANT) es_strbuf_puts(sb, c->eos);
     }
     return ES_OK;
 }
@@ -669,27 +630,27 @@ static es_status render_mistral(const conv *c, strbuf *sb) {
 /* Llama 2 chat: BOS before every [INST]; the system block opens the first user turn;
  * a later system message (possible at odd places) renders nothing, as in the template;
  * assistant turns end with EOS. */
-static es_status render_llama2(const conv *c, strbuf *sb) {
+static es_status render_llama2(const conv *c, es_strbuf *sb) {
     size_t first = c->role[0] == ROLE_SYSTEM ? 1 : 0;
     es_status st = check_alternation(c, first);
     if (st != ES_OK) return st;
-    strbuf tmp = {0};
+    es_strbuf tmp = {0};
     for (size_t i = first; i < c->n; i++) {
         slice text = content(c, i);
         if (i == first && first == 1) {
             /* content = '<<SYS>>\n' + system + '\n<</SYS>>\n\n' + content, then .strip() */
             tmp.len = 0;
-            sb_puts(&tmp, "<<SYS>>\n");
+            es_strbuf_puts(&tmp, "<<SYS>>\n");
             sb_slice(&tmp, content(c, 0));
-            sb_puts(&tmp, "\n<</SYS>>\n\n");
+            es_strbuf_puts(&tmp, "\n<</SYS>>\n\n");
             sb_slice(&tmp, text);
             if (tmp.failed) break;
             text = (slice){tmp.data, tmp.len};
         }
         if (c->role[i] == ROLE_SYSTEM) continue;
-        if (c->role[i] == ROLE_USER) sb_puts(sb, c->bos);
+        if (c->role[i] == ROLE_USER) es_strbuf_puts(sb, c->bos);
         turn(c, sb, c->role[i], text);
-        if (c->role[i] == ROLE_ASSISTANT) sb_puts(sb, c->eos);
+        if (c->role[i] == ROLE_ASSISTANT) es_strbuf_puts(sb, c->eos);
     }
     if (tmp.failed) sb->failed = true;
     free(tmp.data);
@@ -697,9 +658,9 @@ static es_status render_llama2(const conv *c, strbuf *sb) {
 }
 
 /* No template: the contents joined by "\n". */
-static es_status render_none(const conv *c, strbuf *sb) {
+static es_status render_none(const conv *c, es_strbuf *sb) {
     for (size_t i = 0; i < c->n; i++) {
-        if (i > 0) sb_puts(sb, "\n");
+        if (i > 0) es_strbuf_puts(sb, "\n");
         sb_slice(sb, content(c, i));
     }
     return ES_OK;
@@ -759,7 +720,7 @@ es_status es_chat_render_ex(es_chat_format fmt, const es_chat_msg *msgs, size_t 
                : f->eos      ? f->eos
                              : "",
     };
-    strbuf sb = {0};
+    es_strbuf sb = {0};
     es_status st = f->render ? f->render(&c, &sb) : render_turns(&c, &sb);
     free(role);
     if (st == ES_OK && !sb.data) { /* nothing appended: an empty string */
