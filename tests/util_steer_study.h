@@ -7,7 +7,7 @@
  * is sequence p * n_samples + s with sampler seed `seed + p * n_samples + s`, the same
  * in every cell, so cells differ only by the steering (common random numbers).
  *
- * Metrics of a cell (the definitions of src/eval_metrics.h):
+ * Metrics of a cell (the definitions of src/eval/eval_metrics.h):
  *   target share  mean over the responses of the lexicon label probability
  *                 es_scores_from_lexicon (prior 1): weight[e] / (W + 1), W the summed
  *                 weight of all emotion words of the response (0 without any);
