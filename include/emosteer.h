@@ -804,7 +804,7 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
 void es_gen_output_free(es_gen_output *out);
 
 /* ------------------------------------------------------------------------- */
-/* Emotion vectors (src/steer/ev_set.c, ev_file.c)                              */
+/* Emotion vectors (src/steer/ev_set.c, ev_file.c)                           */
 /* ------------------------------------------------------------------------- */
 
 /*
