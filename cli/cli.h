@@ -3,7 +3,7 @@
  * each defining `int cmd_NAME(int argc, char **argv)`, argv[0] being the subcommand
  * name), dispatched by cli/main.c. Generated text goes to stdout, diagnostics to
  * stderr. Exit codes: 0 success, 1 runtime failure (bad file, model error), 2 usage
- * error (bad flag or value).
+ * error (bad flag or value), 3 (generate) generation stopped because the context is full.
  */
 #ifndef ES_CLI_H
 #define ES_CLI_H
@@ -16,6 +16,7 @@
 #define ES_EXIT_OK 0
 #define ES_EXIT_FAIL 1
 #define ES_EXIT_USAGE 2
+#define ES_EXIT_CTX_FULL 3 /* generate: stopped because the context is full (the text so far was printed) */
 
 /* The library keeps its helper macros internal; the CLI's own. */
 #ifndef ES_MIN

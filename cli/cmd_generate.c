@@ -55,7 +55,9 @@ static void gen_init(void *p) {
 
 const cli_command cli_generate_cmd = {
     "generate", "[-m MODEL] -p TEXT [options]", "Generates a continuation of TEXT and streams it to stdout.",
-    "example: emosteer generate -p \"The letter arrived and\" --ev models/demo-16m.ev.gguf --steer joy=1.5",
+    "example: emosteer generate -p \"The letter arrived and\" --ev models/demo-16m.ev.gguf --steer joy=1.5\n\n"
+    "exit status: 0 done (-n tokens, end of generation or a --stop string), 1 failure, 2 usage error,\n"
+    "3 stopped because the context (-c) is full: the text printed so far is kept.",
     sizeof(gen_opts), gen_init, gen_groups, sizeof gen_groups / sizeof gen_groups[0], 0,
 };
 
@@ -145,9 +147,9 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     es_context_params cp = es_context_default_params();
-    cp.n_ctx = o.rt.n_ctx;
+    cp.n_ctx = cli_runtime_ctx("generate", o.rt.n_ctx, model);
     cli_runtime_apply(&o.rt, &cp);
-    if (n_toks + 1 > cp.n_batch) cp.n_batch = n_toks + 1;
+    if (n_toks + 1 > cp.n_batch) cp.n_batch = ES_MIN(n_toks + 1, cp.n_ctx);
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         cli_fail("creating the context");
         goto done;
@@ -179,6 +181,11 @@ int cmd_generate(int argc, char **argv) {
     fprintf(stderr, "generate: %d prompt tokens, %d generated in %.2f s (%.1f tok/s overall)\n",
             n_toks, out.n_tokens, dt, dt > 0 ? (n_toks + out.n_tokens) / dt : 0.0);
     rc = ES_EXIT_OK;
+    if (out.stop == ES_GEN_STOP_CONTEXT) {
+        fprintf(stderr, "emosteer generate: stopped: the context (%d positions) is full; give a larger -c\n",
+                es_context_n_ctx(ctx));
+        rc = ES_EXIT_CTX_FULL;
+    }
 done:
     es_gen_output_free(&out);
     free(toks);

@@ -99,6 +99,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     es_model_info info;
     es_model_get_info(model, &info);
+    n_ctx = cli_runtime_ctx("perplexity", (int)n_ctx, model);
     const es_vocab *vocab = es_model_vocab(model);
     rc = ES_EXIT_FAIL;
     int32_t *toks = NULL;

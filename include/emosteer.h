@@ -410,13 +410,19 @@ typedef enum es_numerics {
 } es_numerics;
 
 typedef struct es_context_params {
-    int n_ctx;      /* positions held per sequence (default 2048, clamped to n_ctx_train) */
+    int n_ctx;      /* positions held per sequence; 0 (default): the model's n_ctx_train, at
+                       most ES_CTX_DEFAULT_MAX. A larger value is honoured, not clamped:
+                       positions past n_ctx_train are extrapolated and quality degrades */
     int n_seq_max;  /* independent sequences (default 1) */
     int n_batch;    /* max tokens in one es_decode call (default 512) */
     int n_threads;  /* worker threads (default: es_cpu_count(), at most 8) */
     es_kv_type kv_type;   /* element type of the KV cache (default ES_KV_F32) */
     es_numerics numerics; /* summation order (default ES_NUMERICS_FAST) */
 } es_context_params;
+
+/* The most positions a default context (n_ctx = 0) holds, whatever the model was
+ * trained for: a 128k-context model does not get a 128k KV cache unasked. */
+#define ES_CTX_DEFAULT_MAX 4096
 
 es_context_params es_context_default_params(void);
 
@@ -430,6 +436,10 @@ es_status es_numerics_parse(const char *name, es_numerics *out);
 /* Creates a context over `model`, which must outlive it. *out is owned by the caller. */
 es_status es_context_create(es_model *model, const es_context_params *params, es_context **out);
 void es_context_free(es_context *ctx);
+
+/* Positions per sequence the context holds (n_ctx after the default is resolved);
+ * 0 for NULL. */
+int es_context_n_ctx(const es_context *ctx);
 
 /* Forgets the cached positions of sequence `seq` (or of all sequences when seq < 0). */
 es_status es_kv_clear(es_context *ctx, int seq);

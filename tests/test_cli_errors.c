@@ -1,0 +1,137 @@
+/*
+ * test_cli_errors.c — behaviours that used to be silently wrong, through the binary
+ * ($ES_BIN) on the demo model: each case is an argv, the exit code it must give and
+ * substrings its stderr must (and one it must not) contain. Temporary files live under
+ * /tmp with the pid in their names and are removed at the end.
+ */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *bin;
+static char model[1024], ev[1024];
+static char big[256], nul[256], small[256]; /* temporary files */
+
+/* Runs `bin ARGS` with stdout discarded; stderr goes to err[cap]. Returns the exit code. */
+static int run(const char *args, char *err, size_t cap) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1 >/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(err, 1, cap - 1, p);
+    err[n] = '\0';
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Replaces {M} (model), {EV}, {BIG}, {NUL}, {SMALL} in tmpl; the result goes to out[cap]. */
+static void expand(const char *tmpl, char *out, size_t cap) {
+    static const struct { const char *key, *val; } subst[] = {
+        {"{M}", model}, {"{EV}", ev}, {"{BIG}", big}, {"{NUL}", nul}, {"{SMALL}", small},
+    };
+    size_t n = 0;
+    while (*tmpl && n + 1 < cap) {
+        bool done = false;
+        for (size_t k = 0; k < sizeof subst / sizeof subst[0] && !done; k++) {
+            size_t kl = strlen(subst[k].key);
+            if (!strncmp(tmpl, subst[k].key, kl)) {
+                n += (size_t)snprintf(out + n, cap - n, "'%s'", subst[k].val);
+                if (n >= cap) n = cap - 1;
+                tmpl += kl;
+                done = true;
+            }
+        }
+        if (!done) out[n++] = *tmpl++;
+    }
+    out[n] = '\0';
+}
+
+typedef struct cli_case {
+    const char *what;
+    const char *args;        /* with {M}, {EV}, ... */
+    int rc;                  /* expected exit code */
+    const char *want[3];     /* substrings stderr must contain (NULL: fewer) */
+    const char *not_want;    /* a substring it must not contain, or NULL */
+} cli_case;
+
+static const cli_case cases[] = {
+    /* 1. context length: honoured past the trained length, with a warning */
+    {"-c above the trained length warns", "generate -m {M} -p hi -n 2 -c 4096", 0,
+     {"emosteer generate: warning: -c 4096 is above the 1024 positions the model was trained for",
+      "quality degrades past them"},
+     NULL},
+    {"default -c is the trained length: no warning", "generate -m {M} -p hi -n 2", 0, {"generate: "}, "warning"},
+    /* 2. generation that fills the context says so, exit 3 */
+    {"context full", "generate -m {M} -p 'Once upon a time' -c 64 -n 200 --ignore-eos", 3,
+     {"stopped: the context (64 positions) is full"}, NULL},
+};
+
+static bool write_file(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    bool ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+static bool setup(void) {
+    snprintf(model, sizeof model, "%s/models/demo-16m.q8_0.gguf", es_test_source());
+    snprintf(ev, sizeof ev, "%s/models/demo-16m.ev.gguf", es_test_source());
+    int pid = (int)getpid();
+    snprintf(big, sizeof big, "/tmp/es_cli_errors_%d_big.txt", pid);
+    snprintf(nul, sizeof nul, "/tmp/es_cli_errors_%d_nul.txt", pid);
+    snprintf(small, sizeof small, "/tmp/es_cli_errors_%d_small.txt", pid);
+    /* 1 MB of words, far more tokens than the demo's 1024 positions */
+    size_t n = 1 << 20;
+    char *text = malloc(n);
+    if (!text) return false;
+    static const char words[] = "the letter arrived and she smiled at the window ";
+    for (size_t i = 0; i < n; i++) text[i] = words[i % (sizeof words - 1)];
+    bool ok = write_file(big, text, n);
+    free(text);
+    static const char with_nul[] = "Hello\0world";
+    ok = ok && write_file(nul, with_nul, sizeof with_nul - 1);
+    ok = ok && write_file(small, "A short text.\n", 14);
+    return ok;
+}
+
+int main(void) {
+    bin = getenv("ES_BIN");
+    if (!bin) {
+        fprintf(stderr, "ES_BIN is not set\n");
+        return 1;
+    }
+    if (!CHECK(setup(), "writing the temporary files")) return es_test_finish();
+    static char err[1 << 16];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const cli_case *c = &cases[i];
+        char args[4096];
+        expand(c->args, args, sizeof args);
+        int rc = run(args, err, sizeof err);
+        bool ok = CHECK(rc == c->rc, "%s: `%s` exits %d, want %d; stderr:\n%s", c->what, c->args, rc, c->rc, err);
+        for (int k = 0; k < 3 && c->want[k]; k++)
+            ok &= CHECK(strstr(err, c->want[k]) != NULL, "%s: stderr has '%s'; it is:\n%s", c->what, c->want[k], err);
+        if (c->not_want)
+            ok &= CHECK(!strstr(err, c->not_want), "%s: stderr lacks '%s'; it is:\n%s", c->what, c->not_want, err);
+        if (ok) {
+            const char *nl = strrchr(err, '\n');
+            const char *last = err;
+            /* the last non-empty line, as the sample message */
+            if (nl && nl > err) {
+                const char *p = nl - 1;
+                while (p > err && p[-1] != '\n') p--;
+                last = p;
+            }
+            printf("ok   exit %d  %-45s %.*s\n", rc, c->what, (int)strcspn(last, "\n"), last);
+        }
+    }
+    unlink(big);
+    unlink(nul);
+    unlink(small);
+    return es_test_finish();
+}
