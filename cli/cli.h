@@ -37,6 +37,12 @@ int cli_fail(const char *what);
 /* Prints "emosteer <cmd>: <message>\nTry 'emosteer <cmd> --help'." and returns ES_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Reads the text file at `path` (es_file_read, at most 1 GiB) into *text (free()),
+ * *len bytes. A file that cannot be read, is not a regular file, or holds a NUL byte
+ * ("PATH: NUL byte at offset N: not a text file") is reported on stderr as
+ * "emosteer CMD: MESSAGE" and gives ES_EXIT_FAIL; ES_EXIT_OK otherwise. */
+int cli_read_text(const char *cmd, const char *path, char **text, size_t *len);
+
 /* Option parsing helpers: parse whole strings, reject junk ("12x"), range-check. */
 bool cli_parse_int(const char *s, long lo, long hi, long *out);
 bool cli_parse_float(const char *s, double lo, double hi, double *out);

@@ -68,25 +68,6 @@ static bool print_piece(void *user, int index, const char *text, size_t len) {
     return true;
 }
 
-static char *read_file_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    return buf;
-}
-
 int cmd_generate(int argc, char **argv) {
     gen_opts o;
     int rc = cli_opts_parse(&cli_generate_cmd, &o, argc, argv, NULL);
@@ -102,10 +83,8 @@ int cmd_generate(int argc, char **argv) {
 
     char *file_text = NULL;
     if (prompt_file) {
-        if (!(file_text = read_file_text(prompt_file))) {
-            fprintf(stderr, "emosteer: cannot read '%s': %m\n", prompt_file);
-            return ES_EXIT_FAIL;
-        }
+        size_t len;
+        if ((rc = cli_read_text("generate", prompt_file, &file_text, &len)) != ES_EXIT_OK) return rc;
         prompt = file_text;
     }
     if (!prompt) {
@@ -149,6 +128,12 @@ int cmd_generate(int argc, char **argv) {
     es_context_params cp = es_context_default_params();
     cp.n_ctx = cli_runtime_ctx("generate", o.rt.n_ctx, model);
     cli_runtime_apply(&o.rt, &cp);
+    /* before the context is made and the prompt echoed: generation needs one free position */
+    if (n_toks >= cp.n_ctx) {
+        fprintf(stderr, "emosteer generate: the prompt has %d tokens; the context holds %d (-c)%s\n", n_toks,
+                cp.n_ctx, o.rt.n_ctx ? "" : ", the model's trained length");
+        goto done;
+    }
     if (n_toks + 1 > cp.n_batch) cp.n_batch = ES_MIN(n_toks + 1, cp.n_ctx);
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         cli_fail("creating the context");

@@ -45,29 +45,6 @@ const cli_command cli_perplexity_cmd = {
     NULL, sizeof(ppl_opts), ppl_init, ppl_groups, sizeof ppl_groups / sizeof ppl_groups[0], 0,
 };
 
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (buf) *len = n;
-    return buf;
-}
-
 /* Log-softmax probability of `target` under logits[n]. */
 static double log_prob(const float *logits, int n, int target) {
     float mx = logits[0];
@@ -86,11 +63,8 @@ int cmd_perplexity(int argc, char **argv) {
     if (!file) return cli_usage_error("perplexity", "no input file: give one with -f FILE");
 
     size_t text_len = 0;
-    char *text = read_text(file, &text_len);
-    if (!text) {
-        fprintf(stderr, "emosteer: cannot read '%s': %m\n", file);
-        return ES_EXIT_FAIL;
-    }
+    char *text = NULL;
+    if ((rc = cli_read_text("perplexity", file, &text, &text_len)) != ES_EXIT_OK) return rc;
     es_model_params mp = es_model_default_params();
     es_model *model = NULL;
     if (es_model_load(model_path, &mp, &model) != ES_OK) {

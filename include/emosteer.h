@@ -91,6 +91,20 @@ char *es_strdup(const char *s);
 es_status es_sha256_file(const char *path, char hex[ES_SHA256_HEX]);
 
 /* ------------------------------------------------------------------------- */
+/* Files (src/base/file.c)                                                 */
+/* ------------------------------------------------------------------------- */
+
+/* Reads the whole regular file at `path` (at most max_bytes bytes) into a new 64-byte
+ * aligned buffer with a NUL after the last byte (so text can be used as a C string;
+ * *len does not count it, and a NUL inside the file is kept: compare *len with
+ * strlen). *data is owned by the caller (free()). Fails, with a message starting with
+ * "PATH: ", on a file that cannot be opened (ES_ERR_IO), one that is not a regular
+ * file — "PATH: is a directory, not a file", a FIFO, a device — (ES_ERR_IO, checked
+ * before any read, so a FIFO never blocks), one larger than max_bytes (ES_ERR_FORMAT),
+ * a read error (ES_ERR_IO) or out of memory. On failure *data and *len are untouched. */
+es_status es_file_read(const char *path, size_t max_bytes, char **data, size_t *len);
+
+/* ------------------------------------------------------------------------- */
 /* Tensor types (src/gguf/tensor_types.c)                                  */
 /* ------------------------------------------------------------------------- */
 

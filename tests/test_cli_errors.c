@@ -70,6 +70,21 @@ static const cli_case cases[] = {
     /* 2. generation that fills the context says so, exit 3 */
     {"context full", "generate -m {M} -p 'Once upon a time' -c 64 -n 200 --ignore-eos", 3,
      {"stopped: the context (64 positions) is full"}, NULL},
+    /* 3. a prompt longer than the context: refused before the context is made, not echoed */
+    {"prompt longer than the context", "generate -m {M} -f {BIG} -n 4", 1,
+     {"emosteer generate: the prompt has ", " tokens; the context holds 1024 (-c)"}, NULL},
+    {"prompt longer than -c", "generate -m {M} -p 'the letter arrived and she smiled at the window' -c 8", 1,
+     {"tokens; the context holds 8 (-c)"}, NULL},
+    {"perplexity: fewer tokens than one chunk", "perplexity -m {M} -f {SMALL} -c 2048", 1,
+     {"warning: -c 2048 is above the 1024 positions", "fewer than one chunk of 2048"}, NULL},
+    /* 4. prompt files: one reader; directories and NUL bytes are errors */
+    {"generate -f DIRECTORY", "generate -m {M} -f /tmp", 1, {"emosteer generate: /tmp: is a directory, not a file"},
+     NULL},
+    {"generate -f with a NUL byte", "generate -m {M} -f {NUL}", 1, {"NUL byte at offset 5"}, NULL},
+    {"generate -f missing", "generate -m {M} -f /nonexistent/p.txt", 1,
+     {"/nonexistent/p.txt: cannot open"}, "p.txt: /nonexistent"},
+    {"perplexity -f DIRECTORY", "perplexity -m {M} -f /tmp", 1, {"/tmp: is a directory, not a file"}, NULL},
+    {"perplexity -f with a NUL byte", "perplexity -m {M} -f {NUL}", 1, {"NUL byte at offset 5"}, NULL},
 };
 
 static bool write_file(const char *path, const char *data, size_t len) {
