@@ -18,6 +18,10 @@
 #define ES_EXIT_USAGE 2
 #define ES_EXIT_CTX_FULL 3 /* generate: stopped because the context is full (the text so far was printed) */
 
+/* The largest |alpha| of --steer and |SCALE| of --control-vector-scaled: past it the
+ * steered hidden states swamp the model (overflow to Inf/NaN, or noise). */
+#define CLI_MAX_ALPHA 1e3
+
 /* The library keeps its helper macros internal; the CLI's own. */
 #ifndef ES_MIN
 #define ES_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -476,7 +476,7 @@ const cli_opt_group cli_chat_group = {"chat", chat_opts, N_OPTS(chat_opts)};
 
 static bool parse_scale(const char *s, float *out) {
     double d;
-    if (!cli_parse_float(s, -1e6, 1e6, &d)) return false;
+    if (!cli_parse_float(s, -CLI_MAX_ALPHA, CLI_MAX_ALPHA, &d)) return false;
     *out = (float)d;
     return true;
 }
@@ -510,8 +510,8 @@ static int cv_fn(const cli_opt *o, const char *flag, void *dest, char *const *va
         } else if (colon && parse_scale(colon + 1, &cv->scale)) {
             *colon = '\0';
         } else {
-            return fail(err, cap, "%s wants FILE SCALE (or FILE:SCALE) with SCALE a number in -1e+06..1e+06, got '%s'",
-                        flag, n >= 2 ? vals[1] : vals[0]);
+            return fail(err, cap, "%s wants FILE SCALE (or FILE:SCALE) with SCALE a number in -%g..%g, got '%s'", flag,
+                        CLI_MAX_ALPHA, CLI_MAX_ALPHA, n >= 2 ? vals[1] : vals[0]);
         }
     }
     so->n_cv++;

@@ -85,6 +85,24 @@ static const cli_case cases[] = {
      {"/nonexistent/p.txt: cannot open"}, "p.txt: /nonexistent"},
     {"perplexity -f DIRECTORY", "perplexity -m {M} -f /tmp", 1, {"/tmp: is a directory, not a file"}, NULL},
     {"perplexity -f with a NUL byte", "perplexity -m {M} -f {NUL}", 1, {"NUL byte at offset 5"}, NULL},
+    /* 5. --steer that names nothing is a usage error */
+    {"--steer ''", "generate -m {M} -p hi -n 2 --ev {EV} --steer ''", 2, {"--steer '' names no emotion"}, NULL},
+    {"--steer ,,", "generate -m {M} -p hi -n 2 --ev {EV} --steer ,,", 2, {"--steer ',,' names no emotion"}, NULL},
+    {"--steer unknown emotion", "generate -m {M} -p hi -n 2 --ev {EV} --steer nosuch=1", 2,
+     {"emotion 'nosuch' is not in"}, NULL},
+    /* 6. absurd strengths are usage errors naming the value */
+    {"--steer joy=1e30", "generate -m {M} -p hi -n 2 --ev {EV} --steer joy=1e30", 2,
+     {"--steer", "-1000..1000", "'joy=1e30'"}, NULL},
+    {"--steer joy=-2000", "generate -m {M} -p hi -n 2 --ev {EV} --steer joy=-2000", 2, {"'joy=-2000'"}, NULL},
+    {"--control-vector-scaled F 1e30", "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} 1e30", 2,
+     {"--control-vector-scaled", "-1000..1000", "'1e30'"}, NULL},
+    /* 7. messages: the value quoted, no doubled path, usage errors exit 2 */
+    {"--control-vector-scaled F nan", "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} nan", 2, {"'nan'"},
+     NULL},
+    {"-t too large", "generate -m {M} -p hi -t 100000", 2, {"-t", "100000", "too large"}, NULL},
+    {"-c too small", "generate -m {M} -p hi -c 2", 2, {"-c", "'2'"}, NULL},
+    {"--ev missing: the path once", "generate -m {M} -p hi --ev /nonexistent/x.ev.gguf --steer joy=1", 1,
+     {"/nonexistent/x.ev.gguf"}, "x.ev.gguf: ev: cannot open /nonexistent"},
 };
 
 static bool write_file(const char *path, const char *data, size_t len) {
@@ -134,15 +152,10 @@ int main(void) {
         if (c->not_want)
             ok &= CHECK(!strstr(err, c->not_want), "%s: stderr lacks '%s'; it is:\n%s", c->what, c->not_want, err);
         if (ok) {
-            const char *nl = strrchr(err, '\n');
-            const char *last = err;
-            /* the last non-empty line, as the sample message */
-            if (nl && nl > err) {
-                const char *p = nl - 1;
-                while (p > err && p[-1] != '\n') p--;
-                last = p;
-            }
-            printf("ok   exit %d  %-45s %.*s\n", rc, c->what, (int)strcspn(last, "\n"), last);
+            /* the line holding the first expected substring, as the sample message */
+            const char *hit = c->want[0] ? strstr(err, c->want[0]) : err;
+            while (hit > err && hit[-1] != '\n') hit--;
+            printf("ok   exit %d  %-40s %.*s\n", rc, c->what, (int)strcspn(hit, "\n"), hit);
         }
     }
     unlink(big);
