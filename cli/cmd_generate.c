@@ -39,6 +39,7 @@ static const cli_opt_group gen_group = {"options", gen_own, sizeof gen_own / siz
 static const cli_group_use gen_groups[] = {
     {&gen_group, 0, 0},
     {&cli_runtime_group, GO(rt), CLI_RT_BATCH},
+    {&cli_check_finite_group, GO(rt), 0},
     {&cli_n_predict_group, GO(n_predict), 0},
     {&cli_sampling_group, GO(sp), 0},
     {&cli_chat_group, GO(chat), 0},
@@ -100,6 +101,7 @@ int cmd_generate(int argc, char **argv) {
     int n_toks = 0;
     es_gen_output out = {0};
     es_model_params mp = es_model_default_params();
+    mp.check_finite = o.rt.check_finite;
     if ((rc = cli_steer_build(&o.steer, "generate", &steer)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     if (es_model_load(model_path, &mp, &model) != ES_OK) {

@@ -29,6 +29,7 @@ static const cli_opt_group ppl_group = {"options", ppl_own, sizeof ppl_own / siz
 static const cli_group_use ppl_groups[] = {
     {&ppl_group, 0, 0},
     {&cli_runtime_group, PO(rt), CLI_RT_BATCH},
+    {&cli_check_finite_group, PO(rt), 0},
 };
 
 static void ppl_init(void *p) {
@@ -66,6 +67,7 @@ int cmd_perplexity(int argc, char **argv) {
     char *text = NULL;
     if ((rc = cli_read_text("perplexity", file, &text, &text_len)) != ES_EXIT_OK) return rc;
     es_model_params mp = es_model_default_params();
+    mp.check_finite = o.rt.check_finite;
     es_model *model = NULL;
     if (es_model_load(model_path, &mp, &model) != ES_OK) {
         free(text);

@@ -381,6 +381,12 @@ static const cli_opt runtime_opts[] = {
 };
 const cli_opt_group cli_runtime_group = {"runtime", runtime_opts, N_OPTS(runtime_opts)};
 
+static const cli_opt check_finite_opts[] = {
+    {NULL, "--check-finite", NULL, CLI_FLAG, 0, 0, RT(check_finite),
+     "scan the float weights for NaN/Inf at load (slow on big models)", NULL, NULL, 0, 0},
+};
+const cli_opt_group cli_check_finite_group = {"runtime", check_finite_opts, N_OPTS(check_finite_opts)};
+
 void cli_runtime_init(cli_runtime_opts *rt) {
     es_context_params cp = es_context_default_params();
     rt->model = cli_default_model();

@@ -149,9 +149,13 @@ typedef struct cli_runtime_opts {
     int kv_type;       /* --kv-type (es_kv_type) */
     int numerics;      /* --numerics (es_numerics) */
     int batch;         /* --batch: sequences at once (default 16) */
+    bool check_finite; /* --check-finite: es_model_params.check_finite */
 } cli_runtime_opts;
 
 extern const cli_opt_group cli_runtime_group;
+/* --check-finite, a group of its own (titled "runtime") for the commands that pass it
+ * to es_model_load: take it at the offset of their cli_runtime_opts. */
+extern const cli_opt_group cli_check_finite_group;
 /* model = cli_default_model(), n_ctx = 0 (the library's default), batch = 16, the
  * library's kv and numerics. */
 void cli_runtime_init(cli_runtime_opts *rt);

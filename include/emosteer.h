@@ -475,7 +475,10 @@ typedef struct es_batch {
     const int8_t *logits; /* [n_tokens] nonzero where logits are wanted, or NULL */
 } es_batch;
 
-/* Runs the model on a batch and appends to the KV cache. */
+/* Runs the model on a batch and appends to the KV cache. Logits that come out NaN or
+ * Inf (broken weights, or steering vectors so large the hidden states overflow) fail
+ * with ES_ERR_FORMAT naming the batch token, its position and sequence; the batch is
+ * then not appended and no logits are readable. */
 es_status es_decode(es_context *ctx, const es_batch *batch);
 
 /* Logits of the i-th token of the last batch (float[n_vocab]), or NULL if that token

@@ -4,8 +4,10 @@
  * substrings its stderr must (and one it must not) contain. Temporary files live under
  * /tmp with the pid in their names and are removed at the end.
  */
+#include "emosteer.h"
 #include "testutil.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -13,7 +15,7 @@
 
 static const char *bin;
 static char model[1024], ev[1024];
-static char big[256], nul[256], small[256]; /* temporary files */
+static char big[256], nul[256], small[256], huge[256], nanm[256]; /* temporary files */
 
 /* Runs `bin ARGS` with stdout discarded; stderr goes to err[cap]. Returns the exit code. */
 static int run(const char *args, char *err, size_t cap) {
@@ -30,10 +32,10 @@ static int run(const char *args, char *err, size_t cap) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Replaces {M} (model), {EV}, {BIG}, {NUL}, {SMALL} in tmpl; the result goes to out[cap]. */
+/* Replaces {M} (model), {EV}, {BIG}, {NUL}, {SMALL}, {HUGE}, {NANM} in tmpl; the result goes to out[cap]. */
 static void expand(const char *tmpl, char *out, size_t cap) {
     static const struct { const char *key, *val; } subst[] = {
-        {"{M}", model}, {"{EV}", ev}, {"{BIG}", big}, {"{NUL}", nul}, {"{SMALL}", small},
+        {"{M}", model}, {"{EV}", ev}, {"{BIG}", big}, {"{NUL}", nul}, {"{SMALL}", small}, {"{HUGE}", huge}, {"{NANM}", nanm},
     };
     size_t n = 0;
     while (*tmpl && n + 1 < cap) {
@@ -96,6 +98,14 @@ static const cli_case cases[] = {
     {"--steer joy=-2000", "generate -m {M} -p hi -n 2 --ev {EV} --steer joy=-2000", 2, {"'joy=-2000'"}, NULL},
     {"--control-vector-scaled F 1e30", "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} 1e30", 2,
      {"--control-vector-scaled", "-1000..1000", "'1e30'"}, NULL},
+    /* 6. non-finite logits fail the run (were: <unk> tokens or PPL = nan, exit 0) */
+    {"huge vectors: non-finite logits", "generate -m {M} -p hi -n 4 --ev {HUGE} --steer joy=1", 1,
+     {"non-finite logits at batch token", "the weights or the steering vectors produce NaN/Inf"}, NULL},
+    {"NaN weight: generate", "generate -m {NANM} -p hi -n 4", 1, {"non-finite logits"}, NULL},
+    {"NaN weight: perplexity", "perplexity -m {NANM} -f {BIG} -c 64 --chunks 1", 1, {"non-finite logits"},
+     "PPL"},
+    {"NaN weight: --check-finite at load", "generate -m {NANM} -p hi -n 4 --check-finite", 1,
+     {"output_norm.weight"}, NULL},
     /* 7. messages: the value quoted, no doubled path, usage errors exit 2 */
     {"--control-vector-scaled F nan", "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} nan", 2, {"'nan'"},
      NULL},
@@ -130,6 +140,38 @@ static bool setup(void) {
     static const char with_nul[] = "Hello\0world";
     ok = ok && write_file(nul, with_nul, sizeof with_nul - 1);
     ok = ok && write_file(small, "A short text.\n", 14);
+    /* the demo's vectors with joy times 1e30: finite, but the steered states overflow */
+    snprintf(huge, sizeof huge, "/tmp/es_cli_errors_%d_huge.ev.gguf", pid);
+    es_ev_set *set = NULL;
+    ok = ok && es_ev_set_load(ev, NULL, &set) == ES_OK;
+    int n_embd = set ? es_ev_set_n_embd(set) : 0;
+    float *v = malloc(sizeof *v * (size_t)(n_embd > 0 ? n_embd : 1));
+    for (int l = 0; ok && v && l < 64; l++) {
+        const float *src = es_ev_set_get(set, "joy", l);
+        if (!src) continue;
+        for (int i = 0; i < n_embd; i++) v[i] = src[i] * 1e30f;
+        ok = es_ev_set_put(set, "joy", l, v) == ES_OK;
+    }
+    ok = ok && v && es_ev_set_save(set, huge) == ES_OK;
+    free(v);
+    es_ev_set_free(set);
+    /* a broken model: the demo with output_norm.weight[0] = Inf (a NaN would vanish in the
+     * Q8_0 quantization of the activations) */
+    snprintf(nanm, sizeof nanm, "/tmp/es_cli_errors_%d_nan.gguf", pid);
+    char *img = NULL;
+    size_t img_len = 0;
+    es_gguf *g = NULL;
+    ok = ok && es_file_read(model, (size_t)1 << 30, &img, &img_len) == ES_OK &&
+         es_gguf_open_memory(img, img_len, &g) == ES_OK;
+    const es_gguf_tensor *t = g ? es_gguf_find_tensor(g, "output_norm.weight") : NULL;
+    ok = ok && t && t->type == ES_TYPE_F32;
+    if (ok) {
+        float qnan = INFINITY;
+        memcpy(img + ((const char *)t->data - img), &qnan, sizeof qnan);
+    }
+    es_gguf_close(g);
+    ok = ok && write_file(nanm, img, img_len);
+    free(img);
     return ok;
 }
 
@@ -161,5 +203,7 @@ int main(void) {
     unlink(big);
     unlink(nul);
     unlink(small);
+    unlink(huge);
+    unlink(nanm);
     return es_test_finish();
 }
