@@ -3,7 +3,7 @@
  * each defining `int cmd_NAME(int argc, char **argv)`, argv[0] being the subcommand
  * name), dispatched by cli/main.c. Generated text goes to stdout, diagnostics to
  * stderr. Exit codes: 0 success, 1 runtime failure (bad file, model error), 2 usage
- * error (bad flag or value).
+ * error (bad flag or value), 3 (generate) generation stopped because the context is full.
  */
 #ifndef ES_CLI_H
 #define ES_CLI_H
@@ -16,6 +16,11 @@
 #define ES_EXIT_OK 0
 #define ES_EXIT_FAIL 1
 #define ES_EXIT_USAGE 2
+#define ES_EXIT_CTX_FULL 3 /* generate: stopped because the context is full (the text so far was printed) */
+
+/* The largest |alpha| of --steer and |SCALE| of --control-vector-scaled: past it the
+ * steered hidden states swamp the model (overflow to Inf/NaN, or noise). */
+#define CLI_MAX_ALPHA 1e3
 
 /* The library keeps its helper macros internal; the CLI's own. */
 #ifndef ES_MIN
@@ -35,6 +40,12 @@ const char *cli_data_path(const char *rel, char *buf, size_t cap);
 int cli_fail(const char *what);
 /* Prints "emosteer <cmd>: <message>\nTry 'emosteer <cmd> --help'." and returns ES_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads the text file at `path` (es_file_read, at most 1 GiB) into *text (free()),
+ * *len bytes. A file that cannot be read, is not a regular file, or holds a NUL byte
+ * ("PATH: NUL byte at offset N: not a text file") is reported on stderr as
+ * "emosteer CMD: MESSAGE" and gives ES_EXIT_FAIL; ES_EXIT_OK otherwise. */
+int cli_read_text(const char *cmd, const char *path, char **text, size_t *len);
 
 /* Option parsing helpers: parse whole strings, reject junk ("12x"), range-check. */
 bool cli_parse_int(const char *s, long lo, long hi, long *out);

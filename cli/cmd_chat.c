@@ -44,7 +44,7 @@ static const cli_group_use chat_groups[] = {
 static void chat_init(void *p) {
     chat_opts *o = p;
     cli_runtime_init(&o->rt);
-    o->rt.n_ctx = 4096;
+    o->rt.n_ctx = 0; /* the library default: the trained length, at most 4096 */
     o->sp = es_sampler_default_params();
     o->n_predict = 256;
     cli_steer_init(&o->steer);

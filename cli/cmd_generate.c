@@ -39,6 +39,7 @@ static const cli_opt_group gen_group = {"options", gen_own, sizeof gen_own / siz
 static const cli_group_use gen_groups[] = {
     {&gen_group, 0, 0},
     {&cli_runtime_group, GO(rt), CLI_RT_BATCH},
+    {&cli_check_finite_group, GO(rt), 0},
     {&cli_n_predict_group, GO(n_predict), 0},
     {&cli_sampling_group, GO(sp), 0},
     {&cli_chat_group, GO(chat), 0},
@@ -55,7 +56,9 @@ static void gen_init(void *p) {
 
 const cli_command cli_generate_cmd = {
     "generate", "[-m MODEL] -p TEXT [options]", "Generates a continuation of TEXT and streams it to stdout.",
-    "example: emosteer generate -p \"The letter arrived and\" --ev models/demo-16m.ev.gguf --steer joy=1.5",
+    "example: emosteer generate -p \"The letter arrived and\" --ev models/demo-16m.ev.gguf --steer joy=1.5\n\n"
+    "exit status: 0 done (-n tokens, end of generation or a --stop string), 1 failure, 2 usage error,\n"
+    "3 stopped because the context (-c) is full: the text printed so far is kept.",
     sizeof(gen_opts), gen_init, gen_groups, sizeof gen_groups / sizeof gen_groups[0], 0,
 };
 
@@ -64,25 +67,6 @@ static bool print_piece(void *user, int index, const char *text, size_t len) {
     fwrite(text, 1, len, stdout);
     fflush(stdout);
     return true;
-}
-
-static char *read_file_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    return buf;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -100,10 +84,8 @@ int cmd_generate(int argc, char **argv) {
 
     char *file_text = NULL;
     if (prompt_file) {
-        if (!(file_text = read_file_text(prompt_file))) {
-            fprintf(stderr, "emosteer: cannot read '%s': %m\n", prompt_file);
-            return ES_EXIT_FAIL;
-        }
+        size_t len;
+        if ((rc = cli_read_text("generate", prompt_file, &file_text, &len)) != ES_EXIT_OK) return rc;
         prompt = file_text;
     }
     if (!prompt) {
@@ -119,6 +101,7 @@ int cmd_generate(int argc, char **argv) {
     int n_toks = 0;
     es_gen_output out = {0};
     es_model_params mp = es_model_default_params();
+    mp.check_finite = o.rt.check_finite;
     if ((rc = cli_steer_build(&o.steer, "generate", &steer)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     if (es_model_load(model_path, &mp, &model) != ES_OK) {
@@ -145,9 +128,15 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     es_context_params cp = es_context_default_params();
-    cp.n_ctx = o.rt.n_ctx;
+    cp.n_ctx = cli_runtime_ctx("generate", o.rt.n_ctx, model);
     cli_runtime_apply(&o.rt, &cp);
-    if (n_toks + 1 > cp.n_batch) cp.n_batch = n_toks + 1;
+    /* before the context is made and the prompt echoed: generation needs one free position */
+    if (n_toks >= cp.n_ctx) {
+        fprintf(stderr, "emosteer generate: the prompt has %d tokens; the context holds %d (-c)%s\n", n_toks,
+                cp.n_ctx, o.rt.n_ctx ? "" : ", the model's trained length");
+        goto done;
+    }
+    if (n_toks + 1 > cp.n_batch) cp.n_batch = ES_MIN(n_toks + 1, cp.n_ctx);
     if (es_context_create(model, &cp, &ctx) != ES_OK) {
         cli_fail("creating the context");
         goto done;
@@ -179,6 +168,11 @@ int cmd_generate(int argc, char **argv) {
     fprintf(stderr, "generate: %d prompt tokens, %d generated in %.2f s (%.1f tok/s overall)\n",
             n_toks, out.n_tokens, dt, dt > 0 ? (n_toks + out.n_tokens) / dt : 0.0);
     rc = ES_EXIT_OK;
+    if (out.stop == ES_GEN_STOP_CONTEXT) {
+        fprintf(stderr, "emosteer generate: stopped: the context (%d positions) is full; give a larger -c\n",
+                es_context_n_ctx(ctx));
+        rc = ES_EXIT_CTX_FULL;
+    }
 done:
     es_gen_output_free(&out);
     free(toks);

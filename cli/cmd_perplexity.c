@@ -29,6 +29,7 @@ static const cli_opt_group ppl_group = {"options", ppl_own, sizeof ppl_own / siz
 static const cli_group_use ppl_groups[] = {
     {&ppl_group, 0, 0},
     {&cli_runtime_group, PO(rt), CLI_RT_BATCH},
+    {&cli_check_finite_group, PO(rt), 0},
 };
 
 static void ppl_init(void *p) {
@@ -44,29 +45,6 @@ const cli_command cli_perplexity_cmd = {
     "N_CTX (-c) tokens, first token of each chunk replaced by BOS, second half scored).",
     NULL, sizeof(ppl_opts), ppl_init, ppl_groups, sizeof ppl_groups / sizeof ppl_groups[0], 0,
 };
-
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (buf) *len = n;
-    return buf;
-}
 
 /* Log-softmax probability of `target` under logits[n]. */
 static double log_prob(const float *logits, int n, int target) {
@@ -86,12 +64,10 @@ int cmd_perplexity(int argc, char **argv) {
     if (!file) return cli_usage_error("perplexity", "no input file: give one with -f FILE");
 
     size_t text_len = 0;
-    char *text = read_text(file, &text_len);
-    if (!text) {
-        fprintf(stderr, "emosteer: cannot read '%s': %m\n", file);
-        return ES_EXIT_FAIL;
-    }
+    char *text = NULL;
+    if ((rc = cli_read_text("perplexity", file, &text, &text_len)) != ES_EXIT_OK) return rc;
     es_model_params mp = es_model_default_params();
+    mp.check_finite = o.rt.check_finite;
     es_model *model = NULL;
     if (es_model_load(model_path, &mp, &model) != ES_OK) {
         free(text);
@@ -99,6 +75,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     es_model_info info;
     es_model_get_info(model, &info);
+    n_ctx = cli_runtime_ctx("perplexity", (int)n_ctx, model);
     const es_vocab *vocab = es_model_vocab(model);
     rc = ES_EXIT_FAIL;
     int32_t *toks = NULL;

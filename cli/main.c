@@ -117,6 +117,24 @@ int cli_fail(const char *what) {
     return ES_EXIT_FAIL;
 }
 
+int cli_read_text(const char *cmd, const char *path, char **text, size_t *len) {
+    char *data = NULL;
+    size_t n = 0;
+    if (es_file_read(path, (size_t)1 << 30, &data, &n) != ES_OK) {
+        fprintf(stderr, "emosteer %s: %s\n", cmd, es_last_error());
+        return ES_EXIT_FAIL;
+    }
+    size_t at = strlen(data);
+    if (at != n) {
+        fprintf(stderr, "emosteer %s: %s: NUL byte at offset %zu: not a text file\n", cmd, path, at);
+        free(data);
+        return ES_EXIT_FAIL;
+    }
+    *text = data;
+    *len = n;
+    return ES_EXIT_OK;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "emosteer %s: ", cmd);

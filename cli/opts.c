@@ -271,22 +271,26 @@ int cli_opts_parse(const cli_command *cmd, void *opts, int argc, char **argv, cl
 /* The default shown in --help, from the destination; false if there is none to show. */
 static bool default_text(const cli_opt *o, const void *dest, char *buf, size_t cap) {
     switch (o->kind) {
-    case CLI_INT: snprintf(buf, cap, "%d", *(const int *)dest); return true;
-    case CLI_LONG: snprintf(buf, cap, "%ld", *(const long *)dest); return true;
-    case CLI_U64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)dest); return true;
-    case CLI_FLOAT: snprintf(buf, cap, "%g", (double)*(const float *)dest); return true;
-    case CLI_DOUBLE: snprintf(buf, cap, "%g", *(const double *)dest); return true;
+    case CLI_INT:
+        if ((o->flags & CLI_DEFAULT_CTX) && *(const int *)dest == 0)
+            snprintf(buf, cap, ": the model's trained length, at most %d", ES_CTX_DEFAULT_MAX);
+        else snprintf(buf, cap, " %d", *(const int *)dest);
+        return true;
+    case CLI_LONG: snprintf(buf, cap, " %ld", *(const long *)dest); return true;
+    case CLI_U64: snprintf(buf, cap, " %" PRIu64, *(const uint64_t *)dest); return true;
+    case CLI_FLOAT: snprintf(buf, cap, " %g", (double)*(const float *)dest); return true;
+    case CLI_DOUBLE: snprintf(buf, cap, " %g", *(const double *)dest); return true;
     case CLI_STR:
     case CLI_PATH:
         if (!*(const char *const *)dest) return false;
-        snprintf(buf, cap, "%s", *(const char *const *)dest);
+        snprintf(buf, cap, " %s", *(const char *const *)dest);
         return true;
     case CLI_CHOICE: {
         int i = *(const int *)dest;
         for (int k = 0; k <= i; k++)
             if (!o->choice(k)) return false;
         if (i < 0) return false;
-        snprintf(buf, cap, "%s", o->choice(i));
+        snprintf(buf, cap, " %s", o->choice(i));
         return true;
     }
     default: return false;
@@ -319,7 +323,7 @@ static void print_opt(const cli_opt *o, const void *dest, FILE *f) {
     if (o->kind == CLI_INT || o->kind == CLI_LONG || o->kind == CLI_FLOAT || o->kind == CLI_DOUBLE ||
         o->kind == CLI_INT_LIST)
         fprintf(f, " [%s..%s]", lo, hi);
-    if ((o->flags & CLI_SHOW_DEFAULT) && default_text(o, dest, def, sizeof def)) fprintf(f, " (default %s)", def);
+    if ((o->flags & CLI_SHOW_DEFAULT) && default_text(o, dest, def, sizeof def)) fprintf(f, " (default%s)", def);
     fputc('\n', f);
 }
 
@@ -364,7 +368,7 @@ static const cli_opt runtime_opts[] = {
     {"-t", "--threads", "N", CLI_INT, 1, 512, RT(n_threads),
      "worker threads (default: the CPU count, at most 8)", NULL, NULL, 0, CLI_RT_THREADS},
     {"-c", "--ctx-size", "N", CLI_INT, 8, 1 << 22, RT(n_ctx), "context length in tokens", NULL, NULL,
-     CLI_SHOW_DEFAULT, CLI_RT_CTX},
+     CLI_SHOW_DEFAULT | CLI_DEFAULT_CTX, CLI_RT_CTX},
     {NULL, "--kv-type", NULL, CLI_CHOICE, 0, 0, RT(kv_type),
      "KV cache type: f32 exact, f16 half the memory with\nattention computed as llama.cpp does", kv_choice, NULL,
      CLI_SHOW_DEFAULT, CLI_RT_KV},
@@ -377,11 +381,17 @@ static const cli_opt runtime_opts[] = {
 };
 const cli_opt_group cli_runtime_group = {"runtime", runtime_opts, N_OPTS(runtime_opts)};
 
+static const cli_opt check_finite_opts[] = {
+    {NULL, "--check-finite", NULL, CLI_FLAG, 0, 0, RT(check_finite),
+     "scan the float weights for NaN/Inf at load (slow on big models)", NULL, NULL, 0, 0},
+};
+const cli_opt_group cli_check_finite_group = {"runtime", check_finite_opts, N_OPTS(check_finite_opts)};
+
 void cli_runtime_init(cli_runtime_opts *rt) {
     es_context_params cp = es_context_default_params();
     rt->model = cli_default_model();
     rt->n_threads = 0;
-    rt->n_ctx = 2048;
+    rt->n_ctx = 0;
     rt->kv_type = cp.kv_type;
     rt->numerics = cp.numerics;
     rt->batch = 16;
@@ -391,6 +401,18 @@ void cli_runtime_apply(const cli_runtime_opts *rt, es_context_params *cp) {
     if (rt->n_threads > 0) cp->n_threads = rt->n_threads;
     cp->kv_type = rt->kv_type;
     cp->numerics = rt->numerics;
+}
+
+int cli_runtime_ctx(const char *cmd, int n_ctx, const es_model *model) {
+    es_model_info in;
+    es_model_get_info(model, &in);
+    if (n_ctx == 0) return ES_MIN(in.n_ctx_train, ES_CTX_DEFAULT_MAX);
+    if (n_ctx > in.n_ctx_train)
+        fprintf(stderr,
+                "emosteer %s: warning: -c %d is above the %d positions the model was trained for; quality degrades "
+                "past them\n",
+                cmd, n_ctx, in.n_ctx_train);
+    return n_ctx;
 }
 
 /* ---- sampling ------------------------------------------------------------------------------ */
@@ -460,7 +482,7 @@ const cli_opt_group cli_chat_group = {"chat", chat_opts, N_OPTS(chat_opts)};
 
 static bool parse_scale(const char *s, float *out) {
     double d;
-    if (!cli_parse_float(s, -1e6, 1e6, &d)) return false;
+    if (!cli_parse_float(s, -CLI_MAX_ALPHA, CLI_MAX_ALPHA, &d)) return false;
     *out = (float)d;
     return true;
 }
@@ -494,8 +516,8 @@ static int cv_fn(const cli_opt *o, const char *flag, void *dest, char *const *va
         } else if (colon && parse_scale(colon + 1, &cv->scale)) {
             *colon = '\0';
         } else {
-            return fail(err, cap, "%s wants FILE SCALE (or FILE:SCALE) with SCALE a number in -1e+06..1e+06, got '%s'",
-                        flag, n >= 2 ? vals[1] : vals[0]);
+            return fail(err, cap, "%s wants FILE SCALE (or FILE:SCALE) with SCALE a number in -%g..%g, got '%s'", flag,
+                        CLI_MAX_ALPHA, CLI_MAX_ALPHA, n >= 2 ? vals[1] : vals[0]);
         }
     }
     so->n_cv++;

@@ -58,6 +58,8 @@ typedef int (*cli_opt_fn)(const cli_opt *opt, const char *flag, void *dest, char
 
 /* Option flags */
 #define CLI_SHOW_DEFAULT 1u /* --help appends "(default X)" read from the destination */
+#define CLI_DEFAULT_CTX 2u  /* an int where 0 is the library's default context length: --help
+                               shows "(default: the model's trained length, at most 4096)" */
 
 struct cli_opt {
     const char *short_name; /* "-t", or NULL */
@@ -143,18 +145,27 @@ int cli_opts_parse(const cli_command *cmd, void *opts, int argc, char **argv, cl
 typedef struct cli_runtime_opts {
     const char *model; /* -m (default cli_default_model()) */
     int n_threads;     /* -t, 0 = the library's default */
-    int n_ctx;         /* -c (each command sets its default) */
+    int n_ctx;         /* -c; 0 = the library's default (the trained length, at most 4096) */
     int kv_type;       /* --kv-type (es_kv_type) */
     int numerics;      /* --numerics (es_numerics) */
     int batch;         /* --batch: sequences at once (default 16) */
+    bool check_finite; /* --check-finite: es_model_params.check_finite */
 } cli_runtime_opts;
 
 extern const cli_opt_group cli_runtime_group;
-/* model = cli_default_model(), n_ctx = 2048, batch = 16, the library's kv and numerics. */
+/* --check-finite, a group of its own (titled "runtime") for the commands that pass it
+ * to es_model_load: take it at the offset of their cli_runtime_opts. */
+extern const cli_opt_group cli_check_finite_group;
+/* model = cli_default_model(), n_ctx = 0 (the library's default), batch = 16, the
+ * library's kv and numerics. */
 void cli_runtime_init(cli_runtime_opts *rt);
 /* Copies -t (when given), --kv-type and --numerics into cp (n_ctx and n_batch are the
  * command's to decide). */
 void cli_runtime_apply(const cli_runtime_opts *rt, es_context_params *cp);
+/* The positions a context made with -c n_ctx holds (n_ctx, or for 0 the library's
+ * default). Prints "emosteer CMD: warning: -c N is above the M positions the model was
+ * trained for; quality degrades past them" to stderr when n_ctx > the trained length. */
+int cli_runtime_ctx(const char *cmd, int n_ctx, const es_model *model);
 
 /* sampling: --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n
  * --presence-penalty --frequency-penalty -s/--seed, into an es_sampler_params. */

@@ -21,7 +21,7 @@ void cli_steer_init(cli_steer_opts *o) {
 
 static bool parse_float(const char *s, float *out) {
     double d;
-    if (!cli_parse_float(s, -1e6, 1e6, &d)) return false;
+    if (!cli_parse_float(s, -CLI_MAX_ALPHA, CLI_MAX_ALPHA, &d)) return false;
     *out = (float)d;
     return true;
 }
@@ -107,7 +107,7 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
     int32_t *list = NULL;
     if (o->ev_path) {
         if (es_ev_set_load(o->ev_path, NULL, &ev) != ES_OK) {
-            rc = cli_fail(o->ev_path);
+            rc = cli_fail("--ev");
             goto done;
         }
         /* "joy=1.5,anger=-0.5" */
@@ -121,7 +121,8 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
             char *eq = strchr(tok, '=');
             es_steer_item it = es_steer_item_default();
             if (!eq || eq == tok || !parse_float(eq + 1, &it.alpha)) {
-                rc = cli_usage_error(cmd, "--steer wants EMOTION=ALPHA pairs, got '%s'", tok);
+                rc = cli_usage_error(cmd, "--steer wants EMOTION=ALPHA pairs with ALPHA a number in -%g..%g, got '%s'",
+                                     CLI_MAX_ALPHA, CLI_MAX_ALPHA, tok);
                 break;
             }
             *eq = '\0';
@@ -151,12 +152,14 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
             list = NULL;
         }
         free(spec);
+        if (rc == ES_EXIT_OK && es_steer_set_n_items(set) == 0)
+            rc = cli_usage_error(cmd, "--steer '%s' names no emotion: give EMOTION=ALPHA[,...]", o->steer_spec);
         if (rc != ES_EXIT_OK) goto done;
     }
     for (int k = 0; k < o->n_cv; k++) {
         es_ev_set *cv = NULL;
         if (es_ev_set_load(o->cv[k].path, "control", &cv) != ES_OK) {
-            rc = cli_fail(o->cv[k].path);
+            rc = cli_fail("--control-vector");
             goto done;
         }
         es_steer_item it = es_steer_item_default();

@@ -91,6 +91,20 @@ char *es_strdup(const char *s);
 es_status es_sha256_file(const char *path, char hex[ES_SHA256_HEX]);
 
 /* ------------------------------------------------------------------------- */
+/* Files (src/base/file.c)                                                 */
+/* ------------------------------------------------------------------------- */
+
+/* Reads the whole regular file at `path` (at most max_bytes bytes) into a new 64-byte
+ * aligned buffer with a NUL after the last byte (so text can be used as a C string;
+ * *len does not count it, and a NUL inside the file is kept: compare *len with
+ * strlen). *data is owned by the caller (free()). Fails, with a message starting with
+ * "PATH: ", on a file that cannot be opened (ES_ERR_IO), one that is not a regular
+ * file — "PATH: is a directory, not a file", a FIFO, a device — (ES_ERR_IO, checked
+ * before any read, so a FIFO never blocks), one larger than max_bytes (ES_ERR_FORMAT),
+ * a read error (ES_ERR_IO) or out of memory. On failure *data and *len are untouched. */
+es_status es_file_read(const char *path, size_t max_bytes, char **data, size_t *len);
+
+/* ------------------------------------------------------------------------- */
 /* Tensor types (src/gguf/tensor_types.c)                                  */
 /* ------------------------------------------------------------------------- */
 
@@ -410,13 +424,19 @@ typedef enum es_numerics {
 } es_numerics;
 
 typedef struct es_context_params {
-    int n_ctx;      /* positions held per sequence (default 2048, clamped to n_ctx_train) */
+    int n_ctx;      /* positions held per sequence; 0 (default): the model's n_ctx_train, at
+                       most ES_CTX_DEFAULT_MAX. A larger value is honoured, not clamped:
+                       positions past n_ctx_train are extrapolated and quality degrades */
     int n_seq_max;  /* independent sequences (default 1) */
     int n_batch;    /* max tokens in one es_decode call (default 512) */
     int n_threads;  /* worker threads (default: es_cpu_count(), at most 8) */
     es_kv_type kv_type;   /* element type of the KV cache (default ES_KV_F32) */
     es_numerics numerics; /* summation order (default ES_NUMERICS_FAST) */
 } es_context_params;
+
+/* The most positions a default context (n_ctx = 0) holds, whatever the model was
+ * trained for: a 128k-context model does not get a 128k KV cache unasked. */
+#define ES_CTX_DEFAULT_MAX 4096
 
 es_context_params es_context_default_params(void);
 
@@ -430,6 +450,10 @@ es_status es_numerics_parse(const char *name, es_numerics *out);
 /* Creates a context over `model`, which must outlive it. *out is owned by the caller. */
 es_status es_context_create(es_model *model, const es_context_params *params, es_context **out);
 void es_context_free(es_context *ctx);
+
+/* Positions per sequence the context holds (n_ctx after the default is resolved);
+ * 0 for NULL. */
+int es_context_n_ctx(const es_context *ctx);
 
 /* Forgets the cached positions of sequence `seq` (or of all sequences when seq < 0). */
 es_status es_kv_clear(es_context *ctx, int seq);
@@ -451,7 +475,10 @@ typedef struct es_batch {
     const int8_t *logits; /* [n_tokens] nonzero where logits are wanted, or NULL */
 } es_batch;
 
-/* Runs the model on a batch and appends to the KV cache. */
+/* Runs the model on a batch and appends to the KV cache. Logits that come out NaN or
+ * Inf (broken weights, or steering vectors so large the hidden states overflow) fail
+ * with ES_ERR_FORMAT naming the batch token, its position and sequence; the batch is
+ * then not appended and no logits are readable. */
 es_status es_decode(es_context *ctx, const es_batch *batch);
 
 /* Logits of the i-th token of the last batch (float[n_vocab]), or NULL if that token

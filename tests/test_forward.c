@@ -461,12 +461,13 @@ static void test_load_options(void) {
               "model info");
         CHECK(es_model_vocab(b) != NULL && es_model_chat_template(b) == NULL, "vocab present, no chat template");
         es_context_params cp = es_context_default_params();
-        cp.n_ctx = 1 << 20; /* clamped to the trained 4096 */
+        cp.n_ctx = 0; /* the default: the trained 4096 */
         cp.n_threads = 2;
         int32_t toks[6] = {1, 20, 40, 60, 80, 100};
         es_batch bt = {6, toks, NULL, NULL, NULL};
         if (CHECK(es_context_create(a, &cp, &ca) == ES_OK && es_context_create(b, &cp, &cb) == ES_OK, "%s",
                   es_last_error()) &&
+            CHECK(es_context_n_ctx(ca) == 4096, "n_ctx 0 is the trained length: %d", es_context_n_ctx(ca)) &&
             CHECK(es_decode(ca, &bt) == ES_OK && es_decode(cb, &bt) == ES_OK, "%s", es_last_error()))
             CHECK(!memcmp(es_get_logits(ca, 5), es_get_logits(cb, 5), 512 * sizeof(float)),
                   "use_mmap=false gives the same logits");
@@ -480,6 +481,13 @@ static void test_load_options(void) {
     bad.kv_type = 7;
     CHECK(es_context_create(a, &bad, &cx) == ES_ERR_INVALID_ARG && cx == NULL && strstr(es_last_error(), "kv_type"),
           "kv_type 7 refused");
+    bad = es_context_default_params();
+    bad.n_ctx = 5000; /* past the trained 4096: honoured, not clamped */
+    bad.n_threads = 1;
+    if (CHECK(es_context_create(a, &bad, &cx) == ES_OK, "n_ctx 5000: %s", es_last_error()))
+        CHECK(es_context_n_ctx(cx) == 5000, "n_ctx 5000 honoured: %d", es_context_n_ctx(cx));
+    es_context_free(cx);
+    cx = NULL;
     CHECK(es_model_load("/nonexistent/x.gguf", NULL, &b) != ES_OK, "missing file");
     es_context_free(ca);
     es_context_free(cb);

@@ -11,7 +11,7 @@
 
 es_context_params es_context_default_params(void) {
     es_context_params p;
-    p.n_ctx = 2048;
+    p.n_ctx = 0; /* the model's trained length, at most ES_CTX_DEFAULT_MAX */
     p.n_seq_max = 1;
     p.n_batch = 512;
     p.n_threads = ES_MIN(es_cpu_count(), 8);
@@ -144,7 +144,8 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
     if (!model || !out) return es_error(ES_ERR_INVALID_ARG, "context: model and out must not be NULL");
     es_context_params p = params ? *params : es_context_default_params();
     const es_config *c = &model->cfg;
-    if (p.n_ctx < 1) return es_error(ES_ERR_INVALID_ARG, "context: n_ctx %d must be >= 1", p.n_ctx);
+    if (p.n_ctx == 0) p.n_ctx = ES_MIN(c->n_ctx_train, ES_CTX_DEFAULT_MAX);
+    if (p.n_ctx < 1) return es_error(ES_ERR_INVALID_ARG, "context: n_ctx %d must be >= 1 (or 0: the default)", p.n_ctx);
     if (p.n_seq_max < 1 || p.n_seq_max > 4096)
         return es_error(ES_ERR_INVALID_ARG, "context: n_seq_max %d must be in [1, 4096]", p.n_seq_max);
     if (p.n_batch < 1 || p.n_batch > (1 << 20))
@@ -157,7 +158,7 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
     if (p.numerics != ES_NUMERICS_FAST && p.numerics != ES_NUMERICS_LLAMACPP)
         return es_error(ES_ERR_INVALID_ARG,
                         "context: numerics %d must be ES_NUMERICS_FAST (0) or ES_NUMERICS_LLAMACPP (1)", (int)p.numerics);
-    if (p.n_ctx > c->n_ctx_train) p.n_ctx = c->n_ctx_train;
+    /* n_ctx past n_ctx_train is honoured: RoPE extrapolates, quality degrades there */
 
     es_context *ctx = es_calloc(1, sizeof *ctx);
     if (!ctx) return ES_ERR_NOMEM;
@@ -208,6 +209,10 @@ es_status es_kv_clear(es_context *ctx, int seq) {
         ctx->kv_len[seq] = 0;
     }
     return ES_OK;
+}
+
+int es_context_n_ctx(const es_context *ctx) {
+    return ctx ? ctx->params.n_ctx : 0;
 }
 
 int es_kv_len(const es_context *ctx, int seq) {

@@ -231,6 +231,30 @@ static void output_logits(es_context *ctx, int n_out) {
     }
 }
 
+/* The first of the n_out rows whose logits are not all finite, or whose hidden state
+ * overflowed (its mean square, summed in float as every rmsnorm does, is Inf: the norms
+ * then scale it to zeros and the logits come out flat, a silent <unk>), as an
+ * ES_ERR_FORMAT naming the batch token, its position and sequence; ES_OK when all are
+ * fine. O(n_vocab + n_embd) per row. */
+static es_status check_logits(const es_context *ctx, int n_out) {
+    const es_run_state *rs = &ctx->rs;
+    const size_t n_vocab = (size_t)ctx->model->cfg.n_vocab, n_embd = (size_t)ctx->model->cfg.n_embd;
+    for (int r = 0; r < n_out; r++) {
+        const float *row = ctx->logits + (size_t)r * n_vocab;
+        const float *x = rs->x + (size_t)rs->out_rows[r] * n_embd;
+        float bad = 0.0f, ss = 0.0f;
+        for (size_t i = 0; i < n_vocab; i++) bad += row[i] * 0.0f; /* NaN iff some entry is NaN or Inf */
+        for (size_t i = 0; i < n_embd; i++) ss += x[i] * x[i];
+        if (bad == 0.0f && isfinite(ss)) continue;
+        const int t = rs->out_rows[r];
+        return es_error(ES_ERR_FORMAT,
+                        "decode: non-finite logits at batch token %d (position %d of sequence %d): the weights or "
+                        "the steering vectors produce NaN/Inf",
+                        t, rs->pos[t], rs->seq[t]);
+    }
+    return ES_OK;
+}
+
 /* ---- one decoder block ---------------------------------------------------------------- */
 
 /* q, k, v = the three column ranges of each row of the fused projection rs.qkv. */
@@ -361,6 +385,13 @@ es_status es_decode(es_context *ctx, const es_batch *batch) {
 
     /* logits = softcap(rmsnorm(x, output_norm)·Woutᵀ) for the rows that ask */
     if (n_out > 0) output_logits(ctx, n_out);
+    /* NaN/Inf there means the weights or the steering broke the forward pass: say so
+     * instead of sampling garbage; the batch is then not appended to the cache */
+    if (n_out > 0 && (st = check_logits(ctx, n_out)) != ES_OK) {
+        for (int i = 0; i < n; i++) ctx->logits_row[i] = -1;
+        ctx->last_n_tokens = 0;
+        return st;
+    }
 
     /* the cache now holds every sequence up to its last position; logits rows by token */
     for (int i = 0; i < n; i++) {
