@@ -246,7 +246,7 @@ int cmd_chat(int argc, char **argv) {
     if ((rc = cli_chat_format(model, tmpl_name, false, &fmt)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     es_context_params cp = es_context_default_params();
-    cp.n_ctx = o.rt.n_ctx;
+    cp.n_ctx = cli_runtime_ctx("chat", o.rt.n_ctx, model);
     cli_runtime_apply(&o.rt, &cp);
     /* The context's worker threads inherit SIGINT blocked, so that it always reaches the
      * main thread (and interrupts its read of stdin); until the handler is in place it
@@ -256,9 +256,7 @@ int cmd_chat(int argc, char **argv) {
         cli_fail("creating the context");
         goto done;
     }
-    es_model_info info;
-    es_model_get_info(model, &info);
-    int n_ctx = info.n_ctx_train > 0 ? ES_MIN(cp.n_ctx, info.n_ctx_train) : cp.n_ctx; /* as the context clamps */
+    int n_ctx = es_context_n_ctx(ctx);
     int reserve = (int)ES_MIN(n_predict, (long)(n_ctx / 4));
     if (steer && es_context_set_steering(ctx, 0, steer) != ES_OK) {
         cli_fail("steering");
@@ -401,6 +399,9 @@ int cmd_chat(int argc, char **argv) {
         }
         free(toks);
         bool stopped = g_sigint > 0;
+        if (out.stop == ES_GEN_STOP_CONTEXT)
+            fprintf(stderr, "chat: the reply stopped: the context (%d positions) is full; the oldest turns "
+                            "are dropped for the next message\n", n_ctx);
         if (stopped && view.shown < out.text_len) out.text[view.shown] = '\0'; /* keep what was shown */
         bool ok = history_add(&h, "assistant", out.text);
         es_gen_output_free(&out);
