@@ -1,0 +1,149 @@
+/*
+ * test_cli_errors_eval.c — behaviours of the binary ($ES_BIN) that used to be silently
+ * wrong, each now a clear error or a documented behaviour, as a table: the arguments,
+ * the exit code, substrings the stderr must hold, and files that must not exist after.
+ *
+ *   control vectors: --control-vector of a multi-emotion .ev.gguf is a usage error that
+ *     names its emotions and points to --ev F --steer E=A; a one-direction control
+ *     vector (written here from the demo vectors) still works.
+ *
+ * Everything runs on the demo model (models/demo-16m.q8_0.gguf, models/demo-16m.ev.gguf);
+ * temporary files live in /tmp/es_errx_<pid> and are removed at the end.
+ */
+#include "testutil.h"
+
+#include "emosteer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *bin;
+static char tmpdir[128], model[1024], evfile[1024];
+
+/* Replaces @T@ (the temp folder), @M@ (the model) and @EV@ (the demo vectors) in s. */
+static void expand(const char *s, char *out, size_t cap) {
+    size_t n = 0;
+    while (*s && n + 1 < cap) {
+        const char *sub = NULL;
+        size_t skip = 0;
+        if (!strncmp(s, "@T@", 3)) sub = tmpdir, skip = 3;
+        else if (!strncmp(s, "@M@", 3)) sub = model, skip = 3;
+        else if (!strncmp(s, "@EV@", 4)) sub = evfile, skip = 4;
+        if (sub) {
+            n += (size_t)snprintf(out + n, cap - n, "%s", sub);
+            if (n >= cap) n = cap - 1;
+            s += skip;
+        } else {
+            out[n++] = *s++;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Runs `bin ARGS` (expanded) with stdout dropped (kept with `with_stdout`); stderr goes
+ * to err[cap]. Returns the exit code. */
+static int run(const char *args, bool with_stdout, char *err, size_t cap) {
+    char ex[4096], cmd[4400];
+    expand(args, ex, sizeof ex);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1%s", bin, ex, with_stdout ? "" : " >/dev/null");
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(err, 1, cap - 1, p);
+    err[n] = '\0';
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool exists(const char *path_tmpl) {
+    char p[2048];
+    expand(path_tmpl, p, sizeof p);
+    return access(p, F_OK) == 0;
+}
+
+/* ---- setups ------------------------------------------------------------------------ */
+
+/* @T@/cv.gguf: the demo's joy vectors as a llama.cpp control vector (one direction). */
+static bool setup_cv(const char *arg) {
+    (void)arg;
+    es_ev_set *ev = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/cv.gguf", tmpdir);
+    bool ok = es_ev_set_load(evfile, NULL, &ev) == ES_OK &&
+              es_ev_set_export_control_vector(ev, "joy", 1.0f, true, path) == ES_OK;
+    es_ev_set_free(ev);
+    return CHECK(ok, "writing %s: %s", path, es_last_error());
+}
+
+typedef struct err_case {
+    const char *name;
+    bool (*setup)(const char *arg); /* may be NULL */
+    const char *setup_arg;
+    const char *args;      /* after the binary; @T@, @M@, @EV@ expanded */
+    int rc;                /* expected exit code */
+    const char *want[4];   /* substrings of stderr (NULL-terminated) */
+    const char *absent[3]; /* paths that must not exist afterwards */
+    bool with_stdout;      /* match the substrings in stdout too (--help) */
+} err_case;
+
+static const err_case cases[] = {
+    /* 1. control vectors */
+    {.name = "--control-vector of a 6-emotion file",
+     .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector @EV@",
+     .rc = 2,
+     .want = {"holds 6 emotions", "joy sadness anger fear disgust base", "--ev", "--steer EMOTION=ALPHA"},
+     .absent = {"@T@/act.gguf"}},
+    {.name = "--control-vector-scaled of a 6-emotion file",
+     .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector-scaled @EV@ 0.5",
+     .rc = 2,
+     .want = {"holds 6 emotions", "--steer EMOTION=ALPHA"},
+     .absent = {"@T@/act.gguf"}},
+    {.name = "--control-vector-scaled FILE:SCALE of a 6-emotion file",
+     .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector-scaled @EV@:2",
+     .rc = 2,
+     .want = {"holds 6 emotions"},
+     .absent = {"@T@/act.gguf"}},
+    {.name = "--control-vector of one direction still works",
+     .setup = setup_cv,
+     .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector @T@/cv.gguf",
+     .rc = 0},
+    {.name = "--help says a control vector is one direction",
+     .args = "generate --help",
+     .rc = 0,
+     .want = {"(one direction)", "--ev FILE --steer EMOTION=ALPHA"},
+     .with_stdout = true},
+};
+
+static void run_case(const err_case *c) {
+    if (c->setup && !c->setup(c->setup_arg)) return;
+    static char err[65536];
+    int rc = run(c->args, c->with_stdout, err, sizeof err);
+    CHECK(rc == c->rc, "%s: exit %d, want %d:\n%s", c->name, rc, c->rc, err);
+    for (int k = 0; k < 4 && c->want[k]; k++)
+        CHECK(strstr(err, c->want[k]) != NULL, "%s: stderr lacks '%s':\n%s", c->name, c->want[k], err);
+    for (int k = 0; k < 3 && c->absent[k]; k++)
+        CHECK(!exists(c->absent[k]), "%s: %s was left behind", c->name, c->absent[k]);
+    printf("ok: %s (exit %d)\n", c->name, rc);
+}
+
+int main(void) {
+    bin = getenv("ES_BIN");
+    if (!bin) {
+        fprintf(stderr, "ES_BIN is not set\n");
+        return 1;
+    }
+    snprintf(model, sizeof model, "%s/models/demo-16m.q8_0.gguf", es_test_source());
+    snprintf(evfile, sizeof evfile, "%s/models/demo-16m.ev.gguf", es_test_source());
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/es_errx_%d", (int)getpid());
+    if (!CHECK(mkdir(tmpdir, 0755) == 0, "mkdir %s", tmpdir)) return es_test_finish();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    CHECK(system(cmd) == 0, "removing %s", tmpdir);
+    return es_test_finish();
+}
