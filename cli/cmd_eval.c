@@ -85,7 +85,9 @@ static const cli_opt eval_own[] = {
      NULL, NULL, 0, 0},
     {NULL, "--lexicon", "DIR", CLI_PATH, 0, 0, EO(lexicon), "lexicon folder (default: the project's, data/lexicon)",
      NULL, NULL, 0, 0},
-    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, EO(resume), "continue DIR/generations.jsonl: finished responses are kept",
+    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, EO(resume), "continue DIR/generations.jsonl: finished responses are kept\n(each checked: a value out of range, or a "
+     "seed or prompt\nnot this run's, is an error naming FILE:LINE; responses\noutside this grid stay in the file, "
+     "left out of the\nresults, and a note counts them)",
      NULL, NULL, 0, 0},
     {NULL, "--compare", "A B", CLI_CUSTOM, 0, 0, EO(compare), "compare two runs' results.json instead", NULL,
      compare_fn, 0, 0},
@@ -451,6 +453,93 @@ static int check_resume(const char *path, const char *now) {
     return ES_EXIT_OK;
 }
 
+/* Where (emotion, alpha, query, sample) of a record is in this run's grid: false for a
+ * record of another grid (the grid may change between a run and its --resume). *seed
+ * gets the seed this run draws that response with. */
+static bool in_grid(const eval_job *j, const es_gen_record *r, uint64_t *seed) {
+    int e = 0, a = 0, q = 0;
+    while (e < j->n_emotions && strcmp(j->emotions[e], r->emotion) != 0) e++;
+    /* alphas compare as the log's keys do: rounded to 9 significant digits */
+    char want[32], got[32];
+    snprintf(got, sizeof got, "%.9g", r->alpha == 0 ? 0.0 : r->alpha);
+    for (; a < j->n_alphas; a++) {
+        snprintf(want, sizeof want, "%.9g", j->alphas[a] == 0 ? 0.0 : j->alphas[a]);
+        if (!strcmp(want, got)) break;
+    }
+    while (q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0) q++;
+    if (e == j->n_emotions || a == j->n_alphas || q == j->n_queries || r->sample >= j->o->samples) return false;
+    *seed = es_eval_seed(j->o->sp.seed, j->emotions[e], j->alphas[a], "*", r->sample) + (uint64_t)j->queries[q].index;
+    return true;
+}
+
+static int query_of(const eval_job *j, const char *id) {
+    for (int q = 0; q < j->n_queries; q++)
+        if (!strcmp(j->queries[q].id, id)) return q;
+    return -1;
+}
+
+/* Checks every record of the log a --resume continues: the file must read (each value
+ * in its range, es_genlog_open), and a record of this run's grid must be the response
+ * this run would draw — its seed, prompt and at most -n tokens — or it is an error naming path:line and
+ * the field. Records of other grid points are kept in the file and left out of the
+ * results; a note counts them. Returns an exit code. */
+static int check_resumed_records(const eval_job *j, const char *gen_path) {
+    es_genlog *log = NULL;
+    if (es_genlog_open(gen_path, j->labels, j->n_labels, false, &log) != ES_OK) {
+        fprintf(stderr, "emosteer eval: --resume: %s\n(fix or remove that line, or use another -o DIR)\n",
+                es_last_error());
+        return ES_EXIT_FAIL;
+    }
+    es_genlog_free(log);
+    FILE *f = fopen(gen_path, "rb");
+    if (!f) {
+        fprintf(stderr, "emosteer eval: --resume: cannot read %s: %s\n", gen_path, strerror(errno));
+        return ES_EXIT_FAIL;
+    }
+    char *line = NULL;
+    size_t cap = 0, line_no = 0, foreign = 0;
+    ssize_t got;
+    int rc = ES_EXIT_OK;
+    while (rc == ES_EXIT_OK && (got = getline(&line, &cap, f)) > 0) {
+        line_no++;
+        es_gen_record r;
+        size_t body = (size_t)got;
+        while (body && (line[body - 1] == '\n' || line[body - 1] == '\r')) body--;
+        /* blank lines and a torn last line: es_genlog_open has accepted them */
+        if (es_gen_record_from_json(line, body, j->labels, j->n_labels, &r) != ES_OK) continue;
+        uint64_t seed;
+        if (!in_grid(j, &r, &seed)) {
+            foreign++;
+        } else if (r.seed != seed) {
+            fprintf(stderr,
+                    "emosteer eval: --resume: %s:%zu: \"seed\": %llu is not the seed this run draws (%s, alpha %g, "
+                    "%s, sample %d) with (%llu): a response of another run?\n(use another -o DIR)\n",
+                    gen_path, line_no, (unsigned long long)r.seed, r.emotion, r.alpha, r.query_id, r.sample,
+                    (unsigned long long)seed);
+            rc = ES_EXIT_FAIL;
+        } else if (r.n_tokens > j->o->n_predict) {
+            fprintf(stderr, "emosteer eval: --resume: %s:%zu: \"n_tokens\": %d is more than this run's -n %ld\n"
+                    "(use another -o DIR)\n", gen_path, line_no, r.n_tokens, j->o->n_predict);
+            rc = ES_EXIT_FAIL;
+        } else if (r.prompt && strcmp(r.prompt, j->queries[query_of(j, r.query_id)].text) != 0) {
+            fprintf(stderr,
+                    "emosteer eval: --resume: %s:%zu: \"prompt\" is not the text of query %s in this run\n"
+                    "(use another -o DIR)\n",
+                    gen_path, line_no, r.query_id);
+            rc = ES_EXIT_FAIL;
+        }
+        es_gen_record_clear(&r);
+    }
+    free(line);
+    fclose(f);
+    if (rc == ES_EXIT_OK && foreign)
+        fprintf(stderr,
+                "eval: note: %zu responses in %s are outside this run's grid (--emotions, --alphas, queries, "
+                "--samples): kept in the file, left out of the results\n",
+                foreign, gen_path);
+    return rc;
+}
+
 /* ---- summaries and files ------------------------------------------------------------------ */
 
 static es_status set_str(char **field, const char *v) {
@@ -596,12 +685,8 @@ static int eval_finish(eval_job *j, const char *model_sha, const char *ev_sha, c
     size_t n = 0;
     if (!sel) goto done;
     for (size_t i = 0; i < info.n_records; i++) {
-        const es_gen_record *r = &all[i];
-        bool in = r->sample < j->o->samples;
-        int q = 0;
-        for (; in && q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0; q++) {
-        }
-        if (in && q < j->n_queries) sel[n++] = *r;
+        uint64_t seed;
+        if (in_grid(j, &all[i], &seed)) sel[n++] = all[i];
     }
     /* lexicon: the first six scores */
     for (size_t i = 0; i < n; i++) sel[i].n_labels = sel[i].scores ? EVAL_N_LEX : 0;
@@ -734,6 +819,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (have_log && (rc = check_resume(set_path, settings)) != ES_EXIT_OK) goto done;
+    if (have_log && (rc = check_resumed_records(&j, gen_path)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     if (mkdir_p(o.out) != 0) {
         fprintf(stderr, "emosteer: cannot create the folder %s: %s\n", o.out, strerror(errno));

@@ -6,6 +6,11 @@
  *   control vectors: --control-vector of a multi-emotion .ev.gguf is a usage error that
  *     names its emotions and points to --ev F --steer E=A; a one-direction control
  *     vector (written here from the demo vectors) still works.
+ *   eval --resume: a record of generations.jsonl with a score outside its range, a NaN
+ *     (even on the last line, when that line is complete), a seed, prompt or n_tokens
+ *     this run would not produce is an error naming path:line and the field (exit 1);
+ *     a record of another grid point (alpha, emotion) is kept out of the results with
+ *     a note counting it.
  *
  * Everything runs on the demo model (models/demo-16m.q8_0.gguf, models/demo-16m.ev.gguf);
  * temporary files live in /tmp/es_errx_<pid> and are removed at the end.
@@ -80,6 +85,56 @@ static bool setup_cv(const char *arg) {
     return CHECK(ok, "writing %s: %s", path, es_last_error());
 }
 
+#define EVAL_GRID "--emotions joy,anger --alphas 0,2 --n-queries 2 -n 8"
+
+/* @T@/run: a finished eval of EVAL_GRID (8 responses); @T@/gen.base: its log. */
+static bool setup_eval_run(void) {
+    static int done = -1;
+    if (done >= 0) return done;
+    char err[8192];
+    int rc = run("eval -m @M@ --ev @EV@ -t 2 " EVAL_GRID " -o @T@/run", false, err, sizeof err);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp '%s/run/generations.jsonl' '%s/gen.base'", tmpdir, tmpdir);
+    done = CHECK(rc == 0 && system(cmd) == 0, "the eval run to resume: exit %d:\n%s", rc, err);
+    return done;
+}
+
+/* Restores @T@/run/generations.jsonl from the base, then edits it: arg is
+ * "LINE|FROM|TO[|append]": in line LINE the first FROM becomes TO, the line replaced
+ * (or, with "append", a copy appended at the end). */
+static bool setup_edit_log(const char *arg) {
+    if (!setup_eval_run()) return false;
+    char spec[512], base[256], path[256];
+    snprintf(spec, sizeof spec, "%s", arg);
+    char *save = NULL, *ln = strtok_r(spec, "|", &save), *from = strtok_r(NULL, "|", &save),
+         *to = strtok_r(NULL, "|", &save), *mode = strtok_r(NULL, "|", &save);
+    bool append = mode && !strcmp(mode, "append");
+    snprintf(base, sizeof base, "%s/gen.base", tmpdir);
+    snprintf(path, sizeof path, "%s/run/generations.jsonl", tmpdir);
+    char *text = es_test_read_file(base, NULL);
+    FILE *f = fopen(path, "w");
+    bool ok = text && f && ln && from && to, edited = false;
+    int want = ln ? atoi(ln) : 0, k = 0;
+    char *extra = NULL;
+    for (char *line = text, *next; ok && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        const char *at = ++k == want ? strstr(line, from) : NULL;
+        char *edit = NULL;
+        if (at && asprintf(&edit, "%.*s%s%s", (int)(at - line), line, to, at + strlen(from)) > 0) edited = true;
+        fprintf(f, "%s\n", edit && !append ? edit : line);
+        if (edit && append) extra = edit;
+        else free(edit);
+    }
+    if (extra) fprintf(f, "%s\n", extra);
+    free(extra);
+    ok = (f && fclose(f) == 0) && ok;
+    free(text);
+    return CHECK(ok && edited, "editing line %d of %s ('%s')", want, path, arg);
+}
+
+#define RESUME "eval -m @M@ --ev @EV@ -t 2 " EVAL_GRID " -o @T@/run --resume"
+
 typedef struct err_case {
     const char *name;
     bool (*setup)(const char *arg); /* may be NULL */
@@ -89,6 +144,7 @@ typedef struct err_case {
     const char *want[4];   /* substrings of stderr (NULL-terminated) */
     const char *absent[3]; /* paths that must not exist afterwards */
     bool with_stdout;      /* match the substrings in stdout too (--help) */
+    const char *unwanted;  /* a substring stderr must not hold, or NULL */
 } err_case;
 
 static const err_case cases[] = {
@@ -112,6 +168,68 @@ static const err_case cases[] = {
      .setup = setup_cv,
      .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector @T@/cv.gguf",
      .rc = 0},
+    /* 2. eval --resume checks every record of generations.jsonl */
+    {.name = "resume: a score outside [0, 1]",
+     .setup = setup_edit_log,
+     .setup_arg = "2|\"scores\":{\"anger\":|\"scores\":{\"anger\":-0.25,\"anger_was\":",
+     .args = RESUME,
+     .rc = 1,
+     .want = {"generations.jsonl:2:", "\"scores\".\"anger\"", "-0.25 is not a probability in [0, 1]"}},
+    {.name = "resume: a NaN perplexity",
+     .setup = setup_edit_log,
+     .setup_arg = "3|\"ppl\":|\"ppl\":NaN,\"ppl_was\":",
+     .args = RESUME,
+     .rc = 1,
+     .want = {"generations.jsonl:3:", "invalid JSON"}},
+    {.name = "resume: a NaN on the last, complete line (not a torn write)",
+     .setup = setup_edit_log,
+     .setup_arg = "8|\"topic\":|\"topic\":NaN,\"topic_was\":",
+     .args = RESUME,
+     .rc = 1,
+     .want = {"generations.jsonl:8:", "invalid JSON"}},
+    {.name = "resume: a topic score outside [-1, 1]",
+     .setup = setup_edit_log,
+     .setup_arg = "4|\"topic\":|\"topic\":2.5,\"topic_was\":",
+     .args = RESUME,
+     .rc = 1,
+     .want = {"generations.jsonl:4:", "\"topic\": 2.5 is outside [-1, 1]"}},
+    {.name = "resume: a seed this run does not draw",
+     .setup = setup_edit_log,
+     .setup_arg = "5|\"seed\":|\"seed\":7,\"seed_was\":",
+     .args = RESUME,
+     .rc = 1,
+     .want = {"generations.jsonl:5:", "\"seed\": 7 is not the seed this run draws"}},
+    {.name = "resume: a prompt that is not the query's",
+     .setup = setup_edit_log,
+     .setup_arg = "6|\"prompt\":\"|\"prompt\":\"Not it: ",
+     .args = RESUME,
+     .rc = 1,
+     .want = {"generations.jsonl:6:", "\"prompt\""}},
+    {.name = "resume: more tokens than -n",
+     .setup = setup_edit_log,
+     .setup_arg = "7|\"n_tokens\":|\"n_tokens\":99,\"n_tokens_was\":",
+     .args = RESUME,
+     .rc = 1,
+     .want = {"generations.jsonl:7:", "\"n_tokens\": 99 is more than this run's -n 8"}},
+    {.name = "resume: a foreign alpha is kept out, with a note",
+     .setup = setup_edit_log,
+     .setup_arg = "1|\"alpha\":0.0,|\"alpha\":3.0,|append",
+     .args = RESUME,
+     .rc = 0,
+     .want = {"note: 1 responses", "outside this run's grid", "0 to generate", "(8 responses"}},
+    {.name = "resume: a foreign emotion is kept out, with a note",
+     .setup = setup_edit_log,
+     .setup_arg = "1|\"emotion\":\"joy\"|\"emotion\":\"fear\"|append",
+     .args = RESUME,
+     .rc = 0,
+     .want = {"note: 1 responses", "outside this run's grid", "0 to generate", "(8 responses"}},
+    {.name = "resume: a clean log resumes to nothing, without a note",
+     .setup = setup_edit_log,
+     .setup_arg = "1|{|{",
+     .args = RESUME,
+     .rc = 0,
+     .want = {"0 to generate"},
+     .unwanted = "note:"},
     {.name = "--help says a control vector is one direction",
      .args = "generate --help",
      .rc = 0,
@@ -126,6 +244,7 @@ static void run_case(const err_case *c) {
     CHECK(rc == c->rc, "%s: exit %d, want %d:\n%s", c->name, rc, c->rc, err);
     for (int k = 0; k < 4 && c->want[k]; k++)
         CHECK(strstr(err, c->want[k]) != NULL, "%s: stderr lacks '%s':\n%s", c->name, c->want[k], err);
+    CHECK(!c->unwanted || !strstr(err, c->unwanted), "%s: stderr holds '%s':\n%s", c->name, c->unwanted, err);
     for (int k = 0; k < 3 && c->absent[k]; k++)
         CHECK(!exists(c->absent[k]), "%s: %s was left behind", c->name, c->absent[k]);
     printf("ok: %s (exit %d)\n", c->name, rc);
