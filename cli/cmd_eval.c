@@ -138,6 +138,10 @@ static int eval_parse(int argc, char **argv, eval_opts *o) {
     if (rc >= 0) return rc;
     if (o->compare[0]) return -1;
     if (!o->out) return cli_usage_error(CMD, "no output folder: give one with -o DIR");
+    struct stat sb;
+    if (!*o->out) return cli_usage_error(CMD, "-o '': the output folder is empty");
+    if (stat(o->out, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        return cli_usage_error(CMD, "-o %s: is a file, not a folder", o->out);
     if (!o->steer.ev_path) return cli_usage_error(CMD, "no emotion vectors: give them with --ev FILE");
     if (o->queries && o->prompts) return cli_usage_error(CMD, "--queries and --prompts exclude each other");
     if (!o->lexicon) o->lexicon = default_lexicon();
@@ -774,6 +778,8 @@ int cmd_eval(int argc, char **argv) {
     }
     eval_job j = {.o = &o};
     char *gen_path = NULL, *set_path = NULL, *settings = NULL;
+    bool made_dir = false, made_settings = false, made_log = false; /* by this run: removed if it fails */
+    struct stat sb;
     char model_sha[ES_SHA256_HEX] = "", ev_sha[ES_SHA256_HEX] = "", query_sha[ES_SHA256_HEX] = "",
          judge_sha[ES_SHA256_HEX] = "";
     if ((rc = eval_prepare(&j)) >= 0) goto done;
@@ -810,7 +816,6 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "emosteer: out of memory\n");
         goto done;
     }
-    struct stat sb;
     bool have_log = stat(gen_path, &sb) == 0 && sb.st_size > 0;
     if (have_log && !o.resume) {
         fprintf(stderr, "emosteer eval: %s already holds responses: continue them with --resume, or choose another -o DIR\n",
@@ -821,6 +826,9 @@ int cmd_eval(int argc, char **argv) {
     if (have_log && (rc = check_resume(set_path, settings)) != ES_EXIT_OK) goto done;
     if (have_log && (rc = check_resumed_records(&j, gen_path)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
+    made_dir = stat(o.out, &sb) != 0;
+    made_settings = access(set_path, F_OK) != 0;
+    made_log = !have_log;
     if (mkdir_p(o.out) != 0) {
         fprintf(stderr, "emosteer: cannot create the folder %s: %s\n", o.out, strerror(errno));
         goto done;
@@ -847,6 +855,15 @@ int cmd_eval(int argc, char **argv) {
     rc = eval_finish(&j, model_sha, ev_sha, query_sha, judge_sha);
     fprintf(stderr, "eval: done in %.2f s\n", es_time_s() - t0);
 done:
+    /* a failed run that generated nothing takes back what it created: an empty log, its
+     * settings, the folder; a log with responses is kept for --resume */
+    if (rc != ES_EXIT_OK && made_log && gen_path && stat(gen_path, &sb) == 0 && sb.st_size == 0) {
+        es_genlog_free(j.log);
+        j.log = NULL;
+        unlink(gen_path);
+        if (made_settings) unlink(set_path);
+        if (made_dir) rmdir(o.out);
+    }
     free(gen_path);
     free(set_path);
     free(settings);

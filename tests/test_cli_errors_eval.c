@@ -11,6 +11,11 @@
  *     this run would not produce is an error naming path:line and the field (exit 1);
  *     a record of another grid point (alpha, emotion) is kept out of the results with
  *     a note counting it.
+ *   output paths: extract/random-model -o '' or -o DIR, extract -o in a missing folder,
+ *     eval -o '' or -o FILE are usage errors before any work; extract --resume without
+ *     a checkpoint starts fresh with a note; a failed extract removes a checkpoint it
+ *     made that holds nothing and keeps one that was there; a failed eval that made
+ *     nothing removes its empty log, settings and folder, but never a user's folder.
  *
  * Everything runs on the demo model (models/demo-16m.q8_0.gguf, models/demo-16m.ev.gguf);
  * temporary files live in /tmp/es_errx_<pid> and are removed at the end.
@@ -133,6 +138,18 @@ static bool setup_edit_log(const char *arg) {
     return CHECK(ok && edited, "editing line %d of %s ('%s')", want, path, arg);
 }
 
+/* Creates the file arg (expanded; "junk" in it), or the folder when arg ends in '/'. */
+static bool setup_touch(const char *arg) {
+    char p[1024];
+    expand(arg, p, sizeof p);
+    size_t n = strlen(p);
+    if (n && p[n - 1] == '/') return CHECK(mkdir(p, 0755) == 0, "mkdir %s", p);
+    FILE *f = fopen(p, "w");
+    bool ok = f && fputs("junk\n", f) >= 0;
+    ok = (f && fclose(f) == 0) && ok;
+    return CHECK(ok, "writing %s", p);
+}
+
 #define RESUME "eval -m @M@ --ev @EV@ -t 2 " EVAL_GRID " -o @T@/run --resume"
 
 typedef struct err_case {
@@ -145,6 +162,7 @@ typedef struct err_case {
     const char *absent[3]; /* paths that must not exist afterwards */
     bool with_stdout;      /* match the substrings in stdout too (--help) */
     const char *unwanted;  /* a substring stderr must not hold, or NULL */
+    const char *present[2]; /* paths that must still exist afterwards (a user's files) */
 } err_case;
 
 static const err_case cases[] = {
@@ -230,6 +248,77 @@ static const err_case cases[] = {
      .rc = 0,
      .want = {"0 to generate"},
      .unwanted = "note:"},
+    /* 3. output paths are checked before any work; a failed run leaves no litter */
+    {.name = "extract -o ''",
+     .args = "extract -m @M@ -t 2 --emotions joy --n-queries 1 -n 4 -o ''",
+     .rc = 2,
+     .want = {"-o '': the output path is empty"},
+     .unwanted = "samples"},
+    {.name = "extract -o DIR",
+     .args = "extract -m @M@ -t 2 --emotions joy --n-queries 1 -n 4 -o @T@",
+     .rc = 2,
+     .want = {"-o @T@: is a folder", "@T@/out.ev.gguf"},
+     .absent = {"@T@.partial"},
+     .unwanted = "samples"},
+    {.name = "extract -o in a missing folder",
+     .args = "extract -m @M@ -t 2 --emotions joy --n-queries 1 -n 4 -o @T@/nodir/x.ev.gguf",
+     .rc = 2,
+     .want = {"the folder @T@/nodir does not exist"},
+     .unwanted = "samples"},
+    {.name = "random-model -o DIR",
+     .args = "random-model --like demo-16m -o @T@",
+     .rc = 2,
+     .want = {"-o @T@: is a folder", "@T@/model.gguf"},
+     .unwanted = "shape"},
+    {.name = "random-model -o ''",
+     .args = "random-model --like demo-16m -o ''",
+     .rc = 2,
+     .want = {"-o '': the output path is empty"}},
+    {.name = "extract --resume without a checkpoint starts fresh, with a note",
+     .args = "extract -m @M@ -t 2 --emotions joy --n-queries 1 -n 4 --resume -o @T@/fresh.ev.gguf",
+     .rc = 0,
+     .want = {"no checkpoint at @T@/fresh.ev.gguf.partial; starting fresh", "wrote @T@/fresh.ev.gguf"},
+     .absent = {"@T@/fresh.ev.gguf.partial"},
+     .present = {"@T@/fresh.ev.gguf"},
+     .unwanted = "resumed"},
+    {.name = "extract that fails after opening its checkpoint removes it",
+     .args = "extract -m @M@ -t 2 --emotions joy --n-queries 1 -n 5000 -o @T@/big.ev.gguf",
+     .rc = 1,
+     .want = {"lower -n"},
+     .absent = {"@T@/big.ev.gguf.partial", "@T@/big.ev.gguf"}},
+    {.name = "extract --resume of a bad checkpoint keeps the user's file",
+     .setup = setup_touch,
+     .setup_arg = "@T@/keep.ev.gguf.partial",
+     .args = "extract -m @M@ -t 2 --emotions joy --n-queries 1 -n 4 --resume -o @T@/keep.ev.gguf",
+     .rc = 1,
+     .want = {"checkpoint"},
+     .absent = {"@T@/keep.ev.gguf"},
+     .present = {"@T@/keep.ev.gguf.partial"}},
+    {.name = "eval -o ''",
+     .args = "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 4 -o ''",
+     .rc = 2,
+     .want = {"-o '': the output folder is empty"},
+     .unwanted = "hashing"},
+    {.name = "eval -o FILE",
+     .setup = setup_touch,
+     .setup_arg = "@T@/afile",
+     .args = "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 4 -o @T@/afile",
+     .rc = 2,
+     .want = {"-o @T@/afile: is a file, not a folder"},
+     .unwanted = "hashing"},
+    {.name = "eval that fails before a response removes the folder it made",
+     .args = "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 5000 -o @T@/evfail",
+     .rc = 1,
+     .want = {"lower -n"},
+     .absent = {"@T@/evfail"}},
+    {.name = "eval that fails in a user's folder leaves the folder and its files",
+     .setup = setup_touch,
+     .setup_arg = "@T@/evkeep/",
+     .args = "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 5000 -o @T@/evkeep",
+     .rc = 1,
+     .want = {"lower -n"},
+     .absent = {"@T@/evkeep/generations.jsonl", "@T@/evkeep/run-settings.txt"},
+     .present = {"@T@/evkeep"}},
     {.name = "--help says a control vector is one direction",
      .args = "generate --help",
      .rc = 0,
@@ -242,8 +331,13 @@ static void run_case(const err_case *c) {
     static char err[65536];
     int rc = run(c->args, c->with_stdout, err, sizeof err);
     CHECK(rc == c->rc, "%s: exit %d, want %d:\n%s", c->name, rc, c->rc, err);
-    for (int k = 0; k < 4 && c->want[k]; k++)
-        CHECK(strstr(err, c->want[k]) != NULL, "%s: stderr lacks '%s':\n%s", c->name, c->want[k], err);
+    for (int k = 0; k < 4 && c->want[k]; k++) {
+        char want[1024];
+        expand(c->want[k], want, sizeof want);
+        CHECK(strstr(err, want) != NULL, "%s: stderr lacks '%s':\n%s", c->name, want, err);
+    }
+    for (int k = 0; k < 2 && c->present[k]; k++)
+        CHECK(exists(c->present[k]), "%s: %s is gone", c->name, c->present[k]);
     CHECK(!c->unwanted || !strstr(err, c->unwanted), "%s: stderr holds '%s':\n%s", c->name, c->unwanted, err);
     for (int k = 0; k < 3 && c->absent[k]; k++)
         CHECK(!exists(c->absent[k]), "%s: %s was left behind", c->name, c->absent[k]);
