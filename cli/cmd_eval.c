@@ -127,6 +127,9 @@ const cli_command cli_eval_cmd = {
     "'Is this text on the topic of \"<query>\"?'; else the cosine of the mean hidden states\n"
     "(layer 2/3 of the depth) of response and query under the unsteered model.\n"
     "Perplexity: of the response after its prompt, under the unsteered model.\n"
+    "Layers: --layers, else the layers the --ev file recommends (emosteer.default_layers;\n"
+    "models/demo-16m.ev.gguf: 2,3,4), else every layer it has; run-settings.txt and\n"
+    "results.json record the layers used, e.g. \"2,3,4 (recommended by the file)\".\n"
     "See docs/evaluation.md for every metric.\n\n"
     "example: emosteer eval --ev models/demo-16m.ev.gguf -o eval-demo --batch 32",
     sizeof(eval_opts), eval_init, eval_groups, sizeof eval_groups / sizeof eval_groups[0], 0,
@@ -393,6 +396,27 @@ static char *join(const char *dir, const char *name) {
     return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
 }
 
+/* The layers steered, as run-settings.txt and results.json record them: the --layers
+ * spec, else the EV file's recommended layers (emosteer.default_layers), else every
+ * layer it has for the first emotion — what cli_steer_select_layers picks. */
+static void layers_text(const eval_job *j, char *buf, size_t cap) {
+    const eval_opts *o = j->o;
+    const int32_t *def = NULL;
+    int n_def = es_ev_set_default_layers(j->ev, &def);
+    size_t at = 0;
+    if (o->steer.layers_spec) {
+        snprintf(buf, cap, "%s (--layers)", o->steer.layers_spec);
+    } else if (n_def > 0) {
+        for (int k = 0; k < n_def && at < cap; k++) at += (size_t)snprintf(buf + at, cap - at, "%s%d", k ? "," : "", def[k]);
+        if (at < cap) snprintf(buf + at, cap - at, " (recommended by the file)");
+    } else {
+        int first = -1, last = -1;
+        for (int l = 0; l < es_ev_set_n_layer(j->ev); l++)
+            if (es_ev_set_get(j->ev, j->emotions[0], l)) first = first < 0 ? l : first, last = l;
+        snprintf(buf, cap, "%d-%d (every layer of the file)", first, last);
+    }
+}
+
 /* What must not change between a run and its --resume: the settings the responses
  * and their topic scores depend on (not the grid, the batch or the threads; a judge
  * added or changed is refused because it measures topic adherence). */
@@ -400,13 +424,14 @@ static char *run_settings(const eval_job *j, const char *model_sha, const char *
                           const char *judge_sha) {
     const eval_opts *o = j->o;
     const es_sampler_params *sp = &o->sp;
-    char *t = NULL;
+    char *t = NULL, layers[1024];
+    layers_text(j, layers, sizeof layers);
     int n = asprintf(&t,
                      "model_sha256=%s\nev_sha256=%s\nhook=%s\nlayers=%s\npositions=%s\npreserve_norm=%d\n"
                      "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n"
                      "topic=%s%s\n",
                      model_sha, ev_sha, es_hook_name(o->steer.hook >= 0 ? (es_hook_point)o->steer.hook : es_ev_set_hook(j->ev)),
-                     o->steer.layers_spec ? o->steer.layers_spec : "all", es_steer_positions_name(o->steer.positions),
+                     layers, es_steer_positions_name(o->steer.positions),
                      o->steer.preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
                      o->n_predict, (double)sp->temp, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                      (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
@@ -433,7 +458,7 @@ static int write_atomic_text(const char *path, const char *text) {
 }
 
 /* Compares the settings of this run with DIR/run-settings.txt of the run it resumes. */
-static int check_resume(const char *path, const char *now) {
+static int check_resume(const char *path, const char *now, bool layers_given) {
     FILE *f = fopen(path, "r");
     if (!f) return ES_EXIT_OK; /* nothing recorded: trust the user */
     char before[8192];
@@ -444,7 +469,10 @@ static int check_resume(const char *path, const char *now) {
     const char *a = before, *b = now;
     while (*a || *b) {
         size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
-        if (la != lb || memcmp(a, b, la) != 0) {
+        /* runs written before the layers were spelled out recorded "layers=all" for
+         * "no --layers": the same selection */
+        bool old_layers = !layers_given && la == 10 && !memcmp(a, "layers=all", 10) && !strncmp(b, "layers=", 7);
+        if (!old_layers && (la != lb || memcmp(a, b, la) != 0)) {
             fprintf(stderr,
                     "emosteer eval: --resume: this run differs from the one in %s:\n  was: %.*s\n  now: %.*s\n"
                     "(the responses or their scores would not be comparable; use another -o DIR)\n",
@@ -567,18 +595,8 @@ static int fill_settings(const eval_job *j, es_eval_settings *s, const char *mod
     const eval_opts *o = j->o;
     es_ev_meta meta;
     es_ev_set_get_meta(j->ev, &meta);
-    char layers[256], created[32], scorer[PATH_MAX + 64];
-    int first = -1, last = -1;
-    for (int l = 0; l < es_ev_set_n_layer(j->ev); l++)
-        if (es_ev_set_get(j->ev, j->emotions[0], l)) first = first < 0 ? l : first, last = l;
-    const int32_t *def = NULL;
-    int n_def = es_ev_set_default_layers(j->ev, &def);
-    if (o->steer.layers_spec) snprintf(layers, sizeof layers, "%s", o->steer.layers_spec);
-    else if (n_def > 0) {
-        size_t at = (size_t)snprintf(layers, sizeof layers, "recommended by the file:");
-        for (int k = 0; k < n_def && at < sizeof layers; k++)
-            at += (size_t)snprintf(layers + at, sizeof layers - at, "%s%d", k ? "," : " ", def[k]);
-    } else snprintf(layers, sizeof layers, "all (%d-%d)", first, last);
+    char layers[1024], created[32], scorer[PATH_MAX + 64];
+    layers_text(j, layers, sizeof layers);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -823,7 +841,7 @@ int cmd_eval(int argc, char **argv) {
         rc = ES_EXIT_USAGE;
         goto done;
     }
-    if (have_log && (rc = check_resume(set_path, settings)) != ES_EXIT_OK) goto done;
+    if (have_log && (rc = check_resume(set_path, settings, o.steer.layers_spec != NULL)) != ES_EXIT_OK) goto done;
     if (have_log && (rc = check_resumed_records(&j, gen_path)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
     made_dir = stat(o.out, &sb) != 0;

@@ -16,6 +16,9 @@
  *     a checkpoint starts fresh with a note; a failed extract removes a checkpoint it
  *     made that holds nothing and keeps one that was there; a failed eval that made
  *     nothing removes its empty log, settings and folder, but never a user's folder.
+ *   docs: README's steering claim matches docs/steering-demo.md (joy dips at alpha 1),
+ *     its bench synopsis the real defaults (512/128, as bench --help), and the default
+ *     eval layers read the same in README, eval --help, run-settings.txt, results.json.
  *
  * Everything runs on the demo model (models/demo-16m.q8_0.gguf, models/demo-16m.ev.gguf);
  * temporary files live in /tmp/es_errx_<pid> and are removed at the end.
@@ -344,6 +347,46 @@ static void run_case(const err_case *c) {
     printf("ok: %s (exit %d)\n", c->name, rc);
 }
 
+/* 4. the docs say what the code does: a file (@S@ = the source tree) holds each `has`
+ * and none of `lacks`. */
+typedef struct doc_case {
+    const char *path;
+    const char *has[3];
+    const char *lacks;
+} doc_case;
+
+static const doc_case docs[] = {
+    {"@S@/README.md", {"0.187 at 0.5, 0.180 at 1", "`bench [-p 512 -n 128 -r 5]`", "2,3,4 for `models/demo-16m.ev.gguf`"},
+     "rise monotonically"},
+    {"@T@/run/run-settings.txt", {"layers=2,3,4 (recommended by the file)"}, "layers=all"},
+    {"@T@/run/results.json", {"\"layers\": \"2,3,4 (recommended by the file)\""}, NULL},
+};
+
+static void doc_checks(void) {
+    static char out[65536];
+    /* --help: the real defaults and layers */
+    int rc = run("bench --help", true, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "(default 512)") && strstr(out, "(default 128)"), "bench --help defaults:\n%s", out);
+    rc = run("eval --help", true, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "models/demo-16m.ev.gguf: 2,3,4") && strstr(out, "2,3,4 (recommended by the file)"),
+          "eval --help names the default layers:\n%s", out);
+    rc = run("extract --help", true, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "none there: a note, and the run starts fresh"), "extract --help on --resume");
+    if (!setup_eval_run()) return;
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        char path[1024], tmpl[1024];
+        snprintf(tmpl, sizeof tmpl, "%s", docs[i].path);
+        if (!strncmp(tmpl, "@S@", 3)) snprintf(path, sizeof path, "%s%s", es_test_source(), tmpl + 3);
+        else expand(tmpl, path, sizeof path);
+        char *text = es_test_read_file(path, NULL);
+        if (!CHECK(text != NULL, "reading %s", path)) continue;
+        for (int k = 0; k < 3 && docs[i].has[k]; k++)
+            CHECK(strstr(text, docs[i].has[k]) != NULL, "%s lacks '%s'", path, docs[i].has[k]);
+        CHECK(!docs[i].lacks || !strstr(text, docs[i].lacks), "%s still says '%s'", path, docs[i].lacks);
+        free(text);
+    }
+}
+
 int main(void) {
     bin = getenv("ES_BIN");
     if (!bin) {
@@ -355,6 +398,8 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/es_errx_%d", (int)getpid());
     if (!CHECK(mkdir(tmpdir, 0755) == 0, "mkdir %s", tmpdir)) return es_test_finish();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    /* after the cases: setup_edit_log left @T@/run resumed from an unedited log */
+    doc_checks();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     CHECK(system(cmd) == 0, "removing %s", tmpdir);
