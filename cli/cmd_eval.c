@@ -85,7 +85,9 @@ static const cli_opt eval_own[] = {
      NULL, NULL, 0, 0},
     {NULL, "--lexicon", "DIR", CLI_PATH, 0, 0, EO(lexicon), "lexicon folder (default: the project's, data/lexicon)",
      NULL, NULL, 0, 0},
-    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, EO(resume), "continue DIR/generations.jsonl: finished responses are kept",
+    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, EO(resume), "continue DIR/generations.jsonl: finished responses are kept\n(each checked: a value out of range, or a "
+     "seed or prompt\nnot this run's, is an error naming FILE:LINE; responses\noutside this grid stay in the file, "
+     "left out of the\nresults, and a note counts them)",
      NULL, NULL, 0, 0},
     {NULL, "--compare", "A B", CLI_CUSTOM, 0, 0, EO(compare), "compare two runs' results.json instead", NULL,
      compare_fn, 0, 0},
@@ -125,6 +127,9 @@ const cli_command cli_eval_cmd = {
     "'Is this text on the topic of \"<query>\"?'; else the cosine of the mean hidden states\n"
     "(layer 2/3 of the depth) of response and query under the unsteered model.\n"
     "Perplexity: of the response after its prompt, under the unsteered model.\n"
+    "Layers: --layers, else the layers the --ev file recommends (emosteer.default_layers;\n"
+    "models/demo-16m.ev.gguf: 2,3,4), else every layer it has; run-settings.txt and\n"
+    "results.json record the layers used, e.g. \"2,3,4 (recommended by the file)\".\n"
     "See docs/evaluation.md for every metric.\n\n"
     "example: emosteer eval --ev models/demo-16m.ev.gguf -o eval-demo --batch 32",
     sizeof(eval_opts), eval_init, eval_groups, sizeof eval_groups / sizeof eval_groups[0], 0,
@@ -136,6 +141,10 @@ static int eval_parse(int argc, char **argv, eval_opts *o) {
     if (rc >= 0) return rc;
     if (o->compare[0]) return -1;
     if (!o->out) return cli_usage_error(CMD, "no output folder: give one with -o DIR");
+    struct stat sb;
+    if (!*o->out) return cli_usage_error(CMD, "-o '': the output folder is empty");
+    if (stat(o->out, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        return cli_usage_error(CMD, "-o %s: is a file, not a folder", o->out);
     if (!o->steer.ev_path) return cli_usage_error(CMD, "no emotion vectors: give them with --ev FILE");
     if (o->queries && o->prompts) return cli_usage_error(CMD, "--queries and --prompts exclude each other");
     if (!o->lexicon) o->lexicon = default_lexicon();
@@ -387,6 +396,27 @@ static char *join(const char *dir, const char *name) {
     return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
 }
 
+/* The layers steered, as run-settings.txt and results.json record them: the --layers
+ * spec, else the EV file's recommended layers (emosteer.default_layers), else every
+ * layer it has for the first emotion — what cli_steer_select_layers picks. */
+static void layers_text(const eval_job *j, char *buf, size_t cap) {
+    const eval_opts *o = j->o;
+    const int32_t *def = NULL;
+    int n_def = es_ev_set_default_layers(j->ev, &def);
+    size_t at = 0;
+    if (o->steer.layers_spec) {
+        snprintf(buf, cap, "%s (--layers)", o->steer.layers_spec);
+    } else if (n_def > 0) {
+        for (int k = 0; k < n_def && at < cap; k++) at += (size_t)snprintf(buf + at, cap - at, "%s%d", k ? "," : "", def[k]);
+        if (at < cap) snprintf(buf + at, cap - at, " (recommended by the file)");
+    } else {
+        int first = -1, last = -1;
+        for (int l = 0; l < es_ev_set_n_layer(j->ev); l++)
+            if (es_ev_set_get(j->ev, j->emotions[0], l)) first = first < 0 ? l : first, last = l;
+        snprintf(buf, cap, "%d-%d (every layer of the file)", first, last);
+    }
+}
+
 /* What must not change between a run and its --resume: the settings the responses
  * and their topic scores depend on (not the grid, the batch or the threads; a judge
  * added or changed is refused because it measures topic adherence). */
@@ -394,13 +424,14 @@ static char *run_settings(const eval_job *j, const char *model_sha, const char *
                           const char *judge_sha) {
     const eval_opts *o = j->o;
     const es_sampler_params *sp = &o->sp;
-    char *t = NULL;
+    char *t = NULL, layers[1024];
+    layers_text(j, layers, sizeof layers);
     int n = asprintf(&t,
                      "model_sha256=%s\nev_sha256=%s\nhook=%s\nlayers=%s\npositions=%s\npreserve_norm=%d\n"
                      "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n"
                      "topic=%s%s\n",
                      model_sha, ev_sha, es_hook_name(o->steer.hook >= 0 ? (es_hook_point)o->steer.hook : es_ev_set_hook(j->ev)),
-                     o->steer.layers_spec ? o->steer.layers_spec : "all", es_steer_positions_name(o->steer.positions),
+                     layers, es_steer_positions_name(o->steer.positions),
                      o->steer.preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
                      o->n_predict, (double)sp->temp, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                      (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
@@ -427,7 +458,7 @@ static int write_atomic_text(const char *path, const char *text) {
 }
 
 /* Compares the settings of this run with DIR/run-settings.txt of the run it resumes. */
-static int check_resume(const char *path, const char *now) {
+static int check_resume(const char *path, const char *now, bool layers_given) {
     FILE *f = fopen(path, "r");
     if (!f) return ES_EXIT_OK; /* nothing recorded: trust the user */
     char before[8192];
@@ -438,7 +469,10 @@ static int check_resume(const char *path, const char *now) {
     const char *a = before, *b = now;
     while (*a || *b) {
         size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
-        if (la != lb || memcmp(a, b, la) != 0) {
+        /* runs written before the layers were spelled out recorded "layers=all" for
+         * "no --layers": the same selection */
+        bool old_layers = !layers_given && la == 10 && !memcmp(a, "layers=all", 10) && !strncmp(b, "layers=", 7);
+        if (!old_layers && (la != lb || memcmp(a, b, la) != 0)) {
             fprintf(stderr,
                     "emosteer eval: --resume: this run differs from the one in %s:\n  was: %.*s\n  now: %.*s\n"
                     "(the responses or their scores would not be comparable; use another -o DIR)\n",
@@ -449,6 +483,93 @@ static int check_resume(const char *path, const char *now) {
         b += lb + (b[lb] == '\n');
     }
     return ES_EXIT_OK;
+}
+
+/* Where (emotion, alpha, query, sample) of a record is in this run's grid: false for a
+ * record of another grid (the grid may change between a run and its --resume). *seed
+ * gets the seed this run draws that response with. */
+static bool in_grid(const eval_job *j, const es_gen_record *r, uint64_t *seed) {
+    int e = 0, a = 0, q = 0;
+    while (e < j->n_emotions && strcmp(j->emotions[e], r->emotion) != 0) e++;
+    /* alphas compare as the log's keys do: rounded to 9 significant digits */
+    char want[32], got[32];
+    snprintf(got, sizeof got, "%.9g", r->alpha == 0 ? 0.0 : r->alpha);
+    for (; a < j->n_alphas; a++) {
+        snprintf(want, sizeof want, "%.9g", j->alphas[a] == 0 ? 0.0 : j->alphas[a]);
+        if (!strcmp(want, got)) break;
+    }
+    while (q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0) q++;
+    if (e == j->n_emotions || a == j->n_alphas || q == j->n_queries || r->sample >= j->o->samples) return false;
+    *seed = es_eval_seed(j->o->sp.seed, j->emotions[e], j->alphas[a], "*", r->sample) + (uint64_t)j->queries[q].index;
+    return true;
+}
+
+static int query_of(const eval_job *j, const char *id) {
+    for (int q = 0; q < j->n_queries; q++)
+        if (!strcmp(j->queries[q].id, id)) return q;
+    return -1;
+}
+
+/* Checks every record of the log a --resume continues: the file must read (each value
+ * in its range, es_genlog_open), and a record of this run's grid must be the response
+ * this run would draw — its seed, prompt and at most -n tokens — or it is an error naming path:line and
+ * the field. Records of other grid points are kept in the file and left out of the
+ * results; a note counts them. Returns an exit code. */
+static int check_resumed_records(const eval_job *j, const char *gen_path) {
+    es_genlog *log = NULL;
+    if (es_genlog_open(gen_path, j->labels, j->n_labels, false, &log) != ES_OK) {
+        fprintf(stderr, "emosteer eval: --resume: %s\n(fix or remove that line, or use another -o DIR)\n",
+                es_last_error());
+        return ES_EXIT_FAIL;
+    }
+    es_genlog_free(log);
+    FILE *f = fopen(gen_path, "rb");
+    if (!f) {
+        fprintf(stderr, "emosteer eval: --resume: cannot read %s: %s\n", gen_path, strerror(errno));
+        return ES_EXIT_FAIL;
+    }
+    char *line = NULL;
+    size_t cap = 0, line_no = 0, foreign = 0;
+    ssize_t got;
+    int rc = ES_EXIT_OK;
+    while (rc == ES_EXIT_OK && (got = getline(&line, &cap, f)) > 0) {
+        line_no++;
+        es_gen_record r;
+        size_t body = (size_t)got;
+        while (body && (line[body - 1] == '\n' || line[body - 1] == '\r')) body--;
+        /* blank lines and a torn last line: es_genlog_open has accepted them */
+        if (es_gen_record_from_json(line, body, j->labels, j->n_labels, &r) != ES_OK) continue;
+        uint64_t seed;
+        if (!in_grid(j, &r, &seed)) {
+            foreign++;
+        } else if (r.seed != seed) {
+            fprintf(stderr,
+                    "emosteer eval: --resume: %s:%zu: \"seed\": %llu is not the seed this run draws (%s, alpha %g, "
+                    "%s, sample %d) with (%llu): a response of another run?\n(use another -o DIR)\n",
+                    gen_path, line_no, (unsigned long long)r.seed, r.emotion, r.alpha, r.query_id, r.sample,
+                    (unsigned long long)seed);
+            rc = ES_EXIT_FAIL;
+        } else if (r.n_tokens > j->o->n_predict) {
+            fprintf(stderr, "emosteer eval: --resume: %s:%zu: \"n_tokens\": %d is more than this run's -n %ld\n"
+                    "(use another -o DIR)\n", gen_path, line_no, r.n_tokens, j->o->n_predict);
+            rc = ES_EXIT_FAIL;
+        } else if (r.prompt && strcmp(r.prompt, j->queries[query_of(j, r.query_id)].text) != 0) {
+            fprintf(stderr,
+                    "emosteer eval: --resume: %s:%zu: \"prompt\" is not the text of query %s in this run\n"
+                    "(use another -o DIR)\n",
+                    gen_path, line_no, r.query_id);
+            rc = ES_EXIT_FAIL;
+        }
+        es_gen_record_clear(&r);
+    }
+    free(line);
+    fclose(f);
+    if (rc == ES_EXIT_OK && foreign)
+        fprintf(stderr,
+                "eval: note: %zu responses in %s are outside this run's grid (--emotions, --alphas, queries, "
+                "--samples): kept in the file, left out of the results\n",
+                foreign, gen_path);
+    return rc;
 }
 
 /* ---- summaries and files ------------------------------------------------------------------ */
@@ -474,18 +595,8 @@ static int fill_settings(const eval_job *j, es_eval_settings *s, const char *mod
     const eval_opts *o = j->o;
     es_ev_meta meta;
     es_ev_set_get_meta(j->ev, &meta);
-    char layers[256], created[32], scorer[PATH_MAX + 64];
-    int first = -1, last = -1;
-    for (int l = 0; l < es_ev_set_n_layer(j->ev); l++)
-        if (es_ev_set_get(j->ev, j->emotions[0], l)) first = first < 0 ? l : first, last = l;
-    const int32_t *def = NULL;
-    int n_def = es_ev_set_default_layers(j->ev, &def);
-    if (o->steer.layers_spec) snprintf(layers, sizeof layers, "%s", o->steer.layers_spec);
-    else if (n_def > 0) {
-        size_t at = (size_t)snprintf(layers, sizeof layers, "recommended by the file:");
-        for (int k = 0; k < n_def && at < sizeof layers; k++)
-            at += (size_t)snprintf(layers + at, sizeof layers - at, "%s%d", k ? "," : " ", def[k]);
-    } else snprintf(layers, sizeof layers, "all (%d-%d)", first, last);
+    char layers[1024], created[32], scorer[PATH_MAX + 64];
+    layers_text(j, layers, sizeof layers);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -596,12 +707,8 @@ static int eval_finish(eval_job *j, const char *model_sha, const char *ev_sha, c
     size_t n = 0;
     if (!sel) goto done;
     for (size_t i = 0; i < info.n_records; i++) {
-        const es_gen_record *r = &all[i];
-        bool in = r->sample < j->o->samples;
-        int q = 0;
-        for (; in && q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0; q++) {
-        }
-        if (in && q < j->n_queries) sel[n++] = *r;
+        uint64_t seed;
+        if (in_grid(j, &all[i], &seed)) sel[n++] = all[i];
     }
     /* lexicon: the first six scores */
     for (size_t i = 0; i < n; i++) sel[i].n_labels = sel[i].scores ? EVAL_N_LEX : 0;
@@ -689,6 +796,8 @@ int cmd_eval(int argc, char **argv) {
     }
     eval_job j = {.o = &o};
     char *gen_path = NULL, *set_path = NULL, *settings = NULL;
+    bool made_dir = false, made_settings = false, made_log = false; /* by this run: removed if it fails */
+    struct stat sb;
     char model_sha[ES_SHA256_HEX] = "", ev_sha[ES_SHA256_HEX] = "", query_sha[ES_SHA256_HEX] = "",
          judge_sha[ES_SHA256_HEX] = "";
     if ((rc = eval_prepare(&j)) >= 0) goto done;
@@ -725,7 +834,6 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "emosteer: out of memory\n");
         goto done;
     }
-    struct stat sb;
     bool have_log = stat(gen_path, &sb) == 0 && sb.st_size > 0;
     if (have_log && !o.resume) {
         fprintf(stderr, "emosteer eval: %s already holds responses: continue them with --resume, or choose another -o DIR\n",
@@ -733,8 +841,12 @@ int cmd_eval(int argc, char **argv) {
         rc = ES_EXIT_USAGE;
         goto done;
     }
-    if (have_log && (rc = check_resume(set_path, settings)) != ES_EXIT_OK) goto done;
+    if (have_log && (rc = check_resume(set_path, settings, o.steer.layers_spec != NULL)) != ES_EXIT_OK) goto done;
+    if (have_log && (rc = check_resumed_records(&j, gen_path)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
+    made_dir = stat(o.out, &sb) != 0;
+    made_settings = access(set_path, F_OK) != 0;
+    made_log = !have_log;
     if (mkdir_p(o.out) != 0) {
         fprintf(stderr, "emosteer: cannot create the folder %s: %s\n", o.out, strerror(errno));
         goto done;
@@ -761,6 +873,15 @@ int cmd_eval(int argc, char **argv) {
     rc = eval_finish(&j, model_sha, ev_sha, query_sha, judge_sha);
     fprintf(stderr, "eval: done in %.2f s\n", es_time_s() - t0);
 done:
+    /* a failed run that generated nothing takes back what it created: an empty log, its
+     * settings, the folder; a log with responses is kept for --resume */
+    if (rc != ES_EXIT_OK && made_log && gen_path && stat(gen_path, &sb) == 0 && sb.st_size == 0) {
+        es_genlog_free(j.log);
+        j.log = NULL;
+        unlink(gen_path);
+        if (made_settings) unlink(set_path);
+        if (made_dir) rmdir(o.out);
+    }
     free(gen_path);
     free(set_path);
     free(settings);

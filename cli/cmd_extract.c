@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cmd_extract(int argc, char **argv); /* declared in cli.h */
@@ -99,7 +100,7 @@ static const cli_opt ex_own[] = {
     {NULL, "--n-queries", "N", CLI_LONG, 1, 1000000, XO(n_queries),
      "queries used, taken round-robin from every list of the set;\neach is asked neutrally and per emotion", NULL,
      NULL, CLI_SHOW_DEFAULT, 0},
-    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, XO(resume), "continue from OUT.partial, the checkpoint of an interrupted run",
+    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, XO(resume), "continue from OUT.partial, the checkpoint of an interrupted run\n(none there: a note, and the run starts fresh)",
      NULL, NULL, 0, 0},
     {NULL, "--stop-after", "N", CLI_LONG, 1, 2147483647, XO(stop_after),
      "stop once N samples are computed this run, keeping the\ncheckpoint (continue later with --resume)", NULL, NULL,
@@ -171,11 +172,29 @@ static int parse_emotions(ex_opts *o, const char *list) {
     return -1;
 }
 
+/* Whether `path` can be the file -o writes: not empty, not an existing folder, in a
+ * folder that exists. Prints the usage error and returns ES_EXIT_USAGE, else -1. */
+static int check_output_file(const char *cmd, const char *path) {
+    struct stat sb;
+    if (!*path) return cli_usage_error(cmd, "-o '': the output path is empty");
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_usage_error(cmd, "-o %s: is a folder; give the file to write, e.g. %s/%s", path, path, "out.ev.gguf");
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return cli_usage_error(cmd, "-o %s: the folder %s does not exist", path, dir);
+    }
+    return -1;
+}
+
 /* Returns -1 to go on, or an exit code. */
 static int ex_parse(int argc, char **argv, ex_opts *o) {
     int rc = cli_opts_parse(&cli_extract_cmd, o, argc, argv, NULL);
     if (rc >= 0) return rc;
     if (!o->out) return cli_usage_error(CMD, "no output file: give one with -o OUT.ev.gguf");
+    if ((rc = check_output_file(CMD, o->out)) >= 0) return rc;
     if (!o->queries) o->queries = default_queries();
     o->emotions_given = o->emotions_spec != NULL;
     return parse_emotions(o, o->emotions_given ? o->emotions_spec : DEFAULT_EMOTIONS);
@@ -663,6 +682,8 @@ int cmd_extract(int argc, char **argv) {
     ex_job j = {.o = &o};
     es_extract_ckpt *ckpt = NULL;
     char *settings = NULL, *partial = NULL;
+    int n_loaded = 0;
+    bool had_partial = false, ckpt_opened = false; /* OUT.partial was there before this run; this run opened it */
     if (rc >= 0) goto done;
     rc = ES_EXIT_FAIL;
     if (!o.pairs || strcmp(o.queries, default_queries()) != 0 || access(o.queries, R_OK) == 0) {
@@ -714,15 +735,17 @@ int cmd_extract(int argc, char **argv) {
         fprintf(stderr, "emosteer: out of memory\n");
         goto done;
     }
-    if (!o.resume && access(partial, F_OK) == 0)
+    had_partial = access(partial, F_OK) == 0;
+    if (!o.resume && had_partial)
         fprintf(stderr, "extract: starting over (%s exists; --resume continues it)\n", partial);
-    int n_loaded = 0;
+    if (o.resume && !had_partial) fprintf(stderr, "extract: no checkpoint at %s; starting fresh\n", partial);
     if (es_extract_ckpt_open(partial, settings, j.n_layer, j.n_embd, o.resume, on_record, &j, &n_loaded, &ckpt) !=
         ES_OK) {
         cli_fail("opening the checkpoint");
         goto done;
     }
-    if (o.resume) fprintf(stderr, "extract: resumed %d samples from %s\n", n_loaded, partial);
+    ckpt_opened = true;
+    if (o.resume && had_partial) fprintf(stderr, "extract: resumed %d samples from %s\n", n_loaded, partial);
     fprintf(stderr, "extract: %d samples (%d %s x (neutral + %d emotions)), hook %s, chat %s, %d to compute\n",
             j.n_samples, j.n_queries, o.pairs ? "pairs" : "queries", o.n_emotions, es_hook_name(o.hook),
             es_chat_format_name(j.fmt), j.n_samples - n_loaded);
@@ -744,6 +767,14 @@ int cmd_extract(int argc, char **argv) {
     fprintf(stderr, "extract: done in %.2f s\n", es_time_s() - t0);
 done:
     es_extract_ckpt_close(ckpt);
+    /* a failed run leaves no checkpoint of its own that holds nothing; one with samples
+     * in it is kept for --resume, and one that was there before is never removed */
+    if (rc != ES_EXIT_OK && ckpt_opened && !had_partial) {
+        int n_done = 0;
+        for (int i = 0; j.samples && i < j.n_samples; i++) n_done += j.samples[i].done;
+        if (n_done == 0) unlink(partial);
+        else fprintf(stderr, "extract: kept the checkpoint %s (%d samples): --resume continues it\n", partial, n_done);
+    }
     free(settings);
     free(partial);
     for (int i = 0; j.samples && i < j.n_samples; i++) {

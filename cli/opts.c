@@ -554,7 +554,7 @@ static const cli_opt steer_opts[] = {
      NULL, CLI_SHOW_DEFAULT, 0},
     {NULL, "--preserve-norm", NULL, CLI_FLAG, 0, 0, ST(preserve_norm),
      "rescale each steered hidden state to its norm before steering", NULL, NULL, 0, 0},
-    {NULL, "--control-vector", "FILE", CLI_CUSTOM, 0, 0, 0, "llama.cpp control vector, scale 1 (repeatable)", NULL,
+    {NULL, "--control-vector", "FILE", CLI_CUSTOM, 0, 0, 0, "llama.cpp control vector (one direction), scale 1\n(repeatable; for a file of several emotions use\n--ev FILE --steer EMOTION=ALPHA)", NULL,
      cv_fn, 0, CLI_STEER_CV},
     {NULL, "--control-vector-scaled", "FILE SCALE", CLI_CUSTOM, 0, 0, 0,
      "llama.cpp control vector times SCALE (FILE:SCALE works too)", NULL, cv_fn, 0, CLI_STEER_CV},

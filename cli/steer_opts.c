@@ -1,7 +1,9 @@
 /*
  * steer_opts.c — what the steering flags of generate, chat, activations and eval (declared
  * in opts.c's steering group) turn into: a steering set. --ev with --steer E=A,... adds
- * the emotions' vectors; each --control-vector[-scaled] adds a llama.cpp direction file;
+ * the emotions' vectors; each --control-vector[-scaled] adds a llama.cpp direction file
+ * (or an emosteer file of one emotion: one of several emotions is a usage error that
+ * points to --ev FILE --steer EMOTION=ALPHA);
  * --hook, --layers, --positions and --preserve-norm say where and how.
  */
 #include "steer_opts.h"
@@ -160,6 +162,19 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
         es_ev_set *cv = NULL;
         if (es_ev_set_load(o->cv[k].path, "control", &cv) != ES_OK) {
             rc = cli_fail("--control-vector");
+            goto done;
+        }
+        /* a control vector is one direction per layer; an emosteer file of several
+         * emotions would silently steer with its first one */
+        if (es_ev_set_n_emotions(cv) > 1) {
+            fprintf(stderr, "emosteer %s: --control-vector %s holds %d emotions (", cmd, o->cv[k].path,
+                    es_ev_set_n_emotions(cv));
+            for (int e = 0; e < es_ev_set_n_emotions(cv); e++)
+                fprintf(stderr, "%s%s", e ? " " : "", es_ev_set_emotion(cv, e));
+            fprintf(stderr, "), not one direction: use --ev %s --steer EMOTION=ALPHA\n"
+                    "Try 'emosteer %s --help'.\n", o->cv[k].path, cmd);
+            es_ev_set_free(cv);
+            rc = ES_EXIT_USAGE;
             goto done;
         }
         es_steer_item it = es_steer_item_default();

@@ -1844,7 +1844,9 @@ es_status es_eval_settings_add(es_eval_settings *s, const char *key, const char 
  *   required: emotion (non-empty string), alpha (finite number), query_id (string),
  *   sample (integer >= 0), response (string). Optional: seed (integer >= 0, or a
  *   decimal string for values above 2^63), prompt (string), n_tokens (integer),
- *   scores (object of label -> number or null), valence, ppl, topic (number or null).
+ *   scores (object of label -> probability in [0, 1] or null), valence (in [-1, 1]),
+ *   ppl (>= 1), topic (in [-1, 1]) (number or null); a value outside its range is
+ *   ES_ERR_FORMAT naming the key (each range widened by 1e-6 for rounding).
  *   Text that is not valid UTF-8 is written with each bad byte replaced by U+FFFD.
  *
  * A record's key is (emotion, alpha, query_id, sample); alphas are compared after
@@ -1857,10 +1859,11 @@ typedef struct es_genlog es_genlog;
  * Reads every record already in the file (a missing file is an empty log). labels
  * [n_labels] are the scorer labels: each record's "scores" object is read into that
  * order (a missing label reads NaN, unknown labels are ignored); n_labels may be 0.
- * Empty lines are skipped. When the LAST line of the file does not parse — the
- * remains of a write cut short by a crash — it is dropped and counted in
- * es_genlog_info's dropped_bytes; a malformed line before the last is ES_ERR_FORMAT
- * naming "path:line" and the problem. A record whose key was already seen is
+ * Empty lines are skipped. When the LAST line of the file is not valid JSON and has no
+ * newline — the remains of a write cut short by a crash — it is dropped and counted in
+ * es_genlog_info's dropped_bytes; any other malformed line (a line before the last, or
+ * a complete one that breaks the format above, e.g. a score outside [0, 1]) is
+ * ES_ERR_FORMAT naming "path:line" and the problem. A record whose key was already seen is
  * dropped (the first is kept) and counted as a duplicate.
  *
  * If `writable`, the file is then cut just after its last good line (dropping the

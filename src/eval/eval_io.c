@@ -127,6 +127,14 @@ static es_status get_int(json_t *obj, const char *key, bool required, json_int_t
     return ES_OK;
 }
 
+/* Scores, valence, topic and perplexity are computed in float and double: allow their
+ * rounding at the ends of the ranges. */
+#define ES_SCORE_SLACK 1e-6
+
+static bool in_range(double v, double lo, double hi) {
+    return v >= lo - ES_SCORE_SLACK && v <= hi + ES_SCORE_SLACK;
+}
+
 static es_status parse_record(json_t *o, const char *const *labels, int n_labels,
                               es_gen_record *r) {
     if (!json_is_object(o)) return es_error(ES_ERR_FORMAT, "expected a JSON object");
@@ -165,6 +173,9 @@ static es_status parse_record(json_t *o, const char *const *labels, int n_labels
         json_object_foreach(sc, k, v) {
             if (!json_is_number(v) && !json_is_null(v))
                 return es_error(ES_ERR_FORMAT, "\"scores\".\"%s\": expected a number or null", k);
+            if (json_is_number(v) && !in_range(json_number_value(v), 0, 1))
+                return es_error(ES_ERR_FORMAT, "\"scores\".\"%s\": %g is not a probability in [0, 1]", k,
+                                json_number_value(v));
         }
         if (n_labels > 0) {
             r->scores = es_calloc((size_t)n_labels, sizeof *r->scores);
@@ -177,18 +188,28 @@ static es_status parse_record(json_t *o, const char *const *labels, int n_labels
         }
     }
     if ((st = get_num(o, "valence", false, &r->valence)) != ES_OK) return st;
+    if (!isnan(r->valence) && !in_range(r->valence, -1, 1))
+        return es_error(ES_ERR_FORMAT, "\"valence\": %g is outside [-1, 1]", r->valence);
     if ((st = get_num(o, "ppl", false, &r->ppl)) != ES_OK) return st;
+    if (!isnan(r->ppl) && !(r->ppl >= 1 - ES_SCORE_SLACK && isfinite(r->ppl)))
+        return es_error(ES_ERR_FORMAT, "\"ppl\": %g is not a perplexity (>= 1)", r->ppl);
     if ((st = get_num(o, "topic", false, &r->topic)) != ES_OK) return st;
+    if (!isnan(r->topic) && !in_range(r->topic, -1, 1))
+        return es_error(ES_ERR_FORMAT, "\"topic\": %g is outside [-1, 1]", r->topic);
     return ES_OK;
 }
 
-es_status es_gen_record_from_json(const char *line, size_t len, const char *const *labels,
-                                  int n_labels, es_gen_record *rec) {
-    if (!line || !rec || n_labels < 0 || (n_labels && !labels))
-        return es_error(ES_ERR_INVALID_ARG, "genlog: bad arguments");
+/* As es_gen_record_from_json; *syntax tells whether a failure was the JSON itself (what
+ * a write cut short leaves) rather than a complete object that breaks the format. */
+static es_status record_from_json(const char *line, size_t len, const char *const *labels, int n_labels,
+                                  es_gen_record *rec, bool *syntax) {
+    *syntax = false;
     json_error_t err;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
-    if (!o) return es_error(ES_ERR_FORMAT, "invalid JSON at column %d: %s", err.column, err.text);
+    if (!o) {
+        *syntax = true;
+        return es_error(ES_ERR_FORMAT, "invalid JSON at column %d: %s", err.column, err.text);
+    }
     es_gen_record r = es_gen_record_empty();
     es_status st = parse_record(o, labels, n_labels, &r);
     json_decref(o);
@@ -198,6 +219,14 @@ es_status es_gen_record_from_json(const char *line, size_t len, const char *cons
     }
     *rec = r;
     return ES_OK;
+}
+
+es_status es_gen_record_from_json(const char *line, size_t len, const char *const *labels,
+                                  int n_labels, es_gen_record *rec) {
+    if (!line || !rec || n_labels < 0 || (n_labels && !labels))
+        return es_error(ES_ERR_INVALID_ARG, "genlog: bad arguments");
+    bool syntax;
+    return record_from_json(line, len, labels, n_labels, rec, &syntax);
 }
 
 /* ---- the log --------------------------------------------------------------- */
@@ -366,8 +395,11 @@ static es_status read_lines(es_genlog *log, FILE *f) {
         while (body && (line[body - 1] == '\n' || line[body - 1] == '\r'))
             body--;
         es_gen_record rec;
-        st = es_gen_record_from_json(line, body, (const char *const *)log->labels, log->n_labels,
-                                     &rec);
+        bool syntax;
+        st = record_from_json(line, body, (const char *const *)log->labels, log->n_labels, &rec, &syntax);
+        /* only a last line that is not valid JSON and has no newline can be a write cut
+         * short; a complete line that breaks the format is an error wherever it is */
+        if (st == ES_ERR_FORMAT && (!syntax || line[n - 1] == '\n')) break;
         if (st == ES_ERR_FORMAT) {
             bad_line = line_no;
             bad_offset = offset;
