@@ -47,6 +47,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * "emosteer CMD: MESSAGE" and gives ES_EXIT_FAIL; ES_EXIT_OK otherwise. */
 int cli_read_text(const char *cmd, const char *path, char **text, size_t *len);
 
+/* Whether `path` can be the file -o writes: not empty, not an existing folder, in a
+ * folder that exists. Prints the usage error (suggesting DIR/example for a folder) and
+ * returns ES_EXIT_USAGE, else -1. */
+int cli_check_output_file(const char *cmd, const char *path, const char *example);
+
 /* Option parsing helpers: parse whole strings, reject junk ("12x"), range-check. */
 bool cli_parse_int(const char *s, long lo, long hi, long *out);
 bool cli_parse_float(const char *s, double lo, double hi, double *out);

@@ -233,15 +233,8 @@ int cmd_chat(int argc, char **argv) {
     if (rc != ES_EXIT_OK) goto done;
     if (unsteered_ev && (rc = note_unsteered(ev_path)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
-    if (es_model_load(model_path, &mp, &model) != ES_OK) {
-        cli_fail("loading the model");
-        goto done;
-    }
-    const es_vocab *vocab = es_model_vocab(model);
-    if (!vocab) {
-        fprintf(stderr, "emosteer: %s has no tokenizer\n", model_path);
-        goto done;
-    }
+    const es_vocab *vocab = NULL;
+    if (cli_load_text_model(model_path, &mp, &model, &vocab) != ES_EXIT_OK) goto done;
     es_chat_format fmt;
     if ((rc = cli_chat_format(model, tmpl_name, false, &fmt)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;

@@ -172,29 +172,12 @@ static int parse_emotions(ex_opts *o, const char *list) {
     return -1;
 }
 
-/* Whether `path` can be the file -o writes: not empty, not an existing folder, in a
- * folder that exists. Prints the usage error and returns ES_EXIT_USAGE, else -1. */
-static int check_output_file(const char *cmd, const char *path) {
-    struct stat sb;
-    if (!*path) return cli_usage_error(cmd, "-o '': the output path is empty");
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_usage_error(cmd, "-o %s: is a folder; give the file to write, e.g. %s/%s", path, path, "out.ev.gguf");
-    const char *slash = strrchr(path, '/');
-    if (slash && slash != path) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-            return cli_usage_error(cmd, "-o %s: the folder %s does not exist", path, dir);
-    }
-    return -1;
-}
-
 /* Returns -1 to go on, or an exit code. */
 static int ex_parse(int argc, char **argv, ex_opts *o) {
     int rc = cli_opts_parse(&cli_extract_cmd, o, argc, argv, NULL);
     if (rc >= 0) return rc;
     if (!o->out) return cli_usage_error(CMD, "no output file: give one with -o OUT.ev.gguf");
-    if ((rc = check_output_file(CMD, o->out)) >= 0) return rc;
+    if ((rc = cli_check_output_file(CMD, o->out, "out.ev.gguf")) >= 0) return rc;
     if (!o->queries) o->queries = default_queries();
     o->emotions_given = o->emotions_spec != NULL;
     return parse_emotions(o, o->emotions_given ? o->emotions_spec : DEFAULT_EMOTIONS);

@@ -104,15 +104,8 @@ int cmd_generate(int argc, char **argv) {
     mp.check_finite = o.rt.check_finite;
     if ((rc = cli_steer_build(&o.steer, "generate", &steer)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
-    if (es_model_load(model_path, &mp, &model) != ES_OK) {
-        cli_fail("loading the model");
-        goto done;
-    }
-    const es_vocab *vocab = es_model_vocab(model);
-    if (!vocab) {
-        fprintf(stderr, "emosteer: %s has no tokenizer\n", model_path);
-        goto done;
-    }
+    const es_vocab *vocab = NULL;
+    if (cli_load_text_model(model_path, &mp, &model, &vocab) != ES_EXIT_OK) goto done;
     es_chat_format fmt = ES_CHAT_NONE;
     if (chat) {
         if ((rc = cli_chat_format(model, tmpl_name, false, &fmt)) != ES_EXIT_OK) goto done;

@@ -85,23 +85,6 @@ static void progress(void *ud, int index, int count, const char *name, es_type t
     if (index + 1 == count) fputc('\n', stderr);
 }
 
-/* Whether `path` can be the file -o writes: not empty, not an existing folder, in a
- * folder that exists. Prints the usage error and returns ES_EXIT_USAGE, else -1. */
-static int check_output_file(const char *cmd, const char *path) {
-    struct stat sb;
-    if (!*path) return cli_usage_error(cmd, "-o '': the output path is empty");
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_usage_error(cmd, "-o %s: is a folder; give the file to write, e.g. %s/%s", path, path, "model.gguf");
-    const char *slash = strrchr(path, '/');
-    if (slash && slash != path) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-            return cli_usage_error(cmd, "-o %s: the folder %s does not exist", path, dir);
-    }
-    return -1;
-}
-
 int cmd_random_model(int argc, char **argv) {
     const char *cmd = "random-model";
     rm_opts o;
@@ -116,7 +99,7 @@ int cmd_random_model(int argc, char **argv) {
     bool quiet = o.quiet;
     if (!p.like) return cli_usage_error(cmd, "--like SHAPE is required");
     if (!out) return cli_usage_error(cmd, "-o OUT.gguf is required");
-    if ((rc = check_output_file(cmd, out)) >= 0) return rc;
+    if ((rc = cli_check_output_file(cmd, out, "model.gguf")) >= 0) return rc;
     if (!quiet) p.progress = progress;
 
     const double t0 = es_time_s();

@@ -59,3 +59,13 @@ int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_m
     free(text);
     return rc;
 }
+
+int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model, const es_vocab **vocab) {
+    if (es_model_load(path, mp, model) != ES_OK) return cli_fail("loading the model");
+    *vocab = es_model_vocab(*model);
+    if (!*vocab) {
+        fprintf(stderr, "emosteer: %s has no tokenizer\n", path);
+        return ES_EXIT_FAIL;
+    }
+    return ES_EXIT_OK;
+}

@@ -5,6 +5,10 @@
 
 #include "cli.h"
 
+/* Loads the model at path and its vocabulary (a model without one is an error, as every
+ * text command needs it). Prints the error and returns ES_EXIT_FAIL, else ES_EXIT_OK. */
+int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model, const es_vocab **vocab);
+
 /* The chat format to use: `name` (from --chat-template) if given, else the model's
  * own template; ES_CHAT_UNKNOWN falls back to ES_CHAT_NONE with a note on stderr
  * (unless quiet). Returns an exit code. */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Every command's option table (each in its cli/cmd_NAME.c), in the order of `commands`. */
@@ -191,4 +192,19 @@ bool cli_parse_int_list(const char *s, int32_t **out, int *n) {
     *out = v;
     *n = count;
     return true;
+}
+
+int cli_check_output_file(const char *cmd, const char *path, const char *example) {
+    struct stat sb;
+    if (!*path) return cli_usage_error(cmd, "-o '': the output path is empty");
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_usage_error(cmd, "-o %s: is a folder; give the file to write, e.g. %s/%s", path, path, example);
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return cli_usage_error(cmd, "-o %s: the folder %s does not exist", path, dir);
+    }
+    return -1;
 }
