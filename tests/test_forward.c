@@ -26,7 +26,8 @@
 #define N_PROMPT 8
 
 static const char *const fixtures[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
-                                       "gemma", "gemma2",  "gemma3",  "phi3"};
+                                       "gemma", "gemma2",  "gemma3",  "phi3",
+                                       "qwen3moe"};
 
 /* ---- hook: capture activations and/or steer ---------------------------------------- */
 

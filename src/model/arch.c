@@ -9,7 +9,9 @@
  *  - qwen2, qwen3, gemma, gemma2, gemma3, phi3: Hugging Face rotate_half RoPE, unpermuted (NEOX style).
  *  - gemma, gemma2, gemma3: embeddings scaled by sqrt(d), GELU-tanh, norms stored as 1+w by the converter.
  *  - gemma2: sliding window on even layers; gemma3: 5 local layers then 1 global.
- *  - phi3: a sliding window, when the file sets one, on every layer. */
+ *  - phi3: a sliding window, when the file sets one, on every layer.
+ *  - qwen3moe: qwen3 with routed experts; any family whose file has expert_count > 0
+ *    runs the mixture-of-experts FFN (moe.c), e.g. Mixtral as "llama". */
 static const es_arch arch_table[] = {
     /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base     base_swa  27B */
     {"llama",   ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
@@ -20,6 +22,7 @@ static const es_arch arch_table[] = {
     {"gemma2",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, true,  2, 10000.0f, 0.0f, 46},
     {"gemma3",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, true,  true,  6, 1000000.0f, 10000.0f, 62},
     {"phi3",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  true,  false, false, 1, 10000.0f, 0.0f, 0},
+    {"qwen3moe", ES_ROPE_NEOX, ES_ACT_SILU,     false, false, false, true,  false, 0, 10000.0f, 0.0f, 0},
 };
 
 /* GGUF names; per-layer ones are formats taking the layer index. */
@@ -49,7 +52,12 @@ static const char *const tensor_names[ES_T_ROLE_COUNT] = {
     [ES_T_FFN_UP] = "blk.%d.ffn_up.weight",
     [ES_T_FFN_DOWN] = "blk.%d.ffn_down.weight",
     [ES_T_FFN_POST_NORM] = "blk.%d.post_ffw_norm.weight",
+    [ES_T_FFN_GATE_INP] = "blk.%d.ffn_gate_inp.weight",
+    [ES_T_FFN_GATE_EXPS] = "blk.%d.ffn_gate_exps.weight",
+    [ES_T_FFN_UP_EXPS] = "blk.%d.ffn_up_exps.weight",
+    [ES_T_FFN_DOWN_EXPS] = "blk.%d.ffn_down_exps.weight",
 };
+
 
 const es_arch *es_arch_find(const char *name) {
     if (!name) return NULL;
@@ -59,7 +67,7 @@ const es_arch *es_arch_find(const char *name) {
 }
 
 const char *es_arch_list(void) {
-    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3";
+    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe";
 }
 
 char *es_tensor_name(es_tensor_role role, int layer, char *buf, size_t size) {

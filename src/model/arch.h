@@ -53,6 +53,11 @@ typedef enum es_tensor_role {
     ES_T_FFN_UP,         /* ffn_up.weight            [n_ff][n_embd] (fused: [2*n_ff][n_embd], gate first) */
     ES_T_FFN_DOWN,       /* ffn_down.weight          [n_embd][n_ff] */
     ES_T_FFN_POST_NORM,  /* post_ffw_norm.weight     [n_embd] */
+    /* mixture of experts (Qwen3-MoE, Mixtral): a router and n_expert FFNs in 3-D tensors */
+    ES_T_FFN_GATE_INP,   /* ffn_gate_inp.weight      [n_expert][n_embd] router */
+    ES_T_FFN_GATE_EXPS,  /* ffn_gate_exps.weight     [n_expert][n_ff_exp][n_embd] */
+    ES_T_FFN_UP_EXPS,    /* ffn_up_exps.weight       [n_expert][n_ff_exp][n_embd] */
+    ES_T_FFN_DOWN_EXPS,  /* ffn_down_exps.weight     [n_expert][n_embd][n_ff_exp] */
     ES_T_ROLE_COUNT
 } es_tensor_role;
 

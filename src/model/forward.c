@@ -15,6 +15,7 @@
  *       x  += o
  *       h   = rmsnorm(x, ffn_norm)
  *       m   = (act(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ                -> hook MLP_OUT
+ *             (mixture of experts: Σ_k w_k · expert_k(h) over the routed top-k, moe.c)
  *       m   = rmsnorm(m, post_ffw_norm)                     (Gemma 2/3)
  *       x  += m                                              -> hook BLOCK_OUT
  *   logits = softcap(rmsnorm(x, output_norm)·Woutᵀ)          only rows that ask
@@ -28,6 +29,8 @@
 #include "attention.h"
 #include "batch.h"
 #include "context.h"
+#include "moe.h"
+#include "ops.h"
 
 #include "matmul.h"
 #include "steer_state.h"
@@ -193,6 +196,23 @@ static void glu_task(void *p, int ith, int nth) {
     }
 }
 
+/* ---- the ops other parts of the pass use (ops.h) ---------------------------------------- */
+
+void es_op_run(es_context *ctx, es_task_fn fn, void *arg, int64_t work) { run_op(ctx, fn, arg, work); }
+
+void es_op_rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows, int n) {
+    rmsnorm(ctx, out, x, w, n_rows, n);
+}
+
+void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y) {
+    matmul(ctx, W, x, n_tok, y);
+}
+
+void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok, int n_ff) {
+    glu_args ga = {hb, gate, up, n_ff, n_tok, n_ff, ctx->model->cfg.arch->act};
+    run_op(ctx, glu_task, &ga, (int64_t)n_tok * n_ff);
+}
+
 /* ---- hooks -------------------------------------------------------------------------- */
 
 static void hook_point(es_context *ctx, es_hook_point hp, int layer, float *x, const es_batch *b) {
@@ -290,7 +310,9 @@ static void attention_block(es_context *ctx, int il, const es_batch *b) {
     add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
 }
 
-/* x += gated MLP sublayer of layer il. */
+static void dense_ffn(es_context *ctx, int il, int n);
+
+/* x += gated MLP (or mixture-of-experts) sublayer of layer il. */
 static void mlp_block(es_context *ctx, int il, const es_batch *b) {
     const es_config *c = &ctx->model->cfg;
     const es_layer_weights *L = &ctx->model->w.layers[il];
@@ -299,6 +321,24 @@ static void mlp_block(es_context *ctx, int il, const es_batch *b) {
 
     /* h = rmsnorm(x, ffn_norm) */
     rmsnorm(ctx, rs->xb, rs->x, L->ffn_norm, n, c->n_embd);
+    /* m = Σ_k w_k · expert_k(h) over each token's top-k experts (mixture of experts), or */
+    if (c->n_expert > 0) es_moe_ffn(ctx, il, n);
+    else dense_ffn(ctx, il, n);
+    /* hook MLP_OUT: the MLP output before any post-norm */
+    hook_point(ctx, ES_HOOK_MLP_OUT, il, rs->out, b);
+    /* m = rmsnorm(m, post_ffw_norm) (Gemma 2/3) */
+    if (L->ffn_post_norm) rmsnorm(ctx, rs->out, rs->out, L->ffn_post_norm, n, c->n_embd);
+    /* x += m */
+    add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
+    /* hook BLOCK_OUT: the residual stream after the block */
+    hook_point(ctx, ES_HOOK_BLOCK_OUT, il, rs->x, b);
+}
+
+/* rs.out = the gated MLP of layer il on rs.xb. */
+static void dense_ffn(es_context *ctx, int il, int n) {
+    const es_config *c = &ctx->model->cfg;
+    const es_layer_weights *L = &ctx->model->w.layers[il];
+    es_run_state *rs = &ctx->rs;
     /* gate, up = h·Wgateᵀ, h·Wupᵀ (fused: one product, row t = [gate (n_ff) | up (n_ff)]) */
     glu_args ga = {rs->hb, rs->gate, rs->hb, c->n_ff, n, c->n_ff, c->arch->act};
     if (c->arch->fused_gate_up) {
@@ -313,14 +353,6 @@ static void mlp_block(es_context *ctx, int il, const es_batch *b) {
     run_op(ctx, glu_task, &ga, (int64_t)n * c->n_ff);
     /* m = hb·Wdownᵀ */
     matmul(ctx, &L->w_down, rs->hb, n, rs->out);
-    /* hook MLP_OUT: the MLP output before any post-norm */
-    hook_point(ctx, ES_HOOK_MLP_OUT, il, rs->out, b);
-    /* m = rmsnorm(m, post_ffw_norm) (Gemma 2/3) */
-    if (L->ffn_post_norm) rmsnorm(ctx, rs->out, rs->out, L->ffn_post_norm, n, c->n_embd);
-    /* x += m */
-    add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
-    /* hook BLOCK_OUT: the residual stream after the block */
-    hook_point(ctx, ES_HOOK_BLOCK_OUT, il, rs->x, b);
 }
 
 /* ---- the forward pass -------------------------------------------------------------------- */

@@ -60,6 +60,18 @@ static es_status read_float(const es_model *m, const char *suffix, float def, fl
 
 #define ES_MAX_DIM (1 << 24) /* sanity bound on any width read from a file */
 
+/* Mixture of experts: expert_count > 0 replaces the dense FFN of every layer by
+ * n_expert_used of n_expert routed experts (moe.c). */
+static es_status read_moe_config(es_model *m) {
+    es_config *c = &m->cfg;
+    es_status st;
+    if ((st = read_int(m, "expert_count", 0, 0, 4096, &c->n_expert))) return st;
+    if (c->n_expert == 0) return ES_OK;
+    if ((st = read_int(m, "expert_used_count", -1, 1, c->n_expert, &c->n_expert_used))) return st;
+    return read_int(m, "expert_feed_forward_length", c->n_ff, 1, ES_MAX_DIM, &c->n_ff_exp);
+}
+
+
 static es_status read_config(es_model *m) {
     es_config *c = &m->cfg;
     es_status st;
@@ -125,7 +137,7 @@ static es_status read_config(es_model *m) {
     if ((st = read_int(m, "attention.sliding_window", 0, 0, 1 << 30, &c->n_swa))) return st;
     if (c->arch->swa_pattern == 0) c->n_swa = 0;
     c->embd_scale = c->arch->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
-    return ES_OK;
+    return read_moe_config(m);
 }
 
 /* ---- tensors ---------------------------------------------------------------- */
@@ -232,6 +244,38 @@ static es_status bind_vector(es_model *m, es_tensor_role role, int layer, int64_
     return ES_OK;
 }
 
+/* Binds n_expert matrices [n_out][n_in] stored as one 3-D tensor [n_in, n_out, n_expert]. */
+static es_status bind_experts(es_model *m, es_tensor_role role, int layer, int64_t n_in, int64_t n_out,
+                              es_experts *out) {
+    char name[96];
+    const es_gguf_tensor *t = find_tensor(m, role, layer, name, sizeof name);
+    memset(out, 0, sizeof *out);
+    if (!t) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
+    const int64_t n_expert = m->cfg.n_expert;
+    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert || t->ne[3] != 1)
+        return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
+                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                        (long long)n_in, (long long)n_out, (long long)n_expert);
+    es_status st = check_computable(t, name, n_in);
+    if (st != ES_OK) return st;
+    out->m.data = t->data;
+    out->m.type = t->type;
+    out->m.n_in = n_in;
+    out->m.n_out = n_out;
+    out->stride = es_row_size(t->type, n_in) * (size_t)n_out; /* the GGUF reader checked nbytes */
+    return ES_OK;
+}
+
+/* The router and the experts of a mixture-of-experts layer (moe.c). */
+static es_status bind_moe(es_model *m, int il, es_layer_weights *L) {
+    const es_config *c = &m->cfg;
+    es_status st;
+    if ((st = bind_matrix(m, ES_T_FFN_GATE_INP, il, c->n_embd, c->n_expert, true, &L->ffn_gate_inp))) return st;
+    if ((st = bind_experts(m, ES_T_FFN_GATE_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_gate_exps))) return st;
+    if ((st = bind_experts(m, ES_T_FFN_UP_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_up_exps))) return st;
+    return bind_experts(m, ES_T_FFN_DOWN_EXPS, il, c->n_ff_exp, c->n_embd, &L->ffn_down_exps);
+}
+
 static es_status bind_layer(es_model *m, int il) {
     const es_config *c = &m->cfg;
     const es_arch *a = c->arch;
@@ -264,13 +308,16 @@ static es_status bind_layer(es_model *m, int il) {
     if ((st = bind_vector(m, ES_T_ATTN_OUT_BIAS, il, c->n_embd, false, &L->bo))) return st;
     if ((st = bind_vector(m, ES_T_ATTN_POST_NORM, il, c->n_embd, a->post_norms, &L->attn_post_norm))) return st;
     if ((st = bind_vector(m, ES_T_FFN_NORM, il, c->n_embd, true, &L->ffn_norm))) return st;
-    if (a->fused_gate_up) {
+    if (c->n_expert > 0) {
+        if ((st = bind_moe(m, il, L))) return st;
+    } else if (a->fused_gate_up) {
         if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, 2 * (int64_t)c->n_ff, true, &L->w_up))) return st;
     } else {
         if ((st = bind_matrix(m, ES_T_FFN_GATE, il, c->n_embd, c->n_ff, true, &L->w_gate))) return st;
         if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, c->n_ff, true, &L->w_up))) return st;
     }
-    if ((st = bind_matrix(m, ES_T_FFN_DOWN, il, c->n_ff, c->n_embd, true, &L->w_down))) return st;
+    if (c->n_expert == 0 && (st = bind_matrix(m, ES_T_FFN_DOWN, il, c->n_ff, c->n_embd, true, &L->w_down)))
+        return st;
     if ((st = bind_vector(m, ES_T_FFN_POST_NORM, il, c->n_embd, a->post_norms, &L->ffn_post_norm))) return st;
     return ES_OK;
 }
@@ -484,6 +531,9 @@ size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
         const es_layer_weights *L = &m->w.layers[il];
         const es_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ws = ES_MAX(ws, matrix_wsize(all[i], n_tok));
+        /* MoE: an expert multiplies at most every token once */
+        const es_matrix *more[] = {&L->ffn_gate_inp, &L->ffn_gate_exps.m, &L->ffn_up_exps.m, &L->ffn_down_exps.m};
+        for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) ws = ES_MAX(ws, matrix_wsize(more[i], n_tok));
     }
     return ws;
 }
