@@ -109,7 +109,8 @@ int main(void) {
     }
     static const char *const fx[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
                                       "gemma", "gemma2",  "gemma3",  "phi3",
-                                       "qwen3moe"};
+                                       "qwen3moe",
+                                       "minicpm3"};
     for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_fixture(bin, fx[i]);
     return es_test_finish();
 }

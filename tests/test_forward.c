@@ -27,7 +27,8 @@
 
 static const char *const fixtures[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
                                        "gemma", "gemma2",  "gemma3",  "phi3",
-                                       "qwen3moe"};
+                                       "qwen3moe",
+                                       "minicpm3"};
 
 /* ---- hook: capture activations and/or steer ---------------------------------------- */
 

@@ -95,6 +95,11 @@ static void free_run_state(es_run_state *rs) {
     es_free_aligned(rs->moe_gate);
     es_free_aligned(rs->moe_up);
     es_free_aligned(rs->moe_y);
+    es_free_aligned(rs->mla_qa);
+    es_free_aligned(rs->mla_qb);
+    es_free_aligned(rs->mla_kva);
+    es_free_aligned(rs->mla_lat);
+    es_free_aligned(rs->mla_kv);
     memset(rs, 0, sizeof *rs);
 }
 
@@ -159,6 +164,15 @@ static es_status alloc_run_state(es_context *ctx) {
         rs->moe_y = alloc_floats(B, (size_t)c->n_embd, 1, 1);
         ok = rs->moe_probs && rs->moe_sel && rs->moe_w && rs->moe_off && rs->moe_next && rs->moe_tok && rs->moe_wt &&
              rs->moe_x && rs->moe_gate && rs->moe_up && rs->moe_y;
+    }
+    if (ok && c->kv_lora_rank > 0) {
+        const size_t n_kv = (size_t)c->n_head * (size_t)(c->head_dim - c->n_rot + c->head_dim_v);
+        rs->mla_qa = alloc_floats(B, (size_t)c->q_lora_rank, 1, 1);
+        rs->mla_qb = alloc_floats(B, (size_t)c->n_q, 1, 1);
+        rs->mla_kva = alloc_floats(B, (size_t)c->kv_lora_rank + (size_t)c->n_rot, 1, 1);
+        rs->mla_lat = alloc_floats(B, (size_t)c->kv_lora_rank, 1, 1);
+        rs->mla_kv = alloc_floats(B, n_kv, 1, 1);
+        ok = rs->mla_qa && rs->mla_qb && rs->mla_kva && rs->mla_lat && rs->mla_kv;
     }
     if (ok && p->kv_type == ES_KV_F32) {
         rs->ablk = alloc_floats((size_t)p->n_threads, es_attn_block_floats(c), 1, 1);

@@ -53,6 +53,12 @@ typedef struct es_run_state {
     float *moe_gate;    /* [B][n_ff_exp] its gate projection */
     float *moe_up;      /* [B][n_ff_exp] its up projection, then act(gate) * up */
     float *moe_y;       /* [B][n_embd] its outputs */
+    /* multi-head latent attention (cfg.kv_lora_rank > 0, else NULL) */
+    float *mla_qa;      /* [B][q_lora_rank] query latent */
+    float *mla_qb;      /* [B][n_q] queries as q_b gives them: per head [non-rope | rope] */
+    float *mla_kva;     /* [B][kv_lora_rank + n_rot] key/value latent | shared RoPE key */
+    float *mla_lat;     /* [B][kv_lora_rank] the normed latent */
+    float *mla_kv;      /* [B][n_head * (head_dim - n_rot + head_dim_v)] per head [k non-rope | v] */
 } es_run_state;
 
 /* Floats of per-thread scratch that blocked attention needs (attention.c). */

@@ -1,6 +1,6 @@
 /*
  * ops.h — internal: the few ops of the forward pass (forward.c) that its other parts
- * (moe.c) call too, so that every part computes them the same way. Each splits
+ * (moe.c, mla.c) call too, so that every part computes them the same way. Each splits
  * its work over the context's thread pool as (ith, nth) tasks.
  */
 #ifndef ES_OPS_H
