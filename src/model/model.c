@@ -554,6 +554,13 @@ void es_model_get_info(const es_model *m, es_model_info *info) {
     info->n_ctx_train = c->n_ctx_train;
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
+    info->head_dim_v = c->head_dim_v;
+    info->n_expert = c->n_expert;
+    info->n_expert_used = c->n_expert_used;
+    info->n_ff_exp = c->n_ff_exp;
+    info->q_lora_rank = c->q_lora_rank;
+    info->kv_lora_rank = c->kv_lora_rank;
+    info->n_rot = c->n_rot;
 }
 
 const char *es_model_chat_template(const es_model *m) { return m ? m->chat_template : NULL; }
