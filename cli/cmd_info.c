@@ -140,6 +140,11 @@ int cmd_info(int argc, char **argv) {
     printf("d_model:        %d\n", in.n_embd);
     printf("heads:          %d query, %d key/value, head dim %d\n", in.n_head, in.n_head_kv, in.head_dim);
     printf("ffn:            %d\n", in.n_ff);
+    if (in.n_expert > 0)
+        printf("experts:        %d, top-%d, each of width %d\n", in.n_expert, in.n_expert_used, in.n_ff_exp);
+    if (in.kv_lora_rank > 0)
+        printf("latent attn:    latent ranks q %d / kv %d, K heads %d (%d RoPE'd, shared), V heads %d\n",
+               in.q_lora_rank, in.kv_lora_rank, in.head_dim, in.n_rot, in.head_dim_v);
     printf("vocab:          %d\n", in.n_vocab);
     printf("context:        %d (trained)\n", in.n_ctx_train);
     printf("parameters:     ");

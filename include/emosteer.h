@@ -334,6 +334,13 @@ typedef struct es_model_info {
     int n_ctx_train;    /* context length the model was trained for */
     uint64_t n_params;  /* total number of weight elements */
     uint64_t weight_bytes; /* bytes of all weight tensors in the file */
+    int head_dim_v;     /* per-head width of V (differs from head_dim with latent attention) */
+    int n_expert;       /* routed experts per layer, 0 for a dense FFN */
+    int n_expert_used;  /* experts each token is routed to (top-k) */
+    int n_ff_exp;       /* hidden width of one expert */
+    int q_lora_rank;    /* latent attention: rank of the query latent (0 = none) */
+    int kv_lora_rank;   /* latent attention: rank of the key/value latent (0 = no latent attention) */
+    int n_rot;          /* RoPE'd dims per Q/K head */
 } es_model_info;
 
 /* Fills *info. Never fails for a loaded model. */

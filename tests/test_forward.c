@@ -26,7 +26,9 @@
 #define N_PROMPT 8
 
 static const char *const fixtures[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
-                                       "gemma", "gemma2",  "gemma3",  "phi3"};
+                                       "gemma", "gemma2",  "gemma3",  "phi3",
+                                       "qwen3moe",
+                                       "minicpm3"};
 
 /* ---- hook: capture activations and/or steer ---------------------------------------- */
 
@@ -579,6 +581,10 @@ int main(void) {
     static const char *const cons[] = {"llama", "qwen2", "gemma2", "gemma3", "phi3"};
     for (size_t i = 0; i < sizeof cons / sizeof cons[0]; i++) test_consistency(cons[i], 2, ES_KV_F32);
     test_consistency("qwen3", 1, ES_KV_F32);
+    test_fixture("qwen3moe", 1);
+    test_fixture("minicpm3", 1);
+    test_consistency("qwen3moe", 2, ES_KV_F32);
+    test_consistency("minicpm3", 2, ES_KV_F32);
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) test_kv_f16(fixtures[i]);
     static const char *const cons16[] = {"llama", "gemma2", "phi3"};
     for (size_t i = 0; i < sizeof cons16 / sizeof cons16[0]; i++) test_consistency(cons16[i], 2, ES_KV_F16);

@@ -9,7 +9,11 @@
  *  - qwen2, qwen3, gemma, gemma2, gemma3, phi3: Hugging Face rotate_half RoPE, unpermuted (NEOX style).
  *  - gemma, gemma2, gemma3: embeddings scaled by sqrt(d), GELU-tanh, norms stored as 1+w by the converter.
  *  - gemma2: sliding window on even layers; gemma3: 5 local layers then 1 global.
- *  - phi3: a sliding window, when the file sets one, on every layer. */
+ *  - phi3: a sliding window, when the file sets one, on every layer.
+ *  - qwen3moe: qwen3 with routed experts; any family whose file has expert_count > 0
+ *    runs the mixture-of-experts FFN (moe.c), e.g. Mixtral as "llama".
+ *  - minicpm3: multi-head latent attention (mla.c, chosen by attention.kv_lora_rank > 0),
+ *    LongRoPE factors, and the fixed scales of the table below. */
 static const es_arch arch_table[] = {
     /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base     base_swa  27B */
     {"llama",   ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
@@ -20,6 +24,8 @@ static const es_arch arch_table[] = {
     {"gemma2",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, true,  2, 10000.0f, 0.0f, 46},
     {"gemma3",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, true,  true,  6, 1000000.0f, 10000.0f, 62},
     {"phi3",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  true,  false, false, 1, 10000.0f, 0.0f, 0},
+    {"qwen3moe", ES_ROPE_NEOX, ES_ACT_SILU,     false, false, false, true,  false, 0, 10000.0f, 0.0f, 0},
+    {"minicpm3", ES_ROPE_NEOX, ES_ACT_SILU,     false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
 };
 
 /* GGUF names; per-layer ones are formats taking the layer index. */
@@ -49,7 +55,29 @@ static const char *const tensor_names[ES_T_ROLE_COUNT] = {
     [ES_T_FFN_UP] = "blk.%d.ffn_up.weight",
     [ES_T_FFN_DOWN] = "blk.%d.ffn_down.weight",
     [ES_T_FFN_POST_NORM] = "blk.%d.post_ffw_norm.weight",
+    [ES_T_FFN_GATE_INP] = "blk.%d.ffn_gate_inp.weight",
+    [ES_T_FFN_GATE_EXPS] = "blk.%d.ffn_gate_exps.weight",
+    [ES_T_FFN_UP_EXPS] = "blk.%d.ffn_up_exps.weight",
+    [ES_T_FFN_DOWN_EXPS] = "blk.%d.ffn_down_exps.weight",
+    [ES_T_ATTN_Q_A] = "blk.%d.attn_q_a.weight",
+    [ES_T_ATTN_Q_A_NORM] = "blk.%d.attn_q_a_norm.weight",
+    [ES_T_ATTN_Q_B] = "blk.%d.attn_q_b.weight",
+    [ES_T_ATTN_KV_A_MQA] = "blk.%d.attn_kv_a_mqa.weight",
+    [ES_T_ATTN_KV_A_NORM] = "blk.%d.attn_kv_a_norm.weight",
+    [ES_T_ATTN_KV_B] = "blk.%d.attn_kv_b.weight",
 };
+
+/* llama.cpp's llm_build_minicpm3 hard-codes these (its files carry no keys for them). */
+static const es_arch_fixed_scales fixed_scales_table[] = {
+    {"minicpm3", 12.0f, 1.4f, 256.0f},
+};
+
+const es_arch_fixed_scales *es_arch_fixed_scales_find(const char *name) {
+    if (!name) return NULL;
+    for (size_t i = 0; i < sizeof fixed_scales_table / sizeof fixed_scales_table[0]; i++)
+        if (!strcmp(fixed_scales_table[i].name, name)) return &fixed_scales_table[i];
+    return NULL;
+}
 
 const es_arch *es_arch_find(const char *name) {
     if (!name) return NULL;
@@ -59,7 +87,7 @@ const es_arch *es_arch_find(const char *name) {
 }
 
 const char *es_arch_list(void) {
-    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3";
+    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe, minicpm3";
 }
 
 char *es_tensor_name(es_tensor_role role, int layer, char *buf, size_t size) {

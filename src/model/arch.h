@@ -53,6 +53,18 @@ typedef enum es_tensor_role {
     ES_T_FFN_UP,         /* ffn_up.weight            [n_ff][n_embd] (fused: [2*n_ff][n_embd], gate first) */
     ES_T_FFN_DOWN,       /* ffn_down.weight          [n_embd][n_ff] */
     ES_T_FFN_POST_NORM,  /* post_ffw_norm.weight     [n_embd] */
+    /* mixture of experts (Qwen3-MoE, Mixtral): a router and n_expert FFNs in 3-D tensors */
+    ES_T_FFN_GATE_INP,   /* ffn_gate_inp.weight      [n_expert][n_embd] router */
+    ES_T_FFN_GATE_EXPS,  /* ffn_gate_exps.weight     [n_expert][n_ff_exp][n_embd] */
+    ES_T_FFN_UP_EXPS,    /* ffn_up_exps.weight       [n_expert][n_ff_exp][n_embd] */
+    ES_T_FFN_DOWN_EXPS,  /* ffn_down_exps.weight     [n_expert][n_embd][n_ff_exp] */
+    /* multi-head latent attention (MiniCPM3) */
+    ES_T_ATTN_Q_A,       /* attn_q_a.weight          [q_lora_rank][n_embd] */
+    ES_T_ATTN_Q_A_NORM,  /* attn_q_a_norm.weight     [q_lora_rank] */
+    ES_T_ATTN_Q_B,       /* attn_q_b.weight          [n_head*head_dim][q_lora_rank] */
+    ES_T_ATTN_KV_A_MQA,  /* attn_kv_a_mqa.weight     [kv_lora_rank + n_rot][n_embd] latent | shared RoPE key */
+    ES_T_ATTN_KV_A_NORM, /* attn_kv_a_norm.weight    [kv_lora_rank] */
+    ES_T_ATTN_KV_B,      /* attn_kv_b.weight         [n_head*(head_dim - n_rot + head_dim_v)][kv_lora_rank] */
     ES_T_ROLE_COUNT
 } es_tensor_role;
 
@@ -77,6 +89,19 @@ typedef struct es_arch {
     int big_variant_layers;  /* layer count of the variant whose query scale is 1/sqrt(n_embd/n_head)
                                 instead of 1/sqrt(head_dim) (Gemma 2 27B: 46, Gemma 3 27B: 62), 0 = none */
 } es_arch;
+
+/* Scales a family applies that llama.cpp hard-codes for it instead of reading keys
+ * (MiniCPM3: embeddings x 12, each residual branch x depth/sqrt(n_layer), the normed
+ * output x n_embd_base/n_embd before the lm head). */
+typedef struct es_arch_fixed_scales {
+    const char *name;  /* family */
+    float embd;        /* embedding multiplier */
+    float depth;       /* residual branches x depth / sqrt(n_layer) */
+    float n_embd_base; /* lm-head input x n_embd_base / n_embd */
+} es_arch_fixed_scales;
+
+/* The fixed scales of the family named `name`, or NULL if it has none. */
+const es_arch_fixed_scales *es_arch_fixed_scales_find(const char *name);
 
 /* The family named `name`, or NULL if unknown. */
 const es_arch *es_arch_find(const char *name);

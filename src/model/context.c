@@ -84,6 +84,22 @@ static void free_run_state(es_run_state *rs) {
     free(rs->seq);
     free(rs->first_pos);
     free(rs->out_rows);
+    es_free_aligned(rs->moe_probs);
+    es_free_aligned(rs->moe_sel);
+    es_free_aligned(rs->moe_w);
+    free(rs->moe_off);
+    free(rs->moe_next);
+    es_free_aligned(rs->moe_tok);
+    es_free_aligned(rs->moe_wt);
+    es_free_aligned(rs->moe_x);
+    es_free_aligned(rs->moe_gate);
+    es_free_aligned(rs->moe_up);
+    es_free_aligned(rs->moe_y);
+    es_free_aligned(rs->mla_qa);
+    es_free_aligned(rs->mla_qb);
+    es_free_aligned(rs->mla_kva);
+    es_free_aligned(rs->mla_lat);
+    es_free_aligned(rs->mla_kv);
     memset(rs, 0, sizeof *rs);
 }
 
@@ -132,6 +148,31 @@ static es_status alloc_run_state(es_context *ctx) {
         rs->att_blk = es_calloc(B, 2 * sizeof *rs->att_blk);
         rs->att_cnt = es_calloc((size_t)p->n_seq_max, sizeof *rs->att_cnt);
         ok = rs->pos && rs->seq && rs->out_rows && rs->first_pos && rs->att_tok && rs->att_blk && rs->att_cnt;
+    }
+    if (ok && c->n_expert > 0) {
+        const size_t E = (size_t)c->n_expert, K = (size_t)c->n_expert_used;
+        rs->moe_probs = alloc_floats(B, E, 1, 1);
+        rs->moe_sel = alloc_elems(B, K, 1, 1, sizeof(int32_t));
+        rs->moe_w = alloc_elems(B, K, 1, 1, sizeof(float));
+        rs->moe_off = es_calloc(E + 1, sizeof *rs->moe_off);
+        rs->moe_next = es_calloc(E, sizeof *rs->moe_next);
+        rs->moe_tok = alloc_elems(B, K, 1, 1, sizeof(int32_t));
+        rs->moe_wt = alloc_elems(B, K, 1, 1, sizeof(float));
+        rs->moe_x = alloc_floats(B, (size_t)c->n_embd, 1, 1);
+        rs->moe_gate = alloc_floats(B, (size_t)c->n_ff_exp, 1, 1);
+        rs->moe_up = alloc_floats(B, (size_t)c->n_ff_exp, 1, 1);
+        rs->moe_y = alloc_floats(B, (size_t)c->n_embd, 1, 1);
+        ok = rs->moe_probs && rs->moe_sel && rs->moe_w && rs->moe_off && rs->moe_next && rs->moe_tok && rs->moe_wt &&
+             rs->moe_x && rs->moe_gate && rs->moe_up && rs->moe_y;
+    }
+    if (ok && c->kv_lora_rank > 0) {
+        const size_t n_kv = (size_t)c->n_head * (size_t)(c->head_dim - c->n_rot + c->head_dim_v);
+        rs->mla_qa = alloc_floats(B, (size_t)c->q_lora_rank, 1, 1);
+        rs->mla_qb = alloc_floats(B, (size_t)c->n_q, 1, 1);
+        rs->mla_kva = alloc_floats(B, (size_t)c->kv_lora_rank + (size_t)c->n_rot, 1, 1);
+        rs->mla_lat = alloc_floats(B, (size_t)c->kv_lora_rank, 1, 1);
+        rs->mla_kv = alloc_floats(B, n_kv, 1, 1);
+        ok = rs->mla_qa && rs->mla_qb && rs->mla_kva && rs->mla_lat && rs->mla_kv;
     }
     if (ok && p->kv_type == ES_KV_F32) {
         rs->ablk = alloc_floats((size_t)p->n_threads, es_attn_block_floats(c), 1, 1);

@@ -41,6 +41,24 @@ typedef struct es_run_state {
     int32_t *seq;   /* [B] sequence ids of the batch */
     int32_t *first_pos; /* [n_seq_max] first position of each sequence in the batch, -1 if absent */
     int32_t *out_rows;  /* [B] batch indices of the tokens that want logits, in order */
+    /* mixture of experts (cfg.n_expert > 0, else NULL); k = n_expert_used */
+    float *moe_probs;   /* [B][n_expert] router logits, then softmax probabilities */
+    int32_t *moe_sel;   /* [B][k] experts of each token, best first (of the last MoE layer run) */
+    float *moe_w;       /* [B][k] their weights, summing to 1 */
+    int32_t *moe_off;   /* [n_expert + 1] start of each expert's rows in moe_tok */
+    int32_t *moe_next;  /* [n_expert] next free row of each expert while grouping */
+    int32_t *moe_tok;   /* [B * k] token of each row, grouped by expert */
+    float *moe_wt;      /* [B * k] weight of each row */
+    float *moe_x;       /* [B][n_embd] one expert's gathered inputs */
+    float *moe_gate;    /* [B][n_ff_exp] its gate projection */
+    float *moe_up;      /* [B][n_ff_exp] its up projection, then act(gate) * up */
+    float *moe_y;       /* [B][n_embd] its outputs */
+    /* multi-head latent attention (cfg.kv_lora_rank > 0, else NULL) */
+    float *mla_qa;      /* [B][q_lora_rank] query latent */
+    float *mla_qb;      /* [B][n_q] queries as q_b gives them: per head [non-rope | rope] */
+    float *mla_kva;     /* [B][kv_lora_rank + n_rot] key/value latent | shared RoPE key */
+    float *mla_lat;     /* [B][kv_lora_rank] the normed latent */
+    float *mla_kv;      /* [B][n_head * (head_dim - n_rot + head_dim_v)] per head [k non-rope | v] */
 } es_run_state;
 
 /* Floats of per-thread scratch that blocked attention needs (attention.c). */

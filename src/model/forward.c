@@ -6,18 +6,20 @@
  *   for each layer l:
  *       h   = rmsnorm(x, attn_norm)
  *       q,k,v = h·Wqᵀ (+bq), h·Wkᵀ (+bk), h·Wvᵀ (+bv)       (fused: one h·Wqkvᵀ)
+ *             (MiniCPM3: through low-rank latents, mla.c)
  *       q,k = rmsnorm_per_head(q, k)                         (Qwen3, Gemma 3)
  *       q,k = rope(q, k, pos)
  *       cache[l][seq][pos] = k, v
  *       a   = softmax(softcap(scale · q·Kᵀ) + causal/sliding mask) · V   per head, GQA
  *       o   = a·Woᵀ (+bo)                                    -> hook ATTN_OUT
  *       o   = rmsnorm(o, post_attention_norm)               (Gemma 2/3)
- *       x  += o
+ *       x  += o · residual_scale                             (MiniCPM3: scale_depth/√n_layer)
  *       h   = rmsnorm(x, ffn_norm)
  *       m   = (act(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ                -> hook MLP_OUT
+ *             (mixture of experts: Σ_k w_k · expert_k(h) over the routed top-k, moe.c)
  *       m   = rmsnorm(m, post_ffw_norm)                     (Gemma 2/3)
- *       x  += m                                              -> hook BLOCK_OUT
- *   logits = softcap(rmsnorm(x, output_norm)·Woutᵀ)          only rows that ask
+ *       x  += m · residual_scale                             -> hook BLOCK_OUT
+ *   logits = softcap(lmhead_scale · rmsnorm(x, output_norm)·Woutᵀ)   only rows that ask
  *
  * At each hook point steering (ctx->steer) is applied first, then the user hook.
  * Ops are small functions split over the context's thread pool by rows
@@ -28,6 +30,9 @@
 #include "attention.h"
 #include "batch.h"
 #include "context.h"
+#include "mla.h"
+#include "moe.h"
+#include "ops.h"
 
 #include "matmul.h"
 #include "steer_state.h"
@@ -193,6 +198,29 @@ static void glu_task(void *p, int ith, int nth) {
     }
 }
 
+/* ---- the ops other parts of the pass use (ops.h) ---------------------------------------- */
+
+void es_op_run(es_context *ctx, es_task_fn fn, void *arg, int64_t work) { run_op(ctx, fn, arg, work); }
+
+void es_op_rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows, int n) {
+    rmsnorm(ctx, out, x, w, n_rows, n);
+}
+
+void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y) {
+    matmul(ctx, W, x, n_tok, y);
+}
+
+void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok, int n_ff) {
+    glu_args ga = {hb, gate, up, n_ff, n_tok, n_ff, ctx->model->cfg.arch->act};
+    run_op(ctx, glu_task, &ga, (int64_t)n_tok * n_ff);
+}
+
+/* x *= s (a residual branch's scale, MiniCPM). */
+static void scale_rows(float *x, float s, size_t n) {
+    if (s == 1.0f) return;
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
 /* ---- hooks -------------------------------------------------------------------------- */
 
 static void hook_point(es_context *ctx, es_hook_point hp, int layer, float *x, const es_batch *b) {
@@ -224,6 +252,7 @@ static void output_logits(es_context *ctx, int n_out) {
     for (int r = 0; r < n_out; r++)
         rmsnorm_row(rs->xb + (size_t)r * c->n_embd, rs->x + (size_t)rs->out_rows[r] * c->n_embd,
                     ctx->model->w.output_norm, c->n_embd, c->norm_eps);
+    scale_rows(rs->xb, c->lmhead_scale, (size_t)n_out * c->n_embd);
     matmul(ctx, &ctx->model->w.output, rs->xb, n_out, ctx->logits);
     if (c->final_softcap > 0.0f) {
         const size_t n = (size_t)n_out * c->n_vocab;
@@ -279,8 +308,10 @@ static void attention_block(es_context *ctx, int il, const es_batch *b) {
 
     /* h = rmsnorm(x, attn_norm) */
     rmsnorm(ctx, rs->xb, rs->x, L->attn_norm, n, c->n_embd);
-    /* q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ (fused: one h·Wqkvᵀ, then split) */
-    if (c->arch->fused_qkv) {
+    /* q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ (fused: one h·Wqkvᵀ, then split; MLA: from latents) */
+    if (c->kv_lora_rank > 0) {
+        es_mla_qkv(ctx, il, n);
+    } else if (c->arch->fused_qkv) {
         matmul(ctx, &L->wqkv, rs->xb, n, rs->qkv);
         split_qkv(ctx, n);
     } else {
@@ -310,11 +341,14 @@ static void attention_block(es_context *ctx, int il, const es_batch *b) {
     hook_point(ctx, ES_HOOK_ATTN_OUT, il, rs->out, b);
     /* o = rmsnorm(o, post_attention_norm) (Gemma 2/3) */
     if (L->attn_post_norm) rmsnorm(ctx, rs->out, rs->out, L->attn_post_norm, n, c->n_embd);
-    /* x += o */
+    /* x += o · residual_scale */
+    scale_rows(rs->out, c->residual_scale, (size_t)n * c->n_embd);
     add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
 }
 
-/* x += gated MLP sublayer of layer il. */
+static void dense_ffn(es_context *ctx, int il, int n);
+
+/* x += gated MLP (or mixture-of-experts) sublayer of layer il. */
 static void mlp_block(es_context *ctx, int il, const es_batch *b) {
     const es_config *c = &ctx->model->cfg;
     const es_layer_weights *L = &ctx->model->w.layers[il];
@@ -323,6 +357,25 @@ static void mlp_block(es_context *ctx, int il, const es_batch *b) {
 
     /* h = rmsnorm(x, ffn_norm) */
     rmsnorm(ctx, rs->xb, rs->x, L->ffn_norm, n, c->n_embd);
+    /* m = Σ_k w_k · expert_k(h) over each token's top-k experts (mixture of experts), or */
+    if (c->n_expert > 0) es_moe_ffn(ctx, il, n);
+    else dense_ffn(ctx, il, n);
+    /* hook MLP_OUT: the MLP output before any post-norm */
+    hook_point(ctx, ES_HOOK_MLP_OUT, il, rs->out, b);
+    /* m = rmsnorm(m, post_ffw_norm) (Gemma 2/3) */
+    if (L->ffn_post_norm) rmsnorm(ctx, rs->out, rs->out, L->ffn_post_norm, n, c->n_embd);
+    /* x += m · residual_scale */
+    scale_rows(rs->out, c->residual_scale, (size_t)n * c->n_embd);
+    add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
+    /* hook BLOCK_OUT: the residual stream after the block */
+    hook_point(ctx, ES_HOOK_BLOCK_OUT, il, rs->x, b);
+}
+
+/* rs.out = the gated MLP of layer il on rs.xb. */
+static void dense_ffn(es_context *ctx, int il, int n) {
+    const es_config *c = &ctx->model->cfg;
+    const es_layer_weights *L = &ctx->model->w.layers[il];
+    es_run_state *rs = &ctx->rs;
     /* gate, up = h·Wgateᵀ, h·Wupᵀ (fused: one product, row t = [gate (n_ff) | up (n_ff)]) */
     glu_args ga = {rs->hb, rs->gate, rs->hb, c->n_ff, n, c->n_ff, c->arch->act};
     if (c->arch->fused_gate_up) {
@@ -337,14 +390,6 @@ static void mlp_block(es_context *ctx, int il, const es_batch *b) {
     run_op(ctx, glu_task, &ga, (int64_t)n * c->n_ff);
     /* m = hb·Wdownᵀ */
     matmul(ctx, &L->w_down, rs->hb, n, rs->out);
-    /* hook MLP_OUT: the MLP output before any post-norm */
-    hook_point(ctx, ES_HOOK_MLP_OUT, il, rs->out, b);
-    /* m = rmsnorm(m, post_ffw_norm) (Gemma 2/3) */
-    if (L->ffn_post_norm) rmsnorm(ctx, rs->out, rs->out, L->ffn_post_norm, n, c->n_embd);
-    /* x += m */
-    add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
-    /* hook BLOCK_OUT: the residual stream after the block */
-    hook_point(ctx, ES_HOOK_BLOCK_OUT, il, rs->x, b);
 }
 
 /* ---- the forward pass -------------------------------------------------------------------- */

@@ -60,6 +60,33 @@ static es_status read_float(const es_model *m, const char *suffix, float def, fl
 
 #define ES_MAX_DIM (1 << 24) /* sanity bound on any width read from a file */
 
+/* Mixture of experts: expert_count > 0 replaces the dense FFN of every layer by
+ * n_expert_used of n_expert routed experts (moe.c). */
+static es_status read_moe_config(es_model *m) {
+    es_config *c = &m->cfg;
+    es_status st;
+    if ((st = read_int(m, "expert_count", 0, 0, 4096, &c->n_expert))) return st;
+    if (c->n_expert == 0) return ES_OK;
+    if ((st = read_int(m, "expert_used_count", -1, 1, c->n_expert, &c->n_expert_used))) return st;
+    return read_int(m, "expert_feed_forward_length", c->n_ff, 1, ES_MAX_DIM, &c->n_ff_exp);
+}
+
+/* Multi-head latent attention as MiniCPM3 has it: a query latent, every KV head its own
+ * (n_head_kv = n_head), the last n_rot dims of a K head the shared RoPE key. */
+static es_status check_mla_config(const es_config *c) {
+    if (c->kv_lora_rank == 0) return ES_OK;
+    if (c->q_lora_rank == 0)
+        return es_error(ES_ERR_UNSUPPORTED, "model: latent attention without a query latent (q_lora_rank 0) "
+                                            "is not supported");
+    if (c->n_head_kv != c->n_head)
+        return es_error(ES_ERR_FORMAT, "model: latent attention needs head_count_kv %d = head_count %d",
+                        c->n_head_kv, c->n_head);
+    if (c->n_rot == 0 || c->n_rot >= c->head_dim)
+        return es_error(ES_ERR_FORMAT, "model: latent attention needs 0 < rope dims %d < key length %d", c->n_rot,
+                        c->head_dim);
+    return ES_OK;
+}
+
 static es_status read_config(es_model *m) {
     es_config *c = &m->cfg;
     es_status st;
@@ -70,7 +97,11 @@ static es_status read_config(es_model *m) {
     if ((st = read_int(m, "feed_forward_length", -1, 1, ES_MAX_DIM, &c->n_ff))) return st;
     if ((st = read_int(m, "context_length", 2048, 1, 1 << 30, &c->n_ctx_train))) return st;
     if ((st = read_int(m, "attention.key_length", c->n_embd / c->n_head, 1, 65536, &c->head_dim))) return st;
-    if ((st = read_int(m, "attention.value_length", c->head_dim, 1, 65536, &c->head_dim_v))) return st;
+    /* multi-head latent attention (MiniCPM3): V heads default to n_embd / n_head, as in llama.cpp */
+    if ((st = read_int(m, "attention.kv_lora_rank", 0, 0, ES_MAX_DIM, &c->kv_lora_rank))) return st;
+    if ((st = read_int(m, "attention.q_lora_rank", 0, 0, ES_MAX_DIM, &c->q_lora_rank))) return st;
+    const int v_default = c->kv_lora_rank > 0 ? c->n_embd / c->n_head : c->head_dim;
+    if ((st = read_int(m, "attention.value_length", v_default, 1, 65536, &c->head_dim_v))) return st;
     if ((st = read_int(m, "rope.dimension_count", c->head_dim, 0, c->head_dim, &c->n_rot))) return st;
     if (c->n_head % c->n_head_kv != 0)
         return es_error(ES_ERR_FORMAT, "model: %d query heads are not a multiple of %d KV heads",
@@ -125,7 +156,16 @@ static es_status read_config(es_model *m) {
     if ((st = read_int(m, "attention.sliding_window", 0, 0, 1 << 30, &c->n_swa))) return st;
     if (c->arch->swa_pattern == 0) c->n_swa = 0;
     c->embd_scale = c->arch->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
-    return ES_OK;
+    c->residual_scale = 1.0f;
+    c->lmhead_scale = 1.0f;
+    const es_arch_fixed_scales *fixed = es_arch_fixed_scales_find(c->arch->name);
+    if (fixed) {
+        c->embd_scale = fixed->embd;
+        c->residual_scale = fixed->depth / sqrtf((float)c->n_layer);
+        c->lmhead_scale = fixed->n_embd_base / (float)c->n_embd;
+    }
+    if ((st = read_moe_config(m))) return st;
+    return check_mla_config(c);
 }
 
 /* ---- tensors ---------------------------------------------------------------- */
@@ -232,6 +272,53 @@ static es_status bind_vector(es_model *m, es_tensor_role role, int layer, int64_
     return ES_OK;
 }
 
+/* Binds n_expert matrices [n_out][n_in] stored as one 3-D tensor [n_in, n_out, n_expert]. */
+static es_status bind_experts(es_model *m, es_tensor_role role, int layer, int64_t n_in, int64_t n_out,
+                              es_experts *out) {
+    char name[96];
+    const es_gguf_tensor *t = find_tensor(m, role, layer, name, sizeof name);
+    memset(out, 0, sizeof *out);
+    if (!t) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
+    const int64_t n_expert = m->cfg.n_expert;
+    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert || t->ne[3] != 1)
+        return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
+                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                        (long long)n_in, (long long)n_out, (long long)n_expert);
+    es_status st = check_computable(t, name, n_in);
+    if (st != ES_OK) return st;
+    out->m.data = t->data;
+    out->m.type = t->type;
+    out->m.n_in = n_in;
+    out->m.n_out = n_out;
+    out->stride = es_row_size(t->type, n_in) * (size_t)n_out; /* the GGUF reader checked nbytes */
+    return ES_OK;
+}
+
+/* The router and the experts of a mixture-of-experts layer (moe.c). */
+static es_status bind_moe(es_model *m, int il, es_layer_weights *L) {
+    const es_config *c = &m->cfg;
+    es_status st;
+    if ((st = bind_matrix(m, ES_T_FFN_GATE_INP, il, c->n_embd, c->n_expert, true, &L->ffn_gate_inp))) return st;
+    if ((st = bind_experts(m, ES_T_FFN_GATE_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_gate_exps))) return st;
+    if ((st = bind_experts(m, ES_T_FFN_UP_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_up_exps))) return st;
+    return bind_experts(m, ES_T_FFN_DOWN_EXPS, il, c->n_ff_exp, c->n_embd, &L->ffn_down_exps);
+}
+
+/* The projections of multi-head latent attention (mla.c). */
+static es_status bind_mla(es_model *m, int il, es_layer_weights *L) {
+    const es_config *c = &m->cfg;
+    const int64_t n_nope = c->head_dim - c->n_rot;
+    es_status st;
+    if ((st = bind_matrix(m, ES_T_ATTN_Q_A, il, c->n_embd, c->q_lora_rank, true, &L->wq_a))) return st;
+    if ((st = bind_vector(m, ES_T_ATTN_Q_A_NORM, il, c->q_lora_rank, true, &L->q_a_norm))) return st;
+    if ((st = bind_matrix(m, ES_T_ATTN_Q_B, il, c->q_lora_rank, c->n_q, true, &L->wq_b))) return st;
+    if ((st = bind_matrix(m, ES_T_ATTN_KV_A_MQA, il, c->n_embd, (int64_t)c->kv_lora_rank + c->n_rot, true, &L->wkv_a)))
+        return st;
+    if ((st = bind_vector(m, ES_T_ATTN_KV_A_NORM, il, c->kv_lora_rank, true, &L->kv_a_norm))) return st;
+    return bind_matrix(m, ES_T_ATTN_KV_B, il, c->kv_lora_rank, (int64_t)c->n_head * (n_nope + c->head_dim_v), true,
+                       &L->wkv_b);
+}
+
 static es_status bind_layer(es_model *m, int il) {
     const es_config *c = &m->cfg;
     const es_arch *a = c->arch;
@@ -239,7 +326,9 @@ static es_status bind_layer(es_model *m, int il) {
     es_status st;
     L->swa = c->n_swa > 0 && es_arch_layer_is_swa(a, il);
     if ((st = bind_vector(m, ES_T_ATTN_NORM, il, c->n_embd, true, &L->attn_norm))) return st;
-    if (a->fused_qkv) {
+    if (c->kv_lora_rank > 0) {
+        if ((st = bind_mla(m, il, L))) return st;
+    } else if (a->fused_qkv) {
         if ((st = bind_matrix(m, ES_T_ATTN_QKV, il, c->n_embd, (int64_t)c->n_q + c->n_k + c->n_v, true, &L->wqkv)))
             return st;
         const float *b = NULL;
@@ -264,13 +353,16 @@ static es_status bind_layer(es_model *m, int il) {
     if ((st = bind_vector(m, ES_T_ATTN_OUT_BIAS, il, c->n_embd, false, &L->bo))) return st;
     if ((st = bind_vector(m, ES_T_ATTN_POST_NORM, il, c->n_embd, a->post_norms, &L->attn_post_norm))) return st;
     if ((st = bind_vector(m, ES_T_FFN_NORM, il, c->n_embd, true, &L->ffn_norm))) return st;
-    if (a->fused_gate_up) {
+    if (c->n_expert > 0) {
+        if ((st = bind_moe(m, il, L))) return st;
+    } else if (a->fused_gate_up) {
         if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, 2 * (int64_t)c->n_ff, true, &L->w_up))) return st;
     } else {
         if ((st = bind_matrix(m, ES_T_FFN_GATE, il, c->n_embd, c->n_ff, true, &L->w_gate))) return st;
         if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, c->n_ff, true, &L->w_up))) return st;
     }
-    if ((st = bind_matrix(m, ES_T_FFN_DOWN, il, c->n_ff, c->n_embd, true, &L->w_down))) return st;
+    if (c->n_expert == 0 && (st = bind_matrix(m, ES_T_FFN_DOWN, il, c->n_ff, c->n_embd, true, &L->w_down)))
+        return st;
     if ((st = bind_vector(m, ES_T_FFN_POST_NORM, il, c->n_embd, a->post_norms, &L->ffn_post_norm))) return st;
     return ES_OK;
 }
@@ -462,6 +554,13 @@ void es_model_get_info(const es_model *m, es_model_info *info) {
     info->n_ctx_train = c->n_ctx_train;
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
+    info->head_dim_v = c->head_dim_v;
+    info->n_expert = c->n_expert;
+    info->n_expert_used = c->n_expert_used;
+    info->n_ff_exp = c->n_ff_exp;
+    info->q_lora_rank = c->q_lora_rank;
+    info->kv_lora_rank = c->kv_lora_rank;
+    info->n_rot = c->n_rot;
 }
 
 const char *es_model_chat_template(const es_model *m) { return m ? m->chat_template : NULL; }
@@ -484,6 +583,10 @@ size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
         const es_layer_weights *L = &m->w.layers[il];
         const es_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ws = ES_MAX(ws, matrix_wsize(all[i], n_tok));
+        /* MoE: an expert multiplies at most every token once; MLA: the latent projections */
+        const es_matrix *more[] = {&L->ffn_gate_inp, &L->ffn_gate_exps.m, &L->ffn_up_exps.m, &L->ffn_down_exps.m,
+                                   &L->wq_a, &L->wq_b, &L->wkv_a, &L->wkv_b};
+        for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) ws = ES_MAX(ws, matrix_wsize(more[i], n_tok));
     }
     return ws;
 }

@@ -46,6 +46,13 @@ typedef struct es_config {
     int n_q;               /* n_head * head_dim    (rows of Wq) */
     int n_k;               /* n_head_kv * head_dim (rows of Wk) */
     int n_v;               /* n_head_kv * head_dim_v (rows of Wv) */
+    int n_expert;          /* routed experts per MoE layer (expert_count), 0 = dense FFN */
+    int n_expert_used;     /* experts each token is routed to (expert_used_count, top-k) */
+    int n_ff_exp;          /* hidden width of one expert (expert_feed_forward_length, else n_ff) */
+    int q_lora_rank;       /* MLA: rank of the query latent (attention.q_lora_rank) */
+    int kv_lora_rank;      /* MLA: rank of the key/value latent (attention.kv_lora_rank), 0 = no MLA */
+    float residual_scale;  /* each residual branch is multiplied by this before the add (1 = none) */
+    float lmhead_scale;    /* the normed output is multiplied by this before the lm head (1 = none) */
 } es_config;
 
 /* A weight matrix in the mapping: n_out rows of n_in elements of `type`. */
@@ -55,6 +62,13 @@ typedef struct es_matrix {
     int64_t n_in;     /* ne[0] */
     int64_t n_out;    /* ne[1] */
 } es_matrix;
+
+/* n_expert matrices of the same shape back to back in one 3-D tensor (GGUF ne =
+ * [n_in, n_out, n_expert]): expert e is `m` with data advanced by e * stride bytes. */
+typedef struct es_experts {
+    es_matrix m;      /* expert 0: [n_out][n_in] */
+    size_t stride;    /* bytes from one expert's matrix to the next */
+} es_experts;
 
 typedef struct es_layer_weights {
     const float *attn_norm;      /* [n_embd] */
@@ -75,6 +89,16 @@ typedef struct es_layer_weights {
     es_matrix w_up;              /* [n_ff][n_embd], fused: [2*n_ff][n_embd] gate rows first */
     es_matrix w_down;            /* [n_embd][n_ff] */
     const float *ffn_post_norm;  /* [n_embd] or NULL */
+    es_matrix ffn_gate_inp;      /* MoE router [n_expert][n_embd] (dense models: NULL data) */
+    es_experts ffn_gate_exps;    /* MoE: [n_expert] x [n_ff_exp][n_embd] */
+    es_experts ffn_up_exps;      /* MoE: [n_expert] x [n_ff_exp][n_embd] */
+    es_experts ffn_down_exps;    /* MoE: [n_expert] x [n_embd][n_ff_exp] */
+    es_matrix wq_a;              /* MLA: [q_lora_rank][n_embd] (others: NULL data) */
+    const float *q_a_norm;       /* MLA: [q_lora_rank] */
+    es_matrix wq_b;              /* MLA: [n_q][q_lora_rank] */
+    es_matrix wkv_a;             /* MLA: [kv_lora_rank + n_rot][n_embd] */
+    const float *kv_a_norm;      /* MLA: [kv_lora_rank] */
+    es_matrix wkv_b;             /* MLA: [n_head * (head_dim - n_rot + head_dim_v)][kv_lora_rank] */
     bool swa;                    /* this layer uses the sliding window and rope_base_swa */
 } es_layer_weights;
 

@@ -38,9 +38,42 @@ static const rm_shape rm_shapes[] = {
      131072, 500000.0f, 1e-5f, false, 32.0f, 1.0f, 4.0f, 8192},
     {"demo-16m", "llama", "demo-16m (random weights)", 8, 384, 6, 2, 64, 1024, 8192, 1024, 10000.0f,
      1e-5f, false, 0, 0, 0, 0},
+    {"qwen3-30b-a3b", "qwen3moe", "Qwen3-30B-A3B (random weights)", 48, 2048, 32, 4, 128, 6144, 151936,
+     40960, 1e6f, 1e-6f, false, 0, 0, 0, 0},
+    {"qwen3-moe-tiny", "qwen3moe", "qwen3-moe-tiny (random weights)", 4, 256, 4, 2, 64, 512, 2048, 2048,
+     1e6f, 1e-6f, false, 0, 0, 0, 0},
+    {"minicpm3-4b", "minicpm3", "MiniCPM3-4B (random weights)", 62, 2560, 40, 40, 96, 6400, 73448, 32768,
+     10000.0f, 1e-5f, false, 0, 0, 0, 0},
 };
 
-const char *const es_random_model_likes[] = {"qwen2.5-0.5b", "llama-3.2-1b", "demo-16m", NULL};
+/* What some shapes have beyond rm_shape: per-head Q/K norms, routed experts, latent
+ * attention. A shape not listed has none of these. */
+typedef struct rm_shape_ext {
+    const char *like;
+    bool qk_norm;                /* attn_q_norm / attn_k_norm [head_dim] (Qwen3) */
+    int n_expert, n_expert_used; /* routed experts (ffn_*_exps), 0 = dense FFN */
+    int n_ff_exp;                /* hidden width of one expert */
+    int q_lora_rank, kv_lora_rank; /* multi-head latent attention (MiniCPM3), 0 = none */
+    int n_rot, head_dim_v;       /* MLA: RoPE'd dims of a head_dim Q/K head; V head width */
+} rm_shape_ext;
+
+/* Qwen3-30B-A3B and MiniCPM3-4B from their config.json; qwen3-moe-tiny is a small MoE
+ * for tests and benchmarks (expert rows of 256, so the K-quants apply). */
+static const rm_shape_ext rm_shape_exts[] = {
+    {"qwen3-30b-a3b", true, 128, 8, 768, 0, 0, 0, 0},
+    {"qwen3-moe-tiny", true, 8, 2, 256, 0, 0, 0, 0},
+    {"minicpm3-4b", false, 0, 0, 0, 768, 256, 32, 64},
+};
+
+static const rm_shape_ext *shape_ext(const rm_shape *s) {
+    static const rm_shape_ext none = {NULL, false, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < ES_ARRAY_LEN(rm_shape_exts); i++)
+        if (!strcmp(rm_shape_exts[i].like, s->like)) return &rm_shape_exts[i];
+    return &none;
+}
+
+const char *const es_random_model_likes[] = {"qwen2.5-0.5b", "llama-3.2-1b", "demo-16m",
+                                             "qwen3-30b-a3b", "qwen3-moe-tiny", "minicpm3-4b", NULL};
 
 /* ------------------------------------------------------------------------- */
 /* Quantization mixes                                                        */
@@ -119,6 +152,7 @@ typedef struct rm_tensor {
     int type;
     int n_dims;
     int64_t ne[2]; /* [row length, rows] */
+    int64_t n_mat; /* matrices of ne[1] rows back to back (3-D expert tensors), else 1 */
 } rm_tensor;
 
 static void add_tensor(rm_tensor *list, int *n, rm_role role, int layer, const char *name,
@@ -133,6 +167,48 @@ static void add_tensor(rm_tensor *list, int *n, rm_role role, int layer, const c
     t->n_dims = n_dims;
     t->ne[0] = ne0;
     t->ne[1] = ne1;
+    t->n_mat = 1;
+}
+
+/* The same for n_mat expert matrices of [ne1][ne0] in one 3-D tensor. */
+static void add_experts(rm_tensor *list, int *n, rm_role role, int layer, const char *name, int64_t ne0,
+                        int64_t ne1, int64_t n_mat, int type) {
+    add_tensor(list, n, role, layer, name, 3, ne0, ne1, type);
+    list[*n - 1].n_mat = n_mat;
+}
+
+/* The router (F32, as llama-quantize leaves it) and the experts of layer l, quantized
+ * as the dense FFN matrices would be. */
+static void add_moe_ffn(const rm_shape *s, const rm_shape_ext *x, rm_mix mix, rm_tensor *list, int *n, int l) {
+    const int64_t d = s->n_embd, ff = x->n_ff_exp, E = x->n_expert;
+    add_tensor(list, n, ROLE_GATE, l, "ffn_gate_inp.weight", 2, d, E, ES_TYPE_F32);
+    add_experts(list, n, ROLE_GATE, l, "ffn_gate_exps.weight", d, ff, E, matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
+    add_experts(list, n, ROLE_UP, l, "ffn_up_exps.weight", d, ff, E, matrix_type(mix, ROLE_UP, l, s->n_layer, d));
+    add_experts(list, n, ROLE_DOWN, l, "ffn_down_exps.weight", ff, d, E,
+                matrix_type(mix, ROLE_DOWN, l, s->n_layer, ff));
+}
+
+/* Layer l of a latent-attention model after its attn_norm (MiniCPM3: dense FFN);
+ * returns l. */
+static int add_mla_layer(const rm_shape *s, const rm_shape_ext *x, rm_mix mix, rm_tensor *list, int *n, int l) {
+    const int64_t d = s->n_embd, q = (int64_t)s->n_head * s->head_dim, ff = s->n_ff;
+    const int64_t kv = (int64_t)s->n_head * (s->head_dim - x->n_rot + x->head_dim_v);
+    const int64_t o = (int64_t)s->n_head * x->head_dim_v;
+    add_tensor(list, n, ROLE_Q, l, "attn_q_a.weight", 2, d, x->q_lora_rank, matrix_type(mix, ROLE_Q, l, s->n_layer, d));
+    add_tensor(list, n, ROLE_NORM, l, "attn_q_a_norm.weight", 1, x->q_lora_rank, 1, ES_TYPE_F32);
+    add_tensor(list, n, ROLE_Q, l, "attn_q_b.weight", 2, x->q_lora_rank, q,
+               matrix_type(mix, ROLE_Q, l, s->n_layer, x->q_lora_rank));
+    add_tensor(list, n, ROLE_K, l, "attn_kv_a_mqa.weight", 2, d, x->kv_lora_rank + x->n_rot,
+               matrix_type(mix, ROLE_K, l, s->n_layer, d));
+    add_tensor(list, n, ROLE_NORM, l, "attn_kv_a_norm.weight", 1, x->kv_lora_rank, 1, ES_TYPE_F32);
+    add_tensor(list, n, ROLE_V, l, "attn_kv_b.weight", 2, x->kv_lora_rank, kv,
+               matrix_type(mix, ROLE_V, l, s->n_layer, x->kv_lora_rank));
+    add_tensor(list, n, ROLE_O, l, "attn_output.weight", 2, o, d, matrix_type(mix, ROLE_O, l, s->n_layer, o));
+    add_tensor(list, n, ROLE_NORM, l, "ffn_norm.weight", 1, d, 1, ES_TYPE_F32);
+    add_tensor(list, n, ROLE_GATE, l, "ffn_gate.weight", 2, d, ff, matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
+    add_tensor(list, n, ROLE_UP, l, "ffn_up.weight", 2, d, ff, matrix_type(mix, ROLE_UP, l, s->n_layer, d));
+    add_tensor(list, n, ROLE_DOWN, l, "ffn_down.weight", 2, ff, d, matrix_type(mix, ROLE_DOWN, l, s->n_layer, ff));
+    return l;
 }
 
 /* Fills list (capacity 4 + 13·n_layer) and returns the count. */
@@ -146,8 +222,13 @@ static int build_tensor_list(const rm_shape *s, rm_mix mix, rm_tensor *list) {
     if (s->rope_factor > 0)
         add_tensor(list, &n, ROLE_ROPE, -1, "rope_freqs.weight", 1, s->head_dim / 2, 1,
                    ES_TYPE_F32);
+    const rm_shape_ext *x = shape_ext(s);
     for (int l = 0; l < L; l++) {
         add_tensor(list, &n, ROLE_NORM, l, "attn_norm.weight", 1, d, 1, ES_TYPE_F32);
+        if (x->kv_lora_rank > 0) {
+            l = add_mla_layer(s, x, mix, list, &n, l);
+            continue;
+        }
         add_tensor(list, &n, ROLE_Q, l, "attn_q.weight", 2, d, q,
                    matrix_type(mix, ROLE_Q, l, s->n_layer, d));
         add_tensor(list, &n, ROLE_K, l, "attn_k.weight", 2, d, kv,
@@ -159,9 +240,17 @@ static int build_tensor_list(const rm_shape *s, rm_mix mix, rm_tensor *list) {
             add_tensor(list, &n, ROLE_BIAS, l, "attn_k.bias", 1, kv, 1, ES_TYPE_F32);
             add_tensor(list, &n, ROLE_BIAS, l, "attn_v.bias", 1, kv, 1, ES_TYPE_F32);
         }
+        if (x->qk_norm) {
+            add_tensor(list, &n, ROLE_NORM, l, "attn_q_norm.weight", 1, s->head_dim, 1, ES_TYPE_F32);
+            add_tensor(list, &n, ROLE_NORM, l, "attn_k_norm.weight", 1, s->head_dim, 1, ES_TYPE_F32);
+        }
         add_tensor(list, &n, ROLE_O, l, "attn_output.weight", 2, q, d,
                    matrix_type(mix, ROLE_O, l, s->n_layer, q));
         add_tensor(list, &n, ROLE_NORM, l, "ffn_norm.weight", 1, d, 1, ES_TYPE_F32);
+        if (x->n_expert > 0) {
+            add_moe_ffn(s, x, mix, list, &n, l);
+            continue;
+        }
         add_tensor(list, &n, ROLE_GATE, l, "ffn_gate.weight", 2, d, ff,
                    matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
         add_tensor(list, &n, ROLE_UP, l, "ffn_up.weight", 2, d, ff,
@@ -227,7 +316,7 @@ typedef struct gen_task {
  * does not depend on the number of threads. */
 static void gen_rows(void *arg, int ith, int nth) {
     gen_task *g = arg;
-    const int64_t n = g->t->ne[0], rows = g->t->ne[1];
+    const int64_t n = g->t->ne[0], rows = g->t->ne[1] * g->t->n_mat;
     const int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
     if (r0 >= r1) return;
     float *row = malloc(sizeof *row * (size_t)n);
@@ -253,7 +342,7 @@ static es_status gen_tensor(const rm_shape *s, const rm_tensor *t, int index, ui
     const es_type_traits *tr = es_type_get(t->type);
     const size_t row_bytes = es_row_size(t->type, t->ne[0]);
     size_t bytes;
-    if (!tr || !row_bytes || !es_mul_size(row_bytes, (size_t)t->ne[1], &bytes))
+    if (!tr || !row_bytes || !es_mul_size(row_bytes, (size_t)(t->ne[1] * t->n_mat), &bytes))
         return es_error(ES_ERR_INTERNAL, "random model: tensor %s: bad type %s or shape", t->name,
                         es_type_name(t->type));
     if (t->role == ROLE_ROPE) {
@@ -312,8 +401,17 @@ static es_status set_hparams(es_gguf_writer *w, const rm_shape *s, uint32_t file
     if (!st) st = es_gguf_writer_set_f32(w, KEY("rope.freq_base"), s->rope_theta);
     if (!st) st = es_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
     if (!st) st = es_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s->head_dim);
-    if (!st) st = es_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s->head_dim);
-    if (!st) st = es_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
+    const rm_shape_ext *x = shape_ext(s);
+    const int head_dim_v = x->head_dim_v ? x->head_dim_v : s->head_dim, n_rot = x->n_rot ? x->n_rot : s->head_dim;
+    if (!st) st = es_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)head_dim_v);
+    if (!st) st = es_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)n_rot);
+    if (!st && x->n_expert > 0) st = es_gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)x->n_expert);
+    if (!st && x->n_expert > 0) st = es_gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)x->n_expert_used);
+    if (!st && x->n_expert > 0)
+        st = es_gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)x->n_ff_exp);
+    if (!st && x->kv_lora_rank > 0) st = es_gguf_writer_set_u32(w, KEY("attention.q_lora_rank"), (uint32_t)x->q_lora_rank);
+    if (!st && x->kv_lora_rank > 0)
+        st = es_gguf_writer_set_u32(w, KEY("attention.kv_lora_rank"), (uint32_t)x->kv_lora_rank);
     if (!st) st = es_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)s->n_vocab);
 #undef KEY
     return st;
@@ -404,10 +502,10 @@ es_status es_random_model_write(const es_random_model_params *p, const char *pat
         uint8_t *data = NULL;
         st = gen_tensor(s, &list[i], i, p->seed, tp, &data);
         if (st) break;
-        const int64_t ne[2] = {list[i].ne[0], list[i].ne[1]};
+        const int64_t ne[3] = {list[i].ne[0], list[i].ne[1], list[i].n_mat};
         st = es_gguf_writer_add_tensor(w, list[i].name, list[i].type, list[i].n_dims, ne, data);
         free(data);
-        count += (uint64_t)(ne[0] * ne[1]);
+        count += (uint64_t)(ne[0] * ne[1] * ne[2]);
         if (!st && p->progress) p->progress(p->progress_ud, i, n, list[i].name, list[i].type, ne);
     }
     if (!st) st = es_gguf_writer_write(w, path);
