@@ -120,8 +120,10 @@ int main(int argc, char **argv) {
         int s = (int)(rng() % (uint64_t)n_seeds);
         size_t n = seed_len[s] < cap ? seed_len[s] : cap;
         /* mutate only a prefix of big seeds: headers are where parsers go wrong */
-        if (n > 8192 && rng() % 4) n = 8192 + rng() % 8192;
-        if (n > cap) n = cap;
+        if (n > 8192 && rng() % 4) {
+            size_t prefix = 8192 + rng() % 8192;
+            if (prefix < n) n = prefix; /* never past the seed's end */
+        }
         memcpy(buf, seeds[s], n);
         n = mutate(buf, n, cap);
         LLVMFuzzerTestOneInput(buf, n);

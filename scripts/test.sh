@@ -39,7 +39,7 @@ if [ "${1:-}" != "--quick" ]; then
     asan() {
         cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DES_SANITIZE=ON >/dev/null &&
             ninja -C build-asan >/dev/null &&
-            ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$JOBS" -E '^(perplexity_demo)$'
+            ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$JOBS" -E '^(perplexity_demo|steer_demo)$'
     }
     stage "ASan/UBSan" asan
 
