@@ -108,7 +108,11 @@ int main(void) {
         return ES_TEST_SKIP;
     }
     static const char *const fx[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
-                                      "gemma", "gemma2",  "gemma3",  "phi3"};
+                                      "gemma", "gemma2",  "gemma3",  "phi3",
+                                      "minicpm",
+                                      "baichuan",
+                                      "baichuan13b",
+                                      "qwen"};
     for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_fixture(bin, fx[i]);
     return es_test_finish();
 }

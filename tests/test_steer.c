@@ -322,7 +322,11 @@ static void bench_apply(void) {
 /* ---- 3. end to end on the fixtures ---- */
 
 static const char *const fixtures[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
-                                       "gemma", "gemma2",  "gemma3",  "phi3"};
+                                       "gemma", "gemma2",  "gemma3",  "phi3",
+                                       "minicpm",
+                                       "baichuan",
+                                       "baichuan13b",
+                                       "qwen"};
 
 static const float *ref_f32(const es_gguf *g, const char *name, size_t n) {
     const es_gguf_tensor *t = es_gguf_find_tensor(g, name);

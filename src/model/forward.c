@@ -9,15 +9,17 @@
  *       q,k = rmsnorm_per_head(q, k)                         (Qwen3, Gemma 3)
  *       q,k = rope(q, k, pos)
  *       cache[l][seq][pos] = k, v
- *       a   = softmax(softcap(scale · q·Kᵀ) + causal/sliding mask) · V   per head, GQA
+ *       a   = softmax(softcap(scale · q·Kᵀ) + alibi + causal/sliding mask) · V   per head, GQA
  *       o   = a·Woᵀ (+bo)                                    -> hook ATTN_OUT
  *       o   = rmsnorm(o, post_attention_norm)               (Gemma 2/3)
+ *       o  *= residual_scale                                 (MiniCPM)
  *       x  += o
  *       h   = rmsnorm(x, ffn_norm)
  *       m   = (act(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ                -> hook MLP_OUT
  *       m   = rmsnorm(m, post_ffw_norm)                     (Gemma 2/3)
+ *       m  *= residual_scale                                 (MiniCPM)
  *       x  += m                                              -> hook BLOCK_OUT
- *   logits = softcap(rmsnorm(x, output_norm)·Woutᵀ)          only rows that ask
+ *   logits = softcap(rmsnorm(x, output_norm)·Woutᵀ / logit_scale)  only rows that ask
  *
  * At each hook point steering (ctx->steer) is applied first, then the user hook.
  * Ops are small functions split over the context's thread pool by rows
@@ -161,6 +163,12 @@ static void add_residual(float *x, const float *o, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += o[i];
 }
 
+/* o *= residual_scale, the branch scale of MiniCPM (rounded before the add, as llama.cpp). */
+static void scale_branch(const es_config *c, float *o, size_t n) {
+    if (c->residual_scale == 1.0f) return;
+    for (size_t i = 0; i < n; i++) o[i] *= c->residual_scale;
+}
+
 /* ---- gated MLP activation: hb = act(gate) * up --------------------------------------- */
 
 static inline float silu(float x) { return x / (1.0f + expf(-x)); }
@@ -225,6 +233,11 @@ static void output_logits(es_context *ctx, int n_out) {
         rmsnorm_row(rs->xb + (size_t)r * c->n_embd, rs->x + (size_t)rs->out_rows[r] * c->n_embd,
                     ctx->model->w.output_norm, c->n_embd, c->norm_eps);
     matmul(ctx, &ctx->model->w.output, rs->xb, n_out, ctx->logits);
+    if (c->logit_scale != 1.0f) { /* MiniCPM: logits / logit_scale, as llama.cpp's scale by the inverse */
+        const float inv = 1.0f / c->logit_scale;
+        const size_t n = (size_t)n_out * c->n_vocab;
+        for (size_t i = 0; i < n; i++) ctx->logits[i] *= inv;
+    }
     if (c->final_softcap > 0.0f) {
         const size_t n = (size_t)n_out * c->n_vocab;
         for (size_t i = 0; i < n; i++) ctx->logits[i] = es_softcap(ctx->logits[i], c->final_softcap);
@@ -286,6 +299,8 @@ static void attention_block(es_context *ctx, int il, const es_batch *b) {
     hook_point(ctx, ES_HOOK_ATTN_OUT, il, rs->out, b);
     /* o = rmsnorm(o, post_attention_norm) (Gemma 2/3) */
     if (L->attn_post_norm) rmsnorm(ctx, rs->out, rs->out, L->attn_post_norm, n, c->n_embd);
+    /* o *= residual_scale (MiniCPM) */
+    scale_branch(c, rs->out, (size_t)n * c->n_embd);
     /* x += o */
     add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
 }
@@ -317,6 +332,8 @@ static void mlp_block(es_context *ctx, int il, const es_batch *b) {
     hook_point(ctx, ES_HOOK_MLP_OUT, il, rs->out, b);
     /* m = rmsnorm(m, post_ffw_norm) (Gemma 2/3) */
     if (L->ffn_post_norm) rmsnorm(ctx, rs->out, rs->out, L->ffn_post_norm, n, c->n_embd);
+    /* m *= residual_scale (MiniCPM) */
+    scale_branch(c, rs->out, (size_t)n * c->n_embd);
     /* x += m */
     add_residual(rs->x, rs->out, (size_t)n * c->n_embd);
     /* hook BLOCK_OUT: the residual stream after the block */

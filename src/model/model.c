@@ -60,6 +60,37 @@ static es_status read_float(const es_model *m, const char *suffix, float def, fl
 
 #define ES_MAX_DIM (1 << 24) /* sanity bound on any width read from a file */
 
+/* What the arch row's later columns add: MiniCPM's three scales, Qwen v1's doubled FFN
+ * length, Baichuan's position encoding by layer count (arch.c). */
+static es_status read_family_config(es_model *m) {
+    es_config *c = &m->cfg;
+    const es_arch *a = c->arch;
+    es_status st;
+    c->residual_scale = 1.0f;
+    c->logit_scale = 1.0f;
+    c->alibi_max_bias = 0.0f;
+    if (a->minicpm_scales) {
+        if ((st = read_float(m, "embedding_scale", 12.0f, &c->embd_scale))) return st;
+        if ((st = read_float(m, "residual_scale", 1.4f / sqrtf((float)c->n_layer), &c->residual_scale))) return st;
+        if ((st = read_float(m, "logit_scale", 256.0f / (float)c->n_embd, &c->logit_scale))) return st;
+        if (!(c->logit_scale != 0.0f))
+            return es_error(ES_ERR_FORMAT, "model: %s.logit_scale must not be 0", m->arch_name);
+    }
+    if (a->ff_len_doubled) {
+        if (c->n_ff % 2 != 0)
+            return es_error(ES_ERR_FORMAT, "model: %s.feed_forward_length %d is odd (it holds twice the FFN width)",
+                            m->arch_name, c->n_ff);
+        c->n_ff /= 2;
+    }
+    if (a->alibi_n_layer > 0 && c->n_layer == a->alibi_n_layer) {
+        c->alibi_max_bias = a->alibi_max_bias;
+        c->n_rot = 0;
+    } else if (a->rope_n_layer > 0 && c->n_layer != a->rope_n_layer) {
+        c->n_rot = 0; /* llama.cpp's LLM_TYPE_UNKNOWN: no position encoding */
+    }
+    return ES_OK;
+}
+
 static es_status read_config(es_model *m) {
     es_config *c = &m->cfg;
     es_status st;
@@ -125,7 +156,7 @@ static es_status read_config(es_model *m) {
     if ((st = read_int(m, "attention.sliding_window", 0, 0, 1 << 30, &c->n_swa))) return st;
     if (c->arch->swa_pattern == 0) c->n_swa = 0;
     c->embd_scale = c->arch->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
-    return ES_OK;
+    return read_family_config(m);
 }
 
 /* ---- tensors ---------------------------------------------------------------- */

@@ -43,6 +43,9 @@ typedef struct es_config {
     float final_softcap;   /* output logits: tanh(l/c)*c; 0 = none */
     int n_swa;             /* sliding window (keys with pos > q_pos - n_swa), 0 = none */
     float embd_scale;      /* embeddings multiplied by this (sqrt(n_embd) for Gemma, else 1) */
+    float residual_scale;  /* each residual branch multiplied by this before the add (MiniCPM), else 1 */
+    float logit_scale;     /* logits multiplied by 1/logit_scale (MiniCPM), else 1 */
+    float alibi_max_bias;  /* > 0: ALiBi with this max bias, no RoPE (Baichuan 13B), else 0 */
     int n_q;               /* n_head * head_dim    (rows of Wq) */
     int n_k;               /* n_head_kv * head_dim (rows of Wk) */
     int n_v;               /* n_head_kv * head_dim_v (rows of Wv) */
