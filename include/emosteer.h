@@ -320,6 +320,8 @@ typedef struct es_model_info {
     int n_ctx_train;    /* context length the model was trained for */
     uint64_t n_params;  /* total number of weight elements */
     uint64_t weight_bytes; /* bytes of all weight tensors in the file */
+    const char *features;  /* the family's specifics, e.g. "RoPE (NEOX), fused QKV, QKV bias" or
+                              "ALiBi (max bias 8)" (borrowed from the model) */
 } es_model_info;
 
 /* Fills *info. Never fails for a loaded model. */

@@ -392,6 +392,20 @@ done:
     es_model_free(m);
 }
 
+/* ---- 3c. what es_model_info says about a family's specifics ------------------------------ */
+
+static void test_features(const char *fx, const char *want) {
+    char mpath[1024];
+    snprintf(mpath, sizeof mpath, "%s/%s.f16.gguf", es_test_shared_path("fixtures"), fx);
+    es_model *m = NULL;
+    if (!CHECK(es_model_load(mpath, NULL, &m) == ES_OK, "%s: %s", fx, es_last_error())) return;
+    es_model_info info;
+    es_model_get_info(m, &info);
+    CHECK(info.features && strstr(info.features, want), "%s: features '%s' lack '%s'", fx,
+          info.features ? info.features : "(null)", want);
+    es_model_free(m);
+}
+
 /* ---- 4. bad input ------------------------------------------------------------------------- */
 
 static void expect_fail(es_context *ctx, const es_batch *b, es_status want, const char *needle, const char *what) {
@@ -595,6 +609,10 @@ int main(void) {
     test_fixture("qwen", 1);
     test_consistency("minicpm", 2, ES_KV_F32);
     test_consistency("baichuan13b", 2, ES_KV_F32);
+    test_features("minicpm", "embedding scale 2.5, residual scale 0.69282, logit scale 4");
+    test_features("baichuan", "RoPE (adjacent pairs");
+    test_features("baichuan13b", "ALiBi (max bias 8)");
+    test_features("qwen", "RoPE (NEOX, base 10000), fused QKV, QKV bias");
     test_bad_batches();
     test_load_options();
     test_bad_models();

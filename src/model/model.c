@@ -12,6 +12,7 @@
 #include "types.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,50 @@ static es_status check_finite(const es_model *m) {
     return ES_OK;
 }
 
+/* Appends ", " (but before the first) and one printf-formatted item to m->features,
+ * truncating at its size. */
+static void add_feature(es_model *m, const char *fmt, ...) {
+    size_t len = strlen(m->features);
+    const size_t size = sizeof m->features;
+    if (len > 0 && len + 2 < size) {
+        memcpy(m->features + len, ", ", 3);
+        len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->features + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* m->features: the position encoding and whatever else the config and weights add to
+ * plain Llama, as one line for `emosteer info`. */
+static void describe_features(es_model *m) {
+    const es_config *c = &m->cfg;
+    const es_layer_weights *L = &m->w.layers[0];
+#define ADD(...) add_feature(m, __VA_ARGS__)
+    m->features[0] = '\0';
+    if (c->alibi_max_bias > 0)
+        ADD("ALiBi (max bias %g)", (double)c->alibi_max_bias);
+    else if (c->n_rot == 0)
+        ADD("no position encoding");
+    else
+        ADD("RoPE (%s, base %g)", c->arch->rope == ES_ROPE_NEOX ? "NEOX" : "adjacent pairs", (double)c->rope_base);
+    if (c->embd_scale != 1.0f) ADD("embedding scale %g", (double)c->embd_scale);
+    if (c->residual_scale != 1.0f) ADD("residual scale %g", (double)c->residual_scale);
+    if (c->logit_scale != 1.0f) ADD("logit scale %g", (double)c->logit_scale);
+    if (c->arch->fused_qkv) ADD("fused QKV");
+    if (L->bq) ADD("QKV bias");
+    if (L->q_norm) ADD("Q/K norm");
+    if (c->arch->fused_gate_up) ADD("fused gate/up");
+    if (c->arch->act == ES_ACT_GELU_TANH) ADD("GELU-tanh");
+    if (L->attn_post_norm) ADD("post norms");
+    if (c->attn_softcap > 0) ADD("attention soft-cap %g", (double)c->attn_softcap);
+    if (c->final_softcap > 0) ADD("final soft-cap %g", (double)c->final_softcap);
+    if (c->n_swa > 0) ADD("sliding window %d", c->n_swa);
+    if (m->w.tied) ADD("tied output");
+#undef ADD
+}
+
 /* ---- load / free -------------------------------------------------------------- */
 
 es_model_params es_model_default_params(void) {
@@ -456,6 +501,7 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
     if ((st = bind_weights(m))) goto fail;
     if (p.check_finite && (st = check_finite(m))) goto fail;
     count_tensors(m);
+    describe_features(m);
     *out = m;
     return ES_OK;
 fail:
@@ -493,6 +539,7 @@ void es_model_get_info(const es_model *m, es_model_info *info) {
     info->n_ctx_train = c->n_ctx_train;
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
+    info->features = m->features;
 }
 
 const char *es_model_chat_template(const es_model *m) { return m ? m->chat_template : NULL; }

@@ -116,6 +116,7 @@ struct es_model {
     uint64_t n_params;        /* weight elements */
     uint64_t weight_bytes;    /* bytes of all tensors */
     char *chat_template;      /* tokenizer.chat_template or NULL (owned) */
+    char features[256];       /* what the family does beyond plain Llama, for es_model_info */
 };
 
 /* Loads the weights and configuration of a GGUF model, without its vocabulary: the
