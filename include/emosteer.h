@@ -338,7 +338,7 @@ const struct es_vocab *es_model_vocab(const es_model *model);
 /*
  * Random models: a complete GGUF model with random weights at the shape of a real
  * model, for benchmarks and tests without downloads (`emosteer random-model`). The
- * file carries the real architecture keys (llama / qwen2 hparams), a small
+ * file carries the real architecture keys (llama / qwen2 / baichuan hparams), a small
  * SentencePiece-style vocabulary of the model's size ("<unk>", "<s>", "</s>", the 256
  * byte tokens "<0xNN>", then "t<i>"), the tensors under llama.cpp's names, and the
  * tensor types of a llama-quantize-like mix:
