@@ -135,6 +135,7 @@ int cmd_info(int argc, char **argv) {
     es_model_get_info(m, &in);
     printf("file:           %s\n", path);
     printf("architecture:   %s\n", in.arch);
+    printf("specifics:      %s\n", in.features && in.features[0] ? in.features : "-");
     printf("name:           %s\n", in.name[0] ? in.name : "-");
     printf("layers:         %d\n", in.n_layer);
     printf("d_model:        %d\n", in.n_embd);

@@ -101,6 +101,7 @@ static void check_result(int fmt, es_status st, char *out, bool any_bad, const e
             [ES_CHAT_MISTRAL] = "<s>",
             [ES_CHAT_LLAMA2] = "<s>",
             [ES_CHAT_MINICPM] = "<s>",
+            [ES_CHAT_VICUNA] = "<s>",
         };
         const char *bos = opt->bos_text ? opt->bos_text : family_bos[fmt];
         bool has_user = false;

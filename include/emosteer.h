@@ -341,6 +341,8 @@ typedef struct es_model_info {
     int q_lora_rank;    /* latent attention: rank of the query latent (0 = none) */
     int kv_lora_rank;   /* latent attention: rank of the key/value latent (0 = no latent attention) */
     int n_rot;          /* RoPE'd dims per Q/K head */
+    const char *features;  /* the family's specifics, e.g. "RoPE (NEOX), fused QKV, QKV bias" or
+                              "ALiBi (max bias 8)" (borrowed from the model) */
 } es_model_info;
 
 /* Fills *info. Never fails for a loaded model. */
@@ -357,7 +359,7 @@ const struct es_vocab *es_model_vocab(const es_model *model);
 /*
  * Random models: a complete GGUF model with random weights at the shape of a real
  * model, for benchmarks and tests without downloads (`emosteer random-model`). The
- * file carries the real architecture keys (llama / qwen2 hparams), a small
+ * file carries the real architecture keys (llama / qwen2 / baichuan hparams), a small
  * SentencePiece-style vocabulary of the model's size ("<unk>", "<s>", "</s>", the 256
  * byte tokens "<0xNN>", then "t<i>"), the tensors under llama.cpp's names, and the
  * tensor types of a llama-quantize-like mix:
@@ -644,6 +646,10 @@ typedef enum es_chat_format {
                           system message is prepended to the LAST user message */
     ES_CHAT_LLAMA2,    /* Llama 2 chat: "<s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]" */
     ES_CHAT_MINICPM,   /* MiniCPM 5: BOS + ChatML with Qwen 3-style <think> handling */
+    ES_CHAT_VICUNA,    /* Vicuna v1.1 (FastChat): "<s>SYSTEM USER: ... ASSISTANT: ...</s>USER: ..." */
+    ES_CHAT_BAICHUAN2, /* Baichuan 2 chat: system text, then <reserved_106> user / <reserved_107>
+                          assistant, no separators */
+    ES_CHAT_QWEN,      /* Qwen (v1) chat: ChatML, default system "You are a helpful assistant." */
     ES_CHAT_FORMAT_COUNT
 } es_chat_format;
 
@@ -660,7 +666,7 @@ typedef struct es_chat_msg {
 es_chat_format es_chat_detect(const char *template_text);
 
 /* For --chat-template NAME: "none", "llama3", "llama3.0", "chatml", "qwen3", "gemma",
- * "phi3", "mistral", "llama2", "minicpm" (aliases: "llama3.1", "qwen2.5", "gemma2",
+ * "phi3", "mistral", "llama2", "minicpm", "vicuna", "baichuan2", "qwen" (aliases: "llama3.1", "qwen2.5", "gemma2",
  * "gemma3", "phi3.5", "mistral-nemo"). Unknown names fail with ES_ERR_INVALID_ARG. */
 es_status es_chat_parse_name(const char *name, es_chat_format *out);
 /* The canonical name of a format ("unknown" for ES_CHAT_UNKNOWN and out-of-range values). */

@@ -592,9 +592,9 @@ static void test_names(void) {
               aliases[i].name);
     }
     es_chat_format f = ES_CHAT_LLAMA3;
-    CHECK(es_chat_parse_name("vicuna", &f) == ES_ERR_INVALID_ARG && f == ES_CHAT_LLAMA3,
+    CHECK(es_chat_parse_name("alpaca", &f) == ES_ERR_INVALID_ARG && f == ES_CHAT_LLAMA3,
           "bad name refused");
-    CHECK(strstr(es_last_error(), "vicuna") != NULL, "message names the bad value: %s",
+    CHECK(strstr(es_last_error(), "alpaca") != NULL, "message names the bad value: %s",
           es_last_error());
     CHECK(es_chat_parse_name("unknown", &f) == ES_ERR_INVALID_ARG,
           "'unknown' is not a choosable name");
@@ -740,11 +740,80 @@ static void test_stop(void) {
     es_stop_free(NULL);
 }
 
+/* The formats without a chat_template of their own (Vicuna, Baichuan 2, Qwen v1): a
+ * system + user + assistant + user conversation, the expected text derived by hand from
+ * the cited source of each (chat.c), with and without the generation prompt. */
+static void test_render_families(void) {
+    static const es_chat_msg msgs[] = {{"system", "Be brief."},
+                                       {"user", "Hello!"},
+                                       {"assistant", "Hi!"},
+                                       {"user", "How are you?"}};
+    static const struct {
+        es_chat_format fmt;
+        const char *with_prompt, *without;
+    } want[] = {
+        /* FastChat vicuna_v1.1 (../shared/templates/lmsys-vicuna-7b-v1.5.txt): system + " ",
+         * "USER: " q " ", "ASSISTANT: " a "</s>", pending "ASSISTANT:"; BOS written out */
+        {ES_CHAT_VICUNA, "<s>Be brief. USER: Hello! ASSISTANT: Hi!</s>USER: How are you? ASSISTANT:",
+         "<s>Be brief. USER: Hello! ASSISTANT: Hi!</s>USER: How are you? "},
+        /* Baichuan 2 build_chat_input: system, 195 q, 196 a, 195 q, 196 */
+        {ES_CHAT_BAICHUAN2, "Be brief.<reserved_106>Hello!<reserved_107>Hi!<reserved_106>How are you?<reserved_107>",
+         "Be brief.<reserved_106>Hello!<reserved_107>Hi!<reserved_106>How are you?"},
+        /* Qwen-7B-Chat make_context */
+        {ES_CHAT_QWEN,
+         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
+         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        for (int gp = 0; gp < 2; gp++) {
+            char *out = NULL;
+            const char *expect = gp ? want[i].with_prompt : want[i].without;
+            es_status st = es_chat_render(want[i].fmt, msgs, 4, gp, &out);
+            if (CHECK(st == ES_OK, "%s: %s", es_chat_format_name(want[i].fmt), es_last_error()) &&
+                !CHECK(strcmp(out, expect) == 0, "%s (prompt %d): text differs", es_chat_format_name(want[i].fmt), gp))
+                show_diff(out, expect);
+            free(out);
+        }
+    }
+    /* default systems when the conversation has none */
+    static const es_chat_msg user_only[] = {{"user", "Hi"}};
+    char *out = NULL;
+    CHECK(es_chat_render(ES_CHAT_VICUNA, user_only, 1, true, &out) == ES_OK &&
+              strcmp(out, "<s>A chat between a curious user and an artificial intelligence assistant. The assistant "
+                          "gives helpful, detailed, and polite answers to the user's questions. USER: Hi ASSISTANT:") == 0,
+          "vicuna default system: %s", out ? out : "(null)");
+    free(out);
+    out = NULL;
+    CHECK(es_chat_render(ES_CHAT_QWEN, user_only, 1, true, &out) == ES_OK &&
+              strcmp(out, "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                          "<|im_start|>assistant\n") == 0,
+          "qwen default system: %s", out ? out : "(null)");
+    free(out);
+    /* names, end of turn, detection from template text */
+    es_chat_format f;
+    CHECK(es_chat_parse_name("vicuna", &f) == ES_OK && f == ES_CHAT_VICUNA, "name vicuna");
+    CHECK(es_chat_parse_name("baichuan2", &f) == ES_OK && f == ES_CHAT_BAICHUAN2, "name baichuan2");
+    CHECK(es_chat_parse_name("qwen", &f) == ES_OK && f == ES_CHAT_QWEN, "name qwen");
+    CHECK(strcmp(es_chat_end_of_turn(ES_CHAT_QWEN), "<|im_end|>") == 0, "qwen end of turn");
+    CHECK(es_chat_detect("{{ '<reserved_106>' + m['content'] + '<reserved_107>' }}") == ES_CHAT_BAICHUAN2,
+          "detect baichuan2");
+    CHECK(es_chat_detect("{% for m in messages %}{{ 'USER: ' + m['content'] + ' ASSISTANT:' }}{% endfor %}") ==
+              ES_CHAT_VICUNA,
+          "detect vicuna");
+    CHECK(es_chat_detect("{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are "
+                         "a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role']}}") ==
+              ES_CHAT_QWEN,
+          "detect qwen");
+}
+
 int main(void) {
     test_render_cases();
     test_detect();
     test_names();
     test_render_misc();
+    test_render_families();
     test_stop();
     return es_test_finish();
 }

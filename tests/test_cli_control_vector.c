@@ -110,7 +110,11 @@ int main(void) {
     static const char *const fx[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
                                       "gemma", "gemma2",  "gemma3",  "phi3",
                                        "qwen3moe",
-                                       "minicpm3"};
+                                       "minicpm3",
+                                      "minicpm",
+                                      "baichuan",
+                                      "baichuan13b",
+                                      "qwen"};
     for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_fixture(bin, fx[i]);
     return es_test_finish();
 }

@@ -96,7 +96,7 @@ static void test_errors(void) {
     usage_error("eval", "--temp 1e9", "--temp 1e9 is too large", "at most 100");
     usage_error("extract", "--kv-type f8", "--kv-type wants one of f32, f16", "'f8'");
     usage_error("activations", "--numerics", "--numerics needs a value", "fast, llamacpp");
-    usage_error("generate", "-p x --chat-template vicuna", "--chat-template", "'vicuna'");
+    usage_error("generate", "-p x --chat-template alpaca", "--chat-template", "'alpaca'");
     usage_error("activations", "--tokens 1,-2 -o /tmp/es_never.gguf", "--tokens", "'1,-2'");
     usage_error("generate", "-p x --layers 5000 --ev e --steer joy=1", "--layers", "'5000'");
     usage_error("generate", "--bogus", "unknown option '--bogus'", NULL);

@@ -22,13 +22,22 @@
 #include <unistd.h>
 
 #define TOL 1e-4
+/* Hook activations of the 32- and 40-layer fixtures (baichuan, baichuan13b): f32 rounding
+ * accumulates along the residual stream, about 1e-5 per block; llama.cpp on F32 weights
+ * lands at 2.5e-4 / 1.8e-4 there (fixtures README). Their logits keep TOL. */
+#define TOL_DEEP 1e-3
+#define DEEP_LAYERS 8
 #define N_GEN 16
 #define N_PROMPT 8
 
 static const char *const fixtures[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
                                        "gemma", "gemma2",  "gemma3",  "phi3",
                                        "qwen3moe",
-                                       "minicpm3"};
+                                       "minicpm3",
+                                       "minicpm",
+                                       "baichuan",
+                                       "baichuan13b",
+                                       "qwen"};
 
 /* ---- hook: capture activations and/or steer ---------------------------------------- */
 
@@ -184,12 +193,13 @@ static void test_fixture(const char *fx, int n_threads) {
         const float *want = ref_f32(ref, "logits", (size_t)n_tok * nv);
         if (want) fam_update(&fm[0], compare(fx, "logits", logits, want, n_tok, nv, TOL), "logits");
         static const char *const fam[ES_HOOK_COUNT] = {"attn_out", "mlp_out", "block_out"};
+        const double tol_act = nl > DEEP_LAYERS ? TOL_DEEP : TOL;
         for (int h = 0; h < ES_HOOK_COUNT; h++)
             for (int l = 0; l < nl; l++) {
                 char name[64];
                 snprintf(name, sizeof name, "%s.%d", fam[h], l);
                 const float *w = ref_f32(ref, name, (size_t)n_tok * ne);
-                if (w) fam_update(&fm[1 + h], compare(fx, name, hs.act[h] + (size_t)l * n_tok * ne, w, n_tok, ne, TOL), name);
+                if (w) fam_update(&fm[1 + h], compare(fx, name, hs.act[h] + (size_t)l * n_tok * ne, w, n_tok, ne, tol_act), name);
             }
     }
     for (int h = 0; h < ES_HOOK_COUNT; h++) {
@@ -369,8 +379,10 @@ static void test_kv_f16(const char *fx) {
         for (int i = 0; i < n; i++)
             agree += argmax(logits + (size_t)i * nv, nv) == argmax(want + (size_t)i * nv, nv);
         /* f16 K/V/Q and an f16 value sum: about 1e-3 relative in attention; measured
-         * 7e-3..1.9e-2 (llama.cpp itself lands within 0.01-0.03 of these references) */
-        CHECK(d <= 3e-2, "%s: kv f16 logits max diff %.3e (token %zu) > 3e-2", fx, d, where / (size_t)nv);
+         * 7e-3..1.9e-2 (llama.cpp itself lands within 0.01-0.03 of these references); the
+         * 32/40-layer baichuans 6.7e-2 (llama.cpp with its F16 cache: up to 0.13 there) */
+        const double tol16 = info.n_layer > DEEP_LAYERS ? 1e-1 : 3e-2;
+        CHECK(d <= tol16, "%s: kv f16 logits max diff %.3e (token %zu) > %.0e", fx, d, where / (size_t)nv, tol16);
         CHECK(agree >= n - 1, "%s: kv f16 argmax agrees on %d/%d tokens", fx, agree, n);
         printf("%-8s kv f16  logits vs float64 %.2e (token %zu), argmax %d/%d\n", fx, d, where / (size_t)nv, agree,
                n);
@@ -379,6 +391,20 @@ done:
     free(logits);
     es_context_free(ctx);
     es_gguf_close(ref);
+    es_model_free(m);
+}
+
+/* ---- 3c. what es_model_info says about a family's specifics ------------------------------ */
+
+static void test_features(const char *fx, const char *want) {
+    char mpath[1024];
+    snprintf(mpath, sizeof mpath, "%s/%s.f16.gguf", es_test_shared_path("fixtures"), fx);
+    es_model *m = NULL;
+    if (!CHECK(es_model_load(mpath, NULL, &m) == ES_OK, "%s: %s", fx, es_last_error())) return;
+    es_model_info info;
+    es_model_get_info(m, &info);
+    CHECK(info.features && strstr(info.features, want), "%s: features '%s' lack '%s'", fx,
+          info.features ? info.features : "(null)", want);
     es_model_free(m);
 }
 
@@ -588,6 +614,19 @@ int main(void) {
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) test_kv_f16(fixtures[i]);
     static const char *const cons16[] = {"llama", "gemma2", "phi3"};
     for (size_t i = 0; i < sizeof cons16 / sizeof cons16[0]; i++) test_consistency(cons16[i], 2, ES_KV_F16);
+    /* MiniCPM scales, Baichuan RoPE / ALiBi, Qwen v1 at 1 thread too; ALiBi with an f16
+     * cache is checked against the reference by test_kv_f16 (its batch-vs-steps figure,
+     * 1e-2 over 40 layers, is f16 rounding noise beyond test_consistency's 5e-3) */
+    test_fixture("minicpm", 1);
+    test_fixture("baichuan", 1);
+    test_fixture("baichuan13b", 1);
+    test_fixture("qwen", 1);
+    test_consistency("minicpm", 2, ES_KV_F32);
+    test_consistency("baichuan13b", 2, ES_KV_F32);
+    test_features("minicpm", "embedding scale 2.5, residual scale 0.69282, logit scale 4");
+    test_features("baichuan", "RoPE (adjacent pairs");
+    test_features("baichuan13b", "ALiBi (max bias 8)");
+    test_features("qwen", "RoPE (NEOX, base 10000), fused QKV, QKV bias");
     test_bad_batches();
     test_load_options();
     test_bad_models();

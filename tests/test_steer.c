@@ -324,7 +324,11 @@ static void bench_apply(void) {
 static const char *const fixtures[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
                                        "gemma", "gemma2",  "gemma3",  "phi3",
                                        "qwen3moe",
-                                       "minicpm3"};
+                                       "minicpm3",
+                                       "minicpm",
+                                       "baichuan",
+                                       "baichuan13b",
+                                       "qwen"};
 
 static const float *ref_f32(const es_gguf *g, const char *name, size_t n) {
     const es_gguf_tensor *t = es_gguf_find_tensor(g, name);

@@ -13,7 +13,20 @@
  *  - qwen3moe: qwen3 with routed experts; any family whose file has expert_count > 0
  *    runs the mixture-of-experts FFN (moe.c), e.g. Mixtral as "llama".
  *  - minicpm3: multi-head latent attention (mla.c, chosen by attention.kv_lora_rank > 0),
- *    LongRoPE factors, and the fixed scales of the table below. */
+ *    LongRoPE factors, and the fixed scales of the table below.
+ *  - minicpm (MiniCPM 1/2): Llama with embedding, residual-branch and logit scales read from
+ *    the file (llama.cpp's llama_load_hparams_minicpm; keys <arch>.embedding_scale,
+ *    .residual_scale, .logit_scale).
+ *  - baichuan: Llama with W_pack split into Q/K/V by the converter (Q/K permuted). llama.cpp
+ *    (llama_load_hparams_baichuan, llm_build_baichuan) types the model by its layer count:
+ *    32 = 7B, RoPE; 40 = 13B, ALiBi with max bias 8; any other count gets no position
+ *    encoding at all. We follow that rule so that our logits match llama.cpp's.
+ *  - qwen (Qwen v1): fused attn_qkv with bias, NEOX RoPE, ffn_gate = w2 (under the SiLU) and
+ *    ffn_up = w1; feed_forward_length is written as twice the width (llama.cpp: n_ff/2). */
+/* Columns after the first twelve (arch.h, from minicpm_scales on) are named in the rows that
+ * use them; every other row leaves them 0 / false, hence the pragma. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const es_arch arch_table[] = {
     /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base     base_swa  27B */
     {"llama",   ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
@@ -26,7 +39,14 @@ static const es_arch arch_table[] = {
     {"phi3",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  true,  false, false, 1, 10000.0f, 0.0f, 0},
     {"qwen3moe", ES_ROPE_NEOX, ES_ACT_SILU,     false, false, false, true,  false, 0, 10000.0f, 0.0f, 0},
     {"minicpm3", ES_ROPE_NEOX, ES_ACT_SILU,     false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"minicpm", ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0,
+     .minicpm_scales = true},
+    {"baichuan", ES_ROPE_NORM, ES_ACT_SILU,     false, false, false, false, false, 0, 10000.0f, 0.0f, 0,
+     .rope_n_layer = 32, .alibi_n_layer = 40, .alibi_max_bias = 8.0f},
+    {"qwen",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  false, false, false, 0, 10000.0f, 0.0f, 0,
+     .ff_len_doubled = true},
 };
+#pragma GCC diagnostic pop
 
 /* GGUF names; per-layer ones are formats taking the layer index. */
 static const char *const tensor_names[ES_T_ROLE_COUNT] = {
@@ -87,7 +107,7 @@ const es_arch *es_arch_find(const char *name) {
 }
 
 const char *es_arch_list(void) {
-    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen3moe, minicpm3";
+    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, minicpm, baichuan, qwen, qwen3moe, minicpm3";
 }
 
 char *es_tensor_name(es_tensor_role role, int layer, char *buf, size_t size) {

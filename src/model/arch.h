@@ -88,6 +88,14 @@ typedef struct es_arch {
     float rope_base_swa_default; /* sliding-window layers' base when the file has none (0: global base) */
     int big_variant_layers;  /* layer count of the variant whose query scale is 1/sqrt(n_embd/n_head)
                                 instead of 1/sqrt(head_dim) (Gemma 2 27B: 46, Gemma 3 27B: 62), 0 = none */
+    bool minicpm_scales;     /* embeddings × <arch>.embedding_scale, each residual branch ×
+                                <arch>.residual_scale, logits ÷ <arch>.logit_scale; without the keys
+                                llama.cpp's fallbacks 12, 1.4/sqrt(n_layer), 256/n_embd (MiniCPM) */
+    bool ff_len_doubled;     /* feed_forward_length is twice the FFN width (Qwen v1) */
+    int rope_n_layer;        /* > 0: RoPE only in files with this many layers, other counts have no
+                                position encoding (Baichuan 7B: 32; llama.cpp's rule) */
+    int alibi_n_layer;       /* > 0: files with this many layers use ALiBi instead (Baichuan 13B: 40) */
+    float alibi_max_bias;    /* the ALiBi max bias of those files (Baichuan 13B: 8) */
 } es_arch;
 
 /* Scales a family applies that llama.cpp hard-codes for it instead of reading keys

@@ -1,5 +1,5 @@
 /*
- * attention.c — a = softmax(softcap(scale · q·Kᵀ) + causal/sliding mask) · V for every
+ * attention.c — a = softmax(softcap(scale · q·Kᵀ) + ALiBi + causal/sliding mask) · V for every
  * query head of a batch against the KV cache, by one of two algorithms chosen by the
  * cache type (attention.h):
  *
@@ -31,6 +31,21 @@ typedef struct {
     int heads_per_task; /* query heads of one KV group handled together (1 or n_head/n_head_kv) */
 } attn_args;
 
+/* ---- ALiBi (Baichuan 13B) ------------------------------------------------------------ */
+
+/* The ALiBi slope of query head h, by llama.cpp's rule (ggml_soft_max_ext): with n2 the
+ * largest power of two <= n_head, m0 = 2^(-max_bias/n2) and m1 = 2^(-max_bias/2/n2),
+ * heads h < n2 get m0^(h+1) and the rest (n_head not a power of two) m1^(2(h-n2)+1).
+ * The score of key position j for a query at position p gets slope · (j - p) (<= 0;
+ * the same softmax as Press et al.'s slope · j). */
+static float alibi_slope(const es_config *c, int h) {
+    int n2 = 1;
+    while (n2 * 2 <= c->n_head) n2 *= 2;
+    const float m0 = powf(2.0f, -c->alibi_max_bias / (float)n2);
+    const float m1 = powf(2.0f, -(c->alibi_max_bias / 2.0f) / (float)n2);
+    return h < n2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n2) + 1));
+}
+
 /* ---- attention with an f16 cache: token by token, flash-attention style ------------ */
 
 /* Token t, query heads [h0, h0 + nh) of one KV group with an f16 cache, computed as
@@ -54,8 +69,10 @@ static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc1
     const float *q = ctx->rs.qh + (size_t)t * c->n_q + (size_t)h0 * hd;    /* head i at q + i*hd */
     float *out = ctx->rs.att + ((size_t)t * c->n_head + (size_t)h0) * hdv;  /* head i at out + i*hdv */
 
-    float M[ES_MAX_GROUP], S[ES_MAX_GROUP];
+    float M[ES_MAX_GROUP], S[ES_MAX_GROUP], slope[ES_MAX_GROUP];
+    const bool alibi = c->alibi_max_bias > 0.0f;
     for (int i = 0; i < nh; i++) {
+        slope[i] = alibi ? alibi_slope(c, h0 + i) : 0.0f;
         M[i] = -INFINITY;
         S[i] = 0.0f;
         memset(acc16 + (size_t)i * hdv, 0, (size_t)hdv * sizeof(uint16_t));
@@ -65,6 +82,7 @@ static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc1
         for (int i = 0; i < nh; i++) {
             float sc = vo->dot_f16(k, q + (size_t)i * hd, hd) * c->attn_scale;
             if (c->attn_softcap > 0.0f) sc = es_softcap(sc, c->attn_softcap);
+            if (alibi) sc += slope[i] * (float)(lo + j - p);
             uint16_t *acc = acc16 + (size_t)i * hdv;
             float ms = 1.0f, vs = 1.0f;
             if (sc > M[i]) {
@@ -208,6 +226,10 @@ static void attend_block(const attn_args *a, int blk, int g, float *buf) {
             }
             if (c->attn_softcap > 0.0f)
                 for (int j = j0; j < j1; j++) sr[j] = es_softcap(sr[j], c->attn_softcap);
+            if (c->alibi_max_bias > 0.0f) {
+                const float slope = alibi_slope(c, h0 + r % n_rep);
+                for (int j = j0; j < j1; j++) sr[j] += slope * (float)(k0 + j - p);
+            }
             const float bmx = vo->max(sr + j0, j1 - j0);
             if (bmx > m[r]) {
                 const float alpha = expf(m[r] - bmx); /* 0 on the row's first step */

@@ -10,16 +10,16 @@
  *       q,k = rmsnorm_per_head(q, k)                         (Qwen3, Gemma 3)
  *       q,k = rope(q, k, pos)
  *       cache[l][seq][pos] = k, v
- *       a   = softmax(softcap(scale · q·Kᵀ) + causal/sliding mask) · V   per head, GQA
+ *       a   = softmax(softcap(scale · q·Kᵀ) + alibi + causal/sliding mask) · V   per head, GQA
  *       o   = a·Woᵀ (+bo)                                    -> hook ATTN_OUT
  *       o   = rmsnorm(o, post_attention_norm)               (Gemma 2/3)
- *       x  += o · residual_scale                             (MiniCPM3: scale_depth/√n_layer)
+ *       x  += o · residual_scale                             (MiniCPM: from the file; MiniCPM3: scale_depth/√n_layer)
  *       h   = rmsnorm(x, ffn_norm)
  *       m   = (act(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ                -> hook MLP_OUT
  *             (mixture of experts: Σ_k w_k · expert_k(h) over the routed top-k, moe.c)
  *       m   = rmsnorm(m, post_ffw_norm)                     (Gemma 2/3)
  *       x  += m · residual_scale                             -> hook BLOCK_OUT
- *   logits = softcap(lmhead_scale · rmsnorm(x, output_norm)·Woutᵀ)   only rows that ask
+ *   logits = softcap(lmhead_scale · rmsnorm(x, output_norm)·Woutᵀ / logit_scale)   only rows that ask
  *
  * At each hook point steering (ctx->steer) is applied first, then the user hook.
  * Ops are small functions split over the context's thread pool by rows
@@ -254,6 +254,11 @@ static void output_logits(es_context *ctx, int n_out) {
                     ctx->model->w.output_norm, c->n_embd, c->norm_eps);
     scale_rows(rs->xb, c->lmhead_scale, (size_t)n_out * c->n_embd);
     matmul(ctx, &ctx->model->w.output, rs->xb, n_out, ctx->logits);
+    if (c->logit_scale != 1.0f) { /* MiniCPM: logits / logit_scale, as llama.cpp's scale by the inverse */
+        const float inv = 1.0f / c->logit_scale;
+        const size_t n = (size_t)n_out * c->n_vocab;
+        for (size_t i = 0; i < n; i++) ctx->logits[i] *= inv;
+    }
     if (c->final_softcap > 0.0f) {
         const size_t n = (size_t)n_out * c->n_vocab;
         for (size_t i = 0; i < n; i++) ctx->logits[i] = es_softcap(ctx->logits[i], c->final_softcap);

@@ -12,6 +12,7 @@
 #include "types.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,37 @@ static es_status check_mla_config(const es_config *c) {
     return ES_OK;
 }
 
+/* What the arch row's later columns add: MiniCPM's three scales, Qwen v1's doubled FFN
+ * length, Baichuan's position encoding by layer count (arch.c). */
+static es_status read_family_config(es_model *m) {
+    es_config *c = &m->cfg;
+    const es_arch *a = c->arch;
+    es_status st;
+    c->residual_scale = 1.0f;
+    c->logit_scale = 1.0f;
+    c->alibi_max_bias = 0.0f;
+    if (a->minicpm_scales) {
+        if ((st = read_float(m, "embedding_scale", 12.0f, &c->embd_scale))) return st;
+        if ((st = read_float(m, "residual_scale", 1.4f / sqrtf((float)c->n_layer), &c->residual_scale))) return st;
+        if ((st = read_float(m, "logit_scale", 256.0f / (float)c->n_embd, &c->logit_scale))) return st;
+        if (!(c->logit_scale != 0.0f))
+            return es_error(ES_ERR_FORMAT, "model: %s.logit_scale must not be 0", m->arch_name);
+    }
+    if (a->ff_len_doubled) {
+        if (c->n_ff % 2 != 0)
+            return es_error(ES_ERR_FORMAT, "model: %s.feed_forward_length %d is odd (it holds twice the FFN width)",
+                            m->arch_name, c->n_ff);
+        c->n_ff /= 2;
+    }
+    if (a->alibi_n_layer > 0 && c->n_layer == a->alibi_n_layer) {
+        c->alibi_max_bias = a->alibi_max_bias;
+        c->n_rot = 0;
+    } else if (a->rope_n_layer > 0 && c->n_layer != a->rope_n_layer) {
+        c->n_rot = 0; /* llama.cpp's LLM_TYPE_UNKNOWN: no position encoding */
+    }
+    return ES_OK;
+}
+
 static es_status read_config(es_model *m) {
     es_config *c = &m->cfg;
     es_status st;
@@ -156,8 +188,8 @@ static es_status read_config(es_model *m) {
     if ((st = read_int(m, "attention.sliding_window", 0, 0, 1 << 30, &c->n_swa))) return st;
     if (c->arch->swa_pattern == 0) c->n_swa = 0;
     c->embd_scale = c->arch->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
-    c->residual_scale = 1.0f;
     c->lmhead_scale = 1.0f;
+    if ((st = read_family_config(m))) return st;
     const es_arch_fixed_scales *fixed = es_arch_fixed_scales_find(c->arch->name);
     if (fixed) {
         c->embd_scale = fixed->embd;
@@ -470,6 +502,50 @@ static es_status check_finite(const es_model *m) {
     return ES_OK;
 }
 
+/* Appends ", " (but before the first) and one printf-formatted item to m->features,
+ * truncating at its size. */
+static void add_feature(es_model *m, const char *fmt, ...) {
+    size_t len = strlen(m->features);
+    const size_t size = sizeof m->features;
+    if (len > 0 && len + 2 < size) {
+        memcpy(m->features + len, ", ", 3);
+        len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->features + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* m->features: the position encoding and whatever else the config and weights add to
+ * plain Llama, as one line for `emosteer info`. */
+static void describe_features(es_model *m) {
+    const es_config *c = &m->cfg;
+    const es_layer_weights *L = &m->w.layers[0];
+#define ADD(...) add_feature(m, __VA_ARGS__)
+    m->features[0] = '\0';
+    if (c->alibi_max_bias > 0)
+        ADD("ALiBi (max bias %g)", (double)c->alibi_max_bias);
+    else if (c->n_rot == 0)
+        ADD("no position encoding");
+    else
+        ADD("RoPE (%s, base %g)", c->arch->rope == ES_ROPE_NEOX ? "NEOX" : "adjacent pairs", (double)c->rope_base);
+    if (c->embd_scale != 1.0f) ADD("embedding scale %g", (double)c->embd_scale);
+    if (c->residual_scale != 1.0f) ADD("residual scale %g", (double)c->residual_scale);
+    if (c->logit_scale != 1.0f) ADD("logit scale %g", (double)c->logit_scale);
+    if (c->arch->fused_qkv) ADD("fused QKV");
+    if (L->bq) ADD("QKV bias");
+    if (L->q_norm) ADD("Q/K norm");
+    if (c->arch->fused_gate_up) ADD("fused gate/up");
+    if (c->arch->act == ES_ACT_GELU_TANH) ADD("GELU-tanh");
+    if (L->attn_post_norm) ADD("post norms");
+    if (c->attn_softcap > 0) ADD("attention soft-cap %g", (double)c->attn_softcap);
+    if (c->final_softcap > 0) ADD("final soft-cap %g", (double)c->final_softcap);
+    if (c->n_swa > 0) ADD("sliding window %d", c->n_swa);
+    if (m->w.tied) ADD("tied output");
+#undef ADD
+}
+
 /* ---- load / free -------------------------------------------------------------- */
 
 es_model_params es_model_default_params(void) {
@@ -517,6 +593,7 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
     if ((st = bind_weights(m))) goto fail;
     if (p.check_finite && (st = check_finite(m))) goto fail;
     count_tensors(m);
+    describe_features(m);
     *out = m;
     return ES_OK;
 fail:
@@ -561,6 +638,7 @@ void es_model_get_info(const es_model *m, es_model_info *info) {
     info->q_lora_rank = c->q_lora_rank;
     info->kv_lora_rank = c->kv_lora_rank;
     info->n_rot = c->n_rot;
+    info->features = m->features;
 }
 
 const char *es_model_chat_template(const es_model *m) { return m ? m->chat_template : NULL; }

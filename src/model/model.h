@@ -43,6 +43,9 @@ typedef struct es_config {
     float final_softcap;   /* output logits: tanh(l/c)*c; 0 = none */
     int n_swa;             /* sliding window (keys with pos > q_pos - n_swa), 0 = none */
     float embd_scale;      /* embeddings multiplied by this (sqrt(n_embd) for Gemma, else 1) */
+    float residual_scale;  /* each residual branch multiplied by this before the add (MiniCPM: from the file; MiniCPM3: fixed), else 1 */
+    float logit_scale;     /* logits multiplied by 1/logit_scale (MiniCPM), else 1 */
+    float alibi_max_bias;  /* > 0: ALiBi with this max bias, no RoPE (Baichuan 13B), else 0 */
     int n_q;               /* n_head * head_dim    (rows of Wq) */
     int n_k;               /* n_head_kv * head_dim (rows of Wk) */
     int n_v;               /* n_head_kv * head_dim_v (rows of Wv) */
@@ -51,7 +54,6 @@ typedef struct es_config {
     int n_ff_exp;          /* hidden width of one expert (expert_feed_forward_length, else n_ff) */
     int q_lora_rank;       /* MLA: rank of the query latent (attention.q_lora_rank) */
     int kv_lora_rank;      /* MLA: rank of the key/value latent (attention.kv_lora_rank), 0 = no MLA */
-    float residual_scale;  /* each residual branch is multiplied by this before the add (1 = none) */
     float lmhead_scale;    /* the normed output is multiplied by this before the lm head (1 = none) */
 } es_config;
 
@@ -137,6 +139,7 @@ struct es_model {
     uint64_t n_params;        /* weight elements */
     uint64_t weight_bytes;    /* bytes of all tensors */
     char *chat_template;      /* tokenizer.chat_template or NULL (owned) */
+    char features[256];       /* what the family does beyond plain Llama, for es_model_info */
 };
 
 /* Loads the weights and configuration of a GGUF model, without its vocabulary: the

@@ -28,22 +28,30 @@ typedef struct rm_shape {
     /* Llama 3 rope scaling (rope_freqs.weight); factor 0 = none */
     float rope_factor, rope_low_freq, rope_high_freq;
     int rope_orig_ctx;
+    bool untied; /* an output.weight of its own (else tied to token_embd), as the real model */
 } rm_shape;
 
-/* Every model here ties its output projection to token_embd, as the real ones do. */
+/* Dimensions from the models' Hugging Face config.json; tied as the real ones are. */
 static const rm_shape rm_shapes[] = {
     {"qwen2.5-0.5b", "qwen2", "Qwen2.5-0.5B (random weights)", 24, 896, 14, 2, 64, 4864, 151936,
-     32768, 1e6f, 1e-6f, true, 0, 0, 0, 0},
+     32768, 1e6f, 1e-6f, true, 0, 0, 0, 0, false},
     {"llama-3.2-1b", "llama", "Llama-3.2-1B (random weights)", 16, 2048, 32, 8, 64, 8192, 128256,
-     131072, 500000.0f, 1e-5f, false, 32.0f, 1.0f, 4.0f, 8192},
+     131072, 500000.0f, 1e-5f, false, 32.0f, 1.0f, 4.0f, 8192, false},
     {"demo-16m", "llama", "demo-16m (random weights)", 8, 384, 6, 2, 64, 1024, 8192, 1024, 10000.0f,
-     1e-5f, false, 0, 0, 0, 0},
+     1e-5f, false, 0, 0, 0, 0, false},
     {"qwen3-30b-a3b", "qwen3moe", "Qwen3-30B-A3B (random weights)", 48, 2048, 32, 4, 128, 6144, 151936,
-     40960, 1e6f, 1e-6f, false, 0, 0, 0, 0},
+     40960, 1e6f, 1e-6f, false, 0, 0, 0, 0, false},
     {"qwen3-moe-tiny", "qwen3moe", "qwen3-moe-tiny (random weights)", 4, 256, 4, 2, 64, 512, 2048, 2048,
-     1e6f, 1e-6f, false, 0, 0, 0, 0},
+     1e6f, 1e-6f, false, 0, 0, 0, 0, false},
     {"minicpm3-4b", "minicpm3", "MiniCPM3-4B (random weights)", 62, 2560, 40, 40, 96, 6400, 73448, 32768,
-     10000.0f, 1e-5f, false, 0, 0, 0, 0},
+     10000.0f, 1e-5f, false, 0, 0, 0, 0, false},
+    /* Baichuan2-7B-Base/Chat (its NormHead is not modelled: output is a plain matrix) */
+    {"baichuan2-7b", "baichuan", "Baichuan2-7B (random weights)", 32, 4096, 32, 32, 128, 11008, 125696,
+     4096, 10000.0f, 1e-6f, false, 0, 0, 0, 0, true},
+    {"qwen2.5-7b", "qwen2", "Qwen2.5-7B (random weights)", 28, 3584, 28, 4, 128, 18944, 152064,
+     32768, 1e6f, 1e-6f, true, 0, 0, 0, 0, true},
+    {"llama-3.1-8b", "llama", "Llama-3.1-8B (random weights)", 32, 4096, 32, 8, 128, 14336, 128256,
+     131072, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 8192, true},
 };
 
 /* What some shapes have beyond rm_shape: per-head Q/K norms, routed experts, latent
@@ -73,7 +81,8 @@ static const rm_shape_ext *shape_ext(const rm_shape *s) {
 }
 
 const char *const es_random_model_likes[] = {"qwen2.5-0.5b", "llama-3.2-1b", "demo-16m",
-                                             "qwen3-30b-a3b", "qwen3-moe-tiny", "minicpm3-4b", NULL};
+                                             "qwen3-30b-a3b", "qwen3-moe-tiny", "minicpm3-4b",
+                                             "baichuan2-7b", "qwen2.5-7b", "llama-3.1-8b", NULL};
 
 /* ------------------------------------------------------------------------- */
 /* Quantization mixes                                                        */
@@ -95,6 +104,8 @@ const char *const es_random_model_mixes[] = {"f16",    "q8_0", "q4_0", "q4_k_m",
 
 typedef enum rm_role {
     ROLE_EMBD, /* token_embd, also the output projection (tied) */
+    ROLE_TOK,  /* token_embd of an untied model: typed as the other matrices */
+    ROLE_OUT,  /* output.weight of an untied model: typed as a tied token_embd */
     ROLE_Q,
     ROLE_K,
     ROLE_V,
@@ -129,10 +140,10 @@ static int matrix_type(rm_mix mix, rm_role role, int layer, int n_layer, int64_t
     switch (mix) {
     case MIX_F16: t = ES_TYPE_F16; break;
     case MIX_Q8_0: t = ES_TYPE_Q8_0; break;
-    case MIX_Q4_0: t = role == ROLE_EMBD ? ES_TYPE_Q6_K : ES_TYPE_Q4_0; break;
+    case MIX_Q4_0: t = role == ROLE_EMBD || role == ROLE_OUT ? ES_TYPE_Q6_K : ES_TYPE_Q4_0; break;
     case MIX_Q4_K_M:
     case MIX_Q5_K_M:
-        if (role == ROLE_EMBD || ((role == ROLE_V || role == ROLE_DOWN) && more))
+        if (role == ROLE_EMBD || role == ROLE_OUT || ((role == ROLE_V || role == ROLE_DOWN) && more))
             t = ES_TYPE_Q6_K;
         else
             t = mix == MIX_Q4_K_M ? ES_TYPE_Q4_K : ES_TYPE_Q5_K;
@@ -216,9 +227,12 @@ static int build_tensor_list(const rm_shape *s, rm_mix mix, rm_tensor *list) {
     int n = 0;
     const int64_t d = s->n_embd, q = (int64_t)s->n_head * s->head_dim,
                   kv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff, L = s->n_layer;
-    add_tensor(list, &n, ROLE_EMBD, -1, "token_embd.weight", 2, d, s->n_vocab,
-               matrix_type(mix, ROLE_EMBD, 0, s->n_layer, d));
+    const rm_role embd = s->untied ? ROLE_TOK : ROLE_EMBD;
+    add_tensor(list, &n, embd, -1, "token_embd.weight", 2, d, s->n_vocab, matrix_type(mix, embd, 0, s->n_layer, d));
     add_tensor(list, &n, ROLE_NORM, -1, "output_norm.weight", 1, d, 1, ES_TYPE_F32);
+    if (s->untied)
+        add_tensor(list, &n, ROLE_OUT, -1, "output.weight", 2, d, s->n_vocab,
+                   matrix_type(mix, ROLE_OUT, 0, s->n_layer, d));
     if (s->rope_factor > 0)
         add_tensor(list, &n, ROLE_ROPE, -1, "rope_freqs.weight", 1, s->head_dim / 2, 1,
                    ES_TYPE_F32);

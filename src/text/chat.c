@@ -278,6 +278,24 @@ static const chat_format formats[] = {
         .generation_prompt = CHATML_TURN("assistant"),
     },
     {
+        /* Qwen-7B-Chat (v1): no chat_template in its tokenizer_config.json; the format is
+         * make_context(chat_format="chatml") of Qwen/Qwen-7B-Chat qwen_generation_utils.py:
+         * "<|im_start|>system\n{system}<|im_end|>" then "\n<|im_start|>user\n{q}<|im_end|>
+         * \n<|im_start|>assistant\n{a}<|im_end|>" per turn, default system "You are a helpful
+         * assistant." — ChatML turns joined by "\n" (also the Qwen 1.5 template's text) */
+        .fmt = ES_CHAT_QWEN,
+        .name = "qwen",
+        .aliases = {"qwen-7b-chat"},
+        .all = {"<|im_start|>", "You are a helpful assistant."},
+        .none = "<think>",
+        .eos = "<|endoftext|>",
+        .end_of_turn = "<|im_end|>",
+        .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
+        .suffix = {"<|im_end|>\n", "<|im_end|>\n", "<|im_end|>\n"},
+        .default_system = "You are a helpful assistant.",
+        .generation_prompt = CHATML_TURN("assistant"),
+    },
+    {
         .fmt = ES_CHAT_UNKNOWN,
         .name = "unknown",
         .all = {"<|im_start|>"},
@@ -346,6 +364,40 @@ static const chat_format formats[] = {
         .prefix = {"", "[INST]", ""},
         .suffix = {"", "[/INST]", ""},
         .render = render_mistral,
+    },
+    {
+        /* Vicuna v1.1 (lmsys/vicuna-7b-v1.5 has no chat_template): FastChat's "vicuna_v1.1"
+         * conversation, SeparatorStyle.ADD_COLON_TWO with sep " " and sep2 "</s>"
+         * (lm-sys/FastChat fastchat/conversation.py at 0e6d3e4b, lines 771-781 and 90-101;
+         * ../shared/templates/lmsys-vicuna-7b-v1.5.txt); the tokenizer adds the BOS */
+        .fmt = ES_CHAT_VICUNA,
+        .name = "vicuna",
+        .aliases = {"vicuna_v1.1"},
+        .all = {"USER: ", "ASSISTANT:"},
+        .includes_bos = true,
+        .bos = "<s>",
+        .eos = "</s>",
+        .end_of_turn = "</s>",
+        .prefix = {"", "USER: ", "ASSISTANT: "},
+        .suffix = {" ", " ", "</s>"},
+        .default_system = "A chat between a curious user and an artificial intelligence assistant. "
+                          "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+        .generation_prompt = "ASSISTANT:",
+    },
+    {
+        /* Baichuan 2 chat (no chat_template): build_chat_input of baichuan-inc/Baichuan2-13B-Chat
+         * generation_utils.py (commit 99fe8c0f): the system text, then per message
+         * user_token_id 195 (<reserved_106>) or assistant_token_id 196 (<reserved_107>)
+         * followed by its content, and 196 again when the last message is not the
+         * assistant's; no BOS (add_bos_token false) and no separators */
+        .fmt = ES_CHAT_BAICHUAN2,
+        .name = "baichuan2",
+        .all = {"<reserved_106>", "<reserved_107>"},
+        .eos = "</s>",
+        .end_of_turn = "</s>",
+        .prefix = {"", "<reserved_106>", "<reserved_107>"},
+        .suffix = {"", "", ""},
+        .generation_prompt = "<reserved_107>",
     },
     {
         .fmt = ES_CHAT_NONE,
