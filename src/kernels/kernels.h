@@ -159,7 +159,8 @@ void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int64_t n_in,
 
 /* matmul_q8_avx512.c: Q8_0 prompt rows [r0, r1) with AVX-512 VNNI, in the order of
  * es_ref_vec_dot_q8_0 bit for bit (xq: activations as Q8_0 rows of x_row bytes). Returns
- * false (and computes nothing) when its panel cannot be allocated. */
+ * false (and computes nothing) when its panel cannot be allocated. The path is on when
+ * es_avx512_supported(), the CPU has AVX-512BW and AVX-512 VNNI, and ES_NO_VNNI is unset. */
 bool es_avx512vnni_supported(void);
 bool es_avx512_q8_0_matmul_rows(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                                 int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
@@ -172,7 +173,7 @@ typedef struct {
     int32_t c; /* weight offset * sum q, subtracted from the biased integer dot */
     int32_t pad;
 } es_xinfo;
-/* True when the CPU has AVX-VNNI (and es_type_get hands out AVX2 kernels). */
+/* True when the CPU has AVX-VNNI, es_type_get hands out AVX2 kernels, and ES_NO_VNNI is unset. */
 bool es_vnni_supported(void);
 /* Weights per scale group (32 or 16) of a type the packed path handles, else 0. */
 int es_vnni_group_size(int type);
@@ -184,8 +185,18 @@ void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                          const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 #endif
 
-/* True when the CPU has AVX-512F, the AVX2 kernels are in use, and the environment
- * variable ES_NO_AVX512 is unset (matmul_avx512.c; false on builds without SIMD). */
+/* Environment switches, read once when a path is first chosen (a value other than
+ * empty or "0" sets them); together they select the paths of a smaller CPU on a larger one:
+ *   ES_FORCE_SCALAR=1  the scalar references everywhere (es_kernels_have_avx2() false);
+ *   ES_NO_AVX512=1     no AVX-512 path (es_avx512_supported(), es_avx512vnni_supported() false);
+ *   ES_NO_VNNI=1       no VNNI path, neither AVX-VNNI (es_vnni_supported()) nor AVX-512 VNNI
+ *                      (es_avx512vnni_supported()).
+ * ES_NO_AVX512=1 ES_NO_VNNI=1 runs exactly the paths of an AVX2/FMA/F16C CPU such as Zen 3.
+ * es_kernels_isa() (types.h) names the paths in use. */
+bool es_env_switch(const char *name);
+
+/* True when the CPU has AVX-512F, the AVX2 kernels are in use, and ES_NO_AVX512 is unset
+ * (matmul_avx512.c; false on builds without SIMD). */
 bool es_avx512_supported(void);
 
 /* Hook of the K-quant module (src/quants_k.c): fills the Q2_K..Q6_K and Q8_K entries

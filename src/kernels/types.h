@@ -43,7 +43,10 @@ const es_type_traits *es_type_get_ref(int type);
 /* Selects SIMD kernels for this CPU (idempotent, thread-safe). Setting the
  * environment variable ES_FORCE_SCALAR=1 keeps the scalar references. */
 void es_kernels_init(void);
-/* "avx2+fma+f16c" or "scalar": what es_type_get hands out. */
+/* The kernel paths in use (after the environment switches of kernels.h): "scalar",
+ * "avx2+fma+f16c", or that followed by "+avxvnni" (the packed prompt tile), "+avx512"
+ * (the f32 tiles) and "+avx512vnni" (the Q8_0 prompt tile), e.g.
+ * "avx2+fma+f16c+avxvnni+avx512+avx512vnni". A static string. */
 const char *es_kernels_isa(void);
 
 /* Half and bfloat16 conversions (exact for every value; NaN stays NaN). */

@@ -27,10 +27,8 @@
 
 bool es_avx512_supported(void) {
     static _Atomic int cached = -1; /* computed once; racing first calls agree */
-    if (cached < 0) {
-        const char *off = getenv("ES_NO_AVX512");
-        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVX512F) && !(off && off[0] && off[0] != '0');
-    }
+    if (cached < 0)
+        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVX512F) && !es_env_switch("ES_NO_AVX512");
     return cached == 1;
 }
 

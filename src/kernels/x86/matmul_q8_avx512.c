@@ -21,6 +21,7 @@
 #if !defined(ES_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
 
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,8 +31,12 @@
 #define QT 3  /* tokens per tile */
 
 bool es_avx512vnni_supported(void) {
+    static _Atomic int cached = -1; /* computed once; racing first calls agree */
     /* AVX-512F and the ES_NO_AVX512 switch as es_avx512_supported() decides them */
-    return es_avx512_supported() && es_cpu_has(ES_CPU_AVX512BW) && es_cpu_has(ES_CPU_AVX512VNNI);
+    if (cached < 0)
+        cached = es_avx512_supported() && es_cpu_has(ES_CPU_AVX512BW) && es_cpu_has(ES_CPU_AVX512VNNI) &&
+                 !es_env_switch("ES_NO_VNNI");
+    return cached == 1;
 }
 
 /* Panel of rows [r, r + nr): q [n_blk][8][QR][4] (bytes + 128) and d [n_blk][QR];

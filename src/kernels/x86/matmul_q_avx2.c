@@ -61,9 +61,7 @@ static bool get_desc(int type, qdesc *d) {
 
 bool es_vnni_supported(void) {
     static _Atomic int cached = -1; /* computed once; racing first calls agree */
-    if (cached < 0) {
-        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) ? 1 : 0;
-    }
+    if (cached < 0) cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) && !es_env_switch("ES_NO_VNNI");
     return cached == 1;
 }
 
