@@ -32,7 +32,9 @@
  * llama.cpp's x86 AVX2 kernels (what users compare us with, and what the quantized
  * fixtures hold), so that the same file gives the same logits bit for bit:
  *   Q4_0, Q5_0 per block: acc = fma(isum, d_w·d_x, acc) (as llama.cpp's repacked Q4_0 gemm;
- *              the prompt tile follows it, the AVX2 decode vec_dot keeps float lanes);
+ *              the AVX-VNNI prompt tile and the AVX2 vec_dot_llamacpp follow it; the AVX2
+ *              vec_dot of ES_NUMERICS_FAST keeps float lanes, ~25% faster where it computes
+ *              the prompt, equal up to rounding);
  *   Q8_0·Q8_0  eight lanes, lane l = Σ of elements 4l..4l+3 of each 32-block (int),
  *              acc_l = fma(d_w·d_x, lane_l, acc_l) block after block, then es_hsum8;
  *   Q4_K·Q8_K  per 64 elements: acc = fma(sc·isum pair, d_w·d_x, acc) and
@@ -40,7 +42,9 @@
  *   Q5_K·Q8_K  lanes as Q8_0 over each super-block (scales applied in int),
  *              acc_l = fma(d, lane_l, acc_l); plus Σ_blocks (−dmin·d_x)·Σ min·bsum;
  *   Q6_K·Q8_K  lanes as Q5_K, the −32 offset folded in per lane pair of 16-sums.
- * The scalar references below spell these out; every SIMD version reproduces them. */
+ * The scalar references below spell these out; every SIMD version reproduces them (for
+ * Q4_0/Q5_0: the table's vec_dot_llamacpp, types.h), so that ES_NUMERICS_LLAMACPP gives the
+ * same bits on every CPU and with every environment switch below. */
 static inline float es_hsum8(const float a[8]) {
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }

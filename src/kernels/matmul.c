@@ -62,6 +62,7 @@ typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q, PATH_Q8_AVX512 } mm_
 
 typedef struct {
     const es_type_traits *tt;
+    es_vec_dot_fn dot; /* tt->vec_dot, or tt->vec_dot_llamacpp for llama.cpp's order */
     int type;
     mm_path path;
     const uint8_t *W; /* [n_out] rows of w_row bytes */
@@ -105,7 +106,7 @@ static void pack_xt_task(void *p, int ith, int nth) {
 #endif
 
 static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
-    const es_vec_dot_fn dot = t->tt->vec_dot;
+    const es_vec_dot_fn dot = t->dot;
     for (int64_t tok = 0; tok < t->n_tok; tok++) {
         const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
         float *yr = t->y + tok * t->n_out;
@@ -175,6 +176,7 @@ void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int
     if (es_row_size(type, n_in) == 0) return; /* n_in not a whole number of blocks: checked at load */
     mm_task t = {
         .tt = tt,
+        .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
         .type = type,
         .path = choose_path(type, n_in, n_tok, llamacpp_order),
 #ifndef ES_NO_SIMD

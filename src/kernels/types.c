@@ -39,6 +39,10 @@ static void init_tables(void) {
 #endif
     s_have_avx2 = avx2;
     es_kquants_register(s_ref, s_fast, avx2);
+    for (int t = 0; t < ES_TYPE_COUNT; t++) { /* vec_dot keeps the order unless a SIMD table says otherwise */
+        if (!s_ref[t].vec_dot_llamacpp) s_ref[t].vec_dot_llamacpp = s_ref[t].vec_dot;
+        if (!s_fast[t].vec_dot_llamacpp) s_fast[t].vec_dot_llamacpp = s_fast[t].vec_dot;
+    }
 }
 
 void es_kernels_init(void) { pthread_once(&s_once, init_tables); }

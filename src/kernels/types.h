@@ -32,6 +32,9 @@ typedef struct es_type_traits {
     es_to_float_fn to_float;
     es_from_float_fn from_float;
     es_vec_dot_fn vec_dot;
+    /* vec_dot in llama.cpp's summation order (kernels.h), for ES_NUMERICS_LLAMACPP: the same
+     * function as vec_dot where that already keeps the order (and in the reference table). */
+    es_vec_dot_fn vec_dot_llamacpp;
 } es_type_traits;
 
 /* Traits of a type id with the fastest kernels this CPU runs, or NULL for an id that
