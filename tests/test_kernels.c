@@ -398,11 +398,11 @@ static void test_matmul(void) {
     for (size_t i = 0; i < ES_ARRAY_LEN(f32_types) && es_kernels_have_avx2(); i++) {
         for (size_t s = 0; s < ES_ARRAY_LEN(shapes); s++) {
             if (shapes[s][2] < 2) continue;
-            test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2], es_avx2_matmul_f32act,
+            test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2], es_matmul_f32act_avx2,
                              "avx2");
             if (es_avx512_supported())
                 test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2],
-                                 es_avx512_matmul_f32act, "avx512");
+                                 es_matmul_f32act_avx512, "avx512");
         }
     }
 #endif
@@ -459,8 +459,8 @@ static void test_gemm(void) {
     gemm_variant fns[4] = {{"es_gemm_nn", es_gemm_nn, false}, {"es_gemm_nt", es_gemm_nt, true}};
     int n_fns = 2;
 #ifndef ES_NO_SIMD
-    if (es_kernels_have_avx2()) fns[n_fns++] = (gemm_variant){"avx2_gemm_nn", es_avx2_gemm_nn, false};
-    if (es_avx512_supported()) fns[n_fns++] = (gemm_variant){"avx512_gemm_nn", es_avx512_gemm_nn, false};
+    if (es_kernels_have_avx2()) fns[n_fns++] = (gemm_variant){"avx2_gemm_nn", es_gemm_nn_avx2, false};
+    if (es_avx512_supported()) fns[n_fns++] = (gemm_variant){"avx512_gemm_nn", es_gemm_nn_avx512, false};
 #endif
     for (int f = 0; f < n_fns; f++) {
         double worst = 0;

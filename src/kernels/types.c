@@ -38,7 +38,7 @@ static void init_tables(void) {
     if (avx2) es_quants_register_avx2(s_fast);
 #endif
     s_have_avx2 = avx2;
-    es_kquants_register(s_ref, s_fast, avx2);
+    es_quants_k_register(s_ref, s_fast, avx2);
     for (int t = 0; t < ES_TYPE_COUNT; t++) { /* vec_dot keeps the order unless a SIMD table says otherwise */
         if (!s_ref[t].vec_dot_llamacpp) s_ref[t].vec_dot_llamacpp = s_ref[t].vec_dot;
         if (!s_fast[t].vec_dot_llamacpp) s_fast[t].vec_dot_llamacpp = s_fast[t].vec_dot;
@@ -61,7 +61,7 @@ static void init_isa(void) {
         return;
     }
 #ifndef ES_NO_SIMD
-    snprintf(s_isa, sizeof s_isa, "avx2+fma+f16c%s%s%s", es_vnni_supported() ? "+avxvnni" : "",
+    snprintf(s_isa, sizeof s_isa, "avx2+fma+f16c%s%s%s", es_avxvnni_supported() ? "+avxvnni" : "",
              es_avx512_supported() ? "+avx512" : "", es_avx512vnni_supported() ? "+avx512vnni" : "");
 #endif
 }

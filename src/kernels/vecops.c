@@ -6,23 +6,23 @@
 
 #include <math.h>
 
-static float ref_dot(const float *x, const float *y, int n) {
+static float dot_ref(const float *x, const float *y, int n) {
     float s = 0.0f;
     for (int i = 0; i < n; i++) s += x[i] * y[i];
     return s;
 }
 
-static void ref_axpy(float a, const float *x, float *y, int n) {
+static void axpy_ref(float a, const float *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-static void ref_scale(float a, float *y, int n) {
+static void scale_ref(float a, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] *= a;
 }
 
 /* f16 dot: four f32 partial sums over 32-element steps (lane j of sum k holds elements
  * i + 8k + j), combined as the AVX2 kernel does; a scalar tail. */
-static float ref_dot_f16(const uint16_t *x, const float *y, int n) {
+static float dot_f16_ref(const uint16_t *x, const float *y, int n) {
     float acc[4][8] = {{0}};
     int i = 0;
     for (; i + 32 <= n; i += 32)
@@ -38,29 +38,29 @@ static float ref_dot_f16(const uint16_t *x, const float *y, int n) {
     return s;
 }
 
-static void ref_mad_f16(float a, const uint16_t *x, uint16_t *y, int n) {
+static void mad_f16_ref(float a, const uint16_t *x, uint16_t *y, int n) {
     for (int i = 0; i < n; i++) y[i] = es_fp32_to_fp16(fmaf(a, es_fp16_to_fp32(x[i]), es_fp16_to_fp32(y[i])));
 }
 
-static void ref_scale_f16(float a, uint16_t *y, int n) {
+static void scale_f16_ref(float a, uint16_t *y, int n) {
     for (int i = 0; i < n; i++) y[i] = es_fp32_to_fp16(es_fp16_to_fp32(y[i]) * a);
 }
 
-static void ref_to_f16(const float *x, uint16_t *y, int n) {
+static void to_f16_ref(const float *x, uint16_t *y, int n) {
     for (int i = 0; i < n; i++) y[i] = es_fp32_to_fp16(x[i]);
 }
 
-static void ref_from_f16(const uint16_t *x, float *y, int n) {
+static void from_f16_ref(const uint16_t *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] = es_fp16_to_fp32(x[i]);
 }
 
-static float ref_max(const float *x, int n) {
+static float max_ref(const float *x, int n) {
     float m = -INFINITY;
     for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
 }
 
-static double ref_exp_sum(float *x, float m, int n) {
+static double exp_sum_ref(float *x, float m, int n) {
     double s = 0.0;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - m);
@@ -69,12 +69,12 @@ static double ref_exp_sum(float *x, float m, int n) {
     return s;
 }
 
-static const es_vecops vecops_ref = {ref_dot,     ref_axpy,      ref_scale,  ref_dot_f16,  ref_mad_f16,
-                                     ref_scale_f16, ref_to_f16, ref_from_f16, ref_max, ref_exp_sum};
+static const es_vecops vecops_ref = {dot_ref,     axpy_ref,      scale_ref,  dot_f16_ref,  mad_f16_ref,
+                                     scale_f16_ref, to_f16_ref, from_f16_ref, max_ref, exp_sum_ref};
 #ifndef ES_NO_SIMD
-static const es_vecops vecops_avx2 = {es_avx2_dot,       es_avx2_axpy,    es_avx2_scale,    es_avx2_dot_f16,
-                                      es_avx2_mad_f16,   es_avx2_scale_f16, es_avx2_to_f16, es_avx2_from_f16,
-                                      es_avx2_max,       es_avx2_exp_sum};
+static const es_vecops vecops_avx2 = {es_dot_avx2,       es_axpy_avx2,    es_scale_avx2,    es_dot_f16_avx2,
+                                      es_mad_f16_avx2,   es_scale_f16_avx2, es_to_f16_avx2, es_from_f16_avx2,
+                                      es_max_avx2,       es_exp_sum_avx2};
 #endif
 
 const es_vecops *es_vecops_ref(void) { return &vecops_ref; }

@@ -33,16 +33,16 @@ const es_vecops *es_vecops_get(void);
 const es_vecops *es_vecops_ref(void);
 
 #ifndef ES_NO_SIMD
-float es_avx2_dot(const float *x, const float *y, int n);
-void es_avx2_axpy(float a, const float *x, float *y, int n);
-void es_avx2_scale(float a, float *y, int n);
-float es_avx2_dot_f16(const uint16_t *x, const float *y, int n);
-void es_avx2_mad_f16(float a, const uint16_t *x, uint16_t *y, int n);
-void es_avx2_scale_f16(float a, uint16_t *y, int n);
-void es_avx2_to_f16(const float *x, uint16_t *y, int n);
-void es_avx2_from_f16(const uint16_t *x, float *y, int n);
-float es_avx2_max(const float *x, int n);
-double es_avx2_exp_sum(float *x, float m, int n);
+float es_dot_avx2(const float *x, const float *y, int n);
+void es_axpy_avx2(float a, const float *x, float *y, int n);
+void es_scale_avx2(float a, float *y, int n);
+float es_dot_f16_avx2(const uint16_t *x, const float *y, int n);
+void es_mad_f16_avx2(float a, const uint16_t *x, uint16_t *y, int n);
+void es_scale_f16_avx2(float a, uint16_t *y, int n);
+void es_to_f16_avx2(const float *x, uint16_t *y, int n);
+void es_from_f16_avx2(const uint16_t *x, float *y, int n);
+float es_max_avx2(const float *x, int n);
+double es_exp_sum_avx2(float *x, float m, int n);
 #endif
 
 #endif /* ES_VECOPS_H */

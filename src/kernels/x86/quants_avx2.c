@@ -126,7 +126,7 @@ static inline __m256i load_i8x32(const int8_t *p) { return _mm256_loadu_si256((c
 static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
     const es_block_q8_0 *x = xv;
     const es_block_q8_0 *y = yv;
-    __m256 acc = _mm256_setzero_ps(); /* the order of es_ref_vec_dot_q8_0 (kernels.h) */
+    __m256 acc = _mm256_setzero_ps(); /* the order of es_vec_dot_q8_0_ref (kernels.h) */
     for (int64_t i = 0; i < n / ES_QK; i++) {
         const __m256 d = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
         const __m256i p = dot_i8_pairs(load_i8x32(x[i].qs), load_i8x32(y[i].qs));
@@ -193,7 +193,7 @@ static inline __m256i hsum8x8_epi32(const __m256i v[8]) {
 }
 
 /* sum = fma(isum_k, d_k, sum) for the first nb of the 8 blocks of p (int32 lanes per
- * block) and d, in block order: the order of es_ref_vec_dot_q4_0 / _q5_0 (kernels.h). The
+ * block) and d, in block order: the order of es_vec_dot_q4_0_ref / _q5_0 (kernels.h). The
  * integer sums of 8 blocks are reduced together; only the chain itself is scalar. */
 static inline float fma_chain8(const __m256i p[8], const float d[8], int nb, float sum) {
     float isum[8];

@@ -11,7 +11,7 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-float es_avx2_dot(const float *x, const float *y, int n) {
+float es_dot_avx2(const float *x, const float *y, int n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -24,7 +24,7 @@ float es_avx2_dot(const float *x, const float *y, int n) {
     return s;
 }
 
-void es_avx2_axpy(float a, const float *x, float *y, int n) {
+void es_axpy_avx2(float a, const float *x, float *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -32,7 +32,7 @@ void es_avx2_axpy(float a, const float *x, float *y, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-void es_avx2_scale(float a, float *y, int n) {
+void es_scale_avx2(float a, float *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
@@ -50,7 +50,7 @@ static inline void store_h(uint16_t *p, __m256 v) {
 static inline uint16_t h1(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 static inline float f1(uint16_t h) { return _cvtsh_ss(h); }
 
-float es_avx2_dot_f16(const uint16_t *x, const float *y, int n) {
+float es_dot_f16_avx2(const uint16_t *x, const float *y, int n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -68,27 +68,27 @@ float es_avx2_dot_f16(const uint16_t *x, const float *y, int n) {
     return s;
 }
 
-void es_avx2_mad_f16(float a, const uint16_t *x, uint16_t *y, int n) {
+void es_mad_f16_avx2(float a, const uint16_t *x, uint16_t *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) store_h(y + i, _mm256_fmadd_ps(av, load_h(x + i), load_h(y + i)));
     for (; i < n; i++) y[i] = h1(fmaf(a, f1(x[i]), f1(y[i])));
 }
 
-void es_avx2_scale_f16(float a, uint16_t *y, int n) {
+void es_scale_f16_avx2(float a, uint16_t *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) store_h(y + i, _mm256_mul_ps(av, load_h(y + i)));
     for (; i < n; i++) y[i] = h1(f1(y[i]) * a);
 }
 
-void es_avx2_to_f16(const float *x, uint16_t *y, int n) {
+void es_to_f16_avx2(const float *x, uint16_t *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) store_h(y + i, _mm256_loadu_ps(x + i));
     for (; i < n; i++) y[i] = h1(x[i]);
 }
 
-void es_avx2_from_f16(const uint16_t *x, float *y, int n) {
+void es_from_f16_avx2(const uint16_t *x, float *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_h(x + i));
     for (; i < n; i++) y[i] = f1(x[i]);
@@ -96,7 +96,7 @@ void es_avx2_from_f16(const uint16_t *x, float *y, int n) {
 
 /* ---- softmax pieces ---- */
 
-float es_avx2_max(const float *x, int n) {
+float es_max_avx2(const float *x, int n) {
     __m256 m = _mm256_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + i), m); /* NaN in x: keeps m */
@@ -136,7 +136,7 @@ static inline __m256d add_pd8(__m256d s, __m256 v) {
     return _mm256_add_pd(s, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
 }
 
-double es_avx2_exp_sum(float *x, float m, int n) {
+double es_exp_sum_avx2(float *x, float m, int n) {
     const __m256 mv = _mm256_set1_ps(m);
     __m256d s = _mm256_setzero_pd();
     int i = 0;
