@@ -27,7 +27,8 @@
  * as on a Zen 3, ES_FORCE_SCALAR=1). The tenth (llama Q5_K_M, max 0.065) is SiLU: llama.cpp
  * evaluates exp with its own vector approximation (ggml_v_expf), we with expf; they differ by
  * one ulp on ~1/4 of the activations, which flips one 8-bit rounding there. (Checked: with
- * ggml's AVX2 ggml_v_silu in the gated MLP all ten files give max 0, the K-quant ones too.)
+ * es_vecops.silu_mul_llamacpp, ggml's AVX2 swiglu, in the gated MLP all ten files give max 0
+ * on every path, the K-quant ones too; once forward.c takes it, MIN_EXACT_FILES is 10.)
  * Also: the demo model (f16 and q8_0) runs and its two files agree on the argmax.
  */
 #include "emosteer.h"
