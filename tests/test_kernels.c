@@ -158,6 +158,13 @@ static void test_half(void) {
 
 /* ---- per-type kernels: SIMD vs scalar reference ---- */
 
+/* Types whose summation order kernels.h fixes as llama.cpp's: their vec_dot_llamacpp
+ * gives the reference's bits on every path. */
+static bool has_llamacpp_order(int type) {
+    return type == ES_TYPE_Q8_0 || type == ES_TYPE_Q4_0 || type == ES_TYPE_Q5_0 ||
+           es_type_get(type)->vec_dot_type == ES_TYPE_Q8_K;
+}
+
 /* Largest |error| allowed when quantizing a block with absolute max amax and range
  * (max - min) = span, or < 0 if we have no bound for the type. */
 static double quant_error_bound(int type, double amax, double span) {
@@ -241,9 +248,15 @@ static void test_type(int type) {
                       ft->name, (long long)n, es_type_name(ft->vec_dot_type));
                 free(aq2);
             }
-            float s_ref = 0, s_fast = 0;
+            float s_ref = 0, s_fast = 0, s_ordered = 0;
             rt->vec_dot(n, &s_ref, wq, aq);
             ft->vec_dot(n, &s_fast, wq, aq);
+            ft->vec_dot_llamacpp(n, &s_ordered, wq, aq);
+            CHECK(rt->vec_dot_llamacpp == rt->vec_dot, "%s: the reference is its own llama.cpp order", ft->name);
+            if (has_llamacpp_order(type))
+                CHECK(memcmp(&s_ordered, &s_ref, sizeof s_ref) == 0,
+                      "%s n=%lld: vec_dot_llamacpp %.9g is not the reference's %.9g bit for bit", ft->name,
+                      (long long)n, s_ordered, s_ref);
             double exact = 0, mag = 0;
             for (int64_t j = 0; j < n; j++) {
                 exact += (double)wd_ref[j] * ad[j];
@@ -299,8 +312,8 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
     for (int64_t i = 0; i < n_tok * n_out; i++) y[i] = NAN;
     if (direct) direct(type, W, row, n_in, x, n_tok, y, n_out, 0, n_out);
     else es_matmul(tp, type, W, n_out, n_in, x, n_tok, y, wsp);
-    if (!direct && (type == ES_TYPE_Q8_0 || es_type_get(type)->vec_dot_type == ES_TYPE_Q8_K)) {
-        /* llama.cpp's order on every path: the same bits as vec_dot row by row, any batch */
+    if (!direct && has_llamacpp_order(type)) {
+        /* llama.cpp's order on every path: the same bits as vec_dot_llamacpp row by row, any batch */
         const es_type_traits *ft = es_type_get(type);
         float *y2 = malloc((size_t)(n_tok * n_out) * sizeof *y2);
         uint8_t *xr = malloc(es_row_size(ft->vec_dot_type, n_in));
@@ -310,7 +323,7 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
             es_type_get(ft->vec_dot_type)->from_float(x + i * n_in, xr, n_in);
             for (int64_t r = 0; r < n_out; r++) {
                 float s1;
-                ft->vec_dot(n_in, &s1, W + (size_t)r * row, xr);
+                ft->vec_dot_llamacpp(n_in, &s1, W + (size_t)r * row, xr);
                 differ += memcmp(&s1, &y2[i * n_out + r], sizeof s1) != 0;
             }
         }
@@ -385,11 +398,11 @@ static void test_matmul(void) {
     for (size_t i = 0; i < ES_ARRAY_LEN(f32_types) && es_kernels_have_avx2(); i++) {
         for (size_t s = 0; s < ES_ARRAY_LEN(shapes); s++) {
             if (shapes[s][2] < 2) continue;
-            test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2], es_avx2_matmul_f32act,
+            test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2], es_matmul_f32act_avx2,
                              "avx2");
             if (es_avx512_supported())
                 test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2],
-                                 es_avx512_matmul_f32act, "avx512");
+                                 es_matmul_f32act_avx512, "avx512");
         }
     }
 #endif
@@ -446,8 +459,8 @@ static void test_gemm(void) {
     gemm_variant fns[4] = {{"es_gemm_nn", es_gemm_nn, false}, {"es_gemm_nt", es_gemm_nt, true}};
     int n_fns = 2;
 #ifndef ES_NO_SIMD
-    if (es_kernels_have_avx2()) fns[n_fns++] = (gemm_variant){"avx2_gemm_nn", es_avx2_gemm_nn, false};
-    if (es_avx512_supported()) fns[n_fns++] = (gemm_variant){"avx512_gemm_nn", es_avx512_gemm_nn, false};
+    if (es_kernels_have_avx2()) fns[n_fns++] = (gemm_variant){"avx2_gemm_nn", es_gemm_nn_avx2, false};
+    if (es_avx512_supported()) fns[n_fns++] = (gemm_variant){"avx512_gemm_nn", es_gemm_nn_avx512, false};
 #endif
     for (int f = 0; f < n_fns; f++) {
         double worst = 0;

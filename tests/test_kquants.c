@@ -62,16 +62,16 @@ typedef struct kq_type {
 #endif
 
 static const kq_type kq_types[] = {
-    {ES_TYPE_Q2_K, "Q2_K", sizeof(block_q2_K), es_q2_K_to_float, es_q2_K_from_float,
-     es_q2_K_vec_dot, SIMD(es_q2_K_vec_dot_avx2), NULL, 0.29},
-    {ES_TYPE_Q3_K, "Q3_K", sizeof(block_q3_K), es_q3_K_to_float, es_q3_K_from_float,
-     es_q3_K_vec_dot, SIMD(es_q3_K_vec_dot_avx2), NULL, 0.16},
-    {ES_TYPE_Q4_K, "Q4_K", sizeof(block_q4_K), es_q4_K_to_float, es_q4_K_from_float,
-     es_q4_K_vec_dot, SIMD(es_q4_K_vec_dot_avx2), SIMD(es_q4_K_to_float_avx2), 0.08},
-    {ES_TYPE_Q5_K, "Q5_K", sizeof(block_q5_K), es_q5_K_to_float, es_q5_K_from_float,
-     es_q5_K_vec_dot, SIMD(es_q5_K_vec_dot_avx2), NULL, 0.04},
-    {ES_TYPE_Q6_K, "Q6_K", sizeof(block_q6_K), es_q6_K_to_float, es_q6_K_from_float,
-     es_q6_K_vec_dot, SIMD(es_q6_K_vec_dot_avx2), SIMD(es_q6_K_to_float_avx2), 0.02},
+    {ES_TYPE_Q2_K, "Q2_K", sizeof(es_block_q2_K), es_to_float_q2_K_ref, es_from_float_q2_K_ref,
+     es_vec_dot_q2_K_ref, SIMD(es_vec_dot_q2_K_avx2), NULL, 0.29},
+    {ES_TYPE_Q3_K, "Q3_K", sizeof(es_block_q3_K), es_to_float_q3_K_ref, es_from_float_q3_K_ref,
+     es_vec_dot_q3_K_ref, SIMD(es_vec_dot_q3_K_avx2), NULL, 0.16},
+    {ES_TYPE_Q4_K, "Q4_K", sizeof(es_block_q4_K), es_to_float_q4_K_ref, es_from_float_q4_K_ref,
+     es_vec_dot_q4_K_ref, SIMD(es_vec_dot_q4_K_avx2), SIMD(es_to_float_q4_K_avx2), 0.08},
+    {ES_TYPE_Q5_K, "Q5_K", sizeof(es_block_q5_K), es_to_float_q5_K_ref, es_from_float_q5_K_ref,
+     es_vec_dot_q5_K_ref, SIMD(es_vec_dot_q5_K_avx2), NULL, 0.04},
+    {ES_TYPE_Q6_K, "Q6_K", sizeof(es_block_q6_K), es_to_float_q6_K_ref, es_from_float_q6_K_ref,
+     es_vec_dot_q6_K_ref, SIMD(es_vec_dot_q6_K_avx2), SIMD(es_to_float_q6_K_avx2), 0.02},
 };
 
 static bool cpu_has_avx2(void) {
@@ -91,7 +91,7 @@ static void test_tables(void) {
         CHECK(ref->can_compute && fast->can_compute, "%s: can_compute not set", k->name);
         CHECK(ref->vec_dot_type == ES_TYPE_Q8_K && fast->vec_dot_type == ES_TYPE_Q8_K,
               "%s: vec_dot_type %d/%d, want Q8_K", k->name, ref->vec_dot_type, fast->vec_dot_type);
-        CHECK(ref->block_size == QK_K && ref->type_size == k->block_bytes, "%s: size %lld/%zu",
+        CHECK(ref->block_size == ES_QK_K && ref->type_size == k->block_bytes, "%s: size %lld/%zu",
               k->name, (long long)ref->block_size, ref->type_size);
         CHECK(ref->vec_dot == k->vec_dot && ref->to_float == k->to_float &&
                   ref->from_float == k->from_float,
@@ -101,7 +101,7 @@ static void test_tables(void) {
                   k->name);
     }
     const es_type_traits *q8 = es_type_get(ES_TYPE_Q8_K);
-    CHECK(q8 && q8->from_float == es_q8_K_from_float && q8->to_float == es_q8_K_to_float,
+    CHECK(q8 && q8->from_float == es_from_float_q8_K_ref && q8->to_float == es_to_float_q8_K_ref,
           "Q8_K: conversions not registered");
     printf("tables: kernels ISA %s\n", es_kernels_isa());
 }
@@ -109,8 +109,8 @@ static void test_tables(void) {
 /* ---- Q8_K ---- */
 
 static void test_q8_K(void) {
-    float x[QK_K];
-    block_q8_K b;
+    float x[ES_QK_K];
+    es_block_q8_K b;
     /* max |x| is −127 → d = 1 (sign: d = max/−127), q = round-half-even(x) */
     memset(x, 0, sizeof x);
     x[0] = -127.0f;
@@ -119,7 +119,7 @@ static void test_q8_K(void) {
     x[3] = -2.5f; /* tie → −2 */
     x[4] = 0.49f;
     x[17] = 100.75f;
-    es_q8_K_from_float(x, &b, QK_K);
+    es_from_float_q8_K_ref(x, &b, ES_QK_K);
     CHECK(b.d == 1.0f, "q8_K: d %g, want 1", b.d);
     CHECK(b.qs[0] == -127 && b.qs[1] == 2 && b.qs[2] == 4 && b.qs[3] == -2 && b.qs[4] == 0 &&
               b.qs[17] == 101,
@@ -131,28 +131,28 @@ static void test_q8_K(void) {
     memset(x, 0, sizeof x);
     x[5] = 2.0f;
     x[6] = -1.0f;
-    es_q8_K_from_float(x, &b, QK_K);
+    es_from_float_q8_K_ref(x, &b, ES_QK_K);
     CHECK(b.qs[5] == -127 && b.qs[6] == 64 && fabsf(b.d - 2.0f / -127.0f) < 1e-9f,
           "q8_K: positive max: q %d %d d %g", b.qs[5], b.qs[6], b.d);
     /* all zero */
     memset(x, 0, sizeof x);
-    es_q8_K_from_float(x, &b, QK_K);
+    es_from_float_q8_K_ref(x, &b, ES_QK_K);
     CHECK(b.d == 0 && b.qs[0] == 0 && b.bsums[3] == 0, "q8_K: zero block");
     /* random: |error| ≤ |d|/2, bsums consistent */
-    enum { N = 4 * QK_K };
+    enum { N = 4 * ES_QK_K };
     float xr[N], back[N];
-    block_q8_K br[N / QK_K];
+    es_block_q8_K br[N / ES_QK_K];
     for (int i = 0; i < N; i++)
         xr[i] = rng_gauss() * 3.0f;
-    es_q8_K_from_float(xr, br, N);
-    es_q8_K_to_float(br, back, N);
+    es_from_float_q8_K_ref(xr, br, N);
+    es_to_float_q8_K_ref(br, back, N);
     double maxerr_rel = 0;
     int bad_bsums = 0;
     for (int i = 0; i < N; i++) {
-        const float d = fabsf(br[i / QK_K].d);
+        const float d = fabsf(br[i / ES_QK_K].d);
         maxerr_rel = fmax(maxerr_rel, fabs(back[i] - xr[i]) / d);
     }
-    for (int k = 0; k < N / QK_K; k++)
+    for (int k = 0; k < N / ES_QK_K; k++)
         for (int j = 0; j < 16; j++) {
             int s = 0;
             for (int e = 0; e < 16; e++)
@@ -172,7 +172,7 @@ static double dequant_dot(const kq_type *k, const void *qx, const void *qy, int6
                           double *mag) {
     float *fx = malloc(sizeof *fx * (size_t)n), *fy = malloc(sizeof *fy * (size_t)n);
     k->to_float(qx, fx, n);
-    es_q8_K_to_float(qy, fy, n);
+    es_to_float_q8_K_ref(qy, fy, n);
     double s = 0, m = 0;
     for (int64_t i = 0; i < n; i++) {
         s += (double)fx[i] * fy[i];
@@ -195,16 +195,16 @@ static void randomize_blocks(const kq_type *k, void *blocks, int64_t nb) {
         uint16_t dmin = es_fp32_to_fp16((float)(0.001 + 0.01 * rng_uniform()));
         switch (k->type) {
         case ES_TYPE_Q2_K:
-            ((block_q2_K *)blocks)[i].d = d, ((block_q2_K *)blocks)[i].dmin = dmin;
+            ((es_block_q2_K *)blocks)[i].d = d, ((es_block_q2_K *)blocks)[i].dmin = dmin;
             break;
-        case ES_TYPE_Q3_K: ((block_q3_K *)blocks)[i].d = d; break;
+        case ES_TYPE_Q3_K: ((es_block_q3_K *)blocks)[i].d = d; break;
         case ES_TYPE_Q4_K:
-            ((block_q4_K *)blocks)[i].d = d, ((block_q4_K *)blocks)[i].dmin = dmin;
+            ((es_block_q4_K *)blocks)[i].d = d, ((es_block_q4_K *)blocks)[i].dmin = dmin;
             break;
         case ES_TYPE_Q5_K:
-            ((block_q5_K *)blocks)[i].d = d, ((block_q5_K *)blocks)[i].dmin = dmin;
+            ((es_block_q5_K *)blocks)[i].d = d, ((es_block_q5_K *)blocks)[i].dmin = dmin;
             break;
-        case ES_TYPE_Q6_K: ((block_q6_K *)blocks)[i].d = d; break;
+        case ES_TYPE_Q6_K: ((es_block_q6_K *)blocks)[i].d = d; break;
         default: break;
         }
     }
@@ -217,10 +217,10 @@ static void test_vec_dot(bool avx2) {
         double max_simd = 0, max_deq = 0, max_tf = 0;
         int exact = 0, cases = 0;
         for (size_t si = 0; si < ES_ARRAY_LEN(sizes); si++) {
-            const int64_t n = sizes[si], nb = n / QK_K;
+            const int64_t n = sizes[si], nb = n / ES_QK_K;
             float *x = malloc(sizeof *x * (size_t)n), *y = malloc(sizeof *y * (size_t)n);
             void *qx = malloc(k->block_bytes * (size_t)nb);
-            block_q8_K *qy = malloc(sizeof *qy * (size_t)nb);
+            es_block_q8_K *qy = malloc(sizeof *qy * (size_t)nb);
             float *f1 = malloc(sizeof *f1 * (size_t)n), *f2 = malloc(sizeof *f2 * (size_t)n);
             for (int mode = 0; mode < 2; mode++) { /* 0: quantized data, 1: random bytes */
                 for (int64_t i = 0; i < n; i++) {
@@ -232,7 +232,7 @@ static void test_vec_dot(bool avx2) {
                     k->from_float(x, qx, n);
                 else
                     randomize_blocks(k, qx, nb);
-                es_q8_K_from_float(y, qy, n);
+                es_from_float_q8_K_ref(y, qy, n);
                 float s_ref = 0, s_simd = 0;
                 k->vec_dot(n, &s_ref, qx, qy);
                 double mag;
@@ -284,9 +284,9 @@ static double rel_rms(const float *a, const float *b, size_t n, double *maxdiff)
 }
 
 static void test_round_trip(void) {
-    enum { N = 32 * QK_K };
+    enum { N = 32 * ES_QK_K };
     float *x = malloc(sizeof *x * N), *back = malloc(sizeof *back * N);
-    void *q = malloc(sizeof(block_q6_K) * (N / QK_K) + 64);
+    void *q = malloc(sizeof(es_block_q6_K) * (N / ES_QK_K) + 64);
     for (size_t t = 0; t < ES_ARRAY_LEN(kq_types); t++) {
         const kq_type *k = &kq_types[t];
         /* N(0, 1) and N(0, 0.02): the relative error does not depend on the scale */
@@ -306,27 +306,27 @@ static void test_round_trip(void) {
             k->name, rms[0], mx[0], rms[1], k->rms_bound);
 
         /* edge blocks: zeros stay zeros; a constant block; a single outlier */
-        memset(x, 0, sizeof *x * QK_K);
-        k->from_float(x, q, QK_K);
-        k->to_float(q, back, QK_K);
+        memset(x, 0, sizeof *x * ES_QK_K);
+        k->from_float(x, q, ES_QK_K);
+        k->to_float(q, back, ES_QK_K);
         double md;
-        rel_rms(back, x, QK_K, &md);
+        rel_rms(back, x, ES_QK_K, &md);
         CHECK(md == 0, "%s: zero block dequantizes to max |%g|", k->name, md);
-        for (int i = 0; i < QK_K; i++)
+        for (int i = 0; i < ES_QK_K; i++)
             x[i] = 0.25f;
-        k->from_float(x, q, QK_K);
-        k->to_float(q, back, QK_K);
-        const double rc = rel_rms(back, x, QK_K, &md);
+        k->from_float(x, q, ES_QK_K);
+        k->to_float(q, back, ES_QK_K);
+        const double rc = rel_rms(back, x, ES_QK_K, &md);
         CHECK(rc < k->rms_bound, "%s: constant block rel RMS %.4f", k->name, rc);
-        for (int i = 0; i < QK_K; i++)
+        for (int i = 0; i < ES_QK_K; i++)
             x[i] = rng_gauss();
         x[77] = 50.0f;
-        k->from_float(x, q, QK_K);
-        k->to_float(q, back, QK_K);
+        k->from_float(x, q, ES_QK_K);
+        k->to_float(q, back, ES_QK_K);
         CHECK(fabsf(back[77] - 50.0f) < 50.0f * (float)k->rms_bound, "%s: outlier 50 -> %g",
               k->name, back[77]);
         bool finite = true;
-        for (int i = 0; i < QK_K; i++)
+        for (int i = 0; i < ES_QK_K; i++)
             finite = finite && isfinite(back[i]);
         CHECK(finite, "%s: outlier block has non-finite values", k->name);
     }
@@ -360,7 +360,7 @@ static void check_real_tensor(const kq_type *k, const char *file, const es_gguf_
     double md_llama, md_ours;
     const double rms_llama = rel_rms(deq, orig, (size_t)n, &md_llama);
     /* our quantizer on the same f16 weights */
-    void *q = malloc(k->block_bytes * (size_t)(n / QK_K));
+    void *q = malloc(k->block_bytes * (size_t)(n / ES_QK_K));
     float *ours = malloc(sizeof *ours * (size_t)n);
     k->from_float(orig, q, n);
     k->to_float(q, ours, n);
@@ -377,12 +377,12 @@ static void check_real_tensor(const kq_type *k, const char *file, const es_gguf_
     /* dot products on real rows */
     const int64_t row = tq->ne[0], rows = ES_MIN(tq->ne[1], 8);
     float *act = malloc(sizeof *act * (size_t)row);
-    block_q8_K *qa = malloc(sizeof *qa * (size_t)(row / QK_K));
+    es_block_q8_K *qa = malloc(sizeof *qa * (size_t)(row / ES_QK_K));
     double max_e = 0;
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t i = 0; i < row; i++)
             act[i] = rng_gauss();
-        es_q8_K_from_float(act, qa, row);
+        es_from_float_q8_K_ref(act, qa, row);
         const void *xr = (const uint8_t *)tq->data + (size_t)r * es_row_size(tq->type, row);
         float s_ref, s_fast;
         k->vec_dot(row, &s_ref, xr, qa);

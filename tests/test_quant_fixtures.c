@@ -17,14 +17,20 @@
  * attention does (f16 K/V/Q, value sums kept in f16). Together with llama.cpp's x86
  * activation quantizer (127/amax, ties to even), its RoPE angles and RMSNorm roundings and
  * the summation order of its AVX2 dot kernels (kernels.h), the logits are then llama.cpp's
- * (to the last bit or two) on every file except Q8_0 on CPUs with AVX-VNNI, whose fast
- * prompt tile sums in another order (measured there: max 0.12 / 0.09). Limits: max 0.15 (the bound issue 3
- * asks for), mean 0.02, argmax on at least n-1 tokens.
- * And with ES_KV_F16 + ES_NUMERICS_LLAMACPP (that tile off): 9 of the 10 files must give
- * llama.cpp's logits (measured: Q8_0 and Q4_0 bit for bit, the K-quant files within one
- * last-bit rounding, <= 1.5e-6), the tenth within 0.1. The tenth (llama Q5_K_M, max 0.065) is
- * SiLU: llama.cpp evaluates exp with its own vector approximation, we with expf; they
- * differ by one ulp on ~1/4 of the activations, which flips one 8-bit rounding there.
+ * (to the last bit or two) on every file except, with ES_NUMERICS_FAST, Q8_0 on CPUs with
+ * AVX-VNNI, whose fast prompt tile sums in another order (measured: llama/qwen2 max 0.12 /
+ * 0.09), and Q4_0 on CPUs without it (Zen 3, or ES_NO_AVX512=1 ES_NO_VNNI=1), whose prompt
+ * takes the float-lane AVX2 vec_dot (measured: 0.098 / 0.086). Limits: max 0.15 (the bound
+ * issue 3 asks for), mean 0.02, argmax on at least n-1 tokens.
+ * And with ES_KV_F16 + ES_NUMERICS_LLAMACPP (that tile off, Q4_0/Q5_0 rows in their fma-chain
+ * order): 9 of the 10 files must give llama.cpp's logits (measured: Q8_0 and Q4_0 bit for bit,
+ * the K-quant files within one last-bit rounding, <= 1.5e-6), the tenth within 0.1 — the same
+ * numbers on every kernel path (no environment, ES_NO_AVX512=1, ES_NO_AVX512=1 ES_NO_VNNI=1
+ * as on a Zen 3, ES_FORCE_SCALAR=1). The tenth (llama Q5_K_M, max 0.065) is SiLU: llama.cpp
+ * evaluates exp with its own vector approximation (ggml_v_expf), we with expf; they differ by
+ * one ulp on ~1/4 of the activations, which flips one 8-bit rounding there. (Checked: with
+ * es_vecops.silu_mul_llamacpp, ggml's AVX2 swiglu, in the gated MLP all ten files give max 0
+ * on every path, the K-quant ones too; once forward.c takes it, MIN_EXACT_FILES is 10.)
  * Also: the demo model (f16 and q8_0) runs and its two files agree on the argmax.
  */
 #include "emosteer.h"

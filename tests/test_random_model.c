@@ -105,7 +105,7 @@ static void check_file(const char *path) {
     /* a K-quant tensor read by the scalar reference directly */
     const es_gguf_tensor *down = es_gguf_find_tensor(g, "blk.3.ffn_down.weight");
     float row[1024];
-    es_q6_K_to_float(down->data, row, 1024);
+    es_to_float_q6_K_ref(down->data, row, 1024);
     double s2 = 0;
     for (int i = 0; i < 1024; i++)
         s2 += (double)row[i] * row[i];

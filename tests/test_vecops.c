@@ -93,6 +93,28 @@ int main(void) {
         fast->scale_f16(-1.5f, h2, n);
         f16_bad += !CHECK(!memcmp(h1, h2, sizeof h1), "mad_f16/scale_f16 n=%d differ", n);
     }
+    /* llama.cpp's SiLU·up: ref and fast bit-identical; both within a few ulp of expf's SiLU.
+     * Gates over [-150, 150] reach the |n| > 126 and > 192 branches of ggml_v_expf. */
+    static float gate[1000], o1[1000], o2[1000];
+    for (int i = 0; i < 1000; i++) gate[i] = x[i] * (i % 5 == 0 ? 150.0f : 8.0f);
+    gate[0] = 0.0f, gate[1] = -0.0f, gate[2] = -88.5f, gate[3] = 88.5f, gate[4] = -104.5f;
+    double worst_silu = 0;
+    int silu_bad = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const int n = sizes[k];
+        for (int i = 0; i < 1000; i++) o1[i] = o2[i] = 7.0f;
+        ref->silu_mul_llamacpp(gate, y, o1, n);
+        fast->silu_mul_llamacpp(gate, y, o2, n);
+        silu_bad += !CHECK(!memcmp(o1, o2, sizeof o1), "silu_mul_llamacpp n=%d: ref and fast differ", n);
+        for (int i = 0; i < n; i++) {
+            const double want = (double)gate[i] / (1.0 + exp(-(double)gate[i])) * y[i];
+            const double err = fabs(o1[i] - want) / fmax(fabs(want), 1e-30);
+            if (fabs(want) > 1e-30) worst_silu = fmax(worst_silu, err);
+        }
+    }
+    CHECK(worst_silu < 1e-6, "silu_mul_llamacpp vs double SiLU: max relative error %g", worst_silu);
+    printf("silu_mul_llamacpp: ref and fast %s, vs double SiLU %.3g (relative)\n",
+           silu_bad ? "DIFFER" : "bit-identical", worst_silu);
     printf("vecops: %s, dot max relative diff %.2e, f16 kernels %s\n", fast == ref ? "scalar" : "avx2", worst,
            f16_bad ? "DIFFER" : "bit-identical");
     return es_test_finish();

@@ -17,7 +17,7 @@ static const es_type_layout s_layout[ES_TYPE_COUNT] = {
     ES_BLOCK(ES_TYPE_Q5_1, "Q5_1", 32, 24),
     ES_BLOCK(ES_TYPE_Q8_0, "Q8_0", 32, 34),
     ES_BLOCK(ES_TYPE_Q8_1, "Q8_1", 32, 36),
-    /* K-quants: filled by es_kquants_register() */
+    /* K-quants: filled by es_quants_k_register() */
     ES_BLOCK(ES_TYPE_Q2_K, "Q2_K", 256, 84),
     ES_BLOCK(ES_TYPE_Q3_K, "Q3_K", 256, 110),
     ES_BLOCK(ES_TYPE_Q4_K, "Q4_K", 256, 144),

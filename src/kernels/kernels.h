@@ -2,10 +2,22 @@
  * kernels.h — internal: quantized block layouts and the per-type kernels behind the
  * es_type_traits tables of types.c. Not part of the public API.
  *
- * Naming: es_ref_* are the plain scalar references (src/quants.c), es_avx2_* the
- * AVX2/FMA/F16C versions (src/quants_avx2.c, only built on x86-64). Both follow the
- * signatures of types.h: to_float(x, y, n), from_float(x, y, n), vec_dot(n, s, x, y)
- * with n a multiple of the block size.
+ * Naming, for every kernel of src/kernels/ and src/kernels/x86/:
+ *   blocks     es_block_<type>              es_block_q4_0, es_block_q4_K, es_block_q8_K
+ *   kernels    es_<op>[_<type>]_<isa>       es_vec_dot_q4_0_ref, es_vec_dot_q4_K_avx2,
+ *                                           es_to_float_q6_K_avx2, es_matmul_f32act_avx512,
+ *                                           es_matmul_rows_q8_0_avx512vnni, es_dot_f16_avx2
+ *   helpers    es_<op>_<type>               es_unpack_scales_q4_K (shared by ref and SIMD files)
+ *   ISA tests  es_<isa>_supported           es_avx512_supported, es_avxvnni_supported
+ *   tables     es_<module>_register[_<isa>] es_quants_register_ref, es_quants_k_register
+ * <type> is the GGML name in lower case with the K kept upper (q4_0, q5_K, bf16); <isa> is
+ * one of ref (the plain scalar reference, quants.c / quants_k.c / vecops.c), avx2
+ * (AVX2/FMA/F16C), avxvnni (AVX-VNNI), avx512 (AVX-512F), avx512vnni (AVX-512 VNNI), the
+ * same words es_kernels_isa() prints. Constants are ES_QK (32) and ES_QK_K (256). File-local
+ * (static) kernels drop the es_ prefix and may drop the suffix in a file of one ISA
+ * (vec_dot_q4_0 in x86/quants_avx2.c, dot_ref in vecops.c). The per-type kernels
+ * follow the signatures of types.h: to_float(x, y, n), from_float(x, y, n),
+ * vec_dot(n, s, x, y) with n a multiple of the block size.
  *
  * Block layouts are the GGML ones, as stored in GGUF files (little-endian, packed):
  *   Q4_0: d (fp16), qs[16]: element j in the low nibble of qs[j], element j+16 in the
@@ -32,7 +44,9 @@
  * llama.cpp's x86 AVX2 kernels (what users compare us with, and what the quantized
  * fixtures hold), so that the same file gives the same logits bit for bit:
  *   Q4_0, Q5_0 per block: acc = fma(isum, d_w·d_x, acc) (as llama.cpp's repacked Q4_0 gemm;
- *              the prompt tile follows it, the AVX2 decode vec_dot keeps float lanes);
+ *              the AVX-VNNI prompt tile and the AVX2 vec_dot_llamacpp follow it; the AVX2
+ *              vec_dot of ES_NUMERICS_FAST keeps float lanes, ~25% faster where it computes
+ *              the prompt, equal up to rounding);
  *   Q8_0·Q8_0  eight lanes, lane l = Σ of elements 4l..4l+3 of each 32-block (int),
  *              acc_l = fma(d_w·d_x, lane_l, acc_l) block after block, then es_hsum8;
  *   Q4_K·Q8_K  per 64 elements: acc = fma(sc·isum pair, d_w·d_x, acc) and
@@ -40,7 +54,9 @@
  *   Q5_K·Q8_K  lanes as Q8_0 over each super-block (scales applied in int),
  *              acc_l = fma(d, lane_l, acc_l); plus Σ_blocks (−dmin·d_x)·Σ min·bsum;
  *   Q6_K·Q8_K  lanes as Q5_K, the −32 offset folded in per lane pair of 16-sums.
- * The scalar references below spell these out; every SIMD version reproduces them. */
+ * The scalar references below spell these out; every SIMD version reproduces them (for
+ * Q4_0/Q5_0: the table's vec_dot_llamacpp, types.h), so that ES_NUMERICS_LLAMACPP gives the
+ * same bits on every CPU and with every environment switch below. */
 static inline float es_hsum8(const float a[8]) {
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
@@ -87,40 +103,40 @@ typedef struct {
 _Static_assert(sizeof(es_block_q8_1) == 36, "Q8_1 block is 36 bytes");
 
 /* ---- scalar references (quants.c) ---- */
-void es_ref_to_float_f32(const void *x, float *y, int64_t n);
-void es_ref_from_float_f32(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_f32(int64_t n, float *s, const void *x, const void *y);
+void es_to_float_f32_ref(const void *x, float *y, int64_t n);
+void es_from_float_f32_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_f32_ref(int64_t n, float *s, const void *x, const void *y);
 
-void es_ref_to_float_f16(const void *x, float *y, int64_t n);
-void es_ref_from_float_f16(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y);
+void es_to_float_f16_ref(const void *x, float *y, int64_t n);
+void es_from_float_f16_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_f16_ref(int64_t n, float *s, const void *x, const void *y);
 
-void es_ref_to_float_bf16(const void *x, float *y, int64_t n);
-void es_ref_from_float_bf16(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y);
+void es_to_float_bf16_ref(const void *x, float *y, int64_t n);
+void es_from_float_bf16_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_bf16_ref(int64_t n, float *s, const void *x, const void *y);
 
-void es_ref_to_float_q4_0(const void *x, float *y, int64_t n);
-void es_ref_from_float_q4_0(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+void es_to_float_q4_0_ref(const void *x, float *y, int64_t n);
+void es_from_float_q4_0_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_q4_0_ref(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
 
-void es_ref_to_float_q4_1(const void *x, float *y, int64_t n);
-void es_ref_from_float_q4_1(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_q4_1(int64_t n, float *s, const void *x, const void *y); /* y: Q8_1 */
+void es_to_float_q4_1_ref(const void *x, float *y, int64_t n);
+void es_from_float_q4_1_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_q4_1_ref(int64_t n, float *s, const void *x, const void *y); /* y: Q8_1 */
 
-void es_ref_to_float_q5_0(const void *x, float *y, int64_t n);
-void es_ref_from_float_q5_0(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+void es_to_float_q5_0_ref(const void *x, float *y, int64_t n);
+void es_from_float_q5_0_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_q5_0_ref(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
 
-void es_ref_to_float_q5_1(const void *x, float *y, int64_t n);
-void es_ref_from_float_q5_1(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_q5_1(int64_t n, float *s, const void *x, const void *y); /* y: Q8_1 */
+void es_to_float_q5_1_ref(const void *x, float *y, int64_t n);
+void es_from_float_q5_1_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_q5_1_ref(int64_t n, float *s, const void *x, const void *y); /* y: Q8_1 */
 
-void es_ref_to_float_q8_0(const void *x, float *y, int64_t n);
-void es_ref_from_float_q8_0(const float *x, void *y, int64_t n);
-void es_ref_vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+void es_to_float_q8_0_ref(const void *x, float *y, int64_t n);
+void es_from_float_q8_0_ref(const float *x, void *y, int64_t n);
+void es_vec_dot_q8_0_ref(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
 
-void es_ref_to_float_q8_1(const void *x, float *y, int64_t n);
-void es_ref_from_float_q8_1(const float *x, void *y, int64_t n);
+void es_to_float_q8_1_ref(const void *x, float *y, int64_t n);
+void es_from_float_q8_1_ref(const float *x, void *y, int64_t n);
 
 /* Fills the scalar kernels of the types quants.c implements into a table indexed by
  * type id (sizes and names already set by types.c). */
@@ -134,34 +150,35 @@ void es_quants_register_avx2(es_type_traits *table);
 /* matmul_avx2.c: y[t][r] for rows [r0, r1) and all n_tok tokens, with F32, F16 or BF16
  * weights W (rows of w_row bytes) and f32 activations x[n_tok][n_in]; y is
  * [n_tok][n_out]. Register-blocked (3 rows x 4 tokens). */
-void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+void es_matmul_f32act_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                            int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
 /* es_gemm_nn (matmul.h) with AVX2 (matmul_avx2.c) and AVX-512F (matmul_avx512.c). */
-void es_avx2_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+void es_gemm_nn_avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
                      float *C, int64_t ldc, bool acc);
-void es_avx512_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+void es_gemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
                        float *C, int64_t ldc, bool acc);
 
-/* matmul_avx512.c: the same as es_avx2_matmul_f32act with AVX-512F (4 rows x 6 tokens). */
-void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+/* matmul_avx512.c: the same as es_matmul_f32act_avx2 with AVX-512F (4 rows x 6 tokens). */
+void es_matmul_f32act_avx512(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                              int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
 /* matmul_avx512.c, n_tok >= ES_XT_MIN_TOK: the activations transposed into tiles of
- * ES_XT_W tokens, xt[ceil(n_tok/ES_XT_W)][n_in][ES_XT_W] (es_avx512_pack_xt writes the
+ * ES_XT_W tokens, xt[ceil(n_tok/ES_XT_W)][n_in][ES_XT_W] (es_pack_xt_avx512 writes the
  * groups of 16 tokens [g0, g1), up to ceil(n_tok/ES_XT_W)·ES_XT_W/16; tokens past n_tok are
  * zeros), then y rows [r0, r1) with tokens across the vector lanes. */
 #define ES_XT_MIN_TOK 16
 #define ES_XT_W 32
-void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1);
-void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *xt,
+void es_pack_xt_avx512(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1);
+void es_matmul_xt_avx512(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *xt,
                          int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
 /* matmul_q8_avx512.c: Q8_0 prompt rows [r0, r1) with AVX-512 VNNI, in the order of
- * es_ref_vec_dot_q8_0 bit for bit (xq: activations as Q8_0 rows of x_row bytes). Returns
- * false (and computes nothing) when its panel cannot be allocated. */
+ * es_vec_dot_q8_0_ref bit for bit (xq: activations as Q8_0 rows of x_row bytes). Returns
+ * false (and computes nothing) when its panel cannot be allocated. The path is on when
+ * es_avx512_supported(), the CPU has AVX-512BW and AVX-512 VNNI, and ES_NO_VNNI is unset. */
 bool es_avx512vnni_supported(void);
-bool es_avx512_q8_0_matmul_rows(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
+bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                                 int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
 /* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 and
@@ -172,26 +189,36 @@ typedef struct {
     int32_t c; /* weight offset * sum q, subtracted from the biased integer dot */
     int32_t pad;
 } es_xinfo;
-/* True when the CPU has AVX-VNNI (and es_type_get hands out AVX2 kernels). */
-bool es_vnni_supported(void);
+/* True when the CPU has AVX-VNNI, es_type_get hands out AVX2 kernels, and ES_NO_VNNI is unset. */
+bool es_avxvnni_supported(void);
 /* Weights per scale group (32 or 16) of a type the packed path handles, else 0. */
-int es_vnni_group_size(int type);
+int es_group_size_avxvnni(int type);
 /* es_xinfo for the n_in / group_size groups of one activation row xq (vec_dot_type). */
-void es_vnni_xinfo(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out);
+void es_xinfo_avxvnni(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out);
 /* y[t][r] for rows [r0, r1) and all tokens; xq: n_tok activation rows of x_row bytes,
  * xi: [n_tok][n_in / group_size]. */
-void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
+void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                          const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 #endif
 
-/* True when the CPU has AVX-512F, the AVX2 kernels are in use, and the environment
- * variable ES_NO_AVX512 is unset (matmul_avx512.c; false on builds without SIMD). */
+/* Environment switches, read once when a path is first chosen (a value other than
+ * empty or "0" sets them); together they select the paths of a smaller CPU on a larger one:
+ *   ES_FORCE_SCALAR=1  the scalar references everywhere (es_kernels_have_avx2() false);
+ *   ES_NO_AVX512=1     no AVX-512 path (es_avx512_supported(), es_avx512vnni_supported() false);
+ *   ES_NO_VNNI=1       no VNNI path, neither AVX-VNNI (es_avxvnni_supported()) nor AVX-512 VNNI
+ *                      (es_avx512vnni_supported()).
+ * ES_NO_AVX512=1 ES_NO_VNNI=1 runs exactly the paths of an AVX2/FMA/F16C CPU such as Zen 3.
+ * es_kernels_isa() (types.h) names the paths in use. */
+bool es_env_switch(const char *name);
+
+/* True when the CPU has AVX-512F, the AVX2 kernels are in use, and ES_NO_AVX512 is unset
+ * (matmul_avx512.c; false on builds without SIMD). */
 bool es_avx512_supported(void);
 
 /* Hook of the K-quant module (src/quants_k.c): fills the Q2_K..Q6_K and Q8_K entries
  * of both tables (kernels, can_compute, vec_dot_type). A weak no-op stands in until
  * that module is linked. */
-void es_kquants_register(es_type_traits *ref_table, es_type_traits *fast_table, bool have_avx2);
+void es_quants_k_register(es_type_traits *ref_table, es_type_traits *fast_table, bool have_avx2);
 
 /* True when es_type_get hands out the AVX2 kernels (after es_kernels_init). */
 bool es_kernels_have_avx2(void);

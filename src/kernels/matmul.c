@@ -49,7 +49,7 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     if (!es_mul_size(act_row_bytes(t, n_in), (size_t)n_tok, &total)) return SIZE_MAX;
 #ifndef ES_NO_SIMD
     /* es_xinfo per token and block for the packed integer path */
-    const int gs = es_vnni_group_size(type);
+    const int gs = es_group_size_avxvnni(type);
     if (gs > 0 && (!es_mul_size((size_t)n_tok * (size_t)(n_in / gs), sizeof(es_xinfo), &info) ||
          !es_add_size(total, align_up(info), &total)))
         return SIZE_MAX;
@@ -62,6 +62,7 @@ typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q, PATH_Q8_AVX512 } mm_
 
 typedef struct {
     const es_type_traits *tt;
+    es_vec_dot_fn dot; /* tt->vec_dot, or tt->vec_dot_llamacpp for llama.cpp's order */
     int type;
     mm_path path;
     const uint8_t *W; /* [n_out] rows of w_row bytes */
@@ -88,7 +89,7 @@ static void convert_task(void *p, int ith, int nth) {
         vt->from_float(t->x + i * t->n_in, row, t->n_in);
 #ifndef ES_NO_SIMD
         if (t->path == PATH_PACKED_Q)
-            es_vnni_xinfo(t->type, row, t->n_in, (es_xinfo *)t->xinfo + i * (t->n_in / t->group_size));
+            es_xinfo_avxvnni(t->type, row, t->n_in, (es_xinfo *)t->xinfo + i * (t->n_in / t->group_size));
 #endif
     }
 }
@@ -100,12 +101,12 @@ static void pack_xt_task(void *p, int ith, int nth) {
     mm_task *t = p;
     const int64_t n_groups = (t->n_tok + ES_XT_W - 1) / ES_XT_W * (ES_XT_W / 16);
     const int64_t per = (n_groups + nth - 1) / nth, g0 = ES_MIN(n_groups, per * ith);
-    es_avx512_pack_xt(t->x, t->n_in, t->n_tok, t->xt, g0, ES_MIN(n_groups, g0 + per));
+    es_pack_xt_avx512(t->x, t->n_in, t->n_tok, t->xt, g0, ES_MIN(n_groups, g0 + per));
 }
 #endif
 
 static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
-    const es_vec_dot_fn dot = t->tt->vec_dot;
+    const es_vec_dot_fn dot = t->dot;
     for (int64_t tok = 0; tok < t->n_tok; tok++) {
         const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
         float *yr = t->y + tok * t->n_out;
@@ -125,18 +126,18 @@ static void rows_task(void *p, int ith, int nth) {
 #ifndef ES_NO_SIMD
         case PATH_TILED_F32:
             if (t->xt)
-                es_avx512_matmul_xt(t->type, t->W, t->w_row, t->n_in, t->xt, t->n_tok, t->y, t->n_out, r0, r1);
+                es_matmul_xt_avx512(t->type, t->W, t->w_row, t->n_in, t->xt, t->n_tok, t->y, t->n_out, r0, r1);
             else
-                (es_avx512_supported() ? es_avx512_matmul_f32act : es_avx2_matmul_f32act)(
+                (es_avx512_supported() ? es_matmul_f32act_avx512 : es_matmul_f32act_avx2)(
                     t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
             break;
         case PATH_Q8_AVX512:
-            if (!es_avx512_q8_0_matmul_rows(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y, t->n_out, r0,
+            if (!es_matmul_rows_q8_0_avx512vnni(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y, t->n_out, r0,
                                             r1))
                 rows_vec_dot(t, r0, r1);
             break;
         case PATH_PACKED_Q:
-            es_vnni_matmul_rows(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo, t->n_tok, t->y,
+            es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo, t->n_tok, t->y,
                                 t->n_out, r0, r1);
             break;
 #endif
@@ -152,8 +153,8 @@ static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_
         return PATH_TILED_F32;
     if (type == ES_TYPE_Q8_0 && llamacpp_order) /* its vec_dot's order, for any batch */
         return n_tok > 1 && es_avx512vnni_supported() ? PATH_Q8_AVX512 : PATH_VEC_DOT;
-    const int gs = es_vnni_group_size(type);
-    if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_vnni_supported()) return PATH_PACKED_Q;
+    const int gs = es_group_size_avxvnni(type);
+    if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_avxvnni_supported()) return PATH_PACKED_Q;
 #endif
     (void)type, (void)n_in, (void)n_tok, (void)llamacpp_order;
     return PATH_VEC_DOT;
@@ -175,10 +176,11 @@ void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int
     if (es_row_size(type, n_in) == 0) return; /* n_in not a whole number of blocks: checked at load */
     mm_task t = {
         .tt = tt,
+        .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
         .type = type,
         .path = choose_path(type, n_in, n_tok, llamacpp_order),
 #ifndef ES_NO_SIMD
-        .group_size = es_vnni_group_size(type),
+        .group_size = es_group_size_avxvnni(type),
 #endif
         .W = W,
         .w_row = es_row_size(type, n_in),
@@ -235,8 +237,8 @@ typedef void (*gemm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const
 
 static gemm_fn gemm_nn_impl(void) {
 #ifndef ES_NO_SIMD
-    if (es_avx512_supported()) return es_avx512_gemm_nn;
-    if (es_kernels_have_avx2()) return es_avx2_gemm_nn;
+    if (es_avx512_supported()) return es_gemm_nn_avx512;
+    if (es_kernels_have_avx2()) return es_gemm_nn_avx2;
 #endif
     return gemm_nn_ref;
 }

@@ -27,8 +27,9 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok);
  * have can_compute (the caller checks at load time). */
 void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
                const float *x, int64_t n_tok, float *y, void *wsp);
-/* The same; llamacpp_order keeps llama.cpp's summation order on every path (see
- * es_numerics in emosteer.h): Q8_0 prompts then skip the AVX-VNNI tile. */
+/* The same; llamacpp_order keeps llama.cpp's summation order (kernels.h) on every path
+ * (see es_numerics in emosteer.h): rows take vec_dot_llamacpp (Q4_0/Q5_0: one fma chain
+ * instead of float lanes), Q8_0 prompts skip the AVX-VNNI tile. */
 void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
                   const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order);
 

@@ -13,11 +13,11 @@
 
 /* ---- F32 ---- */
 
-void es_ref_to_float_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
+void es_to_float_f32_ref(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
 
-void es_ref_from_float_f32(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
+void es_from_float_f32_ref(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
 
-void es_ref_vec_dot_f32(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_f32_ref(int64_t n, float *s, const void *x, const void *y) {
     const float *a = x, *b = y;
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) sum += (double)a[i] * (double)b[i];
@@ -26,17 +26,17 @@ void es_ref_vec_dot_f32(int64_t n, float *s, const void *x, const void *y) {
 
 /* ---- F16 (weights) · F32 (activations) ---- */
 
-void es_ref_to_float_f16(const void *x, float *y, int64_t n) {
+void es_to_float_f16_ref(const void *x, float *y, int64_t n) {
     const uint16_t *h = x;
     for (int64_t i = 0; i < n; i++) y[i] = es_fp16_to_fp32(h[i]);
 }
 
-void es_ref_from_float_f16(const float *x, void *y, int64_t n) {
+void es_from_float_f16_ref(const float *x, void *y, int64_t n) {
     uint16_t *h = y;
     for (int64_t i = 0; i < n; i++) h[i] = es_fp32_to_fp16(x[i]);
 }
 
-void es_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_f16_ref(int64_t n, float *s, const void *x, const void *y) {
     const uint16_t *a = x;
     const float *b = y;
     double sum = 0.0;
@@ -46,17 +46,17 @@ void es_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y) {
 
 /* ---- BF16 (weights) · F32 (activations) ---- */
 
-void es_ref_to_float_bf16(const void *x, float *y, int64_t n) {
+void es_to_float_bf16_ref(const void *x, float *y, int64_t n) {
     const uint16_t *h = x;
     for (int64_t i = 0; i < n; i++) y[i] = es_bf16_to_fp32(h[i]);
 }
 
-void es_ref_from_float_bf16(const float *x, void *y, int64_t n) {
+void es_from_float_bf16_ref(const float *x, void *y, int64_t n) {
     uint16_t *h = y;
     for (int64_t i = 0; i < n; i++) h[i] = es_fp32_to_bf16(x[i]);
 }
 
-void es_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_bf16_ref(int64_t n, float *s, const void *x, const void *y) {
     const uint16_t *a = x;
     const float *b = y;
     double sum = 0.0;
@@ -92,7 +92,7 @@ static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi 
 
 /* ---- Q4_0: value = d * (q - 8), q in [0, 15] ---- */
 
-void es_ref_to_float_q4_0(const void *x, float *y, int64_t n) {
+void es_to_float_q4_0_ref(const void *x, float *y, int64_t n) {
     const es_block_q4_0 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d);
@@ -119,7 +119,7 @@ static void pack_block(const float *x, float sub, float id, float bias, int bits
     if (qh) *qh = h;
 }
 
-void es_ref_from_float_q4_0(const float *x, void *y, int64_t n) {
+void es_from_float_q4_0_ref(const float *x, void *y, int64_t n) {
     es_block_q4_0 *b = y;
     for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
         /* the extreme element maps to -8, so the full range [-8, 7] is used */
@@ -130,7 +130,7 @@ void es_ref_from_float_q4_0(const float *x, void *y, int64_t n) {
     }
 }
 
-void es_ref_vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_q4_0_ref(int64_t n, float *s, const void *x, const void *y) {
     const es_block_q4_0 *a = x;
     const es_block_q8_0 *b = y;
     float sum = 0.0f;
@@ -147,7 +147,7 @@ void es_ref_vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
 
 /* ---- Q4_1: value = d * q + m, q in [0, 15] ---- */
 
-void es_ref_to_float_q4_1(const void *x, float *y, int64_t n) {
+void es_to_float_q4_1_ref(const void *x, float *y, int64_t n) {
     const es_block_q4_1 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d), m = es_fp16_to_fp32(b[i].m);
@@ -158,7 +158,7 @@ void es_ref_to_float_q4_1(const void *x, float *y, int64_t n) {
     }
 }
 
-void es_ref_from_float_q4_1(const float *x, void *y, int64_t n) {
+void es_from_float_q4_1_ref(const float *x, void *y, int64_t n) {
     es_block_q4_1 *b = y;
     for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
         float min, max;
@@ -171,7 +171,7 @@ void es_ref_from_float_q4_1(const float *x, void *y, int64_t n) {
     }
 }
 
-void es_ref_vec_dot_q4_1(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_q4_1_ref(int64_t n, float *s, const void *x, const void *y) {
     const es_block_q4_1 *a = x;
     const es_block_q8_1 *b = y;
     float sum = 0.0f;
@@ -204,7 +204,7 @@ static inline void q5_pair(const uint8_t *qs, uint32_t qh, int j, int *q0, int *
     *q1 = (qs[j] >> 4) | (int)(((qh >> (j + ES_QK / 2)) & 1u) << 4);
 }
 
-void es_ref_to_float_q5_0(const void *x, float *y, int64_t n) {
+void es_to_float_q5_0_ref(const void *x, float *y, int64_t n) {
     const es_block_q5_0 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d);
@@ -218,7 +218,7 @@ void es_ref_to_float_q5_0(const void *x, float *y, int64_t n) {
     }
 }
 
-void es_ref_from_float_q5_0(const float *x, void *y, int64_t n) {
+void es_from_float_q5_0_ref(const float *x, void *y, int64_t n) {
     es_block_q5_0 *b = y;
     for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
         const float d = signed_absmax(x, ES_QK) / -16.0f;
@@ -230,7 +230,7 @@ void es_ref_from_float_q5_0(const float *x, void *y, int64_t n) {
     }
 }
 
-void es_ref_vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_q5_0_ref(int64_t n, float *s, const void *x, const void *y) {
     const es_block_q5_0 *a = x;
     const es_block_q8_0 *b = y;
     float sum = 0.0f;
@@ -249,7 +249,7 @@ void es_ref_vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y) {
 
 /* ---- Q5_1: value = d * q + m, q in [0, 31] ---- */
 
-void es_ref_to_float_q5_1(const void *x, float *y, int64_t n) {
+void es_to_float_q5_1_ref(const void *x, float *y, int64_t n) {
     const es_block_q5_1 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d), m = es_fp16_to_fp32(b[i].m);
@@ -263,7 +263,7 @@ void es_ref_to_float_q5_1(const void *x, float *y, int64_t n) {
     }
 }
 
-void es_ref_from_float_q5_1(const float *x, void *y, int64_t n) {
+void es_from_float_q5_1_ref(const float *x, void *y, int64_t n) {
     es_block_q5_1 *b = y;
     for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
         float min, max;
@@ -278,7 +278,7 @@ void es_ref_from_float_q5_1(const float *x, void *y, int64_t n) {
     }
 }
 
-void es_ref_vec_dot_q5_1(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_q5_1_ref(int64_t n, float *s, const void *x, const void *y) {
     const es_block_q5_1 *a = x;
     const es_block_q8_1 *b = y;
     float sum = 0.0f;
@@ -298,7 +298,7 @@ void es_ref_vec_dot_q5_1(int64_t n, float *s, const void *x, const void *y) {
 
 /* ---- Q8_0: value = d * q, q in [-127, 127] ---- */
 
-void es_ref_to_float_q8_0(const void *x, float *y, int64_t n) {
+void es_to_float_q8_0_ref(const void *x, float *y, int64_t n) {
     const es_block_q8_0 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d);
@@ -327,7 +327,7 @@ static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
     return sum;
 }
 
-void es_ref_from_float_q8_0(const float *x, void *y, int64_t n) {
+void es_from_float_q8_0_ref(const float *x, void *y, int64_t n) {
     es_block_q8_0 *b = y;
     for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
         float d;
@@ -336,7 +336,7 @@ void es_ref_from_float_q8_0(const float *x, void *y, int64_t n) {
     }
 }
 
-void es_ref_vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
+void es_vec_dot_q8_0_ref(int64_t n, float *s, const void *x, const void *y) {
     const es_block_q8_0 *a = x;
     const es_block_q8_0 *b = y;
     float acc[8] = {0};
@@ -353,7 +353,7 @@ void es_ref_vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
 
 /* ---- Q8_1: Q8_0 plus s = d * sum(q) (activations for Q4_1 / Q5_1) ---- */
 
-void es_ref_to_float_q8_1(const void *x, float *y, int64_t n) {
+void es_to_float_q8_1_ref(const void *x, float *y, int64_t n) {
     const es_block_q8_1 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d);
@@ -361,7 +361,7 @@ void es_ref_to_float_q8_1(const void *x, float *y, int64_t n) {
     }
 }
 
-void es_ref_from_float_q8_1(const float *x, void *y, int64_t n) {
+void es_from_float_q8_1_ref(const float *x, void *y, int64_t n) {
     es_block_q8_1 *b = y;
     for (int64_t i = 0; i < n / ES_QK; i++, x += ES_QK) {
         float d;
@@ -383,22 +383,22 @@ static void set_kernels(es_type_traits *t, es_type vdt, es_to_float_fn to, es_fr
 }
 
 void es_quants_register_ref(es_type_traits *table) {
-    set_kernels(&table[ES_TYPE_F32], ES_TYPE_F32, es_ref_to_float_f32, es_ref_from_float_f32,
-                es_ref_vec_dot_f32);
-    set_kernels(&table[ES_TYPE_F16], ES_TYPE_F32, es_ref_to_float_f16, es_ref_from_float_f16,
-                es_ref_vec_dot_f16);
-    set_kernels(&table[ES_TYPE_BF16], ES_TYPE_F32, es_ref_to_float_bf16, es_ref_from_float_bf16,
-                es_ref_vec_dot_bf16);
-    set_kernels(&table[ES_TYPE_Q4_0], ES_TYPE_Q8_0, es_ref_to_float_q4_0, es_ref_from_float_q4_0,
-                es_ref_vec_dot_q4_0);
-    set_kernels(&table[ES_TYPE_Q4_1], ES_TYPE_Q8_1, es_ref_to_float_q4_1, es_ref_from_float_q4_1,
-                es_ref_vec_dot_q4_1);
-    set_kernels(&table[ES_TYPE_Q5_0], ES_TYPE_Q8_0, es_ref_to_float_q5_0, es_ref_from_float_q5_0,
-                es_ref_vec_dot_q5_0);
-    set_kernels(&table[ES_TYPE_Q5_1], ES_TYPE_Q8_1, es_ref_to_float_q5_1, es_ref_from_float_q5_1,
-                es_ref_vec_dot_q5_1);
-    set_kernels(&table[ES_TYPE_Q8_0], ES_TYPE_Q8_0, es_ref_to_float_q8_0, es_ref_from_float_q8_0,
-                es_ref_vec_dot_q8_0);
+    set_kernels(&table[ES_TYPE_F32], ES_TYPE_F32, es_to_float_f32_ref, es_from_float_f32_ref,
+                es_vec_dot_f32_ref);
+    set_kernels(&table[ES_TYPE_F16], ES_TYPE_F32, es_to_float_f16_ref, es_from_float_f16_ref,
+                es_vec_dot_f16_ref);
+    set_kernels(&table[ES_TYPE_BF16], ES_TYPE_F32, es_to_float_bf16_ref, es_from_float_bf16_ref,
+                es_vec_dot_bf16_ref);
+    set_kernels(&table[ES_TYPE_Q4_0], ES_TYPE_Q8_0, es_to_float_q4_0_ref, es_from_float_q4_0_ref,
+                es_vec_dot_q4_0_ref);
+    set_kernels(&table[ES_TYPE_Q4_1], ES_TYPE_Q8_1, es_to_float_q4_1_ref, es_from_float_q4_1_ref,
+                es_vec_dot_q4_1_ref);
+    set_kernels(&table[ES_TYPE_Q5_0], ES_TYPE_Q8_0, es_to_float_q5_0_ref, es_from_float_q5_0_ref,
+                es_vec_dot_q5_0_ref);
+    set_kernels(&table[ES_TYPE_Q5_1], ES_TYPE_Q8_1, es_to_float_q5_1_ref, es_from_float_q5_1_ref,
+                es_vec_dot_q5_1_ref);
+    set_kernels(&table[ES_TYPE_Q8_0], ES_TYPE_Q8_0, es_to_float_q8_0_ref, es_from_float_q8_0_ref,
+                es_vec_dot_q8_0_ref);
     /* Q8_1 is an activation format only: no vec_dot of its own */
-    set_kernels(&table[ES_TYPE_Q8_1], ES_TYPE_Q8_1, es_ref_to_float_q8_1, es_ref_from_float_q8_1, NULL);
+    set_kernels(&table[ES_TYPE_Q8_1], ES_TYPE_Q8_1, es_to_float_q8_1_ref, es_from_float_q8_1_ref, NULL);
 }

@@ -1,7 +1,7 @@
 /*
  * quants_k.c — scalar reference kernels of the K-quant types (see quants_k.h for the
  * formats): dequantization, quantization, dot products with Q8_K activations, and
- * es_kquants_register, which puts them (and the AVX2 versions) into the type tables.
+ * es_quants_k_register, which puts them (and the AVX2 versions) into the type tables.
  */
 #include "quants_k.h"
 
@@ -37,8 +37,8 @@ static inline float fp16(uint16_t h) {
 /* Scale packing                                                             */
 /* ------------------------------------------------------------------------- */
 
-/* Inverse of es_k4_unpack_scales; sc and m are 0..63. */
-static void k4_pack_scales(const uint8_t *sc, const uint8_t *m, uint8_t *q) {
+/* Inverse of es_unpack_scales_q4_K; sc and m are 0..63. */
+static void pack_scales_q4_K(const uint8_t *sc, const uint8_t *m, uint8_t *q) {
     for (int j = 0; j < 4; j++) {
         q[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
         q[j + 4] = (uint8_t)(m[j] | ((m[j + 4] >> 4) << 6));
@@ -47,7 +47,7 @@ static void k4_pack_scales(const uint8_t *sc, const uint8_t *m, uint8_t *q) {
 }
 
 /* v[i] in 0..63 */
-static void q3k_pack_scales(const uint8_t *v, uint8_t *q) {
+static void pack_scales_q3_K(const uint8_t *v, uint8_t *q) {
     memset(q, 0, ES_K_SCALE_SIZE);
     for (int i = 0; i < 16; i++) {
         if (i < 8)
@@ -62,28 +62,28 @@ static void q3k_pack_scales(const uint8_t *v, uint8_t *q) {
 /* Unpacking the quants of one super-block into q[256] (unsigned, 0..2^bits-1) */
 /* ------------------------------------------------------------------------- */
 
-static void q2k_unpack(const block_q2_K *b, uint8_t *q) {
-    for (int e = 0; e < QK_K; e++)
+static void unpack_q2_K(const es_block_q2_K *b, uint8_t *q) {
+    for (int e = 0; e < ES_QK_K; e++)
         q[e] = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
 }
 
-static void q3k_unpack(const block_q3_K *b, uint8_t *q) {
-    for (int e = 0; e < QK_K; e++) {
+static void unpack_q3_K(const es_block_q3_K *b, uint8_t *q) {
+    for (int e = 0; e < ES_QK_K; e++) {
         int lo = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
         int hi = (b->hmask[e % 32] >> (e / 32)) & 1;
         q[e] = (uint8_t)(lo | (hi << 2));
     }
 }
 
-static void q4k_unpack(const block_q4_K *b, uint8_t *q) {
-    for (int e = 0; e < QK_K; e++) {
+static void unpack_q4_K(const es_block_q4_K *b, uint8_t *q) {
+    for (int e = 0; e < ES_QK_K; e++) {
         uint8_t byte = b->qs[32 * (e / 64) + e % 32];
         q[e] = (e % 64) < 32 ? byte & 0x0f : byte >> 4;
     }
 }
 
-static void q5k_unpack(const block_q5_K *b, uint8_t *q) {
-    for (int e = 0; e < QK_K; e++) {
+static void unpack_q5_K(const es_block_q5_K *b, uint8_t *q) {
+    for (int e = 0; e < ES_QK_K; e++) {
         uint8_t byte = b->qs[32 * (e / 64) + e % 32];
         int lo = (e % 64) < 32 ? byte & 0x0f : byte >> 4;
         int hi = (b->qh[e % 32] >> (e / 32)) & 1;
@@ -91,8 +91,8 @@ static void q5k_unpack(const block_q5_K *b, uint8_t *q) {
     }
 }
 
-static void q6k_unpack(const block_q6_K *b, uint8_t *q) {
-    for (int e = 0; e < QK_K; e++) {
+static void unpack_q6_K(const es_block_q6_K *b, uint8_t *q) {
+    for (int e = 0; e < ES_QK_K; e++) {
         uint8_t byte = b->ql[64 * (e / 128) + e % 64];
         int lo = (e % 128) < 64 ? byte & 0x0f : byte >> 4;
         int hi = (b->qh[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
@@ -104,72 +104,72 @@ static void q6k_unpack(const block_q6_K *b, uint8_t *q) {
 /* Dequantization                                                            */
 /* ------------------------------------------------------------------------- */
 
-void es_q2_K_to_float(const void *vx, float *y, int64_t n) {
-    const block_q2_K *x = vx;
-    uint8_t q[QK_K];
-    for (int64_t i = 0; i < n / QK_K; i++) {
+void es_to_float_q2_K_ref(const void *vx, float *y, int64_t n) {
+    const es_block_q2_K *x = vx;
+    uint8_t q[ES_QK_K];
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
-        q2k_unpack(&x[i], q);
-        for (int e = 0; e < QK_K; e++) {
+        unpack_q2_K(&x[i], q);
+        for (int e = 0; e < ES_QK_K; e++) {
             const uint8_t sc = x[i].scales[e / 16];
-            y[i * QK_K + e] = d * (float)(sc & 0x0f) * (float)q[e] - dmin * (float)(sc >> 4);
+            y[i * ES_QK_K + e] = d * (float)(sc & 0x0f) * (float)q[e] - dmin * (float)(sc >> 4);
         }
     }
 }
 
-void es_q3_K_to_float(const void *vx, float *y, int64_t n) {
-    const block_q3_K *x = vx;
-    uint8_t q[QK_K];
+void es_to_float_q3_K_ref(const void *vx, float *y, int64_t n) {
+    const es_block_q3_K *x = vx;
+    uint8_t q[ES_QK_K];
     int8_t sc[16];
-    for (int64_t i = 0; i < n / QK_K; i++) {
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         const float d = fp16(x[i].d);
-        q3k_unpack(&x[i], q);
-        es_q3k_unpack_scales(x[i].scales, sc);
-        for (int e = 0; e < QK_K; e++)
-            y[i * QK_K + e] = d * (float)sc[e / 16] * (float)(q[e] - 4);
+        unpack_q3_K(&x[i], q);
+        es_unpack_scales_q3_K(x[i].scales, sc);
+        for (int e = 0; e < ES_QK_K; e++)
+            y[i * ES_QK_K + e] = d * (float)sc[e / 16] * (float)(q[e] - 4);
     }
 }
 
-void es_q4_K_to_float(const void *vx, float *y, int64_t n) {
-    const block_q4_K *x = vx;
-    uint8_t q[QK_K], sc[8], m[8];
-    for (int64_t i = 0; i < n / QK_K; i++) {
+void es_to_float_q4_K_ref(const void *vx, float *y, int64_t n) {
+    const es_block_q4_K *x = vx;
+    uint8_t q[ES_QK_K], sc[8], m[8];
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
-        q4k_unpack(&x[i], q);
-        es_k4_unpack_scales(x[i].scales, sc, m);
-        for (int e = 0; e < QK_K; e++)
-            y[i * QK_K + e] = d * (float)sc[e / 32] * (float)q[e] - dmin * (float)m[e / 32];
+        unpack_q4_K(&x[i], q);
+        es_unpack_scales_q4_K(x[i].scales, sc, m);
+        for (int e = 0; e < ES_QK_K; e++)
+            y[i * ES_QK_K + e] = d * (float)sc[e / 32] * (float)q[e] - dmin * (float)m[e / 32];
     }
 }
 
-void es_q5_K_to_float(const void *vx, float *y, int64_t n) {
-    const block_q5_K *x = vx;
-    uint8_t q[QK_K], sc[8], m[8];
-    for (int64_t i = 0; i < n / QK_K; i++) {
+void es_to_float_q5_K_ref(const void *vx, float *y, int64_t n) {
+    const es_block_q5_K *x = vx;
+    uint8_t q[ES_QK_K], sc[8], m[8];
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
-        q5k_unpack(&x[i], q);
-        es_k4_unpack_scales(x[i].scales, sc, m);
-        for (int e = 0; e < QK_K; e++)
-            y[i * QK_K + e] = d * (float)sc[e / 32] * (float)q[e] - dmin * (float)m[e / 32];
+        unpack_q5_K(&x[i], q);
+        es_unpack_scales_q4_K(x[i].scales, sc, m);
+        for (int e = 0; e < ES_QK_K; e++)
+            y[i * ES_QK_K + e] = d * (float)sc[e / 32] * (float)q[e] - dmin * (float)m[e / 32];
     }
 }
 
-void es_q6_K_to_float(const void *vx, float *y, int64_t n) {
-    const block_q6_K *x = vx;
-    uint8_t q[QK_K];
-    for (int64_t i = 0; i < n / QK_K; i++) {
+void es_to_float_q6_K_ref(const void *vx, float *y, int64_t n) {
+    const es_block_q6_K *x = vx;
+    uint8_t q[ES_QK_K];
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         const float d = fp16(x[i].d);
-        q6k_unpack(&x[i], q);
-        for (int e = 0; e < QK_K; e++)
-            y[i * QK_K + e] = d * (float)x[i].scales[e / 16] * (float)(q[e] - 32);
+        unpack_q6_K(&x[i], q);
+        for (int e = 0; e < ES_QK_K; e++)
+            y[i * ES_QK_K + e] = d * (float)x[i].scales[e / 16] * (float)(q[e] - 32);
     }
 }
 
-void es_q8_K_to_float(const void *vx, float *y, int64_t n) {
-    const block_q8_K *x = vx;
-    for (int64_t i = 0; i < n / QK_K; i++)
-        for (int e = 0; e < QK_K; e++)
-            y[i * QK_K + e] = x[i].d * (float)x[i].qs[e];
+void es_to_float_q8_K_ref(const void *vx, float *y, int64_t n) {
+    const es_block_q8_K *x = vx;
+    for (int64_t i = 0; i < n / ES_QK_K; i++)
+        for (int e = 0; e < ES_QK_K; e++)
+            y[i * ES_QK_K + e] = x[i].d * (float)x[i].qs[e];
 }
 
 /* ------------------------------------------------------------------------- */
@@ -287,7 +287,7 @@ static float quantize_scales_unsigned(const float *v, int n, int qmax, uint8_t *
  * 6-bit scales): picks per-group scale/min codes and the final levels L[256]. */
 static void quantize_asym_block(const float *x, int group, int nmax, int scale_max, uint8_t *sc,
                                 uint8_t *m, uint16_t *d_fp16, uint16_t *dmin_fp16, uint8_t *L) {
-    const int ngroups = QK_K / group;
+    const int ngroups = ES_QK_K / group;
     float s[16] = {0}, mn[16] = {0};
     for (int j = 0; j < ngroups; j++)
         fit_scale_min(x + j * group, group, nmax, &s[j], &mn[j]);
@@ -318,7 +318,7 @@ static void quantize_sym_block(const float *x, int nmax, int scale_lo, int scale
         for (int j = 0; j < 16; j++)
             sc[j] = 0;
         *d_fp16 = es_fp32_to_fp16(0.0f);
-        memset(L, (uint8_t)nmax, QK_K);
+        memset(L, (uint8_t)nmax, ES_QK_K);
         return;
     }
     /* the largest scale maps to scale_lo (the wider, negative side) */
@@ -335,92 +335,92 @@ static void quantize_sym_block(const float *x, int nmax, int scale_lo, int scale
     }
 }
 
-void es_q2_K_from_float(const float *x, void *vy, int64_t n) {
-    block_q2_K *y = vy;
-    uint8_t L[QK_K], sc[16], m[16];
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        block_q2_K *b = &y[i];
+void es_from_float_q2_K_ref(const float *x, void *vy, int64_t n) {
+    es_block_q2_K *y = vy;
+    uint8_t L[ES_QK_K], sc[16], m[16];
+    for (int64_t i = 0; i < n / ES_QK_K; i++, x += ES_QK_K) {
+        es_block_q2_K *b = &y[i];
         quantize_asym_block(x, 16, 3, 15, sc, m, &b->d, &b->dmin, L);
         for (int j = 0; j < 16; j++)
             b->scales[j] = (uint8_t)(sc[j] | (m[j] << 4));
         memset(b->qs, 0, sizeof b->qs);
-        for (int e = 0; e < QK_K; e++)
+        for (int e = 0; e < ES_QK_K; e++)
             b->qs[32 * (e / 128) + e % 32] |= (uint8_t)(L[e] << (2 * ((e % 128) / 32)));
     }
 }
 
-void es_q3_K_from_float(const float *x, void *vy, int64_t n) {
-    block_q3_K *y = vy;
-    uint8_t L[QK_K], v[16];
+void es_from_float_q3_K_ref(const float *x, void *vy, int64_t n) {
+    es_block_q3_K *y = vy;
+    uint8_t L[ES_QK_K], v[16];
     int sc[16];
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        block_q3_K *b = &y[i];
+    for (int64_t i = 0; i < n / ES_QK_K; i++, x += ES_QK_K) {
+        es_block_q3_K *b = &y[i];
         quantize_sym_block(x, 4, -32, 31, sc, &b->d, L);
         for (int j = 0; j < 16; j++)
             v[j] = (uint8_t)(sc[j] + 32);
-        q3k_pack_scales(v, b->scales);
+        pack_scales_q3_K(v, b->scales);
         memset(b->qs, 0, sizeof b->qs);
         memset(b->hmask, 0, sizeof b->hmask);
-        for (int e = 0; e < QK_K; e++) {
+        for (int e = 0; e < ES_QK_K; e++) {
             b->qs[32 * (e / 128) + e % 32] |= (uint8_t)((L[e] & 3) << (2 * ((e % 128) / 32)));
             b->hmask[e % 32] |= (uint8_t)((L[e] >> 2) << (e / 32));
         }
     }
 }
 
-void es_q4_K_from_float(const float *x, void *vy, int64_t n) {
-    block_q4_K *y = vy;
-    uint8_t L[QK_K], sc[8], m[8];
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        block_q4_K *b = &y[i];
+void es_from_float_q4_K_ref(const float *x, void *vy, int64_t n) {
+    es_block_q4_K *y = vy;
+    uint8_t L[ES_QK_K], sc[8], m[8];
+    for (int64_t i = 0; i < n / ES_QK_K; i++, x += ES_QK_K) {
+        es_block_q4_K *b = &y[i];
         quantize_asym_block(x, 32, 15, 63, sc, m, &b->d, &b->dmin, L);
-        k4_pack_scales(sc, m, b->scales);
+        pack_scales_q4_K(sc, m, b->scales);
         memset(b->qs, 0, sizeof b->qs);
-        for (int e = 0; e < QK_K; e++)
+        for (int e = 0; e < ES_QK_K; e++)
             b->qs[32 * (e / 64) + e % 32] |= (uint8_t)(L[e] << ((e % 64) < 32 ? 0 : 4));
     }
 }
 
-void es_q5_K_from_float(const float *x, void *vy, int64_t n) {
-    block_q5_K *y = vy;
-    uint8_t L[QK_K], sc[8], m[8];
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        block_q5_K *b = &y[i];
+void es_from_float_q5_K_ref(const float *x, void *vy, int64_t n) {
+    es_block_q5_K *y = vy;
+    uint8_t L[ES_QK_K], sc[8], m[8];
+    for (int64_t i = 0; i < n / ES_QK_K; i++, x += ES_QK_K) {
+        es_block_q5_K *b = &y[i];
         quantize_asym_block(x, 32, 31, 63, sc, m, &b->d, &b->dmin, L);
-        k4_pack_scales(sc, m, b->scales);
+        pack_scales_q4_K(sc, m, b->scales);
         memset(b->qs, 0, sizeof b->qs);
         memset(b->qh, 0, sizeof b->qh);
-        for (int e = 0; e < QK_K; e++) {
+        for (int e = 0; e < ES_QK_K; e++) {
             b->qs[32 * (e / 64) + e % 32] |= (uint8_t)((L[e] & 15) << ((e % 64) < 32 ? 0 : 4));
             b->qh[e % 32] |= (uint8_t)((L[e] >> 4) << (e / 32));
         }
     }
 }
 
-void es_q6_K_from_float(const float *x, void *vy, int64_t n) {
-    block_q6_K *y = vy;
-    uint8_t L[QK_K];
+void es_from_float_q6_K_ref(const float *x, void *vy, int64_t n) {
+    es_block_q6_K *y = vy;
+    uint8_t L[ES_QK_K];
     int sc[16];
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        block_q6_K *b = &y[i];
+    for (int64_t i = 0; i < n / ES_QK_K; i++, x += ES_QK_K) {
+        es_block_q6_K *b = &y[i];
         quantize_sym_block(x, 32, -128, 127, sc, &b->d, L);
         for (int j = 0; j < 16; j++)
             b->scales[j] = (int8_t)sc[j];
         memset(b->ql, 0, sizeof b->ql);
         memset(b->qh, 0, sizeof b->qh);
-        for (int e = 0; e < QK_K; e++) {
+        for (int e = 0; e < ES_QK_K; e++) {
             b->ql[64 * (e / 128) + e % 64] |= (uint8_t)((L[e] & 15) << ((e % 128) < 64 ? 0 : 4));
             b->qh[32 * (e / 128) + e % 32] |= (uint8_t)((L[e] >> 4) << (2 * ((e % 128) / 32)));
         }
     }
 }
 
-void es_q8_K_from_float(const float *x, void *vy, int64_t n) {
-    block_q8_K *y = vy;
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        block_q8_K *b = &y[i];
+void es_from_float_q8_K_ref(const float *x, void *vy, int64_t n) {
+    es_block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / ES_QK_K; i++, x += ES_QK_K) {
+        es_block_q8_K *b = &y[i];
         float amax = 0, max = 0;
-        for (int e = 0; e < QK_K; e++) {
+        for (int e = 0; e < ES_QK_K; e++) {
             const float a = fabsf(x[e]);
             if (a > amax) {
                 amax = a;
@@ -434,9 +434,9 @@ void es_q8_K_from_float(const float *x, void *vy, int64_t n) {
             continue;
         }
         const float iscale = -127.0f / max;
-        for (int e = 0; e < QK_K; e++)
+        for (int e = 0; e < ES_QK_K; e++)
             b->qs[e] = (int8_t)round_clamp(iscale * x[e], -128, 127);
-        for (int j = 0; j < QK_K / 16; j++) {
+        for (int j = 0; j < ES_QK_K / 16; j++) {
             int sum = 0;
             for (int e = 0; e < 16; e++)
                 sum += b->qs[16 * j + e];
@@ -458,13 +458,13 @@ static inline int32_t idot(const uint8_t *q, const int8_t *y, int e0, int len) {
     return sum;
 }
 
-void es_q2_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q2_K *x = vx;
-    const block_q8_K *y = vy;
-    uint8_t q[QK_K];
+void es_vec_dot_q2_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q2_K *x = vx;
+    const es_block_q8_K *y = vy;
+    uint8_t q[ES_QK_K];
     float sum = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        q2k_unpack(&x[i], q);
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
+        unpack_q2_K(&x[i], q);
         int32_t isum = 0, msum = 0;
         for (int j = 0; j < 16; j++) {
             isum += (x[i].scales[j] & 0x0f) * idot(q, y[i].qs, 16 * j, 16);
@@ -476,15 +476,15 @@ void es_q2_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
-void es_q3_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q3_K *x = vx;
-    const block_q8_K *y = vy;
-    uint8_t q[QK_K];
+void es_vec_dot_q3_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q3_K *x = vx;
+    const es_block_q8_K *y = vy;
+    uint8_t q[ES_QK_K];
     int8_t sc[16];
     float sum = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        q3k_unpack(&x[i], q);
-        es_q3k_unpack_scales(x[i].scales, sc);
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
+        unpack_q3_K(&x[i], q);
+        es_unpack_scales_q3_K(x[i].scales, sc);
         int32_t isum = 0;
         for (int j = 0; j < 16; j++) /* levels are q − 4 */
             isum += sc[j] * (idot(q, y[i].qs, 16 * j, 16) - 4 * y[i].bsums[j]);
@@ -499,14 +499,14 @@ static inline void lanes_add(int32_t lane[8], const uint8_t *q, const int8_t *y,
     for (int l = l0; l < l0 + nl; l++) lane[l] += scale * idot(q, y, e0 + 4 * l, 4);
 }
 
-void es_q4_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_K *x = vx;
-    const block_q8_K *y = vy;
-    uint8_t q[QK_K], sc[8], m[8];
+void es_vec_dot_q4_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q4_K *x = vx;
+    const es_block_q8_K *y = vy;
+    uint8_t q[ES_QK_K], sc[8], m[8];
     float acc = 0, accm = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        q4k_unpack(&x[i], q);
-        es_k4_unpack_scales(x[i].scales, sc, m);
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
+        unpack_q4_K(&x[i], q);
+        es_unpack_scales_q4_K(x[i].scales, sc, m);
         const float dd = fp16(x[i].d) * y[i].d, dm = fp16(x[i].dmin) * y[i].d;
         const int16_t *bs = y[i].bsums;
         for (int p = 0; p < 4; p++) { /* pairs of 32-element sub-blocks */
@@ -520,14 +520,14 @@ void es_q4_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     *s = acc - accm;
 }
 
-void es_q5_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q5_K *x = vx;
-    const block_q8_K *y = vy;
-    uint8_t q[QK_K], sc[8], m[8];
+void es_vec_dot_q5_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q5_K *x = vx;
+    const es_block_q8_K *y = vy;
+    uint8_t q[ES_QK_K], sc[8], m[8];
     float acc[8] = {0}, summs = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        q5k_unpack(&x[i], q);
-        es_k4_unpack_scales(x[i].scales, sc, m);
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
+        unpack_q5_K(&x[i], q);
+        es_unpack_scales_q4_K(x[i].scales, sc, m);
         const float d = y[i].d * fp16(x[i].d), dmin = -y[i].d * fp16(x[i].dmin);
         int32_t lane[8] = {0}, msum = 0;
         for (int j = 0; j < 8; j++) {
@@ -540,13 +540,13 @@ void es_q5_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     *s = es_hsum8(acc) + summs;
 }
 
-void es_q6_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q6_K *x = vx;
-    const block_q8_K *y = vy;
-    uint8_t q[QK_K];
+void es_vec_dot_q6_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q6_K *x = vx;
+    const es_block_q8_K *y = vy;
+    uint8_t q[ES_QK_K];
     float acc[8] = {0};
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        q6k_unpack(&x[i], q);
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
+        unpack_q6_K(&x[i], q);
         const int8_t *sc = x[i].scales;
         int32_t lane[8] = {0};
         for (int j = 0; j < 8; j++) { /* 32 elements: lanes 0-3 use scale 2j, lanes 4-7 scale 2j+1 */
@@ -572,23 +572,25 @@ typedef struct kquant_kernels {
     es_vec_dot_fn vec_dot, vec_dot_fast;
 } kquant_kernels;
 
-void es_kquants_register(es_type_traits *ref_table, es_type_traits *fast_table, bool have_avx2) {
+void es_quants_k_register(es_type_traits *ref_table, es_type_traits *fast_table, bool have_avx2) {
 #ifdef ES_NO_SIMD
 #define ES_KQ_FAST(simd, scalar) (scalar)
 #else
 #define ES_KQ_FAST(simd, scalar) (simd)
 #endif
     const kquant_kernels k[] = {
-        {ES_TYPE_Q2_K, es_q2_K_to_float, es_q2_K_to_float, es_q2_K_from_float, es_q2_K_vec_dot,
-         ES_KQ_FAST(es_q2_K_vec_dot_avx2, es_q2_K_vec_dot)},
-        {ES_TYPE_Q3_K, es_q3_K_to_float, es_q3_K_to_float, es_q3_K_from_float, es_q3_K_vec_dot,
-         ES_KQ_FAST(es_q3_K_vec_dot_avx2, es_q3_K_vec_dot)},
-        {ES_TYPE_Q4_K, es_q4_K_to_float, ES_KQ_FAST(es_q4_K_to_float_avx2, es_q4_K_to_float),
-         es_q4_K_from_float, es_q4_K_vec_dot, ES_KQ_FAST(es_q4_K_vec_dot_avx2, es_q4_K_vec_dot)},
-        {ES_TYPE_Q5_K, es_q5_K_to_float, es_q5_K_to_float, es_q5_K_from_float, es_q5_K_vec_dot,
-         ES_KQ_FAST(es_q5_K_vec_dot_avx2, es_q5_K_vec_dot)},
-        {ES_TYPE_Q6_K, es_q6_K_to_float, ES_KQ_FAST(es_q6_K_to_float_avx2, es_q6_K_to_float),
-         es_q6_K_from_float, es_q6_K_vec_dot, ES_KQ_FAST(es_q6_K_vec_dot_avx2, es_q6_K_vec_dot)},
+        {ES_TYPE_Q2_K, es_to_float_q2_K_ref, es_to_float_q2_K_ref, es_from_float_q2_K_ref,
+         es_vec_dot_q2_K_ref, ES_KQ_FAST(es_vec_dot_q2_K_avx2, es_vec_dot_q2_K_ref)},
+        {ES_TYPE_Q3_K, es_to_float_q3_K_ref, es_to_float_q3_K_ref, es_from_float_q3_K_ref,
+         es_vec_dot_q3_K_ref, ES_KQ_FAST(es_vec_dot_q3_K_avx2, es_vec_dot_q3_K_ref)},
+        {ES_TYPE_Q4_K, es_to_float_q4_K_ref, ES_KQ_FAST(es_to_float_q4_K_avx2, es_to_float_q4_K_ref),
+         es_from_float_q4_K_ref, es_vec_dot_q4_K_ref,
+         ES_KQ_FAST(es_vec_dot_q4_K_avx2, es_vec_dot_q4_K_ref)},
+        {ES_TYPE_Q5_K, es_to_float_q5_K_ref, es_to_float_q5_K_ref, es_from_float_q5_K_ref,
+         es_vec_dot_q5_K_ref, ES_KQ_FAST(es_vec_dot_q5_K_avx2, es_vec_dot_q5_K_ref)},
+        {ES_TYPE_Q6_K, es_to_float_q6_K_ref, ES_KQ_FAST(es_to_float_q6_K_avx2, es_to_float_q6_K_ref),
+         es_from_float_q6_K_ref, es_vec_dot_q6_K_ref,
+         ES_KQ_FAST(es_vec_dot_q6_K_avx2, es_vec_dot_q6_K_ref)},
     };
 #undef ES_KQ_FAST
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
@@ -607,7 +609,7 @@ void es_kquants_register(es_type_traits *ref_table, es_type_traits *fast_table, 
     /* Q8_K is only an activation format: convertible both ways, no dot product. */
     es_type_traits *tabs[2] = {ref_table, fast_table};
     for (int t = 0; t < 2; t++) {
-        tabs[t][ES_TYPE_Q8_K].to_float = es_q8_K_to_float;
-        tabs[t][ES_TYPE_Q8_K].from_float = es_q8_K_from_float;
+        tabs[t][ES_TYPE_Q8_K].to_float = es_to_float_q8_K_ref;
+        tabs[t][ES_TYPE_Q8_K].from_float = es_from_float_q8_K_ref;
     }
 }

@@ -2,7 +2,7 @@
  * quants_k.h — the K-quant weight types (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and the Q8_K
  * activation type, in GGUF's byte layout.
  *
- * Every K type packs QK_K = 256 weights into one super-block. A super-block holds
+ * Every K type packs ES_QK_K = 256 weights into one super-block. A super-block holds
  * sub-blocks of 16 (Q2_K, Q3_K, Q6_K) or 32 (Q4_K, Q5_K) weights, each with its own
  * small integer scale (and, for Q2_K/Q4_K/Q5_K, a min) that is itself multiplied by
  * the super-block's fp16 scale d (and dmin):
@@ -24,12 +24,12 @@
  * The sub-block of element e is e/16 (or e/32 for Q4_K/Q5_K).
  *
  * Dot products take a K-quant row x and a Q8_K row y (activations quantized by
- * es_q8_K_from_float, which rounds exactly like llama.cpp's reference, so that our
+ * es_from_float_q8_K_ref, which rounds exactly like llama.cpp's reference, so that our
  * products match llama.cpp's up to float summation order). Integer sums per
  * super-block are exact; the float combination per block is done in the same order by
  * the scalar and the AVX2 versions, which therefore agree bit for bit.
  *
- * All functions take n, a multiple of QK_K (the callers check), and never fail.
+ * All functions take n, a multiple of ES_QK_K (the callers check), and never fail.
  */
 #ifndef ES_QUANTS_K_H
 #define ES_QUANTS_K_H
@@ -38,56 +38,56 @@
 #include <stdint.h>
 #include <string.h>
 
-#define QK_K 256
+#define ES_QK_K 256
 #define ES_K_SCALE_SIZE 12
 
-typedef struct block_q2_K {
-    uint8_t scales[QK_K / 16]; /* low nibble: scale, high nibble: min, per 16 weights */
-    uint8_t qs[QK_K / 4];      /* 2-bit quants */
+typedef struct es_block_q2_K {
+    uint8_t scales[ES_QK_K / 16]; /* low nibble: scale, high nibble: min, per 16 weights */
+    uint8_t qs[ES_QK_K / 4];      /* 2-bit quants */
     uint16_t d;                /* fp16 super-block scale of the scales */
     uint16_t dmin;             /* fp16 super-block scale of the mins */
-} block_q2_K;
-_Static_assert(sizeof(block_q2_K) == 84, "block_q2_K must be 84 bytes");
+} es_block_q2_K;
+_Static_assert(sizeof(es_block_q2_K) == 84, "es_block_q2_K must be 84 bytes");
 
-typedef struct block_q3_K {
-    uint8_t hmask[QK_K / 8];         /* high (third) bit of each quant */
-    uint8_t qs[QK_K / 4];            /* low 2 bits */
+typedef struct es_block_q3_K {
+    uint8_t hmask[ES_QK_K / 8];         /* high (third) bit of each quant */
+    uint8_t qs[ES_QK_K / 4];            /* low 2 bits */
     uint8_t scales[ES_K_SCALE_SIZE]; /* 16 scales of 6 bits, stored +32 */
     uint16_t d;                      /* fp16 super-block scale */
-} block_q3_K;
-_Static_assert(sizeof(block_q3_K) == 110, "block_q3_K must be 110 bytes");
+} es_block_q3_K;
+_Static_assert(sizeof(es_block_q3_K) == 110, "es_block_q3_K must be 110 bytes");
 
-typedef struct block_q4_K {
+typedef struct es_block_q4_K {
     uint16_t d;                      /* fp16 super-block scale of the scales */
     uint16_t dmin;                   /* fp16 super-block scale of the mins */
     uint8_t scales[ES_K_SCALE_SIZE]; /* 8 scales and 8 mins of 6 bits */
-    uint8_t qs[QK_K / 2];            /* 4-bit quants */
-} block_q4_K;
-_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K must be 144 bytes");
+    uint8_t qs[ES_QK_K / 2];            /* 4-bit quants */
+} es_block_q4_K;
+_Static_assert(sizeof(es_block_q4_K) == 144, "es_block_q4_K must be 144 bytes");
 
-typedef struct block_q5_K {
+typedef struct es_block_q5_K {
     uint16_t d;
     uint16_t dmin;
     uint8_t scales[ES_K_SCALE_SIZE]; /* as Q4_K */
-    uint8_t qh[QK_K / 8];            /* fifth bit of each quant */
-    uint8_t qs[QK_K / 2];            /* low 4 bits */
-} block_q5_K;
-_Static_assert(sizeof(block_q5_K) == 176, "block_q5_K must be 176 bytes");
+    uint8_t qh[ES_QK_K / 8];            /* fifth bit of each quant */
+    uint8_t qs[ES_QK_K / 2];            /* low 4 bits */
+} es_block_q5_K;
+_Static_assert(sizeof(es_block_q5_K) == 176, "es_block_q5_K must be 176 bytes");
 
-typedef struct block_q6_K {
-    uint8_t ql[QK_K / 2];     /* low 4 bits */
-    uint8_t qh[QK_K / 4];     /* high 2 bits */
-    int8_t scales[QK_K / 16]; /* one per 16 weights */
+typedef struct es_block_q6_K {
+    uint8_t ql[ES_QK_K / 2];     /* low 4 bits */
+    uint8_t qh[ES_QK_K / 4];     /* high 2 bits */
+    int8_t scales[ES_QK_K / 16]; /* one per 16 weights */
     uint16_t d;               /* fp16 super-block scale */
-} block_q6_K;
-_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K must be 210 bytes");
+} es_block_q6_K;
+_Static_assert(sizeof(es_block_q6_K) == 210, "es_block_q6_K must be 210 bytes");
 
-typedef struct block_q8_K {
+typedef struct es_block_q8_K {
     float d;                  /* scale (may be negative) */
-    int8_t qs[QK_K];          /* quants, −127..127 */
-    int16_t bsums[QK_K / 16]; /* sum of each 16 consecutive quants */
-} block_q8_K;
-_Static_assert(sizeof(block_q8_K) == 292, "block_q8_K must be 292 bytes");
+    int8_t qs[ES_QK_K];          /* quants, −127..127 */
+    int16_t bsums[ES_QK_K / 16]; /* sum of each 16 consecutive quants */
+} es_block_q8_K;
+_Static_assert(sizeof(es_block_q8_K) == 292, "es_block_q8_K must be 292 bytes");
 
 /* ---- decoding helpers shared by the scalar and SIMD files ---- */
 
@@ -95,7 +95,7 @@ _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K must be 292 bytes");
  * sc[j] and m[j] are the low 6 bits of bytes j and j+4; for j ≥ 4, their low 4 bits are
  * the low and high nibble of byte j+4 and their top 2 bits the top bits of bytes j−4
  * and j. Done four at a time in little-endian 32-bit words. */
-static inline void es_k4_unpack_scales(const uint8_t *q, uint8_t *sc, uint8_t *m) {
+static inline void es_unpack_scales_q4_K(const uint8_t *q, uint8_t *sc, uint8_t *m) {
     uint32_t w[3], s[2], mn[2];
     memcpy(w, q, 12);
     s[0] = w[0] & 0x3f3f3f3fu;
@@ -110,7 +110,7 @@ static inline void es_k4_unpack_scales(const uint8_t *q, uint8_t *sc, uint8_t *m
  * bits of scale i are byte i (i < 8) or the high nibble of byte i−8; its high 2 bits
  * are in byte 8 + i%4 at bit 2·(i/4). Done four scales at a time in 32-bit words
  * (bytes are little-endian, as in the file). */
-static inline void es_q3k_unpack_scales(const uint8_t *q, int8_t *sc) {
+static inline void es_unpack_scales_q3_K(const uint8_t *q, int8_t *sc) {
     uint32_t w[3], out[4];
     memcpy(w, q, 12);
     const uint32_t nib = 0x0f0f0f0fu, two = 0x03030303u;
@@ -126,42 +126,42 @@ static inline void es_q3k_unpack_scales(const uint8_t *q, int8_t *sc) {
 
 /* ---- scalar references (the definition of each format) ---- */
 
-void es_q2_K_to_float(const void *x, float *y, int64_t n);
-void es_q3_K_to_float(const void *x, float *y, int64_t n);
-void es_q4_K_to_float(const void *x, float *y, int64_t n);
-void es_q5_K_to_float(const void *x, float *y, int64_t n);
-void es_q6_K_to_float(const void *x, float *y, int64_t n);
-void es_q8_K_to_float(const void *x, float *y, int64_t n);
+void es_to_float_q2_K_ref(const void *x, float *y, int64_t n);
+void es_to_float_q3_K_ref(const void *x, float *y, int64_t n);
+void es_to_float_q4_K_ref(const void *x, float *y, int64_t n);
+void es_to_float_q5_K_ref(const void *x, float *y, int64_t n);
+void es_to_float_q6_K_ref(const void *x, float *y, int64_t n);
+void es_to_float_q8_K_ref(const void *x, float *y, int64_t n);
 
 /* Weight quantizers: per sub-block, a small search for the scale (and min) with the
  * least squared error, then the scales themselves quantized per super-block. Simpler
  * than llama.cpp's, deterministic, and close in error. */
-void es_q2_K_from_float(const float *x, void *y, int64_t n);
-void es_q3_K_from_float(const float *x, void *y, int64_t n);
-void es_q4_K_from_float(const float *x, void *y, int64_t n);
-void es_q5_K_from_float(const float *x, void *y, int64_t n);
-void es_q6_K_from_float(const float *x, void *y, int64_t n);
+void es_from_float_q2_K_ref(const float *x, void *y, int64_t n);
+void es_from_float_q3_K_ref(const float *x, void *y, int64_t n);
+void es_from_float_q4_K_ref(const float *x, void *y, int64_t n);
+void es_from_float_q5_K_ref(const float *x, void *y, int64_t n);
+void es_from_float_q6_K_ref(const float *x, void *y, int64_t n);
 /* Activation quantizer, identical in rounding to llama.cpp's reference:
  * d = max/−127 with max the element of largest magnitude (sign kept), q = round(x/d)
  * to nearest, ties to even, bsums the sums of each 16 quants. */
-void es_q8_K_from_float(const float *x, void *y, int64_t n);
+void es_from_float_q8_K_ref(const float *x, void *y, int64_t n);
 
-void es_q2_K_vec_dot(int64_t n, float *s, const void *x, const void *y);
-void es_q3_K_vec_dot(int64_t n, float *s, const void *x, const void *y);
-void es_q4_K_vec_dot(int64_t n, float *s, const void *x, const void *y);
-void es_q5_K_vec_dot(int64_t n, float *s, const void *x, const void *y);
-void es_q6_K_vec_dot(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q2_K_ref(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q3_K_ref(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q4_K_ref(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q5_K_ref(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q6_K_ref(int64_t n, float *s, const void *x, const void *y);
 
 /* ---- AVX2/FMA versions (quants_k_avx2.c; only where ES_NO_SIMD is not defined) ---- */
 
 #ifndef ES_NO_SIMD
-void es_q2_K_vec_dot_avx2(int64_t n, float *s, const void *x, const void *y);
-void es_q3_K_vec_dot_avx2(int64_t n, float *s, const void *x, const void *y);
-void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *x, const void *y);
-void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *x, const void *y);
-void es_q6_K_vec_dot_avx2(int64_t n, float *s, const void *x, const void *y);
-void es_q4_K_to_float_avx2(const void *x, float *y, int64_t n);
-void es_q6_K_to_float_avx2(const void *x, float *y, int64_t n);
+void es_vec_dot_q2_K_avx2(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q3_K_avx2(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q5_K_avx2(int64_t n, float *s, const void *x, const void *y);
+void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *x, const void *y);
+void es_to_float_q4_K_avx2(const void *x, float *y, int64_t n);
+void es_to_float_q6_K_avx2(const void *x, float *y, int64_t n);
 #endif
 
 #endif /* ES_QUANTS_K_H */

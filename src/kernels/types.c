@@ -8,6 +8,7 @@
 #include "kernels.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,12 +17,10 @@ static es_type_traits s_fast[ES_TYPE_COUNT]; /* best kernels for this CPU */
 static bool s_have_avx2;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
-#ifndef ES_NO_SIMD
-static bool env_force_scalar(void) {
-    const char *v = getenv("ES_FORCE_SCALAR");
+bool es_env_switch(const char *name) {
+    const char *v = getenv(name);
     return v && v[0] && strcmp(v, "0") != 0;
 }
-#endif
 
 static void init_tables(void) {
     for (int t = 0; t < ES_TYPE_COUNT; t++) {
@@ -35,11 +34,15 @@ static void init_tables(void) {
     bool avx2 = false;
 #ifndef ES_NO_SIMD
     avx2 = es_cpu_has(ES_CPU_AVX2) && es_cpu_has(ES_CPU_FMA) && es_cpu_has(ES_CPU_F16C) &&
-           !env_force_scalar();
+           !es_env_switch("ES_FORCE_SCALAR");
     if (avx2) es_quants_register_avx2(s_fast);
 #endif
     s_have_avx2 = avx2;
-    es_kquants_register(s_ref, s_fast, avx2);
+    es_quants_k_register(s_ref, s_fast, avx2);
+    for (int t = 0; t < ES_TYPE_COUNT; t++) { /* vec_dot keeps the order unless a SIMD table says otherwise */
+        if (!s_ref[t].vec_dot_llamacpp) s_ref[t].vec_dot_llamacpp = s_ref[t].vec_dot;
+        if (!s_fast[t].vec_dot_llamacpp) s_fast[t].vec_dot_llamacpp = s_fast[t].vec_dot;
+    }
 }
 
 void es_kernels_init(void) { pthread_once(&s_once, init_tables); }
@@ -49,7 +52,24 @@ bool es_kernels_have_avx2(void) {
     return s_have_avx2;
 }
 
-const char *es_kernels_isa(void) { return es_kernels_have_avx2() ? "avx2+fma+f16c" : "scalar"; }
+static char s_isa[64];
+static pthread_once_t s_isa_once = PTHREAD_ONCE_INIT;
+
+static void init_isa(void) {
+    if (!es_kernels_have_avx2()) {
+        snprintf(s_isa, sizeof s_isa, "scalar");
+        return;
+    }
+#ifndef ES_NO_SIMD
+    snprintf(s_isa, sizeof s_isa, "avx2+fma+f16c%s%s%s", es_avxvnni_supported() ? "+avxvnni" : "",
+             es_avx512_supported() ? "+avx512" : "", es_avx512vnni_supported() ? "+avx512vnni" : "");
+#endif
+}
+
+const char *es_kernels_isa(void) {
+    pthread_once(&s_isa_once, init_isa);
+    return s_isa;
+}
 
 const es_type_traits *es_type_get(int type) {
     if (type < 0 || type >= ES_TYPE_COUNT || !es_type_layout_get(type)) return NULL;

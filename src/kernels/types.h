@@ -32,6 +32,9 @@ typedef struct es_type_traits {
     es_to_float_fn to_float;
     es_from_float_fn from_float;
     es_vec_dot_fn vec_dot;
+    /* vec_dot in llama.cpp's summation order (kernels.h), for ES_NUMERICS_LLAMACPP: the same
+     * function as vec_dot where that already keeps the order (and in the reference table). */
+    es_vec_dot_fn vec_dot_llamacpp;
 } es_type_traits;
 
 /* Traits of a type id with the fastest kernels this CPU runs, or NULL for an id that
@@ -43,7 +46,10 @@ const es_type_traits *es_type_get_ref(int type);
 /* Selects SIMD kernels for this CPU (idempotent, thread-safe). Setting the
  * environment variable ES_FORCE_SCALAR=1 keeps the scalar references. */
 void es_kernels_init(void);
-/* "avx2+fma+f16c" or "scalar": what es_type_get hands out. */
+/* The kernel paths in use (after the environment switches of kernels.h): "scalar",
+ * "avx2+fma+f16c", or that followed by "+avxvnni" (the packed prompt tile), "+avx512"
+ * (the f32 tiles) and "+avx512vnni" (the Q8_0 prompt tile), e.g.
+ * "avx2+fma+f16c+avxvnni+avx512+avx512vnni". A static string. */
 const char *es_kernels_isa(void);
 
 /* Half and bfloat16 conversions (exact for every value; NaN stays NaN). */

@@ -25,6 +25,12 @@ typedef struct es_vecops {
     /* x[i] = exp(x[i] - m) for x[i] <= m, returns the sum in double. The reference uses
      * expf; the AVX2 kernel a polynomial within ~2e-7 relative (and 0 below exp(-87)). */
     double (*exp_sum)(float *x, float m, int n);
+    /* gated MLP, ES_NUMERICS_LLAMACPP: o[i] = silu(g[i]) * u[i] as llama.cpp's x86 AVX2
+     * ggml_vec_swiglu_f32 computes it, bit for bit: groups of 8 with exp(-g) from its
+     * ggml_v_expf (within ~1.5 ulp of expf; an 8-bit rounding of the next matmul's
+     * activations can flip on the difference), the last n % 8 as g / (1 + expf(-g)) * u.
+     * The reference emulates ggml_v_expf lane by lane with fmaf. */
+    void (*silu_mul_llamacpp)(const float *g, const float *u, float *o, int n);
 } es_vecops;
 
 /* The fastest kernels for this CPU. */
@@ -33,16 +39,17 @@ const es_vecops *es_vecops_get(void);
 const es_vecops *es_vecops_ref(void);
 
 #ifndef ES_NO_SIMD
-float es_avx2_dot(const float *x, const float *y, int n);
-void es_avx2_axpy(float a, const float *x, float *y, int n);
-void es_avx2_scale(float a, float *y, int n);
-float es_avx2_dot_f16(const uint16_t *x, const float *y, int n);
-void es_avx2_mad_f16(float a, const uint16_t *x, uint16_t *y, int n);
-void es_avx2_scale_f16(float a, uint16_t *y, int n);
-void es_avx2_to_f16(const float *x, uint16_t *y, int n);
-void es_avx2_from_f16(const uint16_t *x, float *y, int n);
-float es_avx2_max(const float *x, int n);
-double es_avx2_exp_sum(float *x, float m, int n);
+float es_dot_avx2(const float *x, const float *y, int n);
+void es_axpy_avx2(float a, const float *x, float *y, int n);
+void es_scale_avx2(float a, float *y, int n);
+float es_dot_f16_avx2(const uint16_t *x, const float *y, int n);
+void es_mad_f16_avx2(float a, const uint16_t *x, uint16_t *y, int n);
+void es_scale_f16_avx2(float a, uint16_t *y, int n);
+void es_to_f16_avx2(const float *x, uint16_t *y, int n);
+void es_from_f16_avx2(const uint16_t *x, float *y, int n);
+float es_max_avx2(const float *x, int n);
+double es_exp_sum_avx2(float *x, float m, int n);
+void es_silu_mul_llamacpp_avx2(const float *g, const float *u, float *o, int n);
 #endif
 
 #endif /* ES_VECOPS_H */

@@ -88,7 +88,7 @@ static void convert_row(int type, const uint8_t *row, int64_t k0, int64_t kc, fl
     }
 }
 
-void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+void es_matmul_f32act_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                            int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
     float buf[MR][KC] __attribute__((aligned(32)));
     /* tokens per block: their activations (TB * n_in floats) should stay within ~384 KB of L2 */
@@ -138,5 +138,5 @@ void es_avx2_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_i
 #define GT_MT 6
 #define GT_NV 2
 #define GT_ATTR
-#define GT_NAME es_avx2_gemm_nn
+#define GT_NAME es_gemm_nn_avx2
 #include "gemm_tmpl.h"

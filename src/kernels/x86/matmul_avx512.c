@@ -27,10 +27,8 @@
 
 bool es_avx512_supported(void) {
     static _Atomic int cached = -1; /* computed once; racing first calls agree */
-    if (cached < 0) {
-        const char *off = getenv("ES_NO_AVX512");
-        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVX512F) && !(off && off[0] && off[0] != '0');
-    }
+    if (cached < 0)
+        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVX512F) && !es_env_switch("ES_NO_AVX512");
     return cached == 1;
 }
 
@@ -111,7 +109,7 @@ ES_AVX512 static void convert_row(int type, const uint8_t *row, int64_t k0, int6
     }
 }
 
-ES_AVX512 void es_avx512_matmul_f32act(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+ES_AVX512 void es_matmul_f32act_avx512(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
                                        int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
     float buf[MR][KC] __attribute__((aligned(64)));
     /* tokens per block: their activations (TB * n_in floats) should stay within ~384 KB of L2 */
@@ -193,7 +191,7 @@ ES_AVX512 static ES_ALWAYS_INLINE void transpose16(__m512 r[16]) {
     }
 }
 
-ES_AVX512 void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1) {
+ES_AVX512 void es_pack_xt_avx512(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1) {
     /* groups of 16 tokens [g0, g1): tile g/XNV, lanes 16·(g%XNV) ..; tokens past n_tok
      * (a partial group, or whole groups filling the last tile) become zeros */
     for (int64_t g = g0; g < g1; g++) {
@@ -211,7 +209,7 @@ ES_AVX512 void es_avx512_pack_xt(const float *x, int64_t n_in, int64_t n_tok, fl
     }
 }
 
-ES_AVX512 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+ES_AVX512 void es_matmul_xt_avx512(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                                    const float *xt, int64_t n_tok, float *y, int64_t n_out,
                                    int64_t r0, int64_t r1) {
     float buf[XR][XKC] __attribute__((aligned(64)));
@@ -280,7 +278,7 @@ ES_AVX512 void es_avx512_matmul_xt(int type, const uint8_t *W, size_t w_row, int
 #define GT_MT 6
 #define GT_NV 4
 #define GT_ATTR ES_AVX512
-#define GT_NAME es_avx512_gemm_nn
+#define GT_NAME es_gemm_nn_avx512
 #include "gemm_tmpl.h"
 
 #else

@@ -1,6 +1,6 @@
 /*
  * matmul_q8_avx512.c — es_matmul's prompt case for Q8_0 weights on CPUs with AVX-512 VNNI,
- * in the summation order of es_ref_vec_dot_q8_0 (kernels.h), bit for bit: per output,
+ * in the summation order of es_vec_dot_q8_0_ref (kernels.h), bit for bit: per output,
  * eight lanes l, lane l = Σ of elements 4l..4l+3 of each 32-block (exact int32), then
  * acc_l = fma(d_w·d_x, lane_l, acc_l) block after block, and es_hsum8 at the end. So a
  * prompt gives the same logits whatever its batch split (decode takes vec_dot, same
@@ -21,6 +21,7 @@
 #if !defined(ES_NO_SIMD) && (defined(__x86_64__) || defined(__i386__))
 
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,8 +31,12 @@
 #define QT 3  /* tokens per tile */
 
 bool es_avx512vnni_supported(void) {
+    static _Atomic int cached = -1; /* computed once; racing first calls agree */
     /* AVX-512F and the ES_NO_AVX512 switch as es_avx512_supported() decides them */
-    return es_avx512_supported() && es_cpu_has(ES_CPU_AVX512BW) && es_cpu_has(ES_CPU_AVX512VNNI);
+    if (cached < 0)
+        cached = es_avx512_supported() && es_cpu_has(ES_CPU_AVX512BW) && es_cpu_has(ES_CPU_AVX512VNNI) &&
+                 !es_env_switch("ES_NO_VNNI");
+    return cached == 1;
 }
 
 /* Panel of rows [r, r + nr): q [n_blk][8][QR][4] (bytes + 128) and d [n_blk][QR];
@@ -110,7 +115,7 @@ ES_Q8X static void run_tile(int nt, const uint8_t *q, const float *d, int64_t n_
     }
 }
 
-bool es_avx512_q8_0_matmul_rows(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
+bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                                 int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
     const int64_t n_blk = n_in / ES_QK;
     uint8_t *q = malloc((size_t)n_blk * 8 * QR * 4);
@@ -142,7 +147,7 @@ bool es_avx512_q8_0_matmul_rows(const uint8_t *W, size_t w_row, int64_t n_in, co
 #else
 
 bool es_avx512vnni_supported(void) { return false; }
-bool es_avx512_q8_0_matmul_rows(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
+bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                                 int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
     (void)W, (void)w_row, (void)n_in, (void)xq, (void)x_row, (void)n_tok, (void)y, (void)n_out, (void)r0, (void)r1;
     return false;

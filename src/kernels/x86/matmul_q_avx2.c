@@ -59,15 +59,13 @@ static bool get_desc(int type, qdesc *d) {
     }
 }
 
-bool es_vnni_supported(void) {
+bool es_avxvnni_supported(void) {
     static _Atomic int cached = -1; /* computed once; racing first calls agree */
-    if (cached < 0) {
-        cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) ? 1 : 0;
-    }
+    if (cached < 0) cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) && !es_env_switch("ES_NO_VNNI");
     return cached == 1;
 }
 
-int es_vnni_group_size(int type) {
+int es_group_size_avxvnni(int type) {
     qdesc d;
     if (!get_desc(type, &d)) return 0;
     const es_type_traits *t = es_type_get(type);
@@ -87,7 +85,7 @@ static inline int32_t sum_i8x32(const uint8_t *p) {
     return _mm_cvtsi128_si32(t);
 }
 
-void es_vnni_xinfo(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out) {
+void es_xinfo_avxvnni(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out) {
     qdesc q;
     if (!get_desc(type, &q)) return;
     const bool q8_1 = es_type_get(type)->vec_dot_type == ES_TYPE_Q8_1;
@@ -249,7 +247,7 @@ __attribute__((target("avxvnni"))) static void run_tile(int nt, bool has_m, cons
 #undef ES_QTILE
 }
 
-void es_vnni_matmul_rows(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
+void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
                          const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
     qdesc q;
     if (!get_desc(type, &q)) return;

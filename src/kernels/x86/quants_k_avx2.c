@@ -59,13 +59,13 @@ static inline __m256i weighted_bsums(__m256i w16, const int16_t *bsums) {
     return _mm256_madd_epi16(w16, _mm256_loadu_si256((const __m256i *)bsums));
 }
 
-void es_q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q2_K *x = vx;
-    const block_q8_K *y = vy;
+void es_vec_dot_q2_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q2_K *x = vx;
+    const es_block_q8_K *y = vy;
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0x0f);
     float sum = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4));
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
@@ -89,8 +89,8 @@ void es_q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
-/* The 16 scales of a Q3_K block minus 32, as int16 (see es_q3k_unpack_scales). */
-static inline __m256i q3k_scales16(const uint8_t *q) {
+/* The 16 scales of a Q3_K block minus 32, as int16 (see es_unpack_scales_q3_K). */
+static inline __m256i scales16_q3_K(const uint8_t *q) {
     uint32_t w[3];
     memcpy(w, q, 12);
     const uint32_t nib = 0x0f0f0f0fu, two = 0x03030303u;
@@ -101,13 +101,13 @@ static inline __m256i q3k_scales16(const uint8_t *q) {
     return _mm256_cvtepi8_epi16(_mm_sub_epi8(s, _mm_set1_epi8(32)));
 }
 
-void es_q3_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q3_K *x = vx;
-    const block_q8_K *y = vy;
+void es_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q3_K *x = vx;
+    const es_block_q8_K *y = vy;
     const __m256i m3 = _mm256_set1_epi8(3);
     float sum = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const __m256i sc16 = q3k_scales16(x[i].scales);
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
+        const __m256i sc16 = scales16_q3_K(x[i].scales);
         const int8_t *q8 = y[i].qs;
         const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
         __m256i acc = _mm256_setzero_si256();
@@ -130,7 +130,7 @@ void es_q3_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
 
 /* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7); *mterms gets
  * the 8 int32 min terms m[j]·(bsums[2j] + bsums[2j+1]). */
-static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, __m256i *mterms) {
+static inline __m256i scales_q4_K(const uint8_t *q, const int16_t *bsums, __m256i *mterms) {
     uint32_t w[3];
     memcpy(w, q, 12);
     const uint32_t s0 = w[0] & 0x3f3f3f3fu, m0 = w[1] & 0x3f3f3f3fu;
@@ -144,19 +144,19 @@ static inline __m256i k4_scales(const uint8_t *q, const int16_t *bsums, __m256i 
     return _mm256_broadcastsi128_si256(sc);
 }
 
-/* Broadcast of int16 lane k (0..7) of a k4_scales vector. */
+/* Broadcast of int16 lane k (0..7) of a scales_q4_K vector. */
 #define K4_SCALE(v, k)                                                                             \
     _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (k) + 1) << 8) | (2 * (k)))))
 
-void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_K *x = vx;
-    const block_q8_K *y = vy;
+void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q4_K *x = vx;
+    const es_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float acc = 0, accm = 0; /* the order of es_q4_K_vec_dot (kernels.h) */
-    for (int64_t i = 0; i < n / QK_K; i++) {
+    float acc = 0, accm = 0; /* the order of es_vec_dot_q4_K_ref (kernels.h) */
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         __m256i mterms;
         int32_t mlane[8];
-        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &mterms);
+        const __m256i sc = scales_q4_K(x[i].scales, y[i].bsums, &mterms);
         _mm256_storeu_si256((__m256i *)mlane, mterms);
         const int8_t *q8 = y[i].qs;
         const float dd = fp16(x[i].d) * y[i].d, dm = fp16(x[i].dmin) * y[i].d;
@@ -181,15 +181,15 @@ void es_q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     *s = acc - accm;
 }
 
-void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q5_K *x = vx;
-    const block_q8_K *y = vy;
+void es_vec_dot_q5_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q5_K *x = vx;
+    const es_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 accf = _mm256_setzero_ps();
-    float summs = 0; /* the order of es_q5_K_vec_dot (kernels.h) */
-    for (int64_t i = 0; i < n / QK_K; i++) {
+    float summs = 0; /* the order of es_vec_dot_q5_K_ref (kernels.h) */
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         __m256i mterms;
-        const __m256i sc = k4_scales(x[i].scales, y[i].bsums, &mterms);
+        const __m256i sc = scales_q4_K(x[i].scales, y[i].bsums, &mterms);
         const int32_t msum = hsum_i32(mterms);
         const int8_t *q8 = y[i].qs;
         const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
@@ -211,13 +211,13 @@ void es_q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     *s = es_hsum_ps(accf) + summs;
 }
 
-void es_q6_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q6_K *x = vx;
-    const block_q8_K *y = vy;
+void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    const es_block_q6_K *x = vx;
+    const es_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(0x30);
-    __m256 accf = _mm256_setzero_ps(); /* the order of es_q6_K_vec_dot (kernels.h) */
-    for (int64_t i = 0; i < n / QK_K; i++) {
+    __m256 accf = _mm256_setzero_ps(); /* the order of es_vec_dot_q6_K_ref (kernels.h) */
+    for (int64_t i = 0; i < n / ES_QK_K; i++) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         const int8_t *q8 = y[i].qs;
         __m256i acc = _mm256_setzero_si256();
@@ -260,12 +260,12 @@ static inline void store32_affine(float *y, __m256i q, float a, float b) {
     }
 }
 
-void es_q4_K_to_float_avx2(const void *vx, float *y, int64_t n) {
-    const block_q4_K *x = vx;
+void es_to_float_q4_K_avx2(const void *vx, float *y, int64_t n) {
+    const es_block_q4_K *x = vx;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+    for (int64_t i = 0; i < n / ES_QK_K; i++, y += ES_QK_K) {
         uint8_t sc[8], m[8];
-        es_k4_unpack_scales(x[i].scales, sc, m);
+        es_unpack_scales_q4_K(x[i].scales, sc, m);
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         for (int j = 0; j < 4; j++) {
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
@@ -288,11 +288,11 @@ static inline void store16_q6(float *y, __m128i q, float a) {
     }
 }
 
-void es_q6_K_to_float_avx2(const void *vx, float *y, int64_t n) {
-    const block_q6_K *x = vx;
+void es_to_float_q6_K_avx2(const void *vx, float *y, int64_t n) {
+    const es_block_q6_K *x = vx;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(0x30);
-    for (int64_t i = 0; i < n / QK_K; i++, y += QK_K) {
+    for (int64_t i = 0; i < n / ES_QK_K; i++, y += ES_QK_K) {
         const float d = fp16(x[i].d);
         for (int c = 0; c < 2; c++) {
             const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * c));

@@ -11,7 +11,7 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-float es_avx2_dot(const float *x, const float *y, int n) {
+float es_dot_avx2(const float *x, const float *y, int n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -24,7 +24,7 @@ float es_avx2_dot(const float *x, const float *y, int n) {
     return s;
 }
 
-void es_avx2_axpy(float a, const float *x, float *y, int n) {
+void es_axpy_avx2(float a, const float *x, float *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -32,7 +32,7 @@ void es_avx2_axpy(float a, const float *x, float *y, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-void es_avx2_scale(float a, float *y, int n) {
+void es_scale_avx2(float a, float *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
@@ -50,7 +50,7 @@ static inline void store_h(uint16_t *p, __m256 v) {
 static inline uint16_t h1(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 static inline float f1(uint16_t h) { return _cvtsh_ss(h); }
 
-float es_avx2_dot_f16(const uint16_t *x, const float *y, int n) {
+float es_dot_f16_avx2(const uint16_t *x, const float *y, int n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -68,27 +68,27 @@ float es_avx2_dot_f16(const uint16_t *x, const float *y, int n) {
     return s;
 }
 
-void es_avx2_mad_f16(float a, const uint16_t *x, uint16_t *y, int n) {
+void es_mad_f16_avx2(float a, const uint16_t *x, uint16_t *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) store_h(y + i, _mm256_fmadd_ps(av, load_h(x + i), load_h(y + i)));
     for (; i < n; i++) y[i] = h1(fmaf(a, f1(x[i]), f1(y[i])));
 }
 
-void es_avx2_scale_f16(float a, uint16_t *y, int n) {
+void es_scale_f16_avx2(float a, uint16_t *y, int n) {
     const __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) store_h(y + i, _mm256_mul_ps(av, load_h(y + i)));
     for (; i < n; i++) y[i] = h1(f1(y[i]) * a);
 }
 
-void es_avx2_to_f16(const float *x, uint16_t *y, int n) {
+void es_to_f16_avx2(const float *x, uint16_t *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) store_h(y + i, _mm256_loadu_ps(x + i));
     for (; i < n; i++) y[i] = h1(x[i]);
 }
 
-void es_avx2_from_f16(const uint16_t *x, float *y, int n) {
+void es_from_f16_avx2(const uint16_t *x, float *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_h(x + i));
     for (; i < n; i++) y[i] = f1(x[i]);
@@ -96,7 +96,7 @@ void es_avx2_from_f16(const uint16_t *x, float *y, int n) {
 
 /* ---- softmax pieces ---- */
 
-float es_avx2_max(const float *x, int n) {
+float es_max_avx2(const float *x, int n) {
     __m256 m = _mm256_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + i), m); /* NaN in x: keeps m */
@@ -136,7 +136,7 @@ static inline __m256d add_pd8(__m256d s, __m256 v) {
     return _mm256_add_pd(s, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
 }
 
-double es_avx2_exp_sum(float *x, float m, int n) {
+double es_exp_sum_avx2(float *x, float m, int n) {
     const __m256 mv = _mm256_set1_ps(m);
     __m256d s = _mm256_setzero_pd();
     int i = 0;
@@ -154,4 +154,41 @@ double es_avx2_exp_sum(float *x, float m, int n) {
     }
     __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
     return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+/* ggml's AVX2 ggml_v_expf, step for step (the scalar reference, vecops.c, explains it). */
+static inline __m256 ggml_expf(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
+    const __m256 abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 c = _mm256_cmp_ps(abs_n, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    if (!_mm256_movemask_ps(c)) return _mm256_fmadd_ps(j, k, k);
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 d = _mm256_cmp_ps(abs_n, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 far = _mm256_blendv_ps(_mm256_fmadd_ps(k, j, k), _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1), c);
+    return _mm256_blendv_ps(far, _mm256_mul_ps(s1, s1), d);
+}
+
+void es_silu_mul_llamacpp_avx2(const float *g, const float *u, float *o, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = ggml_expf(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        const __m256 silu = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
