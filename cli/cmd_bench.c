@@ -119,6 +119,8 @@ int cmd_bench(int argc, char **argv) {
         toks[i] = (int32_t)(r % (uint64_t)info.n_vocab);
     }
     double size_mib = (double)info.weight_bytes / (1024.0 * 1024.0);
+    /* which kernels ran (on stderr with CSV, so the table stays clean) */
+    fprintf(csv ? stderr : stdout, "kernels: %s\n", es_kernel_paths());
     if (csv) printf("model,size_mib,params,threads,test,tps_mean,tps_sd\n");
     else {
         printf("| model | size | params | backend | threads | test | t/s |\n");

@@ -77,6 +77,12 @@ void es_error_clear(void);
 /* Number of hardware threads usable by this process (>= 1). */
 int es_cpu_count(void);
 
+/* The kernel paths this process uses, e.g. "avx2+fma+f16c+avxvnni+avx512+avx512vnni",
+ * "avx2+fma+f16c" or "scalar" (static). The environment narrows them: ES_FORCE_SCALAR=1
+ * (the scalar references), ES_NO_AVX512=1, ES_NO_VNNI=1 (both together: what an
+ * AVX2-only CPU such as AMD Zen 3 runs). */
+const char *es_kernel_paths(void);
+
 /* Seconds from a monotonic clock (the origin is arbitrary: use differences). */
 double es_time_s(void);
 

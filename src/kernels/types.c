@@ -133,3 +133,5 @@ uint16_t es_fp32_to_bf16(float f) {
     x += 0x7fffu + ((x >> 16) & 1u);
     return (uint16_t)(x >> 16);
 }
+
+const char *es_kernel_paths(void) { return es_kernels_isa(); }

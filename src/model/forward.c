@@ -182,6 +182,7 @@ typedef struct {
     int64_t stride;     /* floats between rows of gate and of up (n_ff, or 2*n_ff fused) */
     int n_tok, n_ff;
     es_ffn_act act;     /* SiLU or GELU(tanh) */
+    bool llamacpp;      /* ES_NUMERICS_LLAMACPP: SiLU as llama.cpp's AVX2 swiglu computes it */
 } glu_args;
 
 static void glu_task(void *p, int ith, int nth) {
@@ -193,6 +194,8 @@ static void glu_task(void *p, int ith, int nth) {
         float *o = a->hb + t * a->n_ff;
         if (a->act == ES_ACT_GELU_TANH)
             for (int i = 0; i < a->n_ff; i++) o[i] = gelu_tanh(g[i]) * u[i];
+        else if (a->llamacpp)
+            es_vecops_get()->silu_mul_llamacpp(g, u, o, a->n_ff);
         else
             for (int i = 0; i < a->n_ff; i++) o[i] = silu(g[i]) * u[i];
     }
@@ -211,7 +214,8 @@ void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok
 }
 
 void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok, int n_ff) {
-    glu_args ga = {hb, gate, up, n_ff, n_tok, n_ff, ctx->model->cfg.arch->act};
+    glu_args ga = {hb, gate, up, n_ff, n_tok, n_ff, ctx->model->cfg.arch->act,
+                   ctx->params.numerics == ES_NUMERICS_LLAMACPP};
     run_op(ctx, glu_task, &ga, (int64_t)n_tok * n_ff);
 }
 
@@ -382,7 +386,8 @@ static void dense_ffn(es_context *ctx, int il, int n) {
     const es_layer_weights *L = &ctx->model->w.layers[il];
     es_run_state *rs = &ctx->rs;
     /* gate, up = h·Wgateᵀ, h·Wupᵀ (fused: one product, row t = [gate (n_ff) | up (n_ff)]) */
-    glu_args ga = {rs->hb, rs->gate, rs->hb, c->n_ff, n, c->n_ff, c->arch->act};
+    glu_args ga = {rs->hb, rs->gate, rs->hb, c->n_ff, n, c->n_ff, c->arch->act,
+                   ctx->params.numerics == ES_NUMERICS_LLAMACPP};
     if (c->arch->fused_gate_up) {
         matmul(ctx, &L->w_up, rs->xb, n, rs->gate);
         ga.up = rs->gate + c->n_ff;
