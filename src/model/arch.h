@@ -81,6 +81,9 @@ typedef struct es_arch {
 /* The family named `name`, or NULL if unknown. */
 const es_arch *es_arch_find(const char *name);
 
+/* True for the encoder families (encoder.c), which es_decode does not run. */
+bool es_arch_is_encoder(const es_arch *arch);
+
 /* Comma-separated names of every supported family (static string). */
 const char *es_arch_list(void);
 
