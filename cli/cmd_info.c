@@ -114,6 +114,21 @@ static void print_chat_template(const char *tmpl) {
     }
 }
 
+/* Encoder classifiers: the labels and whether the pooler is there. */
+static void print_classifier(es_model *m, const es_model_info *in) {
+    es_classifier *c = NULL;
+    if (in->n_labels < 1 || es_classifier_create(m, 1, &c) != ES_OK) {
+        printf("classifier:     none (an encoder without a cls.output head)\n");
+        return;
+    }
+    printf("classifier:     %d labels:", es_classifier_n_labels(c));
+    for (int i = 0; i < es_classifier_n_labels(c); i++) printf(" %s", es_classifier_label(c, i));
+    printf("\npooler:         %s\n", es_classifier_has_pooler(c)
+                                         ? "yes (cls.weight: dense + tanh before cls.output)"
+                                         : "no: its scores lack the trained pooler (cls.weight missing)");
+    es_classifier_free(c);
+}
+
 int cmd_info(int argc, char **argv) {
     info_opts o;
     cli_parse_result res;
@@ -155,7 +170,8 @@ int cmd_info(int argc, char **argv) {
     printf("\n");
     print_type_histogram(g);
     print_tokenizer(g, es_model_vocab(m));
-    print_chat_template(es_model_chat_template(m));
+    if (in.is_encoder) print_classifier(m, &in);
+    else print_chat_template(es_model_chat_template(m));
     es_gguf_close(g);
     es_model_free(m);
     return ES_EXIT_OK;

@@ -349,6 +349,9 @@ typedef struct es_model_info {
     int n_rot;          /* RoPE'd dims per Q/K head */
     const char *features;  /* the family's specifics, e.g. "RoPE (NEOX), fused QKV, QKV bias" or
                               "ALiBi (max bias 8)" (borrowed from the model) */
+    bool is_encoder;    /* an encoder family ("bert"): es_classifier, not es_context */
+    int n_labels;       /* encoder: classes of the cls.output head (0: none) */
+    bool has_pooler;    /* encoder: the pooler dense cls.weight is present (see es_classifier) */
 } es_model_info;
 
 /* Fills *info. Never fails for a loaded model. */
@@ -1327,6 +1330,74 @@ typedef struct es_lexicon_score {
  * bytes; ES_ERR_INVALID_ARG only for NULL arguments. */
 es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t len,
                                 es_lexicon_score *out);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: classifiers (src/eval/classifier.c, src/model/encoder.c)    */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Encoder sequence classifiers: BERT, RoBERTa and XLM-RoBERTa checkpoints converted by
+ * llama.cpp (GGUF architecture "bert" with a cls.output head), e.g. an emotion
+ * classifier (j-hartmann/emotion-english-distilroberta-base) or an NLI model for
+ * zero-shot labels. The forward pass follows Hugging Face's modeling code (post-LN
+ * blocks, exact erf GELU, real token types, the pooler `cls` dense + tanh when the
+ * file has it, then `cls.output`).
+ *
+ * A BERT file converted without the pooler (no cls.weight; the stock converter drops
+ * BertForSequenceClassification's pooler) still loads and scores classifier(h[CLS]):
+ * es_classifier_has_pooler says false, and its scores lack the trained pooler.
+ *
+ * Thread safety: a classifier is used by one thread at a time (it owns scratch and a
+ * thread pool); several classifiers may share one model.
+ */
+typedef struct es_classifier es_classifier;
+
+/* Creates a classifier over `model` (borrowed: it must outlive the classifier) with a
+ * pool of n_threads (>= 1). ES_ERR_UNSUPPORTED if the model is not an encoder or has
+ * no classification head (cls.output), ES_ERR_FORMAT if it has no tokenizer. */
+es_status es_classifier_create(es_model *model, int n_threads, es_classifier **out);
+void es_classifier_free(es_classifier *c);
+
+/* Number of classes, and the name of class i in id order (borrowed from the model;
+ * "LABEL_i" when the file names none; NULL outside [0, n_labels)). */
+int es_classifier_n_labels(const es_classifier *c);
+const char *es_classifier_label(const es_classifier *c, int i);
+
+/* False for a file without the pooler tensors (cls.weight): see above. */
+bool es_classifier_has_pooler(const es_classifier *c);
+
+/* Classifies n texts: probs[i][0..n_labels) gets the softmax of text i's class logits.
+ * pairs is NULL or n second segments (NULL entries: none) for sentence-pair models
+ * (NLI: premise = texts[i], hypothesis = pairs[i]). Texts are tokenized with the
+ * model's vocabulary as Hugging Face does ([CLS] a [SEP] b [SEP] with token types 0/1
+ * for BERT; <s> a </s></s> b </s> for RoBERTa), cut from the end (the longer segment
+ * first) to fit the model's positions, sorted by length and run in padded batches.
+ * Every row gives what it gives alone. */
+es_status es_classifier_classify(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
+                                 float *probs);
+
+/* The token ids and token types the classifier feeds for one text (pair may be NULL):
+ * *tokens and *types are malloc'ed arrays of *n entries (the caller frees both). */
+es_status es_classifier_tokenize(const es_classifier *c, const char *text, const char *pair, int32_t **tokens,
+                                 int32_t **types, int *n);
+
+/* What es_classifier_activations writes; any pointer may be NULL (not wanted). Shapes
+ * as C arrays for n rows of T tokens; rows of padding positions are zero. */
+typedef struct es_encoder_activations {
+    float *emb;     /* [n][T][n_embd]: LayerNorm(word + position + token type) */
+    float *attn_ln; /* [n_layer][n][T][n_embd]: LayerNorm(x + attention(x)) of each layer */
+    float *hidden;  /* [n_layer][n][T][n_embd]: output of each layer */
+    float *pooled;  /* [n][n_embd]: what cls.output reads (tanh(cls·h[0]), or h[0] without pooler) */
+    float *logits;  /* [n][n_labels]: class logits */
+} es_encoder_activations;
+
+/* Runs the encoder on n rows of T given token ids (tokens[i][t]); token_types (NULL:
+ * all 0) and mask (NULL: all 1; 0 marks padding, 1 a real token) have the same shape.
+ * Positions count real tokens only. ES_ERR_INVALID_ARG for an id, type or mask value
+ * out of range or a row without real tokens; ES_ERR_RANGE for a row longer than the
+ * model's positions. */
+es_status es_classifier_activations(es_classifier *c, const int32_t *tokens, const int32_t *token_types,
+                                    const int32_t *mask, int n, int T, const es_encoder_activations *out);
 
 /* ------------------------------------------------------------------------- */
 /* Evaluation: judge (src/eval/judge.c)                                    */

@@ -48,6 +48,12 @@ static const es_arch arch_table[] = {
 };
 #pragma GCC diagnostic pop
 
+/* Encoder families (encoder.c: bidirectional post-LayerNorm blocks, learned positions, no
+ * RoPE): "bert" is what llama.cpp's converter writes for BERT, RoBERTa and XLM-RoBERTa. */
+static const es_arch encoder_arch_table[] = {
+    {.name = "bert", .rope_base_default = 10000.0f},
+};
+
 /* GGUF names; per-layer ones are formats taking the layer index. */
 static const char *const tensor_names[ES_T_ROLE_COUNT] = {
     [ES_T_TOKEN_EMBD] = "token_embd.weight",
@@ -103,11 +109,19 @@ const es_arch *es_arch_find(const char *name) {
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
         if (!strcmp(arch_table[i].name, name)) return &arch_table[i];
+    for (size_t i = 0; i < sizeof encoder_arch_table / sizeof encoder_arch_table[0]; i++)
+        if (!strcmp(encoder_arch_table[i].name, name)) return &encoder_arch_table[i];
     return NULL;
 }
 
+bool es_arch_is_encoder(const es_arch *arch) {
+    const size_t n = sizeof encoder_arch_table / sizeof encoder_arch_table[0];
+    return arch && arch >= encoder_arch_table && arch < encoder_arch_table + n;
+}
+
 const char *es_arch_list(void) {
-    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, minicpm, baichuan, qwen, qwen3moe, minicpm3";
+    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, minicpm, baichuan, qwen, qwen3moe, minicpm3"
+           ", bert (encoder classifiers)";
 }
 
 char *es_tensor_name(es_tensor_role role, int layer, char *buf, size_t size) {

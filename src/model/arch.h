@@ -114,6 +114,9 @@ const es_arch_fixed_scales *es_arch_fixed_scales_find(const char *name);
 /* The family named `name`, or NULL if unknown. */
 const es_arch *es_arch_find(const char *name);
 
+/* True for the encoder families (encoder.c), which es_decode does not run. */
+bool es_arch_is_encoder(const es_arch *arch);
+
 /* Comma-separated names of every supported family (static string). */
 const char *es_arch_list(void);
 

@@ -183,6 +183,9 @@ static es_status alloc_run_state(es_context *ctx) {
 
 es_status es_context_create(es_model *model, const es_context_params *params, es_context **out) {
     if (!model || !out) return es_error(ES_ERR_INVALID_ARG, "context: model and out must not be NULL");
+    if (es_arch_is_encoder(model->cfg.arch))
+        return es_error(ES_ERR_UNSUPPORTED, "context: '%s' is an encoder, which has no decoder context "
+                        "(use es_classifier)", model->arch_name);
     es_context_params p = params ? *params : es_context_default_params();
     const es_config *c = &model->cfg;
     if (p.n_ctx == 0) p.n_ctx = ES_MIN(c->n_ctx_train, ES_CTX_DEFAULT_MAX);

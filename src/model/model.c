@@ -6,6 +6,7 @@
  */
 #include "model.h"
 
+#include "encoder.h"
 #include "file.h"
 
 #include "matmul.h"
@@ -247,7 +248,13 @@ static es_status check_computable(const es_gguf_tensor *t, const char *name, int
 static es_status bind_matrix(es_model *m, es_tensor_role role, int layer, int64_t n_in, int64_t n_out,
                              bool required, es_matrix *out) {
     char name[96];
-    const es_gguf_tensor *t = find_tensor(m, role, layer, name, sizeof name);
+    es_tensor_name(role, layer, name, sizeof name);
+    return es_model_bind_matrix(m, name, n_in, n_out, required, out);
+}
+
+es_status es_model_bind_matrix(es_model *m, const char *name, int64_t n_in, int64_t n_out, bool required,
+                               es_matrix *out) {
+    const es_gguf_tensor *t = es_gguf_find_tensor(m->gguf, name);
     memset(out, 0, sizeof *out);
     if (!t) {
         if (required) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
@@ -283,7 +290,12 @@ static es_status keep_owned(es_model *m, float *p) {
 static es_status bind_vector(es_model *m, es_tensor_role role, int layer, int64_t n, bool required,
                              const float **out) {
     char name[96];
-    const es_gguf_tensor *t = find_tensor(m, role, layer, name, sizeof name);
+    es_tensor_name(role, layer, name, sizeof name);
+    return es_model_bind_vector(m, name, n, required, out);
+}
+
+es_status es_model_bind_vector(es_model *m, const char *name, int64_t n, bool required, const float **out) {
+    const es_gguf_tensor *t = es_gguf_find_tensor(m->gguf, name);
     *out = NULL;
     if (!t) {
         if (required) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
@@ -521,9 +533,13 @@ static void add_feature(es_model *m, const char *fmt, ...) {
  * plain Llama, as one line for `emosteer info`. */
 static void describe_features(es_model *m) {
     const es_config *c = &m->cfg;
+    m->features[0] = '\0';
+    if (!m->w.layers) { /* an encoder (encoder.c) */
+        add_feature(m, "encoder, absolute positions, post-LN, GELU");
+        return;
+    }
     const es_layer_weights *L = &m->w.layers[0];
 #define ADD(...) add_feature(m, __VA_ARGS__)
-    m->features[0] = '\0';
     if (c->alibi_max_bias > 0)
         ADD("ALiBi (max bias %g)", (double)c->alibi_max_bias);
     else if (c->n_rot == 0)
@@ -590,7 +606,9 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
     }
     m->chat_template = es_gguf_get_str_dup(m->gguf, "tokenizer.chat_template");
     if ((st = read_config(m))) goto fail;
-    if ((st = bind_weights(m))) goto fail;
+    if (es_arch_is_encoder(m->cfg.arch)) st = es_encoder_bind(m); /* encoder.c */
+    else st = bind_weights(m);
+    if (st != ES_OK) goto fail;
     if (p.check_finite && (st = check_finite(m))) goto fail;
     count_tensors(m);
     describe_features(m);
@@ -607,6 +625,7 @@ void es_model_free(es_model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     if (m->w.layers) free(m->w.layers);
+    es_encoder_weights_free(m->enc);
     free(m->arch_name);
     free(m->name);
     free(m->chat_template);
@@ -639,6 +658,11 @@ void es_model_get_info(const es_model *m, es_model_info *info) {
     info->kv_lora_rank = c->kv_lora_rank;
     info->n_rot = c->n_rot;
     info->features = m->features;
+    if (m->enc) { /* encoder families */
+        info->is_encoder = true;
+        info->n_labels = m->enc->n_labels;
+        info->has_pooler = m->enc->cls.data != NULL;
+    }
 }
 
 const char *es_model_chat_template(const es_model *m) { return m ? m->chat_template : NULL; }
@@ -656,6 +680,7 @@ static size_t matrix_wsize(const es_matrix *w, int64_t n_tok) {
 }
 
 size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
+    if (!m->w.layers) return 0; /* an encoder: encoder.c sizes its own scratch */
     size_t ws = matrix_wsize(&m->w.output, n_tok);
     for (int il = 0; il < m->cfg.n_layer; il++) {
         const es_layer_weights *L = &m->w.layers[il];

@@ -140,6 +140,7 @@ struct es_model {
     uint64_t weight_bytes;    /* bytes of all tensors */
     char *chat_template;      /* tokenizer.chat_template or NULL (owned) */
     char features[256];       /* what the family does beyond plain Llama, for es_model_info */
+    struct es_encoder_weights *enc; /* encoder families (encoder.h): their weights, else NULL (owned) */
 };
 
 /* Loads the weights and configuration of a GGUF model, without its vocabulary: the
@@ -150,6 +151,13 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
 /* Hands `vocab` to the model, which frees it with vocab_free in es_model_free. Only
  * while the model is being loaded (it is immutable afterwards). */
 void es_model_attach_vocab(es_model *m, struct es_vocab *vocab, void (*vocab_free)(struct es_vocab *));
+
+/* Binds the tensor `name` as a matrix [n_out][n_in] / a vector of n floats (F32 in place,
+ * other types converted to an owned copy), checking shape and type; absent and optional
+ * leaves out zeroed / NULL. For the weight binders of other files (encoder.c). */
+es_status es_model_bind_matrix(es_model *m, const char *name, int64_t n_in, int64_t n_out, bool required,
+                               es_matrix *out);
+es_status es_model_bind_vector(es_model *m, const char *name, int64_t n, bool required, const float **out);
 
 /* Bytes of matmul scratch needed to multiply any weight of the model by n_tok rows. */
 size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok);

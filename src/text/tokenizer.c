@@ -409,10 +409,12 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
         kind = ES_VOCAB_SPM;
     } else if (!strcmp(model, "gpt2")) {
         kind = ES_VOCAB_BPE;
+    } else if (!strcmp(model, "bert")) {
+        kind = ES_VOCAB_WPM;
     } else {
         es_status st = es_error(
             ES_ERR_UNSUPPORTED,
-            "tokenizer: tokenizer model '%.64s' is not supported (supported: llama, gpt2)", model);
+            "tokenizer: tokenizer model '%.64s' is not supported (supported: llama, gpt2, bert)", model);
         free(model);
         return st;
     }
@@ -421,7 +423,7 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
     es_vocab *v = es_calloc(1, sizeof *v);
     if (!v) return ES_ERR_NOMEM;
     v->kind = kind;
-    v->bos = v->eos = v->eot = v->eom = v->unk = v->pad = -1;
+    v->bos = v->eos = v->eot = v->eom = v->unk = v->pad = v->cls = v->sep = -1;
     for (int b = 0; b < 256; b++)
         v->byte_tok[b] = v->bpe_byte_tok[b] = -1;
 
@@ -440,6 +442,8 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
             int b = parse_byte_token(v->text + t->text_off, t->text_len);
             if (b >= 0 && v->byte_tok[b] < 0) v->byte_tok[b] = id;
         }
+    } else if (st == ES_OK && kind == ES_VOCAB_WPM) {
+        st = es_wpm_init(v, g);
     } else if (st == ES_OK) {
         pre = es_gguf_get_str_dup(g, KEY_PREFIX "pre");
         st = es_bpe_init(v, g, pre ? pre : "default");
@@ -459,6 +463,14 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
         if (st == ES_OK) st = read_bool(g, KEY_PREFIX "add_eos_token", &v->add_eos);
         if (st == ES_OK) st = read_bool(g, KEY_PREFIX "add_space_prefix", &v->add_space_prefix);
         if (kind == ES_VOCAB_BPE) v->add_space_prefix = false; /* not a byte-level BPE notion */
+        if (st == ES_OK) st = read_id(g, KEY_PREFIX "cls_token_id", v->n_tokens, &v->cls);
+        if (st == ES_OK) st = read_id(g, KEY_PREFIX "seperator_token_id", v->n_tokens, &v->sep);
+        if (v->cls < 0) v->cls = v->bos;
+        if (v->sep < 0) v->sep = v->eos;
+        if (kind == ES_VOCAB_WPM) {
+            v->add_space_prefix = false; /* words carry their "▁" in the vocab */
+            if (v->bos < 0) v->bos = v->cls;
+        }
     }
     if (st == ES_OK) {
         set_attrs(v, g, has_eot, has_eom);
@@ -559,6 +571,7 @@ static es_status tokenize_fragment(const es_vocab *v, const char *text, size_t l
     if (len == 0) return ES_OK;
     if (v->kind == ES_VOCAB_SPM)
         return es_spm_tokenize(v, text, len, v->add_space_prefix && after_special, out);
+    if (v->kind == ES_VOCAB_WPM) return es_wpm_tokenize(v, text, len, out);
     return es_bpe_tokenize(v, text, len, out);
 }
 
@@ -648,7 +661,7 @@ es_status es_detokenize(const es_vocab *v, const int32_t *toks, int32_t n, bool 
     }
     char *s = malloc(total + 1);
     if (!s) return es_error(ES_ERR_NOMEM, "es_detokenize: out of memory for %zu bytes", total + 1);
-    const bool dummy_prefix = v->kind == ES_VOCAB_SPM && v->add_space_prefix;
+    const bool dummy_prefix = (v->kind == ES_VOCAB_SPM && v->add_space_prefix) || v->kind == ES_VOCAB_WPM;
     bool strip = dummy_prefix;
     size_t k = 0;
     for (int32_t i = 0; i < n; i++) {

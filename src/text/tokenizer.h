@@ -6,6 +6,8 @@
  *   tokenizer_spm.c  SentencePiece: score-ordered pair merges with a heap, byte fallback
  *   tokenizer_bpe.c  byte-level BPE: GPT-2 byte<->unicode map, pre-tokenizer regexes
  *                    (PCRE2), rank-ordered merges with a heap
+ *   tokenizer_wpm.c  WordPiece: BERT's basic pre-tokenizer (wpm_unicode.c tables), greedy
+ *                    longest-match-first pieces
  *
  * A vocab owns copies of everything it uses: token texts, rendered pieces, scores,
  * merges. It is immutable after es_vocab_from_gguf; tokenizing allocates per call.
@@ -47,6 +49,7 @@ enum {
 typedef enum es_vocab_kind {
     ES_VOCAB_SPM = 0, /* tokenizer.ggml.model "llama" */
     ES_VOCAB_BPE = 1, /* tokenizer.ggml.model "gpt2" */
+    ES_VOCAB_WPM = 2, /* tokenizer.ggml.model "bert" (WordPiece) */
 } es_vocab_kind;
 
 /* Byte-level BPE pre-tokenizer families (tokenizer.ggml.pre). */
@@ -115,6 +118,13 @@ struct es_vocab {
     es_pairmap merges;
     int32_t bpe_byte_tok[256];  /* token of the single mapped character of each byte */
     struct es_bpe_regex *regex; /* compiled pre-tokenizer */
+
+    /* WordPiece and sentence pairs */
+    int32_t cls, sep;   /* [CLS]/<s> and [SEP]/</s> of encoders (cls_token_id, seperator_token_id;
+                           default bos and eos), -1 if none */
+    bool wpm_lowercase; /* tokenizer.ggml.normalizer.lowercase (default true): lower case and
+                           strip accents */
+    uint32_t wpm_max_len; /* bytes of the longest token text (bounds the greedy search) */
 };
 
 /* Builds a vocab from the tokenizer metadata of an open GGUF. On success *out owns
@@ -150,6 +160,10 @@ es_status es_spm_tokenize(const es_vocab *v, const char *text, size_t len, bool 
 es_status es_bpe_init(es_vocab *v, const es_gguf *g, const char *pre);
 void es_bpe_free(es_vocab *v);
 es_status es_bpe_tokenize(const es_vocab *v, const char *text, size_t len, es_tokbuf *out);
+/* WordPiece: load-time setup (normalizer flag, longest piece) and per-fragment tokenizing. */
+es_status es_wpm_init(es_vocab *v, const es_gguf *g);
+es_status es_wpm_tokenize(const es_vocab *v, const char *text, size_t len, es_tokbuf *out);
+
 /* Decodes a byte-level token text (GPT-2 unicode alphabet) into bytes; out must hold
  * n bytes (decoding never grows). Characters outside the alphabet are copied as is.
  * Returns the decoded length. */
