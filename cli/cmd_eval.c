@@ -69,8 +69,9 @@ static const cli_opt eval_own[] = {
     {NULL, "--alphas", "LIST", CLI_STR, 0, 0, EO(alphas_spec), "steering strengths; 0 = unsteered", NULL, NULL,
      CLI_SHOW_DEFAULT, 0},
     {NULL, "--queries", "FILE", CLI_PATH, 0, 0, EO(queries),
-     "query set (EmotionQuery or emosteer JSON): its \"neutral\" list\nis asked (default: the project's, "
-     "data/queries/emosteer-queries.json)",
+     "query set; its shape picks the protocol: a \"neutral\" list is asked\nfor every emotion (the project's set, "
+     "the default:\ndata/queries/emosteer-queries.json); EmotionQuery (emotion ->\nqueries): each emotion its own "
+     "queries; EmotionQuery+ (a list):\nevery emotion on all of them",
      NULL, NULL, 0, 0},
     {NULL, "--prompts", "FILE", CLI_PATH, 0, 0, EO(prompts),
      "instead: one prompt a line (e.g. data/queries/heldout-prompts.txt);\nbase models continue the text as it is",
@@ -229,60 +230,124 @@ static int pick_emotions(eval_job *j) {
 
 /* ---- inputs --------------------------------------------------------------------------- */
 
-/* The queries: the neutral list of the query set, or the prompt file; the first N. */
+const char *eval_protocol_name(eval_protocol p, const char **what) {
+    static const char *const names[] = {"neutral", "emotionquery", "emotionquery+", "prompts"};
+    static const char *const whats[] = {
+        "every emotion on the query set's neutral queries (the first N)",
+        "each emotion on its own queries of the set (the first N of each list), steered toward it, as Dong et al.",
+        "every emotion on all the set's queries (the first N), as Dong et al.'s EmotionQuery+",
+        "every emotion on the prompt file (the first N lines)"};
+    if (what) *what = whats[p];
+    return names[p];
+}
+
+/* Appends query `index` of a list (or a prompt) to j->queries and builds its prompt. */
+static int add_query(eval_job *j, const char *id, const char *text, int index) {
+    eval_query *x = &j->queries[j->n_queries++];
+    x->index = index;
+    x->id = es_strdup(id);
+    x->text = es_strdup(text);
+    if (!x->id || !x->text) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        return ES_EXIT_FAIL;
+    }
+    es_status st;
+    if (j->o->prompts && j->fmt == ES_CHAT_NONE) /* base model: continue the text itself */
+        st = es_tokenize_alloc(j->vocab, x->text, strlen(x->text), true, false, &x->prompt, &x->n_prompt);
+    else
+        st = es_extract_prompt(j->vocab, j->fmt, NULL, NULL, x->text, &x->prompt, &x->n_prompt);
+    if (st != ES_OK) {
+        fprintf(stderr, "emosteer: building the prompt of %s: %s\n", x->id, es_last_error());
+        return ES_EXIT_FAIL;
+    }
+    return ES_EXIT_OK;
+}
+
+/* The queries and which emotion is asked which (eval_protocol, from the file's shape):
+ * a prompt file, a set with a "neutral" list, one unlabelled list (EmotionQuery+), or
+ * lists named by emotion (EmotionQuery); the first N of each list used. */
 static int load_queries(eval_job *j) {
     const eval_opts *o = j->o;
     char **prompts = NULL;
-    int n_prompts = 0;
+    int n_prompts = 0, rc = ES_EXIT_FAIL;
     es_query_set *qs = NULL;
-    const es_query_list *list = NULL;
-    int n_avail;
-    if (o->prompts) {
-        if (es_prompts_load(o->prompts, &prompts, &n_prompts) != ES_OK) return cli_fail("reading the prompts");
-        n_avail = n_prompts;
-    } else {
-        if (es_query_set_load(o->queries, &qs) != ES_OK) return cli_fail("reading the queries");
-        list = es_query_set_find(qs, ES_EVAL_NEUTRAL);
-        if (!list || list->n == 0) {
-            fprintf(stderr, "emosteer: %s has no \"neutral\" queries (eval asks neutral questions; it has:", o->queries);
-            for (int i = 0; i < qs->n_lists; i++) fprintf(stderr, " %s", qs->lists[i].emotion);
-            fprintf(stderr, "); give a query set with a neutral list, or --prompts FILE\n");
-            es_query_set_free(qs);
-            return ES_EXIT_FAIL;
-        }
-        n_avail = list->n;
+    const es_query_list *shared = NULL;
+    const es_query_list **lists = calloc((size_t)j->n_emotions, sizeof *lists); /* per emotion */
+    j->q_lo = calloc((size_t)j->n_emotions, sizeof *j->q_lo);
+    j->q_hi = calloc((size_t)j->n_emotions, sizeof *j->q_hi);
+    if (!lists || !j->q_lo || !j->q_hi) {
+        free(lists);
+        return cli_fail("the queries");
     }
-    int n = (int)ES_MIN((long)n_avail, o->n_queries), rc = ES_EXIT_FAIL;
-    if (n < o->n_queries)
-        fprintf(stderr, "eval: %s has %d %s; using all of them\n", o->prompts ? o->prompts : o->queries, n_avail,
-                o->prompts ? "prompts" : "neutral queries");
-    if (!(j->queries = calloc((size_t)n, sizeof *j->queries))) goto done;
-    for (int q = 0; q < n; q++) {
-        eval_query *x = &j->queries[j->n_queries++];
-        x->index = q;
-        if (o->prompts) {
-            char id[32];
-            snprintf(id, sizeof id, "prompt-%04d", q);
-            x->id = es_strdup(id);
-            x->text = es_strdup(prompts[q]);
-        } else {
-            x->id = es_strdup(list->queries[q].id);
-            x->text = es_strdup(list->queries[q].text);
-        }
-        if (!x->id || !x->text) goto done;
-        es_status st;
-        if (o->prompts && j->fmt == ES_CHAT_NONE) /* base model: continue the text itself */
-            st = es_tokenize_alloc(j->vocab, x->text, strlen(x->text), true, false, &x->prompt, &x->n_prompt);
-        else
-            st = es_extract_prompt(j->vocab, j->fmt, NULL, NULL, x->text, &x->prompt, &x->n_prompt);
-        if (st != ES_OK) {
-            fprintf(stderr, "emosteer: building the prompt of %s: %s\n", x->id, es_last_error());
+    const char *src = o->prompts ? o->prompts : o->queries;
+    if (o->prompts) {
+        if (es_prompts_load(o->prompts, &prompts, &n_prompts) != ES_OK) {
+            cli_fail("reading the prompts");
             goto done;
+        }
+        j->protocol = EVAL_PROTO_PROMPTS;
+    } else {
+        if (es_query_set_load(o->queries, &qs) != ES_OK) {
+            cli_fail("reading the queries");
+            goto done;
+        }
+        if ((shared = es_query_set_find(qs, ES_EVAL_NEUTRAL)) && shared->n > 0) {
+            j->protocol = EVAL_PROTO_NEUTRAL;
+        } else if (qs->format == ES_QUERY_FORMAT_LIST) {
+            j->protocol = EVAL_PROTO_SHARED;
+            shared = &qs->lists[0];
+        } else {
+            j->protocol = EVAL_PROTO_EMOTIONQUERY;
+            shared = NULL;
+            for (int e = 0; e < j->n_emotions; e++)
+                if (!(lists[e] = es_query_set_find(qs, j->emotions[e])) || lists[e]->n == 0) {
+                    fprintf(stderr,
+                            "emosteer: %s has no \"neutral\" list, so each emotion is asked its own queries "
+                            "(EmotionQuery), but it has none for '%s'; it has:",
+                            o->queries, j->emotions[e]);
+                    for (int i = 0; i < qs->n_lists; i++) fprintf(stderr, " %s", qs->lists[i].emotion);
+                    fprintf(stderr, "\n(choose the emotions with --emotions, or give a set with a neutral list)\n");
+                    goto done;
+                }
+        }
+    }
+    /* every query of the run, list by list; emotion e asks a range of them */
+    size_t total = 0;
+    int avail = o->prompts ? n_prompts : shared ? shared->n : 0;
+    if (o->prompts || shared) total = (size_t)ES_MIN((long)avail, o->n_queries);
+    else
+        for (int e = 0; e < j->n_emotions; e++) total += (size_t)ES_MIN((long)lists[e]->n, o->n_queries);
+    if (!(j->queries = calloc(total, sizeof *j->queries))) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        goto done;
+    }
+    char id[32];
+    if (o->prompts || shared) {
+        if ((long)avail < o->n_queries)
+            fprintf(stderr, "eval: %s has %d %s; using all of them\n", src, avail, o->prompts ? "prompts" : "queries");
+        for (int q = 0; q < (int)total; q++) {
+            snprintf(id, sizeof id, "prompt-%04d", q);
+            if (add_query(j, o->prompts ? id : shared->queries[q].id, o->prompts ? prompts[q] : shared->queries[q].text,
+                          q) != ES_EXIT_OK)
+                goto done;
+        }
+        for (int e = 0; e < j->n_emotions; e++) j->q_lo[e] = 0, j->q_hi[e] = (int)total;
+        j->n_per_emotion = (int)total;
+    } else {
+        for (int e = 0; e < j->n_emotions; e++) {
+            int n = (int)ES_MIN((long)lists[e]->n, o->n_queries);
+            if (n < o->n_queries)
+                fprintf(stderr, "eval: %s has %d queries for %s; using all of them\n", src, lists[e]->n, j->emotions[e]);
+            j->q_lo[e] = j->n_queries;
+            for (int q = 0; q < n; q++)
+                if (add_query(j, lists[e]->queries[q].id, lists[e]->queries[q].text, q) != ES_EXIT_OK) goto done;
+            j->q_hi[e] = j->n_queries;
+            j->n_per_emotion = ES_MAX(j->n_per_emotion, n);
         }
     }
     rc = ES_EXIT_OK;
 done:
-    if (rc != ES_EXIT_OK && !*es_last_error()) fprintf(stderr, "emosteer: out of memory\n");
+    free(lists);
     es_prompts_free(prompts, n_prompts);
     es_query_set_free(qs);
     return rc;
@@ -429,14 +494,14 @@ static char *run_settings(const eval_job *j, const char *model_sha, const char *
     int n = asprintf(&t,
                      "model_sha256=%s\nev_sha256=%s\nhook=%s\nlayers=%s\npositions=%s\npreserve_norm=%d\n"
                      "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n"
-                     "topic=%s%s\n",
+                     "topic=%s%s\nprotocol=%s\n",
                      model_sha, ev_sha, es_hook_name(o->steer.hook >= 0 ? (es_hook_point)o->steer.hook : es_ev_set_hook(j->ev)),
                      layers, es_steer_positions_name(o->steer.positions),
                      o->steer.preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
                      o->n_predict, (double)sp->temp, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                      (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
                      sp->penalty_last_n, (unsigned long long)sp->seed, o->judge ? "judge " : "cosine",
-                     o->judge ? judge_sha : "");
+                     o->judge ? judge_sha : "", eval_protocol_name(j->protocol, NULL));
     return n < 0 ? NULL : t;
 }
 
@@ -472,6 +537,9 @@ static int check_resume(const char *path, const char *now, bool layers_given) {
         /* runs written before the layers were spelled out recorded "layers=all" for
          * "no --layers": the same selection */
         bool old_layers = !layers_given && la == 10 && !memcmp(a, "layers=all", 10) && !strncmp(b, "layers=", 7);
+        /* runs written before the protocol was recorded asked the neutral queries or the prompts */
+        bool old_protocol = la == 0 && !*a && (!strcmp(b, "protocol=neutral\n") || !strcmp(b, "protocol=prompts\n"));
+        if (old_protocol) break;
         if (!old_layers && (la != lb || memcmp(a, b, la) != 0)) {
             fprintf(stderr,
                     "emosteer eval: --resume: this run differs from the one in %s:\n  was: %.*s\n  now: %.*s\n"
@@ -498,8 +566,10 @@ static bool in_grid(const eval_job *j, const es_gen_record *r, uint64_t *seed) {
         snprintf(want, sizeof want, "%.9g", j->alphas[a] == 0 ? 0.0 : j->alphas[a]);
         if (!strcmp(want, got)) break;
     }
-    while (q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0) q++;
-    if (e == j->n_emotions || a == j->n_alphas || q == j->n_queries || r->sample >= j->o->samples) return false;
+    if (e == j->n_emotions) return false;
+    for (q = j->q_lo[e]; q < j->q_hi[e] && strcmp(j->queries[q].id, r->query_id) != 0; q++) {
+    }
+    if (a == j->n_alphas || q == j->q_hi[e] || r->sample >= j->o->samples) return false;
     *seed = es_eval_seed(j->o->sp.seed, j->emotions[e], j->alphas[a], "*", r->sample) + (uint64_t)j->queries[q].index;
     return true;
 }
@@ -620,8 +690,10 @@ static int fill_settings(const eval_job *j, es_eval_settings *s, const char *mod
     s->n_samples = (int)o->samples;
     s->max_tokens = (int)o->n_predict;
     const es_sampler_params *sp = &o->sp;
-    st = st ? st : add_kv(s, "prompts", "%s", o->prompts ? "prompt file, first N lines" : "neutral queries of the query set");
-    st = st ? st : add_kv(s, "n_queries", "%d", j->n_queries);
+    const char *what, *protocol = eval_protocol_name(j->protocol, &what);
+    st = st ? st : add_kv(s, "protocol", "%s: %s", protocol, what);
+    st = st ? st : add_kv(s, "n_queries", "%d%s", j->n_per_emotion,
+                          j->protocol == EVAL_PROTO_EMOTIONQUERY ? " per emotion" : "");
     st = st ? st : add_kv(s, "chat_format", "%s", es_chat_format_name(j->fmt));
     st = st ? st : add_kv(s, "positions", "%s", es_steer_positions_name(o->steer.positions));
     st = st ? st : add_kv(s, "preserve_norm", "%s", o->steer.preserve_norm ? "yes" : "no");
@@ -771,6 +843,8 @@ static void job_free(eval_job *j) {
         free(j->queries[q].prompt);
     }
     free(j->queries);
+    free(j->q_lo);
+    free(j->q_hi);
     free(j->items);
     free(j->topic_desc);
     es_genlog_free(j->log);
@@ -803,7 +877,7 @@ int cmd_eval(int argc, char **argv) {
     if ((rc = eval_prepare(&j)) >= 0) goto done;
     rc = ES_EXIT_FAIL;
     /* the grid, emotion-major; seeds as eval_run.c explains */
-    size_t n_items = (size_t)j.n_emotions * (size_t)j.n_alphas * (size_t)o.samples * (size_t)j.n_queries;
+    size_t n_items = (size_t)j.n_alphas * (size_t)o.samples * (size_t)j.n_per_emotion * (size_t)j.n_emotions;
     if (n_items > INT_MAX / 2 || !(j.items = calloc(n_items, sizeof *j.items))) {
         fprintf(stderr, "emosteer: %zu responses is too many\n", n_items);
         goto done;
@@ -812,7 +886,7 @@ int cmd_eval(int argc, char **argv) {
         for (int a = 0; a < j.n_alphas; a++)
             for (int s = 0; s < o.samples; s++) {
                 uint64_t seed0 = es_eval_seed(o.sp.seed, j.emotions[e], j.alphas[a], "*", s);
-                for (int q = 0; q < j.n_queries; q++)
+                for (int q = j.q_lo[e]; q < j.q_hi[e]; q++)
                     j.items[j.n_items++] = (eval_item){e, a, q, s, seed0 + (uint64_t)j.queries[q].index};
             }
     char topic_desc[PATH_MAX + 128];

@@ -25,6 +25,18 @@ typedef struct eval_opts {
     es_sampler_params sp;
 } eval_opts;
 
+/* Which queries each emotion is asked (chosen by the query file's shape). */
+typedef enum eval_protocol {
+    EVAL_PROTO_NEUTRAL,       /* the set's "neutral" list, for every emotion (emosteer's set) */
+    EVAL_PROTO_EMOTIONQUERY,  /* each emotion its own list, steered toward it (EmotionQuery) */
+    EVAL_PROTO_SHARED,        /* one unlabelled list, for every emotion (EmotionQuery+) */
+    EVAL_PROTO_PROMPTS,       /* --prompts: the prompt file, for every emotion */
+} eval_protocol;
+
+/* "neutral", "emotionquery", "emotionquery+", "prompts"; *what gets a sentence for the
+ * settings. */
+const char *eval_protocol_name(eval_protocol p, const char **what);
+
 /* One evaluation prompt. */
 typedef struct eval_query {
     char *id;        /* "neutral-0042", "prompt-0007" (owned) */
@@ -52,8 +64,11 @@ typedef struct eval_job {
     int n_alphas;
     double *alphas;         /* [n_alphas] ascending */
     es_steer_set **steer;   /* [n_emotions][n_alphas]; NULL where alpha == 0 */
+    eval_protocol protocol;
     int n_queries;
-    eval_query *queries;      /* [n_queries] */
+    eval_query *queries;      /* [n_queries] every query of the run, list by list */
+    int *q_lo, *q_hi;         /* [n_emotions] emotion e is asked queries[q_lo[e] .. q_hi[e]) */
+    int n_per_emotion;        /* queries asked per emotion (the most of any emotion) */
     es_lexicon *lex;
     es_model *judge_model;  /* NULL without --judge */
     es_judge *judge;

@@ -234,8 +234,10 @@ int eval_run(eval_job *j) {
         const eval_item *it = &j->items[i];
         todo += !es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s);
     }
-    fprintf(stderr, "eval: %d responses (%d emotions x %d alphas x %d queries x %d samples), %d done, %d to generate\n",
-            j->n_items, j->n_emotions, j->n_alphas, j->n_queries, (int)o->samples, j->n_items - todo, todo);
+    fprintf(stderr, "eval: %d responses (%d emotions x %d alphas x %d queries%s x %d samples; protocol %s), %d done, %d to generate\n",
+            j->n_items, j->n_emotions, j->n_alphas, j->n_per_emotion,
+            j->protocol == EVAL_PROTO_EMOTIONQUERY ? " of its own" : "", (int)o->samples,
+            eval_protocol_name(j->protocol, NULL), j->n_items - todo, todo);
     if (todo == 0) return ES_EXIT_OK;
     if (max_prompt + o->n_predict + 1 > j->mi.n_ctx_train) {
         fprintf(stderr, "emosteer: a response needs %ld positions; the model was trained for %d (lower -n)\n",

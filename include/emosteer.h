@@ -1177,7 +1177,7 @@ uint64_t es_fnv1a(uint64_t h, const void *data, size_t n);
 /* ------------------------------------------------------------------------- */
 
 /*
- * Query sets for extracting and evaluating emotion vectors. Two JSON shapes are read:
+ * Query sets for extracting and evaluating emotion vectors. Three JSON shapes are read:
  *
  * 1. EmotionQuery (Dong et al. 2025): an object of emotion -> array of query strings
  *      {"anger": ["How did you feel when ...?", ...], "joy": [...], ...}
@@ -1192,7 +1192,11 @@ uint64_t es_fnv1a(uint64_t h, const void *data, size_t n);
  *    the query for base models; either may be absent. An instruction for a name with no
  *    query list makes a list with no queries.
  *
- * Rules for both: names are 1..63 characters of [A-Za-z0-9_-]; every list holds 1 or
+ * 3. EmotionQuery+ (Dong et al. 2025): an array of unlabelled query strings
+ *      ["How do you feel about ...?", ...]
+ *    read as one list named ES_QUERY_LIST_NAME ("query"; ids "query-0042").
+ *
+ * Rules for all three: names are 1..63 characters of [A-Za-z0-9_-]; every list holds 1 or
  * more non-empty strings of at most 65536 bytes; duplicate JSON keys are an error;
  * repeated queries inside a list are kept (EmotionQuery has some) and counted. Every
  * failure is ES_ERR_FORMAT (or ES_ERR_UNSUPPORTED for an unknown format version) with
@@ -1219,7 +1223,11 @@ typedef struct es_query_list {
 typedef enum es_query_format {
     ES_QUERY_FORMAT_EMOTIONQUERY = 0,
     ES_QUERY_FORMAT_EMOSTEER = 1,
+    ES_QUERY_FORMAT_LIST = 2, /* a top-level array: EmotionQuery+ */
 } es_query_format;
+
+/* The name of the one list of an ES_QUERY_FORMAT_LIST set. */
+#define ES_QUERY_LIST_NAME "query"
 
 typedef struct es_query_set {
     es_query_format format;
