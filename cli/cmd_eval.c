@@ -61,6 +61,42 @@ static int compare_fn(const cli_opt *o, const char *flag, void *dest, char *cons
     return 2;
 }
 
+/* --shard K/N: 1 <= K <= N <= 100000. */
+static int shard_fn(const cli_opt *o, const char *flag, void *dest, char *const *vals, int n, char *err, size_t cap) {
+    (void)o;
+    int *kn = dest; /* shard_k, shard_n */
+    long k, m;
+    char *slash = n ? strchr(vals[0], '/') : NULL;
+    char a[32], b[32];
+    if (slash && (size_t)(slash - vals[0]) < sizeof a && strlen(slash + 1) < sizeof b) {
+        snprintf(a, sizeof a, "%.*s", (int)(slash - vals[0]), vals[0]);
+        snprintf(b, sizeof b, "%s", slash + 1);
+    }
+    if (!slash || (size_t)(slash - vals[0]) >= sizeof a || strlen(slash + 1) >= sizeof b ||
+        !cli_parse_int(b, 1, 100000, &m) || !cli_parse_int(a, 1, m, &k)) {
+        snprintf(err, cap, "%s wants K/N with 1 <= K <= N <= 100000 (e.g. 2/8), got '%s'", flag, n ? vals[0] : "");
+        return -1;
+    }
+    kn[0] = (int)k;
+    kn[1] = (int)m;
+    return 1;
+}
+
+/* --merge DIR...: every word up to the next option. */
+static int merge_fn(const cli_opt *o, const char *flag, void *dest, char *const *vals, int n, char *err, size_t cap) {
+    (void)o;
+    int used = 0;
+    while (used < n && vals[used][0] != '-') used++;
+    if (used == 0) {
+        snprintf(err, cap, "%s wants the shard folders (--merge DIR1 DIR2 ...)", flag);
+        return -1;
+    }
+    eval_dirs *m = dest;
+    m->v = vals;
+    m->n = used;
+    return used;
+}
+
 #define EO(f) offsetof(eval_opts, f)
 static const cli_opt eval_own[] = {
     {"-o", "--output", "DIR", CLI_PATH, 0, 0, EO(out), "output folder (created if needed)", NULL, NULL, 0, 0},
@@ -90,6 +126,14 @@ static const cli_opt eval_own[] = {
      "seed or prompt\nnot this run's, is an error naming FILE:LINE; responses\noutside this grid stay in the file, "
      "left out of the\nresults, and a note counts them)",
      NULL, NULL, 0, 0},
+    {NULL, "--shard", "K/N", CLI_CUSTOM, 0, 0, EO(shard_k),
+     "make only shard K of N of the grid (whole batches of --batch, the\nseeds of the whole run) into -o DIR; "
+     "combine them with --merge",
+     NULL, shard_fn, 0, 0},
+    {NULL, "--merge", "DIR...", CLI_CUSTOM, 0, 0, EO(merge),
+     "combine the shard folders of one run (the same command, --shard\nleft out) into -o DIR: results equal to an "
+     "unsharded run's",
+     NULL, merge_fn, 0, 0},
     {NULL, "--compare", "A B", CLI_CUSTOM, 0, 0, EO(compare), "compare two runs' results.json instead", NULL,
      compare_fn, 0, 0},
 };
@@ -148,6 +192,8 @@ static int eval_parse(int argc, char **argv, eval_opts *o) {
         return cli_usage_error(CMD, "-o %s: is a file, not a folder", o->out);
     if (!o->steer.ev_path) return cli_usage_error(CMD, "no emotion vectors: give them with --ev FILE");
     if (o->queries && o->prompts) return cli_usage_error(CMD, "--queries and --prompts exclude each other");
+    if (o->shard_n && o->merge.n) return cli_usage_error(CMD, "--shard and --merge exclude each other");
+    if (o->merge.n && o->resume) return cli_usage_error(CMD, "--merge writes a new folder: leave out --resume");
     if (!o->lexicon) o->lexicon = default_lexicon();
     if (!o->queries && !o->prompts) o->queries = default_queries();
     return -1;
@@ -503,6 +549,141 @@ static char *run_settings(const eval_job *j, const char *model_sha, const char *
                      sp->penalty_last_n, (unsigned long long)sp->seed, o->judge ? "judge " : "cosine",
                      o->judge ? judge_sha : "", eval_protocol_name(j->protocol, NULL));
     return n < 0 ? NULL : t;
+}
+
+/* The settings of shard k/n: the run's, then the shard and the grid it was cut from
+ * (the emotions, alphas, queries, samples and the batch, which fix the cut). *base is
+ * replaced (freed). Returns false out of memory. */
+static bool add_shard_settings(const eval_job *j, char **base, int k, int n) {
+    char grid[8192];
+    size_t at = 0;
+    for (int e = 0; e < j->n_emotions && at < sizeof grid; e++)
+        at += (size_t)snprintf(grid + at, sizeof grid - at, "%s%s", e ? "," : "", j->emotions[e]);
+    for (int a = 0; a < j->n_alphas && at < sizeof grid; a++)
+        at += (size_t)snprintf(grid + at, sizeof grid - at, "%s%.9g", a ? "," : ";", j->alphas[a]);
+    if (at < sizeof grid)
+        snprintf(grid + at, sizeof grid - at, ";%d queries;%ld samples;batch %d", j->n_per_emotion, j->o->samples,
+                 j->o->rt.batch);
+    char *t = NULL;
+    if (asprintf(&t, "%sshard=%d/%d\ngrid=%s\n", *base, k, n, grid) < 0) return false;
+    free(*base);
+    *base = t;
+    return true;
+}
+
+/* --merge: checks that the folders are the shards 1..N of this very run (each one's
+ * run-settings.txt is what `--shard K/N` of this command writes) and writes their
+ * generations.jsonl, in shard order, as gen_path: the lines as they are, so the file
+ * is the one an unsharded run writes. Sets o->shard_n = N. Returns an exit code. */
+static int merge_shards(eval_job *j, eval_opts *o, const char *base_settings, const char *gen_path) {
+    int n = 0, rc = ES_EXIT_FAIL;
+    int *order = calloc((size_t)o->merge.n, sizeof *order); /* order[k-1] = index in o->merge */
+    char *text = NULL, *want = NULL, *path = NULL, *tmp = NULL;
+    FILE *out = NULL;
+    if (!order) return cli_fail("--merge");
+    for (int i = 0; i < o->merge.n; i++) order[i] = -1;
+    for (int i = 0; i < o->merge.n; i++) {
+        const char *dir = o->merge.v[i];
+        size_t len;
+        free(path);
+        path = join(dir, "run-settings.txt");
+        free(text);
+        text = NULL;
+        if (!path || es_file_read(path, 1 << 20, &text, &len) != ES_OK) {
+            fprintf(stderr, "emosteer eval: --merge: %s: %s\n", dir, path ? es_last_error() : "out of memory");
+            goto done;
+        }
+        const char *sh = strstr(text, "\nshard=");
+        int k = 0, m = 0;
+        if (!sh || sscanf(sh, "\nshard=%d/%d", &k, &m) != 2 || k < 1 || k > m) {
+            fprintf(stderr, "emosteer eval: --merge: %s is not a shard (no shard=K/N line: made without --shard)\n", path);
+            goto done;
+        }
+        if (n && m != n) {
+            fprintf(stderr, "emosteer eval: --merge: %s is a shard of %d, %s of %d\n", dir, m, o->merge.v[order[0] >= 0 ? order[0] : 0], n);
+            goto done;
+        }
+        n = m;
+        if (m != o->merge.n) {
+            fprintf(stderr, "emosteer eval: --merge: the run has %d shards; %d folders given\n", m, o->merge.n);
+            goto done;
+        }
+        if (order[k - 1] >= 0) {
+            fprintf(stderr, "emosteer eval: --merge: %s and %s are both shard %d/%d\n", o->merge.v[order[k - 1]], dir, k, n);
+            goto done;
+        }
+        order[k - 1] = i;
+        free(want);
+        want = es_strdup(base_settings);
+        if (!want || !add_shard_settings(j, &want, k, n)) {
+            fprintf(stderr, "emosteer: out of memory\n");
+            goto done;
+        }
+        /* line by line: name the first that differs */
+        const char *a = text, *b = want;
+        while (*a || *b) {
+            size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+            if (la != lb || memcmp(a, b, la) != 0) {
+                fprintf(stderr,
+                        "emosteer eval: --merge: %s is not a shard of this run:\n  was: %.*s\n  now: %.*s\n"
+                        "(merge with the command the shards ran, --shard left out)\n",
+                        path, (int)la, a, (int)lb, b);
+                goto done;
+            }
+            a += la + (a[la] == '\n');
+            b += lb + (b[lb] == '\n');
+        }
+    }
+    o->shard_n = n;
+    /* the generations, shard by shard, through a temporary file */
+    if (asprintf(&tmp, "%s.tmp%d", gen_path, (int)getpid()) < 0 || !(out = fopen(tmp, "wb"))) {
+        fprintf(stderr, "emosteer: cannot create %s: %s\n", gen_path, strerror(errno));
+        goto done;
+    }
+    for (int k = 0; k < n; k++) {
+        const char *dir = o->merge.v[order[k]];
+        free(path);
+        path = join(dir, "generations.jsonl");
+        es_genlog *log = NULL;
+        if (!path || es_genlog_open(path, j->labels, j->n_labels, false, &log) != ES_OK) {
+            fprintf(stderr, "emosteer eval: --merge: %s\n", path ? es_last_error() : "out of memory");
+            goto done;
+        }
+        es_genlog_info info;
+        es_genlog_get_info(log, &info);
+        es_genlog_free(log);
+        size_t len;
+        free(text);
+        text = NULL;
+        if (es_file_read(path, (size_t)1 << 40, &text, &len) != ES_OK) {
+            cli_fail("--merge");
+            goto done;
+        }
+        len = ES_MIN(len, info.valid_bytes); /* without a cut-off last line */
+        if (fwrite(text ? text : "", 1, len, out) != len || (len && text[len - 1] != '\n' && fputc('\n', out) == EOF)) {
+            fprintf(stderr, "emosteer: cannot write %s: %s\n", gen_path, strerror(errno));
+            goto done;
+        }
+        if (info.dropped_bytes)
+            fprintf(stderr, "eval: note: %s ends in a cut-off line; left out\n", path);
+    }
+    bool ok = fclose(out) == 0;
+    out = NULL;
+    if (!ok || rename(tmp, gen_path) != 0) {
+        fprintf(stderr, "emosteer: cannot write %s: %s\n", gen_path, strerror(errno));
+        goto done;
+    }
+    fprintf(stderr, "eval: merged %d shards into %s\n", n, gen_path);
+    rc = ES_EXIT_OK;
+done:
+    if (out) fclose(out);
+    if (rc != ES_EXIT_OK && tmp) unlink(tmp);
+    free(order);
+    free(text);
+    free(want);
+    free(path);
+    free(tmp);
+    return rc;
 }
 
 /* Writes text to path through a temporary file and a rename. */
@@ -870,7 +1051,7 @@ int cmd_eval(int argc, char **argv) {
     }
     eval_job j = {.o = &o};
     char *gen_path = NULL, *set_path = NULL, *settings = NULL;
-    bool made_dir = false, made_settings = false, made_log = false; /* by this run: removed if it fails */
+    bool made_dir = false, made_settings = false, made_log = false, made_merge = false; /* by this run: removed if it fails */
     struct stat sb;
     char model_sha[ES_SHA256_HEX] = "", ev_sha[ES_SHA256_HEX] = "", query_sha[ES_SHA256_HEX] = "",
          judge_sha[ES_SHA256_HEX] = "";
@@ -888,6 +1069,10 @@ int cmd_eval(int argc, char **argv) {
                 uint64_t seed0 = es_eval_seed(o.sp.seed, j.emotions[e], j.alphas[a], "*", s);
                 for (int q = j.q_lo[e]; q < j.q_hi[e]; q++)
                     j.items[j.n_items++] = (eval_item){e, a, q, s, seed0 + (uint64_t)j.queries[q].index};
+    /* --shard: whole batches of the whole run (eval_shard_range) */
+    j.item_lo = 0;
+    j.item_hi = j.n_items;
+    if (o.shard_n && !o.merge.n) eval_shard_range(j.n_items, o.rt.batch, o.shard_k, o.shard_n, &j.item_lo, &j.item_hi);
             }
     char topic_desc[PATH_MAX + 128];
     if (o.judge)
@@ -908,6 +1093,10 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "emosteer: out of memory\n");
         goto done;
     }
+    if (o.shard_n && !o.merge.n && !add_shard_settings(&j, &settings, o.shard_k, o.shard_n)) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        goto done;
+    }
     bool have_log = stat(gen_path, &sb) == 0 && sb.st_size > 0;
     if (have_log && !o.resume) {
         fprintf(stderr, "emosteer eval: %s already holds responses: continue them with --resume, or choose another -o DIR\n",
@@ -916,9 +1105,18 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (have_log && (rc = check_resume(set_path, settings, o.steer.layers_spec != NULL)) != ES_EXIT_OK) goto done;
+    if (o.merge.n) { /* the shards' responses become this folder's log, checked as a resumed one */
+        made_dir = stat(o.out, &sb) != 0;
+        if (mkdir_p(o.out) != 0) {
+            fprintf(stderr, "emosteer: cannot create the folder %s: %s\n", o.out, strerror(errno));
+            goto done;
+        }
+        if ((rc = merge_shards(&j, &o, settings, gen_path)) != ES_EXIT_OK) goto done;
+        made_merge = have_log = true;
+    }
     if (have_log && (rc = check_resumed_records(&j, gen_path)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
-    made_dir = stat(o.out, &sb) != 0;
+    made_dir = made_dir || stat(o.out, &sb) != 0;
     made_settings = access(set_path, F_OK) != 0;
     made_log = !have_log;
     if (mkdir_p(o.out) != 0) {
@@ -937,6 +1135,11 @@ int cmd_eval(int argc, char **argv) {
                 gi.dropped_bytes ? " (a cut-off last line was dropped)" : "");
     double t0 = es_time_s();
     if ((rc = eval_run(&j)) != ES_EXIT_OK) goto done;
+    if (o.shard_n && !o.merge.n) { /* a part of the grid: its results come from --merge */
+        fprintf(stderr, "eval: shard %d/%d done: %s/generations.jsonl; combine the %d shard folders with the same "
+                        "command, --shard left out, --merge DIR... -o OUT\n", o.shard_k, o.shard_n, o.out, o.shard_n);
+        goto done;
+    }
     /* summarise what the file holds (numbers as written), whether fresh or resumed */
     es_genlog_free(j.log);
     j.log = NULL;
@@ -947,6 +1150,14 @@ int cmd_eval(int argc, char **argv) {
     rc = eval_finish(&j, model_sha, ev_sha, query_sha, judge_sha);
     fprintf(stderr, "eval: done in %.2f s\n", es_time_s() - t0);
 done:
+    /* a failed merge takes back the log it wrote */
+    if (rc != ES_EXIT_OK && made_merge && gen_path) {
+        es_genlog_free(j.log);
+        j.log = NULL;
+        unlink(gen_path);
+        if (made_settings || made_dir) unlink(set_path);
+        if (made_dir) rmdir(o.out);
+    }
     /* a failed run that generated nothing takes back what it created: an empty log, its
      * settings, the folder; a log with responses is kept for --resume */
     if (rc != ES_EXIT_OK && made_log && gen_path && stat(gen_path, &sb) == 0 && sb.st_size == 0) {
