@@ -61,6 +61,42 @@ static int compare_fn(const cli_opt *o, const char *flag, void *dest, char *cons
     return 2;
 }
 
+/* --shard K/N: 1 <= K <= N <= 100000. */
+static int shard_fn(const cli_opt *o, const char *flag, void *dest, char *const *vals, int n, char *err, size_t cap) {
+    (void)o;
+    int *kn = dest; /* shard_k, shard_n */
+    long k, m;
+    char *slash = n ? strchr(vals[0], '/') : NULL;
+    char a[32], b[32];
+    if (slash && (size_t)(slash - vals[0]) < sizeof a && strlen(slash + 1) < sizeof b) {
+        snprintf(a, sizeof a, "%.*s", (int)(slash - vals[0]), vals[0]);
+        snprintf(b, sizeof b, "%s", slash + 1);
+    }
+    if (!slash || (size_t)(slash - vals[0]) >= sizeof a || strlen(slash + 1) >= sizeof b ||
+        !cli_parse_int(b, 1, 100000, &m) || !cli_parse_int(a, 1, m, &k)) {
+        snprintf(err, cap, "%s wants K/N with 1 <= K <= N <= 100000 (e.g. 2/8), got '%s'", flag, n ? vals[0] : "");
+        return -1;
+    }
+    kn[0] = (int)k;
+    kn[1] = (int)m;
+    return 1;
+}
+
+/* --merge DIR...: every word up to the next option. */
+static int merge_fn(const cli_opt *o, const char *flag, void *dest, char *const *vals, int n, char *err, size_t cap) {
+    (void)o;
+    int used = 0;
+    while (used < n && vals[used][0] != '-') used++;
+    if (used == 0) {
+        snprintf(err, cap, "%s wants the shard folders (--merge DIR1 DIR2 ...)", flag);
+        return -1;
+    }
+    eval_dirs *m = dest;
+    m->v = vals;
+    m->n = used;
+    return used;
+}
+
 #define EO(f) offsetof(eval_opts, f)
 static const cli_opt eval_own[] = {
     {"-o", "--output", "DIR", CLI_PATH, 0, 0, EO(out), "output folder (created if needed)", NULL, NULL, 0, 0},
@@ -69,8 +105,9 @@ static const cli_opt eval_own[] = {
     {NULL, "--alphas", "LIST", CLI_STR, 0, 0, EO(alphas_spec), "steering strengths; 0 = unsteered", NULL, NULL,
      CLI_SHOW_DEFAULT, 0},
     {NULL, "--queries", "FILE", CLI_PATH, 0, 0, EO(queries),
-     "query set (EmotionQuery or emosteer JSON): its \"neutral\" list\nis asked (default: the project's, "
-     "data/queries/emosteer-queries.json)",
+     "query set; its shape picks the protocol: a \"neutral\" list is asked\nfor every emotion (the project's set, "
+     "the default:\ndata/queries/emosteer-queries.json); EmotionQuery (emotion ->\nqueries): each emotion its own "
+     "queries; EmotionQuery+ (a list):\nevery emotion on all of them",
      NULL, NULL, 0, 0},
     {NULL, "--prompts", "FILE", CLI_PATH, 0, 0, EO(prompts),
      "instead: one prompt a line (e.g. data/queries/heldout-prompts.txt);\nbase models continue the text as it is",
@@ -89,6 +126,14 @@ static const cli_opt eval_own[] = {
      "seed or prompt\nnot this run's, is an error naming FILE:LINE; responses\noutside this grid stay in the file, "
      "left out of the\nresults, and a note counts them)",
      NULL, NULL, 0, 0},
+    {NULL, "--shard", "K/N", CLI_CUSTOM, 0, 0, EO(shard_k),
+     "make only shard K of N of the grid (whole batches of --batch, the\nseeds of the whole run) into -o DIR; "
+     "combine them with --merge",
+     NULL, shard_fn, 0, 0},
+    {NULL, "--merge", "DIR...", CLI_CUSTOM, 0, 0, EO(merge),
+     "combine the shard folders of one run (the same command, --shard\nleft out) into -o DIR: results equal to an "
+     "unsharded run's",
+     NULL, merge_fn, 0, 0},
     {NULL, "--compare", "A B", CLI_CUSTOM, 0, 0, EO(compare), "compare two runs' results.json instead", NULL,
      compare_fn, 0, 0},
 };
@@ -147,6 +192,8 @@ static int eval_parse(int argc, char **argv, eval_opts *o) {
         return cli_usage_error(CMD, "-o %s: is a file, not a folder", o->out);
     if (!o->steer.ev_path) return cli_usage_error(CMD, "no emotion vectors: give them with --ev FILE");
     if (o->queries && o->prompts) return cli_usage_error(CMD, "--queries and --prompts exclude each other");
+    if (o->shard_n && o->merge.n) return cli_usage_error(CMD, "--shard and --merge exclude each other");
+    if (o->merge.n && o->resume) return cli_usage_error(CMD, "--merge writes a new folder: leave out --resume");
     if (!o->lexicon) o->lexicon = default_lexicon();
     if (!o->queries && !o->prompts) o->queries = default_queries();
     return -1;
@@ -229,60 +276,124 @@ static int pick_emotions(eval_job *j) {
 
 /* ---- inputs --------------------------------------------------------------------------- */
 
-/* The queries: the neutral list of the query set, or the prompt file; the first N. */
+const char *eval_protocol_name(eval_protocol p, const char **what) {
+    static const char *const names[] = {"neutral", "emotionquery", "emotionquery+", "prompts"};
+    static const char *const whats[] = {
+        "every emotion on the query set's neutral queries (the first N)",
+        "each emotion on its own queries of the set (the first N of each list), steered toward it, as Dong et al.",
+        "every emotion on all the set's queries (the first N), as Dong et al.'s EmotionQuery+",
+        "every emotion on the prompt file (the first N lines)"};
+    if (what) *what = whats[p];
+    return names[p];
+}
+
+/* Appends query `index` of a list (or a prompt) to j->queries and builds its prompt. */
+static int add_query(eval_job *j, const char *id, const char *text, int index) {
+    eval_query *x = &j->queries[j->n_queries++];
+    x->index = index;
+    x->id = es_strdup(id);
+    x->text = es_strdup(text);
+    if (!x->id || !x->text) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        return ES_EXIT_FAIL;
+    }
+    es_status st;
+    if (j->o->prompts && j->fmt == ES_CHAT_NONE) /* base model: continue the text itself */
+        st = es_tokenize_alloc(j->vocab, x->text, strlen(x->text), true, false, &x->prompt, &x->n_prompt);
+    else
+        st = es_extract_prompt(j->vocab, j->fmt, NULL, NULL, x->text, &x->prompt, &x->n_prompt);
+    if (st != ES_OK) {
+        fprintf(stderr, "emosteer: building the prompt of %s: %s\n", x->id, es_last_error());
+        return ES_EXIT_FAIL;
+    }
+    return ES_EXIT_OK;
+}
+
+/* The queries and which emotion is asked which (eval_protocol, from the file's shape):
+ * a prompt file, a set with a "neutral" list, one unlabelled list (EmotionQuery+), or
+ * lists named by emotion (EmotionQuery); the first N of each list used. */
 static int load_queries(eval_job *j) {
     const eval_opts *o = j->o;
     char **prompts = NULL;
-    int n_prompts = 0;
+    int n_prompts = 0, rc = ES_EXIT_FAIL;
     es_query_set *qs = NULL;
-    const es_query_list *list = NULL;
-    int n_avail;
-    if (o->prompts) {
-        if (es_prompts_load(o->prompts, &prompts, &n_prompts) != ES_OK) return cli_fail("reading the prompts");
-        n_avail = n_prompts;
-    } else {
-        if (es_query_set_load(o->queries, &qs) != ES_OK) return cli_fail("reading the queries");
-        list = es_query_set_find(qs, ES_EVAL_NEUTRAL);
-        if (!list || list->n == 0) {
-            fprintf(stderr, "emosteer: %s has no \"neutral\" queries (eval asks neutral questions; it has:", o->queries);
-            for (int i = 0; i < qs->n_lists; i++) fprintf(stderr, " %s", qs->lists[i].emotion);
-            fprintf(stderr, "); give a query set with a neutral list, or --prompts FILE\n");
-            es_query_set_free(qs);
-            return ES_EXIT_FAIL;
-        }
-        n_avail = list->n;
+    const es_query_list *shared = NULL;
+    const es_query_list **lists = calloc((size_t)j->n_emotions, sizeof *lists); /* per emotion */
+    j->q_lo = calloc((size_t)j->n_emotions, sizeof *j->q_lo);
+    j->q_hi = calloc((size_t)j->n_emotions, sizeof *j->q_hi);
+    if (!lists || !j->q_lo || !j->q_hi) {
+        free(lists);
+        return cli_fail("the queries");
     }
-    int n = (int)ES_MIN((long)n_avail, o->n_queries), rc = ES_EXIT_FAIL;
-    if (n < o->n_queries)
-        fprintf(stderr, "eval: %s has %d %s; using all of them\n", o->prompts ? o->prompts : o->queries, n_avail,
-                o->prompts ? "prompts" : "neutral queries");
-    if (!(j->queries = calloc((size_t)n, sizeof *j->queries))) goto done;
-    for (int q = 0; q < n; q++) {
-        eval_query *x = &j->queries[j->n_queries++];
-        x->index = q;
-        if (o->prompts) {
-            char id[32];
-            snprintf(id, sizeof id, "prompt-%04d", q);
-            x->id = es_strdup(id);
-            x->text = es_strdup(prompts[q]);
-        } else {
-            x->id = es_strdup(list->queries[q].id);
-            x->text = es_strdup(list->queries[q].text);
-        }
-        if (!x->id || !x->text) goto done;
-        es_status st;
-        if (o->prompts && j->fmt == ES_CHAT_NONE) /* base model: continue the text itself */
-            st = es_tokenize_alloc(j->vocab, x->text, strlen(x->text), true, false, &x->prompt, &x->n_prompt);
-        else
-            st = es_extract_prompt(j->vocab, j->fmt, NULL, NULL, x->text, &x->prompt, &x->n_prompt);
-        if (st != ES_OK) {
-            fprintf(stderr, "emosteer: building the prompt of %s: %s\n", x->id, es_last_error());
+    const char *src = o->prompts ? o->prompts : o->queries;
+    if (o->prompts) {
+        if (es_prompts_load(o->prompts, &prompts, &n_prompts) != ES_OK) {
+            cli_fail("reading the prompts");
             goto done;
+        }
+        j->protocol = EVAL_PROTO_PROMPTS;
+    } else {
+        if (es_query_set_load(o->queries, &qs) != ES_OK) {
+            cli_fail("reading the queries");
+            goto done;
+        }
+        if ((shared = es_query_set_find(qs, ES_EVAL_NEUTRAL)) && shared->n > 0) {
+            j->protocol = EVAL_PROTO_NEUTRAL;
+        } else if (qs->format == ES_QUERY_FORMAT_LIST) {
+            j->protocol = EVAL_PROTO_SHARED;
+            shared = &qs->lists[0];
+        } else {
+            j->protocol = EVAL_PROTO_EMOTIONQUERY;
+            shared = NULL;
+            for (int e = 0; e < j->n_emotions; e++)
+                if (!(lists[e] = es_query_set_find(qs, j->emotions[e])) || lists[e]->n == 0) {
+                    fprintf(stderr,
+                            "emosteer: %s has no \"neutral\" list, so each emotion is asked its own queries "
+                            "(EmotionQuery), but it has none for '%s'; it has:",
+                            o->queries, j->emotions[e]);
+                    for (int i = 0; i < qs->n_lists; i++) fprintf(stderr, " %s", qs->lists[i].emotion);
+                    fprintf(stderr, "\n(choose the emotions with --emotions, or give a set with a neutral list)\n");
+                    goto done;
+                }
+        }
+    }
+    /* every query of the run, list by list; emotion e asks a range of them */
+    size_t total = 0;
+    int avail = o->prompts ? n_prompts : shared ? shared->n : 0;
+    if (o->prompts || shared) total = (size_t)ES_MIN((long)avail, o->n_queries);
+    else
+        for (int e = 0; e < j->n_emotions; e++) total += (size_t)ES_MIN((long)lists[e]->n, o->n_queries);
+    if (!(j->queries = calloc(total, sizeof *j->queries))) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        goto done;
+    }
+    char id[32];
+    if (o->prompts || shared) {
+        if ((long)avail < o->n_queries)
+            fprintf(stderr, "eval: %s has %d %s; using all of them\n", src, avail, o->prompts ? "prompts" : "queries");
+        for (int q = 0; q < (int)total; q++) {
+            snprintf(id, sizeof id, "prompt-%04d", q);
+            if (add_query(j, o->prompts ? id : shared->queries[q].id, o->prompts ? prompts[q] : shared->queries[q].text,
+                          q) != ES_EXIT_OK)
+                goto done;
+        }
+        for (int e = 0; e < j->n_emotions; e++) j->q_lo[e] = 0, j->q_hi[e] = (int)total;
+        j->n_per_emotion = (int)total;
+    } else {
+        for (int e = 0; e < j->n_emotions; e++) {
+            int n = (int)ES_MIN((long)lists[e]->n, o->n_queries);
+            if (n < o->n_queries)
+                fprintf(stderr, "eval: %s has %d queries for %s; using all of them\n", src, lists[e]->n, j->emotions[e]);
+            j->q_lo[e] = j->n_queries;
+            for (int q = 0; q < n; q++)
+                if (add_query(j, lists[e]->queries[q].id, lists[e]->queries[q].text, q) != ES_EXIT_OK) goto done;
+            j->q_hi[e] = j->n_queries;
+            j->n_per_emotion = ES_MAX(j->n_per_emotion, n);
         }
     }
     rc = ES_EXIT_OK;
 done:
-    if (rc != ES_EXIT_OK && !*es_last_error()) fprintf(stderr, "emosteer: out of memory\n");
+    free(lists);
     es_prompts_free(prompts, n_prompts);
     es_query_set_free(qs);
     return rc;
@@ -429,15 +540,150 @@ static char *run_settings(const eval_job *j, const char *model_sha, const char *
     int n = asprintf(&t,
                      "model_sha256=%s\nev_sha256=%s\nhook=%s\nlayers=%s\npositions=%s\npreserve_norm=%d\n"
                      "chat=%s\nprompts=%s:%s\nn_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d\nseed=%llu\n"
-                     "topic=%s%s\n",
+                     "topic=%s%s\nprotocol=%s\n",
                      model_sha, ev_sha, es_hook_name(o->steer.hook >= 0 ? (es_hook_point)o->steer.hook : es_ev_set_hook(j->ev)),
                      layers, es_steer_positions_name(o->steer.positions),
                      o->steer.preserve_norm, es_chat_format_name(j->fmt), o->prompts ? "prompts" : "queries", query_sha,
                      o->n_predict, (double)sp->temp, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                      (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
                      sp->penalty_last_n, (unsigned long long)sp->seed, o->judge ? "judge " : "cosine",
-                     o->judge ? judge_sha : "");
+                     o->judge ? judge_sha : "", eval_protocol_name(j->protocol, NULL));
     return n < 0 ? NULL : t;
+}
+
+/* The settings of shard k/n: the run's, then the shard and the grid it was cut from
+ * (the emotions, alphas, queries, samples and the batch, which fix the cut). *base is
+ * replaced (freed). Returns false out of memory. */
+static bool add_shard_settings(const eval_job *j, char **base, int k, int n) {
+    char grid[8192];
+    size_t at = 0;
+    for (int e = 0; e < j->n_emotions && at < sizeof grid; e++)
+        at += (size_t)snprintf(grid + at, sizeof grid - at, "%s%s", e ? "," : "", j->emotions[e]);
+    for (int a = 0; a < j->n_alphas && at < sizeof grid; a++)
+        at += (size_t)snprintf(grid + at, sizeof grid - at, "%s%.9g", a ? "," : ";", j->alphas[a]);
+    if (at < sizeof grid)
+        snprintf(grid + at, sizeof grid - at, ";%d queries;%ld samples;batch %d", j->n_per_emotion, j->o->samples,
+                 j->o->rt.batch);
+    char *t = NULL;
+    if (asprintf(&t, "%sshard=%d/%d\ngrid=%s\n", *base, k, n, grid) < 0) return false;
+    free(*base);
+    *base = t;
+    return true;
+}
+
+/* --merge: checks that the folders are the shards 1..N of this very run (each one's
+ * run-settings.txt is what `--shard K/N` of this command writes) and writes their
+ * generations.jsonl, in shard order, as gen_path: the lines as they are, so the file
+ * is the one an unsharded run writes. Sets o->shard_n = N. Returns an exit code. */
+static int merge_shards(eval_job *j, eval_opts *o, const char *base_settings, const char *gen_path) {
+    int n = 0, rc = ES_EXIT_FAIL;
+    int *order = calloc((size_t)o->merge.n, sizeof *order); /* order[k-1] = index in o->merge */
+    char *text = NULL, *want = NULL, *path = NULL, *tmp = NULL;
+    FILE *out = NULL;
+    if (!order) return cli_fail("--merge");
+    for (int i = 0; i < o->merge.n; i++) order[i] = -1;
+    for (int i = 0; i < o->merge.n; i++) {
+        const char *dir = o->merge.v[i];
+        size_t len;
+        free(path);
+        path = join(dir, "run-settings.txt");
+        free(text);
+        text = NULL;
+        if (!path || es_file_read(path, 1 << 20, &text, &len) != ES_OK) {
+            fprintf(stderr, "emosteer eval: --merge: %s: %s\n", dir, path ? es_last_error() : "out of memory");
+            goto done;
+        }
+        const char *sh = strstr(text, "\nshard=");
+        int k = 0, m = 0;
+        if (!sh || sscanf(sh, "\nshard=%d/%d", &k, &m) != 2 || k < 1 || k > m) {
+            fprintf(stderr, "emosteer eval: --merge: %s is not a shard (no shard=K/N line: made without --shard)\n", path);
+            goto done;
+        }
+        if (n && m != n) {
+            fprintf(stderr, "emosteer eval: --merge: %s is a shard of %d, %s of %d\n", dir, m, o->merge.v[order[0] >= 0 ? order[0] : 0], n);
+            goto done;
+        }
+        n = m;
+        if (m != o->merge.n) {
+            fprintf(stderr, "emosteer eval: --merge: the run has %d shards; %d folders given\n", m, o->merge.n);
+            goto done;
+        }
+        if (order[k - 1] >= 0) {
+            fprintf(stderr, "emosteer eval: --merge: %s and %s are both shard %d/%d\n", o->merge.v[order[k - 1]], dir, k, n);
+            goto done;
+        }
+        order[k - 1] = i;
+        free(want);
+        want = es_strdup(base_settings);
+        if (!want || !add_shard_settings(j, &want, k, n)) {
+            fprintf(stderr, "emosteer: out of memory\n");
+            goto done;
+        }
+        /* line by line: name the first that differs */
+        const char *a = text, *b = want;
+        while (*a || *b) {
+            size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+            if (la != lb || memcmp(a, b, la) != 0) {
+                fprintf(stderr,
+                        "emosteer eval: --merge: %s is not a shard of this run:\n  was: %.*s\n  now: %.*s\n"
+                        "(merge with the command the shards ran, --shard left out)\n",
+                        path, (int)la, a, (int)lb, b);
+                goto done;
+            }
+            a += la + (a[la] == '\n');
+            b += lb + (b[lb] == '\n');
+        }
+    }
+    o->shard_n = n;
+    /* the generations, shard by shard, through a temporary file */
+    if (asprintf(&tmp, "%s.tmp%d", gen_path, (int)getpid()) < 0 || !(out = fopen(tmp, "wb"))) {
+        fprintf(stderr, "emosteer: cannot create %s: %s\n", gen_path, strerror(errno));
+        goto done;
+    }
+    for (int k = 0; k < n; k++) {
+        const char *dir = o->merge.v[order[k]];
+        free(path);
+        path = join(dir, "generations.jsonl");
+        es_genlog *log = NULL;
+        if (!path || es_genlog_open(path, j->labels, j->n_labels, false, &log) != ES_OK) {
+            fprintf(stderr, "emosteer eval: --merge: %s\n", path ? es_last_error() : "out of memory");
+            goto done;
+        }
+        es_genlog_info info;
+        es_genlog_get_info(log, &info);
+        es_genlog_free(log);
+        size_t len;
+        free(text);
+        text = NULL;
+        if (es_file_read(path, (size_t)1 << 40, &text, &len) != ES_OK) {
+            cli_fail("--merge");
+            goto done;
+        }
+        len = ES_MIN(len, info.valid_bytes); /* without a cut-off last line */
+        if (fwrite(text ? text : "", 1, len, out) != len || (len && text[len - 1] != '\n' && fputc('\n', out) == EOF)) {
+            fprintf(stderr, "emosteer: cannot write %s: %s\n", gen_path, strerror(errno));
+            goto done;
+        }
+        if (info.dropped_bytes)
+            fprintf(stderr, "eval: note: %s ends in a cut-off line; left out\n", path);
+    }
+    bool ok = fclose(out) == 0;
+    out = NULL;
+    if (!ok || rename(tmp, gen_path) != 0) {
+        fprintf(stderr, "emosteer: cannot write %s: %s\n", gen_path, strerror(errno));
+        goto done;
+    }
+    fprintf(stderr, "eval: merged %d shards into %s\n", n, gen_path);
+    rc = ES_EXIT_OK;
+done:
+    if (out) fclose(out);
+    if (rc != ES_EXIT_OK && tmp) unlink(tmp);
+    free(order);
+    free(text);
+    free(want);
+    free(path);
+    free(tmp);
+    return rc;
 }
 
 /* Writes text to path through a temporary file and a rename. */
@@ -472,6 +718,9 @@ static int check_resume(const char *path, const char *now, bool layers_given) {
         /* runs written before the layers were spelled out recorded "layers=all" for
          * "no --layers": the same selection */
         bool old_layers = !layers_given && la == 10 && !memcmp(a, "layers=all", 10) && !strncmp(b, "layers=", 7);
+        /* runs written before the protocol was recorded asked the neutral queries or the prompts */
+        bool old_protocol = la == 0 && !*a && (!strcmp(b, "protocol=neutral\n") || !strcmp(b, "protocol=prompts\n"));
+        if (old_protocol) break;
         if (!old_layers && (la != lb || memcmp(a, b, la) != 0)) {
             fprintf(stderr,
                     "emosteer eval: --resume: this run differs from the one in %s:\n  was: %.*s\n  now: %.*s\n"
@@ -498,8 +747,10 @@ static bool in_grid(const eval_job *j, const es_gen_record *r, uint64_t *seed) {
         snprintf(want, sizeof want, "%.9g", j->alphas[a] == 0 ? 0.0 : j->alphas[a]);
         if (!strcmp(want, got)) break;
     }
-    while (q < j->n_queries && strcmp(j->queries[q].id, r->query_id) != 0) q++;
-    if (e == j->n_emotions || a == j->n_alphas || q == j->n_queries || r->sample >= j->o->samples) return false;
+    if (e == j->n_emotions) return false;
+    for (q = j->q_lo[e]; q < j->q_hi[e] && strcmp(j->queries[q].id, r->query_id) != 0; q++) {
+    }
+    if (a == j->n_alphas || q == j->q_hi[e] || r->sample >= j->o->samples) return false;
     *seed = es_eval_seed(j->o->sp.seed, j->emotions[e], j->alphas[a], "*", r->sample) + (uint64_t)j->queries[q].index;
     return true;
 }
@@ -620,8 +871,10 @@ static int fill_settings(const eval_job *j, es_eval_settings *s, const char *mod
     s->n_samples = (int)o->samples;
     s->max_tokens = (int)o->n_predict;
     const es_sampler_params *sp = &o->sp;
-    st = st ? st : add_kv(s, "prompts", "%s", o->prompts ? "prompt file, first N lines" : "neutral queries of the query set");
-    st = st ? st : add_kv(s, "n_queries", "%d", j->n_queries);
+    const char *what, *protocol = eval_protocol_name(j->protocol, &what);
+    st = st ? st : add_kv(s, "protocol", "%s: %s", protocol, what);
+    st = st ? st : add_kv(s, "n_queries", "%d%s", j->n_per_emotion,
+                          j->protocol == EVAL_PROTO_EMOTIONQUERY ? " per emotion" : "");
     st = st ? st : add_kv(s, "chat_format", "%s", es_chat_format_name(j->fmt));
     st = st ? st : add_kv(s, "positions", "%s", es_steer_positions_name(o->steer.positions));
     st = st ? st : add_kv(s, "preserve_norm", "%s", o->steer.preserve_norm ? "yes" : "no");
@@ -771,6 +1024,8 @@ static void job_free(eval_job *j) {
         free(j->queries[q].prompt);
     }
     free(j->queries);
+    free(j->q_lo);
+    free(j->q_hi);
     free(j->items);
     free(j->topic_desc);
     es_genlog_free(j->log);
@@ -796,14 +1051,14 @@ int cmd_eval(int argc, char **argv) {
     }
     eval_job j = {.o = &o};
     char *gen_path = NULL, *set_path = NULL, *settings = NULL;
-    bool made_dir = false, made_settings = false, made_log = false; /* by this run: removed if it fails */
+    bool made_dir = false, made_settings = false, made_log = false, made_merge = false; /* by this run: removed if it fails */
     struct stat sb;
     char model_sha[ES_SHA256_HEX] = "", ev_sha[ES_SHA256_HEX] = "", query_sha[ES_SHA256_HEX] = "",
          judge_sha[ES_SHA256_HEX] = "";
     if ((rc = eval_prepare(&j)) >= 0) goto done;
     rc = ES_EXIT_FAIL;
     /* the grid, emotion-major; seeds as eval_run.c explains */
-    size_t n_items = (size_t)j.n_emotions * (size_t)j.n_alphas * (size_t)o.samples * (size_t)j.n_queries;
+    size_t n_items = (size_t)j.n_alphas * (size_t)o.samples * (size_t)j.n_per_emotion * (size_t)j.n_emotions;
     if (n_items > INT_MAX / 2 || !(j.items = calloc(n_items, sizeof *j.items))) {
         fprintf(stderr, "emosteer: %zu responses is too many\n", n_items);
         goto done;
@@ -812,8 +1067,12 @@ int cmd_eval(int argc, char **argv) {
         for (int a = 0; a < j.n_alphas; a++)
             for (int s = 0; s < o.samples; s++) {
                 uint64_t seed0 = es_eval_seed(o.sp.seed, j.emotions[e], j.alphas[a], "*", s);
-                for (int q = 0; q < j.n_queries; q++)
+                for (int q = j.q_lo[e]; q < j.q_hi[e]; q++)
                     j.items[j.n_items++] = (eval_item){e, a, q, s, seed0 + (uint64_t)j.queries[q].index};
+    /* --shard: whole batches of the whole run (eval_shard_range) */
+    j.item_lo = 0;
+    j.item_hi = j.n_items;
+    if (o.shard_n && !o.merge.n) eval_shard_range(j.n_items, o.rt.batch, o.shard_k, o.shard_n, &j.item_lo, &j.item_hi);
             }
     char topic_desc[PATH_MAX + 128];
     if (o.judge)
@@ -834,6 +1093,10 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "emosteer: out of memory\n");
         goto done;
     }
+    if (o.shard_n && !o.merge.n && !add_shard_settings(&j, &settings, o.shard_k, o.shard_n)) {
+        fprintf(stderr, "emosteer: out of memory\n");
+        goto done;
+    }
     bool have_log = stat(gen_path, &sb) == 0 && sb.st_size > 0;
     if (have_log && !o.resume) {
         fprintf(stderr, "emosteer eval: %s already holds responses: continue them with --resume, or choose another -o DIR\n",
@@ -842,9 +1105,18 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (have_log && (rc = check_resume(set_path, settings, o.steer.layers_spec != NULL)) != ES_EXIT_OK) goto done;
+    if (o.merge.n) { /* the shards' responses become this folder's log, checked as a resumed one */
+        made_dir = stat(o.out, &sb) != 0;
+        if (mkdir_p(o.out) != 0) {
+            fprintf(stderr, "emosteer: cannot create the folder %s: %s\n", o.out, strerror(errno));
+            goto done;
+        }
+        if ((rc = merge_shards(&j, &o, settings, gen_path)) != ES_EXIT_OK) goto done;
+        made_merge = have_log = true;
+    }
     if (have_log && (rc = check_resumed_records(&j, gen_path)) != ES_EXIT_OK) goto done;
     rc = ES_EXIT_FAIL;
-    made_dir = stat(o.out, &sb) != 0;
+    made_dir = made_dir || stat(o.out, &sb) != 0;
     made_settings = access(set_path, F_OK) != 0;
     made_log = !have_log;
     if (mkdir_p(o.out) != 0) {
@@ -863,6 +1135,11 @@ int cmd_eval(int argc, char **argv) {
                 gi.dropped_bytes ? " (a cut-off last line was dropped)" : "");
     double t0 = es_time_s();
     if ((rc = eval_run(&j)) != ES_EXIT_OK) goto done;
+    if (o.shard_n && !o.merge.n) { /* a part of the grid: its results come from --merge */
+        fprintf(stderr, "eval: shard %d/%d done: %s/generations.jsonl; combine the %d shard folders with the same "
+                        "command, --shard left out, --merge DIR... -o OUT\n", o.shard_k, o.shard_n, o.out, o.shard_n);
+        goto done;
+    }
     /* summarise what the file holds (numbers as written), whether fresh or resumed */
     es_genlog_free(j.log);
     j.log = NULL;
@@ -873,6 +1150,14 @@ int cmd_eval(int argc, char **argv) {
     rc = eval_finish(&j, model_sha, ev_sha, query_sha, judge_sha);
     fprintf(stderr, "eval: done in %.2f s\n", es_time_s() - t0);
 done:
+    /* a failed merge takes back the log it wrote */
+    if (rc != ES_EXIT_OK && made_merge && gen_path) {
+        es_genlog_free(j.log);
+        j.log = NULL;
+        unlink(gen_path);
+        if (made_settings || made_dir) unlink(set_path);
+        if (made_dir) rmdir(o.out);
+    }
     /* a failed run that generated nothing takes back what it created: an empty log, its
      * settings, the folder; a log with responses is kept for --resume */
     if (rc != ES_EXIT_OK && made_log && gen_path && stat(gen_path, &sb) == 0 && sb.st_size == 0) {

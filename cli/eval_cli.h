@@ -12,6 +12,12 @@
 #define EVAL_CMD "eval"
 #define EVAL_N_LEX ES_EMO_N_LABELS /* lexicon labels: anger .. sadness, neutral */
 
+/* Folders named on the command line. */
+typedef struct eval_dirs {
+    char *const *v; /* [n] borrowed from argv */
+    int n;
+} eval_dirs;
+
 typedef struct eval_opts {
     cli_runtime_opts rt;  /* -m, -t, --kv-type, --numerics, --batch */
     cli_steer_opts steer; /* --ev, --hook, --layers, --positions, --preserve-norm */
@@ -21,9 +27,23 @@ typedef struct eval_opts {
     const char *alphas_spec;
     const char *compare[2]; /* --compare A B */
     bool resume;
+    int shard_k, shard_n;     /* --shard K/N (1 <= K <= N); 0/0 without */
+    eval_dirs merge;          /* --merge DIR... */
     long n_queries, samples, n_predict;
     es_sampler_params sp;
 } eval_opts;
+
+/* Which queries each emotion is asked (chosen by the query file's shape). */
+typedef enum eval_protocol {
+    EVAL_PROTO_NEUTRAL,       /* the set's "neutral" list, for every emotion (emosteer's set) */
+    EVAL_PROTO_EMOTIONQUERY,  /* each emotion its own list, steered toward it (EmotionQuery) */
+    EVAL_PROTO_SHARED,        /* one unlabelled list, for every emotion (EmotionQuery+) */
+    EVAL_PROTO_PROMPTS,       /* --prompts: the prompt file, for every emotion */
+} eval_protocol;
+
+/* "neutral", "emotionquery", "emotionquery+", "prompts"; *what gets a sentence for the
+ * settings. */
+const char *eval_protocol_name(eval_protocol p, const char **what);
 
 /* One evaluation prompt. */
 typedef struct eval_query {
@@ -52,8 +72,11 @@ typedef struct eval_job {
     int n_alphas;
     double *alphas;         /* [n_alphas] ascending */
     es_steer_set **steer;   /* [n_emotions][n_alphas]; NULL where alpha == 0 */
+    eval_protocol protocol;
     int n_queries;
-    eval_query *queries;      /* [n_queries] */
+    eval_query *queries;      /* [n_queries] every query of the run, list by list */
+    int *q_lo, *q_hi;         /* [n_emotions] emotion e is asked queries[q_lo[e] .. q_hi[e]) */
+    int n_per_emotion;        /* queries asked per emotion (the most of any emotion) */
     es_lexicon *lex;
     es_model *judge_model;  /* NULL without --judge */
     es_judge *judge;
@@ -62,15 +85,22 @@ typedef struct eval_job {
     es_genlog *log;
     int n_items;
     eval_item *items;         /* [n_items] the whole grid, emotion-major */
+    int item_lo, item_hi;     /* the items this run makes: all, or --shard's range */
     char *topic_desc;       /* how topic adherence is measured (owned) */
 } eval_job;
 
 /* Label names of generations.jsonl: anger..neutral, then judge:anger..judge:neutral. */
 extern const char *const eval_all_labels[2 * EVAL_N_LEX];
 
+/* The items [*lo, *hi) of shard k (1-based) of n: the grid cut into the batches of
+ * `batch` items a whole run makes (item i in batch i / batch), and shard k given the
+ * batches [(k-1) * n_batches / n, k * n_batches / n), so each shard decodes exactly the
+ * batches the whole run would, and the shards in order are the whole grid in order. */
+void eval_shard_range(int n_items, int batch, int k, int n, int *lo, int *hi);
+
 /* Generates and scores every item of the grid not yet in the log, appending each
  * record as it is finished. Prints progress on stderr. Returns an exit code. */
-int eval_run(eval_job *j);
+int eval_run(eval_job *j);  /* the items [item_lo, item_hi); with --merge, any missing is an error */
 
 /* Judge scores of n texts into probs[n][EVAL_N_LEX] in batches. Returns an exit code. */
 int eval_judge_texts(eval_job *j, const char *const *texts, int n, double *probs);

@@ -225,17 +225,52 @@ static int generate_batch(eval_job *j, es_context *ctx, const int *idx, int n, e
     return ES_EXIT_OK;
 }
 
+void eval_shard_range(int n_items, int batch, int k, int n, int *lo, int *hi) {
+    long long n_batches = (n_items + (long long)batch - 1) / batch;
+    long long b_lo = (k - 1) * n_batches / n, b_hi = k * n_batches / n;
+    *lo = (int)ES_MIN(b_lo * batch, (long long)n_items);
+    *hi = (int)ES_MIN(b_hi * batch, (long long)n_items);
+}
+
+/* The shard (1-based) of o->merge's N that holds item i, for messages. */
+static int shard_of(const eval_job *j, int i, int n) {
+    for (int k = 1; k <= n; k++) {
+        int lo, hi;
+        eval_shard_range(j->n_items, (int)j->o->rt.batch, k, n, &lo, &hi);
+        if (i >= lo && i < hi) return k;
+    }
+    return 0;
+}
+
 int eval_run(eval_job *j) {
     const eval_opts *o = j->o;
     const int B = (int)o->rt.batch;
     int max_prompt = 1, todo = 0;
     for (int q = 0; q < j->n_queries; q++) max_prompt = ES_MAX(max_prompt, j->queries[q].n_prompt);
-    for (int i = 0; i < j->n_items; i++) {
+    int first_todo = -1, n_range = j->item_hi - j->item_lo;
+    for (int i = j->item_lo; i < j->item_hi; i++) {
         const eval_item *it = &j->items[i];
-        todo += !es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s);
+        bool done = es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s);
+        if (!done && first_todo < 0) first_todo = i;
+        todo += !done;
     }
-    fprintf(stderr, "eval: %d responses (%d emotions x %d alphas x %d queries x %d samples), %d done, %d to generate\n",
-            j->n_items, j->n_emotions, j->n_alphas, j->n_queries, (int)o->samples, j->n_items - todo, todo);
+    if (todo && o->merge.n) {
+        const eval_item *it = &j->items[first_todo];
+        fprintf(stderr,
+                "emosteer eval: --merge: the shards lack %d of the %d responses, the first (%s, alpha %g, %s, sample %d) "
+                "of shard %d/%d\n(finish that shard: the same command with --shard %d/%d --resume -o ITS_DIR)\n",
+                todo, j->n_items, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s,
+                shard_of(j, first_todo, j->o->shard_n), j->o->shard_n, shard_of(j, first_todo, j->o->shard_n),
+                j->o->shard_n);
+        return ES_EXIT_FAIL;
+    }
+    fprintf(stderr, "eval: %d responses (%d emotions x %d alphas x %d queries%s x %d samples; protocol %s), %d done, %d to generate\n",
+            j->n_items, j->n_emotions, j->n_alphas, j->n_per_emotion,
+            j->protocol == EVAL_PROTO_EMOTIONQUERY ? " of its own" : "", (int)o->samples,
+            eval_protocol_name(j->protocol, NULL), n_range - todo, todo);
+    if (o->shard_n && !o->merge.n)
+        fprintf(stderr, "eval: shard %d/%d: responses %d..%d of the grid (%d)\n", o->shard_k, o->shard_n, j->item_lo,
+                j->item_hi - 1, n_range);
     if (todo == 0) return ES_EXIT_OK;
     if (max_prompt + o->n_predict + 1 > j->mi.n_ctx_train) {
         fprintf(stderr, "emosteer: a response needs %ld positions; the model was trained for %d (lower -n)\n",
@@ -257,14 +292,14 @@ int eval_run(eval_job *j) {
         fprintf(stderr, "emosteer: out of memory for a batch of %d\n", B);
         rc = ES_EXIT_FAIL;
     }
-    progress pr = {.total = j->n_items, .done_start = j->n_items - todo, .t0 = es_time_s(), .last_decile = -1,
+    progress pr = {.total = n_range, .done_start = n_range - todo, .t0 = es_time_s(), .last_decile = -1,
                    .last_done = -1, .tty = isatty(fileno(stderr)) != 0};
     double t_gen = 0, t_score = 0;
-    int done = j->n_items - todo;
+    int done = n_range - todo;
     if (rc == ES_EXIT_OK) progress_show(&pr, done, false);
-    for (int next = 0; rc == ES_EXIT_OK && next < j->n_items;) {
+    for (int next = j->item_lo; rc == ES_EXIT_OK && next < j->item_hi;) {
         int n = 0;
-        for (; next < j->n_items && n < B; next++) {
+        for (; next < j->item_hi && n < B; next++) {
             const eval_item *it = &j->items[next];
             if (!es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s))
                 idx[n++] = next;

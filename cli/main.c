@@ -12,10 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* score's entry points, declared here: cli.h and opts.h belong to every command */
+int cmd_score(int argc, char **argv);
+extern const cli_command cli_score_cmd;
+
 /* Every command's option table (each in its cli/cmd_NAME.c), in the order of `commands`. */
 const cli_command *const cli_all_commands[] = {
     &cli_info_cmd,       &cli_generate_cmd, &cli_chat_cmd,  &cli_extract_cmd,     &cli_eval_cmd,
-    &cli_tokenize_cmd,   &cli_perplexity_cmd, &cli_bench_cmd, &cli_activations_cmd, &cli_random_model_cmd,
+    &cli_score_cmd,      &cli_tokenize_cmd,   &cli_perplexity_cmd, &cli_bench_cmd, &cli_activations_cmd, &cli_random_model_cmd,
 };
 const int cli_n_commands = sizeof cli_all_commands / sizeof cli_all_commands[0];
 
@@ -33,6 +37,7 @@ static const command commands[] = {
     {"chat", cmd_chat, "interactive multi-turn chat in the model's chat format (optionally steered)"},
     {"extract", cmd_extract, "extract emotion vectors from a model's responses (Dong et al.)"},
     {"eval", cmd_eval, "measure how well steering works: emotion, intensity, topic, fluency; HTML report"},
+    {"score", cmd_score, "emotion probabilities of texts made by any tool (lexicon or --judge), by group"},
     {"tokenize", cmd_tokenize, "show the tokens of a text"},
     {"perplexity", cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
     {"bench", cmd_bench, "prompt and generation speed, llama-bench style"},

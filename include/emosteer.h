@@ -1199,7 +1199,7 @@ uint64_t es_fnv1a(uint64_t h, const void *data, size_t n);
 /* ------------------------------------------------------------------------- */
 
 /*
- * Query sets for extracting and evaluating emotion vectors. Two JSON shapes are read:
+ * Query sets for extracting and evaluating emotion vectors. Three JSON shapes are read:
  *
  * 1. EmotionQuery (Dong et al. 2025): an object of emotion -> array of query strings
  *      {"anger": ["How did you feel when ...?", ...], "joy": [...], ...}
@@ -1214,7 +1214,11 @@ uint64_t es_fnv1a(uint64_t h, const void *data, size_t n);
  *    the query for base models; either may be absent. An instruction for a name with no
  *    query list makes a list with no queries.
  *
- * Rules for both: names are 1..63 characters of [A-Za-z0-9_-]; every list holds 1 or
+ * 3. EmotionQuery+ (Dong et al. 2025): an array of unlabelled query strings
+ *      ["How do you feel about ...?", ...]
+ *    read as one list named ES_QUERY_LIST_NAME ("query"; ids "query-0042").
+ *
+ * Rules for all three: names are 1..63 characters of [A-Za-z0-9_-]; every list holds 1 or
  * more non-empty strings of at most 65536 bytes; duplicate JSON keys are an error;
  * repeated queries inside a list are kept (EmotionQuery has some) and counted. Every
  * failure is ES_ERR_FORMAT (or ES_ERR_UNSUPPORTED for an unknown format version) with
@@ -1241,7 +1245,11 @@ typedef struct es_query_list {
 typedef enum es_query_format {
     ES_QUERY_FORMAT_EMOTIONQUERY = 0,
     ES_QUERY_FORMAT_EMOSTEER = 1,
+    ES_QUERY_FORMAT_LIST = 2, /* a top-level array: EmotionQuery+ */
 } es_query_format;
+
+/* The name of the one list of an ES_QUERY_FORMAT_LIST set. */
+#define ES_QUERY_LIST_NAME "query"
 
 typedef struct es_query_set {
     es_query_format format;
@@ -2037,6 +2045,89 @@ es_status es_results_compare(const es_eval_results *a, const char *name_a, const
 
 /* Reads both files and compares them: errors name the file that failed. */
 es_status es_results_compare_files(const char *path_a, const char *path_b, FILE *out);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: scoring texts (src/eval/texts.c)                            */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Texts generated elsewhere, scored with any es_label_scorer_fn (`emosteer score`).
+ *
+ * A text file is read by its name: "*.jsonl" or "*.json" holds one JSON object per
+ * line with the text in "text", "response" (eval's generations.jsonl) or "output" —
+ * the first of these keys the first line has; every line must have it as a string;
+ * any other file holds one text per line (the line end removed; blank lines skipped,
+ * a line starting with '#' is a text). Blank lines are skipped in both. A line that is
+ * not a JSON object, lacks the text key or holds a NUL byte is ES_ERR_FORMAT naming
+ * "path:line"; an empty file is ES_ERR_FORMAT.
+ *
+ * The scores are written one JSON line per text: a JSONL line comes back as it was
+ * (keys in order) with "scores" set to {"anger": p, ..., "neutral": p} (the
+ * es_emotion labels) and "scorer" added; a text line becomes {"line": N, "text": ...,
+ * "scores": {...}, "scorer": ...}. Numbers have 10 significant digits, as
+ * generations.jsonl has them, so the two compare as text.
+ *
+ * A set is read-only after loading: any number of threads may read it.
+ */
+typedef struct es_text_set es_text_set;
+
+/* Reads and checks a text file. On success *out is owned by the caller (es_text_set_free). */
+es_status es_text_set_load(const char *path, es_text_set **out);
+/* Frees the set; every pointer from it becomes invalid. NULL is a no-op. */
+void es_text_set_free(es_text_set *t);
+/* Texts in the set, >= 1. */
+int es_text_set_n(const es_text_set *t);
+/* The texts in file order: [n] NUL-terminated, borrowed from t (the shape a
+ * es_label_scorer_fn takes). */
+const char *const *es_text_set_texts(const es_text_set *t);
+/* The JSON key the texts came from ("text", "response", "output"), NULL for a text
+ * file. Static. */
+const char *es_text_set_text_key(const es_text_set *t);
+
+/* The grouping keys found in a JSONL set: every key whose values are strings or
+ * numbers (null or absent counts as the value "") with at most max_distinct distinct
+ * values, in order of first appearance, leaving out the text keys and the per-line ones
+ * (prompt, query, query_id, id, seed, sample, n_tokens, ppl, topic, valence, scores,
+ * scorer, line). For eval's generations.jsonl: emotion, alpha. None for a text file.
+ * *keys[*n_keys] is malloc'ed (free each and the array). */
+es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char ***keys, int *n_keys);
+
+/* Writes one JSON line per text (the layout above) with probs[n][ES_EMO_N_LABELS] (a
+ * NaN is null); scorer (may be NULL: no "scorer" key) names what scored them. */
+es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer, FILE *f);
+
+/* One group of texts: the lines whose grouping keys hold `values`. */
+typedef struct es_score_group {
+    char **values; /* [n_keys] as es_text_set_group_keys reads them: strings as they are,
+                      integers in decimal, reals as %.9g, "" when absent (owned) */
+    int n;         /* texts */
+    double mean[ES_EMO_N_LABELS]; /* mean probability of each label */
+    double eas;    /* mean EAS: the sum of mean[] over the labels but neutral */
+    double target; /* mean[the label named by the "emotion" key's value]; NaN without an
+                      "emotion" key or when the value is not an emotion label */
+} es_score_group;
+
+typedef struct es_score_summary {
+    int n_keys;
+    char **keys;   /* [n_keys] the grouping keys (owned) */
+    int emotion_key; /* index of "emotion" in keys, or -1 */
+    int n_groups;
+    es_score_group *groups; /* [n_groups] sorted by the values, key by key (numbers
+                               numerically) */
+} es_score_summary;
+
+/* Groups the texts of t by keys[n_keys] (n_keys 0: one group of every text) and
+ * averages probs[n][ES_EMO_N_LABELS] per group. More than 100000 groups is ES_ERR_RANGE.
+ * *out is owned by the caller (es_score_summary_free). */
+es_status es_score_summarize(const es_text_set *t, const double *probs, const char *const *keys, int n_keys,
+                             es_score_summary **out);
+void es_score_summary_free(es_score_summary *s);
+/* CSV: the keys, n, anger..neutral, eas, target_prob; one row per group (an undefined
+ * number is an empty field). */
+es_status es_score_summary_write_csv(const es_score_summary *s, FILE *f);
+/* JSON: {"format": "emosteer-score-summary/1", "group_by": [keys], "groups": [{key:
+ * value, ..., "n", "mean": {label: p}, "eas", "target_prob"}]}. */
+es_status es_score_summary_write_json(const es_score_summary *s, FILE *f);
 
 /* ------------------------------------------------------------------------- */
 /* Evaluation: report (src/eval/report.c)                                  */

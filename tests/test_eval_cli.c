@@ -334,7 +334,7 @@ static void test_bad_inputs(void) {
     fputs("{\"joy\": [\"What made you smile?\"]}", f);
     fclose(f);
     snprintf(args, sizeof args, "%s --queries '%s'", tiny, p);
-    bad("no-neutral", args, 1, "no \"neutral\" queries");
+    bad("no-neutral", args, 1, "has none for");
     snprintf(args, sizeof args, "%s --judge /nonexistent/judge.gguf", tiny);
     bad("judge", args, 1, "/nonexistent/judge.gguf");
     snprintf(args, sizeof args, "%s --judge '%s/bad_queries.json'", tiny, tmp);

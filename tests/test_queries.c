@@ -101,6 +101,17 @@ static void test_emotionquery(const es_query_set *own) {
         CHECK(overlap == 0, "%d EmotionQuery queries also in ours", overlap);
     }
     es_query_set_free(qs);
+    /* EmotionQuery+: 400 unlabelled queries, one list */
+    path = es_test_shared_path("data/emotionquery/EmotionQuery+.json");
+    qs = NULL;
+    CHECK(es_query_set_load(path, &qs) == ES_OK, "load EmotionQuery+.json: %s", es_last_error());
+    if (!qs) return;
+    CHECK(qs->format == ES_QUERY_FORMAT_LIST && qs->n_lists == 1 &&
+              !strcmp(qs->lists[0].emotion, ES_QUERY_LIST_NAME) && qs->lists[0].n == 400 &&
+              !strcmp(qs->lists[0].queries[42].id, "query-0042"),
+          "EmotionQuery+: %d lists, the first %s with %d queries", qs->n_lists,
+          qs->n_lists ? qs->lists[0].emotion : "-", qs->n_lists ? qs->lists[0].n : 0);
+    es_query_set_free(qs);
 }
 
 static void test_prompts(const es_query_set *own) {
@@ -150,7 +161,8 @@ static void test_malformed(void) {
         {"{\"joy\": \"a\"}", "joy: expected an array of strings, got a string", ES_ERR_FORMAT},
         {"{\"joy\": []}", "joy: empty list", ES_ERR_FORMAT},
         {"{}", "no query lists", ES_ERR_FORMAT},
-        {"[\"a\"]", "expected a JSON object at the top level, got an array", ES_ERR_FORMAT},
+        {"[\"a\", 3]", "t.json: query[1]: expected a non-empty string", ES_ERR_FORMAT},
+        {"[]", "query: empty list", ES_ERR_FORMAT},
         {"{\"jo y\": [\"a\"]}", "\"jo y\": names must be", ES_ERR_FORMAT},
         {"{\"joy\": [\"a\"], \"joy\": [\"b\"]}", "invalid JSON at line 1", ES_ERR_FORMAT},
         {"{\"joy\": [\"a\"", "invalid JSON", ES_ERR_FORMAT},

@@ -442,6 +442,9 @@ static void settings_table(es_strbuf *b, const es_eval_results *r) {
     settings_row(b, "layers", s->layers);
     settings_row(b, "queries", s->query_file);
     settings_row(b, "queries sha256", s->query_sha256);
+    /* the protocol (which queries each emotion was asked) next to the queries */
+    for (int i = 0; i < s->n_extra; i++)
+        if (!strcmp(s->extra[i].key, "protocol")) settings_row(b, "protocol", s->extra[i].value);
     settings_row(b, "scorer", s->scorer);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)s->seed);
     settings_row(b, "seed", buf);
@@ -454,7 +457,7 @@ static void settings_table(es_strbuf *b, const es_eval_results *r) {
         settings_row(b, "max tokens", buf);
     }
     for (int i = 0; i < s->n_extra; i++)
-        settings_row(b, s->extra[i].key, s->extra[i].value);
+        if (strcmp(s->extra[i].key, "protocol") != 0) settings_row(b, s->extra[i].key, s->extra[i].value);
     snprintf(buf, sizeof buf, "%d (%d outside the table)", r->n_records, r->n_ignored);
     settings_row(b, "responses", buf);
     settings_row(b, "created", s->created);

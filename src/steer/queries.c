@@ -211,6 +211,14 @@ static es_status parse_emotionquery(es_query_set *qs, json_t *root) {
     return ES_OK;
 }
 
+/* A top-level array of strings (EmotionQuery+): one list named ES_QUERY_LIST_NAME. */
+static es_status parse_list(es_query_set *qs, json_t *root) {
+    qs->format = ES_QUERY_FORMAT_LIST;
+    es_query_list *l;
+    es_status st = add_list(qs, "", ES_QUERY_LIST_NAME, &l);
+    return st != ES_OK ? st : read_list(qs, l, "", root);
+}
+
 es_status es_query_set_parse(const char *json, size_t len, const char *name, es_query_set **out) {
     if (!json || !out) return es_error(ES_ERR_INVALID_ARG, "queries: NULL input");
     if (!name) name = "(memory)";
@@ -225,9 +233,14 @@ es_status es_query_set_parse(const char *json, size_t len, const char *name, es_
         st = es_error(ES_ERR_NOMEM, "%s: out of memory", name);
         goto done;
     }
+    if (json_is_array(root)) {
+        st = parse_list(qs, root);
+        goto done;
+    }
     if (!json_is_object(root)) {
-        st = es_error(ES_ERR_FORMAT, "%s: expected a JSON object at the top level, got %s", name,
-                      json_kind(root));
+        st = es_error(ES_ERR_FORMAT,
+                      "%s: expected a JSON object or an array of queries at the top level, got %s",
+                      name, json_kind(root));
         goto done;
     }
     st = json_object_get(root, "queries") ? parse_emosteer(qs, root) : parse_emotionquery(qs, root);
