@@ -12,22 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = 0;
-    if (out && cap) {
-        n = fread(out, 1, cap - 1, p);
-        out[n] = '\0';
-    } else {
-        char buf[4096];
-        while (fread(buf, 1, sizeof buf, p) > 0) {
-        }
-    }
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_activations(const char *bin, const char *fx) {
     char model[1024], refp[1024], out[256], cmd[8192];
     snprintf(model, sizeof model, "%s/%s.f16.gguf", es_test_shared_path("fixtures"), fx);
@@ -41,7 +25,7 @@ static void test_activations(const char *bin, const char *fx) {
     for (int i = 0; i < tt->ne[0]; i++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%d", i ? "," : "", tok[i]);
     snprintf(cmd + len, sizeof cmd - (size_t)len, " 2>&1");
     char msg[4096];
-    int rc = run_cmd(cmd, msg, sizeof msg);
+    int rc = es_test_run_cmd(cmd, msg, sizeof msg);
     if (!CHECK(rc == 0, "%s: activations exit %d: %s", fx, rc, msg)) goto done;
     if (!CHECK(es_gguf_open(out, &got) == ES_OK, "%s: output: %s", fx, es_last_error())) goto done;
     /* every reference tensor that is not a steering case must be there, same shape */
@@ -83,27 +67,27 @@ done:
 static void test_info_and_usage(const char *bin) {
     char cmd[2048], out[8192];
     snprintf(cmd, sizeof cmd, "'%s' info '%s/gemma2.f16.gguf' 2>&1", bin, es_test_shared_path("fixtures"));
-    int rc = run_cmd(cmd, out, sizeof out);
+    int rc = es_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "gemma2") && strstr(out, "layers:         3") && strstr(out, "F16") &&
               strstr(out, "vocab:          512"),
           "info gemma2: exit %d:\n%s", rc, out);
     printf("--- emosteer info gemma2.f16.gguf ---\n%s", out);
     snprintf(cmd, sizeof cmd, "'%s' info -m '%s' 2>&1", bin, es_test_shared_path("models/demo-16m.q8_0.gguf"));
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = es_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "Q8_0") && strstr(out, "llama"), "info demo: exit %d:\n%s", rc, out);
     snprintf(cmd, sizeof cmd, "'%s' info --help", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "usage"), "info --help");
+    CHECK(es_test_run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "usage"), "info --help");
     snprintf(cmd, sizeof cmd, "'%s' info --bogus 2>&1", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 2, "info --bogus exits 2");
+    CHECK(es_test_run_cmd(cmd, out, sizeof out) == 2, "info --bogus exits 2");
     snprintf(cmd, sizeof cmd, "'%s' info /nonexistent.gguf 2>&1", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1, "info of a missing file exits 1: %s", out);
+    CHECK(es_test_run_cmd(cmd, out, sizeof out) == 1, "info of a missing file exits 1: %s", out);
     snprintf(cmd, sizeof cmd, "'%s' activations --tokens 1,2,x -o /tmp/x.gguf 2>&1", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 2, "bad token list exits 2");
+    CHECK(es_test_run_cmd(cmd, out, sizeof out) == 2, "bad token list exits 2");
     snprintf(cmd, sizeof cmd, "'%s' activations --tokens 1,2 2>&1", bin);
-    CHECK(run_cmd(cmd, out, sizeof out) == 2, "missing -o exits 2");
+    CHECK(es_test_run_cmd(cmd, out, sizeof out) == 2, "missing -o exits 2");
     snprintf(cmd, sizeof cmd, "'%s' activations -m '%s/llama.f16.gguf' --tokens 1,99999 -o /tmp/es_never.gguf 2>&1",
              bin, es_test_shared_path("fixtures"));
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = es_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "99999") && access("/tmp/es_never.gguf", F_OK) != 0,
           "out-of-range token exits 1 naming it: %d %s", rc, out);
 }

@@ -16,15 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Writes scale * a1 * v1 as a control vector (direction.1) to path. */
 static bool write_cv(const float *v1, int n, float a1, float scale, const char *path) {
     es_ev_set *set = NULL;
@@ -45,7 +36,7 @@ static double run_and_compare(const char *bin, const char *model, const int32_t 
     int len = snprintf(cmd, sizeof cmd, "'%s' activations -m '%s' -o '%s' -t 2 %s --tokens ", bin, model, out, flags);
     for (int i = 0; i < n_tok; i++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%d", i ? "," : "", tok[i]);
     snprintf(cmd + len, sizeof cmd - (size_t)len, " 2>&1");
-    int rc = run_cmd(cmd, msg, sizeof msg);
+    int rc = es_test_run_cmd(cmd, msg, sizeof msg);
     if (!CHECK(rc == 0, "%s: activations %s exit %d: %s", fx, flags, rc, msg)) return -1;
     es_gguf *got = NULL;
     if (!CHECK(es_gguf_open(out, &got) == ES_OK, "%s: output: %s", fx, es_last_error())) return -1;

@@ -14,15 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Compares every reference key the CLI writes; returns the worst float difference. */
 static double compare(const char *fx, es_gguf *ref, es_gguf *got, bool bert) {
     static const char *const fixed[] = {"tokens", "token_types", "emb_out", "pooled", "class_logits", "class_probs"};
@@ -62,7 +53,7 @@ static void test_fixture(const char *bin, const char *fx, bool bert) {
     /* from the text */
     snprintf(cmd, sizeof cmd, "'%s' activations -m '%s' -o '%s' -t 2 -p \"%s\"%s%s%s 2>&1", bin, model, out, ta,
              tb ? " --pair \"" : "", tb ? tb : "", tb ? "\"" : "");
-    int rc = run_cmd(cmd, msg, sizeof msg);
+    int rc = es_test_run_cmd(cmd, msg, sizeof msg);
     if (CHECK(rc == 0, "%s -p: exit %d: %s", fx, rc, msg) &&
         CHECK(es_gguf_open(out, &got) == ES_OK, "%s output: %s", fx, es_last_error())) {
         printf("%-11s activations -p%s: max diff %.2e\n", fx, bert ? " --pair" : "", compare(fx, ref, got, bert));
@@ -81,7 +72,7 @@ static void test_fixture(const char *bin, const char *fx, bool bert) {
             len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%d", i ? "," : "", ((const int32_t *)ty->data)[i]);
     }
     snprintf(cmd + len, sizeof cmd - (size_t)len, " 2>&1");
-    rc = run_cmd(cmd, msg, sizeof msg);
+    rc = es_test_run_cmd(cmd, msg, sizeof msg);
     if (CHECK(rc == 0, "%s --tokens: exit %d: %s", fx, rc, msg) &&
         CHECK(es_gguf_open(out, &got) == ES_OK, "%s output: %s", fx, es_last_error())) {
         printf("%-11s activations --tokens: max diff %.2e\n", fx, compare(fx, ref, got, bert));
@@ -90,14 +81,14 @@ static void test_fixture(const char *bin, const char *fx, bool bert) {
     remove(out);
     /* info */
     snprintf(cmd, sizeof cmd, "'%s' info '%s' 2>&1", bin, model);
-    rc = run_cmd(cmd, msg, sizeof msg);
+    rc = es_test_run_cmd(cmd, msg, sizeof msg);
     CHECK(rc == 0 && strstr(msg, "architecture:   bert") && strstr(msg, bert ? "contradiction neutral entailment"
                                                                              : "anger disgust fear joy neutral") &&
               strstr(msg, "pooler:         yes"),
           "%s info: exit %d:\n%s", fx, rc, msg);
     /* usage errors */
     snprintf(cmd, sizeof cmd, "'%s' activations -m '%s' -o '%s' --tokens 1,2 --token-types 0 2>&1", bin, model, out);
-    CHECK(run_cmd(cmd, msg, sizeof msg) == 2, "%s: --token-types of the wrong length exits 2", fx);
+    CHECK(es_test_run_cmd(cmd, msg, sizeof msg) == 2, "%s: --token-types of the wrong length exits 2", fx);
     free(ta);
     free(tb);
     es_gguf_close(ref);

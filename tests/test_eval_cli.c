@@ -24,23 +24,11 @@
 static const char *bin;
 static char model[1024], ev[1024], tmp[256];
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Runs `emosteer eval -m MODEL --ev EV <args>` with stderr merged into out. */
 static int eval(const char *args, char *out, size_t cap) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' eval -m '%s' --ev '%s' -t 2 %s 2>&1", bin, model, ev, args);
-    return run_cmd(cmd, out, cap);
+    return es_test_run_cmd(cmd, out, cap);
 }
 
 static bool exists(const char *dir, const char *name) {
@@ -260,12 +248,12 @@ static void test_runs(void) {
     /* --compare */
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' eval --compare '%s/results.json' '%s/results.json' 2>&1", bin, d1, d3);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = es_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "joy") && strstr(out, "anger") && strstr(out, "R^2"), "compare exit %d:\n%s", rc,
           out);
     printf("--- eval --compare ---\n%s", out);
     snprintf(cmd, sizeof cmd, "'%s' eval --compare '%s/results.json' '%s/nope.json' 2>&1", bin, d1, d3);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = es_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "nope.json"), "compare of a missing file exits 1 naming it: %d %s", rc, out);
 
     /* the real report through Chromium */
@@ -280,7 +268,7 @@ static void test_runs(void) {
     free(page);
     snprintf(cmd, sizeof cmd, "sh '%s/tests/report_screenshot.sh' '%s' '%s' '%s' 2>&1", es_test_source(), html, png,
              dom);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = es_test_run_cmd(cmd, out, sizeof out);
     if (rc == 77) {
         printf("SKIP: Chromium check (no chromium)\n");
     } else {
@@ -350,7 +338,7 @@ static void test_bad_inputs(void) {
               "narrow EV: %s", es_last_error())) {
         char full[4096], out[8192];
         snprintf(full, sizeof full, "'%s' eval -m '%s' --ev '%s' %s -o '%s/bad_width' 2>&1", bin, model, p, tiny, tmp);
-        int rc = run_cmd(full, out, sizeof out);
+        int rc = es_test_run_cmd(full, out, sizeof out);
         snprintf(p, sizeof p, "%s/bad_width", tmp);
         CHECK(rc == 1 && strstr(out, "width 16") && strstr(out, "384") && !exists(p, "results.json"),
               "EV width mismatch: exit %d: %s", rc, out);
@@ -359,9 +347,9 @@ static void test_bad_inputs(void) {
     es_ev_set_free(set);
     char out[8192], full[4096];
     snprintf(full, sizeof full, "'%s' eval --ev '%s' 2>&1", bin, ev);
-    CHECK(run_cmd(full, out, sizeof out) == 2 && strstr(out, "-o DIR"), "-o missing exits 2: %s", out);
+    CHECK(es_test_run_cmd(full, out, sizeof out) == 2 && strstr(out, "-o DIR"), "-o missing exits 2: %s", out);
     snprintf(full, sizeof full, "'%s' eval -o '%s/bad_noev' 2>&1", bin, tmp);
-    CHECK(run_cmd(full, out, sizeof out) == 2 && strstr(out, "--ev"), "--ev missing exits 2: %s", out);
+    CHECK(es_test_run_cmd(full, out, sizeof out) == 2 && strstr(out, "--ev"), "--ev missing exits 2: %s", out);
     bad("option", "--bogus 1", 2, "unknown option '--bogus'");
     /* an existing run: only --resume continues it, and only with the same settings */
     char d1[512];

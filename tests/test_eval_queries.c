@@ -21,23 +21,11 @@
 static const char *bin;
 static char model[1024], ev[1024], tmp[256];
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static int eval(const char *dir, const char *args, char *out, size_t cap) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' eval -m '%s' --ev '%s' -t 2 -o '%s/%s' --n-queries 2 -n 6 --alphas 0,1 %s 2>&1",
              bin, model, ev, tmp, dir, args);
-    return run_cmd(cmd, out, cap);
+    return es_test_run_cmd(cmd, out, cap);
 }
 
 static char *read_in(const char *dir, const char *name) {

@@ -20,18 +20,6 @@
 static const char *bin;
 static char model[1024], ev[1024], tmp[256];
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* The grid of every run here, then args. */
 static int eval(const char *args, char *out, size_t cap) {
     char cmd[4096];
@@ -39,7 +27,7 @@ static int eval(const char *args, char *out, size_t cap) {
              "cd '%s' && '%s' eval -m '%s' --ev '%s' -t 2 --emotions joy,anger,fear --alphas 0,2 --n-queries 3 -n 16 "
              "--batch 4 %s 2>&1",
              tmp, bin, model, ev, args);
-    return run_cmd(cmd, out, cap);
+    return es_test_run_cmd(cmd, out, cap);
 }
 
 static char *read_in(const char *dir, const char *name, bool drop_created) {

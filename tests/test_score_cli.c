@@ -21,23 +21,11 @@
 static const char *bin;
 static char model[1024], ev[1024], tmp[256];
 
-static int run_cmd(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* `emosteer score ARGS` with stderr merged into out. */
 static int score(const char *args, char *out, size_t cap) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' score %s 2>&1", bin, args);
-    return run_cmd(cmd, out, cap);
+    return es_test_run_cmd(cmd, out, cap);
 }
 
 static es_genlog *open_log(const char *path) {
@@ -63,7 +51,7 @@ static void test_eval_scores(void) {
     snprintf(cmd, sizeof cmd,
              "'%s' eval -m '%s' --ev '%s' -t 2 -o '%s' --n-queries 3 -n 32 --alphas 0,2,4 --batch 8 2>&1", bin, model,
              ev, dir);
-    if (!CHECK(run_cmd(cmd, out, sizeof out) == 0, "eval: %s", out)) return;
+    if (!CHECK(es_test_run_cmd(cmd, out, sizeof out) == 0, "eval: %s", out)) return;
     snprintf(p, sizeof p, "%s/scored.jsonl", tmp);
     snprintf(q, sizeof q, "%s/summary.csv", tmp);
     snprintf(cmd, sizeof cmd, "--texts '%s/generations.jsonl' -o '%s' --summary '%s'", dir, p, q);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 int es_test_passed;
 int es_test_failed;
@@ -101,4 +102,18 @@ double es_test_maxdiff(const float *a, const float *b, size_t n, size_t *where) 
     }
     if (where) *where = w;
     return m;
+}
+
+int es_test_run_cmd(const char *cmd, char *out, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    if (out && cap) {
+        size_t n = fread(out, 1, cap - 1, p);
+        out[n] = '\0';
+    }
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -40,6 +40,11 @@ const char *es_test_shared_path(const char *rel);
 /* The repository root ($ES_SOURCE, else "."). */
 const char *es_test_source(void);
 
+/* Runs the shell command cmd; its standard output (first cap - 1 bytes) goes to out,
+ * NUL-terminated (out may be NULL: the output is read and dropped). Returns the exit
+ * status, or -1 if the command could not run or was killed. */
+int es_test_run_cmd(const char *cmd, char *out, size_t cap);
+
 /* Reads a whole file (malloc'ed, NUL-terminated); NULL on failure. */
 char *es_test_read_file(const char *path, size_t *len);
 
