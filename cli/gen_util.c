@@ -9,8 +9,7 @@ int cli_chat_format(const es_model *model, const char *name, bool quiet, es_chat
         if (es_chat_parse_name(name, out) != ES_OK) return cli_fail("--chat-template");
         return ES_EXIT_OK;
     }
-    const char *tmpl = es_model_chat_template(model);
-    es_chat_format f = es_chat_detect(tmpl);
+    es_chat_format f = es_chat_detect_model(model); /* template, else by architecture */
     if (f == ES_CHAT_UNKNOWN) {
         if (!quiet)
             fprintf(stderr, "emosteer: the model's chat template is not one emosteer reproduces "

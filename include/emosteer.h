@@ -659,6 +659,10 @@ typedef enum es_chat_format {
     ES_CHAT_BAICHUAN2, /* Baichuan 2 chat: system text, then <reserved_106> user / <reserved_107>
                           assistant, no separators */
     ES_CHAT_QWEN,      /* Qwen (v1) chat: ChatML, default system "You are a helpful assistant." */
+    ES_CHAT_YI,        /* Yi-6B/34B-Chat: plain ChatML turns, no default system (also any
+                          template that is exactly the generic ChatML loop) */
+    ES_CHAT_MINICPM3,  /* MiniCPM3-4B: ChatML, a first system message only when non-empty,
+                          no default system, no BOS in the text */
     ES_CHAT_FORMAT_COUNT
 } es_chat_format;
 
@@ -675,11 +679,20 @@ typedef struct es_chat_msg {
 es_chat_format es_chat_detect(const char *template_text);
 
 /* For --chat-template NAME: "none", "llama3", "llama3.0", "chatml", "qwen3", "gemma",
- * "phi3", "mistral", "llama2", "minicpm", "vicuna", "baichuan2", "qwen" (aliases: "llama3.1", "qwen2.5", "gemma2",
+ * "phi3", "mistral", "llama2", "minicpm", "vicuna", "baichuan2", "qwen", "yi", "minicpm3" (aliases: "llama3.1", "qwen2.5", "gemma2",
  * "gemma3", "phi3.5", "mistral-nemo"). Unknown names fail with ES_ERR_INVALID_ARG. */
 es_status es_chat_parse_name(const char *name, es_chat_format *out);
 /* The canonical name of a format ("unknown" for ES_CHAT_UNKNOWN and out-of-range values). */
 const char *es_chat_format_name(es_chat_format fmt);
+
+/* The model's chat format: es_chat_detect of its tokenizer.chat_template; when the file
+ * has no template (or a blank one), a fallback by general.architecture for the chat
+ * models whose GGUFs usually carry none:
+ *   qwen -> ES_CHAT_QWEN, baichuan -> ES_CHAT_BAICHUAN2, minicpm3 -> ES_CHAT_MINICPM3,
+ *   qwen3, qwen3moe -> ES_CHAT_QWEN3
+ * and ES_CHAT_NONE for other architectures. A template that is present but not one we
+ * reproduce still gives ES_CHAT_UNKNOWN (never overridden by the architecture). */
+es_chat_format es_chat_detect_model(const es_model *model);
 
 /* Whether the rendered text starts with the BOS token written out ("<|begin_of_text|>",
  * "<bos>", "<s>"). The text es_chat_render gives is the whole prompt as Hugging Face

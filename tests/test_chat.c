@@ -765,6 +765,20 @@ static void test_render_families(void) {
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
          "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n"},
+        /* Yi-34B-Chat tokenizer_config.json (the generic ChatML loop): every message a
+         * "<|im_start|>" role "\n" content "<|im_end|>\n" turn, no default system */
+        {ES_CHAT_YI,
+         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
+         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n"},
+        /* MiniCPM3-4B chat_template without tools: "<|im_start|>system\n" + system +
+         * "<|im_end|>\n" (non-empty first system), then the loop_messages turns */
+        {ES_CHAT_MINICPM3,
+         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
+         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         for (int gp = 0; gp < 2; gp++) {
@@ -791,12 +805,72 @@ static void test_render_families(void) {
                           "<|im_start|>assistant\n") == 0,
           "qwen default system: %s", out ? out : "(null)");
     free(out);
+    /* Yi and MiniCPM3 have no default system; an empty first system message is a turn
+     * in Yi's loop and nothing in MiniCPM3's ("if system_message or tools"), while a
+     * later empty system message is a turn in both */
+    static const es_chat_msg empty_sys[] = {{"system", ""}, {"user", "Hi"}, {"system", ""}};
+    static const struct {
+        es_chat_format fmt;
+        const es_chat_msg *msgs;
+        size_t n;
+        const char *want;
+    } edge[] = {
+        {ES_CHAT_YI, user_only, 1, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
+        {ES_CHAT_MINICPM3, user_only, 1, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
+        {ES_CHAT_YI, empty_sys, 3,
+         "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>system\n<|im_end|>\n"
+         "<|im_start|>assistant\n"},
+        {ES_CHAT_MINICPM3, empty_sys, 3,
+         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>system\n<|im_end|>\n<|im_start|>assistant\n"},
+    };
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        out = NULL;
+        es_status st = es_chat_render(edge[i].fmt, edge[i].msgs, edge[i].n, true, &out);
+        if (CHECK(st == ES_OK, "%s edge %zu: %s", es_chat_format_name(edge[i].fmt), i, es_last_error()) &&
+            !CHECK(strcmp(out, edge[i].want) == 0, "%s edge %zu: text differs", es_chat_format_name(edge[i].fmt), i))
+            show_diff(out, edge[i].want);
+        free(out);
+    }
+    CHECK(!es_chat_includes_bos(ES_CHAT_YI) && !es_chat_includes_bos(ES_CHAT_MINICPM3), "yi/minicpm3: no BOS text");
     /* names, end of turn, detection from template text */
     es_chat_format f;
     CHECK(es_chat_parse_name("vicuna", &f) == ES_OK && f == ES_CHAT_VICUNA, "name vicuna");
     CHECK(es_chat_parse_name("baichuan2", &f) == ES_OK && f == ES_CHAT_BAICHUAN2, "name baichuan2");
     CHECK(es_chat_parse_name("qwen", &f) == ES_OK && f == ES_CHAT_QWEN, "name qwen");
     CHECK(strcmp(es_chat_end_of_turn(ES_CHAT_QWEN), "<|im_end|>") == 0, "qwen end of turn");
+    CHECK(es_chat_parse_name("yi", &f) == ES_OK && f == ES_CHAT_YI, "name yi");
+    CHECK(es_chat_parse_name("minicpm3", &f) == ES_OK && f == ES_CHAT_MINICPM3, "name minicpm3");
+    CHECK(strcmp(es_chat_end_of_turn(ES_CHAT_YI), "<|im_end|>") == 0, "yi end of turn");
+    CHECK(strcmp(es_chat_end_of_turn(ES_CHAT_MINICPM3), "<|im_end|>") == 0, "minicpm3 end of turn");
+    /* 01-ai/Yi-34B-Chat tokenizer_config.json chat_template (as api-for-open-llm quotes it)
+     * and the same loop without spaces, as transformers' default ChatML template writes it */
+    CHECK(es_chat_detect("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+                         "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt "
+                         "%}{{ '<|im_start|>assistant\\n' }}{% endif %}") == ES_CHAT_YI,
+          "detect yi");
+    CHECK(es_chat_detect("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+                         "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt "
+                         "%}{{ '<|im_start|>assistant\n' }}{% endif %}") == ES_CHAT_YI,
+          "detect yi (newlines)");
+    /* the same loop after a bos_token, or with a default system, writes more: not yi */
+    CHECK(es_chat_detect("{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+                         "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt "
+                         "%}{{ '<|im_start|>assistant\n' }}{% endif %}") == ES_CHAT_UNKNOWN,
+          "bos_token + ChatML loop is unknown");
+    /* the end of MiniCPM3-4B's chat_template (gorilla bfcl minicpm_fc.py quotes it whole) */
+    CHECK(es_chat_detect(
+              "{%- if messages[0]['role'] == 'system' %}\n  {%- set loop_messages = messages[1:] %}\n  {%- set "
+              "system_message = messages[0]['content'] %}\n{%- else %}\n  {%- set loop_messages = messages %}\n  "
+              "{%- set system_message = '' %}\n{%- endif %}\n{{- '<|im_start|>system\\n' + system_message if "
+              "system_message or tools }}\n{{- '<|im_end|>\\n' if system_message or tools }}\n{%- for message in "
+              "loop_messages %}\n  {%- set content = message.content %}\n  {%- if message.role == 'assistant' and "
+              "message.tool_calls %}\n    {{- '<|tool_call_start|>\\n```python\\n' }}\n  {%- elif message.role == "
+              "'assistant' and message.thought %}\n    {{- '<|im_start|>' + message.role + '\\n' + "
+              "'<|thought_start|>\\n' + message.thought + '\\n<|thought_end|>\\n' + content + '<|im_end|>\\n' "
+              "}}\n  {%- else %}\n    {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}\n  "
+              "{%- endif %}\n{%- endfor %}\n\n{%- if add_generation_prompt %}\n  {{- '<|im_start|>assistant\\n' "
+              "}}\n{%- endif %}") == ES_CHAT_MINICPM3,
+          "detect minicpm3");
     CHECK(es_chat_detect("{{ '<reserved_106>' + m['content'] + '<reserved_107>' }}") == ES_CHAT_BAICHUAN2,
           "detect baichuan2");
     CHECK(es_chat_detect("{% for m in messages %}{{ 'USER: ' + m['content'] + ' ASSISTANT:' }}{% endfor %}") ==
@@ -808,12 +882,64 @@ static void test_render_families(void) {
           "detect qwen");
 }
 
+/* es_chat_detect_model: the fixtures carry no tokenizer.chat_template, so the format
+ * comes from general.architecture (qwen3moe: Qwen3's template, the Qwen3-MoE GGUFs'). */
+static void test_detect_model(void) {
+    CHECK(es_chat_detect_model(NULL) == ES_CHAT_NONE, "detect_model NULL");
+    if (!es_test_shared()) {
+        printf("detect_model: ../shared absent, fixtures not checked\n");
+        return;
+    }
+    static const struct {
+        const char *file;
+        es_chat_format want;
+    } fx[] = {
+        {"fixtures/qwen.f16.gguf", ES_CHAT_QWEN},
+        {"fixtures/baichuan.f16.gguf", ES_CHAT_BAICHUAN2},
+        {"fixtures/minicpm3.f16.gguf", ES_CHAT_MINICPM3},
+        {"fixtures/qwen3moe.f16.gguf", ES_CHAT_QWEN3},
+        {"fixtures/qwen3.f16.gguf", ES_CHAT_QWEN3},
+        {"fixtures/llama.f16.gguf", ES_CHAT_NONE},
+    };
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) {
+        es_model *m = NULL;
+        const char *path = es_test_shared_path(fx[i].file);
+        if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "load %s: %s", fx[i].file, es_last_error())) continue;
+        CHECK(es_model_chat_template(m) == NULL, "%s: has no chat template", fx[i].file);
+        es_chat_format got = es_chat_detect_model(m);
+        CHECK(got == fx[i].want, "detect_model %s: got %s want %s", fx[i].file, es_chat_format_name(got),
+              es_chat_format_name(fx[i].want));
+        es_model_free(m);
+    }
+}
+
+/* Qwen3-MoE (Qwen3-30B-A3B): its GGUF carries the Qwen3 chat template; the Qwen3 file
+ * detects as qwen3 and renders as Qwen 3 (the same checks as test_render_cases' qwen3). */
+static void test_qwen3moe_template(void) {
+    if (!es_test_shared()) return;
+    char *text = es_test_read_file(es_test_shared_path("templates/Qwen-Qwen3-0.6B.jinja"), NULL);
+    if (!CHECK(text != NULL, "read the qwen3 template")) return;
+    es_chat_format f = es_chat_detect(text);
+    CHECK(f == ES_CHAT_QWEN3, "qwen3moe template: got %s", es_chat_format_name(f));
+    static const es_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "Hello!"}};
+    char *out = NULL;
+    const char *want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
+                       "<|im_start|>assistant\n";
+    if (CHECK(es_chat_render(f, msgs, 2, true, &out) == ES_OK, "render qwen3moe: %s", es_last_error()) &&
+        !CHECK(strcmp(out, want) == 0, "qwen3moe render differs"))
+        show_diff(out, want);
+    free(out);
+    free(text);
+}
+
 int main(void) {
     test_render_cases();
     test_detect();
     test_names();
     test_render_misc();
     test_render_families();
+    test_detect_model();
+    test_qwen3moe_template();
     test_stop();
     return es_test_finish();
 }

@@ -170,10 +170,10 @@ typedef struct chat_format {
     const char *name;       /* canonical name (es_chat_format_name) */
     const char *aliases[2]; /* other names es_chat_parse_name accepts, or NULL */
     /* detection: every `all` marker appears in the template, one of `any` too when
-     * given, and `none` does not (NULL: no such condition) */
+     * given, and no `none` marker does (NULL: no such condition) */
     const char *all[5];
     const char *any[2];
-    const char *none;
+    const char *none[3];
     bool includes_bos;             /* the rendering starts with BOS (es_chat_includes_bos) */
     const char *bos;               /* the family's usual BOS text */
     const char *eos;               /* the family's usual EOS text */
@@ -196,6 +196,7 @@ static es_status render_minicpm(const conv *c, es_strbuf *sb);
 static es_status render_gemma(const conv *c, es_strbuf *sb);
 static es_status render_mistral(const conv *c, es_strbuf *sb);
 static es_status render_llama2(const conv *c, es_strbuf *sb);
+static es_status render_minicpm3(const conv *c, es_strbuf *sb);
 
 #define LLAMA3_HEADER(role) "<|start_header_id|>" role "<|end_header_id|>\n\n"
 #define CHATML_TURN(role) "<|im_start|>" role "\n"
@@ -226,7 +227,7 @@ static const chat_format formats[] = {
         .fmt = ES_CHAT_LLAMA3_0,
         .name = "llama3.0",
         .all = {"<|start_header_id|>", "<|eot_id|>"},
-        .none = "Cutting Knowledge Date",
+        .none = {"Cutting Knowledge Date"},
         .includes_bos = true,
         .bos = "<|begin_of_text|>",
         .eos = "<|eot_id|>",
@@ -255,7 +256,7 @@ static const chat_format formats[] = {
         .fmt = ES_CHAT_QWEN3,
         .name = "qwen3",
         .all = {"<|im_start|>", "<think>", "reasoning_content", "last_query_index"},
-        .none = "bos_token",
+        .none = {"bos_token"},
         .eos = "<|im_end|>",
         .end_of_turn = "<|im_end|>",
         .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
@@ -269,7 +270,7 @@ static const chat_format formats[] = {
         .name = "chatml",
         .aliases = {"qwen2.5"},
         .all = {"<|im_start|>", QWEN_SYSTEM},
-        .none = "<think>",
+        .none = {"<think>"},
         .eos = "<|im_end|>",
         .end_of_turn = "<|im_end|>",
         .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
@@ -287,12 +288,59 @@ static const chat_format formats[] = {
         .name = "qwen",
         .aliases = {"qwen-7b-chat"},
         .all = {"<|im_start|>", "You are a helpful assistant."},
-        .none = "<think>",
+        .none = {"<think>"},
         .eos = "<|endoftext|>",
         .end_of_turn = "<|im_end|>",
         .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
         .suffix = {"<|im_end|>\n", "<|im_end|>\n", "<|im_end|>\n"},
         .default_system = "You are a helpful assistant.",
+        .generation_prompt = CHATML_TURN("assistant"),
+    },
+    {
+        /* MiniCPM3-4B: the chat_template of openbmb/MiniCPM3-4B tokenizer_config.json as
+         * quoted in ShishirPatil/gorilla berkeley-function-call-leaderboard/bfcl_eval/
+         * model_handler/local_inference/minicpm_fc.py (commit 05c26547, MiniCPMFCHandler
+         * docstring). Without tools: "<|im_start|>system\n" + system + "<|im_end|>\n" only
+         * when messages[0] is a system message with non-empty content ("if system_message
+         * or tools"); then every other message "<|im_start|>" role "\n" content
+         * "<|im_end|>\n" (a later system message is an ordinary turn, even when empty);
+         * "<|im_start|>assistant\n" with add_generation_prompt. No default system, no
+         * bos_token in the text (the tokenizer's add_bos_token decides). The <|thought_start|>
+         * and tool-call branches need message fields we do not have. The first MiniCPM3
+         * template (plain ChatML loop) is detected as "yi", which renders it exactly. */
+        .fmt = ES_CHAT_MINICPM3,
+        .name = "minicpm3",
+        .all = {"<|im_start|>", "<|thought_start|>", "<|tool_call_start|>", "system_message"},
+        .bos = "<s>",
+        .eos = "<|im_end|>",
+        .end_of_turn = "<|im_end|>",
+        .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
+        .suffix = {"<|im_end|>\n", "<|im_end|>\n", "<|im_end|>\n"},
+        .generation_prompt = CHATML_TURN("assistant"),
+        .render = render_minicpm3,
+    },
+    {
+        /* Yi-6B-Chat / Yi-34B-Chat: the generic ChatML loop, as in 01-ai/Yi-34B-Chat
+         * tokenizer_config.json (quoted by xusenlin/api-for-open-llm YiAITemplate, which
+         * cites https://huggingface.co/01-ai/Yi-34B-Chat/blob/main/tokenizer_config.json):
+         *   {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' +
+         *   message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if
+         *   add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
+         * No default system (01-ai/Yi issue #197: a user-only conversation gives
+         * "<|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n"). Detected from that
+         * loop when the template names no system, bos_token or eos_token (those that do
+         * add text of their own); any such template renders exactly as this record. */
+        .fmt = ES_CHAT_YI,
+        .name = "yi",
+        .aliases = {"yi-chat"},
+        .all = {"<|im_start|>", "' + message['role'] + '", "message['content'] + '<|im_end|>'",
+                "add_generation_prompt"},
+        .none = {"system", "bos_token", "eos_token"},
+        .bos = "<|startoftext|>",
+        .eos = "<|im_end|>",
+        .end_of_turn = "<|im_end|>",
+        .prefix = {CHATML_TURN("system"), CHATML_TURN("user"), CHATML_TURN("assistant")},
+        .suffix = {"<|im_end|>\n", "<|im_end|>\n", "<|im_end|>\n"},
         .generation_prompt = CHATML_TURN("assistant"),
     },
     {
@@ -356,7 +404,7 @@ static const chat_format formats[] = {
         .aliases = {"mistral-nemo"},
         .all = {"[INST]"},
         .any = {"\"[INST]\" +", "'[INST]' +"},
-        .none = "<<SYS>>",
+        .none = {"<<SYS>>"},
         .includes_bos = true,
         .bos = "<s>",
         .eos = "</s>",
@@ -458,7 +506,9 @@ static bool markers_match(const chat_format *f, const char *t) {
             one |= has(t, f->any[i]);
         if (!one) return false;
     }
-    return !(f->none && has(t, f->none));
+    for (size_t i = 0; i < ES_ARRAY_LEN(f->none) && f->none[i]; i++)
+        if (has(t, f->none[i])) return false;
+    return true;
 }
 
 es_chat_format es_chat_detect(const char *t) {
@@ -629,6 +679,18 @@ static es_status render_qwen3(const conv *c, es_strbuf *sb) {
 
 static es_status render_minicpm(const conv *c, es_strbuf *sb) {
     return render_qwen3_like(c, sb, true);
+}
+
+/* MiniCPM3: a first system message only when non-empty, then ChatML turns. */
+static es_status render_minicpm3(const conv *c, es_strbuf *sb) {
+    size_t first = 0;
+    if (c->n > 0 && c->role[0] == ROLE_SYSTEM) {
+        first = 1;
+        if (content(c, 0).n > 0) turn(c, sb, ROLE_SYSTEM, content(c, 0));
+    }
+    for (size_t i = first; i < c->n; i++) turn(c, sb, c->role[i], content(c, i));
+    generation_prompt(c, sb);
+    return ES_OK;
 }
 
 /* Gemma: the system message opens the first turn's content, followed by "\n\n". */
