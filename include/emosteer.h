@@ -1453,6 +1453,14 @@ es_status es_cls_scorer_create_emotion(es_classifier *c, es_cls_scorer **out);
 /* template NULL: ES_NLI_DEFAULT_TEMPLATE; else it must hold "{}" exactly once
  * (ES_ERR_INVALID_ARG). */
 es_status es_cls_scorer_create_nli(es_classifier *c, const char *hypothesis_template, es_cls_scorer **out);
+/* Loads the GGUF file at path, creates a classifier on it (n_threads >= 1) and the
+ * scorer (nli: es_cls_scorer_create_nli with hypothesis_template, else
+ * es_cls_scorer_create_emotion); the scorer owns the model and classifier. Errors are
+ * those of es_model_load, es_classifier_create (ES_ERR_UNSUPPORTED for a decoder
+ * model) and the create function. */
+es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_template, int n_threads,
+                             es_cls_scorer **out);
+/* Frees the scorer (and what es_cls_scorer_load made); NULL is a no-op. */
 void es_cls_scorer_free(es_cls_scorer *s);
 
 /* Extra labels (borrowed from the scorer; NULL outside [0, n_extra)). */
@@ -2153,6 +2161,11 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
 /* Writes one JSON line per text (the layout above) with probs[n][ES_EMO_N_LABELS] (a
  * NaN is null); scorer (may be NULL: no "scorer" key) names what scored them. */
 es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer, FILE *f);
+/* es_text_set_write_scores with an "extra_scores" object on each line: extra_names[k]
+ * -> extra[i][k] for k < n_extra (e.g. a classifier's labels outside the six,
+ * es_cls_scorer_extra_label); an "extra_scores" already on a JSONL line is dropped. */
+es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs, const char *scorer,
+                                      const char *const *extra_names, int n_extra, const double *extra, FILE *f);
 
 /* One group of texts: the lines whose grouping keys hold `values`. */
 typedef struct es_score_group {

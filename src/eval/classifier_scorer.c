@@ -30,6 +30,8 @@ struct es_cls_scorer {
     char (*extra_name)[EXTRA_NAME_MAX]; /* [n_extra] */
     int entail;                          /* CLS_NLI: the entailment class */
     char *hypothesis[ES_EMO_N_LABELS];   /* CLS_NLI: the six hypotheses (owned) */
+    es_classifier *own_c;                /* es_cls_scorer_load: the classifier and model it owns */
+    es_model *own_model;
 };
 
 es_status es_emotion_parse_synonym(const char *name, es_emotion *out) {
@@ -58,7 +60,30 @@ void es_cls_scorer_free(es_cls_scorer *s) {
     free(s->extra_class);
     free(s->extra_name);
     for (int l = 0; l < ES_EMO_N_LABELS; l++) free(s->hypothesis[l]);
+    es_classifier_free(s->own_c);
+    es_model_free(s->own_model);
     free(s);
+}
+
+es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_template, int n_threads,
+                             es_cls_scorer **out) {
+    if (!path || !out) return es_error(ES_ERR_INVALID_ARG, "classifier scorer: NULL argument");
+    *out = NULL;
+    es_model_params mp = es_model_default_params();
+    es_model *m = NULL;
+    es_classifier *c = NULL;
+    es_status st = es_model_load(path, &mp, &m);
+    if (st == ES_OK) st = es_classifier_create(m, n_threads, &c);
+    if (st == ES_OK)
+        st = nli ? es_cls_scorer_create_nli(c, hypothesis_template, out) : es_cls_scorer_create_emotion(c, out);
+    if (st != ES_OK) {
+        es_classifier_free(c);
+        es_model_free(m);
+        return st;
+    }
+    (*out)->own_c = c;
+    (*out)->own_model = m;
+    return ES_OK;
 }
 
 static es_status scorer_new(es_classifier *c, cls_mode mode, es_cls_scorer **out) {
