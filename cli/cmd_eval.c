@@ -120,6 +120,14 @@ static const cli_opt eval_own[] = {
      "zero-shot judge (any GGUF chat model): its emotion probabilities\nbecome the main scores (the lexicon's go to "
      "results-lexicon.json)\nand it judges topic adherence",
      NULL, NULL, 0, 0},
+    {NULL, "--classifier", "FILE", CLI_PATH, 0, 0, EO(classifier),
+     "emotion classifier (encoder GGUF): its probabilities of the six labels\n(renormalised) become the main scores",
+     NULL, NULL, 0, 0},
+    {NULL, "--nli", "FILE", CLI_PATH, 0, 0, EO(nli),
+     "zero-shot NLI model (encoder GGUF with an entailment label): its\nprobabilities become the main scores", NULL,
+     NULL, 0, 0},
+    {NULL, "--nli-template", "TEXT", CLI_STR, 0, 0, EO(nli_template),
+     "--nli's hypothesis, {} = the label (default 'This text expresses {}.')", NULL, NULL, 0, 0},
     {NULL, "--lexicon", "DIR", CLI_PATH, 0, 0, EO(lexicon), "lexicon folder (default: the project's, data/lexicon)",
      NULL, NULL, 0, 0},
     {NULL, "--resume", NULL, CLI_FLAG, 0, 0, EO(resume), "continue DIR/generations.jsonl: finished responses are kept\n(each checked: a value out of range, or a "
@@ -194,6 +202,9 @@ static int eval_parse(int argc, char **argv, eval_opts *o) {
     if (o->queries && o->prompts) return cli_usage_error(CMD, "--queries and --prompts exclude each other");
     if (o->shard_n && o->merge.n) return cli_usage_error(CMD, "--shard and --merge exclude each other");
     if (o->merge.n && o->resume) return cli_usage_error(CMD, "--merge writes a new folder: leave out --resume");
+    if ((o->judge != NULL) + (o->classifier != NULL) + (o->nli != NULL) > 1)
+        return cli_usage_error(CMD, "--judge, --classifier and --nli exclude each other (one main scorer)");
+    if (o->nli_template && !o->nli) return cli_usage_error(CMD, "--nli-template needs --nli");
     if (!o->lexicon) o->lexicon = default_lexicon();
     if (!o->queries && !o->prompts) o->queries = default_queries();
     return -1;
@@ -474,6 +485,27 @@ static int eval_prepare(eval_job *j) {
         if (es_judge_create(j->judge_model, &jp, &j->judge) != ES_OK) return cli_fail("the judge model");
         j->n_labels = 2 * EVAL_N_LEX;
     }
+    if (o->classifier || o->nli) {
+        const char *kind = eval_model_scorer(o), *path = eval_model_scorer_path(o);
+        const int nt = o->rt.n_threads > 0 ? (int)o->rt.n_threads : es_cpu_count();
+        if (es_cls_scorer_load(path, o->nli != NULL, o->nli_template, nt, &j->cls) != ES_OK)
+            return cli_fail(o->nli ? "the NLI model (--nli)" : "the classifier (--classifier)");
+        j->n_extra = es_cls_scorer_n_extra(j->cls);
+        j->n_labels = 2 * EVAL_N_LEX + j->n_extra;
+        if (!(j->own_labels = calloc((size_t)j->n_labels, sizeof *j->own_labels))) return cli_fail("labels");
+        for (int l = 0; l < j->n_labels; l++) {
+            const char *name = l < EVAL_N_LEX       ? eval_all_labels[l]
+                               : l < 2 * EVAL_N_LEX ? es_emotion_name((es_emotion)(l - EVAL_N_LEX))
+                                                    : es_cls_scorer_extra_label(j->cls, l - 2 * EVAL_N_LEX);
+            if (l < EVAL_N_LEX ? !(j->own_labels[l] = es_strdup(name))
+                               : asprintf(&j->own_labels[l], "%s:%s", kind, name) < 0) {
+                j->own_labels[l] = NULL;
+                fprintf(stderr, "emosteer: out of memory\n");
+                return ES_EXIT_FAIL;
+            }
+        }
+        j->labels = (const char *const *)j->own_labels;
+    }
     for (int e = 0; e < j->n_emotions; e++) {
         es_emotion label;
         if (es_emotion_parse(j->emotions[e], &label) != ES_OK || label == ES_EMO_NEUTRAL)
@@ -548,6 +580,13 @@ static char *run_settings(const eval_job *j, const char *model_sha, const char *
                      (double)sp->repeat_penalty, (double)sp->presence_penalty, (double)sp->frequency_penalty,
                      sp->penalty_last_n, (unsigned long long)sp->seed, o->judge ? "judge " : "cosine",
                      o->judge ? judge_sha : "", eval_protocol_name(j->protocol, NULL));
+    if (n >= 0 && j->cls) { /* the scores in generations.jsonl are the classifier's: resume keeps it */
+        char *u = NULL;
+        n = asprintf(&u, "%sscorer=%s %s%s%s\n", t, eval_model_scorer(o), judge_sha, o->nli_template ? " " : "",
+                     o->nli_template ? o->nli_template : "");
+        free(t);
+        t = n < 0 ? NULL : u;
+    }
     return n < 0 ? NULL : t;
 }
 
@@ -852,7 +891,7 @@ static int fill_settings(const eval_job *j, es_eval_settings *s, const char *mod
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (judge_scores) snprintf(scorer, sizeof scorer, "judge (%s)", base_name(o->judge));
+    if (judge_scores) snprintf(scorer, sizeof scorer, "%s (%s)", eval_model_scorer(o), base_name(eval_model_scorer_path(o)));
     else snprintf(scorer, sizeof scorer, "lexicon (prior %g)", ES_EVAL_LEXICON_PRIOR);
     es_status st = ES_OK;
     st = st ? st : set_str(&s->model_path, o->rt.model);
@@ -890,6 +929,14 @@ static int fill_settings(const eval_job *j, es_eval_settings *s, const char *mod
         st = st ? st : add_kv(s, "judge", "%s", o->judge);
         st = st ? st : add_kv(s, "judge_sha256", "%s", judge_sha);
         st = st ? st : add_kv(s, "judge_chat_format", "%s", es_chat_format_name(es_judge_chat_format(j->judge)));
+    }
+    if (j->cls) {
+        st = st ? st : add_kv(s, eval_model_scorer(o), "%s", eval_model_scorer_path(o));
+        st = st ? st : add_kv(s, o->nli ? "nli_sha256" : "classifier_sha256", "%s", judge_sha);
+        if (o->nli)
+            st = st ? st : add_kv(s, "nli_template", "%s (neutral: {} = no particular emotion; softmax over the "
+                                  "entailment logits)", o->nli_template ? o->nli_template : ES_NLI_DEFAULT_TEMPLATE);
+        else st = st ? st : add_kv(s, "classifier_labels", "the six renormalised; others kept in generations.jsonl");
     }
     if (st != ES_OK) {
         fprintf(stderr, "emosteer: out of memory\n");
@@ -966,10 +1013,11 @@ static int eval_finish(eval_job *j, const char *model_sha, const char *ev_sha, c
     /* lexicon: the first six scores */
     for (size_t i = 0; i < n; i++) sel[i].n_labels = sel[i].scores ? EVAL_N_LEX : 0;
     if (fill_settings(j, &settings, model_sha, ev_sha, query_sha, judge_sha, false) != ES_EXIT_OK) goto done;
-    if (write_outputs(j, sel, n, &settings, j->judge ? "-lexicon" : "", !j->judge, j->judge ? NULL : &res) !=
+    const bool model_scores = j->judge || j->cls;
+    if (write_outputs(j, sel, n, &settings, model_scores ? "-lexicon" : "", !model_scores, model_scores ? NULL : &res) !=
         ES_EXIT_OK)
         goto done;
-    if (j->judge) {
+    if (model_scores) {
         for (size_t i = 0; i < n; i++)
             if (sel[i].scores) sel[i].scores += EVAL_N_LEX, sel[i].n_labels = EVAL_N_LEX;
         es_eval_settings_clear(&settings);
@@ -1000,7 +1048,7 @@ static int eval_finish(eval_job *j, const char *model_sha, const char *ev_sha, c
     }
     printf("\n(target prob by %s; rep-4 and degenerate share averaged over the emotions)\n", res->settings.scorer);
     fprintf(stderr, "eval: wrote %s/results.json, summary.csv, report.html (%d responses%s)\n", j->o->out,
-            res->n_records, j->judge ? "; lexicon scores in results-lexicon.json" : "");
+            res->n_records, j->judge || j->cls ? "; lexicon scores in results-lexicon.json" : "");
     rc = ES_EXIT_OK;
 done:
     if (rc != ES_EXIT_OK && !sel) fprintf(stderr, "emosteer: out of memory\n");
@@ -1031,6 +1079,9 @@ static void job_free(eval_job *j) {
     es_genlog_free(j->log);
     es_judge_free(j->judge);
     es_model_free(j->judge_model);
+    es_cls_scorer_free(j->cls);
+    for (int l = 0; j->own_labels && l < j->n_labels; l++) free(j->own_labels[l]);
+    free(j->own_labels);
     es_lexicon_free(j->lex);
     es_ev_set_free(j->ev);
     es_model_free(j->model);
@@ -1086,7 +1137,7 @@ int cmd_eval(int argc, char **argv) {
     j.topic_desc = es_strdup(topic_desc);
     fprintf(stderr, "eval: hashing the inputs\n");
     if (sha_or_fail(o.rt.model, model_sha) || sha_or_fail(o.steer.ev_path, ev_sha) ||
-        sha_or_fail(o.prompts ? o.prompts : o.queries, query_sha) || (o.judge && sha_or_fail(o.judge, judge_sha)))
+        sha_or_fail(o.prompts ? o.prompts : o.queries, query_sha) || (eval_model_scorer_path(&o) && sha_or_fail(eval_model_scorer_path(&o), judge_sha)))
         goto done;
     if (!(settings = run_settings(&j, model_sha, ev_sha, query_sha, judge_sha)) || !(gen_path = join(o.out, "generations.jsonl")) ||
         !(set_path = join(o.out, "run-settings.txt"))) {

@@ -1,7 +1,8 @@
 /*
  * cmd_score.c — `emosteer score`: the emotion probabilities of texts made by any tool.
  * Reads --texts (a .jsonl of objects with "text"/"response"/"output", or one text a
- * line), scores them with one label scorer (the lexicon, or --judge MODEL), writes
+ * line), scores them with one label scorer (the lexicon, --judge MODEL, --classifier
+ * FILE or --nli FILE), writes
  * one JSON line per text (-o, else stdout) and the mean probabilities per group of the
  * lines' fields (emotion, alpha, model, ...: es_text_set_group_keys, or --group-by) on
  * stderr or into --summary FILE.csv|.json.
@@ -28,7 +29,7 @@ extern const cli_command cli_score_cmd;
 
 typedef struct score_opts {
     cli_runtime_opts rt; /* -t */
-    const char *texts, *out, *summary, *group_by, *judge, *lexicon;
+    const char *texts, *out, *summary, *group_by, *judge, *lexicon, *classifier, *nli, *nli_template;
 } score_opts;
 
 #define SO(f) offsetof(score_opts, f)
@@ -46,6 +47,13 @@ static const cli_opt score_own[] = {
      NULL, NULL, 0, 0},
     {NULL, "--judge", "MODEL", CLI_PATH, 0, 0, SO(judge),
      "score with a zero-shot judge (any GGUF chat model) instead of the lexicon", NULL, NULL, 0, 0},
+    {NULL, "--classifier", "FILE", CLI_PATH, 0, 0, SO(classifier),
+     "score with an emotion classifier (encoder GGUF); its labels outside the\nsix go to \"extra_scores\"", NULL,
+     NULL, 0, 0},
+    {NULL, "--nli", "FILE", CLI_PATH, 0, 0, SO(nli), "score with a zero-shot NLI model (encoder GGUF with an entailment label)",
+     NULL, NULL, 0, 0},
+    {NULL, "--nli-template", "TEXT", CLI_STR, 0, 0, SO(nli_template),
+     "--nli's hypothesis, {} = the label (default 'This text expresses {}.')", NULL, NULL, 0, 0},
     {NULL, "--lexicon", "DIR", CLI_PATH, 0, 0, SO(lexicon), "lexicon folder (default: the project's, data/lexicon)",
      NULL, NULL, 0, 0},
 };
@@ -61,14 +69,15 @@ static void score_init(void *p) {
 }
 
 const cli_command cli_score_cmd = {
-    "score", "--texts FILE.jsonl|FILE.txt [--judge MODEL] [-o OUT.jsonl] [--summary S.csv|S.json]",
+    "score", "--texts FILE.jsonl|FILE.txt [--judge MODEL|--classifier F|--nli F] [-o OUT.jsonl] [--summary S.csv|S.json]",
     "Scores texts made by any tool with eval's emotion scorers: one JSON line per text with\n"
     "the probability of every label (anger, disgust, fear, joy, sadness, neutral), then the\n"
     "mean per group of the lines' fields (e.g. model, alpha, emotion).",
     "The lexicon's probabilities are eval's: `score --texts DIR/generations.jsonl` gives\n"
     "each response the scores eval wrote for it. A JSONL line is written back as it was,\n"
     "its \"scores\" replaced and \"scorer\" added; a text line as {\"line\", \"text\",\n"
-    "\"scores\", \"scorer\"}. Groups with an \"emotion\" field also show the target\n"
+    "\"scores\", \"scorer\"}; --classifier adds \"extra_scores\" (its labels outside the six,\n"
+    "e.g. surprise) and --nli \"extra_scores\" entail:<label>. Groups with an \"emotion\" field also show the target\n"
     "prob (the mean probability of that emotion's label). See docs/evaluation.md.\n\n"
     "example: emosteer score --texts eval-demo/generations.jsonl -o scored.jsonl --summary by-cell.csv",
     sizeof(score_opts), score_init, score_groups, sizeof score_groups / sizeof score_groups[0], 0,
@@ -84,6 +93,7 @@ typedef struct score_backend {
     es_lexicon *lex;
     es_model *judge_model;
     es_judge *judge;
+    es_cls_scorer *cls; /* --classifier / --nli */
 } score_backend;
 
 static const char *base_name(const char *path) {
@@ -104,6 +114,17 @@ static int backend_open(const score_opts *o, score_backend *b) {
         b->user = b->judge;
         return ES_EXIT_OK;
     }
+    if (o->classifier || o->nli) {
+        const bool nli = o->nli != NULL;
+        const char *path = nli ? o->nli : o->classifier;
+        const int nt = o->rt.n_threads > 0 ? o->rt.n_threads : es_cpu_count();
+        if (es_cls_scorer_load(path, nli, o->nli_template, nt, &b->cls) != ES_OK)
+            return cli_fail(nli ? "the NLI model (--nli)" : "the classifier (--classifier)");
+        snprintf(b->name, sizeof b->name, "%s (%s)", nli ? "nli" : "classifier", base_name(path));
+        b->fn = es_cls_label_probs;
+        b->user = b->cls;
+        return ES_EXIT_OK;
+    }
     char dir[PATH_MAX];
     const char *lexicon = o->lexicon ? o->lexicon : cli_data_path("lexicon", dir, sizeof dir);
     if (es_lexicon_load(lexicon, &b->lex) != ES_OK) return cli_fail("loading the lexicon (--lexicon DIR)");
@@ -114,6 +135,7 @@ static int backend_open(const score_opts *o, score_backend *b) {
 }
 
 static void backend_close(score_backend *b) {
+    es_cls_scorer_free(b->cls);
     es_judge_free(b->judge);
     es_model_free(b->judge_model);
     es_lexicon_free(b->lex);
@@ -189,13 +211,16 @@ int cmd_score(int argc, char **argv) {
     if (!o.texts) return cli_usage_error(CMD, "no texts: give them with --texts FILE.jsonl or FILE.txt");
     if (o.summary && !ends_with(o.summary, ".csv") && !ends_with(o.summary, ".json"))
         return cli_usage_error(CMD, "--summary %s: the name must end in .csv or .json", o.summary);
-    if (o.judge && o.lexicon) return cli_usage_error(CMD, "--judge and --lexicon exclude each other");
+    if ((o.judge != NULL) + (o.classifier != NULL) + (o.nli != NULL) + (o.lexicon != NULL) > 1)
+        return cli_usage_error(CMD, "--judge, --classifier, --nli and --lexicon exclude each other");
+    if (o.nli_template && !o.nli) return cli_usage_error(CMD, "--nli-template needs --nli");
     char **keys = NULL;
     int n_keys = 0;
     es_text_set *t = NULL;
     es_score_summary *sum = NULL;
     score_backend b = {0};
-    double *probs = NULL;
+    double *probs = NULL, *extra = NULL;
+    const char **extra_names = NULL; /* [n_extra] borrowed from the scorer */
     FILE *out = NULL;
     if (o.group_by && (rc = parse_group_by(o.group_by, &keys, &n_keys)) >= 0) goto done;
     rc = ES_EXIT_FAIL;
@@ -210,15 +235,21 @@ int cmd_score(int argc, char **argv) {
     if (backend_open(&o, &b) != ES_EXIT_OK) goto done;
     int n = es_text_set_n(t);
     const char *const *texts = es_text_set_texts(t);
-    if (!(probs = malloc((size_t)n * ES_EMO_N_LABELS * sizeof *probs))) {
+    const int n_extra = es_cls_scorer_n_extra(b.cls);
+    if (!(probs = malloc((size_t)n * ES_EMO_N_LABELS * sizeof *probs)) ||
+        (n_extra > 0 && (!(extra = malloc((size_t)n * n_extra * sizeof *extra)) ||
+                         !(extra_names = malloc((size_t)n_extra * sizeof *extra_names))))) {
         fprintf(stderr, "emosteer: out of memory for %d texts\n", n);
         goto done;
     }
+    for (int k = 0; k < n_extra; k++) extra_names[k] = es_cls_scorer_extra_label(b.cls, k);
     fprintf(stderr, "score: %d texts of %s%s%s%s by %s\n", n, o.texts, es_text_set_text_key(t) ? " (field \"" : "",
             es_text_set_text_key(t) ? es_text_set_text_key(t) : "", es_text_set_text_key(t) ? "\")" : "", b.name);
     for (int a = 0; a < n; a += SCORE_CHUNK) {
         int m = ES_MIN(SCORE_CHUNK, n - a);
-        if (b.fn(b.user, texts + a, m, probs + (size_t)a * ES_EMO_N_LABELS) != ES_OK) {
+        double *p = probs + (size_t)a * ES_EMO_N_LABELS;
+        if ((b.cls ? es_cls_scorer_score(b.cls, texts + a, m, p, extra ? extra + (size_t)a * n_extra : NULL)
+                   : b.fn(b.user, texts + a, m, p)) != ES_OK) {
             cli_fail("scoring");
             goto done;
         }
@@ -227,7 +258,7 @@ int cmd_score(int argc, char **argv) {
         fprintf(stderr, "emosteer score: cannot create %s: %s\n", o.out, strerror(errno));
         goto done;
     }
-    es_status st = es_text_set_write_scores(t, probs, b.name, out);
+    es_status st = es_text_set_write_scores_ex(t, probs, b.name, extra_names, n_extra, extra, out);
     if (o.out && fclose(out) != 0 && st == ES_OK) st = es_error(ES_ERR_IO, "cannot write %s", o.out);
     out = NULL;
     if (st != ES_OK) {
@@ -250,6 +281,8 @@ done:
     for (int k = 0; k < n_keys; k++) free(keys[k]);
     free(keys);
     free(probs);
+    free(extra);
+    free(extra_names);
     es_score_summary_free(sum);
     backend_close(&b);
     es_text_set_free(t);

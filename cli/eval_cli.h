@@ -23,6 +23,7 @@ typedef struct eval_opts {
     cli_steer_opts steer; /* --ev, --hook, --layers, --positions, --preserve-norm */
     cli_chat_opts chat;   /* --chat-template */
     const char *queries, *prompts, *out, *judge, *lexicon;
+    const char *classifier, *nli, *nli_template; /* --classifier, --nli: the main scores */
     const char *emotions_spec; /* NULL: every emotion of --ev except "base" */
     const char *alphas_spec;
     const char *compare[2]; /* --compare A B */
@@ -80,8 +81,12 @@ typedef struct eval_job {
     es_lexicon *lex;
     es_model *judge_model;  /* NULL without --judge */
     es_judge *judge;
-    int n_labels;           /* generations.jsonl labels: the lexicon's 6 (+ the judge's 6) */
+    es_cls_scorer *cls;     /* --classifier / --nli (NULL without) */
+    int n_extra;            /* the classifier's extra labels (es_cls_scorer_n_extra) */
+    int n_labels;           /* generations.jsonl labels: the lexicon's 6 (+ the judge's or
+                               classifier's 6, + the classifier's n_extra) */
     const char *const *labels;
+    char **own_labels;      /* [n_labels] with a classifier: "classifier:anger", ... (owned) */
     es_genlog *log;
     int n_items;
     eval_item *items;         /* [n_items] the whole grid, emotion-major */
@@ -91,6 +96,12 @@ typedef struct eval_job {
 
 /* Label names of generations.jsonl: anger..neutral, then judge:anger..judge:neutral. */
 extern const char *const eval_all_labels[2 * EVAL_N_LEX];
+
+/* The model scorer whose scores are the main ones: "judge", "classifier", "nli", or NULL
+ * (the lexicon's). */
+const char *eval_model_scorer(const eval_opts *o);
+/* Its file (NULL without). */
+const char *eval_model_scorer_path(const eval_opts *o);
 
 /* The items [*lo, *hi) of shard k (1-based) of n: the grid cut into the batches of
  * `batch` items a whole run makes (item i in batch i / batch), and shard k given the

@@ -57,6 +57,14 @@ static void progress_show(progress *p, int done, bool final) {
 
 /* ---- scoring -------------------------------------------------------------------- */
 
+const char *eval_model_scorer(const eval_opts *o) {
+    return o->judge ? "judge" : o->classifier ? "classifier" : o->nli ? "nli" : NULL;
+}
+
+const char *eval_model_scorer_path(const eval_opts *o) {
+    return o->judge ? o->judge : o->classifier ? o->classifier : o->nli;
+}
+
 int eval_judge_texts(eval_job *j, const char *const *texts, int n, double *probs) {
     const int chunk = 64;
     for (int a = 0; a < n; a += chunk) {
@@ -74,7 +82,9 @@ typedef struct scorer {
     int d;                  /* embedding width */
     float *query_emb;       /* [n_queries][d] */
     float *resp_emb;        /* [B][d] */
-    double *judge_probs;    /* [B][EVAL_N_LEX] */
+    double *judge_probs;    /* [B][EVAL_N_LEX] the judge's or classifier's */
+    double *extra;          /* [B][n_extra] the classifier's extra labels (NULL: none) */
+    double *row;            /* [n_labels] one record's scores */
     double *topic;          /* [B] judge topic scores */
     int *qidx;              /* [B] query of each response */
     double *nll, *ppl;      /* [B] */
@@ -103,13 +113,18 @@ static int scorer_init(eval_job *j, es_context *gen_ctx, scorer *sc, es_context 
     sc->resp_emb = malloc((size_t)B * (size_t)sc->d * sizeof *sc->resp_emb);
     sc->judge_probs = malloc((size_t)B * EVAL_N_LEX * sizeof *sc->judge_probs);
     sc->topic = malloc((size_t)B * sizeof *sc->topic);
+    sc->row = malloc((size_t)j->n_labels * sizeof *sc->row);
+    if (j->n_extra > 0 && !(sc->extra = malloc((size_t)B * (size_t)j->n_extra * sizeof *sc->extra))) {
+        free(sc->row);
+        sc->row = NULL;
+    }
     sc->qidx = malloc((size_t)B * sizeof *sc->qidx);
     sc->nll = malloc((size_t)B * sizeof *sc->nll);
     sc->ppl = malloc((size_t)B * sizeof *sc->ppl);
     sc->pairs = calloc((size_t)B, sizeof *sc->pairs);
     const char **texts = malloc((size_t)j->n_queries * sizeof *texts);
     if (!sc->query_emb || !sc->resp_emb || !sc->judge_probs || !sc->topic || !sc->qidx || !sc->nll || !sc->ppl ||
-        !sc->pairs || !texts) {
+        !sc->pairs || !sc->row || !texts) {
         free(texts);
         fprintf(stderr, "emosteer: out of memory for the scorers\n");
         return ES_EXIT_FAIL;
@@ -125,6 +140,8 @@ static void scorer_free(scorer *sc) {
     free(sc->query_emb);
     free(sc->resp_emb);
     free(sc->judge_probs);
+    free(sc->extra);
+    free(sc->row);
     free(sc->topic);
     free(sc->qidx);
     free(sc->nll);
@@ -150,15 +167,20 @@ static int score_and_append(eval_job *j, es_context *ctx, scorer *sc, const int 
     } else if (es_embed_texts(sc->topic_ctx, texts, n, &sc->ep, sc->resp_emb) != ES_OK) {
         return cli_fail("embedding the responses");
     }
+    if (j->cls && es_cls_scorer_score(j->cls, texts, n, sc->judge_probs, sc->extra) != ES_OK)
+        return cli_fail(j->o->nli ? "scoring with the NLI model" : "scoring with the classifier");
     for (int i = 0; i < n; i++) {
         const eval_item *it = &j->items[idx[i]];
         const eval_query *q = &j->queries[it->q];
-        double scores[2 * EVAL_N_LEX];
+        double *scores = sc->row;
         es_lexicon_score ls;
         if (es_lexicon_score_text(j->lex, texts[i], strlen(texts[i]), &ls) != ES_OK)
             return cli_fail("lexicon scoring");
         es_scores_from_lexicon(&ls, ES_EVAL_LEXICON_PRIOR, scores);
-        if (j->judge) memcpy(scores + EVAL_N_LEX, sc->judge_probs + (size_t)i * EVAL_N_LEX, EVAL_N_LEX * sizeof *scores);
+        if (j->judge || j->cls)
+            memcpy(scores + EVAL_N_LEX, sc->judge_probs + (size_t)i * EVAL_N_LEX, EVAL_N_LEX * sizeof *scores);
+        if (j->n_extra > 0)
+            memcpy(scores + 2 * EVAL_N_LEX, sc->extra + (size_t)i * j->n_extra, (size_t)j->n_extra * sizeof *scores);
         es_gen_record rec = es_gen_record_empty();
         rec.emotion = j->emotions[it->e];
         rec.alpha = j->alphas[it->a];

@@ -1396,6 +1396,10 @@ bool es_classifier_has_pooler(const es_classifier *c);
  * Every row gives what it gives alone. */
 es_status es_classifier_classify(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
                                  float *probs);
+/* es_classifier_classify without the softmax: logits[i][0..n_labels) gets text i's
+ * class logits (what Hugging Face's zero-shot pipeline compares across hypotheses). */
+es_status es_classifier_logits(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
+                               float *logits);
 
 /* The token ids and token types the classifier feeds for one text (pair may be NULL):
  * *tokens and *types are malloc'ed arrays of *n entries (the caller frees both). */
@@ -1419,6 +1423,68 @@ typedef struct es_encoder_activations {
  * model's positions. */
 es_status es_classifier_activations(es_classifier *c, const int32_t *tokens, const int32_t *token_types,
                                     const int32_t *mask, int n, int T, const es_encoder_activations *out);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation: classifier scorers (src/eval/classifier_scorer.c)           */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Two es_label_scorer_fn over an es_classifier (probs[n][ES_EMO_N_LABELS]):
+ *
+ * An emotion classifier (es_cls_scorer_create_emotion): each class name is mapped onto
+ * the six labels by es_emotion_parse_synonym; a text's six probabilities are the
+ * classifier's softmax summed per mapped label and divided by the sum over the mapped
+ * classes (classes outside the six, e.g. "surprise", are left out and the rest
+ * renormalised to sum 1). The unmapped classes' own softmax probabilities are the
+ * scorer's extra labels. A classifier with fewer than two distinct mapped labels is
+ * refused (ES_ERR_UNSUPPORTED, the message lists its labels).
+ *
+ * A zero-shot NLI model (es_cls_scorer_create_nli), as Hugging Face's
+ * zero-shot-classification pipeline with multi_label=False: premise = the text,
+ * hypothesis = the template with "{}" replaced by the label's phrase ("anger",
+ * "disgust", "fear", "joy", "sadness"; neutral: "no particular emotion"; default
+ * template "This text expresses {}."), and the six probabilities are the softmax over
+ * the six hypotheses of the entailment logit. The entailment class is the first whose
+ * name starts with "entail" (any case), as the pipeline finds it; a model without one
+ * is refused (ES_ERR_UNSUPPORTED). Extra labels "entail:<label>": P(entailment) of each
+ * hypothesis alone (the softmax over the model's classes), for diagnostics.
+ *
+ * The scorer borrows the classifier (it must outlive the scorer) and shares its
+ * thread-safety: one thread at a time.
+ */
+typedef struct es_cls_scorer es_cls_scorer;
+
+#define ES_NLI_DEFAULT_TEMPLATE "This text expresses {}."
+
+/* Maps a classifier label onto *out, case-insensitively: the six names and the
+ * synonyms angry, disgusted, afraid, scared, happy, happiness, sad. ES_ERR_INVALID_ARG
+ * for any other name (no message is kept: it is a lookup). */
+es_status es_emotion_parse_synonym(const char *name, es_emotion *out);
+
+/* *out is owned by the caller (es_cls_scorer_free); c is borrowed. */
+es_status es_cls_scorer_create_emotion(es_classifier *c, es_cls_scorer **out);
+/* template NULL: ES_NLI_DEFAULT_TEMPLATE; else it must hold "{}" exactly once
+ * (ES_ERR_INVALID_ARG). */
+es_status es_cls_scorer_create_nli(es_classifier *c, const char *hypothesis_template, es_cls_scorer **out);
+/* Loads the GGUF file at path, creates a classifier on it (n_threads >= 1) and the
+ * scorer (nli: es_cls_scorer_create_nli with hypothesis_template, else
+ * es_cls_scorer_create_emotion); the scorer owns the model and classifier. Errors are
+ * those of es_model_load, es_classifier_create (ES_ERR_UNSUPPORTED for a decoder
+ * model) and the create function. */
+es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_template, int n_threads,
+                             es_cls_scorer **out);
+/* Frees the scorer (and what es_cls_scorer_load made); NULL is a no-op. */
+void es_cls_scorer_free(es_cls_scorer *s);
+
+/* Extra labels (borrowed from the scorer; NULL outside [0, n_extra)). */
+int es_cls_scorer_n_extra(const es_cls_scorer *s);
+const char *es_cls_scorer_extra_label(const es_cls_scorer *s, int i);
+
+/* Scores n texts: probs[n][ES_EMO_N_LABELS] (rows sum to 1) and, unless extra is NULL,
+ * extra[n][n_extra]. ES_ERR_INVALID_ARG for NULL arguments (a NULL text included). */
+es_status es_cls_scorer_score(es_cls_scorer *s, const char *const *texts, int n, double *probs, double *extra);
+/* es_label_scorer_fn over an es_cls_scorer (user): es_cls_scorer_score without extras. */
+es_status es_cls_label_probs(void *scorer, const char *const *texts, int n, double *probs);
 
 /* ------------------------------------------------------------------------- */
 /* Evaluation: judge (src/eval/judge.c)                                    */
@@ -2108,6 +2174,11 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
 /* Writes one JSON line per text (the layout above) with probs[n][ES_EMO_N_LABELS] (a
  * NaN is null); scorer (may be NULL: no "scorer" key) names what scored them. */
 es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer, FILE *f);
+/* es_text_set_write_scores with an "extra_scores" object on each line: extra_names[k]
+ * -> extra[i][k] for k < n_extra (e.g. a classifier's labels outside the six,
+ * es_cls_scorer_extra_label); an "extra_scores" already on a JSONL line is dropped. */
+es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs, const char *scorer,
+                                      const char *const *extra_names, int n_extra, const double *extra, FILE *f);
 
 /* One group of texts: the lines whose grouping keys hold `values`. */
 typedef struct es_score_group {

@@ -152,9 +152,10 @@ static int by_length(const void *x, const void *y) {
     return a->n != b->n ? (a->n < b->n ? -1 : 1) : (a->i < b->i ? -1 : a->i > b->i);
 }
 
-es_status es_classifier_classify(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
-                                 float *probs) {
-    if (!c || (!texts && n > 0) || (!probs && n > 0) || n < 0)
+/* es_classifier_classify (want_probs) or es_classifier_logits: out[n][n_labels]. */
+static es_status classify_rows(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
+                               float *dst, bool want_probs) {
+    if (!c || (!texts && n > 0) || (!dst && n > 0) || n < 0)
         return es_error(ES_ERR_INVALID_ARG, "classifier: NULL argument or negative count to classify");
     if (n == 0) return ES_OK;
     const int L = c->w->n_labels;
@@ -199,8 +200,11 @@ es_status es_classifier_classify(es_classifier *c, const char *const *texts, con
         }
         es_encoder_activations out = {.logits = logits};
         st = es_classifier_activations(c, btok, btyp, bmask, rows, T, &out);
-        for (int r = 0; st == ES_OK && r < rows; r++)
-            softmax(probs + (size_t)order[i0 + r] * L, logits + (size_t)r * L, L);
+        for (int r = 0; st == ES_OK && r < rows; r++) {
+            float *row = dst + (size_t)order[i0 + r] * L;
+            if (want_probs) softmax(row, logits + (size_t)r * L, L);
+            else memcpy(row, logits + (size_t)r * L, (size_t)L * sizeof *row);
+        }
         i0 += rows;
     }
     for (int i = 0; items && i < n; i++) {
@@ -215,4 +219,14 @@ es_status es_classifier_classify(es_classifier *c, const char *const *texts, con
     free(bmask);
     free(logits);
     return st;
+}
+
+es_status es_classifier_classify(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
+                                 float *probs) {
+    return classify_rows(c, texts, pairs, n, probs, true);
+}
+
+es_status es_classifier_logits(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
+                               float *logits) {
+    return classify_rows(c, texts, pairs, n, logits, false);
 }

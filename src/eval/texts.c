@@ -224,7 +224,13 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
 }
 
 es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer, FILE *f) {
-    if (!t || !probs || !f) return es_error(ES_ERR_INVALID_ARG, "texts: NULL argument");
+    return es_text_set_write_scores_ex(t, probs, scorer, NULL, 0, NULL, f);
+}
+
+es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs, const char *scorer,
+                                      const char *const *extra_names, int n_extra, const double *extra, FILE *f) {
+    if (!t || !probs || !f || n_extra < 0 || (n_extra > 0 && (!extra_names || !extra)))
+        return es_error(ES_ERR_INVALID_ARG, "texts: NULL argument");
     for (int i = 0; i < t->n; i++) {
         json_t *o = t->objs ? json_deep_copy(t->objs[i]) : json_object(), *sc = json_object();
         bool ok = o && sc;
@@ -239,6 +245,15 @@ es_status es_text_set_write_scores(const es_text_set *t, const double *probs, co
             ok = json_object_set_new(sc, es_emotion_name((es_emotion)k), isfinite(p) ? json_real(p) : json_null()) == 0;
         }
         ok = ok && json_object_set(o, "scores", sc) == 0;
+        if (ok) json_object_del(o, "extra_scores"); /* a stale one from an earlier scorer */
+        if (ok && n_extra > 0) {
+            json_t *ex = json_object();
+            ok = ex && json_object_set_new(o, "extra_scores", ex) == 0;
+            for (int k = 0; ok && k < n_extra; k++) {
+                double p = extra[(size_t)i * n_extra + (size_t)k];
+                ok = json_object_set_new(ex, extra_names[k], isfinite(p) ? json_real(p) : json_null()) == 0;
+            }
+        }
         ok = ok && (!scorer || json_object_set_new(o, "scorer", json_string(scorer)) == 0);
         /* the precision generations.jsonl has, so eval's scores and these compare as text */
         char *line = ok ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
