@@ -32,14 +32,17 @@ static float frand(void) {
 }
 
 /* A random tensor [ne1][ne0] of `type` (scale/sqrt(ne0)), or a constant when fill is set. */
-static es_status add(es_gguf_writer *w, const char *name, es_type type, int64_t ne0, int64_t ne1, float scale,
-                     bool constant) {
+static es_status add(es_gguf_writer *w, const char *name, es_type type, int64_t ne0, int64_t ne1,
+                     float scale, bool constant) {
     float *f = malloc((size_t)(ne0 * ne1) * sizeof *f);
     void *q = malloc(es_row_size(type, ne0) * (size_t)ne1 + 64);
     if (!f || !q) return ES_ERR_NOMEM;
-    for (int64_t i = 0; i < ne0 * ne1; i++) f[i] = constant ? scale : frand() * scale / sqrtf((float)ne0) * 1.7f;
-    if (type == ES_TYPE_F32) memcpy(q, f, (size_t)(ne0 * ne1) * sizeof *f);
-    else es_type_get(type)->from_float(f, q, ne0 * ne1);
+    for (int64_t i = 0; i < ne0 * ne1; i++)
+        f[i] = constant ? scale : frand() * scale / sqrtf((float)ne0) * 1.7f;
+    if (type == ES_TYPE_F32)
+        memcpy(q, f, (size_t)(ne0 * ne1) * sizeof *f);
+    else
+        es_type_get(type)->from_float(f, q, ne0 * ne1);
     int64_t ne[2] = {ne0, ne1};
     es_status st = es_gguf_writer_add_tensor(w, name, type, ne1 > 1 ? 2 : 1, ne, q);
     free(f);
@@ -58,7 +61,8 @@ static es_status write_model(const char *path, es_type mtype) {
     es_gguf_writer_set_u32(w, "bert.attention.head_count", N_HEAD);
     es_gguf_writer_set_f32(w, "bert.attention.layer_norm_epsilon", 1e-5f);
     es_gguf_writer_set_bool(w, "bert.attention.causal", false);
-    static const char *const labels[N_LABELS] = {"anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"};
+    static const char *const labels[N_LABELS] = {"anger",   "disgust", "fear",    "joy",
+                                                 "neutral", "sadness", "surprise"};
     es_gguf_writer_set_arr_str(w, "bert.classifier.output_labels", labels, N_LABELS);
     /* vocabulary: 4 specials, "▁a".."▁z", "a".."z" */
     char store[56][8];
@@ -90,11 +94,12 @@ static es_status write_model(const char *path, es_type mtype) {
     if (st == ES_OK) st = add(w, "token_embd_norm.weight", ES_TYPE_F32, D, 1, 1.0f, true);
     if (st == ES_OK) st = add(w, "token_embd_norm.bias", ES_TYPE_F32, D, 1, 0.0f, true);
     char name[64];
-    static const char *const mats[][2] = {{"attn_q", "d"}, {"attn_k", "d"}, {"attn_v", "d"}, {"attn_output", "d"},
-                                          {"ffn_up", "f"}, {"ffn_down", "b"}};
+    static const char *const mats[][2] = {{"attn_q", "d"},      {"attn_k", "d"}, {"attn_v", "d"},
+                                          {"attn_output", "d"}, {"ffn_up", "f"}, {"ffn_down", "b"}};
     for (int l = 0; st == ES_OK && l < N_LAYER; l++) {
         for (int k = 0; st == ES_OK && k < 6; k++) {
-            const int64_t n_in = mats[k][1][0] == 'b' ? N_FF : D, n_out = mats[k][1][0] == 'f' ? N_FF : D;
+            const int64_t n_in = mats[k][1][0] == 'b' ? N_FF : D,
+                          n_out = mats[k][1][0] == 'f' ? N_FF : D;
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, mats[k][0]);
             st = add(w, name, mtype, n_in, n_out, 1.0f, false);
             snprintf(name, sizeof name, "blk.%d.%s.bias", l, mats[k][0]);
@@ -121,14 +126,20 @@ int main(int argc, char **argv) {
     int n_threads = es_cpu_count(), n_texts = 64, T = 128;
     es_type mtype = ES_TYPE_F16;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) n_threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--texts") && i + 1 < argc) n_texts = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) T = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            n_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--texts") && i + 1 < argc)
+            n_texts = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc)
+            T = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             const char *t = argv[++i];
-            mtype = !strcmp(t, "q8_0") ? ES_TYPE_Q8_0 : !strcmp(t, "f32") ? ES_TYPE_F32 : ES_TYPE_F16;
+            mtype = !strcmp(t, "q8_0")  ? ES_TYPE_Q8_0
+                    : !strcmp(t, "f32") ? ES_TYPE_F32
+                                        : ES_TYPE_F16;
         } else {
-            fprintf(stderr, "usage: bench_classifier [--threads N] [--texts N] [--tokens T] [--type f16|q8_0|f32]\n");
+            fprintf(stderr, "usage: bench_classifier [--threads N] [--texts N] [--tokens T] "
+                            "[--type f16|q8_0|f32]\n");
             return 2;
         }
     }
@@ -161,7 +172,8 @@ int main(int argc, char **argv) {
     free(tok);
     free(ty);
     float *probs = malloc((size_t)n_texts * N_LABELS * sizeof *probs);
-    es_classifier_classify(c, (const char *const *)texts, NULL, ES_MIN(n_texts, 8), probs); /* warm up */
+    es_classifier_classify(c, (const char *const *)texts, NULL, ES_MIN(n_texts, 8),
+                           probs); /* warm up */
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = es_time_s();
@@ -174,12 +186,15 @@ int main(int argc, char **argv) {
     }
     const double flops = (double)N_LAYER * T * 2.0 * (4.0 * D * D + 2.0 * D * N_FF) +
                          (double)N_LAYER * 2.0 * 2.0 * T * T * D;
-    printf("encoder 6x768 (FFN 3072, %s matrices), %d tokens per response (%d from the text), %d threads:\n",
+    printf("encoder 6x768 (FFN 3072, %s matrices), %d tokens per response (%d from the text), %d "
+           "threads:\n",
            es_type_name(mtype), T, n, n_threads);
-    printf("  %.1f responses/s  (%d responses in %.3f s, best of 3; %.2f GFLOP per response, %.1f GFLOP/s)\n",
+    printf("  %.1f responses/s  (%d responses in %.3f s, best of 3; %.2f GFLOP per response, %.1f "
+           "GFLOP/s)\n",
            n_texts / best, n_texts, best, flops / 1e9, flops * n_texts / best / 1e9);
     printf("  first probs: %.4f %.4f %.4f ...\n", probs[0], probs[1], probs[2]);
-    for (int i = 0; i < n_texts; i++) free(texts[i]);
+    for (int i = 0; i < n_texts; i++)
+        free(texts[i]);
     free(texts);
     free(probs);
     es_classifier_free(c);

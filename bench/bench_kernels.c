@@ -4,11 +4,11 @@
  *   bench_kernels [--quick] [TYPE...]
  *
  * Prints (1) the machine's memory read bandwidth with 1 and 2 threads (a plain sum
- * over 256 MB) and the thread pool's hand-off latency, (2) matrix-vector (decode, n_tok = 1) GB/s of weights per type on a
- * 256 MB matrix (larger than the caches), and its fraction of the read bandwidth, (3) matrix-
- * matrix GFLOP/s on the shapes of the demo-16m model (d 384, FFN 1024, vocab 8192),
- * with 2 threads (wall clock) and 1 thread (its CPU time, which other processes on a
- * shared machine do not inflate), and the tokens/s the matrix products alone allow.
+ * over 256 MB) and the thread pool's hand-off latency, (2) matrix-vector (decode, n_tok = 1) GB/s
+ * of weights per type on a 256 MB matrix (larger than the caches), and its fraction of the read
+ * bandwidth, (3) matrix- matrix GFLOP/s on the shapes of the demo-16m model (d 384, FFN 1024, vocab
+ * 8192), with 2 threads (wall clock) and 1 thread (its CPU time, which other processes on a shared
+ * machine do not inflate), and the tokens/s the matrix products alone allow.
  */
 #include "common.h"
 #include "kernels.h"
@@ -56,14 +56,16 @@ __attribute__((target("avx2"))) static double sum_range(const double *a, size_t 
 #else
 static double sum_range(const double *a, size_t lo, size_t hi) {
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = lo; i + 4 <= hi; i += 4) s0 += a[i], s1 += a[i + 1], s2 += a[i + 2], s3 += a[i + 3];
+    for (size_t i = lo; i + 4 <= hi; i += 4)
+        s0 += a[i], s1 += a[i + 1], s2 += a[i + 2], s3 += a[i + 3];
     return s0 + s1 + s2 + s3;
 }
 #endif
 
 static void sum_task(void *p, int ith, int nth) {
     sum_arg *s = p;
-    size_t lo = s->n * (size_t)ith / (size_t)nth / 16 * 16, hi = s->n * (size_t)(ith + 1) / (size_t)nth / 16 * 16;
+    size_t lo = s->n * (size_t)ith / (size_t)nth / 16 * 16,
+           hi = s->n * (size_t)(ith + 1) / (size_t)nth / 16 * 16;
     s->sums[ith] = sum_range(s->a, lo, hi);
 }
 
@@ -72,7 +74,8 @@ static double read_bandwidth(es_threadpool *tp) {
     sum_arg s = {.n = bytes / sizeof(double)};
     double *a = es_alloc_aligned(bytes);
     if (!a) return 0;
-    for (size_t i = 0; i < s.n; i++) a[i] = (double)(i & 1023);
+    for (size_t i = 0; i < s.n; i++)
+        a[i] = (double)(i & 1023);
     s.a = a;
     double best = 1e30;
     for (int rep = 0; rep < (quick ? 3 : 10); rep++) {
@@ -105,7 +108,8 @@ static bool make_matrix(matrix *m, int type, int64_t n_out, int64_t n_in) {
     if (!m->W || !tmp) return free(tmp), false;
     uint64_t seed = 12345 + (uint64_t)type;
     for (int64_t r = 0; r < n_out; r++) {
-        for (int64_t k = 0; k < n_in; k++) tmp[k] = frand(&seed) * 0.1f;
+        for (int64_t k = 0; k < n_in; k++)
+            tmp[k] = frand(&seed) * 0.1f;
         t->from_float(tmp, (uint8_t *)m->W + (size_t)r * row, n_in);
     }
     free(tmp);
@@ -121,8 +125,8 @@ static double thread_cpu_s(void) {
 /* Best-of wall time of es_matmul for n_tok tokens (x, y, wsp sized by the caller);
  * *cpu_best gets the best CPU time of the calling thread (meaningful with tp NULL:
  * on a machine shared with other processes it is the time the work itself took). */
-static double time_matmul(es_threadpool *tp, const matrix *m, const float *x, int64_t n_tok, float *y, void *wsp,
-                          int reps, double *cpu_best) {
+static double time_matmul(es_threadpool *tp, const matrix *m, const float *x, int64_t n_tok,
+                          float *y, void *wsp, int reps, double *cpu_best) {
     double best = 1e30, cbest = 1e30;
     es_matmul(tp, m->type, m->W, m->n_out, m->n_in, x, n_tok, y, wsp); /* warm-up */
     for (int rep = 0; rep < reps; rep++) {
@@ -159,7 +163,8 @@ int main(int argc, char **argv) {
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
             double t0 = es_time_s();
-            for (int i = 0; i < 2000; i++) es_threadpool_run(tp2, sum_task, &empty);
+            for (int i = 0; i < 2000; i++)
+                es_threadpool_run(tp2, sum_task, &empty);
             best = fmin(best, (es_time_s() - t0) / 2000);
         }
         printf("threadpool: %.2f us per empty run (2 threads)\n\n", best * 1e6);
@@ -170,7 +175,8 @@ int main(int argc, char **argv) {
     float *x = malloc(sizeof(float) * (size_t)n_in * 512);
     float *y = malloc(sizeof(float) * (size_t)8192 * 512);
     uint64_t seed = 7;
-    for (int64_t i = 0; i < n_in * 512; i++) x[i] = frand(&seed);
+    for (int64_t i = 0; i < n_in * 512; i++)
+        x[i] = frand(&seed);
     printf("matrix-vector (n_in %lld, ~256 MB of weights)\n", (long long)n_in);
     printf("  %-6s %10s %10s %8s %8s\n", "type", "1thr GB/s", "2thr GB/s", "frac1", "frac2");
     for (int type = 0; type < ES_TYPE_COUNT; type++) {
@@ -184,8 +190,10 @@ int main(int argc, char **argv) {
         void *wsp = es_alloc_aligned(es_matmul_wsize(type, n_in, 1) + 64);
         double gbs[2];
         for (int p = 0; p < 2; p++)
-            gbs[p] = (double)m.bytes / time_matmul(pools[p], &m, x, 1, yy, wsp, quick ? 3 : 8, NULL) * 1e-9;
-        printf("  %-6s %10.1f %10.1f %7.0f%% %7.0f%%\n", t->name, gbs[0], gbs[1], 100 * gbs[0] / bw1, 100 * gbs[1] / bw2);
+            gbs[p] = (double)m.bytes /
+                     time_matmul(pools[p], &m, x, 1, yy, wsp, quick ? 3 : 8, NULL) * 1e-9;
+        printf("  %-6s %10.1f %10.1f %7.0f%% %7.0f%%\n", t->name, gbs[0], gbs[1],
+               100 * gbs[0] / bw1, 100 * gbs[1] / bw2);
         es_free_aligned(wsp);
         free(yy);
         es_free_aligned(m.W);
@@ -200,7 +208,8 @@ int main(int argc, char **argv) {
         {"ffn down", 384, 1024, 8}, {"output", 8192, 384, 1},
     };
     const int64_t toks[] = {64, 512};
-    printf("\nmatrix-matrix, demo-16m shapes: GFLOP/s with 2 threads (wall clock) / 1 thread (its CPU time)\n");
+    printf("\nmatrix-matrix, demo-16m shapes: GFLOP/s with 2 threads (wall clock) / 1 thread (its "
+           "CPU time)\n");
     for (int type = 0; type < ES_TYPE_COUNT; type++) {
         const es_type_traits *t = es_type_get(type);
         if (!t || !t->can_compute || !t->from_float || !type_selected(type, argc, argv)) continue;
@@ -223,7 +232,8 @@ int main(int argc, char **argv) {
                 es_free_aligned(wsp);
                 es_free_aligned(m.W);
             }
-            printf("\n        matmul-only tok/s: %.0f (2 threads, wall), %.0f (2 x 1-thread CPU time)\n",
+            printf("\n        matmul-only tok/s: %.0f (2 threads, wall), %.0f (2 x 1-thread CPU "
+                   "time)\n",
                    (double)n_tok / total_wall, 2.0 * (double)n_tok / total_cpu);
         }
     }

@@ -31,17 +31,18 @@ static double median(double *x, int n) {
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-#define TRY(expr)                                                          \
-    do {                                                                   \
-        if ((expr) != ES_OK) {                                             \
-            fprintf(stderr, "bench_steer: %s: %s\n", #expr, es_last_error()); \
-            exit(1);                                                       \
-        }                                                                  \
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        if ((expr) != ES_OK) {                                                                     \
+            fprintf(stderr, "bench_steer: %s: %s\n", #expr, es_last_error());                      \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Generates n_gen tokens after the prompt, one es_decode each (token = a fixed walk
  * over the vocabulary, so both arms do identical work); returns tokens/s. */
-static double decode_run(es_context *ctx, const int32_t *prompt, int n_prompt, int n_gen, int n_vocab) {
+static double decode_run(es_context *ctx, const int32_t *prompt, int n_prompt, int n_gen,
+                         int n_vocab) {
     TRY(es_kv_clear(ctx, -1));
     es_batch b = {n_prompt, prompt, NULL, NULL, NULL};
     TRY(es_decode(ctx, &b));
@@ -58,11 +59,16 @@ int main(int argc, char **argv) {
     const char *model_path = "models/demo-16m.q8_0.gguf", *ev_path = "models/demo-16m.ev.gguf";
     int reps = 15, n_gen = 128, n_threads = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-m")) model_path = argv[i + 1];
-        else if (!strcmp(argv[i], "--ev")) ev_path = argv[i + 1];
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--tokens")) n_gen = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-t")) n_threads = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "-m"))
+            model_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--ev"))
+            ev_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--reps"))
+            reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tokens"))
+            n_gen = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-t"))
+            n_threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_steer: unknown option %s\n", argv[i]);
             return 2;
@@ -84,7 +90,8 @@ int main(int argc, char **argv) {
     static const char *const emos[] = {"joy", "anger", "sadness", "fear", "disgust"};
     static const float alphas[] = {1.0f, 0.5f, -0.5f, 0.3f, 0.2f};
     int32_t all_layers[ES_EV_MAX_LAYER];
-    for (int l = 0; l < mi.n_layer; l++) all_layers[l] = l;
+    for (int l = 0; l < mi.n_layer; l++)
+        all_layers[l] = l;
     TRY(es_steer_set_create(&steer));
     for (int e = 0; e < 5; e++) {
         es_steer_item it = es_steer_item_default();
@@ -107,7 +114,8 @@ int main(int argc, char **argv) {
     TRY(es_context_create(model, &cp, &steered));
     TRY(es_context_set_steering(steered, -1, steer));
     int32_t prompt[16];
-    for (int i = 0; i < 16; i++) prompt[i] = (int32_t)(100 + 13 * i) % mi.n_vocab;
+    for (int i = 0; i < 16; i++)
+        prompt[i] = (int32_t)(100 + 13 * i) % mi.n_vocab;
     decode_run(plain, prompt, 16, n_gen, mi.n_vocab); /* warm up caches and threads */
     decode_run(steered, prompt, 16, n_gen, mi.n_vocab);
     double *a = calloc((size_t)reps, sizeof *a), *b = calloc((size_t)reps, sizeof *b);
@@ -125,8 +133,10 @@ int main(int argc, char **argv) {
         r[k] = b[k] / a[k];
     }
     double ma = median(a, reps), mb = median(b, reps), mr = median(r, reps);
-    printf("model %s (%d layers, d %d), %d threads, %d reps\n", model_path, mi.n_layer, mi.n_embd, n_threads, reps);
-    printf("decode %d tokens, 1 sequence: plain %.1f tok/s, steered (5 emotions, %d layers, block_out, all "
+    printf("model %s (%d layers, d %d), %d threads, %d reps\n", model_path, mi.n_layer, mi.n_embd,
+           n_threads, reps);
+    printf("decode %d tokens, 1 sequence: plain %.1f tok/s, steered (5 emotions, %d layers, "
+           "block_out, all "
            "positions) %.1f tok/s; ratio steered/plain: median of pairs %.4f, of medians %.4f\n",
            n_gen, ma, mi.n_layer, mb, mr, mb / ma);
     es_context_free(plain);
@@ -160,17 +170,22 @@ int main(int argc, char **argv) {
             bool ext = (arm == 0) == (k % 2 == 0);
             TRY(es_kv_clear(xc, -1));
             t0 = es_time_s();
-            if (ext) TRY(es_extract_response_means(xc, ES_HOOK_BLOCK_OUT, seqs, NS, mean, norm, NULL));
-            else TRY(es_decode(xc, &full));
+            if (ext)
+                TRY(es_extract_response_means(xc, ES_HOOK_BLOCK_OUT, seqs, NS, mean, norm, NULL));
+            else
+                TRY(es_decode(xc, &full));
             t1 = es_time_s();
-            if (ext) b[k] = NS * NT / (t1 - t0);
-            else a[k] = NS * NT / (t1 - t0);
+            if (ext)
+                b[k] = NS * NT / (t1 - t0);
+            else
+                a[k] = NS * NT / (t1 - t0);
         }
         r[k] = b[k] / a[k];
     }
     ma = median(a, reps), mb = median(b, reps), mr = median(r, reps);
     printf("extraction, %d sequences x %d tokens (%d response): es_decode %.0f tok/s, "
-           "es_extract_response_means %.0f tok/s; ratio extract/decode: median of pairs %.4f, of medians %.4f\n",
+           "es_extract_response_means %.0f tok/s; ratio extract/decode: median of pairs %.4f, of "
+           "medians %.4f\n",
            NS, NT, NR, ma, mb, mr, mb / ma);
     free(toks);
     free(seq);

@@ -35,7 +35,8 @@ typedef struct config {
 static int parse_floats(const char *s, float *out, int cap) {
     int n = 0;
     char *dup = es_strdup(s), *save = NULL;
-    for (char *t = strtok_r(dup, ",", &save); t && n < cap; t = strtok_r(NULL, ",", &save)) out[n++] = strtof(t, NULL);
+    for (char *t = strtok_r(dup, ",", &save); t && n < cap; t = strtok_r(NULL, ",", &save))
+        out[n++] = strtof(t, NULL);
     free(dup);
     return n;
 }
@@ -47,7 +48,8 @@ static bool parse_layers(const char *spec, int n_layer, config *c) {
     int a, b;
     if (!strchr(spec, ',') && sscanf(spec, "%d-%d", &a, &b) == 2) {
         if (a < 0 || b < a || b >= n_layer) return false;
-        for (int l = a; l <= b; l++) c->list[c->n_list++] = l;
+        for (int l = a; l <= b; l++)
+            c->list[c->n_list++] = l;
         return true;
     }
     char *dup = es_strdup(spec), *save = NULL;
@@ -66,18 +68,22 @@ static bool parse_layers(const char *spec, int n_layer, config *c) {
 static void print_norms(const es_ev_set *ev, const char *const *emos, int n_emos) {
     printf("\n|v_l| / act_norm_l at hook %s:\n\n| emotion |", es_hook_name(es_ev_set_hook(ev)));
     int L = es_ev_set_n_layer(ev), d = es_ev_set_n_embd(ev);
-    for (int l = 0; l < L; l++) printf(" L%d |", l);
+    for (int l = 0; l < L; l++)
+        printf(" L%d |", l);
     printf("\n|---|");
-    for (int l = 0; l < L; l++) printf("---|");
+    for (int l = 0; l < L; l++)
+        printf("---|");
     printf("\n| act_norm |");
-    for (int l = 0; l < L; l++) printf(" %.1f |", es_ev_set_act_norm(ev, l));
+    for (int l = 0; l < L; l++)
+        printf(" %.1f |", es_ev_set_act_norm(ev, l));
     printf("\n");
     for (int e = 0; e < n_emos; e++) {
         printf("| %s |", emos[e]);
         for (int l = 0; l < L; l++) {
             const float *v = es_ev_set_get(ev, emos[e], l);
             double s = 0;
-            for (int i = 0; v && i < d; i++) s += (double)v[i] * v[i];
+            for (int i = 0; v && i < d; i++)
+                s += (double)v[i] * v[i];
             double an = es_ev_set_act_norm(ev, l);
             printf(" %.3f |", an > 0 ? sqrt(s) / an : NAN);
         }
@@ -103,7 +109,8 @@ static es_ev_set *centered_from(const es_ev_set *md, const char *const *emos, in
             int k = 0;
             for (int e = 0; e < es_ev_set_n_emotions(md); e++) {
                 const char *name = es_ev_set_emotion(md, e);
-                if (strcmp(name, "base") && es_ev_set_get(md, name, l)) m += es_ev_set_get(md, name, l)[i], k++;
+                if (strcmp(name, "base") && es_ev_set_get(md, name, l))
+                    m += es_ev_set_get(md, name, l)[i], k++;
             }
             m /= k;
             if (fabs(m - base[i]) > worst) worst = fabs(m - base[i]);
@@ -112,7 +119,8 @@ static es_ev_set *centered_from(const es_ev_set *md, const char *const *emos, in
         for (int e = 0; e < n_emos; e++) {
             const float *ve = es_ev_set_get(md, emos[e], l);
             if (!ve) continue;
-            for (int i = 0; i < d; i++) v[i] = ve[i] - base[i];
+            for (int i = 0; i < d; i++)
+                v[i] = ve[i] - base[i];
             es_ev_set_put(c, emos[e], l, v);
         }
         es_ev_set_set_act_norm(c, l, es_ev_set_act_norm(md, l));
@@ -125,7 +133,8 @@ static es_ev_set *centered_from(const es_ev_set *md, const char *const *emos, in
 
 int main(int argc, char **argv) {
     const char *ev_path = "models/demo-16m.ev.gguf", *attn_path = "models/demo-16m.attn.ev.gguf";
-    const char *configs = "block_out:3;block_out:2-4;block_out:all;attn_out:3;attn_out:2-4;attn_out:all";
+    const char *configs =
+        "block_out:3;block_out:2-4;block_out:all;attn_out:3;attn_out:2-4;attn_out:all";
     const char *emotions = "joy,anger,sadness,fear,disgust";
     float alphas[MAX_ALPHAS];
     int n_alphas = parse_floats("-1,0,0.5,1,1.5,2,3,4", alphas, MAX_ALPHAS);
@@ -141,20 +150,31 @@ int main(int argc, char **argv) {
             continue;
         }
         if (!v) {
-            fprintf(stderr, "bench_steer_study: bad or incomplete option %s (see the file header)\n", a);
+            fprintf(stderr,
+                    "bench_steer_study: bad or incomplete option %s (see the file header)\n", a);
             return 2;
         }
         i++;
-        if (!strcmp(a, "--ev")) ev_path = v;
-        else if (!strcmp(a, "--attn-ev")) attn_path = v;
-        else if (!strcmp(a, "--configs")) configs = v;
-        else if (!strcmp(a, "--emotions")) emotions = v;
-        else if (!strcmp(a, "--alphas")) n_alphas = parse_floats(v, alphas, MAX_ALPHAS);
-        else if (!strcmp(a, "--samples")) sp.n_samples = atoi(v);
-        else if (!strcmp(a, "--prompts-max")) sp.max_prompts = atoi(v);
-        else if (!strcmp(a, "-n")) sp.n_predict = atoi(v);
-        else if (!strcmp(a, "-m")) sp.model = v;
-        else if (!strcmp(a, "-t")) sp.n_threads = atoi(v);
+        if (!strcmp(a, "--ev"))
+            ev_path = v;
+        else if (!strcmp(a, "--attn-ev"))
+            attn_path = v;
+        else if (!strcmp(a, "--configs"))
+            configs = v;
+        else if (!strcmp(a, "--emotions"))
+            emotions = v;
+        else if (!strcmp(a, "--alphas"))
+            n_alphas = parse_floats(v, alphas, MAX_ALPHAS);
+        else if (!strcmp(a, "--samples"))
+            sp.n_samples = atoi(v);
+        else if (!strcmp(a, "--prompts-max"))
+            sp.max_prompts = atoi(v);
+        else if (!strcmp(a, "-n"))
+            sp.n_predict = atoi(v);
+        else if (!strcmp(a, "-m"))
+            sp.model = v;
+        else if (!strcmp(a, "-t"))
+            sp.n_threads = atoi(v);
         else {
             fprintf(stderr, "bench_steer_study: unknown option %s\n", a);
             return 2;
@@ -163,7 +183,8 @@ int main(int argc, char **argv) {
     const char *emos[MAX_EMOS];
     int n_emos = 0;
     char *emo_dup = es_strdup(emotions), *save = NULL;
-    for (char *t = strtok_r(emo_dup, ",", &save); t && n_emos < MAX_EMOS; t = strtok_r(NULL, ",", &save))
+    for (char *t = strtok_r(emo_dup, ",", &save); t && n_emos < MAX_EMOS;
+         t = strtok_r(NULL, ",", &save))
         emos[n_emos++] = t;
     es_study *st = NULL;
     es_ev_set *ev[4] = {NULL, NULL, NULL, NULL}; /* block_out, attn_out, their centered sets */
@@ -182,43 +203,53 @@ int main(int argc, char **argv) {
     int n_cfg = 0;
     char *cfg_dup = es_strdup(configs);
     save = NULL;
-    for (char *t = strtok_r(cfg_dup, ";", &save); t && n_cfg < MAX_CONFIGS; t = strtok_r(NULL, ";", &save)) {
+    for (char *t = strtok_r(cfg_dup, ";", &save); t && n_cfg < MAX_CONFIGS;
+         t = strtok_r(NULL, ";", &save)) {
         char *colon = strchr(t, ':');
         if (!colon) continue;
         *colon = '\0';
         config *c = &cfg[n_cfg];
         snprintf(c->hook, sizeof c->hook, "%s", t);
-        if ((strcmp(t, "block_out") && strcmp(t, "attn_out") && strcmp(t, "block_out_c") && strcmp(t, "attn_out_c")) ||
+        if ((strcmp(t, "block_out") && strcmp(t, "attn_out") && strcmp(t, "block_out_c") &&
+             strcmp(t, "attn_out_c")) ||
             !parse_layers(colon + 1, es_study_n_layer(st), c)) {
             fprintf(stderr, "bench_steer_study: bad config %s:%s\n", t, colon + 1);
             return 2;
         }
         n_cfg++;
     }
-    printf("\nsteering study: %d prompts x %d samples, %d tokens, temp %.2f, seed %llu; target = mean lexicon "
+    printf("\nsteering study: %d prompts x %d samples, %d tokens, temp %.2f, seed %llu; target = "
+           "mean lexicon "
            "label probability of the steered emotion; rep4 = mean rep-4\n",
-           es_study_n_prompts(st), sp.n_samples, sp.n_predict, sp.temp, (unsigned long long)sp.seed);
+           es_study_n_prompts(st), sp.n_samples, sp.n_predict, sp.temp,
+           (unsigned long long)sp.seed);
     double t0 = es_time_s();
     es_study_cell base;
     if (es_study_run(st, NULL, &base) != ES_OK) {
         fprintf(stderr, "bench_steer_study: %s\n", es_last_error());
         return 1;
     }
-    printf("unsteered (%.1f s): rep4 %.3f, degenerate %.3f, labels:", es_time_s() - t0, base.rep4, base.degenerate);
-    for (int k = 0; k <= ES_EMO_COUNT; k++) printf(" %s %.4f", es_emotion_name(k), base.label[k]);
+    printf("unsteered (%.1f s): rep4 %.3f, degenerate %.3f, labels:", es_time_s() - t0, base.rep4,
+           base.degenerate);
+    for (int k = 0; k <= ES_EMO_COUNT; k++)
+        printf(" %s %.4f", es_emotion_name(k), base.label[k]);
     printf("\nexample: %s\n\n", base.example);
     free(base.example);
 
     printf("| hook | layers | emotion |");
-    for (int a = 0; a < n_alphas; a++) printf(" a=%g |", alphas[a]);
+    for (int a = 0; a < n_alphas; a++)
+        printf(" a=%g |", alphas[a]);
     printf(" rep4 at each alpha |\n|---|---|---|");
-    for (int a = 0; a < n_alphas; a++) printf("---|");
+    for (int a = 0; a < n_alphas; a++)
+        printf("---|");
     printf("---|\n");
     fflush(stdout);
     for (int c = 0; c < n_cfg; c++) {
         const char *h = cfg[c].hook;
-        const es_ev_set *set = !strcmp(h, "block_out") ? ev[0] : !strcmp(h, "attn_out") ? ev[1]
-                             : !strcmp(h, "block_out_c") ? ev[2] : ev[3];
+        const es_ev_set *set = !strcmp(h, "block_out")     ? ev[0]
+                               : !strcmp(h, "attn_out")    ? ev[1]
+                               : !strcmp(h, "block_out_c") ? ev[2]
+                                                           : ev[3];
         for (int e = 0; e < n_emos; e++) {
             es_emotion emo;
             if (es_emotion_parse(emos[e], &emo) != ES_OK) {
@@ -230,8 +261,8 @@ int main(int argc, char **argv) {
                 es_study_cell cell;
                 es_steer_set *ss = NULL;
                 if (alphas[a] != 0.0f &&
-                    es_study_steer(set, emos[e], alphas[a], cfg[c].n_list ? cfg[c].list : NULL, cfg[c].n_list,
-                                   &ss) != ES_OK) {
+                    es_study_steer(set, emos[e], alphas[a], cfg[c].n_list ? cfg[c].list : NULL,
+                                   cfg[c].n_list, &ss) != ES_OK) {
                     fprintf(stderr, "bench_steer_study: %s\n", es_last_error());
                     return 1;
                 }
@@ -245,22 +276,25 @@ int main(int argc, char **argv) {
                     target[a] = cell.label[emo];
                     rep4[a] = cell.rep4;
                     if (alphas[a] == alphas[n_alphas - 1] && getenv("STUDY_EXAMPLES"))
-                        fprintf(stderr, "[%s %s %s a=%g] %s\n", cfg[c].hook, cfg[c].layers, emos[e], alphas[a],
-                                cell.example);
+                        fprintf(stderr, "[%s %s %s a=%g] %s\n", cfg[c].hook, cfg[c].layers, emos[e],
+                                alphas[a], cell.example);
                     free(cell.example);
                 }
                 es_steer_set_free(ss);
             }
             printf("| %s | %s | %s |", cfg[c].hook, cfg[c].layers, emos[e]);
-            for (int a = 0; a < n_alphas; a++) printf(" %.4f |", target[a]);
+            for (int a = 0; a < n_alphas; a++)
+                printf(" %.4f |", target[a]);
             printf(" ");
-            for (int a = 0; a < n_alphas; a++) printf("%s%.2f", a ? " " : "", rep4[a]);
+            for (int a = 0; a < n_alphas; a++)
+                printf("%s%.2f", a ? " " : "", rep4[a]);
             printf(" |\n");
             fflush(stdout);
         }
     }
     fprintf(stderr, "bench_steer_study: %.1f s\n", es_time_s() - t0);
-    for (int i = 0; i < 4; i++) es_ev_set_free(ev[i]);
+    for (int i = 0; i < 4; i++)
+        es_ev_set_free(ev[i]);
     es_study_free(st);
     free(cfg_dup);
     free(emo_dup);

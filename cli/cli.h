@@ -16,7 +16,8 @@
 #define ES_EXIT_OK 0
 #define ES_EXIT_FAIL 1
 #define ES_EXIT_USAGE 2
-#define ES_EXIT_CTX_FULL 3 /* generate: stopped because the context is full (the text so far was printed) */
+#define ES_EXIT_CTX_FULL                                                                           \
+    3 /* generate: stopped because the context is full (the text so far was printed) */
 
 /* The largest |alpha| of --steer and |SCALE| of --control-vector-scaled: past it the
  * steered hidden states swamp the model (overflow to Inf/NaN, or noise). */

@@ -30,7 +30,7 @@ typedef struct act_opts {
     const char *out;      /* -o */
     cli_steer_opts steer; /* --ev/--steer/--control-vector... (steer_opts.c) */
     cli_int_list token_types; /* --token-types (encoders; malloc'ed) */
-    const char *pair;     /* --pair: second segment for -p (encoders) */
+    const char *pair;         /* --pair: second segment for -p (encoders) */
 } act_opts;
 
 /* Captured activations: act[hp] is [n_layer][n_tok][n_embd]. */
@@ -41,14 +41,15 @@ typedef struct act_capture {
 
 #define AO(f) offsetof(act_opts, f)
 static const cli_opt act_own[] = {
-    {NULL, "--tokens", "LIST", CLI_INT_LIST, 0, 2147483647, AO(tokens), "comma-separated token ids", NULL, NULL, 0, 0},
-    {"-p", "--prompt", "TEXT", CLI_STR, 0, 0, AO(prompt), "text, tokenized with the model's tokenizer instead of --tokens",
+    {NULL, "--tokens", "LIST", CLI_INT_LIST, 0, 2147483647, AO(tokens), "comma-separated token ids",
      NULL, NULL, 0, 0},
+    {"-p", "--prompt", "TEXT", CLI_STR, 0, 0, AO(prompt),
+     "text, tokenized with the model's tokenizer instead of --tokens", NULL, NULL, 0, 0},
     {"-o", "--output", "PATH", CLI_PATH, 0, 0, AO(out), "the GGUF file to write", NULL, NULL, 0, 0},
     {NULL, "--token-types", "LIST", CLI_INT_LIST, 0, 65535, AO(token_types),
      "encoders: comma-separated token types (segment ids) of --tokens", NULL, NULL, 0, 0},
-    {NULL, "--pair", "TEXT", CLI_STR, 0, 0, AO(pair), "encoders: second segment after -p (NLI hypothesis)", NULL,
-     NULL, 0, 0},
+    {NULL, "--pair", "TEXT", CLI_STR, 0, 0, AO(pair),
+     "encoders: second segment after -p (NLI hypothesis)", NULL, NULL, 0, 0},
 };
 static const cli_opt_group act_group = {"options", act_own, sizeof act_own / sizeof act_own[0]};
 
@@ -65,13 +66,18 @@ static void act_init(void *p) {
 }
 
 const cli_command cli_activations_cmd = {
-    "activations", "[-m MODEL] (--tokens 1,5,9,... | -p TEXT) -o OUT.gguf [options]",
+    "activations",
+    "[-m MODEL] (--tokens 1,5,9,... | -p TEXT) -o OUT.gguf [options]",
     "Runs the tokens through the model as one batch and writes F32 tensors 'logits'\n"
     "[n_vocab, n_tok] and 'attn_out.i', 'mlp_out.i', 'block_out.i' [n_embd, n_tok] for\n"
     "every layer i, plus 'tokens' (I32), in GGUF.",
     "Steering flags apply to the run; the activations written are the steered ones\n"
     "(block_out.i includes what was added at block i).",
-    sizeof(act_opts), act_init, act_groups, sizeof act_groups / sizeof act_groups[0], 0,
+    sizeof(act_opts),
+    act_init,
+    act_groups,
+    sizeof act_groups / sizeof act_groups[0],
+    0,
 };
 
 /* Returns -1 to go on, or an exit code. */
@@ -80,12 +86,14 @@ static int act_parse(int argc, char **argv, act_opts *o) {
     if (rc >= 0) return rc;
     if (!o->out) return cli_usage_error("activations", "-o OUT.gguf is required");
     if (!o->tokens.v && !o->prompt) return cli_usage_error("activations", "give --tokens or -p");
-    if (o->tokens.v && o->prompt) return cli_usage_error("activations", "give --tokens or -p, not both");
+    if (o->tokens.v && o->prompt)
+        return cli_usage_error("activations", "give --tokens or -p, not both");
     if (o->pair && !o->prompt) return cli_usage_error("activations", "--pair needs -p");
-    if (o->token_types.v && !o->tokens.v) return cli_usage_error("activations", "--token-types needs --tokens");
+    if (o->token_types.v && !o->tokens.v)
+        return cli_usage_error("activations", "--token-types needs --tokens");
     if (o->token_types.v && o->token_types.n != o->tokens.n)
-        return cli_usage_error("activations", "--token-types has %d entries for %d tokens", o->token_types.n,
-                               o->tokens.n);
+        return cli_usage_error("activations", "--token-types has %d entries for %d tokens",
+                               o->token_types.n, o->tokens.n);
     return -1;
 }
 
@@ -94,7 +102,8 @@ static void act_hook(void *user, es_hook_point hp, int layer, float *x, int n_to
     act_capture *c = user;
     (void)batch;
     if (layer < 0 || layer >= c->n_layer || n_tokens != c->n_tok || n_embd != c->n_embd) return;
-    memcpy(c->act[hp] + (size_t)layer * n_tokens * n_embd, x, (size_t)n_tokens * n_embd * sizeof(float));
+    memcpy(c->act[hp] + (size_t)layer * n_tokens * n_embd, x,
+           (size_t)n_tokens * n_embd * sizeof(float));
 }
 
 static es_status tokenize_prompt(const es_model *m, act_opts *o) {
@@ -121,7 +130,8 @@ static es_status write_output(const act_opts *o, const es_model_info *in, const 
     int64_t ne_tok[1] = {o->tokens.n};
     int64_t ne_logits[2] = {in->n_vocab, o->tokens.n};
     int64_t ne_act[2] = {in->n_embd, o->tokens.n};
-    if (st == ES_OK) st = es_gguf_writer_add_tensor(w, "tokens", ES_TYPE_I32, 1, ne_tok, o->tokens.v);
+    if (st == ES_OK)
+        st = es_gguf_writer_add_tensor(w, "tokens", ES_TYPE_I32, 1, ne_tok, o->tokens.v);
     if (st == ES_OK) st = es_gguf_writer_add_tensor(w, "logits", ES_TYPE_F32, 2, ne_logits, logits);
     for (int l = 0; l < in->n_layer && st == ES_OK; l++)
         for (int hp = 0; hp < ES_HOOK_COUNT && st == ES_OK; hp++) {
@@ -137,8 +147,9 @@ static es_status write_output(const act_opts *o, const es_model_info *in, const 
 
 /* ---- encoders: the keys of ../shared/fixtures/{bert,roberta}_cls.ref.gguf ---- */
 
-static es_status write_encoder(const act_opts *o, const es_model_info *in, es_classifier *c, const int32_t *tok,
-                               const int32_t *typ, int n, const es_encoder_activations *a, const float *probs) {
+static es_status write_encoder(const act_opts *o, const es_model_info *in, es_classifier *c,
+                               const int32_t *tok, const int32_t *typ, int n,
+                               const es_encoder_activations *a, const float *probs) {
     es_gguf_writer *w = es_gguf_writer_new();
     if (!w) return es_error(ES_ERR_NOMEM, "out of memory");
     es_status st = es_gguf_writer_set_str(w, "general.architecture", "activations");
@@ -147,9 +158,11 @@ static es_status write_encoder(const act_opts *o, const es_model_info *in, es_cl
     const int L = es_classifier_n_labels(c);
     const char **labels = malloc((size_t)L * sizeof *labels);
     if (!labels) st = es_error(ES_ERR_NOMEM, "out of memory");
-    for (int i = 0; st == ES_OK && i < L; i++) labels[i] = es_classifier_label(c, i);
+    for (int i = 0; st == ES_OK && i < L; i++)
+        labels[i] = es_classifier_label(c, i);
     if (st == ES_OK) st = es_gguf_writer_set_arr_str(w, "activations.labels", labels, (uint64_t)L);
-    if (st == ES_OK) st = es_gguf_writer_set_bool(w, "activations.has_pooler", es_classifier_has_pooler(c));
+    if (st == ES_OK)
+        st = es_gguf_writer_set_bool(w, "activations.has_pooler", es_classifier_has_pooler(c));
     free(labels);
     int64_t ne_tok[1] = {n}, ne_act[2] = {in->n_embd, n}, ne_vec[1] = {in->n_embd}, ne_lab[1] = {L};
     if (st == ES_OK) st = es_gguf_writer_add_tensor(w, "tokens", ES_TYPE_I32, 1, ne_tok, tok);
@@ -161,18 +174,23 @@ static es_status write_encoder(const act_opts *o, const es_model_info *in, es_cl
         snprintf(name, sizeof name, "attn_ln.%d", l);
         st = es_gguf_writer_add_tensor(w, name, ES_TYPE_F32, 2, ne_act, a->attn_ln + off);
         snprintf(name, sizeof name, "hidden.%d", l);
-        if (st == ES_OK) st = es_gguf_writer_add_tensor(w, name, ES_TYPE_F32, 2, ne_act, a->hidden + off);
+        if (st == ES_OK)
+            st = es_gguf_writer_add_tensor(w, name, ES_TYPE_F32, 2, ne_act, a->hidden + off);
     }
     if (st == ES_OK) st = es_gguf_writer_add_tensor(w, "pooled", ES_TYPE_F32, 1, ne_vec, a->pooled);
-    if (st == ES_OK) st = es_gguf_writer_add_tensor(w, "class_logits", ES_TYPE_F32, 1, ne_lab, a->logits);
-    if (st == ES_OK) st = es_gguf_writer_add_tensor(w, "class_probs", ES_TYPE_F32, 1, ne_lab, probs);
+    if (st == ES_OK)
+        st = es_gguf_writer_add_tensor(w, "class_logits", ES_TYPE_F32, 1, ne_lab, a->logits);
+    if (st == ES_OK)
+        st = es_gguf_writer_add_tensor(w, "class_probs", ES_TYPE_F32, 1, ne_lab, probs);
     if (st == ES_OK) st = es_gguf_writer_write(w, o->out);
     es_gguf_writer_free(w);
     return st;
 }
 
 static int act_run_encoder(act_opts *o, es_model *m, const es_model_info *in, bool steering) {
-    if (steering) return cli_usage_error("activations", "steering flags do not apply to an encoder classifier");
+    if (steering)
+        return cli_usage_error("activations",
+                               "steering flags do not apply to an encoder classifier");
     es_classifier *c = NULL;
     const int nt = o->rt.n_threads > 0 ? o->rt.n_threads : es_cpu_count();
     if (es_classifier_create(m, nt, &c) != ES_OK) return cli_fail("cannot create the classifier");
@@ -206,19 +224,24 @@ static int act_run_encoder(act_opts *o, es_model *m, const es_model_info *in, bo
         goto done;
     }
     float mx = a.logits[0];
-    for (int i = 1; i < L; i++) mx = a.logits[i] > mx ? a.logits[i] : mx;
+    for (int i = 1; i < L; i++)
+        mx = a.logits[i] > mx ? a.logits[i] : mx;
     double sum = 0;
-    for (int i = 0; i < L; i++) sum += exp((double)a.logits[i] - mx);
-    for (int i = 0; i < L; i++) probs[i] = (float)(exp((double)a.logits[i] - mx) / sum);
+    for (int i = 0; i < L; i++)
+        sum += exp((double)a.logits[i] - mx);
+    for (int i = 0; i < L; i++)
+        probs[i] = (float)(exp((double)a.logits[i] - mx) / sum);
     if (write_encoder(o, in, c, tok, typ, n, &a, probs) != ES_OK) {
         rc = cli_fail("cannot write the output");
         goto done;
     }
     if (!es_classifier_has_pooler(c))
-        fprintf(stderr, "emosteer activations: note: the model has no pooler (cls.weight); its scores lack the "
-                        "trained pooler\n");
-    fprintf(stderr, "emosteer activations: encoder, %d tokens, %d layers, %d labels -> %s\n", n, in->n_layer, L,
-            o->out);
+        fprintf(
+            stderr,
+            "emosteer activations: note: the model has no pooler (cls.weight); its scores lack the "
+            "trained pooler\n");
+    fprintf(stderr, "emosteer activations: encoder, %d tokens, %d layers, %d labels -> %s\n", n,
+            in->n_layer, L, o->out);
     rc = ES_EXIT_OK;
     goto done;
 nomem:
@@ -272,7 +295,8 @@ static int act_run(act_opts *o) {
     cp.n_batch = o->tokens.n;
     cli_runtime_apply(&o->rt, &cp);
     if (o->tokens.n > in.n_ctx_train) {
-        es_error(ES_ERR_RANGE, "%d tokens exceed the model's context of %d", o->tokens.n, in.n_ctx_train);
+        es_error(ES_ERR_RANGE, "%d tokens exceed the model's context of %d", o->tokens.n,
+                 in.n_ctx_train);
         rc = cli_fail("too many tokens");
         goto done;
     }
@@ -310,15 +334,18 @@ static int act_run(act_opts *o) {
         goto done;
     }
     for (int i = 0; i < o->tokens.n; i++)
-        memcpy(logits + (size_t)i * in.n_vocab, es_get_logits(ctx, i), (size_t)in.n_vocab * sizeof(float));
+        memcpy(logits + (size_t)i * in.n_vocab, es_get_logits(ctx, i),
+               (size_t)in.n_vocab * sizeof(float));
     if (write_output(o, &in, &cap, logits) != ES_OK) {
         rc = cli_fail("cannot write the output");
         goto done;
     }
-    fprintf(stderr, "emosteer activations: %d tokens, %d layers -> %s\n", o->tokens.n, in.n_layer, o->out);
+    fprintf(stderr, "emosteer activations: %d tokens, %d layers -> %s\n", o->tokens.n, in.n_layer,
+            o->out);
     rc = ES_EXIT_OK;
 done:
-    for (int hp = 0; hp < ES_HOOK_COUNT; hp++) free(cap.act[hp]);
+    for (int hp = 0; hp < ES_HOOK_COUNT; hp++)
+        free(cap.act[hp]);
     free(logits);
     free(want);
     es_context_free(ctx);

@@ -24,15 +24,17 @@ static const char *format_choice(int i) {
 
 #define BO(f) offsetof(bench_opts, f)
 static const cli_opt bench_own[] = {
-    {"-p", "--n-prompt", "N", CLI_LONG, 0, 1 << 16, BO(n_prompt), "prompt tokens, 0 to skip", NULL, NULL,
+    {"-p", "--n-prompt", "N", CLI_LONG, 0, 1 << 16, BO(n_prompt), "prompt tokens, 0 to skip", NULL,
+     NULL, CLI_SHOW_DEFAULT, 0},
+    {"-n", "--n-gen", "N", CLI_LONG, 0, 1 << 16, BO(n_gen), "generated tokens, 0 to skip", NULL,
+     NULL, CLI_SHOW_DEFAULT, 0},
+    {"-r", "--repetitions", "REPS", CLI_LONG, 1, 1000, BO(reps), "repetitions", NULL, NULL,
      CLI_SHOW_DEFAULT, 0},
-    {"-n", "--n-gen", "N", CLI_LONG, 0, 1 << 16, BO(n_gen), "generated tokens, 0 to skip", NULL, NULL,
-     CLI_SHOW_DEFAULT, 0},
-    {"-r", "--repetitions", "REPS", CLI_LONG, 1, 1000, BO(reps), "repetitions", NULL, NULL, CLI_SHOW_DEFAULT, 0},
-    {"-o", "--output-format", NULL, CLI_CHOICE, 0, 0, BO(format), "output format", format_choice, NULL,
-     CLI_SHOW_DEFAULT, 0},
+    {"-o", "--output-format", NULL, CLI_CHOICE, 0, 0, BO(format), "output format", format_choice,
+     NULL, CLI_SHOW_DEFAULT, 0},
 };
-static const cli_opt_group bench_group = {"options", bench_own, sizeof bench_own / sizeof bench_own[0]};
+static const cli_opt_group bench_group = {"options", bench_own,
+                                          sizeof bench_own / sizeof bench_own[0]};
 
 static const cli_group_use bench_groups[] = {
     {&bench_group, 0, 0},
@@ -48,9 +50,15 @@ static void bench_init(void *p) {
 }
 
 const cli_command cli_bench_cmd = {
-    "bench", "[-m MODEL] [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS] [options]",
-    "Measures prompt processing (ppN) and generation (tgN) speed like llama-bench.", NULL, sizeof(bench_opts),
-    bench_init, bench_groups, sizeof bench_groups / sizeof bench_groups[0], 0,
+    "bench",
+    "[-m MODEL] [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS] [options]",
+    "Measures prompt processing (ppN) and generation (tgN) speed like llama-bench.",
+    NULL,
+    sizeof(bench_opts),
+    bench_init,
+    bench_groups,
+    sizeof bench_groups / sizeof bench_groups[0],
+    0,
 };
 
 typedef struct run_stats {
@@ -59,9 +67,11 @@ typedef struct run_stats {
 
 static run_stats stats(const double *v, int n) {
     run_stats s = {0, 0};
-    for (int i = 0; i < n; i++) s.mean += v[i];
+    for (int i = 0; i < n; i++)
+        s.mean += v[i];
     s.mean /= n;
-    for (int i = 0; i < n; i++) s.sd += (v[i] - s.mean) * (v[i] - s.mean);
+    for (int i = 0; i < n; i++)
+        s.sd += (v[i] - s.mean) * (v[i] - s.mean);
     s.sd = n > 1 ? sqrt(s.sd / (n - 1)) : 0;
     return s;
 }
@@ -121,7 +131,8 @@ int cmd_bench(int argc, char **argv) {
     double size_mib = (double)info.weight_bytes / (1024.0 * 1024.0);
     /* which kernels ran (on stderr with CSV, so the table stays clean) */
     fprintf(csv ? stderr : stdout, "kernels: %s\n", es_kernel_paths());
-    if (csv) printf("model,size_mib,params,threads,test,tps_mean,tps_sd\n");
+    if (csv)
+        printf("model,size_mib,params,threads,test,tps_mean,tps_sd\n");
     else {
         printf("| model | size | params | backend | threads | test | t/s |\n");
         printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
@@ -140,8 +151,9 @@ int cmd_bench(int argc, char **argv) {
         char name[32];
         snprintf(name, sizeof name, "%s%ld", test == 0 ? "pp" : "tg", n);
         if (csv)
-            printf("%s,%.2f,%llu,%d,%s,%.2f,%.2f\n", info.name && *info.name ? info.name : info.arch,
-                   size_mib, (unsigned long long)info.n_params, cp.n_threads, name, s.mean, s.sd);
+            printf("%s,%.2f,%llu,%d,%s,%.2f,%.2f\n",
+                   info.name && *info.name ? info.name : info.arch, size_mib,
+                   (unsigned long long)info.n_params, cp.n_threads, name, s.mean, s.sd);
         else
             printf("| %s %s | %.2f MiB | %.2f M | CPU | %d | %s | %.2f ± %.2f |\n", info.arch,
                    info.name ? info.name : "", size_mib, (double)info.n_params / 1e6, cp.n_threads,

@@ -34,10 +34,8 @@ typedef struct chat_opts {
 
 #define CO(f) offsetof(chat_opts, f)
 static const cli_group_use chat_groups[] = {
-    {&cli_runtime_group, CO(rt), CLI_RT_BATCH},
-    {&cli_chat_group, CO(chat), CLI_CHAT_FLAG},
-    {&cli_n_predict_group, CO(n_predict), 0},
-    {&cli_sampling_group, CO(sp), 0},
+    {&cli_runtime_group, CO(rt), CLI_RT_BATCH}, {&cli_chat_group, CO(chat), CLI_CHAT_FLAG},
+    {&cli_n_predict_group, CO(n_predict), 0},   {&cli_sampling_group, CO(sp), 0},
     {&cli_steer_group, CO(steer), 0},
 };
 
@@ -51,17 +49,18 @@ static void chat_init(void *p) {
 }
 
 /* What /help prints; the --help epilog adds how Ctrl-C and a full context behave. */
-#define CHAT_COMMANDS                                                                   \
-    "commands (a line starting with '/'; others are messages to the model):\n"          \
-    "  /help              this list\n"                                                  \
-    "  /exit, /quit       quit (so do end of input and Ctrl-C at the prompt)\n"         \
-    "  /reset             forget the conversation (the system message stays)\n"         \
-    "  /steer E=A[,E=A]   steer with these emotions of --ev, e.g. /steer joy=1.5\n"     \
-    "  /steer off         stop steering with --ev's emotions (control vectors stay)\n"  \
+#define CHAT_COMMANDS                                                                              \
+    "commands (a line starting with '/'; others are messages to the model):\n"                     \
+    "  /help              this list\n"                                                             \
+    "  /exit, /quit       quit (so do end of input and Ctrl-C at the prompt)\n"                    \
+    "  /reset             forget the conversation (the system message stays)\n"                    \
+    "  /steer E=A[,E=A]   steer with these emotions of --ev, e.g. /steer joy=1.5\n"                \
+    "  /steer off         stop steering with --ev's emotions (control vectors stay)\n"             \
     "  //TEXT             send the message /TEXT\n"
 
 const cli_command cli_chat_cmd = {
-    "chat", "[-m MODEL] [options]",
+    "chat",
+    "[-m MODEL] [options]",
     "Interactive chat. Type a message and press Enter; the reply is printed as it is\n"
     "generated. With --ev and no --steer the chat starts unsteered and /steer turns\n"
     "steering on.",
@@ -73,7 +72,11 @@ const cli_command cli_chat_cmd = {
     "positions for the reply, its oldest turns (a message and its reply) are dropped,\n"
     "never the system message, with a note on stderr. After /steer the next message\n"
     "re-reads the whole conversation with the new steering.",
-    sizeof(chat_opts), chat_init, chat_groups, sizeof chat_groups / sizeof chat_groups[0], 0,
+    sizeof(chat_opts),
+    chat_init,
+    chat_groups,
+    sizeof chat_groups / sizeof chat_groups[0],
+    0,
 };
 
 /* SIGINTs since the last prompt (0, 1, or 2 = more than one). Set only by on_sigint;
@@ -122,7 +125,8 @@ static bool history_add(history *h, const char *role, const char *content) {
 }
 
 static void history_clear(history *h, size_t keep) {
-    while (h->n > keep) free((char *)h->msgs[--h->n].content);
+    while (h->n > keep)
+        free((char *)h->msgs[--h->n].content);
 }
 
 /* Drops the oldest turn after the first `keep` messages: a user message and the
@@ -130,7 +134,8 @@ static void history_clear(history *h, size_t keep) {
 static bool history_drop_oldest(history *h, size_t keep) {
     if (h->n < keep + 2) return false;
     size_t k = h->n - keep - 1 >= 2 && !strcmp(h->msgs[keep + 1].role, "assistant") ? 2 : 1;
-    for (size_t i = keep; i < keep + k; i++) free((char *)h->msgs[i].content);
+    for (size_t i = keep; i < keep + k; i++)
+        free((char *)h->msgs[i].content);
     memmove(h->msgs + keep, h->msgs + keep + k, (h->n - keep - k) * sizeof *h->msgs);
     h->n -= k;
     return true;
@@ -144,18 +149,22 @@ static int fit_prompt(const es_vocab *vocab, es_chat_format fmt, history *h, siz
                       int reserve, int32_t **toks, int *n_toks) {
     int dropped = 0;
     for (;;) {
-        if (cli_tokenize_chat(vocab, fmt, h->msgs, h->n, true, toks, n_toks) != ES_EXIT_OK) return ES_EXIT_FAIL;
+        if (cli_tokenize_chat(vocab, fmt, h->msgs, h->n, true, toks, n_toks) != ES_EXIT_OK)
+            return ES_EXIT_FAIL;
         if (*n_toks + reserve <= n_ctx) break;
         if (!history_drop_oldest(h, keep)) break;
         free(*toks);
         *toks = NULL;
         dropped++;
     }
-    if (dropped == 1) fprintf(stderr, "chat: dropped the oldest turn to fit the context (%d positions)\n", n_ctx);
+    if (dropped == 1)
+        fprintf(stderr, "chat: dropped the oldest turn to fit the context (%d positions)\n", n_ctx);
     if (dropped > 1)
-        fprintf(stderr, "chat: dropped the %d oldest turns to fit the context (%d positions)\n", dropped, n_ctx);
+        fprintf(stderr, "chat: dropped the %d oldest turns to fit the context (%d positions)\n",
+                dropped, n_ctx);
     if (*n_toks >= n_ctx) {
-        fprintf(stderr, "chat: this message makes a prompt of %d tokens; the context holds %d: not sent\n",
+        fprintf(stderr,
+                "chat: this message makes a prompt of %d tokens; the context holds %d: not sent\n",
                 *n_toks, n_ctx);
         free(*toks);
         *toks = NULL;
@@ -167,7 +176,8 @@ static int fit_prompt(const es_vocab *vocab, es_chat_format fmt, history *h, siz
 /* Applies "/steer SPEC" (or "/steer off": spec NULL): rebuilds the steering from the
  * command line's flags with SPEC as --steer. On success so->steer_spec = spec (which
  * the caller keeps alive) and true; else a note has been printed and nothing changed. */
-static bool chat_steer(es_context *ctx, cli_steer_opts *so, const char *spec, es_steer_set **steer) {
+static bool chat_steer(es_context *ctx, cli_steer_opts *so, const char *spec,
+                       es_steer_set **steer) {
     const char *ev_path = so->ev_path, *old_spec = so->steer_spec;
     es_steer_set *ns = NULL;
     so->steer_spec = spec;
@@ -193,8 +203,10 @@ static bool chat_steer(es_context *ctx, cli_steer_opts *so, const char *spec, es
 static int note_unsteered(const char *ev_path) {
     es_ev_set *ev = NULL;
     if (es_ev_set_load(ev_path, NULL, &ev) != ES_OK) return cli_fail(ev_path);
-    fprintf(stderr, "chat: unsteered; /steer EMOTION=ALPHA[,...] turns steering on (%s has:", ev_path);
-    for (int k = 0; k < es_ev_set_n_emotions(ev); k++) fprintf(stderr, " %s", es_ev_set_emotion(ev, k));
+    fprintf(stderr,
+            "chat: unsteered; /steer EMOTION=ALPHA[,...] turns steering on (%s has:", ev_path);
+    for (int k = 0; k < es_ev_set_n_emotions(ev); k++)
+        fprintf(stderr, " %s", es_ev_set_emotion(ev, k));
     fprintf(stderr, ")\n");
     es_ev_set_free(ev);
     return ES_EXIT_OK;
@@ -269,7 +281,8 @@ int cmd_chat(int argc, char **argv) {
     pthread_sigmask(SIG_UNBLOCK, &sigint_set, NULL);
 
     bool tty = isatty(STDIN_FILENO);
-    fprintf(stderr, "chat: format %s, %d positions; /help lists the commands, /exit or Ctrl-C quits\n",
+    fprintf(stderr,
+            "chat: format %s, %d positions; /help lists the commands, /exit or Ctrl-C quits\n",
             es_chat_format_name(fmt), n_ctx);
     if (steer && so->steer_spec) fprintf(stderr, "chat: steering %s\n", so->steer_spec);
     const char *stops[1] = {es_chat_end_of_turn(fmt)};
@@ -292,7 +305,8 @@ int cmd_chat(int argc, char **argv) {
             if (tty) fputs("\n", stdout);
             break; /* end of input */
         }
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = '\0';
         if (got == 0) continue;
         const char *message = line;
         if (line[0] == '/' && line[1] == '/') {
@@ -310,7 +324,8 @@ int cmd_chat(int argc, char **argv) {
                     fprintf(stderr, "chat: /steer needs --ev FILE on the command line\n");
                 } else if (!*arg) {
                     fprintf(stderr, "chat: /steer wants EMOTION=ALPHA[,...] or off; now %s%s\n",
-                            so->steer_spec ? "steering " : "unsteered", so->steer_spec ? so->steer_spec : "");
+                            so->steer_spec ? "steering " : "unsteered",
+                            so->steer_spec ? so->steer_spec : "");
                 } else {
                     bool off = !strcmp(arg, "off");
                     char *spec = off ? NULL : es_strdup_cli(arg);
@@ -325,10 +340,11 @@ int cmd_chat(int argc, char **argv) {
                 }
                 continue;
             }
-            bool known = !strcmp(word, "/help") || !strcmp(word, "/exit") || !strcmp(word, "/quit") ||
-                         !strcmp(word, "/reset");
+            bool known = !strcmp(word, "/help") || !strcmp(word, "/exit") ||
+                         !strcmp(word, "/quit") || !strcmp(word, "/reset");
             if (!known) {
-                fprintf(stderr, "chat: unknown command %.*s; /help lists them\n", (int)ES_MIN(wlen, 64), line);
+                fprintf(stderr, "chat: unknown command %.*s; /help lists them\n",
+                        (int)ES_MIN(wlen, 64), line);
                 continue;
             }
             if (*arg) {
@@ -356,7 +372,8 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         int common = 0;
-        while (common < n_cached && common < n_toks - 1 && cached[common] == toks[common]) common++;
+        while (common < n_cached && common < n_toks - 1 && cached[common] == toks[common])
+            common++;
         es_gen_params gp = es_gen_default_params();
         gp.n_predict = (int)n_predict;
         gp.sampling = sp;
@@ -393,15 +410,20 @@ int cmd_chat(int argc, char **argv) {
         free(toks);
         bool stopped = g_sigint > 0;
         if (out.stop == ES_GEN_STOP_CONTEXT)
-            fprintf(stderr, "chat: the reply stopped: the context (%d positions) is full; the oldest turns "
-                            "are dropped for the next message\n", n_ctx);
-        if (stopped && view.shown < out.text_len) out.text[view.shown] = '\0'; /* keep what was shown */
+            fprintf(stderr,
+                    "chat: the reply stopped: the context (%d positions) is full; the oldest turns "
+                    "are dropped for the next message\n",
+                    n_ctx);
+        if (stopped && view.shown < out.text_len)
+            out.text[view.shown] = '\0'; /* keep what was shown */
         bool ok = history_add(&h, "assistant", out.text);
         es_gen_output_free(&out);
         if (!ok) goto done;
         if (g_sigint > 1) break; /* Ctrl-C twice during the reply */
         if (stopped)
-            fprintf(stderr, "chat: reply stopped; what was shown stays in the history (Ctrl-C again quits)\n");
+            fprintf(
+                stderr,
+                "chat: reply stopped; what was shown stays in the history (Ctrl-C again quits)\n");
         g_sigint = 0;
     }
     rc = ES_EXIT_OK;

@@ -7,17 +7,17 @@
  * into one vector per emotion and layer, plus "base" (every emotion pooled).
  * With --pairs the responses are given and only teacher-forced.
  *
- * Layout: ex_parse (options, from the tables) -> build the samples (queries or pairs) -> ex_run: for
- * each batch of samples, generate (es_generate), teacher-force
- * (es_extract_response_means), checkpoint, collect -> es_extractor_compute -> save.
+ * Layout: ex_parse (options, from the tables) -> build the samples (queries or pairs) -> ex_run:
+ * for each batch of samples, generate (es_generate), teacher-force (es_extract_response_means),
+ * checkpoint, collect -> es_extractor_compute -> save.
  */
 #include "cli.h"
 #include "gen_util.h"
 #include "opts.h"
 
 #include <limits.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,8 +30,8 @@ int cmd_extract(int argc, char **argv); /* declared in cli.h */
 #define MAX_EMOTIONS 64
 
 typedef struct ex_opts {
-    cli_runtime_opts rt;   /* -m, -t, --kv-type, --numerics, --batch */
-    cli_chat_opts chat;    /* --chat-template */
+    cli_runtime_opts rt; /* -m, -t, --kv-type, --numerics, --batch */
+    cli_chat_opts chat;  /* --chat-template */
     const char *queries, *instructions, *pairs, *out;
     const char *emotions_spec; /* --emotions, NULL = DEFAULT_EMOTIONS */
     char *emotions[MAX_EMOTIONS];
@@ -50,7 +50,7 @@ typedef struct ex_sample {
     int pair;        /* query index (generation) or pairs-file entry */
     int32_t *prompt; /* [n_prompt] */
     int n_prompt;
-    int32_t *resp;   /* [n_resp] given response (pairs mode), else NULL */
+    int32_t *resp; /* [n_resp] given response (pairs mode), else NULL */
     int n_resp;
     bool done;
 } ex_sample;
@@ -71,40 +71,49 @@ static const char *base_name(const char *path) {
 /* ---- options ---------------------------------------------------------------------------- */
 
 static const char *method_choice(int i) {
-    return i >= 0 && i < ES_EXTRACT_METHOD_COUNT ? es_extract_method_name((es_extract_method)i) : NULL;
+    return i >= 0 && i < ES_EXTRACT_METHOD_COUNT ? es_extract_method_name((es_extract_method)i)
+                                                 : NULL;
 }
 
 #define XO(f) offsetof(ex_opts, f)
 static const cli_opt ex_own[] = {
-    {"-o", "--output", "FILE", CLI_PATH, 0, 0, XO(out), "the emotion-vector file to write (emosteer GGUF)", NULL, NULL,
-     0, 0},
-    {NULL, "--emotions", "LIST", CLI_STR, 0, 0, XO(emotions_spec), "comma-separated emotions (default " DEFAULT_EMOTIONS ")",
-     NULL, NULL, 0, 0},
+    {"-o", "--output", "FILE", CLI_PATH, 0, 0, XO(out),
+     "the emotion-vector file to write (emosteer GGUF)", NULL, NULL, 0, 0},
+    {NULL, "--emotions", "LIST", CLI_STR, 0, 0, XO(emotions_spec),
+     "comma-separated emotions (default " DEFAULT_EMOTIONS ")", NULL, NULL, 0, 0},
     {NULL, "--queries", "FILE", CLI_PATH, 0, 0, XO(queries),
-     "query set, EmotionQuery or emosteer JSON (default: the project's,\ndata/queries/emosteer-queries.json)", NULL,
-     NULL, 0, 0},
+     "query set, EmotionQuery or emosteer JSON (default: the "
+     "project's,\ndata/queries/emosteer-queries.json)",
+     NULL, NULL, 0, 0},
     {NULL, "--instructions", "FILE", CLI_PATH, 0, 0, XO(instructions),
-     "conditioning instructions for emotions the query file has none\nfor (default: the project's query set)", NULL,
-     NULL, 0, 0},
+     "conditioning instructions for emotions the query file has none\nfor (default: the project's "
+     "query set)",
+     NULL, NULL, 0, 0},
     {NULL, "--pairs", "FILE.jsonl", CLI_PATH, 0, 0, XO(pairs),
-     "given responses instead of generating: one JSON object a line,\n{\"query\", \"emotion\", \"neutral\", "
+     "given responses instead of generating: one JSON object a line,\n{\"query\", \"emotion\", "
+     "\"neutral\", "
      "\"emotional\"}; each response is\nteacher-forced after its condition's prompt",
      NULL, NULL, 0, 0},
-    {NULL, "--method", NULL, CLI_CHOICE, 0, 0, XO(method), "how samples become vectors (mean_diff: the paper)",
-     method_choice, NULL, CLI_SHOW_DEFAULT, 0},
-    {NULL, "--hook", NULL, CLI_CHOICE, 0, 0, XO(hook), "where activations are read", cli_hook_choice, NULL,
-     CLI_SHOW_DEFAULT, 0},
+    {NULL, "--method", NULL, CLI_CHOICE, 0, 0, XO(method),
+     "how samples become vectors (mean_diff: the paper)", method_choice, NULL, CLI_SHOW_DEFAULT, 0},
+    {NULL, "--hook", NULL, CLI_CHOICE, 0, 0, XO(hook), "where activations are read",
+     cli_hook_choice, NULL, CLI_SHOW_DEFAULT, 0},
     {NULL, "--scale", "K", CLI_DOUBLE, 1e-6, 1e6, XO(scale),
-     "multiply every saved vector by K, setting the unit of --steer\nalpha (recorded in the file's note)", NULL, NULL,
-     CLI_SHOW_DEFAULT, 0},
+     "multiply every saved vector by K, setting the unit of --steer\nalpha (recorded in the file's "
+     "note)",
+     NULL, NULL, CLI_SHOW_DEFAULT, 0},
     {NULL, "--n-queries", "N", CLI_LONG, 1, 1000000, XO(n_queries),
-     "queries used, taken round-robin from every list of the set;\neach is asked neutrally and per emotion", NULL,
-     NULL, CLI_SHOW_DEFAULT, 0},
-    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, XO(resume), "continue from OUT.partial, the checkpoint of an interrupted run\n(none there: a note, and the run starts fresh)",
+     "queries used, taken round-robin from every list of the set;\neach is asked neutrally and per "
+     "emotion",
+     NULL, NULL, CLI_SHOW_DEFAULT, 0},
+    {NULL, "--resume", NULL, CLI_FLAG, 0, 0, XO(resume),
+     "continue from OUT.partial, the checkpoint of an interrupted run\n(none there: a note, and "
+     "the run starts fresh)",
      NULL, NULL, 0, 0},
     {NULL, "--stop-after", "N", CLI_LONG, 1, 2147483647, XO(stop_after),
-     "stop once N samples are computed this run, keeping the\ncheckpoint (continue later with --resume)", NULL, NULL,
-     0, 0},
+     "stop once N samples are computed this run, keeping the\ncheckpoint (continue later with "
+     "--resume)",
+     NULL, NULL, 0, 0},
 };
 static const cli_opt_group ex_group = {"options", ex_own, sizeof ex_own / sizeof ex_own[0]};
 
@@ -128,7 +137,8 @@ static void ex_init(void *p) {
 }
 
 const cli_command cli_extract_cmd = {
-    "extract", "[-m MODEL] -o OUT.ev.gguf [options]",
+    "extract",
+    "[-m MODEL] -o OUT.ev.gguf [options]",
     "Extracts emotion vectors: for each query the model answers under a neutral and under\n"
     "each emotion's conditioning; the mean hook activation over every response is a sample;\n"
     "the method turns the samples into one vector per emotion and layer, plus \"base\"\n"
@@ -137,11 +147,16 @@ const cli_command cli_extract_cmd = {
     "Without one (base models): '\"<query>\" I asked.\\n\"<prefix>' and the model goes on.\n"
     "Sample k uses seed S + k, so a run is reproducible and resumable.\n\n"
     "example: emosteer extract --pairs data/queries/demo-pairs.jsonl --scale 0.5 -o demo.ev.gguf",
-    sizeof(ex_opts), ex_init, ex_groups, sizeof ex_groups / sizeof ex_groups[0], 0,
+    sizeof(ex_opts),
+    ex_init,
+    ex_groups,
+    sizeof ex_groups / sizeof ex_groups[0],
+    0,
 };
 
 static int parse_emotions(ex_opts *o, const char *list) {
-    for (int i = 0; i < o->n_emotions; i++) free(o->emotions[i]);
+    for (int i = 0; i < o->n_emotions; i++)
+        free(o->emotions[i]);
     o->n_emotions = 0;
     const char *p = list;
     while (*p) {
@@ -149,7 +164,8 @@ static int parse_emotions(ex_opts *o, const char *list) {
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (n == 0 || n > ES_EV_MAX_NAME)
             return cli_usage_error(CMD, "--emotions: bad name in '%s'", list);
-        if (o->n_emotions == MAX_EMOTIONS) return cli_usage_error(CMD, "--emotions: at most %d", MAX_EMOTIONS);
+        if (o->n_emotions == MAX_EMOTIONS)
+            return cli_usage_error(CMD, "--emotions: at most %d", MAX_EMOTIONS);
         char *name = strndup(p, n);
         if (!name) return cli_fail("--emotions");
         if (!strcmp(name, "neutral") || !strcmp(name, "base")) {
@@ -198,7 +214,8 @@ static void progress_show(progress *p, int done, bool final) {
     double rate = dt > 0 ? ran / dt : 0;
     double eta = rate > 0 ? (p->total - done) / rate : 0;
     int decile = p->total ? (int)(10LL * done / p->total) : 10;
-    if (!p->tty && ((!final && decile == p->last_decile) || (final && done == p->last_done))) return;
+    if (!p->tty && ((!final && decile == p->last_decile) || (final && done == p->last_done)))
+        return;
     p->last_decile = decile;
     p->last_done = done;
     fprintf(stderr, "%sextract: %d/%d samples (%3.0f%%)  %.1f samples/s  ETA %d:%02d%s",
@@ -219,7 +236,7 @@ typedef struct ex_job {
     int n_samples, n_queries;
     es_extractor *ex;
     int n_layer, n_embd;
-    int n_empty;                 /* samples without response tokens (left out) */
+    int n_empty; /* samples without response tokens (left out) */
 } ex_job;
 
 /* The conditioning text of `name` for the job's format: the system prompt (chat) or
@@ -239,9 +256,11 @@ static int check_emotions(const ex_job *j) {
     const char *field = j->fmt == ES_CHAT_NONE ? "prefix" : "system";
     for (int e = 0; e < j->o->n_emotions; e++) {
         if (instruction(j, j->o->emotions[e])) continue;
-        fprintf(stderr, "emosteer: unknown emotion '%s': no \"%s\" instruction for it in %s%s%s; available:",
-                j->o->emotions[e], field, j->qs->source, j->qs_instr ? " or " : "",
-                j->qs_instr ? j->qs_instr->source : "");
+        fprintf(
+            stderr,
+            "emosteer: unknown emotion '%s': no \"%s\" instruction for it in %s%s%s; available:",
+            j->o->emotions[e], field, j->qs->source, j->qs_instr ? " or " : "",
+            j->qs_instr ? j->qs_instr->source : "");
         int n = 0;
         const es_query_set *sets[2] = {j->qs, j->qs_instr};
         for (int s = 0; s < 2; s++)
@@ -250,7 +269,8 @@ static int check_emotions(const ex_job *j) {
                 if (!strcmp(l->emotion, "neutral") || !instruction(j, l->emotion)) continue;
                 bool seen = false; /* listed from the first set already */
                 for (int k = 0; s == 1 && k < j->qs->n_lists; k++)
-                    seen |= !strcmp(j->qs->lists[k].emotion, l->emotion) && instruction(j, l->emotion);
+                    seen |=
+                        !strcmp(j->qs->lists[k].emotion, l->emotion) && instruction(j, l->emotion);
                 if (!seen) fprintf(stderr, "%s %s", n++ ? "," : "", l->emotion);
             }
         fprintf(stderr, "%s\n", n ? "" : " none");
@@ -281,7 +301,8 @@ static int build_generate(ex_job *j) {
             if (r >= qs->lists[i].n) continue;
             const char *t = qs->lists[i].queries[r].text;
             bool dup = false;
-            for (int k = 0; k < n && !dup; k++) dup = !strcmp(picked[k], t);
+            for (int k = 0; k < n && !dup; k++)
+                dup = !strcmp(picked[k], t);
             if (!dup) picked[n++] = t;
         }
     if (n < j->o->n_queries)
@@ -301,8 +322,10 @@ static int build_generate(ex_job *j) {
             s->pair = q;
             const char *ins = c == 0 ? neutral : instruction(j, j->o->emotions[c - 1]);
             es_status st = j->fmt == ES_CHAT_NONE
-                               ? es_extract_prompt(j->vocab, j->fmt, NULL, ins, picked[q], &s->prompt, &s->n_prompt)
-                               : es_extract_prompt(j->vocab, j->fmt, ins, NULL, picked[q], &s->prompt, &s->n_prompt);
+                               ? es_extract_prompt(j->vocab, j->fmt, NULL, ins, picked[q],
+                                                   &s->prompt, &s->n_prompt)
+                               : es_extract_prompt(j->vocab, j->fmt, ins, NULL, picked[q],
+                                                   &s->prompt, &s->n_prompt);
             if (st != ES_OK) {
                 free(picked);
                 return cli_fail("building a prompt");
@@ -316,13 +339,16 @@ static int build_generate(ex_job *j) {
 static int build_pairs(ex_job *j) {
     es_extract_pair *pairs = NULL;
     int n_pairs = 0, rc = ES_EXIT_FAIL;
-    if (es_extract_pairs_load(j->o->pairs, &pairs, &n_pairs) != ES_OK) return cli_fail("reading the pairs");
+    if (es_extract_pairs_load(j->o->pairs, &pairs, &n_pairs) != ES_OK)
+        return cli_fail("reading the pairs");
     if (!j->o->emotions_given) { /* the file's emotions, in order of appearance */
-        for (int i = 0; i < j->o->n_emotions; i++) free(j->o->emotions[i]);
+        for (int i = 0; i < j->o->n_emotions; i++)
+            free(j->o->emotions[i]);
         j->o->n_emotions = 0;
         for (int p = 0; p < n_pairs; p++) {
             bool seen = false;
-            for (int e = 0; e < j->o->n_emotions && !seen; e++) seen = !strcmp(j->o->emotions[e], pairs[p].emotion);
+            for (int e = 0; e < j->o->n_emotions && !seen; e++)
+                seen = !strcmp(j->o->emotions[e], pairs[p].emotion);
             if (seen) continue;
             if (j->o->n_emotions == MAX_EMOTIONS) {
                 fprintf(stderr, "emosteer: %s: more than %d emotions\n", j->o->pairs, MAX_EMOTIONS);
@@ -351,13 +377,16 @@ static int build_pairs(ex_job *j) {
             s->pair = p;
             const char *ins = c ? instruction(j, pairs[p].emotion) : neutral;
             es_status st = j->fmt == ES_CHAT_NONE
-                               ? es_extract_prompt(j->vocab, j->fmt, NULL, ins, pairs[p].query, &s->prompt, &s->n_prompt)
-                               : es_extract_prompt(j->vocab, j->fmt, ins, NULL, pairs[p].query, &s->prompt, &s->n_prompt);
+                               ? es_extract_prompt(j->vocab, j->fmt, NULL, ins, pairs[p].query,
+                                                   &s->prompt, &s->n_prompt)
+                               : es_extract_prompt(j->vocab, j->fmt, ins, NULL, pairs[p].query,
+                                                   &s->prompt, &s->n_prompt);
             if (st == ES_OK)
-                st = es_extract_tokenize_response(j->vocab, c ? pairs[p].emotional : pairs[p].neutral, &s->resp,
-                                                  &s->n_resp);
+                st = es_extract_tokenize_response(
+                    j->vocab, c ? pairs[p].emotional : pairs[p].neutral, &s->resp, &s->n_resp);
             if (st != ES_OK) {
-                fprintf(stderr, "emosteer: %s:%d: %s\n", j->o->pairs, pairs[p].line, es_last_error());
+                fprintf(stderr, "emosteer: %s:%d: %s\n", j->o->pairs, pairs[p].line,
+                        es_last_error());
                 goto done;
             }
         }
@@ -392,25 +421,28 @@ static char *settings_text(const ex_job *j) {
     }
     const es_sampler_params *sp = &o->sp;
     char *t = NULL;
-    int n = asprintf(&t,
-                     "mode=%s\nmodel=%s\nmodel_name=%s\narch=%s\nn_params=%llu\nhook=%s\nchat=%s\n"
-                     "emotions=%s\nqueries=%s\nn_queries=%d\nsamples=%d\nsample_hash=%016llx\n"
-                     "n_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d,%llu\n",
-                     o->pairs ? "pairs" : "generate", base_name(o->rt.model), mi.name, mi.arch,
-                     (unsigned long long)mi.n_params, es_hook_name(o->hook), es_chat_format_name(j->fmt), emo,
-                     o->pairs ? base_name(o->pairs) : base_name(o->queries), j->n_queries, j->n_samples,
-                     (unsigned long long)h, o->pairs ? 0L : o->n_predict, (double)sp->temp, sp->top_k,
-                     (double)sp->top_p, (double)sp->min_p, (double)sp->repeat_penalty,
-                     (double)sp->presence_penalty, (double)sp->frequency_penalty, sp->penalty_last_n,
-                     (unsigned long long)sp->seed);
+    int n = asprintf(
+        &t,
+        "mode=%s\nmodel=%s\nmodel_name=%s\narch=%s\nn_params=%llu\nhook=%s\nchat=%s\n"
+        "emotions=%s\nqueries=%s\nn_queries=%d\nsamples=%d\nsample_hash=%016llx\n"
+        "n_predict=%ld\nsampling=%g,%d,%g,%g,%g,%g,%g,%d,%llu\n",
+        o->pairs ? "pairs" : "generate", base_name(o->rt.model), mi.name, mi.arch,
+        (unsigned long long)mi.n_params, es_hook_name(o->hook), es_chat_format_name(j->fmt), emo,
+        o->pairs ? base_name(o->pairs) : base_name(o->queries), j->n_queries, j->n_samples,
+        (unsigned long long)h, o->pairs ? 0L : o->n_predict, (double)sp->temp, sp->top_k,
+        (double)sp->top_p, (double)sp->min_p, (double)sp->repeat_penalty,
+        (double)sp->presence_penalty, (double)sp->frequency_penalty, sp->penalty_last_n,
+        (unsigned long long)sp->seed);
     return n < 0 ? NULL : t;
 }
 
 /* Checkpoint records of a resumed run go straight into the extractor. */
-static es_status on_record(void *user, int sample, int n_resp, const float *mean, const float *norm) {
+static es_status on_record(void *user, int sample, int n_resp, const float *mean,
+                           const float *norm) {
     ex_job *j = user;
     if (sample < 0 || sample >= j->n_samples)
-        return es_error(ES_ERR_FORMAT, "checkpoint: sample %d outside [0, %d)", sample, j->n_samples);
+        return es_error(ES_ERR_FORMAT, "checkpoint: sample %d outside [0, %d)", sample,
+                        j->n_samples);
     ex_sample *s = &j->samples[sample];
     if (s->done) return es_error(ES_ERR_FORMAT, "checkpoint: sample %d appears twice", sample);
     s->done = true;
@@ -430,8 +462,8 @@ typedef struct ex_stats {
 
 /* Generates the responses of samples idx[0..n) (consecutive runs of sample indices
  * share one es_generate call; sample k uses seed S + k) into full[i]. */
-static int generate_batch(ex_job *j, es_context *ctx, const int *idx, int n, int32_t **full, int *n_full,
-                          ex_stats *stats) {
+static int generate_batch(ex_job *j, es_context *ctx, const int *idx, int n, int32_t **full,
+                          int *n_full, ex_stats *stats) {
     es_gen_params gp = es_gen_default_params();
     gp.n_predict = (int)j->o->n_predict;
     const char *eot = es_chat_end_of_turn(j->fmt);
@@ -449,11 +481,13 @@ static int generate_batch(ex_job *j, es_context *ctx, const int *idx, int n, int
     double t0 = es_time_s();
     for (int a = 0; a < n;) {
         int b = a + 1;
-        while (b < n && idx[b] == idx[b - 1] + 1) b++;
+        while (b < n && idx[b] == idx[b - 1] + 1)
+            b++;
         gp.sampling = j->o->sp;
         gp.sampling.seed = j->o->sp.seed + (uint64_t)idx[a];
         gp.first_seq = a;
-        if (es_generate(ctx, j->vocab, prompts + a, n_prompt + a, b - a, &gp, NULL, NULL, outs + a) != ES_OK) {
+        if (es_generate(ctx, j->vocab, prompts + a, n_prompt + a, b - a, &gp, NULL, NULL,
+                        outs + a) != ES_OK) {
             cli_fail("generating");
             goto done;
         }
@@ -470,7 +504,8 @@ static int generate_batch(ex_job *j, es_context *ctx, const int *idx, int n, int
     }
     rc = ES_EXIT_OK;
 done:
-    for (int i = 0; outs && i < n; i++) es_gen_output_free(&outs[i]);
+    for (int i = 0; outs && i < n; i++)
+        es_gen_output_free(&outs[i]);
     free(outs);
     free(prompts);
     free(n_prompt);
@@ -483,7 +518,8 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
     const bool gen = !o->pairs;
     int max_len = 0;
     for (int i = 0; i < j->n_samples; i++)
-        max_len = ES_MAX(max_len, j->samples[i].n_prompt + (gen ? (int)o->n_predict : j->samples[i].n_resp));
+        max_len = ES_MAX(max_len,
+                         j->samples[i].n_prompt + (gen ? (int)o->n_predict : j->samples[i].n_resp));
     es_context_params cp = es_context_default_params();
     cp.n_ctx = max_len + 1;
     cp.n_seq_max = B;
@@ -492,7 +528,8 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
     es_model_info mi;
     es_model_get_info(j->model, &mi);
     if (max_len + 1 > mi.n_ctx_train) {
-        fprintf(stderr, "emosteer: a sample needs %d positions; the model was trained for %d (lower -n)\n",
+        fprintf(stderr,
+                "emosteer: a sample needs %d positions; the model was trained for %d (lower -n)\n",
                 max_len + 1, mi.n_ctx_train);
         return ES_EXIT_FAIL;
     }
@@ -510,7 +547,11 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
         fprintf(stderr, "emosteer: out of memory for a batch of %d\n", B);
         goto done;
     }
-    progress pr = {.total = j->n_samples, .done_start = n_loaded, .t0 = es_time_s(), .last_decile = -1, .last_done = -1,
+    progress pr = {.total = j->n_samples,
+                   .done_start = n_loaded,
+                   .t0 = es_time_s(),
+                   .last_decile = -1,
+                   .last_done = -1,
                    .tty = isatty(fileno(stderr)) != 0};
     ex_stats stats = {0};
     int done_count = n_loaded, ran = 0, next = 0;
@@ -528,7 +569,8 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
                 full[i] = malloc(((size_t)s->n_prompt + (size_t)s->n_resp) * sizeof *full[i]);
                 if (!full[i]) goto done;
                 memcpy(full[i], s->prompt, (size_t)s->n_prompt * sizeof *full[i]);
-                if (s->n_resp) memcpy(full[i] + s->n_prompt, s->resp, (size_t)s->n_resp * sizeof *full[i]);
+                if (s->n_resp)
+                    memcpy(full[i] + s->n_prompt, s->resp, (size_t)s->n_resp * sizeof *full[i]);
                 n_full[i] = s->n_prompt + s->n_resp;
             }
         }
@@ -543,14 +585,16 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
         }
         stats.t_tf += es_time_s() - t0;
         for (int i = 0; i < n; i++) {
-            const float *m = mean + (size_t)i * (size_t)L * (size_t)d, *nm = norm + (size_t)i * (size_t)L;
+            const float *m = mean + (size_t)i * (size_t)L * (size_t)d,
+                        *nm = norm + (size_t)i * (size_t)L;
             ex_sample *s = &j->samples[idx[i]];
             if (es_extract_ckpt_append(ckpt, idx[i], n_resp[i], m, nm) != ES_OK) {
                 cli_fail("writing the checkpoint");
                 goto done;
             }
             s->done = true;
-            if (n_resp[i] == 0) j->n_empty++;
+            if (n_resp[i] == 0)
+                j->n_empty++;
             else if (es_extractor_add(j->ex, s->label, s->pair, m, nm) != ES_OK) {
                 cli_fail("collecting a sample");
                 goto done;
@@ -565,13 +609,14 @@ static int ex_run(ex_job *j, es_extract_ckpt *ckpt, int n_loaded) {
     }
     progress_show(&pr, done_count, true);
     if (gen)
-        fprintf(stderr, "extract: generated %ld tokens in %.2f s (%.1f tok/s)\n", stats.gen_tokens, stats.t_gen,
-                stats.t_gen > 0 ? stats.gen_tokens / stats.t_gen : 0.0);
-    fprintf(stderr, "extract: teacher-forced %ld tokens in %.2f s (%.1f tok/s)\n", stats.tf_tokens, stats.t_tf,
-            stats.t_tf > 0 ? stats.tf_tokens / stats.t_tf : 0.0);
+        fprintf(stderr, "extract: generated %ld tokens in %.2f s (%.1f tok/s)\n", stats.gen_tokens,
+                stats.t_gen, stats.t_gen > 0 ? stats.gen_tokens / stats.t_gen : 0.0);
+    fprintf(stderr, "extract: teacher-forced %ld tokens in %.2f s (%.1f tok/s)\n", stats.tf_tokens,
+            stats.t_tf, stats.t_tf > 0 ? stats.tf_tokens / stats.t_tf : 0.0);
     rc = ES_EXIT_OK;
 done:
-    for (int i = 0; full && i < B; i++) free(full[i]);
+    for (int i = 0; full && i < B; i++)
+        free(full[i]);
     free(full);
     free(idx);
     free(n_full);
@@ -594,7 +639,8 @@ static es_status scale_set(es_ev_set *set, float k) {
         for (int l = 0; st == ES_OK && l < L; l++) {
             const float *src = es_ev_set_get(set, name, l);
             if (!src) continue;
-            for (int i = 0; i < d; i++) v[i] = src[i] * k;
+            for (int i = 0; i < d; i++)
+                v[i] = src[i] * k;
             st = es_ev_set_put(set, name, l, v);
         }
     }
@@ -608,7 +654,8 @@ static int ex_finish(ex_job *j) {
     es_extract_params ep = es_extract_default_params();
     ep.method = o->method;
     es_ev_set *set = NULL;
-    if (es_extractor_compute(j->ex, &ep, o->hook, &set) != ES_OK) return cli_fail("computing the vectors");
+    if (es_extractor_compute(j->ex, &ep, o->hook, &set) != ES_OK)
+        return cli_fail("computing the vectors");
     if (o->scale != 1 && scale_set(set, (float)o->scale) != ES_OK) {
         es_ev_set_free(set);
         return cli_fail("scaling the vectors");
@@ -621,14 +668,15 @@ static int ex_finish(ex_job *j) {
     char note[512], query_set[512];
     if (o->pairs) {
         snprintf(query_set, sizeof query_set, "pairs:%s", base_name(o->pairs));
-        snprintf(note, sizeof note, "emosteer extract --pairs: %d pairs, chat %s, hook %s", j->n_queries,
-                 es_chat_format_name(j->fmt), es_hook_name(o->hook));
+        snprintf(note, sizeof note, "emosteer extract --pairs: %d pairs, chat %s, hook %s",
+                 j->n_queries, es_chat_format_name(j->fmt), es_hook_name(o->hook));
     } else {
         snprintf(query_set, sizeof query_set, "%s", base_name(o->queries));
         snprintf(note, sizeof note,
-                 "emosteer extract: %d queries x (neutral + %d emotions), -n %ld, temp %g, seed %llu, chat %s",
-                 j->n_queries, o->n_emotions, o->n_predict, (double)o->sp.temp, (unsigned long long)o->sp.seed,
-                 es_chat_format_name(j->fmt));
+                 "emosteer extract: %d queries x (neutral + %d emotions), -n %ld, temp %g, seed "
+                 "%llu, chat %s",
+                 j->n_queries, o->n_emotions, o->n_predict, (double)o->sp.temp,
+                 (unsigned long long)o->sp.seed, es_chat_format_name(j->fmt));
     }
     meta.method = method;
     meta.token_policy = policy;
@@ -643,17 +691,22 @@ static int ex_finish(ex_job *j) {
     /* the recommended steering layers for this depth (docs/steering-demo.md) */
     int32_t def_layers[ES_EV_MAX_LAYER];
     int n_def = es_ev_recommended_layers(mi.n_layer, def_layers, ES_EV_MAX_LAYER);
-    if (!method || !policy || es_ev_set_set_meta(set, &meta) != ES_OK) rc = cli_fail("metadata");
-    else if (es_ev_set_set_default_layers(set, def_layers, n_def) != ES_OK) rc = cli_fail("default layers");
-    else if (es_ev_set_save(set, o->out) != ES_OK) rc = cli_fail("writing the vectors");
+    if (!method || !policy || es_ev_set_set_meta(set, &meta) != ES_OK)
+        rc = cli_fail("metadata");
+    else if (es_ev_set_set_default_layers(set, def_layers, n_def) != ES_OK)
+        rc = cli_fail("default layers");
+    else if (es_ev_set_save(set, o->out) != ES_OK)
+        rc = cli_fail("writing the vectors");
     free(method);
     free(policy);
     if (rc == ES_EXIT_OK) {
         fprintf(stderr,
-                "extract: wrote %s: %d emotions + base, %d layers, hook %s, method %s, %d samples in the "
+                "extract: wrote %s: %d emotions + base, %d layers, hook %s, method %s, %d samples "
+                "in the "
                 "smallest class (%d neutral)\n",
                 o->out, o->n_emotions, es_ev_set_n_layer(set), es_hook_name(o->hook),
-                es_extract_method_name(o->method), meta.n_samples, es_extractor_n_samples(j->ex, -1));
+                es_extract_method_name(o->method), meta.n_samples,
+                es_extractor_n_samples(j->ex, -1));
     }
     es_ev_set_free(set);
     return rc;
@@ -666,7 +719,8 @@ int cmd_extract(int argc, char **argv) {
     es_extract_ckpt *ckpt = NULL;
     char *settings = NULL, *partial = NULL;
     int n_loaded = 0;
-    bool had_partial = false, ckpt_opened = false; /* OUT.partial was there before this run; this run opened it */
+    bool had_partial = false,
+         ckpt_opened = false; /* OUT.partial was there before this run; this run opened it */
     if (rc >= 0) goto done;
     rc = ES_EXIT_FAIL;
     if (!o.pairs || strcmp(o.queries, default_queries()) != 0 || access(o.queries, R_OK) == 0) {
@@ -709,7 +763,8 @@ int cmd_extract(int argc, char **argv) {
     } else {
         if (check_emotions(&j) != ES_EXIT_OK || build_generate(&j) != ES_EXIT_OK) goto done;
     }
-    if (es_extractor_create(j.n_layer, j.n_embd, (const char *const *)o.emotions, o.n_emotions, &j.ex) != ES_OK) {
+    if (es_extractor_create(j.n_layer, j.n_embd, (const char *const *)o.emotions, o.n_emotions,
+                            &j.ex) != ES_OK) {
         cli_fail("extract");
         goto done;
     }
@@ -721,28 +776,35 @@ int cmd_extract(int argc, char **argv) {
     had_partial = access(partial, F_OK) == 0;
     if (!o.resume && had_partial)
         fprintf(stderr, "extract: starting over (%s exists; --resume continues it)\n", partial);
-    if (o.resume && !had_partial) fprintf(stderr, "extract: no checkpoint at %s; starting fresh\n", partial);
-    if (es_extract_ckpt_open(partial, settings, j.n_layer, j.n_embd, o.resume, on_record, &j, &n_loaded, &ckpt) !=
-        ES_OK) {
+    if (o.resume && !had_partial)
+        fprintf(stderr, "extract: no checkpoint at %s; starting fresh\n", partial);
+    if (es_extract_ckpt_open(partial, settings, j.n_layer, j.n_embd, o.resume, on_record, &j,
+                             &n_loaded, &ckpt) != ES_OK) {
         cli_fail("opening the checkpoint");
         goto done;
     }
     ckpt_opened = true;
-    if (o.resume && had_partial) fprintf(stderr, "extract: resumed %d samples from %s\n", n_loaded, partial);
-    fprintf(stderr, "extract: %d samples (%d %s x (neutral + %d emotions)), hook %s, chat %s, %d to compute\n",
-            j.n_samples, j.n_queries, o.pairs ? "pairs" : "queries", o.n_emotions, es_hook_name(o.hook),
-            es_chat_format_name(j.fmt), j.n_samples - n_loaded);
+    if (o.resume && had_partial)
+        fprintf(stderr, "extract: resumed %d samples from %s\n", n_loaded, partial);
+    fprintf(
+        stderr,
+        "extract: %d samples (%d %s x (neutral + %d emotions)), hook %s, chat %s, %d to compute\n",
+        j.n_samples, j.n_queries, o.pairs ? "pairs" : "queries", o.n_emotions, es_hook_name(o.hook),
+        es_chat_format_name(j.fmt), j.n_samples - n_loaded);
     double t0 = es_time_s();
     if (ex_run(&j, ckpt, n_loaded) != ES_EXIT_OK) goto done;
     int n_done = 0;
-    for (int i = 0; i < j.n_samples; i++) n_done += j.samples[i].done;
+    for (int i = 0; i < j.n_samples; i++)
+        n_done += j.samples[i].done;
     if (n_done < j.n_samples) {
-        fprintf(stderr, "extract: stopped after %d of %d samples as asked; continue with --resume\n", n_done,
-                j.n_samples);
+        fprintf(stderr,
+                "extract: stopped after %d of %d samples as asked; continue with --resume\n",
+                n_done, j.n_samples);
         rc = ES_EXIT_OK;
         goto done;
     }
-    if (j.n_empty) fprintf(stderr, "extract: %d samples had an empty response and were left out\n", j.n_empty);
+    if (j.n_empty)
+        fprintf(stderr, "extract: %d samples had an empty response and were left out\n", j.n_empty);
     if ((rc = ex_finish(&j)) != ES_EXIT_OK) goto done;
     es_extract_ckpt_close(ckpt);
     ckpt = NULL;
@@ -754,9 +816,13 @@ done:
      * in it is kept for --resume, and one that was there before is never removed */
     if (rc != ES_EXIT_OK && ckpt_opened && !had_partial) {
         int n_done = 0;
-        for (int i = 0; j.samples && i < j.n_samples; i++) n_done += j.samples[i].done;
-        if (n_done == 0) unlink(partial);
-        else fprintf(stderr, "extract: kept the checkpoint %s (%d samples): --resume continues it\n", partial, n_done);
+        for (int i = 0; j.samples && i < j.n_samples; i++)
+            n_done += j.samples[i].done;
+        if (n_done == 0)
+            unlink(partial);
+        else
+            fprintf(stderr, "extract: kept the checkpoint %s (%d samples): --resume continues it\n",
+                    partial, n_done);
     }
     free(settings);
     free(partial);
@@ -769,6 +835,7 @@ done:
     es_query_set_free(j.qs);
     es_query_set_free(j.qs_instr);
     es_model_free(j.model);
-    for (int i = 0; i < o.n_emotions; i++) free(o.emotions[i]);
+    for (int i = 0; i < o.n_emotions; i++)
+        free(o.emotions[i]);
     return rc;
 }

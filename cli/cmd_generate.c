@@ -26,13 +26,14 @@ typedef struct gen_opts {
 #define GO(f) offsetof(gen_opts, f)
 static const cli_opt gen_own[] = {
     {"-p", "--prompt", "TEXT", CLI_STR, 0, 0, GO(prompt), "the prompt", NULL, NULL, 0, 0},
-    {"-f", "--file", "FILE", CLI_PATH, 0, 0, GO(prompt_file), "read the prompt from FILE", NULL, NULL, 0, 0},
-    {NULL, "--stop", "TEXT", CLI_STRS, 0, 0, GO(stops), "stop when TEXT is generated (repeatable, at most 16)", NULL,
+    {"-f", "--file", "FILE", CLI_PATH, 0, 0, GO(prompt_file), "read the prompt from FILE", NULL,
      NULL, 0, 0},
-    {NULL, "--ignore-eos", NULL, CLI_FLAG, 0, 0, GO(ignore_eos), "keep going past end-of-generation tokens", NULL, NULL,
-     0, 0},
-    {NULL, "--no-display-prompt", NULL, CLI_FLAG, 0, 0, GO(no_display_prompt), "print only the generated text", NULL,
-     NULL, 0, 0},
+    {NULL, "--stop", "TEXT", CLI_STRS, 0, 0, GO(stops),
+     "stop when TEXT is generated (repeatable, at most 16)", NULL, NULL, 0, 0},
+    {NULL, "--ignore-eos", NULL, CLI_FLAG, 0, 0, GO(ignore_eos),
+     "keep going past end-of-generation tokens", NULL, NULL, 0, 0},
+    {NULL, "--no-display-prompt", NULL, CLI_FLAG, 0, 0, GO(no_display_prompt),
+     "print only the generated text", NULL, NULL, 0, 0},
 };
 static const cli_opt_group gen_group = {"options", gen_own, sizeof gen_own / sizeof gen_own[0]};
 
@@ -55,11 +56,19 @@ static void gen_init(void *p) {
 }
 
 const cli_command cli_generate_cmd = {
-    "generate", "[-m MODEL] -p TEXT [options]", "Generates a continuation of TEXT and streams it to stdout.",
-    "example: emosteer generate -p \"The letter arrived and\" --ev models/demo-16m.ev.gguf --steer joy=1.5\n\n"
-    "exit status: 0 done (-n tokens, end of generation or a --stop string), 1 failure, 2 usage error,\n"
+    "generate",
+    "[-m MODEL] -p TEXT [options]",
+    "Generates a continuation of TEXT and streams it to stdout.",
+    "example: emosteer generate -p \"The letter arrived and\" --ev models/demo-16m.ev.gguf --steer "
+    "joy=1.5\n\n"
+    "exit status: 0 done (-n tokens, end of generation or a --stop string), 1 failure, 2 usage "
+    "error,\n"
     "3 stopped because the context (-c) is full: the text printed so far is kept.",
-    sizeof(gen_opts), gen_init, gen_groups, sizeof gen_groups / sizeof gen_groups[0], 0,
+    sizeof(gen_opts),
+    gen_init,
+    gen_groups,
+    sizeof gen_groups / sizeof gen_groups[0],
+    0,
 };
 
 static bool print_piece(void *user, int index, const char *text, size_t len) {
@@ -76,16 +85,19 @@ int cmd_generate(int argc, char **argv) {
     const char *model_path = o.rt.model, *prompt = o.prompt, *prompt_file = o.prompt_file;
     const char *system = o.chat.system, *tmpl_name = o.chat.tmpl_name;
     long n_predict = o.n_predict;
-    bool chat = o.chat.chat || system || tmpl_name, ignore_eos = o.ignore_eos, show_prompt = !o.no_display_prompt;
+    bool chat = o.chat.chat || system || tmpl_name, ignore_eos = o.ignore_eos,
+         show_prompt = !o.no_display_prompt;
     const char *stops[CLI_MAX_STRS + 1];
     size_t n_stops = 0;
-    for (int i = 0; i < o.stops.n; i++) stops[n_stops++] = o.stops.v[i];
+    for (int i = 0; i < o.stops.n; i++)
+        stops[n_stops++] = o.stops.v[i];
     es_sampler_params sp = o.sp;
 
     char *file_text = NULL;
     if (prompt_file) {
         size_t len;
-        if ((rc = cli_read_text("generate", prompt_file, &file_text, &len)) != ES_EXIT_OK) return rc;
+        if ((rc = cli_read_text("generate", prompt_file, &file_text, &len)) != ES_EXIT_OK)
+            return rc;
         prompt = file_text;
     }
     if (!prompt) {
@@ -114,7 +126,8 @@ int cmd_generate(int argc, char **argv) {
         size_t n_msgs = 0;
         if (system) msgs[n_msgs++] = (es_chat_msg){"system", system};
         msgs[n_msgs++] = (es_chat_msg){"user", prompt};
-        if (cli_tokenize_chat(vocab, fmt, msgs, n_msgs, true, &toks, &n_toks) != ES_EXIT_OK) goto done;
+        if (cli_tokenize_chat(vocab, fmt, msgs, n_msgs, true, &toks, &n_toks) != ES_EXIT_OK)
+            goto done;
         if (fmt != ES_CHAT_NONE && es_chat_end_of_turn(fmt)[0])
             stops[n_stops++] = es_chat_end_of_turn(fmt);
     } else if (cli_tokenize_text(vocab, prompt, &toks, &n_toks) != ES_EXIT_OK) {
@@ -125,8 +138,9 @@ int cmd_generate(int argc, char **argv) {
     cli_runtime_apply(&o.rt, &cp);
     /* before the context is made and the prompt echoed: generation needs one free position */
     if (n_toks >= cp.n_ctx) {
-        fprintf(stderr, "emosteer generate: the prompt has %d tokens; the context holds %d (-c)%s\n", n_toks,
-                cp.n_ctx, o.rt.n_ctx ? "" : ", the model's trained length");
+        fprintf(stderr,
+                "emosteer generate: the prompt has %d tokens; the context holds %d (-c)%s\n",
+                n_toks, cp.n_ctx, o.rt.n_ctx ? "" : ", the model's trained length");
         goto done;
     }
     if (n_toks + 1 > cp.n_batch) cp.n_batch = ES_MIN(n_toks + 1, cp.n_ctx);
@@ -162,8 +176,10 @@ int cmd_generate(int argc, char **argv) {
             n_toks, out.n_tokens, dt, dt > 0 ? (n_toks + out.n_tokens) / dt : 0.0);
     rc = ES_EXIT_OK;
     if (out.stop == ES_GEN_STOP_CONTEXT) {
-        fprintf(stderr, "emosteer generate: stopped: the context (%d positions) is full; give a larger -c\n",
-                es_context_n_ctx(ctx));
+        fprintf(
+            stderr,
+            "emosteer generate: stopped: the context (%d positions) is full; give a larger -c\n",
+            es_context_n_ctx(ctx));
         rc = ES_EXIT_CTX_FULL;
     }
 done:

@@ -21,11 +21,17 @@ static void info_init(void *p) {
 }
 
 const cli_command cli_info_cmd = {
-    "info", "[-m] MODEL",
+    "info",
+    "[-m] MODEL",
     "Describes a GGUF model: architecture, sizes, parameter count, tensor types\n"
     "(count and bytes per type), tokenizer and special tokens, chat template.\n"
     "MODEL may be given with -m or as the only argument.",
-    NULL, sizeof(info_opts), info_init, info_groups, 1, 1,
+    NULL,
+    sizeof(info_opts),
+    info_init,
+    info_groups,
+    1,
+    1,
 };
 
 static void print_bytes(uint64_t b) {
@@ -95,9 +101,11 @@ static void print_tokenizer(const es_gguf *g, const es_vocab *v) {
     print_special("eos", es_vocab_eos(v), v);
     print_special("eot", es_vocab_eot(v), v);
     print_special("unk", es_vocab_unk(v), v);
-    if (es_gguf_get_u32(g, "tokenizer.ggml.padding_token_id", &pad) == ES_OK) print_special("pad", (int32_t)pad, v);
+    if (es_gguf_get_u32(g, "tokenizer.ggml.padding_token_id", &pad) == ES_OK)
+        print_special("pad", (int32_t)pad, v);
     printf("\n");
-    printf("adds:           bos %s, eos %s\n", es_vocab_add_bos(v) ? "yes" : "no", es_vocab_add_eos(v) ? "yes" : "no");
+    printf("adds:           bos %s, eos %s\n", es_vocab_add_bos(v) ? "yes" : "no",
+           es_vocab_add_eos(v) ? "yes" : "no");
 }
 
 static void print_chat_template(const char *tmpl) {
@@ -109,7 +117,8 @@ static void print_chat_template(const char *tmpl) {
     printf("chat template:  %zu bytes, format %s\n", strlen(tmpl), es_chat_format_name(fmt));
     if (fmt == ES_CHAT_UNKNOWN) {
         printf("                \"");
-        for (int i = 0; i < 80 && tmpl[i]; i++) putchar(tmpl[i] == '\n' ? ' ' : tmpl[i]);
+        for (int i = 0; i < 80 && tmpl[i]; i++)
+            putchar(tmpl[i] == '\n' ? ' ' : tmpl[i]);
         printf("%s\"\n", strlen(tmpl) > 80 ? "..." : "");
     }
 }
@@ -122,10 +131,12 @@ static void print_classifier(es_model *m, const es_model_info *in) {
         return;
     }
     printf("classifier:     %d labels:", es_classifier_n_labels(c));
-    for (int i = 0; i < es_classifier_n_labels(c); i++) printf(" %s", es_classifier_label(c, i));
-    printf("\npooler:         %s\n", es_classifier_has_pooler(c)
-                                         ? "yes (cls.weight: dense + tanh before cls.output)"
-                                         : "no: its scores lack the trained pooler (cls.weight missing)");
+    for (int i = 0; i < es_classifier_n_labels(c); i++)
+        printf(" %s", es_classifier_label(c, i));
+    printf("\npooler:         %s\n",
+           es_classifier_has_pooler(c)
+               ? "yes (cls.weight: dense + tanh before cls.output)"
+               : "no: its scores lack the trained pooler (cls.weight missing)");
     es_classifier_free(c);
 }
 
@@ -135,7 +146,8 @@ int cmd_info(int argc, char **argv) {
     int rc = cli_opts_parse(&cli_info_cmd, &o, argc, argv, &res);
     if (rc >= 0) return rc;
     const char *path = o.rt.model;
-    if (res.n_pos && path) return cli_usage_error("info", "more than one model given ('%s')", res.pos[0]);
+    if (res.n_pos && path)
+        return cli_usage_error("info", "more than one model given ('%s')", res.pos[0]);
     if (res.n_pos) path = res.pos[0];
     if (!path) path = cli_default_model();
 
@@ -154,12 +166,15 @@ int cmd_info(int argc, char **argv) {
     printf("name:           %s\n", in.name[0] ? in.name : "-");
     printf("layers:         %d\n", in.n_layer);
     printf("d_model:        %d\n", in.n_embd);
-    printf("heads:          %d query, %d key/value, head dim %d\n", in.n_head, in.n_head_kv, in.head_dim);
+    printf("heads:          %d query, %d key/value, head dim %d\n", in.n_head, in.n_head_kv,
+           in.head_dim);
     printf("ffn:            %d\n", in.n_ff);
     if (in.n_expert > 0)
-        printf("experts:        %d, top-%d, each of width %d\n", in.n_expert, in.n_expert_used, in.n_ff_exp);
+        printf("experts:        %d, top-%d, each of width %d\n", in.n_expert, in.n_expert_used,
+               in.n_ff_exp);
     if (in.kv_lora_rank > 0)
-        printf("latent attn:    latent ranks q %d / kv %d, K heads %d (%d RoPE'd, shared), V heads %d\n",
+        printf("latent attn:    latent ranks q %d / kv %d, K heads %d (%d RoPE'd, shared), V heads "
+               "%d\n",
                in.q_lora_rank, in.kv_lora_rank, in.head_dim, in.n_rot, in.head_dim_v);
     printf("vocab:          %d\n", in.n_vocab);
     printf("context:        %d (trained)\n", in.n_ctx_train);
@@ -170,8 +185,10 @@ int cmd_info(int argc, char **argv) {
     printf("\n");
     print_type_histogram(g);
     print_tokenizer(g, es_model_vocab(m));
-    if (in.is_encoder) print_classifier(m, &in);
-    else print_chat_template(es_model_chat_template(m));
+    if (in.is_encoder)
+        print_classifier(m, &in);
+    else
+        print_chat_template(es_model_chat_template(m));
     es_gguf_close(g);
     es_model_free(m);
     return ES_EXIT_OK;

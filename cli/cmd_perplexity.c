@@ -21,8 +21,10 @@ typedef struct ppl_opts {
 
 #define PO(f) offsetof(ppl_opts, f)
 static const cli_opt ppl_own[] = {
-    {"-f", "--file", "FILE", CLI_PATH, 0, 0, PO(file), "text file to score (required)", NULL, NULL, 0, 0},
-    {NULL, "--chunks", "N", CLI_LONG, 1, 1 << 30, PO(max_chunks), "score only the first N chunks", NULL, NULL, 0, 0},
+    {"-f", "--file", "FILE", CLI_PATH, 0, 0, PO(file), "text file to score (required)", NULL, NULL,
+     0, 0},
+    {NULL, "--chunks", "N", CLI_LONG, 1, 1 << 30, PO(max_chunks), "score only the first N chunks",
+     NULL, NULL, 0, 0},
 };
 static const cli_opt_group ppl_group = {"options", ppl_own, sizeof ppl_own / sizeof ppl_own[0]};
 
@@ -40,18 +42,26 @@ static void ppl_init(void *p) {
 }
 
 const cli_command cli_perplexity_cmd = {
-    "perplexity", "[-m MODEL] -f FILE [-c N_CTX] [-t THREADS] [--chunks N]",
+    "perplexity",
+    "[-m MODEL] -f FILE [-c N_CTX] [-t THREADS] [--chunks N]",
     "Perplexity of FILE under the model (llama.cpp's method: non-overlapping chunks of\n"
     "N_CTX (-c) tokens, first token of each chunk replaced by BOS, second half scored).",
-    NULL, sizeof(ppl_opts), ppl_init, ppl_groups, sizeof ppl_groups / sizeof ppl_groups[0], 0,
+    NULL,
+    sizeof(ppl_opts),
+    ppl_init,
+    ppl_groups,
+    sizeof ppl_groups / sizeof ppl_groups[0],
+    0,
 };
 
 /* Log-softmax probability of `target` under logits[n]. */
 static double log_prob(const float *logits, int n, int target) {
     float mx = logits[0];
-    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    for (int i = 1; i < n; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    for (int i = 0; i < n; i++)
+        sum += exp((double)logits[i] - mx);
     return (double)logits[target] - mx - log(sum);
 }
 
@@ -92,14 +102,16 @@ int cmd_perplexity(int argc, char **argv) {
         goto done;
     }
     toks = malloc(sizeof *toks * cap);
-    if (!toks || es_tokenize(vocab, text, text_len, true, false, toks, (int32_t)cap, &n_tok) != ES_OK) {
+    if (!toks ||
+        es_tokenize(vocab, text, text_len, true, false, toks, (int32_t)cap, &n_tok) != ES_OK) {
         cli_fail("tokenizing the file");
         goto done;
     }
     long n_chunk = n_tok / n_ctx;
     if (max_chunks > 0 && max_chunks < n_chunk) n_chunk = max_chunks;
     if (n_chunk < 1) {
-        fprintf(stderr, "emosteer: '%s' has %d tokens, fewer than one chunk of %ld\n", file, n_tok, n_ctx);
+        fprintf(stderr, "emosteer: '%s' has %d tokens, fewer than one chunk of %ld\n", file, n_tok,
+                n_ctx);
         goto done;
     }
     es_context_params cp = es_context_default_params();
@@ -113,7 +125,8 @@ int cmd_perplexity(int argc, char **argv) {
     want = malloc((size_t)n_ctx);
     if (!want) goto done;
     int first = (int)n_ctx / 2;
-    for (int j = 0; j < n_ctx; j++) want[j] = j >= first && j < n_ctx - 1;
+    for (int j = 0; j < n_ctx; j++)
+        want[j] = j >= first && j < n_ctx - 1;
     fprintf(stderr, "perplexity: %d tokens, %ld chunks of %ld, scoring the second half of each\n",
             n_tok, n_chunk, n_ctx);
     double nll = 0, nll2 = 0;

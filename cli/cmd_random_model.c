@@ -26,11 +26,13 @@ static const char *mix_choice(int i) {
 
 #define RO(f) offsetof(rm_opts, f)
 static const cli_opt rm_own[] = {
-    {NULL, "--like", NULL, CLI_CHOICE, 0, 0, RO(like), "the model shape (required)", like_choice, NULL, 0, 0},
-    {NULL, "--type", NULL, CLI_CHOICE, 0, 0, RO(mix), "the tensor type mix", mix_choice, NULL, CLI_SHOW_DEFAULT, 0},
-    {NULL, "--seed", "S", CLI_U64, 0, 0, RO(seed), "random seed", NULL, NULL, CLI_SHOW_DEFAULT, 0},
-    {"-o", "--output", "PATH", CLI_PATH, 0, 0, RO(out), "the GGUF file to write (required; written atomically)", NULL,
+    {NULL, "--like", NULL, CLI_CHOICE, 0, 0, RO(like), "the model shape (required)", like_choice,
      NULL, 0, 0},
+    {NULL, "--type", NULL, CLI_CHOICE, 0, 0, RO(mix), "the tensor type mix", mix_choice, NULL,
+     CLI_SHOW_DEFAULT, 0},
+    {NULL, "--seed", "S", CLI_U64, 0, 0, RO(seed), "random seed", NULL, NULL, CLI_SHOW_DEFAULT, 0},
+    {"-o", "--output", "PATH", CLI_PATH, 0, 0, RO(out),
+     "the GGUF file to write (required; written atomically)", NULL, NULL, 0, 0},
     {"-q", "--quiet", NULL, CLI_FLAG, 0, 0, RO(quiet), "no progress on stderr", NULL, NULL, 0, 0},
 };
 static const cli_opt_group rm_group = {"options", rm_own, sizeof rm_own / sizeof rm_own[0]};
@@ -51,7 +53,8 @@ static void rm_init(void *p) {
 }
 
 const cli_command cli_random_model_cmd = {
-    "random-model", "--like SHAPE [--type MIX] [--seed S] [-t N] -o OUT.gguf",
+    "random-model",
+    "--like SHAPE [--type MIX] [--seed S] [-t N] -o OUT.gguf",
     "Writes a complete GGUF model with random weights at the shape of a real model:\n"
     "real architecture keys, llama.cpp tensor names, a placeholder SentencePiece vocabulary\n"
     "of the real size (<unk> <s> </s>, 256 byte tokens, then t<i>). Matrices and biases\n"
@@ -67,7 +70,8 @@ const cli_command cli_random_model_cmd = {
     "                 of 768 (top-8), vocab 151936, tied, rope theta 1e6, rms eps 1e-6\n"
     "  qwen3-moe-tiny qwen3moe, 4 layers, d 256, 4 heads (2 KV) of 64, 8 experts of 256 (top-2),\n"
     "                 vocab 2048, tied: a small mixture of experts for tests and benchmarks\n"
-    "  minicpm3-4b    minicpm3, 62 layers, d 2560, 40 heads, latent attention (q rank 768, kv rank\n"
+    "  minicpm3-4b    minicpm3, 62 layers, d 2560, 40 heads, latent attention (q rank 768, kv "
+    "rank\n"
     "                 256, K heads 96 with 32 RoPE'd, V heads 64), FFN 6400, vocab 73448, tied,\n"
     "                 no LongRoPE factors\n\n"
     "  baichuan2-7b   baichuan, 32 layers, d 4096, 32 heads of 128, FFN 11008, vocab 125696,\n"
@@ -87,7 +91,12 @@ const cli_command cli_random_model_cmd = {
     "  K-quants need rows of a multiple of 256: others fall back to Q5_0 (for Q4_K),\n"
     "  Q5_1 (Q5_K) or Q8_0 (Q6_K), as llama-quantize does (e.g. every d=896 row of\n"
     "  qwen2.5-0.5b). Norms, biases and rope factors are F32.",
-    "-t defaults to every CPU here.", sizeof(rm_opts), rm_init, rm_groups, sizeof rm_groups / sizeof rm_groups[0], 0,
+    "-t defaults to every CPU here.",
+    sizeof(rm_opts),
+    rm_init,
+    rm_groups,
+    sizeof rm_groups / sizeof rm_groups[0],
+    0,
 };
 
 static void progress(void *ud, int index, int count, const char *name, es_type type,

@@ -29,35 +29,42 @@ extern const cli_command cli_score_cmd;
 
 typedef struct score_opts {
     cli_runtime_opts rt; /* -t */
-    const char *texts, *out, *summary, *group_by, *judge, *lexicon, *classifier, *nli, *nli_template;
+    const char *texts, *out, *summary, *group_by, *judge, *lexicon, *classifier, *nli,
+        *nli_template;
 } score_opts;
 
 #define SO(f) offsetof(score_opts, f)
 static const cli_opt score_own[] = {
     {NULL, "--texts", "FILE", CLI_PATH, 0, 0, SO(texts),
-     "the texts: FILE.jsonl (objects with \"text\", \"response\" or \"output\";\ne.g. eval's generations.jsonl) or "
+     "the texts: FILE.jsonl (objects with \"text\", \"response\" or \"output\";\ne.g. eval's "
+     "generations.jsonl) or "
      "one text a line",
      NULL, NULL, 0, 0},
-    {"-o", "--output", "FILE", CLI_PATH, 0, 0, SO(out), "the scored lines (default: stdout)", NULL, NULL, 0, 0},
+    {"-o", "--output", "FILE", CLI_PATH, 0, 0, SO(out), "the scored lines (default: stdout)", NULL,
+     NULL, 0, 0},
     {NULL, "--summary", "FILE", CLI_PATH, 0, 0, SO(summary),
-     "the per-group means into FILE.csv or FILE.json (default: a table on stderr)", NULL, NULL, 0, 0},
+     "the per-group means into FILE.csv or FILE.json (default: a table on stderr)", NULL, NULL, 0,
+     0},
     {NULL, "--group-by", "LIST", CLI_STR, 0, 0, SO(group_by),
-     "fields to group by, e.g. model,alpha,emotion (default: every string or\nnumber field with at most 20 values; '' "
+     "fields to group by, e.g. model,alpha,emotion (default: every string or\nnumber field with at "
+     "most 20 values; '' "
      "= one group)",
      NULL, NULL, 0, 0},
     {NULL, "--judge", "MODEL", CLI_PATH, 0, 0, SO(judge),
      "score with a zero-shot judge (any GGUF chat model) instead of the lexicon", NULL, NULL, 0, 0},
     {NULL, "--classifier", "FILE", CLI_PATH, 0, 0, SO(classifier),
-     "score with an emotion classifier (encoder GGUF); its labels outside the\nsix go to \"extra_scores\"", NULL,
-     NULL, 0, 0},
-    {NULL, "--nli", "FILE", CLI_PATH, 0, 0, SO(nli), "score with a zero-shot NLI model (encoder GGUF with an entailment label)",
+     "score with an emotion classifier (encoder GGUF); its labels outside the\nsix go to "
+     "\"extra_scores\"",
      NULL, NULL, 0, 0},
+    {NULL, "--nli", "FILE", CLI_PATH, 0, 0, SO(nli),
+     "score with a zero-shot NLI model (encoder GGUF with an entailment label)", NULL, NULL, 0, 0},
     {NULL, "--nli-template", "TEXT", CLI_STR, 0, 0, SO(nli_template),
      "--nli's hypothesis, {} = the label (default 'This text expresses {}.')", NULL, NULL, 0, 0},
-    {NULL, "--lexicon", "DIR", CLI_PATH, 0, 0, SO(lexicon), "lexicon folder (default: the project's, data/lexicon)",
-     NULL, NULL, 0, 0},
+    {NULL, "--lexicon", "DIR", CLI_PATH, 0, 0, SO(lexicon),
+     "lexicon folder (default: the project's, data/lexicon)", NULL, NULL, 0, 0},
 };
-static const cli_opt_group score_group = {"options", score_own, sizeof score_own / sizeof score_own[0]};
+static const cli_opt_group score_group = {"options", score_own,
+                                          sizeof score_own / sizeof score_own[0]};
 
 static const cli_group_use score_groups[] = {
     {&score_group, 0, 0},
@@ -69,7 +76,9 @@ static void score_init(void *p) {
 }
 
 const cli_command cli_score_cmd = {
-    "score", "--texts FILE.jsonl|FILE.txt [--judge MODEL|--classifier F|--nli F] [-o OUT.jsonl] [--summary S.csv|S.json]",
+    "score",
+    "--texts FILE.jsonl|FILE.txt [--judge MODEL|--classifier F|--nli F] [-o OUT.jsonl] [--summary "
+    "S.csv|S.json]",
     "Scores texts made by any tool with eval's emotion scorers: one JSON line per text with\n"
     "the probability of every label (anger, disgust, fear, joy, sadness, neutral), then the\n"
     "mean per group of the lines' fields (e.g. model, alpha, emotion).",
@@ -77,10 +86,16 @@ const cli_command cli_score_cmd = {
     "each response the scores eval wrote for it. A JSONL line is written back as it was,\n"
     "its \"scores\" replaced and \"scorer\" added; a text line as {\"line\", \"text\",\n"
     "\"scores\", \"scorer\"}; --classifier adds \"extra_scores\" (its labels outside the six,\n"
-    "e.g. surprise) and --nli \"extra_scores\" entail:<label>. Groups with an \"emotion\" field also show the target\n"
+    "e.g. surprise) and --nli \"extra_scores\" entail:<label>. Groups with an \"emotion\" field "
+    "also show the target\n"
     "prob (the mean probability of that emotion's label). See docs/evaluation.md.\n\n"
-    "example: emosteer score --texts eval-demo/generations.jsonl -o scored.jsonl --summary by-cell.csv",
-    sizeof(score_opts), score_init, score_groups, sizeof score_groups / sizeof score_groups[0], 0,
+    "example: emosteer score --texts eval-demo/generations.jsonl -o scored.jsonl --summary "
+    "by-cell.csv",
+    sizeof(score_opts),
+    score_init,
+    score_groups,
+    sizeof score_groups / sizeof score_groups[0],
+    0,
 };
 
 /* ---- the scorer -------------------------------------------------------------------- */
@@ -105,10 +120,12 @@ static const char *base_name(const char *path) {
 static int backend_open(const score_opts *o, score_backend *b) {
     if (o->judge) {
         es_model_params mp = es_model_default_params();
-        if (es_model_load(o->judge, &mp, &b->judge_model) != ES_OK) return cli_fail("loading the judge model");
+        if (es_model_load(o->judge, &mp, &b->judge_model) != ES_OK)
+            return cli_fail("loading the judge model");
         es_judge_params jp = es_judge_default_params();
         if (o->rt.n_threads > 0) jp.n_threads = o->rt.n_threads;
-        if (es_judge_create(b->judge_model, &jp, &b->judge) != ES_OK) return cli_fail("the judge model");
+        if (es_judge_create(b->judge_model, &jp, &b->judge) != ES_OK)
+            return cli_fail("the judge model");
         snprintf(b->name, sizeof b->name, "judge (%s)", base_name(o->judge));
         b->fn = es_judge_label_probs;
         b->user = b->judge;
@@ -127,7 +144,8 @@ static int backend_open(const score_opts *o, score_backend *b) {
     }
     char dir[PATH_MAX];
     const char *lexicon = o->lexicon ? o->lexicon : cli_data_path("lexicon", dir, sizeof dir);
-    if (es_lexicon_load(lexicon, &b->lex) != ES_OK) return cli_fail("loading the lexicon (--lexicon DIR)");
+    if (es_lexicon_load(lexicon, &b->lex) != ES_OK)
+        return cli_fail("loading the lexicon (--lexicon DIR)");
     snprintf(b->name, sizeof b->name, "lexicon (prior %g)", ES_EVAL_LEXICON_PRIOR);
     b->fn = es_lexicon_label_probs;
     b->user = b->lex;
@@ -149,7 +167,8 @@ static int parse_group_by(const char *spec, char ***keys, int *n) {
     *n = 0;
     if (!*spec) return -1;
     int cap = 1;
-    for (const char *p = spec; *p; p++) cap += *p == ',';
+    for (const char *p = spec; *p; p++)
+        cap += *p == ',';
     if (!(*keys = calloc((size_t)cap, sizeof **keys))) return cli_fail("--group-by");
     for (const char *p = spec;;) {
         const char *e = strchr(p, ',');
@@ -166,20 +185,27 @@ static void print_summary(const es_score_summary *s, const char *scorer) {
     int w[64] = {0};
     for (int k = 0; k < s->n_keys && k < 64; k++) {
         w[k] = (int)strlen(s->keys[k]);
-        for (int g = 0; g < s->n_groups; g++) w[k] = ES_MAX(w[k], (int)strlen(s->groups[g].values[k]));
+        for (int g = 0; g < s->n_groups; g++)
+            w[k] = ES_MAX(w[k], (int)strlen(s->groups[g].values[k]));
     }
-    for (int k = 0; k < s->n_keys && k < 64; k++) fprintf(stderr, "%-*s  ", w[k], s->keys[k]);
+    for (int k = 0; k < s->n_keys && k < 64; k++)
+        fprintf(stderr, "%-*s  ", w[k], s->keys[k]);
     fprintf(stderr, "%6s", "n");
-    for (int l = 0; l < ES_EMO_N_LABELS; l++) fprintf(stderr, "  %7s", es_emotion_name((es_emotion)l));
+    for (int l = 0; l < ES_EMO_N_LABELS; l++)
+        fprintf(stderr, "  %7s", es_emotion_name((es_emotion)l));
     fprintf(stderr, "  %7s%s\n", "eas", s->emotion_key >= 0 ? "   target" : "");
     for (int g = 0; g < s->n_groups; g++) {
         const es_score_group *x = &s->groups[g];
-        for (int k = 0; k < s->n_keys && k < 64; k++) fprintf(stderr, "%-*s  ", w[k], *x->values[k] ? x->values[k] : "-");
+        for (int k = 0; k < s->n_keys && k < 64; k++)
+            fprintf(stderr, "%-*s  ", w[k], *x->values[k] ? x->values[k] : "-");
         fprintf(stderr, "%6d", x->n);
-        for (int l = 0; l < ES_EMO_N_LABELS; l++) fprintf(stderr, "  %7.4f", x->mean[l]);
+        for (int l = 0; l < ES_EMO_N_LABELS; l++)
+            fprintf(stderr, "  %7.4f", x->mean[l]);
         fprintf(stderr, "  %7.4f", x->eas);
-        if (s->emotion_key >= 0 && isfinite(x->target)) fprintf(stderr, "  %7.4f", x->target);
-        else if (s->emotion_key >= 0) fprintf(stderr, "  %7s", "-");
+        if (s->emotion_key >= 0 && isfinite(x->target))
+            fprintf(stderr, "  %7.4f", x->target);
+        else if (s->emotion_key >= 0)
+            fprintf(stderr, "  %7s", "-");
         fputc('\n', stderr);
     }
     fprintf(stderr, "(mean probabilities by %s)\n", scorer);
@@ -197,7 +223,8 @@ static int write_summary(const es_score_summary *s, const char *path) {
         fprintf(stderr, "emosteer score: cannot create %s: %s\n", path, strerror(errno));
         return ES_EXIT_FAIL;
     }
-    es_status st = ends_with(path, ".json") ? es_score_summary_write_json(s, f) : es_score_summary_write_csv(s, f);
+    es_status st = ends_with(path, ".json") ? es_score_summary_write_json(s, f)
+                                            : es_score_summary_write_csv(s, f);
     if (fclose(f) != 0 && st == ES_OK) st = es_error(ES_ERR_IO, "cannot write %s", path);
     return st == ES_OK ? ES_EXIT_OK : cli_fail("writing the summary");
 }
@@ -208,11 +235,13 @@ int cmd_score(int argc, char **argv) {
     score_opts o;
     int rc = cli_opts_parse(&cli_score_cmd, &o, argc, argv, NULL);
     if (rc >= 0) return rc;
-    if (!o.texts) return cli_usage_error(CMD, "no texts: give them with --texts FILE.jsonl or FILE.txt");
+    if (!o.texts)
+        return cli_usage_error(CMD, "no texts: give them with --texts FILE.jsonl or FILE.txt");
     if (o.summary && !ends_with(o.summary, ".csv") && !ends_with(o.summary, ".json"))
         return cli_usage_error(CMD, "--summary %s: the name must end in .csv or .json", o.summary);
     if ((o.judge != NULL) + (o.classifier != NULL) + (o.nli != NULL) + (o.lexicon != NULL) > 1)
-        return cli_usage_error(CMD, "--judge, --classifier, --nli and --lexicon exclude each other");
+        return cli_usage_error(CMD,
+                               "--judge, --classifier, --nli and --lexicon exclude each other");
     if (o.nli_template && !o.nli) return cli_usage_error(CMD, "--nli-template needs --nli");
     char **keys = NULL;
     int n_keys = 0;
@@ -242,13 +271,17 @@ int cmd_score(int argc, char **argv) {
         fprintf(stderr, "emosteer: out of memory for %d texts\n", n);
         goto done;
     }
-    for (int k = 0; k < n_extra; k++) extra_names[k] = es_cls_scorer_extra_label(b.cls, k);
-    fprintf(stderr, "score: %d texts of %s%s%s%s by %s\n", n, o.texts, es_text_set_text_key(t) ? " (field \"" : "",
-            es_text_set_text_key(t) ? es_text_set_text_key(t) : "", es_text_set_text_key(t) ? "\")" : "", b.name);
+    for (int k = 0; k < n_extra; k++)
+        extra_names[k] = es_cls_scorer_extra_label(b.cls, k);
+    fprintf(stderr, "score: %d texts of %s%s%s%s by %s\n", n, o.texts,
+            es_text_set_text_key(t) ? " (field \"" : "",
+            es_text_set_text_key(t) ? es_text_set_text_key(t) : "",
+            es_text_set_text_key(t) ? "\")" : "", b.name);
     for (int a = 0; a < n; a += SCORE_CHUNK) {
         int m = ES_MIN(SCORE_CHUNK, n - a);
         double *p = probs + (size_t)a * ES_EMO_N_LABELS;
-        if ((b.cls ? es_cls_scorer_score(b.cls, texts + a, m, p, extra ? extra + (size_t)a * n_extra : NULL)
+        if ((b.cls ? es_cls_scorer_score(b.cls, texts + a, m, p,
+                                         extra ? extra + (size_t)a * n_extra : NULL)
                    : b.fn(b.user, texts + a, m, p)) != ES_OK) {
             cli_fail("scoring");
             goto done;
@@ -259,7 +292,8 @@ int cmd_score(int argc, char **argv) {
         goto done;
     }
     es_status st = es_text_set_write_scores_ex(t, probs, b.name, extra_names, n_extra, extra, out);
-    if (o.out && fclose(out) != 0 && st == ES_OK) st = es_error(ES_ERR_IO, "cannot write %s", o.out);
+    if (o.out && fclose(out) != 0 && st == ES_OK)
+        st = es_error(ES_ERR_IO, "cannot write %s", o.out);
     out = NULL;
     if (st != ES_OK) {
         cli_fail("writing the scores");
@@ -278,7 +312,8 @@ int cmd_score(int argc, char **argv) {
     rc = ES_EXIT_OK;
 done:
     if (out && out != stdout) fclose(out);
-    for (int k = 0; k < n_keys; k++) free(keys[k]);
+    for (int k = 0; k < n_keys; k++)
+        free(keys[k]);
     free(keys);
     free(probs);
     free(extra);

@@ -15,9 +15,10 @@ typedef struct tok_opts {
 #define TO(f) offsetof(tok_opts, f)
 static const cli_opt tok_own[] = {
     {"-p", "--prompt", "TEXT", CLI_STR, 0, 0, TO(prompt), "the text to tokenize", NULL, NULL, 0, 0},
-    {NULL, "--ids", NULL, CLI_FLAG, 0, 0, TO(ids_only), "print only the ids, as [1, 15043, 3186]", NULL, NULL, 0, 0},
-    {NULL, "--no-bos", NULL, CLI_FLAG, 0, 0, TO(no_bos), "do not add BOS/EOS even if the vocabulary asks for them",
+    {NULL, "--ids", NULL, CLI_FLAG, 0, 0, TO(ids_only), "print only the ids, as [1, 15043, 3186]",
      NULL, NULL, 0, 0},
+    {NULL, "--no-bos", NULL, CLI_FLAG, 0, 0, TO(no_bos),
+     "do not add BOS/EOS even if the vocabulary asks for them", NULL, NULL, 0, 0},
     {NULL, "--parse-special", NULL, CLI_FLAG, 0, 0, TO(parse_special),
      "turn control tokens written in TEXT (<|im_start|>) into their ids", NULL, NULL, 0, 0},
 };
@@ -33,10 +34,16 @@ static void tok_init(void *p) {
 }
 
 const cli_command cli_tokenize_cmd = {
-    "tokenize", "[-m MODEL] -p TEXT [--ids] [--no-bos] [--parse-special]",
+    "tokenize",
+    "[-m MODEL] -p TEXT [--ids] [--no-bos] [--parse-special]",
     "Tokenizes TEXT with the vocabulary of MODEL (any GGUF with tokenizer metadata;\n"
     "the weights are not loaded) and prints one line per token: id -> 'piece'.",
-    NULL, sizeof(tok_opts), tok_init, tok_groups, sizeof tok_groups / sizeof tok_groups[0], 0,
+    NULL,
+    sizeof(tok_opts),
+    tok_init,
+    tok_groups,
+    sizeof tok_groups / sizeof tok_groups[0],
+    0,
 };
 
 /* Prints a piece between quotes, escaping what would not show. */

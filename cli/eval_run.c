@@ -32,7 +32,7 @@ const char *const eval_all_labels[2 * EVAL_N_LEX] = {
 typedef struct progress {
     int total, done_start; /* done_start: responses already in the log at the start */
     double t0;
-    long tokens;           /* tokens generated this run */
+    long tokens; /* tokens generated this run */
     int last_decile, last_done;
     bool tty;
 } progress;
@@ -42,16 +42,20 @@ static void progress_show(progress *p, int done, bool final) {
     int ran = done - p->done_start;
     double rate = dt > 0 ? ran / dt : 0, eta = rate > 0 ? (p->total - done) / rate : 0;
     int decile = p->total ? (int)(10LL * done / p->total) : 10;
-    if (!p->tty && ((!final && decile == p->last_decile) || (final && done == p->last_done))) return;
+    if (!p->tty && ((!final && decile == p->last_decile) || (final && done == p->last_done)))
+        return;
     p->last_decile = decile;
     p->last_done = done;
     int width = 24, fill = p->total ? (int)((long long)width * done / p->total) : width;
     char bar[32];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
-    fprintf(stderr, "%seval: [%s] %d/%d responses (%3.0f%%)  %.2f resp/s  %.1f tok/s  ETA %d:%02d%s",
-            p->tty ? "\r" : "", bar, done, p->total, p->total ? 100.0 * done / p->total : 100.0, rate,
-            dt > 0 ? p->tokens / dt : 0.0, (int)(eta / 60), (int)eta % 60, p->tty && !final ? "  " : "\n");
+    fprintf(stderr,
+            "%seval: [%s] %d/%d responses (%3.0f%%)  %.2f resp/s  %.1f tok/s  ETA %d:%02d%s",
+            p->tty ? "\r" : "", bar, done, p->total, p->total ? 100.0 * done / p->total : 100.0,
+            rate, dt > 0 ? p->tokens / dt : 0.0, (int)(eta / 60), (int)eta % 60,
+            p->tty && !final ? "  " : "\n");
     fflush(stderr);
 }
 
@@ -77,18 +81,18 @@ int eval_judge_texts(eval_job *j, const char *const *texts, int n, double *probs
 
 /* The scoring state of a run. */
 typedef struct scorer {
-    es_context *topic_ctx;  /* the eval model's generation context, or a judge-model context */
+    es_context *topic_ctx; /* the eval model's generation context, or a judge-model context */
     es_embed_params ep;
-    int d;                  /* embedding width */
-    float *query_emb;       /* [n_queries][d] */
-    float *resp_emb;        /* [B][d] */
-    double *judge_probs;    /* [B][EVAL_N_LEX] the judge's or classifier's */
-    double *extra;          /* [B][n_extra] the classifier's extra labels (NULL: none) */
-    double *row;            /* [n_labels] one record's scores */
-    double *topic;          /* [B] judge topic scores */
-    int *qidx;              /* [B] query of each response */
-    double *nll, *ppl;      /* [B] */
-    es_ppl_pair *pairs;     /* [B] */
+    int d;               /* embedding width */
+    float *query_emb;    /* [n_queries][d] */
+    float *resp_emb;     /* [B][d] */
+    double *judge_probs; /* [B][EVAL_N_LEX] the judge's or classifier's */
+    double *extra;       /* [B][n_extra] the classifier's extra labels (NULL: none) */
+    double *row;         /* [n_labels] one record's scores */
+    double *topic;       /* [B] judge topic scores */
+    int *qidx;           /* [B] query of each response */
+    double *nll, *ppl;   /* [B] */
+    es_ppl_pair *pairs;  /* [B] */
 } scorer;
 
 static int scorer_init(eval_job *j, es_context *gen_ctx, scorer *sc, es_context **own_ctx) {
@@ -104,7 +108,8 @@ static int scorer_init(eval_job *j, es_context *gen_ctx, scorer *sc, es_context 
         cp.n_ctx = ES_MIN(ji.n_ctx_train, 1024);
         cp.n_seq_max = B;
         cp.n_batch = 512;
-        if (j->o->rt.n_threads > 0) cp.n_threads = j->o->rt.n_threads; /* the judge: default numerics */
+        if (j->o->rt.n_threads > 0)
+            cp.n_threads = j->o->rt.n_threads; /* the judge: default numerics */
         if (es_context_create(j->judge_model, &cp, own_ctx) != ES_OK)
             return cli_fail("creating the judge model's topic context");
         sc->topic_ctx = *own_ctx;
@@ -114,7 +119,8 @@ static int scorer_init(eval_job *j, es_context *gen_ctx, scorer *sc, es_context 
     sc->judge_probs = malloc((size_t)B * EVAL_N_LEX * sizeof *sc->judge_probs);
     sc->topic = malloc((size_t)B * sizeof *sc->topic);
     sc->row = malloc((size_t)j->n_labels * sizeof *sc->row);
-    if (j->n_extra > 0 && !(sc->extra = malloc((size_t)B * (size_t)j->n_extra * sizeof *sc->extra))) {
+    if (j->n_extra > 0 &&
+        !(sc->extra = malloc((size_t)B * (size_t)j->n_extra * sizeof *sc->extra))) {
         free(sc->row);
         sc->row = NULL;
     }
@@ -123,14 +129,16 @@ static int scorer_init(eval_job *j, es_context *gen_ctx, scorer *sc, es_context 
     sc->ppl = malloc((size_t)B * sizeof *sc->ppl);
     sc->pairs = calloc((size_t)B, sizeof *sc->pairs);
     const char **texts = malloc((size_t)j->n_queries * sizeof *texts);
-    if (!sc->query_emb || !sc->resp_emb || !sc->judge_probs || !sc->topic || !sc->qidx || !sc->nll || !sc->ppl ||
-        !sc->pairs || !sc->row || !texts) {
+    if (!sc->query_emb || !sc->resp_emb || !sc->judge_probs || !sc->topic || !sc->qidx ||
+        !sc->nll || !sc->ppl || !sc->pairs || !sc->row || !texts) {
         free(texts);
         fprintf(stderr, "emosteer: out of memory for the scorers\n");
         return ES_EXIT_FAIL;
     }
-    for (int q = 0; q < j->n_queries; q++) texts[q] = j->queries[q].text;
-    es_status st = j->judge ? ES_OK : es_embed_texts(gen_ctx, texts, j->n_queries, &sc->ep, sc->query_emb);
+    for (int q = 0; q < j->n_queries; q++)
+        texts[q] = j->queries[q].text;
+    es_status st =
+        j->judge ? ES_OK : es_embed_texts(gen_ctx, texts, j->n_queries, &sc->ep, sc->query_emb);
     free(texts);
     if (st != ES_OK) return cli_fail("embedding the queries");
     return ES_EXIT_OK;
@@ -158,8 +166,10 @@ static int score_and_append(eval_job *j, es_context *ctx, scorer *sc, const int 
         texts[i] = outs[i].text ? outs[i].text : "";
         sc->pairs[i] = (es_ppl_pair){q->prompt, q->n_prompt, outs[i].tokens, outs[i].n_tokens};
     }
-    if (es_score_ppl(ctx, sc->pairs, n, sc->nll, sc->ppl) != ES_OK) return cli_fail("perplexity of the responses");
-    for (int i = 0; i < n; i++) sc->qidx[i] = j->items[idx[i]].q;
+    if (es_score_ppl(ctx, sc->pairs, n, sc->nll, sc->ppl) != ES_OK)
+        return cli_fail("perplexity of the responses");
+    for (int i = 0; i < n; i++)
+        sc->qidx[i] = j->items[idx[i]].q;
     if (j->judge) {
         if (eval_judge_texts(j, texts, n, sc->judge_probs) != ES_EXIT_OK ||
             eval_judge_topic(j, sc->topic_ctx, texts, sc->qidx, n, sc->topic) != ES_EXIT_OK)
@@ -178,9 +188,11 @@ static int score_and_append(eval_job *j, es_context *ctx, scorer *sc, const int 
             return cli_fail("lexicon scoring");
         es_scores_from_lexicon(&ls, ES_EVAL_LEXICON_PRIOR, scores);
         if (j->judge || j->cls)
-            memcpy(scores + EVAL_N_LEX, sc->judge_probs + (size_t)i * EVAL_N_LEX, EVAL_N_LEX * sizeof *scores);
+            memcpy(scores + EVAL_N_LEX, sc->judge_probs + (size_t)i * EVAL_N_LEX,
+                   EVAL_N_LEX * sizeof *scores);
         if (j->n_extra > 0)
-            memcpy(scores + 2 * EVAL_N_LEX, sc->extra + (size_t)i * j->n_extra, (size_t)j->n_extra * sizeof *scores);
+            memcpy(scores + 2 * EVAL_N_LEX, sc->extra + (size_t)i * j->n_extra,
+                   (size_t)j->n_extra * sizeof *scores);
         es_gen_record rec = es_gen_record_empty();
         rec.emotion = j->emotions[it->e];
         rec.alpha = j->alphas[it->a];
@@ -195,10 +207,13 @@ static int score_and_append(eval_job *j, es_context *ctx, scorer *sc, const int 
         rec.valence = ls.valence;
         rec.ppl = sc->ppl[i];
         /* an empty response has no topic */
-        if (!texts[i][0]) rec.topic = NAN;
-        else if (j->judge) rec.topic = sc->topic[i];
-        else rec.topic = es_cosine(sc->resp_emb + (size_t)i * (size_t)sc->d,
-                                   sc->query_emb + (size_t)it->q * (size_t)sc->d, sc->d);
+        if (!texts[i][0])
+            rec.topic = NAN;
+        else if (j->judge)
+            rec.topic = sc->topic[i];
+        else
+            rec.topic = es_cosine(sc->resp_emb + (size_t)i * (size_t)sc->d,
+                                  sc->query_emb + (size_t)it->q * (size_t)sc->d, sc->d);
         if (es_genlog_append(j->log, &rec) != ES_OK) return cli_fail("writing generations.jsonl");
     }
     return ES_EXIT_OK;
@@ -238,7 +253,8 @@ static int generate_batch(eval_job *j, es_context *ctx, const int *idx, int n, e
         gp.sampling = j->o->sp;
         gp.sampling.seed = first->seed;
         gp.first_seq = a;
-        if (es_generate(ctx, j->vocab, prompts + a, n_prompt + a, b - a, &gp, NULL, NULL, outs + a) != ES_OK)
+        if (es_generate(ctx, j->vocab, prompts + a, n_prompt + a, b - a, &gp, NULL, NULL,
+                        outs + a) != ES_OK)
             return cli_fail("generating");
         a = b;
     }
@@ -268,35 +284,43 @@ int eval_run(eval_job *j) {
     const eval_opts *o = j->o;
     const int B = (int)o->rt.batch;
     int max_prompt = 1, todo = 0;
-    for (int q = 0; q < j->n_queries; q++) max_prompt = ES_MAX(max_prompt, j->queries[q].n_prompt);
+    for (int q = 0; q < j->n_queries; q++)
+        max_prompt = ES_MAX(max_prompt, j->queries[q].n_prompt);
     int first_todo = -1, n_range = j->item_hi - j->item_lo;
     for (int i = j->item_lo; i < j->item_hi; i++) {
         const eval_item *it = &j->items[i];
-        bool done = es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s);
+        bool done = es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a],
+                                   j->queries[it->q].id, it->s);
         if (!done && first_todo < 0) first_todo = i;
         todo += !done;
     }
     if (todo && o->merge.n) {
         const eval_item *it = &j->items[first_todo];
         fprintf(stderr,
-                "emosteer eval: --merge: the shards lack %d of the %d responses, the first (%s, alpha %g, %s, sample %d) "
-                "of shard %d/%d\n(finish that shard: the same command with --shard %d/%d --resume -o ITS_DIR)\n",
+                "emosteer eval: --merge: the shards lack %d of the %d responses, the first (%s, "
+                "alpha %g, %s, sample %d) "
+                "of shard %d/%d\n(finish that shard: the same command with --shard %d/%d --resume "
+                "-o ITS_DIR)\n",
                 todo, j->n_items, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s,
-                shard_of(j, first_todo, j->o->shard_n), j->o->shard_n, shard_of(j, first_todo, j->o->shard_n),
-                j->o->shard_n);
+                shard_of(j, first_todo, j->o->shard_n), j->o->shard_n,
+                shard_of(j, first_todo, j->o->shard_n), j->o->shard_n);
         return ES_EXIT_FAIL;
     }
-    fprintf(stderr, "eval: %d responses (%d emotions x %d alphas x %d queries%s x %d samples; protocol %s), %d done, %d to generate\n",
+    fprintf(stderr,
+            "eval: %d responses (%d emotions x %d alphas x %d queries%s x %d samples; protocol "
+            "%s), %d done, %d to generate\n",
             j->n_items, j->n_emotions, j->n_alphas, j->n_per_emotion,
             j->protocol == EVAL_PROTO_EMOTIONQUERY ? " of its own" : "", (int)o->samples,
             eval_protocol_name(j->protocol, NULL), n_range - todo, todo);
     if (o->shard_n && !o->merge.n)
-        fprintf(stderr, "eval: shard %d/%d: responses %d..%d of the grid (%d)\n", o->shard_k, o->shard_n, j->item_lo,
-                j->item_hi - 1, n_range);
+        fprintf(stderr, "eval: shard %d/%d: responses %d..%d of the grid (%d)\n", o->shard_k,
+                o->shard_n, j->item_lo, j->item_hi - 1, n_range);
     if (todo == 0) return ES_EXIT_OK;
     if (max_prompt + o->n_predict + 1 > j->mi.n_ctx_train) {
-        fprintf(stderr, "emosteer: a response needs %ld positions; the model was trained for %d (lower -n)\n",
-                max_prompt + o->n_predict + 1, j->mi.n_ctx_train);
+        fprintf(
+            stderr,
+            "emosteer: a response needs %ld positions; the model was trained for %d (lower -n)\n",
+            max_prompt + o->n_predict + 1, j->mi.n_ctx_train);
         return ES_EXIT_FAIL;
     }
     es_context_params cp = es_context_default_params();
@@ -314,8 +338,12 @@ int eval_run(eval_job *j) {
         fprintf(stderr, "emosteer: out of memory for a batch of %d\n", B);
         rc = ES_EXIT_FAIL;
     }
-    progress pr = {.total = n_range, .done_start = n_range - todo, .t0 = es_time_s(), .last_decile = -1,
-                   .last_done = -1, .tty = isatty(fileno(stderr)) != 0};
+    progress pr = {.total = n_range,
+                   .done_start = n_range - todo,
+                   .t0 = es_time_s(),
+                   .last_decile = -1,
+                   .last_done = -1,
+                   .tty = isatty(fileno(stderr)) != 0};
     double t_gen = 0, t_score = 0;
     int done = n_range - todo;
     if (rc == ES_EXIT_OK) progress_show(&pr, done, false);
@@ -323,7 +351,8 @@ int eval_run(eval_job *j) {
         int n = 0;
         for (; next < j->item_hi && n < B; next++) {
             const eval_item *it = &j->items[next];
-            if (!es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id, it->s))
+            if (!es_genlog_done(j->log, j->emotions[it->e], j->alphas[it->a], j->queries[it->q].id,
+                                it->s))
                 idx[n++] = next;
         }
         if (n == 0) break;
@@ -341,10 +370,11 @@ int eval_run(eval_job *j) {
     }
     if (rc == ES_EXIT_OK) {
         progress_show(&pr, done, true);
-        fprintf(stderr, "eval: generated %ld tokens in %.2f s (%.1f tok/s); scoring took %.2f s\n", pr.tokens,
-                t_gen, t_gen > 0 ? pr.tokens / t_gen : 0.0, t_score);
+        fprintf(stderr, "eval: generated %ld tokens in %.2f s (%.1f tok/s); scoring took %.2f s\n",
+                pr.tokens, t_gen, t_gen > 0 ? pr.tokens / t_gen : 0.0, t_score);
     }
-    for (int i = 0; outs && i < B; i++) es_gen_output_free(&outs[i]);
+    for (int i = 0; outs && i < B; i++)
+        es_gen_output_free(&outs[i]);
     free(outs);
     free(idx);
     scorer_free(&sc);

@@ -31,11 +31,12 @@ int cli_tokenize_text(const es_vocab *vocab, const char *text, int32_t **toks, i
     return tokenize(vocab, text, true, toks, n_toks);
 }
 
-int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs,
-                      size_t n, bool add_generation_prompt, int32_t **toks, int *n_toks) {
+int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs, size_t n,
+                      bool add_generation_prompt, int32_t **toks, int *n_toks) {
     if (fmt == ES_CHAT_NONE) {
         size_t len = 1;
-        for (size_t i = 0; i < n; i++) len += strlen(msgs[i].content) + 1;
+        for (size_t i = 0; i < n; i++)
+            len += strlen(msgs[i].content) + 1;
         char *text = malloc(len);
         if (!text) return cli_fail("rendering the prompt");
         text[0] = '\0';
@@ -53,13 +54,15 @@ int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_m
     opt.bos_text = bos >= 0 ? es_vocab_token_text(vocab, bos) : NULL;
     opt.eos_text = eos >= 0 ? es_vocab_token_text(vocab, eos) : NULL;
     char *text = NULL;
-    if (es_chat_render_ex(fmt, msgs, n, &opt, &text) != ES_OK) return cli_fail("rendering the prompt");
+    if (es_chat_render_ex(fmt, msgs, n, &opt, &text) != ES_OK)
+        return cli_fail("rendering the prompt");
     int rc = tokenize(vocab, text, false, toks, n_toks);
     free(text);
     return rc;
 }
 
-int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model, const es_vocab **vocab) {
+int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model,
+                        const es_vocab **vocab) {
     if (es_model_load(path, mp, model) != ES_OK) return cli_fail("loading the model");
     *vocab = es_model_vocab(*model);
     if (!*vocab) {

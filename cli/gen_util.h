@@ -7,7 +7,8 @@
 
 /* Loads the model at path and its vocabulary (a model without one is an error, as every
  * text command needs it). Prints the error and returns ES_EXIT_FAIL, else ES_EXIT_OK. */
-int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model, const es_vocab **vocab);
+int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model,
+                        const es_vocab **vocab);
 
 /* The chat format to use: `name` (from --chat-template) if given, else the model's
  * own template; ES_CHAT_UNKNOWN falls back to ES_CHAT_NONE with a note on stderr
@@ -16,8 +17,8 @@ int cli_chat_format(const es_model *model, const char *name, bool quiet, es_chat
 
 /* Tokenizes a conversation rendered with fmt (for ES_CHAT_NONE: the contents joined
  * by newlines, with the vocabulary's BOS). *toks is malloc'ed. Returns an exit code. */
-int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs,
-                      size_t n, bool add_generation_prompt, int32_t **toks, int *n_toks);
+int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs, size_t n,
+                      bool add_generation_prompt, int32_t **toks, int *n_toks);
 
 /* Tokenizes plain text (BOS as the vocabulary wants, specials parsed). */
 int cli_tokenize_text(const es_vocab *vocab, const char *text, int32_t **toks, int *n_toks);

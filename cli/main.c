@@ -18,8 +18,9 @@ extern const cli_command cli_score_cmd;
 
 /* Every command's option table (each in its cli/cmd_NAME.c), in the order of `commands`. */
 const cli_command *const cli_all_commands[] = {
-    &cli_info_cmd,       &cli_generate_cmd, &cli_chat_cmd,  &cli_extract_cmd,     &cli_eval_cmd,
-    &cli_score_cmd,      &cli_tokenize_cmd,   &cli_perplexity_cmd, &cli_bench_cmd, &cli_activations_cmd, &cli_random_model_cmd,
+    &cli_info_cmd,  &cli_generate_cmd,    &cli_chat_cmd,         &cli_extract_cmd,
+    &cli_eval_cmd,  &cli_score_cmd,       &cli_tokenize_cmd,     &cli_perplexity_cmd,
+    &cli_bench_cmd, &cli_activations_cmd, &cli_random_model_cmd,
 };
 const int cli_n_commands = sizeof cli_all_commands / sizeof cli_all_commands[0];
 
@@ -34,21 +35,26 @@ typedef struct command {
 static const command commands[] = {
     {"info", cmd_info, "describe a GGUF model: architecture, sizes, tensor types, tokenizer"},
     {"generate", cmd_generate, "continue a prompt (optionally steered), streaming to stdout"},
-    {"chat", cmd_chat, "interactive multi-turn chat in the model's chat format (optionally steered)"},
+    {"chat", cmd_chat,
+     "interactive multi-turn chat in the model's chat format (optionally steered)"},
     {"extract", cmd_extract, "extract emotion vectors from a model's responses (Dong et al.)"},
-    {"eval", cmd_eval, "measure how well steering works: emotion, intensity, topic, fluency; HTML report"},
-    {"score", cmd_score, "emotion probabilities of texts made by any tool (lexicon or --judge), by group"},
+    {"eval", cmd_eval,
+     "measure how well steering works: emotion, intensity, topic, fluency; HTML report"},
+    {"score", cmd_score,
+     "emotion probabilities of texts made by any tool (lexicon or --judge), by group"},
     {"tokenize", cmd_tokenize, "show the tokens of a text"},
     {"perplexity", cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
     {"bench", cmd_bench, "prompt and generation speed, llama-bench style"},
-    {"activations", cmd_activations, "run tokens through a model and write logits and hook activations"},
+    {"activations", cmd_activations,
+     "run tokens through a model and write logits and hook activations"},
     {"random-model", cmd_random_model, "write a GGUF with random weights at a real model's shape"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "emosteer %s — emotion steering for GGUF language models\n\n"
-               "usage: emosteer <command> [options]    (emosteer <command> --help for details)\n\n"
-               "commands:\n",
+    fprintf(f,
+            "emosteer %s — emotion steering for GGUF language models\n\n"
+            "usage: emosteer <command> [options]    (emosteer <command> --help for details)\n\n"
+            "commands:\n",
             ES_VERSION_STRING);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
@@ -132,7 +138,8 @@ int cli_read_text(const char *cmd, const char *path, char **text, size_t *len) {
     }
     size_t at = strlen(data);
     if (at != n) {
-        fprintf(stderr, "emosteer %s: %s: NUL byte at offset %zu: not a text file\n", cmd, path, at);
+        fprintf(stderr, "emosteer %s: %s: NUL byte at offset %zu: not a text file\n", cmd, path,
+                at);
         free(data);
         return ES_EXIT_FAIL;
     }
@@ -174,7 +181,8 @@ bool cli_parse_float(const char *s, double lo, double hi, double *out) {
 bool cli_parse_int_list(const char *s, int32_t **out, int *n) {
     if (!s || !*s) return false;
     int cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
     int32_t *v = malloc(sizeof *v * (size_t)cap);
     if (!v) return false;
     int count = 0;
@@ -203,7 +211,8 @@ int cli_check_output_file(const char *cmd, const char *path, const char *example
     struct stat sb;
     if (!*path) return cli_usage_error(cmd, "-o '': the output path is empty");
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_usage_error(cmd, "-o %s: is a folder; give the file to write, e.g. %s/%s", path, path, example);
+        return cli_usage_error(cmd, "-o %s: is a folder; give the file to write, e.g. %s/%s", path,
+                               path, example);
     const char *slash = strrchr(path, '/');
     if (slash && slash != path) {
         char dir[4096];

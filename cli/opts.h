@@ -53,21 +53,22 @@ typedef struct cli_opt cli_opt;
 /* A CLI_CUSTOM option: vals[0..n_vals) are the words after the flag (n_vals may be 0).
  * Returns how many it consumed (>= 0), or -1 after writing a message (without the
  * "emosteer CMD: " prefix) into err[cap]. dest points at the option's offset. */
-typedef int (*cli_opt_fn)(const cli_opt *opt, const char *flag, void *dest, char *const *vals, int n_vals,
-                          char *err, size_t cap);
+typedef int (*cli_opt_fn)(const cli_opt *opt, const char *flag, void *dest, char *const *vals,
+                          int n_vals, char *err, size_t cap);
 
 /* Option flags */
 #define CLI_SHOW_DEFAULT 1u /* --help appends "(default X)" read from the destination */
-#define CLI_DEFAULT_CTX 2u  /* an int where 0 is the library's default context length: --help
-                               shows "(default: the model's trained length, at most 4096)" */
+#define CLI_DEFAULT_CTX                                                                            \
+    2u /* an int where 0 is the library's default context length: --help                           \
+          shows "(default: the model's trained length, at most 4096)" */
 
 struct cli_opt {
     const char *short_name; /* "-t", or NULL */
     const char *long_name;  /* "--threads" (never NULL) */
     const char *metavar;    /* "N"; NULL: from the kind ("A|B" for a choice) */
     cli_opt_kind kind;
-    double lo, hi;          /* numbers and int lists: the accepted range */
-    size_t offset;          /* destination: offset in the group's struct */
+    double lo, hi; /* numbers and int lists: the accepted range */
+    size_t offset; /* destination: offset in the group's struct */
     const char *help;
     const char *(*choice)(int i); /* CLI_CHOICE: the i-th name, NULL past the last */
     cli_opt_fn fn;                /* CLI_CUSTOM */
@@ -90,15 +91,15 @@ typedef struct cli_group_use {
 } cli_group_use;
 
 typedef struct cli_command {
-    const char *name;     /* "generate" */
-    const char *synopsis; /* "[-m MODEL] -p TEXT [options]" (more lines: "\n       ...") */
-    const char *about;    /* a paragraph, or NULL */
-    const char *epilog;   /* printed after the options, or NULL */
-    size_t opts_size;     /* sizeof the command's options struct */
+    const char *name;         /* "generate" */
+    const char *synopsis;     /* "[-m MODEL] -p TEXT [options]" (more lines: "\n       ...") */
+    const char *about;        /* a paragraph, or NULL */
+    const char *epilog;       /* printed after the options, or NULL */
+    size_t opts_size;         /* sizeof the command's options struct */
     void (*init)(void *opts); /* sets the defaults (the struct is zeroed first) */
     const cli_group_use *groups;
     int n_groups;
-    int max_positional;   /* words that are not options (0: none allowed) */
+    int max_positional; /* words that are not options (0: none allowed) */
 } cli_command;
 
 typedef enum cli_parse_status {
@@ -108,8 +109,8 @@ typedef enum cli_parse_status {
 } cli_parse_status;
 
 typedef struct cli_parse_result {
-    char msg[512];          /* the usage error, without the "emosteer CMD: " prefix */
-    const char *pos[4];     /* [n_pos] positional words, borrowed from argv */
+    char msg[512];      /* the usage error, without the "emosteer CMD: " prefix */
+    const char *pos[4]; /* [n_pos] positional words, borrowed from argv */
     int n_pos;
 } cli_parse_result;
 
@@ -130,7 +131,8 @@ void cli_print_help(const cli_command *cmd, const void *opts, FILE *f);
  * stdout and returns ES_EXIT_OK, on an error prints "emosteer NAME: MSG" and the
  * "Try ..." line to stderr and returns ES_EXIT_USAGE; -1 to go on. *positional (may be
  * NULL) gets the positional words. */
-int cli_opts_parse(const cli_command *cmd, void *opts, int argc, char **argv, cli_parse_result *positional);
+int cli_opts_parse(const cli_command *cmd, void *opts, int argc, char **argv,
+                   cli_parse_result *positional);
 
 /* ---- the shared groups (opts.c) ---- */
 
@@ -192,8 +194,9 @@ extern const cli_opt_group cli_steer_group;
 const char *cli_hook_choice(int i);
 
 /* Each command's table, defined in its cli/cmd_NAME.c. */
-extern const cli_command cli_info_cmd, cli_generate_cmd, cli_chat_cmd, cli_extract_cmd, cli_eval_cmd,
-    cli_tokenize_cmd, cli_perplexity_cmd, cli_bench_cmd, cli_activations_cmd, cli_random_model_cmd;
+extern const cli_command cli_info_cmd, cli_generate_cmd, cli_chat_cmd, cli_extract_cmd,
+    cli_eval_cmd, cli_tokenize_cmd, cli_perplexity_cmd, cli_bench_cmd, cli_activations_cmd,
+    cli_random_model_cmd;
 /* All of them, for the fuzz target (main.c). */
 extern const cli_command *const cli_all_commands[];
 extern const int cli_n_commands;

@@ -123,8 +123,10 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
             char *eq = strchr(tok, '=');
             es_steer_item it = es_steer_item_default();
             if (!eq || eq == tok || !parse_float(eq + 1, &it.alpha)) {
-                rc = cli_usage_error(cmd, "--steer wants EMOTION=ALPHA pairs with ALPHA a number in -%g..%g, got '%s'",
-                                     CLI_MAX_ALPHA, CLI_MAX_ALPHA, tok);
+                rc = cli_usage_error(
+                    cmd,
+                    "--steer wants EMOTION=ALPHA pairs with ALPHA a number in -%g..%g, got '%s'",
+                    CLI_MAX_ALPHA, CLI_MAX_ALPHA, tok);
                 break;
             }
             *eq = '\0';
@@ -155,7 +157,8 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
         }
         free(spec);
         if (rc == ES_EXIT_OK && es_steer_set_n_items(set) == 0)
-            rc = cli_usage_error(cmd, "--steer '%s' names no emotion: give EMOTION=ALPHA[,...]", o->steer_spec);
+            rc = cli_usage_error(cmd, "--steer '%s' names no emotion: give EMOTION=ALPHA[,...]",
+                                 o->steer_spec);
         if (rc != ES_EXIT_OK) goto done;
     }
     for (int k = 0; k < o->n_cv; k++) {
@@ -167,12 +170,14 @@ int cli_steer_build(const cli_steer_opts *o, const char *cmd, es_steer_set **out
         /* a control vector is one direction per layer; an emosteer file of several
          * emotions would silently steer with its first one */
         if (es_ev_set_n_emotions(cv) > 1) {
-            fprintf(stderr, "emosteer %s: --control-vector %s holds %d emotions (", cmd, o->cv[k].path,
-                    es_ev_set_n_emotions(cv));
+            fprintf(stderr, "emosteer %s: --control-vector %s holds %d emotions (", cmd,
+                    o->cv[k].path, es_ev_set_n_emotions(cv));
             for (int e = 0; e < es_ev_set_n_emotions(cv); e++)
                 fprintf(stderr, "%s%s", e ? " " : "", es_ev_set_emotion(cv, e));
-            fprintf(stderr, "), not one direction: use --ev %s --steer EMOTION=ALPHA\n"
-                    "Try 'emosteer %s --help'.\n", o->cv[k].path, cmd);
+            fprintf(stderr,
+                    "), not one direction: use --ev %s --steer EMOTION=ALPHA\n"
+                    "Try 'emosteer %s --help'.\n",
+                    o->cv[k].path, cmd);
             es_ev_set_free(cv);
             rc = ES_EXIT_USAGE;
             goto done;
@@ -211,12 +216,14 @@ done:
     return ES_EXIT_OK;
 }
 
-int cli_steer_layers_error(const char *cmd, const cli_steer_opts *o, const char *emotion, int missing) {
+int cli_steer_layers_error(const char *cmd, const cli_steer_opts *o, const char *emotion,
+                           int missing) {
     if (missing < 0)
-        return cli_usage_error(cmd, "--layers wants A-B or a list L,L,... of layers in 0..%d, got '%s'",
+        return cli_usage_error(cmd,
+                               "--layers wants A-B or a list L,L,... of layers in 0..%d, got '%s'",
                                ES_EV_MAX_LAYER - 1, o->layers_spec);
-    return cli_usage_error(cmd, "--layers %s: %s has no '%s' vector at layer %d", o->layers_spec, o->ev_path, emotion,
-                           missing);
+    return cli_usage_error(cmd, "--layers %s: %s has no '%s' vector at layer %d", o->layers_spec,
+                           o->ev_path, emotion, missing);
 }
 
 char *es_strdup_cli(const char *s) {

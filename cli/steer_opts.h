@@ -20,7 +20,7 @@ typedef struct cli_steer_opts {
     bool preserve_norm;      /* --preserve-norm */
     cli_cv cv[CLI_MAX_CV];   /* --control-vector[-scaled] */
     int n_cv;
-    int cv_first, cv_last;   /* --control-vector-layer-range, -1 = all */
+    int cv_first, cv_last; /* --control-vector-layer-range, -1 = all */
 } cli_steer_opts;
 
 void cli_steer_init(cli_steer_opts *o);
@@ -34,7 +34,8 @@ bool cli_steer_layers_valid(const char *spec);
 bool cli_steer_select_layers(const es_ev_set *ev, const char *spec, es_steer_item *it,
                              int32_t **list, int *missing);
 /* Prints the usage error for a false cli_steer_select_layers; returns ES_EXIT_USAGE. */
-int cli_steer_layers_error(const char *cmd, const cli_steer_opts *o, const char *emotion, int missing);
+int cli_steer_layers_error(const char *cmd, const cli_steer_opts *o, const char *emotion,
+                           int missing);
 /* Whether any steering flag was given. */
 bool cli_steer_active(const cli_steer_opts *o);
 /* Builds the steering set (NULL when no steering was asked for). Returns an exit

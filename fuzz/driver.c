@@ -44,16 +44,25 @@ static uint8_t *read_all(const char *path, size_t *n) {
 }
 
 static size_t mutate(uint8_t *buf, size_t n, size_t cap) {
-    static const uint64_t interesting[] = {0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0xffff,
-                                           0x7fffffff, 0xffffffff, 0x100000000ull,
-                                           0x7fffffffffffffffull, 0xffffffffffffffffull};
+    static const uint64_t interesting[] = {0,
+                                           1,
+                                           0x7f,
+                                           0x80,
+                                           0xff,
+                                           0x7fff,
+                                           0xffff,
+                                           0x7fffffff,
+                                           0xffffffff,
+                                           0x100000000ull,
+                                           0x7fffffffffffffffull,
+                                           0xffffffffffffffffull};
     int k = 1 + (int)(rng() % 4);
     for (int i = 0; i < k && n > 0; i++) {
         switch (rng() % 6) {
         case 0: buf[rng() % n] ^= (uint8_t)(1u << (rng() % 8)); break;
         case 1: buf[rng() % n] = (uint8_t)rng(); break;
         case 2: n = rng() % n; break; /* truncate */
-        case 3: { /* overwrite 1, 2, 4 or 8 bytes with an interesting value */
+        case 3: {                     /* overwrite 1, 2, 4 or 8 bytes with an interesting value */
             size_t w = (size_t)1 << (rng() % 4);
             if (w <= n) {
                 uint64_t v = interesting[rng() % (sizeof interesting / sizeof interesting[0])];
@@ -89,9 +98,12 @@ int main(int argc, char **argv) {
     const char *files[64];
     int n_files = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) rng_state = strtoull(argv[++i], 0, 10) | 1;
-        else if (n_files < 64) files[n_files++] = argv[i];
+        if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            rng_state = strtoull(argv[++i], 0, 10) | 1;
+        else if (n_files < 64)
+            files[n_files++] = argv[i];
     }
     /* seeds: files on the command line, else the target's own seed list */
     uint8_t *seeds[64];
@@ -100,7 +112,8 @@ int main(int argc, char **argv) {
     static char pathbuf[64][4096];
     if (n_files == 0) {
         n_files = es_fuzz_seed_paths(pathbuf, 64);
-        for (int i = 0; i < n_files; i++) files[i] = pathbuf[i];
+        for (int i = 0; i < n_files; i++)
+            files[i] = pathbuf[i];
     }
     for (int i = 0; i < n_files; i++) {
         uint8_t *b = read_all(files[i], &seed_len[n_seeds]);
@@ -115,7 +128,8 @@ int main(int argc, char **argv) {
     }
     size_t cap = 1 << 20;
     uint8_t *buf = malloc(cap);
-    for (int i = 0; i < n_seeds; i++) LLVMFuzzerTestOneInput(seeds[i], seed_len[i]);
+    for (int i = 0; i < n_seeds; i++)
+        LLVMFuzzerTestOneInput(seeds[i], seed_len[i]);
     for (long r = 0; r < runs && n_seeds > 0; r++) {
         int s = (int)(rng() % (uint64_t)n_seeds);
         size_t n = seed_len[s] < cap ? seed_len[s] : cap;
@@ -130,7 +144,8 @@ int main(int argc, char **argv) {
     }
     printf("fuzz driver: %d seeds, %ld runs, no crash\n", n_seeds, runs);
     printf("%ld passed, 0 failed\n", runs);
-    for (int i = 0; i < n_seeds; i++) free(seeds[i]);
+    for (int i = 0; i < n_seeds; i++)
+        free(seeds[i]);
     free(buf);
     return 0;
 }

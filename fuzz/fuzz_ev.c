@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int e = 0; e < ES_EMO_COUNT; e++)
         if (!(sc.share[e] >= 0.0f && sc.share[e] <= 1.0f)) abort();
     es_lexicon *l2 = NULL;
-    if (es_lexicon_load_memory((const char *)data, size, k_vader, sizeof k_vader - 1, &l2) == ES_OK) {
+    if (es_lexicon_load_memory((const char *)data, size, k_vader, sizeof k_vader - 1, &l2) ==
+        ES_OK) {
         sink += (uint64_t)es_lexicon_n_emotion_words(l2);
         es_lexicon_free(l2);
     }

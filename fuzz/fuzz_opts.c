@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FILE *devnull;
     static bool checked;
     if (!checked) {
-        for (int c = 0; c < cli_n_commands; c++) check_unique_names(cli_all_commands[c]);
+        for (int c = 0; c < cli_n_commands; c++)
+            check_unique_names(cli_all_commands[c]);
         devnull = fopen("/dev/null", "w");
         checked = true;
     }
@@ -53,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     argv[argc++] = (char *)cmd->name;
     for (size_t i = 0; i < size - 1 && argc < MAX_WORDS;) {
         argv[argc++] = text + i;
-        while (i < size - 1 && text[i] && text[i] != '\n') i++;
+        while (i < size - 1 && text[i] && text[i] != '\n')
+            i++;
         if (i < size - 1) text[i++] = '\0';
     }
     argv[argc] = NULL;
@@ -79,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 static const char *const seeds[] = {
     "\x01-n\n0\n-t\n512\n--temp\n0.5\n-s\n18446744073709551615\n--stop\nx\n--stop\ny",
     "\x01--kv-type\nf16\n--numerics\nllamacpp\n--chat-template\nchatml\n-sys\nhi\n-n",
-    "\x01--control-vector-scaled\na.gguf:2\n--control-vector-scaled\nb.gguf\n-0.5\n--control-vector-layer-range\n1\n3",
+    "\x01--control-vector-scaled\na.gguf:2\n--control-vector-scaled\nb.gguf\n-0.5\n--control-"
+    "vector-layer-range\n1\n3",
     "\x04--alphas\n-1,0,1\n--compare\na\nb\n--layers\n2-4\n--positions\nlast\n--batch\n1025",
     "\x08--tokens\n1,2,3\n--tokens\n4,,5\n-o\nx.gguf\n--ev\ne.gguf\n--steer\njoy=1\n--help",
     "\x00-m\nm.gguf\nmodel.gguf\nextra",

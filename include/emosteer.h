@@ -37,14 +37,15 @@ extern "C" {
 
 typedef enum es_status {
     ES_OK = 0,
-    ES_ERR_INVALID_ARG = -1, /* a caller-supplied argument is wrong (NULL, out of range, bad name) */
-    ES_ERR_IO = -2,          /* a file could not be opened, read, mapped or written */
-    ES_ERR_FORMAT = -3,      /* input is malformed: truncated, lying counts, bad magic, NaN, ... */
+    ES_ERR_INVALID_ARG =
+        -1,             /* a caller-supplied argument is wrong (NULL, out of range, bad name) */
+    ES_ERR_IO = -2,     /* a file could not be opened, read, mapped or written */
+    ES_ERR_FORMAT = -3, /* input is malformed: truncated, lying counts, bad magic, NaN, ... */
     ES_ERR_UNSUPPORTED = -4, /* input is well formed but uses something we do not implement */
     ES_ERR_NOMEM = -5,       /* an allocation failed or a size would overflow */
-    ES_ERR_RANGE = -6,       /* a position, token id or sequence is outside what the context holds */
-    ES_ERR_NOT_FOUND = -7,   /* a named key, tensor, emotion or file entry does not exist */
-    ES_ERR_INTERNAL = -8,    /* a bug in emosteer; please report the message */
+    ES_ERR_RANGE = -6,     /* a position, token id or sequence is outside what the context holds */
+    ES_ERR_NOT_FOUND = -7, /* a named key, tensor, emotion or file entry does not exist */
+    ES_ERR_INTERNAL = -8,  /* a bug in emosteer; please report the message */
 } es_status;
 
 /* A static English name for a status ("ok", "invalid argument", ...). Never NULL. */
@@ -208,13 +209,13 @@ typedef struct es_gguf_str {
 
 /* One tensor of an open file; borrowed from the handle (valid until es_gguf_close). */
 typedef struct es_gguf_tensor {
-    char *name;                    /* NUL-terminated copy */
-    es_type type;                  /* element type */
-    int n_dims;                    /* 1..4 */
-    int64_t ne[ES_GGUF_MAX_DIMS];  /* elements per dim, fastest first; unused dims are 1 */
-    uint64_t offset;               /* offset in the data section */
-    size_t nbytes;                 /* bytes of data */
-    const void *data;              /* [nbytes] pointer into the mapping (or the buffer) */
+    char *name;                   /* NUL-terminated copy */
+    es_type type;                 /* element type */
+    int n_dims;                   /* 1..4 */
+    int64_t ne[ES_GGUF_MAX_DIMS]; /* elements per dim, fastest first; unused dims are 1 */
+    uint64_t offset;              /* offset in the data section */
+    size_t nbytes;                /* bytes of data */
+    const void *data;             /* [nbytes] pointer into the mapping (or the buffer) */
 } es_gguf_tensor;
 
 typedef struct es_gguf es_gguf;
@@ -255,8 +256,7 @@ char *es_gguf_get_str_dup(const es_gguf *g, const char *key);
 
 /* Arrays. es_gguf_get_arr gives the element type and count of an array key (errors as
  * the typed getters). */
-es_status es_gguf_get_arr(const es_gguf *g, const char *key, es_gguf_vtype *elem_type,
-                          uint64_t *n);
+es_status es_gguf_get_arr(const es_gguf *g, const char *key, es_gguf_vtype *elem_type, uint64_t *n);
 /* Pointer to the raw little-endian elements of a numeric array (not strings/arrays), or
  * NULL. Borrowed, inside the image, so possibly unaligned: read elements with memcpy. */
 const void *es_gguf_arr_data(const es_gguf *g, const char *key);
@@ -315,8 +315,9 @@ es_status es_gguf_writer_write_memory(const es_gguf_writer *w, uint8_t **out, si
 typedef struct es_model es_model;
 
 typedef struct es_model_params {
-    bool use_mmap;  /* map the weights read-only and use them in place (default true) */
-    bool check_finite; /* scan float weights for NaN/Inf at load (default false; slow on big models) */
+    bool use_mmap;     /* map the weights read-only and use them in place (default true) */
+    bool check_finite; /* scan float weights for NaN/Inf at load (default false; slow on big models)
+                        */
 } es_model_params;
 
 es_model_params es_model_default_params(void);
@@ -328,30 +329,30 @@ es_status es_model_load(const char *path, const es_model_params *params, es_mode
 void es_model_free(es_model *model);
 
 typedef struct es_model_info {
-    const char *arch;   /* "llama", "qwen2", ... (borrowed from the model) */
-    const char *name;   /* general.name or "" (borrowed) */
-    int n_layer;        /* number of decoder blocks */
-    int n_embd;         /* residual width d_model */
-    int n_head;         /* query heads */
-    int n_head_kv;      /* key/value heads */
-    int head_dim;       /* per-head width of Q/K */
-    int n_ff;           /* MLP hidden width */
-    int n_vocab;        /* rows of the output matrix */
-    int n_ctx_train;    /* context length the model was trained for */
-    uint64_t n_params;  /* total number of weight elements */
+    const char *arch;      /* "llama", "qwen2", ... (borrowed from the model) */
+    const char *name;      /* general.name or "" (borrowed) */
+    int n_layer;           /* number of decoder blocks */
+    int n_embd;            /* residual width d_model */
+    int n_head;            /* query heads */
+    int n_head_kv;         /* key/value heads */
+    int head_dim;          /* per-head width of Q/K */
+    int n_ff;              /* MLP hidden width */
+    int n_vocab;           /* rows of the output matrix */
+    int n_ctx_train;       /* context length the model was trained for */
+    uint64_t n_params;     /* total number of weight elements */
     uint64_t weight_bytes; /* bytes of all weight tensors in the file */
-    int head_dim_v;     /* per-head width of V (differs from head_dim with latent attention) */
-    int n_expert;       /* routed experts per layer, 0 for a dense FFN */
-    int n_expert_used;  /* experts each token is routed to (top-k) */
-    int n_ff_exp;       /* hidden width of one expert */
-    int q_lora_rank;    /* latent attention: rank of the query latent (0 = none) */
-    int kv_lora_rank;   /* latent attention: rank of the key/value latent (0 = no latent attention) */
-    int n_rot;          /* RoPE'd dims per Q/K head */
-    const char *features;  /* the family's specifics, e.g. "RoPE (NEOX), fused QKV, QKV bias" or
-                              "ALiBi (max bias 8)" (borrowed from the model) */
-    bool is_encoder;    /* an encoder family ("bert"): es_classifier, not es_context */
-    int n_labels;       /* encoder: classes of the cls.output head (0: none) */
-    bool has_pooler;    /* encoder: the pooler dense cls.weight is present (see es_classifier) */
+    int head_dim_v;        /* per-head width of V (differs from head_dim with latent attention) */
+    int n_expert;          /* routed experts per layer, 0 for a dense FFN */
+    int n_expert_used;     /* experts each token is routed to (top-k) */
+    int n_ff_exp;          /* hidden width of one expert */
+    int q_lora_rank;       /* latent attention: rank of the query latent (0 = none) */
+    int kv_lora_rank; /* latent attention: rank of the key/value latent (0 = no latent attention) */
+    int n_rot;        /* RoPE'd dims per Q/K head */
+    const char *features; /* the family's specifics, e.g. "RoPE (NEOX), fused QKV, QKV bias" or
+                             "ALiBi (max bias 8)" (borrowed from the model) */
+    bool is_encoder;      /* an encoder family ("bert"): es_classifier, not es_context */
+    int n_labels;         /* encoder: classes of the cls.output head (0: none) */
+    bool has_pooler;      /* encoder: the pooler dense cls.weight is present (see es_classifier) */
 } es_model_info;
 
 /* Fills *info. Never fails for a loaded model. */
@@ -392,7 +393,7 @@ typedef struct es_random_model_params {
     const char *like; /* "qwen2.5-0.5b", "llama-3.2-1b" or "demo-16m" (borrowed) */
     const char *mix;  /* "f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m" or "q6_k" (borrowed) */
     uint64_t seed;
-    int n_threads;    /* >= 1 */
+    int n_threads; /* >= 1 */
     /* Called after each tensor is generated (may be NULL); name and ne are borrowed for
      * the call. */
     void (*progress)(void *ud, int index, int count, const char *name, es_type type,
@@ -424,10 +425,7 @@ typedef struct es_context es_context;
  * traffic) and computes attention the way llama.cpp's CPU flash attention does: queries
  * rounded to f16 for the key dot products (f32 sums), online softmax in f32, values
  * accumulated in f16. Logits then move by about 1e-3 relative to ES_KV_F32. */
-typedef enum es_kv_type {
-    ES_KV_F32 = 0,
-    ES_KV_F16 = 1
-} es_kv_type;
+typedef enum es_kv_type { ES_KV_F32 = 0, ES_KV_F16 = 1 } es_kv_type;
 
 /* Summation order of quantized matrix products. Every quantized weight type follows the
  * order of llama.cpp's x86 AVX2 kernels (src/kernels/kernels.h) on every path except one:
@@ -435,19 +433,17 @@ typedef enum es_kv_type {
  * a tile that sums in its own order (about 1.7x faster there; logits differ from
  * llama.cpp's by float rounding, up to 0.12 on the quantized fixtures);
  * ES_NUMERICS_LLAMACPP keeps llama.cpp's order there too. With ES_KV_F16 as well, the
- * logits of quantized models are llama.cpp's to the last bit or two (tests/test_quant_fixtures.c). */
-typedef enum es_numerics {
-    ES_NUMERICS_FAST = 0,
-    ES_NUMERICS_LLAMACPP = 1
-} es_numerics;
+ * logits of quantized models are llama.cpp's to the last bit or two (tests/test_quant_fixtures.c).
+ */
+typedef enum es_numerics { ES_NUMERICS_FAST = 0, ES_NUMERICS_LLAMACPP = 1 } es_numerics;
 
 typedef struct es_context_params {
-    int n_ctx;      /* positions held per sequence; 0 (default): the model's n_ctx_train, at
-                       most ES_CTX_DEFAULT_MAX. A larger value is honoured, not clamped:
-                       positions past n_ctx_train are extrapolated and quality degrades */
-    int n_seq_max;  /* independent sequences (default 1) */
-    int n_batch;    /* max tokens in one es_decode call (default 512) */
-    int n_threads;  /* worker threads (default: es_cpu_count(), at most 8) */
+    int n_ctx;            /* positions held per sequence; 0 (default): the model's n_ctx_train, at
+                             most ES_CTX_DEFAULT_MAX. A larger value is honoured, not clamped:
+                             positions past n_ctx_train are extrapolated and quality degrades */
+    int n_seq_max;        /* independent sequences (default 1) */
+    int n_batch;          /* max tokens in one es_decode call (default 512) */
+    int n_threads;        /* worker threads (default: es_cpu_count(), at most 8) */
     es_kv_type kv_type;   /* element type of the KV cache (default ES_KV_F32) */
     es_numerics numerics; /* summation order (default ES_NUMERICS_FAST) */
 } es_context_params;
@@ -655,7 +651,7 @@ typedef enum es_chat_format {
                           system message is prepended to the LAST user message */
     ES_CHAT_LLAMA2,    /* Llama 2 chat: "<s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]" */
     ES_CHAT_MINICPM,   /* MiniCPM 5: BOS + ChatML with Qwen 3-style <think> handling */
-    ES_CHAT_VICUNA,    /* Vicuna v1.1 (FastChat): "<s>SYSTEM USER: ... ASSISTANT: ...</s>USER: ..." */
+    ES_CHAT_VICUNA, /* Vicuna v1.1 (FastChat): "<s>SYSTEM USER: ... ASSISTANT: ...</s>USER: ..." */
     ES_CHAT_BAICHUAN2, /* Baichuan 2 chat: system text, then <reserved_106> user / <reserved_107>
                           assistant, no separators */
     ES_CHAT_QWEN,      /* Qwen (v1) chat: ChatML, default system "You are a helpful assistant." */
@@ -679,8 +675,9 @@ typedef struct es_chat_msg {
 es_chat_format es_chat_detect(const char *template_text);
 
 /* For --chat-template NAME: "none", "llama3", "llama3.0", "chatml", "qwen3", "gemma",
- * "phi3", "mistral", "llama2", "minicpm", "vicuna", "baichuan2", "qwen", "yi", "minicpm3" (aliases: "llama3.1", "qwen2.5", "gemma2",
- * "gemma3", "phi3.5", "mistral-nemo"). Unknown names fail with ES_ERR_INVALID_ARG. */
+ * "phi3", "mistral", "llama2", "minicpm", "vicuna", "baichuan2", "qwen", "yi", "minicpm3" (aliases:
+ * "llama3.1", "qwen2.5", "gemma2", "gemma3", "phi3.5", "mistral-nemo"). Unknown names fail with
+ * ES_ERR_INVALID_ARG. */
 es_status es_chat_parse_name(const char *name, es_chat_format *out);
 /* The canonical name of a format ("unknown" for ES_CHAT_UNKNOWN and out-of-range values). */
 const char *es_chat_format_name(es_chat_format fmt);
@@ -774,15 +771,16 @@ void es_stop_reset(es_stop *st);
 typedef struct es_sampler es_sampler;
 
 typedef struct es_sampler_params {
-    float temp;              /* default 0.8; <= 0 means greedy */
-    int top_k;               /* default 40; 0 = off */
-    float top_p;             /* default 0.95; keep the smallest most-likely set with mass >= top_p; 1 = off */
-    float min_p;             /* default 0.05; keep tokens with p >= min_p * p_max; 0 = off */
-    float repeat_penalty;    /* default 1.0 (off); seen tokens: positive logits /= it, negative *= it */
+    float temp;  /* default 0.8; <= 0 means greedy */
+    int top_k;   /* default 40; 0 = off */
+    float top_p; /* default 0.95; keep the smallest most-likely set with mass >= top_p; 1 = off */
+    float min_p; /* default 0.05; keep tokens with p >= min_p * p_max; 0 = off */
+    float
+        repeat_penalty; /* default 1.0 (off); seen tokens: positive logits /= it, negative *= it */
     float frequency_penalty; /* default 0; logit -= count * it */
     float presence_penalty;  /* default 0; logit -= it once a token was seen */
-    int penalty_last_n;      /* default 64; how many accepted tokens the penalties look at; 0 = none */
-    uint64_t seed;           /* default 42 (ES_SAMPLER_DEFAULT_SEED) */
+    int penalty_last_n; /* default 64; how many accepted tokens the penalties look at; 0 = none */
+    uint64_t seed;      /* default 42 (ES_SAMPLER_DEFAULT_SEED) */
 } es_sampler_params;
 
 #define ES_SAMPLER_DEFAULT_SEED 42u
@@ -821,32 +819,32 @@ void es_sampler_reset(es_sampler *s);
  * sampler (seed = params.sampling.seed + index), stop strings and steering (set on
  * the context beforehand with es_context_set_steering for seq = first_seq + index). */
 typedef struct es_gen_params {
-    int n_predict;               /* max new tokens per sequence (default 128) */
-    es_sampler_params sampling;  /* default es_sampler_default_params() */
-    const char *const *stops;    /* stop strings (borrowed), or NULL */
+    int n_predict;              /* max new tokens per sequence (default 128) */
+    es_sampler_params sampling; /* default es_sampler_default_params() */
+    const char *const *stops;   /* stop strings (borrowed), or NULL */
     size_t n_stops;
-    bool stop_at_eog;            /* stop at end-of-generation tokens (default true) */
-    int first_seq;               /* sequence id of prompt 0 (default 0) */
-    const int *n_cached;         /* [n] or NULL: the first n_cached[i] tokens of prompt i are
-                                    already in its sequence's KV cache (the caller guarantees
-                                    they match) and are not decoded again; must be < n_prompt[i].
-                                    NULL (default): every sequence is cleared first. */
+    bool stop_at_eog;    /* stop at end-of-generation tokens (default true) */
+    int first_seq;       /* sequence id of prompt 0 (default 0) */
+    const int *n_cached; /* [n] or NULL: the first n_cached[i] tokens of prompt i are
+                            already in its sequence's KV cache (the caller guarantees
+                            they match) and are not decoded again; must be < n_prompt[i].
+                            NULL (default): every sequence is cleared first. */
 } es_gen_params;
 
 es_gen_params es_gen_default_params(void);
 
 typedef enum es_gen_stop {
-    ES_GEN_STOP_LENGTH = 0, /* n_predict tokens were generated */
-    ES_GEN_STOP_EOG = 1,    /* an end-of-generation token */
-    ES_GEN_STOP_STRING = 2, /* a stop string (not included in the text) */
-    ES_GEN_STOP_CONTEXT = 3,/* the context is full */
-    ES_GEN_STOP_CALLER = 4  /* the callback asked to stop */
+    ES_GEN_STOP_LENGTH = 0,  /* n_predict tokens were generated */
+    ES_GEN_STOP_EOG = 1,     /* an end-of-generation token */
+    ES_GEN_STOP_STRING = 2,  /* a stop string (not included in the text) */
+    ES_GEN_STOP_CONTEXT = 3, /* the context is full */
+    ES_GEN_STOP_CALLER = 4   /* the callback asked to stop */
 } es_gen_stop;
 
 typedef struct es_gen_output {
-    char *text;          /* generated text (malloc'ed, NUL-terminated; owned by the caller) */
+    char *text; /* generated text (malloc'ed, NUL-terminated; owned by the caller) */
     size_t text_len;
-    int32_t *tokens;     /* [n_tokens] generated token ids (malloc'ed), EOG token excluded */
+    int32_t *tokens; /* [n_tokens] generated token ids (malloc'ed), EOG token excluded */
     int n_tokens;
     es_gen_stop stop;
 } es_gen_output;
@@ -1080,7 +1078,7 @@ es_status es_extract_method_parse(const char *name, es_extract_method *out);
 typedef struct es_extract_seq {
     const int32_t *tokens; /* [n_tokens] prompt then response (borrowed) */
     int n_tokens;
-    int n_prompt;          /* tokens [n_prompt, n_tokens) are the response; 0 <= n_prompt <= n_tokens */
+    int n_prompt; /* tokens [n_prompt, n_tokens) are the response; 0 <= n_prompt <= n_tokens */
 } es_extract_seq;
 
 /* Runs each sequence through the model (several per es_decode batch: up to the
@@ -1314,9 +1312,9 @@ typedef enum es_emotion {
     ES_EMO_FEAR = 2,
     ES_EMO_JOY = 3,
     ES_EMO_SADNESS = 4,
-    ES_EMO_NEUTRAL = 5,  /* no particular emotion */
-    ES_EMO_COUNT = 5,    /* the emotions proper: ES_EMO_ANGER .. ES_EMO_SADNESS */
-    ES_EMO_N_LABELS = 6  /* every label: the emotions, then ES_EMO_NEUTRAL */
+    ES_EMO_NEUTRAL = 5, /* no particular emotion */
+    ES_EMO_COUNT = 5,   /* the emotions proper: ES_EMO_ANGER .. ES_EMO_SADNESS */
+    ES_EMO_N_LABELS = 6 /* every label: the emotions, then ES_EMO_NEUTRAL */
 } es_emotion;
 
 /* "anger", "disgust", "fear", "joy", "sadness", "neutral"; "unknown" for any other
@@ -1336,15 +1334,15 @@ es_status es_lexicon_load(const char *dir, es_lexicon **out);
 void es_lexicon_free(es_lexicon *lex);
 
 typedef struct es_lexicon_score {
-    int n_words;                 /* words in the text */
-    int n_emotion_words;         /* emotion words counted (not negated) */
-    int n_negated;               /* emotion words cancelled by a negator */
-    int count[ES_EMO_COUNT];     /* counted words per emotion */
-    float weight[ES_EMO_COUNT];  /* summed weights per emotion */
-    float share[ES_EMO_COUNT];   /* weight / total weight (all 0 when none) */
-    float valence;               /* VADER-style compound in [-1, 1] */
-    es_emotion top;              /* the emotion with the largest weight (ties: lower
-                                    enum value), or ES_EMO_NEUTRAL when none */
+    int n_words;                /* words in the text */
+    int n_emotion_words;        /* emotion words counted (not negated) */
+    int n_negated;              /* emotion words cancelled by a negator */
+    int count[ES_EMO_COUNT];    /* counted words per emotion */
+    float weight[ES_EMO_COUNT]; /* summed weights per emotion */
+    float share[ES_EMO_COUNT];  /* weight / total weight (all 0 when none) */
+    float valence;              /* VADER-style compound in [-1, 1] */
+    es_emotion top;             /* the emotion with the largest weight (ties: lower
+                                   enum value), or ES_EMO_NEUTRAL when none */
 } es_lexicon_score;
 
 /* Scores UTF-8 text (len bytes; need not be NUL-terminated). Never fails on any
@@ -1394,17 +1392,17 @@ bool es_classifier_has_pooler(const es_classifier *c);
  * for BERT; <s> a </s></s> b </s> for RoBERTa), cut from the end (the longer segment
  * first) to fit the model's positions, sorted by length and run in padded batches.
  * Every row gives what it gives alone. */
-es_status es_classifier_classify(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
-                                 float *probs);
+es_status es_classifier_classify(es_classifier *c, const char *const *texts,
+                                 const char *const *pairs, int n, float *probs);
 /* es_classifier_classify without the softmax: logits[i][0..n_labels) gets text i's
  * class logits (what Hugging Face's zero-shot pipeline compares across hypotheses). */
-es_status es_classifier_logits(es_classifier *c, const char *const *texts, const char *const *pairs, int n,
-                               float *logits);
+es_status es_classifier_logits(es_classifier *c, const char *const *texts, const char *const *pairs,
+                               int n, float *logits);
 
 /* The token ids and token types the classifier feeds for one text (pair may be NULL):
  * *tokens and *types are malloc'ed arrays of *n entries (the caller frees both). */
-es_status es_classifier_tokenize(const es_classifier *c, const char *text, const char *pair, int32_t **tokens,
-                                 int32_t **types, int *n);
+es_status es_classifier_tokenize(const es_classifier *c, const char *text, const char *pair,
+                                 int32_t **tokens, int32_t **types, int *n);
 
 /* What es_classifier_activations writes; any pointer may be NULL (not wanted). Shapes
  * as C arrays for n rows of T tokens; rows of padding positions are zero. */
@@ -1412,8 +1410,8 @@ typedef struct es_encoder_activations {
     float *emb;     /* [n][T][n_embd]: LayerNorm(word + position + token type) */
     float *attn_ln; /* [n_layer][n][T][n_embd]: LayerNorm(x + attention(x)) of each layer */
     float *hidden;  /* [n_layer][n][T][n_embd]: output of each layer */
-    float *pooled;  /* [n][n_embd]: what cls.output reads (tanh(cls·h[0]), or h[0] without pooler) */
-    float *logits;  /* [n][n_labels]: class logits */
+    float *pooled; /* [n][n_embd]: what cls.output reads (tanh(cls·h[0]), or h[0] without pooler) */
+    float *logits; /* [n][n_labels]: class logits */
 } es_encoder_activations;
 
 /* Runs the encoder on n rows of T given token ids (tokens[i][t]); token_types (NULL:
@@ -1421,8 +1419,9 @@ typedef struct es_encoder_activations {
  * Positions count real tokens only. ES_ERR_INVALID_ARG for an id, type or mask value
  * out of range or a row without real tokens; ES_ERR_RANGE for a row longer than the
  * model's positions. */
-es_status es_classifier_activations(es_classifier *c, const int32_t *tokens, const int32_t *token_types,
-                                    const int32_t *mask, int n, int T, const es_encoder_activations *out);
+es_status es_classifier_activations(es_classifier *c, const int32_t *tokens,
+                                    const int32_t *token_types, const int32_t *mask, int n, int T,
+                                    const es_encoder_activations *out);
 
 /* ------------------------------------------------------------------------- */
 /* Evaluation: classifier scorers (src/eval/classifier_scorer.c)           */
@@ -1465,14 +1464,15 @@ es_status es_emotion_parse_synonym(const char *name, es_emotion *out);
 es_status es_cls_scorer_create_emotion(es_classifier *c, es_cls_scorer **out);
 /* template NULL: ES_NLI_DEFAULT_TEMPLATE; else it must hold "{}" exactly once
  * (ES_ERR_INVALID_ARG). */
-es_status es_cls_scorer_create_nli(es_classifier *c, const char *hypothesis_template, es_cls_scorer **out);
+es_status es_cls_scorer_create_nli(es_classifier *c, const char *hypothesis_template,
+                                   es_cls_scorer **out);
 /* Loads the GGUF file at path, creates a classifier on it (n_threads >= 1) and the
  * scorer (nli: es_cls_scorer_create_nli with hypothesis_template, else
  * es_cls_scorer_create_emotion); the scorer owns the model and classifier. Errors are
  * those of es_model_load, es_classifier_create (ES_ERR_UNSUPPORTED for a decoder
  * model) and the create function. */
-es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_template, int n_threads,
-                             es_cls_scorer **out);
+es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_template,
+                             int n_threads, es_cls_scorer **out);
 /* Frees the scorer (and what es_cls_scorer_load made); NULL is a no-op. */
 void es_cls_scorer_free(es_cls_scorer *s);
 
@@ -1482,7 +1482,8 @@ const char *es_cls_scorer_extra_label(const es_cls_scorer *s, int i);
 
 /* Scores n texts: probs[n][ES_EMO_N_LABELS] (rows sum to 1) and, unless extra is NULL,
  * extra[n][n_extra]. ES_ERR_INVALID_ARG for NULL arguments (a NULL text included). */
-es_status es_cls_scorer_score(es_cls_scorer *s, const char *const *texts, int n, double *probs, double *extra);
+es_status es_cls_scorer_score(es_cls_scorer *s, const char *const *texts, int n, double *probs,
+                              double *extra);
 /* es_label_scorer_fn over an es_cls_scorer (user): es_cls_scorer_score without extras. */
 es_status es_cls_label_probs(void *scorer, const char *const *texts, int n, double *probs);
 
@@ -1598,8 +1599,8 @@ double es_cosine(const float *a, const float *b, int n);
 
 /* A response and the prompt it answers, as tokens (both borrowed). */
 typedef struct es_ppl_pair {
-    const int32_t *prompt;   /* [n_prompt] e.g. the chat-rendered query; n_prompt >= 1 (at
-                                least BOS: the first response token needs a context) */
+    const int32_t *prompt; /* [n_prompt] e.g. the chat-rendered query; n_prompt >= 1 (at
+                              least BOS: the first response token needs a context) */
     int n_prompt;
     const int32_t *response; /* [n_response] */
     int n_response;
@@ -1628,7 +1629,7 @@ es_status es_judge_label_probs(void *judge, const char *const *texts, int n, dou
 /* Labelled sentences. */
 typedef struct es_labelled {
     int n;
-    char **texts; /* [n] owned */
+    char **texts;       /* [n] owned */
     es_emotion *labels; /* [n] the gold labels */
 } es_labelled;
 
@@ -1641,12 +1642,12 @@ es_status es_labelled_load(const char *path, int max_per_class, es_labelled *out
 void es_labelled_clear(es_labelled *set);
 
 typedef struct es_validation {
-    int n;                  /* sentences scored */
-    double accuracy;        /* share whose predicted label (the argmax of the scorer's
-                               probabilities, ties to the lower label) is the gold label */
+    int n;                      /* sentences scored */
+    double accuracy;            /* share whose predicted label (the argmax of the scorer's
+                                   probabilities, ties to the lower label) is the gold label */
     double f1[ES_EMO_N_LABELS]; /* per class 2TP / (2TP + FP + FN); NaN when the class is
                                       neither gold nor predicted anywhere */
-    double macro_f1;        /* mean of the defined per-class F1 */
+    double macro_f1;            /* mean of the defined per-class F1 */
     int confusion[ES_EMO_N_LABELS][ES_EMO_N_LABELS]; /* [gold][predicted] counts */
 } es_validation;
 
@@ -1906,10 +1907,12 @@ typedef struct es_eval_kv {
 } es_eval_kv;
 
 /* The string fields of es_eval_settings, in results.json order: X(field). */
+/* clang-format off */
 #define ES_EVAL_SETTINGS_STRINGS(X)                                                                \
     X(model_path)                                                                                  \
     X(model_name) X(model_sha256) X(ev_path) X(ev_sha256) X(method) X(hook) X(layers)              \
         X(query_file) X(query_sha256) X(scorer) X(created)
+/* clang-format on */
 
 /* What was run. Every string is owned and may be NULL (unknown). */
 typedef struct es_eval_settings {
@@ -2173,12 +2176,14 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
 
 /* Writes one JSON line per text (the layout above) with probs[n][ES_EMO_N_LABELS] (a
  * NaN is null); scorer (may be NULL: no "scorer" key) names what scored them. */
-es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer, FILE *f);
+es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer,
+                                   FILE *f);
 /* es_text_set_write_scores with an "extra_scores" object on each line: extra_names[k]
  * -> extra[i][k] for k < n_extra (e.g. a classifier's labels outside the six,
  * es_cls_scorer_extra_label); an "extra_scores" already on a JSONL line is dropped. */
 es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs, const char *scorer,
-                                      const char *const *extra_names, int n_extra, const double *extra, FILE *f);
+                                      const char *const *extra_names, int n_extra,
+                                      const double *extra, FILE *f);
 
 /* One group of texts: the lines whose grouping keys hold `values`. */
 typedef struct es_score_group {
@@ -2186,14 +2191,14 @@ typedef struct es_score_group {
                       integers in decimal, reals as %.9g, "" when absent (owned) */
     int n;         /* texts */
     double mean[ES_EMO_N_LABELS]; /* mean probability of each label */
-    double eas;    /* mean EAS: the sum of mean[] over the labels but neutral */
+    double eas;                   /* mean EAS: the sum of mean[] over the labels but neutral */
     double target; /* mean[the label named by the "emotion" key's value]; NaN without an
                       "emotion" key or when the value is not an emotion label */
 } es_score_group;
 
 typedef struct es_score_summary {
     int n_keys;
-    char **keys;   /* [n_keys] the grouping keys (owned) */
+    char **keys;     /* [n_keys] the grouping keys (owned) */
     int emotion_key; /* index of "emotion" in keys, or -1 */
     int n_groups;
     es_score_group *groups; /* [n_groups] sorted by the values, key by key (numbers
@@ -2203,8 +2208,8 @@ typedef struct es_score_summary {
 /* Groups the texts of t by keys[n_keys] (n_keys 0: one group of every text) and
  * averages probs[n][ES_EMO_N_LABELS] per group. More than 100000 groups is ES_ERR_RANGE.
  * *out is owned by the caller (es_score_summary_free). */
-es_status es_score_summarize(const es_text_set *t, const double *probs, const char *const *keys, int n_keys,
-                             es_score_summary **out);
+es_status es_score_summarize(const es_text_set *t, const double *probs, const char *const *keys,
+                             int n_keys, es_score_summary **out);
 void es_score_summary_free(es_score_summary *s);
 /* CSV: the keys, n, anger..neutral, eas, target_prob; one row per group (an undefined
  * number is an empty field). */

@@ -53,7 +53,8 @@ static void test_block_count(void) {
 static void on_alarm(int sig) {
     (void)sig;
     static const char msg[] = "FAIL: opening a FIFO hung\n";
-    if (write(2, msg, sizeof msg - 1)) {}
+    if (write(2, msg, sizeof msg - 1)) {
+    }
     _exit(1);
 }
 
@@ -73,8 +74,8 @@ static void test_not_regular(void) {
             es_status st = es_model_load(paths[i], &p, &m);
             CHECK(st == ES_ERR_IO && !m && strstr(es_last_error(), paths[i]) &&
                       strstr(es_last_error(), "not a"),
-                  "%s as the model (mmap %d) -> ES_ERR_IO naming it (%d: %s)", paths[i], mmap_on, st,
-                  es_last_error());
+                  "%s as the model (mmap %d) -> ES_ERR_IO naming it (%d: %s)", paths[i], mmap_on,
+                  st, es_last_error());
         }
     }
     es_query_set *qs = NULL;

@@ -754,30 +754,38 @@ static void test_render_families(void) {
     } want[] = {
         /* FastChat vicuna_v1.1 (../shared/templates/lmsys-vicuna-7b-v1.5.txt): system + " ",
          * "USER: " q " ", "ASSISTANT: " a "</s>", pending "ASSISTANT:"; BOS written out */
-        {ES_CHAT_VICUNA, "<s>Be brief. USER: Hello! ASSISTANT: Hi!</s>USER: How are you? ASSISTANT:",
+        {ES_CHAT_VICUNA,
+         "<s>Be brief. USER: Hello! ASSISTANT: Hi!</s>USER: How are you? ASSISTANT:",
          "<s>Be brief. USER: Hello! ASSISTANT: Hi!</s>USER: How are you? "},
         /* Baichuan 2 build_chat_input: system, 195 q, 196 a, 195 q, 196 */
-        {ES_CHAT_BAICHUAN2, "Be brief.<reserved_106>Hello!<reserved_107>Hi!<reserved_106>How are you?<reserved_107>",
+        {ES_CHAT_BAICHUAN2,
+         "Be brief.<reserved_106>Hello!<reserved_107>Hi!<reserved_106>How are you?<reserved_107>",
          "Be brief.<reserved_106>Hello!<reserved_107>Hi!<reserved_106>How are you?"},
         /* Qwen-7B-Chat make_context */
         {ES_CHAT_QWEN,
-         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "<|im_start|>system\nBe "
+         "brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
-         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "<|im_start|>system\nBe "
+         "brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n"},
         /* Yi-34B-Chat tokenizer_config.json (the generic ChatML loop): every message a
          * "<|im_start|>" role "\n" content "<|im_end|>\n" turn, no default system */
         {ES_CHAT_YI,
-         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "<|im_start|>system\nBe "
+         "brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
-         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "<|im_start|>system\nBe "
+         "brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n"},
         /* MiniCPM3-4B chat_template without tools: "<|im_start|>system\n" + system +
          * "<|im_end|>\n" (non-empty first system), then the loop_messages turns */
         {ES_CHAT_MINICPM3,
-         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "<|im_start|>system\nBe "
+         "brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
-         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+         "<|im_start|>system\nBe "
+         "brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
          "Hi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -786,7 +794,8 @@ static void test_render_families(void) {
             const char *expect = gp ? want[i].with_prompt : want[i].without;
             es_status st = es_chat_render(want[i].fmt, msgs, 4, gp, &out);
             if (CHECK(st == ES_OK, "%s: %s", es_chat_format_name(want[i].fmt), es_last_error()) &&
-                !CHECK(strcmp(out, expect) == 0, "%s (prompt %d): text differs", es_chat_format_name(want[i].fmt), gp))
+                !CHECK(strcmp(out, expect) == 0, "%s (prompt %d): text differs",
+                       es_chat_format_name(want[i].fmt), gp))
                 show_diff(out, expect);
             free(out);
         }
@@ -795,13 +804,16 @@ static void test_render_families(void) {
     static const es_chat_msg user_only[] = {{"user", "Hi"}};
     char *out = NULL;
     CHECK(es_chat_render(ES_CHAT_VICUNA, user_only, 1, true, &out) == ES_OK &&
-              strcmp(out, "<s>A chat between a curious user and an artificial intelligence assistant. The assistant "
-                          "gives helpful, detailed, and polite answers to the user's questions. USER: Hi ASSISTANT:") == 0,
+              strcmp(out, "<s>A chat between a curious user and an artificial intelligence "
+                          "assistant. The assistant "
+                          "gives helpful, detailed, and polite answers to the user's questions. "
+                          "USER: Hi ASSISTANT:") == 0,
           "vicuna default system: %s", out ? out : "(null)");
     free(out);
     out = NULL;
     CHECK(es_chat_render(ES_CHAT_QWEN, user_only, 1, true, &out) == ES_OK &&
-              strcmp(out, "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+              strcmp(out, "<|im_start|>system\nYou are a helpful "
+                          "assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
                           "<|im_start|>assistant\n") == 0,
           "qwen default system: %s", out ? out : "(null)");
     free(out);
@@ -818,7 +830,8 @@ static void test_render_families(void) {
         {ES_CHAT_YI, user_only, 1, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
         {ES_CHAT_MINICPM3, user_only, 1, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
         {ES_CHAT_YI, empty_sys, 3,
-         "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>system\n<|im_end|>\n"
+         "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>system\n<|im_"
+         "end|>\n"
          "<|im_start|>assistant\n"},
         {ES_CHAT_MINICPM3, empty_sys, 3,
          "<|im_start|>user\nHi<|im_end|>\n<|im_start|>system\n<|im_end|>\n<|im_start|>assistant\n"},
@@ -826,12 +839,15 @@ static void test_render_families(void) {
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
         out = NULL;
         es_status st = es_chat_render(edge[i].fmt, edge[i].msgs, edge[i].n, true, &out);
-        if (CHECK(st == ES_OK, "%s edge %zu: %s", es_chat_format_name(edge[i].fmt), i, es_last_error()) &&
-            !CHECK(strcmp(out, edge[i].want) == 0, "%s edge %zu: text differs", es_chat_format_name(edge[i].fmt), i))
+        if (CHECK(st == ES_OK, "%s edge %zu: %s", es_chat_format_name(edge[i].fmt), i,
+                  es_last_error()) &&
+            !CHECK(strcmp(out, edge[i].want) == 0, "%s edge %zu: text differs",
+                   es_chat_format_name(edge[i].fmt), i))
             show_diff(out, edge[i].want);
         free(out);
     }
-    CHECK(!es_chat_includes_bos(ES_CHAT_YI) && !es_chat_includes_bos(ES_CHAT_MINICPM3), "yi/minicpm3: no BOS text");
+    CHECK(!es_chat_includes_bos(ES_CHAT_YI) && !es_chat_includes_bos(ES_CHAT_MINICPM3),
+          "yi/minicpm3: no BOS text");
     /* names, end of turn, detection from template text */
     es_chat_format f;
     CHECK(es_chat_parse_name("vicuna", &f) == ES_OK && f == ES_CHAT_VICUNA, "name vicuna");
@@ -844,41 +860,57 @@ static void test_render_families(void) {
     CHECK(strcmp(es_chat_end_of_turn(ES_CHAT_MINICPM3), "<|im_end|>") == 0, "minicpm3 end of turn");
     /* 01-ai/Yi-34B-Chat tokenizer_config.json chat_template (as api-for-open-llm quotes it)
      * and the same loop without spaces, as transformers' default ChatML template writes it */
-    CHECK(es_chat_detect("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
-                         "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt "
-                         "%}{{ '<|im_start|>assistant\\n' }}{% endif %}") == ES_CHAT_YI,
+    CHECK(es_chat_detect(
+              "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+              "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt "
+              "%}{{ '<|im_start|>assistant\\n' }}{% endif %}") == ES_CHAT_YI,
           "detect yi");
-    CHECK(es_chat_detect("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
-                         "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt "
-                         "%}{{ '<|im_start|>assistant\n' }}{% endif %}") == ES_CHAT_YI,
+    CHECK(es_chat_detect(
+              "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+              "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt "
+              "%}{{ '<|im_start|>assistant\n' }}{% endif %}") == ES_CHAT_YI,
           "detect yi (newlines)");
     /* the same loop after a bos_token, or with a default system, writes more: not yi */
-    CHECK(es_chat_detect("{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
-                         "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt "
-                         "%}{{ '<|im_start|>assistant\n' }}{% endif %}") == ES_CHAT_UNKNOWN,
-          "bos_token + ChatML loop is unknown");
+    CHECK(
+        es_chat_detect(
+            "{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+            "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt "
+            "%}{{ '<|im_start|>assistant\n' }}{% endif %}") == ES_CHAT_UNKNOWN,
+        "bos_token + ChatML loop is unknown");
     /* the end of MiniCPM3-4B's chat_template (gorilla bfcl minicpm_fc.py quotes it whole) */
     CHECK(es_chat_detect(
-              "{%- if messages[0]['role'] == 'system' %}\n  {%- set loop_messages = messages[1:] %}\n  {%- set "
-              "system_message = messages[0]['content'] %}\n{%- else %}\n  {%- set loop_messages = messages %}\n  "
-              "{%- set system_message = '' %}\n{%- endif %}\n{{- '<|im_start|>system\\n' + system_message if "
-              "system_message or tools }}\n{{- '<|im_end|>\\n' if system_message or tools }}\n{%- for message in "
-              "loop_messages %}\n  {%- set content = message.content %}\n  {%- if message.role == 'assistant' and "
-              "message.tool_calls %}\n    {{- '<|tool_call_start|>\\n```python\\n' }}\n  {%- elif message.role == "
+              "{%- if messages[0]['role'] == 'system' %}\n  {%- set loop_messages = messages[1:] "
+              "%}\n  {%- set "
+              "system_message = messages[0]['content'] %}\n{%- else %}\n  {%- set loop_messages = "
+              "messages %}\n  "
+              "{%- set system_message = '' %}\n{%- endif %}\n{{- '<|im_start|>system\\n' + "
+              "system_message if "
+              "system_message or tools }}\n{{- '<|im_end|>\\n' if system_message or tools }}\n{%- "
+              "for message in "
+              "loop_messages %}\n  {%- set content = message.content %}\n  {%- if message.role == "
+              "'assistant' and "
+              "message.tool_calls %}\n    {{- '<|tool_call_start|>\\n```python\\n' }}\n  {%- elif "
+              "message.role == "
               "'assistant' and message.thought %}\n    {{- '<|im_start|>' + message.role + '\\n' + "
-              "'<|thought_start|>\\n' + message.thought + '\\n<|thought_end|>\\n' + content + '<|im_end|>\\n' "
-              "}}\n  {%- else %}\n    {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}\n  "
-              "{%- endif %}\n{%- endfor %}\n\n{%- if add_generation_prompt %}\n  {{- '<|im_start|>assistant\\n' "
+              "'<|thought_start|>\\n' + message.thought + '\\n<|thought_end|>\\n' + content + "
+              "'<|im_end|>\\n' "
+              "}}\n  {%- else %}\n    {{- '<|im_start|>' + message.role + '\\n' + content + "
+              "'<|im_end|>\\n' }}\n  "
+              "{%- endif %}\n{%- endfor %}\n\n{%- if add_generation_prompt %}\n  {{- "
+              "'<|im_start|>assistant\\n' "
               "}}\n{%- endif %}") == ES_CHAT_MINICPM3,
           "detect minicpm3");
-    CHECK(es_chat_detect("{{ '<reserved_106>' + m['content'] + '<reserved_107>' }}") == ES_CHAT_BAICHUAN2,
+    CHECK(es_chat_detect("{{ '<reserved_106>' + m['content'] + '<reserved_107>' }}") ==
+              ES_CHAT_BAICHUAN2,
           "detect baichuan2");
-    CHECK(es_chat_detect("{% for m in messages %}{{ 'USER: ' + m['content'] + ' ASSISTANT:' }}{% endfor %}") ==
+    CHECK(es_chat_detect(
+              "{% for m in messages %}{{ 'USER: ' + m['content'] + ' ASSISTANT:' }}{% endfor %}") ==
               ES_CHAT_VICUNA,
           "detect vicuna");
-    CHECK(es_chat_detect("{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are "
-                         "a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role']}}") ==
-              ES_CHAT_QWEN,
+    CHECK(es_chat_detect("{% if loop.first and messages[0]['role'] != 'system' %}{{ "
+                         "'<|im_start|>system\\nYou are "
+                         "a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + "
+                         "message['role']}}") == ES_CHAT_QWEN,
           "detect qwen");
 }
 
@@ -904,11 +936,13 @@ static void test_detect_model(void) {
     for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) {
         es_model *m = NULL;
         const char *path = es_test_shared_path(fx[i].file);
-        if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "load %s: %s", fx[i].file, es_last_error())) continue;
+        if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "load %s: %s", fx[i].file,
+                   es_last_error()))
+            continue;
         CHECK(es_model_chat_template(m) == NULL, "%s: has no chat template", fx[i].file);
         es_chat_format got = es_chat_detect_model(m);
-        CHECK(got == fx[i].want, "detect_model %s: got %s want %s", fx[i].file, es_chat_format_name(got),
-              es_chat_format_name(fx[i].want));
+        CHECK(got == fx[i].want, "detect_model %s: got %s want %s", fx[i].file,
+              es_chat_format_name(got), es_chat_format_name(fx[i].want));
         es_model_free(m);
     }
 }
@@ -923,9 +957,11 @@ static void test_qwen3moe_template(void) {
     CHECK(f == ES_CHAT_QWEN3, "qwen3moe template: got %s", es_chat_format_name(f));
     static const es_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "Hello!"}};
     char *out = NULL;
-    const char *want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
-                       "<|im_start|>assistant\n";
-    if (CHECK(es_chat_render(f, msgs, 2, true, &out) == ES_OK, "render qwen3moe: %s", es_last_error()) &&
+    const char *want =
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
+        "<|im_start|>assistant\n";
+    if (CHECK(es_chat_render(f, msgs, 2, true, &out) == ES_OK, "render qwen3moe: %s",
+              es_last_error()) &&
         !CHECK(strcmp(out, want) == 0, "qwen3moe render differs"))
         show_diff(out, want);
     free(out);

@@ -21,8 +21,10 @@ static void test_activations(const char *bin, const char *fx) {
     if (!CHECK(es_gguf_open(refp, &ref) == ES_OK, "%s", es_last_error())) return;
     const es_gguf_tensor *tt = es_gguf_find_tensor(ref, "tokens");
     const int32_t *tok = tt->data;
-    int len = snprintf(cmd, sizeof cmd, "'%s' activations -m '%s' -o '%s' -t 2 --tokens ", bin, model, out);
-    for (int i = 0; i < tt->ne[0]; i++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%d", i ? "," : "", tok[i]);
+    int len = snprintf(cmd, sizeof cmd, "'%s' activations -m '%s' -o '%s' -t 2 --tokens ", bin,
+                       model, out);
+    for (int i = 0; i < tt->ne[0]; i++)
+        len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%d", i ? "," : "", tok[i]);
     snprintf(cmd + len, sizeof cmd - (size_t)len, " 2>&1");
     char msg[4096];
     int rc = es_test_run_cmd(cmd, msg, sizeof msg);
@@ -34,14 +36,16 @@ static void test_activations(const char *bin, const char *fx) {
     int n_cmp = 0;
     for (int64_t i = 0; i < es_gguf_n_tensors(ref); i++) {
         const es_gguf_tensor *r = es_gguf_tensor_at(ref, i);
-        if (strncmp(r->name, "logits.", 7) == 0 || !strcmp(r->name, "v1") || !strcmp(r->name, "v2") ||
-            !strncmp(r->name, "gen_", 4))
+        if (strncmp(r->name, "logits.", 7) == 0 || !strcmp(r->name, "v1") ||
+            !strcmp(r->name, "v2") || !strncmp(r->name, "gen_", 4))
             continue;
         const es_gguf_tensor *g = es_gguf_find_tensor(got, r->name);
         if (!CHECK(g != NULL, "%s: output lacks %s", fx, r->name)) continue;
-        bool same = g->type == r->type && g->n_dims == r->n_dims && !memcmp(g->ne, r->ne, sizeof g->ne);
-        if (!CHECK(same, "%s: %s has type %d shape [%lld, %lld], want type %d [%lld, %lld]", fx, r->name, g->type,
-                   (long long)g->ne[0], (long long)g->ne[1], r->type, (long long)r->ne[0], (long long)r->ne[1]))
+        bool same =
+            g->type == r->type && g->n_dims == r->n_dims && !memcmp(g->ne, r->ne, sizeof g->ne);
+        if (!CHECK(same, "%s: %s has type %d shape [%lld, %lld], want type %d [%lld, %lld]", fx,
+                   r->name, g->type, (long long)g->ne[0], (long long)g->ne[1], r->type,
+                   (long long)r->ne[0], (long long)r->ne[1]))
             continue;
         if (r->type == ES_TYPE_I32) {
             CHECK(!memcmp(g->data, r->data, r->nbytes), "%s: %s differs", fx, r->name);
@@ -49,8 +53,8 @@ static void test_activations(const char *bin, const char *fx) {
         }
         size_t where;
         double d = es_test_maxdiff(g->data, r->data, r->nbytes / 4, &where);
-        CHECK(d <= 2e-3, "%s: %s max diff %g at token %lld dim %lld", fx, r->name, d, (long long)(where / r->ne[0]),
-              (long long)(where % r->ne[0]));
+        CHECK(d <= 2e-3, "%s: %s max diff %g at token %lld dim %lld", fx, r->name, d,
+              (long long)(where / r->ne[0]), (long long)(where % r->ne[0]));
         if (d >= worst) {
             worst = d;
             worst_name = r->name;
@@ -66,15 +70,18 @@ done:
 
 static void test_info_and_usage(const char *bin) {
     char cmd[2048], out[8192];
-    snprintf(cmd, sizeof cmd, "'%s' info '%s/gemma2.f16.gguf' 2>&1", bin, es_test_shared_path("fixtures"));
+    snprintf(cmd, sizeof cmd, "'%s' info '%s/gemma2.f16.gguf' 2>&1", bin,
+             es_test_shared_path("fixtures"));
     int rc = es_test_run_cmd(cmd, out, sizeof out);
-    CHECK(rc == 0 && strstr(out, "gemma2") && strstr(out, "layers:         3") && strstr(out, "F16") &&
-              strstr(out, "vocab:          512"),
+    CHECK(rc == 0 && strstr(out, "gemma2") && strstr(out, "layers:         3") &&
+              strstr(out, "F16") && strstr(out, "vocab:          512"),
           "info gemma2: exit %d:\n%s", rc, out);
     printf("--- emosteer info gemma2.f16.gguf ---\n%s", out);
-    snprintf(cmd, sizeof cmd, "'%s' info -m '%s' 2>&1", bin, es_test_shared_path("models/demo-16m.q8_0.gguf"));
+    snprintf(cmd, sizeof cmd, "'%s' info -m '%s' 2>&1", bin,
+             es_test_shared_path("models/demo-16m.q8_0.gguf"));
     rc = es_test_run_cmd(cmd, out, sizeof out);
-    CHECK(rc == 0 && strstr(out, "Q8_0") && strstr(out, "llama"), "info demo: exit %d:\n%s", rc, out);
+    CHECK(rc == 0 && strstr(out, "Q8_0") && strstr(out, "llama"), "info demo: exit %d:\n%s", rc,
+          out);
     snprintf(cmd, sizeof cmd, "'%s' info --help", bin);
     CHECK(es_test_run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "usage"), "info --help");
     snprintf(cmd, sizeof cmd, "'%s' info --bogus 2>&1", bin);
@@ -85,7 +92,8 @@ static void test_info_and_usage(const char *bin) {
     CHECK(es_test_run_cmd(cmd, out, sizeof out) == 2, "bad token list exits 2");
     snprintf(cmd, sizeof cmd, "'%s' activations --tokens 1,2 2>&1", bin);
     CHECK(es_test_run_cmd(cmd, out, sizeof out) == 2, "missing -o exits 2");
-    snprintf(cmd, sizeof cmd, "'%s' activations -m '%s/llama.f16.gguf' --tokens 1,99999 -o /tmp/es_never.gguf 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "'%s' activations -m '%s/llama.f16.gguf' --tokens 1,99999 -o /tmp/es_never.gguf 2>&1",
              bin, es_test_shared_path("fixtures"));
     rc = es_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "99999") && access("/tmp/es_never.gguf", F_OK) != 0,
@@ -99,7 +107,8 @@ int main(void) {
         return ES_TEST_SKIP;
     }
     static const char *const fx[] = {"llama", "qwen2", "gemma2", "gemma3", "phi3"};
-    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_activations(bin, fx[i]);
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++)
+        test_activations(bin, fx[i]);
     test_info_and_usage(bin);
     return es_test_finish();
 }

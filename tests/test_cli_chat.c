@@ -35,8 +35,8 @@ typedef struct buf {
 
 typedef struct child {
     pid_t pid;
-    int tty;  /* pty master: the child's stdin and stdout */
-    int err;  /* read end of the child's stderr */
+    int tty; /* pty master: the child's stdin and stdout */
+    int err; /* read end of the child's stderr */
     buf out, errs;
     bool tty_eof, err_eof;
 } child;
@@ -50,7 +50,8 @@ static double now_s(void) {
 static void buf_add(buf *b, const char *p, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *d = realloc(b->data, cap);
         if (!d) abort();
         b->data = d;
@@ -82,7 +83,8 @@ static bool spawn(child *c, const char *const *args) {
     if (pipe(ep)) return false;
     const char *argv[32] = {bin, "chat"};
     int n = 2;
-    for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) return false;
@@ -110,7 +112,8 @@ static bool spawn(child *c, const char *const *args) {
 /* Reads what the child wrote, for at most `wait_s` seconds or until one read. Returns
  * false once both streams have ended. */
 static bool pump(child *c, double wait_s) {
-    struct pollfd fds[2] = {{c->tty_eof ? -1 : c->tty, POLLIN, 0}, {c->err_eof ? -1 : c->err, POLLIN, 0}};
+    struct pollfd fds[2] = {{c->tty_eof ? -1 : c->tty, POLLIN, 0},
+                            {c->err_eof ? -1 : c->err, POLLIN, 0}};
     if (c->tty_eof && c->err_eof) return false;
     int ms = wait_s > 0 ? (int)(wait_s * 1000) + 1 : 0;
     if (poll(fds, 2, ms) <= 0) return true;
@@ -118,8 +121,10 @@ static bool pump(child *c, double wait_s) {
     for (int k = 0; k < 2; k++) {
         if (!fds[k].revents) continue;
         ssize_t got = read(k ? c->err : c->tty, tmp, sizeof tmp);
-        if (got > 0) buf_add(k ? &c->errs : &c->out, tmp, (size_t)got);
-        else if (got == 0 || (errno != EAGAIN && errno != EINTR)) *(k ? &c->err_eof : &c->tty_eof) = true;
+        if (got > 0)
+            buf_add(k ? &c->errs : &c->out, tmp, (size_t)got);
+        else if (got == 0 || (errno != EAGAIN && errno != EINTR))
+            *(k ? &c->err_eof : &c->tty_eof) = true;
     }
     return true;
 }
@@ -144,8 +149,10 @@ static void send_text(child *c, const char *text) {
     double deadline = now_s() + WAIT_S;
     while (off < n && now_s() < deadline) {
         ssize_t w = write(c->tty, text + off, n - off);
-        if (w > 0) off += (size_t)w;
-        else pump(c, 0.01); /* the terminal's buffer is full: let the child read */
+        if (w > 0)
+            off += (size_t)w;
+        else
+            pump(c, 0.01); /* the terminal's buffer is full: let the child read */
     }
 }
 
@@ -171,7 +178,9 @@ static int wait_exit(child *c) {
         struct pollfd fds[2] = {{c->tty, POLLIN, 0}, {c->err, POLLIN, 0}};
         if (poll(fds, 2, 0) == 0) break; /* nothing left to read */
     }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+    return WIFEXITED(status)     ? WEXITSTATUS(status)
+           : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                 : -1;
 }
 
 /* Sends end of input (^D at the start of a line) and waits for the exit. */
@@ -237,7 +246,8 @@ static void test_help(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "chat --help exit");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         CHECK(strstr(help, cmds[i]) != NULL, "chat --help lists %s", cmds[i]);
-    CHECK(strstr(help, "Ctrl-C") && strstr(help, "stays in the history") && strstr(help, "oldest turns"),
+    CHECK(strstr(help, "Ctrl-C") && strstr(help, "stays in the history") &&
+              strstr(help, "oldest turns"),
           "chat --help says what Ctrl-C and a full context do");
     printf("help: /help and --help list %zu commands\n", sizeof cmds / sizeof cmds[0]);
 }
@@ -254,35 +264,38 @@ static void test_unknown_command(void) {
     CHECK(rc == 0, "exit %d", rc);
     /* nothing but prompts on stdout: the model was never called */
     int n_nonempty, n = count_replies(c.out.data, &n_nonempty);
-    CHECK(n_nonempty == 0, "/foo reached the model: %d of %d replies have text: '%s'", n_nonempty, n, c.out.data);
+    CHECK(n_nonempty == 0, "/foo reached the model: %d of %d replies have text: '%s'", n_nonempty,
+          n, c.out.data);
     printf("unknown: /foo refused, %d empty turns, no reply\n", n);
     child_free(&c);
 }
 
 static void test_context_full(void) {
-    static const char *const long_msg =
-        "Once upon a time a little girl walked through the old green forest to visit her grandmother, "
-        "carrying a basket of bread and apples.\n";
+    static const char *const long_msg = "Once upon a time a little girl walked through the old "
+                                        "green forest to visit her grandmother, "
+                                        "carrying a basket of bread and apples.\n";
     const int n_msgs = 5;
     child c;
     const char *args[] = {"-m", model, "-c", "96", "-n", "24", "--temp", "0", NULL};
     if (!CHECK(spawn(&c, args), "spawn")) return;
-    for (int i = 0; i < n_msgs; i++) send_text(&c, long_msg);
+    for (int i = 0; i < n_msgs; i++)
+        send_text(&c, long_msg);
     send_text(&c, "/exit\n");
     int rc = wait_exit(&c);
     CHECK(rc == 0, "-c 96: exit %d; stderr '%s'", rc, c.errs.data);
     int n_nonempty, n = count_replies(c.out.data, &n_nonempty);
-    CHECK(n == n_msgs && n_nonempty == n_msgs, "-c 96: %d replies, %d with text; want %d: '%s'", n, n_nonempty,
-          n_msgs, c.out.data);
+    CHECK(n == n_msgs && n_nonempty == n_msgs, "-c 96: %d replies, %d with text; want %d: '%s'", n,
+          n_nonempty, n_msgs, c.out.data);
     int drops = 0;
     for (const char *p = c.errs.data; (p = strstr(p, "chat: dropped the ")); p++) {
         CHECK(strstr(p, "to fit the context (96 positions)") != NULL, "drop note: '%.100s'", p);
         drops++;
     }
     CHECK(drops > 0, "-c 96: no drop note; stderr '%s'", c.errs.data);
-    CHECK(!strstr(c.errs.data, "emosteer:") && !strstr(c.errs.data, "not sent"), "-c 96: errors: '%s'",
-          c.errs.data);
-    printf("context: -c 96, %d long messages: %d replies, %d drop notes\n", n_msgs, n_nonempty, drops);
+    CHECK(!strstr(c.errs.data, "emosteer:") && !strstr(c.errs.data, "not sent"),
+          "-c 96: errors: '%s'", c.errs.data);
+    printf("context: -c 96, %d long messages: %d replies, %d drop notes\n", n_msgs, n_nonempty,
+           drops);
     child_free(&c);
 }
 
@@ -292,22 +305,24 @@ static void test_ev_unsteered(void) {
     if (!CHECK(spawn(&c, args), "spawn")) return;
     long note = wait_for(&c, true, "chat: unsteered", 0);
     CHECK(note >= 0, "--ev alone: no 'unsteered' note; stderr '%s'", c.errs.data);
-    CHECK(note >= 0 && wait_for(&c, true, ")\n", (size_t)note) >= 0 && strstr(c.errs.data + note, " joy "),
+    CHECK(note >= 0 && wait_for(&c, true, ")\n", (size_t)note) >= 0 &&
+              strstr(c.errs.data + note, " joy "),
           "the note names the emotions: '%s'", c.errs.data);
     send_text(&c, "Hello there, how are you?\n");
     long first = wait_for(&c, false, "\n> ", 1);
     CHECK(first >= 0, "--ev alone: no reply");
     send_text(&c, "/steer joy=1.5\n");
-    CHECK(wait_for(&c, true, "chat: steering joy=1.5", 0) >= 0, "/steer joy=1.5: no note; stderr '%s'",
-          c.errs.data);
+    CHECK(wait_for(&c, true, "chat: steering joy=1.5", 0) >= 0,
+          "/steer joy=1.5: no note; stderr '%s'", c.errs.data);
     send_text(&c, "Hello there, how are you?\n");
     send_text(&c, "/steer off\n");
-    CHECK(wait_for(&c, true, "chat: unsteered by --ev", 0) >= 0, "/steer off: no note; stderr '%s'", c.errs.data);
+    CHECK(wait_for(&c, true, "chat: unsteered by --ev", 0) >= 0, "/steer off: no note; stderr '%s'",
+          c.errs.data);
     int rc = end_input(&c);
     CHECK(rc == 0, "--ev alone: exit %d; stderr '%s'", rc, c.errs.data);
     int n_nonempty, n = count_replies(c.out.data, &n_nonempty);
-    CHECK(n_nonempty == 2, "--ev alone then /steer: %d of %d turns have replies, want 2: '%s'", n_nonempty, n,
-          c.out.data);
+    CHECK(n_nonempty == 2, "--ev alone then /steer: %d of %d turns have replies, want 2: '%s'",
+          n_nonempty, n, c.out.data);
     CHECK(!strstr(c.errs.data, "emosteer"), "--ev alone: errors: '%s'", c.errs.data);
     printf("ev: --ev alone starts unsteered, /steer joy=1.5 and /steer off apply\n");
     child_free(&c);
@@ -356,9 +371,10 @@ done:
         rc = wait_exit(&c);
         CHECK(rc == 0, "SIGINT at the prompt: exit %d", rc);
         int lines = 0;
-        for (const char *q = c.errs.data; *q; q++) lines += *q == '\n';
-        CHECK(lines == 1, "SIGINT at the prompt: stderr has %d lines, want the banner only: '%s'", lines,
-              c.errs.data);
+        for (const char *q = c.errs.data; *q; q++)
+            lines += *q == '\n';
+        CHECK(lines == 1, "SIGINT at the prompt: stderr has %d lines, want the banner only: '%s'",
+              lines, c.errs.data);
     }
     child_free(&c);
 

@@ -21,7 +21,8 @@ static bool write_cv(const float *v1, int n, float a1, float scale, const char *
     es_ev_set *set = NULL;
     float *v = malloc((size_t)n * sizeof *v);
     bool ok = v && es_ev_set_create(n, ES_HOOK_BLOCK_OUT, &set) == ES_OK;
-    for (int i = 0; ok && i < n; i++) v[i] = a1 * v1[i];
+    for (int i = 0; ok && i < n; i++)
+        v[i] = a1 * v1[i];
     ok = ok && es_ev_set_put(set, "steer", 1, v) == ES_OK &&
          es_ev_set_export_control_vector(set, "steer", scale, false, path) == ES_OK;
     es_ev_set_free(set);
@@ -30,11 +31,14 @@ static bool write_cv(const float *v1, int n, float a1, float scale, const char *
 }
 
 /* Runs activations with the extra flags and returns max |logits - want| (-1 on failure). */
-static double run_and_compare(const char *bin, const char *model, const int32_t *tok, int n_tok, const char *flags,
-                              const char *out, const es_gguf_tensor *want, const char *fx) {
+static double run_and_compare(const char *bin, const char *model, const int32_t *tok, int n_tok,
+                              const char *flags, const char *out, const es_gguf_tensor *want,
+                              const char *fx) {
     char cmd[8192], msg[4096];
-    int len = snprintf(cmd, sizeof cmd, "'%s' activations -m '%s' -o '%s' -t 2 %s --tokens ", bin, model, out, flags);
-    for (int i = 0; i < n_tok; i++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%d", i ? "," : "", tok[i]);
+    int len = snprintf(cmd, sizeof cmd, "'%s' activations -m '%s' -o '%s' -t 2 %s --tokens ", bin,
+                       model, out, flags);
+    for (int i = 0; i < n_tok; i++)
+        len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%d", i ? "," : "", tok[i]);
     snprintf(cmd + len, sizeof cmd - (size_t)len, " 2>&1");
     int rc = es_test_run_cmd(cmd, msg, sizeof msg);
     if (!CHECK(rc == 0, "%s: activations %s exit %d: %s", fx, flags, rc, msg)) return -1;
@@ -42,7 +46,8 @@ static double run_and_compare(const char *bin, const char *model, const int32_t 
     if (!CHECK(es_gguf_open(out, &got) == ES_OK, "%s: output: %s", fx, es_last_error())) return -1;
     const es_gguf_tensor *g = es_gguf_find_tensor(got, "logits");
     double d = -1;
-    if (CHECK(g && g->nbytes == want->nbytes, "%s: logits shape", fx)) d = es_test_maxdiff(g->data, want->data, want->nbytes / 4, NULL);
+    if (CHECK(g && g->nbytes == want->nbytes, "%s: logits shape", fx))
+        d = es_test_maxdiff(g->data, want->data, want->nbytes / 4, NULL);
     es_gguf_close(got);
     remove(out);
     return d;
@@ -79,12 +84,15 @@ static void test_fixture(const char *bin, const char *fx) {
     double d_cv = run_and_compare(bin, model, tok, n_tok, flags, out, want, fx);
     snprintf(flags, sizeof flags, "--control-vector-scaled '%s:2'", cvh);
     double d_colon = run_and_compare(bin, model, tok, n_tok, flags, out, want, fx);
-    CHECK(d_scaled >= 0 && d_scaled <= 2e-3, "%s: --control-vector-scaled FILE 1.0: max diff %g", fx, d_scaled);
+    CHECK(d_scaled >= 0 && d_scaled <= 2e-3, "%s: --control-vector-scaled FILE 1.0: max diff %g",
+          fx, d_scaled);
     CHECK(d_cv >= 0 && d_cv <= 2e-3, "%s: --control-vector FILE: max diff %g", fx, d_cv);
-    CHECK(d_colon >= 0 && d_colon <= 2e-3, "%s: --control-vector-scaled FILE:2 (0.5 a1 v1): max diff %g", fx,
-          d_colon);
-    CHECK(d_plain > 0.05, "%s: unsteered logits should differ from steer_block (max diff %g)", fx, d_plain);
-    printf("%-8s a1 %.3f  max |logits - steer_block|: scaled 1.0 %.2e, plain cv %.2e, FILE:2 %.2e; unsteered %.3f\n",
+    CHECK(d_colon >= 0 && d_colon <= 2e-3,
+          "%s: --control-vector-scaled FILE:2 (0.5 a1 v1): max diff %g", fx, d_colon);
+    CHECK(d_plain > 0.05, "%s: unsteered logits should differ from steer_block (max diff %g)", fx,
+          d_plain);
+    printf("%-8s a1 %.3f  max |logits - steer_block|: scaled 1.0 %.2e, plain cv %.2e, FILE:2 %.2e; "
+           "unsteered %.3f\n",
            fx, (double)a1, d_scaled, d_cv, d_colon, d_plain);
 done:
     es_gguf_close(ref);
@@ -98,14 +106,10 @@ int main(void) {
         printf("needs ../shared and ES_BIN: skipped\n");
         return ES_TEST_SKIP;
     }
-    static const char *const fx[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
-                                      "gemma", "gemma2",  "gemma3",  "phi3",
-                                       "qwen3moe",
-                                       "minicpm3",
-                                      "minicpm",
-                                      "baichuan",
-                                      "baichuan13b",
-                                      "qwen"};
-    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_fixture(bin, fx[i]);
+    static const char *const fx[] = {"llama",    "llama31", "mistral",  "qwen2",       "qwen3",
+                                     "gemma",    "gemma2",  "gemma3",   "phi3",        "qwen3moe",
+                                     "minicpm3", "minicpm", "baichuan", "baichuan13b", "qwen"};
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++)
+        test_fixture(bin, fx[i]);
     return es_test_finish();
 }

@@ -32,10 +32,14 @@ static int run(const char *args, char *err, size_t cap) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Replaces {M} (model), {EV}, {BIG}, {NUL}, {SMALL}, {HUGE}, {NANM} in tmpl; the result goes to out[cap]. */
+/* Replaces {M} (model), {EV}, {BIG}, {NUL}, {SMALL}, {HUGE}, {NANM} in tmpl; the result goes to
+ * out[cap]. */
 static void expand(const char *tmpl, char *out, size_t cap) {
-    static const struct { const char *key, *val; } subst[] = {
-        {"{M}", model}, {"{EV}", ev}, {"{BIG}", big}, {"{NUL}", nul}, {"{SMALL}", small}, {"{HUGE}", huge}, {"{NANM}", nanm},
+    static const struct {
+        const char *key, *val;
+    } subst[] = {
+        {"{M}", model},     {"{EV}", ev},     {"{BIG}", big},   {"{NUL}", nul},
+        {"{SMALL}", small}, {"{HUGE}", huge}, {"{NANM}", nanm},
     };
     size_t n = 0;
     while (*tmpl && n + 1 < cap) {
@@ -56,63 +60,131 @@ static void expand(const char *tmpl, char *out, size_t cap) {
 
 typedef struct cli_case {
     const char *what;
-    const char *args;        /* with {M}, {EV}, ... */
-    int rc;                  /* expected exit code */
-    const char *want[3];     /* substrings stderr must contain (NULL: fewer) */
-    const char *not_want;    /* a substring it must not contain, or NULL */
+    const char *args;     /* with {M}, {EV}, ... */
+    int rc;               /* expected exit code */
+    const char *want[3];  /* substrings stderr must contain (NULL: fewer) */
+    const char *not_want; /* a substring it must not contain, or NULL */
 } cli_case;
 
 static const cli_case cases[] = {
     /* 1. context length: honoured past the trained length, with a warning */
-    {"-c above the trained length warns", "generate -m {M} -p hi -n 2 -c 4096", 0,
+    {"-c above the trained length warns",
+     "generate -m {M} -p hi -n 2 -c 4096",
+     0,
      {"emosteer generate: warning: -c 4096 is above the 1024 positions the model was trained for",
       "quality degrades past them"},
      NULL},
-    {"default -c is the trained length: no warning", "generate -m {M} -p hi -n 2", 0, {"generate: "}, "warning"},
+    {"default -c is the trained length: no warning",
+     "generate -m {M} -p hi -n 2",
+     0,
+     {"generate: "},
+     "warning"},
     /* 2. generation that fills the context says so, exit 3 */
-    {"context full", "generate -m {M} -p 'Once upon a time' -c 64 -n 200 --ignore-eos", 3,
-     {"stopped: the context (64 positions) is full"}, NULL},
+    {"context full",
+     "generate -m {M} -p 'Once upon a time' -c 64 -n 200 --ignore-eos",
+     3,
+     {"stopped: the context (64 positions) is full"},
+     NULL},
     /* 3. a prompt longer than the context: refused before the context is made, not echoed */
-    {"prompt longer than the context", "generate -m {M} -f {BIG} -n 4", 1,
-     {"emosteer generate: the prompt has ", " tokens; the context holds 1024 (-c)"}, NULL},
-    {"prompt longer than -c", "generate -m {M} -p 'the letter arrived and she smiled at the window' -c 8", 1,
-     {"tokens; the context holds 8 (-c)"}, NULL},
-    {"perplexity: fewer tokens than one chunk", "perplexity -m {M} -f {SMALL} -c 2048", 1,
-     {"warning: -c 2048 is above the 1024 positions", "fewer than one chunk of 2048"}, NULL},
+    {"prompt longer than the context",
+     "generate -m {M} -f {BIG} -n 4",
+     1,
+     {"emosteer generate: the prompt has ", " tokens; the context holds 1024 (-c)"},
+     NULL},
+    {"prompt longer than -c",
+     "generate -m {M} -p 'the letter arrived and she smiled at the window' -c 8",
+     1,
+     {"tokens; the context holds 8 (-c)"},
+     NULL},
+    {"perplexity: fewer tokens than one chunk",
+     "perplexity -m {M} -f {SMALL} -c 2048",
+     1,
+     {"warning: -c 2048 is above the 1024 positions", "fewer than one chunk of 2048"},
+     NULL},
     /* 4. prompt files: one reader; directories and NUL bytes are errors */
-    {"generate -f DIRECTORY", "generate -m {M} -f /tmp", 1, {"emosteer generate: /tmp: is a directory, not a file"},
+    {"generate -f DIRECTORY",
+     "generate -m {M} -f /tmp",
+     1,
+     {"emosteer generate: /tmp: is a directory, not a file"},
      NULL},
     {"generate -f with a NUL byte", "generate -m {M} -f {NUL}", 1, {"NUL byte at offset 5"}, NULL},
-    {"generate -f missing", "generate -m {M} -f /nonexistent/p.txt", 1,
-     {"/nonexistent/p.txt: cannot open"}, "p.txt: /nonexistent"},
-    {"perplexity -f DIRECTORY", "perplexity -m {M} -f /tmp", 1, {"/tmp: is a directory, not a file"}, NULL},
-    {"perplexity -f with a NUL byte", "perplexity -m {M} -f {NUL}", 1, {"NUL byte at offset 5"}, NULL},
+    {"generate -f missing",
+     "generate -m {M} -f /nonexistent/p.txt",
+     1,
+     {"/nonexistent/p.txt: cannot open"},
+     "p.txt: /nonexistent"},
+    {"perplexity -f DIRECTORY",
+     "perplexity -m {M} -f /tmp",
+     1,
+     {"/tmp: is a directory, not a file"},
+     NULL},
+    {"perplexity -f with a NUL byte",
+     "perplexity -m {M} -f {NUL}",
+     1,
+     {"NUL byte at offset 5"},
+     NULL},
     /* 5. --steer that names nothing is a usage error */
-    {"--steer ''", "generate -m {M} -p hi -n 2 --ev {EV} --steer ''", 2, {"--steer '' names no emotion"}, NULL},
-    {"--steer ,,", "generate -m {M} -p hi -n 2 --ev {EV} --steer ,,", 2, {"--steer ',,' names no emotion"}, NULL},
-    {"--steer unknown emotion", "generate -m {M} -p hi -n 2 --ev {EV} --steer nosuch=1", 2,
-     {"emotion 'nosuch' is not in"}, NULL},
+    {"--steer ''",
+     "generate -m {M} -p hi -n 2 --ev {EV} --steer ''",
+     2,
+     {"--steer '' names no emotion"},
+     NULL},
+    {"--steer ,,",
+     "generate -m {M} -p hi -n 2 --ev {EV} --steer ,,",
+     2,
+     {"--steer ',,' names no emotion"},
+     NULL},
+    {"--steer unknown emotion",
+     "generate -m {M} -p hi -n 2 --ev {EV} --steer nosuch=1",
+     2,
+     {"emotion 'nosuch' is not in"},
+     NULL},
     /* 6. absurd strengths are usage errors naming the value */
-    {"--steer joy=1e30", "generate -m {M} -p hi -n 2 --ev {EV} --steer joy=1e30", 2,
-     {"--steer", "-1000..1000", "'joy=1e30'"}, NULL},
-    {"--steer joy=-2000", "generate -m {M} -p hi -n 2 --ev {EV} --steer joy=-2000", 2, {"'joy=-2000'"}, NULL},
-    {"--control-vector-scaled F 1e30", "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} 1e30", 2,
-     {"--control-vector-scaled", "-1000..1000", "'1e30'"}, NULL},
+    {"--steer joy=1e30",
+     "generate -m {M} -p hi -n 2 --ev {EV} --steer joy=1e30",
+     2,
+     {"--steer", "-1000..1000", "'joy=1e30'"},
+     NULL},
+    {"--steer joy=-2000",
+     "generate -m {M} -p hi -n 2 --ev {EV} --steer joy=-2000",
+     2,
+     {"'joy=-2000'"},
+     NULL},
+    {"--control-vector-scaled F 1e30",
+     "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} 1e30",
+     2,
+     {"--control-vector-scaled", "-1000..1000", "'1e30'"},
+     NULL},
     /* 6. non-finite logits fail the run (were: <unk> tokens or PPL = nan, exit 0) */
-    {"huge vectors: non-finite logits", "generate -m {M} -p hi -n 4 --ev {HUGE} --steer joy=1", 1,
-     {"non-finite logits at batch token", "the weights or the steering vectors produce NaN/Inf"}, NULL},
+    {"huge vectors: non-finite logits",
+     "generate -m {M} -p hi -n 4 --ev {HUGE} --steer joy=1",
+     1,
+     {"non-finite logits at batch token", "the weights or the steering vectors produce NaN/Inf"},
+     NULL},
     {"NaN weight: generate", "generate -m {NANM} -p hi -n 4", 1, {"non-finite logits"}, NULL},
-    {"NaN weight: perplexity", "perplexity -m {NANM} -f {BIG} -c 64 --chunks 1", 1, {"non-finite logits"},
+    {"NaN weight: perplexity",
+     "perplexity -m {NANM} -f {BIG} -c 64 --chunks 1",
+     1,
+     {"non-finite logits"},
      "PPL"},
-    {"NaN weight: --check-finite at load", "generate -m {NANM} -p hi -n 4 --check-finite", 1,
-     {"output_norm.weight"}, NULL},
+    {"NaN weight: --check-finite at load",
+     "generate -m {NANM} -p hi -n 4 --check-finite",
+     1,
+     {"output_norm.weight"},
+     NULL},
     /* 7. messages: the value quoted, no doubled path, usage errors exit 2 */
-    {"--control-vector-scaled F nan", "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} nan", 2, {"'nan'"},
+    {"--control-vector-scaled F nan",
+     "generate -m {M} -p hi -n 2 --control-vector-scaled {EV} nan",
+     2,
+     {"'nan'"},
      NULL},
     {"-t too large", "generate -m {M} -p hi -t 100000", 2, {"-t", "100000", "too large"}, NULL},
     {"-c too small", "generate -m {M} -p hi -c 2", 2, {"-c", "'2'"}, NULL},
-    {"--ev missing: the path once", "generate -m {M} -p hi --ev /nonexistent/x.ev.gguf --steer joy=1", 1,
-     {"/nonexistent/x.ev.gguf"}, "x.ev.gguf: ev: cannot open /nonexistent"},
+    {"--ev missing: the path once",
+     "generate -m {M} -p hi --ev /nonexistent/x.ev.gguf --steer joy=1",
+     1,
+     {"/nonexistent/x.ev.gguf"},
+     "x.ev.gguf: ev: cannot open /nonexistent"},
 };
 
 static bool write_file(const char *path, const char *data, size_t len) {
@@ -134,7 +206,8 @@ static bool setup(void) {
     char *text = malloc(n);
     if (!text) return false;
     static const char words[] = "the letter arrived and she smiled at the window ";
-    for (size_t i = 0; i < n; i++) text[i] = words[i % (sizeof words - 1)];
+    for (size_t i = 0; i < n; i++)
+        text[i] = words[i % (sizeof words - 1)];
     bool ok = write_file(big, text, n);
     free(text);
     static const char with_nul[] = "Hello\0world";
@@ -149,7 +222,8 @@ static bool setup(void) {
     for (int l = 0; ok && v && l < 64; l++) {
         const float *src = es_ev_set_get(set, "joy", l);
         if (!src) continue;
-        for (int i = 0; i < n_embd; i++) v[i] = src[i] * 1e30f;
+        for (int i = 0; i < n_embd; i++)
+            v[i] = src[i] * 1e30f;
         ok = es_ev_set_put(set, "joy", l, v) == ES_OK;
     }
     ok = ok && v && es_ev_set_save(set, huge) == ES_OK;
@@ -188,15 +262,19 @@ int main(void) {
         char args[4096];
         expand(c->args, args, sizeof args);
         int rc = run(args, err, sizeof err);
-        bool ok = CHECK(rc == c->rc, "%s: `%s` exits %d, want %d; stderr:\n%s", c->what, c->args, rc, c->rc, err);
+        bool ok = CHECK(rc == c->rc, "%s: `%s` exits %d, want %d; stderr:\n%s", c->what, c->args,
+                        rc, c->rc, err);
         for (int k = 0; k < 3 && c->want[k]; k++)
-            ok &= CHECK(strstr(err, c->want[k]) != NULL, "%s: stderr has '%s'; it is:\n%s", c->what, c->want[k], err);
+            ok &= CHECK(strstr(err, c->want[k]) != NULL, "%s: stderr has '%s'; it is:\n%s", c->what,
+                        c->want[k], err);
         if (c->not_want)
-            ok &= CHECK(!strstr(err, c->not_want), "%s: stderr lacks '%s'; it is:\n%s", c->what, c->not_want, err);
+            ok &= CHECK(!strstr(err, c->not_want), "%s: stderr lacks '%s'; it is:\n%s", c->what,
+                        c->not_want, err);
         if (ok) {
             /* the line holding the first expected substring, as the sample message */
             const char *hit = c->want[0] ? strstr(err, c->want[0]) : err;
-            while (hit > err && hit[-1] != '\n') hit--;
+            while (hit > err && hit[-1] != '\n')
+                hit--;
             printf("ok   exit %d  %-40s %.*s\n", rc, c->what, (int)strcspn(hit, "\n"), hit);
         }
     }

@@ -42,9 +42,12 @@ static void expand(const char *s, char *out, size_t cap) {
     while (*s && n + 1 < cap) {
         const char *sub = NULL;
         size_t skip = 0;
-        if (!strncmp(s, "@T@", 3)) sub = tmpdir, skip = 3;
-        else if (!strncmp(s, "@M@", 3)) sub = model, skip = 3;
-        else if (!strncmp(s, "@EV@", 4)) sub = evfile, skip = 4;
+        if (!strncmp(s, "@T@", 3))
+            sub = tmpdir, skip = 3;
+        else if (!strncmp(s, "@M@", 3))
+            sub = model, skip = 3;
+        else if (!strncmp(s, "@EV@", 4))
+            sub = evfile, skip = 4;
         if (sub) {
             n += (size_t)snprintf(out + n, cap - n, "%s", sub);
             if (n >= cap) n = cap - 1;
@@ -129,10 +132,13 @@ static bool setup_edit_log(const char *arg) {
         if (next) *next++ = '\0';
         const char *at = ++k == want ? strstr(line, from) : NULL;
         char *edit = NULL;
-        if (at && asprintf(&edit, "%.*s%s%s", (int)(at - line), line, to, at + strlen(from)) > 0) edited = true;
+        if (at && asprintf(&edit, "%.*s%s%s", (int)(at - line), line, to, at + strlen(from)) > 0)
+            edited = true;
         fprintf(f, "%s\n", edit && !append ? edit : line);
-        if (edit && append) extra = edit;
-        else free(edit);
+        if (edit && append)
+            extra = edit;
+        else
+            free(edit);
     }
     if (extra) fprintf(f, "%s\n", extra);
     free(extra);
@@ -159,12 +165,12 @@ typedef struct err_case {
     const char *name;
     bool (*setup)(const char *arg); /* may be NULL */
     const char *setup_arg;
-    const char *args;      /* after the binary; @T@, @M@, @EV@ expanded */
-    int rc;                /* expected exit code */
-    const char *want[4];   /* substrings of stderr (NULL-terminated) */
-    const char *absent[3]; /* paths that must not exist afterwards */
-    bool with_stdout;      /* match the substrings in stdout too (--help) */
-    const char *unwanted;  /* a substring stderr must not hold, or NULL */
+    const char *args;       /* after the binary; @T@, @M@, @EV@ expanded */
+    int rc;                 /* expected exit code */
+    const char *want[4];    /* substrings of stderr (NULL-terminated) */
+    const char *absent[3];  /* paths that must not exist afterwards */
+    bool with_stdout;       /* match the substrings in stdout too (--help) */
+    const char *unwanted;   /* a substring stderr must not hold, or NULL */
     const char *present[2]; /* paths that must still exist afterwards (a user's files) */
 } err_case;
 
@@ -173,15 +179,18 @@ static const err_case cases[] = {
     {.name = "--control-vector of a 6-emotion file",
      .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector @EV@",
      .rc = 2,
-     .want = {"holds 6 emotions", "joy sadness anger fear disgust base", "--ev", "--steer EMOTION=ALPHA"},
+     .want = {"holds 6 emotions", "joy sadness anger fear disgust base", "--ev",
+              "--steer EMOTION=ALPHA"},
      .absent = {"@T@/act.gguf"}},
     {.name = "--control-vector-scaled of a 6-emotion file",
-     .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector-scaled @EV@ 0.5",
+     .args =
+         "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector-scaled @EV@ 0.5",
      .rc = 2,
      .want = {"holds 6 emotions", "--steer EMOTION=ALPHA"},
      .absent = {"@T@/act.gguf"}},
     {.name = "--control-vector-scaled FILE:SCALE of a 6-emotion file",
-     .args = "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector-scaled @EV@:2",
+     .args =
+         "activations -m @M@ -t 2 --tokens 1,2,3 -o @T@/act.gguf --control-vector-scaled @EV@:2",
      .rc = 2,
      .want = {"holds 6 emotions"},
      .absent = {"@T@/act.gguf"}},
@@ -195,7 +204,8 @@ static const err_case cases[] = {
      .setup_arg = "2|\"scores\":{\"anger\":|\"scores\":{\"anger\":-0.25,\"anger_was\":",
      .args = RESUME,
      .rc = 1,
-     .want = {"generations.jsonl:2:", "\"scores\".\"anger\"", "-0.25 is not a probability in [0, 1]"}},
+     .want = {"generations.jsonl:2:", "\"scores\".\"anger\"",
+              "-0.25 is not a probability in [0, 1]"}},
     {.name = "resume: a NaN perplexity",
      .setup = setup_edit_log,
      .setup_arg = "3|\"ppl\":|\"ppl\":NaN,\"ppl_was\":",
@@ -280,7 +290,8 @@ static const err_case cases[] = {
     {.name = "extract --resume without a checkpoint starts fresh, with a note",
      .args = "extract -m @M@ -t 2 --emotions joy --n-queries 1 -n 4 --resume -o @T@/fresh.ev.gguf",
      .rc = 0,
-     .want = {"no checkpoint at @T@/fresh.ev.gguf.partial; starting fresh", "wrote @T@/fresh.ev.gguf"},
+     .want = {"no checkpoint at @T@/fresh.ev.gguf.partial; starting fresh",
+              "wrote @T@/fresh.ev.gguf"},
      .absent = {"@T@/fresh.ev.gguf.partial"},
      .present = {"@T@/fresh.ev.gguf"},
      .unwanted = "resumed"},
@@ -310,14 +321,16 @@ static const err_case cases[] = {
      .want = {"-o @T@/afile: is a file, not a folder"},
      .unwanted = "hashing"},
     {.name = "eval that fails before a response removes the folder it made",
-     .args = "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 5000 -o @T@/evfail",
+     .args =
+         "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 5000 -o @T@/evfail",
      .rc = 1,
      .want = {"lower -n"},
      .absent = {"@T@/evfail"}},
     {.name = "eval that fails in a user's folder leaves the folder and its files",
      .setup = setup_touch,
      .setup_arg = "@T@/evkeep/",
-     .args = "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 5000 -o @T@/evkeep",
+     .args =
+         "eval -m @M@ --ev @EV@ -t 2 --emotions joy --alphas 0 --n-queries 1 -n 5000 -o @T@/evkeep",
      .rc = 1,
      .want = {"lower -n"},
      .absent = {"@T@/evkeep/generations.jsonl", "@T@/evkeep/run-settings.txt"},
@@ -341,7 +354,8 @@ static void run_case(const err_case *c) {
     }
     for (int k = 0; k < 2 && c->present[k]; k++)
         CHECK(exists(c->present[k]), "%s: %s is gone", c->name, c->present[k]);
-    CHECK(!c->unwanted || !strstr(err, c->unwanted), "%s: stderr holds '%s':\n%s", c->name, c->unwanted, err);
+    CHECK(!c->unwanted || !strstr(err, c->unwanted), "%s: stderr holds '%s':\n%s", c->name,
+          c->unwanted, err);
     for (int k = 0; k < 3 && c->absent[k]; k++)
         CHECK(!exists(c->absent[k]), "%s: %s was left behind", c->name, c->absent[k]);
     printf("ok: %s (exit %d)\n", c->name, rc);
@@ -356,7 +370,9 @@ typedef struct doc_case {
 } doc_case;
 
 static const doc_case docs[] = {
-    {"@S@/README.md", {"0.187 at 0.5, 0.180 at 1", "`bench [-p 512 -n 128 -r 5]`", "2,3,4 for `models/demo-16m.ev.gguf`"},
+    {"@S@/README.md",
+     {"0.187 at 0.5, 0.180 at 1", "`bench [-p 512 -n 128 -r 5]`",
+      "2,3,4 for `models/demo-16m.ev.gguf`"},
      "rise monotonically"},
     {"@T@/run/run-settings.txt", {"layers=2,3,4 (recommended by the file)"}, "layers=all"},
     {"@T@/run/results.json", {"\"layers\": \"2,3,4 (recommended by the file)\""}, NULL},
@@ -366,23 +382,29 @@ static void doc_checks(void) {
     static char out[65536];
     /* --help: the real defaults and layers */
     int rc = run("bench --help", true, out, sizeof out);
-    CHECK(rc == 0 && strstr(out, "(default 512)") && strstr(out, "(default 128)"), "bench --help defaults:\n%s", out);
+    CHECK(rc == 0 && strstr(out, "(default 512)") && strstr(out, "(default 128)"),
+          "bench --help defaults:\n%s", out);
     rc = run("eval --help", true, out, sizeof out);
-    CHECK(rc == 0 && strstr(out, "models/demo-16m.ev.gguf: 2,3,4") && strstr(out, "2,3,4 (recommended by the file)"),
+    CHECK(rc == 0 && strstr(out, "models/demo-16m.ev.gguf: 2,3,4") &&
+              strstr(out, "2,3,4 (recommended by the file)"),
           "eval --help names the default layers:\n%s", out);
     rc = run("extract --help", true, out, sizeof out);
-    CHECK(rc == 0 && strstr(out, "none there: a note, and the run starts fresh"), "extract --help on --resume");
+    CHECK(rc == 0 && strstr(out, "none there: a note, and the run starts fresh"),
+          "extract --help on --resume");
     if (!setup_eval_run()) return;
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         char path[1024], tmpl[1024];
         snprintf(tmpl, sizeof tmpl, "%s", docs[i].path);
-        if (!strncmp(tmpl, "@S@", 3)) snprintf(path, sizeof path, "%s%s", es_test_source(), tmpl + 3);
-        else expand(tmpl, path, sizeof path);
+        if (!strncmp(tmpl, "@S@", 3))
+            snprintf(path, sizeof path, "%s%s", es_test_source(), tmpl + 3);
+        else
+            expand(tmpl, path, sizeof path);
         char *text = es_test_read_file(path, NULL);
         if (!CHECK(text != NULL, "reading %s", path)) continue;
         for (int k = 0; k < 3 && docs[i].has[k]; k++)
             CHECK(strstr(text, docs[i].has[k]) != NULL, "%s lacks '%s'", path, docs[i].has[k]);
-        CHECK(!docs[i].lacks || !strstr(text, docs[i].lacks), "%s still says '%s'", path, docs[i].lacks);
+        CHECK(!docs[i].lacks || !strstr(text, docs[i].lacks), "%s still says '%s'", path,
+              docs[i].lacks);
         free(text);
     }
 }
@@ -397,7 +419,8 @@ int main(void) {
     snprintf(evfile, sizeof evfile, "%s/models/demo-16m.ev.gguf", es_test_source());
     snprintf(tmpdir, sizeof tmpdir, "/tmp/es_errx_%d", (int)getpid());
     if (!CHECK(mkdir(tmpdir, 0755) == 0, "mkdir %s", tmpdir)) return es_test_finish();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_case(&cases[i]);
     /* after the cases: setup_edit_log left @T@/run resumed from an unedited log */
     doc_checks();
     char cmd[256];

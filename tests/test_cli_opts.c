@@ -33,7 +33,8 @@ static void help_line(const char *help, const char *flag, char *line, size_t cap
     for (const char *p = help; (p = strstr(p, flag)) != NULL; p++) {
         /* a line that lists the flag first: "  -t, --threads N ..." or "  --kv-type ..." */
         const char *bol = p;
-        while (bol > help && bol[-1] != '\n') bol--;
+        while (bol > help && bol[-1] != '\n')
+            bol--;
         if (strspn(bol, " ") < 2 || p - bol > 8) continue;
         size_t n = strcspn(p, "\n");
         snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
@@ -42,7 +43,8 @@ static void help_line(const char *help, const char *flag, char *line, size_t cap
 }
 
 static void test_same_ranges(void) {
-    static const char *const cmds[] = {"generate", "chat", "activations", "eval", "extract", "perplexity", "bench"};
+    static const char *const cmds[] = {"generate", "chat",       "activations", "eval",
+                                       "extract",  "perplexity", "bench"};
     static const char *const flags[] = {"--threads", "--kv-type", "--numerics", "--model"};
     char ref[4][512];
     static char out[65536];
@@ -55,19 +57,24 @@ static void test_same_ranges(void) {
             char line[512];
             help_line(out, flags[f], line, sizeof line);
             if (!CHECK(line[0], "%s --help lists %s", cmds[c], flags[f])) continue;
-            if (c == 0) snprintf(ref[f], sizeof ref[f], "%s", line);
-            else CHECK(!strcmp(line, ref[f]), "%s --help: '%s', generate: '%s'", cmds[c], line, ref[f]);
+            if (c == 0)
+                snprintf(ref[f], sizeof ref[f], "%s", line);
+            else
+                CHECK(!strcmp(line, ref[f]), "%s --help: '%s', generate: '%s'", cmds[c], line,
+                      ref[f]);
         }
     }
     CHECK(strstr(ref[0], "[1..512]") != NULL, "-t shows its range: %s", ref[0]);
-    printf("same runtime flags in %zu commands' --help, e.g. %s\n", sizeof cmds / sizeof cmds[0], ref[0]);
+    printf("same runtime flags in %zu commands' --help, e.g. %s\n", sizeof cmds / sizeof cmds[0],
+           ref[0]);
     /* -c wherever it is taken */
     char a[512], b[512];
     run("generate --help", out, sizeof out);
     help_line(out, "--ctx-size", a, sizeof a);
     run("perplexity --help", out, sizeof out);
     help_line(out, "--ctx-size", b, sizeof b);
-    CHECK(a[0] && strstr(a, "[8..4194304]") && strstr(b, "[8..4194304]"), "-c ranges: '%s' / '%s'", a, b);
+    CHECK(a[0] && strstr(a, "[8..4194304]") && strstr(b, "[8..4194304]"), "-c ranges: '%s' / '%s'",
+          a, b);
 }
 
 /* args exits 2 with every needle in the message, and "Try 'emosteer CMD --help'." */
@@ -78,8 +85,10 @@ static void usage_error(const char *cmd, const char *args, const char *n1, const
     snprintf(try_line, sizeof try_line, "Try 'emosteer %s --help'.", cmd);
     char prefix[128];
     snprintf(prefix, sizeof prefix, "emosteer %s: emosteer", cmd);
-    CHECK(rc == 2 && strstr(out, n1) && (!n2 || strstr(out, n2)) && strstr(out, try_line) && !strstr(out, prefix),
-          "%s: want exit 2 naming '%s'%s%s, got exit %d:\n%s", full, n1, n2 ? " and " : "", n2 ? n2 : "", rc, out);
+    CHECK(rc == 2 && strstr(out, n1) && (!n2 || strstr(out, n2)) && strstr(out, try_line) &&
+              !strstr(out, prefix),
+          "%s: want exit 2 naming '%s'%s%s, got exit %d:\n%s", full, n1, n2 ? " and " : "",
+          n2 ? n2 : "", rc, out);
     char *nl = strchr(out, '\n');
     if (nl) *nl = '\0';
     printf("%-48s exit %d: %s\n", full, rc, out);
@@ -107,10 +116,13 @@ static void test_errors(void) {
 static void test_activations_runtime(void) {
     char out[8192], args[1024], path[256];
     snprintf(path, sizeof path, "/tmp/es_test_cli_opts_%d.gguf", (int)getpid());
-    snprintf(args, sizeof args, "activations -m '%s/models/demo-16m.q8_0.gguf' --tokens 1,2,3 -t 2 "
-             "--numerics llamacpp --kv-type f16 -o '%s'", es_test_source(), path);
+    snprintf(args, sizeof args,
+             "activations -m '%s/models/demo-16m.q8_0.gguf' --tokens 1,2,3 -t 2 "
+             "--numerics llamacpp --kv-type f16 -o '%s'",
+             es_test_source(), path);
     int rc = run(args, out, sizeof out);
-    CHECK(rc == 0 && access(path, F_OK) == 0, "activations --numerics llamacpp --kv-type f16: exit %d:\n%s", rc, out);
+    CHECK(rc == 0 && access(path, F_OK) == 0,
+          "activations --numerics llamacpp --kv-type f16: exit %d:\n%s", rc, out);
     remove(path);
 }
 
@@ -124,7 +136,9 @@ int main(void) {
     test_errors();
     char model[1024];
     snprintf(model, sizeof model, "%s/models/demo-16m.q8_0.gguf", es_test_source());
-    if (access(model, R_OK) == 0) test_activations_runtime();
-    else printf("no demo model: the activations run is skipped\n");
+    if (access(model, R_OK) == 0)
+        test_activations_runtime();
+    else
+        printf("no demo model: the activations run is skipped\n");
     return es_test_finish();
 }

@@ -27,7 +27,8 @@ static const char *tmp_path(const char *name) {
 }
 
 static void fill(float *v, int n, float seed) {
-    for (int i = 0; i < n; i++) v[i] = sinf(seed * 1.7f + (float)i * 0.37f) * (1.0f + seed);
+    for (int i = 0; i < n; i++)
+        v[i] = sinf(seed * 1.7f + (float)i * 0.37f) * (1.0f + seed);
 }
 
 static bool same_vec(const float *a, const float *b, int n) {
@@ -71,16 +72,18 @@ static void test_roundtrip(void) {
             for (int l = 0; l < 6; l++) {
                 const char *name = es_ev_set_emotion(s, e);
                 const float *a = es_ev_set_get(s, name, l), *b = es_ev_set_get(r, name, l);
-                if (a == NULL) n_absent += b == NULL;
-                else n_same += same_vec(a, b, D);
+                if (a == NULL)
+                    n_absent += b == NULL;
+                else
+                    n_same += same_vec(a, b, D);
             }
         CHECK(n_same == 6 && n_absent == 6, "vectors bit-identical (%d/6) and absences kept (%d/6)",
               n_same, n_absent);
         es_ev_meta m;
         es_ev_set_get_meta(r, &m);
         CHECK(strcmp(m.method, "mean_diff") == 0 && strcmp(m.source_model, "demo-16m") == 0 &&
-                  strcmp(m.query_set, "EmotionQuery") == 0 && strcmp(m.token_policy, "response") == 0 &&
-                  m.n_samples == 100,
+                  strcmp(m.query_set, "EmotionQuery") == 0 &&
+                  strcmp(m.token_policy, "response") == 0 && m.n_samples == 100,
               "metadata round trip");
         CHECK(es_ev_set_act_norm(r, 1) == 12.5f && es_ev_set_act_norm(r, 0) == 0.0f, "act_norm");
     }
@@ -96,7 +99,8 @@ static void test_roundtrip(void) {
     }
     es_ev_set *one = NULL;
     CHECK(es_ev_set_create(D, ES_HOOK_BLOCK_OUT, &one) == ES_OK, "create single");
-    for (int l = 1; l < 4; l++) es_ev_set_put(one, "joy", l, es_ev_set_get(s, "joy", l));
+    for (int l = 1; l < 4; l++)
+        es_ev_set_put(one, "joy", l, es_ev_set_get(s, "joy", l));
     es_ev_set_set_act_norm(one, 2, 7.0f);
     path = tmp_path("single.gguf");
     CHECK(es_ev_set_save(one, path) == ES_OK, "save single: %s", es_last_error());
@@ -200,14 +204,16 @@ static double json_text_value(const char *text, int layer, int index) {
     if (!p) return NAN;
     p = strchr(p, '[');
     if (!p) return NAN;
-    while (*p == '[' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+    while (*p == '[' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+        p++;
     for (int i = 0;; i++) {
         char *end;
         double d = strtod(p, &end);
         if (end == p) return NAN;
         if (i == index) return d;
         p = end;
-        while (*p == ',' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+        while (*p == ',' || *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            p++;
     }
 }
 
@@ -233,7 +239,8 @@ static void test_paper_json(void) {
         CHECK(es_ev_set_n_emotions(s) == 1 && strcmp(es_ev_set_emotion(s, 0), emotions[e]) == 0,
               "%s: name from the file name: %s", emotions[e], es_ev_set_emotion(s, 0));
         int present = 0;
-        for (int l = 0; l < 28; l++) present += es_ev_set_get(s, emotions[e], l) != NULL;
+        for (int l = 0; l < 28; l++)
+            present += es_ev_set_get(s, emotions[e], l) != NULL;
         CHECK(present == 28, "%s: %d of 28 layers present", emotions[e], present);
         /* a sample of values equals the text's number rounded to float */
         size_t len;
@@ -251,8 +258,8 @@ static void test_paper_json(void) {
         const float *v27 = es_ev_set_get(s, emotions[e], 27);
         n_checked++;
         n_equal += v27 && v27[last] == (float)d;
-        CHECK(n_checked > 50 && n_equal == n_checked, "%s: %d/%d sampled values equal the JSON text",
-              emotions[e], n_equal, n_checked);
+        CHECK(n_checked > 50 && n_equal == n_checked,
+              "%s: %d/%d sampled values equal the JSON text", emotions[e], n_equal, n_checked);
         free(text);
         if (all == NULL) {
             all = s;
@@ -271,14 +278,15 @@ static void test_paper_json(void) {
         int same = 0;
         for (int e = 0; e < 5; e++)
             for (int l = 0; l < 28; l++)
-                same += same_vec(es_ev_set_get(all, emotions[e], l), es_ev_set_get(r, emotions[e], l),
-                                 3584);
+                same += same_vec(es_ev_set_get(all, emotions[e], l),
+                                 es_ev_set_get(r, emotions[e], l), 3584);
         CHECK(same == 140 && es_ev_set_hook(r) == ES_HOOK_ATTN_OUT && es_ev_set_n_emotions(r) == 5,
               "5 x 28 vectors bit-identical after GGUF round trip (%d)", same);
     }
     es_ev_set_free(r);
     /* export for llama.cpp: attn_out must be refused, saying the hook differs */
-    es_status st = es_ev_set_export_control_vector(all, "joy", 1.0f, false, tmp_path("joy_cv.gguf"));
+    es_status st =
+        es_ev_set_export_control_vector(all, "joy", 1.0f, false, tmp_path("joy_cv.gguf"));
     CHECK(st == ES_ERR_UNSUPPORTED && strstr(es_last_error(), "hook differs") &&
               strstr(es_last_error(), "attn_out"),
           "attn_out export refused: %d %s", st, es_last_error());
@@ -314,11 +322,13 @@ static void write_cv(const char *path, const int *layers, int n, int d, int type
         uint16_t h[64];
         fill(v, d, (float)layers[k]);
         if (k == n - 1) v[d / 2] = poison == 0 ? v[d / 2] : poison;
-        for (int i = 0; i < d; i++) h[i] = es_fp32_to_fp16(v[i]);
+        for (int i = 0; i < d; i++)
+            h[i] = es_fp32_to_fp16(v[i]);
         char name[32];
         snprintf(name, sizeof name, "direction.%d", layers[k]);
         int64_t ne[1] = {d};
-        es_gguf_writer_add_tensor(w, name, type, 1, ne, type == ES_TYPE_F16 ? (void *)h : (void *)v);
+        es_gguf_writer_add_tensor(w, name, type, 1, ne,
+                                  type == ES_TYPE_F16 ? (void *)h : (void *)v);
     }
     CHECK(es_gguf_writer_write(w, path) == ES_OK, "write %s: %s", path, es_last_error());
     es_gguf_writer_free(w);
@@ -347,7 +357,8 @@ static void test_control_vector(void) {
         es_ev_set_get_meta(s, &m);
         CHECK(strcmp(m.source_model, "llama") == 0, "model hint kept: %s", m.source_model);
         /* export it back: same tensors */
-        CHECK(es_ev_set_export_control_vector(s, "happy", 1.0f, false, tmp_path("back.gguf")) == ES_OK,
+        CHECK(es_ev_set_export_control_vector(s, "happy", 1.0f, false, tmp_path("back.gguf")) ==
+                  ES_OK,
               "export block_out: %s", es_last_error());
         es_gguf *g = NULL;
         if (CHECK(es_gguf_open(tmp_path("back.gguf"), &g) == ES_OK, "open export")) {
@@ -371,10 +382,12 @@ static void test_control_vector(void) {
     fill(v, D, 3);
     es_ev_set_put(z, "joy", 0, v);
     es_ev_set_put(z, "joy", 1, v);
-    CHECK(es_ev_set_export_control_vector(z, "joy", 1, false, tmp_path("z.gguf")) == ES_ERR_UNSUPPORTED &&
+    CHECK(es_ev_set_export_control_vector(z, "joy", 1, false, tmp_path("z.gguf")) ==
+                  ES_ERR_UNSUPPORTED &&
               strstr(es_last_error(), "layer 0"),
           "layer 0 refused: %s", es_last_error());
-    CHECK(es_ev_set_export_control_vector(z, "nope", 1, false, tmp_path("z.gguf")) == ES_ERR_NOT_FOUND,
+    CHECK(es_ev_set_export_control_vector(z, "nope", 1, false, tmp_path("z.gguf")) ==
+              ES_ERR_NOT_FOUND,
           "unknown emotion");
     es_ev_set_free(z);
 
@@ -428,15 +441,16 @@ static void test_control_vector(void) {
     es_gguf_writer_add_tensor(w, "token_embd.weight", ES_TYPE_F32, 1, ne1, a);
     es_gguf_writer_write(w, tmp_path("model.gguf"));
     es_gguf_writer_free(w);
-    CHECK(es_ev_set_load(tmp_path("model.gguf"), "x", &s) == ES_ERR_FORMAT, "model file refused: %s",
-          es_last_error());
+    CHECK(es_ev_set_load(tmp_path("model.gguf"), "x", &s) == ES_ERR_FORMAT,
+          "model file refused: %s", es_last_error());
     CHECK(s == NULL, "out untouched on failure");
 }
 
 /* ---- hostile emosteer GGUF ---- */
 
 /* Writes an emosteer file with emotions listed and tensors given. */
-static es_gguf_writer *ours_writer(const char *const *emos, int n_emo, uint32_t d, uint32_t layers) {
+static es_gguf_writer *ours_writer(const char *const *emos, int n_emo, uint32_t d,
+                                   uint32_t layers) {
     es_gguf_writer *w = es_gguf_writer_new();
     es_gguf_writer_set_u32(w, "emosteer.format_version", 1);
     es_gguf_writer_set_arr_str(w, "emosteer.emotions", emos, (uint64_t)n_emo);
@@ -452,8 +466,10 @@ static void expect_bad_ours(es_gguf_writer *w, const char *name, es_status want,
     es_gguf_writer_free(w);
     es_ev_set *s = NULL;
     es_status st = es_ev_set_load(path, NULL, &s);
-    CHECK(st == want && s == NULL && strstr(es_last_error(), msg), "%s: status %d, '%s' should "
-          "mention '%s'", name, st, es_last_error(), msg);
+    CHECK(st == want && s == NULL && strstr(es_last_error(), msg),
+          "%s: status %d, '%s' should "
+          "mention '%s'",
+          name, st, es_last_error(), msg);
     es_ev_set_free(s);
 }
 
@@ -609,7 +625,8 @@ static void test_bad_json(void) {
     FILE *f = fopen(p, "w");
     fputs("{\"0\": [[1]]}", f);
     fclose(f);
-    CHECK(es_ev_set_load(p, NULL, &s) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "pass a name"),
+    CHECK(es_ev_set_load(p, NULL, &s) == ES_ERR_INVALID_ARG &&
+              strstr(es_last_error(), "pass a name"),
           "bad derived name: %s", es_last_error());
     CHECK(es_ev_set_load(p, "ok", &s) == ES_OK, "explicit name works");
     es_ev_set_free(s);

@@ -23,7 +23,8 @@ static char model[1024], ev[1024], tmp[256];
 
 static int eval(const char *dir, const char *args, char *out, size_t cap) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' eval -m '%s' --ev '%s' -t 2 -o '%s/%s' --n-queries 2 -n 6 --alphas 0,1 %s 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "'%s' eval -m '%s' --ev '%s' -t 2 -o '%s/%s' --n-queries 2 -n 6 --alphas 0,1 %s 2>&1",
              bin, model, ev, tmp, dir, args);
     return es_test_run_cmd(cmd, out, cap);
 }
@@ -36,12 +37,13 @@ static char *read_in(const char *dir, const char *name) {
 
 /* Checks the records of dir: n of them, emotion e asked ids <prefix(e)>-0000, -0001
  * with the texts of list(e) of the query set. */
-static void check_run(const char *dir, const es_query_set *qs, const char *protocol, bool own_lists, int n_want) {
+static void check_run(const char *dir, const es_query_set *qs, const char *protocol, bool own_lists,
+                      int n_want) {
     char p[1024];
     snprintf(p, sizeof p, "%s/%s/generations.jsonl", tmp, dir);
     es_genlog *log = NULL;
-    if (!CHECK(es_genlog_open(p, es_eval_lexicon_labels, ES_EMO_N_LABELS, false, &log) == ES_OK, "%s: %s", p,
-               es_last_error()))
+    if (!CHECK(es_genlog_open(p, es_eval_lexicon_labels, ES_EMO_N_LABELS, false, &log) == ES_OK,
+               "%s: %s", p, es_last_error()))
         return;
     es_genlog_info info;
     es_genlog_get_info(log, &info);
@@ -54,12 +56,14 @@ static void check_run(const char *dir, const es_query_set *qs, const char *proto
         for (int q = 0; l && q < 2; q++)
             if (!strcmp(l->queries[q].id, r[i].query_id)) k = q;
         if (k < 0 || strcmp(l->queries[k].text, r[i].prompt) != 0) {
-            if (wrong++ < 3) printf("%s: %s asked %s: %.60s\n", dir, r[i].emotion, r[i].query_id, r[i].prompt);
+            if (wrong++ < 3)
+                printf("%s: %s asked %s: %.60s\n", dir, r[i].emotion, r[i].query_id, r[i].prompt);
         }
     }
     CHECK(wrong == 0, "%s: %d records asked a query not of their list", dir, wrong);
     es_genlog_free(log);
-    char *set = read_in(dir, "run-settings.txt"), *res = read_in(dir, "results.json"), *rep = read_in(dir, "report.html");
+    char *set = read_in(dir, "run-settings.txt"), *res = read_in(dir, "results.json"),
+         *rep = read_in(dir, "report.html");
     char want[128];
     snprintf(want, sizeof want, "\nprotocol=%s\n", protocol);
     CHECK(set && strstr(set, want), "%s: run-settings.txt has %s", dir, want + 1);
@@ -107,11 +111,13 @@ int main(void) {
     check_run("eq", qs, "emotionquery", true, 8);
     /* EmotionQuery+: every emotion on the shared list */
     snprintf(args, sizeof args, "--emotions joy,anger --queries '%s'", eqp);
-    CHECK(eval("eqp", args, out, sizeof out) == 0 && strstr(out, "protocol emotionquery+)"), "EmotionQuery+: %s", out);
+    CHECK(eval("eqp", args, out, sizeof out) == 0 && strstr(out, "protocol emotionquery+)"),
+          "EmotionQuery+: %s", out);
     check_run("eqp", qsp, "emotionquery+", false, 8);
     /* the project's set: the neutral list */
-    CHECK(eval("own", "--emotions joy,anger", out, sizeof out) == 0 && strstr(out, "protocol neutral)"), "own: %s",
-          out);
+    CHECK(eval("own", "--emotions joy,anger", out, sizeof out) == 0 &&
+              strstr(out, "protocol neutral)"),
+          "own: %s", out);
     const es_query_list *neutral = es_query_set_find(own, "neutral");
     es_query_set one = {.n_lists = 1, .lists = (es_query_list *)neutral};
     if (neutral) check_run("own", &one, "neutral", false, 8);
@@ -125,7 +131,8 @@ int main(void) {
         FILE *f = fopen(p, "w");
         fputs(set, f);
         fclose(f);
-        CHECK(eval("own", "--emotions joy,anger --resume", out, sizeof out) == 0 && strstr(out, "0 to generate"),
+        CHECK(eval("own", "--emotions joy,anger --resume", out, sizeof out) == 0 &&
+                  strstr(out, "0 to generate"),
               "resume of an old run: %s", out);
     }
     free(set);
@@ -136,7 +143,8 @@ int main(void) {
     fputs("{\"joy\": [\"What made you smile?\"]}", f);
     fclose(f);
     snprintf(args, sizeof args, "--emotions joy,anger --queries '%s'", p);
-    CHECK(eval("bad", args, out, sizeof out) == 1 && strstr(out, "has none for 'anger'") && strstr(out, "it has: joy"),
+    CHECK(eval("bad", args, out, sizeof out) == 1 && strstr(out, "has none for 'anger'") &&
+              strstr(out, "it has: joy"),
           "missing list: %s", out);
 
     es_query_set_free(qs);

@@ -24,7 +24,8 @@ static char model[1024], ev[1024], tmp[256];
 static int eval(const char *args, char *out, size_t cap) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && '%s' eval -m '%s' --ev '%s' -t 2 --emotions joy,anger,fear --alphas 0,2 --n-queries 3 -n 16 "
+             "cd '%s' && '%s' eval -m '%s' --ev '%s' -t 2 --emotions joy,anger,fear --alphas 0,2 "
+             "--n-queries 3 -n 16 "
              "--batch 4 %s 2>&1",
              tmp, bin, model, ev, args);
     return es_test_run_cmd(cmd, out, cap);
@@ -36,7 +37,8 @@ static char *read_in(const char *dir, const char *name, bool drop_created) {
     char *t = es_test_read_file(p, NULL);
     if (t && drop_created) { /* blank the line (JSON) or cell (HTML) holding the time */
         for (char *c = strstr(t, "created"); c; c = strstr(c + 1, "created"))
-            for (char *e = c; *e && *e != '\n'; e++) *e = ' ';
+            for (char *e = c; *e && *e != '\n'; e++)
+                *e = ' ';
     }
     return t;
 }
@@ -45,8 +47,10 @@ static void same_file(const char *name, bool drop_created) {
     char *a = read_in("whole", name, drop_created), *b = read_in("merged", name, drop_created);
     size_t at = 0;
     if (a && b)
-        while (a[at] && a[at] == b[at]) at++;
-    CHECK(a && b && !strcmp(a, b), "%s: merged differs from the whole run's at byte %zu: '%.60s' vs '%.60s'", name, at,
+        while (a[at] && a[at] == b[at])
+            at++;
+    CHECK(a && b && !strcmp(a, b),
+          "%s: merged differs from the whole run's at byte %zu: '%.60s' vs '%.60s'", name, at,
           a ? a + at : "(none)", b ? b + at : "(none)");
     free(a);
     free(b);
@@ -78,41 +82,49 @@ int main(void) {
                              "responses 12..17 of the grid (6)"};
     for (int k = 1; k <= 3; k++) {
         snprintf(args, sizeof args, "--shard %d/3 -o s%d", k, k);
-        CHECK(eval(args, out, sizeof out) == 0 && strstr(out, ranges[k - 1]), "shard %d/3: %s", k, out);
+        CHECK(eval(args, out, sizeof out) == 0 && strstr(out, ranges[k - 1]), "shard %d/3: %s", k,
+              out);
     }
     char *r = read_in("s1", "results.json", false);
     CHECK(!r, "a shard writes no results.json");
     free(r);
 
     /* refusals leave no results */
-    CHECK(eval("--merge s1 s2 -o m1", out, sizeof out) == 1 && strstr(out, "the run has 3 shards; 2 folders given"),
+    CHECK(eval("--merge s1 s2 -o m1", out, sizeof out) == 1 &&
+              strstr(out, "the run has 3 shards; 2 folders given"),
           "too few shards: %s", out);
-    CHECK(eval("--merge s1 s1 s3 -o m1", out, sizeof out) == 1 && strstr(out, "are both shard 1/3"), "twice: %s", out);
-    CHECK(eval("--merge s1 s2 s3 -o m1 -n 12", out, sizeof out) == 1 && strstr(out, "is not a shard of this run") &&
-              strstr(out, "n_predict=16"),
+    CHECK(eval("--merge s1 s1 s3 -o m1", out, sizeof out) == 1 && strstr(out, "are both shard 1/3"),
+          "twice: %s", out);
+    CHECK(eval("--merge s1 s2 s3 -o m1 -n 12", out, sizeof out) == 1 &&
+              strstr(out, "is not a shard of this run") && strstr(out, "n_predict=16"),
           "another run: %s", out);
     CHECK(eval("--merge s1 s2 s3 -o m1 --batch 2", out, sizeof out) == 1 && strstr(out, "batch 4"),
           "another batch: %s", out);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd '%s' && cp -r s2 s2cut && head -n 3 s2/generations.jsonl > s2cut/generations.jsonl",
-             tmp);
+    snprintf(
+        cmd, sizeof cmd,
+        "cd '%s' && cp -r s2 s2cut && head -n 3 s2/generations.jsonl > s2cut/generations.jsonl",
+        tmp);
     CHECK(system(cmd) == 0, "%s", cmd);
-    CHECK(eval("--merge s1 s2cut s3 -o m1", out, sizeof out) == 1 && strstr(out, "lack 5 of the 18") &&
-              strstr(out, "of shard 2/3") && strstr(out, "--shard 2/3 --resume"),
+    CHECK(eval("--merge s1 s2cut s3 -o m1", out, sizeof out) == 1 &&
+              strstr(out, "lack 5 of the 18") && strstr(out, "of shard 2/3") &&
+              strstr(out, "--shard 2/3 --resume"),
           "unfinished shard: %s", out);
     r = read_in("m1", "generations.jsonl", false);
     char *r2 = read_in("m1", "results.json", false);
     CHECK(!r && !r2, "a refused merge leaves nothing");
     free(r);
     free(r2);
-    CHECK(eval("--shard 4/3 -o x", out, sizeof out) == 2 && strstr(out, "K/N"), "--shard 4/3: %s", out);
+    CHECK(eval("--shard 4/3 -o x", out, sizeof out) == 2 && strstr(out, "K/N"), "--shard 4/3: %s",
+          out);
     CHECK(eval("--shard 0/3 -o x", out, sizeof out) == 2, "--shard 0/3: %s", out);
     CHECK(eval("--shard 1 -o x", out, sizeof out) == 2, "--shard 1: %s", out);
-    CHECK(eval("--shard 1/2 --merge s1 -o x", out, sizeof out) == 2 && strstr(out, "exclude"), "both: %s", out);
+    CHECK(eval("--shard 1/2 --merge s1 -o x", out, sizeof out) == 2 && strstr(out, "exclude"),
+          "both: %s", out);
 
     /* the merge: the whole run's files */
-    CHECK(eval("--merge s1 s2 s3 -o merged", out, sizeof out) == 0 && strstr(out, "merged 3 shards") &&
-              strstr(out, "0 to generate"),
+    CHECK(eval("--merge s1 s2 s3 -o merged", out, sizeof out) == 0 &&
+              strstr(out, "merged 3 shards") && strstr(out, "0 to generate"),
           "merge: %s", out);
     same_file("generations.jsonl", false);
     same_file("summary.csv", false);

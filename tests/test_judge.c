@@ -10,8 +10,8 @@
  *   2. on the demo model (a tiny base model, a weak judge): accuracy on a few labelled
  *      sentences per class, printed (a mechanics test, no threshold).
  */
-#include "emosteer.h"
 #include "common.h"
+#include "emosteer.h"
 #include "judge.h"
 #include "testutil.h"
 
@@ -53,13 +53,17 @@ static double manual_entail(es_model *m, const es_judge *j, const int32_t *toks,
     if (es_decode(ctx, &b) == ES_OK) {
         const float *lg = es_get_logits(ctx, n - 1);
         double mx = -INFINITY, z = 0, py = 0, pn = 0;
-        for (int i = 0; i < mi.n_vocab; i++) mx = fmax(mx, lg[i]);
-        for (int i = 0; i < mi.n_vocab; i++) z += exp(lg[i] - mx);
+        for (int i = 0; i < mi.n_vocab; i++)
+            mx = fmax(mx, lg[i]);
+        for (int i = 0; i < mi.n_vocab; i++)
+            z += exp(lg[i] - mx);
         const int32_t *yes, *no;
         int ny, nn;
         es_judge_answer_ids(j, &yes, &ny, &no, &nn);
-        for (int i = 0; i < ny; i++) py += exp(lg[yes[i]] - mx) / z;
-        for (int i = 0; i < nn; i++) pn += exp(lg[no[i]] - mx) / z;
+        for (int i = 0; i < ny; i++)
+            py += exp(lg[yes[i]] - mx) / z;
+        for (int i = 0; i < nn; i++)
+            pn += exp(lg[no[i]] - mx) / z;
         s = py / (py + pn);
     }
     es_context_free(ctx);
@@ -93,8 +97,8 @@ static void test_fixture(const char *fixture, int chat_format) {
     es_judge_params jp = es_judge_default_params();
     jp.chat_format = chat_format;
     jp.max_text_tokens = 48;
-    jp.n_seq = 3;     /* 5 texts: two groups */
-    jp.n_batch = 40;  /* prefixes split across batches */
+    jp.n_seq = 3;    /* 5 texts: two groups */
+    jp.n_batch = 40; /* prefixes split across batches */
     jp.n_threads = 2;
     es_judge *j = NULL;
     es_status st = es_judge_create(m, &jp, &j);
@@ -123,7 +127,8 @@ static void test_fixture(const char *fixture, int chat_format) {
     for (int i = 0; i < NT; i++) {
         if (i == 1 || i == 2) continue; /* time: the others cover plain, odd and long text */
         CHECK(es_judge_score(j, &texts[i], 1, one) == ES_OK, "%s: score alone", tag);
-        for (int l = 0; l < NL; l++) md_alone = fmax(md_alone, fabs(one[l] - probs[i * NL + l]));
+        for (int l = 0; l < NL; l++)
+            md_alone = fmax(md_alone, fabs(one[l] - probs[i * NL + l]));
     }
     CHECK(md_alone < TOL, "%s: batch vs alone %g", tag, md_alone);
 
@@ -134,11 +139,13 @@ static void test_fixture(const char *fixture, int chat_format) {
         double e[NL], sum = 0;
         for (int l = 0; l < NL; l++) {
             e[l] = 0;
-            for (int w = 0; w < NW; w++) e[l] += raw[(i * NL + l) * NW + w] / NW;
+            for (int w = 0; w < NW; w++)
+                e[l] += raw[(i * NL + l) * NW + w] / NW;
             sum += e[l];
             md_norm = fmax(md_norm, fabs(e[l] - entail[i * NL + l]));
         }
-        for (int l = 0; l < NL; l++) md_norm = fmax(md_norm, fabs(e[l] / sum - probs[i * NL + l]));
+        for (int l = 0; l < NL; l++)
+            md_norm = fmax(md_norm, fabs(e[l] / sum - probs[i * NL + l]));
         CHECK(mass[i] > 0 && mass[i] <= 1 + 1e-9, "%s: yes/no mass %g in (0, 1]", tag, mass[i]);
     }
     CHECK(md_norm < 1e-12, "%s: normalisation %g", tag, md_norm);
@@ -162,7 +169,8 @@ static void test_fixture(const char *fixture, int chat_format) {
                 int32_t *e = NULL;
                 int ne = 0;
                 es_judge_prompt_tokens(j, "", q / NW, q % NW, &e, &ne);
-                CHECK(n <= ne + 48 + 8, "%s: long text cut: prompt of %d tokens, %d without text", tag, n, ne);
+                CHECK(n <= ne + 48 + 8, "%s: long text cut: prompt of %d tokens, %d without text",
+                      tag, n, ne);
                 free(e);
             }
             free(toks);
@@ -170,7 +178,8 @@ static void test_fixture(const char *fixture, int chat_format) {
     }
     printf("%s: %d prompts, manual P(yes)/(P(yes)+P(no)) max diff %.3g, batch vs alone %.3g, "
            "mean yes/no mass %.3f; text 0: anger %.3f joy %.3f neutral %.3f\n",
-           tag, checked, md_manual, md_alone, (mass[0] + mass[1]) / 2, probs[0], probs[3], probs[5]);
+           tag, checked, md_manual, md_alone, (mass[0] + mass[1]) / 2, probs[0], probs[3],
+           probs[5]);
     CHECK(md_manual < TOL, "%s: manual entailment %g", tag, md_manual);
 
     /* truncation of the text itself */
@@ -178,8 +187,10 @@ static void test_fixture(const char *fixture, int chat_format) {
     CHECK(es_judge_prepare_text(j, long_text, 10, &prep) == ES_OK, "%s: prepare", tag);
     if (prep) {
         int32_t tk[64], ntk = 0;
-        es_status tst = es_tokenize(es_model_vocab(m), prep, strlen(prep), false, false, tk, 64, &ntk);
-        CHECK(tst == ES_OK && ntk <= 12 && strlen(prep) > 5, "%s: cut to 10 tokens: %d ('%s')", tag, ntk, prep);
+        es_status tst =
+            es_tokenize(es_model_vocab(m), prep, strlen(prep), false, false, tk, 64, &ntk);
+        CHECK(tst == ES_OK && ntk <= 12 && strlen(prep) > 5, "%s: cut to 10 tokens: %d ('%s')", tag,
+              ntk, prep);
         CHECK(!strncmp(prep, "Lorem", 5), "%s: the cut keeps the beginning: '%.20s'", tag, prep);
         free(prep);
     }
@@ -214,7 +225,8 @@ static es_status demo_probs(void *user, const char *const *texts, int n, double 
     double *mass = calloc((size_t)n + 1, sizeof *mass);
     es_status st = es_judge_score_ex(d->j, texts, n, probs, NULL, mass);
     d->mean_mass = 0;
-    for (int i = 0; i < n; i++) d->mean_mass += mass[i] / n;
+    for (int i = 0; i < n; i++)
+        d->mean_mass += mass[i] / n;
     free(mass);
     return st;
 }
@@ -248,12 +260,15 @@ static void test_demo(void) {
         double mm = ds.mean_mass;
         printf("demo-16m judge (%d yes / %d no tokens, %s): %d sentences in %.2f s, accuracy %.3f "
                "(chance 0.167), macro F1 %.3f, mean yes/no mass %.3f\n  F1:",
-               ny, nn, es_chat_format_name(es_judge_chat_format(j)), v.n, dt, v.accuracy, v.macro_f1, mm);
-        for (int l = 0; l < NL; l++) printf(" %s %.2f", es_emotion_name(l), v.f1[l]);
+               ny, nn, es_chat_format_name(es_judge_chat_format(j)), v.n, dt, v.accuracy,
+               v.macro_f1, mm);
+        for (int l = 0; l < NL; l++)
+            printf(" %s %.2f", es_emotion_name(l), v.f1[l]);
         printf("\n  predicted per gold label:");
         for (int g = 0; g < NL; g++) {
             printf(" %s[", es_emotion_name(g));
-            for (int p = 0; p < NL; p++) printf("%d%s", v.confusion[g][p], p < NL - 1 ? " " : "]");
+            for (int p = 0; p < NL; p++)
+                printf("%d%s", v.confusion[g][p], p < NL - 1 ? " " : "]");
         }
         printf("\n");
         CHECK(v.accuracy >= 0 && v.accuracy <= 1, "accuracy in [0, 1]");
@@ -266,7 +281,8 @@ static void test_demo(void) {
 int main(void) {
     memset(long_text, 0, sizeof long_text);
     const char *lorem = "Lorem ipsum dolor sit amet, I feel furious and sad at once. ";
-    while (strlen(long_text) + strlen(lorem) < sizeof long_text - 1) strcat(long_text, lorem);
+    while (strlen(long_text) + strlen(lorem) < sizeof long_text - 1)
+        strcat(long_text, lorem);
     if (es_test_shared()) {
         test_fixture("fixtures/qwen2.f16.gguf", -1);
         test_fixture("fixtures/qwen2.f16.gguf", ES_CHAT_CHATML);

@@ -29,7 +29,9 @@ static uint64_t rng_next(void) {
 }
 
 /* Uniform in [-1, 1). */
-static float rng_float(void) { return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+static float rng_float(void) {
+    return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
 
 /* Activation-like data: mostly small, a few outliers, some offsets. */
 static void fill_random(float *x, int64_t n, float scale) {
@@ -50,35 +52,44 @@ static void test_table(void) {
         int64_t bs;
         size_t size;
     } expect[] = {
-        {0, "F32", 1, 4},        {1, "F16", 1, 2},          {2, "Q4_0", 32, 18},      {3, "Q4_1", 32, 20},
-        {6, "Q5_0", 32, 22},     {7, "Q5_1", 32, 24},       {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 36},
-        {10, "Q2_K", 256, 84},   {11, "Q3_K", 256, 110},    {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
-        {14, "Q6_K", 256, 210},  {15, "Q8_K", 256, 292},    {16, "IQ2_XXS", 256, 66}, {17, "IQ2_XS", 256, 74},
-        {18, "IQ3_XXS", 256, 98}, {19, "IQ1_S", 256, 50},   {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110},
-        {22, "IQ2_S", 256, 82},  {23, "IQ4_XS", 256, 136},  {24, "I8", 1, 1},         {25, "I16", 1, 2},
-        {26, "I32", 1, 4},       {27, "I64", 1, 8},         {28, "F64", 1, 8},        {29, "IQ1_M", 256, 56},
-        {30, "BF16", 1, 2},      {34, "TQ1_0", 256, 54},    {35, "TQ2_0", 256, 66},   {39, "MXFP4", 32, 17},
+        {0, "F32", 1, 4},         {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},
+        {3, "Q4_1", 32, 20},      {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},
+        {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 36},      {10, "Q2_K", 256, 84},
+        {11, "Q3_K", 256, 110},   {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
+        {14, "Q6_K", 256, 210},   {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66},
+        {17, "IQ2_XS", 256, 74},  {18, "IQ3_XXS", 256, 98}, {19, "IQ1_S", 256, 50},
+        {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110},  {22, "IQ2_S", 256, 82},
+        {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},         {25, "I16", 1, 2},
+        {26, "I32", 1, 4},        {27, "I64", 1, 8},        {28, "F64", 1, 8},
+        {29, "IQ1_M", 256, 56},   {30, "BF16", 1, 2},       {34, "TQ1_0", 256, 54},
+        {35, "TQ2_0", 256, 66},   {39, "MXFP4", 32, 17},
     };
     for (size_t i = 0; i < ES_ARRAY_LEN(expect); i++) {
         const es_type_traits *t = es_type_get(expect[i].id);
         const es_type_traits *r = es_type_get_ref(expect[i].id);
         if (!CHECK(t && r, "type %d missing", expect[i].id)) continue;
         CHECK(strcmp(t->name, expect[i].name) == 0, "type %d name %s", expect[i].id, t->name);
-        CHECK(strcmp(es_type_name(expect[i].id), expect[i].name) == 0, "es_type_name(%d)", expect[i].id);
-        CHECK(t->block_size == expect[i].bs && t->type_size == expect[i].size, "%s: block %lld bytes %zu",
-              t->name, (long long)t->block_size, t->type_size);
-        CHECK(r->block_size == t->block_size && r->type_size == t->type_size, "%s ref sizes", t->name);
-        CHECK(es_row_size(expect[i].id, expect[i].bs * 3) == expect[i].size * 3, "%s row size", t->name);
-        if (expect[i].bs > 1) CHECK(es_row_size(expect[i].id, expect[i].bs + 1) == 0, "%s odd row", t->name);
+        CHECK(strcmp(es_type_name(expect[i].id), expect[i].name) == 0, "es_type_name(%d)",
+              expect[i].id);
+        CHECK(t->block_size == expect[i].bs && t->type_size == expect[i].size,
+              "%s: block %lld bytes %zu", t->name, (long long)t->block_size, t->type_size);
+        CHECK(r->block_size == t->block_size && r->type_size == t->type_size, "%s ref sizes",
+              t->name);
+        CHECK(es_row_size(expect[i].id, expect[i].bs * 3) == expect[i].size * 3, "%s row size",
+              t->name);
+        if (expect[i].bs > 1)
+            CHECK(es_row_size(expect[i].id, expect[i].bs + 1) == 0, "%s odd row", t->name);
         if (t->can_compute) {
             CHECK(t->to_float && t->vec_dot, "%s can_compute without kernels", t->name);
             const es_type_traits *v = es_type_get(t->vec_dot_type);
-            CHECK(v && v->from_float, "%s: vec_dot_type %d has no from_float", t->name, t->vec_dot_type);
+            CHECK(v && v->from_float, "%s: vec_dot_type %d has no from_float", t->name,
+                  t->vec_dot_type);
         }
     }
     const int unknown[] = {-1, 4, 5, 31, 32, 33, 36, 37, 38, 40, 1000};
     for (size_t i = 0; i < ES_ARRAY_LEN(unknown); i++) {
-        CHECK(es_type_get(unknown[i]) == NULL && es_type_get_ref(unknown[i]) == NULL, "id %d known", unknown[i]);
+        CHECK(es_type_get(unknown[i]) == NULL && es_type_get_ref(unknown[i]) == NULL, "id %d known",
+              unknown[i]);
         CHECK(strcmp(es_type_name(unknown[i]), "unknown") == 0, "name of id %d", unknown[i]);
         CHECK(es_row_size(unknown[i], 32) == 0, "row size of id %d", unknown[i]);
     }
@@ -88,7 +99,8 @@ static void test_table(void) {
     printf("kernels: %s%s\n", es_kernels_isa(), forced ? " (ES_FORCE_SCALAR set)" : "");
     for (int id = 0; id < ES_TYPE_COUNT; id++) {
         const es_type_traits *t = es_type_get(id);
-        if (t && t->can_compute) printf("  computable: %s (activations %s)\n", t->name, es_type_name(t->vec_dot_type));
+        if (t && t->can_compute)
+            printf("  computable: %s (activations %s)\n", t->name, es_type_name(t->vec_dot_type));
     }
 }
 
@@ -135,11 +147,14 @@ static void test_half(void) {
     CHECK(es_fp16_to_fp32(0x3c00) == 1.0f && es_fp16_to_fp32(0xc000) == -2.0f, "fp16 1, -2");
     CHECK(es_fp16_to_fp32(0x0001) == 5.9604644775390625e-08f, "smallest subnormal");
     CHECK(es_fp16_to_fp32(0x7bff) == 65504.0f, "largest half");
-    CHECK(es_fp32_to_fp16(65519.0f) == 0x7bff && es_fp32_to_fp16(65520.0f) == 0x7c00, "overflow edge");
-    CHECK(es_fp32_to_fp16(1e-9f) == 0 && es_fp32_to_fp16(-1e-9f) == 0x8000, "underflow to signed zero");
+    CHECK(es_fp32_to_fp16(65519.0f) == 0x7bff && es_fp32_to_fp16(65520.0f) == 0x7c00,
+          "overflow edge");
+    CHECK(es_fp32_to_fp16(1e-9f) == 0 && es_fp32_to_fp16(-1e-9f) == 0x8000,
+          "underflow to signed zero");
     CHECK(isnan(es_fp16_to_fp32(es_fp32_to_fp16(NAN))), "NaN stays NaN");
     CHECK(es_bf16_to_fp32(es_fp32_to_bf16(1.00390625f)) == 1.0f, "bf16 tie to even");
-    CHECK(isnan(es_bf16_to_fp32(es_fp32_to_bf16(bits_to_f32(0x7f800001u)))), "bf16 signalling NaN stays NaN");
+    CHECK(isnan(es_bf16_to_fp32(es_fp32_to_bf16(bits_to_f32(0x7f800001u)))),
+          "bf16 signalling NaN stays NaN");
     /* random floats of every magnitude, plus exact halfway cases */
     for (int i = 0; i < 200000; i++) {
         uint32_t u = (uint32_t)rng_next();
@@ -147,7 +162,8 @@ static void test_half(void) {
         if (i % 4 == 0) u &= ~0xfffu, u |= 0x1000u; /* a tie between two halves (normal range) */
         float f = bits_to_f32(u);
         if (!is_nearest_half(f, es_fp32_to_fp16(f))) {
-            if (bad_round++ < 5) printf("  fp16 rounding of %a gave %04x\n", (double)f, es_fp32_to_fp16(f));
+            if (bad_round++ < 5)
+                printf("  fp16 rounding of %a gave %04x\n", (double)f, es_fp32_to_fp16(f));
         }
     }
     CHECK(bad_roundtrip == 0, "fp16 round trip failed for %d values", bad_roundtrip);
@@ -186,7 +202,8 @@ static double quant_error_bound(int type, double amax, double span) {
 static void test_type(int type) {
     const es_type_traits *ft = es_type_get(type), *rt = es_type_get_ref(type);
     const es_type_traits *vr = es_type_get_ref(ft->vec_dot_type);
-    const int64_t bs = ft->block_size < 32 ? 32 : ft->block_size; /* plain types: odd multiples of 32 */
+    const int64_t bs =
+        ft->block_size < 32 ? 32 : ft->block_size; /* plain types: odd multiples of 32 */
     static const int64_t counts[] = {1, 2, 3, 7, 33};
     double max_to = 0, max_dot_rel = 0, max_q_ratio = 0, max_from = 0;
     for (size_t ci = 0; ci < ES_ARRAY_LEN(counts); ci++) {
@@ -194,13 +211,15 @@ static void test_type(int type) {
             /* plain types also get lengths that are not a multiple of 8 */
             const int64_t n = counts[ci] * bs + (extra ? 5 : 0);
             float *w = malloc((size_t)n * sizeof *w), *a = malloc((size_t)n * sizeof *a);
-            float *wd_ref = malloc((size_t)n * sizeof *wd_ref), *wd_fast = malloc((size_t)n * sizeof *wd_fast);
+            float *wd_ref = malloc((size_t)n * sizeof *wd_ref),
+                  *wd_fast = malloc((size_t)n * sizeof *wd_fast);
             float *ad = malloc((size_t)n * sizeof *ad);
             void *wq = malloc(es_row_size(type, n)), *wq2 = malloc(es_row_size(type, n));
             void *aq = malloc(es_row_size(ft->vec_dot_type, n));
             fill_random(w, n, 0.05f + 2.0f * (float)ci);
             fill_random(a, n, 1.0f);
-            if (ci == 0 && extra == 0) w[3] = 0.0f, memset(w + bs / 2, 0, sizeof(float) * (size_t)(bs / 2));
+            if (ci == 0 && extra == 0)
+                w[3] = 0.0f, memset(w + bs / 2, 0, sizeof(float) * (size_t)(bs / 2));
             rt->from_float(w, wq, n);
             /* to_float: fast and ref bit-identical */
             rt->to_float(wq, wd_ref, n);
@@ -219,8 +238,10 @@ static void test_type(int type) {
                 }
                 double bound = quant_error_bound(type, amax, mx - mn);
                 if (bound >= 0) {
-                    if (bound > 0) max_q_ratio = fmax(max_q_ratio, err / bound);
-                    else if (err > 0) max_q_ratio = INFINITY;
+                    if (bound > 0)
+                        max_q_ratio = fmax(max_q_ratio, err / bound);
+                    else if (err > 0)
+                        max_q_ratio = INFINITY;
                 }
             }
             /* from_float: fast and ref agree after dequantization within a quant step */
@@ -231,32 +252,38 @@ static void test_type(int type) {
                 max_from = fmax(max_from, d_from);
                 /* bound: two quantizations of the same data differ by at most one step */
                 double amax = 0;
-                for (int64_t j = 0; j < n; j++) amax = fmax(amax, fabs(w[j]));
-                double step = type == ES_TYPE_F32 ? 0 : (type == ES_TYPE_F16 ? amax / 1024 : amax / 3.5);
-                if (type == ES_TYPE_Q8_0 || type == ES_TYPE_Q8_1 || type == ES_TYPE_BF16) step = amax / 100;
-                CHECK(d_from <= step + 1e-30, "%s n=%lld: fast from_float differs by %g", ft->name, (long long)n,
-                      d_from);
+                for (int64_t j = 0; j < n; j++)
+                    amax = fmax(amax, fabs(w[j]));
+                double step =
+                    type == ES_TYPE_F32 ? 0 : (type == ES_TYPE_F16 ? amax / 1024 : amax / 3.5);
+                if (type == ES_TYPE_Q8_0 || type == ES_TYPE_Q8_1 || type == ES_TYPE_BF16)
+                    step = amax / 100;
+                CHECK(d_from <= step + 1e-30, "%s n=%lld: fast from_float differs by %g", ft->name,
+                      (long long)n, d_from);
             }
             /* vec_dot: activations in vec_dot_type; fast and ref within float rounding */
             vr->from_float(a, aq, n);
             vr->to_float(aq, ad, n);
-            if (ft->vec_dot_type != ES_TYPE_F32) { /* fast activation quantization: the same bytes */
+            if (ft->vec_dot_type !=
+                ES_TYPE_F32) { /* fast activation quantization: the same bytes */
                 size_t abytes = es_row_size(ft->vec_dot_type, n);
                 void *aq2 = malloc(abytes);
                 es_type_get(ft->vec_dot_type)->from_float(a, aq2, n);
-                CHECK(memcmp(aq, aq2, abytes) == 0, "%s n=%lld: fast %s quantization differs from the reference",
-                      ft->name, (long long)n, es_type_name(ft->vec_dot_type));
+                CHECK(memcmp(aq, aq2, abytes) == 0,
+                      "%s n=%lld: fast %s quantization differs from the reference", ft->name,
+                      (long long)n, es_type_name(ft->vec_dot_type));
                 free(aq2);
             }
             float s_ref = 0, s_fast = 0, s_ordered = 0;
             rt->vec_dot(n, &s_ref, wq, aq);
             ft->vec_dot(n, &s_fast, wq, aq);
             ft->vec_dot_llamacpp(n, &s_ordered, wq, aq);
-            CHECK(rt->vec_dot_llamacpp == rt->vec_dot, "%s: the reference is its own llama.cpp order", ft->name);
+            CHECK(rt->vec_dot_llamacpp == rt->vec_dot,
+                  "%s: the reference is its own llama.cpp order", ft->name);
             if (has_llamacpp_order(type))
                 CHECK(memcmp(&s_ordered, &s_ref, sizeof s_ref) == 0,
-                      "%s n=%lld: vec_dot_llamacpp %.9g is not the reference's %.9g bit for bit", ft->name,
-                      (long long)n, s_ordered, s_ref);
+                      "%s n=%lld: vec_dot_llamacpp %.9g is not the reference's %.9g bit for bit",
+                      ft->name, (long long)n, s_ordered, s_ref);
             double exact = 0, mag = 0;
             for (int64_t j = 0; j < n; j++) {
                 exact += (double)wd_ref[j] * ad[j];
@@ -268,26 +295,28 @@ static void test_type(int type) {
             CHECK(d_to == 0, "%s n=%lld: to_float differs by %g", ft->name, (long long)n, d_to);
             /* the Q4_1/Q5_1 min term uses s = fp16(d * sum q): allow its rounding */
             double tol_exact = (ft->vec_dot_type == ES_TYPE_Q8_1) ? 2e-3 : 1e-5;
-            CHECK(rel_fast <= 1e-5, "%s n=%lld: vec_dot fast %.9g ref %.9g (rel %.3g)", ft->name, (long long)n,
-                  s_fast, s_ref, rel_fast);
-            CHECK(rel_exact <= tol_exact, "%s n=%lld: ref vec_dot %.9g vs dequantized dot %.9g (rel %.3g)",
-                  ft->name, (long long)n, s_ref, exact, rel_exact);
+            CHECK(rel_fast <= 1e-5, "%s n=%lld: vec_dot fast %.9g ref %.9g (rel %.3g)", ft->name,
+                  (long long)n, s_fast, s_ref, rel_fast);
+            CHECK(rel_exact <= tol_exact,
+                  "%s n=%lld: ref vec_dot %.9g vs dequantized dot %.9g (rel %.3g)", ft->name,
+                  (long long)n, s_ref, exact, rel_exact);
             free(w), free(a), free(wd_ref), free(wd_fast), free(ad), free(wq), free(wq2), free(aq);
         }
     }
     CHECK(max_q_ratio <= 1.0, "%s: quantization error %.3f x its bound", ft->name, max_q_ratio);
-    printf("%-5s to_float maxdiff %g, vec_dot max rel diff %.3g, from_float maxdiff %.3g, quant err/bound %.3f\n",
+    printf("%-5s to_float maxdiff %g, vec_dot max rel diff %.3g, from_float maxdiff %.3g, quant "
+           "err/bound %.3f\n",
            ft->name, max_to, max_dot_rel, max_from, max_q_ratio);
 }
 
 /* ---- matmul vs naive ---- */
 
 /* A tiled f32 kernel called directly (all rows on one thread), or NULL for es_matmul. */
-typedef void (*f32_tile_fn)(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x, int64_t n_tok,
-                            float *y, int64_t n_out, int64_t r0, int64_t r1);
+typedef void (*f32_tile_fn)(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
+                            int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
-static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t n_in, int64_t n_tok,
-                             f32_tile_fn direct, const char *direct_name) {
+static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t n_in,
+                             int64_t n_tok, f32_tile_fn direct, const char *direct_name) {
     const es_type_traits *t = es_type_get_ref(type);
     const es_type_traits *v = es_type_get_ref(t->vec_dot_type);
     float *wf = malloc((size_t)(n_out * n_in) * sizeof *wf);
@@ -309,11 +338,15 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
     }
     size_t ws = es_matmul_wsize(type, n_in, n_tok);
     void *wsp = es_alloc_aligned(ws ? ws : 64);
-    for (int64_t i = 0; i < n_tok * n_out; i++) y[i] = NAN;
-    if (direct) direct(type, W, row, n_in, x, n_tok, y, n_out, 0, n_out);
-    else es_matmul(tp, type, W, n_out, n_in, x, n_tok, y, wsp);
+    for (int64_t i = 0; i < n_tok * n_out; i++)
+        y[i] = NAN;
+    if (direct)
+        direct(type, W, row, n_in, x, n_tok, y, n_out, 0, n_out);
+    else
+        es_matmul(tp, type, W, n_out, n_in, x, n_tok, y, wsp);
     if (!direct && has_llamacpp_order(type)) {
-        /* llama.cpp's order on every path: the same bits as vec_dot_llamacpp row by row, any batch */
+        /* llama.cpp's order on every path: the same bits as vec_dot_llamacpp row by row, any batch
+         */
         const es_type_traits *ft = es_type_get(type);
         float *y2 = malloc((size_t)(n_tok * n_out) * sizeof *y2);
         uint8_t *xr = malloc(es_row_size(ft->vec_dot_type, n_in));
@@ -327,8 +360,9 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
                 differ += memcmp(&s1, &y2[i * n_out + r], sizeof s1) != 0;
             }
         }
-        CHECK(differ == 0, "%s %lldx%lld n_tok %lld: llamacpp order differs from vec_dot on %lld outputs", t->name,
-              (long long)n_out, (long long)n_in, (long long)n_tok, (long long)differ);
+        CHECK(differ == 0,
+              "%s %lldx%lld n_tok %lld: llamacpp order differs from vec_dot on %lld outputs",
+              t->name, (long long)n_out, (long long)n_in, (long long)n_tok, (long long)differ);
         free(y2), free(xr);
     }
     double max_rel = 0;
@@ -349,7 +383,8 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
             }
         for (int64_t i = 0; i < n_tok; i++) {
             v->from_float(x + i * n_in, xq, n_in);
-            for (int64_t b = 0; b < nb; b++) xs[i * nb + b] = es_fp16_to_fp32(((const es_block_q8_1 *)xq)[b].s);
+            for (int64_t b = 0; b < nb; b++)
+                xs[i * nb + b] = es_fp16_to_fp32(((const es_block_q8_1 *)xq)[b].s);
         }
     }
     for (int64_t i = 0; i < n_tok; i++) {
@@ -361,17 +396,19 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
                 mag += fabs((double)wf[r * n_in + k] * xd[i * n_in + k]);
             }
             if (q8_1)
-                for (int64_t b = 0; b < nb; b++) s += (double)mins[r * nb + b] * xs[i * nb + b];
+                for (int64_t b = 0; b < nb; b++)
+                    s += (double)mins[r * nb + b] * xs[i * nb + b];
             double got = y[i * n_out + r];
             double rel = isnan(got) ? INFINITY : fabs(got - s) / (mag + 1e-30);
             if (rel > max_rel || isnan(rel)) max_rel = rel, where = i * n_out + r;
         }
     }
     CHECK(max_rel <= 1e-5, "%s %s %lldx%lld n_tok %lld threads %d: max rel diff %.3g at %lld",
-          direct ? direct_name : "matmul", t->name,
-          (long long)n_out, (long long)n_in, (long long)n_tok, es_threadpool_size(tp), max_rel, (long long)where);
-    printf("  %-6s %-5s out %4lld in %4lld tok %3lld thr %d: max rel diff %.3g\n", direct ? direct_name : "matmul",
-           t->name, (long long)n_out, (long long)n_in, (long long)n_tok, es_threadpool_size(tp), max_rel);
+          direct ? direct_name : "matmul", t->name, (long long)n_out, (long long)n_in,
+          (long long)n_tok, es_threadpool_size(tp), max_rel, (long long)where);
+    printf("  %-6s %-5s out %4lld in %4lld tok %3lld thr %d: max rel diff %.3g\n",
+           direct ? direct_name : "matmul", t->name, (long long)n_out, (long long)n_in,
+           (long long)n_tok, es_threadpool_size(tp), max_rel);
     es_free_aligned(wsp);
     free(wf), free(x), free(xd), free(y), free(W), free(xq), free(mins), free(xs);
 }
@@ -380,8 +417,9 @@ static void test_matmul(void) {
     es_threadpool *pools[2] = {NULL, es_threadpool_create(2)};
     CHECK(pools[1] != NULL, "threadpool create: %s", es_last_error());
     static const int64_t shapes[][3] = {
-        {1, 32, 1}, {3, 64, 2}, {17, 96, 5}, {64, 128, 1}, {96, 256, 64}, {100, 384, 5}, {257, 160, 13},
-        {40, 1024, 64}, {1030, 64, 3}, {5, 37, 6}, {7, 2053, 9}, {29, 1100, 33}, {12, 2053, 47},
+        {1, 32, 1},    {3, 64, 2},     {17, 96, 5},    {64, 128, 1},  {96, 256, 64},
+        {100, 384, 5}, {257, 160, 13}, {40, 1024, 64}, {1030, 64, 3}, {5, 37, 6},
+        {7, 2053, 9},  {29, 1100, 33}, {12, 2053, 47},
     };
     for (int type = 0; type < ES_TYPE_COUNT; type++) {
         const es_type_traits *t = es_type_get(type);
@@ -389,7 +427,8 @@ static void test_matmul(void) {
         for (size_t s = 0; s < ES_ARRAY_LEN(shapes); s++) {
             int64_t n_in = shapes[s][1];
             if (n_in % t->block_size != 0) n_in = (n_in / t->block_size + 1) * t->block_size;
-            for (int p = 0; p < 2; p++) test_matmul_case(pools[p], type, shapes[s][0], n_in, shapes[s][2], NULL, NULL);
+            for (int p = 0; p < 2; p++)
+                test_matmul_case(pools[p], type, shapes[s][0], n_in, shapes[s][2], NULL, NULL);
         }
     }
 #ifndef ES_NO_SIMD
@@ -398,8 +437,8 @@ static void test_matmul(void) {
     for (size_t i = 0; i < ES_ARRAY_LEN(f32_types) && es_kernels_have_avx2(); i++) {
         for (size_t s = 0; s < ES_ARRAY_LEN(shapes); s++) {
             if (shapes[s][2] < 2) continue;
-            test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2], es_matmul_f32act_avx2,
-                             "avx2");
+            test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2],
+                             es_matmul_f32act_avx2, "avx2");
             if (es_avx512_supported())
                 test_matmul_case(NULL, f32_types[i], shapes[s][0], shapes[s][1], shapes[s][2],
                                  es_matmul_f32act_avx512, "avx512");
@@ -411,8 +450,8 @@ static void test_matmul(void) {
 
 /* ---- small f32 products (attention) ---- */
 
-typedef void (*gemm_fn)(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                        float *C, int64_t ldc, bool acc);
+typedef void (*gemm_fn)(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float *C, int64_t ldc, bool acc);
 
 /* One es_gemm_* (or SIMD variant) call against double loops; nt: B is [N][K]. */
 static double gemm_case(gemm_fn fn, bool nt, int64_t M, int64_t N, int64_t K, bool acc) {
@@ -449,8 +488,9 @@ static double gemm_case(gemm_fn fn, bool nt, int64_t M, int64_t N, int64_t K, bo
 }
 
 static void test_gemm(void) {
-    static const int64_t sizes[][3] = {{1, 1, 1}, {1, 64, 64}, {7, 13, 5}, {6, 64, 64}, {13, 100, 64}, {32, 77, 128},
-                                       {5, 300, 200}, {3, 16, 0}, {64, 129, 65}};
+    static const int64_t sizes[][3] = {{1, 1, 1},     {1, 64, 64},   {7, 13, 5},
+                                       {6, 64, 64},   {13, 100, 64}, {32, 77, 128},
+                                       {5, 300, 200}, {3, 16, 0},    {64, 129, 65}};
     typedef struct {
         const char *name;
         gemm_fn fn;
@@ -459,20 +499,25 @@ static void test_gemm(void) {
     gemm_variant fns[4] = {{"es_gemm_nn", es_gemm_nn, false}, {"es_gemm_nt", es_gemm_nt, true}};
     int n_fns = 2;
 #ifndef ES_NO_SIMD
-    if (es_kernels_have_avx2()) fns[n_fns++] = (gemm_variant){"avx2_gemm_nn", es_gemm_nn_avx2, false};
-    if (es_avx512_supported()) fns[n_fns++] = (gemm_variant){"avx512_gemm_nn", es_gemm_nn_avx512, false};
+    if (es_kernels_have_avx2())
+        fns[n_fns++] = (gemm_variant){"avx2_gemm_nn", es_gemm_nn_avx2, false};
+    if (es_avx512_supported())
+        fns[n_fns++] = (gemm_variant){"avx512_gemm_nn", es_gemm_nn_avx512, false};
 #endif
     for (int f = 0; f < n_fns; f++) {
         double worst = 0;
         for (size_t i = 0; i < ES_ARRAY_LEN(sizes); i++) {
             for (int acc = 0; acc < 2; acc++) {
-                double d = gemm_case(fns[f].fn, fns[f].nt, sizes[i][0], sizes[i][1], sizes[i][2], acc);
+                double d =
+                    gemm_case(fns[f].fn, fns[f].nt, sizes[i][0], sizes[i][1], sizes[i][2], acc);
                 CHECK(d <= 1e-5, "%s M %lld N %lld K %lld acc %d: max rel diff %.3g", fns[f].name,
-                      (long long)sizes[i][0], (long long)sizes[i][1], (long long)sizes[i][2], acc, d);
+                      (long long)sizes[i][0], (long long)sizes[i][1], (long long)sizes[i][2], acc,
+                      d);
                 worst = fmax(worst, d);
             }
         }
-        printf("%-15s max rel diff %.3g over %zu shapes\n", fns[f].name, worst, ES_ARRAY_LEN(sizes) * 2);
+        printf("%-15s max rel diff %.3g over %zu shapes\n", fns[f].name, worst,
+               ES_ARRAY_LEN(sizes) * 2);
     }
 }
 
@@ -486,8 +531,10 @@ typedef struct {
 
 static void probe_task(void *arg, int ith, int nth) {
     pool_probe *p = arg;
-    if (nth != p->expect_nth || ith < 0 || ith >= nth) atomic_fetch_add(&p->bad_nth, 1);
-    else atomic_fetch_add(&p->counts[ith], 1);
+    if (nth != p->expect_nth || ith < 0 || ith >= nth)
+        atomic_fetch_add(&p->bad_nth, 1);
+    else
+        atomic_fetch_add(&p->counts[ith], 1);
 }
 
 static void test_threadpool(void) {
@@ -498,17 +545,21 @@ static void test_threadpool(void) {
         const int runs = n <= 2 ? 3000 : 300; /* more threads than cores: slow hand-offs */
         pool_probe p = {.expect_nth = n};
         double t0 = es_time_s();
-        for (int r = 0; r < runs; r++) es_threadpool_run(tp, probe_task, &p);
+        for (int r = 0; r < runs; r++)
+            es_threadpool_run(tp, probe_task, &p);
         double dt = es_time_s() - t0;
         bool ok = atomic_load(&p.bad_nth) == 0;
-        for (int i = 0; i < n; i++) ok = ok && atomic_load(&p.counts[i]) == runs;
+        for (int i = 0; i < n; i++)
+            ok = ok && atomic_load(&p.counts[i]) == runs;
         CHECK(ok, "pool of %d: every ith exactly once per run", n);
         /* a pause long enough for the workers to fall asleep, then more runs */
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
-        for (int r = 0; r < 10; r++) es_threadpool_run(tp, probe_task, &p);
+        for (int r = 0; r < 10; r++)
+            es_threadpool_run(tp, probe_task, &p);
         ok = true;
-        for (int i = 0; i < n; i++) ok = ok && atomic_load(&p.counts[i]) == runs + 10;
+        for (int i = 0; i < n; i++)
+            ok = ok && atomic_load(&p.counts[i]) == runs + 10;
         CHECK(ok, "pool of %d: runs after sleeping", n);
         printf("threadpool %d threads: %.2f us per run\n", n, dt / runs * 1e6);
         es_threadpool_free(tp);
@@ -525,7 +576,8 @@ int main(void) {
     test_half();
     for (int type = 0; type < ES_TYPE_COUNT; type++) {
         const es_type_traits *t = es_type_get(type);
-        if (t && t->can_compute && t->from_float && es_type_get(t->vec_dot_type)->from_float) test_type(type);
+        if (t && t->can_compute && t->from_float && es_type_get(t->vec_dot_type)->from_float)
+            test_type(type);
     }
     test_matmul();
     test_gemm();

@@ -19,7 +19,9 @@ static es_lexicon_score score(const es_lexicon *lex, const char *text) {
     return sc;
 }
 
-static double compound(double s) { return s / sqrt(s * s + 15.0); }
+static double compound(double s) {
+    return s / sqrt(s * s + 15.0);
+}
 
 static void test_rules(const es_lexicon *lex) {
     es_lexicon_score sc = score(lex, "I am happy");
@@ -64,7 +66,8 @@ static void test_rules(const es_lexicon *lex) {
           "mixture: top %s counts %d %d %d", es_emotion_name(sc.top), sc.count[ES_EMO_ANGER],
           sc.count[ES_EMO_FEAR], sc.count[ES_EMO_SADNESS]);
     float tot = 0;
-    for (int e = 0; e < ES_EMO_COUNT; e++) tot += sc.share[e];
+    for (int e = 0; e < ES_EMO_COUNT; e++)
+        tot += sc.share[e];
     CHECK(fabs(tot - 1.0f) < 1e-5, "shares sum %g", (double)tot);
     sc = score(lex, "");
     CHECK(sc.n_words == 0 && sc.top == ES_EMO_NEUTRAL && sc.valence == 0.0f, "empty text");
@@ -75,7 +78,8 @@ static void test_rules(const es_lexicon *lex) {
     /* names */
     es_emotion e;
     CHECK(es_emotion_parse("fear", &e) == ES_OK && e == ES_EMO_FEAR, "parse fear");
-    CHECK(es_emotion_parse("neutral", &e) == ES_OK && e == ES_EMO_NEUTRAL, "parse neutral (a label)");
+    CHECK(es_emotion_parse("neutral", &e) == ES_OK && e == ES_EMO_NEUTRAL,
+          "parse neutral (a label)");
     CHECK(es_emotion_parse("joyful", &e) == ES_ERR_INVALID_ARG, "parse unknown rejected");
     CHECK(strcmp(es_emotion_name(ES_EMO_NEUTRAL), "neutral") == 0, "neutral name");
 }
@@ -89,7 +93,8 @@ static void test_hostile(const es_lexicon *lex) {
         for (size_t i = 0; i < n; i++) {
             seed = seed * 1103515245u + 12345u;
             buf[i] = (char)(seed >> 16);
-            if (round % 3 == 0 && (seed >> 8) % 5 == 0) buf[i] = (char)"aN't'!? \xE2\x80\x99"[(seed >> 4) % 12];
+            if (round % 3 == 0 && (seed >> 8) % 5 == 0)
+                buf[i] = (char)"aN't'!? \xE2\x80\x99"[(seed >> 4) % 12];
         }
         es_lexicon_score sc;
         es_status st = es_lexicon_score_text(lex, buf, n, &sc);
@@ -163,8 +168,8 @@ static void test_labelled(const es_lexicon *lex) {
         correct += gold == pred;
         n++;
         if (gold != pred && getenv("ES_VERBOSE"))
-            printf("  miss: gold %-8s pred %-8s | %s\n", gold == 5 ? "neutral" : es_emotion_name(gold),
-                   es_emotion_name(sc.top), tab + 1);
+            printf("  miss: gold %-8s pred %-8s | %s\n",
+                   gold == 5 ? "neutral" : es_emotion_name(gold), es_emotion_name(sc.top), tab + 1);
     }
     free(text);
     double acc = n ? (double)correct / n : 0;

@@ -25,9 +25,9 @@
 /* Routing seen at the mlp_out hook of each layer: sel[layer][token][slot]. */
 typedef struct route_log {
     es_context *ctx;
-    int t0;                            /* batch index 0 is this token of the prompt */
+    int t0; /* batch index 0 is this token of the prompt */
     int32_t sel[N_LAYER][N_TOK][TOP_K];
-    double worst_wsum;                 /* largest |sum of weights - 1| */
+    double worst_wsum; /* largest |sum of weights - 1| */
 } route_log;
 
 static void route_hook(void *user, es_hook_point hp, int layer, float *x, int n_tokens, int n_embd,
@@ -46,8 +46,9 @@ static void route_hook(void *user, es_hook_point hp, int layer, float *x, int n_
     }
 }
 
-static const int32_t prompt[N_TOK] = {1,   300, 301, 1999, 2047, 42,  7,   900, 901, 902, 77,   1500,
-                                      260, 261, 262, 263,  1024, 555, 556, 3,   4,   5,   2000, 1234};
+static const int32_t prompt[N_TOK] = {1,    300, 301, 1999, 2047, 42,  7,    900,
+                                      901,  902, 77,  1500, 260,  261, 262,  263,
+                                      1024, 555, 556, 3,    4,    5,   2000, 1234};
 
 /* Decodes the prompt (one batch, or token by token) with n_threads; logits [N_TOK][N_VOCAB]. */
 static bool run(es_model *m, int n_threads, bool one_by_one, float *logits, route_log *r) {
@@ -56,7 +57,8 @@ static bool run(es_model *m, int n_threads, bool one_by_one, float *logits, rout
     cp.n_batch = 32;
     cp.n_threads = n_threads;
     es_context *ctx = NULL;
-    if (!CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "context: %s", es_last_error())) return false;
+    if (!CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "context: %s", es_last_error()))
+        return false;
     memset(r, 0, sizeof *r);
     r->ctx = ctx;
     es_set_hook(ctx, route_hook, r);
@@ -68,7 +70,8 @@ static bool run(es_model *m, int n_threads, bool one_by_one, float *logits, rout
         es_batch b = {n, prompt + t0, NULL, NULL, want};
         r->t0 = t0;
         ok = CHECK(es_decode(ctx, &b) == ES_OK, "decode: %s", es_last_error());
-        for (int i = 0; ok && i < n; i++) memcpy(logits + (size_t)(t0 + i) * N_VOCAB, es_get_logits(ctx, i), N_VOCAB * 4);
+        for (int i = 0; ok && i < n; i++)
+            memcpy(logits + (size_t)(t0 + i) * N_VOCAB, es_get_logits(ctx, i), N_VOCAB * 4);
     }
     es_context_free(ctx);
     return ok;
@@ -79,14 +82,18 @@ static void check_model(const char *path, const char *mix, int exp_type) {
     if (!CHECK(es_gguf_open(path, &g) == ES_OK, "%s: %s", mix, es_last_error())) return;
     const es_gguf_tensor *e = es_gguf_find_tensor(g, "blk.1.ffn_gate_exps.weight");
     const es_gguf_tensor *router = es_gguf_find_tensor(g, "blk.1.ffn_gate_inp.weight");
-    CHECK(e && e->n_dims == 3 && e->ne[0] == 256 && e->ne[1] == 256 && e->ne[2] == N_EXPERT && (int)e->type == exp_type,
+    CHECK(e && e->n_dims == 3 && e->ne[0] == 256 && e->ne[1] == 256 && e->ne[2] == N_EXPERT &&
+              (int)e->type == exp_type,
           "%s: ffn_gate_exps is not a [256, 256, 8] %s tensor", mix, es_type_name(exp_type));
-    CHECK(router && router->type == ES_TYPE_F32 && router->ne[1] == N_EXPERT, "%s: router is not F32 [256, 8]", mix);
+    CHECK(router && router->type == ES_TYPE_F32 && router->ne[1] == N_EXPERT,
+          "%s: router is not F32 [256, 8]", mix);
     es_gguf_close(g);
 
     es_model *m = NULL;
-    if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "%s: load: %s", mix, es_last_error())) return;
-    float *a = calloc((size_t)N_TOK * N_VOCAB, sizeof *a), *b = calloc((size_t)N_TOK * N_VOCAB, sizeof *b),
+    if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "%s: load: %s", mix, es_last_error()))
+        return;
+    float *a = calloc((size_t)N_TOK * N_VOCAB, sizeof *a),
+          *b = calloc((size_t)N_TOK * N_VOCAB, sizeof *b),
           *c = calloc((size_t)N_TOK * N_VOCAB, sizeof *c);
     route_log *ra = calloc(1, sizeof *ra), *rb = calloc(1, sizeof *rb), *rc = calloc(1, sizeof *rc);
     if (run(m, 2, false, a, ra) && run(m, 1, false, b, rb) && run(m, 2, true, c, rc)) {
@@ -106,17 +113,22 @@ static void check_model(const char *path, const char *mix, int exp_type) {
         int used[N_EXPERT] = {0}, n_used = 0;
         for (int l = 0; l < N_LAYER; l++)
             for (int t = 0; t < N_TOK; t++)
-                for (int j = 0; j < TOP_K; j++) used[ra->sel[l][t][j]] = 1;
-        for (int e2 = 0; e2 < N_EXPERT; e2++) n_used += used[e2];
-        printf("%-7s max |logit| %.3f | 1 vs 2 threads %.2e | batch vs one by one %.2e | routing equal %d/%d, "
+                for (int j = 0; j < TOP_K; j++)
+                    used[ra->sel[l][t][j]] = 1;
+        for (int e2 = 0; e2 < N_EXPERT; e2++)
+            n_used += used[e2];
+        printf("%-7s max |logit| %.3f | 1 vs 2 threads %.2e | batch vs one by one %.2e | routing "
+               "equal %d/%d, "
                "experts used %d/%d, |sum w - 1| <= %.1e\n",
                mix, amax, d_thr, d_step, same_route, all, n_used, N_EXPERT, ra->worst_wsum);
         CHECK(finite && amax > 0, "%s: logits not finite or all zero", mix);
         CHECK(d_thr == 0.0, "%s: 1 and 2 threads differ by %g", mix, d_thr);
         CHECK(d_step <= 1e-4, "%s: batch vs one by one %g", mix, d_step);
-        CHECK(same_route == all, "%s: routing differs for %d of %d (layer, token)", mix, all - same_route, all);
+        CHECK(same_route == all, "%s: routing differs for %d of %d (layer, token)", mix,
+              all - same_route, all);
         CHECK(n_used > TOP_K, "%s: only %d experts used", mix, n_used);
-        CHECK(ra->worst_wsum < 1e-6 && rc->worst_wsum < 1e-6, "%s: routing weights do not sum to 1", mix);
+        CHECK(ra->worst_wsum < 1e-6 && rc->worst_wsum < 1e-6, "%s: routing weights do not sum to 1",
+              mix);
     }
     free(a), free(b), free(c), free(ra), free(rb), free(rc);
     es_model_free(m);
@@ -128,7 +140,10 @@ int main(void) {
         printf("cannot create a temporary folder\n");
         return 1;
     }
-    static const struct { const char *mix; int type; } mixes[] = {{"q8_0", ES_TYPE_Q8_0}, {"q4_k_m", ES_TYPE_Q4_K}};
+    static const struct {
+        const char *mix;
+        int type;
+    } mixes[] = {{"q8_0", ES_TYPE_Q8_0}, {"q4_k_m", ES_TYPE_Q4_K}};
     for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "%s/tiny.%s.gguf", dir, mixes[i].mix);
@@ -136,7 +151,8 @@ int main(void) {
         p.like = "qwen3-moe-tiny";
         p.mix = mixes[i].mix;
         p.n_threads = 2;
-        if (CHECK(es_random_model_write(&p, path, NULL) == ES_OK, "write %s: %s", mixes[i].mix, es_last_error()))
+        if (CHECK(es_random_model_write(&p, path, NULL) == ES_OK, "write %s: %s", mixes[i].mix,
+                  es_last_error()))
             check_model(path, mixes[i].mix, mixes[i].type);
         remove(path);
     }

@@ -18,10 +18,11 @@ int main(void) {
         return ES_TEST_SKIP;
     }
     char cmd[8192];
-    snprintf(cmd, sizeof cmd,
-             "'%s' perplexity -m '%s/models/demo-16m.f16.gguf' -f '%s/data/corpus-valid.txt' -c 512 "
-             "2>/dev/null",
-             bin, shared, shared);
+    snprintf(
+        cmd, sizeof cmd,
+        "'%s' perplexity -m '%s/models/demo-16m.f16.gguf' -f '%s/data/corpus-valid.txt' -c 512 "
+        "2>/dev/null",
+        bin, shared, shared);
     FILE *p = popen(cmd, "r");
     CHECK(p != NULL, "popen failed");
     if (!p) return es_test_finish();

@@ -40,15 +40,16 @@
 
 #define TOL_MAX 0.5
 #define TOL_MEAN 0.07
-#define TOL_MAX_KV_F16 0.15  /* with llama.cpp's attention arithmetic */
-#define TOL_MAX_EXACT 0.1    /* ... and its summation order everywhere */
+#define TOL_MAX_KV_F16 0.15 /* with llama.cpp's attention arithmetic */
+#define TOL_MAX_EXACT 0.1   /* ... and its summation order everywhere */
 #define MIN_EXACT_FILES 10
-#define TOL_SAME 1e-5        /* "the same logits": at most a last-bit rounding apart */
+#define TOL_SAME 1e-5 /* "the same logits": at most a last-bit rounding apart */
 #define TOL_MEAN_KV_F16 0.02
 #define MAX_ARGMAX_MISSES 5 /* argmax may differ on this many tokens */
 #define MAX_ARGMAX_MISSES_KV_F16 1
 
-static int n_exact; /* files with llama.cpp's logits (within TOL_SAME) in the llamacpp-numerics runs */
+static int
+    n_exact; /* files with llama.cpp's logits (within TOL_SAME) in the llamacpp-numerics runs */
 
 static void test_quant(const char *arch, const char *qtype, int kv_type, int numerics) {
     char dir[1024], mpath[1200], rpath[1200];
@@ -60,18 +61,23 @@ static void test_quant(const char *arch, const char *qtype, int kv_type, int num
     es_context *ctx = NULL;
     float *got = NULL;
     int8_t *want = NULL;
-    if (!CHECK(es_model_load(mpath, NULL, &m) == ES_OK, "%s.%s: load: %s", arch, qtype, es_last_error())) {
+    if (!CHECK(es_model_load(mpath, NULL, &m) == ES_OK, "%s.%s: load: %s", arch, qtype,
+               es_last_error())) {
         printf("%-6s %-7s FAIL (load: %s)\n", arch, qtype, es_last_error());
         return;
     }
-    if (!CHECK(es_gguf_open(rpath, &ref) == ES_OK, "%s.%s: ref: %s", arch, qtype, es_last_error())) goto done;
-    const es_gguf_tensor *tt = es_gguf_find_tensor(ref, "tokens"), *tl = es_gguf_find_tensor(ref, "logits");
-    if (!CHECK(tt && tl && tt->type == ES_TYPE_I32 && tl->type == ES_TYPE_F32, "%s.%s: bad ref", arch, qtype))
+    if (!CHECK(es_gguf_open(rpath, &ref) == ES_OK, "%s.%s: ref: %s", arch, qtype, es_last_error()))
+        goto done;
+    const es_gguf_tensor *tt = es_gguf_find_tensor(ref, "tokens"),
+                         *tl = es_gguf_find_tensor(ref, "logits");
+    if (!CHECK(tt && tl && tt->type == ES_TYPE_I32 && tl->type == ES_TYPE_F32, "%s.%s: bad ref",
+               arch, qtype))
         goto done;
     es_model_info info;
     es_model_get_info(m, &info);
     const int n = (int)tt->ne[0], nv = info.n_vocab;
-    if (!CHECK(tl->ne[0] == nv && tl->ne[1] == n, "%s.%s: ref logits shape", arch, qtype)) goto done;
+    if (!CHECK(tl->ne[0] == nv && tl->ne[1] == n, "%s.%s: ref logits shape", arch, qtype))
+        goto done;
     es_context_params cp = es_context_default_params();
     cp.n_ctx = 64;
     cp.n_batch = 64;
@@ -81,10 +87,13 @@ static void test_quant(const char *arch, const char *qtype, int kv_type, int num
     if (!CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "%s", es_last_error())) goto done;
     want = malloc((size_t)n);
     got = malloc((size_t)n * nv * sizeof(float));
-    for (int i = 0; i < n; i++) want[i] = 1;
+    for (int i = 0; i < n; i++)
+        want[i] = 1;
     es_batch b = {n, tt->data, NULL, NULL, want};
-    if (!CHECK(es_decode(ctx, &b) == ES_OK, "%s.%s: decode: %s", arch, qtype, es_last_error())) goto done;
-    for (int i = 0; i < n; i++) memcpy(got + (size_t)i * nv, es_get_logits(ctx, i), (size_t)nv * sizeof(float));
+    if (!CHECK(es_decode(ctx, &b) == ES_OK, "%s.%s: decode: %s", arch, qtype, es_last_error()))
+        goto done;
+    for (int i = 0; i < n; i++)
+        memcpy(got + (size_t)i * nv, es_get_logits(ctx, i), (size_t)nv * sizeof(float));
     size_t where = 0;
     const float *rl = tl->data;
     double d = es_test_maxdiff(got, rl, (size_t)n * nv, &where);
@@ -105,12 +114,15 @@ static void test_quant(const char *arch, const char *qtype, int kv_type, int num
     const double tol_max = f16 ? (exact ? TOL_MAX_EXACT : TOL_MAX_KV_F16) : TOL_MAX;
     if (exact && d <= TOL_SAME) n_exact++;
     const int misses = f16 ? MAX_ARGMAX_MISSES_KV_F16 : MAX_ARGMAX_MISSES;
-    CHECK(d <= tol_max, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d, where / nv,
-          where % nv, tol_max);
+    CHECK(d <= tol_max, "%s.%s: logits max diff %.4f at token %zu vocab %zu > %g", arch, qtype, d,
+          where / nv, where % nv, tol_max);
     CHECK(mean <= tol_mean, "%s.%s: logits mean abs diff %.4f > %g", arch, qtype, mean, tol_mean);
-    CHECK(agree >= n - misses, "%s.%s: argmax agrees on only %d of %d tokens", arch, qtype, agree, n);
-    printf("%-6s %-7s kv %s %-8s logits vs llama.cpp: max %.3g (token %zu, vocab %zu), mean %.4f, argmax %d/%d %s\n",
-           arch, qtype, kv_type == ES_KV_F16 ? "f16" : "f32", es_numerics_name(numerics), d, where / nv, where % nv, mean, agree, n,
+    CHECK(agree >= n - misses, "%s.%s: argmax agrees on only %d of %d tokens", arch, qtype, agree,
+          n);
+    printf("%-6s %-7s kv %s %-8s logits vs llama.cpp: max %.3g (token %zu, vocab %zu), mean %.4f, "
+           "argmax %d/%d %s\n",
+           arch, qtype, kv_type == ES_KV_F16 ? "f16" : "f32", es_numerics_name(numerics), d,
+           where / nv, where % nv, mean, agree, n,
            d <= tol_max && mean <= tol_mean && agree >= n - misses ? "ok" : "FAIL");
 done:
     free(got);
@@ -124,22 +136,24 @@ done:
 static void test_demo(void) {
     static const char *const files[2] = {"models/demo-16m.f16.gguf", "models/demo-16m.q8_0.gguf"};
     int32_t prompt[16] = {1};
-    for (int i = 1; i < 16; i++) prompt[i] = 300 + 37 * i;
+    for (int i = 1; i < 16; i++)
+        prompt[i] = 300 + 37 * i;
     int top[2][16];
     for (int f = 0; f < 2; f++) {
         es_model *m = NULL;
         es_context *ctx = NULL;
         char path[1024];
         snprintf(path, sizeof path, "%s", es_test_shared_path(files[f]));
-        if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "%s: %s", files[f], es_last_error())) return;
+        if (!CHECK(es_model_load(path, NULL, &m) == ES_OK, "%s: %s", files[f], es_last_error()))
+            return;
         es_context_params cp = es_context_default_params();
         cp.n_ctx = 64;
         cp.n_threads = 2;
         int8_t want[16];
         memset(want, 1, sizeof want);
         es_batch b = {16, prompt, NULL, NULL, want};
-        if (CHECK(es_context_create(m, &cp, &ctx) == ES_OK && es_decode(ctx, &b) == ES_OK, "%s: %s", files[f],
-                  es_last_error())) {
+        if (CHECK(es_context_create(m, &cp, &ctx) == ES_OK && es_decode(ctx, &b) == ES_OK, "%s: %s",
+                  files[f], es_last_error())) {
             es_model_info info;
             es_model_get_info(m, &info);
             for (int i = 0; i < 16; i++) {
@@ -154,15 +168,18 @@ static void test_demo(void) {
         es_model_free(m);
     }
     int same = 0;
-    for (int i = 0; i < 16; i++) same += top[0][i] == top[1][i];
+    for (int i = 0; i < 16; i++)
+        same += top[0][i] == top[1][i];
     CHECK(same >= 14, "demo f16 vs q8_0: only %d/16 argmax agree", same);
     printf("demo-16m f16 vs q8_0: %d/16 argmax agree\n", same);
 }
 
 int main(void) {
     es_numerics nm = ES_NUMERICS_FAST;
-    CHECK(es_numerics_parse("llamacpp", &nm) == ES_OK && nm == ES_NUMERICS_LLAMACPP, "parse llamacpp");
-    CHECK(es_numerics_parse("exact", &nm) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "'exact'"),
+    CHECK(es_numerics_parse("llamacpp", &nm) == ES_OK && nm == ES_NUMERICS_LLAMACPP,
+          "parse llamacpp");
+    CHECK(es_numerics_parse("exact", &nm) == ES_ERR_INVALID_ARG &&
+              strstr(es_last_error(), "'exact'"),
           "a bad numerics name is refused by name: %s", es_last_error());
     if (!es_test_shared()) {
         printf("no shared folder: skipped\n");
@@ -176,9 +193,10 @@ int main(void) {
             test_quant(archs[a], types[t], ES_KV_F16, ES_NUMERICS_FAST);
             test_quant(archs[a], types[t], ES_KV_F16, ES_NUMERICS_LLAMACPP);
         }
-    printf("llamacpp numerics + kv f16: %d of 10 files give llama.cpp's logits (max diff <= %g)\n", n_exact, TOL_SAME);
-    CHECK(n_exact >= MIN_EXACT_FILES, "only %d of 10 files give llama.cpp's logits (want %d)", n_exact,
-          MIN_EXACT_FILES);
+    printf("llamacpp numerics + kv f16: %d of 10 files give llama.cpp's logits (max diff <= %g)\n",
+           n_exact, TOL_SAME);
+    CHECK(n_exact >= MIN_EXACT_FILES, "only %d of 10 files give llama.cpp's logits (want %d)",
+          n_exact, MIN_EXACT_FILES);
     test_demo();
     return es_test_finish();
 }

@@ -49,14 +49,16 @@ static void test_eval_scores(void) {
     char dir[512], cmd[4096], out[65536], p[1024], q[1024];
     snprintf(dir, sizeof dir, "%s/eval", tmp);
     snprintf(cmd, sizeof cmd,
-             "'%s' eval -m '%s' --ev '%s' -t 2 -o '%s' --n-queries 3 -n 32 --alphas 0,2,4 --batch 8 2>&1", bin, model,
-             ev, dir);
+             "'%s' eval -m '%s' --ev '%s' -t 2 -o '%s' --n-queries 3 -n 32 --alphas 0,2,4 --batch "
+             "8 2>&1",
+             bin, model, ev, dir);
     if (!CHECK(es_test_run_cmd(cmd, out, sizeof out) == 0, "eval: %s", out)) return;
     snprintf(p, sizeof p, "%s/scored.jsonl", tmp);
     snprintf(q, sizeof q, "%s/summary.csv", tmp);
     snprintf(cmd, sizeof cmd, "--texts '%s/generations.jsonl' -o '%s' --summary '%s'", dir, p, q);
     CHECK(score(cmd, out, sizeof out) == 0, "score: %s", out);
-    CHECK(strstr(out, "45 texts") && strstr(out, "field \"response\""), "score names the count and field: %s", out);
+    CHECK(strstr(out, "45 texts") && strstr(out, "field \"response\""),
+          "score names the count and field: %s", out);
 
     /* every record: the same key, response and exactly the same six scores */
     snprintf(cmd, sizeof cmd, "%s/generations.jsonl", dir);
@@ -65,23 +67,26 @@ static void test_eval_scores(void) {
         es_genlog_info ia, ib;
         es_genlog_get_info(a, &ia);
         es_genlog_get_info(b, &ib);
-        CHECK(ia.n_records == 45 && ib.n_records == ia.n_records, "records: %zu eval, %zu scored", ia.n_records,
-              ib.n_records);
+        CHECK(ia.n_records == 45 && ib.n_records == ia.n_records, "records: %zu eval, %zu scored",
+              ia.n_records, ib.n_records);
         const es_gen_record *ra = es_genlog_records(a), *rb = es_genlog_records(b);
         int differ = 0, scored = 0;
         for (size_t i = 0; i < ia.n_records && i < ib.n_records; i++) {
             bool same = !strcmp(ra[i].emotion, rb[i].emotion) && ra[i].alpha == rb[i].alpha &&
-                        !strcmp(ra[i].query_id, rb[i].query_id) && !strcmp(ra[i].response, rb[i].response) &&
-                        ra[i].seed == rb[i].seed && ra[i].ppl == rb[i].ppl;
-            for (int k = 0; same && k < ES_EMO_N_LABELS; k++) same = ra[i].scores[k] == rb[i].scores[k];
+                        !strcmp(ra[i].query_id, rb[i].query_id) &&
+                        !strcmp(ra[i].response, rb[i].response) && ra[i].seed == rb[i].seed &&
+                        ra[i].ppl == rb[i].ppl;
+            for (int k = 0; same && k < ES_EMO_N_LABELS; k++)
+                same = ra[i].scores[k] == rb[i].scores[k];
             scored += ra[i].scores[ES_EMO_NEUTRAL] < 1;
             if (!same && differ++ < 3)
-                printf("record %zu differs: %s %g %s\n  eval  %.10g %.10g\n  score %.10g %.10g\n", i, ra[i].emotion,
-                       ra[i].alpha, ra[i].query_id, ra[i].scores[0], ra[i].scores[ES_EMO_NEUTRAL], rb[i].scores[0],
-                       rb[i].scores[ES_EMO_NEUTRAL]);
+                printf("record %zu differs: %s %g %s\n  eval  %.10g %.10g\n  score %.10g %.10g\n",
+                       i, ra[i].emotion, ra[i].alpha, ra[i].query_id, ra[i].scores[0],
+                       ra[i].scores[ES_EMO_NEUTRAL], rb[i].scores[0], rb[i].scores[ES_EMO_NEUTRAL]);
         }
         CHECK(differ == 0, "%d of %zu records' scores differ from eval's", differ, ia.n_records);
-        CHECK(scored > 3, "some responses hold emotion words (%d): the comparison means something", scored);
+        CHECK(scored > 3, "some responses hold emotion words (%d): the comparison means something",
+              scored);
     }
     es_genlog_free(a);
     es_genlog_free(b);
@@ -89,8 +94,8 @@ static void test_eval_scores(void) {
     /* the summary: grouped by emotion and alpha, its target prob is results.json's */
     char *csv = es_test_read_file(q, NULL);
     const char *head = "emotion,alpha,n,anger,disgust,fear,joy,sadness,neutral,eas,target_prob\n";
-    CHECK(csv && !strncmp(csv, head, strlen(head)),
-          "summary.csv header: %.120s", csv ? csv : "(none)");
+    CHECK(csv && !strncmp(csv, head, strlen(head)), "summary.csv header: %.120s",
+          csv ? csv : "(none)");
     snprintf(p, sizeof p, "%s/results.json", dir);
     es_eval_results *r = NULL;
     if (CHECK(es_results_read_json(p, &r) == ES_OK, "%s", es_last_error()) && csv) {
@@ -99,8 +104,8 @@ static void test_eval_scores(void) {
             char emo[32];
             double alpha, target;
             int n;
-            if (sscanf(line, "%31[^,],%lf,%d,%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%lf", emo, &alpha, &n,
-                       &target) != 4)
+            if (sscanf(line, "%31[^,],%lf,%d,%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%lf",
+                       emo, &alpha, &n, &target) != 4)
                 break;
             for (int e = 0; e < r->n_emotions; e++)
                 for (int x = 0; x < r->n_alphas; x++)
@@ -108,12 +113,13 @@ static void test_eval_scores(void) {
                         const es_eval_cell *c = es_eval_cell_at(r, e, x);
                         if (c->n != n || fabs(c->target_prob.mean - target) > 1e-5) {
                             off++;
-                            printf("%s %g: score n %d target %g; eval n %d target %g\n", emo, alpha, n, target, c->n,
-                                   c->target_prob.mean);
+                            printf("%s %g: score n %d target %g; eval n %d target %g\n", emo, alpha,
+                                   n, target, c->n, c->target_prob.mean);
                         }
                     }
         }
-        CHECK(rows == 15 && off == 0, "summary rows %d (want 15), %d differ from results.json", rows, off);
+        CHECK(rows == 15 && off == 0, "summary rows %d (want 15), %d differ from results.json",
+              rows, off);
     }
     es_eval_results_free(r);
     free(csv);
@@ -122,12 +128,14 @@ static void test_eval_scores(void) {
     snprintf(cmd, sizeof cmd, "--texts '%s/generations.jsonl' -o /dev/null --group-by alpha", dir);
     CHECK(score(cmd, out, sizeof out) == 0 && strstr(out, "alpha ") && !strstr(out, "emotion "),
           "--group-by alpha: %s", out);
-    snprintf(cmd, sizeof cmd, "--texts '%s/generations.jsonl' -o /dev/null --group-by '' --summary '%s/s.json'", dir,
+    snprintf(cmd, sizeof cmd,
+             "--texts '%s/generations.jsonl' -o /dev/null --group-by '' --summary '%s/s.json'", dir,
              tmp);
     CHECK(score(cmd, out, sizeof out) == 0, "--group-by '': %s", out);
     snprintf(p, sizeof p, "%s/s.json", tmp);
     char *js = es_test_read_file(p, NULL);
-    CHECK(js && strstr(js, "\"group_by\": []") && strstr(js, "\"n\": 45") && strstr(js, "emosteer-score-summary/1"),
+    CHECK(js && strstr(js, "\"group_by\": []") && strstr(js, "\"n\": 45") &&
+              strstr(js, "emosteer-score-summary/1"),
           "one group of 45 in JSON: %.300s", js ? js : "(none)");
     free(js);
 }
@@ -139,26 +147,32 @@ static void test_other_inputs(void) {
     write_file(p, "I am so happy today\n\nThis is awful and disgusting\n");
     snprintf(args, sizeof args, "--texts '%s' 2>/dev/null", p);
     CHECK(score(args, out, sizeof out) == 0 &&
-              strstr(out, "{\"line\":1,\"text\":\"I am so happy today\",\"scores\":{\"anger\":0.0,\"disgust\":0.0,"
+              strstr(out, "{\"line\":1,\"text\":\"I am so happy "
+                          "today\",\"scores\":{\"anger\":0.0,\"disgust\":0.0,"
                           "\"fear\":0.0,\"joy\":0.5,") &&
               strstr(out, "{\"line\":3,\"text\":\"This is awful"),
           ".txt: %s", out);
     /* "output" and "text" keys; other fields group (model), per-line ones do not (id) */
     snprintf(p, sizeof p, "%s/o.jsonl", tmp);
-    write_file(p, "{\"id\":1,\"model\":\"a\",\"output\":\"I am happy\"}\n{\"id\":2,\"model\":\"b\",\"output\":\"I am sad\"}\n");
+    write_file(p, "{\"id\":1,\"model\":\"a\",\"output\":\"I am "
+                  "happy\"}\n{\"id\":2,\"model\":\"b\",\"output\":\"I am sad\"}\n");
     snprintf(args, sizeof args, "--texts '%s' -o /dev/null", p);
-    CHECK(score(args, out, sizeof out) == 0 && strstr(out, "model") && !strstr(out, "id "), "\"output\": %s", out);
+    CHECK(score(args, out, sizeof out) == 0 && strstr(out, "model") && !strstr(out, "id "),
+          "\"output\": %s", out);
     /* errors: a line without the text key names path:line; bad --summary name; no --texts */
     write_file(p, "{\"text\":\"fine\"}\n{\"response\":\"no text key\"}\n");
     snprintf(args, sizeof args, "--texts '%s'", p);
-    CHECK(score(args, out, sizeof out) == 1 && strstr(out, "o.jsonl:2") && strstr(out, "\"text\""), "missing key: %s",
-          out);
+    CHECK(score(args, out, sizeof out) == 1 && strstr(out, "o.jsonl:2") && strstr(out, "\"text\""),
+          "missing key: %s", out);
     write_file(p, "{\"text\":\"fine\"}\nnot json\n");
-    CHECK(score(args, out, sizeof out) == 1 && strstr(out, "o.jsonl:2: invalid JSON"), "bad line: %s", out);
+    CHECK(score(args, out, sizeof out) == 1 && strstr(out, "o.jsonl:2: invalid JSON"),
+          "bad line: %s", out);
     snprintf(args, sizeof args, "--texts '%s' --summary x.txt", p);
-    CHECK(score(args, out, sizeof out) == 2 && strstr(out, ".csv or .json"), "--summary x.txt: %s", out);
+    CHECK(score(args, out, sizeof out) == 2 && strstr(out, ".csv or .json"), "--summary x.txt: %s",
+          out);
     CHECK(score("", out, sizeof out) == 2 && strstr(out, "--texts"), "no --texts: %s", out);
-    CHECK(score("--texts /nonexistent.jsonl", out, sizeof out) == 1 && strstr(out, "/nonexistent.jsonl"),
+    CHECK(score("--texts /nonexistent.jsonl", out, sizeof out) == 1 &&
+              strstr(out, "/nonexistent.jsonl"),
           "missing file: %s", out);
 }
 

@@ -39,7 +39,8 @@ static void test_helpers(void) {
     CHECK(fabs(es_cosine(a, a, 3) - 1) < 1e-12, "cos(a, a) = 1");
     CHECK(fabs(es_cosine(a, c, 3) - 1) < 1e-12, "cos(a, 2a) = 1");
     CHECK(fabs(es_cosine(a, b, 3)) < 1e-12, "orthogonal");
-    CHECK(es_cosine(a, z, 3) == 0 && es_cosine(NULL, a, 3) == 0 && es_cosine(a, a, 0) == 0, "degenerate");
+    CHECK(es_cosine(a, z, 3) == 0 && es_cosine(NULL, a, 3) == 0 && es_cosine(a, a, 0) == 0,
+          "degenerate");
 }
 
 /* ---- 2. labelled sentences and validation ---- */
@@ -52,7 +53,8 @@ static es_status fake_probs(void *user, const char *const *texts, int n, double 
     fake_scorer *f = user;
     for (int i = 0; i < n; i++) {
         int p = f->pred[texts[i][0] - 'a'];
-        for (int l = 0; l < ES_EMO_N_LABELS; l++) probs[i * ES_EMO_N_LABELS + l] = l == p ? 0.5 : 0.1;
+        for (int l = 0; l < ES_EMO_N_LABELS; l++)
+            probs[i * ES_EMO_N_LABELS + l] = l == p ? 0.5 : 0.1;
     }
     return ES_OK;
 }
@@ -64,7 +66,8 @@ static void test_labelled(void) {
     es_status st = es_labelled_parse(tsv, strlen(tsv), "mem", 0, &set);
     CHECK(st == ES_OK && set.n == 6, "parse: %s, n %d", es_last_error(), set.n);
     if (st != ES_OK) return;
-    CHECK(!strcmp(set.texts[0], "a one") && set.labels[0] == 0, "line 1 '%s' %d", set.texts[0], set.labels[0]);
+    CHECK(!strcmp(set.texts[0], "a one") && set.labels[0] == 0, "line 1 '%s' %d", set.texts[0],
+          set.labels[0]);
     CHECK(!strcmp(set.texts[5], "f six") && set.labels[5] == 4, "last line without newline");
     CHECK(set.labels[3] == ES_EMO_NEUTRAL, "neutral label");
 
@@ -91,10 +94,12 @@ static void test_labelled(void) {
 
     const char *bad1 = "anger\tok\nhappy\tno such label\n";
     st = es_labelled_parse(bad1, strlen(bad1), "bad1", 0, &set);
-    CHECK(st == ES_ERR_FORMAT && strstr(es_last_error(), "bad1:2"), "unknown label: %s", es_last_error());
+    CHECK(st == ES_ERR_FORMAT && strstr(es_last_error(), "bad1:2"), "unknown label: %s",
+          es_last_error());
     const char *bad2 = "anger no tab\n";
     st = es_labelled_parse(bad2, strlen(bad2), "bad2", 0, &set);
-    CHECK(st == ES_ERR_FORMAT && strstr(es_last_error(), "bad2:1"), "missing tab: %s", es_last_error());
+    CHECK(st == ES_ERR_FORMAT && strstr(es_last_error(), "bad2:1"), "missing tab: %s",
+          es_last_error());
     CHECK(es_labelled_load("/nonexistent/x.tsv", 0, &set) == ES_ERR_IO, "missing file");
     es_emotion lab = ES_EMO_ANGER;
     CHECK(es_emotion_parse("neutral", &lab) == ES_OK && lab == 5, "parse neutral");
@@ -113,8 +118,10 @@ static void test_labelled(void) {
     st = es_validate_tsv(tsv_path, 0, es_lexicon_label_probs, lex, &v);
     CHECK(st == ES_OK && v.n >= 60, "lexicon validation: %s (n %d)", es_last_error(), v.n);
     if (st == ES_OK) {
-        printf("lexicon on %d labelled sentences: accuracy %.3f, macro F1 %.3f, F1", v.n, v.accuracy, v.macro_f1);
-        for (int l = 0; l < ES_EMO_N_LABELS; l++) printf(" %s %.2f", es_emotion_name(l), v.f1[l]);
+        printf("lexicon on %d labelled sentences: accuracy %.3f, macro F1 %.3f, F1", v.n,
+               v.accuracy, v.macro_f1);
+        for (int l = 0; l < ES_EMO_N_LABELS; l++)
+            printf(" %s %.2f", es_emotion_name(l), v.f1[l]);
         printf("\n");
         CHECK(v.accuracy > 0.5, "the lexicon should be well above chance (1/6): %.3f", v.accuracy);
     }
@@ -129,12 +136,13 @@ typedef struct capture {
     int n, cap;
 } capture;
 
-static void capture_hook(void *user, es_hook_point hp, int layer, float *x, int n_tokens, int n_embd,
-                         const es_batch *b) {
+static void capture_hook(void *user, es_hook_point hp, int layer, float *x, int n_tokens,
+                         int n_embd, const es_batch *b) {
     capture *c = user;
     if (hp != ES_HOOK_BLOCK_OUT || layer != c->layer) return;
     for (int t = 0; t < n_tokens && c->n < c->cap; t++, c->n++)
-        memcpy(c->rows + (size_t)c->n * n_embd, x + (size_t)t * n_embd, (size_t)n_embd * sizeof(float));
+        memcpy(c->rows + (size_t)c->n * n_embd, x + (size_t)t * n_embd,
+               (size_t)n_embd * sizeof(float));
 }
 
 /* Mean of block_out(layer) over the tokens of text (BOS excluded), decoded alone. */
@@ -157,7 +165,8 @@ static void manual_embed(es_model *m, const char *text, int layer, int max_token
     int skip = toks[0] == es_vocab_bos(v) ? 1 : 0;
     for (int i = 0; i < mi.n_embd; i++) {
         double s = 0;
-        for (int t = skip; t < n; t++) s += c.rows[(size_t)t * mi.n_embd + i];
+        for (int t = skip; t < n; t++)
+            s += c.rows[(size_t)t * mi.n_embd + i];
         out[i] = n > skip ? (float)(s / (n - skip)) : 0.0f;
     }
     free(c.rows);
@@ -176,15 +185,16 @@ static void test_embed(const char *fixture) {
     es_model_get_info(m, &mi);
     const int d = mi.n_embd;
     CHECK(es_embed_default_layer(mi.n_layer) == 2, "default layer of 3 is 2");
-    CHECK(es_embed_default_layer(24) == 16 && es_embed_default_layer(1) == 0, "default layer formula");
-    const char *texts[] = {"The cat sat on the mat and purred.", "I am so angry right now!",
-                           "The cat sat on the mat and purred.", "", "Quarterly revenue rose by 4 percent.",
-                           "\xff\xfe odd \x80 bytes"};
+    CHECK(es_embed_default_layer(24) == 16 && es_embed_default_layer(1) == 0,
+          "default layer formula");
+    const char *texts[] = {"The cat sat on the mat and purred.",   "I am so angry right now!",
+                           "The cat sat on the mat and purred.",   "",
+                           "Quarterly revenue rose by 4 percent.", "\xff\xfe odd \x80 bytes"};
     const int n = 6;
     es_context_params cp = es_context_default_params();
     cp.n_ctx = 128;
-    cp.n_seq_max = 4;  /* 6 texts: two groups */
-    cp.n_batch = 16;   /* texts split across batches */
+    cp.n_seq_max = 4; /* 6 texts: two groups */
+    cp.n_batch = 16;  /* texts split across batches */
     es_context *ctx = NULL;
     CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "context");
     float *emb = calloc((size_t)n * d, sizeof *emb), *one = calloc((size_t)d, sizeof *one);
@@ -201,8 +211,8 @@ static void test_embed(const char *fixture) {
             CHECK(es_embed_texts(ctx, &texts[i], 1, &ep, one) == ES_OK, "embed alone");
             md_alone = fmax(md_alone, es_test_maxdiff(emb + (size_t)i * d, one, (size_t)d, NULL));
         }
-        printf("%s layer %d: embed vs manual mean pooling max diff %.3g, batch vs alone %.3g\n", fixture,
-               layer, md_manual, md_alone);
+        printf("%s layer %d: embed vs manual mean pooling max diff %.3g, batch vs alone %.3g\n",
+               fixture, layer, md_manual, md_alone);
         CHECK(md_manual < TOL, "mean pooling vs manual: %g", md_manual);
         CHECK(md_alone < TOL, "batch vs alone: %g", md_alone);
         double c_same = es_cosine(emb, emb + 2 * (size_t)d, d);
@@ -211,7 +221,8 @@ static void test_embed(const char *fixture) {
         CHECK(fabs(c_same - 1) < 1e-6, "identical texts: cosine %.8f", c_same);
         CHECK(c_diff < 1 - 1e-6, "different texts: cosine %.6f", c_diff);
         bool zero = true;
-        for (int i = 0; i < d; i++) zero = zero && emb[3 * (size_t)d + i] == 0;
+        for (int i = 0; i < d; i++)
+            zero = zero && emb[3 * (size_t)d + i] == 0;
         CHECK(zero, "empty text embeds to zeros");
         for (int i = 0; i < n * d; i++)
             if (!isfinite(emb[i])) {
@@ -254,8 +265,10 @@ static double manual_nll(es_model *m, const int32_t *prompt, int np, const int32
     for (int t = 0; t < nr; t++) {
         const float *lg = es_get_logits(ctx, t == 0 ? np - 1 : 0);
         double mx = -INFINITY, s = 0;
-        for (int i = 0; i < mi.n_vocab; i++) mx = fmax(mx, lg[i]);
-        for (int i = 0; i < mi.n_vocab; i++) s += exp(lg[i] - mx);
+        for (int i = 0; i < mi.n_vocab; i++)
+            mx = fmax(mx, lg[i]);
+        for (int i = 0; i < mi.n_vocab; i++)
+            s += exp(lg[i] - mx);
         nll += mx + log(s) - lg[resp[t]];
         es_batch one = {.n_tokens = 1, .token = &resp[t]};
         es_decode(ctx, &one);
@@ -279,12 +292,15 @@ static void test_ppl(const char *fixture) {
     int np[NP] = {1, 3, 8, 5, 2}, nr[NP] = {12, 7, 1, 0, 10};
     uint32_t r = 12345;
     for (int i = 0; i < NP; i++) {
-        for (int k = 0; k < 8; k++) prompts[i][k] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % mi.n_vocab;
-        for (int k = 0; k < NG; k++) resps[i][k] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % mi.n_vocab;
+        for (int k = 0; k < 8; k++)
+            prompts[i][k] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % mi.n_vocab;
+        for (int k = 0; k < NG; k++)
+            resps[i][k] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % mi.n_vocab;
         prompts[i][0] = 1; /* BOS */
     }
     es_ppl_pair pairs[NP];
-    for (int i = 0; i < NP; i++) pairs[i] = (es_ppl_pair){prompts[i], np[i], resps[i], nr[i]};
+    for (int i = 0; i < NP; i++)
+        pairs[i] = (es_ppl_pair){prompts[i], np[i], resps[i], nr[i]};
     es_context_params cp = es_context_default_params();
     cp.n_ctx = 64;
     cp.n_seq_max = 2; /* 5 pairs: three groups */
@@ -304,7 +320,8 @@ static void test_ppl(const char *fixture) {
         md = fmax(md, fabs(ref - nll[i]));
         CHECK(fabs(ppl[i] - exp(nll[i])) < 1e-9 * ppl[i], "ppl = exp(nll)");
     }
-    printf("%s: batched ppl vs token-by-token mean NLL max diff %.3g (nll[0] %.4f)\n", fixture, md, nll[0]);
+    printf("%s: batched ppl vs token-by-token mean NLL max diff %.3g (nll[0] %.4f)\n", fixture, md,
+           nll[0]);
     CHECK(md < TOL, "ppl vs manual: %g", md);
 
     /* greedy continuation vs shuffled */
@@ -317,11 +334,14 @@ static void test_ppl(const char *fixture) {
     es_gen_output out;
     memset(&out, 0, sizeof out);
     st = es_generate(ctx, es_model_vocab(m), pp, pn, 1, &gp, NULL, NULL, &out);
-    CHECK(st == ES_OK && out.n_tokens == NG, "greedy generation: %s (%d tokens)", es_last_error(), out.n_tokens);
+    CHECK(st == ES_OK && out.n_tokens == NG, "greedy generation: %s (%d tokens)", es_last_error(),
+          out.n_tokens);
     if (st == ES_OK && out.n_tokens >= 2) {
         int32_t shuf[NG];
-        for (int k = 0; k < out.n_tokens; k++) shuf[k] = out.tokens[(k * 5 + 3) % out.n_tokens];
-        es_ppl_pair g2[2] = {{prompts[2], 8, out.tokens, out.n_tokens}, {prompts[2], 8, shuf, out.n_tokens}};
+        for (int k = 0; k < out.n_tokens; k++)
+            shuf[k] = out.tokens[(k * 5 + 3) % out.n_tokens];
+        es_ppl_pair g2[2] = {{prompts[2], 8, out.tokens, out.n_tokens},
+                             {prompts[2], 8, shuf, out.n_tokens}};
         double gn[2], gppl[2];
         CHECK(es_score_ppl(ctx, g2, 2, gn, gppl) == ES_OK, "ppl greedy");
         printf("%s: greedy continuation ppl %.3f, shuffled %.3f\n", fixture, gppl[0], gppl[1]);
@@ -337,7 +357,8 @@ static void test_ppl(const char *fixture) {
     CHECK(es_score_ppl(ctx, &e2, 1, nll, NULL) == ES_ERR_INVALID_ARG, "empty prompt");
     int32_t *longr = calloc(100, sizeof *longr);
     es_ppl_pair e3 = {prompts[0], 1, longr, 100};
-    CHECK(es_score_ppl(ctx, &e3, 1, nll, NULL) == ES_ERR_RANGE, "longer than the context: %s", es_last_error());
+    CHECK(es_score_ppl(ctx, &e3, 1, nll, NULL) == ES_ERR_RANGE, "longer than the context: %s",
+          es_last_error());
     free(longr);
     es_context_free(ctx);
     es_model_free(m);

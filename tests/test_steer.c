@@ -26,7 +26,8 @@
 #define N_PROMPT 8
 
 static void fill(float *v, int n, float seed) {
-    for (int i = 0; i < n; i++) v[i] = sinf(seed * 1.3f + (float)i * 0.71f) * (0.5f + seed);
+    for (int i = 0; i < n; i++)
+        v[i] = sinf(seed * 1.3f + (float)i * 0.71f) * (0.5f + seed);
 }
 
 /* A set of width d at hook hp with emotions "a" and "b" at layers 0..n_layer-1 (b lacks
@@ -90,9 +91,11 @@ static void test_combination(void) {
     CHECK(es_steer_set_combined(set, ES_HOOK_BLOCK_OUT, 1, ES_STEER_POS_ALL, got, D) == ES_OK &&
               got[3] == 0.5f * es_ev_set_get(ev, "a", 1)[3],
           "layer 1 = 0.5 a");
-    CHECK(es_steer_set_combined(set, ES_HOOK_BLOCK_OUT, 0, ES_STEER_POS_ALL, got, D) == ES_ERR_NOT_FOUND,
+    CHECK(es_steer_set_combined(set, ES_HOOK_BLOCK_OUT, 0, ES_STEER_POS_ALL, got, D) ==
+              ES_ERR_NOT_FOUND,
           "nothing at layer 0");
-    CHECK(es_steer_set_combined(set, ES_HOOK_BLOCK_OUT, 2, ES_STEER_POS_LAST, got, D) == ES_ERR_NOT_FOUND,
+    CHECK(es_steer_set_combined(set, ES_HOOK_BLOCK_OUT, 2, ES_STEER_POS_LAST, got, D) ==
+              ES_ERR_NOT_FOUND,
           "nothing at block_out/last");
     CHECK(es_steer_set_combined(set, ES_HOOK_ATTN_OUT, 4, ES_STEER_POS_LAST, got, D) == ES_OK &&
               got[5] == 3.0f * es_ev_set_get(ev, "a", 4)[5],
@@ -142,7 +145,8 @@ static void test_combination(void) {
           "layers 3, 4 of a 3-layer model refused: %s", es_last_error());
     es_steer_state_free(st);
     CHECK(es_steer_state_create(2, L, D + 1, &st) == ES_OK, "state D+1");
-    CHECK(es_steer_state_attach_set(st, 0, set) == ES_ERR_INVALID_ARG && strstr(es_last_error(), "width"),
+    CHECK(es_steer_state_attach_set(st, 0, set) == ES_ERR_INVALID_ARG &&
+              strstr(es_last_error(), "width"),
           "width mismatch refused: %s", es_last_error());
     es_steer_state_free(st);
     CHECK(es_steer_state_create(2, L, D, &st) == ES_OK, "state ok");
@@ -151,7 +155,8 @@ static void test_combination(void) {
     es_steer_set *huge = NULL;
     es_steer_set_create(&huge);
     float big[D];
-    for (int i = 0; i < D; i++) big[i] = 3e38f;
+    for (int i = 0; i < D; i++)
+        big[i] = 3e38f;
     es_ev_set *bev = NULL;
     es_ev_set_create(D, ES_HOOK_BLOCK_OUT, &bev);
     es_ev_set_put(bev, "x", 0, big);
@@ -160,7 +165,8 @@ static void test_combination(void) {
     CHECK(es_steer_state_attach_set(st, 0, huge) == ES_ERR_FORMAT, "overflowing mix refused: %s",
           es_last_error());
     CHECK(es_steer_active(st, ES_HOOK_BLOCK_OUT, 2), "failed attach kept the old steering");
-    CHECK(es_steer_state_attach_set(st, -1, NULL) == ES_OK && !es_steer_active(st, ES_HOOK_BLOCK_OUT, 2),
+    CHECK(es_steer_state_attach_set(st, -1, NULL) == ES_OK &&
+              !es_steer_active(st, ES_HOOK_BLOCK_OUT, 2),
           "detach");
     es_steer_state_free(st);
 
@@ -181,7 +187,8 @@ static void test_combination(void) {
 
 static double norm(const float *x, int n) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
+    for (int i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
     return sqrt(s);
 }
 
@@ -193,7 +200,8 @@ static void test_apply(void) {
     const char *names[4] = {"all", "prompt", "gen", "last"};
     float v[D];
     for (int k = 0; k < 4; k++) {
-        for (int i = 0; i < D; i++) v[i] = (float)((i == k) ? 1 : 0) * (float)(k + 1);
+        for (int i = 0; i < D; i++)
+            v[i] = (float)((i == k) ? 1 : 0) * (float)(k + 1);
         es_ev_set_put(ev, names[k], 2, v);
     }
     /* seq 0: "all" only; seq 1: prompt + generated + last, with preserve_norm off */
@@ -209,7 +217,8 @@ static void test_apply(void) {
     }
     struct es_steer_state *st = NULL;
     es_steer_state_create(2, L, D, &st);
-    CHECK(es_steer_state_attach_set(st, 0, s0) == ES_OK && es_steer_state_attach_set(st, 1, s1) == ES_OK,
+    CHECK(es_steer_state_attach_set(st, 0, s0) == ES_OK &&
+              es_steer_state_attach_set(st, 1, s1) == ES_OK,
           "attach per sequence");
 
     /* batch: seq 0 starts at position 0 (its prompt = this batch: 3 tokens); seq 1
@@ -223,7 +232,8 @@ static void test_apply(void) {
     es_steer_apply(st, ES_HOOK_BLOCK_OUT, 2, &x[0][0], T, D, &b);
     float zero = 0;
     for (int t = 0; t < T; t++)
-        for (int i = 0; i < D; i++) zero = fmaxf(zero, fabsf(x[t][i]));
+        for (int i = 0; i < D; i++)
+            zero = fmaxf(zero, fabsf(x[t][i]));
     CHECK(zero == 0, "other layers and hooks untouched");
     es_steer_apply(st, ES_HOOK_MLP_OUT, 2, &x[0][0], T, D, &b);
     /* expected: seq 0 tokens get e0*1; seq 1: pos 5, 6 prompt (e1*20), pos 7, 8 generated
@@ -308,10 +318,12 @@ static void bench_apply(void) {
     double t0 = es_time_s();
     for (int r = 0; r < reps; r++)
         for (int h = 0; h < ES_HOOK_COUNT; h++)
-            for (int l = 0; l < L; l++) es_steer_apply(st, (es_hook_point)h, l, x, 1, D, &b);
+            for (int l = 0; l < L; l++)
+                es_steer_apply(st, (es_hook_point)h, l, x, 1, D, &b);
     double us = (es_time_s() - t0) / reps * 1e6;
-    printf("steering cost per decoded token (28 layers x 3 hooks, width 3584, 2 emotions): %.1f us\n",
-           us);
+    printf(
+        "steering cost per decoded token (28 layers x 3 hooks, width 3584, 2 emotions): %.1f us\n",
+        us);
     CHECK(isfinite(x[0]), "bench ran");
     free(x);
     es_steer_state_free(st);
@@ -321,14 +333,9 @@ static void bench_apply(void) {
 
 /* ---- 3. end to end on the fixtures ---- */
 
-static const char *const fixtures[] = {"llama", "llama31", "mistral", "qwen2", "qwen3",
-                                       "gemma", "gemma2",  "gemma3",  "phi3",
-                                       "qwen3moe",
-                                       "minicpm3",
-                                       "minicpm",
-                                       "baichuan",
-                                       "baichuan13b",
-                                       "qwen"};
+static const char *const fixtures[] = {"llama",    "llama31", "mistral",  "qwen2",       "qwen3",
+                                       "gemma",    "gemma2",  "gemma3",   "phi3",        "qwen3moe",
+                                       "minicpm3", "minicpm", "baichuan", "baichuan13b", "qwen"};
 
 static const float *ref_f32(const es_gguf *g, const char *name, size_t n) {
     const es_gguf_tensor *t = es_gguf_find_tensor(g, name);
@@ -358,7 +365,8 @@ static double steered_logits(es_context *ctx, const es_steer_set *set, const int
     es_batch b = {n, tokens, NULL, NULL, lg};
     double d = INFINITY;
     if (CHECK(es_decode(ctx, &b) == ES_OK, "decode: %s", es_last_error())) {
-        for (int i = 0; i < n; i++) memcpy(got + (size_t)i * nv, es_get_logits(ctx, i), (size_t)nv * 4);
+        for (int i = 0; i < n; i++)
+            memcpy(got + (size_t)i * nv, es_get_logits(ctx, i), (size_t)nv * 4);
         d = es_test_maxdiff(got, want, (size_t)n * nv, where);
     }
     free(got);
@@ -397,7 +405,8 @@ static void test_fixture(const char *fx, const char *tmpdir, double *worst) {
     const es_gguf_tensor *tt = es_gguf_find_tensor(ref, "tokens");
     const int32_t *tokens = tt && tt->ne[0] == n && tt->type == ES_TYPE_I32 ? tt->data : NULL;
     const es_gguf_tensor *gt = es_gguf_find_tensor(ref, "gen_steer");
-    const int32_t *gen_steer = gt && gt->ne[0] == N_GEN && gt->type == ES_TYPE_I32 ? gt->data : NULL;
+    const int32_t *gen_steer =
+        gt && gt->ne[0] == N_GEN && gt->type == ES_TYPE_I32 ? gt->data : NULL;
     float a1 = 0;
     es_gguf_get_f32(ref, "reference.a1", &a1);
     const float *v1 = ref_f32(ref, "v1", (size_t)ne), *v2 = ref_f32(ref, "v2", (size_t)ne);
@@ -469,8 +478,8 @@ static void test_fixture(const char *fx, const char *tmpdir, double *worst) {
     es_steer_set *sc = NULL;
     es_steer_set_create(&sc);
     d[3] = INFINITY;
-    if (CHECK(es_ev_set_export_control_vector(one, "v1", a1, false, cvpath) == ES_OK, "%s: export: %s",
-              fx, es_last_error()) &&
+    if (CHECK(es_ev_set_export_control_vector(one, "v1", a1, false, cvpath) == ES_OK,
+              "%s: export: %s", fx, es_last_error()) &&
         CHECK(es_ev_set_load(cvpath, NULL, &cv) == ES_OK, "%s: load cv: %s", fx, es_last_error())) {
         it = item(cv, "v1", 1.0f);
         CHECK(es_steer_set_add(sc, &it) == ES_OK, "%s: add cv: %s", fx, es_last_error());
@@ -503,7 +512,8 @@ static void test_fixture(const char *fx, const char *tmpdir, double *worst) {
     printf("%-8s steer_block %.2e | steer_multi %.2e | steer_attn_last %.2e | via files %.2e "
            "| plain after detach %.2e | gen_steer %s\n",
            fx, d[0], d[1], d[2], d[3], dp, gen_ok ? "ok" : "FAIL");
-    for (int k = 0; k < 4; k++) *worst = fmax(*worst, d[k]);
+    for (int k = 0; k < 4; k++)
+        *worst = fmax(*worst, d[k]);
 
     /* attaching to a wrong model is refused */
     es_ev_set *bad = NULL;
@@ -513,7 +523,8 @@ static void test_fixture(const char *fx, const char *tmpdir, double *worst) {
     es_steer_set_create(&sbad);
     it = item(bad, "v1", 1.0f);
     es_steer_set_add(sbad, &it);
-    CHECK(es_context_set_steering(ctx, 0, sbad) == ES_ERR_INVALID_ARG, "%s: layer %d refused", fx, nl);
+    CHECK(es_context_set_steering(ctx, 0, sbad) == ES_ERR_INVALID_ARG, "%s: layer %d refused", fx,
+          nl);
     CHECK(es_context_set_steering(ctx, 5, sb) == ES_ERR_RANGE, "%s: sequence 5 refused", fx);
     es_steer_set_free(sbad);
     es_ev_set_free(bad);
@@ -565,8 +576,8 @@ static void test_two_sequences(void) {
     cp.n_seq_max = 2;
     cp.n_threads = 2;
     es_context *ctx = NULL;
-    if (CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "context: %s", es_last_error()) && w_block &&
-        w_plain) {
+    if (CHECK(es_context_create(m, &cp, &ctx) == ES_OK, "context: %s", es_last_error()) &&
+        w_block && w_plain) {
         /* seq 0 steered, seq 1 plain, interleaved token by token in one batch */
         CHECK(es_context_set_steering(ctx, 0, sb) == ES_OK, "attach seq 0");
         int32_t tok[2 * n], seq[2 * n], pos[2 * n];
@@ -582,8 +593,10 @@ static void test_two_sequences(void) {
         double d0 = 0, d1 = 0;
         if (CHECK(es_decode(ctx, &b) == ES_OK, "decode: %s", es_last_error()))
             for (int i = 0; i < n; i++) {
-                d0 = fmax(d0, es_test_maxdiff(es_get_logits(ctx, 2 * i), w_block + (size_t)i * nv, (size_t)nv, NULL));
-                d1 = fmax(d1, es_test_maxdiff(es_get_logits(ctx, 2 * i + 1), w_plain + (size_t)i * nv, (size_t)nv, NULL));
+                d0 = fmax(d0, es_test_maxdiff(es_get_logits(ctx, 2 * i), w_block + (size_t)i * nv,
+                                              (size_t)nv, NULL));
+                d1 = fmax(d1, es_test_maxdiff(es_get_logits(ctx, 2 * i + 1),
+                                              w_plain + (size_t)i * nv, (size_t)nv, NULL));
             }
         printf("two sequences in one batch: steered seq %.2e, plain seq %.2e\n", d0, d1);
         CHECK(d0 <= TOL && d1 <= TOL, "per-sequence steering: %.3g / %.3g", d0, d1);
@@ -609,7 +622,8 @@ int main(void) {
         return 1;
     }
     double worst = 0;
-    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) test_fixture(fixtures[i], tmpdir, &worst);
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
+        test_fixture(fixtures[i], tmpdir, &worst);
     printf("worst steering difference over all fixtures: %.2e (tolerance %.0e)\n", worst, TOL);
     test_two_sequences();
     char cmd[128];

@@ -42,21 +42,29 @@ static void test_default_layers_api(void) {
     char path[256];
     snprintf(path, sizeof path, "/tmp/es_test_steer_demo_%d.ev.gguf", (int)getpid());
     if (!CHECK(es_ev_set_create(4, ES_HOOK_BLOCK_OUT, &set) == ES_OK, "create")) return;
-    for (int l = 0; l < 6; l++) es_ev_set_put(set, "joy", l, v);
-    CHECK(es_ev_set_default_layers(set, &got) == 0 && got == NULL, "a new set has no default layers");
-    CHECK(es_ev_set_set_default_layers(set, unordered, 2) == ES_ERR_INVALID_ARG, "unordered layers refused");
-    CHECK(es_ev_set_set_default_layers(set, negative, 1) == ES_ERR_INVALID_ARG, "negative layer refused");
+    for (int l = 0; l < 6; l++)
+        es_ev_set_put(set, "joy", l, v);
+    CHECK(es_ev_set_default_layers(set, &got) == 0 && got == NULL,
+          "a new set has no default layers");
+    CHECK(es_ev_set_set_default_layers(set, unordered, 2) == ES_ERR_INVALID_ARG,
+          "unordered layers refused");
+    CHECK(es_ev_set_set_default_layers(set, negative, 1) == ES_ERR_INVALID_ARG,
+          "negative layer refused");
     CHECK(es_ev_set_set_default_layers(set, good, 3) == ES_OK, "set: %s", es_last_error());
-    CHECK(es_ev_set_save(set, path) == ES_OK && es_ev_set_load(path, NULL, &back) == ES_OK, "round trip: %s",
-          es_last_error());
+    CHECK(es_ev_set_save(set, path) == ES_OK && es_ev_set_load(path, NULL, &back) == ES_OK,
+          "round trip: %s", es_last_error());
     int n = es_ev_set_default_layers(back, &got);
-    CHECK(n == 3 && got && got[0] == 2 && got[1] == 3 && got[2] == 4, "loaded default layers: %d", n);
-    CHECK(es_ev_set_set_default_layers(set, NULL, 0) == ES_OK && es_ev_set_default_layers(set, NULL) == 0,
+    CHECK(n == 3 && got && got[0] == 2 && got[1] == 3 && got[2] == 4, "loaded default layers: %d",
+          n);
+    CHECK(es_ev_set_set_default_layers(set, NULL, 0) == ES_OK &&
+              es_ev_set_default_layers(set, NULL) == 0,
           "n = 0 removes them");
     int32_t rec[8];
-    CHECK(es_ev_recommended_layers(8, rec, 8) == 3 && rec[0] == 2 && rec[2] == 4, "recommended for 8 blocks");
+    CHECK(es_ev_recommended_layers(8, rec, 8) == 3 && rec[0] == 2 && rec[2] == 4,
+          "recommended for 8 blocks");
     CHECK(es_ev_recommended_layers(1, rec, 8) == 1 && rec[0] == 0, "recommended for 1 block");
-    CHECK(es_ev_recommended_layers(32, rec, 8) == 12 && rec[0] == 8 && rec[7] == 15, "recommended for 32 blocks");
+    CHECK(es_ev_recommended_layers(32, rec, 8) == 12 && rec[0] == 8 && rec[7] == 15,
+          "recommended for 32 blocks");
     es_ev_set_free(set);
     es_ev_set_free(back);
     remove(path);
@@ -84,8 +92,8 @@ int main(void) {
     sp.n_predict = N_PREDICT;
     es_study *st = NULL;
     es_ev_set *ev = NULL;
-    if (!CHECK(es_study_create(&sp, &st) == ES_OK && es_ev_set_load(ev_path, NULL, &ev) == ES_OK, "setup: %s",
-               es_last_error()))
+    if (!CHECK(es_study_create(&sp, &st) == ES_OK && es_ev_set_load(ev_path, NULL, &ev) == ES_OK,
+               "setup: %s", es_last_error()))
         return es_test_finish();
     const int32_t *layers = NULL;
     int n_layers = es_ev_set_default_layers(ev, &layers);
@@ -95,11 +103,15 @@ int main(void) {
     CHECK(n_layers == n_want && !memcmp(layers, want, sizeof *want * (size_t)n_want),
           "the file's default layers are es_ev_recommended_layers(%d)", es_study_n_layer(st));
     printf("%s: hook %s, default layers", ev_path, es_hook_name(es_ev_set_hook(ev)));
-    for (int i = 0; i < n_layers; i++) printf(" %d", (int)layers[i]);
-    printf("; %d prompts x %d samples, %d tokens\n\n| emotion |", es_study_n_prompts(st), N_SAMPLES, N_PREDICT);
-    for (int a = 0; a < N_ALPHA; a++) printf(" a=%g |", (double)ALPHAS[a]);
+    for (int i = 0; i < n_layers; i++)
+        printf(" %d", (int)layers[i]);
+    printf("; %d prompts x %d samples, %d tokens\n\n| emotion |", es_study_n_prompts(st), N_SAMPLES,
+           N_PREDICT);
+    for (int a = 0; a < N_ALPHA; a++)
+        printf(" a=%g |", (double)ALPHAS[a]);
     printf(" best a | rep4 there |\n|---|");
-    for (int a = 0; a <= N_ALPHA + 1; a++) printf("---|");
+    for (int a = 0; a <= N_ALPHA + 1; a++)
+        printf("---|");
     printf("\n");
 
     es_study_cell base;
@@ -129,11 +141,13 @@ int main(void) {
             es_steer_set_free(ss);
         }
         printf("| %s |", EMOTIONS[e]);
-        for (int a = 0; a < N_ALPHA; a++) printf(" %.4f |", share[a]);
+        for (int a = 0; a < N_ALPHA; a++)
+            printf(" %.4f |", share[a]);
         printf(" %g | %.3f |\n", (double)ALPHAS[top], rep4_top);
         for (int a = 1; a <= top; a++)
-            CHECK(share[a] > share[a - 1], "%s: target share %.4f at alpha %g is not above %.4f at alpha %g",
-                  EMOTIONS[e], share[a], (double)ALPHAS[a], share[a - 1], (double)ALPHAS[a - 1]);
+            CHECK(share[a] > share[a - 1],
+                  "%s: target share %.4f at alpha %g is not above %.4f at alpha %g", EMOTIONS[e],
+                  share[a], (double)ALPHAS[a], share[a - 1], (double)ALPHAS[a - 1]);
         CHECK(rep4_top < 0.30, "%s: rep-4 %.3f at alpha %g is degenerate", EMOTIONS[e], rep4_top,
               (double)ALPHAS[top]);
     }

@@ -490,11 +490,11 @@ static void test_stream_invalid_utf8(void) {
         const char *bytes[4];
         const char *want;
     } cases[] = {
-        {{"<0xE2>", "<0x28>", NULL}, "\xEF\xBF\xBD("},               /* lead + ASCII */
-        {{"<0x80>", NULL}, "\xEF\xBF\xBD"},                          /* stray continuation */
-        {{"<0xE2>", "<0x82>", "<0xAC>", NULL}, "\xE2\x82\xAC"},       /* a valid euro sign */
-        {{"<0xC0>", "<0xAF>", NULL}, "\xEF\xBF\xBD\xEF\xBF\xBD"},   /* overlong */
-        {{"<0xF0>", "<0x9F>", NULL}, "\xEF\xBF\xBD\xEF\xBF\xBD"},   /* cut short at the end */
+        {{"<0xE2>", "<0x28>", NULL}, "\xEF\xBF\xBD("},            /* lead + ASCII */
+        {{"<0x80>", NULL}, "\xEF\xBF\xBD"},                       /* stray continuation */
+        {{"<0xE2>", "<0x82>", "<0xAC>", NULL}, "\xE2\x82\xAC"},   /* a valid euro sign */
+        {{"<0xC0>", "<0xAF>", NULL}, "\xEF\xBF\xBD\xEF\xBF\xBD"}, /* overlong */
+        {{"<0xF0>", "<0x9F>", NULL}, "\xEF\xBF\xBD\xEF\xBF\xBD"}, /* cut short at the end */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         es_detok_stream *s = NULL;
@@ -508,7 +508,8 @@ static void test_stream_invalid_utf8(void) {
             n += es_detok_stream_push(s, id, out + n, sizeof out - n);
         }
         size_t k;
-        while ((k = es_detok_stream_flush(s, out + n, sizeof out - n)) > 0) n += k;
+        while ((k = es_detok_stream_flush(s, out + n, sizeof out - n)) > 0)
+            n += k;
         CHECK(n == strlen(cases[c].want) && memcmp(out, cases[c].want, n) == 0,
               "invalid UTF-8 case %zu: got %zu bytes, want %zu", c, n, strlen(cases[c].want));
         CHECK(valid_utf8(out, n), "invalid UTF-8 case %zu: the output is valid UTF-8", c);
@@ -525,12 +526,8 @@ int main(void) {
     static const struct {
         const char *name;
         bool roundtrip;
-    } vocabs[] = {{"llama-spm", true},
-                  {"llama-bpe", true},
-                  {"qwen2", true},
-                  {"gpt-2", true},
-                  {"phi-3", true},
-                  {"bert-bge", false}};
+    } vocabs[] = {{"llama-spm", true}, {"llama-bpe", true}, {"qwen2", true},
+                  {"gpt-2", true},     {"phi-3", true},     {"bert-bge", false}};
     double t0 = now_s();
     for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++)
         conformance(vocabs[i].name, vocabs[i].roundtrip);

@@ -33,7 +33,8 @@ int es_test_finish(void) {
 
 int es_test_skip_code(void) {
     const char *req = getenv("ES_REQUIRE_SHARED"), *ci = getenv("CI");
-    bool required = (req && *req && strcmp(req, "0") != 0) || (ci && *ci && strcmp(ci, "false") != 0);
+    bool required =
+        (req && *req && strcmp(req, "0") != 0) || (ci && *ci && strcmp(ci, "false") != 0);
     if (!required) return 77;
     fprintf(stderr, "FAIL: this test needs the shared data folder (../shared or $ES_SHARED), "
                     "and ES_REQUIRE_SHARED/CI is set: it fails instead of skipping\n");

@@ -15,11 +15,11 @@ struct es_study {
     es_context *ctx;
     es_lexicon *lex;
     int n_prompts, n_layer;
-    char **texts;          /* [n_prompts] prompt lines */
-    int32_t **toks;        /* [n_prompts] tokens */
-    int *n_toks;           /* [n_prompts] */
+    char **texts;             /* [n_prompts] prompt lines */
+    int32_t **toks;           /* [n_prompts] tokens */
+    int *n_toks;              /* [n_prompts] */
     const int32_t **seq_toks; /* [n_prompts * n_samples] prompt of each sequence */
-    int *seq_n;            /* [n_prompts * n_samples] */
+    int *seq_n;               /* [n_prompts * n_samples] */
 };
 
 es_study_params es_study_default_params(void) {
@@ -59,7 +59,8 @@ static es_status read_prompts(es_study *st) {
         st->n_prompts++;
     }
     fclose(f);
-    if (rc == ES_OK && st->n_prompts == 0) rc = es_error(ES_ERR_FORMAT, "study: no prompts in %s", st->p.prompts);
+    if (rc == ES_OK && st->n_prompts == 0)
+        rc = es_error(ES_ERR_FORMAT, "study: no prompts in %s", st->p.prompts);
     return rc;
 }
 
@@ -82,7 +83,9 @@ es_status es_study_create(const es_study_params *p, es_study **out) {
         int32_t cap = (int32_t)strlen(st->texts[i]) + 8, n = 0;
         st->toks[i] = malloc((size_t)cap * sizeof(int32_t));
         if (!st->toks[i]) rc = es_error(ES_ERR_NOMEM, "study: out of memory");
-        if (rc == ES_OK) rc = es_tokenize(st->vocab, st->texts[i], strlen(st->texts[i]), true, false, st->toks[i], cap, &n);
+        if (rc == ES_OK)
+            rc = es_tokenize(st->vocab, st->texts[i], strlen(st->texts[i]), true, false,
+                             st->toks[i], cap, &n);
         st->n_toks[i] = n;
         if (n > max_len) max_len = n;
     }
@@ -132,8 +135,12 @@ void es_study_free(es_study *st) {
     free(st);
 }
 
-int es_study_n_prompts(const es_study *st) { return st->n_prompts; }
-int es_study_n_layer(const es_study *st) { return st->n_layer; }
+int es_study_n_prompts(const es_study *st) {
+    return st->n_prompts;
+}
+int es_study_n_layer(const es_study *st) {
+    return st->n_layer;
+}
 const char *es_study_prompt(const es_study *st, int i) {
     return i >= 0 && i < st->n_prompts ? st->texts[i] : NULL;
 }
@@ -159,7 +166,8 @@ es_status es_study_run(es_study *st, const es_steer_set *steer, es_study_cell *c
         if (rc == ES_OK) rc = es_text_fluency_of(out[i].text, NULL, &fl);
         if (rc != ES_OK) break;
         es_scores_from_lexicon(&ls, 0, sc);
-        for (int k = 0; k < ES_EMO_N_LABELS; k++) cell->label[k] += sc[k] / n;
+        for (int k = 0; k < ES_EMO_N_LABELS; k++)
+            cell->label[k] += sc[k] / n;
         cell->rep4 += fl.rep4 / n;
         cell->degenerate += (fl.degenerate ? 1.0 : 0.0) / n;
         cell->n_words += fl.n_words;
@@ -168,14 +176,15 @@ es_status es_study_run(es_study *st, const es_steer_set *steer, es_study_cell *c
         cell->n = n;
         cell->example = es_strdup(out[0].text);
     }
-    for (int i = 0; i < n; i++) es_gen_output_free(&out[i]);
+    for (int i = 0; i < n; i++)
+        es_gen_output_free(&out[i]);
     free(out);
     es_context_set_steering(st->ctx, -1, NULL);
     return rc;
 }
 
-es_status es_study_steer(const es_ev_set *ev, const char *emotion, float alpha, const int32_t *layers,
-                         int n_layers, es_steer_set **out) {
+es_status es_study_steer(const es_ev_set *ev, const char *emotion, float alpha,
+                         const int32_t *layers, int n_layers, es_steer_set **out) {
     es_steer_set *set = NULL;
     es_status rc = es_steer_set_create(&set);
     if (rc != ES_OK) return rc;

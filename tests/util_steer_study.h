@@ -22,26 +22,26 @@
 typedef struct es_study es_study;
 
 typedef struct es_study_params {
-    const char *model;     /* GGUF model */
-    const char *prompts;   /* one prompt a line; blank lines skipped */
-    const char *lexicon;   /* folder of emotions.tsv and vader_lexicon.txt */
-    int max_prompts;       /* 0 = every prompt of the file */
-    int n_samples;         /* samples per prompt (default 3) */
-    int n_predict;         /* tokens per response (default 40) */
-    float temp;            /* default 0.8 */
-    uint64_t seed;         /* default 1234 */
-    int n_threads;         /* 0 = es_context_default_params */
+    const char *model;   /* GGUF model */
+    const char *prompts; /* one prompt a line; blank lines skipped */
+    const char *lexicon; /* folder of emotions.tsv and vader_lexicon.txt */
+    int max_prompts;     /* 0 = every prompt of the file */
+    int n_samples;       /* samples per prompt (default 3) */
+    int n_predict;       /* tokens per response (default 40) */
+    float temp;          /* default 0.8 */
+    uint64_t seed;       /* default 1234 */
+    int n_threads;       /* 0 = es_context_default_params */
 } es_study_params;
 
 es_study_params es_study_default_params(void);
 
 typedef struct es_study_cell {
-    int n;                                  /* responses */
-    double label[ES_EMO_COUNT + 1];         /* mean label probability: anger..sadness, neutral */
-    double rep4;                            /* mean rep-4 */
-    double degenerate;                      /* share of degenerate responses */
-    int n_words;                            /* words in all responses */
-    char *example;                          /* response of prompt 0, sample 0 (malloc'ed) */
+    int n;                          /* responses */
+    double label[ES_EMO_COUNT + 1]; /* mean label probability: anger..sadness, neutral */
+    double rep4;                    /* mean rep-4 */
+    double degenerate;              /* share of degenerate responses */
+    int n_words;                    /* words in all responses */
+    char *example;                  /* response of prompt 0, sample 0 (malloc'ed) */
 } es_study_cell;
 
 /* Loads model, prompts and lexicon. *out is owned by the caller (es_study_free). */
@@ -58,7 +58,7 @@ es_status es_study_run(es_study *st, const es_steer_set *steer, es_study_cell *c
 
 /* A steering set adding alpha * the emotion's vector of ev at the layers[n_layers]
  * (NULL: every layer of the emotion), every position. *out owned by the caller. */
-es_status es_study_steer(const es_ev_set *ev, const char *emotion, float alpha, const int32_t *layers,
-                         int n_layers, es_steer_set **out);
+es_status es_study_steer(const es_ev_set *ev, const char *emotion, float alpha,
+                         const int32_t *layers, int n_layers, es_steer_set **out);
 
 #endif

@@ -29,16 +29,23 @@ es_status es_error_prefix(es_status st, const char *fmt, ...) {
     /* "prefix: old", truncated to the buffer */
     size_t np = strnlen(prefix, sizeof prefix), no = strnlen(old, sizeof old - 1);
     size_t at = 0, cap = sizeof tls_error - 1;
-    for (size_t i = 0; i < np && at < cap; i++) tls_error[at++] = prefix[i];
-    for (size_t i = 0; i < 2 && at < cap; i++) tls_error[at++] = ": "[i];
-    for (size_t i = 0; i < no && at < cap; i++) tls_error[at++] = old[i];
+    for (size_t i = 0; i < np && at < cap; i++)
+        tls_error[at++] = prefix[i];
+    for (size_t i = 0; i < 2 && at < cap; i++)
+        tls_error[at++] = ": "[i];
+    for (size_t i = 0; i < no && at < cap; i++)
+        tls_error[at++] = old[i];
     tls_error[at] = '\0';
     return st;
 }
 
-void es_error_clear(void) { tls_error[0] = '\0'; }
+void es_error_clear(void) {
+    tls_error[0] = '\0';
+}
 
-const char *es_last_error(void) { return tls_error; }
+const char *es_last_error(void) {
+    return tls_error;
+}
 
 const char *es_status_str(es_status st) {
     switch (st) {
@@ -77,7 +84,9 @@ void *es_alloc_aligned(size_t size) {
     return p;
 }
 
-void es_free_aligned(void *p) { free(p); }
+void es_free_aligned(void *p) {
+    free(p);
+}
 
 char *es_strdup(const char *s) {
     size_t n = strlen(s) + 1;

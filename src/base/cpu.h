@@ -10,7 +10,7 @@ typedef enum es_cpu_feature {
     ES_CPU_AVX2,
     ES_CPU_FMA,
     ES_CPU_F16C,
-    ES_CPU_AVXVNNI,  /* AVX-VNNI (VEX-encoded vpdpbusd on 256-bit registers) */
+    ES_CPU_AVXVNNI, /* AVX-VNNI (VEX-encoded vpdpbusd on 256-bit registers) */
     ES_CPU_AVX512F,
     ES_CPU_AVX512BW,
     ES_CPU_AVX512VNNI,

@@ -8,10 +8,12 @@
 bool es_strbuf_reserve(es_strbuf *b, size_t extra) {
     if (b->failed) return false;
     size_t need;
-    if (!es_add_size(b->len, extra, &need) || !es_add_size(need, 1, &need)) return !(b->failed = true);
+    if (!es_add_size(b->len, extra, &need) || !es_add_size(need, 1, &need))
+        return !(b->failed = true);
     if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
     if (!p) return !(b->failed = true);
     b->data = p;

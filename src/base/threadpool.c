@@ -35,16 +35,16 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define ES_TP_PAUSE_SPINS 2000   /* pause-spins before a waiting thread starts to yield */
-#define ES_TP_SPIN_NS 200000LL   /* idle workers yield-spin this long, then sleep */
+#define ES_TP_PAUSE_SPINS 2000      /* pause-spins before a waiting thread starts to yield */
+#define ES_TP_SPIN_NS 200000LL      /* idle workers yield-spin this long, then sleep */
 #define ES_TP_STEAL_MIN_NS 5000LL   /* the caller runs unclaimed shares after waiting */
 #define ES_TP_STEAL_MAX_NS 200000LL /* a quarter of its own share's time, within these */
-#define ES_TP_YIELD_NS 2000000LL /* the caller yields while waiting longer than this */
+#define ES_TP_YIELD_NS 2000000LL    /* the caller yields while waiting longer than this */
 
 struct es_threadpool {
-    int n_threads;          /* including the caller */
-    pthread_t *threads;     /* [n_threads - 1] workers */
-    int n_started;          /* workers actually started */
+    int n_threads;      /* including the caller */
+    pthread_t *threads; /* [n_threads - 1] workers */
+    int n_started;      /* workers actually started */
     pthread_mutex_t mutex;
     pthread_cond_t cond;
     _Atomic(es_task_fn) fn; /* current task */
@@ -95,8 +95,10 @@ static unsigned wait_for_work(es_threadpool *tp, unsigned seen) {
         }
         sched_yield();
         long long t = now_ns();
-        if (t0 == 0) t0 = t;
-        else if (t - t0 > ES_TP_SPIN_NS) break;
+        if (t0 == 0)
+            t0 = t;
+        else if (t - t0 > ES_TP_SPIN_NS)
+            break;
     }
     pthread_mutex_lock(&tp->mutex);
     atomic_fetch_add(&tp->n_sleeping, 1);
@@ -151,7 +153,8 @@ es_threadpool *es_threadpool_create(int n_threads) {
         es_threadpool_free(tp);
         return NULL;
     }
-    for (int i = 0; i < n_threads; i++) atomic_init(&tp->claim[i], 0);
+    for (int i = 0; i < n_threads; i++)
+        atomic_init(&tp->claim[i], 0);
     if (n_threads > 1) {
         tp->threads = es_calloc((size_t)n_threads - 1, sizeof *tp->threads);
         if (!tp->threads) {
@@ -171,8 +174,8 @@ es_threadpool *es_threadpool_create(int n_threads) {
         int rc = pthread_create(&tp->threads[i - 1], NULL, worker_main, wa);
         if (rc != 0) {
             free(wa);
-            es_error(ES_ERR_NOMEM, "threadpool: cannot start worker %d of %d (error %d)", i, n_threads - 1,
-                     rc);
+            es_error(ES_ERR_NOMEM, "threadpool: cannot start worker %d of %d (error %d)", i,
+                     n_threads - 1, rc);
             es_threadpool_free(tp);
             return NULL;
         }
@@ -187,7 +190,8 @@ void es_threadpool_free(es_threadpool *tp) {
     pthread_mutex_lock(&tp->mutex);
     pthread_cond_broadcast(&tp->cond);
     pthread_mutex_unlock(&tp->mutex);
-    for (int i = 0; i < tp->n_started; i++) pthread_join(tp->threads[i], NULL);
+    for (int i = 0; i < tp->n_started; i++)
+        pthread_join(tp->threads[i], NULL);
     pthread_cond_destroy(&tp->cond);
     pthread_mutex_destroy(&tp->mutex);
     free(tp->threads);
@@ -195,7 +199,9 @@ void es_threadpool_free(es_threadpool *tp) {
     free(tp);
 }
 
-int es_threadpool_size(const es_threadpool *tp) { return tp ? tp->n_threads : 1; }
+int es_threadpool_size(const es_threadpool *tp) {
+    return tp ? tp->n_threads : 1;
+}
 
 void es_threadpool_run(es_threadpool *tp, es_task_fn fn, void *arg) {
     if (!tp || tp->n_threads == 1) {
@@ -214,7 +220,8 @@ void es_threadpool_run(es_threadpool *tp, es_task_fn fn, void *arg) {
     fn(arg, 0, nth);
     const long long t0 = now_ns();
     long long steal_ns = (t0 - t_start) / 4;
-    steal_ns = steal_ns < ES_TP_STEAL_MIN_NS ? ES_TP_STEAL_MIN_NS : ES_MIN(steal_ns, ES_TP_STEAL_MAX_NS);
+    steal_ns =
+        steal_ns < ES_TP_STEAL_MIN_NS ? ES_TP_STEAL_MIN_NS : ES_MIN(steal_ns, ES_TP_STEAL_MAX_NS);
 
     /* Spin (no yield: under load a yield gives the CPU away for a whole time slice)
      * until the workers are done; run the shares nobody claimed after steal_ns;

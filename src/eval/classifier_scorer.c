@@ -15,8 +15,8 @@
 #define EXTRA_NAME_MAX 64 /* bytes of an extra label's name, NUL included */
 
 /* Label phrases substituted into the NLI template, in es_emotion order. */
-static const char *const k_nli_phrase[ES_EMO_N_LABELS] = {"anger", "disgust", "fear", "joy", "sadness",
-                                                          "no particular emotion"};
+static const char *const k_nli_phrase[ES_EMO_N_LABELS] = {
+    "anger", "disgust", "fear", "joy", "sadness", "no particular emotion"};
 
 typedef enum cls_mode { CLS_EMOTION, CLS_NLI } cls_mode;
 
@@ -28,9 +28,9 @@ struct es_cls_scorer {
     int *extra_class; /* [n_extra] CLS_EMOTION: the class of each extra label */
     int n_extra;
     char (*extra_name)[EXTRA_NAME_MAX]; /* [n_extra] */
-    int entail;                          /* CLS_NLI: the entailment class */
-    char *hypothesis[ES_EMO_N_LABELS];   /* CLS_NLI: the six hypotheses (owned) */
-    es_classifier *own_c;                /* es_cls_scorer_load: the classifier and model it owns */
+    int entail;                         /* CLS_NLI: the entailment class */
+    char *hypothesis[ES_EMO_N_LABELS];  /* CLS_NLI: the six hypotheses (owned) */
+    es_classifier *own_c;               /* es_cls_scorer_load: the classifier and model it owns */
     es_model *own_model;
 };
 
@@ -39,10 +39,10 @@ es_status es_emotion_parse_synonym(const char *name, es_emotion *out) {
         const char *name;
         es_emotion e;
     } k_names[] = {
-        {"anger", ES_EMO_ANGER},     {"angry", ES_EMO_ANGER},     {"disgust", ES_EMO_DISGUST},
-        {"disgusted", ES_EMO_DISGUST}, {"fear", ES_EMO_FEAR},     {"afraid", ES_EMO_FEAR},
-        {"scared", ES_EMO_FEAR},     {"joy", ES_EMO_JOY},         {"happy", ES_EMO_JOY},
-        {"happiness", ES_EMO_JOY},   {"sadness", ES_EMO_SADNESS}, {"sad", ES_EMO_SADNESS},
+        {"anger", ES_EMO_ANGER},       {"angry", ES_EMO_ANGER},     {"disgust", ES_EMO_DISGUST},
+        {"disgusted", ES_EMO_DISGUST}, {"fear", ES_EMO_FEAR},       {"afraid", ES_EMO_FEAR},
+        {"scared", ES_EMO_FEAR},       {"joy", ES_EMO_JOY},         {"happy", ES_EMO_JOY},
+        {"happiness", ES_EMO_JOY},     {"sadness", ES_EMO_SADNESS}, {"sad", ES_EMO_SADNESS},
         {"neutral", ES_EMO_NEUTRAL},
     };
     if (!name || !out) return ES_ERR_INVALID_ARG;
@@ -59,14 +59,15 @@ void es_cls_scorer_free(es_cls_scorer *s) {
     free(s->class_label);
     free(s->extra_class);
     free(s->extra_name);
-    for (int l = 0; l < ES_EMO_N_LABELS; l++) free(s->hypothesis[l]);
+    for (int l = 0; l < ES_EMO_N_LABELS; l++)
+        free(s->hypothesis[l]);
     es_classifier_free(s->own_c);
     es_model_free(s->own_model);
     free(s);
 }
 
-es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_template, int n_threads,
-                             es_cls_scorer **out) {
+es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_template,
+                             int n_threads, es_cls_scorer **out) {
     if (!path || !out) return es_error(ES_ERR_INVALID_ARG, "classifier scorer: NULL argument");
     *out = NULL;
     es_model_params mp = es_model_default_params();
@@ -75,7 +76,8 @@ es_status es_cls_scorer_load(const char *path, bool nli, const char *hypothesis_
     es_status st = es_model_load(path, &mp, &m);
     if (st == ES_OK) st = es_classifier_create(m, n_threads, &c);
     if (st == ES_OK)
-        st = nli ? es_cls_scorer_create_nli(c, hypothesis_template, out) : es_cls_scorer_create_emotion(c, out);
+        st = nli ? es_cls_scorer_create_nli(c, hypothesis_template, out)
+                 : es_cls_scorer_create_emotion(c, out);
     if (st != ES_OK) {
         es_classifier_free(c);
         es_model_free(m);
@@ -93,7 +95,8 @@ static es_status scorer_new(es_classifier *c, cls_mode mode, es_cls_scorer **out
     const int L = es_classifier_n_labels(c);
     if (!s || !(s->class_label = malloc((size_t)L * sizeof *s->class_label)) ||
         !(s->extra_class = malloc((size_t)L * sizeof *s->extra_class)) ||
-        !(s->extra_name = calloc((size_t)(L > ES_EMO_N_LABELS ? L : ES_EMO_N_LABELS), sizeof *s->extra_name))) {
+        !(s->extra_name =
+              calloc((size_t)(L > ES_EMO_N_LABELS ? L : ES_EMO_N_LABELS), sizeof *s->extra_name))) {
         es_cls_scorer_free(s);
         return es_error(ES_ERR_NOMEM, "classifier scorer: out of memory");
     }
@@ -139,10 +142,11 @@ es_status es_cls_scorer_create_emotion(es_classifier *c, es_cls_scorer **out) {
         char labels[1024];
         list_labels(c, labels, sizeof labels);
         es_cls_scorer_free(s);
-        return es_error(ES_ERR_UNSUPPORTED,
-                        "classifier scorer: the classifier's labels (%s) name %d of anger, disgust, fear, joy, "
-                        "sadness, neutral (or their synonyms); at least 2 are needed",
-                        labels, n_mapped);
+        return es_error(
+            ES_ERR_UNSUPPORTED,
+            "classifier scorer: the classifier's labels (%s) name %d of anger, disgust, fear, joy, "
+            "sadness, neutral (or their synonyms); at least 2 are needed",
+            labels, n_mapped);
     }
     *out = s;
     return ES_OK;
@@ -152,7 +156,8 @@ es_status es_cls_scorer_create_nli(es_classifier *c, const char *tmpl, es_cls_sc
     if (!tmpl) tmpl = ES_NLI_DEFAULT_TEMPLATE;
     const char *hole = strstr(tmpl, "{}");
     if (!hole || strstr(hole + 2, "{}"))
-        return es_error(ES_ERR_INVALID_ARG, "NLI scorer: the hypothesis template '%.200s' must hold {} exactly once",
+        return es_error(ES_ERR_INVALID_ARG,
+                        "NLI scorer: the hypothesis template '%.200s' must hold {} exactly once",
                         tmpl);
     es_cls_scorer *s;
     es_status st = scorer_new(c, CLS_NLI, &s);
@@ -164,7 +169,8 @@ es_status es_cls_scorer_create_nli(es_classifier *c, const char *tmpl, es_cls_sc
         char labels[1024];
         list_labels(c, labels, sizeof labels);
         es_cls_scorer_free(s);
-        return es_error(ES_ERR_UNSUPPORTED, "NLI scorer: the model has no entailment label (its labels: %s)", labels);
+        return es_error(ES_ERR_UNSUPPORTED,
+                        "NLI scorer: the model has no entailment label (its labels: %s)", labels);
     }
     const size_t pre = (size_t)(hole - tmpl), post = strlen(hole + 2);
     for (int l = 0; l < ES_EMO_N_LABELS; l++) {
@@ -181,7 +187,9 @@ es_status es_cls_scorer_create_nli(es_classifier *c, const char *tmpl, es_cls_sc
     return ES_OK;
 }
 
-int es_cls_scorer_n_extra(const es_cls_scorer *s) { return s ? s->n_extra : 0; }
+int es_cls_scorer_n_extra(const es_cls_scorer *s) {
+    return s ? s->n_extra : 0;
+}
 
 const char *es_cls_scorer_extra_label(const es_cls_scorer *s, int i) {
     return s && i >= 0 && i < s->n_extra ? s->extra_name[i] : NULL;
@@ -189,7 +197,8 @@ const char *es_cls_scorer_extra_label(const es_cls_scorer *s, int i) {
 
 /* Emotion classifier: the softmax summed per mapped label, renormalised over the mapped
  * classes. When every mapped class underflowed to 0, the mapped labels share equally. */
-static es_status score_emotion(es_cls_scorer *s, const char *const *texts, int n, double *probs, double *extra) {
+static es_status score_emotion(es_cls_scorer *s, const char *const *texts, int n, double *probs,
+                               double *extra) {
     const int L = s->n_class;
     float *p = malloc((size_t)(n > 0 ? n : 1) * L * sizeof *p);
     if (!p) return es_error(ES_ERR_NOMEM, "classifier scorer: out of memory for %d texts", n);
@@ -198,14 +207,17 @@ static es_status score_emotion(es_cls_scorer *s, const char *const *texts, int n
         const float *row = p + (size_t)i * L;
         double *out = probs + (size_t)i * ES_EMO_N_LABELS, sum = 0.0;
         int n_mapped = 0;
-        for (int l = 0; l < ES_EMO_N_LABELS; l++) out[l] = 0.0;
+        for (int l = 0; l < ES_EMO_N_LABELS; l++)
+            out[l] = 0.0;
         for (int k = 0; k < L; k++)
             if (s->class_label[k] >= 0) out[s->class_label[k]] += row[k], sum += row[k], n_mapped++;
         for (int k = 0; k < L; k++)
             if (s->class_label[k] >= 0 && !(sum > 0.0)) out[s->class_label[k]] += 1.0 / n_mapped;
         if (sum > 0.0)
-            for (int l = 0; l < ES_EMO_N_LABELS; l++) out[l] /= sum;
-        for (int x = 0; extra && x < s->n_extra; x++) extra[(size_t)i * s->n_extra + x] = row[s->extra_class[x]];
+            for (int l = 0; l < ES_EMO_N_LABELS; l++)
+                out[l] /= sum;
+        for (int x = 0; extra && x < s->n_extra; x++)
+            extra[(size_t)i * s->n_extra + x] = row[s->extra_class[x]];
     }
     free(p);
     return st;
@@ -215,12 +227,15 @@ static es_status score_emotion(es_cls_scorer *s, const char *const *texts, int n
  * multi_label=False and several candidate labels: entail_logits = logits[..., entailment_id];
  * scores = exp(entail_logits) / exp(entail_logits).sum(-1) — a softmax over the candidate
  * labels of the raw entailment logits (not of the per-pair entailment probabilities). */
-static es_status score_nli(es_cls_scorer *s, const char *const *texts, int n, double *probs, double *extra) {
+static es_status score_nli(es_cls_scorer *s, const char *const *texts, int n, double *probs,
+                           double *extra) {
     const int L = s->n_class, m = n * ES_EMO_N_LABELS;
     const char **prem = calloc((size_t)(m > 0 ? m : 1), sizeof *prem);
     const char **hyp = calloc((size_t)(m > 0 ? m : 1), sizeof *hyp);
     float *logits = malloc((size_t)(m > 0 ? m : 1) * L * sizeof *logits);
-    es_status st = prem && hyp && logits ? ES_OK : es_error(ES_ERR_NOMEM, "NLI scorer: out of memory for %d texts", n);
+    es_status st = prem && hyp && logits
+                       ? ES_OK
+                       : es_error(ES_ERR_NOMEM, "NLI scorer: out of memory for %d texts", n);
     for (int i = 0; st == ES_OK && i < n; i++) {
         if (!texts[i]) st = es_error(ES_ERR_INVALID_ARG, "NLI scorer: text %d is NULL", i);
         for (int l = 0; l < ES_EMO_N_LABELS; l++) {
@@ -236,8 +251,10 @@ static es_status score_nli(es_cls_scorer *s, const char *const *texts, int n, do
             mx = fmax(mx, row[s->entail]);
             if (extra) { /* P(entailment) of this pair: the softmax over the model's classes */
                 double rmx = row[0], z = 0.0;
-                for (int k = 1; k < L; k++) rmx = fmax(rmx, row[k]);
-                for (int k = 0; k < L; k++) z += exp((double)row[k] - rmx);
+                for (int k = 1; k < L; k++)
+                    rmx = fmax(rmx, row[k]);
+                for (int k = 0; k < L; k++)
+                    z += exp((double)row[k] - rmx);
                 extra[(size_t)i * s->n_extra + l] = exp((double)row[s->entail] - rmx) / z;
             }
         }
@@ -246,8 +263,10 @@ static es_status score_nli(es_cls_scorer *s, const char *const *texts, int n, do
             break;
         }
         for (int l = 0; l < ES_EMO_N_LABELS; l++)
-            sum += out[l] = exp((double)logits[((size_t)i * ES_EMO_N_LABELS + l) * L + s->entail] - mx);
-        for (int l = 0; l < ES_EMO_N_LABELS; l++) out[l] /= sum;
+            sum += out[l] =
+                exp((double)logits[((size_t)i * ES_EMO_N_LABELS + l) * L + s->entail] - mx);
+        for (int l = 0; l < ES_EMO_N_LABELS; l++)
+            out[l] /= sum;
     }
     free(prem);
     free(hyp);
@@ -255,11 +274,13 @@ static es_status score_nli(es_cls_scorer *s, const char *const *texts, int n, do
     return st;
 }
 
-es_status es_cls_scorer_score(es_cls_scorer *s, const char *const *texts, int n, double *probs, double *extra) {
+es_status es_cls_scorer_score(es_cls_scorer *s, const char *const *texts, int n, double *probs,
+                              double *extra) {
     if (!s || n < 0 || (n > 0 && (!texts || !probs)))
         return es_error(ES_ERR_INVALID_ARG, "classifier scorer: NULL argument or negative count");
     if (n == 0) return ES_OK;
-    return s->mode == CLS_NLI ? score_nli(s, texts, n, probs, extra) : score_emotion(s, texts, n, probs, extra);
+    return s->mode == CLS_NLI ? score_nli(s, texts, n, probs, extra)
+                              : score_emotion(s, texts, n, probs, extra);
 }
 
 es_status es_cls_label_probs(void *scorer, const char *const *texts, int n, double *probs) {

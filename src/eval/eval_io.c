@@ -17,8 +17,6 @@
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
-
-
 /* ---- one record <-> JSON ------------------------------------------------- */
 
 static json_t *num_or_null(double v) {
@@ -174,7 +172,8 @@ static es_status parse_record(json_t *o, const char *const *labels, int n_labels
             if (!json_is_number(v) && !json_is_null(v))
                 return es_error(ES_ERR_FORMAT, "\"scores\".\"%s\": expected a number or null", k);
             if (json_is_number(v) && !in_range(json_number_value(v), 0, 1))
-                return es_error(ES_ERR_FORMAT, "\"scores\".\"%s\": %g is not a probability in [0, 1]", k,
+                return es_error(ES_ERR_FORMAT,
+                                "\"scores\".\"%s\": %g is not a probability in [0, 1]", k,
                                 json_number_value(v));
         }
         if (n_labels > 0) {
@@ -201,8 +200,8 @@ static es_status parse_record(json_t *o, const char *const *labels, int n_labels
 
 /* As es_gen_record_from_json; *syntax tells whether a failure was the JSON itself (what
  * a write cut short leaves) rather than a complete object that breaks the format. */
-static es_status record_from_json(const char *line, size_t len, const char *const *labels, int n_labels,
-                                  es_gen_record *rec, bool *syntax) {
+static es_status record_from_json(const char *line, size_t len, const char *const *labels,
+                                  int n_labels, es_gen_record *rec, bool *syntax) {
     *syntax = false;
     json_error_t err;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
@@ -396,7 +395,8 @@ static es_status read_lines(es_genlog *log, FILE *f) {
             body--;
         es_gen_record rec;
         bool syntax;
-        st = record_from_json(line, body, (const char *const *)log->labels, log->n_labels, &rec, &syntax);
+        st = record_from_json(line, body, (const char *const *)log->labels, log->n_labels, &rec,
+                              &syntax);
         /* only a last line that is not valid JSON and has no newline can be a write cut
          * short; a complete line that breaks the format is an error wherever it is */
         if (st == ES_ERR_FORMAT && (!syntax || line[n - 1] == '\n')) break;

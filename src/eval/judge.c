@@ -30,15 +30,15 @@
 #define MAX_TEXT_TOKENS 32768 /* largest max_text_tokens accepted */
 
 struct es_judge {
-    es_model *model;         /* borrowed */
-    const es_vocab *vocab;   /* borrowed from the model */
-    es_context *ctx;         /* owned */
-    es_chat_format fmt;      /* ES_CHAT_NONE = plain text */
-    int n_vocab;             /* logits per row */
-    int n_ctx;               /* positions per sequence of ctx */
-    int n_seq;               /* sequences of ctx */
-    int text_tokens;         /* text budget actually used (max_text_tokens, maybe cut to fit) */
-    int32_t *yes, *no;       /* [n_yes], [n_no] answer token ids */
+    es_model *model;       /* borrowed */
+    const es_vocab *vocab; /* borrowed from the model */
+    es_context *ctx;       /* owned */
+    es_chat_format fmt;    /* ES_CHAT_NONE = plain text */
+    int n_vocab;           /* logits per row */
+    int n_ctx;             /* positions per sequence of ctx */
+    int n_seq;             /* sequences of ctx */
+    int text_tokens;       /* text budget actually used (max_text_tokens, maybe cut to fit) */
+    int32_t *yes, *no;     /* [n_yes], [n_no] answer token ids */
     int n_yes, n_no;
 };
 
@@ -108,11 +108,12 @@ static bool ids_contain(const int32_t *ids, int n, int32_t t) {
 
 /* Fallback for vocabularies without a whole "yes"/"no" token: the first token (that is
  * not only spaces) of each spelling. */
-static es_status first_tokens(const es_vocab *v, const char *const *spellings, int n_sp, int32_t *ids,
-                              int *n_ids) {
+static es_status first_tokens(const es_vocab *v, const char *const *spellings, int n_sp,
+                              int32_t *ids, int *n_ids) {
     for (int k = 0; k < n_sp; k++) {
         int32_t toks[16], n = 0;
-        es_status st = es_tokenize(v, spellings[k], strlen(spellings[k]), false, false, toks, 16, &n);
+        es_status st =
+            es_tokenize(v, spellings[k], strlen(spellings[k]), false, false, toks, 16, &n);
         if (st == ES_ERR_RANGE) continue; /* a spelling of more than 16 tokens: skip it */
         if (st != ES_OK) return st;
         for (int i = 0; i < n; i++) {
@@ -141,9 +142,12 @@ static es_status find_answer_ids(es_judge *j) {
         if (es_vocab_is_control(v, t)) continue;
         int32_t **ids = NULL;
         int *n = NULL, *cap = NULL;
-        if (piece_is_word(v, t, "yes")) ids = &j->yes, n = &j->n_yes, cap = &cap_yes;
-        else if (piece_is_word(v, t, "no")) ids = &j->no, n = &j->n_no, cap = &cap_no;
-        else continue;
+        if (piece_is_word(v, t, "yes"))
+            ids = &j->yes, n = &j->n_yes, cap = &cap_yes;
+        else if (piece_is_word(v, t, "no"))
+            ids = &j->no, n = &j->n_no, cap = &cap_no;
+        else
+            continue;
         if (*n == *cap) {
             int32_t *grown = realloc(*ids, (size_t)*cap * 2 * sizeof **ids);
             if (!grown) return es_error(ES_ERR_NOMEM, "judge: out of memory for answer tokens");
@@ -160,11 +164,13 @@ static es_status find_answer_ids(es_judge *j) {
         if (st != ES_OK) return st;
         for (int i = 0; i < j->n_yes; i++) {
             if (j->yes[i] >= j->n_vocab || ids_contain(j->no, j->n_no, j->yes[i]))
-                return es_error(ES_ERR_UNSUPPORTED, "judge: the vocabulary has no distinct yes/no tokens");
+                return es_error(ES_ERR_UNSUPPORTED,
+                                "judge: the vocabulary has no distinct yes/no tokens");
         }
         for (int i = 0; i < j->n_no; i++)
             if (j->no[i] >= j->n_vocab)
-                return es_error(ES_ERR_UNSUPPORTED, "judge: the vocabulary has no distinct yes/no tokens");
+                return es_error(ES_ERR_UNSUPPORTED,
+                                "judge: the vocabulary has no distinct yes/no tokens");
     }
     if (j->n_yes == 0 || j->n_no == 0)
         return es_error(ES_ERR_UNSUPPORTED, "judge: the vocabulary has no tokens for yes/no");
@@ -203,8 +209,10 @@ es_status es_judge_prepare_text(const es_judge *j, const char *text, int max_tok
     char *s = NULL;
     if (!changed) {
         s = malloc(len + 1);
-        if (s) memcpy(s, text, len), s[len] = '\0';
-        else st = es_error(ES_ERR_NOMEM, "judge: out of memory for a text");
+        if (s)
+            memcpy(s, text, len), s[len] = '\0';
+        else
+            st = es_error(ES_ERR_NOMEM, "judge: out of memory for a text");
     } else {
         size_t slen = 0;
         st = es_detokenize(j->vocab, toks, kept, true, &s, &slen);
@@ -254,9 +262,11 @@ static es_status build_prompt(const es_judge *j, const char *text, es_emotion la
 
 es_status es_judge_prompt_tokens(const es_judge *j, const char *text, es_emotion label, int wording,
                                  int32_t **toks, int *n_toks) {
-    if (!j || !text || !toks || !n_toks) return es_error(ES_ERR_INVALID_ARG, "judge: NULL argument");
+    if (!j || !text || !toks || !n_toks)
+        return es_error(ES_ERR_INVALID_ARG, "judge: NULL argument");
     if ((int)label < 0 || (int)label >= N_LABELS || wording < 0 || wording >= N_WORDINGS)
-        return es_error(ES_ERR_INVALID_ARG, "judge: label %d / wording %d out of range", (int)label, wording);
+        return es_error(ES_ERR_INVALID_ARG, "judge: label %d / wording %d out of range", (int)label,
+                        wording);
     char *prepared = NULL;
     es_status st = es_judge_prepare_text(j, text, -1, &prepared);
     if (st != ES_OK) return st;
@@ -270,9 +280,9 @@ es_status es_judge_prompt_tokens(const es_judge *j, const char *text, es_emotion
 typedef struct text_prompts {
     int32_t *toks[N_PROMPTS]; /* owned */
     int len[N_PROMPTS];
-    int prefix;               /* leading tokens all prompts share, < every len */
-    int group[N_WORDINGS];    /* leading tokens the prompts of a wording share, >= prefix and
-                                 < the length of each of them */
+    int prefix;            /* leading tokens all prompts share, < every len */
+    int group[N_WORDINGS]; /* leading tokens the prompts of a wording share, >= prefix and
+                              < the length of each of them */
 } text_prompts;
 
 /* Length of the common prefix of the prompts p0, p0 + step, ... (below n), at most
@@ -281,14 +291,16 @@ static int common_prefix(const text_prompts *tp, int p0, int step, int n) {
     int pre = tp->len[p0] - 1;
     for (int p = p0 + step; p < n; p += step) {
         int k = 0, lim = ES_MIN(pre, tp->len[p] - 1);
-        while (k < lim && tp->toks[p][k] == tp->toks[p0][k]) k++;
+        while (k < lim && tp->toks[p][k] == tp->toks[p0][k])
+            k++;
         pre = k;
     }
     return ES_MAX(pre, 0);
 }
 
 static void text_prompts_free(text_prompts *tp) {
-    for (int p = 0; p < N_PROMPTS; p++) free(tp->toks[p]), tp->toks[p] = NULL;
+    for (int p = 0; p < N_PROMPTS; p++)
+        free(tp->toks[p]), tp->toks[p] = NULL;
 }
 
 static es_status make_text_prompts(const es_judge *j, const char *text, text_prompts *tp) {
@@ -300,7 +312,8 @@ static es_status make_text_prompts(const es_judge *j, const char *text, text_pro
         if (st != ES_OK) return st;
         int longest = 0;
         for (int p = 0; p < N_PROMPTS && st == ES_OK; p++) {
-            st = build_prompt(j, prepared, p / N_WORDINGS, p % N_WORDINGS, &tp->toks[p], &tp->len[p]);
+            st = build_prompt(j, prepared, p / N_WORDINGS, p % N_WORDINGS, &tp->toks[p],
+                              &tp->len[p]);
             if (st == ES_OK) longest = ES_MAX(longest, tp->len[p]);
         }
         free(prepared);
@@ -334,8 +347,8 @@ es_status es_judge_create(es_model *model, const es_judge_params *params, es_jud
         p.chat_format == ES_CHAT_UNKNOWN)
         return es_error(ES_ERR_INVALID_ARG, "judge: bad chat_format %d", (int)p.chat_format);
     if (p.max_text_tokens < 1 || p.max_text_tokens > MAX_TEXT_TOKENS)
-        return es_error(ES_ERR_INVALID_ARG, "judge: max_text_tokens %d outside [1, %d]", p.max_text_tokens,
-                        MAX_TEXT_TOKENS);
+        return es_error(ES_ERR_INVALID_ARG, "judge: max_text_tokens %d outside [1, %d]",
+                        p.max_text_tokens, MAX_TEXT_TOKENS);
     if (p.n_seq < 1 || p.n_seq > 256)
         return es_error(ES_ERR_INVALID_ARG, "judge: n_seq %d outside [1, 256]", p.n_seq);
     if (p.n_batch < 1 || p.n_batch > 65536)
@@ -377,9 +390,10 @@ es_status es_judge_create(es_model *model, const es_judge_params *params, es_jud
         if (need > mi.n_ctx_train) {
             budget = (int)(((long)mi.n_ctx_train - overhead - 16) * 4 / 5);
             if (budget < 1)
-                st = es_error(ES_ERR_UNSUPPORTED,
-                              "judge: the model's context of %d tokens is too short for prompts of %d",
-                              mi.n_ctx_train, overhead);
+                st = es_error(
+                    ES_ERR_UNSUPPORTED,
+                    "judge: the model's context of %d tokens is too short for prompts of %d",
+                    mi.n_ctx_train, overhead);
             need = mi.n_ctx_train;
         }
         j->text_tokens = budget;
@@ -409,7 +423,9 @@ void es_judge_free(es_judge *judge) {
     free(judge);
 }
 
-es_chat_format es_judge_chat_format(const es_judge *judge) { return judge ? judge->fmt : ES_CHAT_NONE; }
+es_chat_format es_judge_chat_format(const es_judge *judge) {
+    return judge ? judge->fmt : ES_CHAT_NONE;
+}
 
 void es_judge_answer_ids(const es_judge *j, const int32_t **yes, int *n_yes, const int32_t **no,
                          int *n_no) {
@@ -419,7 +435,9 @@ void es_judge_answer_ids(const es_judge *j, const int32_t **yes, int *n_yes, con
     if (n_no) *n_no = j ? j->n_no : 0;
 }
 
-es_context *es_judge_context(const es_judge *j) { return j ? j->ctx : NULL; }
+es_context *es_judge_context(const es_judge *j) {
+    return j ? j->ctx : NULL;
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* Scoring                                                                               */
@@ -434,15 +452,16 @@ static double log_sum_exp(const float *x, const int32_t *ids, int n) {
     }
     if (!isfinite(m)) return m;
     double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)x[ids ? ids[i] : i] - m);
+    for (int i = 0; i < n; i++)
+        s += exp((double)x[ids ? ids[i] : i] - m);
     return m + log(s);
 }
 
 typedef struct score_run {
     const es_judge *j;
-    double *s, *mass;  /* [n][N_LABELS][N_WORDINGS] of the whole call */
-    int first_text;    /* text index of slot 0 */
-    int prompt;        /* the question being decoded */
+    double *s, *mass; /* [n][N_LABELS][N_WORDINGS] of the whole call */
+    int first_text;   /* text index of slot 0 */
+    int prompt;       /* the question being decoded */
 } score_run;
 
 static es_status on_answer_logits(void *user, int seg, int k, const float *logits) {
@@ -452,8 +471,8 @@ static es_status on_answer_logits(void *user, int seg, int k, const float *logit
     double lse_n = log_sum_exp(logits, j->no, j->n_no);
     double lse = log_sum_exp(logits, NULL, j->n_vocab);
     if (!isfinite(lse_y) || !isfinite(lse_n) || !isfinite(lse))
-        return es_error(ES_ERR_FORMAT, "judge: non-finite logits for text %d, question %d", r->first_text + seg,
-                        r->prompt);
+        return es_error(ES_ERR_FORMAT, "judge: non-finite logits for text %d, question %d",
+                        r->first_text + seg, r->prompt);
     size_t at = (size_t)(r->first_text + seg) * N_PROMPTS + (size_t)r->prompt;
     r->s[at] = 1.0 / (1.0 + exp(lse_n - lse_y));
     if (r->mass) r->mass[at] = exp(lse_y - lse) + exp(lse_n - lse);
@@ -461,7 +480,8 @@ static es_status on_answer_logits(void *user, int seg, int k, const float *logit
     return ES_OK;
 }
 
-es_status es_judge_score_raw(es_judge *j, const char *const *texts, int n, double *s, double *mass) {
+es_status es_judge_score_raw(es_judge *j, const char *const *texts, int n, double *s,
+                             double *mass) {
     if (!j || (!texts && n > 0) || (!s && n > 0) || n < 0)
         return es_error(ES_ERR_INVALID_ARG, "judge: NULL argument or negative count");
     for (int i = 0; i < n; i++)
@@ -506,7 +526,8 @@ es_status es_judge_score_raw(es_judge *j, const char *const *texts, int n, doubl
                 st = es_tf_decode(j->ctx, segs, m, j->n_seq, on_answer_logits, &run);
             }
         }
-        for (int t = 0; t < built; t++) text_prompts_free(&tp[t]);
+        for (int t = 0; t < built; t++)
+            text_prompts_free(&tp[t]);
     }
     free(tp);
     free(segs);
@@ -519,7 +540,8 @@ es_status es_judge_score_ex(es_judge *judge, const char *const *texts, int n, do
         return es_error(ES_ERR_INVALID_ARG, "judge: NULL argument or negative count");
     if (n == 0) return ES_OK;
     size_t cells;
-    if (!es_mul_size((size_t)n, N_PROMPTS, &cells)) return es_error(ES_ERR_NOMEM, "judge: %d texts", n);
+    if (!es_mul_size((size_t)n, N_PROMPTS, &cells))
+        return es_error(ES_ERR_NOMEM, "judge: %d texts", n);
     double *s = es_calloc(cells, sizeof *s);
     double *mass = yes_no_mass ? es_calloc(cells, sizeof *mass) : NULL;
     if (!s || (yes_no_mass && !mass)) {

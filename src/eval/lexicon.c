@@ -15,8 +15,8 @@
 #define LEX_MAX_WORD 64 /* longer words never match */
 #define LEX_WINDOW 3    /* negators and boosters look back this many words */
 
-static const char *const k_emotion_names[ES_EMO_N_LABELS] = {"anger", "disgust", "fear", "joy",
-                                                             "sadness", "neutral"};
+static const char *const k_emotion_names[ES_EMO_N_LABELS] = {"anger", "disgust", "fear",
+                                                             "joy",   "sadness", "neutral"};
 
 const char *es_emotion_name(es_emotion e) {
     return ((int)e >= 0 && (int)e < ES_EMO_N_LABELS) ? k_emotion_names[e] : "unknown";
@@ -29,17 +29,17 @@ es_status es_emotion_parse(const char *name, es_emotion *out) {
             *out = (es_emotion)e;
             return ES_OK;
         }
-    return es_error(ES_ERR_INVALID_ARG,
-                    "unknown label '%.64s' (expected anger, disgust, fear, joy, sadness or neutral)",
-                    name);
+    return es_error(
+        ES_ERR_INVALID_ARG,
+        "unknown label '%.64s' (expected anger, disgust, fear, joy, sadness or neutral)", name);
 }
 
 /* ---- the table ---- */
 
 typedef struct lex_entry {
-    char *word;                /* owned, NUL-terminated; NULL = empty slot */
-    float emo[ES_EMO_COUNT];   /* weight per emotion (0 = none) */
-    float valence;             /* VADER mean valence */
+    char *word;              /* owned, NUL-terminated; NULL = empty slot */
+    float emo[ES_EMO_COUNT]; /* weight per emotion (0 = none) */
+    float valence;           /* VADER mean valence */
     bool has_emo, has_valence;
 } lex_entry;
 
@@ -76,7 +76,8 @@ static es_status grow(es_lexicon *lex) {
     for (size_t k = 0; k < lex->cap; k++) {
         if (lex->slots[k].word == NULL) continue;
         size_t i = hash_word(lex->slots[k].word, strlen(lex->slots[k].word)) & (cap - 1);
-        while (slots[i].word) i = (i + 1) & (cap - 1);
+        while (slots[i].word)
+            i = (i + 1) & (cap - 1);
         slots[i] = lex->slots[k];
     }
     free(lex->slots);
@@ -112,13 +113,18 @@ static es_status entry_for(es_lexicon *lex, const char *w, size_t len, lex_entry
 
 void es_lexicon_free(es_lexicon *lex) {
     if (lex == NULL) return;
-    for (size_t i = 0; i < lex->cap; i++) free(lex->slots[i].word);
+    for (size_t i = 0; i < lex->cap; i++)
+        free(lex->slots[i].word);
     free(lex->slots);
     free(lex);
 }
 
-int es_lexicon_n_emotion_words(const es_lexicon *lex) { return lex ? lex->n_emo_words : 0; }
-int es_lexicon_n_valence_words(const es_lexicon *lex) { return lex ? lex->n_val_words : 0; }
+int es_lexicon_n_emotion_words(const es_lexicon *lex) {
+    return lex ? lex->n_emo_words : 0;
+}
+int es_lexicon_n_valence_words(const es_lexicon *lex) {
+    return lex ? lex->n_val_words : 0;
+}
 
 /* ---- loading ---- */
 
@@ -192,12 +198,15 @@ static es_status load_emotions(es_lexicon *lex, const char *text, size_t len) {
         size_t fl[4];
         int nf = split_tabs(line, llen, f, fl, 4);
         if (nf != 3)
-            return es_error(ES_ERR_FORMAT, "lexicon: emotions.tsv line %zu: want word<TAB>emotion"
-                            "<TAB>weight, got %d fields", lineno, nf);
+            return es_error(ES_ERR_FORMAT,
+                            "lexicon: emotions.tsv line %zu: want word<TAB>emotion"
+                            "<TAB>weight, got %d fields",
+                            lineno, nf);
         if (!word_chars_ok(f[0], fl[0]))
-            return es_error(ES_ERR_FORMAT, "lexicon: emotions.tsv line %zu: word '%.*s' is not "
-                            "1..%d lowercase letters/apostrophes", lineno, (int)ES_MIN(fl[0], 64),
-                            f[0], LEX_MAX_WORD);
+            return es_error(ES_ERR_FORMAT,
+                            "lexicon: emotions.tsv line %zu: word '%.*s' is not "
+                            "1..%d lowercase letters/apostrophes",
+                            lineno, (int)ES_MIN(fl[0], 64), f[0], LEX_MAX_WORD);
         int e = -1;
         for (int k = 0; k < ES_EMO_COUNT; k++)
             if (strlen(k_emotion_names[k]) == fl[1] && memcmp(k_emotion_names[k], f[1], fl[1]) == 0)
@@ -207,13 +216,17 @@ static es_status load_emotions(es_lexicon *lex, const char *text, size_t len) {
                             lineno, (int)ES_MIN(fl[1], 64), f[1]);
         float w;
         if (!parse_float(f[2], fl[2], &w) || !(w > 0.0f && w <= 10.0f))
-            return es_error(ES_ERR_FORMAT, "lexicon: emotions.tsv line %zu: weight '%.*s' is not a "
-                            "number in (0, 10]", lineno, (int)ES_MIN(fl[2], 64), f[2]);
+            return es_error(ES_ERR_FORMAT,
+                            "lexicon: emotions.tsv line %zu: weight '%.*s' is not a "
+                            "number in (0, 10]",
+                            lineno, (int)ES_MIN(fl[2], 64), f[2]);
         lex_entry *en;
         if ((st = entry_for(lex, f[0], fl[0], &en)) != ES_OK) return st;
         if (en->emo[e] != 0.0f)
-            return es_error(ES_ERR_FORMAT, "lexicon: emotions.tsv line %zu: '%s' is listed twice "
-                            "for %s", lineno, en->word, k_emotion_names[e]);
+            return es_error(ES_ERR_FORMAT,
+                            "lexicon: emotions.tsv line %zu: '%s' is listed twice "
+                            "for %s",
+                            lineno, en->word, k_emotion_names[e]);
         if (!en->has_emo) lex->n_emo_words++;
         en->emo[e] = w;
         en->has_emo = true;
@@ -234,8 +247,10 @@ static es_status load_vader(es_lexicon *lex, const char *text, size_t len) {
         int nf = split_tabs(line, llen, f, fl, 4);
         float v;
         if (nf < 2 || fl[0] == 0 || !parse_float(f[1], fl[1], &v) || v < -4.0f || v > 4.0f)
-            return es_error(ES_ERR_FORMAT, "lexicon: vader_lexicon.txt line %zu: want token<TAB>"
-                            "valence in [-4, 4]", lineno);
+            return es_error(ES_ERR_FORMAT,
+                            "lexicon: vader_lexicon.txt line %zu: want token<TAB>"
+                            "valence in [-4, 4]",
+                            lineno);
         if (fl[0] > LEX_MAX_WORD) continue; /* can never match a word */
         lex_entry *en;
         if ((st = entry_for(lex, f[0], fl[0], &en)) != ES_OK) return st;
@@ -272,7 +287,8 @@ static char *read_all(const char *path, size_t *len, es_status *st) {
 }
 
 es_status es_lexicon_load(const char *dir, es_lexicon **out) {
-    if (dir == NULL || out == NULL) return es_error(ES_ERR_INVALID_ARG, "lexicon: load: NULL argument");
+    if (dir == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID_ARG, "lexicon: load: NULL argument");
     char path[4096];
     es_status st = ES_OK;
     size_t elen = 0, vlen = 0;
@@ -300,22 +316,20 @@ es_status es_lexicon_load(const char *dir, es_lexicon **out) {
 #define VADER_NEGATE -0.74f
 #define VADER_ALPHA 15.0f
 
-static const char *const k_negators[] = {"not", "no", "never", "none", "nobody", "nothing",
-                                         "neither", "nor", "nowhere", "without", "cannot",
-                                         "hardly", "barely", "rarely", "seldom", "nope",
-                                         "dont", "doesnt", "didnt", "isnt", "wasnt", "werent",
-                                         "arent", "cant", "couldnt", "wouldnt", "shouldnt",
-                                         "wont", "havent", "hasnt", "hadnt", "aint", "mustnt"};
-static const char *const k_boost_up[] = {"absolutely", "amazingly", "awfully", "completely",
-                                         "deeply", "enormously", "entirely", "especially",
-                                         "exceptionally", "extremely", "greatly", "highly",
-                                         "hugely", "incredibly", "intensely", "particularly",
-                                         "quite", "really", "remarkably", "so", "thoroughly",
-                                         "totally", "tremendously", "truly", "unbelievably",
-                                         "utterly", "very", "most", "more", "super"};
-static const char *const k_boost_down[] = {"almost", "kinda", "less", "little", "marginally",
-                                           "occasionally", "partly", "scarcely", "slightly",
-                                           "somewhat", "sorta", "mildly"};
+static const char *const k_negators[] = {
+    "not",     "no",     "never",  "none",   "nobody", "nothing", "neither", "nor",     "nowhere",
+    "without", "cannot", "hardly", "barely", "rarely", "seldom",  "nope",    "dont",    "doesnt",
+    "didnt",   "isnt",   "wasnt",  "werent", "arent",  "cant",    "couldnt", "wouldnt", "shouldnt",
+    "wont",    "havent", "hasnt",  "hadnt",  "aint",   "mustnt"};
+static const char *const k_boost_up[] = {
+    "absolutely",   "amazingly",  "awfully",       "completely",   "deeply",       "enormously",
+    "entirely",     "especially", "exceptionally", "extremely",    "greatly",      "highly",
+    "hugely",       "incredibly", "intensely",     "particularly", "quite",        "really",
+    "remarkably",   "so",         "thoroughly",    "totally",      "tremendously", "truly",
+    "unbelievably", "utterly",    "very",          "most",         "more",         "super"};
+static const char *const k_boost_down[] = {"almost",     "kinda",        "less",   "little",
+                                           "marginally", "occasionally", "partly", "scarcely",
+                                           "slightly",   "somewhat",     "sorta",  "mildly"};
 
 static bool in_list(const char *const *list, size_t n, const char *w) {
     for (size_t i = 0; i < n; i++)
@@ -386,11 +400,14 @@ es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t 
         while (i < len) {
             cl = word_char_len(s + i, len - i);
             size_t al = cl ? 0 : apostrophe_len(s + i, len - i);
-            if (cl == 0 && (al == 0 || i + al >= len || word_char_len(s + i + al, len - i - al) == 0))
+            if (cl == 0 &&
+                (al == 0 || i + al >= len || word_char_len(s + i + al, len - i - al) == 0))
                 break;
             if (cl == 0) {
-                if (wl < LEX_MAX_WORD) w[wl++] = '\'';
-                else fits = false;
+                if (wl < LEX_MAX_WORD)
+                    w[wl++] = '\'';
+                else
+                    fits = false;
                 i += al;
                 continue;
             }
@@ -403,8 +420,10 @@ es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t 
                     has_alpha = true;
                     all_upper = false;
                 }
-                if (wl < LEX_MAX_WORD) w[wl++] = (char)c;
-                else fits = false;
+                if (wl < LEX_MAX_WORD)
+                    w[wl++] = (char)c;
+                else
+                    fits = false;
             }
             i += cl;
         }
@@ -453,7 +472,8 @@ es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t 
     }
     bool mixed_caps = n_caps > 0 && n_caps < n_alpha_words;
     double sum;
-    double pre = val[0] + (mixed_caps ? caps[0] : 0.0), post = val[1] + (mixed_caps ? caps[1] : 0.0);
+    double pre = val[0] + (mixed_caps ? caps[0] : 0.0),
+           post = val[1] + (mixed_caps ? caps[1] : 0.0);
     sum = part ? 0.5 * pre + 1.5 * post : pre;
     if (sum != 0.0) {
         double emph = 0.292 * ES_MIN(n_excl, 4);
@@ -463,7 +483,8 @@ es_status es_lexicon_score_text(const es_lexicon *lex, const char *text, size_t 
     double comp = sum / sqrt(sum * sum + VADER_ALPHA);
     sc.valence = (float)(comp < -1.0 ? -1.0 : comp > 1.0 ? 1.0 : comp);
     float total = 0.0f;
-    for (int e = 0; e < ES_EMO_COUNT; e++) total += sc.weight[e];
+    for (int e = 0; e < ES_EMO_COUNT; e++)
+        total += sc.weight[e];
     sc.top = ES_EMO_NEUTRAL;
     if (total > 0.0f) {
         int best = 0;

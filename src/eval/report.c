@@ -139,8 +139,8 @@ static void tick_label(char *buf, size_t n, double v, double step) {
 static void draw_line_panel(es_strbuf *b, const es_eval_results *r, const panel *p) {
     const double ml = 56, mr = 14, mt = 26, mb = 40; /* margins */
     double px = p->x + ml, py = p->y + mt, pw = p->w - ml - mr, ph = p->h - mt - mb;
-    es_strbuf_printf(b, "<g class=\"panel\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">", p->x + ml,
-              p->y + 16);
+    es_strbuf_printf(b, "<g class=\"panel\"><text x=\"%.1f\" y=\"%.1f\" class=\"ptitle\">",
+                     p->x + ml, p->y + 16);
     sb_esc(b, p->title);
     es_strbuf_puts(b, "</text>\n");
 
@@ -155,10 +155,11 @@ static void draw_line_panel(es_strbuf *b, const es_eval_results *r, const panel 
             hi = fmax(hi, m + s);
         }
     if (!isfinite(lo)) {
-        es_strbuf_printf(b,
-                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>"
-                  "<text x=\"%.1f\" y=\"%.1f\" class=\"nodata\">no data</text></g>\n",
-                  px, py, pw, ph, px + pw / 2, py + ph / 2);
+        es_strbuf_printf(
+            b,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>"
+            "<text x=\"%.1f\" y=\"%.1f\" class=\"nodata\">no data</text></g>\n",
+            px, py, pw, ph, px + pw / 2, py + ph / 2);
         return;
     }
     if (p->y_zero) lo = fmin(lo, 0), hi = fmax(hi, 0);
@@ -182,28 +183,31 @@ static void draw_line_panel(es_strbuf *b, const es_eval_results *r, const panel 
 #define SY(v) (py + ph - (fmin(fmax((v), lo), hi) - lo) / (hi - lo) * ph)
 
     /* grid, axes, ticks */
-    es_strbuf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n",
-              px, py, pw, ph);
+    es_strbuf_printf(
+        b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n", px, py,
+        pw, ph);
     for (int k = 0; k <= 12; k++) {
         double v = lo + k * step;
         if (v > hi + step * 1e-6) break;
         char lab[32];
         tick_label(lab, sizeof lab, v, step);
         es_strbuf_printf(b,
-                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                  "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%s</text>\n",
-                  px, SY(v), px + pw, SY(v), px - 5, SY(v) + 4, lab);
+                         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+                         "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%s</text>\n",
+                         px, SY(v), px + pw, SY(v), px - 5, SY(v) + 4, lab);
     }
     for (int a = 0; a < r->n_alphas; a++)
-        es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xtick\">%g</text>\n", SX(r->alphas[a]),
-                  py + ph + 15, r->alphas[a]);
+        es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xtick\">%g</text>\n",
+                         SX(r->alphas[a]), py + ph + 15, r->alphas[a]);
     if (amin < 0 && amax > 0)
-        es_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"zero\"/>\n",
-                  SX(0.0), py, SX(0.0), py + ph);
-    es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xlabel\">alpha (steering strength)</text>\n",
-              px + pw / 2, py + ph + 33);
+        es_strbuf_printf(b,
+                         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"zero\"/>\n",
+                         SX(0.0), py, SX(0.0), py + ph);
+    es_strbuf_printf(
+        b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xlabel\">alpha (steering strength)</text>\n",
+        px + pw / 2, py + ph + 33);
     es_strbuf_printf(b, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"ylabel\">",
-              p->x + 13, py + ph / 2);
+                     p->x + 13, py + ph / 2);
     sb_esc(b, p->ylabel);
     es_strbuf_puts(b, "</text>\n");
 
@@ -248,8 +252,9 @@ static void draw_line_panel(es_strbuf *b, const es_eval_results *r, const panel 
         for (int a = 0; a < r->n_alphas; a++) {
             double sd, m = p->value(es_eval_cell_at(r, e, a), &sd);
             if (!isfinite(m)) continue;
-            es_strbuf_printf(b, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
-                      SX(r->alphas[a]), SY(m), color);
+            es_strbuf_printf(
+                b, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
+                SX(r->alphas[a]), SY(m), color);
             sb_esc(b, r->emotions[e]);
             es_strbuf_printf(b, ", alpha %g: %.4g", r->alphas[a], m);
             if (isfinite(sd)) es_strbuf_printf(b, " &#177; %.4g", sd);
@@ -272,9 +277,9 @@ static void draw_legend(es_strbuf *b, const es_eval_results *r, double w) {
             y += 18;
         }
         es_strbuf_printf(b,
-                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"10\" fill=\"%s\"/>"
-                  "<text x=\"%.1f\" y=\"%.1f\">",
-                  x, y - 9, emotion_color(r->emotions[e], e), x + 21, y);
+                         "<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"10\" fill=\"%s\"/>"
+                         "<text x=\"%.1f\" y=\"%.1f\">",
+                         x, y - 9, emotion_color(r->emotions[e], e), x + 21, y);
         char name[32];
         snprintf(name, sizeof name, "%.24s", r->emotions[e]);
         sb_esc(b, name);
@@ -285,8 +290,8 @@ static void draw_legend(es_strbuf *b, const es_eval_results *r, double w) {
 }
 
 /* An SVG of line panels in a grid of `cols` columns under a legend. */
-static void line_chart(es_strbuf *b, const es_eval_results *r, const char *label, panel *panels, int n,
-                       int cols) {
+static void line_chart(es_strbuf *b, const es_eval_results *r, const char *label, panel *panels,
+                       int n, int cols) {
     const double pw = 520, ph = 320, legend_h = 20.0 + 18.0 * (r->n_emotions / 7);
     int rows = (n + cols - 1) / cols;
     double w = pw * ES_MIN(n, cols), h = legend_h + ph * rows;
@@ -325,12 +330,12 @@ static void draw_heatmap(es_strbuf *b, const es_eval_results *r, int a, double x
     sb_num(b, "%.0f%%", r->accuracy[a] * 100);
     es_strbuf_puts(b, "</text>\n");
     es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"axnote\">detected &#8594;</text>\n",
-              x0 + left, y0 + 32);
+                     x0 + left, y0 + 32);
     for (int l = 0; l < r->n_labels; l++) {
         char name[16];
         snprintf(name, sizeof name, "%.9s", r->labels[l]);
-        es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"collab\">", x0 + left + cw * l + cw / 2,
-                  y0 + top - 6);
+        es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"collab\">",
+                         x0 + left + cw * l + cw / 2, y0 + top - 6);
         sb_esc(b, name);
         es_strbuf_puts(b, "</text>\n");
     }
@@ -342,7 +347,7 @@ static void draw_heatmap(es_strbuf *b, const es_eval_results *r, int a, double x
         char name[16];
         snprintf(name, sizeof name, "%.10s", r->emotions[e]);
         es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"rowlab\">", x0 + left - 6,
-                  y0 + top + ch * e + ch / 2 + 4);
+                         y0 + top + ch * e + ch / 2 + 4);
         sb_esc(b, name);
         es_strbuf_puts(b, "</text>\n");
         for (int l = 0; l < r->n_labels; l++) {
@@ -351,21 +356,23 @@ static void draw_heatmap(es_strbuf *b, const es_eval_results *r, int a, double x
             heat_color(share, color);
             double cx = x0 + left + cw * l, cy = y0 + top + ch * e;
             bool diag = r->emotion_label[e] == l;
-            es_strbuf_printf(b,
-                      "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"%s\" "
-                      "class=\"%s\"/>",
-                      cx, cy, cw, ch, color, diag ? "cell diag" : "cell");
+            es_strbuf_printf(
+                b,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"%s\" "
+                "class=\"%s\"/>",
+                cx, cy, cw, ch, color, diag ? "cell diag" : "cell");
             bool whole = fabs(row[l] - round(row[l])) < 1e-9;
-            es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"%s\">", cx + cw / 2, cy + ch / 2 + 4,
-                      isfinite(share) && share > 0.5 ? "num light" : "num");
+            es_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"%s\">", cx + cw / 2,
+                             cy + ch / 2 + 4, isfinite(share) && share > 0.5 ? "num light" : "num");
             es_strbuf_printf(b, whole ? "%.0f" : "%.1f", row[l]);
             es_strbuf_puts(b, "</text>\n");
         }
     }
-    es_strbuf_printf(b,
-              "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"axnote\">steered to "
-              "&#8594;</text>\n",
-              x0 + 12, y0 + top + ch * r->n_emotions);
+    es_strbuf_printf(
+        b,
+        "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"axnote\">steered to "
+        "&#8594;</text>\n",
+        x0 + 12, y0 + top + ch * r->n_emotions);
     es_strbuf_puts(b, "</g>\n");
 }
 
@@ -385,9 +392,9 @@ static void heatmaps(es_strbuf *b, const es_eval_results *r, int max_maps) {
     int rows = (n + cols - 1) / cols;
     double w = mw * ES_MIN(n, cols), h = mh * rows;
     es_strbuf_printf(b,
-              "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
-              "aria-label=\"confusion matrices\">\n",
-              w, h, w, h);
+                     "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+                     "aria-label=\"confusion matrices\">\n",
+                     w, h, w, h);
     for (int i = 0; i < n; i++)
         draw_heatmap(b, r, idx[i], mw * (i % cols), mh * (i / cols));
     es_strbuf_puts(b, "</svg>\n");
@@ -457,7 +464,8 @@ static void settings_table(es_strbuf *b, const es_eval_results *r) {
         settings_row(b, "max tokens", buf);
     }
     for (int i = 0; i < s->n_extra; i++)
-        if (strcmp(s->extra[i].key, "protocol") != 0) settings_row(b, s->extra[i].key, s->extra[i].value);
+        if (strcmp(s->extra[i].key, "protocol") != 0)
+            settings_row(b, s->extra[i].key, s->extra[i].value);
     snprintf(buf, sizeof buf, "%d (%d outside the table)", r->n_records, r->n_ignored);
     settings_row(b, "responses", buf);
     settings_row(b, "created", s->created);
@@ -465,12 +473,13 @@ static void settings_table(es_strbuf *b, const es_eval_results *r) {
 }
 
 static void linearity_table(es_strbuf *b, const es_eval_results *r) {
-    es_strbuf_puts(b, "<table class=\"linearity\"><tr><th>emotion</th><th>points</th><th>slope</th>"
-               "<th>intercept</th><th>R&#178;</th><th>EAS slope</th><th>EAS R&#178;</th></tr>\n");
+    es_strbuf_puts(
+        b, "<table class=\"linearity\"><tr><th>emotion</th><th>points</th><th>slope</th>"
+           "<th>intercept</th><th>R&#178;</th><th>EAS slope</th><th>EAS R&#178;</th></tr>\n");
     for (int e = 0; e < r->n_emotions; e++) {
         const es_linearity *f = &r->linearity[e], *g = &r->linearity_eas[e];
         es_strbuf_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
-                  emotion_color(r->emotions[e], e));
+                         emotion_color(r->emotions[e], e));
         sb_esc(b, r->emotions[e]);
         es_strbuf_printf(b, "</td><td class=\"n\">%d</td><td class=\"n\">", f->n_points);
         sb_num(b, "%.4f", f->slope);
@@ -515,14 +524,14 @@ static void samples_table(es_strbuf *b, const es_eval_results *r, const es_repor
         return;
     }
     es_strbuf_puts(b, "<table class=\"samples\"><tr><th>emotion</th><th>alpha</th><th>query</th>"
-               "<th>prompt</th><th>response</th><th>p(target)</th><th>detected</th></tr>\n");
+                      "<th>prompt</th><th>response</th><th>p(target)</th><th>detected</th></tr>\n");
     int shown = ES_MIN(r->n_samples, ES_MAX(p->max_samples, 0));
     for (int k = 0; k < shown; k++) {
         /* spread the shown rows evenly over all samples */
         int i = (int)((long long)k * r->n_samples / shown);
         const es_eval_sample *s = &r->samples[i];
         es_strbuf_printf(b, "<tr><td><span class=\"dot\" style=\"background:%s\"></span>",
-                  emotion_color(r->emotions[s->emotion], s->emotion));
+                         emotion_color(r->emotions[s->emotion], s->emotion));
         sb_esc(b, r->emotions[s->emotion]);
         es_strbuf_printf(b, "</td><td class=\"n\">%g</td><td class=\"qid\">", r->alphas[s->alpha]);
         sb_esc(b, s->query_id);
@@ -541,9 +550,9 @@ static void samples_table(es_strbuf *b, const es_eval_results *r, const es_repor
     }
     es_strbuf_puts(b, "</table>\n");
     if (shown < r->n_samples)
-        es_strbuf_printf(b,
-                  "<p class=\"note\">%d of %d kept samples shown; all are in results.json.</p>\n",
-                  shown, r->n_samples);
+        es_strbuf_printf(
+            b, "<p class=\"note\">%d of %d kept samples shown; all are in results.json.</p>\n",
+            shown, r->n_samples);
 }
 
 static void accuracy_table(es_strbuf *b, const es_eval_results *r) {
@@ -565,8 +574,9 @@ es_report_params es_report_default_params(void) {
 }
 
 static void section_open(es_strbuf *b, const char *id, const char *title, const char *note) {
-    es_strbuf_printf(b, "<section class=\"chart\" id=\"%s\">\n<h2>%s</h2>\n<p class=\"note\">%s</p>\n", id,
-              title, note);
+    es_strbuf_printf(b,
+                     "<section class=\"chart\" id=\"%s\">\n<h2>%s</h2>\n<p class=\"note\">%s</p>\n",
+                     id, title, note);
 }
 
 es_status es_report_html(const es_eval_results *r, const es_report_params *params, char **out,
@@ -576,15 +586,17 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
     es_report_params p = params ? *params : es_report_default_params();
     if (!p.title) p.title = "emosteer evaluation";
     es_strbuf b = {0};
-    es_strbuf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-                "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>");
+    es_strbuf_puts(
+        &b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>");
     sb_esc(&b, p.title);
     es_strbuf_printf(&b, "</title>\n<style>%s</style>\n</head><body>\n<h1>", css);
     sb_esc(&b, p.title);
-    es_strbuf_printf(&b,
-              "</h1>\n<p class=\"note\">emosteer %s &#183; %d emotions &#215; %d alphas &#183; "
-              "%d responses</p>\n",
-              ES_VERSION_STRING, r->n_emotions, r->n_alphas, r->n_records);
+    es_strbuf_printf(
+        &b,
+        "</h1>\n<p class=\"note\">emosteer %s &#183; %d emotions &#215; %d alphas &#183; "
+        "%d responses</p>\n",
+        ES_VERSION_STRING, r->n_emotions, r->n_alphas, r->n_records);
     es_strbuf_puts(&b, "<section id=\"settings\">\n<h2>Settings</h2>\n");
     settings_table(&b, r);
     es_strbuf_puts(&b, "</section>\n");
@@ -631,10 +643,10 @@ es_status es_report_html(const es_eval_results *r, const es_report_params *param
 
     es_strbuf_puts(&b, "<section id=\"linearity\">\n<h2>Linearity</h2>\n");
     es_strbuf_printf(&b,
-              "<p class=\"note\">Least-squares line through (alpha, mean target-emotion "
-              "probability) for alpha in [%g, %g]; R&#178; = 1 &#8722; "
-              "SS<sub>res</sub>/SS<sub>tot</sub>.</p>\n",
-              r->lin_alpha_lo, r->lin_alpha_hi);
+                     "<p class=\"note\">Least-squares line through (alpha, mean target-emotion "
+                     "probability) for alpha in [%g, %g]; R&#178; = 1 &#8722; "
+                     "SS<sub>res</sub>/SS<sub>tot</sub>.</p>\n",
+                     r->lin_alpha_lo, r->lin_alpha_hi);
     linearity_table(&b, r);
     es_strbuf_puts(&b, "</section>\n");
 

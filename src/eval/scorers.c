@@ -23,15 +23,18 @@
 /* Small helpers                                                                         */
 /* ------------------------------------------------------------------------------------ */
 
-
 size_t es_utf8_complete_prefix(const char *s, size_t len) {
     /* look back over at most 3 continuation bytes for the last lead byte */
     size_t i = len, back = 0;
-    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--, back++;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--, back++;
     if (i == 0) return len; /* only continuation bytes: nothing to complete */
     unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3
-                                  : (lead & 0xF8) == 0xF0 ? 4 : 1;
+    size_t need = lead < 0x80             ? 1
+                  : (lead & 0xE0) == 0xC0 ? 2
+                  : (lead & 0xF0) == 0xE0 ? 3
+                  : (lead & 0xF8) == 0xF0 ? 4
+                                          : 1;
     size_t have = len - (i - 1);
     return have < need ? i - 1 : len;
 }
@@ -69,17 +72,19 @@ es_status es_tf_decode(es_context *ctx, const es_tf_seg *segs, int n_segs, int m
     const int n_batch = ctx->params.n_batch, n_ctx = ctx->params.n_ctx;
     for (int i = 0; i < n_segs; i++) {
         const es_tf_seg *g = &segs[i];
-        if (g->len < 0 || (g->len > 0 && !g->tok) || g->slot < 0 || g->slot >= ctx->params.n_seq_max ||
-            g->pos0 < 0 || g->pos0 > n_ctx - g->len || g->logits_lo < 0 || g->logits_hi > g->len)
-            return es_error(ES_ERR_RANGE, "scorer: segment %d (sequence %d, %d tokens at %d) does not fit "
-                            "the context (%d sequences of %d)", i, g->slot, g->len, g->pos0,
-                            ctx->params.n_seq_max, n_ctx);
+        if (g->len < 0 || (g->len > 0 && !g->tok) || g->slot < 0 ||
+            g->slot >= ctx->params.n_seq_max || g->pos0 < 0 || g->pos0 > n_ctx - g->len ||
+            g->logits_lo < 0 || g->logits_hi > g->len)
+            return es_error(ES_ERR_RANGE,
+                            "scorer: segment %d (sequence %d, %d tokens at %d) does not fit "
+                            "the context (%d sequences of %d)",
+                            i, g->slot, g->len, g->pos0, ctx->params.n_seq_max, n_ctx);
         if (g->logits_lo < g->logits_hi && !fn)
             return es_error(ES_ERR_INVALID_ARG, "scorer: logits wanted without a callback");
         for (int k = 0; k < i; k++)
             if (segs[k].slot == g->slot && segs[k].len > 0 && g->len > 0)
-                return es_error(ES_ERR_INVALID_ARG, "scorer: segments %d and %d share sequence %d", k, i,
-                                g->slot);
+                return es_error(ES_ERR_INVALID_ARG, "scorer: segments %d and %d share sequence %d",
+                                k, i, g->slot);
     }
     int32_t *btok = es_calloc((size_t)n_batch, sizeof *btok);
     int32_t *bpos = es_calloc((size_t)n_batch, sizeof *bpos);
@@ -91,7 +96,8 @@ es_status es_tf_decode(es_context *ctx, const es_tf_seg *segs, int n_segs, int m
     if (!btok || !bpos || !bseq || !blog || !row_seg || !row_k) st = ES_ERR_NOMEM;
     int si = 0, k = 0; /* next token: segment si, token k */
     while (st == ES_OK) {
-        while (si < n_segs && k >= segs[si].len) si++, k = 0;
+        while (si < n_segs && k >= segs[si].len)
+            si++, k = 0;
         if (si >= n_segs) break;
         int nb = 0, n_rows = 0;
         while (si < n_segs && nb < n_batch) {
@@ -116,8 +122,10 @@ es_status es_tf_decode(es_context *ctx, const es_tf_seg *segs, int n_segs, int m
         for (int i = 0, r = 0; i < nb && r < n_rows && st == ES_OK; i++) {
             if (!blog[i]) continue;
             const float *lg = es_get_logits(ctx, i);
-            if (!lg) st = es_error(ES_ERR_INTERNAL, "scorer: no logits for batch token %d", i);
-            else st = fn(user, row_seg[r], row_k[r], lg);
+            if (!lg)
+                st = es_error(ES_ERR_INTERNAL, "scorer: no logits for batch token %d", i);
+            else
+                st = fn(user, row_seg[r], row_k[r], lg);
             r++;
         }
     }
@@ -152,8 +160,8 @@ int es_embed_default_layer(int n_layer) {
 typedef struct embed_acc {
     es_hook_point hp;
     int layer, n_embd;
-    const int *skip;  /* [n_seq_max] positions below this are not pooled (BOS) */
-    double *sum;      /* [n_seq_max][n_embd] */
+    const int *skip; /* [n_seq_max] positions below this are not pooled (BOS) */
+    double *sum;     /* [n_seq_max][n_embd] */
 } embed_acc;
 
 static void embed_hook(void *user, es_hook_point hp, int layer, float *x, int n_tokens, int n_embd,
@@ -165,7 +173,8 @@ static void embed_hook(void *user, es_hook_point hp, int layer, float *x, int n_
         if (b->pos[t] < a->skip[slot]) continue;
         const float *xt = x + (size_t)t * (size_t)n_embd;
         double *s = a->sum + (size_t)slot * (size_t)n_embd;
-        for (int i = 0; i < n_embd; i++) s[i] += xt[i];
+        for (int i = 0; i < n_embd; i++)
+            s[i] += xt[i];
     }
 }
 
@@ -179,8 +188,10 @@ es_status es_embed_texts(es_context *ctx, const char *const *texts, int n,
     if (p.layer == -1) p.layer = es_embed_default_layer(mi.n_layer);
     if (p.layer < 0 || p.layer >= mi.n_layer)
         return es_error(ES_ERR_INVALID_ARG, "embed: layer %d outside [0, %d)", p.layer, mi.n_layer);
-    if ((unsigned)p.hook >= ES_HOOK_COUNT) return es_error(ES_ERR_INVALID_ARG, "embed: bad hook %d", (int)p.hook);
-    if (p.max_tokens < 1) return es_error(ES_ERR_INVALID_ARG, "embed: max_tokens %d < 1", p.max_tokens);
+    if ((unsigned)p.hook >= ES_HOOK_COUNT)
+        return es_error(ES_ERR_INVALID_ARG, "embed: bad hook %d", (int)p.hook);
+    if (p.max_tokens < 1)
+        return es_error(ES_ERR_INVALID_ARG, "embed: max_tokens %d < 1", p.max_tokens);
     const es_vocab *vocab = es_model_vocab(ctx->model);
     if (!vocab) return es_error(ES_ERR_UNSUPPORTED, "embed: the model has no tokenizer");
     for (int i = 0; i < n; i++)
@@ -226,9 +237,11 @@ es_status es_embed_texts(es_context *ctx, const char *const *texts, int n,
             int cnt = segs[t].len - skip[t];
             float *o = res + (size_t)(first + t) * (size_t)d;
             const double *s = sum + (size_t)t * (size_t)d;
-            for (int i = 0; i < d; i++) o[i] = cnt > 0 ? (float)(s[i] / cnt) : 0.0f;
+            for (int i = 0; i < d; i++)
+                o[i] = cnt > 0 ? (float)(s[i] / cnt) : 0.0f;
         }
-        for (int t = 0; t < S; t++) free(toks[t]), toks[t] = NULL;
+        for (int t = 0; t < S; t++)
+            free(toks[t]), toks[t] = NULL;
     }
     es_set_hook(ctx, saved_fn, saved_user);
     if (st == ES_OK && n > 0) memcpy(out, res, (size_t)n * (size_t)d * sizeof *out);
@@ -243,7 +256,7 @@ es_status es_embed_texts(es_context *ctx, const char *const *texts, int n,
 typedef struct ppl_run {
     const int32_t *const *seq; /* [m] prompt + response tokens of each segment */
     int n_vocab;
-    double *nll;               /* [m] summed NLL */
+    double *nll; /* [m] summed NLL */
 } ppl_run;
 
 static es_status on_ppl_logits(void *user, int seg, int k, const float *logits) {
@@ -252,7 +265,8 @@ static es_status on_ppl_logits(void *user, int seg, int k, const float *logits) 
     for (int i = 0; i < r->n_vocab; i++)
         if (logits[i] > m) m = logits[i];
     double s = 0;
-    for (int i = 0; i < r->n_vocab; i++) s += exp((double)logits[i] - m);
+    for (int i = 0; i < r->n_vocab; i++)
+        s += exp((double)logits[i] - m);
     r->nll[seg] += m + log(s) - (double)logits[r->seq[seg][k + 1]];
     return ES_OK;
 }
@@ -265,17 +279,20 @@ es_status es_score_ppl(es_context *ctx, const es_ppl_pair *pairs, int n, double 
     es_model_get_info(ctx->model, &mi);
     for (int i = 0; i < n; i++) {
         const es_ppl_pair *q = &pairs[i];
-        if (q->n_prompt < 1 || !q->prompt || q->n_response < 0 || (q->n_response > 0 && !q->response))
-            return es_error(ES_ERR_INVALID_ARG, "ppl: pair %d: needs >= 1 prompt token and a response "
-                            "(%d prompt, %d response tokens)", i, q->n_prompt, q->n_response);
+        if (q->n_prompt < 1 || !q->prompt || q->n_response < 0 ||
+            (q->n_response > 0 && !q->response))
+            return es_error(ES_ERR_INVALID_ARG,
+                            "ppl: pair %d: needs >= 1 prompt token and a response "
+                            "(%d prompt, %d response tokens)",
+                            i, q->n_prompt, q->n_response);
         if (q->n_prompt > ctx->params.n_ctx - q->n_response)
-            return es_error(ES_ERR_RANGE, "ppl: pair %d has %d + %d tokens; the context holds %d", i,
-                            q->n_prompt, q->n_response, ctx->params.n_ctx);
+            return es_error(ES_ERR_RANGE, "ppl: pair %d has %d + %d tokens; the context holds %d",
+                            i, q->n_prompt, q->n_response, ctx->params.n_ctx);
         for (int k = 0; k < q->n_prompt + q->n_response; k++) {
             int32_t t = k < q->n_prompt ? q->prompt[k] : q->response[k - q->n_prompt];
             if (t < 0 || t >= mi.n_vocab)
-                return es_error(ES_ERR_INVALID_ARG, "ppl: pair %d: token %d at %d outside [0, %d)", i, t, k,
-                                mi.n_vocab);
+                return es_error(ES_ERR_INVALID_ARG, "ppl: pair %d: token %d at %d outside [0, %d)",
+                                i, t, k, mi.n_vocab);
         }
     }
     const int S = ctx->params.n_seq_max;
@@ -316,7 +333,8 @@ es_status es_score_ppl(es_context *ctx, const es_ppl_pair *pairs, int n, double 
             int nr = pairs[first + t].n_response;
             res[first + t] = nr > 0 ? nll[t] / nr : NAN;
         }
-        for (int t = 0; t < S; t++) free(seq[t]), seq[t] = NULL;
+        for (int t = 0; t < S; t++)
+            free(seq[t]), seq[t] = NULL;
     }
     if (st == ES_OK) {
         for (int i = 0; i < n; i++) {
@@ -334,7 +352,8 @@ es_status es_score_ppl(es_context *ctx, const es_ppl_pair *pairs, int n, double 
 
 void es_labelled_clear(es_labelled *set) {
     if (!set) return;
-    for (int i = 0; set->texts && i < set->n; i++) free(set->texts[i]);
+    for (int i = 0; set->texts && i < set->n; i++)
+        free(set->texts[i]);
     free(set->texts);
     free(set->labels);
     memset(set, 0, sizeof *set);
@@ -371,7 +390,8 @@ es_status es_labelled_parse(const char *data, size_t len, const char *name, int 
                 if (!strcmp(label_name, es_emotion_name((es_emotion)l))) label = l;
         }
         if (label < 0) {
-            st = es_error(ES_ERR_FORMAT, "%s:%d: unknown label '%.*s'", name, line, (int)ES_MIN(ll, 32), s);
+            st = es_error(ES_ERR_FORMAT, "%s:%d: unknown label '%.*s'", name, line,
+                          (int)ES_MIN(ll, 32), s);
             break;
         }
         if (max_per_class > 0 && per_class[label] >= max_per_class) continue;

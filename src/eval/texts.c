@@ -16,9 +16,9 @@
 #define MAX_TEXTS 10000000
 
 /* Keys that hold one value per line or a measurement, never a grouping. */
-static const char *const not_group_keys[] = {"text",    "response", "output", "prompt", "query",  "query_id",
-                                             "id",      "seed",     "sample", "n_tokens", "ppl", "topic",
-                                             "valence", "scores",   "scorer", "line"};
+static const char *const not_group_keys[] = {
+    "text",   "response", "output", "prompt", "query",   "query_id", "id",     "seed",
+    "sample", "n_tokens", "ppl",    "topic",  "valence", "scores",   "scorer", "line"};
 
 struct es_text_set {
     char *path;
@@ -50,7 +50,8 @@ static bool ends_with(const char *s, const char *tail) {
 
 static es_status grow(es_text_set *t, int *cap) {
     if (t->n < *cap) return ES_OK;
-    if (t->n >= MAX_TEXTS) return es_error(ES_ERR_FORMAT, "%s: more than %d texts", t->path, MAX_TEXTS);
+    if (t->n >= MAX_TEXTS)
+        return es_error(ES_ERR_FORMAT, "%s: more than %d texts", t->path, MAX_TEXTS);
     int nc = *cap ? 2 * *cap : 256;
     char **tx = realloc(t->texts, (size_t)nc * sizeof *tx);
     if (tx) t->texts = tx;
@@ -58,7 +59,8 @@ static es_status grow(es_text_set *t, int *cap) {
     if (ln) t->line = ln;
     json_t **ob = t->jsonl ? realloc(t->objs, (size_t)nc * sizeof *ob) : NULL;
     if (ob) t->objs = ob;
-    if (!tx || !ln || (t->jsonl && !ob)) return es_error(ES_ERR_NOMEM, "%s: out of memory", t->path);
+    if (!tx || !ln || (t->jsonl && !ob))
+        return es_error(ES_ERR_NOMEM, "%s: out of memory", t->path);
     *cap = nc;
     return ES_OK;
 }
@@ -68,7 +70,9 @@ static es_status grow(es_text_set *t, int *cap) {
 static es_status add_json_line(es_text_set *t, const char *p, size_t l, int line_no, int *cap) {
     json_error_t err;
     json_t *o = json_loadb(p, l, JSON_REJECT_DUPLICATES, &err);
-    if (!o) return es_error(ES_ERR_FORMAT, "%s:%d: invalid JSON at column %d: %s", t->path, line_no, err.column, err.text);
+    if (!o)
+        return es_error(ES_ERR_FORMAT, "%s:%d: invalid JSON at column %d: %s", t->path, line_no,
+                        err.column, err.text);
     if (!json_is_object(o)) {
         json_decref(o);
         return es_error(ES_ERR_FORMAT, "%s:%d: expected a JSON object", t->path, line_no);
@@ -80,8 +84,10 @@ static es_status add_json_line(es_text_set *t, const char *p, size_t l, int line
     json_t *v = t->text_key ? json_object_get(o, t->text_key) : NULL;
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
         json_decref(o);
-        return es_error(ES_ERR_FORMAT, "%s:%d: no string field \"%s\" (a line needs \"text\", \"response\" or \"output\")",
-                        t->path, line_no, t->text_key ? t->text_key : "text");
+        return es_error(
+            ES_ERR_FORMAT,
+            "%s:%d: no string field \"%s\" (a line needs \"text\", \"response\" or \"output\")",
+            t->path, line_no, t->text_key ? t->text_key : "text");
     }
     es_status st = grow(t, cap);
     if (st == ES_OK && !(t->texts[t->n] = es_strdup(json_string_value(v))))
@@ -115,7 +121,8 @@ es_status es_text_set_load(const char *path, es_text_set **out) {
         line_no++;
         if (l && p[l - 1] == '\r') l--;
         bool blank = true;
-        for (size_t i = 0; i < l && blank; i++) blank = p[i] == ' ' || p[i] == '\t';
+        for (size_t i = 0; i < l && blank; i++)
+            blank = p[i] == ' ' || p[i] == '\t';
         if (memchr(p, '\0', l)) {
             st = es_error(ES_ERR_FORMAT, "%s:%d: NUL byte in line", path, line_no);
         } else if (!blank && t->jsonl) {
@@ -156,14 +163,19 @@ static bool field_value(const es_text_set *t, int i, const char *key, char *buf,
     json_t *v = t->objs ? json_object_get(t->objs[i], key) : NULL;
     buf[0] = '\0';
     if (!v || json_is_null(v)) return true;
-    if (json_is_string(v)) snprintf(buf, cap, "%s", json_string_value(v));
-    else if (json_is_integer(v)) snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v)) snprintf(buf, cap, "%.9g", json_real_value(v) == 0 ? 0.0 : json_real_value(v));
-    else return false;
+    if (json_is_string(v))
+        snprintf(buf, cap, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, cap, "%.9g", json_real_value(v) == 0 ? 0.0 : json_real_value(v));
+    else
+        return false;
     return true;
 }
 
-es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char ***keys, int *n_keys) {
+es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char ***keys,
+                                 int *n_keys) {
     if (!t || !keys || !n_keys) return es_error(ES_ERR_INVALID_ARG, "texts: NULL argument");
     *keys = NULL;
     *n_keys = 0;
@@ -178,7 +190,8 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
         json_t *v;
         json_object_foreach(t->objs[i], key, v) {
             bool skip = false;
-            for (size_t k = 0; k < sizeof not_group_keys / sizeof *not_group_keys; k++) skip |= !strcmp(key, not_group_keys[k]);
+            for (size_t k = 0; k < sizeof not_group_keys / sizeof *not_group_keys; k++)
+                skip |= !strcmp(key, not_group_keys[k]);
             json_t *mark = json_object_get(seen, key);
             if (!mark) {
                 mark = json_object();
@@ -191,7 +204,8 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
             }
             char buf[256];
             if (json_object_get(mark, "\x01no")) continue;
-            if (!field_value(t, i, key, buf, sizeof buf) || (int)json_object_size(mark) > max_distinct) {
+            if (!field_value(t, i, key, buf, sizeof buf) ||
+                (int)json_object_size(mark) > max_distinct) {
                 json_object_set_new(mark, "\x01no", json_true());
                 continue;
             }
@@ -214,7 +228,8 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
     }
     json_decref(seen);
     if (st != ES_OK) {
-        for (int k = 0; k < n; k++) free(out[k]);
+        for (int k = 0; k < n; k++)
+            free(out[k]);
         free(out);
         return es_error(ES_ERR_NOMEM, "texts: out of memory");
     }
@@ -223,12 +238,14 @@ es_status es_text_set_group_keys(const es_text_set *t, int max_distinct, char **
     return ES_OK;
 }
 
-es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer, FILE *f) {
+es_status es_text_set_write_scores(const es_text_set *t, const double *probs, const char *scorer,
+                                   FILE *f) {
     return es_text_set_write_scores_ex(t, probs, scorer, NULL, 0, NULL, f);
 }
 
 es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs, const char *scorer,
-                                      const char *const *extra_names, int n_extra, const double *extra, FILE *f) {
+                                      const char *const *extra_names, int n_extra,
+                                      const double *extra, FILE *f) {
     if (!t || !probs || !f || n_extra < 0 || (n_extra > 0 && (!extra_names || !extra)))
         return es_error(ES_ERR_INVALID_ARG, "texts: NULL argument");
     for (int i = 0; i < t->n; i++) {
@@ -242,7 +259,8 @@ es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs,
         }
         for (int k = 0; ok && k < ES_EMO_N_LABELS; k++) {
             double p = probs[(size_t)i * ES_EMO_N_LABELS + (size_t)k];
-            ok = json_object_set_new(sc, es_emotion_name((es_emotion)k), isfinite(p) ? json_real(p) : json_null()) == 0;
+            ok = json_object_set_new(sc, es_emotion_name((es_emotion)k),
+                                     isfinite(p) ? json_real(p) : json_null()) == 0;
         }
         ok = ok && json_object_set(o, "scores", sc) == 0;
         if (ok) json_object_del(o, "extra_scores"); /* a stale one from an earlier scorer */
@@ -251,7 +269,8 @@ es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs,
             ok = ex && json_object_set_new(o, "extra_scores", ex) == 0;
             for (int k = 0; ok && k < n_extra; k++) {
                 double p = extra[(size_t)i * n_extra + (size_t)k];
-                ok = json_object_set_new(ex, extra_names[k], isfinite(p) ? json_real(p) : json_null()) == 0;
+                ok = json_object_set_new(ex, extra_names[k],
+                                         isfinite(p) ? json_real(p) : json_null()) == 0;
             }
         }
         ok = ok && (!scorer || json_object_set_new(o, "scorer", json_string(scorer)) == 0);
@@ -259,12 +278,15 @@ es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs,
         char *line = ok ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
         json_decref(sc);
         json_decref(o);
-        if (!line) return es_error(ES_ERR_NOMEM, "texts: out of memory writing line %d", t->line[i]);
+        if (!line)
+            return es_error(ES_ERR_NOMEM, "texts: out of memory writing line %d", t->line[i]);
         ok = fputs(line, f) >= 0 && fputc('\n', f) != EOF;
         free(line);
         if (!ok) return es_error(ES_ERR_IO, "texts: cannot write the scores: %s", strerror(errno));
     }
-    return fflush(f) == 0 ? ES_OK : es_error(ES_ERR_IO, "texts: cannot write the scores: %s", strerror(errno));
+    return fflush(f) == 0
+               ? ES_OK
+               : es_error(ES_ERR_IO, "texts: cannot write the scores: %s", strerror(errno));
 }
 
 /* ---- the summary -------------------------------------------------------------- */
@@ -272,10 +294,12 @@ es_status es_text_set_write_scores_ex(const es_text_set *t, const double *probs,
 void es_score_summary_free(es_score_summary *s) {
     if (!s) return;
     for (int g = 0; g < s->n_groups; g++) {
-        for (int k = 0; k < s->n_keys; k++) free(s->groups[g].values[k]);
+        for (int k = 0; k < s->n_keys; k++)
+            free(s->groups[g].values[k]);
         free(s->groups[g].values);
     }
-    for (int k = 0; k < s->n_keys; k++) free(s->keys[k]);
+    for (int k = 0; k < s->n_keys; k++)
+        free(s->keys[k]);
     free(s->keys);
     free(s->groups);
     free(s);
@@ -299,12 +323,14 @@ static int group_cmp(const void *pa, const void *pb) {
     return 0;
 }
 
-es_status es_score_summarize(const es_text_set *t, const double *probs, const char *const *keys, int n_keys,
-                             es_score_summary **out) {
-    if (!t || !probs || !out || n_keys < 0 || (n_keys && !keys)) return es_error(ES_ERR_INVALID_ARG, "texts: NULL argument");
+es_status es_score_summarize(const es_text_set *t, const double *probs, const char *const *keys,
+                             int n_keys, es_score_summary **out) {
+    if (!t || !probs || !out || n_keys < 0 || (n_keys && !keys))
+        return es_error(ES_ERR_INVALID_ARG, "texts: NULL argument");
     es_score_summary *s = es_calloc(1, sizeof *s);
     es_status st = s ? ES_OK : ES_ERR_NOMEM;
-    if (st == ES_OK && n_keys && !(s->keys = es_calloc((size_t)n_keys, sizeof *s->keys))) st = ES_ERR_NOMEM;
+    if (st == ES_OK && n_keys && !(s->keys = es_calloc((size_t)n_keys, sizeof *s->keys)))
+        st = ES_ERR_NOMEM;
     for (int k = 0; st == ES_OK && k < n_keys; k++, s->n_keys++)
         if (!(s->keys[k] = es_strdup(keys[k]))) st = ES_ERR_NOMEM;
     if (s) s->emotion_key = -1;
@@ -325,7 +351,8 @@ es_status es_score_summarize(const es_text_set *t, const double *probs, const ch
         if (g == s->n_groups) {
             if (s->n_groups >= 100000) {
                 es_score_summary_free(s);
-                return es_error(ES_ERR_RANGE, "%s: more than 100000 groups: group by fewer fields", t->path);
+                return es_error(ES_ERR_RANGE, "%s: more than 100000 groups: group by fewer fields",
+                                t->path);
             }
             es_score_group *grown = realloc(s->groups, (size_t)(g + 1) * sizeof *grown);
             if (!grown) {
@@ -349,7 +376,8 @@ es_status es_score_summarize(const es_text_set *t, const double *probs, const ch
         es_score_group *x = &s->groups[g];
         const double *p = probs + (size_t)i * ES_EMO_N_LABELS;
         x->n++;
-        for (int k = 0; k < ES_EMO_N_LABELS; k++) x->mean[k] += p[k];
+        for (int k = 0; k < ES_EMO_N_LABELS; k++)
+            x->mean[k] += p[k];
     }
     if (st != ES_OK) {
         es_score_summary_free(s);
@@ -364,7 +392,8 @@ es_status es_score_summarize(const es_text_set *t, const double *probs, const ch
         }
         es_emotion e;
         x->target = NAN;
-        if (s->emotion_key >= 0 && es_emotion_parse(x->values[s->emotion_key], &e) == ES_OK && e != ES_EMO_NEUTRAL)
+        if (s->emotion_key >= 0 && es_emotion_parse(x->values[s->emotion_key], &e) == ES_OK &&
+            e != ES_EMO_NEUTRAL)
             x->target = x->mean[e];
     }
     es_error_clear();
@@ -389,8 +418,10 @@ static void csv_text(FILE *f, const char *s) {
 }
 
 static void csv_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, ",%.6g", v);
-    else fputc(',', f);
+    if (isfinite(v))
+        fprintf(f, ",%.6g", v);
+    else
+        fputc(',', f);
 }
 
 es_status es_score_summary_write_csv(const es_score_summary *s, FILE *f) {
@@ -400,7 +431,8 @@ es_status es_score_summary_write_csv(const es_score_summary *s, FILE *f) {
         fputc(',', f);
     }
     fputs("n", f);
-    for (int k = 0; k < ES_EMO_N_LABELS; k++) fprintf(f, ",%s", es_emotion_name((es_emotion)k));
+    for (int k = 0; k < ES_EMO_N_LABELS; k++)
+        fprintf(f, ",%s", es_emotion_name((es_emotion)k));
     fputs(",eas,target_prob\n", f);
     for (int g = 0; g < s->n_groups; g++) {
         const es_score_group *x = &s->groups[g];
@@ -409,12 +441,15 @@ es_status es_score_summary_write_csv(const es_score_summary *s, FILE *f) {
             fputc(',', f);
         }
         fprintf(f, "%d", x->n);
-        for (int k = 0; k < ES_EMO_N_LABELS; k++) csv_num(f, x->mean[k]);
+        for (int k = 0; k < ES_EMO_N_LABELS; k++)
+            csv_num(f, x->mean[k]);
         csv_num(f, x->eas);
         csv_num(f, x->target);
         fputc('\n', f);
     }
-    return ferror(f) || fflush(f) ? es_error(ES_ERR_IO, "texts: cannot write the summary: %s", strerror(errno)) : ES_OK;
+    return ferror(f) || fflush(f)
+               ? es_error(ES_ERR_IO, "texts: cannot write the summary: %s", strerror(errno))
+               : ES_OK;
 }
 
 es_status es_score_summary_write_json(const es_score_summary *s, FILE *f) {
@@ -422,8 +457,10 @@ es_status es_score_summary_write_json(const es_score_summary *s, FILE *f) {
     json_t *root = json_object(), *keys = json_array(), *groups = json_array();
     bool ok = root && keys && groups;
     ok = ok && json_object_set_new(root, "format", json_string("emosteer-score-summary/1")) == 0;
-    ok = ok && json_object_set(root, "group_by", keys) == 0 && json_object_set(root, "groups", groups) == 0;
-    for (int k = 0; ok && k < s->n_keys; k++) ok = json_array_append_new(keys, json_string(s->keys[k])) == 0;
+    ok = ok && json_object_set(root, "group_by", keys) == 0 &&
+         json_object_set(root, "groups", groups) == 0;
+    for (int k = 0; ok && k < s->n_keys; k++)
+        ok = json_array_append_new(keys, json_string(s->keys[k])) == 0;
     for (int g = 0; ok && g < s->n_groups; g++) {
         const es_score_group *x = &s->groups[g];
         json_t *o = json_object(), *m = json_object();
@@ -433,15 +470,19 @@ es_status es_score_summary_write_json(const es_score_summary *s, FILE *f) {
             json_decref(m);
             break;
         }
-        for (int k = 0; ok && k < s->n_keys; k++) ok = json_object_set_new(o, s->keys[k], json_string(x->values[k])) == 0;
+        for (int k = 0; ok && k < s->n_keys; k++)
+            ok = json_object_set_new(o, s->keys[k], json_string(x->values[k])) == 0;
         ok = ok && json_object_set_new(o, "n", json_integer(x->n)) == 0;
         ok = ok && json_object_set_new(o, "mean", m) == 0;
         for (int k = 0; ok && k < ES_EMO_N_LABELS; k++)
             ok = json_object_set_new(m, es_emotion_name((es_emotion)k), json_real(x->mean[k])) == 0;
         ok = ok && json_object_set_new(o, "eas", json_real(x->eas)) == 0;
-        ok = ok && json_object_set_new(o, "target_prob", isfinite(x->target) ? json_real(x->target) : json_null()) == 0;
+        ok = ok &&
+             json_object_set_new(o, "target_prob",
+                                 isfinite(x->target) ? json_real(x->target) : json_null()) == 0;
     }
-    ok = ok && json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 && fputc('\n', f) != EOF;
+    ok = ok && json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 &&
+         fputc('\n', f) != EOF;
     json_decref(keys);
     json_decref(groups);
     json_decref(root);

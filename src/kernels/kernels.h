@@ -62,7 +62,7 @@ static inline float es_hsum8(const float a[8]) {
 }
 
 typedef struct {
-    uint16_t d;           /* scale, fp16 */
+    uint16_t d;            /* scale, fp16 */
     uint8_t qs[ES_QK / 2]; /* nibbles */
 } es_block_q4_0;
 _Static_assert(sizeof(es_block_q4_0) == 18, "Q4_0 block is 18 bytes");
@@ -154,10 +154,10 @@ void es_matmul_f32act_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_i
                            int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
 /* es_gemm_nn (matmul.h) with AVX2 (matmul_avx2.c) and AVX-512F (matmul_avx512.c). */
-void es_gemm_nn_avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                     float *C, int64_t ldc, bool acc);
-void es_gemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                       float *C, int64_t ldc, bool acc);
+void es_gemm_nn_avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                     int64_t ldb, float *C, int64_t ldc, bool acc);
+void es_gemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                       int64_t ldb, float *C, int64_t ldc, bool acc);
 
 /* matmul_avx512.c: the same as es_matmul_f32act_avx2 with AVX-512F (4 rows x 6 tokens). */
 void es_matmul_f32act_avx512(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *x,
@@ -169,7 +169,8 @@ void es_matmul_f32act_avx512(int type, const uint8_t *W, size_t w_row, int64_t n
  * zeros), then y rows [r0, r1) with tokens across the vector lanes. */
 #define ES_XT_MIN_TOK 16
 #define ES_XT_W 32
-void es_pack_xt_avx512(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0, int64_t g1);
+void es_pack_xt_avx512(const float *x, int64_t n_in, int64_t n_tok, float *xt, int64_t g0,
+                       int64_t g1);
 void es_matmul_xt_avx512(int type, const uint8_t *W, size_t w_row, int64_t n_in, const float *xt,
                          int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
 
@@ -178,8 +179,9 @@ void es_matmul_xt_avx512(int type, const uint8_t *W, size_t w_row, int64_t n_in,
  * false (and computes nothing) when its panel cannot be allocated. The path is on when
  * es_avx512_supported(), the CPU has AVX-512BW and AVX-512 VNNI, and ES_NO_VNNI is unset. */
 bool es_avx512vnni_supported(void);
-bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
-                                int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
+bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
+                                    size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                                    int64_t r0, int64_t r1);
 
 /* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 and
  * Q4_K/Q5_K/Q6_K weights. */
@@ -197,8 +199,9 @@ int es_group_size_avxvnni(int type);
 void es_xinfo_avxvnni(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out);
 /* y[t][r] for rows [r0, r1) and all tokens; xq: n_tok activation rows of x_row bytes,
  * xi: [n_tok][n_in / group_size]. */
-void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
-                         const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
+void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                            const uint8_t *xq, size_t x_row, const es_xinfo *xi, int64_t n_tok,
+                            float *y, int64_t n_out, int64_t r0, int64_t r1);
 #endif
 
 /* Environment switches, read once when a path is first chosen (a value other than

@@ -25,7 +25,9 @@
 #define ES_MM_ALIGN 64
 #define ES_MM_VNNI_MIN_TOK 4 /* below this, packing costs more than it saves */
 
-static size_t align_up(size_t v) { return (v + ES_MM_ALIGN - 1) & ~(size_t)(ES_MM_ALIGN - 1); }
+static size_t align_up(size_t v) {
+    return (v + ES_MM_ALIGN - 1) & ~(size_t)(ES_MM_ALIGN - 1);
+}
 
 /* Bytes of one converted activation row. */
 static size_t act_row_bytes(const es_type_traits *t, int64_t n_in) {
@@ -39,7 +41,8 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     if (t->vec_dot_type == ES_TYPE_F32) {
 #ifndef ES_NO_SIMD
         /* transposed activation tiles of the AVX-512 broadcast path */
-        if (!es_mul_size((size_t)((n_tok + ES_XT_W - 1) / ES_XT_W) * ES_XT_W, (size_t)n_in * sizeof(float), &total))
+        if (!es_mul_size((size_t)((n_tok + ES_XT_W - 1) / ES_XT_W) * ES_XT_W,
+                         (size_t)n_in * sizeof(float), &total))
             return SIZE_MAX;
         return total;
 #else
@@ -51,7 +54,7 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     /* es_xinfo per token and block for the packed integer path */
     const int gs = es_group_size_avxvnni(type);
     if (gs > 0 && (!es_mul_size((size_t)n_tok * (size_t)(n_in / gs), sizeof(es_xinfo), &info) ||
-         !es_add_size(total, align_up(info), &total)))
+                   !es_add_size(total, align_up(info), &total)))
         return SIZE_MAX;
 #endif
     (void)info;
@@ -71,11 +74,12 @@ typedef struct {
     const float *x;    /* [n_tok][n_in] */
     const uint8_t *xq; /* [n_tok] rows of x_row bytes in vec_dot_type (x itself for F32) */
     size_t x_row;
-    void *xinfo;       /* es_xinfo [n_tok][n_in / group_size] (packed path) */
-    int group_size;    /* packed path: weights per scale group */
+    void *xinfo;    /* es_xinfo [n_tok][n_in / group_size] (packed path) */
+    int group_size; /* packed path: weights per scale group */
     int64_t n_tok;
-    float *xt;         /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W), or NULL */
-    float *y;          /* [n_tok][n_out] */
+    float *xt; /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W), or
+                  NULL */
+    float *y;  /* [n_tok][n_out] */
     int64_t chunk;     /* output rows per chunk */
     atomic_llong next; /* first row of the next free chunk */
 } mm_task;
@@ -89,7 +93,8 @@ static void convert_task(void *p, int ith, int nth) {
         vt->from_float(t->x + i * t->n_in, row, t->n_in);
 #ifndef ES_NO_SIMD
         if (t->path == PATH_PACKED_Q)
-            es_xinfo_avxvnni(t->type, row, t->n_in, (es_xinfo *)t->xinfo + i * (t->n_in / t->group_size));
+            es_xinfo_avxvnni(t->type, row, t->n_in,
+                             (es_xinfo *)t->xinfo + i * (t->n_in / t->group_size));
 #endif
     }
 }
@@ -110,7 +115,8 @@ static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
     for (int64_t tok = 0; tok < t->n_tok; tok++) {
         const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
         float *yr = t->y + tok * t->n_out;
-        for (int64_t r = r0; r < r1; r++) dot(t->n_in, &yr[r], t->W + (size_t)r * t->w_row, xr);
+        for (int64_t r = r0; r < r1; r++)
+            dot(t->n_in, &yr[r], t->W + (size_t)r * t->w_row, xr);
     }
 }
 
@@ -126,19 +132,20 @@ static void rows_task(void *p, int ith, int nth) {
 #ifndef ES_NO_SIMD
         case PATH_TILED_F32:
             if (t->xt)
-                es_matmul_xt_avx512(t->type, t->W, t->w_row, t->n_in, t->xt, t->n_tok, t->y, t->n_out, r0, r1);
+                es_matmul_xt_avx512(t->type, t->W, t->w_row, t->n_in, t->xt, t->n_tok, t->y,
+                                    t->n_out, r0, r1);
             else
                 (es_avx512_supported() ? es_matmul_f32act_avx512 : es_matmul_f32act_avx2)(
                     t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
             break;
         case PATH_Q8_AVX512:
-            if (!es_matmul_rows_q8_0_avx512vnni(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y, t->n_out, r0,
-                                            r1))
+            if (!es_matmul_rows_q8_0_avx512vnni(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
+                                                t->y, t->n_out, r0, r1))
                 rows_vec_dot(t, r0, r1);
             break;
         case PATH_PACKED_Q:
-            es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo, t->n_tok, t->y,
-                                t->n_out, r0, r1);
+            es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
+                                   t->n_tok, t->y, t->n_out, r0, r1);
             break;
 #endif
         default: rows_vec_dot(t, r0, r1); break;
@@ -154,26 +161,28 @@ static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_
     if (type == ES_TYPE_Q8_0 && llamacpp_order) /* its vec_dot's order, for any batch */
         return n_tok > 1 && es_avx512vnni_supported() ? PATH_Q8_AVX512 : PATH_VEC_DOT;
     const int gs = es_group_size_avxvnni(type);
-    if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_avxvnni_supported()) return PATH_PACKED_Q;
+    if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_avxvnni_supported())
+        return PATH_PACKED_Q;
 #endif
     (void)type, (void)n_in, (void)n_tok, (void)llamacpp_order;
     return PATH_VEC_DOT;
 }
 
-void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in, const float *x,
-               int64_t n_tok, float *y, void *wsp) {
+void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
+               const float *x, int64_t n_tok, float *y, void *wsp) {
     es_matmul_ex(tp, type, W, n_out, n_in, x, n_tok, y, wsp, false);
 }
 
-void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in, const float *x,
-                  int64_t n_tok, float *y, void *wsp, bool llamacpp_order) {
+void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
+                  const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order) {
     const es_type_traits *tt = es_type_get(type);
     if (!tt || !tt->can_compute || n_out <= 0 || n_tok <= 0 || n_in < 0) return;
     if (n_in == 0) { /* empty sums */
         memset(y, 0, sizeof(float) * (size_t)n_out * (size_t)n_tok);
         return;
     }
-    if (es_row_size(type, n_in) == 0) return; /* n_in not a whole number of blocks: checked at load */
+    if (es_row_size(type, n_in) == 0)
+        return; /* n_in not a whole number of blocks: checked at load */
     mm_task t = {
         .tt = tt,
         .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
@@ -203,12 +212,16 @@ void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int
         t.xq = wsp;
         t.x_row = act_row_bytes(tt, n_in);
         t.xinfo = (uint8_t *)wsp + t.x_row * (size_t)n_tok;
-        if (n_tok == 1) convert_task(&t, 0, 1);
-        else es_threadpool_run(tp, convert_task, &t);
+        if (n_tok == 1)
+            convert_task(&t, 0, 1);
+        else
+            es_threadpool_run(tp, convert_task, &t);
     }
     /* chunks: ~8 per thread for balance, whole tiles of the chosen kernel */
     const int nth = es_threadpool_size(tp);
-    const int64_t tile = t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512 ? 16 : (t.path == PATH_TILED_F32 ? 12 : 1);
+    const int64_t tile = t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512
+                             ? 16
+                             : (t.path == PATH_TILED_F32 ? 12 : 1);
     int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
     t.chunk = (chunk + tile - 1) / tile * tile;
     atomic_init(&t.next, 0);
@@ -218,22 +231,24 @@ void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int
 /* ---- small f32 products (attention) ---- */
 
 /* The plain loops: the reference, and the fallback without SIMD. */
-static void gemm_nn_ref(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                        float *C, int64_t ldc, bool acc) {
+static void gemm_nn_ref(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float *C, int64_t ldc, bool acc) {
     for (int64_t m = 0; m < M; m++) {
         float *c = C + m * ldc;
         if (!acc)
-            for (int64_t n = 0; n < N; n++) c[n] = 0.0f;
+            for (int64_t n = 0; n < N; n++)
+                c[n] = 0.0f;
         for (int64_t k = 0; k < K; k++) {
             const float a = A[m * lda + k];
             const float *b = B + k * ldb;
-            for (int64_t n = 0; n < N; n++) c[n] += a * b[n];
+            for (int64_t n = 0; n < N; n++)
+                c[n] += a * b[n];
         }
     }
 }
 
-typedef void (*gemm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t,
-                        bool);
+typedef void (*gemm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const float *, int64_t,
+                        float *, int64_t, bool);
 
 static gemm_fn gemm_nn_impl(void) {
 #ifndef ES_NO_SIMD
@@ -243,8 +258,8 @@ static gemm_fn gemm_nn_impl(void) {
     return gemm_nn_ref;
 }
 
-void es_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                int64_t ldc, bool acc) {
+void es_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                int64_t ldb, float *C, int64_t ldc, bool acc) {
     if (M <= 0 || N <= 0) return;
     gemm_nn_impl()(M, N, K, A, lda, B, ldb, C, ldc, acc);
 }
@@ -252,8 +267,8 @@ void es_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, co
 #define ES_GEMM_NT_NB 64  /* rows of B transposed per block */
 #define ES_GEMM_NT_KB 128 /* k per block */
 
-void es_gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                int64_t ldc, bool acc) {
+void es_gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                int64_t ldb, float *C, int64_t ldc, bool acc) {
     if (M <= 0 || N <= 0) return;
     const gemm_fn nn = gemm_nn_impl();
     float bt[ES_GEMM_NT_KB * ES_GEMM_NT_NB] __attribute__((aligned(64))); /* [kb][nb] */
@@ -267,7 +282,8 @@ void es_gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, co
             const int64_t kb = ES_MIN(ES_GEMM_NT_KB, K - k0);
             for (int64_t j = 0; j < nb; j++) {
                 const float *row = B + (n0 + j) * ldb + k0;
-                for (int64_t k = 0; k < kb; k++) bt[k * nb + j] = row[k];
+                for (int64_t k = 0; k < kb; k++)
+                    bt[k * nb + j] = row[k];
             }
             nn(M, nb, kb, A + k0, lda, bt, nb, C + n0, ldc, acc || k0 > 0);
         }

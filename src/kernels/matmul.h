@@ -46,9 +46,9 @@ void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int
  * transposes blocks of B's rows into a small buffer first. Same results as the plain
  * loops up to float rounding (sums in k order per element).
  */
-void es_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                int64_t ldc, bool acc);
-void es_gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                int64_t ldc, bool acc);
+void es_gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                int64_t ldb, float *C, int64_t ldc, bool acc);
+void es_gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                int64_t ldb, float *C, int64_t ldc, bool acc);
 
 #endif /* ES_MATMUL_H */

@@ -13,14 +13,19 @@
 
 /* ---- F32 ---- */
 
-void es_to_float_f32_ref(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
+void es_to_float_f32_ref(const void *x, float *y, int64_t n) {
+    memcpy(y, x, (size_t)n * sizeof(float));
+}
 
-void es_from_float_f32_ref(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
+void es_from_float_f32_ref(const float *x, void *y, int64_t n) {
+    memcpy(y, x, (size_t)n * sizeof(float));
+}
 
 void es_vec_dot_f32_ref(int64_t n, float *s, const void *x, const void *y) {
     const float *a = x, *b = y;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)a[i] * (double)b[i];
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)a[i] * (double)b[i];
     *s = (float)sum;
 }
 
@@ -28,19 +33,22 @@ void es_vec_dot_f32_ref(int64_t n, float *s, const void *x, const void *y) {
 
 void es_to_float_f16_ref(const void *x, float *y, int64_t n) {
     const uint16_t *h = x;
-    for (int64_t i = 0; i < n; i++) y[i] = es_fp16_to_fp32(h[i]);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = es_fp16_to_fp32(h[i]);
 }
 
 void es_from_float_f16_ref(const float *x, void *y, int64_t n) {
     uint16_t *h = y;
-    for (int64_t i = 0; i < n; i++) h[i] = es_fp32_to_fp16(x[i]);
+    for (int64_t i = 0; i < n; i++)
+        h[i] = es_fp32_to_fp16(x[i]);
 }
 
 void es_vec_dot_f16_ref(int64_t n, float *s, const void *x, const void *y) {
     const uint16_t *a = x;
     const float *b = y;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)es_fp16_to_fp32(a[i]) * (double)b[i];
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)es_fp16_to_fp32(a[i]) * (double)b[i];
     *s = (float)sum;
 }
 
@@ -48,19 +56,22 @@ void es_vec_dot_f16_ref(int64_t n, float *s, const void *x, const void *y) {
 
 void es_to_float_bf16_ref(const void *x, float *y, int64_t n) {
     const uint16_t *h = x;
-    for (int64_t i = 0; i < n; i++) y[i] = es_bf16_to_fp32(h[i]);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = es_bf16_to_fp32(h[i]);
 }
 
 void es_from_float_bf16_ref(const float *x, void *y, int64_t n) {
     uint16_t *h = y;
-    for (int64_t i = 0; i < n; i++) h[i] = es_fp32_to_bf16(x[i]);
+    for (int64_t i = 0; i < n; i++)
+        h[i] = es_fp32_to_bf16(x[i]);
 }
 
 void es_vec_dot_bf16_ref(int64_t n, float *s, const void *x, const void *y) {
     const uint16_t *a = x;
     const float *b = y;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)es_bf16_to_fp32(a[i]) * (double)b[i];
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)es_bf16_to_fp32(a[i]) * (double)b[i];
     *s = (float)sum;
 }
 
@@ -88,7 +99,9 @@ static void min_max(const float *x, int n, float *min, float *max) {
     *max = hi;
 }
 
-static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+static int clamp_int(int v, int lo, int hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
 
 /* ---- Q4_0: value = d * (q - 8), q in [0, 15] ---- */
 
@@ -106,7 +119,8 @@ void es_to_float_q4_0_ref(const void *x, float *y, int64_t n) {
 /* Quantizes one block: q_j = clamp((int)((x_j − sub)·id + bias), 0, 2^bits − 1); the low
  * nibbles go to qs (elements j and j + 16 share byte j) and, for bits = 5, the fifth bits
  * to *qh (bit j for element j). Q4_0/Q4_1/Q5_0/Q5_1 differ only in sub, id and bias. */
-static void pack_block(const float *x, float sub, float id, float bias, int bits, uint8_t *qs, uint32_t *qh) {
+static void pack_block(const float *x, float sub, float id, float bias, int bits, uint8_t *qs,
+                       uint32_t *qh) {
     const int qmax = (1 << bits) - 1;
     uint32_t h = 0;
     for (int j = 0; j < ES_QK / 2; j++) {
@@ -195,7 +209,8 @@ static inline uint32_t load_qh(const uint8_t qh[4]) {
 }
 
 static inline void store_qh(uint8_t qh[4], uint32_t v) {
-    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(v >> (8 * k));
+    for (int k = 0; k < 4; k++)
+        qh[k] = (uint8_t)(v >> (8 * k));
 }
 
 /* The 5-bit values of elements j and j + 16 of a Q5 block. */
@@ -302,7 +317,8 @@ void es_to_float_q8_0_ref(const void *x, float *y, int64_t n) {
     const es_block_q8_0 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d);
-        for (int j = 0; j < ES_QK; j++) y[j] = d * (float)b[i].qs[j];
+        for (int j = 0; j < ES_QK; j++)
+            y[j] = d * (float)b[i].qs[j];
     }
 }
 
@@ -312,7 +328,8 @@ void es_to_float_q8_0_ref(const void *x, float *y, int64_t n) {
  * quantized dot products see the same activations as llama.cpp on the machines our users run. */
 static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
     float amax = 0.0f;
-    for (int j = 0; j < ES_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < ES_QK; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127.0f;
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
@@ -344,7 +361,8 @@ void es_vec_dot_q8_0_ref(int64_t n, float *s, const void *x, const void *y) {
         const float d = es_fp16_to_fp32(a[i].d) * es_fp16_to_fp32(b[i].d);
         for (int l = 0; l < 8; l++) {
             int sumi = 0;
-            for (int j = 4 * l; j < 4 * l + 4; j++) sumi += a[i].qs[j] * b[i].qs[j];
+            for (int j = 4 * l; j < 4 * l + 4; j++)
+                sumi += a[i].qs[j] * b[i].qs[j];
             acc[l] = fmaf(d, (float)sumi, acc[l]);
         }
     }
@@ -357,7 +375,8 @@ void es_to_float_q8_1_ref(const void *x, float *y, int64_t n) {
     const es_block_q8_1 *b = x;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const float d = es_fp16_to_fp32(b[i].d);
-        for (int j = 0; j < ES_QK; j++) y[j] = d * (float)b[i].qs[j];
+        for (int j = 0; j < ES_QK; j++)
+            y[j] = d * (float)b[i].qs[j];
     }
 }
 
@@ -400,5 +419,6 @@ void es_quants_register_ref(es_type_traits *table) {
     set_kernels(&table[ES_TYPE_Q8_0], ES_TYPE_Q8_0, es_to_float_q8_0_ref, es_from_float_q8_0_ref,
                 es_vec_dot_q8_0_ref);
     /* Q8_1 is an activation format only: no vec_dot of its own */
-    set_kernels(&table[ES_TYPE_Q8_1], ES_TYPE_Q8_1, es_to_float_q8_1_ref, es_from_float_q8_1_ref, NULL);
+    set_kernels(&table[ES_TYPE_Q8_1], ES_TYPE_Q8_1, es_to_float_q8_1_ref, es_from_float_q8_1_ref,
+                NULL);
 }

@@ -494,9 +494,10 @@ void es_vec_dot_q3_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
 }
 
 /* lane[l] += scale · Σ q·y over elements e0+4l .. e0+4l+3, for the lanes [l0, l0+nl). */
-static inline void lanes_add(int32_t lane[8], const uint8_t *q, const int8_t *y, int e0, int l0, int nl,
-                             int scale) {
-    for (int l = l0; l < l0 + nl; l++) lane[l] += scale * idot(q, y, e0 + 4 * l, 4);
+static inline void lanes_add(int32_t lane[8], const uint8_t *q, const int8_t *y, int e0, int l0,
+                             int nl, int scale) {
+    for (int l = l0; l < l0 + nl; l++)
+        lane[l] += scale * idot(q, y, e0 + 4 * l, 4);
 }
 
 void es_vec_dot_q4_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
@@ -512,7 +513,8 @@ void es_vec_dot_q4_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
         for (int p = 0; p < 4; p++) { /* pairs of 32-element sub-blocks */
             const int32_t isum = sc[2 * p] * idot(q, y[i].qs, 64 * p, 32) +
                                  sc[2 * p + 1] * idot(q, y[i].qs, 64 * p + 32, 32);
-            const int32_t msum = m[2 * p] * (bs[4 * p] + bs[4 * p + 1]) + m[2 * p + 1] * (bs[4 * p + 2] + bs[4 * p + 3]);
+            const int32_t msum = m[2 * p] * (bs[4 * p] + bs[4 * p + 1]) +
+                                 m[2 * p + 1] * (bs[4 * p + 2] + bs[4 * p + 3]);
             acc = fmaf((float)isum, dd, acc);
             accm = fmaf((float)msum, dm, accm);
         }
@@ -535,7 +537,8 @@ void es_vec_dot_q5_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
             msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         }
         summs = fmaf(dmin, (float)msum, summs);
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+        for (int l = 0; l < 8; l++)
+            acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
     *s = es_hsum8(acc) + summs;
 }
@@ -549,14 +552,16 @@ void es_vec_dot_q6_K_ref(int64_t n, float *s, const void *vx, const void *vy) {
         unpack_q6_K(&x[i], q);
         const int8_t *sc = x[i].scales;
         int32_t lane[8] = {0};
-        for (int j = 0; j < 8; j++) { /* 32 elements: lanes 0-3 use scale 2j, lanes 4-7 scale 2j+1 */
+        for (int j = 0; j < 8;
+             j++) { /* 32 elements: lanes 0-3 use scale 2j, lanes 4-7 scale 2j+1 */
             lanes_add(lane, q, y[i].qs, 32 * j, 0, 4, sc[2 * j]);
             lanes_add(lane, q, y[i].qs, 32 * j, 4, 4, sc[2 * j + 1]);
         }
         for (int l = 0; l < 8; l++) /* levels are q − 32 */
             lane[l] -= 32 * (sc[2 * l] * y[i].bsums[2 * l] + sc[2 * l + 1] * y[i].bsums[2 * l + 1]);
         const float d = y[i].d * fp16(x[i].d);
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+        for (int l = 0; l < 8; l++)
+            acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
     *s = es_hsum8(acc);
 }
@@ -583,14 +588,14 @@ void es_quants_k_register(es_type_traits *ref_table, es_type_traits *fast_table,
          es_vec_dot_q2_K_ref, ES_KQ_FAST(es_vec_dot_q2_K_avx2, es_vec_dot_q2_K_ref)},
         {ES_TYPE_Q3_K, es_to_float_q3_K_ref, es_to_float_q3_K_ref, es_from_float_q3_K_ref,
          es_vec_dot_q3_K_ref, ES_KQ_FAST(es_vec_dot_q3_K_avx2, es_vec_dot_q3_K_ref)},
-        {ES_TYPE_Q4_K, es_to_float_q4_K_ref, ES_KQ_FAST(es_to_float_q4_K_avx2, es_to_float_q4_K_ref),
-         es_from_float_q4_K_ref, es_vec_dot_q4_K_ref,
-         ES_KQ_FAST(es_vec_dot_q4_K_avx2, es_vec_dot_q4_K_ref)},
+        {ES_TYPE_Q4_K, es_to_float_q4_K_ref,
+         ES_KQ_FAST(es_to_float_q4_K_avx2, es_to_float_q4_K_ref), es_from_float_q4_K_ref,
+         es_vec_dot_q4_K_ref, ES_KQ_FAST(es_vec_dot_q4_K_avx2, es_vec_dot_q4_K_ref)},
         {ES_TYPE_Q5_K, es_to_float_q5_K_ref, es_to_float_q5_K_ref, es_from_float_q5_K_ref,
          es_vec_dot_q5_K_ref, ES_KQ_FAST(es_vec_dot_q5_K_avx2, es_vec_dot_q5_K_ref)},
-        {ES_TYPE_Q6_K, es_to_float_q6_K_ref, ES_KQ_FAST(es_to_float_q6_K_avx2, es_to_float_q6_K_ref),
-         es_from_float_q6_K_ref, es_vec_dot_q6_K_ref,
-         ES_KQ_FAST(es_vec_dot_q6_K_avx2, es_vec_dot_q6_K_ref)},
+        {ES_TYPE_Q6_K, es_to_float_q6_K_ref,
+         ES_KQ_FAST(es_to_float_q6_K_avx2, es_to_float_q6_K_ref), es_from_float_q6_K_ref,
+         es_vec_dot_q6_K_ref, ES_KQ_FAST(es_vec_dot_q6_K_avx2, es_vec_dot_q6_K_ref)},
     };
 #undef ES_KQ_FAST
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {

@@ -44,14 +44,14 @@
 typedef struct es_block_q2_K {
     uint8_t scales[ES_QK_K / 16]; /* low nibble: scale, high nibble: min, per 16 weights */
     uint8_t qs[ES_QK_K / 4];      /* 2-bit quants */
-    uint16_t d;                /* fp16 super-block scale of the scales */
-    uint16_t dmin;             /* fp16 super-block scale of the mins */
+    uint16_t d;                   /* fp16 super-block scale of the scales */
+    uint16_t dmin;                /* fp16 super-block scale of the mins */
 } es_block_q2_K;
 _Static_assert(sizeof(es_block_q2_K) == 84, "es_block_q2_K must be 84 bytes");
 
 typedef struct es_block_q3_K {
-    uint8_t hmask[ES_QK_K / 8];         /* high (third) bit of each quant */
-    uint8_t qs[ES_QK_K / 4];            /* low 2 bits */
+    uint8_t hmask[ES_QK_K / 8];      /* high (third) bit of each quant */
+    uint8_t qs[ES_QK_K / 4];         /* low 2 bits */
     uint8_t scales[ES_K_SCALE_SIZE]; /* 16 scales of 6 bits, stored +32 */
     uint16_t d;                      /* fp16 super-block scale */
 } es_block_q3_K;
@@ -61,7 +61,7 @@ typedef struct es_block_q4_K {
     uint16_t d;                      /* fp16 super-block scale of the scales */
     uint16_t dmin;                   /* fp16 super-block scale of the mins */
     uint8_t scales[ES_K_SCALE_SIZE]; /* 8 scales and 8 mins of 6 bits */
-    uint8_t qs[ES_QK_K / 2];            /* 4-bit quants */
+    uint8_t qs[ES_QK_K / 2];         /* 4-bit quants */
 } es_block_q4_K;
 _Static_assert(sizeof(es_block_q4_K) == 144, "es_block_q4_K must be 144 bytes");
 
@@ -69,8 +69,8 @@ typedef struct es_block_q5_K {
     uint16_t d;
     uint16_t dmin;
     uint8_t scales[ES_K_SCALE_SIZE]; /* as Q4_K */
-    uint8_t qh[ES_QK_K / 8];            /* fifth bit of each quant */
-    uint8_t qs[ES_QK_K / 2];            /* low 4 bits */
+    uint8_t qh[ES_QK_K / 8];         /* fifth bit of each quant */
+    uint8_t qs[ES_QK_K / 2];         /* low 4 bits */
 } es_block_q5_K;
 _Static_assert(sizeof(es_block_q5_K) == 176, "es_block_q5_K must be 176 bytes");
 
@@ -78,12 +78,12 @@ typedef struct es_block_q6_K {
     uint8_t ql[ES_QK_K / 2];     /* low 4 bits */
     uint8_t qh[ES_QK_K / 4];     /* high 2 bits */
     int8_t scales[ES_QK_K / 16]; /* one per 16 weights */
-    uint16_t d;               /* fp16 super-block scale */
+    uint16_t d;                  /* fp16 super-block scale */
 } es_block_q6_K;
 _Static_assert(sizeof(es_block_q6_K) == 210, "es_block_q6_K must be 210 bytes");
 
 typedef struct es_block_q8_K {
-    float d;                  /* scale (may be negative) */
+    float d;                     /* scale (may be negative) */
     int8_t qs[ES_QK_K];          /* quants, −127..127 */
     int16_t bsums[ES_QK_K / 16]; /* sum of each 16 consecutive quants */
 } es_block_q8_K;

@@ -1,9 +1,10 @@
 /*
  * types.c — the kernel table of the GGML tensor types (sizes come from
- * gguf/tensor_types.c), half/bfloat16 conversions, and the run-time choice between scalar and SIMD kernels.
+ * gguf/tensor_types.c), half/bfloat16 conversions, and the run-time choice between scalar and SIMD
+ * kernels.
  */
-#include "cpu.h"
 #include "types.h"
+#include "cpu.h"
 
 #include "kernels.h"
 
@@ -26,7 +27,9 @@ static void init_tables(void) {
     for (int t = 0; t < ES_TYPE_COUNT; t++) {
         const es_type_layout *l = es_type_layout_get(t);
         if (!l) continue;
-        s_ref[t] = (es_type_traits){.name = l->name, .block_size = l->block_size, .type_size = l->type_size,
+        s_ref[t] = (es_type_traits){.name = l->name,
+                                    .block_size = l->block_size,
+                                    .type_size = l->type_size,
                                     .vec_dot_type = (es_type)t};
     }
     es_quants_register_ref(s_ref);
@@ -39,13 +42,16 @@ static void init_tables(void) {
 #endif
     s_have_avx2 = avx2;
     es_quants_k_register(s_ref, s_fast, avx2);
-    for (int t = 0; t < ES_TYPE_COUNT; t++) { /* vec_dot keeps the order unless a SIMD table says otherwise */
+    for (int t = 0; t < ES_TYPE_COUNT;
+         t++) { /* vec_dot keeps the order unless a SIMD table says otherwise */
         if (!s_ref[t].vec_dot_llamacpp) s_ref[t].vec_dot_llamacpp = s_ref[t].vec_dot;
         if (!s_fast[t].vec_dot_llamacpp) s_fast[t].vec_dot_llamacpp = s_fast[t].vec_dot;
     }
 }
 
-void es_kernels_init(void) { pthread_once(&s_once, init_tables); }
+void es_kernels_init(void) {
+    pthread_once(&s_once, init_tables);
+}
 
 bool es_kernels_have_avx2(void) {
     es_kernels_init();
@@ -62,7 +68,8 @@ static void init_isa(void) {
     }
 #ifndef ES_NO_SIMD
     snprintf(s_isa, sizeof s_isa, "avx2+fma+f16c%s%s%s", es_avxvnni_supported() ? "+avxvnni" : "",
-             es_avx512_supported() ? "+avx512" : "", es_avx512vnni_supported() ? "+avx512vnni" : "");
+             es_avx512_supported() ? "+avx512" : "",
+             es_avx512vnni_supported() ? "+avx512vnni" : "");
 #endif
 }
 
@@ -113,8 +120,9 @@ uint16_t es_fp32_to_fp16(float f) {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
     uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* NaN stays NaN */
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (ax > 0x7f800000u)
+        return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* NaN stays NaN */
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);      /* >= 65520 rounds to inf */
     if (ax < 0x38800000u) { /* below 2^-14: subnormal half; the FPU rounds to 2^-24 steps */
         float t = f32_from_bits(ax) + 0.5f;
         return (uint16_t)(sign | (f32_bits(t) - 0x3f000000u));
@@ -125,7 +133,9 @@ uint16_t es_fp32_to_fp16(float f) {
     return (uint16_t)(sign | (ax >> 13));
 }
 
-float es_bf16_to_fp32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
+float es_bf16_to_fp32(uint16_t h) {
+    return f32_from_bits((uint32_t)h << 16);
+}
 
 uint16_t es_fp32_to_bf16(float f) {
     uint32_t x = f32_bits(f);
@@ -134,4 +144,6 @@ uint16_t es_fp32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-const char *es_kernel_paths(void) { return es_kernels_isa(); }
+const char *es_kernel_paths(void) {
+    return es_kernels_isa();
+}

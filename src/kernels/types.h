@@ -24,11 +24,11 @@ typedef void (*es_from_float_fn)(const float *x, void *y, int64_t n);
 typedef void (*es_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
 
 typedef struct es_type_traits {
-    const char *name;          /* "F16", "Q4_K", ... */
-    int64_t block_size;        /* elements per block (1 for plain types) */
-    size_t type_size;          /* bytes per block */
-    bool can_compute;          /* to_float and vec_dot are available */
-    es_type vec_dot_type;      /* format the activations are converted to for vec_dot */
+    const char *name;     /* "F16", "Q4_K", ... */
+    int64_t block_size;   /* elements per block (1 for plain types) */
+    size_t type_size;     /* bytes per block */
+    bool can_compute;     /* to_float and vec_dot are available */
+    es_type vec_dot_type; /* format the activations are converted to for vec_dot */
     es_to_float_fn to_float;
     es_from_float_fn from_float;
     es_vec_dot_fn vec_dot;

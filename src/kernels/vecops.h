@@ -1,8 +1,9 @@
 /*
  * vecops.h — internal: the small vector kernels of the attention loop (dot product,
- * y += a*x, y *= a, in f32 and, for the f16 KV cache, on f16 vectors), as a table chosen once at run time: AVX2/FMA (vecops_avx2.c) when
- * the CPU has it and ES_FORCE_SCALAR is unset (the choice of es_kernels_init), else the
- * scalar references (vecops.c). tests/test_vecops.c compares the two on odd sizes.
+ * y += a*x, y *= a, in f32 and, for the f16 KV cache, on f16 vectors), as a table chosen once at
+ * run time: AVX2/FMA (vecops_avx2.c) when the CPU has it and ES_FORCE_SCALAR is unset (the choice
+ * of es_kernels_init), else the scalar references (vecops.c). tests/test_vecops.c compares the two
+ * on odd sizes.
  */
 #ifndef ES_VECOPS_H
 #define ES_VECOPS_H
@@ -10,16 +11,17 @@
 #include <stdint.h>
 
 typedef struct es_vecops {
-    float (*dot)(const float *x, const float *y, int n); /* sum x[i]*y[i] */
+    float (*dot)(const float *x, const float *y, int n);    /* sum x[i]*y[i] */
     void (*axpy)(float a, const float *x, float *y, int n); /* y[i] += a*x[i] */
-    void (*scale)(float a, float *y, int n);              /* y[i] *= a */
+    void (*scale)(float a, float *y, int n);                /* y[i] *= a */
     /* f16 vectors (uint16_t IEEE half), as llama.cpp's CPU flash attention uses them: */
     /* sum x[i]*y[i] in f32 (four 8-lane sums over 32-element steps); y holds f16 values as f32 */
     float (*dot_f16)(const uint16_t *x, const float *y, int n);
-    void (*mad_f16)(float a, const uint16_t *x, uint16_t *y, int n); /* y[i] = f16(fma(a, x[i], y[i])) */
-    void (*scale_f16)(float a, uint16_t *y, int n);                  /* y[i] = f16(y[i] * a) */
-    void (*to_f16)(const float *x, uint16_t *y, int n);              /* y[i] = f16(x[i]), nearest even */
-    void (*from_f16)(const uint16_t *x, float *y, int n);            /* y[i] = x[i] */
+    void (*mad_f16)(float a, const uint16_t *x, uint16_t *y,
+                    int n);                               /* y[i] = f16(fma(a, x[i], y[i])) */
+    void (*scale_f16)(float a, uint16_t *y, int n);       /* y[i] = f16(y[i] * a) */
+    void (*to_f16)(const float *x, uint16_t *y, int n);   /* y[i] = f16(x[i]), nearest even */
+    void (*from_f16)(const uint16_t *x, float *y, int n); /* y[i] = x[i] */
     /* softmax pieces of the blocked f32 attention: */
     float (*max)(const float *x, int n); /* max x[i]; -INFINITY for n == 0 (NaNs ignored) */
     /* x[i] = exp(x[i] - m) for x[i] <= m, returns the sum in double. The reference uses

@@ -6,8 +6,10 @@
 
 /* Facts per family, from the Hugging Face modeling code and llama.cpp's converter:
  *  - llama/mistral: Q/K rows are permuted by the converter so adjacent-pair RoPE applies.
- *  - qwen2, qwen3, gemma, gemma2, gemma3, phi3: Hugging Face rotate_half RoPE, unpermuted (NEOX style).
- *  - gemma, gemma2, gemma3: embeddings scaled by sqrt(d), GELU-tanh, norms stored as 1+w by the converter.
+ *  - qwen2, qwen3, gemma, gemma2, gemma3, phi3: Hugging Face rotate_half RoPE, unpermuted (NEOX
+ * style).
+ *  - gemma, gemma2, gemma3: embeddings scaled by sqrt(d), GELU-tanh, norms stored as 1+w by the
+ * converter.
  *  - gemma2: sliding window on even layers; gemma3: 5 local layers then 1 global.
  *  - phi3: a sliding window, when the file sets one, on every layer.
  *  - qwen3moe: qwen3 with routed experts; any family whose file has expert_count > 0
@@ -28,22 +30,27 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const es_arch arch_table[] = {
-    /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base     base_swa  27B */
-    {"llama",   ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
-    {"mistral", ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
-    {"qwen2",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
-    {"qwen3",   ES_ROPE_NEOX, ES_ACT_SILU,      false, false, false, true,  false, 0, 10000.0f, 0.0f, 0},
-    {"gemma",   ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, false, 0, 10000.0f, 0.0f, 0},
-    {"gemma2",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, false, true,  2, 10000.0f, 0.0f, 46},
-    {"gemma3",  ES_ROPE_NEOX, ES_ACT_GELU_TANH, true,  false, false, true,  true,  6, 1000000.0f, 10000.0f, 62},
-    {"phi3",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  true,  false, false, 1, 10000.0f, 0.0f, 0},
-    {"qwen3moe", ES_ROPE_NEOX, ES_ACT_SILU,     false, false, false, true,  false, 0, 10000.0f, 0.0f, 0},
-    {"minicpm3", ES_ROPE_NEOX, ES_ACT_SILU,     false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
-    {"minicpm", ES_ROPE_NORM, ES_ACT_SILU,      false, false, false, false, false, 0, 10000.0f, 0.0f, 0,
+    /* name      rope          act               embd   fqkv   fgu    qkn    post   swa  base
+       base_swa  27B */
+    {"llama", ES_ROPE_NORM, ES_ACT_SILU, false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"mistral", ES_ROPE_NORM, ES_ACT_SILU, false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"qwen2", ES_ROPE_NEOX, ES_ACT_SILU, false, false, false, false, false, 0, 10000.0f, 0.0f, 0},
+    {"qwen3", ES_ROPE_NEOX, ES_ACT_SILU, false, false, false, true, false, 0, 10000.0f, 0.0f, 0},
+    {"gemma", ES_ROPE_NEOX, ES_ACT_GELU_TANH, true, false, false, false, false, 0, 10000.0f, 0.0f,
+     0},
+    {"gemma2", ES_ROPE_NEOX, ES_ACT_GELU_TANH, true, false, false, false, true, 2, 10000.0f, 0.0f,
+     46},
+    {"gemma3", ES_ROPE_NEOX, ES_ACT_GELU_TANH, true, false, false, true, true, 6, 1000000.0f,
+     10000.0f, 62},
+    {"phi3", ES_ROPE_NEOX, ES_ACT_SILU, false, true, true, false, false, 1, 10000.0f, 0.0f, 0},
+    {"qwen3moe", ES_ROPE_NEOX, ES_ACT_SILU, false, false, false, true, false, 0, 10000.0f, 0.0f, 0},
+    {"minicpm3", ES_ROPE_NEOX, ES_ACT_SILU, false, false, false, false, false, 0, 10000.0f, 0.0f,
+     0},
+    {"minicpm", ES_ROPE_NORM, ES_ACT_SILU, false, false, false, false, false, 0, 10000.0f, 0.0f, 0,
      .minicpm_scales = true},
-    {"baichuan", ES_ROPE_NORM, ES_ACT_SILU,     false, false, false, false, false, 0, 10000.0f, 0.0f, 0,
+    {"baichuan", ES_ROPE_NORM, ES_ACT_SILU, false, false, false, false, false, 0, 10000.0f, 0.0f, 0,
      .rope_n_layer = 32, .alibi_n_layer = 40, .alibi_max_bias = 8.0f},
-    {"qwen",    ES_ROPE_NEOX, ES_ACT_SILU,      false, true,  false, false, false, 0, 10000.0f, 0.0f, 0,
+    {"qwen", ES_ROPE_NEOX, ES_ACT_SILU, false, true, false, false, false, 0, 10000.0f, 0.0f, 0,
      .ff_len_doubled = true},
 };
 #pragma GCC diagnostic pop
@@ -120,7 +127,8 @@ bool es_arch_is_encoder(const es_arch *arch) {
 }
 
 const char *es_arch_list(void) {
-    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, minicpm, baichuan, qwen, qwen3moe, minicpm3"
+    return "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, minicpm, baichuan, qwen, "
+           "qwen3moe, minicpm3"
            ", bert (encoder classifiers)";
 }
 

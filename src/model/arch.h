@@ -29,10 +29,10 @@ typedef enum es_ffn_act {
 typedef enum es_tensor_role {
     ES_T_TOKEN_EMBD = 0, /* token_embd.weight        [n_vocab][n_embd] */
     ES_T_OUTPUT_NORM,    /* output_norm.weight       [n_embd] */
-    ES_T_OUTPUT,         /* output.weight            [n_vocab][n_embd] (absent: tied to token_embd) */
-    ES_T_ROPE_FREQS,     /* rope_freqs.weight        [n_rot/2] frequency divisors (Llama 3.1) */
-    ES_T_ROPE_SHORT,     /* rope_factors_short.weight [n_rot/2] (Phi-3 LongRoPE, n_ctx <= original) */
-    ES_T_ROPE_LONG,      /* rope_factors_long.weight  [n_rot/2] (Phi-3 LongRoPE, n_ctx > original) */
+    ES_T_OUTPUT,     /* output.weight            [n_vocab][n_embd] (absent: tied to token_embd) */
+    ES_T_ROPE_FREQS, /* rope_freqs.weight        [n_rot/2] frequency divisors (Llama 3.1) */
+    ES_T_ROPE_SHORT, /* rope_factors_short.weight [n_rot/2] (Phi-3 LongRoPE, n_ctx <= original) */
+    ES_T_ROPE_LONG,  /* rope_factors_long.weight  [n_rot/2] (Phi-3 LongRoPE, n_ctx > original) */
     /* per layer ("blk.%d.") */
     ES_T_ATTN_NORM,      /* attn_norm.weight         [n_embd] */
     ES_T_ATTN_Q,         /* attn_q.weight            [n_head*head_dim][n_embd] */
@@ -50,21 +50,23 @@ typedef enum es_tensor_role {
     ES_T_ATTN_POST_NORM, /* post_attention_norm.weight [n_embd] */
     ES_T_FFN_NORM,       /* ffn_norm.weight          [n_embd] */
     ES_T_FFN_GATE,       /* ffn_gate.weight          [n_ff][n_embd] */
-    ES_T_FFN_UP,         /* ffn_up.weight            [n_ff][n_embd] (fused: [2*n_ff][n_embd], gate first) */
-    ES_T_FFN_DOWN,       /* ffn_down.weight          [n_embd][n_ff] */
-    ES_T_FFN_POST_NORM,  /* post_ffw_norm.weight     [n_embd] */
+    ES_T_FFN_UP, /* ffn_up.weight            [n_ff][n_embd] (fused: [2*n_ff][n_embd], gate first) */
+    ES_T_FFN_DOWN,      /* ffn_down.weight          [n_embd][n_ff] */
+    ES_T_FFN_POST_NORM, /* post_ffw_norm.weight     [n_embd] */
     /* mixture of experts (Qwen3-MoE, Mixtral): a router and n_expert FFNs in 3-D tensors */
-    ES_T_FFN_GATE_INP,   /* ffn_gate_inp.weight      [n_expert][n_embd] router */
-    ES_T_FFN_GATE_EXPS,  /* ffn_gate_exps.weight     [n_expert][n_ff_exp][n_embd] */
-    ES_T_FFN_UP_EXPS,    /* ffn_up_exps.weight       [n_expert][n_ff_exp][n_embd] */
-    ES_T_FFN_DOWN_EXPS,  /* ffn_down_exps.weight     [n_expert][n_embd][n_ff_exp] */
+    ES_T_FFN_GATE_INP,  /* ffn_gate_inp.weight      [n_expert][n_embd] router */
+    ES_T_FFN_GATE_EXPS, /* ffn_gate_exps.weight     [n_expert][n_ff_exp][n_embd] */
+    ES_T_FFN_UP_EXPS,   /* ffn_up_exps.weight       [n_expert][n_ff_exp][n_embd] */
+    ES_T_FFN_DOWN_EXPS, /* ffn_down_exps.weight     [n_expert][n_embd][n_ff_exp] */
     /* multi-head latent attention (MiniCPM3) */
     ES_T_ATTN_Q_A,       /* attn_q_a.weight          [q_lora_rank][n_embd] */
     ES_T_ATTN_Q_A_NORM,  /* attn_q_a_norm.weight     [q_lora_rank] */
     ES_T_ATTN_Q_B,       /* attn_q_b.weight          [n_head*head_dim][q_lora_rank] */
-    ES_T_ATTN_KV_A_MQA,  /* attn_kv_a_mqa.weight     [kv_lora_rank + n_rot][n_embd] latent | shared RoPE key */
+    ES_T_ATTN_KV_A_MQA,  /* attn_kv_a_mqa.weight     [kv_lora_rank + n_rot][n_embd] latent | shared
+                            RoPE key */
     ES_T_ATTN_KV_A_NORM, /* attn_kv_a_norm.weight    [kv_lora_rank] */
-    ES_T_ATTN_KV_B,      /* attn_kv_b.weight         [n_head*(head_dim - n_rot + head_dim_v)][kv_lora_rank] */
+    ES_T_ATTN_KV_B,      /* attn_kv_b.weight         [n_head*(head_dim - n_rot +
+                            head_dim_v)][kv_lora_rank] */
     ES_T_ROLE_COUNT
 } es_tensor_role;
 
@@ -73,29 +75,31 @@ typedef enum es_tensor_role {
 
 /* One architecture family. */
 typedef struct es_arch {
-    const char *name;        /* general.architecture value ("llama", "qwen2", ...) */
-    es_rope_style rope;      /* how RoPE pairs dimensions */
-    es_ffn_act act;          /* gated MLP activation */
-    bool embd_scale;         /* embeddings multiplied by sqrt(n_embd) (Gemma) */
-    bool fused_qkv;          /* one attn_qkv matrix instead of attn_q/k/v (Phi-3) */
-    bool fused_gate_up;      /* ffn_up holds gate (first half) and up (second half) (Phi-3) */
-    bool qk_norm;            /* per-head RMSNorm of Q and K before RoPE (Qwen3, Gemma 3) */
-    bool post_norms;         /* RMSNorm of attention and MLP outputs before the residual add */
-    int swa_pattern;         /* which layers use the sliding window (when the file sets one):
-                                0: none; 1: all; n > 1: all but those with il % n == n-1
-                                (Gemma 2: 2 = even layers, Gemma 3: 6 = 5 local then 1 global) */
-    float rope_base_default; /* when the file has no rope.freq_base */
-    float rope_base_swa_default; /* sliding-window layers' base when the file has none (0: global base) */
-    int big_variant_layers;  /* layer count of the variant whose query scale is 1/sqrt(n_embd/n_head)
-                                instead of 1/sqrt(head_dim) (Gemma 2 27B: 46, Gemma 3 27B: 62), 0 = none */
-    bool minicpm_scales;     /* embeddings × <arch>.embedding_scale, each residual branch ×
-                                <arch>.residual_scale, logits ÷ <arch>.logit_scale; without the keys
-                                llama.cpp's fallbacks 12, 1.4/sqrt(n_layer), 256/n_embd (MiniCPM) */
-    bool ff_len_doubled;     /* feed_forward_length is twice the FFN width (Qwen v1) */
-    int rope_n_layer;        /* > 0: RoPE only in files with this many layers, other counts have no
-                                position encoding (Baichuan 7B: 32; llama.cpp's rule) */
-    int alibi_n_layer;       /* > 0: files with this many layers use ALiBi instead (Baichuan 13B: 40) */
-    float alibi_max_bias;    /* the ALiBi max bias of those files (Baichuan 13B: 8) */
+    const char *name;            /* general.architecture value ("llama", "qwen2", ...) */
+    es_rope_style rope;          /* how RoPE pairs dimensions */
+    es_ffn_act act;              /* gated MLP activation */
+    bool embd_scale;             /* embeddings multiplied by sqrt(n_embd) (Gemma) */
+    bool fused_qkv;              /* one attn_qkv matrix instead of attn_q/k/v (Phi-3) */
+    bool fused_gate_up;          /* ffn_up holds gate (first half) and up (second half) (Phi-3) */
+    bool qk_norm;                /* per-head RMSNorm of Q and K before RoPE (Qwen3, Gemma 3) */
+    bool post_norms;             /* RMSNorm of attention and MLP outputs before the residual add */
+    int swa_pattern;             /* which layers use the sliding window (when the file sets one):
+                                    0: none; 1: all; n > 1: all but those with il % n == n-1
+                                    (Gemma 2: 2 = even layers, Gemma 3: 6 = 5 local then 1 global) */
+    float rope_base_default;     /* when the file has no rope.freq_base */
+    float rope_base_swa_default; /* sliding-window layers' base when the file has none (0: global
+                                    base) */
+    int big_variant_layers; /* layer count of the variant whose query scale is 1/sqrt(n_embd/n_head)
+                               instead of 1/sqrt(head_dim) (Gemma 2 27B: 46, Gemma 3 27B: 62), 0 =
+                               none */
+    bool minicpm_scales;    /* embeddings × <arch>.embedding_scale, each residual branch ×
+                               <arch>.residual_scale, logits ÷ <arch>.logit_scale; without the keys
+                               llama.cpp's fallbacks 12, 1.4/sqrt(n_layer), 256/n_embd (MiniCPM) */
+    bool ff_len_doubled;    /* feed_forward_length is twice the FFN width (Qwen v1) */
+    int rope_n_layer;       /* > 0: RoPE only in files with this many layers, other counts have no
+                               position encoding (Baichuan 7B: 32; llama.cpp's rule) */
+    int alibi_n_layer; /* > 0: files with this many layers use ALiBi instead (Baichuan 13B: 40) */
+    float alibi_max_bias; /* the ALiBi max bias of those files (Baichuan 13B: 8) */
 } es_arch;
 
 /* Scales a family applies that llama.cpp hard-codes for it instead of reading keys

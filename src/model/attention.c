@@ -40,7 +40,8 @@ typedef struct {
  * the same softmax as Press et al.'s slope · j). */
 static float alibi_slope(const es_config *c, int h) {
     int n2 = 1;
-    while (n2 * 2 <= c->n_head) n2 *= 2;
+    while (n2 * 2 <= c->n_head)
+        n2 *= 2;
     const float m0 = powf(2.0f, -c->alibi_max_bias / (float)n2);
     const float m1 = powf(2.0f, -(c->alibi_max_bias / 2.0f) / (float)n2);
     return h < n2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n2) + 1));
@@ -63,11 +64,13 @@ static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc1
     const int kvh = h0 / (c->n_head / c->n_head_kv);
     const int lo = a->swa ? ES_MAX(0, p - c->n_swa + 1) : 0;
     const int n_keys = p - lo + 1;
-    const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx + (size_t)lo;
+    const size_t cell =
+        ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx + (size_t)lo;
     const uint16_t *K = (const uint16_t *)ctx->k_cache + cell * (size_t)c->n_k + (size_t)kvh * hd;
     const uint16_t *V = (const uint16_t *)ctx->v_cache + cell * (size_t)c->n_v + (size_t)kvh * hdv;
-    const float *q = ctx->rs.qh + (size_t)t * c->n_q + (size_t)h0 * hd;    /* head i at q + i*hd */
-    float *out = ctx->rs.att + ((size_t)t * c->n_head + (size_t)h0) * hdv;  /* head i at out + i*hdv */
+    const float *q = ctx->rs.qh + (size_t)t * c->n_q + (size_t)h0 * hd; /* head i at q + i*hd */
+    float *out =
+        ctx->rs.att + ((size_t)t * c->n_head + (size_t)h0) * hdv; /* head i at out + i*hdv */
 
     float M[ES_MAX_GROUP], S[ES_MAX_GROUP], slope[ES_MAX_GROUP];
     const bool alibi = c->alibi_max_bias > 0.0f;
@@ -115,9 +118,9 @@ static void attend_f16(const attn_args *a, int t, int h0, int nh, uint16_t *acc1
  * Every (token, head) result depends only on its position and the cache, never on the
  * other rows of the block nor on the batch: steps start at multiples of ES_ATT_KEYS,
  * S is computed over whole 16-column groups, the last partial one from a zero-padded
- * copy of its keys (so each column takes the kernels' vector path), masked probabilities are exact zeros, and the sums run in key order. So a
- * prompt decoded in one batch, in pieces or token by token gets the same attention
- * bits (single tokens are blocks of one). */
+ * copy of its keys (so each column takes the kernels' vector path), masked probabilities are exact
+ * zeros, and the sums run in key order. So a prompt decoded in one batch, in pieces or token by
+ * token gets the same attention bits (single tokens are blocks of one). */
 
 /* Query rows per block (tokens x heads of one KV group), keys per step (a multiple of
  * ES_ATT_COLS), and the column granularity of S (>= the widest gemm vector). */
@@ -132,7 +135,8 @@ static int attn_block_tokens(const es_config *c) {
 
 size_t es_attn_block_floats(const es_config *c) {
     const size_t rows = (size_t)attn_block_tokens(c) * (size_t)(c->n_head / c->n_head_kv);
-    /* q [rows][hd], S [rows][KEYS], o [rows][hdv], m [rows], kpad [COLS][hd], l [rows] doubles (+ alignment) */
+    /* q [rows][hd], S [rows][KEYS], o [rows][hdv], m [rows], kpad [COLS][hd], l [rows] doubles (+
+     * alignment) */
     return rows * ((size_t)c->head_dim + ES_ATT_KEYS + (size_t)c->head_dim_v + 1 + 2) +
            (size_t)ES_ATT_COLS * (size_t)c->head_dim + 16;
 }
@@ -146,11 +150,14 @@ void es_attn_plan(es_context *ctx, int n) {
     rs->n_att_blk = 0;
     rs->n_att_blocked = 0;
     if (ctx->params.kv_type != ES_KV_F32) {
-        for (int i = 0; i < n; i++) rs->att_tok[i] = i;
+        for (int i = 0; i < n; i++)
+            rs->att_tok[i] = i;
         return;
     }
-    for (int s = 0; s < n_seq; s++) rs->att_cnt[s] = 0;
-    for (int i = 0; i < n; i++) rs->att_cnt[rs->seq[i]]++;
+    for (int s = 0; s < n_seq; s++)
+        rs->att_cnt[s] = 0;
+    for (int i = 0; i < n; i++)
+        rs->att_cnt[rs->seq[i]]++;
     /* att_cnt becomes the next free slot of the sequence in att_tok */
     int start = 0;
     for (int s = 0; s < n_seq; s++) {
@@ -163,7 +170,8 @@ void es_attn_plan(es_context *ctx, int n) {
         rs->att_cnt[s] = start;
         start += cnt;
     }
-    for (int i = 0; i < n; i++) rs->att_tok[rs->att_cnt[rs->seq[i]]++] = i;
+    for (int i = 0; i < n; i++)
+        rs->att_tok[rs->att_cnt[rs->seq[i]]++] = i;
     rs->n_att_blocked = n;
 }
 
@@ -181,22 +189,26 @@ static void attend_block(const attn_args *a, int blk, int g, float *buf) {
     const int s = rs->seq[tok[0]], p0 = rs->pos[tok[0]], p1 = p0 + nq - 1;
     const int lo = a->swa ? ES_MAX(0, p0 - c->n_swa + 1) : 0;
     const size_t cell = ((size_t)a->layer * ctx->params.n_seq_max + (size_t)s) * (size_t)n_ctx;
-    const float *K = (const float *)ctx->k_cache + cell * (size_t)c->n_k + (size_t)g * hd;  /* key j at K + j*n_k */
-    const float *V = (const float *)ctx->v_cache + cell * (size_t)c->n_v + (size_t)g * hdv; /* value j at V + j*n_v */
+    const float *K = (const float *)ctx->k_cache + cell * (size_t)c->n_k +
+                     (size_t)g * hd; /* key j at K + j*n_k */
+    const float *V = (const float *)ctx->v_cache + cell * (size_t)c->n_v +
+                     (size_t)g * hdv; /* value j at V + j*n_v */
 
     const size_t rows = (size_t)attn_block_tokens(c) * (size_t)n_rep;
-    float *q = buf;                           /* [M][hd] */
-    float *S = q + rows * hd;                 /* [M][ES_ATT_KEYS] */
-    float *o = S + rows * ES_ATT_KEYS;        /* [M][hdv] */
-    float *m = o + rows * hdv;                /* [M] running max of the scores */
-    float *kpad = m + rows;                   /* [ES_ATT_COLS][hd] the last keys of a step */
-    double *l = (double *)(((uintptr_t)(kpad + ES_ATT_COLS * hd) + 7) & ~(uintptr_t)7); /* [M] running sum */
+    float *q = buf;                    /* [M][hd] */
+    float *S = q + rows * hd;          /* [M][ES_ATT_KEYS] */
+    float *o = S + rows * ES_ATT_KEYS; /* [M][hdv] */
+    float *m = o + rows * hdv;         /* [M] running max of the scores */
+    float *kpad = m + rows;            /* [ES_ATT_COLS][hd] the last keys of a step */
+    double *l = (double *)(((uintptr_t)(kpad + ES_ATT_COLS * hd) + 7) &
+                           ~(uintptr_t)7); /* [M] running sum */
 
     /* q pre-multiplied by the scale (exact for power-of-two scales such as 1/8) */
     for (int tq = 0; tq < nq; tq++) {
         const float *src = rs->q + (size_t)tok[tq] * c->n_q + (size_t)h0 * hd;
         float *dst = q + (size_t)tq * n_rep * hd;
-        for (int e = 0; e < n_rep * hd; e++) dst[e] = src[e] * c->attn_scale;
+        for (int e = 0; e < n_rep * hd; e++)
+            dst[e] = src[e] * c->attn_scale;
     }
     memset(o, 0, (size_t)M * hdv * sizeof(float));
     for (int r = 0; r < M; r++) {
@@ -210,7 +222,8 @@ static void attend_block(const attn_args *a, int blk, int g, float *buf) {
         es_gemm_nt(M, nk_full, hd, q, hd, K + (size_t)k0 * c->n_k, c->n_k, S, ES_ATT_KEYS, false);
         if (rem > 0) {
             for (int j = 0; j < rem; j++)
-                memcpy(kpad + (size_t)j * hd, K + (size_t)(k0 + nk_full + j) * c->n_k, (size_t)hd * sizeof(float));
+                memcpy(kpad + (size_t)j * hd, K + (size_t)(k0 + nk_full + j) * c->n_k,
+                       (size_t)hd * sizeof(float));
             memset(kpad + (size_t)rem * hd, 0, (size_t)(ES_ATT_COLS - rem) * hd * sizeof(float));
             es_gemm_nt(M, ES_ATT_COLS, hd, q, hd, kpad, hd, S + nk_full, ES_ATT_KEYS, false);
         }
@@ -225,10 +238,12 @@ static void attend_block(const attn_args *a, int blk, int g, float *buf) {
                 continue;
             }
             if (c->attn_softcap > 0.0f)
-                for (int j = j0; j < j1; j++) sr[j] = es_softcap(sr[j], c->attn_softcap);
+                for (int j = j0; j < j1; j++)
+                    sr[j] = es_softcap(sr[j], c->attn_softcap);
             if (c->alibi_max_bias > 0.0f) {
                 const float slope = alibi_slope(c, h0 + r % n_rep);
-                for (int j = j0; j < j1; j++) sr[j] += slope * (float)(k0 + j - p);
+                for (int j = j0; j < j1; j++)
+                    sr[j] += slope * (float)(k0 + j - p);
             }
             const float bmx = vo->max(sr + j0, j1 - j0);
             if (bmx > m[r]) {
@@ -248,7 +263,8 @@ static void attend_block(const attn_args *a, int blk, int g, float *buf) {
         float *out = rs->att + ((size_t)tok[tq] * c->n_head + (size_t)(h0 + i)) * hdv;
         const float inv = (float)(1.0 / l[r]);
         const float *orow = o + (size_t)r * hdv;
-        for (int e = 0; e < hdv; e++) out[e] = orow[e] * inv;
+        for (int e = 0; e < hdv; e++)
+            out[e] = orow[e] * inv;
     }
 }
 
@@ -284,7 +300,8 @@ void es_kv_store(es_context *ctx, int layer, int n_tok) {
     const bool f16 = ctx->params.kv_type == ES_KV_F16;
     for (int t = 0; t < n_tok; t++) {
         const size_t cell = (((size_t)layer * ctx->params.n_seq_max + (size_t)ctx->rs.seq[t]) *
-                                 (size_t)ctx->params.n_ctx + (size_t)ctx->rs.pos[t]);
+                                 (size_t)ctx->params.n_ctx +
+                             (size_t)ctx->rs.pos[t]);
         const float *k = ctx->rs.k + (size_t)t * c->n_k, *v = ctx->rs.v + (size_t)t * c->n_v;
         if (f16) {
             vo->to_f16(k, (uint16_t *)ctx->k_cache + cell * c->n_k, c->n_k);
@@ -306,8 +323,10 @@ void es_attention(es_context *ctx, int layer, int n_tok, bool swa) {
     /* whole KV groups per task when there are enough of them for the threads */
     const int n_rep = c->n_head / c->n_head_kv, nth = es_threadpool_size(ctx->tp);
     const int n_single = n_tok - rs->n_att_blocked;
-    const int per = (n_rep <= ES_MAX_GROUP && n_single * c->n_head_kv >= 2 * nth) ? n_rep : 1; /* f16 */
+    const int per =
+        (n_rep <= ES_MAX_GROUP && n_single * c->n_head_kv >= 2 * nth) ? n_rep : 1; /* f16 */
     attn_args aa = {ctx, layer, n_tok, swa, per};
-    const int64_t n_tasks = (int64_t)rs->n_att_blk * c->n_head_kv + (int64_t)n_single * c->n_head / per;
+    const int64_t n_tasks =
+        (int64_t)rs->n_att_blk * c->n_head_kv + (int64_t)n_single * c->n_head / per;
     es_threadpool_run(n_tasks > 1 ? ctx->tp : NULL, attention_task, &aa);
 }

@@ -15,7 +15,9 @@
 #include <stdbool.h>
 
 /* Soft-cap: tanh(x / cap) * cap (attention scores here, output logits in forward.c). */
-static inline float es_softcap(float x, float cap) { return tanhf(x / cap) * cap; }
+static inline float es_softcap(float x, float cap) {
+    return tanhf(x / cap) * cap;
+}
 
 /* Orders the batch's n_tok tokens for attention: fills rs.att_tok, att_blk, att_cnt,
  * n_att_blk, n_att_blocked from rs.seq (es_batch_prepare has filled it). */

@@ -26,10 +26,15 @@ const char *es_numerics_name(es_numerics n) {
 }
 
 es_status es_numerics_parse(const char *name, es_numerics *out) {
-    if (!name || !out) return es_error(ES_ERR_INVALID_ARG, "context: numerics name and out must not be NULL");
-    if (!strcmp(name, "fast")) *out = ES_NUMERICS_FAST;
-    else if (!strcmp(name, "llamacpp")) *out = ES_NUMERICS_LLAMACPP;
-    else return es_error(ES_ERR_INVALID_ARG, "context: unknown numerics '%s' (expected fast or llamacpp)", name);
+    if (!name || !out)
+        return es_error(ES_ERR_INVALID_ARG, "context: numerics name and out must not be NULL");
+    if (!strcmp(name, "fast"))
+        *out = ES_NUMERICS_FAST;
+    else if (!strcmp(name, "llamacpp"))
+        *out = ES_NUMERICS_LLAMACPP;
+    else
+        return es_error(ES_ERR_INVALID_ARG,
+                        "context: unknown numerics '%s' (expected fast or llamacpp)", name);
     return ES_OK;
 }
 
@@ -38,18 +43,25 @@ const char *es_kv_type_name(es_kv_type t) {
 }
 
 es_status es_kv_type_parse(const char *name, es_kv_type *out) {
-    if (!name || !out) return es_error(ES_ERR_INVALID_ARG, "context: kv type name and out must not be NULL");
-    if (!strcmp(name, "f32")) *out = ES_KV_F32;
-    else if (!strcmp(name, "f16")) *out = ES_KV_F16;
-    else return es_error(ES_ERR_INVALID_ARG, "context: unknown KV cache type '%s' (expected f32 or f16)", name);
+    if (!name || !out)
+        return es_error(ES_ERR_INVALID_ARG, "context: kv type name and out must not be NULL");
+    if (!strcmp(name, "f32"))
+        *out = ES_KV_F32;
+    else if (!strcmp(name, "f16"))
+        *out = ES_KV_F16;
+    else
+        return es_error(ES_ERR_INVALID_ARG,
+                        "context: unknown KV cache type '%s' (expected f32 or f16)", name);
     return ES_OK;
 }
 
 /* a*b*c*d elements of `size` bytes, overflow-checked, as an aligned zeroed buffer. */
 static void *alloc_elems(size_t a, size_t b, size_t c, size_t d, size_t size) {
     size_t n;
-    if (!es_mul_size(a, b, &n) || !es_mul_size(n, c, &n) || !es_mul_size(n, d, &n) || !es_mul_size(n, size, &n)) {
-        es_error(ES_ERR_NOMEM, "context: buffer of %zu x %zu x %zu x %zu x %zu bytes overflows", a, b, c, d, size);
+    if (!es_mul_size(a, b, &n) || !es_mul_size(n, c, &n) || !es_mul_size(n, d, &n) ||
+        !es_mul_size(n, size, &n)) {
+        es_error(ES_ERR_NOMEM, "context: buffer of %zu x %zu x %zu x %zu x %zu bytes overflows", a,
+                 b, c, d, size);
         return NULL;
     }
     return es_alloc_aligned(n);
@@ -120,13 +132,13 @@ static es_status alloc_run_state(es_context *ctx) {
     rs->hb = alloc_floats(B, (size_t)c->n_ff, 1, 1);
     rs->rope_cs = alloc_floats(B, nr, 2, 1);
     rs->rope_cs_swa = alloc_floats(B, nr, 2, 1);
-    bool ok = rs->x && rs->xb && rs->q && rs->k && rs->v && rs->att && rs->out && rs->gate && rs->hb &&
-              rs->rope_cs && rs->rope_cs_swa;
+    bool ok = rs->x && rs->xb && rs->q && rs->k && rs->v && rs->att && rs->out && rs->gate &&
+              rs->hb && rs->rope_cs && rs->rope_cs_swa;
     if (ok && p->kv_type == ES_KV_F16) {
         rs->qh = alloc_floats(B, (size_t)c->n_q, 1, 1);
         rs->q16 = alloc_elems((size_t)c->n_q, 1, 1, 1, sizeof(uint16_t));
-        rs->acc16 = alloc_elems((size_t)p->n_threads, (size_t)(c->n_head / c->n_head_kv), (size_t)c->head_dim_v,
-                                1, sizeof(uint16_t));
+        rs->acc16 = alloc_elems((size_t)p->n_threads, (size_t)(c->n_head / c->n_head_kv),
+                                (size_t)c->head_dim_v, 1, sizeof(uint16_t));
         ok = rs->qh && rs->q16 && rs->acc16;
     }
     if (ok && c->arch->fused_qkv) {
@@ -135,7 +147,8 @@ static es_status alloc_run_state(es_context *ctx) {
     }
     if (ok) {
         size_t ws = es_model_matmul_wsize(ctx->model, (int64_t)B);
-        if (ws == SIZE_MAX) return es_error(ES_ERR_NOMEM, "context: matmul scratch for %zu tokens overflows", B);
+        if (ws == SIZE_MAX)
+            return es_error(ES_ERR_NOMEM, "context: matmul scratch for %zu tokens overflows", B);
         rs->wsp = es_alloc_aligned(ws ? ws : 64);
         ok = rs->wsp != NULL;
     }
@@ -147,7 +160,8 @@ static es_status alloc_run_state(es_context *ctx) {
         rs->att_tok = es_calloc(B, sizeof *rs->att_tok);
         rs->att_blk = es_calloc(B, 2 * sizeof *rs->att_blk);
         rs->att_cnt = es_calloc((size_t)p->n_seq_max, sizeof *rs->att_cnt);
-        ok = rs->pos && rs->seq && rs->out_rows && rs->first_pos && rs->att_tok && rs->att_blk && rs->att_cnt;
+        ok = rs->pos && rs->seq && rs->out_rows && rs->first_pos && rs->att_tok && rs->att_blk &&
+             rs->att_cnt;
     }
     if (ok && c->n_expert > 0) {
         const size_t E = (size_t)c->n_expert, K = (size_t)c->n_expert_used;
@@ -162,8 +176,8 @@ static es_status alloc_run_state(es_context *ctx) {
         rs->moe_gate = alloc_floats(B, (size_t)c->n_ff_exp, 1, 1);
         rs->moe_up = alloc_floats(B, (size_t)c->n_ff_exp, 1, 1);
         rs->moe_y = alloc_floats(B, (size_t)c->n_embd, 1, 1);
-        ok = rs->moe_probs && rs->moe_sel && rs->moe_w && rs->moe_off && rs->moe_next && rs->moe_tok && rs->moe_wt &&
-             rs->moe_x && rs->moe_gate && rs->moe_up && rs->moe_y;
+        ok = rs->moe_probs && rs->moe_sel && rs->moe_w && rs->moe_off && rs->moe_next &&
+             rs->moe_tok && rs->moe_wt && rs->moe_x && rs->moe_gate && rs->moe_up && rs->moe_y;
     }
     if (ok && c->kv_lora_rank > 0) {
         const size_t n_kv = (size_t)c->n_head * (size_t)(c->head_dim - c->n_rot + c->head_dim_v);
@@ -182,26 +196,37 @@ static es_status alloc_run_state(es_context *ctx) {
 }
 
 es_status es_context_create(es_model *model, const es_context_params *params, es_context **out) {
-    if (!model || !out) return es_error(ES_ERR_INVALID_ARG, "context: model and out must not be NULL");
+    if (!model || !out)
+        return es_error(ES_ERR_INVALID_ARG, "context: model and out must not be NULL");
     if (es_arch_is_encoder(model->cfg.arch))
-        return es_error(ES_ERR_UNSUPPORTED, "context: '%s' is an encoder, which has no decoder context "
-                        "(use es_classifier)", model->arch_name);
+        return es_error(ES_ERR_UNSUPPORTED,
+                        "context: '%s' is an encoder, which has no decoder context "
+                        "(use es_classifier)",
+                        model->arch_name);
     es_context_params p = params ? *params : es_context_default_params();
     const es_config *c = &model->cfg;
     if (p.n_ctx == 0) p.n_ctx = ES_MIN(c->n_ctx_train, ES_CTX_DEFAULT_MAX);
-    if (p.n_ctx < 1) return es_error(ES_ERR_INVALID_ARG, "context: n_ctx %d must be >= 1 (or 0: the default)", p.n_ctx);
+    if (p.n_ctx < 1)
+        return es_error(ES_ERR_INVALID_ARG, "context: n_ctx %d must be >= 1 (or 0: the default)",
+                        p.n_ctx);
     if (p.n_seq_max < 1 || p.n_seq_max > 4096)
-        return es_error(ES_ERR_INVALID_ARG, "context: n_seq_max %d must be in [1, 4096]", p.n_seq_max);
+        return es_error(ES_ERR_INVALID_ARG, "context: n_seq_max %d must be in [1, 4096]",
+                        p.n_seq_max);
     if (p.n_batch < 1 || p.n_batch > (1 << 20))
-        return es_error(ES_ERR_INVALID_ARG, "context: n_batch %d must be in [1, 1048576]", p.n_batch);
+        return es_error(ES_ERR_INVALID_ARG, "context: n_batch %d must be in [1, 1048576]",
+                        p.n_batch);
     if (p.n_threads < 1 || p.n_threads > 512)
-        return es_error(ES_ERR_INVALID_ARG, "context: n_threads %d must be in [1, 512]", p.n_threads);
+        return es_error(ES_ERR_INVALID_ARG, "context: n_threads %d must be in [1, 512]",
+                        p.n_threads);
     if (p.kv_type != ES_KV_F32 && p.kv_type != ES_KV_F16)
-        return es_error(ES_ERR_INVALID_ARG, "context: kv_type %d must be ES_KV_F32 (0) or ES_KV_F16 (1)",
+        return es_error(ES_ERR_INVALID_ARG,
+                        "context: kv_type %d must be ES_KV_F32 (0) or ES_KV_F16 (1)",
                         (int)p.kv_type);
     if (p.numerics != ES_NUMERICS_FAST && p.numerics != ES_NUMERICS_LLAMACPP)
-        return es_error(ES_ERR_INVALID_ARG,
-                        "context: numerics %d must be ES_NUMERICS_FAST (0) or ES_NUMERICS_LLAMACPP (1)", (int)p.numerics);
+        return es_error(
+            ES_ERR_INVALID_ARG,
+            "context: numerics %d must be ES_NUMERICS_FAST (0) or ES_NUMERICS_LLAMACPP (1)",
+            (int)p.numerics);
     /* n_ctx past n_ctx_train is honoured: RoPE extrapolates, quality degrades there */
 
     es_context *ctx = es_calloc(1, sizeof *ctx);
@@ -212,16 +237,20 @@ es_status es_context_create(es_model *model, const es_context_params *params, es
     ctx->tp = es_threadpool_create(p.n_threads);
     if (!ctx->tp) goto fail;
     const size_t esz = p.kv_type == ES_KV_F16 ? sizeof(uint16_t) : sizeof(float);
-    ctx->k_cache = alloc_elems((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_k, esz);
-    ctx->v_cache = alloc_elems((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_v, esz);
+    ctx->k_cache =
+        alloc_elems((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_k, esz);
+    ctx->v_cache =
+        alloc_elems((size_t)c->n_layer, (size_t)p.n_seq_max, (size_t)p.n_ctx, (size_t)c->n_v, esz);
     ctx->kv_len = es_calloc((size_t)p.n_seq_max, sizeof *ctx->kv_len);
     ctx->logits_row = es_calloc((size_t)p.n_batch, sizeof *ctx->logits_row);
     if (!ctx->k_cache || !ctx->v_cache || !ctx->kv_len || !ctx->logits_row) goto fail;
     if ((st = alloc_run_state(ctx)) != ES_OK) goto fail;
     /* LongRoPE: long factors when the context is longer than the original one */
     ctx->rope = &model->w.rope;
-    if (model->w.has_rope_long && c->n_ctx_orig > 0 && p.n_ctx > c->n_ctx_orig) ctx->rope = &model->w.rope_long;
-    for (int i = 0; i < p.n_batch; i++) ctx->logits_row[i] = -1;
+    if (model->w.has_rope_long && c->n_ctx_orig > 0 && p.n_ctx > c->n_ctx_orig)
+        ctx->rope = &model->w.rope_long;
+    for (int i = 0; i < p.n_batch; i++)
+        ctx->logits_row[i] = -1;
     *out = ctx;
     return ES_OK;
 fail:
@@ -246,9 +275,11 @@ void es_context_free(es_context *ctx) {
 es_status es_kv_clear(es_context *ctx, int seq) {
     if (!ctx) return es_error(ES_ERR_INVALID_ARG, "context: NULL context");
     if (seq >= ctx->params.n_seq_max)
-        return es_error(ES_ERR_INVALID_ARG, "context: sequence %d is outside [0, %d)", seq, ctx->params.n_seq_max);
+        return es_error(ES_ERR_INVALID_ARG, "context: sequence %d is outside [0, %d)", seq,
+                        ctx->params.n_seq_max);
     if (seq < 0) {
-        for (int s = 0; s < ctx->params.n_seq_max; s++) ctx->kv_len[s] = 0;
+        for (int s = 0; s < ctx->params.n_seq_max; s++)
+            ctx->kv_len[s] = 0;
     } else {
         ctx->kv_len[seq] = 0;
     }
@@ -291,6 +322,7 @@ es_status es_hook_parse(const char *name, es_hook_point *out) {
             *out = (es_hook_point)i;
             return ES_OK;
         }
-    return es_error(ES_ERR_INVALID_ARG, "hook: unknown hook point '%s' (expected attn_out, mlp_out or block_out)",
+    return es_error(ES_ERR_INVALID_ARG,
+                    "hook: unknown hook point '%s' (expected attn_out, mlp_out or block_out)",
                     name);
 }

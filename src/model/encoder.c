@@ -24,12 +24,14 @@ static int64_t tensor_rows(const es_model *m, const char *name) {
     return t->ne[1];
 }
 
-static es_status bind_table(es_model *m, const char *name, bool required, int64_t max_rows, es_matrix *out) {
+static es_status bind_table(es_model *m, const char *name, bool required, int64_t max_rows,
+                            es_matrix *out) {
     int64_t rows = tensor_rows(m, name);
     if (rows < 1 || rows > max_rows) {
         memset(out, 0, sizeof *out);
         if (!es_gguf_find_tensor(m->gguf, name) && !required) return ES_OK;
-        if (!es_gguf_find_tensor(m->gguf, name)) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
+        if (!es_gguf_find_tensor(m->gguf, name))
+            return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
         return es_error(ES_ERR_FORMAT, "model: tensor %s is not [%d, 1..%lld]", name, m->cfg.n_embd,
                         (long long)max_rows);
     }
@@ -40,15 +42,15 @@ static es_status bind_encoder_layer(es_model *m, int il, es_encoder_layer *L) {
     const int d = m->cfg.n_embd, f = m->cfg.n_ff;
     char name[96];
     es_status st;
-#define MAT(field, fmt, n_in, n_out)                                                        \
-    do {                                                                                    \
-        snprintf(name, sizeof name, "blk.%d." fmt ".weight", il);                          \
-        if ((st = es_model_bind_matrix(m, name, n_in, n_out, true, &L->field))) return st; \
+#define MAT(field, fmt, n_in, n_out)                                                               \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "blk.%d." fmt ".weight", il);                                  \
+        if ((st = es_model_bind_matrix(m, name, n_in, n_out, true, &L->field))) return st;         \
     } while (0)
-#define VEC(field, fmt, suffix, n, req)                                                     \
-    do {                                                                                    \
-        snprintf(name, sizeof name, "blk.%d." fmt "." suffix, il);                         \
-        if ((st = es_model_bind_vector(m, name, n, req, &L->field))) return st;            \
+#define VEC(field, fmt, suffix, n, req)                                                            \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "blk.%d." fmt "." suffix, il);                                 \
+        if ((st = es_model_bind_vector(m, name, n, req, &L->field))) return st;                    \
     } while (0)
     MAT(wq, "attn_q", d, d);
     VEC(bq, "attn_q", "bias", d, false);
@@ -80,7 +82,8 @@ static es_status read_labels(es_model *m, es_encoder_weights *w) {
     es_status st = es_gguf_get_arr(m->gguf, key, &et, &n);
     if (st != ES_OK && st != ES_ERR_NOT_FOUND) return es_error_prefix(st, "model");
     bool have = st == ES_OK;
-    if (have && et != ES_GGUF_STRING) return es_error(ES_ERR_FORMAT, "model: %s is not a string array", key);
+    if (have && et != ES_GGUF_STRING)
+        return es_error(ES_ERR_FORMAT, "model: %s is not a string array", key);
     if (have && n != (uint64_t)w->n_labels)
         return es_error(ES_ERR_FORMAT, "model: %s has %llu labels but cls.output has %d rows", key,
                         (unsigned long long)n, w->n_labels);
@@ -96,7 +99,9 @@ static es_status read_labels(es_model *m, es_encoder_weights *w) {
             s.ptr = buf;
             s.len = strlen(buf);
         }
-        if (s.len > 4096) return es_error(ES_ERR_FORMAT, "model: label %d of %s is longer than 4096 bytes", i, key);
+        if (s.len > 4096)
+            return es_error(ES_ERR_FORMAT, "model: label %d of %s is longer than 4096 bytes", i,
+                            key);
         w->labels[i] = malloc((size_t)s.len + 1);
         if (!w->labels[i]) return ES_ERR_NOMEM;
         memcpy(w->labels[i], s.ptr, (size_t)s.len);
@@ -108,9 +113,10 @@ static es_status read_labels(es_model *m, es_encoder_weights *w) {
 es_status es_encoder_bind(es_model *m) {
     es_config *c = &m->cfg;
     es_status st;
-    if (c->n_embd % c->n_head != 0 || c->n_q != c->n_embd || c->n_v != c->n_embd || c->n_k != c->n_embd)
-        return es_error(ES_ERR_FORMAT, "model: encoder width %d is not %d heads of %d", c->n_embd, c->n_head,
-                        c->head_dim);
+    if (c->n_embd % c->n_head != 0 || c->n_q != c->n_embd || c->n_v != c->n_embd ||
+        c->n_k != c->n_embd)
+        return es_error(ES_ERR_FORMAT, "model: encoder width %d is not %d heads of %d", c->n_embd,
+                        c->n_head, c->head_dim);
     es_encoder_weights *w = es_calloc(1, sizeof *w);
     if (!w) return ES_ERR_NOMEM;
     m->enc = w;
@@ -119,7 +125,8 @@ es_status es_encoder_bind(es_model *m) {
     float eps = 1e-12f;
     st = es_gguf_get_f32(m->gguf, key, &eps);
     if (st != ES_OK && st != ES_ERR_NOT_FOUND) return es_error_prefix(st, "model");
-    if (!(eps >= 0.0f) || !isfinite(eps)) return es_error(ES_ERR_FORMAT, "model: %s is not a finite eps >= 0", key);
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return es_error(ES_ERR_FORMAT, "model: %s is not a finite eps >= 0", key);
     w->ln_eps = eps;
     c->norm_eps = eps;
 
@@ -129,22 +136,30 @@ es_status es_encoder_bind(es_model *m) {
     w->n_pos = (int)w->pos_embd.n_out;
     if ((st = bind_table(m, "token_types.weight", false, 1 << 16, &w->type_embd))) return st;
     w->n_types = (int)w->type_embd.n_out;
-    if ((st = es_model_bind_vector(m, "token_embd_norm.weight", c->n_embd, true, &w->embd_ln_w))) return st;
-    if ((st = es_model_bind_vector(m, "token_embd_norm.bias", c->n_embd, false, &w->embd_ln_b))) return st;
+    if ((st = es_model_bind_vector(m, "token_embd_norm.weight", c->n_embd, true, &w->embd_ln_w)))
+        return st;
+    if ((st = es_model_bind_vector(m, "token_embd_norm.bias", c->n_embd, false, &w->embd_ln_b)))
+        return st;
     w->layers = es_calloc((size_t)c->n_layer, sizeof *w->layers);
     if (!w->layers) return ES_ERR_NOMEM;
     for (int il = 0; il < c->n_layer; il++)
         if ((st = bind_encoder_layer(m, il, &w->layers[il]))) return st;
 
     /* head: the pooler dense (cls) is optional, cls.output gives the labels */
-    if ((st = es_model_bind_matrix(m, "cls.weight", c->n_embd, c->n_embd, false, &w->cls))) return st;
-    if (w->cls.data && (st = es_model_bind_vector(m, "cls.bias", c->n_embd, false, &w->cls_b))) return st;
+    if ((st = es_model_bind_matrix(m, "cls.weight", c->n_embd, c->n_embd, false, &w->cls)))
+        return st;
+    if (w->cls.data && (st = es_model_bind_vector(m, "cls.bias", c->n_embd, false, &w->cls_b)))
+        return st;
     int64_t n_labels = tensor_rows(m, "cls.output.weight");
     if (es_gguf_find_tensor(m->gguf, "cls.output.weight") && (n_labels < 1 || n_labels > 65536))
-        return es_error(ES_ERR_FORMAT, "model: tensor cls.output.weight is not [%d, 1..65536]", c->n_embd);
+        return es_error(ES_ERR_FORMAT, "model: tensor cls.output.weight is not [%d, 1..65536]",
+                        c->n_embd);
     if (n_labels > 0) {
-        if ((st = es_model_bind_matrix(m, "cls.output.weight", c->n_embd, n_labels, true, &w->cls_out))) return st;
-        if ((st = es_model_bind_vector(m, "cls.output.bias", n_labels, false, &w->cls_out_b))) return st;
+        if ((st = es_model_bind_matrix(m, "cls.output.weight", c->n_embd, n_labels, true,
+                                       &w->cls_out)))
+            return st;
+        if ((st = es_model_bind_vector(m, "cls.output.bias", n_labels, false, &w->cls_out_b)))
+            return st;
         w->n_labels = (int)n_labels;
     }
     if ((st = read_labels(m, w))) return st;
@@ -154,7 +169,8 @@ es_status es_encoder_bind(es_model *m) {
 
 void es_encoder_weights_free(es_encoder_weights *w) {
     if (!w) return;
-    for (int i = 0; w->labels && i < w->n_labels; i++) free(w->labels[i]);
+    for (int i = 0; w->labels && i < w->n_labels; i++)
+        free(w->labels[i]);
     free(w->labels);
     free(w->layers);
     free(w);
@@ -184,10 +200,10 @@ static void table_row(const es_matrix *t, int64_t row, float *out) {
 
 /* out = LayerNorm(x (+ bias) (+ res)) · w + b, per row; the statistics in double. */
 typedef struct {
-    float *out;        /* [n_rows][n] (may equal x) */
-    float *x;          /* [n_rows][n], overwritten with the sum when bias/res are given */
-    const float *bias; /* [n] added first, or NULL */
-    const float *res;  /* [n_rows][n] added first, or NULL */
+    float *out;         /* [n_rows][n] (may equal x) */
+    float *x;           /* [n_rows][n], overwritten with the sum when bias/res are given */
+    const float *bias;  /* [n] added first, or NULL */
+    const float *res;   /* [n_rows][n] added first, or NULL */
     const float *w, *b; /* [n]; b may be NULL */
     int64_t n_rows;
     int n;
@@ -201,14 +217,18 @@ static void layernorm_task(void *p, int ith, int nth) {
     for (int64_t r = r0; r < r1; r++) {
         float *x = a->x + r * a->n, *out = a->out + r * a->n;
         if (a->bias)
-            for (int i = 0; i < a->n; i++) x[i] += a->bias[i];
+            for (int i = 0; i < a->n; i++)
+                x[i] += a->bias[i];
         if (a->res)
-            for (int i = 0; i < a->n; i++) x[i] += a->res[r * a->n + i];
+            for (int i = 0; i < a->n; i++)
+                x[i] += a->res[r * a->n + i];
         double sum = 0.0;
-        for (int i = 0; i < a->n; i++) sum += x[i];
+        for (int i = 0; i < a->n; i++)
+            sum += x[i];
         const double mean = sum / a->n;
         double var = 0.0;
-        for (int i = 0; i < a->n; i++) var += (x[i] - mean) * (x[i] - mean);
+        for (int i = 0; i < a->n; i++)
+            var += (x[i] - mean) * (x[i] - mean);
         const double inv = 1.0 / sqrt(var / a->n + (double)a->eps);
         for (int i = 0; i < a->n; i++) {
             const float y = (float)((x[i] - mean) * inv) * a->w[i];
@@ -241,7 +261,8 @@ static void gelu_task(void *p, int ith, int nth) {
 static void add_bias(float *y, const float *b, int64_t n_rows, int n) {
     if (!b) return;
     for (int64_t r = 0; r < n_rows; r++)
-        for (int i = 0; i < n; i++) y[r * n + i] += b[i];
+        for (int i = 0; i < n; i++)
+            y[r * n + i] += b[i];
 }
 
 /* Bidirectional attention within each sequence: out = softmax(scale·q·kᵀ)·v per head. */
@@ -277,7 +298,8 @@ static void attention_task(void *p, int ith, int nth) {
                 sum += row[t];
             }
             const float inv = (float)(1.0 / sum);
-            for (int t = 0; t < len; t++) row[t] *= inv;
+            for (int t = 0; t < len; t++)
+                row[t] *= inv;
         }
         es_gemm_nn(len, a->head_dim, len, S, len, a->v + base, a->d, a->out + base, a->d, false);
     }
@@ -309,21 +331,24 @@ static size_t mat_ws(const es_matrix *w, int64_t n_tok) {
 }
 
 /* Copies the packed rows x[N][d] to the padded dst[n_seq][T][d] (pad rows zero). */
-static void scatter(float *dst, const float *x, const int *row_of, int64_t N, int n_seq, int T, int d) {
+static void scatter(float *dst, const float *x, const int *row_of, int64_t N, int n_seq, int T,
+                    int d) {
     if (!dst) return;
     memset(dst, 0, (size_t)n_seq * T * d * sizeof *dst);
-    for (int64_t r = 0; r < N; r++) memcpy(dst + (size_t)row_of[r] * d, x + (size_t)r * d, (size_t)d * sizeof *x);
+    for (int64_t r = 0; r < N; r++)
+        memcpy(dst + (size_t)row_of[r] * d, x + (size_t)r * d, (size_t)d * sizeof *x);
 }
 
 es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_scratch *scratch,
-                             const int32_t *tokens, const int32_t *types, const int32_t *mask, int n_seq,
-                             int T, const es_encoder_out *out) {
+                             const int32_t *tokens, const int32_t *types, const int32_t *mask,
+                             int n_seq, int T, const es_encoder_out *out) {
     const es_encoder_weights *w = m ? m->enc : NULL;
     if (!w || !scratch || !tokens || !out)
-        return es_error(ES_ERR_INVALID_ARG, "encoder: model (an encoder), scratch, tokens and out are required");
+        return es_error(ES_ERR_INVALID_ARG,
+                        "encoder: model (an encoder), scratch, tokens and out are required");
     if (n_seq < 1 || T < 1 || (int64_t)n_seq * T > (1 << 24))
-        return es_error(ES_ERR_INVALID_ARG, "encoder: %d rows of %d tokens (need >= 1, at most 2^24 tokens)",
-                        n_seq, T);
+        return es_error(ES_ERR_INVALID_ARG,
+                        "encoder: %d rows of %d tokens (need >= 1, at most 2^24 tokens)", n_seq, T);
     const es_config *c = &m->cfg;
     const int d = c->n_embd, f = c->n_ff, nh = c->n_head, hd = c->head_dim;
 
@@ -336,21 +361,26 @@ es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_sc
             const size_t i = (size_t)s * T + t;
             const int32_t mk = mask ? mask[i] : 1;
             if (mk != 0 && mk != 1)
-                return es_error(ES_ERR_INVALID_ARG, "encoder: mask[%d][%d] = %d (must be 0 or 1)", s, t, mk);
+                return es_error(ES_ERR_INVALID_ARG, "encoder: mask[%d][%d] = %d (must be 0 or 1)",
+                                s, t, mk);
             if (!mk) continue;
             if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
-                return es_error(ES_ERR_INVALID_ARG, "encoder: token %d at [%d][%d] is outside the vocabulary of %d",
+                return es_error(ES_ERR_INVALID_ARG,
+                                "encoder: token %d at [%d][%d] is outside the vocabulary of %d",
                                 tokens[i], s, t, c->n_vocab);
             const int32_t ty = types ? types[i] : 0;
             if (ty < 0 || ty >= ES_MAX(w->n_types, 1))
-                return es_error(ES_ERR_INVALID_ARG, "encoder: token type %d at [%d][%d] (the model has %d)", ty, s,
-                                t, ES_MAX(w->n_types, 1));
+                return es_error(ES_ERR_INVALID_ARG,
+                                "encoder: token type %d at [%d][%d] (the model has %d)", ty, s, t,
+                                ES_MAX(w->n_types, 1));
             len++;
         }
         if (len < 1) return es_error(ES_ERR_INVALID_ARG, "encoder: row %d has no real token", s);
         if (len > w->n_pos)
-            return es_error(ES_ERR_RANGE, "encoder: row %d has %d tokens, more than the %d positions of the model", s,
-                            len, w->n_pos);
+            return es_error(
+                ES_ERR_RANGE,
+                "encoder: row %d has %d tokens, more than the %d positions of the model", s, len,
+                w->n_pos);
         N += len;
         max_len = ES_MAX(max_len, len);
     }
@@ -361,7 +391,8 @@ es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_sc
     for (int il = 0; il < c->n_layer; il++) {
         const es_encoder_layer *L = &w->layers[il];
         const es_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ws = ES_MAX(ws, mat_ws(all[i], N));
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            ws = ES_MAX(ws, mat_ws(all[i], N));
     }
     ws = ES_MAX(ws, ES_MAX(mat_ws(&w->cls, n_seq), mat_ws(&w->cls_out, n_seq)));
     const size_t fd = (size_t)N * d * sizeof(float);
@@ -373,14 +404,16 @@ es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_sc
                 scratch->size = 0;
                 scratch->mem = es_alloc_aligned(cv.used);
                 if (!scratch->mem)
-                    return es_error(ES_ERR_NOMEM, "encoder: out of memory for %zu bytes of scratch", cv.used);
+                    return es_error(ES_ERR_NOMEM, "encoder: out of memory for %zu bytes of scratch",
+                                    cv.used);
                 scratch->size = cv.used;
             }
             cv = (carver){.base = scratch->mem};
         }
         carve(&cv, fd * 6 + (size_t)N * f * sizeof(float));
         carve(&cv, (size_t)nth * max_len * max_len * sizeof(float));
-        carve(&cv, (size_t)n_seq * (2 * (size_t)d + ES_MAX(w->n_labels, 1)) * sizeof(float) + d * sizeof(float));
+        carve(&cv, (size_t)n_seq * (2 * (size_t)d + ES_MAX(w->n_labels, 1)) * sizeof(float) +
+                       d * sizeof(float));
         carve(&cv, ((size_t)N * 4 + n_seq + 1) * sizeof(int));
         carve(&cv, ws);
     }
@@ -389,7 +422,9 @@ es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_sc
     float *q = x + (size_t)N * d, *k = q + (size_t)N * d, *v = k + (size_t)N * d;
     float *att = v + (size_t)N * d, *tmp = att + (size_t)N * d, *ff = tmp + (size_t)N * d;
     float *scores = carve(&cv, (size_t)nth * max_len * max_len * sizeof(float));
-    float *h0 = carve(&cv, (size_t)n_seq * (2 * (size_t)d + ES_MAX(w->n_labels, 1)) * sizeof(float) + d * sizeof(float));
+    float *h0 =
+        carve(&cv, (size_t)n_seq * (2 * (size_t)d + ES_MAX(w->n_labels, 1)) * sizeof(float) +
+                       d * sizeof(float));
     float *pooled = h0 + (size_t)n_seq * d, *logits = pooled + (size_t)n_seq * d;
     float *rowbuf = logits + (size_t)n_seq * ES_MAX(w->n_labels, 1);
     int *tok = carve(&cv, ((size_t)N * 4 + n_seq + 1) * sizeof(int));
@@ -418,10 +453,12 @@ es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_sc
         float *xr = x + (size_t)r * d;
         table_row(&w->token_embd, tok[r], xr);
         table_row(&w->pos_embd, pos[r], rowbuf);
-        for (int i = 0; i < d; i++) xr[i] += rowbuf[i];
+        for (int i = 0; i < d; i++)
+            xr[i] += rowbuf[i];
         if (w->n_types > 0) {
             table_row(&w->type_embd, typ[r], rowbuf);
-            for (int i = 0; i < d; i++) xr[i] += rowbuf[i];
+            for (int i = 0; i < d; i++)
+                xr[i] += rowbuf[i];
         }
     }
     ln_args ln = {x, x, NULL, NULL, w->embd_ln_w, w->embd_ln_b, N, d, w->ln_eps};
@@ -456,11 +493,13 @@ es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_sc
     }
 
     /* head on the first real token of each row */
-    for (int s = 0; s < n_seq; s++) memcpy(h0 + (size_t)s * d, x + (size_t)seq_off[s] * d, (size_t)d * sizeof *x);
+    for (int s = 0; s < n_seq; s++)
+        memcpy(h0 + (size_t)s * d, x + (size_t)seq_off[s] * d, (size_t)d * sizeof *x);
     if (w->cls.data) {
         es_matmul(tp, w->cls.type, w->cls.data, d, d, h0, n_seq, pooled, wsp);
         add_bias(pooled, w->cls_b, n_seq, d);
-        for (size_t i = 0; i < (size_t)n_seq * d; i++) pooled[i] = tanhf(pooled[i]);
+        for (size_t i = 0; i < (size_t)n_seq * d; i++)
+            pooled[i] = tanhf(pooled[i]);
     } else {
         memcpy(pooled, h0, (size_t)n_seq * d * sizeof *pooled);
     }

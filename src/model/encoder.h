@@ -24,33 +24,33 @@
 #include "threadpool.h"
 
 typedef struct es_encoder_layer {
-    es_matrix wq, wk, wv;   /* [n_embd][n_embd] */
-    const float *bq, *bk, *bv; /* [n_embd] */
-    es_matrix wo;           /* [n_embd][n_embd] */
-    const float *bo;        /* [n_embd] */
+    es_matrix wq, wk, wv;               /* [n_embd][n_embd] */
+    const float *bq, *bk, *bv;          /* [n_embd] */
+    es_matrix wo;                       /* [n_embd][n_embd] */
+    const float *bo;                    /* [n_embd] */
     const float *attn_ln_w, *attn_ln_b; /* attn_output_norm [n_embd] */
-    es_matrix w_up;         /* [n_ff][n_embd] */
-    const float *b_up;      /* [n_ff] */
-    es_matrix w_down;       /* [n_embd][n_ff] */
-    const float *b_down;    /* [n_embd] */
-    const float *out_ln_w, *out_ln_b; /* layer_output_norm [n_embd] */
+    es_matrix w_up;                     /* [n_ff][n_embd] */
+    const float *b_up;                  /* [n_ff] */
+    es_matrix w_down;                   /* [n_embd][n_ff] */
+    const float *b_down;                /* [n_embd] */
+    const float *out_ln_w, *out_ln_b;   /* layer_output_norm [n_embd] */
 } es_encoder_layer;
 
 typedef struct es_encoder_weights {
-    es_matrix token_embd;   /* [n_vocab][n_embd] rows read one at a time */
-    es_matrix pos_embd;     /* [n_pos][n_embd] */
-    es_matrix type_embd;    /* [n_types][n_embd], n_out 0 if absent */
+    es_matrix token_embd;               /* [n_vocab][n_embd] rows read one at a time */
+    es_matrix pos_embd;                 /* [n_pos][n_embd] */
+    es_matrix type_embd;                /* [n_types][n_embd], n_out 0 if absent */
     const float *embd_ln_w, *embd_ln_b; /* token_embd_norm [n_embd] */
-    es_encoder_layer *layers; /* [n_layer] (owned) */
-    es_matrix cls;          /* pooler dense [n_embd][n_embd], data NULL if absent */
-    const float *cls_b;     /* [n_embd] or NULL */
-    es_matrix cls_out;      /* [n_labels][n_embd], data NULL if the model has no head */
-    const float *cls_out_b; /* [n_labels] or NULL */
-    int n_pos;              /* rows of position_embd: the longest sequence */
-    int n_types;            /* rows of token_types (0 if absent: every type adds nothing) */
-    int n_labels;           /* rows of cls.output (0 without a head) */
-    char **labels;          /* [n_labels] names (owned): bert.classifier.output_labels, else "LABEL_i" */
-    float ln_eps;           /* LayerNorm epsilon (bert.attention.layer_norm_epsilon) */
+    es_encoder_layer *layers;           /* [n_layer] (owned) */
+    es_matrix cls;                      /* pooler dense [n_embd][n_embd], data NULL if absent */
+    const float *cls_b;                 /* [n_embd] or NULL */
+    es_matrix cls_out;                  /* [n_labels][n_embd], data NULL if the model has no head */
+    const float *cls_out_b;             /* [n_labels] or NULL */
+    int n_pos;                          /* rows of position_embd: the longest sequence */
+    int n_types;   /* rows of token_types (0 if absent: every type adds nothing) */
+    int n_labels;  /* rows of cls.output (0 without a head) */
+    char **labels; /* [n_labels] names (owned): bert.classifier.output_labels, else "LABEL_i" */
+    float ln_eps;  /* LayerNorm epsilon (bert.attention.layer_norm_epsilon) */
 } es_encoder_weights;
 
 /* Binds the encoder weights of m (whose arch is an encoder) into m->enc, checking every
@@ -75,7 +75,7 @@ void es_encoder_scratch_free(es_encoder_scratch *s);
  * row needs at least one real token (the head reads its first one) and at most n_pos.
  * Token ids and types are checked. */
 es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_scratch *scratch,
-                             const int32_t *tokens, const int32_t *types, const int32_t *mask, int n_seq,
-                             int T, const es_encoder_out *out);
+                             const int32_t *tokens, const int32_t *types, const int32_t *mask,
+                             int n_seq, int T, const es_encoder_out *out);
 
 #endif /* ES_ENCODER_H */

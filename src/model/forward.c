@@ -13,13 +13,11 @@
  *       a   = softmax(softcap(scale · q·Kᵀ) + alibi + causal/sliding mask) · V   per head, GQA
  *       o   = a·Woᵀ (+bo)                                    -> hook ATTN_OUT
  *       o   = rmsnorm(o, post_attention_norm)               (Gemma 2/3)
- *       x  += o · residual_scale                             (MiniCPM: from the file; MiniCPM3: scale_depth/√n_layer)
- *       h   = rmsnorm(x, ffn_norm)
- *       m   = (act(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ                -> hook MLP_OUT
- *             (mixture of experts: Σ_k w_k · expert_k(h) over the routed top-k, moe.c)
- *       m   = rmsnorm(m, post_ffw_norm)                     (Gemma 2/3)
- *       x  += m · residual_scale                             -> hook BLOCK_OUT
- *   logits = softcap(lmhead_scale · rmsnorm(x, output_norm)·Woutᵀ / logit_scale)   only rows that ask
+ *       x  += o · residual_scale                             (MiniCPM: from the file; MiniCPM3:
+ * scale_depth/√n_layer) h   = rmsnorm(x, ffn_norm) m   = (act(h·Wgateᵀ) * h·Wupᵀ)·Wdownᵀ -> hook
+ * MLP_OUT (mixture of experts: Σ_k w_k · expert_k(h) over the routed top-k, moe.c) m   = rmsnorm(m,
+ * post_ffw_norm)                     (Gemma 2/3) x  += m · residual_scale -> hook BLOCK_OUT logits
+ * = softcap(lmhead_scale · rmsnorm(x, output_norm)·Woutᵀ / logit_scale)   only rows that ask
  *
  * At each hook point steering (ctx->steer) is applied first, then the user hook.
  * Ops are small functions split over the context's thread pool by rows
@@ -65,16 +63,18 @@ static void split_rows(int64_t n, int ith, int nth, int64_t *r0, int64_t *r1) {
  * float, and out = (x·scale)·w, all as llama.cpp's CPU backend computes them. */
 static void rmsnorm_row(float *out, const float *x, const float *w, int n, float eps) {
     double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    for (int i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
     const float mean = (float)(sum / n);
     const float scale = 1.0f / sqrtf(mean + eps);
-    for (int i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+    for (int i = 0; i < n; i++)
+        out[i] = (x[i] * scale) * w[i];
 }
 
 typedef struct {
-    float *out;      /* [n_rows][n] (may equal x) */
-    const float *x;  /* [n_rows][n] */
-    const float *w;  /* [n] */
+    float *out;     /* [n_rows][n] (may equal x) */
+    const float *x; /* [n_rows][n] */
+    const float *w; /* [n] */
     int64_t n_rows;
     int n;
     float eps;
@@ -84,10 +84,12 @@ static void rmsnorm_task(void *p, int ith, int nth) {
     const rmsnorm_args *a = p;
     int64_t r0, r1;
     split_rows(a->n_rows, ith, nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++) rmsnorm_row(a->out + r * a->n, a->x + r * a->n, a->w, a->n, a->eps);
+    for (int64_t r = r0; r < r1; r++)
+        rmsnorm_row(a->out + r * a->n, a->x + r * a->n, a->w, a->n, a->eps);
 }
 
-static void rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows, int n) {
+static void rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows,
+                    int n) {
     rmsnorm_args a = {out, x, w, n_rows, n, ctx->model->cfg.norm_eps};
     run_op(ctx, rmsnorm_task, &a, n_rows * n);
 }
@@ -97,14 +99,15 @@ static void rmsnorm(es_context *ctx, float *out, const float *x, const float *w,
 static void add_bias(float *y, const float *b, int n_tok, int n) {
     if (!b) return;
     for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < n; i++) y[(size_t)t * n + i] += b[i];
+        for (int i = 0; i < n; i++)
+            y[(size_t)t * n + i] += b[i];
 }
 
 /* ---- RoPE -------------------------------------------------------------------------- */
 
 /* cs[t][i] = (cos, sin)(angle_i(pos[t])) * attn_factor, as es_rope_freqs describes. */
-static void rope_angles(float *cs, const int32_t *pos, int n_tok, const es_rope_freqs *f, int n_half,
-                        float attn_factor) {
+static void rope_angles(float *cs, const int32_t *pos, int n_tok, const es_rope_freqs *f,
+                        int n_half, float attn_factor) {
     for (int t = 0; t < n_tok; t++) {
         float theta = (float)pos[t];
         for (int i = 0; i < n_half; i++) {
@@ -117,8 +120,8 @@ static void rope_angles(float *cs, const int32_t *pos, int n_tok, const es_rope_
 }
 
 typedef struct {
-    float *x;         /* [n_tok][n_heads][head_dim] */
-    const float *cs;  /* [n_tok][n_rot/2][2] */
+    float *x;        /* [n_tok][n_heads][head_dim] */
+    const float *cs; /* [n_tok][n_rot/2][2] */
     int n_tok, n_heads, head_dim, n_rot;
     es_rope_style style;
 } rope_args;
@@ -128,8 +131,8 @@ typedef struct {
 static void rope_task(void *p, int ith, int nth) {
     const rope_args *a = p;
     const int n_half = a->n_rot / 2;
-    const int stride = a->style == ES_ROPE_NEOX ? 1 : 2;      /* distance between pair starts */
-    const int other = a->style == ES_ROPE_NEOX ? n_half : 1;  /* offset of a pair's 2nd element */
+    const int stride = a->style == ES_ROPE_NEOX ? 1 : 2;     /* distance between pair starts */
+    const int other = a->style == ES_ROPE_NEOX ? n_half : 1; /* offset of a pair's 2nd element */
     int64_t r0, r1;
     split_rows((int64_t)a->n_tok * a->n_heads, ith, nth, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
@@ -163,12 +166,15 @@ static void matmul(es_context *ctx, const es_matrix *W, const float *x, int n_to
 
 /* x += o, the residual add. */
 static void add_residual(float *x, const float *o, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += o[i];
+    for (size_t i = 0; i < n; i++)
+        x[i] += o[i];
 }
 
 /* ---- gated MLP activation: hb = act(gate) * up --------------------------------------- */
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+static inline float silu(float x) {
+    return x / (1.0f + expf(-x));
+}
 
 static inline float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
@@ -176,13 +182,13 @@ static inline float gelu_tanh(float x) {
 }
 
 typedef struct {
-    float *hb;          /* [n_tok][n_ff] out */
-    const float *gate;  /* row t at gate + t * stride */
-    const float *up;    /* row t at up + t * stride */
-    int64_t stride;     /* floats between rows of gate and of up (n_ff, or 2*n_ff fused) */
+    float *hb;         /* [n_tok][n_ff] out */
+    const float *gate; /* row t at gate + t * stride */
+    const float *up;   /* row t at up + t * stride */
+    int64_t stride;    /* floats between rows of gate and of up (n_ff, or 2*n_ff fused) */
     int n_tok, n_ff;
-    es_ffn_act act;     /* SiLU or GELU(tanh) */
-    bool llamacpp;      /* ES_NUMERICS_LLAMACPP: SiLU as llama.cpp's AVX2 swiglu computes it */
+    es_ffn_act act; /* SiLU or GELU(tanh) */
+    bool llamacpp;  /* ES_NUMERICS_LLAMACPP: SiLU as llama.cpp's AVX2 swiglu computes it */
 } glu_args;
 
 static void glu_task(void *p, int ith, int nth) {
@@ -193,19 +199,24 @@ static void glu_task(void *p, int ith, int nth) {
         const float *g = a->gate + t * a->stride, *u = a->up + t * a->stride;
         float *o = a->hb + t * a->n_ff;
         if (a->act == ES_ACT_GELU_TANH)
-            for (int i = 0; i < a->n_ff; i++) o[i] = gelu_tanh(g[i]) * u[i];
+            for (int i = 0; i < a->n_ff; i++)
+                o[i] = gelu_tanh(g[i]) * u[i];
         else if (a->llamacpp)
             es_vecops_get()->silu_mul_llamacpp(g, u, o, a->n_ff);
         else
-            for (int i = 0; i < a->n_ff; i++) o[i] = silu(g[i]) * u[i];
+            for (int i = 0; i < a->n_ff; i++)
+                o[i] = silu(g[i]) * u[i];
     }
 }
 
 /* ---- the ops other parts of the pass use (ops.h) ---------------------------------------- */
 
-void es_op_run(es_context *ctx, es_task_fn fn, void *arg, int64_t work) { run_op(ctx, fn, arg, work); }
+void es_op_run(es_context *ctx, es_task_fn fn, void *arg, int64_t work) {
+    run_op(ctx, fn, arg, work);
+}
 
-void es_op_rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows, int n) {
+void es_op_rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows,
+                   int n) {
     rmsnorm(ctx, out, x, w, n_rows, n);
 }
 
@@ -213,8 +224,15 @@ void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok
     matmul(ctx, W, x, n_tok, y);
 }
 
-void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok, int n_ff) {
-    glu_args ga = {hb, gate, up, n_ff, n_tok, n_ff, ctx->model->cfg.arch->act,
+void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok,
+               int n_ff) {
+    glu_args ga = {hb,
+                   gate,
+                   up,
+                   n_ff,
+                   n_tok,
+                   n_ff,
+                   ctx->model->cfg.arch->act,
                    ctx->params.numerics == ES_NUMERICS_LLAMACPP};
     run_op(ctx, glu_task, &ga, (int64_t)n_tok * n_ff);
 }
@@ -222,7 +240,8 @@ void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, i
 /* x *= s (a residual branch's scale, MiniCPM). */
 static void scale_rows(float *x, float s, size_t n) {
     if (s == 1.0f) return;
-    for (size_t i = 0; i < n; i++) x[i] *= s;
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
 }
 
 /* ---- hooks -------------------------------------------------------------------------- */
@@ -245,7 +264,8 @@ static void embed(es_context *ctx, const es_batch *b) {
         float *x = ctx->rs.x + (size_t)t * c->n_embd;
         to_float((const uint8_t *)E->data + (size_t)b->token[t] * row, x, c->n_embd);
         if (c->embd_scale != 1.0f)
-            for (int i = 0; i < c->n_embd; i++) x[i] *= c->embd_scale;
+            for (int i = 0; i < c->n_embd; i++)
+                x[i] *= c->embd_scale;
     }
 }
 
@@ -258,14 +278,17 @@ static void output_logits(es_context *ctx, int n_out) {
                     ctx->model->w.output_norm, c->n_embd, c->norm_eps);
     scale_rows(rs->xb, c->lmhead_scale, (size_t)n_out * c->n_embd);
     matmul(ctx, &ctx->model->w.output, rs->xb, n_out, ctx->logits);
-    if (c->logit_scale != 1.0f) { /* MiniCPM: logits / logit_scale, as llama.cpp's scale by the inverse */
+    if (c->logit_scale !=
+        1.0f) { /* MiniCPM: logits / logit_scale, as llama.cpp's scale by the inverse */
         const float inv = 1.0f / c->logit_scale;
         const size_t n = (size_t)n_out * c->n_vocab;
-        for (size_t i = 0; i < n; i++) ctx->logits[i] *= inv;
+        for (size_t i = 0; i < n; i++)
+            ctx->logits[i] *= inv;
     }
     if (c->final_softcap > 0.0f) {
         const size_t n = (size_t)n_out * c->n_vocab;
-        for (size_t i = 0; i < n; i++) ctx->logits[i] = es_softcap(ctx->logits[i], c->final_softcap);
+        for (size_t i = 0; i < n; i++)
+            ctx->logits[i] = es_softcap(ctx->logits[i], c->final_softcap);
     }
 }
 
@@ -281,12 +304,15 @@ static es_status check_logits(const es_context *ctx, int n_out) {
         const float *row = ctx->logits + (size_t)r * n_vocab;
         const float *x = rs->x + (size_t)rs->out_rows[r] * n_embd;
         float bad = 0.0f, ss = 0.0f;
-        for (size_t i = 0; i < n_vocab; i++) bad += row[i] * 0.0f; /* NaN iff some entry is NaN or Inf */
-        for (size_t i = 0; i < n_embd; i++) ss += x[i] * x[i];
+        for (size_t i = 0; i < n_vocab; i++)
+            bad += row[i] * 0.0f; /* NaN iff some entry is NaN or Inf */
+        for (size_t i = 0; i < n_embd; i++)
+            ss += x[i] * x[i];
         if (bad == 0.0f && isfinite(ss)) continue;
         const int t = rs->out_rows[r];
         return es_error(ES_ERR_FORMAT,
-                        "decode: non-finite logits at batch token %d (position %d of sequence %d): the weights or "
+                        "decode: non-finite logits at batch token %d (position %d of sequence %d): "
+                        "the weights or "
                         "the steering vectors produce NaN/Inf",
                         t, rs->pos[t], rs->seq[t]);
     }
@@ -367,8 +393,10 @@ static void mlp_block(es_context *ctx, int il, const es_batch *b) {
     /* h = rmsnorm(x, ffn_norm) */
     rmsnorm(ctx, rs->xb, rs->x, L->ffn_norm, n, c->n_embd);
     /* m = Σ_k w_k · expert_k(h) over each token's top-k experts (mixture of experts), or */
-    if (c->n_expert > 0) es_moe_ffn(ctx, il, n);
-    else dense_ffn(ctx, il, n);
+    if (c->n_expert > 0)
+        es_moe_ffn(ctx, il, n);
+    else
+        dense_ffn(ctx, il, n);
     /* hook MLP_OUT: the MLP output before any post-norm */
     hook_point(ctx, ES_HOOK_MLP_OUT, il, rs->out, b);
     /* m = rmsnorm(m, post_ffw_norm) (Gemma 2/3) */
@@ -386,8 +414,8 @@ static void dense_ffn(es_context *ctx, int il, int n) {
     const es_layer_weights *L = &ctx->model->w.layers[il];
     es_run_state *rs = &ctx->rs;
     /* gate, up = h·Wgateᵀ, h·Wupᵀ (fused: one product, row t = [gate (n_ff) | up (n_ff)]) */
-    glu_args ga = {rs->hb, rs->gate, rs->hb, c->n_ff, n, c->n_ff, c->arch->act,
-                   ctx->params.numerics == ES_NUMERICS_LLAMACPP};
+    glu_args ga = {rs->hb, rs->gate, rs->hb,       c->n_ff,
+                   n,      c->n_ff,  c->arch->act, ctx->params.numerics == ES_NUMERICS_LLAMACPP};
     if (c->arch->fused_gate_up) {
         matmul(ctx, &L->w_up, rs->xb, n, rs->gate);
         ga.up = rs->gate + c->n_ff;
@@ -443,7 +471,8 @@ es_status es_decode(es_context *ctx, const es_batch *batch) {
     /* NaN/Inf there means the weights or the steering broke the forward pass: say so
      * instead of sampling garbage; the batch is then not appended to the cache */
     if (n_out > 0 && (st = check_logits(ctx, n_out)) != ES_OK) {
-        for (int i = 0; i < n; i++) ctx->logits_row[i] = -1;
+        for (int i = 0; i < n; i++)
+            ctx->logits_row[i] = -1;
         ctx->last_n_tokens = 0;
         return st;
     }
@@ -454,7 +483,8 @@ es_status es_decode(es_context *ctx, const es_batch *batch) {
         const int s = rs->seq[i];
         if (rs->pos[i] + 1 > ctx->kv_len[s]) ctx->kv_len[s] = rs->pos[i] + 1;
     }
-    for (int r = 0; r < n_out; r++) ctx->logits_row[rs->out_rows[r]] = r;
+    for (int r = 0; r < n_out; r++)
+        ctx->logits_row[rs->out_rows[r]] = r;
     ctx->last_n_tokens = n;
     return ES_OK;
 }

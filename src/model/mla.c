@@ -59,7 +59,8 @@ static void latent_task(void *p, int ith, int nth) {
     int64_t t0, t1;
     es_op_split(a->n_tok, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++)
-        memcpy(rs->mla_lat + (size_t)t * c->kv_lora_rank, rs->mla_kva + (size_t)t * (c->kv_lora_rank + c->n_rot),
+        memcpy(rs->mla_lat + (size_t)t * c->kv_lora_rank,
+               rs->mla_kva + (size_t)t * (c->kv_lora_rank + c->n_rot),
                (size_t)c->kv_lora_rank * sizeof(float));
 }
 

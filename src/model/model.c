@@ -27,7 +27,8 @@ static const char *arch_key(const es_model *m, const char *suffix, char *buf, si
 }
 
 /* Reads a positive integer key; a missing key gives `def` (or an error when def < 0). */
-static es_status read_int(const es_model *m, const char *suffix, int def, int lo, int hi, int *out) {
+static es_status read_int(const es_model *m, const char *suffix, int def, int lo, int hi,
+                          int *out) {
     char key[160];
     arch_key(m, suffix, key, sizeof key);
     int64_t v;
@@ -39,7 +40,8 @@ static es_status read_int(const es_model *m, const char *suffix, int def, int lo
     }
     if (st != ES_OK) return es_error_prefix(st, "model");
     if (v < lo || v > hi)
-        return es_error(ES_ERR_FORMAT, "model: %s = %lld is outside [%d, %d]", key, (long long)v, lo, hi);
+        return es_error(ES_ERR_FORMAT, "model: %s = %lld is outside [%d, %d]", key, (long long)v,
+                        lo, hi);
     *out = (int)v;
     return ES_OK;
 }
@@ -78,13 +80,16 @@ static es_status read_moe_config(es_model *m) {
 static es_status check_mla_config(const es_config *c) {
     if (c->kv_lora_rank == 0) return ES_OK;
     if (c->q_lora_rank == 0)
-        return es_error(ES_ERR_UNSUPPORTED, "model: latent attention without a query latent (q_lora_rank 0) "
-                                            "is not supported");
+        return es_error(ES_ERR_UNSUPPORTED,
+                        "model: latent attention without a query latent (q_lora_rank 0) "
+                        "is not supported");
     if (c->n_head_kv != c->n_head)
-        return es_error(ES_ERR_FORMAT, "model: latent attention needs head_count_kv %d = head_count %d",
+        return es_error(ES_ERR_FORMAT,
+                        "model: latent attention needs head_count_kv %d = head_count %d",
                         c->n_head_kv, c->n_head);
     if (c->n_rot == 0 || c->n_rot >= c->head_dim)
-        return es_error(ES_ERR_FORMAT, "model: latent attention needs 0 < rope dims %d < key length %d", c->n_rot,
+        return es_error(ES_ERR_FORMAT,
+                        "model: latent attention needs 0 < rope dims %d < key length %d", c->n_rot,
                         c->head_dim);
     return ES_OK;
 }
@@ -100,15 +105,20 @@ static es_status read_family_config(es_model *m) {
     c->alibi_max_bias = 0.0f;
     if (a->minicpm_scales) {
         if ((st = read_float(m, "embedding_scale", 12.0f, &c->embd_scale))) return st;
-        if ((st = read_float(m, "residual_scale", 1.4f / sqrtf((float)c->n_layer), &c->residual_scale))) return st;
-        if ((st = read_float(m, "logit_scale", 256.0f / (float)c->n_embd, &c->logit_scale))) return st;
+        if ((st = read_float(m, "residual_scale", 1.4f / sqrtf((float)c->n_layer),
+                             &c->residual_scale)))
+            return st;
+        if ((st = read_float(m, "logit_scale", 256.0f / (float)c->n_embd, &c->logit_scale)))
+            return st;
         if (!(c->logit_scale != 0.0f))
             return es_error(ES_ERR_FORMAT, "model: %s.logit_scale must not be 0", m->arch_name);
     }
     if (a->ff_len_doubled) {
         if (c->n_ff % 2 != 0)
-            return es_error(ES_ERR_FORMAT, "model: %s.feed_forward_length %d is odd (it holds twice the FFN width)",
-                            m->arch_name, c->n_ff);
+            return es_error(
+                ES_ERR_FORMAT,
+                "model: %s.feed_forward_length %d is odd (it holds twice the FFN width)",
+                m->arch_name, c->n_ff);
         c->n_ff /= 2;
     }
     if (a->alibi_n_layer > 0 && c->n_layer == a->alibi_n_layer) {
@@ -126,33 +136,44 @@ static es_status read_config(es_model *m) {
     if ((st = read_int(m, "block_count", -1, 1, 4096, &c->n_layer))) return st;
     if ((st = read_int(m, "embedding_length", -1, 1, ES_MAX_DIM, &c->n_embd))) return st;
     if ((st = read_int(m, "attention.head_count", -1, 1, 65536, &c->n_head))) return st;
-    if ((st = read_int(m, "attention.head_count_kv", c->n_head, 1, c->n_head, &c->n_head_kv))) return st;
+    if ((st = read_int(m, "attention.head_count_kv", c->n_head, 1, c->n_head, &c->n_head_kv)))
+        return st;
     if ((st = read_int(m, "feed_forward_length", -1, 1, ES_MAX_DIM, &c->n_ff))) return st;
     if ((st = read_int(m, "context_length", 2048, 1, 1 << 30, &c->n_ctx_train))) return st;
-    if ((st = read_int(m, "attention.key_length", c->n_embd / c->n_head, 1, 65536, &c->head_dim))) return st;
-    /* multi-head latent attention (MiniCPM3): V heads default to n_embd / n_head, as in llama.cpp */
+    if ((st = read_int(m, "attention.key_length", c->n_embd / c->n_head, 1, 65536, &c->head_dim)))
+        return st;
+    /* multi-head latent attention (MiniCPM3): V heads default to n_embd / n_head, as in llama.cpp
+     */
     if ((st = read_int(m, "attention.kv_lora_rank", 0, 0, ES_MAX_DIM, &c->kv_lora_rank))) return st;
     if ((st = read_int(m, "attention.q_lora_rank", 0, 0, ES_MAX_DIM, &c->q_lora_rank))) return st;
     const int v_default = c->kv_lora_rank > 0 ? c->n_embd / c->n_head : c->head_dim;
-    if ((st = read_int(m, "attention.value_length", v_default, 1, 65536, &c->head_dim_v))) return st;
-    if ((st = read_int(m, "rope.dimension_count", c->head_dim, 0, c->head_dim, &c->n_rot))) return st;
+    if ((st = read_int(m, "attention.value_length", v_default, 1, 65536, &c->head_dim_v)))
+        return st;
+    if ((st = read_int(m, "rope.dimension_count", c->head_dim, 0, c->head_dim, &c->n_rot)))
+        return st;
     if (c->n_head % c->n_head_kv != 0)
         return es_error(ES_ERR_FORMAT, "model: %d query heads are not a multiple of %d KV heads",
                         c->n_head, c->n_head_kv);
-    if (c->n_rot % 2 != 0) return es_error(ES_ERR_FORMAT, "model: rope.dimension_count %d is odd", c->n_rot);
-    if ((int64_t)c->n_head * c->head_dim > ES_MAX_DIM || (int64_t)c->n_head * c->head_dim_v > ES_MAX_DIM)
-        return es_error(ES_ERR_FORMAT, "model: %d heads of %d are too wide", c->n_head, c->head_dim);
+    if (c->n_rot % 2 != 0)
+        return es_error(ES_ERR_FORMAT, "model: rope.dimension_count %d is odd", c->n_rot);
+    if ((int64_t)c->n_head * c->head_dim > ES_MAX_DIM ||
+        (int64_t)c->n_head * c->head_dim_v > ES_MAX_DIM)
+        return es_error(ES_ERR_FORMAT, "model: %d heads of %d are too wide", c->n_head,
+                        c->head_dim);
     c->n_q = c->n_head * c->head_dim;
     c->n_k = c->n_head_kv * c->head_dim;
     c->n_v = c->n_head_kv * c->head_dim_v;
 
     if ((st = read_float(m, "attention.layer_norm_rms_epsilon", 1e-5f, &c->norm_eps))) return st;
     if (!(c->norm_eps >= 0.0f)) return es_error(ES_ERR_FORMAT, "model: negative RMSNorm epsilon");
-    if ((st = read_float(m, "rope.freq_base", c->arch->rope_base_default, &c->rope_base))) return st;
-    float swa_default = c->arch->rope_base_swa_default > 0 ? c->arch->rope_base_swa_default : c->rope_base;
+    if ((st = read_float(m, "rope.freq_base", c->arch->rope_base_default, &c->rope_base)))
+        return st;
+    float swa_default =
+        c->arch->rope_base_swa_default > 0 ? c->arch->rope_base_swa_default : c->rope_base;
     if ((st = read_float(m, "rope.freq_base_swa", swa_default, &c->rope_base_swa))) return st;
     if (!(c->rope_base > 1.0f) || !(c->rope_base_swa > 1.0f))
-        return es_error(ES_ERR_FORMAT, "model: RoPE base %g / %g must be > 1", c->rope_base, c->rope_base_swa);
+        return es_error(ES_ERR_FORMAT, "model: RoPE base %g / %g must be > 1", c->rope_base,
+                        c->rope_base_swa);
 
     /* RoPE scaling: linear (positions / factor) is supported; others are refused by name. */
     c->rope_pos_scale = 1.0f;
@@ -174,7 +195,8 @@ static es_status read_config(es_model *m) {
     if ((st = read_float(m, "rope.scale_linear", 1.0f, &scale_linear))) return st;
     if (scale_linear > 0.0f && scale_linear != 1.0f) c->rope_pos_scale = 1.0f / scale_linear;
     if ((st = read_float(m, "rope.scaling.attn_factor", 1.0f, &c->rope_attn_factor))) return st;
-    if ((st = read_int(m, "rope.scaling.original_context_length", 0, 0, 1 << 30, &c->n_ctx_orig))) return st;
+    if ((st = read_int(m, "rope.scaling.original_context_length", 0, 0, 1 << 30, &c->n_ctx_orig)))
+        return st;
 
     /* query scale: 1/sqrt(head_dim), except the Gemma 27B variants (query_pre_attn_scalar =
      * n_embd / n_head), recognised by their layer count as the files do not carry it */
@@ -207,14 +229,15 @@ static void count_tensors(es_model *m) {
     for (int64_t i = 0; i < es_gguf_n_tensors(m->gguf); i++) {
         const es_gguf_tensor *t = es_gguf_tensor_at(m->gguf, i);
         uint64_t n = 1;
-        for (int d = 0; d < t->n_dims; d++) n *= (uint64_t)t->ne[d];
+        for (int d = 0; d < t->n_dims; d++)
+            n *= (uint64_t)t->ne[d];
         m->n_params += n;
         m->weight_bytes += t->nbytes;
     }
 }
 
-static const es_gguf_tensor *find_tensor(const es_model *m, es_tensor_role role, int layer, char *name,
-                                         size_t size) {
+static const es_gguf_tensor *find_tensor(const es_model *m, es_tensor_role role, int layer,
+                                         char *name, size_t size) {
     es_tensor_name(role, layer, name, size);
     return es_gguf_find_tensor(m->gguf, name);
 }
@@ -223,12 +246,15 @@ static es_status check_shape(const es_gguf_tensor *t, const char *name, int64_t 
     bool ok = t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1;
     if (!ok) {
         if (ne1 == 1)
-            return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld]",
+            return es_error(ES_ERR_FORMAT,
+                            "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld]",
                             name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                             (long long)t->ne[3], (long long)ne0);
-        return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
-                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                        (long long)t->ne[3], (long long)ne0, (long long)ne1);
+        return es_error(
+            ES_ERR_FORMAT,
+            "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+            (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+            (long long)ne0, (long long)ne1);
     }
     return ES_OK;
 }
@@ -236,24 +262,26 @@ static es_status check_shape(const es_gguf_tensor *t, const char *name, int64_t 
 static es_status check_computable(const es_gguf_tensor *t, const char *name, int64_t n_in) {
     const es_type_traits *tt = es_type_get(t->type);
     if (!tt || !tt->can_compute)
-        return es_error(ES_ERR_UNSUPPORTED, "model: tensor %s has type %s (%d), which emosteer cannot compute",
-                        name, es_type_name(t->type), t->type);
+        return es_error(ES_ERR_UNSUPPORTED,
+                        "model: tensor %s has type %s (%d), which emosteer cannot compute", name,
+                        es_type_name(t->type), t->type);
     if (es_row_size(t->type, n_in) == 0)
-        return es_error(ES_ERR_UNSUPPORTED, "model: tensor %s: row of %lld is not a whole number of %s blocks",
-                        name, (long long)n_in, tt->name);
+        return es_error(ES_ERR_UNSUPPORTED,
+                        "model: tensor %s: row of %lld is not a whole number of %s blocks", name,
+                        (long long)n_in, tt->name);
     return ES_OK;
 }
 
 /* Binds a matrix [n_out][n_in]. Absent and optional: data stays NULL. */
-static es_status bind_matrix(es_model *m, es_tensor_role role, int layer, int64_t n_in, int64_t n_out,
-                             bool required, es_matrix *out) {
+static es_status bind_matrix(es_model *m, es_tensor_role role, int layer, int64_t n_in,
+                             int64_t n_out, bool required, es_matrix *out) {
     char name[96];
     es_tensor_name(role, layer, name, sizeof name);
     return es_model_bind_matrix(m, name, n_in, n_out, required, out);
 }
 
-es_status es_model_bind_matrix(es_model *m, const char *name, int64_t n_in, int64_t n_out, bool required,
-                               es_matrix *out) {
+es_status es_model_bind_matrix(es_model *m, const char *name, int64_t n_in, int64_t n_out,
+                               bool required, es_matrix *out) {
     const es_gguf_tensor *t = es_gguf_find_tensor(m->gguf, name);
     memset(out, 0, sizeof *out);
     if (!t) {
@@ -294,7 +322,8 @@ static es_status bind_vector(es_model *m, es_tensor_role role, int layer, int64_
     return es_model_bind_vector(m, name, n, required, out);
 }
 
-es_status es_model_bind_vector(es_model *m, const char *name, int64_t n, bool required, const float **out) {
+es_status es_model_bind_vector(es_model *m, const char *name, int64_t n, bool required,
+                               const float **out) {
     const es_gguf_tensor *t = es_gguf_find_tensor(m->gguf, name);
     *out = NULL;
     if (!t) {
@@ -317,17 +346,19 @@ es_status es_model_bind_vector(es_model *m, const char *name, int64_t n, bool re
 }
 
 /* Binds n_expert matrices [n_out][n_in] stored as one 3-D tensor [n_in, n_out, n_expert]. */
-static es_status bind_experts(es_model *m, es_tensor_role role, int layer, int64_t n_in, int64_t n_out,
-                              es_experts *out) {
+static es_status bind_experts(es_model *m, es_tensor_role role, int layer, int64_t n_in,
+                              int64_t n_out, es_experts *out) {
     char name[96];
     const es_gguf_tensor *t = find_tensor(m, role, layer, name, sizeof name);
     memset(out, 0, sizeof *out);
     if (!t) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
     const int64_t n_expert = m->cfg.n_expert;
     if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert || t->ne[3] != 1)
-        return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
-                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                        (long long)n_in, (long long)n_out, (long long)n_expert);
+        return es_error(
+            ES_ERR_FORMAT,
+            "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
+            name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+            (long long)t->ne[3], (long long)n_in, (long long)n_out, (long long)n_expert);
     es_status st = check_computable(t, name, n_in);
     if (st != ES_OK) return st;
     out->m.data = t->data;
@@ -342,9 +373,13 @@ static es_status bind_experts(es_model *m, es_tensor_role role, int layer, int64
 static es_status bind_moe(es_model *m, int il, es_layer_weights *L) {
     const es_config *c = &m->cfg;
     es_status st;
-    if ((st = bind_matrix(m, ES_T_FFN_GATE_INP, il, c->n_embd, c->n_expert, true, &L->ffn_gate_inp))) return st;
-    if ((st = bind_experts(m, ES_T_FFN_GATE_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_gate_exps))) return st;
-    if ((st = bind_experts(m, ES_T_FFN_UP_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_up_exps))) return st;
+    if ((st =
+             bind_matrix(m, ES_T_FFN_GATE_INP, il, c->n_embd, c->n_expert, true, &L->ffn_gate_inp)))
+        return st;
+    if ((st = bind_experts(m, ES_T_FFN_GATE_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_gate_exps)))
+        return st;
+    if ((st = bind_experts(m, ES_T_FFN_UP_EXPS, il, c->n_embd, c->n_ff_exp, &L->ffn_up_exps)))
+        return st;
     return bind_experts(m, ES_T_FFN_DOWN_EXPS, il, c->n_ff_exp, c->n_embd, &L->ffn_down_exps);
 }
 
@@ -353,14 +388,18 @@ static es_status bind_mla(es_model *m, int il, es_layer_weights *L) {
     const es_config *c = &m->cfg;
     const int64_t n_nope = c->head_dim - c->n_rot;
     es_status st;
-    if ((st = bind_matrix(m, ES_T_ATTN_Q_A, il, c->n_embd, c->q_lora_rank, true, &L->wq_a))) return st;
-    if ((st = bind_vector(m, ES_T_ATTN_Q_A_NORM, il, c->q_lora_rank, true, &L->q_a_norm))) return st;
-    if ((st = bind_matrix(m, ES_T_ATTN_Q_B, il, c->q_lora_rank, c->n_q, true, &L->wq_b))) return st;
-    if ((st = bind_matrix(m, ES_T_ATTN_KV_A_MQA, il, c->n_embd, (int64_t)c->kv_lora_rank + c->n_rot, true, &L->wkv_a)))
+    if ((st = bind_matrix(m, ES_T_ATTN_Q_A, il, c->n_embd, c->q_lora_rank, true, &L->wq_a)))
         return st;
-    if ((st = bind_vector(m, ES_T_ATTN_KV_A_NORM, il, c->kv_lora_rank, true, &L->kv_a_norm))) return st;
-    return bind_matrix(m, ES_T_ATTN_KV_B, il, c->kv_lora_rank, (int64_t)c->n_head * (n_nope + c->head_dim_v), true,
-                       &L->wkv_b);
+    if ((st = bind_vector(m, ES_T_ATTN_Q_A_NORM, il, c->q_lora_rank, true, &L->q_a_norm)))
+        return st;
+    if ((st = bind_matrix(m, ES_T_ATTN_Q_B, il, c->q_lora_rank, c->n_q, true, &L->wq_b))) return st;
+    if ((st = bind_matrix(m, ES_T_ATTN_KV_A_MQA, il, c->n_embd, (int64_t)c->kv_lora_rank + c->n_rot,
+                          true, &L->wkv_a)))
+        return st;
+    if ((st = bind_vector(m, ES_T_ATTN_KV_A_NORM, il, c->kv_lora_rank, true, &L->kv_a_norm)))
+        return st;
+    return bind_matrix(m, ES_T_ATTN_KV_B, il, c->kv_lora_rank,
+                       (int64_t)c->n_head * (n_nope + c->head_dim_v), true, &L->wkv_b);
 }
 
 static es_status bind_layer(es_model *m, int il) {
@@ -373,10 +412,13 @@ static es_status bind_layer(es_model *m, int il) {
     if (c->kv_lora_rank > 0) {
         if ((st = bind_mla(m, il, L))) return st;
     } else if (a->fused_qkv) {
-        if ((st = bind_matrix(m, ES_T_ATTN_QKV, il, c->n_embd, (int64_t)c->n_q + c->n_k + c->n_v, true, &L->wqkv)))
+        if ((st = bind_matrix(m, ES_T_ATTN_QKV, il, c->n_embd, (int64_t)c->n_q + c->n_k + c->n_v,
+                              true, &L->wqkv)))
             return st;
         const float *b = NULL;
-        if ((st = bind_vector(m, ES_T_ATTN_QKV_BIAS, il, (int64_t)c->n_q + c->n_k + c->n_v, false, &b))) return st;
+        if ((st = bind_vector(m, ES_T_ATTN_QKV_BIAS, il, (int64_t)c->n_q + c->n_k + c->n_v, false,
+                              &b)))
+            return st;
         if (b) {
             L->bq = b;
             L->bk = b + c->n_q;
@@ -392,31 +434,39 @@ static es_status bind_layer(es_model *m, int il) {
     }
     if ((st = bind_vector(m, ES_T_ATTN_Q_NORM, il, c->head_dim, a->qk_norm, &L->q_norm))) return st;
     if ((st = bind_vector(m, ES_T_ATTN_K_NORM, il, c->head_dim, a->qk_norm, &L->k_norm))) return st;
-    if ((st = bind_matrix(m, ES_T_ATTN_OUT, il, (int64_t)c->n_head * c->head_dim_v, c->n_embd, true, &L->wo)))
+    if ((st = bind_matrix(m, ES_T_ATTN_OUT, il, (int64_t)c->n_head * c->head_dim_v, c->n_embd, true,
+                          &L->wo)))
         return st;
     if ((st = bind_vector(m, ES_T_ATTN_OUT_BIAS, il, c->n_embd, false, &L->bo))) return st;
-    if ((st = bind_vector(m, ES_T_ATTN_POST_NORM, il, c->n_embd, a->post_norms, &L->attn_post_norm))) return st;
+    if ((st =
+             bind_vector(m, ES_T_ATTN_POST_NORM, il, c->n_embd, a->post_norms, &L->attn_post_norm)))
+        return st;
     if ((st = bind_vector(m, ES_T_FFN_NORM, il, c->n_embd, true, &L->ffn_norm))) return st;
     if (c->n_expert > 0) {
         if ((st = bind_moe(m, il, L))) return st;
     } else if (a->fused_gate_up) {
-        if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, 2 * (int64_t)c->n_ff, true, &L->w_up))) return st;
+        if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, 2 * (int64_t)c->n_ff, true, &L->w_up)))
+            return st;
     } else {
-        if ((st = bind_matrix(m, ES_T_FFN_GATE, il, c->n_embd, c->n_ff, true, &L->w_gate))) return st;
+        if ((st = bind_matrix(m, ES_T_FFN_GATE, il, c->n_embd, c->n_ff, true, &L->w_gate)))
+            return st;
         if ((st = bind_matrix(m, ES_T_FFN_UP, il, c->n_embd, c->n_ff, true, &L->w_up))) return st;
     }
-    if (c->n_expert == 0 && (st = bind_matrix(m, ES_T_FFN_DOWN, il, c->n_ff, c->n_embd, true, &L->w_down)))
+    if (c->n_expert == 0 &&
+        (st = bind_matrix(m, ES_T_FFN_DOWN, il, c->n_ff, c->n_embd, true, &L->w_down)))
         return st;
-    if ((st = bind_vector(m, ES_T_FFN_POST_NORM, il, c->n_embd, a->post_norms, &L->ffn_post_norm))) return st;
+    if ((st = bind_vector(m, ES_T_FFN_POST_NORM, il, c->n_embd, a->post_norms, &L->ffn_post_norm)))
+        return st;
     return ES_OK;
 }
 
 /* The RoPE parameters of one set of layers; factors must be finite and positive. */
-static es_status rope_freqs(const es_config *c, float base, float pos_scale, const float *factors, const char *what,
-                            es_rope_freqs *out) {
+static es_status rope_freqs(const es_config *c, float base, float pos_scale, const float *factors,
+                            const char *what, es_rope_freqs *out) {
     for (int i = 0; factors && i < c->n_rot / 2; i++)
         if (!(factors[i] > 0.0f) || !isfinite(factors[i]))
-            return es_error(ES_ERR_FORMAT, "model: %s[%d] = %g is not a positive finite RoPE factor", what, i,
+            return es_error(ES_ERR_FORMAT,
+                            "model: %s[%d] = %g is not a positive finite RoPE factor", what, i,
                             (double)factors[i]);
     out->theta_scale = c->n_rot > 0 ? powf(base, -2.0f / (float)c->n_rot) : 1.0f;
     out->pos_scale = pos_scale;
@@ -433,12 +483,16 @@ static es_status bind_weights(es_model *m) {
     char name[96];
     const es_gguf_tensor *te = find_tensor(m, ES_T_TOKEN_EMBD, 0, name, sizeof name);
     if (!te) return es_error(ES_ERR_FORMAT, "model: tensor %s is missing", name);
-    if (te->ne[0] != c->n_embd || te->ne[1] < 1 || te->ne[1] > INT32_MAX || te->ne[2] != 1 || te->ne[3] != 1)
-        return es_error(ES_ERR_FORMAT, "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%d, n_vocab]",
-                        name, (long long)te->ne[0], (long long)te->ne[1], (long long)te->ne[2],
-                        (long long)te->ne[3], c->n_embd);
+    if (te->ne[0] != c->n_embd || te->ne[1] < 1 || te->ne[1] > INT32_MAX || te->ne[2] != 1 ||
+        te->ne[3] != 1)
+        return es_error(
+            ES_ERR_FORMAT,
+            "model: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%d, n_vocab]", name,
+            (long long)te->ne[0], (long long)te->ne[1], (long long)te->ne[2], (long long)te->ne[3],
+            c->n_embd);
     m->cfg.n_vocab = (int)te->ne[1];
-    if ((st = bind_matrix(m, ES_T_TOKEN_EMBD, 0, c->n_embd, c->n_vocab, true, &w->token_embd))) return st;
+    if ((st = bind_matrix(m, ES_T_TOKEN_EMBD, 0, c->n_embd, c->n_vocab, true, &w->token_embd)))
+        return st;
     if ((st = bind_vector(m, ES_T_OUTPUT_NORM, 0, c->n_embd, true, &w->output_norm))) return st;
     if ((st = bind_matrix(m, ES_T_OUTPUT, 0, c->n_embd, c->n_vocab, false, &w->output))) return st;
     if (!w->output.data) {
@@ -460,9 +514,11 @@ static es_status bind_weights(es_model *m) {
                          freqs ? "rope_freqs" : "rope_factors_short", &w->rope)))
         return st;
     w->has_rope_long = flong != NULL;
-    if (flong && (st = rope_freqs(c, c->rope_base, c->rope_pos_scale, flong, "rope_factors_long", &w->rope_long)))
+    if (flong && (st = rope_freqs(c, c->rope_base, c->rope_pos_scale, flong, "rope_factors_long",
+                                  &w->rope_long)))
         return st;
-    if ((st = rope_freqs(c, c->rope_base_swa, 1.0f, NULL, "rope (sliding window)", &w->rope_swa))) return st;
+    if ((st = rope_freqs(c, c->rope_base_swa, 1.0f, NULL, "rope (sliding window)", &w->rope_swa)))
+        return st;
 
     w->layers = es_calloc((size_t)c->n_layer, sizeof *w->layers);
     if (!w->layers) return ES_ERR_NOMEM;
@@ -481,10 +537,11 @@ static es_status check_block_tensors(const es_model *m) {
         long blk = strtol(name + 4, &end, 10);
         if (end == name + 4 || *end != '.' || blk < 0) continue;
         if (blk >= m->cfg.n_layer)
-            return es_error(ES_ERR_FORMAT,
-                            "model: tensor %s belongs to block %ld, but %s.block_count says the model has %d "
-                            "blocks (0..%d)",
-                            name, blk, m->arch_name, m->cfg.n_layer, m->cfg.n_layer - 1);
+            return es_error(
+                ES_ERR_FORMAT,
+                "model: tensor %s belongs to block %ld, but %s.block_count says the model has %d "
+                "blocks (0..%d)",
+                name, blk, m->arch_name, m->cfg.n_layer, m->cfg.n_layer - 1);
     }
     return ES_OK;
 }
@@ -498,17 +555,20 @@ static es_status check_finite(const es_model *m) {
             const uint32_t *u = t->data;
             for (size_t j = 0; j < n / 4; j++)
                 if ((u[j] & 0x7f800000u) == 0x7f800000u)
-                    return es_error(ES_ERR_FORMAT, "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
+                    return es_error(ES_ERR_FORMAT,
+                                    "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
         } else if (t->type == ES_TYPE_F16) {
             const uint16_t *u = t->data;
             for (size_t j = 0; j < n / 2; j++)
                 if ((u[j] & 0x7c00u) == 0x7c00u)
-                    return es_error(ES_ERR_FORMAT, "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
+                    return es_error(ES_ERR_FORMAT,
+                                    "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
         } else if (t->type == ES_TYPE_BF16) {
             const uint16_t *u = t->data;
             for (size_t j = 0; j < n / 2; j++)
                 if ((u[j] & 0x7f80u) == 0x7f80u)
-                    return es_error(ES_ERR_FORMAT, "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
+                    return es_error(ES_ERR_FORMAT,
+                                    "model: tensor %s has a NaN or Inf at element %zu", t->name, j);
         }
     }
     return ES_OK;
@@ -545,7 +605,8 @@ static void describe_features(es_model *m) {
     else if (c->n_rot == 0)
         ADD("no position encoding");
     else
-        ADD("RoPE (%s, base %g)", c->arch->rope == ES_ROPE_NEOX ? "NEOX" : "adjacent pairs", (double)c->rope_base);
+        ADD("RoPE (%s, base %g)", c->arch->rope == ES_ROPE_NEOX ? "NEOX" : "adjacent pairs",
+            (double)c->rope_base);
     if (c->embd_scale != 1.0f) ADD("embedding scale %g", (double)c->embd_scale);
     if (c->residual_scale != 1.0f) ADD("residual scale %g", (double)c->residual_scale);
     if (c->logit_scale != 1.0f) ADD("logit scale %g", (double)c->logit_scale);
@@ -581,8 +642,10 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
         size_t size = 0;
         char *copy = NULL;
         st = es_file_read(path, SIZE_MAX - 64, &copy, &size);
-        if (st == ES_OK) m->file_copy = copy;
-        else es_error_prefix(st, "model");
+        if (st == ES_OK)
+            m->file_copy = copy;
+        else
+            es_error_prefix(st, "model");
         if (st == ES_OK) st = es_gguf_open_memory(m->file_copy, size, &m->gguf);
     }
     if (st != ES_OK) goto fail;
@@ -594,8 +657,9 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
     }
     m->cfg.arch = es_arch_find(m->arch_name);
     if (!m->cfg.arch) {
-        st = es_error(ES_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (supported: %s)",
-                      m->arch_name, es_arch_list());
+        st = es_error(ES_ERR_UNSUPPORTED,
+                      "model: architecture '%s' is not supported (supported: %s)", m->arch_name,
+                      es_arch_list());
         goto fail;
     }
     m->name = es_gguf_get_str_dup(m->gguf, "general.name");
@@ -606,8 +670,10 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
     }
     m->chat_template = es_gguf_get_str_dup(m->gguf, "tokenizer.chat_template");
     if ((st = read_config(m))) goto fail;
-    if (es_arch_is_encoder(m->cfg.arch)) st = es_encoder_bind(m); /* encoder.c */
-    else st = bind_weights(m);
+    if (es_arch_is_encoder(m->cfg.arch))
+        st = es_encoder_bind(m); /* encoder.c */
+    else
+        st = bind_weights(m);
     if (st != ES_OK) goto fail;
     if (p.check_finite && (st = check_finite(m))) goto fail;
     count_tensors(m);
@@ -622,7 +688,8 @@ fail:
 void es_model_free(es_model *m) {
     if (!m) return;
     if (m->vocab && m->vocab_free) m->vocab_free(m->vocab);
-    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    for (int i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
     free(m->owned);
     if (m->w.layers) free(m->w.layers);
     es_encoder_weights_free(m->enc);
@@ -665,11 +732,16 @@ void es_model_get_info(const es_model *m, es_model_info *info) {
     }
 }
 
-const char *es_model_chat_template(const es_model *m) { return m ? m->chat_template : NULL; }
+const char *es_model_chat_template(const es_model *m) {
+    return m ? m->chat_template : NULL;
+}
 
-const struct es_vocab *es_model_vocab(const es_model *m) { return m ? m->vocab : NULL; }
+const struct es_vocab *es_model_vocab(const es_model *m) {
+    return m ? m->vocab : NULL;
+}
 
-void es_model_attach_vocab(es_model *m, struct es_vocab *vocab, void (*vocab_free)(struct es_vocab *)) {
+void es_model_attach_vocab(es_model *m, struct es_vocab *vocab,
+                           void (*vocab_free)(struct es_vocab *)) {
     if (m->vocab && m->vocab_free) m->vocab_free(m->vocab);
     m->vocab = vocab;
     m->vocab_free = vocab_free;
@@ -684,12 +756,16 @@ size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
     size_t ws = matrix_wsize(&m->w.output, n_tok);
     for (int il = 0; il < m->cfg.n_layer; il++) {
         const es_layer_weights *L = &m->w.layers[il];
-        const es_matrix *all[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ws = ES_MAX(ws, matrix_wsize(all[i], n_tok));
+        const es_matrix *all[] = {&L->wq, &L->wk,     &L->wv,   &L->wqkv,
+                                  &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            ws = ES_MAX(ws, matrix_wsize(all[i], n_tok));
         /* MoE: an expert multiplies at most every token once; MLA: the latent projections */
-        const es_matrix *more[] = {&L->ffn_gate_inp, &L->ffn_gate_exps.m, &L->ffn_up_exps.m, &L->ffn_down_exps.m,
-                                   &L->wq_a, &L->wq_b, &L->wkv_a, &L->wkv_b};
-        for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) ws = ES_MAX(ws, matrix_wsize(more[i], n_tok));
+        const es_matrix *more[] = {
+            &L->ffn_gate_inp, &L->ffn_gate_exps.m, &L->ffn_up_exps.m, &L->ffn_down_exps.m, &L->wq_a,
+            &L->wq_b,         &L->wkv_a,           &L->wkv_b};
+        for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+            ws = ES_MAX(ws, matrix_wsize(more[i], n_tok));
     }
     return ws;
 }

@@ -21,40 +21,41 @@ struct es_vocab; /* tokenizer.h */
 
 /* Hyperparameters, read from the GGUF metadata and checked against tensor shapes. */
 typedef struct es_config {
-    const es_arch *arch;   /* family row of arch.c */
-    int n_layer;           /* decoder blocks */
-    int n_embd;            /* residual width d_model */
-    int n_head;            /* query heads */
-    int n_head_kv;         /* key/value heads (n_head % n_head_kv == 0) */
-    int head_dim;          /* width of a Q/K head */
-    int head_dim_v;        /* width of a V head */
-    int n_ff;              /* MLP hidden width */
-    int n_vocab;           /* rows of token_embd / output */
-    int n_ctx_train;       /* trained context length */
-    int n_rot;             /* RoPE'd dims per head (<= head_dim, even) */
-    float norm_eps;        /* RMSNorm epsilon */
-    float rope_base;       /* RoPE theta of global layers */
-    float rope_base_swa;   /* RoPE theta of sliding-window layers */
-    float rope_pos_scale;  /* positions are multiplied by this (linear scaling: 1/factor) */
+    const es_arch *arch;    /* family row of arch.c */
+    int n_layer;            /* decoder blocks */
+    int n_embd;             /* residual width d_model */
+    int n_head;             /* query heads */
+    int n_head_kv;          /* key/value heads (n_head % n_head_kv == 0) */
+    int head_dim;           /* width of a Q/K head */
+    int head_dim_v;         /* width of a V head */
+    int n_ff;               /* MLP hidden width */
+    int n_vocab;            /* rows of token_embd / output */
+    int n_ctx_train;        /* trained context length */
+    int n_rot;              /* RoPE'd dims per head (<= head_dim, even) */
+    float norm_eps;         /* RMSNorm epsilon */
+    float rope_base;        /* RoPE theta of global layers */
+    float rope_base_swa;    /* RoPE theta of sliding-window layers */
+    float rope_pos_scale;   /* positions are multiplied by this (linear scaling: 1/factor) */
     float rope_attn_factor; /* cos/sin multiplied by this (LongRoPE attention factor; 1 = none) */
-    int n_ctx_orig;        /* LongRoPE: original context (short factors up to it), 0 = none */
-    float attn_scale;      /* query scale: 1/sqrt(head_dim) unless the file says otherwise */
-    float attn_softcap;    /* attention logits: tanh(s/c)*c; 0 = none */
-    float final_softcap;   /* output logits: tanh(l/c)*c; 0 = none */
-    int n_swa;             /* sliding window (keys with pos > q_pos - n_swa), 0 = none */
-    float embd_scale;      /* embeddings multiplied by this (sqrt(n_embd) for Gemma, else 1) */
-    float residual_scale;  /* each residual branch multiplied by this before the add (MiniCPM: from the file; MiniCPM3: fixed), else 1 */
-    float logit_scale;     /* logits multiplied by 1/logit_scale (MiniCPM), else 1 */
-    float alibi_max_bias;  /* > 0: ALiBi with this max bias, no RoPE (Baichuan 13B), else 0 */
-    int n_q;               /* n_head * head_dim    (rows of Wq) */
-    int n_k;               /* n_head_kv * head_dim (rows of Wk) */
-    int n_v;               /* n_head_kv * head_dim_v (rows of Wv) */
-    int n_expert;          /* routed experts per MoE layer (expert_count), 0 = dense FFN */
-    int n_expert_used;     /* experts each token is routed to (expert_used_count, top-k) */
-    int n_ff_exp;          /* hidden width of one expert (expert_feed_forward_length, else n_ff) */
-    int q_lora_rank;       /* MLA: rank of the query latent (attention.q_lora_rank) */
-    int kv_lora_rank;      /* MLA: rank of the key/value latent (attention.kv_lora_rank), 0 = no MLA */
-    float lmhead_scale;    /* the normed output is multiplied by this before the lm head (1 = none) */
+    int n_ctx_orig;         /* LongRoPE: original context (short factors up to it), 0 = none */
+    float attn_scale;       /* query scale: 1/sqrt(head_dim) unless the file says otherwise */
+    float attn_softcap;     /* attention logits: tanh(s/c)*c; 0 = none */
+    float final_softcap;    /* output logits: tanh(l/c)*c; 0 = none */
+    int n_swa;              /* sliding window (keys with pos > q_pos - n_swa), 0 = none */
+    float embd_scale;       /* embeddings multiplied by this (sqrt(n_embd) for Gemma, else 1) */
+    float residual_scale;   /* each residual branch multiplied by this before the add (MiniCPM: from
+                               the file; MiniCPM3: fixed), else 1 */
+    float logit_scale;      /* logits multiplied by 1/logit_scale (MiniCPM), else 1 */
+    float alibi_max_bias;   /* > 0: ALiBi with this max bias, no RoPE (Baichuan 13B), else 0 */
+    int n_q;                /* n_head * head_dim    (rows of Wq) */
+    int n_k;                /* n_head_kv * head_dim (rows of Wk) */
+    int n_v;                /* n_head_kv * head_dim_v (rows of Wv) */
+    int n_expert;           /* routed experts per MoE layer (expert_count), 0 = dense FFN */
+    int n_expert_used;      /* experts each token is routed to (expert_used_count, top-k) */
+    int n_ff_exp;           /* hidden width of one expert (expert_feed_forward_length, else n_ff) */
+    int q_lora_rank;        /* MLA: rank of the query latent (attention.q_lora_rank) */
+    int kv_lora_rank;   /* MLA: rank of the key/value latent (attention.kv_lora_rank), 0 = no MLA */
+    float lmhead_scale; /* the normed output is multiplied by this before the lm head (1 = none) */
 } es_config;
 
 /* A weight matrix in the mapping: n_out rows of n_in elements of `type`. */
@@ -68,8 +69,8 @@ typedef struct es_matrix {
 /* n_expert matrices of the same shape back to back in one 3-D tensor (GGUF ne =
  * [n_in, n_out, n_expert]): expert e is `m` with data advanced by e * stride bytes. */
 typedef struct es_experts {
-    es_matrix m;      /* expert 0: [n_out][n_in] */
-    size_t stride;    /* bytes from one expert's matrix to the next */
+    es_matrix m;   /* expert 0: [n_out][n_in] */
+    size_t stride; /* bytes from one expert's matrix to the next */
 } es_experts;
 
 typedef struct es_layer_weights {
@@ -108,9 +109,10 @@ typedef struct es_layer_weights {
  * logits bit for bit): for position p, theta_0 = p and theta_{i+1} = theta_i · theta_scale
  * in float, angle_i = pos_scale · (theta_i / factors[i]), cos/sin in float. */
 typedef struct es_rope_freqs {
-    float theta_scale;    /* base^(−2/n_rot) */
-    float pos_scale;      /* linear position scaling (1 = none) */
-    const float *factors; /* [n_rot/2] frequency divisors (finite, > 0; in the mapped file) or NULL */
+    float theta_scale; /* base^(−2/n_rot) */
+    float pos_scale;   /* linear position scaling (1 = none) */
+    const float
+        *factors; /* [n_rot/2] frequency divisors (finite, > 0; in the mapped file) or NULL */
 } es_rope_freqs;
 
 typedef struct es_weights {
@@ -119,7 +121,8 @@ typedef struct es_weights {
     es_matrix output;         /* [n_vocab][n_embd] (== token_embd when tied) */
     bool tied;                /* output is token_embd */
     es_rope_freqs rope;       /* global layers (factors from rope_freqs or rope_factors_short) */
-    es_rope_freqs rope_long;  /* LongRoPE: rope_factors_long, used when a context's n_ctx > n_ctx_orig */
+    es_rope_freqs
+        rope_long; /* LongRoPE: rope_factors_long, used when a context's n_ctx > n_ctx_orig */
     bool has_rope_long;
     es_rope_freqs rope_swa;   /* sliding-window layers: rope_base_swa, no scaling */
     es_layer_weights *layers; /* [n_layer] (owned) */
@@ -128,19 +131,20 @@ typedef struct es_weights {
 struct es_model {
     es_config cfg;
     es_weights w;
-    es_gguf *gguf;            /* owns the mapping the weights point into */
-    void *file_copy;          /* use_mmap == false: the file read into memory (owned), else NULL */
-    char *arch_name;          /* general.architecture (owned) */
-    char *name;               /* general.name or "" (owned) */
-    struct es_vocab *vocab;   /* tokenizer, or NULL if the file has none (owned) */
+    es_gguf *gguf;          /* owns the mapping the weights point into */
+    void *file_copy;        /* use_mmap == false: the file read into memory (owned), else NULL */
+    char *arch_name;        /* general.architecture (owned) */
+    char *name;             /* general.name or "" (owned) */
+    struct es_vocab *vocab; /* tokenizer, or NULL if the file has none (owned) */
     void (*vocab_free)(struct es_vocab *); /* frees vocab (set by the text layer) */
-    float **owned;            /* f32 copies of f16 norm vectors and biases */
+    float **owned;                         /* f32 copies of f16 norm vectors and biases */
     int n_owned, cap_owned;
-    uint64_t n_params;        /* weight elements */
-    uint64_t weight_bytes;    /* bytes of all tensors */
-    char *chat_template;      /* tokenizer.chat_template or NULL (owned) */
-    char features[256];       /* what the family does beyond plain Llama, for es_model_info */
-    struct es_encoder_weights *enc; /* encoder families (encoder.h): their weights, else NULL (owned) */
+    uint64_t n_params;     /* weight elements */
+    uint64_t weight_bytes; /* bytes of all tensors */
+    char *chat_template;   /* tokenizer.chat_template or NULL (owned) */
+    char features[256];    /* what the family does beyond plain Llama, for es_model_info */
+    struct es_encoder_weights
+        *enc; /* encoder families (encoder.h): their weights, else NULL (owned) */
 };
 
 /* Loads the weights and configuration of a GGUF model, without its vocabulary: the
@@ -150,14 +154,16 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
 
 /* Hands `vocab` to the model, which frees it with vocab_free in es_model_free. Only
  * while the model is being loaded (it is immutable afterwards). */
-void es_model_attach_vocab(es_model *m, struct es_vocab *vocab, void (*vocab_free)(struct es_vocab *));
+void es_model_attach_vocab(es_model *m, struct es_vocab *vocab,
+                           void (*vocab_free)(struct es_vocab *));
 
 /* Binds the tensor `name` as a matrix [n_out][n_in] / a vector of n floats (F32 in place,
  * other types converted to an owned copy), checking shape and type; absent and optional
  * leaves out zeroed / NULL. For the weight binders of other files (encoder.c). */
-es_status es_model_bind_matrix(es_model *m, const char *name, int64_t n_in, int64_t n_out, bool required,
-                               es_matrix *out);
-es_status es_model_bind_vector(es_model *m, const char *name, int64_t n, bool required, const float **out);
+es_status es_model_bind_matrix(es_model *m, const char *name, int64_t n_in, int64_t n_out,
+                               bool required, es_matrix *out);
+es_status es_model_bind_vector(es_model *m, const char *name, int64_t n, bool required,
+                               const float **out);
 
 /* Bytes of matmul scratch needed to multiply any weight of the model by n_tok rows. */
 size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok);

@@ -43,7 +43,8 @@ static void router_task(void *p, int ith, int nth) {
         const float *h = a->ctx->rs.xb + (size_t)t * c->n_embd;
         float *logit = a->ctx->rs.moe_probs + (size_t)t * c->n_expert;
         for (int e = 0; e < c->n_expert; e++)
-            tt->vec_dot(c->n_embd, &logit[e], (const uint8_t *)a->router->data + (size_t)e * row, h);
+            tt->vec_dot(c->n_embd, &logit[e], (const uint8_t *)a->router->data + (size_t)e * row,
+                        h);
     }
 }
 
@@ -51,14 +52,16 @@ static void router_task(void *p, int ith, int nth) {
  * the float reciprocal of the sum. */
 static void softmax(float *x, int n) {
     float max = -INFINITY;
-    for (int i = 0; i < n; i++) max = fmaxf(max, x[i]);
+    for (int i = 0; i < n; i++)
+        max = fmaxf(max, x[i]);
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);
         sum += (double)x[i];
     }
     const float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) x[i] *= inv;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
 }
 
 /* sel[0..k) = indices of the k largest of p[0..n), best first (ties: lower index). */
@@ -67,7 +70,8 @@ static void top_k(const float *p, int n, int k, int32_t *sel) {
         int best = -1;
         for (int e = 0; e < n; e++) {
             bool taken = false;
-            for (int i = 0; i < j && !taken; i++) taken = sel[i] == e;
+            for (int i = 0; i < j && !taken; i++)
+                taken = sel[i] == e;
             if (!taken && (best < 0 || p[e] > p[best])) best = e;
         }
         sel[j] = best;
@@ -89,9 +93,12 @@ static void select_task(void *p, int ith, int nth) {
         softmax(prob, c->n_expert);
         top_k(prob, c->n_expert, k, sel);
         double sum = 0.0;
-        for (int j = 0; j < k; j++) sum += (double)(w[j] = prob[sel[j]]);
-        const float s = fmaxf((float)sum, 6.103515625e-5f); /* llama.cpp's clamp: the smallest normal f16 */
-        for (int j = 0; j < k; j++) w[j] /= s;
+        for (int j = 0; j < k; j++)
+            sum += (double)(w[j] = prob[sel[j]]);
+        const float s =
+            fmaxf((float)sum, 6.103515625e-5f); /* llama.cpp's clamp: the smallest normal f16 */
+        for (int j = 0; j < k; j++)
+            w[j] /= s;
     }
 }
 
@@ -104,8 +111,10 @@ static void group_by_expert(es_context *ctx, int n_tok) {
     es_run_state *rs = &ctx->rs;
     const int k = c->n_expert_used;
     memset(rs->moe_off, 0, (size_t)(c->n_expert + 1) * sizeof *rs->moe_off);
-    for (int i = 0; i < n_tok * k; i++) rs->moe_off[rs->moe_sel[i] + 1]++;
-    for (int e = 0; e < c->n_expert; e++) rs->moe_off[e + 1] += rs->moe_off[e];
+    for (int i = 0; i < n_tok * k; i++)
+        rs->moe_off[rs->moe_sel[i] + 1]++;
+    for (int e = 0; e < c->n_expert; e++)
+        rs->moe_off[e + 1] += rs->moe_off[e];
     memcpy(rs->moe_next, rs->moe_off, (size_t)c->n_expert * sizeof *rs->moe_next);
     for (int t = 0; t < n_tok; t++)
         for (int j = 0; j < k; j++) {
@@ -135,7 +144,8 @@ static void gather_task(void *p, int ith, int nth) {
     int64_t i0, i1;
     es_op_split(a->cnt, ith, nth, &i0, &i1);
     for (int64_t i = i0; i < i1; i++)
-        memcpy(rs->moe_x + (size_t)i * d, rs->xb + (size_t)rs->moe_tok[a->r0 + i] * d, (size_t)d * sizeof(float));
+        memcpy(rs->moe_x + (size_t)i * d, rs->xb + (size_t)rs->moe_tok[a->r0 + i] * d,
+               (size_t)d * sizeof(float));
 }
 
 /* out[moe_tok[r0 + i]] += moe_wt[r0 + i] · moe_y[i]: a token appears once per expert,
@@ -150,7 +160,8 @@ static void scatter_task(void *p, int ith, int nth) {
         const float w = rs->moe_wt[a->r0 + i];
         const float *y = rs->moe_y + (size_t)i * d;
         float *o = rs->out + (size_t)rs->moe_tok[a->r0 + i] * d;
-        for (int j = 0; j < d; j++) o[j] += w * y[j];
+        for (int j = 0; j < d; j++)
+            o[j] += w * y[j];
     }
 }
 

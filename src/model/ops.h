@@ -16,7 +16,8 @@ void es_op_run(es_context *ctx, es_task_fn fn, void *arg, int64_t work);
 
 /* out[r] = x[r] / sqrt(mean(x[r]²) + norm_eps) * w for n_rows rows of n (out may be x),
  * as llama.cpp's CPU backend rounds it. */
-void es_op_rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows, int n);
+void es_op_rmsnorm(es_context *ctx, float *out, const float *x, const float *w, int64_t n_rows,
+                   int n);
 
 /* y[n_tok][W.n_out] = x[n_tok][W.n_in] · Wᵀ, with the context's numerics and scratch. */
 void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y);

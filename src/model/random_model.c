@@ -39,15 +39,15 @@ static const rm_shape rm_shapes[] = {
      131072, 500000.0f, 1e-5f, false, 32.0f, 1.0f, 4.0f, 8192, false},
     {"demo-16m", "llama", "demo-16m (random weights)", 8, 384, 6, 2, 64, 1024, 8192, 1024, 10000.0f,
      1e-5f, false, 0, 0, 0, 0, false},
-    {"qwen3-30b-a3b", "qwen3moe", "Qwen3-30B-A3B (random weights)", 48, 2048, 32, 4, 128, 6144, 151936,
-     40960, 1e6f, 1e-6f, false, 0, 0, 0, 0, false},
-    {"qwen3-moe-tiny", "qwen3moe", "qwen3-moe-tiny (random weights)", 4, 256, 4, 2, 64, 512, 2048, 2048,
-     1e6f, 1e-6f, false, 0, 0, 0, 0, false},
-    {"minicpm3-4b", "minicpm3", "MiniCPM3-4B (random weights)", 62, 2560, 40, 40, 96, 6400, 73448, 32768,
-     10000.0f, 1e-5f, false, 0, 0, 0, 0, false},
+    {"qwen3-30b-a3b", "qwen3moe", "Qwen3-30B-A3B (random weights)", 48, 2048, 32, 4, 128, 6144,
+     151936, 40960, 1e6f, 1e-6f, false, 0, 0, 0, 0, false},
+    {"qwen3-moe-tiny", "qwen3moe", "qwen3-moe-tiny (random weights)", 4, 256, 4, 2, 64, 512, 2048,
+     2048, 1e6f, 1e-6f, false, 0, 0, 0, 0, false},
+    {"minicpm3-4b", "minicpm3", "MiniCPM3-4B (random weights)", 62, 2560, 40, 40, 96, 6400, 73448,
+     32768, 10000.0f, 1e-5f, false, 0, 0, 0, 0, false},
     /* Baichuan2-7B-Base/Chat (its NormHead is not modelled: output is a plain matrix) */
-    {"baichuan2-7b", "baichuan", "Baichuan2-7B (random weights)", 32, 4096, 32, 32, 128, 11008, 125696,
-     4096, 10000.0f, 1e-6f, false, 0, 0, 0, 0, true},
+    {"baichuan2-7b", "baichuan", "Baichuan2-7B (random weights)", 32, 4096, 32, 32, 128, 11008,
+     125696, 4096, 10000.0f, 1e-6f, false, 0, 0, 0, 0, true},
     {"qwen2.5-7b", "qwen2", "Qwen2.5-7B (random weights)", 28, 3584, 28, 4, 128, 18944, 152064,
      32768, 1e6f, 1e-6f, true, 0, 0, 0, 0, true},
     {"llama-3.1-8b", "llama", "Llama-3.1-8B (random weights)", 32, 4096, 32, 8, 128, 14336, 128256,
@@ -58,11 +58,11 @@ static const rm_shape rm_shapes[] = {
  * attention. A shape not listed has none of these. */
 typedef struct rm_shape_ext {
     const char *like;
-    bool qk_norm;                /* attn_q_norm / attn_k_norm [head_dim] (Qwen3) */
-    int n_expert, n_expert_used; /* routed experts (ffn_*_exps), 0 = dense FFN */
-    int n_ff_exp;                /* hidden width of one expert */
+    bool qk_norm;                  /* attn_q_norm / attn_k_norm [head_dim] (Qwen3) */
+    int n_expert, n_expert_used;   /* routed experts (ffn_*_exps), 0 = dense FFN */
+    int n_ff_exp;                  /* hidden width of one expert */
     int q_lora_rank, kv_lora_rank; /* multi-head latent attention (MiniCPM3), 0 = none */
-    int n_rot, head_dim_v;       /* MLA: RoPE'd dims of a head_dim Q/K head; V head width */
+    int n_rot, head_dim_v;         /* MLA: RoPE'd dims of a head_dim Q/K head; V head width */
 } rm_shape_ext;
 
 /* Qwen3-30B-A3B and MiniCPM3-4B from their config.json; qwen3-moe-tiny is a small MoE
@@ -80,9 +80,9 @@ static const rm_shape_ext *shape_ext(const rm_shape *s) {
     return &none;
 }
 
-const char *const es_random_model_likes[] = {"qwen2.5-0.5b", "llama-3.2-1b", "demo-16m",
-                                             "qwen3-30b-a3b", "qwen3-moe-tiny", "minicpm3-4b",
-                                             "baichuan2-7b", "qwen2.5-7b", "llama-3.1-8b", NULL};
+const char *const es_random_model_likes[] = {
+    "qwen2.5-0.5b", "llama-3.2-1b", "demo-16m",   "qwen3-30b-a3b", "qwen3-moe-tiny",
+    "minicpm3-4b",  "baichuan2-7b", "qwen2.5-7b", "llama-3.1-8b",  NULL};
 
 /* ------------------------------------------------------------------------- */
 /* Quantization mixes                                                        */
@@ -143,7 +143,8 @@ static int matrix_type(rm_mix mix, rm_role role, int layer, int n_layer, int64_t
     case MIX_Q4_0: t = role == ROLE_EMBD || role == ROLE_OUT ? ES_TYPE_Q6_K : ES_TYPE_Q4_0; break;
     case MIX_Q4_K_M:
     case MIX_Q5_K_M:
-        if (role == ROLE_EMBD || role == ROLE_OUT || ((role == ROLE_V || role == ROLE_DOWN) && more))
+        if (role == ROLE_EMBD || role == ROLE_OUT ||
+            ((role == ROLE_V || role == ROLE_DOWN) && more))
             t = ES_TYPE_Q6_K;
         else
             t = mix == MIX_Q4_K_M ? ES_TYPE_Q4_K : ES_TYPE_Q5_K;
@@ -182,30 +183,35 @@ static void add_tensor(rm_tensor *list, int *n, rm_role role, int layer, const c
 }
 
 /* The same for n_mat expert matrices of [ne1][ne0] in one 3-D tensor. */
-static void add_experts(rm_tensor *list, int *n, rm_role role, int layer, const char *name, int64_t ne0,
-                        int64_t ne1, int64_t n_mat, int type) {
+static void add_experts(rm_tensor *list, int *n, rm_role role, int layer, const char *name,
+                        int64_t ne0, int64_t ne1, int64_t n_mat, int type) {
     add_tensor(list, n, role, layer, name, 3, ne0, ne1, type);
     list[*n - 1].n_mat = n_mat;
 }
 
 /* The router (F32, as llama-quantize leaves it) and the experts of layer l, quantized
  * as the dense FFN matrices would be. */
-static void add_moe_ffn(const rm_shape *s, const rm_shape_ext *x, rm_mix mix, rm_tensor *list, int *n, int l) {
+static void add_moe_ffn(const rm_shape *s, const rm_shape_ext *x, rm_mix mix, rm_tensor *list,
+                        int *n, int l) {
     const int64_t d = s->n_embd, ff = x->n_ff_exp, E = x->n_expert;
     add_tensor(list, n, ROLE_GATE, l, "ffn_gate_inp.weight", 2, d, E, ES_TYPE_F32);
-    add_experts(list, n, ROLE_GATE, l, "ffn_gate_exps.weight", d, ff, E, matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
-    add_experts(list, n, ROLE_UP, l, "ffn_up_exps.weight", d, ff, E, matrix_type(mix, ROLE_UP, l, s->n_layer, d));
+    add_experts(list, n, ROLE_GATE, l, "ffn_gate_exps.weight", d, ff, E,
+                matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
+    add_experts(list, n, ROLE_UP, l, "ffn_up_exps.weight", d, ff, E,
+                matrix_type(mix, ROLE_UP, l, s->n_layer, d));
     add_experts(list, n, ROLE_DOWN, l, "ffn_down_exps.weight", ff, d, E,
                 matrix_type(mix, ROLE_DOWN, l, s->n_layer, ff));
 }
 
 /* Layer l of a latent-attention model after its attn_norm (MiniCPM3: dense FFN);
  * returns l. */
-static int add_mla_layer(const rm_shape *s, const rm_shape_ext *x, rm_mix mix, rm_tensor *list, int *n, int l) {
+static int add_mla_layer(const rm_shape *s, const rm_shape_ext *x, rm_mix mix, rm_tensor *list,
+                         int *n, int l) {
     const int64_t d = s->n_embd, q = (int64_t)s->n_head * s->head_dim, ff = s->n_ff;
     const int64_t kv = (int64_t)s->n_head * (s->head_dim - x->n_rot + x->head_dim_v);
     const int64_t o = (int64_t)s->n_head * x->head_dim_v;
-    add_tensor(list, n, ROLE_Q, l, "attn_q_a.weight", 2, d, x->q_lora_rank, matrix_type(mix, ROLE_Q, l, s->n_layer, d));
+    add_tensor(list, n, ROLE_Q, l, "attn_q_a.weight", 2, d, x->q_lora_rank,
+               matrix_type(mix, ROLE_Q, l, s->n_layer, d));
     add_tensor(list, n, ROLE_NORM, l, "attn_q_a_norm.weight", 1, x->q_lora_rank, 1, ES_TYPE_F32);
     add_tensor(list, n, ROLE_Q, l, "attn_q_b.weight", 2, x->q_lora_rank, q,
                matrix_type(mix, ROLE_Q, l, s->n_layer, x->q_lora_rank));
@@ -214,11 +220,15 @@ static int add_mla_layer(const rm_shape *s, const rm_shape_ext *x, rm_mix mix, r
     add_tensor(list, n, ROLE_NORM, l, "attn_kv_a_norm.weight", 1, x->kv_lora_rank, 1, ES_TYPE_F32);
     add_tensor(list, n, ROLE_V, l, "attn_kv_b.weight", 2, x->kv_lora_rank, kv,
                matrix_type(mix, ROLE_V, l, s->n_layer, x->kv_lora_rank));
-    add_tensor(list, n, ROLE_O, l, "attn_output.weight", 2, o, d, matrix_type(mix, ROLE_O, l, s->n_layer, o));
+    add_tensor(list, n, ROLE_O, l, "attn_output.weight", 2, o, d,
+               matrix_type(mix, ROLE_O, l, s->n_layer, o));
     add_tensor(list, n, ROLE_NORM, l, "ffn_norm.weight", 1, d, 1, ES_TYPE_F32);
-    add_tensor(list, n, ROLE_GATE, l, "ffn_gate.weight", 2, d, ff, matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
-    add_tensor(list, n, ROLE_UP, l, "ffn_up.weight", 2, d, ff, matrix_type(mix, ROLE_UP, l, s->n_layer, d));
-    add_tensor(list, n, ROLE_DOWN, l, "ffn_down.weight", 2, ff, d, matrix_type(mix, ROLE_DOWN, l, s->n_layer, ff));
+    add_tensor(list, n, ROLE_GATE, l, "ffn_gate.weight", 2, d, ff,
+               matrix_type(mix, ROLE_GATE, l, s->n_layer, d));
+    add_tensor(list, n, ROLE_UP, l, "ffn_up.weight", 2, d, ff,
+               matrix_type(mix, ROLE_UP, l, s->n_layer, d));
+    add_tensor(list, n, ROLE_DOWN, l, "ffn_down.weight", 2, ff, d,
+               matrix_type(mix, ROLE_DOWN, l, s->n_layer, ff));
     return l;
 }
 
@@ -228,7 +238,8 @@ static int build_tensor_list(const rm_shape *s, rm_mix mix, rm_tensor *list) {
     const int64_t d = s->n_embd, q = (int64_t)s->n_head * s->head_dim,
                   kv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff, L = s->n_layer;
     const rm_role embd = s->untied ? ROLE_TOK : ROLE_EMBD;
-    add_tensor(list, &n, embd, -1, "token_embd.weight", 2, d, s->n_vocab, matrix_type(mix, embd, 0, s->n_layer, d));
+    add_tensor(list, &n, embd, -1, "token_embd.weight", 2, d, s->n_vocab,
+               matrix_type(mix, embd, 0, s->n_layer, d));
     add_tensor(list, &n, ROLE_NORM, -1, "output_norm.weight", 1, d, 1, ES_TYPE_F32);
     if (s->untied)
         add_tensor(list, &n, ROLE_OUT, -1, "output.weight", 2, d, s->n_vocab,
@@ -255,8 +266,10 @@ static int build_tensor_list(const rm_shape *s, rm_mix mix, rm_tensor *list) {
             add_tensor(list, &n, ROLE_BIAS, l, "attn_v.bias", 1, kv, 1, ES_TYPE_F32);
         }
         if (x->qk_norm) {
-            add_tensor(list, &n, ROLE_NORM, l, "attn_q_norm.weight", 1, s->head_dim, 1, ES_TYPE_F32);
-            add_tensor(list, &n, ROLE_NORM, l, "attn_k_norm.weight", 1, s->head_dim, 1, ES_TYPE_F32);
+            add_tensor(list, &n, ROLE_NORM, l, "attn_q_norm.weight", 1, s->head_dim, 1,
+                       ES_TYPE_F32);
+            add_tensor(list, &n, ROLE_NORM, l, "attn_k_norm.weight", 1, s->head_dim, 1,
+                       ES_TYPE_F32);
         }
         add_tensor(list, &n, ROLE_O, l, "attn_output.weight", 2, q, d,
                    matrix_type(mix, ROLE_O, l, s->n_layer, q));
@@ -416,14 +429,18 @@ static es_status set_hparams(es_gguf_writer *w, const rm_shape *s, uint32_t file
     if (!st) st = es_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
     if (!st) st = es_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s->head_dim);
     const rm_shape_ext *x = shape_ext(s);
-    const int head_dim_v = x->head_dim_v ? x->head_dim_v : s->head_dim, n_rot = x->n_rot ? x->n_rot : s->head_dim;
+    const int head_dim_v = x->head_dim_v ? x->head_dim_v : s->head_dim,
+              n_rot = x->n_rot ? x->n_rot : s->head_dim;
     if (!st) st = es_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)head_dim_v);
     if (!st) st = es_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)n_rot);
-    if (!st && x->n_expert > 0) st = es_gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)x->n_expert);
-    if (!st && x->n_expert > 0) st = es_gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)x->n_expert_used);
+    if (!st && x->n_expert > 0)
+        st = es_gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)x->n_expert);
+    if (!st && x->n_expert > 0)
+        st = es_gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)x->n_expert_used);
     if (!st && x->n_expert > 0)
         st = es_gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)x->n_ff_exp);
-    if (!st && x->kv_lora_rank > 0) st = es_gguf_writer_set_u32(w, KEY("attention.q_lora_rank"), (uint32_t)x->q_lora_rank);
+    if (!st && x->kv_lora_rank > 0)
+        st = es_gguf_writer_set_u32(w, KEY("attention.q_lora_rank"), (uint32_t)x->q_lora_rank);
     if (!st && x->kv_lora_rank > 0)
         st = es_gguf_writer_set_u32(w, KEY("attention.kv_lora_rank"), (uint32_t)x->kv_lora_rank);
     if (!st) st = es_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)s->n_vocab);

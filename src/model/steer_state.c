@@ -17,19 +17,20 @@
 
 struct es_steer_state {
     int n_seq, n_layer, n_embd;
-    es_steer_compiled **seq;      /* [n_seq] shared, NULL = not steered */
-    int32_t *prompt_len;       /* [n_seq] set by the caller, -1 = automatic */
-    int32_t *auto_prompt_len;  /* [n_seq] from the latest batch holding position 0;
-                                  INT32_MAX = not seen (every position is prompt) */
+    es_steer_compiled **seq;        /* [n_seq] shared, NULL = not steered */
+    int32_t *prompt_len;            /* [n_seq] set by the caller, -1 = automatic */
+    int32_t *auto_prompt_len;       /* [n_seq] from the latest batch holding position 0;
+                                       INT32_MAX = not seen (every position is prompt) */
     uint8_t *active[ES_HOOK_COUNT]; /* [n_layer] some sequence steers here */
-    int32_t *last_idx;         /* [n_seq] scratch: last batch index of each sequence */
-    int32_t *has_pos0;         /* [n_seq] scratch: the batch holds position 0 */
+    int32_t *last_idx;              /* [n_seq] scratch: last batch index of each sequence */
+    int32_t *has_pos0;              /* [n_seq] scratch: the batch holds position 0 */
 };
 
 void es_steer_compiled_free(es_steer_compiled *c) {
     if (c == NULL) return;
     for (int h = 0; h < ES_HOOK_COUNT; h++) {
-        for (int p = 0; p < ES_STEER_POS_COUNT; p++) free(c->vec[h][p]);
+        for (int p = 0; p < ES_STEER_POS_COUNT; p++)
+            free(c->vec[h][p]);
         free(c->mask[h]);
     }
     free(c);
@@ -71,19 +72,27 @@ es_status es_steer_state_create(int n_seq, int n_layer, int n_embd, struct es_st
 void es_steer_state_free(struct es_steer_state *st) {
     if (st == NULL) return;
     if (st->seq)
-        for (int s = 0; s < st->n_seq; s++) compiled_release(st->seq[s]);
+        for (int s = 0; s < st->n_seq; s++)
+            compiled_release(st->seq[s]);
     free(st->seq);
     free(st->prompt_len);
     free(st->auto_prompt_len);
     free(st->last_idx);
     free(st->has_pos0);
-    for (int h = 0; h < ES_HOOK_COUNT; h++) free(st->active[h]);
+    for (int h = 0; h < ES_HOOK_COUNT; h++)
+        free(st->active[h]);
     free(st);
 }
 
-int es_steer_state_n_seq(const struct es_steer_state *st) { return st->n_seq; }
-int es_steer_state_n_layer(const struct es_steer_state *st) { return st->n_layer; }
-int es_steer_state_n_embd(const struct es_steer_state *st) { return st->n_embd; }
+int es_steer_state_n_seq(const struct es_steer_state *st) {
+    return st->n_seq;
+}
+int es_steer_state_n_layer(const struct es_steer_state *st) {
+    return st->n_layer;
+}
+int es_steer_state_n_embd(const struct es_steer_state *st) {
+    return st->n_embd;
+}
 
 /* Recomputes the per-layer "some sequence steers here" flags. */
 static void refresh_active(struct es_steer_state *st) {
@@ -92,7 +101,8 @@ static void refresh_active(struct es_steer_state *st) {
         for (int s = 0; s < st->n_seq; s++) {
             const es_steer_compiled *c = st->seq[s];
             if (c == NULL || c->mask[h] == NULL) continue;
-            for (int l = 0; l < st->n_layer; l++) st->active[h][l] |= c->mask[h][l];
+            for (int l = 0; l < st->n_layer; l++)
+                st->active[h][l] |= c->mask[h][l];
         }
     }
 }
@@ -121,7 +131,8 @@ es_status es_steer_state_set_prompt_len(struct es_steer_state *st, int seq, int 
     if (seq >= st->n_seq)
         return es_error(ES_ERR_RANGE, "steer: sequence %d is outside [0, %d)", seq, st->n_seq);
     int s0 = seq < 0 ? 0 : seq, s1 = seq < 0 ? st->n_seq : seq + 1;
-    for (int s = s0; s < s1; s++) st->prompt_len[s] = n_prompt < 0 ? -1 : n_prompt;
+    for (int s = s0; s < s1; s++)
+        st->prompt_len[s] = n_prompt < 0 ? -1 : n_prompt;
     return ES_OK;
 }
 
@@ -132,12 +143,14 @@ bool es_steer_active(const struct es_steer_state *st, es_hook_point hp, int laye
 
 /* x[n] += v[n] */
 static void vec_add(float *restrict x, const float *restrict v, int n) {
-    for (int i = 0; i < n; i++) x[i] += v[i];
+    for (int i = 0; i < n; i++)
+        x[i] += v[i];
 }
 
 static double vec_norm(const float *x, int n) {
     double s = 0.0;
-    for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
+    for (int i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
     return sqrt(s);
 }
 
@@ -157,8 +170,7 @@ void es_steer_apply(struct es_steer_state *st, es_hook_point hp, int layer, floa
         if (batch->pos && batch->pos[t] == 0) st->has_pos0[s] = 1;
     }
     for (int s = 0; s < st->n_seq; s++)
-        if (st->has_pos0[s] && batch->pos)
-            st->auto_prompt_len[s] = batch->pos[st->last_idx[s]] + 1;
+        if (st->has_pos0[s] && batch->pos) st->auto_prompt_len[s] = batch->pos[st->last_idx[s]] + 1;
 
     if (!es_steer_active(st, hp, layer)) return;
     for (int t = 0; t < n_tokens; t++) {
@@ -183,7 +195,8 @@ void es_steer_apply(struct es_steer_state *st, es_hook_point hp, int layer, floa
             double after = vec_norm(xt, n_embd);
             if (after > 0.0) {
                 float scale = (float)(before / after);
-                for (int i = 0; i < n_embd; i++) xt[i] *= scale;
+                for (int i = 0; i < n_embd; i++)
+                    xt[i] *= scale;
             }
         }
     }

@@ -19,12 +19,11 @@ struct es_steer_state; /* per-context steering: one compiled set per sequence */
 /* A compiled steering set (built by the steer layer, steer/steer.c): what one or more
  * sequences add at each (hook, layer, position policy). Shared by reference count. */
 typedef struct es_steer_compiled {
-    int refs;           /* sequences using it */
+    int refs; /* sequences using it */
     bool preserve_norm;
     float *vec[ES_HOOK_COUNT][ES_STEER_POS_COUNT]; /* [n_layer][n_embd] combined, or NULL */
     uint8_t *mask[ES_HOOK_COUNT]; /* [n_layer] bit p: vec[hp][p] has a row at this layer */
 } es_steer_compiled;
-
 
 /* Frees a compiled set that no sequence uses (refs == 0). NULL is a no-op. */
 void es_steer_compiled_free(es_steer_compiled *c);

@@ -57,8 +57,7 @@
 /* Loads from a memory image (GGUF or JSON, detected as in es_ev_set_load). `data` is
  * only read during the call. `name` as in es_ev_set_load but NULL means "direction"
  * for nameless formats. */
-es_status es_ev_set_load_memory(const void *data, size_t size, const char *name,
-                                es_ev_set **out);
+es_status es_ev_set_load_memory(const void *data, size_t size, const char *name, es_ev_set **out);
 
 /* True if `name` is a valid emotion name: 1..ES_EV_MAX_NAME chars of [A-Za-z0-9_-]. */
 bool es_ev_name_valid(const char *name);

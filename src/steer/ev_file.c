@@ -116,15 +116,18 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
     memcpy(hook_name, hook_s.ptr, hook_s.len);
     hook_name[hook_s.len] = '\0';
     es_hook_point hook;
-    if ((st = es_hook_parse(hook_name, &hook)) != ES_OK) return es_error_prefix(st, "ev: emosteer.hook");
+    if ((st = es_hook_parse(hook_name, &hook)) != ES_OK)
+        return es_error_prefix(st, "ev: emosteer.hook");
 
     es_gguf_vtype et;
     uint64_t n_emo = 0;
     if ((st = es_gguf_get_arr(g, "emosteer.emotions", &et, &n_emo)) != ES_OK)
         return es_error_prefix(st, "ev: emosteer.emotions");
     if (et != ES_GGUF_STRING || n_emo == 0 || n_emo > 4096)
-        return es_error(ES_ERR_FORMAT, "ev: emosteer.emotions must list 1..4096 names (type %d, "
-                        "%llu entries)", (int)et, (unsigned long long)n_emo);
+        return es_error(ES_ERR_FORMAT,
+                        "ev: emosteer.emotions must list 1..4096 names (type %d, "
+                        "%llu entries)",
+                        (int)et, (unsigned long long)n_emo);
 
     es_ev_set *s = NULL;
     if ((st = es_ev_set_create((int)n_embd, hook, &s)) != ES_OK) return st;
@@ -163,14 +166,17 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
     char *layout = es_gguf_get_str_dup(g, "emosteer.tensors");
     bool directions = layout != NULL && strcmp(layout, "direction") == 0;
     if (layout != NULL && !directions && strcmp(layout, "ev") != 0) {
-        st = es_error(ES_ERR_FORMAT, "ev: emosteer.tensors '%.32s' is not 'ev' or 'direction'", layout);
+        st = es_error(ES_ERR_FORMAT, "ev: emosteer.tensors '%.32s' is not 'ev' or 'direction'",
+                      layout);
         free(layout);
         goto fail;
     }
     free(layout);
     if (directions && n_emo != 1) {
-        st = es_error(ES_ERR_FORMAT, "ev: emosteer.tensors 'direction' needs exactly 1 emotion, "
-                      "not %llu", (unsigned long long)n_emo);
+        st = es_error(ES_ERR_FORMAT,
+                      "ev: emosteer.tensors 'direction' needs exactly 1 emotion, "
+                      "not %llu",
+                      (unsigned long long)n_emo);
         goto fail;
     }
     for (int64_t ti = 0; ti < es_gguf_n_tensors(g); ti++) {
@@ -187,12 +193,14 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
             goto fail;
         }
         if (directions && layer == 0) {
-            st = es_error(ES_ERR_FORMAT, "ev: tensor direction.0: direction tensors start at layer 1");
+            st = es_error(ES_ERR_FORMAT,
+                          "ev: tensor direction.0: direction tensors start at layer 1");
             goto fail;
         }
         uint64_t k = 0;
-        while (!directions && k < n_emo &&
-               !(strlen(names[k]) == (size_t)(dot - e) && memcmp(names[k], e, (size_t)(dot - e)) == 0))
+        while (
+            !directions && k < n_emo &&
+            !(strlen(names[k]) == (size_t)(dot - e) && memcmp(names[k], e, (size_t)(dot - e)) == 0))
             k++;
         if (k == n_emo) {
             st = es_error(ES_ERR_FORMAT, "ev: tensor %s belongs to no emotion of emosteer.emotions",
@@ -262,16 +270,18 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
         }
     }
     char *meta_s[5] = {dup_key_str(g, "emosteer.method"), dup_key_str(g, "emosteer.source_model"),
-                       dup_key_str(g, "emosteer.query_set"), dup_key_str(g, "emosteer.token_policy"),
-                       dup_key_str(g, "emosteer.note")};
+                       dup_key_str(g, "emosteer.query_set"),
+                       dup_key_str(g, "emosteer.token_policy"), dup_key_str(g, "emosteer.note")};
     es_ev_meta meta = {meta_s[0], meta_s[1], meta_s[2], meta_s[3], meta_s[4], (int)n_samples};
     st = ES_OK;
     for (int i = 0; i < 5; i++)
         if (meta_s[i] == NULL) st = es_error(ES_ERR_NOMEM, "ev: out of memory loading");
     if (st == ES_OK) st = es_ev_set_set_meta(s, &meta);
-    for (int i = 0; i < 5; i++) free(meta_s[i]);
+    for (int i = 0; i < 5; i++)
+        free(meta_s[i]);
     if (st != ES_OK) goto fail;
-    for (uint64_t i = 0; i < n_emo; i++) free(names[i]);
+    for (uint64_t i = 0; i < n_emo; i++)
+        free(names[i]);
     free(names);
     free(seen);
     free(buf);
@@ -279,7 +289,8 @@ static es_status load_ours(const es_gguf *g, es_ev_set **out) {
     return ES_OK;
 fail:
     if (names)
-        for (uint64_t i = 0; i < n_emo; i++) free(names[i]);
+        for (uint64_t i = 0; i < n_emo; i++)
+            free(names[i]);
     free(names);
     free(seen);
     free(buf);
@@ -301,7 +312,8 @@ static es_status load_control_vector(const es_gguf *g, const char *name, es_ev_s
         free(stored);
         return es_error(ES_ERR_NOMEM, "ev: out of memory loading");
     }
-    if ((st = es_ev_check_name(use)) != ES_OK || (st = es_ev_set_create(n_embd, ES_HOOK_BLOCK_OUT, &s)) != ES_OK)
+    if ((st = es_ev_check_name(use)) != ES_OK ||
+        (st = es_ev_set_create(n_embd, ES_HOOK_BLOCK_OUT, &s)) != ES_OK)
         goto done;
     for (int64_t ti = 0; ti < es_gguf_n_tensors(g); ti++) {
         const es_gguf_tensor *t = es_gguf_tensor_at(g, ti);
@@ -313,7 +325,7 @@ static es_status load_control_vector(const es_gguf *g, const char *name, es_ev_s
         }
         if (layer == 0) {
             st = es_error(ES_ERR_FORMAT, "ev: tensor direction.0: control vectors start at layer 1 "
-                          "(llama.cpp never steers block 0)");
+                                         "(llama.cpp never steers block 0)");
             goto done;
         }
         if (layer >= ES_EV_MAX_LAYER) {
@@ -351,14 +363,15 @@ static es_status load_gguf(const es_gguf *g, const char *name, es_ev_set **out) 
         if (strncmp(es_gguf_tensor_at(g, i)->name, "direction.", 10) == 0)
             return load_control_vector(g, name, out);
     return es_error(ES_ERR_FORMAT, "ev: GGUF file has neither emosteer.emotions nor direction.N "
-                    "tensors: not an emotion-vector or control-vector file");
+                                   "tensors: not an emotion-vector or control-vector file");
 }
 
 /* ---- JSON: the seed paper's vectors ---- */
 
 static es_status load_json(json_t *root, const char *name, es_ev_set **out) {
     if (!json_is_object(root))
-        return es_error(ES_ERR_FORMAT, "ev: JSON: top level is not an object {\"0\": [[...]], ...}");
+        return es_error(ES_ERR_FORMAT,
+                        "ev: JSON: top level is not an object {\"0\": [[...]], ...}");
     size_t n_layer = json_object_size(root);
     if (n_layer == 0) return es_error(ES_ERR_FORMAT, "ev: JSON: the object has no layers");
     if (n_layer > ES_EV_MAX_LAYER)
@@ -377,12 +390,15 @@ static es_status load_json(json_t *root, const char *name, es_ev_set **out) {
             goto done;
         }
         if ((size_t)layer >= n_layer) {
-            st = es_error(ES_ERR_FORMAT, "ev: JSON: layer %d given but layers 0..%zu expected (a "
-                          "layer is missing)", layer, n_layer - 1);
+            st = es_error(ES_ERR_FORMAT,
+                          "ev: JSON: layer %d given but layers 0..%zu expected (a "
+                          "layer is missing)",
+                          layer, n_layer - 1);
             goto done;
         }
         json_t *row = val;
-        if (json_is_array(row) && json_array_size(row) >= 1 && json_is_array(json_array_get(row, 0))) {
+        if (json_is_array(row) && json_array_size(row) >= 1 &&
+            json_is_array(json_array_get(row, 0))) {
             if (json_array_size(row) != 1) {
                 st = es_error(ES_ERR_FORMAT, "ev: JSON: layer %d holds %zu vectors, want 1", layer,
                               json_array_size(row));
@@ -391,13 +407,14 @@ static es_status load_json(json_t *root, const char *name, es_ev_set **out) {
             row = json_array_get(row, 0);
         }
         if (!json_is_array(row) || json_array_size(row) == 0) {
-            st = es_error(ES_ERR_FORMAT, "ev: JSON: layer %d is not a non-empty list of numbers", layer);
+            st = es_error(ES_ERR_FORMAT, "ev: JSON: layer %d is not a non-empty list of numbers",
+                          layer);
             goto done;
         }
         if (width == 0) width = json_array_size(row);
         if (json_array_size(row) != width) {
-            st = es_error(ES_ERR_FORMAT, "ev: JSON: layer %d has width %zu, other layers %zu", layer,
-                          json_array_size(row), width);
+            st = es_error(ES_ERR_FORMAT, "ev: JSON: layer %d has width %zu, other layers %zu",
+                          layer, json_array_size(row), width);
             goto done;
         }
         rows[layer] = row;
@@ -412,7 +429,8 @@ static es_status load_json(json_t *root, const char *name, es_ev_set **out) {
             goto done;
         }
     es_ev_set *s = NULL;
-    if ((st = es_ev_check_name(name)) != ES_OK || (st = es_ev_set_create((int)width, ES_HOOK_ATTN_OUT, &s)) != ES_OK)
+    if ((st = es_ev_check_name(name)) != ES_OK ||
+        (st = es_ev_set_create((int)width, ES_HOOK_ATTN_OUT, &s)) != ES_OK)
         goto done;
     float *buf = malloc(width * sizeof *buf);
     if (buf == NULL) st = es_error(ES_ERR_NOMEM, "ev: out of memory loading JSON");
@@ -430,8 +448,10 @@ static es_status load_json(json_t *root, const char *name, es_ev_set **out) {
             }
             float f = (float)d;
             if (!isfinite(f)) {
-                st = es_error(ES_ERR_FORMAT, "ev: JSON: layer %zu value %zu (%g) is not a finite "
-                              "float", l, i, d);
+                st = es_error(ES_ERR_FORMAT,
+                              "ev: JSON: layer %zu value %zu (%g) is not a finite "
+                              "float",
+                              l, i, d);
                 break;
             }
             buf[i] = f;
@@ -461,7 +481,8 @@ static bool looks_gguf(const void *data, size_t size) {
 
 static bool looks_json(const unsigned char *p, size_t size) {
     size_t i = 0;
-    while (i < size && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    while (i < size && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
     return i < size && p[i] == '{';
 }
 
@@ -479,8 +500,8 @@ es_status es_ev_set_load_memory(const void *data, size_t size, const char *name,
         json_error_t jerr;
         json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
         if (root == NULL)
-            return es_error(ES_ERR_FORMAT, "ev: JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                            jerr.column);
+            return es_error(ES_ERR_FORMAT, "ev: JSON: %s (line %d, column %d)", jerr.text,
+                            jerr.line, jerr.column);
         es_status st = load_json(root, name ? name : "direction", out);
         json_decref(root);
         return st;
@@ -521,16 +542,20 @@ es_status es_ev_set_load(const char *path, const char *name, es_ev_set **out) {
         if (use == NULL && es_gguf_find_key(g, "emosteer.cv_emotion") < 0) use = derived;
         if (use != NULL && !es_ev_name_valid(use) && es_gguf_find_key(g, "emosteer.emotions") < 0) {
             es_gguf_close(g);
-            return es_error(ES_ERR_INVALID_ARG, "ev: %s: emotion name '%s' (from the file name) is "
-                            "not valid; pass a name", path, use);
+            return es_error(ES_ERR_INVALID_ARG,
+                            "ev: %s: emotion name '%s' (from the file name) is "
+                            "not valid; pass a name",
+                            path, use);
         }
         st = load_gguf(g, use, out);
         es_gguf_close(g);
     } else if (looks_json(head, nh)) {
         const char *use = name ? name : derived;
         if (!es_ev_name_valid(use))
-            return es_error(ES_ERR_INVALID_ARG, "ev: %s: emotion name '%s' (from the file name) is "
-                            "not valid; pass a name", path, use);
+            return es_error(ES_ERR_INVALID_ARG,
+                            "ev: %s: emotion name '%s' (from the file name) is "
+                            "not valid; pass a name",
+                            path, use);
         json_error_t jerr;
         json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (root == NULL)
@@ -564,13 +589,16 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path) {
                       (set->cap_layer == 0 || set->emo[0].layer[0] == NULL);
     uint32_t n_dir = 0;
     if (directions)
-        for (int l = 1; l < n_layer; l++) n_dir += set->emo[0].layer[l] != NULL;
+        for (int l = 1; l < n_layer; l++)
+            n_dir += set->emo[0].layer[l] != NULL;
     const char **names = es_calloc((size_t)set->n_emo, sizeof *names);
     float *norms = es_calloc(n_layer ? (size_t)n_layer : 1, sizeof *norms);
     es_status st = (names && norms) ? ES_OK : es_error(ES_ERR_NOMEM, "ev: out of memory saving");
-    for (int i = 0; st == ES_OK && i < set->n_emo; i++) names[i] = set->emo[i].name;
-    for (int l = 0; st == ES_OK && l < n_layer; l++) norms[l] = set->act_norm[l];
-#define TRY(expr) \
+    for (int i = 0; st == ES_OK && i < set->n_emo; i++)
+        names[i] = set->emo[i].name;
+    for (int l = 0; st == ES_OK && l < n_layer; l++)
+        norms[l] = set->act_norm[l];
+#define TRY(expr)                                                                                  \
     if (st == ES_OK) st = (expr)
     TRY(es_gguf_writer_set_str(w, "general.architecture", "controlvector"));
     TRY(es_gguf_writer_set_str(w, "controlvector.model_hint", set->source_model));
@@ -587,8 +615,9 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path) {
     TRY(es_gguf_writer_set_str(w, "emosteer.token_policy", set->token_policy));
     TRY(es_gguf_writer_set_str(w, "emosteer.note", set->note));
     TRY(es_gguf_writer_set_u32(w, "emosteer.n_samples", (uint32_t)set->n_samples));
-    if (n_layer > 0) TRY(es_gguf_writer_set_arr(w, "emosteer.act_norm", ES_GGUF_FLOAT32, norms,
-                                                (uint64_t)n_layer));
+    if (n_layer > 0)
+        TRY(es_gguf_writer_set_arr(w, "emosteer.act_norm", ES_GGUF_FLOAT32, norms,
+                                   (uint64_t)n_layer));
     if (set->n_default_layers > 0)
         TRY(es_gguf_writer_set_arr(w, "emosteer.default_layers", ES_GGUF_INT32, set->default_layers,
                                    (uint64_t)set->n_default_layers));
@@ -597,8 +626,10 @@ es_status es_ev_set_save(const es_ev_set *set, const char *path) {
         for (int l = 0; st == ES_OK && l < n_layer; l++) {
             const float *v = set->emo[i].layer[l];
             if (v == NULL) continue;
-            if (directions) snprintf(tname, sizeof tname, "direction.%d", l);
-            else snprintf(tname, sizeof tname, "ev.%s.%d", set->emo[i].name, l);
+            if (directions)
+                snprintf(tname, sizeof tname, "direction.%d", l);
+            else
+                snprintf(tname, sizeof tname, "ev.%s.%d", set->emo[i].name, l);
             st = add_vec(w, tname, v, set->n_embd);
         }
     TRY(es_gguf_writer_write(w, path));
@@ -617,42 +648,50 @@ es_status es_ev_set_export_control_vector(const es_ev_set *set, const char *emot
     if (e < 0)
         return es_error(ES_ERR_NOT_FOUND, "ev: export: no emotion '%.64s' in the set",
                         emotion ? emotion : "(null)");
-    if (!isfinite(scale)) return es_error(ES_ERR_INVALID_ARG, "ev: export: scale %g is not finite", (double)scale);
+    if (!isfinite(scale))
+        return es_error(ES_ERR_INVALID_ARG, "ev: export: scale %g is not finite", (double)scale);
     char note[512] = "";
     if (set->hook != ES_HOOK_BLOCK_OUT) {
         if (!force)
-            return es_error(ES_ERR_UNSUPPORTED,
-                            "ev: export: '%s' was measured at hook %s, but a llama.cpp control "
-                            "vector is added to the block output (block_out); the hook differs, so "
-                            "llama.cpp would steer differently (force the export to write it anyway)",
-                            set->emo[e].name, es_hook_name(set->hook));
-        snprintf(note, sizeof note, "forced export: vectors measured at %s are applied by llama.cpp "
-                 "at block_out; ", es_hook_name(set->hook));
+            return es_error(
+                ES_ERR_UNSUPPORTED,
+                "ev: export: '%s' was measured at hook %s, but a llama.cpp control "
+                "vector is added to the block output (block_out); the hook differs, so "
+                "llama.cpp would steer differently (force the export to write it anyway)",
+                set->emo[e].name, es_hook_name(set->hook));
+        snprintf(note, sizeof note,
+                 "forced export: vectors measured at %s are applied by llama.cpp "
+                 "at block_out; ",
+                 es_hook_name(set->hook));
     }
     const float *v0 = set->emo[e].layer[0];
     if (set->cap_layer > 0 && v0 != NULL) {
         bool nonzero = false;
-        for (int i = 0; i < set->n_embd; i++) nonzero |= v0[i] != 0.0f;
+        for (int i = 0; i < set->n_embd; i++)
+            nonzero |= v0[i] != 0.0f;
         if (nonzero) {
             if (!force)
-                return es_error(ES_ERR_UNSUPPORTED,
-                                "ev: export: '%s' has a nonzero vector at layer 0, which a llama.cpp "
-                                "control vector cannot hold (llama.cpp never steers block 0; force "
-                                "the export to drop it)", set->emo[e].name);
+                return es_error(
+                    ES_ERR_UNSUPPORTED,
+                    "ev: export: '%s' has a nonzero vector at layer 0, which a llama.cpp "
+                    "control vector cannot hold (llama.cpp never steers block 0; force "
+                    "the export to drop it)",
+                    set->emo[e].name);
             size_t len = strlen(note);
             snprintf(note + len, sizeof note - len, "layer 0 vector dropped; ");
         }
     }
     int n_layer = es_ev_set_n_layer(set);
     uint32_t n_dir = 0;
-    for (int l = 1; l < n_layer; l++) n_dir += set->emo[e].layer[l] != NULL;
+    for (int l = 1; l < n_layer; l++)
+        n_dir += set->emo[e].layer[l] != NULL;
     if (n_dir == 0)
         return es_error(ES_ERR_UNSUPPORTED, "ev: export: '%s' has no vector at layers >= 1",
                         set->emo[e].name);
     es_gguf_writer *w = es_gguf_writer_new();
     float *buf = malloc((size_t)set->n_embd * sizeof *buf);
     es_status st = (w && buf) ? ES_OK : es_error(ES_ERR_NOMEM, "ev: out of memory exporting");
-#define TRY(expr) \
+#define TRY(expr)                                                                                  \
     if (st == ES_OK) st = (expr)
     TRY(es_gguf_writer_set_str(w, "general.architecture", "controlvector"));
     TRY(es_gguf_writer_set_str(w, "controlvector.model_hint", set->source_model));
@@ -665,11 +704,14 @@ es_status es_ev_set_export_control_vector(const es_ev_set *set, const char *emot
     for (int l = 1; st == ES_OK && l < n_layer; l++) {
         const float *v = set->emo[e].layer[l];
         if (v == NULL) continue;
-        for (int i = 0; i < set->n_embd; i++) buf[i] = scale * v[i];
+        for (int i = 0; i < set->n_embd; i++)
+            buf[i] = scale * v[i];
         long bad = es_ev_first_nonfinite(buf, set->n_embd);
         if (bad >= 0) {
-            st = es_error(ES_ERR_INVALID_ARG, "ev: export: scale %g makes layer %d value %ld "
-                          "overflow", (double)scale, l, bad);
+            st = es_error(ES_ERR_INVALID_ARG,
+                          "ev: export: scale %g makes layer %d value %ld "
+                          "overflow",
+                          (double)scale, l, bad);
             break;
         }
         snprintf(tname, sizeof tname, "direction.%d", l);

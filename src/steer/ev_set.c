@@ -3,8 +3,8 @@
  * with metadata, activation norms and recommended layers (es_ev_set_* in emosteer.h;
  * the files it is read from and written to are ev_file.c).
  */
-#include "ev.h"
 #include "ev_set.h"
+#include "ev.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -74,14 +74,16 @@ es_status es_ev_set_create(int n_embd, es_hook_point hp, es_ev_set **out) {
 
 static void free_emotion(ev_emotion *e, int cap_layer) {
     if (e->layer)
-        for (int l = 0; l < cap_layer; l++) free(e->layer[l]);
+        for (int l = 0; l < cap_layer; l++)
+            free(e->layer[l]);
     free(e->layer);
     free(e->name);
 }
 
 void es_ev_set_free(es_ev_set *set) {
     if (set == NULL) return;
-    for (int i = 0; i < set->n_emo; i++) free_emotion(&set->emo[i], set->cap_layer);
+    for (int i = 0; i < set->n_emo; i++)
+        free_emotion(&set->emo[i], set->cap_layer);
     free(set->emo);
     free(set->act_norm);
     free(set->method);
@@ -97,7 +99,8 @@ void es_ev_set_free(es_ev_set *set) {
 static es_status grow_layers(es_ev_set *s, int layer) {
     if (layer < s->cap_layer) return ES_OK;
     int cap = s->cap_layer ? s->cap_layer : 8;
-    while (cap <= layer) cap *= 2;
+    while (cap <= layer)
+        cap *= 2;
     if (cap > ES_EV_MAX_LAYER) cap = ES_EV_MAX_LAYER;
     float *norm = realloc(s->act_norm, (size_t)cap * sizeof *norm);
     if (norm == NULL) return es_error(ES_ERR_NOMEM, "ev: out of memory growing to %d layers", cap);
@@ -164,7 +167,8 @@ es_status es_ev_set_put(es_ev_set *set, const char *emotion, int layer, const fl
     if (copy == NULL) return es_error(ES_ERR_NOMEM, "ev: out of memory copying a vector");
     memcpy(copy, v, (size_t)set->n_embd * sizeof *copy);
     int idx = -1;
-    if ((st = grow_layers(set, layer)) != ES_OK || (st = find_or_add(set, emotion, &idx)) != ES_OK) {
+    if ((st = grow_layers(set, layer)) != ES_OK ||
+        (st = find_or_add(set, emotion, &idx)) != ES_OK) {
         free(copy);
         return st;
     }
@@ -173,9 +177,15 @@ es_status es_ev_set_put(es_ev_set *set, const char *emotion, int layer, const fl
     return ES_OK;
 }
 
-int es_ev_set_n_embd(const es_ev_set *set) { return set ? set->n_embd : 0; }
-es_hook_point es_ev_set_hook(const es_ev_set *set) { return set ? set->hook : ES_HOOK_BLOCK_OUT; }
-int es_ev_set_n_emotions(const es_ev_set *set) { return set ? set->n_emo : 0; }
+int es_ev_set_n_embd(const es_ev_set *set) {
+    return set ? set->n_embd : 0;
+}
+es_hook_point es_ev_set_hook(const es_ev_set *set) {
+    return set ? set->hook : ES_HOOK_BLOCK_OUT;
+}
+int es_ev_set_n_emotions(const es_ev_set *set) {
+    return set ? set->n_emo : 0;
+}
 
 int es_ev_set_n_layer(const es_ev_set *set) {
     if (set == NULL) return 0;
@@ -267,8 +277,10 @@ es_status es_ev_set_set_act_norm(es_ev_set *set, int layer, float norm) {
         return es_error(ES_ERR_INVALID_ARG, "ev: layer %d is outside [0, %d)", layer,
                         ES_EV_MAX_LAYER);
     if (!isfinite(norm) || norm < 0)
-        return es_error(ES_ERR_INVALID_ARG, "ev: activation norm %g of layer %d is not a finite "
-                        "value >= 0", (double)norm, layer);
+        return es_error(ES_ERR_INVALID_ARG,
+                        "ev: activation norm %g of layer %d is not a finite "
+                        "value >= 0",
+                        (double)norm, layer);
     es_status st = grow_layers(set, layer);
     if (st != ES_OK) return st;
     set->act_norm[layer] = norm;
@@ -320,6 +332,7 @@ int es_ev_recommended_layers(int n_layer, int32_t *out, int cap) {
     if (last < first) last = first;
     if (last > n_layer - 1) last = n_layer - 1;
     int n = last - first + 1;
-    for (int i = 0; i < n && i < cap && out; i++) out[i] = first + i;
+    for (int i = 0; i < n && i < cap && out; i++)
+        out[i] = first + i;
     return n;
 }

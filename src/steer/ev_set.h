@@ -22,7 +22,7 @@ struct es_ev_set {
     int cap_layer;      /* length of every layer array below */
     ev_emotion *emo;    /* [n_emo] in set order */
     int n_emo, cap_emo;
-    float *act_norm;    /* [cap_layer], 0 = unknown */
+    float *act_norm;                                               /* [cap_layer], 0 = unknown */
     char *method, *source_model, *query_set, *token_policy, *note; /* never NULL */
     int n_samples;
     int32_t *default_layers; /* [n_default_layers] recommended steering layers, increasing */

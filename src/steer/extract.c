@@ -21,8 +21,8 @@
 /* Methods: names                                                                        */
 /* ------------------------------------------------------------------------------------ */
 
-static const char *const method_names[ES_EXTRACT_METHOD_COUNT] = {"mean_diff", "centered",
-                                                                  "fisher", "pca"};
+static const char *const method_names[ES_EXTRACT_METHOD_COUNT] = {"mean_diff", "centered", "fisher",
+                                                                  "pca"};
 
 const char *es_extract_method_name(es_extract_method m) {
     return (unsigned)m < ES_EXTRACT_METHOD_COUNT ? method_names[m] : "unknown";
@@ -37,7 +37,8 @@ es_status es_extract_method_parse(const char *name, es_extract_method *out) {
         }
     }
     return es_error(ES_ERR_INVALID_ARG,
-                    "extract: unknown method '%s' (expected mean_diff, centered, fisher or pca)", name);
+                    "extract: unknown method '%s' (expected mean_diff, centered, fisher or pca)",
+                    name);
 }
 
 es_extract_params es_extract_default_params(void) {
@@ -86,7 +87,8 @@ es_status es_extract_response_means(es_context *ctx, es_hook_point hp, const es_
                                     int n, float *mean, float *norm, int *n_resp) {
     if (!ctx || !seqs || !mean || n < 0)
         return es_error(ES_ERR_INVALID_ARG, "extract: NULL argument or negative count");
-    if ((unsigned)hp >= ES_HOOK_COUNT) return es_error(ES_ERR_INVALID_ARG, "extract: bad hook %d", (int)hp);
+    if ((unsigned)hp >= ES_HOOK_COUNT)
+        return es_error(ES_ERR_INVALID_ARG, "extract: bad hook %d", (int)hp);
     es_model_info mi;
     es_model_get_info(ctx->model, &mi);
     const int L = mi.n_layer, d = mi.n_embd;
@@ -94,10 +96,12 @@ es_status es_extract_response_means(es_context *ctx, es_hook_point hp, const es_
     for (int i = 0; i < n; i++) {
         const es_extract_seq *s = &seqs[i];
         if (!s->tokens || s->n_tokens < 0 || s->n_prompt < 0 || s->n_prompt > s->n_tokens)
-            return es_error(ES_ERR_INVALID_ARG, "extract: sequence %d: prompt length %d outside [0, %d]",
-                            i, s->n_prompt, s->n_tokens);
+            return es_error(ES_ERR_INVALID_ARG,
+                            "extract: sequence %d: prompt length %d outside [0, %d]", i,
+                            s->n_prompt, s->n_tokens);
         if (s->n_tokens > ctx->params.n_ctx)
-            return es_error(ES_ERR_RANGE, "extract: sequence %d has %d tokens; the context holds %d", i,
+            return es_error(ES_ERR_RANGE,
+                            "extract: sequence %d has %d tokens; the context holds %d", i,
                             s->n_tokens, ctx->params.n_ctx);
     }
     const size_t feat = (size_t)L * (size_t)d;
@@ -114,7 +118,8 @@ es_status es_extract_response_means(es_context *ctx, es_hook_point hp, const es_
         st = ES_ERR_NOMEM;
         goto done;
     }
-    for (int s = 0; s < n_seq_max; s++) slot_seq[s] = -1;
+    for (int s = 0; s < n_seq_max; s++)
+        slot_seq[s] = -1;
 
     resp_acc acc = {hp, L, d, seqs, slot_seq, sum, nsum};
     es_hook_fn saved_fn = ctx->hook;
@@ -159,10 +164,12 @@ es_status es_extract_response_means(es_context *ctx, es_hook_point hp, const es_
             int cnt = seqs[i].n_tokens - seqs[i].n_prompt;
             const double *s = sum + (size_t)slot * feat;
             float *m = mean + (size_t)i * feat;
-            for (size_t k = 0; k < feat; k++) m[k] = (float)(s[k] / cnt);
+            for (size_t k = 0; k < feat; k++)
+                m[k] = (float)(s[k] / cnt);
             if (norm)
                 for (int l = 0; l < L; l++)
-                    norm[(size_t)i * (size_t)L + (size_t)l] = (float)(nsum[(size_t)slot * (size_t)L + (size_t)l] / cnt);
+                    norm[(size_t)i * (size_t)L + (size_t)l] =
+                        (float)(nsum[(size_t)slot * (size_t)L + (size_t)l] / cnt);
             if (n_resp) n_resp[i] = cnt;
             slot_seq[slot] = -1;
         }
@@ -213,7 +220,8 @@ es_status es_extractor_create(int n_layer, int n_embd, const char *const *emotio
                             emotions[e] ? emotions[e] : "(null)");
         for (int f = 0; f < e; f++)
             if (!strcmp(emotions[e], emotions[f]))
-                return es_error(ES_ERR_INVALID_ARG, "extract: emotion '%s' given twice", emotions[e]);
+                return es_error(ES_ERR_INVALID_ARG, "extract: emotion '%s' given twice",
+                                emotions[e]);
     }
     es_extractor *ex = es_calloc(1, sizeof *ex);
     if (!ex) return ES_ERR_NOMEM;
@@ -237,7 +245,8 @@ es_status es_extractor_create(int n_layer, int n_embd, const char *const *emotio
 
 void es_extractor_free(es_extractor *ex) {
     if (!ex) return;
-    for (int e = 0; ex->emotions && e < ex->n_emotions; e++) free(ex->emotions[e]);
+    for (int e = 0; ex->emotions && e < ex->n_emotions; e++)
+        free(ex->emotions[e]);
     free(ex->emotions);
     for (int i = 0; i < ex->n_samples; i++) {
         free(ex->samples[i].mean);
@@ -260,7 +269,8 @@ es_status es_extractor_add(es_extractor *ex, int emotion, int pair, const float 
             return es_error(ES_ERR_FORMAT, "extract: sample value %zu (layer %zu) is not finite", k,
                             k / (size_t)ex->n_embd);
     for (int l = 0; norm && l < ex->n_layer; l++)
-        if (!isfinite(norm[l])) return es_error(ES_ERR_FORMAT, "extract: norm of layer %d is not finite", l);
+        if (!isfinite(norm[l]))
+            return es_error(ES_ERR_FORMAT, "extract: norm of layer %d is not finite", l);
     if (ex->n_samples == ex->cap) {
         if (ex->cap > (1 << 28)) return es_error(ES_ERR_NOMEM, "extract: too many samples");
         int cap = ex->cap ? 2 * ex->cap : 64;
@@ -287,7 +297,8 @@ es_status es_extractor_add(es_extractor *ex, int emotion, int pair, const float 
 
 int es_extractor_n_samples(const es_extractor *ex, int emotion) {
     int c = 0;
-    for (int i = 0; ex && i < ex->n_samples; i++) c += ex->samples[i].label == emotion;
+    for (int i = 0; ex && i < ex->n_samples; i++)
+        c += ex->samples[i].label == emotion;
     return c;
 }
 
@@ -297,7 +308,8 @@ int es_extractor_n_samples(const es_extractor *ex, int emotion) {
 
 static double dot(const double *a, const double *b, int n) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
     return s;
 }
 
@@ -305,35 +317,41 @@ static double dot(const double *a, const double *b, int n) {
 static es_status cholesky(double *a, int n) {
     for (int j = 0; j < n; j++) {
         double djj = a[(size_t)j * n + j] - dot(a + (size_t)j * n, a + (size_t)j * n, j);
-        if (!(djj > 0)) return es_error(ES_ERR_INTERNAL, "extract: fisher system not positive definite");
+        if (!(djj > 0))
+            return es_error(ES_ERR_INTERNAL, "extract: fisher system not positive definite");
         djj = sqrt(djj);
         a[(size_t)j * n + j] = djj;
         for (int i = j + 1; i < n; i++)
-            a[(size_t)i * n + j] = (a[(size_t)i * n + j] - dot(a + (size_t)i * n, a + (size_t)j * n, j)) / djj;
+            a[(size_t)i * n + j] =
+                (a[(size_t)i * n + j] - dot(a + (size_t)i * n, a + (size_t)j * n, j)) / djj;
     }
     return ES_OK;
 }
 
 /* Solves L L^T z = y in place (y becomes z). */
 static void cholesky_solve(const double *l, int n, double *y) {
-    for (int i = 0; i < n; i++) y[i] = (y[i] - dot(l + (size_t)i * n, y, i)) / l[(size_t)i * n + i];
+    for (int i = 0; i < n; i++)
+        y[i] = (y[i] - dot(l + (size_t)i * n, y, i)) / l[(size_t)i * n + i];
     for (int i = n - 1; i >= 0; i--) {
         double s = y[i];
-        for (int k = i + 1; k < n; k++) s -= l[(size_t)k * n + i] * y[k];
+        for (int k = i + 1; k < n; k++)
+            s -= l[(size_t)k * n + i] * y[k];
         y[i] = s / l[(size_t)i * n + i];
     }
 }
 
-static double norm2(const double *a, int n) { return sqrt(dot(a, a, n)); }
+static double norm2(const double *a, int n) {
+    return sqrt(dot(a, a, n));
+}
 
 /* What compute needs besides the samples: class and neutral partners of each sample. */
 typedef struct plan {
     int N, d, K;
-    int *cls;          /* [N] class: 0 = neutral, 1 + e = emotion e */
-    int *count;        /* [K + 2] samples per class; K + 1 = every emotion */
-    int *nbr;          /* [n_neutral] neutral sample indices sorted by pair */
+    int *cls;   /* [N] class: 0 = neutral, 1 + e = emotion e */
+    int *count; /* [K + 2] samples per class; K + 1 = every emotion */
+    int *nbr;   /* [n_neutral] neutral sample indices sorted by pair */
     int n_neutral;
-    int *plo, *phi;    /* [N] for an emotional sample: its partners are nbr[plo..phi) */
+    int *plo, *phi; /* [N] for an emotional sample: its partners are nbr[plo..phi) */
 } plan;
 
 typedef struct pair_key {
@@ -368,12 +386,14 @@ static void layer_load(const es_extractor *ex, const plan *p, int layer, layer_d
     }
     for (int c = 0; c < K + 2; c++) {
         double *mc = ld->mu + (size_t)c * (size_t)d;
-        for (int k = 0; k < d; k++) mc[k] /= p->count[c];
+        for (int k = 0; k < d; k++)
+            mc[k] /= p->count[c];
     }
     for (int t = 0; t <= K; t++) {
         const double *me = ld->mu + (size_t)(t + 1) * (size_t)d; /* t == K: every emotion */
         double *tg = ld->target + (size_t)t * (size_t)d;
-        for (int k = 0; k < d; k++) tg[k] = me[k] - ld->mu[k];
+        for (int k = 0; k < d; k++)
+            tg[k] = me[k] - ld->mu[k];
     }
 }
 
@@ -393,7 +413,8 @@ static es_status fisher(const plan *p, const layer_data *ld, float shrinkage, do
     }
     for (int i = 0; i < N; i++) {
         const double *mc = ld->mu + (size_t)p->cls[i] * (size_t)d;
-        for (int k = 0; k < d; k++) xc[(size_t)i * d + k] = ld->x[(size_t)i * d + k] - mc[k];
+        for (int k = 0; k < d; k++)
+            xc[(size_t)i * d + k] = ld->x[(size_t)i * d + k] - mc[k];
     }
     double tr = 0;
     for (int i = 0; i < N; i++) {
@@ -404,25 +425,31 @@ static es_status fisher(const plan *p, const layer_data *ld, float shrinkage, do
         tr += g[(size_t)i * N + i];
     }
     int n_classes = 0;
-    for (int c = 0; c <= K; c++) n_classes += p->count[c] > 0;
+    for (int c = 0; c <= K; c++)
+        n_classes += p->count[c] > 0;
     const double s = 1.0 / (N - n_classes > 0 ? N - n_classes : 1);
     const double avg_var = s * tr / d; /* trace(S_w) / d */
     const double mu_sq = dot(ld->mu, ld->mu, d) / d;
     const double lambda = (double)shrinkage * avg_var + 1e-6 * avg_var + 1e-9 * mu_sq + 1e-30;
-    for (int i = 0; i < N; i++) g[(size_t)i * N + i] += lambda / s;
+    for (int i = 0; i < N; i++)
+        g[(size_t)i * N + i] += lambda / s;
     if ((st = cholesky(g, N)) != ES_OK) goto done;
     for (int t = 0; t <= K; t++) {
         const double *v = ld->target + (size_t)t * d;
         double *w = out + (size_t)t * d;
-        for (int i = 0; i < N; i++) y[i] = dot(xc + (size_t)i * d, v, d);
+        for (int i = 0; i < N; i++)
+            y[i] = dot(xc + (size_t)i * d, v, d);
         cholesky_solve(g, N, y);
-        for (int k = 0; k < d; k++) w[k] = v[k];
+        for (int k = 0; k < d; k++)
+            w[k] = v[k];
         for (int i = 0; i < N; i++) {
             const double *xi = xc + (size_t)i * d;
-            for (int k = 0; k < d; k++) w[k] -= y[i] * xi[k];
+            for (int k = 0; k < d; k++)
+                w[k] -= y[i] * xi[k];
         }
         double nw = norm2(w, d), nv = norm2(v, d);
-        for (int k = 0; k < d; k++) w[k] = nw > 0 ? w[k] * (nv / nw) : 0;
+        for (int k = 0; k < d; k++)
+            w[k] = nw > 0 ? w[k] * (nv / nw) : 0;
     }
 done:
     free(xc);
@@ -434,14 +461,15 @@ done:
 /* pca for target t (emotion t, or every emotion when t == K): rows of D are the
  * paired differences; the top eigenvector a of D D^T by power iteration gives
  * u = D^T a / |D^T a|, signed so that u . target >= 0; out = (u . target) u. */
-static es_status pca(const es_extractor *ex, const plan *p, const layer_data *ld, int t, int max_iter,
-                     double *out) {
+static es_status pca(const es_extractor *ex, const plan *p, const layer_data *ld, int t,
+                     int max_iter, double *out) {
     const int N = p->N, d = p->d, K = p->K;
     int P = 0;
     for (int i = 0; i < N; i++)
         if (p->cls[i] > 0 && (t == K || p->cls[i] == 1 + t) && p->phi[i] > p->plo[i]) P++;
     if (P == 0)
-        return es_error(ES_ERR_INVALID_ARG, "extract: pca: %s has no sample paired with a neutral one",
+        return es_error(ES_ERR_INVALID_ARG,
+                        "extract: pca: %s has no sample paired with a neutral one",
                         t == K ? "base" : ex->emotions[t]);
     es_status st = ES_OK;
     double *dm = malloc((size_t)P * (size_t)d * sizeof *dm);
@@ -455,21 +483,27 @@ static es_status pca(const es_extractor *ex, const plan *p, const layer_data *ld
     for (int i = 0; i < N; i++) {
         if (!(p->cls[i] > 0 && (t == K || p->cls[i] == 1 + t) && p->phi[i] > p->plo[i])) continue;
         double *row = dm + (size_t)r++ * d;
-        for (int k = 0; k < d; k++) row[k] = 0;
+        for (int k = 0; k < d; k++)
+            row[k] = 0;
         for (int j = p->plo[i]; j < p->phi[i]; j++) {
             const double *xn = ld->x + (size_t)p->nbr[j] * d;
-            for (int k = 0; k < d; k++) row[k] += xn[k];
+            for (int k = 0; k < d; k++)
+                row[k] += xn[k];
         }
         const double inv = 1.0 / (p->phi[i] - p->plo[i]);
         const double *xi = ld->x + (size_t)i * d;
-        for (int k = 0; k < d; k++) row[k] = xi[k] - row[k] * inv;
+        for (int k = 0; k < d; k++)
+            row[k] = xi[k] - row[k] * inv;
     }
     for (int i = 0; i < P; i++)
         for (int j = 0; j <= i; j++)
-            g[(size_t)i * P + j] = g[(size_t)j * P + i] = dot(dm + (size_t)i * d, dm + (size_t)j * d, d);
-    for (int i = 0; i < P; i++) a[i] = 1.0 / sqrt(P);
+            g[(size_t)i * P + j] = g[(size_t)j * P + i] =
+                dot(dm + (size_t)i * d, dm + (size_t)j * d, d);
+    for (int i = 0; i < P; i++)
+        a[i] = 1.0 / sqrt(P);
     for (int it = 0; it < max_iter; it++) {
-        for (int i = 0; i < P; i++) b[i] = dot(g + (size_t)i * P, a, P);
+        for (int i = 0; i < P; i++)
+            b[i] = dot(g + (size_t)i * P, a, P);
         double nb = norm2(b, P);
         if (!(nb > 0)) break; /* every difference is zero */
         double change = 0;
@@ -480,15 +514,19 @@ static es_status pca(const es_extractor *ex, const plan *p, const layer_data *ld
         }
         if (change < 1e-24) break;
     }
-    for (int k = 0; k < d; k++) out[k] = 0;
+    for (int k = 0; k < d; k++)
+        out[k] = 0;
     for (int i = 0; i < P; i++)
-        for (int k = 0; k < d; k++) out[k] += a[i] * dm[(size_t)i * d + k];
+        for (int k = 0; k < d; k++)
+            out[k] += a[i] * dm[(size_t)i * d + k];
     double nu = norm2(out, d);
     const double *tg = ld->target + (size_t)t * d;
     if (nu > 0) {
-        for (int k = 0; k < d; k++) out[k] /= nu;
+        for (int k = 0; k < d; k++)
+            out[k] /= nu;
         double proj = dot(out, tg, d);
-        for (int k = 0; k < d; k++) out[k] *= proj; /* sign flips with proj: u . target >= 0 */
+        for (int k = 0; k < d; k++)
+            out[k] *= proj; /* sign flips with proj: u . target >= 0 */
     }
 done:
     free(dm);
@@ -525,7 +563,8 @@ es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *
     ld.target = es_calloc((size_t)K + 1, (size_t)d * sizeof *ld.target);
     vec = es_calloc((size_t)K + 1, (size_t)d * sizeof *vec);
     vf = es_calloc((size_t)d, sizeof *vf);
-    if (!p.cls || !p.count || !p.nbr || !p.plo || !p.phi || !ld.x || !ld.mu || !ld.target || !vec || !vf) {
+    if (!p.cls || !p.count || !p.nbr || !p.plo || !p.phi || !ld.x || !ld.mu || !ld.target || !vec ||
+        !vf) {
         st = ES_ERR_NOMEM;
         goto done;
     }
@@ -541,7 +580,8 @@ es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *
     }
     for (int e = 0; e < K; e++) {
         if (p.count[1 + e] == 0) {
-            st = es_error(ES_ERR_INVALID_ARG, "extract: emotion '%s' has no samples", ex->emotions[e]);
+            st = es_error(ES_ERR_INVALID_ARG, "extract: emotion '%s' has no samples",
+                          ex->emotions[e]);
             goto done;
         }
     }
@@ -551,19 +591,24 @@ es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *
         st = ES_ERR_NOMEM;
         goto done;
     }
-    for (int j = 0; j < p.n_neutral; j++) pk[j] = (pair_key){ex->samples[p.nbr[j]].pair, p.nbr[j]};
+    for (int j = 0; j < p.n_neutral; j++)
+        pk[j] = (pair_key){ex->samples[p.nbr[j]].pair, p.nbr[j]};
     qsort(pk, (size_t)p.n_neutral, sizeof *pk, cmp_pair);
-    for (int j = 0; j < p.n_neutral; j++) p.nbr[j] = pk[j].idx;
+    for (int j = 0; j < p.n_neutral; j++)
+        p.nbr[j] = pk[j].idx;
     for (int i = 0; i < N; i++) {
         if (p.cls[i] == 0) continue;
         int pair = ex->samples[i].pair, lo = 0, hi = p.n_neutral;
         while (lo < hi) { /* first neutral with pair >= this pair */
             int mid = lo + (hi - lo) / 2;
-            if (pk[mid].pair < pair) lo = mid + 1;
-            else hi = mid;
+            if (pk[mid].pair < pair)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         p.plo[i] = lo;
-        while (hi < p.n_neutral && pk[hi].pair == pair) hi++;
+        while (hi < p.n_neutral && pk[hi].pair == pair)
+            hi++;
         p.phi[i] = hi;
     }
 
@@ -576,19 +621,21 @@ es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *
             break;
         case ES_EXTRACT_CENTERED: {
             double *common = vec + (size_t)K * d; /* base = the shared part */
-            for (int k = 0; k < d; k++) common[k] = 0;
+            for (int k = 0; k < d; k++)
+                common[k] = 0;
             for (int e = 0; e < K; e++)
-                for (int k = 0; k < d; k++) common[k] += ld.target[(size_t)e * d + k] / K;
+                for (int k = 0; k < d; k++)
+                    common[k] += ld.target[(size_t)e * d + k] / K;
             for (int e = 0; e < K; e++)
-                for (int k = 0; k < d; k++) vec[(size_t)e * d + k] = ld.target[(size_t)e * d + k] - common[k];
+                for (int k = 0; k < d; k++)
+                    vec[(size_t)e * d + k] = ld.target[(size_t)e * d + k] - common[k];
             break;
         }
-        case ES_EXTRACT_FISHER:
-            st = fisher(&p, &ld, prm.fisher_shrinkage, vec);
-            break;
+        case ES_EXTRACT_FISHER: st = fisher(&p, &ld, prm.fisher_shrinkage, vec); break;
         case ES_EXTRACT_PCA:
             for (int t = 0; t <= K && st == ES_OK; t++)
-                if (t < K || prm.add_base) st = pca(ex, &p, &ld, t, prm.pca_max_iter, vec + (size_t)t * d);
+                if (t < K || prm.add_base)
+                    st = pca(ex, &p, &ld, t, prm.pca_max_iter, vec + (size_t)t * d);
             break;
         default: break;
         }
@@ -598,16 +645,21 @@ es_status es_extractor_compute(const es_extractor *ex, const es_extract_params *
         }
         for (int t = 0; t <= K; t++) {
             if (t == K && !prm.add_base) break;
-            for (int k = 0; k < d; k++) vf[k] = (float)vec[(size_t)t * d + k];
-            if ((st = es_ev_set_put(set, t < K ? ex->emotions[t] : "base", l, vf)) != ES_OK) goto done;
+            for (int k = 0; k < d; k++)
+                vf[k] = (float)vec[(size_t)t * d + k];
+            if ((st = es_ev_set_put(set, t < K ? ex->emotions[t] : "base", l, vf)) != ES_OK)
+                goto done;
         }
         double ns = 0;
-        for (int i = 0; i < N; i++) ns += ex->samples[i].norm[l];
+        for (int i = 0; i < N; i++)
+            ns += ex->samples[i].norm[l];
         if ((st = es_ev_set_set_act_norm(set, l, (float)(ns / N))) != ES_OK) goto done;
     }
     int n_min = p.count[0];
-    for (int e = 0; e < K; e++) n_min = ES_MIN(n_min, p.count[1 + e]);
-    es_ev_meta meta = {.method = es_extract_method_name(prm.method), .token_policy = "response",
+    for (int e = 0; e < K; e++)
+        n_min = ES_MIN(n_min, p.count[1 + e]);
+    es_ev_meta meta = {.method = es_extract_method_name(prm.method),
+                       .token_policy = "response",
                        .n_samples = n_min};
     if ((st = es_ev_set_set_meta(set, &meta)) != ES_OK) goto done;
     *out = set;

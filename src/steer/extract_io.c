@@ -30,8 +30,8 @@ uint64_t es_fnv1a(uint64_t h, const void *data, size_t n) {
 /* Tokens                                                                                */
 /* ------------------------------------------------------------------------------------ */
 
-static es_status tokenize_alloc(const es_vocab *vocab, const char *text, size_t len, bool add_special,
-                                bool parse_special, int32_t **toks, int *n_toks) {
+static es_status tokenize_alloc(const es_vocab *vocab, const char *text, size_t len,
+                                bool add_special, bool parse_special, int32_t **toks, int *n_toks) {
     if (len > MAX_TEXT_BYTES * 4)
         return es_error(ES_ERR_INVALID_ARG, "extract: text of %zu bytes is too long", len);
     return es_tokenize_alloc(vocab, text, len, add_special, parse_special, toks, n_toks);
@@ -39,20 +39,23 @@ static es_status tokenize_alloc(const es_vocab *vocab, const char *text, size_t 
 
 es_status es_extract_tokenize_response(const es_vocab *vocab, const char *text, int32_t **toks,
                                        int *n_toks) {
-    if (!vocab || !text || !toks || !n_toks) return es_error(ES_ERR_INVALID_ARG, "extract: NULL argument");
+    if (!vocab || !text || !toks || !n_toks)
+        return es_error(ES_ERR_INVALID_ARG, "extract: NULL argument");
     return tokenize_alloc(vocab, text, strlen(text), false, false, toks, n_toks);
 }
 
 es_status es_extract_prompt(const es_vocab *vocab, es_chat_format fmt, const char *system,
                             const char *prefix, const char *query, int32_t **toks, int *n_toks) {
-    if (!vocab || !query || !toks || !n_toks) return es_error(ES_ERR_INVALID_ARG, "extract: NULL argument");
+    if (!vocab || !query || !toks || !n_toks)
+        return es_error(ES_ERR_INVALID_ARG, "extract: NULL argument");
     es_status st;
     if (fmt == ES_CHAT_NONE) {
         /* "<query>" I asked.\n"<prefix> */
         static const char mid[] = "\" I asked.\n\"";
         size_t lq = strlen(query), lp = prefix ? strlen(prefix) : 0;
         if (lq > MAX_TEXT_BYTES || lp > MAX_TEXT_BYTES)
-            return es_error(ES_ERR_INVALID_ARG, "extract: query or prefix over %zu bytes", MAX_TEXT_BYTES);
+            return es_error(ES_ERR_INVALID_ARG, "extract: query or prefix over %zu bytes",
+                            MAX_TEXT_BYTES);
         char *text = malloc(1 + lq + sizeof mid + lp);
         if (!text) return es_error(ES_ERR_NOMEM, "extract: out of memory for a prompt");
         size_t n = 0;
@@ -99,13 +102,16 @@ void es_extract_pairs_free(es_extract_pair *pairs, int n) {
 static es_status pair_field(json_t *obj, const char *key, const char *name, int line, char **out) {
     json_t *v = json_object_get(obj, key);
     if (!v) return es_error(ES_ERR_FORMAT, "%s:%d: missing \"%s\"", name, line, key);
-    if (!json_is_string(v)) return es_error(ES_ERR_FORMAT, "%s:%d: \"%s\" is not a string", name, line, key);
+    if (!json_is_string(v))
+        return es_error(ES_ERR_FORMAT, "%s:%d: \"%s\" is not a string", name, line, key);
     size_t len = json_string_length(v);
     const char *s = json_string_value(v);
     if (len == 0) return es_error(ES_ERR_FORMAT, "%s:%d: \"%s\" is empty", name, line, key);
     if (len > MAX_TEXT_BYTES)
-        return es_error(ES_ERR_FORMAT, "%s:%d: \"%s\" is longer than %zu bytes", name, line, key, MAX_TEXT_BYTES);
-    if (strlen(s) != len) return es_error(ES_ERR_FORMAT, "%s:%d: \"%s\" contains a NUL character", name, line, key);
+        return es_error(ES_ERR_FORMAT, "%s:%d: \"%s\" is longer than %zu bytes", name, line, key,
+                        MAX_TEXT_BYTES);
+    if (strlen(s) != len)
+        return es_error(ES_ERR_FORMAT, "%s:%d: \"%s\" contains a NUL character", name, line, key);
     if (!(*out = es_strdup(s))) return es_error(ES_ERR_NOMEM, "%s:%d: out of memory", name, line);
     return ES_OK;
 }
@@ -138,8 +144,8 @@ es_status es_extract_pairs_parse(const char *text, size_t len, const char *name,
         json_error_t err;
         json_t *obj = json_loadb(s, n_line, JSON_REJECT_DUPLICATES, &err);
         if (!obj) {
-            st = es_error(ES_ERR_FORMAT, "%s:%d: not valid JSON: %s (column %d)", name, line, err.text,
-                          err.column);
+            st = es_error(ES_ERR_FORMAT, "%s:%d: not valid JSON: %s (column %d)", name, line,
+                          err.text, err.column);
             break;
         }
         if (!json_is_object(obj)) {
@@ -174,7 +180,8 @@ es_status es_extract_pairs_parse(const char *text, size_t len, const char *name,
                           "'neutral' or 'base')",
                           name, line, p->emotion, ES_EV_MAX_NAME);
     }
-    if (st == ES_OK && count == 0) st = es_error(ES_ERR_FORMAT, "%s: no pairs (the file is empty)", name);
+    if (st == ES_OK && count == 0)
+        st = es_error(ES_ERR_FORMAT, "%s: no pairs (the file is empty)", name);
     if (st != ES_OK) {
         es_extract_pairs_free(v, count);
         return st;
@@ -240,8 +247,10 @@ static void first_diff(const char *a, const char *b, char *out, size_t cap) {
         b += lb + (eb ? 1 : 0);
     }
     const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
-    int la = (int)(ea ? (size_t)(ea - a) : strlen(a)), lb = (int)(eb ? (size_t)(eb - b) : strlen(b));
-    snprintf(out, cap, "checkpoint has '%.*s', this run '%.*s'", ES_MIN(la, 200), a, ES_MIN(lb, 200), b);
+    int la = (int)(ea ? (size_t)(ea - a) : strlen(a)),
+        lb = (int)(eb ? (size_t)(eb - b) : strlen(b));
+    snprintf(out, cap, "checkpoint has '%.*s', this run '%.*s'", ES_MIN(la, 200), a,
+             ES_MIN(lb, 200), b);
 }
 
 /* Reads and checks the header of an existing checkpoint; leaves f after it. */
@@ -249,10 +258,12 @@ static es_status read_header(es_extract_ckpt *c, const char *settings) {
     char magic[8];
     uint32_t hdr[3];
     uint64_t h_file;
-    if (fread(magic, 1, 8, c->f) != 8 || memcmp(magic, CKPT_MAGIC, 8) || fread(hdr, sizeof hdr, 1, c->f) != 1)
+    if (fread(magic, 1, 8, c->f) != 8 || memcmp(magic, CKPT_MAGIC, 8) ||
+        fread(hdr, sizeof hdr, 1, c->f) != 1)
         return es_error(ES_ERR_FORMAT, "%s: not an emosteer extraction checkpoint", c->path);
     if (hdr[2] > CKPT_MAX_SETTINGS)
-        return es_error(ES_ERR_FORMAT, "%s: settings of %u bytes (corrupt header)", c->path, hdr[2]);
+        return es_error(ES_ERR_FORMAT, "%s: settings of %u bytes (corrupt header)", c->path,
+                        hdr[2]);
     char *s = malloc((size_t)hdr[2] + 1);
     if (!s) return es_error(ES_ERR_NOMEM, "%s: out of memory", c->path);
     es_status st = ES_OK;
@@ -263,16 +274,19 @@ static es_status read_header(es_extract_ckpt *c, const char *settings) {
         uint64_t h = es_fnv1a(ES_FNV_INIT, CKPT_MAGIC, 8);
         h = es_fnv1a(h, hdr, sizeof hdr);
         h = es_fnv1a(h, s, hdr[2]);
-        if (h != h_file) st = es_error(ES_ERR_FORMAT, "%s: header checksum mismatch", c->path);
+        if (h != h_file)
+            st = es_error(ES_ERR_FORMAT, "%s: header checksum mismatch", c->path);
         else if (hdr[0] != (uint32_t)c->n_layer || hdr[1] != (uint32_t)c->n_embd)
-            st = es_error(ES_ERR_INVALID_ARG, "%s: written for %u layers x %u, this model has %d x %d", c->path,
-                          hdr[0], hdr[1], c->n_layer, c->n_embd);
+            st = es_error(ES_ERR_INVALID_ARG,
+                          "%s: written for %u layers x %u, this model has %d x %d", c->path, hdr[0],
+                          hdr[1], c->n_layer, c->n_embd);
         else if (strlen(s) != hdr[2] || strcmp(s, settings)) {
             char diff[512];
             first_diff(s, settings, diff, sizeof diff);
-            st = es_error(ES_ERR_INVALID_ARG,
-                          "%s: written by a run with other settings (%s); remove it or run without --resume",
-                          c->path, diff);
+            st = es_error(
+                ES_ERR_INVALID_ARG,
+                "%s: written by a run with other settings (%s); remove it or run without --resume",
+                c->path, diff);
         }
     }
     free(s);
@@ -311,7 +325,8 @@ es_status es_extract_ckpt_open(const char *path, const char *settings, int n_lay
             uint64_t h;
             if (fread(rh, sizeof rh, 1, c->f) != 1 || rh[0] != CKPT_REC_MAGIC || rh[3] != 0) break;
             if (fread(c->buf, sizeof *c->buf, c->rec_floats, c->f) != c->rec_floats) break;
-            if (fread(&h, sizeof h, 1, c->f) != 1 || h != record_hash(rh, c->buf, c->rec_floats)) break;
+            if (fread(&h, sizeof h, 1, c->f) != 1 || h != record_hash(rh, c->buf, c->rec_floats))
+                break;
             if (rh[1] > INT32_MAX || rh[2] > INT32_MAX) break;
             if (fn) {
                 const float *mean = c->buf, *norm = c->buf + (size_t)n_layer * (size_t)n_embd;
@@ -323,7 +338,8 @@ es_status es_extract_ckpt_open(const char *path, const char *settings, int n_lay
         /* drop a torn or corrupt tail, then append after the last good record */
         if (good < 0 || fflush(c->f) != 0 || ftruncate(fileno(c->f), (off_t)good) != 0 ||
             fseek(c->f, good, SEEK_SET) != 0) {
-            st = es_error(ES_ERR_IO, "%s: cannot cut the file after its last record: %s", path, strerror(errno));
+            st = es_error(ES_ERR_IO, "%s: cannot cut the file after its last record: %s", path,
+                          strerror(errno));
             goto fail;
         }
     } else {
@@ -351,11 +367,14 @@ es_status es_extract_ckpt_append(es_extract_ckpt *c, int sample, int n_resp, con
         return es_error(ES_ERR_INVALID_ARG, "extract: bad checkpoint record");
     const size_t nm = (size_t)c->n_layer * (size_t)c->n_embd;
     memcpy(c->buf, mean, nm * sizeof *mean);
-    if (norm) memcpy(c->buf + nm, norm, (size_t)c->n_layer * sizeof *norm);
-    else memset(c->buf + nm, 0, (size_t)c->n_layer * sizeof *c->buf);
+    if (norm)
+        memcpy(c->buf + nm, norm, (size_t)c->n_layer * sizeof *norm);
+    else
+        memset(c->buf + nm, 0, (size_t)c->n_layer * sizeof *c->buf);
     uint32_t rh[4] = {CKPT_REC_MAGIC, (uint32_t)sample, (uint32_t)n_resp, 0};
     uint64_t h = record_hash(rh, c->buf, c->rec_floats);
-    if (fwrite(rh, sizeof rh, 1, c->f) != 1 || fwrite(c->buf, sizeof *c->buf, c->rec_floats, c->f) != c->rec_floats ||
+    if (fwrite(rh, sizeof rh, 1, c->f) != 1 ||
+        fwrite(c->buf, sizeof *c->buf, c->rec_floats, c->f) != c->rec_floats ||
         fwrite(&h, sizeof h, 1, c->f) != 1 || fflush(c->f) != 0)
         return es_error(ES_ERR_IO, "%s: cannot write: %s", c->path, strerror(errno));
     return ES_OK;

@@ -4,10 +4,10 @@
  * set to a context compiles it into the model layer's es_steer_compiled
  * (model/steer_state.h), which the forward pass applies.
  */
+#include "steer.h"
 #include "common.h"
 #include "context.h"
 #include "ev.h"
-#include "steer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -85,7 +85,9 @@ void es_steer_set_preserve_norm(es_steer_set *set, bool on) {
     if (set) set->preserve_norm = on;
 }
 
-int es_steer_set_n_items(const es_steer_set *set) { return set ? set->n_items : 0; }
+int es_steer_set_n_items(const es_steer_set *set) {
+    return set ? set->n_items : 0;
+}
 
 /* Fills layers[] (capacity cap) with the selection of `it` over emotion `e` of ev.
  * Returns the count in *n. */
@@ -101,8 +103,10 @@ static es_status select_layers(const es_steer_item *it, const es_ev_set *ev, int
         for (int i = 0; i < it->n_layers; i++) {
             int32_t l = it->layers[i];
             if (l < 0 || l >= ES_EV_MAX_LAYER)
-                return es_error(ES_ERR_INVALID_ARG, "steer: layer %d of '%s' is negative or too "
-                                "large", (int)l, e);
+                return es_error(ES_ERR_INVALID_ARG,
+                                "steer: layer %d of '%s' is negative or too "
+                                "large",
+                                (int)l, e);
             if (es_ev_set_get(ev, e, l) == NULL)
                 return es_error(ES_ERR_NOT_FOUND, "steer: emotion '%s' has no vector at layer %d",
                                 e, (int)l);
@@ -124,8 +128,10 @@ static es_status select_layers(const es_steer_item *it, const es_ev_set *ev, int
     for (int l = first; l <= last; l++) {
         if (es_ev_set_get(ev, e, l) == NULL) {
             if (expl)
-                return es_error(ES_ERR_NOT_FOUND, "steer: emotion '%s' has no vector at layer %d "
-                                "(range %d..%d)", e, l, first, last);
+                return es_error(ES_ERR_NOT_FOUND,
+                                "steer: emotion '%s' has no vector at layer %d "
+                                "(range %d..%d)",
+                                e, l, first, last);
             continue;
         }
         if (k == cap) return es_error(ES_ERR_INTERNAL, "steer: layer selection overflow");
@@ -143,7 +149,8 @@ es_status es_steer_set_add(es_steer_set *set, const es_steer_item *it) {
         return es_error(ES_ERR_INVALID_ARG, "steer: add: NULL set, item, vectors or emotion");
     const es_ev_set *ev = it->vectors;
     if (es_ev_set_find(ev, it->emotion) < 0)
-        return es_error(ES_ERR_NOT_FOUND, "steer: no emotion '%.64s' in the vector set", it->emotion);
+        return es_error(ES_ERR_NOT_FOUND, "steer: no emotion '%.64s' in the vector set",
+                        it->emotion);
     if (!isfinite(it->alpha))
         return es_error(ES_ERR_INVALID_ARG, "steer: alpha %g of '%s' is not finite",
                         (double)it->alpha, it->emotion);
@@ -211,7 +218,8 @@ static int accumulate(const es_steer_set *set, es_hook_point hp, int layer, es_s
         for (int i = 0; i < it->n_layers; i++) {
             if (it->layers[i] != layer) continue;
             const float *v = it->vecs + (size_t)i * set->n_embd;
-            for (int j = 0; j < set->n_embd; j++) out[j] += it->alpha * v[j];
+            for (int j = 0; j < set->n_embd; j++)
+                out[j] += it->alpha * v[j];
             hits++;
         }
     }
@@ -237,16 +245,21 @@ es_status es_steer_set_combined(const es_steer_set *set, es_hook_point hp, int l
 
 /* ---- compiling a set for a context ---- */
 
-static es_status compile(const es_steer_set *set, int n_layer, int n_embd, es_steer_compiled **out) {
+static es_status compile(const es_steer_set *set, int n_layer, int n_embd,
+                         es_steer_compiled **out) {
     if (set->n_items > 0 && set->n_embd != n_embd)
-        return es_error(ES_ERR_INVALID_ARG, "steer: vectors have width %d but the model's n_embd "
-                        "is %d", set->n_embd, n_embd);
+        return es_error(ES_ERR_INVALID_ARG,
+                        "steer: vectors have width %d but the model's n_embd "
+                        "is %d",
+                        set->n_embd, n_embd);
     for (int k = 0; k < set->n_items; k++)
         for (int i = 0; i < set->items[k].n_layers; i++)
             if (set->items[k].layers[i] >= n_layer)
-                return es_error(ES_ERR_INVALID_ARG, "steer: '%s' steers layer %d but the model has "
-                                "%d layers (0..%d)", set->items[k].emotion,
-                                (int)set->items[k].layers[i], n_layer, n_layer - 1);
+                return es_error(ES_ERR_INVALID_ARG,
+                                "steer: '%s' steers layer %d but the model has "
+                                "%d layers (0..%d)",
+                                set->items[k].emotion, (int)set->items[k].layers[i], n_layer,
+                                n_layer - 1);
     es_steer_compiled *c = es_calloc(1, sizeof *c);
     if (c == NULL) return ES_ERR_NOMEM;
     c->refs = 0;
@@ -273,7 +286,8 @@ static es_status compile(const es_steer_set *set, int n_layer, int n_embd, es_st
             c->mask[h][l] |= (uint8_t)(1u << p);
             for (int j = 0; j < n_embd; j++)
                 if (!isfinite(row[j])) {
-                    st = es_error(ES_ERR_FORMAT, "steer: the combined vector at %s layer %d "
+                    st = es_error(ES_ERR_FORMAT,
+                                  "steer: the combined vector at %s layer %d "
                                   "(positions %s) has a non-finite value at %d (alpha too large?)",
                                   es_hook_name((es_hook_point)h), l,
                                   es_steer_positions_name((es_steer_positions)p), j);
@@ -294,7 +308,8 @@ static es_status compile(const es_steer_set *set, int n_layer, int n_embd, es_st
 es_status es_steer_state_attach_set(struct es_steer_state *st, int seq, const es_steer_set *set) {
     if (st == NULL) return es_error(ES_ERR_INVALID_ARG, "steer: attach: state is NULL");
     if (seq >= es_steer_state_n_seq(st))
-        return es_error(ES_ERR_RANGE, "steer: sequence %d is outside [0, %d)", seq, es_steer_state_n_seq(st));
+        return es_error(ES_ERR_RANGE, "steer: sequence %d is outside [0, %d)", seq,
+                        es_steer_state_n_seq(st));
     es_steer_compiled *c = NULL;
     if (set != NULL && set->n_items > 0) {
         es_status s = compile(set, es_steer_state_n_layer(st), es_steer_state_n_embd(st), &c);

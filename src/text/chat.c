@@ -428,8 +428,9 @@ static const chat_format formats[] = {
         .end_of_turn = "</s>",
         .prefix = {"", "USER: ", "ASSISTANT: "},
         .suffix = {" ", " ", "</s>"},
-        .default_system = "A chat between a curious user and an artificial intelligence assistant. "
-                          "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+        .default_system =
+            "A chat between a curious user and an artificial intelligence assistant. "
+            "The assistant gives helpful, detailed, and polite answers to the user's questions.",
         .generation_prompt = "ASSISTANT:",
     },
     {
@@ -688,7 +689,8 @@ static es_status render_minicpm3(const conv *c, es_strbuf *sb) {
         first = 1;
         if (content(c, 0).n > 0) turn(c, sb, ROLE_SYSTEM, content(c, 0));
     }
-    for (size_t i = first; i < c->n; i++) turn(c, sb, c->role[i], content(c, i));
+    for (size_t i = first; i < c->n; i++)
+        turn(c, sb, c->role[i], content(c, i));
     generation_prompt(c, sb);
     return ES_OK;
 }

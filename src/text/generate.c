@@ -5,8 +5,8 @@
  * strings. See es_generate in emosteer.h.
  */
 #include "common.h"
-#include "strbuf.h"
 #include "context.h"
+#include "strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +32,10 @@ typedef struct gen_seq {
     es_sampler *sampler;
     es_detok_stream *detok;
     es_stop *stop;
-    es_strbuf text;   /* emitted text so far */
-    int32_t *tokens;  /* [n_predict] generated tokens */
+    es_strbuf text;  /* emitted text so far */
+    int32_t *tokens; /* [n_predict] generated tokens */
     int n_tokens;
-    int32_t pending;  /* token sampled but not yet decoded, or -1 */
+    int32_t pending; /* token sampled but not yet decoded, or -1 */
     bool done;
     es_gen_stop why;
 } gen_seq;
@@ -43,7 +43,9 @@ typedef struct gen_seq {
 static es_status append_text(gen_seq *s, const char *p, size_t n) {
     if (n == 0) return ES_OK;
     es_strbuf_append(&s->text, p, n);
-    if (s->text.failed) return es_error(ES_ERR_NOMEM, "generate: out of memory for %zu bytes of text", s->text.len + n);
+    if (s->text.failed)
+        return es_error(ES_ERR_NOMEM, "generate: out of memory for %zu bytes of text",
+                        s->text.len + n);
     return ES_OK;
 }
 
@@ -129,17 +131,20 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
     es_gen_params p = params ? *params : es_gen_default_params();
     const int n_seq_max = ctx->params.n_seq_max, n_batch = ctx->params.n_batch;
     const int n_ctx = ctx->params.n_ctx;
-    if (p.n_predict < 1) return es_error(ES_ERR_INVALID_ARG, "generate: n_predict %d must be >= 1", p.n_predict);
+    if (p.n_predict < 1)
+        return es_error(ES_ERR_INVALID_ARG, "generate: n_predict %d must be >= 1", p.n_predict);
     if (p.first_seq < 0 || p.first_seq + n > n_seq_max)
-        return es_error(ES_ERR_INVALID_ARG,
-                        "generate: %d prompts from sequence %d need n_seq_max >= %d (context has %d)",
-                        n, p.first_seq, p.first_seq + n, n_seq_max);
+        return es_error(
+            ES_ERR_INVALID_ARG,
+            "generate: %d prompts from sequence %d need n_seq_max >= %d (context has %d)", n,
+            p.first_seq, p.first_seq + n, n_seq_max);
     for (int i = 0; i < n; i++) {
         if (n_prompt[i] < 1 || !prompts[i])
             return es_error(ES_ERR_INVALID_ARG, "generate: prompt %d is empty", i);
         if (p.n_cached && (p.n_cached[i] < 0 || p.n_cached[i] >= n_prompt[i]))
-            return es_error(ES_ERR_INVALID_ARG, "generate: prompt %d: n_cached %d must be in [0, %d)",
-                            i, p.n_cached[i], n_prompt[i]);
+            return es_error(ES_ERR_INVALID_ARG,
+                            "generate: prompt %d: n_cached %d must be in [0, %d)", i, p.n_cached[i],
+                            n_prompt[i]);
         if (n_prompt[i] >= n_ctx)
             return es_error(ES_ERR_RANGE, "generate: prompt %d has %d tokens; the context holds %d",
                             i, n_prompt[i], n_ctx);
@@ -161,7 +166,8 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
         s->pending = -1;
         es_sampler_params sp = p.sampling;
         sp.seed = p.sampling.seed + (uint64_t)i;
-        if ((st = es_sampler_create(&sp, es_vocab_n_tokens(vocab), &s->sampler)) != ES_OK) goto done;
+        if ((st = es_sampler_create(&sp, es_vocab_n_tokens(vocab), &s->sampler)) != ES_OK)
+            goto done;
         if ((st = es_detok_stream_create(vocab, false, &s->detok)) != ES_OK) goto done;
         if (p.n_stops && (st = es_stop_create(p.stops, p.n_stops, &s->stop)) != ES_OK) goto done;
         s->tokens = es_calloc((size_t)p.n_predict, sizeof *s->tokens);

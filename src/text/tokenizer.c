@@ -20,7 +20,6 @@
 /* UTF-8 and hashing                                                         */
 /* ------------------------------------------------------------------------- */
 
-
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < n; i++) {
@@ -109,8 +108,9 @@ static es_status read_id(const es_gguf *g, const char *key, int32_t n_tokens, in
         return ES_OK;
     }
     if (val < 0 || val >= n_tokens)
-        return es_error(ES_ERR_FORMAT, "tokenizer: %s = %lld is outside the vocabulary of %d tokens",
-                        key, (long long)val, (int)n_tokens);
+        return es_error(ES_ERR_FORMAT,
+                        "tokenizer: %s = %lld is outside the vocabulary of %d tokens", key,
+                        (long long)val, (int)n_tokens);
     *id = (int32_t)val;
     return ES_OK;
 }
@@ -414,7 +414,8 @@ es_status es_vocab_from_gguf(const es_gguf *g, es_vocab **out) {
     } else {
         es_status st = es_error(
             ES_ERR_UNSUPPORTED,
-            "tokenizer: tokenizer model '%.64s' is not supported (supported: llama, gpt2, bert)", model);
+            "tokenizer: tokenizer model '%.64s' is not supported (supported: llama, gpt2, bert)",
+            model);
         free(model);
         return st;
     }
@@ -661,7 +662,8 @@ es_status es_detokenize(const es_vocab *v, const int32_t *toks, int32_t n, bool 
     }
     char *s = malloc(total + 1);
     if (!s) return es_error(ES_ERR_NOMEM, "es_detokenize: out of memory for %zu bytes", total + 1);
-    const bool dummy_prefix = (v->kind == ES_VOCAB_SPM && v->add_space_prefix) || v->kind == ES_VOCAB_WPM;
+    const bool dummy_prefix =
+        (v->kind == ES_VOCAB_SPM && v->add_space_prefix) || v->kind == ES_VOCAB_WPM;
     bool strip = dummy_prefix;
     size_t k = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -798,7 +800,8 @@ es_status es_tokenize_alloc(const es_vocab *vocab, const char *text, size_t len,
     int32_t cap = (int32_t)len + 8, n = 0;
     int32_t *buf = malloc((size_t)cap * sizeof *buf);
     if (!buf) return es_error(ES_ERR_NOMEM, "tokenize: out of memory for %d tokens", cap);
-    es_status st = es_tokenize(vocab, text ? text : "", len, add_special, parse_special, buf, cap, &n);
+    es_status st =
+        es_tokenize(vocab, text ? text : "", len, add_special, parse_special, buf, cap, &n);
     if (st == ES_ERR_RANGE && n > cap) {
         int32_t *grown = realloc(buf, (size_t)n * sizeof *buf);
         if (!grown) {

@@ -16,8 +16,8 @@
 #define ES_TOKENIZER_H
 
 #include "common.h"
-#include "utf8.h"
 #include "gguf.h"
+#include "utf8.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -120,10 +120,10 @@ struct es_vocab {
     struct es_bpe_regex *regex; /* compiled pre-tokenizer */
 
     /* WordPiece and sentence pairs */
-    int32_t cls, sep;   /* [CLS]/<s> and [SEP]/</s> of encoders (cls_token_id, seperator_token_id;
-                           default bos and eos), -1 if none */
-    bool wpm_lowercase; /* tokenizer.ggml.normalizer.lowercase (default true): lower case and
-                           strip accents */
+    int32_t cls, sep;     /* [CLS]/<s> and [SEP]/</s> of encoders (cls_token_id, seperator_token_id;
+                             default bos and eos), -1 if none */
+    bool wpm_lowercase;   /* tokenizer.ggml.normalizer.lowercase (default true): lower case and
+                             strip accents */
     uint32_t wpm_max_len; /* bytes of the longest token text (bounds the greedy search) */
 };
 
@@ -144,7 +144,6 @@ es_status es_tokbuf_push(es_tokbuf *b, int32_t id);
 
 /* Id of a token with exactly this text, or -1. */
 int32_t es_vocab_lookup(const es_vocab *v, const char *s, size_t n);
-
 
 /* ---- per-kind tokenizers: append the ids of one text fragment to out ---- */
 

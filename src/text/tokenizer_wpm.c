@@ -41,9 +41,12 @@ static int wpm_class(uint32_t cp) {
     int lo = 0, hi = es_wpm_n_ranges - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
-        if (cp < es_wpm_ranges[mid].lo) hi = mid - 1;
-        else if (cp > es_wpm_ranges[mid].hi) lo = mid + 1;
-        else return es_wpm_ranges[mid].cls;
+        if (cp < es_wpm_ranges[mid].lo)
+            hi = mid - 1;
+        else if (cp > es_wpm_ranges[mid].hi)
+            lo = mid + 1;
+        else
+            return es_wpm_ranges[mid].cls;
     }
     return ES_WPM_KEEP;
 }
@@ -61,8 +64,10 @@ static int wpm_fold(uint32_t cp, uint32_t out[4]) {
     int lo = 0, hi = es_wpm_n_folds - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
-        if (cp < es_wpm_folds[mid].cp) hi = mid - 1;
-        else if (cp > es_wpm_folds[mid].cp) lo = mid + 1;
+        if (cp < es_wpm_folds[mid].cp)
+            hi = mid - 1;
+        else if (cp > es_wpm_folds[mid].cp)
+            lo = mid + 1;
         else {
             int n = es_wpm_folds[mid].len < 4 ? es_wpm_folds[mid].len : 4;
             for (int i = 0; i < n; i++)
@@ -115,8 +120,8 @@ static size_t utf8_put(uint32_t cp, char *out) {
 
 /* One word being built: "▁" then the word's bytes. */
 typedef struct wpm_word {
-    char *buf;    /* [cap] bytes */
-    size_t n;     /* bytes used, including the 3-byte "▁" */
+    char *buf; /* [cap] bytes */
+    size_t n;  /* bytes used, including the 3-byte "▁" */
     size_t cap;
     size_t chars; /* characters of the word (without "▁") */
 } wpm_word;
@@ -209,9 +214,12 @@ es_status es_wpm_tokenize(const es_vocab *v, const char *text, size_t len, es_to
         }
         for (int k = 0; st == ES_OK && k < nf; k++) {
             int c = k == 0 && folded[0] == cp ? cls : wpm_class(folded[k]);
-            if (c == ES_WPM_PUNCT) st = single_word(v, &w, folded[k], out);
-            else if (c == ES_WPM_MARK && v->wpm_lowercase) continue;
-            else st = word_add(&w, folded[k]);
+            if (c == ES_WPM_PUNCT)
+                st = single_word(v, &w, folded[k], out);
+            else if (c == ES_WPM_MARK && v->wpm_lowercase)
+                continue;
+            else
+                st = word_add(&w, folded[k]);
         }
     }
     if (st == ES_OK) st = word_flush(v, &w, out);

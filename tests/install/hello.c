@@ -27,9 +27,11 @@ int main(int argc, char **argv) {
         es_batch b = {n, toks, NULL, NULL, NULL};
         if (es_decode(ctx, &b) == ES_OK && es_get_logits(ctx, n - 1)) rc = 0;
     }
-    if (rc) fprintf(stderr, "hello: %s\n", es_last_error());
-    else printf("hello: %s, %d layers, %d tokens decoded (%s)\n", info.arch, info.n_layer, n,
-                es_type_name(ES_TYPE_Q8_0));
+    if (rc)
+        fprintf(stderr, "hello: %s\n", es_last_error());
+    else
+        printf("hello: %s, %d layers, %d tokens decoded (%s)\n", info.arch, info.n_layer, n,
+               es_type_name(ES_TYPE_Q8_0));
     free(toks);
     es_context_free(ctx);
     es_model_free(m);

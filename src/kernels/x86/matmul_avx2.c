@@ -20,23 +20,26 @@
 #define ES_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* out[r][t] = sum_k w[r][k] * x[t][k] over k in [0, kc) for nr rows and nt tokens. */
-static ES_ALWAYS_INLINE void tile_kernel(int nr, int nt, const float *const w[MR], const float *const x[NT],
-                                         int64_t kc, float out[MR][NT]) {
+static ES_ALWAYS_INLINE void tile_kernel(int nr, int nt, const float *const w[MR],
+                                         const float *const x[NT], int64_t kc, float out[MR][NT]) {
     __m256 acc[MR][NT];
 #pragma GCC unroll 3
     for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps();
+        for (int t = 0; t < nt; t++)
+            acc[r][t] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= kc; k += 8) {
         __m256 wv[MR];
 #pragma GCC unroll 3
-        for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w[r] + k);
+        for (int r = 0; r < nr; r++)
+            wv[r] = _mm256_loadu_ps(w[r] + k);
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             const __m256 xv = _mm256_loadu_ps(x[t] + k);
 #pragma GCC unroll 3
-            for (int r = 0; r < nr; r++) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+            for (int r = 0; r < nr; r++)
+                acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
         }
     }
 #pragma GCC unroll 3
@@ -47,11 +50,13 @@ static ES_ALWAYS_INLINE void tile_kernel(int nr, int nt, const float *const w[MR
         const __m256 cd = _mm256_hadd_ps(nt > 2 ? acc[r][2] : z, nt > 3 ? acc[r][3] : z);
         const __m256 abcd = _mm256_hadd_ps(ab, cd);
         float sums[4];
-        _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+        _mm_storeu_ps(sums,
+                      _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             float v = sums[t];
-            for (int64_t kk = k; kk < kc; kk++) v += w[r][kk] * x[t][kk];
+            for (int64_t kk = k; kk < kc; kk++)
+                v += w[r][kk] * x[t][kk];
             out[r][t] = v;
         }
     }
@@ -60,6 +65,8 @@ static ES_ALWAYS_INLINE void tile_kernel(int nr, int nt, const float *const w[MR
 /* The kernel specialised for each (nr, nt), so that every accumulator is a register. */
 static void run_tile(int nr, int nt, const float *const w[MR], const float *const x[NT], int64_t kc,
                      float out[MR][NT]) {
+/* a table of cases, one row per nr */
+/* clang-format off */
 #define ES_TILE_CASE(R, T)                                                                                   \
     case (R) * 8 + (T): tile_kernel(R, T, w, x, kc, out); break;
     switch (nr * 8 + nt) {
@@ -69,6 +76,7 @@ static void run_tile(int nr, int nt, const float *const w[MR], const float *cons
     default: break;
     }
 #undef ES_TILE_CASE
+    /* clang-format on */
 }
 
 /* Converts kc elements from k0 of a F16/BF16 row into f32. */
@@ -78,13 +86,15 @@ static void convert_row(int type, const uint8_t *row, int64_t k0, int64_t kc, fl
     if (type == ES_TYPE_F16) {
         for (; k + 8 <= kc; k += 8)
             _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + k))));
-        for (; k < kc; k++) dst[k] = _cvtsh_ss(h[k]);
+        for (; k < kc; k++)
+            dst[k] = _cvtsh_ss(h[k]);
     } else {
         for (; k + 8 <= kc; k += 8) {
             __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + k)));
             _mm256_storeu_ps(dst + k, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
         }
-        for (; k < kc; k++) dst[k] = es_bf16_to_fp32(h[k]);
+        for (; k < kc; k++)
+            dst[k] = es_bf16_to_fp32(h[k]);
     }
 }
 
@@ -113,12 +123,14 @@ void es_matmul_f32act_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_i
                 for (int64_t t = t0; t < t1; t += NT) {
                     const int nt = (int)(t1 - t < NT ? t1 - t : NT);
                     const float *xt[NT];
-                    for (int j = 0; j < nt; j++) xt[j] = x + (t + j) * n_in + k0;
+                    for (int j = 0; j < nt; j++)
+                        xt[j] = x + (t + j) * n_in + k0;
                     float out[MR][NT];
                     run_tile(nr, nt, w, xt, kc, out);
                     for (int j = 0; j < nt; j++) {
                         float *yr = y + (t + j) * n_out + r;
-                        for (int i = 0; i < nr; i++) yr[i] = k0 == 0 ? out[i][j] : yr[i] + out[i][j];
+                        for (int i = 0; i < nr; i++)
+                            yr[i] = k0 == 0 ? out[i][j] : yr[i] + out[i][j];
                     }
                 }
             }

@@ -34,18 +34,20 @@ bool es_avx512vnni_supported(void) {
     static _Atomic int cached = -1; /* computed once; racing first calls agree */
     /* AVX-512F and the ES_NO_AVX512 switch as es_avx512_supported() decides them */
     if (cached < 0)
-        cached = es_avx512_supported() && es_cpu_has(ES_CPU_AVX512BW) && es_cpu_has(ES_CPU_AVX512VNNI) &&
-                 !es_env_switch("ES_NO_VNNI");
+        cached = es_avx512_supported() && es_cpu_has(ES_CPU_AVX512BW) &&
+                 es_cpu_has(ES_CPU_AVX512VNNI) && !es_env_switch("ES_NO_VNNI");
     return cached == 1;
 }
 
 /* Panel of rows [r, r + nr): q [n_blk][8][QR][4] (bytes + 128) and d [n_blk][QR];
  * missing rows are zeros. */
-static void pack_panel(const uint8_t *W, size_t w_row, int64_t r, int nr, int64_t n_blk, uint8_t *q, float *d) {
+static void pack_panel(const uint8_t *W, size_t w_row, int64_t r, int nr, int64_t n_blk, uint8_t *q,
+                       float *d) {
     for (int64_t b = 0; b < n_blk; b++) {
         uint8_t *qb = q + (size_t)b * 8 * QR * 4;
         for (int i = 0; i < QR; i++) {
-            const es_block_q8_0 *blk = i < nr ? (const es_block_q8_0 *)(W + (size_t)(r + i) * w_row) + b : NULL;
+            const es_block_q8_0 *blk =
+                i < nr ? (const es_block_q8_0 *)(W + (size_t)(r + i) * w_row) + b : NULL;
             d[b * QR + i] = blk ? es_fp16_to_fp32(blk->d) : 0.0f;
             for (int l = 0; l < 8; l++) {
                 uint32_t v = 0;
@@ -59,12 +61,13 @@ static void pack_panel(const uint8_t *W, size_t w_row, int64_t r, int nr, int64_
 
 /* y[t + j][r .. r + nr) for the nt (<= QT) tokens t.. over all n_blk blocks. */
 ES_Q8X static ES_ALWAYS_INLINE void tile(int nt, const uint8_t *q, const float *d, int64_t n_blk,
-                                        const uint8_t *const x[QT], float *const yr[QT], int nr) {
+                                         const uint8_t *const x[QT], float *const yr[QT], int nr) {
     __m512 acc[QT][8];
 #pragma GCC unroll 3
     for (int j = 0; j < nt; j++)
 #pragma GCC unroll 8
-        for (int l = 0; l < 8; l++) acc[j][l] = _mm512_setzero_ps();
+        for (int l = 0; l < 8; l++)
+            acc[j][l] = _mm512_setzero_ps();
     const __m256i ones8 = _mm256_set1_epi8(1);
     const __m256i ones16 = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < n_blk; b++) {
@@ -78,7 +81,8 @@ ES_Q8X static ES_ALWAYS_INLINE void tile(int nt, const uint8_t *q, const float *
             dp[j] = _mm512_mul_ps(dw, _mm512_set1_ps(es_fp16_to_fp32(xb->d)));
             const __m256i xq = _mm256_loadu_si256((const __m256i *)xb->qs);
             const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xq), ones16);
-            _mm256_storeu_si256((__m256i *)nc[j], _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s4, 7)));
+            _mm256_storeu_si256((__m256i *)nc[j],
+                                _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s4, 7)));
             _mm256_storeu_si256((__m256i *)xv[j], xq);
         }
         const uint8_t *qb = q + (size_t)b * 8 * QR * 4;
@@ -87,15 +91,18 @@ ES_Q8X static ES_ALWAYS_INLINE void tile(int nt, const uint8_t *q, const float *
             const __m512i w = _mm512_loadu_si512((const void *)(qb + (size_t)l * QR * 4));
 #pragma GCC unroll 3
             for (int j = 0; j < nt; j++) {
-                const __m512i ia = _mm512_dpbusd_epi32(_mm512_set1_epi32(nc[j][l]), w, _mm512_set1_epi32((int)xv[j][l]));
+                const __m512i ia = _mm512_dpbusd_epi32(_mm512_set1_epi32(nc[j][l]), w,
+                                                       _mm512_set1_epi32((int)xv[j][l]));
                 acc[j][l] = _mm512_fmadd_ps(dp[j], _mm512_cvtepi32_ps(ia), acc[j][l]);
             }
         }
     }
 #pragma GCC unroll 3
     for (int j = 0; j < nt; j++) {
-        const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][4]), _mm512_add_ps(acc[j][2], acc[j][6])),
-                                       _mm512_add_ps(_mm512_add_ps(acc[j][1], acc[j][5]), _mm512_add_ps(acc[j][3], acc[j][7])));
+        const __m512 s = _mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][4]), _mm512_add_ps(acc[j][2], acc[j][6])),
+            _mm512_add_ps(_mm512_add_ps(acc[j][1], acc[j][5]),
+                          _mm512_add_ps(acc[j][3], acc[j][7])));
         if (nr == QR) {
             _mm512_storeu_ps(yr[j], s);
         } else {
@@ -115,8 +122,9 @@ ES_Q8X static void run_tile(int nt, const uint8_t *q, const float *d, int64_t n_
     }
 }
 
-bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
-                                int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
+bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
+                                    size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                                    int64_t r0, int64_t r1) {
     const int64_t n_blk = n_in / ES_QK;
     uint8_t *q = malloc((size_t)n_blk * 8 * QR * 4);
     float *d = malloc((size_t)n_blk * QR * sizeof(float));
@@ -146,10 +154,14 @@ bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in
 
 #else
 
-bool es_avx512vnni_supported(void) { return false; }
-bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
-                                int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
-    (void)W, (void)w_row, (void)n_in, (void)xq, (void)x_row, (void)n_tok, (void)y, (void)n_out, (void)r0, (void)r1;
+bool es_avx512vnni_supported(void) {
+    return false;
+}
+bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
+                                    size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                                    int64_t r0, int64_t r1) {
+    (void)W, (void)w_row, (void)n_in, (void)xq, (void)x_row, (void)n_tok, (void)y, (void)n_out,
+        (void)r0, (void)r1;
     return false;
 }
 

@@ -37,15 +37,15 @@
 #define ES_ALWAYS_INLINE inline __attribute__((always_inline))
 
 typedef struct {
-    uint8_t q[CHUNK_K * PR];     /* biased unsigned quants, interleaved */
+    uint8_t q[CHUNK_K * PR];      /* biased unsigned quants, interleaved */
     float d[CHUNK_K / ES_QK][PR]; /* per block and row: scale */
     float m[CHUNK_K / ES_QK][PR]; /* per block and row: min (types with mins) */
 } packed_panel;
 
 /* How a type maps onto the packed path (blocks of ES_QK weights). */
 typedef struct {
-    int off;     /* constant subtracted from the unsigned quants */
-    bool has_m;  /* per-block mins */
+    int off;    /* constant subtracted from the unsigned quants */
+    bool has_m; /* per-block mins */
 } qdesc;
 
 static bool get_desc(int type, qdesc *d) {
@@ -61,7 +61,9 @@ static bool get_desc(int type, qdesc *d) {
 
 bool es_avxvnni_supported(void) {
     static _Atomic int cached = -1; /* computed once; racing first calls agree */
-    if (cached < 0) cached = es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) && !es_env_switch("ES_NO_VNNI");
+    if (cached < 0)
+        cached =
+            es_kernels_have_avx2() && es_cpu_has(ES_CPU_AVXVNNI) && !es_env_switch("ES_NO_VNNI");
     return cached == 1;
 }
 
@@ -78,7 +80,8 @@ int es_group_size_avxvnni(int type) {
 /* Sum of the 32 int8 at p. */
 static inline int32_t sum_i8x32(const uint8_t *p) {
     const __m256i q = _mm256_loadu_si256((const __m256i *)p);
-    const __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    const __m256i s32 =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
     __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
@@ -108,7 +111,8 @@ void es_xinfo_avxvnni(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out) 
 static ES_ALWAYS_INLINE __m256i block_quants(int type, const uint8_t *blk) {
     switch (type) {
     case ES_TYPE_Q8_0:
-        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)),
+                                _mm256_set1_epi8((char)0x80));
     case ES_TYPE_Q4_0: return es_unpack_nibbles(blk + 2);
     case ES_TYPE_Q4_1: return es_unpack_nibbles(blk + 4);
     case ES_TYPE_Q5_0:
@@ -141,15 +145,17 @@ static ES_ALWAYS_INLINE void transpose8x8_epi32(__m256i r[8]) {
 
 /* Packs rows [r, r + nr) (nr <= 16; missing rows get zero quants and scales) for the
  * n32 32-element pieces of chunk `chunk` (elements chunk*CHUNK_K ..). */
-static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, size_t w_row, int64_t r, int nr,
-                                          int64_t chunk, int n32, packed_panel *p) {
+static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, size_t w_row,
+                                          int64_t r, int nr, int64_t chunk, int n32,
+                                          packed_panel *p) {
     const size_t bb = es_type_get(type)->type_size;
     for (int half = 0; half < 2; half++) {
         /* scales */
         for (int i = 0; i < 8; i++) {
             const int row = half * 8 + i;
             if (row >= nr) {
-                for (int c = 0; c < n32; c++) p->d[c][row] = p->m[c][row] = 0.0f;
+                for (int c = 0; c < n32; c++)
+                    p->d[c][row] = p->m[c][row] = 0.0f;
                 continue;
             }
             const uint8_t *wr = W + (size_t)(r + row) * w_row;
@@ -175,19 +181,20 @@ static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, s
                 v[i] = block_quants(type, wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb);
             }
             transpose8x8_epi32(v); /* v[g] = 4 bytes of dword-group g for the 8 rows */
-            for (int g = 0; g < 8; g++) _mm256_storeu_si256((__m256i *)(p->q + c * 32 * PR + g * 64 + half * 32), v[g]);
+            for (int g = 0; g < 8; g++)
+                _mm256_storeu_si256((__m256i *)(p->q + c * 32 * PR + g * 64 + half * 32), v[g]);
         }
     }
 }
 
-static void pack_panel(int type, qdesc q, const uint8_t *W, size_t w_row, int64_t r, int nr, int64_t chunk, int n32,
-                       packed_panel *p) {
-#define ES_PACK(T)                                                                                           \
+static void pack_panel(int type, qdesc q, const uint8_t *W, size_t w_row, int64_t r, int nr,
+                       int64_t chunk, int n32, packed_panel *p) {
+#define ES_PACK(T)                                                                                 \
     case T: pack_panel_t(T, q, W, w_row, r, nr, chunk, n32, p); break;
     switch (type) {
-        ES_PACK(ES_TYPE_Q8_0) ES_PACK(ES_TYPE_Q4_0) ES_PACK(ES_TYPE_Q4_1) ES_PACK(ES_TYPE_Q5_0)
-        ES_PACK(ES_TYPE_Q5_1)
-    default: break;
+        ES_PACK(ES_TYPE_Q8_0)
+        ES_PACK(ES_TYPE_Q4_0)
+        ES_PACK(ES_TYPE_Q4_1) ES_PACK(ES_TYPE_Q5_0) ES_PACK(ES_TYPE_Q5_1) default : break;
     }
 #undef ES_PACK
 }
@@ -202,7 +209,8 @@ tile_vnni(int nt, bool has_m, const packed_panel *p, int nb, const uint8_t *cons
     for (int b = 0; b < nb; b++) {
         __m256i ia[2][PT];
 #pragma GCC unroll 3
-        for (int t = 0; t < nt; t++) ia[0][t] = ia[1][t] = _mm256_setzero_si256();
+        for (int t = 0; t < nt; t++)
+            ia[0][t] = ia[1][t] = _mm256_setzero_si256();
         const uint8_t *qb = p->q + (size_t)b * 8 * 64;
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
@@ -222,10 +230,12 @@ tile_vnni(int nt, bool has_m, const packed_panel *p, int nb, const uint8_t *cons
         for (int t = 0; t < nt; t++) {
             const __m256i c = _mm256_set1_epi32(xi[t][b].c);
             const __m256 dx = _mm256_set1_ps(xi[t][b].d);
-            acc[0][t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(ia[0][t], c)),
-                                        acc[0][t]);
-            acc[1][t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(ia[1][t], c)),
-                                        acc[1][t]);
+            acc[0][t] =
+                _mm256_fmadd_ps(_mm256_mul_ps(d0, dx),
+                                _mm256_cvtepi32_ps(_mm256_sub_epi32(ia[0][t], c)), acc[0][t]);
+            acc[1][t] =
+                _mm256_fmadd_ps(_mm256_mul_ps(d1, dx),
+                                _mm256_cvtepi32_ps(_mm256_sub_epi32(ia[1][t], c)), acc[1][t]);
             if (has_m) {
                 const __m256 s = _mm256_set1_ps(xi[t][b].ms);
                 acc[0][t] = _mm256_fmadd_ps(_mm256_loadu_ps(p->m[b]), s, acc[0][t]);
@@ -235,26 +245,29 @@ tile_vnni(int nt, bool has_m, const packed_panel *p, int nb, const uint8_t *cons
     }
 }
 
-__attribute__((target("avxvnni"))) static void run_tile(int nt, bool has_m, const packed_panel *p, int nb,
-                                                        const uint8_t *const x[PT], size_t xgs,
-                                                        const es_xinfo *const xi[PT], __m256 acc[2][PT]) {
-#define ES_QTILE(T, M)                                                                                       \
-    case (T) * 2 + (M): tile_vnni(T, M, p, nb, x, xgs, xi, acc); break;
+__attribute__((target("avxvnni"))) static void run_tile(int nt, bool has_m, const packed_panel *p,
+                                                        int nb, const uint8_t *const x[PT],
+                                                        size_t xgs, const es_xinfo *const xi[PT],
+                                                        __m256 acc[2][PT]) {
+#define ES_QTILE(T, M)                                                                             \
+    case (T)*2 + (M): tile_vnni(T, M, p, nb, x, xgs, xi, acc); break;
     switch (nt * 2 + (has_m ? 1 : 0)) {
-        ES_QTILE(3, 0) ES_QTILE(2, 0) ES_QTILE(1, 0) ES_QTILE(3, 1) ES_QTILE(2, 1) ES_QTILE(1, 1)
-    default: break;
+        ES_QTILE(3, 0)
+        ES_QTILE(2, 0) ES_QTILE(1, 0) ES_QTILE(3, 1) ES_QTILE(2, 1) ES_QTILE(1, 1) default : break;
     }
 #undef ES_QTILE
 }
 
-void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq, size_t x_row,
-                         const es_xinfo *xi, int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1) {
+void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                            const uint8_t *xq, size_t x_row, const es_xinfo *xi, int64_t n_tok,
+                            float *y, int64_t n_out, int64_t r0, int64_t r1) {
     qdesc q;
     if (!get_desc(type, &q)) return;
     packed_panel panel __attribute__((aligned(32)));
     const int64_t n_chunks = (n_in + CHUNK_K - 1) / CHUNK_K;
     const int64_t blocks_row = n_in / ES_QK;
-    const size_t xbs = q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0); /* activation block */
+    const size_t xbs =
+        q.has_m ? sizeof(es_block_q8_1) : sizeof(es_block_q8_0); /* activation block */
     /* tokens per block: keep their activation rows within ~384 KB of L2 */
     int64_t tb_max = (384 * 1024) / (int64_t)(x_row ? x_row : 1);
     tb_max = tb_max < PT ? PT : (tb_max > 255 ? 255 : tb_max / PT * PT);
@@ -263,7 +276,8 @@ void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_
         for (int64_t r = r0; r < r1; r += PR) {
             const int nr = (int)(r1 - r < PR ? r1 - r : PR);
             for (int64_t ch = 0; ch < n_chunks; ch++) {
-                const int n32 = (int)((n_in - ch * CHUNK_K < CHUNK_K ? n_in - ch * CHUNK_K : CHUNK_K) / ES_QK);
+                const int n32 =
+                    (int)((n_in - ch * CHUNK_K < CHUNK_K ? n_in - ch * CHUNK_K : CHUNK_K) / ES_QK);
                 pack_panel(type, q, W, w_row, r, nr, ch, n32, &panel);
                 for (int64_t t = t0; t < t1; t += PT) {
                     const int nt = (int)(t1 - t < PT ? t1 - t : PT);

@@ -22,9 +22,11 @@ static void vec_dot_f32(int64_t n, float *s, const void *xv, const void *yv) {
         a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
         a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
     float sum = es_hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) sum += x[i] * y[i];
+    for (; i < n; i++)
+        sum += x[i] * y[i];
     *s = sum;
 }
 
@@ -41,16 +43,20 @@ static void to_float_f16(const void *xv, float *y, int64_t n) {
         _mm256_storeu_ps(y + i, load_f16x8(x + i));
         _mm256_storeu_ps(y + i + 8, load_f16x8(x + i + 8));
     }
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16x8(x + i));
-    for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, load_f16x8(x + i));
+    for (; i < n; i++)
+        y[i] = _cvtsh_ss(x[i]);
 }
 
 static void from_float_f16(const float *x, void *yv, int64_t n) {
     uint16_t *y = yv;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) y[i] = es_fp32_to_fp16(x[i]);
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        y[i] = es_fp32_to_fp16(x[i]);
 }
 
 static void vec_dot_f16(int64_t n, float *s, const void *xv, const void *yv) {
@@ -64,9 +70,11 @@ static void vec_dot_f16(int64_t n, float *s, const void *xv, const void *yv) {
         a2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
         a3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), a0);
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), a0);
     float sum = es_hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) sum += _cvtsh_ss(x[i]) * y[i];
+    for (; i < n; i++)
+        sum += _cvtsh_ss(x[i]) * y[i];
     *s = sum;
 }
 
@@ -80,8 +88,10 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
 static void to_float_bf16(const void *xv, float *y, int64_t n) {
     const uint16_t *x = xv;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_bf16x8(x + i));
-    for (; i < n; i++) y[i] = es_bf16_to_fp32(x[i]);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, load_bf16x8(x + i));
+    for (; i < n; i++)
+        y[i] = es_bf16_to_fp32(x[i]);
 }
 
 static void vec_dot_bf16(int64_t n, float *s, const void *xv, const void *yv) {
@@ -95,15 +105,19 @@ static void vec_dot_bf16(int64_t n, float *s, const void *xv, const void *yv) {
         a2 = _mm256_fmadd_ps(load_bf16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
         a3 = _mm256_fmadd_ps(load_bf16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
     float sum = es_hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) sum += es_bf16_to_fp32(x[i]) * y[i];
+    for (; i < n; i++)
+        sum += es_bf16_to_fp32(x[i]) * y[i];
     *s = sum;
 }
 
 /* ---- helpers for the integer block dot products ---- */
 
-static inline float fp16_scalar(uint16_t h) { return _cvtsh_ss(h); }
+static inline float fp16_scalar(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
 /* 8 lanes of int32 partial sums of (signed a) * (signed b) over 32 int8 pairs.
  * |a| is taken so that maddubs sees an unsigned operand; b carries a's sign. a = -128
@@ -119,7 +133,9 @@ static inline __m256i dot_u8_i8(__m256i a, __m256i b) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
 }
 
-static inline __m256i load_i8x32(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m256i load_i8x32(const int8_t *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
+}
 
 /* ---- Q8_0 · Q8_0 ---- */
 
@@ -153,7 +169,8 @@ static void vec_dot_q4_0(int64_t n, float *s, const void *xv, const void *yv) {
         const __m256i q0 = _mm256_sub_epi8(es_unpack_nibbles(x[i].qs), eight);
         const __m256i q1 = _mm256_sub_epi8(es_unpack_nibbles(x[i + 1].qs), eight);
         acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_pairs(q0, load_i8x32(y[i].qs))), acc0);
-        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_pairs(q1, load_i8x32(y[i + 1].qs))), acc1);
+        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_pairs(q1, load_i8x32(y[i + 1].qs))),
+                               acc1);
     }
     for (; i < nb; i++) {
         const __m256 d0 = _mm256_set1_ps(fp16_scalar(x[i].d) * fp16_scalar(y[i].d));
@@ -186,10 +203,13 @@ static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
 
 /* Lane k = the sum of the 8 int32 lanes of v[k] (exact). */
 static inline __m256i hsum8x8_epi32(const __m256i v[8]) {
-    const __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    const __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    const __m256i u0 =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i u1 =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
     /* u0: {Σlo v0..v3 | Σhi v0..v3}, u1 the same for v4..v7 */
-    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
 /* sum = fma(isum_k, d_k, sum) for the first nb of the 8 blocks of p (int32 lanes per
@@ -198,7 +218,8 @@ static inline __m256i hsum8x8_epi32(const __m256i v[8]) {
 static inline float fma_chain8(const __m256i p[8], const float d[8], int nb, float sum) {
     float isum[8];
     _mm256_storeu_ps(isum, _mm256_cvtepi32_ps(hsum8x8_epi32(p)));
-    for (int k = 0; k < nb; k++) sum = fmaf(isum[k], d[k], sum);
+    for (int k = 0; k < nb; k++)
+        sum = fmaf(isum[k], d[k], sum);
     return sum;
 }
 
@@ -214,9 +235,10 @@ static inline __m256i q5_0_quants(const es_block_q5_0 *b) {
 }
 
 /* The int32 lanes of one Q4_0 (q5 false) or Q5_0 (q5 true) block · Q8_0 block; *d = d_w·d_x. */
-static inline __attribute__((always_inline)) __m256i block_x_q8_0(bool q5, const uint8_t *blk,
-                                                                  const es_block_q8_0 *y, float *d) {
-    const __m256i q = q5 ? q5_0_quants((const es_block_q5_0 *)blk) : q4_0_quants((const es_block_q4_0 *)blk);
+static inline __attribute__((always_inline)) __m256i
+block_x_q8_0(bool q5, const uint8_t *blk, const es_block_q8_0 *y, float *d) {
+    const __m256i q =
+        q5 ? q5_0_quants((const es_block_q5_0 *)blk) : q4_0_quants((const es_block_q4_0 *)blk);
     uint16_t dw;
     memcpy(&dw, blk, sizeof dw); /* d leads both blocks */
     *d = fp16_scalar(dw) * fp16_scalar(y->d);
@@ -224,8 +246,8 @@ static inline __attribute__((always_inline)) __m256i block_x_q8_0(bool q5, const
 }
 
 /* Q4_0 (q5 false) or Q5_0 (q5 true) rows · Q8_0. */
-static inline __attribute__((always_inline)) void vec_dot_x_q8_0(bool q5, int64_t n, float *s, const void *xv,
-                                                                 const void *yv) {
+static inline __attribute__((always_inline)) void vec_dot_x_q8_0(bool q5, int64_t n, float *s,
+                                                                 const void *xv, const void *yv) {
     const uint8_t *x = xv;
     const es_block_q8_0 *y = yv;
     const size_t bs = q5 ? sizeof(es_block_q5_0) : sizeof(es_block_q4_0);
@@ -235,13 +257,15 @@ static inline __attribute__((always_inline)) void vec_dot_x_q8_0(bool q5, int64_
     int64_t i0 = 0;
     for (; i0 + 8 <= nb; i0 += 8) {
 #pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) p[k] = block_x_q8_0(q5, x + (size_t)(i0 + k) * bs, &y[i0 + k], &d[k]);
+        for (int k = 0; k < 8; k++)
+            p[k] = block_x_q8_0(q5, x + (size_t)(i0 + k) * bs, &y[i0 + k], &d[k]);
         sum = fma_chain8(p, d, 8, sum);
     }
     if (i0 < nb) {
         const int m = (int)(nb - i0);
         for (int k = 0; k < 8; k++)
-            p[k] = k < m ? block_x_q8_0(q5, x + (size_t)(i0 + k) * bs, &y[i0 + k], &d[k]) : _mm256_setzero_si256();
+            p[k] = k < m ? block_x_q8_0(q5, x + (size_t)(i0 + k) * bs, &y[i0 + k], &d[k])
+                         : _mm256_setzero_si256();
         sum = fma_chain8(p, d, m, sum);
     }
     *s = sum;
@@ -292,7 +316,8 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
 
 /* ---- Q8_0 / Q8_1 quantization of activations ---- */
 
-/* Round-half-even of 8 lanes, saturated to [-127, 127] (NaN → -127, as the scalar version), as int32. */
+/* Round-half-even of 8 lanes, saturated to [-127, 127] (NaN → -127, as the scalar version), as
+ * int32. */
 static inline __m256i round_even_epi32(__m256 v) {
     const __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
@@ -315,8 +340,10 @@ static inline float quantize_block_q8(const float *x, int8_t *qs, int *sum) {
     const float amax = _mm_cvtss_f32(m4);
     const float d = amax / 127.0f;
     const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
-    __m256i i0 = round_even_epi32(_mm256_mul_ps(v0, id)), i1 = round_even_epi32(_mm256_mul_ps(v1, id));
-    __m256i i2 = round_even_epi32(_mm256_mul_ps(v2, id)), i3 = round_even_epi32(_mm256_mul_ps(v3, id));
+    __m256i i0 = round_even_epi32(_mm256_mul_ps(v0, id)),
+            i1 = round_even_epi32(_mm256_mul_ps(v1, id));
+    __m256i i2 = round_even_epi32(_mm256_mul_ps(v2, id)),
+            i3 = round_even_epi32(_mm256_mul_ps(v3, id));
     /* sum before packing */
     __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
@@ -393,7 +420,8 @@ static void to_float_q4_1(const void *xv, float *y, int64_t n) {
 static void to_float_q5_0(const void *xv, float *y, int64_t n) {
     const es_block_q5_0 *x = xv;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
-        const __m256i hb = _mm256_andnot_si256(es_expand_bits(x[i].qh), _mm256_set1_epi8((char)0xf0));
+        const __m256i hb =
+            _mm256_andnot_si256(es_expand_bits(x[i].qh), _mm256_set1_epi8((char)0xf0));
         const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
         store_block(y, q, _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_setzero_ps(), false);
     }
@@ -404,14 +432,16 @@ static void to_float_q5_1(const void *xv, float *y, int64_t n) {
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK) {
         const __m256i hb = _mm256_and_si256(es_expand_bits(x[i].qh), _mm256_set1_epi8(0x10));
         const __m256i q = _mm256_or_si256(es_unpack_nibbles(x[i].qs), hb);
-        store_block(y, q, _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_set1_ps(fp16_scalar(x[i].m)), true);
+        store_block(y, q, _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_set1_ps(fp16_scalar(x[i].m)),
+                    true);
     }
 }
 
 static void to_float_q8_1(const void *xv, float *y, int64_t n) {
     const es_block_q8_1 *x = xv;
     for (int64_t i = 0; i < n / ES_QK; i++, y += ES_QK)
-        store_block(y, load_i8x32(x[i].qs), _mm256_set1_ps(fp16_scalar(x[i].d)), _mm256_setzero_ps(), false);
+        store_block(y, load_i8x32(x[i].qs), _mm256_set1_ps(fp16_scalar(x[i].d)),
+                    _mm256_setzero_ps(), false);
 }
 
 /* ---- table ---- */

@@ -170,9 +170,11 @@ void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
                                     dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
         }
         /* the four lane sums at once (integer: any order is exact) */
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+        const __m256i h =
+            _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
         int32_t isum[4];
-        _mm_storeu_si128((__m128i *)isum, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+        _mm_storeu_si128((__m128i *)isum,
+                         _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
         for (int j = 0; j < 4; j++) {
             acc = fmaf((float)isum[j], dd, acc);
             accm = fmaf((float)(mlane[2 * j] + mlane[2 * j + 1]), dm, accm);
@@ -242,7 +244,8 @@ void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
         }
         /* levels are q − 32: subtract 32·Σ sc·bsums */
         acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(weighted_bsums(sc16, y[i].bsums), 5));
-        accf = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(acc), accf);
+        accf =
+            _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(acc), accf);
     }
     *s = es_hsum_ps(accf);
 }

@@ -30,8 +30,8 @@ static inline __m256i es_unpack_nibbles(const uint8_t *qs) {
 static inline __m256i es_expand_bits(const uint8_t qh[4]) {
     uint32_t bits;
     memcpy(&bits, qh, sizeof bits);
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
-                                          3, 3, 3, 3, 3, 3, 3);
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                          2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i bitsel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bitsel), bitsel);
