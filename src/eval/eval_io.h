@@ -10,4 +10,9 @@
 
 #include <stdio.h>
 
+/* CSV writers shared by summary.csv and score's summary: a field quoted when it holds a
+ * comma, quote or line break (RFC 4180); a number as ",%.6g", or "," when not finite. */
+void es_csv_text(FILE *f, const char *s);
+void es_csv_num(FILE *f, double v);
+
 #endif /* ES_EVAL_IO_H */

@@ -601,7 +601,7 @@ es_status es_results_parse(const char *json, size_t len, const char *name, es_ev
 
 /* ---- summary.csv --------------------------------------------------------------- */
 
-static void csv_num(FILE *f, double v) {
+void es_csv_num(FILE *f, double v) {
     if (isfinite(v))
         fprintf(f, ",%.6g", v);
     else
@@ -609,7 +609,7 @@ static void csv_num(FILE *f, double v) {
 }
 
 /* A field quoted when it holds a comma, quote or line break (RFC 4180). */
-static void csv_text(FILE *f, const char *s) {
+void es_csv_text(FILE *f, const char *s) {
     if (!strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
         return;
@@ -633,24 +633,24 @@ es_status es_results_write_csv(const es_eval_results *r, const char *path) {
     for (int e = 0; e < r->n_emotions; e++)
         for (int a = 0; a < r->n_alphas; a++) {
             const es_eval_cell *c = es_eval_cell_at(r, e, a);
-            csv_text(f, r->emotions[e]);
+            es_csv_text(f, r->emotions[e]);
             fprintf(f, ",%g,%d", r->alphas[a], c->n);
-            csv_num(f, c->target_prob.mean);
-            csv_num(f, c->target_prob.sd);
-            csv_num(f, c->target_prob.ci_lo);
-            csv_num(f, c->target_prob.ci_hi);
-            csv_num(f, c->eas.mean);
-            csv_num(f, c->eas.sd);
-            csv_num(f, c->eas_delta);
-            csv_num(f, c->valence.mean);
-            csv_num(f, c->distinct2.mean);
-            csv_num(f, c->distinct2.sd);
-            csv_num(f, c->rep4.mean);
-            csv_num(f, c->rep4.sd);
-            csv_num(f, c->degenerate_share);
-            csv_num(f, c->ppl);
-            csv_num(f, c->topic.mean);
-            csv_num(f, c->topic.sd);
+            es_csv_num(f, c->target_prob.mean);
+            es_csv_num(f, c->target_prob.sd);
+            es_csv_num(f, c->target_prob.ci_lo);
+            es_csv_num(f, c->target_prob.ci_hi);
+            es_csv_num(f, c->eas.mean);
+            es_csv_num(f, c->eas.sd);
+            es_csv_num(f, c->eas_delta);
+            es_csv_num(f, c->valence.mean);
+            es_csv_num(f, c->distinct2.mean);
+            es_csv_num(f, c->distinct2.sd);
+            es_csv_num(f, c->rep4.mean);
+            es_csv_num(f, c->rep4.sd);
+            es_csv_num(f, c->degenerate_share);
+            es_csv_num(f, c->ppl);
+            es_csv_num(f, c->topic.mean);
+            es_csv_num(f, c->topic.sd);
             fputc('\n', f);
         }
     bool failed = ferror(f) != 0;

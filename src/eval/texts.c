@@ -403,31 +403,10 @@ es_status es_score_summarize(const es_text_set *t, const double *probs, const ch
     return ES_OK;
 }
 
-/* A CSV field quoted when it holds a comma, quote or line break (RFC 4180). */
-static void csv_text(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void csv_num(FILE *f, double v) {
-    if (isfinite(v))
-        fprintf(f, ",%.6g", v);
-    else
-        fputc(',', f);
-}
-
 es_status es_score_summary_write_csv(const es_score_summary *s, FILE *f) {
     if (!s || !f) return es_error(ES_ERR_INVALID_ARG, "texts: NULL summary or file");
     for (int k = 0; k < s->n_keys; k++) {
-        csv_text(f, s->keys[k]);
+        es_csv_text(f, s->keys[k]);
         fputc(',', f);
     }
     fputs("n", f);
@@ -437,14 +416,14 @@ es_status es_score_summary_write_csv(const es_score_summary *s, FILE *f) {
     for (int g = 0; g < s->n_groups; g++) {
         const es_score_group *x = &s->groups[g];
         for (int k = 0; k < s->n_keys; k++) {
-            csv_text(f, x->values[k]);
+            es_csv_text(f, x->values[k]);
             fputc(',', f);
         }
         fprintf(f, "%d", x->n);
         for (int k = 0; k < ES_EMO_N_LABELS; k++)
-            csv_num(f, x->mean[k]);
-        csv_num(f, x->eas);
-        csv_num(f, x->target);
+            es_csv_num(f, x->mean[k]);
+        es_csv_num(f, x->eas);
+        es_csv_num(f, x->target);
         fputc('\n', f);
     }
     return ferror(f) || fflush(f)
