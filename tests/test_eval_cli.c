@@ -398,19 +398,10 @@ static void test_bad_inputs(void) {
 }
 
 int main(void) {
-    bin = getenv("ES_BIN");
-    snprintf(model, sizeof model, "%s/models/demo-16m.q8_0.gguf", es_test_source());
-    snprintf(ev, sizeof ev, "%s/models/demo-16m.ev.gguf", es_test_source());
-    if (!bin || access(bin, X_OK) != 0 || access(model, R_OK) != 0 || access(ev, R_OK) != 0) {
-        printf("needs ES_BIN and the demo model with its vectors: skipped\n");
-        return ES_TEST_SKIP;
-    }
-    snprintf(tmp, sizeof tmp, "/tmp/es_test_eval_cli_%d", (int)getpid());
-    if (!CHECK(mkdir(tmp, 0777) == 0, "mkdir %s", tmp)) return es_test_finish();
+    if (!es_test_demo(&bin, model, sizeof model, ev, sizeof ev)) return ES_TEST_SKIP;
+    if (!es_test_tmpdir("eval_cli", tmp, sizeof tmp)) return es_test_finish();
     test_runs();
     test_bad_inputs();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (es_test_failed == 0 && system(cmd) != 0) printf("could not remove %s\n", tmp);
+    es_test_tmpdir_done(tmp);
     return es_test_finish();
 }

@@ -77,24 +77,17 @@ static void check_run(const char *dir, const es_query_set *qs, const char *proto
 }
 
 int main(void) {
-    bin = getenv("ES_BIN");
-    snprintf(model, sizeof model, "%s/models/demo-16m.q8_0.gguf", es_test_source());
-    snprintf(ev, sizeof ev, "%s/models/demo-16m.ev.gguf", es_test_source());
     char eq[1024]; /* es_test_shared_path's buffer is static: copy */
     const char *shared_eq = es_test_shared_path("data/emotionquery/EmotionQuery.json");
     snprintf(eq, sizeof eq, "%s", shared_eq ? shared_eq : "");
-    if (!bin || access(bin, X_OK) != 0 || access(model, R_OK) != 0 || access(ev, R_OK) != 0) {
-        printf("needs ES_BIN and the demo model with its vectors: skipped\n");
-        return ES_TEST_SKIP;
-    }
+    if (!es_test_demo(&bin, model, sizeof model, ev, sizeof ev)) return ES_TEST_SKIP;
     if (!shared_eq || access(eq, R_OK) != 0) {
         printf("needs ../shared/data/emotionquery: skipped\n");
         return ES_TEST_SKIP;
     }
     char eqp[1024], args[2048], out[16384], p[1024];
     snprintf(eqp, sizeof eqp, "%s", es_test_shared_path("data/emotionquery/EmotionQuery+.json"));
-    snprintf(tmp, sizeof tmp, "/tmp/es_test_eval_queries_%d", (int)getpid());
-    if (!CHECK(mkdir(tmp, 0777) == 0, "mkdir %s", tmp)) return es_test_finish();
+    if (!es_test_tmpdir("eval_queries", tmp, sizeof tmp)) return es_test_finish();
 
     es_query_set *qs = NULL, *qsp = NULL, *own = NULL;
     snprintf(p, sizeof p, "%s/data/queries/emosteer-queries.json", es_test_source());
@@ -150,8 +143,6 @@ int main(void) {
     es_query_set_free(qs);
     es_query_set_free(qsp);
     es_query_set_free(own);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (es_test_failed == 0 && system(cmd) != 0) printf("could not remove %s\n", tmp);
+    es_test_tmpdir_done(tmp);
     return es_test_finish();
 }

@@ -57,24 +57,8 @@ static void same_file(const char *name, bool drop_created) {
 }
 
 int main(void) {
-    bin = getenv("ES_BIN");
-    snprintf(model, sizeof model, "%s/models/demo-16m.q8_0.gguf", es_test_source());
-    snprintf(ev, sizeof ev, "%s/models/demo-16m.ev.gguf", es_test_source());
-    if (!bin || access(bin, X_OK) != 0 || access(model, R_OK) != 0 || access(ev, R_OK) != 0) {
-        printf("needs ES_BIN and the demo model with its vectors: skipped\n");
-        return ES_TEST_SKIP;
-    }
-    if (model[0] != '/' || ev[0] != '/') { /* eval runs in tmp */
-        char cwd[512];
-        if (!getcwd(cwd, sizeof cwd)) return ES_TEST_SKIP;
-        char m[1024], e[1024];
-        snprintf(m, sizeof m, "%s/%s", cwd, model);
-        snprintf(e, sizeof e, "%s/%s", cwd, ev);
-        snprintf(model, sizeof model, "%s", m);
-        snprintf(ev, sizeof ev, "%s", e);
-    }
-    snprintf(tmp, sizeof tmp, "/tmp/es_test_eval_shard_%d", (int)getpid());
-    if (!CHECK(mkdir(tmp, 0777) == 0, "mkdir %s", tmp)) return es_test_finish();
+    if (!es_test_demo(&bin, model, sizeof model, ev, sizeof ev)) return ES_TEST_SKIP;
+    if (!es_test_tmpdir("eval_shard", tmp, sizeof tmp)) return es_test_finish();
     char out[16384], args[1024];
 
     CHECK(eval("-o whole", out, sizeof out) == 0, "whole run: %s", out);
@@ -134,7 +118,6 @@ int main(void) {
     CHECK(eval("--resume -o merged", out, sizeof out) == 0 && strstr(out, "18 done, 0 to generate"),
           "the merged folder resumes: %s", out);
 
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (es_test_failed == 0 && system(cmd) != 0) printf("could not remove %s\n", tmp);
+    es_test_tmpdir_done(tmp);
     return es_test_finish();
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int es_test_passed;
 int es_test_failed;
@@ -117,4 +118,38 @@ int es_test_run_cmd(const char *cmd, char *out, size_t cap) {
     }
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* src made absolute against the working directory into dst. */
+static void absolute(const char *src, char *dst, size_t cap) {
+    char cwd[2048];
+    if (src[0] == '/' || !getcwd(cwd, sizeof cwd))
+        snprintf(dst, cap, "%s", src);
+    else
+        snprintf(dst, cap, "%s/%s", cwd, src);
+}
+
+bool es_test_demo(const char **bin, char *model, size_t model_cap, char *ev, size_t ev_cap) {
+    char rel[2048];
+    *bin = getenv("ES_BIN");
+    snprintf(rel, sizeof rel, "%s/models/demo-16m.q8_0.gguf", es_test_source());
+    absolute(rel, model, model_cap);
+    snprintf(rel, sizeof rel, "%s/models/demo-16m.ev.gguf", es_test_source());
+    absolute(rel, ev, ev_cap);
+    if (!*bin || access(*bin, X_OK) != 0 || access(model, R_OK) != 0 || access(ev, R_OK) != 0) {
+        printf("needs ES_BIN and the demo model with its vectors: skipped\n");
+        return false;
+    }
+    return true;
+}
+
+bool es_test_tmpdir(const char *tag, char *dir, size_t cap) {
+    snprintf(dir, cap, "/tmp/es_test_%s_%d", tag, (int)getpid());
+    return es_test_check(mkdir(dir, 0777) == 0, __FILE__, __LINE__, "mkdir %s", dir);
+}
+
+void es_test_tmpdir_done(const char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (es_test_failed == 0 && system(cmd) != 0) printf("could not remove %s\n", dir);
 }

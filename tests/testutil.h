@@ -45,6 +45,17 @@ const char *es_test_source(void);
  * status, or -1 if the command could not run or was killed. */
 int es_test_run_cmd(const char *cmd, char *out, size_t cap);
 
+/* The CLI binary ($ES_BIN) and the embedded demo model and its vectors
+ * (models/demo-16m.q8_0.gguf, models/demo-16m.ev.gguf) as absolute paths, for the
+ * tests that run the CLI on it. False, with a note printed, when any is missing. */
+bool es_test_demo(const char **bin, char *model, size_t model_cap, char *ev, size_t ev_cap);
+
+/* A new folder /tmp/es_test_TAG_PID written into dir; false (a failed check) if it
+ * cannot be made. es_test_tmpdir_done removes it when every check passed (it is kept
+ * for a look after a failure). */
+bool es_test_tmpdir(const char *tag, char *dir, size_t cap);
+void es_test_tmpdir_done(const char *dir);
+
 /* Reads a whole file (malloc'ed, NUL-terminated); NULL on failure. */
 char *es_test_read_file(const char *path, size_t *len);
 

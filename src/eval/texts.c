@@ -313,7 +313,8 @@ static int value_cmp(const char *a, const char *b) {
     return strcmp(a, b);
 }
 
-static int n_keys_sort;
+static _Thread_local int n_keys_sort; /* qsort has no user pointer: per thread, so
+                                         es_score_summarize is reentrant across threads */
 static int group_cmp(const void *pa, const void *pb) {
     const es_score_group *a = pa, *b = pb;
     for (int k = 0; k < n_keys_sort; k++) {
@@ -397,7 +398,7 @@ es_status es_score_summarize(const es_text_set *t, const double *probs, const ch
             x->target = x->mean[e];
     }
     es_error_clear();
-    n_keys_sort = n_keys; /* qsort has no user pointer */
+    n_keys_sort = n_keys;
     qsort(s->groups, (size_t)s->n_groups, sizeof *s->groups, group_cmp);
     *out = s;
     return ES_OK;
