@@ -61,17 +61,6 @@ static int cp_to_byte(uint32_t cp) {
     return -1;
 }
 
-/* UTF-8 of a code point below 0x800 (all the alphabet needs); returns the length. */
-static size_t put_cp(uint32_t cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-}
-
 static uint32_t g_cp_of_byte[256];
 static int16_t g_byte_of_cp[324];
 static pthread_once_t g_tables_once = PTHREAD_ONCE_INIT;
@@ -226,7 +215,7 @@ es_status es_bpe_init(es_vocab *v, const es_gguf *g, const char *pre) {
     }
     for (int b = 0; b < 256; b++) {
         char u[2];
-        size_t n = put_cp(g_cp_of_byte[b], u);
+        size_t n = es_utf8_encode(g_cp_of_byte[b], u);
         v->bpe_byte_tok[b] = es_vocab_lookup(v, u, n);
     }
     es_status st = load_merges(v, g);
@@ -342,7 +331,7 @@ static es_status bpe_word(const es_vocab *v, const unsigned char *s, size_t n, b
             return es_error(ES_ERR_NOMEM, "tokenizer: out of memory for a word of %zu bytes", n);
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
-            k += put_cp(g_cp_of_byte[s[i]], w->mapped + k);
+            k += es_utf8_encode(g_cp_of_byte[s[i]], w->mapped + k);
         int32_t id = es_vocab_lookup(v, w->mapped, k);
         if (id >= 0) return es_tokbuf_push(out, id);
     }

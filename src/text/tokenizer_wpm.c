@@ -81,41 +81,10 @@ static int wpm_fold(uint32_t cp, uint32_t out[4]) {
 
 /* Decodes one character at s[0..n); invalid bytes give U+FFFD and advance by one. */
 static uint32_t utf8_next(const char *s, size_t n, size_t *adv) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t len = es_utf8_valid_len(u, n);
+    uint32_t cp = 0xFFFD;
+    size_t len = es_utf8_decode((const unsigned char *)s, n, &cp);
     *adv = len ? len : 1;
-    switch (len) {
-    case 1: return u[0];
-    case 2: return ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-    case 3: return ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-    case 4:
-        return ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
-               ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
-    default: return 0xFFFD;
-    }
-}
-
-static size_t utf8_put(uint32_t cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    return cp;
 }
 
 /* One word being built: "▁" then the word's bytes. */
@@ -134,7 +103,7 @@ static es_status word_add(wpm_word *w, uint32_t cp) {
         w->buf = b;
         w->cap = cap;
     }
-    w->n += utf8_put(cp, w->buf + w->n);
+    w->n += es_utf8_encode(cp, w->buf + w->n);
     w->chars++;
     return ES_OK;
 }
