@@ -536,19 +536,16 @@ static int eval_prepare(eval_job *j) {
     j->labels = eval_all_labels;
     j->n_labels = EVAL_N_LEX;
     if (o->judge) {
-        if (es_model_load(o->judge, &mp, &j->judge_model) != ES_OK)
-            return cli_fail("loading the judge model");
-        es_judge_params jp = es_judge_default_params();
-        if (o->rt.n_threads > 0) jp.n_threads = (int)o->rt.n_threads;
-        if (es_judge_create(j->judge_model, &jp, &j->judge) != ES_OK)
-            return cli_fail("the judge model");
+        if ((rc = cli_judge_open(o->judge, (int)o->rt.n_threads, &j->judge_model, &j->judge)) !=
+            ES_EXIT_OK)
+            return rc;
         j->n_labels = 2 * EVAL_N_LEX;
     }
     if (o->classifier || o->nli) {
         const char *kind = eval_model_scorer(o), *path = eval_model_scorer_path(o);
-        const int nt = o->rt.n_threads > 0 ? (int)o->rt.n_threads : es_cpu_count();
-        if (es_cls_scorer_load(path, o->nli != NULL, o->nli_template, nt, &j->cls) != ES_OK)
-            return cli_fail(o->nli ? "the NLI model (--nli)" : "the classifier (--classifier)");
+        if ((rc = cli_cls_scorer_open(path, o->nli != NULL, o->nli_template, (int)o->rt.n_threads,
+                                      &j->cls)) != ES_EXIT_OK)
+            return rc;
         j->n_extra = es_cls_scorer_n_extra(j->cls);
         j->n_labels = 2 * EVAL_N_LEX + j->n_extra;
         if (!(j->own_labels = calloc((size_t)j->n_labels, sizeof *j->own_labels)))

@@ -11,6 +11,7 @@
  * is one more case in backend_open and backend_close.
  */
 #include "cli.h"
+#include "gen_util.h"
 #include "opts.h"
 
 #include <errno.h>
@@ -119,13 +120,8 @@ static const char *base_name(const char *path) {
 /* Opens the scorer the options choose. Returns an exit code. */
 static int backend_open(const score_opts *o, score_backend *b) {
     if (o->judge) {
-        es_model_params mp = es_model_default_params();
-        if (es_model_load(o->judge, &mp, &b->judge_model) != ES_OK)
-            return cli_fail("loading the judge model");
-        es_judge_params jp = es_judge_default_params();
-        if (o->rt.n_threads > 0) jp.n_threads = o->rt.n_threads;
-        if (es_judge_create(b->judge_model, &jp, &b->judge) != ES_OK)
-            return cli_fail("the judge model");
+        int rc = cli_judge_open(o->judge, o->rt.n_threads, &b->judge_model, &b->judge);
+        if (rc != ES_EXIT_OK) return rc;
         snprintf(b->name, sizeof b->name, "judge (%s)", base_name(o->judge));
         b->fn = es_judge_label_probs;
         b->user = b->judge;
@@ -134,9 +130,8 @@ static int backend_open(const score_opts *o, score_backend *b) {
     if (o->classifier || o->nli) {
         const bool nli = o->nli != NULL;
         const char *path = nli ? o->nli : o->classifier;
-        const int nt = o->rt.n_threads > 0 ? o->rt.n_threads : es_cpu_count();
-        if (es_cls_scorer_load(path, nli, o->nli_template, nt, &b->cls) != ES_OK)
-            return cli_fail(nli ? "the NLI model (--nli)" : "the classifier (--classifier)");
+        int rc = cli_cls_scorer_open(path, nli, o->nli_template, o->rt.n_threads, &b->cls);
+        if (rc != ES_EXIT_OK) return rc;
         snprintf(b->name, sizeof b->name, "%s (%s)", nli ? "nli" : "classifier", base_name(path));
         b->fn = es_cls_label_probs;
         b->user = b->cls;

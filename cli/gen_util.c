@@ -71,3 +71,20 @@ int cli_load_text_model(const char *path, const es_model_params *mp, es_model **
     }
     return ES_EXIT_OK;
 }
+
+int cli_judge_open(const char *path, int n_threads, es_model **model, es_judge **judge) {
+    es_model_params mp = es_model_default_params();
+    if (es_model_load(path, &mp, model) != ES_OK) return cli_fail("loading the judge model");
+    es_judge_params jp = es_judge_default_params();
+    if (n_threads > 0) jp.n_threads = n_threads;
+    if (es_judge_create(*model, &jp, judge) != ES_OK) return cli_fail("the judge model");
+    return ES_EXIT_OK;
+}
+
+int cli_cls_scorer_open(const char *path, bool nli, const char *nli_template, int n_threads,
+                        es_cls_scorer **out) {
+    const int nt = n_threads > 0 ? n_threads : es_cpu_count();
+    if (es_cls_scorer_load(path, nli, nli_template, nt, out) != ES_OK)
+        return cli_fail(nli ? "the NLI model (--nli)" : "the classifier (--classifier)");
+    return ES_EXIT_OK;
+}

@@ -10,6 +10,15 @@
 int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model,
                         const es_vocab **vocab);
 
+/* The judge model at path and a judge on it with n_threads (0 = the library's default)
+ * workers. Prints the error and returns ES_EXIT_FAIL, else ES_EXIT_OK. */
+int cli_judge_open(const char *path, int n_threads, es_model **model, es_judge **judge);
+
+/* The --classifier (nli false) or --nli (nli true) scorer at path, with n_threads
+ * (0 = every CPU) workers. Prints the error and returns ES_EXIT_FAIL, else ES_EXIT_OK. */
+int cli_cls_scorer_open(const char *path, bool nli, const char *nli_template, int n_threads,
+                        es_cls_scorer **out);
+
 /* The chat format to use: `name` (from --chat-template) if given, else the model's
  * own template; ES_CHAT_UNKNOWN falls back to ES_CHAT_NONE with a note on stderr
  * (unless quiet). Returns an exit code. */
