@@ -863,6 +863,36 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
                       es_gen_text_fn on_text, void *user, es_gen_output *out);
 void es_gen_output_free(es_gen_output *out);
 
+/* One sequence's generation state, for callers that run their own decode loop (the
+ * server): es_generate is this plus the batching. Per step the caller decodes the
+ * sequence's pending token (or, first, its prompt) and hands the logits to
+ * es_gen_seq_take, which samples, stops (end of generation, stop string, n_predict,
+ * context) and streams the new text through on_text. */
+typedef struct es_gen_seq es_gen_seq;
+
+/* Uses params' n_predict, sampling (its seed as given), stops (copied) and stop_at_eog;
+ * first_seq and n_cached are the caller's business. *out: es_gen_seq_free. */
+es_status es_gen_seq_create(const es_vocab *vocab, const es_gen_params *params, es_gen_seq **out);
+void es_gen_seq_free(es_gen_seq *s);
+/* Samples the next token from logits[n_vocab] (the output of the sequence's last decoded
+ * token). kv_len is the number of positions the sequence then has in the cache, n_ctx
+ * what the context holds; index is passed to on_text (may be NULL). */
+es_status es_gen_seq_take(es_gen_seq *s, const float *logits, int kv_len, int n_ctx,
+                          es_gen_text_fn on_text, void *user, int index);
+/* The token to decode next, or -1 once the sequence has ended. */
+int32_t es_gen_seq_pending(const es_gen_seq *s);
+/* Whether the sequence has ended, and why (*why may be NULL). */
+bool es_gen_seq_done(const es_gen_seq *s, es_gen_stop *why);
+/* Ends the sequence from outside (a cancelled request: ES_GEN_STOP_CALLER). */
+void es_gen_seq_stop(es_gen_seq *s, es_gen_stop why);
+/* After the end: passes on what the detokenizer and the stop filter still hold. */
+es_status es_gen_seq_finish(es_gen_seq *s, es_gen_text_fn on_text, void *user, int index);
+/* The generated tokens (end-of-generation token excluded) and text so far (borrowed). */
+const int32_t *es_gen_seq_tokens(const es_gen_seq *s, int *n);
+const char *es_gen_seq_text(const es_gen_seq *s, size_t *len);
+/* Index of the stop string that ended the sequence, or -1. */
+int es_gen_seq_stop_index(const es_gen_seq *s);
+
 /* ------------------------------------------------------------------------- */
 /* Emotion vectors (src/steer/ev_set.c, ev_file.c)                           */
 /* ------------------------------------------------------------------------- */

@@ -27,8 +27,10 @@ void es_gen_output_free(es_gen_output *out) {
     memset(out, 0, sizeof *out);
 }
 
-/* The state of one sequence while it generates. */
-typedef struct gen_seq {
+/* The state of one sequence while it generates (es_gen_seq in emosteer.h). */
+struct es_gen_seq {
+    es_gen_params p; /* stops borrowed */
+    const es_vocab *vocab;
     es_sampler *sampler;
     es_detok_stream *detok;
     es_stop *stop;
@@ -36,11 +38,11 @@ typedef struct gen_seq {
     int32_t *tokens; /* [n_predict] generated tokens */
     int n_tokens;
     int32_t pending; /* token sampled but not yet decoded, or -1 */
-    bool done;
+    bool done, finished;
     es_gen_stop why;
-} gen_seq;
+};
 
-static es_status append_text(gen_seq *s, const char *p, size_t n) {
+static es_status append_text(es_gen_seq *s, const char *p, size_t n) {
     if (n == 0) return ES_OK;
     es_strbuf_append(&s->text, p, n);
     if (s->text.failed)
@@ -51,8 +53,8 @@ static es_status append_text(gen_seq *s, const char *p, size_t n) {
 
 /* Passes freshly detokenized bytes through the stop-string filter, into the text and
  * the callback. */
-static es_status emit(gen_seq *s, int index, const char *bytes, size_t n, es_gen_text_fn on_text,
-                      void *user) {
+static es_status emit(es_gen_seq *s, int index, const char *bytes, size_t n,
+                      es_gen_text_fn on_text, void *user) {
     const char *out = bytes;
     size_t out_len = n;
     bool stopped = false;
@@ -73,9 +75,92 @@ static es_status emit(gen_seq *s, int index, const char *bytes, size_t n, es_gen
     return ES_OK;
 }
 
-/* Flushes what the detokenizer and stop filter still hold (at the end of a sequence
- * that did not end on a stop string). */
-static es_status finish(gen_seq *s, int index, es_gen_text_fn on_text, void *user) {
+es_status es_gen_seq_create(const es_vocab *vocab, const es_gen_params *params, es_gen_seq **out) {
+    if (!vocab || !out) return es_error(ES_ERR_INVALID_ARG, "generate: NULL argument");
+    *out = NULL;
+    es_gen_params p = params ? *params : es_gen_default_params();
+    if (p.n_predict < 1)
+        return es_error(ES_ERR_INVALID_ARG, "generate: n_predict %d must be >= 1", p.n_predict);
+    es_gen_seq *s = es_calloc(1, sizeof *s);
+    if (!s) return ES_ERR_NOMEM;
+    s->p = p;
+    s->p.n_cached = NULL;
+    s->vocab = vocab;
+    s->pending = -1;
+    es_status st = es_sampler_create(&p.sampling, es_vocab_n_tokens(vocab), &s->sampler);
+    if (st == ES_OK) st = es_detok_stream_create(vocab, false, &s->detok);
+    if (st == ES_OK && p.n_stops) st = es_stop_create(p.stops, p.n_stops, &s->stop);
+    if (st == ES_OK && !(s->tokens = es_calloc((size_t)p.n_predict, sizeof *s->tokens)))
+        st = ES_ERR_NOMEM;
+    if (st != ES_OK) {
+        es_gen_seq_free(s);
+        return st;
+    }
+    *out = s;
+    return ES_OK;
+}
+
+void es_gen_seq_free(es_gen_seq *s) {
+    if (!s) return;
+    es_sampler_free(s->sampler);
+    es_detok_stream_free(s->detok);
+    es_stop_free(s->stop);
+    es_strbuf_free(&s->text);
+    free(s->tokens);
+    free(s);
+}
+
+es_status es_gen_seq_take(es_gen_seq *s, const float *logits, int kv_len, int n_ctx,
+                          es_gen_text_fn on_text, void *user, int index) {
+    if (!s || !logits) return es_error(ES_ERR_INVALID_ARG, "generate: NULL argument");
+    if (s->done) return es_error(ES_ERR_INVALID_ARG, "generate: sequence %d has ended", index);
+    s->pending = -1;
+    int32_t tok = es_sampler_sample(s->sampler, logits);
+    if (tok < 0) return es_error_prefix((es_status)tok, "generate: sequence %d", index);
+    es_sampler_accept(s->sampler, tok);
+    if (s->p.stop_at_eog && es_vocab_is_eog(s->vocab, tok)) {
+        s->done = true;
+        s->why = ES_GEN_STOP_EOG;
+        return ES_OK;
+    }
+    s->tokens[s->n_tokens++] = tok;
+    char buf[256];
+    size_t n = es_detok_stream_push(s->detok, tok, buf, sizeof buf);
+    es_status st = emit(s, index, buf, n, on_text, user);
+    if (st != ES_OK || s->done) return st;
+    if (s->n_tokens >= s->p.n_predict) {
+        s->done = true;
+        s->why = ES_GEN_STOP_LENGTH;
+    } else if (kv_len + 1 > n_ctx) {
+        s->done = true;
+        s->why = ES_GEN_STOP_CONTEXT;
+    } else {
+        s->pending = tok;
+    }
+    return ES_OK;
+}
+
+int32_t es_gen_seq_pending(const es_gen_seq *s) {
+    return s && !s->done ? s->pending : -1;
+}
+
+bool es_gen_seq_done(const es_gen_seq *s, es_gen_stop *why) {
+    if (!s) return true;
+    if (why) *why = s->why;
+    return s->done;
+}
+
+void es_gen_seq_stop(es_gen_seq *s, es_gen_stop why) {
+    if (!s || s->done) return;
+    s->done = true;
+    s->why = why;
+    s->pending = -1;
+}
+
+es_status es_gen_seq_finish(es_gen_seq *s, es_gen_text_fn on_text, void *user, int index) {
+    if (!s) return es_error(ES_ERR_INVALID_ARG, "generate: NULL argument");
+    if (s->finished) return ES_OK;
+    s->finished = true;
     char buf[256];
     size_t n;
     if (s->why == ES_GEN_STOP_STRING) return ES_OK;
@@ -94,33 +179,18 @@ static es_status finish(gen_seq *s, int index, es_gen_text_fn on_text, void *use
     return ES_OK;
 }
 
-/* Samples the next token of sequence s from logits and records it. */
-static es_status take_token(gen_seq *s, int index, const float *logits, const es_vocab *vocab,
-                            const es_gen_params *p, int kv_len, int n_ctx, es_gen_text_fn on_text,
-                            void *user) {
-    int32_t tok = es_sampler_sample(s->sampler, logits);
-    if (tok < 0) return es_error_prefix((es_status)tok, "generate: sequence %d", index);
-    es_sampler_accept(s->sampler, tok);
-    if (p->stop_at_eog && es_vocab_is_eog(vocab, tok)) {
-        s->done = true;
-        s->why = ES_GEN_STOP_EOG;
-        return ES_OK;
-    }
-    s->tokens[s->n_tokens++] = tok;
-    char buf[256];
-    size_t n = es_detok_stream_push(s->detok, tok, buf, sizeof buf);
-    es_status st = emit(s, index, buf, n, on_text, user);
-    if (st != ES_OK || s->done) return st;
-    if (s->n_tokens >= p->n_predict) {
-        s->done = true;
-        s->why = ES_GEN_STOP_LENGTH;
-    } else if (kv_len + 1 > n_ctx) {
-        s->done = true;
-        s->why = ES_GEN_STOP_CONTEXT;
-    } else {
-        s->pending = tok;
-    }
-    return ES_OK;
+const int32_t *es_gen_seq_tokens(const es_gen_seq *s, int *n) {
+    if (n) *n = s ? s->n_tokens : 0;
+    return s ? s->tokens : NULL;
+}
+
+const char *es_gen_seq_text(const es_gen_seq *s, size_t *len) {
+    if (len) *len = s ? s->text.len : 0;
+    return s && s->text.data ? s->text.data : "";
+}
+
+int es_gen_seq_stop_index(const es_gen_seq *s) {
+    return s && s->stop ? es_stop_which(s->stop) : -1;
 }
 
 es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *const *prompts,
@@ -151,7 +221,7 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
     }
 
     es_status st = ES_OK;
-    gen_seq *seqs = es_calloc((size_t)n, sizeof *seqs);
+    es_gen_seq **seqs = es_calloc((size_t)n, sizeof *seqs);
     int32_t *btok = es_calloc((size_t)n_batch, sizeof *btok);
     int32_t *bpos = es_calloc((size_t)n_batch, sizeof *bpos);
     int32_t *bseq = es_calloc((size_t)n_batch, sizeof *bseq);
@@ -162,19 +232,9 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
         goto done;
     }
     for (int i = 0; i < n; i++) {
-        gen_seq *s = &seqs[i];
-        s->pending = -1;
-        es_sampler_params sp = p.sampling;
-        sp.seed = p.sampling.seed + (uint64_t)i;
-        if ((st = es_sampler_create(&sp, es_vocab_n_tokens(vocab), &s->sampler)) != ES_OK)
-            goto done;
-        if ((st = es_detok_stream_create(vocab, false, &s->detok)) != ES_OK) goto done;
-        if (p.n_stops && (st = es_stop_create(p.stops, p.n_stops, &s->stop)) != ES_OK) goto done;
-        s->tokens = es_calloc((size_t)p.n_predict, sizeof *s->tokens);
-        if (!s->tokens) {
-            st = ES_ERR_NOMEM;
-            goto done;
-        }
+        es_gen_params sp = p;
+        sp.sampling.seed = p.sampling.seed + (uint64_t)i;
+        if ((st = es_gen_seq_create(vocab, &sp, &seqs[i])) != ES_OK) goto done;
         int seq = p.first_seq + i;
         if (!p.n_cached && (st = es_kv_clear(ctx, seq)) != ES_OK) goto done;
         if ((st = es_context_set_prompt_len(ctx, seq, n_prompt[i])) != ES_OK) goto done;
@@ -202,8 +262,8 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
         for (int j = 0; j < nb; j++) {
             if (!blog[j]) continue;
             int i = bidx[j];
-            st = take_token(&seqs[i], i, es_get_logits(ctx, j), vocab, &p, n_prompt[i], n_ctx,
-                            on_text, user);
+            st = es_gen_seq_take(seqs[i], es_get_logits(ctx, j), n_prompt[i], n_ctx, on_text, user,
+                                 i);
             if (st != ES_OK) goto done;
         }
     }
@@ -212,10 +272,12 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
     for (;;) {
         int nb = 0;
         for (int i = 0; i < n && nb < n_batch; i++) {
-            gen_seq *s = &seqs[i];
-            if (s->done || s->pending < 0) continue;
-            btok[nb] = s->pending;
-            bpos[nb] = n_prompt[i] + s->n_tokens - 1;
+            int32_t tok = es_gen_seq_pending(seqs[i]);
+            if (tok < 0) continue;
+            int n_gen;
+            es_gen_seq_tokens(seqs[i], &n_gen);
+            btok[nb] = tok;
+            bpos[nb] = n_prompt[i] + n_gen - 1;
             bseq[nb] = p.first_seq + i;
             blog[nb] = 1;
             bidx[nb] = i;
@@ -226,19 +288,17 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
         if ((st = es_decode(ctx, &b)) != ES_OK) goto done;
         for (int j = 0; j < nb; j++) {
             int i = bidx[j];
-            gen_seq *s = &seqs[i];
-            s->pending = -1;
-            st = take_token(s, i, es_get_logits(ctx, j), vocab, &p, bpos[j] + 1, n_ctx, on_text,
-                            user);
+            st = es_gen_seq_take(seqs[i], es_get_logits(ctx, j), bpos[j] + 1, n_ctx, on_text, user,
+                                 i);
             if (st != ES_OK) goto done;
         }
     }
 
     for (int i = 0; i < n; i++) {
-        if ((st = finish(&seqs[i], i, on_text, user)) != ES_OK) goto done;
+        if ((st = es_gen_seq_finish(seqs[i], on_text, user, i)) != ES_OK) goto done;
     }
     for (int i = 0; i < n; i++) {
-        gen_seq *s = &seqs[i];
+        es_gen_seq *s = seqs[i];
         out[i].text = s->text.data ? s->text.data : es_strdup("");
         out[i].text_len = s->text.len;
         out[i].tokens = s->tokens;
@@ -250,13 +310,8 @@ es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *con
     }
 
 done:
-    for (int i = 0; seqs && i < n; i++) {
-        es_sampler_free(seqs[i].sampler);
-        es_detok_stream_free(seqs[i].detok);
-        es_stop_free(seqs[i].stop);
-        es_strbuf_free(&seqs[i].text);
-        free(seqs[i].tokens);
-    }
+    for (int i = 0; seqs && i < n; i++)
+        es_gen_seq_free(seqs[i]);
     free(seqs);
     free(btok);
     free(bpos);
