@@ -53,8 +53,8 @@ static es_status append_text(es_gen_seq *s, const char *p, size_t n) {
 
 /* Passes freshly detokenized bytes through the stop-string filter, into the text and
  * the callback. */
-static es_status emit(es_gen_seq *s, int index, const char *bytes, size_t n,
-                      es_gen_text_fn on_text, void *user) {
+static es_status emit(es_gen_seq *s, int index, const char *bytes, size_t n, es_gen_text_fn on_text,
+                      void *user) {
     const char *out = bytes;
     size_t out_len = n;
     bool stopped = false;
