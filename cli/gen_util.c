@@ -20,45 +20,48 @@ int cli_chat_format(const es_model *model, const char *name, bool quiet, es_chat
     return ES_EXIT_OK;
 }
 
-static int tokenize(const es_vocab *vocab, const char *text, bool add_special, int32_t **toks,
-                    int *n_toks) {
-    if (es_tokenize_alloc(vocab, text, strlen(text), add_special, true, toks, n_toks) != ES_OK)
+es_status cli_chat_tokens(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs,
+                          size_t n, bool add_generation_prompt, int32_t **toks, int *n_toks) {
+    char *text = NULL;
+    bool add_special = fmt == ES_CHAT_NONE;
+    if (fmt == ES_CHAT_NONE) { /* the contents joined by newlines, BOS as the vocabulary wants */
+        size_t len = 1;
+        for (size_t i = 0; i < n; i++)
+            len += strlen(msgs[i].content) + 1;
+        if (!(text = malloc(len))) return es_error(ES_ERR_NOMEM, "out of memory for the prompt");
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t m = strlen(msgs[i].content);
+            if (i) text[off++] = '\n';
+            memcpy(text + off, msgs[i].content, m);
+            off += m;
+        }
+        text[off] = '\0';
+    } else {
+        es_chat_options opt = es_chat_default_options();
+        opt.add_generation_prompt = add_generation_prompt;
+        int32_t bos = es_vocab_bos(vocab), eos = es_vocab_eos(vocab);
+        opt.bos_text = bos >= 0 ? es_vocab_token_text(vocab, bos) : NULL;
+        opt.eos_text = eos >= 0 ? es_vocab_token_text(vocab, eos) : NULL;
+        es_status st = es_chat_render_ex(fmt, msgs, n, &opt, &text);
+        if (st != ES_OK) return st;
+    }
+    es_status st = es_tokenize_alloc(vocab, text, strlen(text), add_special, true, toks, n_toks);
+    free(text);
+    return st;
+}
+
+int cli_tokenize_text(const es_vocab *vocab, const char *text, int32_t **toks, int *n_toks) {
+    if (es_tokenize_alloc(vocab, text, strlen(text), true, true, toks, n_toks) != ES_OK)
         return cli_fail("tokenizing");
     return ES_EXIT_OK;
 }
 
-int cli_tokenize_text(const es_vocab *vocab, const char *text, int32_t **toks, int *n_toks) {
-    return tokenize(vocab, text, true, toks, n_toks);
-}
-
 int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs, size_t n,
                       bool add_generation_prompt, int32_t **toks, int *n_toks) {
-    if (fmt == ES_CHAT_NONE) {
-        size_t len = 1;
-        for (size_t i = 0; i < n; i++)
-            len += strlen(msgs[i].content) + 1;
-        char *text = malloc(len);
-        if (!text) return cli_fail("rendering the prompt");
-        text[0] = '\0';
-        for (size_t i = 0; i < n; i++) {
-            if (i) strcat(text, "\n");
-            strcat(text, msgs[i].content);
-        }
-        int rc = tokenize(vocab, text, true, toks, n_toks);
-        free(text);
-        return rc;
-    }
-    es_chat_options opt = es_chat_default_options();
-    opt.add_generation_prompt = add_generation_prompt;
-    int32_t bos = es_vocab_bos(vocab), eos = es_vocab_eos(vocab);
-    opt.bos_text = bos >= 0 ? es_vocab_token_text(vocab, bos) : NULL;
-    opt.eos_text = eos >= 0 ? es_vocab_token_text(vocab, eos) : NULL;
-    char *text = NULL;
-    if (es_chat_render_ex(fmt, msgs, n, &opt, &text) != ES_OK)
-        return cli_fail("rendering the prompt");
-    int rc = tokenize(vocab, text, false, toks, n_toks);
-    free(text);
-    return rc;
+    if (cli_chat_tokens(vocab, fmt, msgs, n, add_generation_prompt, toks, n_toks) != ES_OK)
+        return cli_fail(fmt == ES_CHAT_NONE ? "tokenizing" : "rendering the prompt");
+    return ES_EXIT_OK;
 }
 
 int cli_load_text_model(const char *path, const es_model_params *mp, es_model **model,

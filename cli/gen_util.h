@@ -29,6 +29,10 @@ int cli_chat_format(const es_model *model, const char *name, bool quiet, es_chat
 int cli_tokenize_chat(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs, size_t n,
                       bool add_generation_prompt, int32_t **toks, int *n_toks);
 
+/* The same without printing: an es_status, the message in es_last_error(). */
+es_status cli_chat_tokens(const es_vocab *vocab, es_chat_format fmt, const es_chat_msg *msgs,
+                          size_t n, bool add_generation_prompt, int32_t **toks, int *n_toks);
+
 /* Tokenizes plain text (BOS as the vocabulary wants, specials parsed). */
 int cli_tokenize_text(const es_vocab *vocab, const char *text, int32_t **toks, int *n_toks);
 

@@ -15,12 +15,15 @@
 /* score's entry points, declared here: cli.h and opts.h belong to every command */
 int cmd_score(int argc, char **argv);
 extern const cli_command cli_score_cmd;
+/* serve's, in server/serve_main.c */
+int cmd_serve(int argc, char **argv);
+extern const cli_command cli_serve_cmd;
 
 /* Every command's option table (each in its cli/cmd_NAME.c), in the order of `commands`. */
 const cli_command *const cli_all_commands[] = {
     &cli_info_cmd,  &cli_generate_cmd,    &cli_chat_cmd,         &cli_extract_cmd,
     &cli_eval_cmd,  &cli_score_cmd,       &cli_tokenize_cmd,     &cli_perplexity_cmd,
-    &cli_bench_cmd, &cli_activations_cmd, &cli_random_model_cmd,
+    &cli_bench_cmd, &cli_activations_cmd, &cli_random_model_cmd, &cli_serve_cmd,
 };
 const int cli_n_commands = sizeof cli_all_commands / sizeof cli_all_commands[0];
 
@@ -47,6 +50,8 @@ static const command commands[] = {
     {"bench", cmd_bench, "prompt and generation speed, llama-bench style"},
     {"activations", cmd_activations,
      "run tokens through a model and write logits and hook activations"},
+    {"serve", cmd_serve,
+     "an OpenAI-compatible server where every request carries its own emotions"},
     {"random-model", cmd_random_model, "write a GGUF with random weights at a real model's shape"},
 };
 

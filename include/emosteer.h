@@ -446,6 +446,7 @@ typedef struct es_context_params {
     int n_threads;        /* worker threads (default: es_cpu_count(), at most 8) */
     es_kv_type kv_type;   /* element type of the KV cache (default ES_KV_F32) */
     es_numerics numerics; /* summation order (default ES_NUMERICS_FAST) */
+    bool batch_invariant; /* every row's numbers independent of the rest of its batch */
 } es_context_params;
 
 /* The most positions a default context (n_ctx = 0) holds, whatever the model was
