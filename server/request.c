@@ -564,9 +564,10 @@ bool srv_request_parse(const char *body, size_t len, bool chat, const srv_catalo
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
+        bool utf8 = json_error_code(&je) == json_error_invalid_utf8;
         srv_error_set(e, 400, "invalid_request_error", "invalid_json", NULL,
-                      "malformed JSON at line %d, column %d (byte %d): %s", je.line, je.column,
-                      je.position, je.text);
+                      "malformed JSON at line %d, column %d (byte %d): %s%s", je.line, je.column,
+                      je.position, utf8 ? "invalid UTF-8: " : "", je.text);
         return false;
     }
     bool ok = false;

@@ -2,10 +2,10 @@
 # run.sh FILE... — runs node test files (node:test) against a real `emosteer serve`
 # ($EMOSTEER_BIN, set by CTest). Exit 77 (skipped) when Node.js or the npm packages of
 # tests/node are missing, except with CI or ES_REQUIRE_SHARED set: then it fails.
-cd "$(dirname "$0")" || exit 1
+here=$(dirname "$0")
 missing=""
 command -v node >/dev/null 2>&1 || missing="node"
-[ -d node_modules/openai ] && [ -d node_modules/playwright-core ] || missing="$missing tests/node/node_modules (run scripts/setup.sh)"
+[ -d "$here/node_modules/openai" ] && [ -d "$here/node_modules/playwright-core" ] || missing="$missing tests/node/node_modules (run scripts/setup.sh)"
 if [ -n "$missing" ]; then
   echo "run.sh: missing: $missing" >&2
   [ -n "${CI:-}${ES_REQUIRE_SHARED:-}" ] && exit 1
