@@ -1,0 +1,78 @@
+// batch.test.mjs — per-sequence exactness in a batch: 8 concurrent requests with 8
+// different steering settings return the same texts as the same 8 requests sent one at a
+// time, on the default Q8_0 demo model and on its F16 version (../shared). This holds
+// because the server's numerics are batch-invariant: a request's text does not depend on
+// who else shares its decode steps.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, repoRoot } from './serve_util.mjs';
+
+const shared = process.env.ES_SHARED || path.join(repoRoot, '..', 'shared');
+const F16 = path.join(shared, 'models', 'demo-16m.f16.gguf');
+const EV = path.join(repoRoot, 'models', 'demo-16m.ev.gguf');
+
+const settings = [
+  { emotions: { joy: 1.5 } },
+  { emotions: { anger: 2 }, layers: [2, 3, 4] },
+  { emotions: { sadness: 1, fear: 0.5 } },
+  { emotions: { disgust: 1.2 }, positions: 'generated' },
+  { emotions: { joy: -1 }, preserve_norm: true },
+  { emotions: { fear: 2 }, hook: 'block_out', layers: '1-5' },
+  null, // unsteered
+  { vectors: [{ name: 'joy', scale: 0.7 }, { name: 'sadness', scale: 0.7 }] },
+];
+const prompts = ['The letter arrived and', 'At the end of the road', 'My brother told me that',
+  'When the rain stopped,', 'The old house was', 'She opened the box and', 'Yesterday the team',
+  'In the morning we'];
+
+function body(i) {
+  return { messages: [{ role: 'user', content: prompts[i] }], max_tokens: 24 + 3 * i,
+    temperature: i % 2 ? 0.9 : 0, seed: 100 + i, steering: settings[i] ?? false, stream: i % 3 === 0 };
+}
+
+async function run(url, i) {
+  const r = await fetch(url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body(i)) });
+  assert.equal(r.status, 200);
+  if (!body(i).stream) return (await r.json()).choices[0].message.content;
+  let text = '';
+  for (const line of (await r.text()).split('\n')) {
+    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+    text += JSON.parse(line.slice(6)).choices[0]?.delta?.content ?? '';
+  }
+  return text;
+}
+
+async function check(model) {
+  const srv = await startServer({ args: ['-m', model, '--ev', EV, '--parallel', '8', '-t', '2', '--chunk', '5'] });
+  try {
+    const alone = [];
+    for (let i = 0; i < 8; i++) alone.push(await run(srv.url, i));
+    const together = await Promise.all(Array.from({ length: 8 }, (_, i) => run(srv.url, i)));
+    for (let i = 0; i < 8; i++) {
+      assert.ok(alone[i].length > 0, `request ${i} gave text`);
+      assert.equal(together[i], alone[i], `request ${i} (${JSON.stringify(settings[i])}) alone vs in a batch of 8`);
+    }
+    assert.equal(new Set(alone).size, 8, 'eight different texts');
+    // and again with the cache warm (prefix reuse) and in a different order
+    const again = await Promise.all([7, 3, 5, 1, 0, 6, 2, 4].map((i) => run(srv.url, i).then((t) => [i, t])));
+    for (const [i, t] of again) assert.equal(t, alone[i], `request ${i}, second round`);
+  } finally {
+    assert.equal(await srv.stop(), 0);
+  }
+}
+
+test('8 concurrent steered requests = the same 8 alone (Q8_0)', async () => {
+  await check(path.join(repoRoot, 'models', 'demo-16m.q8_0.gguf'));
+});
+
+test('8 concurrent steered requests = the same 8 alone (F16)', async (t) => {
+  if (!fs.existsSync(F16)) {
+    if (process.env.CI || process.env.ES_REQUIRE_SHARED) throw new Error(`${F16} is missing`);
+    t.skip('no ../shared');
+    return;
+  }
+  await check(F16);
+});
