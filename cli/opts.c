@@ -403,6 +403,9 @@ static const cli_opt runtime_opts[] = {
      "logits; "
      "slower\nQ8_0 prompts on VNNI CPUs)",
      numerics_choice, NULL, CLI_SHOW_DEFAULT, CLI_RT_KV},
+    {NULL, "--batch-invariant", NULL, CLI_FLAG, 0, 0, RT(batch_invariant),
+     "every token's numbers independent of its batch, as in\n`serve` (slower prompts)", NULL, NULL,
+     0, CLI_RT_KV},
     {NULL, "--batch", "B", CLI_INT, 1, 1024, RT(batch), "sequences generated at once", NULL, NULL,
      CLI_SHOW_DEFAULT, CLI_RT_BATCH},
 };
@@ -429,6 +432,7 @@ void cli_runtime_apply(const cli_runtime_opts *rt, es_context_params *cp) {
     if (rt->n_threads > 0) cp->n_threads = rt->n_threads;
     cp->kv_type = rt->kv_type;
     cp->numerics = rt->numerics;
+    cp->batch_invariant = rt->batch_invariant;
 }
 
 int cli_runtime_ctx(const char *cmd, int n_ctx, const es_model *model) {

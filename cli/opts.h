@@ -136,22 +136,23 @@ int cli_opts_parse(const cli_command *cmd, void *opts, int argc, char **argv,
 
 /* ---- the shared groups (opts.c) ---- */
 
-/* runtime: -m -t -c --kv-type --numerics --batch. Tags to leave some out: */
+/* runtime: -m -t -c --kv-type --numerics --batch-invariant --batch. Tags to leave some out: */
 #define CLI_RT_MODEL 1u   /* -m */
 #define CLI_RT_THREADS 2u /* -t */
 #define CLI_RT_CTX 4u     /* -c */
-#define CLI_RT_KV 8u      /* --kv-type, --numerics */
+#define CLI_RT_KV 8u      /* --kv-type, --numerics, --batch-invariant */
 #define CLI_RT_BATCH 16u  /* --batch */
 #define CLI_RT_ALL (CLI_RT_MODEL | CLI_RT_THREADS | CLI_RT_CTX | CLI_RT_KV | CLI_RT_BATCH)
 
 typedef struct cli_runtime_opts {
-    const char *model; /* -m (default cli_default_model()) */
-    int n_threads;     /* -t, 0 = the library's default */
-    int n_ctx;         /* -c; 0 = the library's default (the trained length, at most 4096) */
-    int kv_type;       /* --kv-type (es_kv_type) */
-    int numerics;      /* --numerics (es_numerics) */
-    int batch;         /* --batch: sequences at once (default 16) */
-    bool check_finite; /* --check-finite: es_model_params.check_finite */
+    const char *model;    /* -m (default cli_default_model()) */
+    int n_threads;        /* -t, 0 = the library's default */
+    int n_ctx;            /* -c; 0 = the library's default (the trained length, at most 4096) */
+    int kv_type;          /* --kv-type (es_kv_type) */
+    int numerics;         /* --numerics (es_numerics) */
+    bool batch_invariant; /* --batch-invariant */
+    int batch;            /* --batch: sequences at once (default 16) */
+    bool check_finite;    /* --check-finite: es_model_params.check_finite */
 } cli_runtime_opts;
 
 extern const cli_opt_group cli_runtime_group;

@@ -446,7 +446,13 @@ typedef struct es_context_params {
     int n_threads;        /* worker threads (default: es_cpu_count(), at most 8) */
     es_kv_type kv_type;   /* element type of the KV cache (default ES_KV_F32) */
     es_numerics numerics; /* summation order (default ES_NUMERICS_FAST) */
-    bool batch_invariant; /* every row's numbers independent of the rest of its batch */
+    bool batch_invariant; /* default false. true: a token's numbers (logits, KV cache) do not
+                             depend on the other tokens of its batch: every matrix product
+                             takes the per-row path a one-token batch takes, whatever the
+                             batch holds (attention and the rest are per token already), so a
+                             sequence decoded alone, in prompt chunks of any size, or beside
+                             other sequences gives bit-identical logits. `serve` uses it;
+                             costs prompt speed (no tiled products) */
 } es_context_params;
 
 /* The most positions a default context (n_ctx = 0) holds, whatever the model was

@@ -26,7 +26,7 @@ stage() { # stage NAME COMMAND...
         failed+=("$name")
     fi
 }
-KERNEL_TESTS='^(kernels|kquants|vecops|forward|quant_fixtures|steer|cli_control_vector|cli_activations|random_model|moe|encoder|cli_encoder)$'
+KERNEL_TESTS='^(kernels|kquants|vecops|forward|quant_fixtures|steer|cli_control_vector|cli_activations|random_model|moe|encoder|cli_encoder|batch_invariance)$'
 
 stage "release" ctest --test-dir build --output-on-failure -j"$JOBS"
 if [ "${1:-}" != "--quick" ]; then

@@ -232,6 +232,7 @@ es_status srv_engine_create(es_model *model, const es_vocab *vocab, const srv_en
     cp.n_batch = p->n_batch;
     if (p->n_threads > 0) cp.n_threads = p->n_threads;
     cp.kv_type = p->kv_type;
+    cp.numerics = p->numerics;
     cp.batch_invariant = true;
     es_status st = es_context_create(model, &cp, &e->ctx);
     if (st != ES_OK) {

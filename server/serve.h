@@ -111,6 +111,7 @@ typedef struct srv_engine_params {
     int n_chunk;    /* most prompt tokens of one job per step */
     int n_threads;
     es_kv_type kv_type;
+    es_numerics numerics; /* the context is batch-invariant whatever this says */
 } srv_engine_params;
 
 es_status srv_engine_create(es_model *model, const es_vocab *vocab, const srv_engine_params *p,

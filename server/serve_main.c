@@ -237,7 +237,8 @@ int cmd_serve(int argc, char **argv) {
                             .n_ctx = cli_runtime_ctx("serve", o.rt.n_ctx, model),
                             .n_chunk = o.chunk,
                             .n_threads = o.rt.n_threads,
-                            .kv_type = (es_kv_type)o.rt.kv_type};
+                            .kv_type = (es_kv_type)o.rt.kv_type,
+                            .numerics = (es_numerics)o.rt.numerics};
     /* a step holds one token per generating request plus prompt chunks */
     ep.n_batch = o.chunk + o.parallel;
     if (ep.n_batch > ep.n_ctx + o.parallel) ep.n_batch = ep.n_ctx + o.parallel;

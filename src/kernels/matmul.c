@@ -175,6 +175,12 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
 
 void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
                   const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order) {
+    es_matmul_bi(tp, type, W, n_out, n_in, x, n_tok, y, wsp, llamacpp_order, false);
+}
+
+void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
+                  const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order,
+                  bool batch_invariant) {
     const es_type_traits *tt = es_type_get(type);
     if (!tt || !tt->can_compute || n_out <= 0 || n_tok <= 0 || n_in < 0) return;
     if (n_in == 0) { /* empty sums */
@@ -187,7 +193,7 @@ void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int
         .tt = tt,
         .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
         .type = type,
-        .path = choose_path(type, n_in, n_tok, llamacpp_order),
+        .path = batch_invariant ? PATH_VEC_DOT : choose_path(type, n_in, n_tok, llamacpp_order),
 #ifndef ES_NO_SIMD
         .group_size = es_group_size_avxvnni(type),
 #endif

@@ -32,6 +32,12 @@ void es_matmul(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_
  * instead of float lanes), Q8_0 prompts skip the AVX-VNNI tile. */
 void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
                   const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order);
+/* The same with batch_invariant: every y[tok][r] is the per-row vec_dot that a batch of
+ * one token computes, whatever n_tok (es_context_params.batch_invariant): a token's
+ * numbers do not depend on the other tokens of its batch. */
+void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
+                  const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order,
+                  bool batch_invariant);
 
 /*
  * Small dense f32 products for attention (scores = Q·Kᵀ, out = P·V), on the calling

@@ -160,8 +160,8 @@ static void rope(es_context *ctx, float *x, const float *cs, int n_tok, int n_he
 /* ---- matmul shorthand: y[n_tok][W.n_out] = x · Wᵀ ------------------------------------ */
 
 static void matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y) {
-    es_matmul_ex(ctx->tp, W->type, W->data, W->n_out, W->n_in, x, n_tok, y, ctx->rs.wsp,
-                 ctx->params.numerics == ES_NUMERICS_LLAMACPP);
+    es_matmul_bi(ctx->tp, W->type, W->data, W->n_out, W->n_in, x, n_tok, y, ctx->rs.wsp,
+                 ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
 }
 
 /* x += o, the residual add. */
