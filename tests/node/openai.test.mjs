@@ -25,7 +25,7 @@ function generate(message, { n, temp, seed, steer }) {
   const args = ['generate', '--chat', '--batch-invariant', '-t', '2', '-p', message, '-n', String(n),
     '--temp', String(temp), '--seed', String(seed)];
   if (steer) args.push('--ev', EV, '--steer', steer);
-  const out = execFileSync(emosteerBin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = execFileSync(emosteerBin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   return out.replace(/\n$/, ''); // generate ends its output with one newline
 }
 
