@@ -402,8 +402,9 @@ static void finish_slot(srv_engine *e, int i, const char *error) {
     srv_job_release(j);
 }
 
-/* Records the decoded tokens of batch entries [b0, b1) and hands logits on. */
-static void after_decode(srv_engine *e, int b0, int b1) {
+/* Records the decoded tokens of batch entries [b0, b1) and hands their logits on; the
+ * batch decoded started at entry `base` (logits row b - base). */
+static void after_decode(srv_engine *e, int b0, int b1, int base) {
     for (int b = b0; b < b1; b++) {
         slot *s = &e->slots[e->bslot[b]];
         s->kv_tok[s->n_kv++] = e->btok[b];
@@ -414,12 +415,11 @@ static void after_decode(srv_engine *e, int b0, int b1) {
         slot *s = &e->slots[i];
         srv_job *j = s->job;
         if (!j) continue;
-        if (es_gen_seq_take(j->gs, es_get_logits(e->ctx, b), s->n_kv, e->n_ctx, on_text, j, 0) !=
-            ES_OK) {
+        if (es_gen_seq_take(j->gs, es_get_logits(e->ctx, b - base), s->n_kv, e->n_ctx, on_text, j,
+                            0) != ES_OK)
             finish_slot(e, i, es_last_error());
-            continue;
-        }
-        if (es_gen_seq_done(j->gs, NULL)) finish_slot(e, i, NULL);
+        else if (es_gen_seq_done(j->gs, NULL))
+            finish_slot(e, i, NULL);
     }
 }
 
@@ -468,7 +468,7 @@ static void step(srv_engine *e) {
     es_batch b = {
         .n_tokens = nb, .token = e->btok, .pos = e->bpos, .seq = e->bseq, .logits = e->blog};
     if (es_decode(e->ctx, &b) == ES_OK) {
-        after_decode(e, 0, nb);
+        after_decode(e, 0, nb, 0);
         return;
     }
     /* Some sequence failed (e.g. steering so strong the hidden states overflow): decode
@@ -486,22 +486,7 @@ static void step(srv_engine *e) {
                        .seq = e->bseq + b0,
                        .logits = e->blog + b0};
         if (es_decode(e->ctx, &sb) == ES_OK) {
-            /* logits of the sub-batch are at index b - b0 */
-            for (int k = b0; k < b1; k++) {
-                slot *s = &e->slots[e->bslot[k]];
-                s->kv_tok[s->n_kv++] = e->btok[k];
-            }
-            for (int k = b0; k < b1; k++) {
-                if (!e->blog[k]) continue;
-                int i = e->bslot[k];
-                srv_job *j = e->slots[i].job;
-                if (!j) continue;
-                if (es_gen_seq_take(j->gs, es_get_logits(e->ctx, k - b0), e->slots[i].n_kv,
-                                    e->n_ctx, on_text, j, 0) != ES_OK)
-                    finish_slot(e, i, es_last_error());
-                else if (es_gen_seq_done(j->gs, NULL))
-                    finish_slot(e, i, NULL);
-            }
+            after_decode(e, b0, b1, b0);
         } else if (e->slots[e->bslot[b0]].job) {
             finish_slot(e, e->bslot[b0], es_last_error());
         }
