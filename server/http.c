@@ -453,6 +453,7 @@ static enum MHD_Result post_completion(srv_http *h, struct MHD_Connection *c, bo
         sp->seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^
                    (atomic_fetch_add(&g_ids, 1) << 32);
     }
+    spec.gen.stop_at_eog = !rq.ignore_eos;
     spec.gen.stops = stops;
     spec.gen.n_stops = n_stops;
     srv_job *job = srv_job_create(&spec);

@@ -616,7 +616,9 @@ bool srv_request_parse(const char *body, size_t len, bool chat, const srv_catalo
         r->seed = (uint64_t)json_integer_value(seed);
     }
     if (!parse_stop(root, r, e)) goto done;
-    if (!get_bool(root, "stream", &r->stream, e)) goto done;
+    if (!get_bool(root, "stream", &r->stream, e) ||
+        !get_bool(root, "ignore_eos", &r->ignore_eos, e))
+        goto done;
     json_t *so = json_object_get(root, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so)) {

@@ -83,6 +83,7 @@ typedef struct srv_request {
     char *stops[SRV_MAX_STOPS];
     int n_stops;
     bool stream, include_usage;
+    bool ignore_eos; /* llama.cpp's extension: keep going past end-of-generation tokens */
     srv_steer_req steer;
 } srv_request;
 

@@ -212,6 +212,12 @@ test('Stop ends a long reply early', { skip }, async () => {
   await page.fill('#max-tokens', '1000');
   await page.fill('#temperature', '1.5');
   await page.fill('#message', 'Tell me a very long story.');
+  // the reply must outlast the click: the request goes out with ignore_eos (llama.cpp's
+  // extension, which the server takes) so an early end-of-text cannot end it first
+  await page.route('**/v1/chat/completions', (route) => {
+    const body = JSON.parse(route.request().postData());
+    route.continue({ postData: JSON.stringify({ ...body, ignore_eos: true }) });
+  }, { times: 1 });
   await page.click('#send');
   const reply = lastTurn().locator('.reply.steered');
   await page.waitForFunction((e) => Number(e.dataset.chunks) >= 3 || e.dataset.state !== 'streaming',
