@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool parse_layers(const char *spec, es_steer_item *it, int32_t **list);
-
 void cli_steer_init(cli_steer_opts *o) {
     memset(o, 0, sizeof *o);
     o->hook = -1;
@@ -31,7 +29,7 @@ static bool parse_float(const char *s, float *out) {
 bool cli_steer_layers_valid(const char *spec) {
     es_steer_item it = es_steer_item_default();
     int32_t *list = NULL;
-    bool ok = parse_layers(spec, &it, &list);
+    bool ok = cli_steer_parse_layers(spec, &it, &list);
     free(list);
     return ok;
 }
@@ -41,7 +39,7 @@ bool cli_steer_select_layers(const es_ev_set *ev, const char *spec, es_steer_ite
     *list = NULL;
     *missing = -1;
     if (spec) {
-        if (!parse_layers(spec, it, list)) return false;
+        if (!cli_steer_parse_layers(spec, it, list)) return false;
         /* every layer asked for must have a vector of the item's emotion */
         int n = *list ? it->n_layers : it->layer_last - it->layer_first + 1;
         for (int k = 0; k < n; k++) {
@@ -67,8 +65,7 @@ bool cli_steer_active(const cli_steer_opts *o) {
     return o->ev_path || o->steer_spec || o->n_cv > 0;
 }
 
-/* Parses "A-B" or "1,3,5" into an item's layer selection (list owned by *list). */
-static bool parse_layers(const char *spec, es_steer_item *it, int32_t **list) {
+bool cli_steer_parse_layers(const char *spec, es_steer_item *it, int32_t **list) {
     *list = NULL;
     long a, b;
     const char *dash = strchr(spec, '-');

@@ -24,6 +24,10 @@ typedef struct cli_steer_opts {
 } cli_steer_opts;
 
 void cli_steer_init(cli_steer_opts *o);
+/* Parses a --layers value, "A-B" or "L,L,...", layers in [0, ES_EV_MAX_LAYER), into an
+ * item's selection: a range (it->layer_first/last, *list = NULL) or a list (it->layers,
+ * n_layers; *list malloc'ed, to free after es_steer_set_add). False for a bad spec. */
+bool cli_steer_parse_layers(const char *spec, es_steer_item *it, int32_t **list);
 /* Whether spec is a --layers value: "A-B" or "L,L,...", layers in [0, ES_EV_MAX_LAYER). */
 bool cli_steer_layers_valid(const char *spec);
 /* Sets an item's layers from a --layers spec ("A-B" or "L,L,..."), or when spec is

@@ -894,11 +894,8 @@ bool es_gen_seq_done(const es_gen_seq *s, es_gen_stop *why);
 void es_gen_seq_stop(es_gen_seq *s, es_gen_stop why);
 /* After the end: passes on what the detokenizer and the stop filter still hold. */
 es_status es_gen_seq_finish(es_gen_seq *s, es_gen_text_fn on_text, void *user, int index);
-/* The generated tokens (end-of-generation token excluded) and text so far (borrowed). */
+/* The generated tokens so far (end-of-generation token excluded; borrowed). */
 const int32_t *es_gen_seq_tokens(const es_gen_seq *s, int *n);
-const char *es_gen_seq_text(const es_gen_seq *s, size_t *len);
-/* Index of the stop string that ended the sequence, or -1. */
-int es_gen_seq_stop_index(const es_gen_seq *s);
 
 /* ------------------------------------------------------------------------- */
 /* Emotion vectors (src/steer/ev_set.c, ev_file.c)                           */

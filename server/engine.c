@@ -32,9 +32,6 @@ struct srv_job {
     /* the spec (immutable once submitted) */
     int32_t *prompt;
     int n_prompt;
-    es_gen_params gen;
-    char *stops[SRV_MAX_STOPS + 1];
-    const char *stop_ptrs[SRV_MAX_STOPS + 1];
     es_steer_set *steer;
     char *steer_key;
     int positions;
@@ -54,14 +51,13 @@ typedef struct slot {
     srv_job *job;    /* NULL: free */
     int32_t *kv_tok; /* the tokens in this sequence's KV cache */
     int n_kv;
-    char *key; /* steering those tokens were computed under ("" none) */
-    int key_positions, key_prompt_len;
+    char *key;          /* steering those tokens were computed under ("" none) */
+    int key_prompt_len; /* the prompt length of the job that filled it */
     uint64_t last_used;
 } slot;
 
 struct srv_engine {
     es_context *ctx;
-    const es_vocab *vocab;
     srv_engine_params p;
     int n_ctx;
     pthread_t thread;
@@ -91,20 +87,14 @@ srv_job *srv_job_create(const srv_job_spec *spec) {
     pthread_cond_init(&j->cv, NULL);
     j->n_prompt = spec->n_prompt;
     j->prompt = malloc(sizeof *j->prompt * (size_t)(spec->n_prompt > 0 ? spec->n_prompt : 1));
-    j->gen = spec->gen;
-    j->gen.n_cached = NULL;
-    size_t ns = spec->gen.n_stops > SRV_MAX_STOPS + 1 ? SRV_MAX_STOPS + 1 : spec->gen.n_stops;
-    for (size_t i = 0; i < ns; i++) {
-        j->stops[i] = strdup(spec->gen.stops[i]);
-        j->stop_ptrs[i] = j->stops[i] ? j->stops[i] : "";
-    }
-    j->gen.stops = j->stop_ptrs;
-    j->gen.n_stops = ns;
     j->steer = spec->steer;
     j->steer_key = strdup(spec->steer_key ? spec->steer_key : "");
     j->positions = spec->positions;
     j->res.n_prompt = spec->n_prompt;
-    if (!j->prompt || !j->steer_key) {
+    /* the sampler, stop strings (copied) and text stream, made here so that a bad
+     * setting fails the request before it is queued */
+    if (!j->prompt || !j->steer_key ||
+        es_gen_seq_create(spec->vocab, &spec->gen, &j->gs) != ES_OK) {
         j->steer = NULL; /* the caller still owns it on failure */
         srv_job_release(j);
         return NULL;
@@ -115,8 +105,6 @@ srv_job *srv_job_create(const srv_job_spec *spec) {
 
 static void job_free(srv_job *j) {
     free(j->prompt);
-    for (int i = 0; i <= SRV_MAX_STOPS; i++)
-        free(j->stops[i]);
     es_steer_set_free(j->steer);
     free(j->steer_key);
     free(j->out);
@@ -219,13 +207,11 @@ void srv_job_result_get(srv_job *j, srv_job_result *r) {
 
 static void *loop(void *arg);
 
-es_status srv_engine_create(es_model *model, const es_vocab *vocab, const srv_engine_params *p,
-                            srv_engine **out) {
+es_status srv_engine_create(es_model *model, const srv_engine_params *p, srv_engine **out) {
     *out = NULL;
     srv_engine *e = calloc(1, sizeof *e);
     if (!e) return es_error(ES_ERR_NOMEM, "serve: out of memory");
     e->p = *p;
-    e->vocab = vocab;
     es_context_params cp = es_context_default_params();
     cp.n_ctx = p->n_ctx;
     cp.n_seq_max = p->n_parallel;
@@ -355,8 +341,7 @@ static bool admit(srv_engine *e, srv_job *j) {
     char msg[512];
     if (best_reuse == 0) es_kv_clear(e->ctx, best);
     if (es_context_set_steering(e->ctx, best, j->steer) != ES_OK ||
-        es_context_set_prompt_len(e->ctx, best, j->n_prompt) != ES_OK ||
-        es_gen_seq_create(e->vocab, &j->gen, &j->gs) != ES_OK) {
+        es_context_set_prompt_len(e->ctx, best, j->n_prompt) != ES_OK) {
         snprintf(msg, sizeof msg, "%s", es_last_error());
         err = msg;
     }
@@ -374,7 +359,6 @@ static bool admit(srv_engine *e, srv_job *j) {
         s->key[0] = '\0';
     }
     s->n_kv = best_reuse;
-    s->key_positions = j->positions;
     s->key_prompt_len = j->n_prompt;
     s->job = j;
     s->last_used = ++e->clock;

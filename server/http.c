@@ -429,7 +429,8 @@ static enum MHD_Result post_completion(srv_http *h, struct MHD_Connection *c, bo
     for (int i = 0; i < rq.n_stops; i++)
         stops[n_stops++] = rq.stops[i];
 
-    srv_job_spec spec = {.prompt = toks,
+    srv_job_spec spec = {.vocab = app->vocab,
+                         .prompt = toks,
                          .n_prompt = n_toks,
                          .steer = steer,
                          .steer_key = canon,

@@ -298,24 +298,19 @@ static bool parse_layers(const json_t *v, const char *param, const srv_catalog *
                          srv_steer_req *s, srv_error *e) {
     int32_t *list = NULL;
     int n = 0;
-    if (json_is_string(v)) {
-        es_steer_item it = es_steer_item_default();
-        if (!cli_steer_layers_valid(json_string_value(v)))
-            return bad(e, param, "'%s' must be a list of layers or \"A-B\", got \"%.40s\"", param,
-                       json_string_value(v));
+    if (json_is_string(v)) { /* "A-B" or "L,L,...", as --layers */
         const char *spec = json_string_value(v);
-        const char *dash = strchr(spec, '-');
-        if (dash && !strchr(spec, ',')) {
-            int a = atoi(spec), b = atoi(dash + 1);
-            (void)it;
-            if (b - a + 1 > ES_EV_MAX_LAYER) return bad(e, param, "'%s': too many layers", param);
-            list = malloc(sizeof *list * (size_t)(b - a + 1));
-            if (!list) return oom(e);
-            for (int l = a; l <= b; l++)
-                list[n++] = l;
+        es_steer_item it = es_steer_item_default();
+        if (!cli_steer_parse_layers(spec, &it, &list))
+            return bad(e, param, "'%s' must be a list of layers or \"A-B\", got \"%.40s\"", param,
+                       spec);
+        if (list) {
+            n = it.n_layers;
         } else {
-            if (!cli_parse_int_list(spec, &list, &n))
-                return bad(e, param, "'%s': bad layer list \"%.40s\"", param, spec);
+            if (!(list = malloc(sizeof *list * (size_t)(it.layer_last - it.layer_first + 1))))
+                return oom(e);
+            for (int l = it.layer_first; l <= it.layer_last; l++)
+                list[n++] = l;
         }
     } else if (json_is_array(v)) {
         size_t k;
@@ -465,13 +460,11 @@ static bool parse_steer_easysteer(const json_t *o, const srv_catalog *cat, srv_s
             return bad(e, "steering.vectors.normalize",
                        "'normalize': true is not supported; use \"preserve_norm\": true");
         double scale = 1.0;
-        bool has;
         snprintf(param, sizeof param, "steering.vectors[%zu].scale", k);
         json_t *sc = json_object_get(v, "scale");
         if (sc && !json_is_null(sc) && !json_is_number(sc))
             return wrong_type(e, param, "a number", sc);
         if (sc && json_is_number(sc)) scale = json_number_value(sc);
-        (void)has;
         if (!add_emotion(s, cat, param, nm, scale, e)) return false;
         json_t *layers = json_object_get(v, "layers");
         snprintf(param, sizeof param, "steering.vectors[%zu].layers", k);

@@ -115,8 +115,7 @@ typedef struct srv_engine_params {
     es_numerics numerics; /* the context is batch-invariant whatever this says */
 } srv_engine_params;
 
-es_status srv_engine_create(es_model *model, const es_vocab *vocab, const srv_engine_params *p,
-                            srv_engine **out);
+es_status srv_engine_create(es_model *model, const srv_engine_params *p, srv_engine **out);
 /* Stops accepting (submit then fails), lets running and queued jobs finish, joins the
  * loop. */
 void srv_engine_shutdown(srv_engine *e);
@@ -127,6 +126,7 @@ void srv_engine_stats(srv_engine *e, int *slots, int *busy, int *queued);
 
 /* What a job is asked to do. Everything is copied by srv_job_create. */
 typedef struct srv_job_spec {
+    const es_vocab *vocab;
     const int32_t *prompt;
     int n_prompt;
     es_gen_params gen;     /* n_predict, sampling, stops, stop_at_eog */
@@ -135,6 +135,8 @@ typedef struct srv_job_spec {
     int positions;         /* es_steer_positions of the steering */
 } srv_job_spec;
 
+/* NULL when out of memory (spec->gen was checked by the request parser, its defaults at
+ * start). */
 srv_job *srv_job_create(const srv_job_spec *spec);
 /* Drops the caller's reference (cancelling the job if it has not ended). */
 void srv_job_release(srv_job *j);

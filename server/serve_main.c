@@ -242,7 +242,7 @@ int cmd_serve(int argc, char **argv) {
     /* a step holds one token per generating request plus prompt chunks */
     ep.n_batch = o.chunk + o.parallel;
     if (ep.n_batch > ep.n_ctx + o.parallel) ep.n_batch = ep.n_ctx + o.parallel;
-    if (srv_engine_create(model, vocab, &ep, &engine) != ES_OK) {
+    if (srv_engine_create(model, &ep, &engine) != ES_OK) {
         cli_fail("creating the slots");
         goto done;
     }

@@ -29,7 +29,7 @@ void es_gen_output_free(es_gen_output *out) {
 
 /* The state of one sequence while it generates (es_gen_seq in emosteer.h). */
 struct es_gen_seq {
-    es_gen_params p; /* stops borrowed */
+    es_gen_params p; /* n_predict, stop_at_eog (the stops are copied into `stop`) */
     const es_vocab *vocab;
     es_sampler *sampler;
     es_detok_stream *detok;
@@ -84,6 +84,8 @@ es_status es_gen_seq_create(const es_vocab *vocab, const es_gen_params *params, 
     es_gen_seq *s = es_calloc(1, sizeof *s);
     if (!s) return ES_ERR_NOMEM;
     s->p = p;
+    s->p.stops = NULL; /* copied by es_stop_create below; the caller's may go away */
+    s->p.n_stops = 0;
     s->p.n_cached = NULL;
     s->vocab = vocab;
     s->pending = -1;
@@ -182,15 +184,6 @@ es_status es_gen_seq_finish(es_gen_seq *s, es_gen_text_fn on_text, void *user, i
 const int32_t *es_gen_seq_tokens(const es_gen_seq *s, int *n) {
     if (n) *n = s ? s->n_tokens : 0;
     return s ? s->tokens : NULL;
-}
-
-const char *es_gen_seq_text(const es_gen_seq *s, size_t *len) {
-    if (len) *len = s ? s->text.len : 0;
-    return s && s->text.data ? s->text.data : "";
-}
-
-int es_gen_seq_stop_index(const es_gen_seq *s) {
-    return s && s->stop ? es_stop_which(s->stop) : -1;
 }
 
 es_status es_generate(es_context *ctx, const es_vocab *vocab, const int32_t *const *prompts,
