@@ -166,8 +166,17 @@ typedef struct completion {
     int phase; /* 0 role chunk, 1 content, 2 final chunk(s), 3 [DONE], 4 end */
     char *pend;
     size_t pend_len, pend_off, pend_cap;
+    int quiet_ms; /* since the last event sent: a keep-alive comment goes out at ping_ms */
     char text[4096];
 } completion;
+
+/* How long a stream may stay silent (a queued request, a long prompt being read) before a
+ * keep-alive comment ": ping" goes out. Well under --timeout, which libmicrohttpd counts from
+ * the last byte sent, so a waiting stream is never cut; a client that stops reading still is. */
+static int ping_ms(const srv_app *app) {
+    int ms = app->timeout_s > 0 ? app->timeout_s * 1000 / 3 : 15000;
+    return ms < 200 ? 200 : ms > 15000 ? 15000 : ms;
+}
 
 static void completion_free(completion *cp) {
     if (!cp) return;
@@ -257,11 +266,15 @@ static bool stream_more(completion *cp) {
             size_t n = 0;
             bool done = srv_job_take(cp->job, cp->text, sizeof cp->text, &n, 100);
             if (n && !pend_event(cp, chunk_json(cp, cp->text, n, false, NULL))) return false;
+            cp->quiet_ms = n ? 0 : cp->quiet_ms + 100;
             if (done)
                 cp->phase = 2;
             else if (!n && client_gone(cp->conn)) {
                 srv_job_cancel(cp->job);
                 return false;
+            } else if (cp->quiet_ms >= ping_ms(cp->h->app)) {
+                cp->quiet_ms = 0;
+                if (!pend_add(cp, ": ping\n\n", 8)) return false;
             }
             break;
         }
@@ -319,9 +332,14 @@ static void stream_free(void *cls) {
     completion_free(cp);
 }
 
-/* Waits for the whole text and answers with one JSON object. */
+/* Waits for the whole text and answers with one JSON object. Nothing is sent while the
+ * text is made, so --timeout (libmicrohttpd's idle limit) is lifted meanwhile and set again
+ * (which restarts its count) before the answer goes out; a vanished client is noticed by
+ * polling its socket. */
 static enum MHD_Result answer_whole(completion *cp) {
     struct MHD_Connection *c = cp->conn;
+    const unsigned timeout_s = (unsigned)cp->h->app->timeout_s;
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     char *text = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
@@ -331,6 +349,7 @@ static enum MHD_Result answer_whole(completion *cp) {
             if (!p) {
                 free(text);
                 srv_job_cancel(cp->job);
+                MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, timeout_s);
                 return error_reply(c, 500, "server_error", NULL, NULL, "out of memory");
             }
             text = p;
@@ -345,6 +364,7 @@ static enum MHD_Result answer_whole(completion *cp) {
             return MHD_NO; /* nobody to answer */
         }
     }
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, timeout_s);
     srv_job_result r;
     srv_job_result_get(cp->job, &r);
     if (r.failed) {

@@ -76,3 +76,41 @@ test('8 concurrent steered requests = the same 8 alone (F16)', async (t) => {
   }
   await check(F16);
 });
+
+// --timeout is libmicrohttpd's idle limit, counted from the last byte sent. A request that
+// waits in the queue (or whose prompt is being read) sends nothing for a while: a stream
+// gets ": ping" comments meanwhile, and a non-streamed request has the limit lifted until
+// its answer is ready, so neither is cut. Here -np 1 and --timeout 1: two long requests
+// run one after the other (each ~1000 tokens, over a second) while a stream waits behind them.
+test('requests waiting longer than --timeout are answered in full', async () => {
+  const srv = await startServer({ args: ['--parallel', '1', '--queue', '4', '--timeout', '1', '-c', '1024', '-t', '2'] });
+  try {
+    const long = (seed) => fetch(srv.url + '/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 1000, ignore_eos: true, seed, temperature: 0.8 }) });
+    const t0 = Date.now();
+    const a = long(1);
+    await new Promise((r) => setTimeout(r, 50));
+    const b = long(2);
+    await new Promise((r) => setTimeout(r, 50));
+    const c = fetch(srv.url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, ignore_eos: true, stream: true,
+        stream_options: { include_usage: true }, steering: { emotions: { joy: 1 } } }) });
+    for (const [name, p] of [['first', a], ['second', b]]) {
+      const r = await p;
+      assert.equal(r.status, 200, `${name} long request`);
+      const j = await r.json();
+      assert.equal(j.usage.completion_tokens, 1000, `${name} long request: all 1000 tokens`);
+    }
+    const waited = Date.now() - t0;
+    const rc = await c;
+    assert.equal(rc.status, 200);
+    const lines = (await rc.text()).split('\n');
+    assert.ok(waited > 1500, `the stream waited ${waited} ms, more than --timeout (else this test shows nothing)`);
+    assert.ok(lines.includes(': ping'), 'keep-alive comments while it waited');
+    assert.equal(lines.filter((l) => l.startsWith('data: ')).at(-1), 'data: [DONE]', 'the stream ended with [DONE]');
+    const usage = lines.filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6))).find((o) => o.usage);
+    assert.equal(usage.usage.completion_tokens, 8);
+  } finally {
+    assert.equal(await srv.stop(), 0);
+  }
+});
