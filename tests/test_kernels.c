@@ -365,6 +365,31 @@ static void test_matmul_case(es_threadpool *tp, int type, int64_t n_out, int64_t
               t->name, (long long)n_out, (long long)n_in, (long long)n_tok, (long long)differ);
         free(y2), free(xr);
     }
+    if (!direct) {
+        /* the batch-invariant mode: every output the one-token vec_dot's bits, any batch */
+        const es_type_traits *ft = es_type_get(type);
+        float *y2 = malloc((size_t)(n_tok * n_out) * sizeof *y2);
+        uint8_t *xr = malloc(es_row_size(ft->vec_dot_type, n_in));
+        es_matmul_bi(tp, type, W, n_out, n_in, x, n_tok, y2, wsp, false, true);
+        int64_t differ = 0;
+        for (int64_t i = 0; i < n_tok; i++) {
+            const uint8_t *xi = (const uint8_t *)(x + i * n_in);
+            if (ft->vec_dot_type != ES_TYPE_F32) {
+                es_type_get(ft->vec_dot_type)->from_float(x + i * n_in, xr, n_in);
+                xi = xr;
+            }
+            for (int64_t r = 0; r < n_out; r++) {
+                float s1;
+                ft->vec_dot(n_in, &s1, W + (size_t)r * row, xi);
+                differ += memcmp(&s1, &y2[i * n_out + r], sizeof s1) != 0;
+            }
+        }
+        CHECK(differ == 0,
+              "%s %lldx%lld n_tok %lld: batch-invariant matmul differs from vec_dot on %lld "
+              "outputs",
+              t->name, (long long)n_out, (long long)n_in, (long long)n_tok, (long long)differ);
+        free(y2), free(xr);
+    }
     double max_rel = 0;
     int64_t where = -1;
     /* Q4_1/Q5_1 use the activations' stored s = fp16(d * sum q) for the min term:

@@ -10,7 +10,9 @@
  *   - tiled f32 (matmul_avx2.c, or matmul_avx512.c where the CPU has AVX-512F):
  *     F32/F16/BF16 weights, n_tok > 1;
  *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K,
- *     n_tok >= 4, AVX-VNNI.
+ *     n_tok >= 4, AVX-VNNI;
+ *   - Q8_0 tiles in vec_dot's order (quants_avx2.c; matmul_q8_avx512.c with AVX-512 VNNI):
+ *     Q8_0 prompts without AVX-VNNI, and every Q8_0 batch in the batch-invariant mode.
  * All three give the same sums up to float rounding (integer block sums are exact).
  */
 #include "matmul.h"
@@ -61,7 +63,7 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     return total;
 }
 
-typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q, PATH_Q8_AVX512 } mm_path;
+typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q, PATH_Q8_AVX512, PATH_Q8_AVX2 } mm_path;
 
 typedef struct {
     const es_type_traits *tt;
@@ -110,13 +112,23 @@ static void pack_xt_task(void *p, int ith, int nth) {
 }
 #endif
 
+/* Weight bytes a block of rows_vec_dot keeps in cache while every token passes over it. */
+#define ES_MM_ROW_BLOCK_BYTES 16384
+
 static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
     const es_vec_dot_fn dot = t->dot;
-    for (int64_t tok = 0; tok < t->n_tok; tok++) {
-        const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
-        float *yr = t->y + tok * t->n_out;
-        for (int64_t r = r0; r < r1; r++)
-            dot(t->n_in, &yr[r], t->W + (size_t)r * t->w_row, xr);
+    /* rows in blocks of ~16 KB, the tokens inside: with many tokens (a batch of sequences in
+     * the batch-invariant mode, whose products all come here) each weight row is read from
+     * memory once, not once per token. Each y[tok][r] is the same one vec_dot call either way. */
+    const int64_t rb = ES_MAX(1, ES_MM_ROW_BLOCK_BYTES / (int64_t)t->w_row);
+    for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+        const int64_t b1 = ES_MIN(r1, b0 + rb);
+        for (int64_t tok = 0; tok < t->n_tok; tok++) {
+            const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
+            float *yr = t->y + tok * t->n_out;
+            for (int64_t r = b0; r < b1; r++)
+                dot(t->n_in, &yr[r], t->W + (size_t)r * t->w_row, xr);
+        }
     }
 }
 
@@ -143,6 +155,10 @@ static void rows_task(void *p, int ith, int nth) {
                                                 t->y, t->n_out, r0, r1))
                 rows_vec_dot(t, r0, r1);
             break;
+        case PATH_Q8_AVX2:
+            es_matmul_rows_q8_0_avx2(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y,
+                                     t->n_out, r0, r1);
+            break;
         case PATH_PACKED_Q:
             es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
                                    t->n_tok, t->y, t->n_out, r0, r1);
@@ -153,16 +169,30 @@ static void rows_task(void *p, int ith, int nth) {
     }
 }
 
+/* The batch-invariant mode: kernels whose every sum is the one-token vec_dot's bit for bit
+ * (Q8_0 tiles in its order, which is also llama.cpp's); vec_dot itself for the rest. */
+static mm_path choose_path_invariant(int type, int64_t n_tok) {
+#ifndef ES_NO_SIMD
+    if (n_tok > 1 && type == ES_TYPE_Q8_0) {
+        if (es_avx512vnni_supported()) return PATH_Q8_AVX512;
+        if (es_kernels_have_avx2()) return PATH_Q8_AVX2;
+    }
+#endif
+    (void)type, (void)n_tok;
+    return PATH_VEC_DOT;
+}
+
 static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_order) {
 #ifndef ES_NO_SIMD
     if (n_tok > 1 && es_kernels_have_avx2() &&
         (type == ES_TYPE_F32 || type == ES_TYPE_F16 || type == ES_TYPE_BF16))
         return PATH_TILED_F32;
     if (type == ES_TYPE_Q8_0 && llamacpp_order) /* its vec_dot's order, for any batch */
-        return n_tok > 1 && es_avx512vnni_supported() ? PATH_Q8_AVX512 : PATH_VEC_DOT;
+        return choose_path_invariant(type, n_tok);
     const int gs = es_group_size_avxvnni(type);
     if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_avxvnni_supported())
         return PATH_PACKED_Q;
+    if (type == ES_TYPE_Q8_0) return choose_path_invariant(type, n_tok); /* without AVX-VNNI */
 #endif
     (void)type, (void)n_in, (void)n_tok, (void)llamacpp_order;
     return PATH_VEC_DOT;
@@ -193,7 +223,8 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
         .tt = tt,
         .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
         .type = type,
-        .path = batch_invariant ? PATH_VEC_DOT : choose_path(type, n_in, n_tok, llamacpp_order),
+        .path = batch_invariant ? choose_path_invariant(type, n_tok)
+                                : choose_path(type, n_in, n_tok, llamacpp_order),
 #ifndef ES_NO_SIMD
         .group_size = es_group_size_avxvnni(type),
 #endif
@@ -227,7 +258,7 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
     const int nth = es_threadpool_size(tp);
     const int64_t tile = t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512
                              ? 16
-                             : (t.path == PATH_TILED_F32 ? 12 : 1);
+                             : (t.path == PATH_TILED_F32 ? 12 : (t.path == PATH_Q8_AVX2 ? 2 : 1));
     int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
     t.chunk = (chunk + tile - 1) / tile * tile;
     atomic_init(&t.next, 0);
