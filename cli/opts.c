@@ -405,7 +405,7 @@ static const cli_opt runtime_opts[] = {
      numerics_choice, NULL, CLI_SHOW_DEFAULT, CLI_RT_KV},
     {NULL, "--batch-invariant", NULL, CLI_FLAG, 0, 0, RT(batch_invariant),
      "every token's numbers independent of its batch, as in\n`serve` (slower prompts)", NULL, NULL,
-     0, CLI_RT_KV},
+     0, CLI_RT_INVARIANT},
     {NULL, "--batch", "B", CLI_INT, 1, 1024, RT(batch), "sequences generated at once", NULL, NULL,
      CLI_SHOW_DEFAULT, CLI_RT_BATCH},
 };

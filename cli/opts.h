@@ -137,12 +137,14 @@ int cli_opts_parse(const cli_command *cmd, void *opts, int argc, char **argv,
 /* ---- the shared groups (opts.c) ---- */
 
 /* runtime: -m -t -c --kv-type --numerics --batch-invariant --batch. Tags to leave some out: */
-#define CLI_RT_MODEL 1u   /* -m */
-#define CLI_RT_THREADS 2u /* -t */
-#define CLI_RT_CTX 4u     /* -c */
-#define CLI_RT_KV 8u      /* --kv-type, --numerics, --batch-invariant */
-#define CLI_RT_BATCH 16u  /* --batch */
-#define CLI_RT_ALL (CLI_RT_MODEL | CLI_RT_THREADS | CLI_RT_CTX | CLI_RT_KV | CLI_RT_BATCH)
+#define CLI_RT_MODEL 1u      /* -m */
+#define CLI_RT_THREADS 2u    /* -t */
+#define CLI_RT_CTX 4u        /* -c */
+#define CLI_RT_KV 8u         /* --kv-type, --numerics */
+#define CLI_RT_BATCH 16u     /* --batch */
+#define CLI_RT_INVARIANT 32u /* --batch-invariant */
+#define CLI_RT_ALL                                                                                 \
+    (CLI_RT_MODEL | CLI_RT_THREADS | CLI_RT_CTX | CLI_RT_KV | CLI_RT_BATCH | CLI_RT_INVARIANT)
 
 typedef struct cli_runtime_opts {
     const char *model;    /* -m (default cli_default_model()) */

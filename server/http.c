@@ -549,6 +549,39 @@ static bool key_ok(const srv_app *app, struct MHD_Connection *c) {
     return diff == 0;
 }
 
+/* The endpoints, each with its method: one table for dispatch, 405 and the API key. */
+typedef enum {
+    EP_NONE,
+    EP_PAGE,
+    EP_HEALTH,
+    EP_MODELS,
+    EP_STEERING,
+    EP_CHAT,
+    EP_COMPLETIONS
+} endpoint;
+
+static const struct {
+    const char *path;
+    endpoint ep;
+} k_routes[] = {
+    {"/", EP_PAGE},
+    {"/index.html", EP_PAGE},
+    {"/health", EP_HEALTH},
+    {"/v1/models", EP_MODELS},
+    {"/models", EP_MODELS},
+    {"/v1/steering", EP_STEERING},
+    {"/v1/chat/completions", EP_CHAT},
+    {"/chat/completions", EP_CHAT},
+    {"/v1/completions", EP_COMPLETIONS},
+    {"/completions", EP_COMPLETIONS},
+};
+
+static endpoint route(const char *url) {
+    for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
+        if (!strcmp(url, k_routes[i].path)) return k_routes[i].ep;
+    return EP_NONE;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls) {
@@ -558,8 +591,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     req_ctx *rc = *con_cls;
     const bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     const bool post = !strcmp(method, "POST");
-    const bool chat = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/chat/completions");
-    const bool compl = !strcmp(url, "/v1/completions") || !strcmp(url, "/completions");
+    const endpoint ep = route(url);
+    const bool chat = ep == EP_CHAT, compl = ep == EP_COMPLETIONS;
     if (!rc) { /* the headers have arrived */
         rc = calloc(1, sizeof *rc);
         if (!rc) return MHD_NO;
@@ -576,7 +609,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             rc->answered = true;
             return ret;
         }
-        bool open = !strcmp(url, "/health") || !strcmp(url, "/") || !strcmp(url, "/index.html");
+        const bool open = ep == EP_HEALTH || ep == EP_PAGE;
         if (!open && !key_ok(app, c)) {
             rc->answered = true;
             return error_reply(c, 401, "authentication_error", "invalid_api_key", NULL,
@@ -634,18 +667,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                "use POST for this endpoint");
         return post_completion(h, c, chat, rc->body ? rc->body : "", rc->len);
     }
-    bool known = !strcmp(url, "/") || !strcmp(url, "/index.html") || !strcmp(url, "/health") ||
-                 !strcmp(url, "/v1/models") || !strcmp(url, "/models") ||
-                 !strcmp(url, "/v1/steering");
-    if (known && !get)
+    if (ep != EP_NONE && !get)
         return error_reply(c, 405, "invalid_request_error", "method_not_allowed", NULL,
                            "use GET for this endpoint");
-    if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
+    switch (ep) {
+    case EP_PAGE:
         return send_text(c, 200, "text/html; charset=utf-8", srv_playground_html,
                          srv_playground_html_len, 0);
-    if (!strcmp(url, "/health")) return get_health(h, c);
-    if (!strcmp(url, "/v1/models") || !strcmp(url, "/models")) return get_models(h, c);
-    if (!strcmp(url, "/v1/steering")) return get_steering(h, c);
+    case EP_HEALTH: return get_health(h, c);
+    case EP_MODELS: return get_models(h, c);
+    case EP_STEERING: return get_steering(h, c);
+    default: break;
+    }
     char msg[300];
     snprintf(msg, sizeof msg,
              "no such endpoint: %s %.200s (see GET /v1/models, /v1/steering, POST "

@@ -71,7 +71,7 @@ static const cli_opt_group serve_group = {"options", serve_own,
 
 static const cli_group_use serve_groups[] = {
     {&serve_group, 0, 0},
-    {&cli_runtime_group, SO(rt), CLI_RT_BATCH},
+    {&cli_runtime_group, SO(rt), CLI_RT_BATCH | CLI_RT_INVARIANT}, /* always invariant */
     {&cli_n_predict_group, SO(n_predict), 0},
     {&cli_sampling_group, SO(sp), 0},
 };
