@@ -394,6 +394,144 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
     *s = es_hsum_ps(acc) + summ;
 }
 
+/* ---- Q4_0 / Q5_0 / Q4_1 / Q5_1 tiles: R rows × T tokens in the order of their vec_dots ---- */
+
+/* As q8_0_tile: every y[t][r] is computed by the operations of the type's vec_dot above (not
+ * its llama.cpp-order twin), in its order, so bit for bit the one-token vec_dot's; the tile
+ * shares the unpacking of a weight block across T tokens and the activation blocks across R
+ * rows. */
+
+#define TILE_FN static inline __attribute__((always_inline)) void
+
+/* Q4_0: vec_dot_q4_0's two accumulators (even blocks, odd blocks) per output. */
+TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc[2][4][2];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_in / ES_QK; i++) {
+        __m256i wq[2], wa[2];
+        float wd[2];
+        for (int r = 0; r < R; r++) {
+            const es_block_q4_0 *x = (const es_block_q4_0 *)wr[r] + i;
+            wq[r] = _mm256_sub_epi8(es_unpack_nibbles(x->qs), eight);
+            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+            wd[r] = fp16_scalar(x->d);
+        }
+        const int k = (int)(i & 1); /* the tail block of an odd count is even: acc0 */
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
+            const __m256i aq = load_i8x32(y->qs);
+            const float da = fp16_scalar(y->d);
+            for (int r = 0; r < R; r++) {
+                const __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
+                acc[r][t][k] = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p),
+                                               acc[r][t][k]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(_mm256_add_ps(acc[r][t][0], acc[r][t][1]));
+}
+
+TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    __m256 acc[2][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_in / ES_QK; i++) {
+        __m256i wq[2], wa[2];
+        float wd[2];
+        for (int r = 0; r < R; r++) {
+            const es_block_q5_0 *x = (const es_block_q5_0 *)wr[r] + i;
+            wq[r] = q5_0_quants(x);
+            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+            wd[r] = fp16_scalar(x->d);
+        }
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
+            const __m256i aq = load_i8x32(y->qs);
+            const float da = fp16_scalar(y->d);
+            for (int r = 0; r < R; r++) {
+                const __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
+                acc[r][t] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(acc[r][t]);
+}
+
+/* Q4_1 (q5 false) or Q5_1 (q5 true) · Q8_1: vec_dot_q4_1 / _q5_1's accumulator and min sum. */
+TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
+                  const uint8_t *const *ar, float *const *out) {
+    __m256 acc[2][4];
+    float summ[2][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps(), summ[r][t] = 0.0f;
+    for (int64_t i = 0; i < n_in / ES_QK; i++) {
+        __m256i wq[2];
+        float wd[2], wm[2];
+        for (int r = 0; r < R; r++) {
+            if (q5) {
+                const es_block_q5_1 *x = (const es_block_q5_1 *)wr[r] + i;
+                const __m256i hb = _mm256_and_si256(es_expand_bits(x->qh), _mm256_set1_epi8(0x10));
+                wq[r] = _mm256_or_si256(es_unpack_nibbles(x->qs), hb);
+                wd[r] = fp16_scalar(x->d), wm[r] = fp16_scalar(x->m);
+            } else {
+                const es_block_q4_1 *x = (const es_block_q4_1 *)wr[r] + i;
+                wq[r] = es_unpack_nibbles(x->qs);
+                wd[r] = fp16_scalar(x->d), wm[r] = fp16_scalar(x->m);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_1 *y = (const es_block_q8_1 *)ar[t] + i;
+            const __m256i aq = load_i8x32(y->qs);
+            const float da = fp16_scalar(y->d), sa = fp16_scalar(y->s);
+            for (int r = 0; r < R; r++) {
+                summ[r][t] += wm[r] * sa;
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da),
+                                            _mm256_cvtepi32_ps(dot_u8_i8(wq[r], aq)), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(acc[r][t]) + summ[r][t];
+}
+
+#define Q4_1_TILE(R, T, n_in, w, a, out) q4_1_tile(false, R, T, n_in, w, a, out)
+#define Q5_1_TILE(R, T, n_in, w, a, out) q4_1_tile(true, R, T, n_in, w, a, out)
+
+ES_TILE_ROWS_AVX2(rows_q4_0, q4_0_tile, 2, 2);
+ES_TILE_ROWS_AVX2(rows_q5_0, q5_0_tile, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q4_1, Q4_1_TILE, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q5_1, Q5_1_TILE, 2, 4);
+
+bool es_matmul_rows_q_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                           int64_t r0, int64_t r1) {
+    switch (type) {
+    case ES_TYPE_Q4_0: rows_q4_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q5_0: rows_q5_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q4_1: rows_q4_1(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q5_1: rows_q5_1(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q8_0:
+        es_matmul_rows_q8_0_avx2(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1);
+        return true;
+    default: return false;
+    }
+}
+
 /* ---- Q8_0 / Q8_1 quantization of activations ---- */
 
 /* Round-half-even of 8 lanes, saturated to [-127, 127] (NaN → -127, as the scalar version), as

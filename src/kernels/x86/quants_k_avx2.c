@@ -12,6 +12,8 @@
  * scalar reference, so both give the same result.
  */
 #include "quants_k.h"
+
+#include "kernels.h"
 #include "simd_avx2.h"
 
 #include <immintrin.h>
@@ -128,20 +130,27 @@ void es_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
-/* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7); *mterms gets
- * the 8 int32 min terms m[j]·(bsums[2j] + bsums[2j+1]). */
-static inline __m256i scales_q4_K(const uint8_t *q, const int16_t *bsums, __m256i *mterms) {
+/* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7); *mins2 gets
+ * the 8 mins, each twice, as int16 (one per 16 elements). */
+static inline __m256i scales_q4_K_w(const uint8_t *q, __m256i *mins2) {
     uint32_t w[3];
     memcpy(w, q, 12);
     const uint32_t s0 = w[0] & 0x3f3f3f3fu, m0 = w[1] & 0x3f3f3f3fu;
     const uint32_t s1 = (w[2] & 0x0f0f0f0fu) | (((w[0] >> 6) & 0x03030303u) << 4);
     const uint32_t m1 = ((w[2] >> 4) & 0x0f0f0f0fu) | (((w[1] >> 6) & 0x03030303u) << 4);
     const __m128i mins = _mm_set_epi32(0, 0, (int)m1, (int)m0);
-    /* each min twice (int16), against the 16 bsums */
-    const __m256i mins2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
-    *mterms = weighted_bsums(mins2, bsums);
+    /* each min twice (int16), to weigh the 16 bsums */
+    *mins2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
     const __m128i sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)s1, (int)s0));
     return _mm256_broadcastsi128_si256(sc);
+}
+
+/* The same scales; *mterms gets the 8 int32 min terms m[j]·(bsums[2j] + bsums[2j+1]). */
+static inline __m256i scales_q4_K(const uint8_t *q, const int16_t *bsums, __m256i *mterms) {
+    __m256i mins2;
+    const __m256i sc = scales_q4_K_w(q, &mins2);
+    *mterms = weighted_bsums(mins2, bsums);
+    return sc;
 }
 
 /* Broadcast of int16 lane k (0..7) of a scales_q4_K vector. */
@@ -248,6 +257,197 @@ void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
             _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(acc), accf);
     }
     *s = es_hsum_ps(accf);
+}
+
+/* ---- tiles: R rows × T tokens in the order of the vec_dots above ---- */
+
+/* Every y[t][r] of a tile is computed by the operations of the type's vec_dot above, in its
+ * order: the same integer block sums (exact in any order), the same float products and
+ * accumulations, the same final sum, so the result is bit for bit the one-token vec_dot's
+ * whatever the tile or the batch. What a tile shares is the unpacking of a weight block and
+ * its scales across its T tokens, and the loads of an activation block across its R rows. */
+
+#define TILE_FN static inline __attribute__((always_inline)) void
+
+/* 32-byte activation groups of a Q8_K block. */
+static inline void load_q8_K(const es_block_q8_K *y, __m256i ya[8]) {
+    for (int k = 0; k < 8; k++)
+        ya[k] = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k));
+}
+
+TILE_FN q4_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    float acc[2][4], accm[2][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = accm[r][t] = 0;
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        __m256i q[2][8], sck[2][8], mins2[2];
+        float wd[2], wm[2];
+        for (int r = 0; r < R; r++) {
+            const es_block_q4_K *x = (const es_block_q4_K *)wr[r] + i;
+            const __m256i sc = scales_q4_K_w(x->scales, &mins2[r]);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+                q[r][2 * j] = _mm256_and_si256(qv, m4);
+                q[r][2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+                sck[r][2 * j] = K4_SCALE(sc, 2 * j);
+                sck[r][2 * j + 1] = K4_SCALE(sc, 2 * j + 1);
+            }
+            wd[r] = fp16(x->d), wm[r] = fp16(x->dmin);
+        }
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_K *y = (const es_block_q8_K *)ar[t] + i;
+            __m256i ya[8];
+            load_q8_K(y, ya);
+            for (int r = 0; r < R; r++) {
+                int32_t mlane[8];
+                _mm256_storeu_si256((__m256i *)mlane, weighted_bsums(mins2[r], y->bsums));
+                const float dd = wd[r] * y->d, dm = wm[r] * y->d;
+                __m256i p[4];
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++)
+                    p[j] = _mm256_add_epi32(
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][2 * j], ya[2 * j]),
+                                          sck[r][2 * j]),
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][2 * j + 1], ya[2 * j + 1]),
+                                          sck[r][2 * j + 1]));
+                const __m256i h =
+                    _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+                int32_t isum[4];
+                _mm_storeu_si128((__m128i *)isum, _mm_add_epi32(_mm256_castsi256_si128(h),
+                                                                _mm256_extracti128_si256(h, 1)));
+                for (int j = 0; j < 4; j++) {
+                    acc[r][t] = fmaf((float)isum[j], dd, acc[r][t]);
+                    accm[r][t] = fmaf((float)(mlane[2 * j] + mlane[2 * j + 1]), dm, accm[r][t]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            out[t][r] = acc[r][t] - accm[r][t];
+}
+
+TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 accf[2][4];
+    float summs[2][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            accf[r][t] = _mm256_setzero_ps(), summs[r][t] = 0;
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        __m256i q[2][8], sck[2][8], mins2[2];
+        float wd[2], wm[2];
+        for (int r = 0; r < R; r++) {
+            const es_block_q5_K *x = (const es_block_q5_K *)wr[r] + i;
+            const __m256i sc = scales_q4_K_w(x->scales, &mins2[r]);
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)x->qh);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
+                q[r][2 * j] = _mm256_or_si256(_mm256_and_si256(qv, m4), bit_to(qh, 2 * j, 16));
+                q[r][2 * j + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
+                                                  bit_to(qh, 2 * j + 1, 16));
+                sck[r][2 * j] = K4_SCALE(sc, 2 * j);
+                sck[r][2 * j + 1] = K4_SCALE(sc, 2 * j + 1);
+            }
+            wd[r] = fp16(x->d), wm[r] = fp16(x->dmin);
+        }
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_K *y = (const es_block_q8_K *)ar[t] + i;
+            __m256i ya[8];
+            load_q8_K(y, ya);
+            for (int r = 0; r < R; r++) {
+                const int32_t msum = hsum_i32(weighted_bsums(mins2[r], y->bsums));
+                __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++)
+                    acc = _mm256_add_epi32(
+                        acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][k], ya[k]), sck[r][k]));
+                const float d = y->d * wd[r], dmin = -y->d * wm[r];
+                summs[r][t] = fmaf(dmin, (float)msum, summs[r][t]);
+                accf[r][t] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc), accf[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(accf[r][t]) + summs[r][t];
+}
+
+TILE_FN q6_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(0x30);
+    __m256 accf[2][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            accf[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        __m256i q[2][8], scp[2][8], sc16[2];
+        float wd[2];
+        for (int r = 0; r < R; r++) {
+            const es_block_q6_K *x = (const es_block_q6_K *)wr[r] + i;
+            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+            for (int c = 0; c < 2; c++) {
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * c));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * c + 32));
+                const __m256i h = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * c));
+                q[r][4 * c + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                                  _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
+                q[r][4 * c + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                                  _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
+                q[r][4 * c + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                                  _mm256_and_si256(h, m2));
+                q[r][4 * c + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                  _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
+            }
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++)
+                scp[r][k] = scale_pair(sc16[r], k);
+            wd[r] = fp16(x->d);
+        }
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_K *y = (const es_block_q8_K *)ar[t] + i;
+            __m256i ya[8];
+            load_q8_K(y, ya);
+            for (int r = 0; r < R; r++) {
+                __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++)
+                    acc = _mm256_add_epi32(
+                        acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][k], ya[k]), scp[r][k]));
+                /* levels are q − 32: subtract 32·Σ sc·bsums */
+                acc =
+                    _mm256_sub_epi32(acc, _mm256_slli_epi32(weighted_bsums(sc16[r], y->bsums), 5));
+                accf[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * wd[r]), _mm256_cvtepi32_ps(acc),
+                                             accf[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(accf[r][t]);
+}
+
+ES_TILE_ROWS_AVX2(rows_q4_K, q4_K_tile, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q5_K, q5_K_tile, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q6_K, q6_K_tile, 2, 4);
+
+bool es_matmul_rows_k_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                           int64_t r0, int64_t r1) {
+    switch (type) {
+    case ES_TYPE_Q4_K: rows_q4_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q5_K: rows_q5_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q6_K: rows_q6_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    default: return false;
+    }
 }
 
 /* ---- dequantizers ---- */
