@@ -281,23 +281,12 @@ static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
 
 /* ---- Q4_0 · Q8_0 and Q5_0 · Q8_0 in llama.cpp's order: the reference's one fma chain ---- */
 
-/* Lane k = the sum of the 8 int32 lanes of v[k] (exact). */
-static inline __m256i hsum8x8_epi32(const __m256i v[8]) {
-    const __m256i u0 =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    const __m256i u1 =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-    /* u0: {Σlo v0..v3 | Σhi v0..v3}, u1 the same for v4..v7 */
-    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
-                            _mm256_permute2x128_si256(u0, u1, 0x31));
-}
-
 /* sum = fma(isum_k, d_k, sum) for the first nb of the 8 blocks of p (int32 lanes per
  * block) and d, in block order: the order of es_vec_dot_q4_0_ref / _q5_0 (kernels.h). The
  * integer sums of 8 blocks are reduced together; only the chain itself is scalar. */
 static inline float fma_chain8(const __m256i p[8], const float d[8], int nb, float sum) {
     float isum[8];
-    _mm256_storeu_ps(isum, _mm256_cvtepi32_ps(hsum8x8_epi32(p)));
+    _mm256_storeu_ps(isum, _mm256_cvtepi32_ps(es_hsum8x8_epi32(p)));
     for (int k = 0; k < nb; k++)
         sum = fmaf(isum[k], d[k], sum);
     return sum;
@@ -408,12 +397,15 @@ TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
                   float *const *out) {
     const __m256i eight = _mm256_set1_epi8(8);
     __m256 acc[2][4][2];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK; i++) {
         __m256i wq[2], wa[2];
         float wd[2];
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const es_block_q4_0 *x = (const es_block_q4_0 *)wr[r] + i;
             wq[r] = _mm256_sub_epi8(es_unpack_nibbles(x->qs), eight);
@@ -421,10 +413,12 @@ TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             wd[r] = fp16_scalar(x->d);
         }
         const int k = (int)(i & 1); /* the tail block of an odd count is even: acc0 */
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
             const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
             const __m256i aq = load_i8x32(y->qs);
             const float da = fp16_scalar(y->d);
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const __m256i p = _mm256_madd_epi16(
                     _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
@@ -433,7 +427,9 @@ TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             }
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             out[t][r] = es_hsum_ps(_mm256_add_ps(acc[r][t][0], acc[r][t][1]));
 }
@@ -441,22 +437,27 @@ TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
 TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
                   float *const *out) {
     __m256 acc[2][4];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK; i++) {
         __m256i wq[2], wa[2];
         float wd[2];
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const es_block_q5_0 *x = (const es_block_q5_0 *)wr[r] + i;
             wq[r] = q5_0_quants(x);
             wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
             wd[r] = fp16_scalar(x->d);
         }
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
             const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
             const __m256i aq = load_i8x32(y->qs);
             const float da = fp16_scalar(y->d);
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const __m256i p = _mm256_madd_epi16(
                     _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
@@ -465,7 +466,9 @@ TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             }
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             out[t][r] = es_hsum_ps(acc[r][t]);
 }
@@ -475,12 +478,15 @@ TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
                   const uint8_t *const *ar, float *const *out) {
     __m256 acc[2][4];
     float summ[2][4];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             acc[r][t] = _mm256_setzero_ps(), summ[r][t] = 0.0f;
     for (int64_t i = 0; i < n_in / ES_QK; i++) {
         __m256i wq[2];
         float wd[2], wm[2];
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             if (q5) {
                 const es_block_q5_1 *x = (const es_block_q5_1 *)wr[r] + i;
@@ -493,10 +499,12 @@ TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
                 wd[r] = fp16_scalar(x->d), wm[r] = fp16_scalar(x->m);
             }
         }
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
             const es_block_q8_1 *y = (const es_block_q8_1 *)ar[t] + i;
             const __m256i aq = load_i8x32(y->qs);
             const float da = fp16_scalar(y->d), sa = fp16_scalar(y->s);
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 summ[r][t] += wm[r] * sa;
                 acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da),
@@ -504,7 +512,9 @@ TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
             }
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             out[t][r] = es_hsum_ps(acc[r][t]) + summ[r][t];
 }

@@ -269,113 +269,149 @@ void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
 
 #define TILE_FN static inline __attribute__((always_inline)) void
 
-/* 32-byte activation groups of a Q8_K block. */
-static inline void load_q8_K(const es_block_q8_K *y, __m256i ya[8]) {
-    for (int k = 0; k < 8; k++)
-        ya[k] = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * k));
-}
-
+/* Q4_K: the 8 outputs of a 2 × 4 tile in the lanes of float vectors (lane 4r + t; a smaller
+ * tile has its last row and token repeated by the walk, and stores only its own), so that
+ * vec_dot_q4_K's two scalar fma chains become lane-wise vector fmas of the same operands in
+ * the same order. */
 TILE_FN q4_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
                   float *const *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float acc[2][4], accm[2][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            acc[r][t] = accm[r][t] = 0;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
-        __m256i q[2][8], sck[2][8], mins2[2];
-        float wd[2], wm[2];
-        for (int r = 0; r < R; r++) {
-            const es_block_q4_K *x = (const es_block_q4_K *)wr[r] + i;
-            const __m256i sc = scales_q4_K_w(x->scales, &mins2[r]);
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                const __m256i qv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
-                q[r][2 * j] = _mm256_and_si256(qv, m4);
-                q[r][2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
-                sck[r][2 * j] = K4_SCALE(sc, 2 * j);
-                sck[r][2 * j + 1] = K4_SCALE(sc, 2 * j + 1);
-            }
-            wd[r] = fp16(x->d), wm[r] = fp16(x->dmin);
+        const es_block_q4_K *x[2] = {(const es_block_q4_K *)wr[0] + i,
+                                     (const es_block_q4_K *)wr[1] + i};
+        const es_block_q8_K *y[4];
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i sc[2], mins2[2];
+        for (int r = 0; r < 2; r++)
+            sc[r] = scales_q4_K_w(x[r]->scales, &mins2[r]);
+        /* dd, dm of vec_dot per lane: the same float products */
+        const float wd0 = fp16(x[0]->d), wd1 = fp16(x[1]->d);
+        const float wm0 = fp16(x[0]->dmin), wm1 = fp16(x[1]->dmin);
+        const __m256 yd =
+            _mm256_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d, y[0]->d, y[1]->d, y[2]->d, y[3]->d);
+        const __m256 dd = _mm256_mul_ps(_mm256_setr_ps(wd0, wd0, wd0, wd0, wd1, wd1, wd1, wd1), yd);
+        const __m256 dm = _mm256_mul_ps(_mm256_setr_ps(wm0, wm0, wm0, wm0, wm1, wm1, wm1, wm1), yd);
+        /* mv[j] lane 4r + t: vec_dot's mlane[2j] + mlane[2j+1] (integer, exact) */
+        __m256i mv[4];
+        {
+            __m256i hp[4]; /* pairs of outputs: {M0 M1 of o, M0 M1 of o+1 | M2 M3 of o, of o+1} */
+            for (int o = 0; o < 8; o += 2)
+                hp[o / 2] =
+                    _mm256_hadd_epi32(weighted_bsums(mins2[o / 4], y[o % 4]->bsums),
+                                      weighted_bsums(mins2[(o + 1) / 4], y[(o + 1) % 4]->bsums));
+            const __m256i a01 = _mm256_permute2x128_si256(hp[0], hp[1], 0x20); /* M0 M1, o 0..3 */
+            const __m256i b01 = _mm256_permute2x128_si256(hp[2], hp[3], 0x20); /* o 4..7 */
+            const __m256i a23 = _mm256_permute2x128_si256(hp[0], hp[1], 0x31); /* M2 M3 */
+            const __m256i b23 = _mm256_permute2x128_si256(hp[2], hp[3], 0x31);
+            /* even / odd lanes of a and b: lanes o = 0 1 4 5 | 2 3 6 7, then in order */
+#define K4_PICK(a, b, imm)                                                                         \
+    _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a),         \
+                                                                   _mm256_castsi256_ps(b), imm)),  \
+                             _MM_SHUFFLE(3, 1, 2, 0))
+            mv[0] = K4_PICK(a01, b01, _MM_SHUFFLE(2, 0, 2, 0));
+            mv[1] = K4_PICK(a01, b01, _MM_SHUFFLE(3, 1, 3, 1));
+            mv[2] = K4_PICK(a23, b23, _MM_SHUFFLE(2, 0, 2, 0));
+            mv[3] = K4_PICK(a23, b23, _MM_SHUFFLE(3, 1, 3, 1));
+#undef K4_PICK
         }
-        for (int t = 0; t < T; t++) {
-            const es_block_q8_K *y = (const es_block_q8_K *)ar[t] + i;
-            __m256i ya[8];
-            load_q8_K(y, ya);
-            for (int r = 0; r < R; r++) {
-                int32_t mlane[8];
-                _mm256_storeu_si256((__m256i *)mlane, weighted_bsums(mins2[r], y->bsums));
-                const float dd = wd[r] * y->d, dm = wm[r] * y->d;
-                __m256i p[4];
 #pragma GCC unroll 4
-                for (int j = 0; j < 4; j++)
-                    p[j] = _mm256_add_epi32(
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][2 * j], ya[2 * j]),
-                                          sck[r][2 * j]),
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][2 * j + 1], ya[2 * j + 1]),
-                                          sck[r][2 * j + 1]));
-                const __m256i h =
-                    _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-                int32_t isum[4];
-                _mm_storeu_si128((__m128i *)isum, _mm_add_epi32(_mm256_castsi256_si128(h),
-                                                                _mm256_extracti128_si256(h, 1)));
-                for (int j = 0; j < 4; j++) {
-                    acc[r][t] = fmaf((float)isum[j], dd, acc[r][t]);
-                    accm[r][t] = fmaf((float)(mlane[2 * j] + mlane[2 * j + 1]), dm, accm[r][t]);
+        for (int j = 0; j < 4; j++) { /* 64 elements: low nibbles, then high nibbles */
+            __m256i p[8], qv[2];
+            for (int r = 0; r < 2; r++)
+                qv[r] = _mm256_loadu_si256((const __m256i *)(x[r]->qs + 32 * j));
+            for (int h = 0; h < 2; h++) {
+                __m256i q[2], s[2];
+                for (int r = 0; r < 2; r++) {
+                    q[r] = _mm256_and_si256(h ? _mm256_srli_epi16(qv[r], 4) : qv[r], m4);
+                    s[r] = K4_SCALE(sc[r], 2 * j + h);
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++) {
+                    const __m256i ya =
+                        _mm256_loadu_si256((const __m256i *)(y[t]->qs + 64 * j + 32 * h));
+                    for (int r = 0; r < 2; r++) {
+                        const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]);
+                        p[4 * r + t] = h ? _mm256_add_epi32(p[4 * r + t], d) : d;
+                    }
                 }
             }
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(es_hsum8x8_epi32(p)), dd, acc);
+            accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mv[j]), dm, accm);
         }
     }
+    float res[8];
+    _mm256_storeu_ps(res, _mm256_sub_ps(acc, accm));
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
-            out[t][r] = acc[r][t] - accm[r][t];
+            out[t][r] = res[4 * r + t];
 }
 
+/* Q5_K and Q6_K: the integer sums of a block for every output of the tile, one 32-element
+ * group at a time (exact in any order), then vec_dot's float steps per output. */
 TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
                   float *const *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 accf[2][4];
     float summs[2][4];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             accf[r][t] = _mm256_setzero_ps(), summs[r][t] = 0;
     for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
-        __m256i q[2][8], sck[2][8], mins2[2];
-        float wd[2], wm[2];
-        for (int r = 0; r < R; r++) {
-            const es_block_q5_K *x = (const es_block_q5_K *)wr[r] + i;
-            const __m256i sc = scales_q4_K_w(x->scales, &mins2[r]);
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)x->qh);
+        const es_block_q5_K *x[2] = {(const es_block_q5_K *)wr[0] + i,
+                                     (const es_block_q5_K *)wr[1] + i};
+        const es_block_q8_K *y[4];
 #pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                const __m256i qv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
-                q[r][2 * j] = _mm256_or_si256(_mm256_and_si256(qv, m4), bit_to(qh, 2 * j, 16));
-                q[r][2 * j + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
-                                                  bit_to(qh, 2 * j + 1, 16));
-                sck[r][2 * j] = K4_SCALE(sc, 2 * j);
-                sck[r][2 * j + 1] = K4_SCALE(sc, 2 * j + 1);
-            }
-            wd[r] = fp16(x->d), wm[r] = fp16(x->dmin);
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i sc[2], mins2[2], acc[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            sc[r] = scales_q4_K_w(x[r]->scales, &mins2[r]);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_setzero_si256();
         }
-        for (int t = 0; t < T; t++) {
-            const es_block_q8_K *y = (const es_block_q8_K *)ar[t] + i;
-            __m256i ya[8];
-            load_q8_K(y, ya);
-            for (int r = 0; r < R; r++) {
-                const int32_t msum = hsum_i32(weighted_bsums(mins2[r], y->bsums));
-                __m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++)
-                    acc = _mm256_add_epi32(
-                        acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][k], ya[k]), sck[r][k]));
-                const float d = y->d * wd[r], dmin = -y->d * wm[r];
+        for (int k = 0; k < 8; k++) { /* 32 elements: low (k even) or high nibbles of qs[j] */
+            const int j = k / 2;
+            __m256i q[2], s[2];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[r]->qs + 32 * j));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)x[r]->qh);
+                q[r] = _mm256_or_si256(_mm256_and_si256(k & 1 ? _mm256_srli_epi16(qv, 4) : qv, m4),
+                                       bit_to(qh, k, 16));
+                s[r] = K4_SCALE(sc[r], k);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r][t] = _mm256_add_epi32(
+                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const float wd = fp16(x[r]->d), wm = fp16(x[r]->dmin);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const int32_t msum = hsum_i32(weighted_bsums(mins2[r], y[t]->bsums));
+                const float d = y[t]->d * wd, dmin = -y[t]->d * wm;
                 summs[r][t] = fmaf(dmin, (float)msum, summs[r][t]);
                 accf[r][t] =
-                    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc), accf[r][t]);
+                    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc[r][t]), accf[r][t]);
             }
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             out[t][r] = es_hsum_ps(accf[r][t]) + summs[r][t];
 }
@@ -385,52 +421,71 @@ TILE_FN q6_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(0x30);
     __m256 accf[2][4];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             accf[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
-        __m256i q[2][8], scp[2][8], sc16[2];
-        float wd[2];
-        for (int r = 0; r < R; r++) {
-            const es_block_q6_K *x = (const es_block_q6_K *)wr[r] + i;
-            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
-            for (int c = 0; c < 2; c++) {
-                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * c));
-                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * c + 32));
-                const __m256i h = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * c));
-                q[r][4 * c + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                                  _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
-                q[r][4 * c + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                                  _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
-                q[r][4 * c + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                                  _mm256_and_si256(h, m2));
-                q[r][4 * c + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                                  _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
-            }
+        const es_block_q6_K *x[2] = {(const es_block_q6_K *)wr[0] + i,
+                                     (const es_block_q6_K *)wr[1] + i};
+        const es_block_q8_K *y[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i acc[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
-            for (int k = 0; k < 8; k++)
-                scp[r][k] = scale_pair(sc16[r], k);
-            wd[r] = fp16(x->d);
-        }
-        for (int t = 0; t < T; t++) {
-            const es_block_q8_K *y = (const es_block_q8_K *)ar[t] + i;
-            __m256i ya[8];
-            load_q8_K(y, ya);
+        for (int k = 0; k < 8; k++) { /* 32 elements: group g of the 128-element chunk c */
+            const int c = k / 4, g = k % 4;
+            __m256i q[2], s[2];
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                __m256i acc = _mm256_setzero_si256();
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++)
-                    acc = _mm256_add_epi32(
-                        acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r][k], ya[k]), scp[r][k]));
+                /* as vec_dot_q6_K: low 4 bits from ql (low or high nibbles), bits 4..5 from qh */
+                const __m256i l =
+                    _mm256_loadu_si256((const __m256i *)(x[r]->ql + 64 * c + 32 * (g & 1)));
+                const __m256i h = _mm256_loadu_si256((const __m256i *)(x[r]->qh + 32 * c));
+                const __m256i lo = _mm256_and_si256(g < 2 ? l : _mm256_srli_epi16(l, 4), m4);
+                const __m256i hi = _mm256_and_si256(g == 0   ? _mm256_slli_epi16(h, 4)
+                                                    : g == 1 ? _mm256_slli_epi16(h, 2)
+                                                    : g == 2 ? h
+                                                             : _mm256_srli_epi16(h, 2),
+                                                    m2);
+                q[r] = _mm256_or_si256(lo, hi);
+                s[r] = scale_pair(
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[r]->scales)), k);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r][t] = _mm256_add_epi32(
+                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256i sc16 =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[r]->scales));
+            const float wd = fp16(x[r]->d);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
                 /* levels are q − 32: subtract 32·Σ sc·bsums */
-                acc =
-                    _mm256_sub_epi32(acc, _mm256_slli_epi32(weighted_bsums(sc16[r], y->bsums), 5));
-                accf[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * wd[r]), _mm256_cvtepi32_ps(acc),
+                const __m256i a = _mm256_sub_epi32(
+                    acc[r][t], _mm256_slli_epi32(weighted_bsums(sc16, y[t]->bsums), 5));
+                accf[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(y[t]->d * wd), _mm256_cvtepi32_ps(a),
                                              accf[r][t]);
             }
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++)
             out[t][r] = es_hsum_ps(accf[r][t]);
 }

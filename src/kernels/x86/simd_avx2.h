@@ -17,6 +17,17 @@ static inline float es_hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Lane k = the sum of the 8 int32 lanes of v[k] (exact). */
+static inline __m256i es_hsum8x8_epi32(const __m256i v[8]) {
+    const __m256i u0 =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i u1 =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    /* u0: {Σlo v0..v3 | Σhi v0..v3}, u1 the same for v4..v7 */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
 /* The 32 nibbles of a 16-byte block as bytes in element order: low nibbles
  * (elements 0..15) then high nibbles (elements 16..31). */
 static inline __m256i es_unpack_nibbles(const uint8_t *qs) {
