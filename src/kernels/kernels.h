@@ -156,9 +156,9 @@ void es_matmul_rows_q8_0_avx2(const uint8_t *W, size_t w_row, int64_t n_in, cons
                               int64_t r1);
 
 /* The same for the other types whose AVX2 vec_dot has tiles in its order, 2 rows × up to 4
- * tokens at a time (Q4_0: 2 × 2), each y[t][r] bit for bit what the AVX2 vec_dot of the
- * type (table[type].vec_dot, not vec_dot_llamacpp where that differs: Q4_0, Q5_0) gives for
- * row r and token t. Return false, computing nothing, for a type they do not handle.
+ * tokens at a time, each y[t][r] bit for bit what the AVX2 vec_dot of the type
+ * (table[type].vec_dot, not vec_dot_llamacpp where that differs: Q4_0, Q5_0) gives for row r
+ * and token t. Return false, computing nothing, for a type they do not handle.
  * quants_avx2.c: Q4_0, Q5_0, Q4_1, Q5_1 and Q8_0 (es_matmul_rows_q8_0_avx2). */
 bool es_matmul_rows_q_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                            const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,

@@ -392,46 +392,55 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
 
 #define TILE_FN static inline __attribute__((always_inline)) void
 
-/* Q4_0: vec_dot_q4_0's two accumulators (even blocks, odd blocks) per output. */
-TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  float *const *out) {
-    const __m256i eight = _mm256_set1_epi8(8);
-    __m256 acc[2][4][2];
+/* One Q4_0 block i of the tile into acc (vec_dot_q4_0's acc0 or acc1 of each output). */
+TILE_FN q4_0_block(int R, int T, int64_t i, const uint8_t *const *wr, const uint8_t *const *ar,
+                   __m256 acc[2][4]) {
+    __m256i wq[2], wa[2];
+    float wd[2];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_in / ES_QK; i++) {
-        __m256i wq[2], wa[2];
-        float wd[2];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const es_block_q4_0 *x = (const es_block_q4_0 *)wr[r] + i;
-            wq[r] = _mm256_sub_epi8(es_unpack_nibbles(x->qs), eight);
-            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
-            wd[r] = fp16_scalar(x->d);
-        }
-        const int k = (int)(i & 1); /* the tail block of an odd count is even: acc0 */
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
-            const __m256i aq = load_i8x32(y->qs);
-            const float da = fp16_scalar(y->d);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                const __m256i p = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
-                acc[r][t][k] = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p),
-                                               acc[r][t][k]);
-            }
-        }
+    for (int r = 0; r < R; r++) {
+        const es_block_q4_0 *x = (const es_block_q4_0 *)wr[r] + i;
+        wq[r] = _mm256_sub_epi8(es_unpack_nibbles(x->qs), _mm256_set1_epi8(8));
+        wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+        wd[r] = fp16_scalar(x->d);
     }
 #pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
+        const __m256i aq = load_i8x32(y->qs);
+        const float da = fp16_scalar(y->d);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256i p = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
+            acc[r][t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
+        }
+    }
+}
+
+/* Q4_0: vec_dot_q4_0's two accumulators per output, acc0 for the even blocks (the last one of
+ * an odd count included) and acc1 for the odd ones. */
+TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const int64_t nb = n_in / ES_QK;
+    __m256 acc0[2][4], acc1[2][4];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++)
-            out[t][r] = es_hsum_ps(_mm256_add_ps(acc[r][t][0], acc[r][t][1]));
+            acc0[r][t] = acc1[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        q4_0_block(R, T, i, wr, ar, acc0);
+        q4_0_block(R, T, i + 1, wr, ar, acc1);
+    }
+    if (i < nb) q4_0_block(R, T, i, wr, ar, acc0);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(_mm256_add_ps(acc0[r][t], acc1[r][t]));
 }
 
 TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
@@ -522,7 +531,7 @@ TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
 #define Q4_1_TILE(R, T, n_in, w, a, out) q4_1_tile(false, R, T, n_in, w, a, out)
 #define Q5_1_TILE(R, T, n_in, w, a, out) q4_1_tile(true, R, T, n_in, w, a, out)
 
-ES_TILE_ROWS_AVX2(rows_q4_0, q4_0_tile, 2, 2);
+ES_TILE_ROWS_AVX2(rows_q4_0, q4_0_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q5_0, q5_0_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q4_1, Q4_1_TILE, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q5_1, Q5_1_TILE, 2, 4);
