@@ -163,7 +163,7 @@ void es_matmul_rows_q8_0_avx2(const uint8_t *W, size_t w_row, int64_t n_in, cons
 bool es_matmul_rows_q_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                            const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
                            int64_t r0, int64_t r1);
-/* quants_k_avx2.c: Q4_K, Q5_K, Q6_K. */
+/* quants_k_avx2.c: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. */
 bool es_matmul_rows_k_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
                            const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
                            int64_t r0, int64_t r1);

@@ -12,9 +12,9 @@
  *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K,
  *     n_tok >= 4, AVX-VNNI;
  *   - tiles in vec_dot's order (quants_avx2.c, quants_k_avx2.c: Q4_0/Q5_0/Q4_1/Q5_1/Q8_0/
- *     Q4_K/Q5_K/Q6_K; matmul_q8_avx512.c for Q8_0 with AVX-512 VNNI): prompts of those types
+ *     Q2_K..Q6_K; matmul_q8_avx512.c for Q8_0 with AVX-512 VNNI): prompts of those types
  *     without AVX-VNNI, and every batch of them in the batch-invariant mode.
- * All three give the same sums up to float rounding (integer block sums are exact).
+ * All of them give the same sums up to float rounding (integer block sums are exact).
  */
 #include "matmul.h"
 
@@ -188,6 +188,8 @@ static int vec_dot_tile_rows(int type) {
     case ES_TYPE_Q4_1:
     case ES_TYPE_Q5_1:
     case ES_TYPE_Q8_0:
+    case ES_TYPE_Q2_K:
+    case ES_TYPE_Q3_K:
     case ES_TYPE_Q4_K:
     case ES_TYPE_Q5_K:
     case ES_TYPE_Q6_K: return 2;

@@ -269,6 +269,97 @@ void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
 
 #define TILE_FN static inline __attribute__((always_inline)) void
 
+/* Q2_K and Q3_K: as Q5_K and Q6_K below, the integer sums of a block for every output of the
+ * tile one 32-element group at a time (exact in any order), then vec_dot's scalar float steps
+ * per output. q3 false: Q2_K, true: Q3_K. */
+TILE_FN q2_3_K_tile(bool q3, int R, int T, int64_t n_in, const uint8_t *const *wr,
+                    const uint8_t *const *ar, float *const *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    float sum[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            sum[r][t] = 0;
+    const size_t bs = q3 ? sizeof(es_block_q3_K) : sizeof(es_block_q2_K);
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        const es_block_q2_K *x2[2];
+        const es_block_q3_K *x3[2];
+        __m256i sc16[2], mins[2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            x2[r] = (const es_block_q2_K *)(wr[r] + (size_t)i * bs);
+            x3[r] = (const es_block_q3_K *)(wr[r] + (size_t)i * bs);
+            if (q3) {
+                sc16[r] = scales16_q3_K(x3[r]->scales);
+            } else {
+                const __m128i sc8 = _mm_loadu_si128((const __m128i *)x2[r]->scales);
+                sc16[r] = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4));
+                mins[r] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+            }
+        }
+        const es_block_q8_K *y[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i acc[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) { /* 32 elements: bits 2j..2j+1 of the 32 bytes of chunk c */
+            const int c = k / 4, j = k % 4;
+            __m256i q[2], s[2];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const uint8_t *qs = q3 ? x3[r]->qs : x2[r]->qs;
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                q[r] = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), m3);
+                if (q3) /* level + 4, 0..7 */
+                    q[r] = _mm256_or_si256(
+                        q[r], bit_to(_mm256_loadu_si256((const __m256i *)x3[r]->hmask), k, 4));
+                s[r] = scale_pair(sc16[r], k);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r][t] = _mm256_add_epi32(
+                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                if (q3) {
+                    /* levels are q − 4: subtract 4·Σ sc·bsums */
+                    const __m256i a = _mm256_sub_epi32(
+                        acc[r][t], _mm256_slli_epi32(weighted_bsums(sc16[r], y[t]->bsums), 2));
+                    sum[r][t] += fp16(x3[r]->d) * y[t]->d * (float)hsum_i32(a);
+                } else {
+                    const int32_t isum = hsum_i32(acc[r][t]);
+                    const int32_t msum = hsum_i32(weighted_bsums(mins[r], y[t]->bsums));
+                    const float dall = fp16(x2[r]->d) * y[t]->d, dmin = fp16(x2[r]->dmin) * y[t]->d;
+                    sum[r][t] += dall * (float)isum - dmin * (float)msum;
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = sum[r][t];
+}
+
+#define Q2_K_TILE(R, T, n_in, w, a, out) q2_3_K_tile(false, R, T, n_in, w, a, out)
+#define Q3_K_TILE(R, T, n_in, w, a, out) q2_3_K_tile(true, R, T, n_in, w, a, out)
+
 /* Q4_K: the 8 outputs of a 2 × 4 tile in the lanes of float vectors (lane 4r + t; a smaller
  * tile has its last row and token repeated by the walk, and stores only its own), so that
  * vec_dot_q4_K's two scalar fma chains become lane-wise vector fmas of the same operands in
@@ -490,6 +581,8 @@ TILE_FN q6_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             out[t][r] = es_hsum_ps(accf[r][t]);
 }
 
+ES_TILE_ROWS_AVX2(rows_q2_K, Q2_K_TILE, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q3_K, Q3_K_TILE, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q4_K, q4_K_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q5_K, q5_K_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q6_K, q6_K_tile, 2, 4);
@@ -498,6 +591,8 @@ bool es_matmul_rows_k_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_i
                            const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
                            int64_t r0, int64_t r1) {
     switch (type) {
+    case ES_TYPE_Q2_K: rows_q2_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q3_K: rows_q3_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
     case ES_TYPE_Q4_K: rows_q4_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
     case ES_TYPE_Q5_K: rows_q5_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
     case ES_TYPE_Q6_K: rows_q6_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
