@@ -156,25 +156,27 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
  * product, the same final sum), so the result is bit for bit that of vec_dot whatever the
  * tile or the batch; what the tile saves is the loads and the |w| of a weight block, shared
  * by T tokens, and the activation blocks, shared by R rows. */
-static inline __attribute__((always_inline)) void q8_0_tile(int R, int T, int64_t nb,
-                                                            const es_block_q8_0 *const *w,
-                                                            const es_block_q8_0 *const *a,
+static inline __attribute__((always_inline)) void q8_0_tile(int R, int T, int64_t n_in,
+                                                            const uint8_t *const *wr,
+                                                            const uint8_t *const *ar,
                                                             float *const *out) {
     __m256 acc[2][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
             acc[r][t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
+    for (int64_t i = 0; i < n_in / ES_QK; i++) {
         __m256i wq[2], wa[2];
         __m256 dw[2];
         for (int r = 0; r < R; r++) {
-            wq[r] = load_i8x32(w[r][i].qs);
+            const es_block_q8_0 *w = (const es_block_q8_0 *)wr[r] + i;
+            wq[r] = load_i8x32(w->qs);
             wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
-            dw[r] = _mm256_set1_ps(fp16_scalar(w[r][i].d));
+            dw[r] = _mm256_set1_ps(fp16_scalar(w->d));
         }
         for (int t = 0; t < T; t++) {
-            const __m256i aq = load_i8x32(a[t][i].qs);
-            const __m256 da = _mm256_set1_ps(fp16_scalar(a[t][i].d));
+            const es_block_q8_0 *a = (const es_block_q8_0 *)ar[t] + i;
+            const __m256i aq = load_i8x32(a->qs);
+            const __m256 da = _mm256_set1_ps(fp16_scalar(a->d));
             for (int r = 0; r < R; r++) {
                 const __m256i p = _mm256_madd_epi16(
                     _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
@@ -189,46 +191,12 @@ static inline __attribute__((always_inline)) void q8_0_tile(int R, int T, int64_
             out[t][r] = es_hsum_ps(acc[r][t]);
 }
 
-#define Q8_TILE_TOK_BLOCK 32 /* tokens whose activation blocks stay in cache across the rows */
+ES_TILE_ROWS_AVX2(rows_q8_0, q8_0_tile, 2, 4);
 
 void es_matmul_rows_q8_0_avx2(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
                               size_t x_row, int64_t n_tok, float *y, int64_t n_out, int64_t r0,
                               int64_t r1) {
-    const int64_t nb = n_in / ES_QK;
-    for (int64_t t0 = 0; t0 < n_tok; t0 += Q8_TILE_TOK_BLOCK) {
-        const int64_t t1 = t0 + Q8_TILE_TOK_BLOCK < n_tok ? t0 + Q8_TILE_TOK_BLOCK : n_tok;
-        for (int64_t r = r0; r < r1; r += 2) {
-            const int R = r + 2 <= r1 ? 2 : 1;
-            const es_block_q8_0 *w[2] = {(const es_block_q8_0 *)(W + (size_t)r * w_row),
-                                         (const es_block_q8_0 *)(W + (size_t)(r + R - 1) * w_row)};
-            for (int64_t t = t0; t < t1; t += 4) {
-                const int T = t + 4 <= t1 ? 4 : (int)(t1 - t);
-                const es_block_q8_0 *a[4];
-                float *out[4];
-                for (int k = 0; k < 4; k++) {
-                    const int64_t tk = t + (k < T ? k : T - 1);
-                    a[k] = (const es_block_q8_0 *)(xq + (size_t)tk * x_row);
-                    out[k] = y + tk * n_out + r;
-                }
-                /* constant shapes, so that the accumulators live in registers */
-                if (R == 2) {
-                    switch (T) {
-                    case 4: q8_0_tile(2, 4, nb, w, a, out); break;
-                    case 3: q8_0_tile(2, 3, nb, w, a, out); break;
-                    case 2: q8_0_tile(2, 2, nb, w, a, out); break;
-                    default: q8_0_tile(2, 1, nb, w, a, out); break;
-                    }
-                } else {
-                    switch (T) {
-                    case 4: q8_0_tile(1, 4, nb, w, a, out); break;
-                    case 3: q8_0_tile(1, 3, nb, w, a, out); break;
-                    case 2: q8_0_tile(1, 2, nb, w, a, out); break;
-                    default: q8_0_tile(1, 1, nb, w, a, out); break;
-                    }
-                }
-            }
-        }
-    }
+    rows_q8_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1);
 }
 
 /* ---- Q4_0 · Q8_0 ---- */

@@ -67,7 +67,8 @@ static inline __m256i es_expand_bits(const uint8_t qh[4]) {
  * in the vec_dot type; y: [n_tok][n_out]), walked as token blocks of ES_TILE_TOK_BLOCK and,
  * inside them, tiles of r_max (1 or 2) rows by up to t_max (<= 4) tokens, each computed by
  * tile(R, T, n_in, w, a, out) with w[R] the weight rows, a[T] the activation rows and
- * out[T] the outputs of the tile's first row per token (tokens past T repeat the last one).
+ * out[T] the outputs of the tile's first row per token; w[2] and a[4] are always whole, the
+ * last row and token repeated past R and T, so a tile may compute 2 x 4 and store R x T.
  * Use as a declaration: ES_TILE_ROWS_AVX2(name, tile, 2, 4); */
 #define ES_TILE_ROWS_AVX2(name, tile, r_max, t_max)                                                \
     static void name(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,              \
