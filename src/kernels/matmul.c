@@ -11,9 +11,10 @@
  *     F32/F16/BF16 weights, n_tok > 1;
  *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K,
  *     n_tok >= 4, AVX-VNNI;
- *   - Q8_0 tiles in vec_dot's order (quants_avx2.c; matmul_q8_avx512.c with AVX-512 VNNI):
- *     Q8_0 prompts without AVX-VNNI, and every Q8_0 batch in the batch-invariant mode.
- * All three give the same sums up to float rounding (integer block sums are exact).
+ *   - tiles in vec_dot's order (quants_avx2.c, quants_k_avx2.c: Q4_0/Q5_0/Q4_1/Q5_1/Q8_0/
+ *     Q2_K..Q6_K; matmul_q8_avx512.c for Q8_0 with AVX-512 VNNI): prompts of those types
+ *     without AVX-VNNI, and every batch of them in the batch-invariant mode.
+ * All of them give the same sums up to float rounding (integer block sums are exact).
  */
 #include "matmul.h"
 
@@ -63,7 +64,13 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     return total;
 }
 
-typedef enum { PATH_VEC_DOT, PATH_TILED_F32, PATH_PACKED_Q, PATH_Q8_AVX512, PATH_Q8_AVX2 } mm_path;
+typedef enum {
+    PATH_VEC_DOT,
+    PATH_TILED_F32,
+    PATH_PACKED_Q,
+    PATH_Q8_AVX512,
+    PATH_TILE_AVX2
+} mm_path;
 
 typedef struct {
     const es_type_traits *tt;
@@ -155,9 +162,12 @@ static void rows_task(void *p, int ith, int nth) {
                                                 t->y, t->n_out, r0, r1))
                 rows_vec_dot(t, r0, r1);
             break;
-        case PATH_Q8_AVX2:
-            es_matmul_rows_q8_0_avx2(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y,
-                                     t->n_out, r0, r1);
+        case PATH_TILE_AVX2:
+            if (!es_matmul_rows_q_avx2(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
+                                       t->y, t->n_out, r0, r1) &&
+                !es_matmul_rows_k_avx2(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
+                                       t->y, t->n_out, r0, r1))
+                rows_vec_dot(t, r0, r1);
             break;
         case PATH_PACKED_Q:
             es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
@@ -169,16 +179,36 @@ static void rows_task(void *p, int ith, int nth) {
     }
 }
 
-/* The batch-invariant mode: kernels whose every sum is the one-token vec_dot's bit for bit
- * (Q8_0 tiles in its order, which is also llama.cpp's); vec_dot itself for the rest. */
-static mm_path choose_path_invariant(int type, int64_t n_tok) {
-#ifndef ES_NO_SIMD
-    if (n_tok > 1 && type == ES_TYPE_Q8_0) {
-        if (es_avx512vnni_supported()) return PATH_Q8_AVX512;
-        if (es_kernels_have_avx2()) return PATH_Q8_AVX2;
+/* Rows per tile of the AVX2 tiles in vec_dot's order (quants_avx2.c, quants_k_avx2.c), or 0
+ * for a type without them. */
+static int vec_dot_tile_rows(int type) {
+    switch (type) {
+    case ES_TYPE_Q4_0:
+    case ES_TYPE_Q5_0:
+    case ES_TYPE_Q4_1:
+    case ES_TYPE_Q5_1:
+    case ES_TYPE_Q8_0:
+    case ES_TYPE_Q2_K:
+    case ES_TYPE_Q3_K:
+    case ES_TYPE_Q4_K:
+    case ES_TYPE_Q5_K:
+    case ES_TYPE_Q6_K: return 2;
+    default: return 0;
     }
+}
+
+/* The batch-invariant mode: kernels whose every sum is the one-token dot's bit for bit (the
+ * tiles in vec_dot's order, with llama.cpp's order only where vec_dot_llamacpp is vec_dot:
+ * Q8_0, Q4_1, Q5_1, the K-quants); the dot itself for the rest. */
+static mm_path choose_path_invariant(int type, int64_t n_tok, bool llamacpp_order) {
+#ifndef ES_NO_SIMD
+    const es_type_traits *tt = es_type_get(type);
+    if (n_tok > 1 && type == ES_TYPE_Q8_0 && es_avx512vnni_supported()) return PATH_Q8_AVX512;
+    if (n_tok > 1 && vec_dot_tile_rows(type) > 0 && es_kernels_have_avx2() &&
+        (!llamacpp_order || tt->vec_dot_llamacpp == tt->vec_dot))
+        return PATH_TILE_AVX2;
 #endif
-    (void)type, (void)n_tok;
+    (void)type, (void)n_tok, (void)llamacpp_order;
     return PATH_VEC_DOT;
 }
 
@@ -188,11 +218,12 @@ static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_
         (type == ES_TYPE_F32 || type == ES_TYPE_F16 || type == ES_TYPE_BF16))
         return PATH_TILED_F32;
     if (type == ES_TYPE_Q8_0 && llamacpp_order) /* its vec_dot's order, for any batch */
-        return choose_path_invariant(type, n_tok);
+        return choose_path_invariant(type, n_tok, true);
     const int gs = es_group_size_avxvnni(type);
     if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_avxvnni_supported())
         return PATH_PACKED_Q;
-    if (type == ES_TYPE_Q8_0) return choose_path_invariant(type, n_tok); /* without AVX-VNNI */
+    if (vec_dot_tile_rows(type) > 0) /* without AVX-VNNI */
+        return choose_path_invariant(type, n_tok, llamacpp_order);
 #endif
     (void)type, (void)n_in, (void)n_tok, (void)llamacpp_order;
     return PATH_VEC_DOT;
@@ -223,7 +254,7 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
         .tt = tt,
         .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
         .type = type,
-        .path = batch_invariant ? choose_path_invariant(type, n_tok)
+        .path = batch_invariant ? choose_path_invariant(type, n_tok, llamacpp_order)
                                 : choose_path(type, n_in, n_tok, llamacpp_order),
 #ifndef ES_NO_SIMD
         .group_size = es_group_size_avxvnni(type),
@@ -256,9 +287,11 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
     }
     /* chunks: ~8 per thread for balance, whole tiles of the chosen kernel */
     const int nth = es_threadpool_size(tp);
-    const int64_t tile = t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512
-                             ? 16
-                             : (t.path == PATH_TILED_F32 ? 12 : (t.path == PATH_Q8_AVX2 ? 2 : 1));
+    const int64_t tile =
+        t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512
+            ? 16
+            : (t.path == PATH_TILED_F32 ? 12
+                                        : (t.path == PATH_TILE_AVX2 ? vec_dot_tile_rows(type) : 1));
     int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
     t.chunk = (chunk + tile - 1) / tile * tile;
     atomic_init(&t.next, 0);

@@ -156,25 +156,27 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
  * product, the same final sum), so the result is bit for bit that of vec_dot whatever the
  * tile or the batch; what the tile saves is the loads and the |w| of a weight block, shared
  * by T tokens, and the activation blocks, shared by R rows. */
-static inline __attribute__((always_inline)) void q8_0_tile(int R, int T, int64_t nb,
-                                                            const es_block_q8_0 *const *w,
-                                                            const es_block_q8_0 *const *a,
+static inline __attribute__((always_inline)) void q8_0_tile(int R, int T, int64_t n_in,
+                                                            const uint8_t *const *wr,
+                                                            const uint8_t *const *ar,
                                                             float *const *out) {
     __m256 acc[2][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
             acc[r][t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
+    for (int64_t i = 0; i < n_in / ES_QK; i++) {
         __m256i wq[2], wa[2];
         __m256 dw[2];
         for (int r = 0; r < R; r++) {
-            wq[r] = load_i8x32(w[r][i].qs);
+            const es_block_q8_0 *w = (const es_block_q8_0 *)wr[r] + i;
+            wq[r] = load_i8x32(w->qs);
             wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
-            dw[r] = _mm256_set1_ps(fp16_scalar(w[r][i].d));
+            dw[r] = _mm256_set1_ps(fp16_scalar(w->d));
         }
         for (int t = 0; t < T; t++) {
-            const __m256i aq = load_i8x32(a[t][i].qs);
-            const __m256 da = _mm256_set1_ps(fp16_scalar(a[t][i].d));
+            const es_block_q8_0 *a = (const es_block_q8_0 *)ar[t] + i;
+            const __m256i aq = load_i8x32(a->qs);
+            const __m256 da = _mm256_set1_ps(fp16_scalar(a->d));
             for (int r = 0; r < R; r++) {
                 const __m256i p = _mm256_madd_epi16(
                     _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
@@ -189,46 +191,12 @@ static inline __attribute__((always_inline)) void q8_0_tile(int R, int T, int64_
             out[t][r] = es_hsum_ps(acc[r][t]);
 }
 
-#define Q8_TILE_TOK_BLOCK 32 /* tokens whose activation blocks stay in cache across the rows */
+ES_TILE_ROWS_AVX2(rows_q8_0, q8_0_tile, 2, 4);
 
 void es_matmul_rows_q8_0_avx2(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
                               size_t x_row, int64_t n_tok, float *y, int64_t n_out, int64_t r0,
                               int64_t r1) {
-    const int64_t nb = n_in / ES_QK;
-    for (int64_t t0 = 0; t0 < n_tok; t0 += Q8_TILE_TOK_BLOCK) {
-        const int64_t t1 = t0 + Q8_TILE_TOK_BLOCK < n_tok ? t0 + Q8_TILE_TOK_BLOCK : n_tok;
-        for (int64_t r = r0; r < r1; r += 2) {
-            const int R = r + 2 <= r1 ? 2 : 1;
-            const es_block_q8_0 *w[2] = {(const es_block_q8_0 *)(W + (size_t)r * w_row),
-                                         (const es_block_q8_0 *)(W + (size_t)(r + R - 1) * w_row)};
-            for (int64_t t = t0; t < t1; t += 4) {
-                const int T = t + 4 <= t1 ? 4 : (int)(t1 - t);
-                const es_block_q8_0 *a[4];
-                float *out[4];
-                for (int k = 0; k < 4; k++) {
-                    const int64_t tk = t + (k < T ? k : T - 1);
-                    a[k] = (const es_block_q8_0 *)(xq + (size_t)tk * x_row);
-                    out[k] = y + tk * n_out + r;
-                }
-                /* constant shapes, so that the accumulators live in registers */
-                if (R == 2) {
-                    switch (T) {
-                    case 4: q8_0_tile(2, 4, nb, w, a, out); break;
-                    case 3: q8_0_tile(2, 3, nb, w, a, out); break;
-                    case 2: q8_0_tile(2, 2, nb, w, a, out); break;
-                    default: q8_0_tile(2, 1, nb, w, a, out); break;
-                    }
-                } else {
-                    switch (T) {
-                    case 4: q8_0_tile(1, 4, nb, w, a, out); break;
-                    case 3: q8_0_tile(1, 3, nb, w, a, out); break;
-                    case 2: q8_0_tile(1, 2, nb, w, a, out); break;
-                    default: q8_0_tile(1, 1, nb, w, a, out); break;
-                    }
-                }
-            }
-        }
-    }
+    rows_q8_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1);
 }
 
 /* ---- Q4_0 · Q8_0 ---- */
@@ -281,23 +249,12 @@ static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
 
 /* ---- Q4_0 · Q8_0 and Q5_0 · Q8_0 in llama.cpp's order: the reference's one fma chain ---- */
 
-/* Lane k = the sum of the 8 int32 lanes of v[k] (exact). */
-static inline __m256i hsum8x8_epi32(const __m256i v[8]) {
-    const __m256i u0 =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    const __m256i u1 =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-    /* u0: {Σlo v0..v3 | Σhi v0..v3}, u1 the same for v4..v7 */
-    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
-                            _mm256_permute2x128_si256(u0, u1, 0x31));
-}
-
 /* sum = fma(isum_k, d_k, sum) for the first nb of the 8 blocks of p (int32 lanes per
  * block) and d, in block order: the order of es_vec_dot_q4_0_ref / _q5_0 (kernels.h). The
  * integer sums of 8 blocks are reduced together; only the chain itself is scalar. */
 static inline float fma_chain8(const __m256i p[8], const float d[8], int nb, float sum) {
     float isum[8];
-    _mm256_storeu_ps(isum, _mm256_cvtepi32_ps(hsum8x8_epi32(p)));
+    _mm256_storeu_ps(isum, _mm256_cvtepi32_ps(es_hsum8x8_epi32(p)));
     for (int k = 0; k < nb; k++)
         sum = fmaf(isum[k], d[k], sum);
     return sum;
@@ -392,6 +349,174 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, load_i8x32(y[i].qs))), acc);
     }
     *s = es_hsum_ps(acc) + summ;
+}
+
+/* ---- Q4_0 / Q5_0 / Q4_1 / Q5_1 tiles: R rows × T tokens in the order of their vec_dots ---- */
+
+/* As q8_0_tile: every y[t][r] is computed by the operations of the type's vec_dot above (not
+ * its llama.cpp-order twin), in its order, so bit for bit the one-token vec_dot's; the tile
+ * shares the unpacking of a weight block across T tokens and the activation blocks across R
+ * rows. */
+
+#define TILE_FN static inline __attribute__((always_inline)) void
+
+/* One Q4_0 block i of the tile into acc (vec_dot_q4_0's acc0 or acc1 of each output). */
+TILE_FN q4_0_block(int R, int T, int64_t i, const uint8_t *const *wr, const uint8_t *const *ar,
+                   __m256 acc[2][4]) {
+    __m256i wq[2], wa[2];
+    float wd[2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const es_block_q4_0 *x = (const es_block_q4_0 *)wr[r] + i;
+        wq[r] = _mm256_sub_epi8(es_unpack_nibbles(x->qs), _mm256_set1_epi8(8));
+        wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+        wd[r] = fp16_scalar(x->d);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
+        const __m256i aq = load_i8x32(y->qs);
+        const float da = fp16_scalar(y->d);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256i p = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
+            acc[r][t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
+        }
+    }
+}
+
+/* Q4_0: vec_dot_q4_0's two accumulators per output, acc0 for the even blocks (the last one of
+ * an odd count included) and acc1 for the odd ones. */
+TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const int64_t nb = n_in / ES_QK;
+    __m256 acc0[2][4], acc1[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc0[r][t] = acc1[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        q4_0_block(R, T, i, wr, ar, acc0);
+        q4_0_block(R, T, i + 1, wr, ar, acc1);
+    }
+    if (i < nb) q4_0_block(R, T, i, wr, ar, acc0);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(_mm256_add_ps(acc0[r][t], acc1[r][t]));
+}
+
+TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    __m256 acc[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_in / ES_QK; i++) {
+        __m256i wq[2], wa[2];
+        float wd[2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const es_block_q5_0 *x = (const es_block_q5_0 *)wr[r] + i;
+            wq[r] = q5_0_quants(x);
+            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+            wd[r] = fp16_scalar(x->d);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
+            const __m256i aq = load_i8x32(y->qs);
+            const float da = fp16_scalar(y->d);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
+                acc[r][t] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(acc[r][t]);
+}
+
+/* Q4_1 (q5 false) or Q5_1 (q5 true) · Q8_1: vec_dot_q4_1 / _q5_1's accumulator and min sum. */
+TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
+                  const uint8_t *const *ar, float *const *out) {
+    __m256 acc[2][4];
+    float summ[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps(), summ[r][t] = 0.0f;
+    for (int64_t i = 0; i < n_in / ES_QK; i++) {
+        __m256i wq[2];
+        float wd[2], wm[2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            if (q5) {
+                const es_block_q5_1 *x = (const es_block_q5_1 *)wr[r] + i;
+                const __m256i hb = _mm256_and_si256(es_expand_bits(x->qh), _mm256_set1_epi8(0x10));
+                wq[r] = _mm256_or_si256(es_unpack_nibbles(x->qs), hb);
+                wd[r] = fp16_scalar(x->d), wm[r] = fp16_scalar(x->m);
+            } else {
+                const es_block_q4_1 *x = (const es_block_q4_1 *)wr[r] + i;
+                wq[r] = es_unpack_nibbles(x->qs);
+                wd[r] = fp16_scalar(x->d), wm[r] = fp16_scalar(x->m);
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const es_block_q8_1 *y = (const es_block_q8_1 *)ar[t] + i;
+            const __m256i aq = load_i8x32(y->qs);
+            const float da = fp16_scalar(y->d), sa = fp16_scalar(y->s);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                summ[r][t] += wm[r] * sa;
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da),
+                                            _mm256_cvtepi32_ps(dot_u8_i8(wq[r], aq)), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(acc[r][t]) + summ[r][t];
+}
+
+#define Q4_1_TILE(R, T, n_in, w, a, out) q4_1_tile(false, R, T, n_in, w, a, out)
+#define Q5_1_TILE(R, T, n_in, w, a, out) q4_1_tile(true, R, T, n_in, w, a, out)
+
+ES_TILE_ROWS_AVX2(rows_q4_0, q4_0_tile, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q5_0, q5_0_tile, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q4_1, Q4_1_TILE, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q5_1, Q5_1_TILE, 2, 4);
+
+bool es_matmul_rows_q_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                           int64_t r0, int64_t r1) {
+    switch (type) {
+    case ES_TYPE_Q4_0: rows_q4_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q5_0: rows_q5_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q4_1: rows_q4_1(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q5_1: rows_q5_1(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q8_0:
+        es_matmul_rows_q8_0_avx2(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1);
+        return true;
+    default: return false;
+    }
 }
 
 /* ---- Q8_0 / Q8_1 quantization of activations ---- */

@@ -12,6 +12,8 @@
  * scalar reference, so both give the same result.
  */
 #include "quants_k.h"
+
+#include "kernels.h"
 #include "simd_avx2.h"
 
 #include <immintrin.h>
@@ -128,20 +130,27 @@ void es_vec_dot_q3_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
-/* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7); *mterms gets
- * the 8 int32 min terms m[j]·(bsums[2j] + bsums[2j+1]). */
-static inline __m256i scales_q4_K(const uint8_t *q, const int16_t *bsums, __m256i *mterms) {
+/* Q4_K/Q5_K scales as int16 in both 128-bit halves (lanes 0..7 = scale 0..7); *mins2 gets
+ * the 8 mins, each twice, as int16 (one per 16 elements). */
+static inline __m256i scales_q4_K_w(const uint8_t *q, __m256i *mins2) {
     uint32_t w[3];
     memcpy(w, q, 12);
     const uint32_t s0 = w[0] & 0x3f3f3f3fu, m0 = w[1] & 0x3f3f3f3fu;
     const uint32_t s1 = (w[2] & 0x0f0f0f0fu) | (((w[0] >> 6) & 0x03030303u) << 4);
     const uint32_t m1 = ((w[2] >> 4) & 0x0f0f0f0fu) | (((w[1] >> 6) & 0x03030303u) << 4);
     const __m128i mins = _mm_set_epi32(0, 0, (int)m1, (int)m0);
-    /* each min twice (int16), against the 16 bsums */
-    const __m256i mins2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
-    *mterms = weighted_bsums(mins2, bsums);
+    /* each min twice (int16), to weigh the 16 bsums */
+    *mins2 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
     const __m128i sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)s1, (int)s0));
     return _mm256_broadcastsi128_si256(sc);
+}
+
+/* The same scales; *mterms gets the 8 int32 min terms m[j]·(bsums[2j] + bsums[2j+1]). */
+static inline __m256i scales_q4_K(const uint8_t *q, const int16_t *bsums, __m256i *mterms) {
+    __m256i mins2;
+    const __m256i sc = scales_q4_K_w(q, &mins2);
+    *mterms = weighted_bsums(mins2, bsums);
+    return sc;
 }
 
 /* Broadcast of int16 lane k (0..7) of a scales_q4_K vector. */
@@ -248,6 +257,347 @@ void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
             _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * fp16(x[i].d)), _mm256_cvtepi32_ps(acc), accf);
     }
     *s = es_hsum_ps(accf);
+}
+
+/* ---- tiles: R rows × T tokens in the order of the vec_dots above ---- */
+
+/* Every y[t][r] of a tile is computed by the operations of the type's vec_dot above, in its
+ * order: the same integer block sums (exact in any order), the same float products and
+ * accumulations, the same final sum, so the result is bit for bit the one-token vec_dot's
+ * whatever the tile or the batch. What a tile shares is the unpacking of a weight block and
+ * its scales across its T tokens, and the loads of an activation block across its R rows. */
+
+#define TILE_FN static inline __attribute__((always_inline)) void
+
+/* Q2_K and Q3_K: as Q5_K and Q6_K below, the integer sums of a block for every output of the
+ * tile one 32-element group at a time (exact in any order), then vec_dot's scalar float steps
+ * per output. q3 false: Q2_K, true: Q3_K. */
+TILE_FN q2_3_K_tile(bool q3, int R, int T, int64_t n_in, const uint8_t *const *wr,
+                    const uint8_t *const *ar, float *const *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    float sum[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            sum[r][t] = 0;
+    const size_t bs = q3 ? sizeof(es_block_q3_K) : sizeof(es_block_q2_K);
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        const es_block_q2_K *x2[2];
+        const es_block_q3_K *x3[2];
+        __m256i sc16[2], mins[2];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            x2[r] = (const es_block_q2_K *)(wr[r] + (size_t)i * bs);
+            x3[r] = (const es_block_q3_K *)(wr[r] + (size_t)i * bs);
+            if (q3) {
+                sc16[r] = scales16_q3_K(x3[r]->scales);
+            } else {
+                const __m128i sc8 = _mm_loadu_si128((const __m128i *)x2[r]->scales);
+                sc16[r] = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4));
+                mins[r] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+            }
+        }
+        const es_block_q8_K *y[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i acc[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) { /* 32 elements: bits 2j..2j+1 of the 32 bytes of chunk c */
+            const int c = k / 4, j = k % 4;
+            __m256i q[2], s[2];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const uint8_t *qs = q3 ? x3[r]->qs : x2[r]->qs;
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                q[r] = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * j)), m3);
+                if (q3) /* level + 4, 0..7 */
+                    q[r] = _mm256_or_si256(
+                        q[r], bit_to(_mm256_loadu_si256((const __m256i *)x3[r]->hmask), k, 4));
+                s[r] = scale_pair(sc16[r], k);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r][t] = _mm256_add_epi32(
+                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                if (q3) {
+                    /* levels are q − 4: subtract 4·Σ sc·bsums */
+                    const __m256i a = _mm256_sub_epi32(
+                        acc[r][t], _mm256_slli_epi32(weighted_bsums(sc16[r], y[t]->bsums), 2));
+                    sum[r][t] += fp16(x3[r]->d) * y[t]->d * (float)hsum_i32(a);
+                } else {
+                    const int32_t isum = hsum_i32(acc[r][t]);
+                    const int32_t msum = hsum_i32(weighted_bsums(mins[r], y[t]->bsums));
+                    const float dall = fp16(x2[r]->d) * y[t]->d, dmin = fp16(x2[r]->dmin) * y[t]->d;
+                    sum[r][t] += dall * (float)isum - dmin * (float)msum;
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = sum[r][t];
+}
+
+#define Q2_K_TILE(R, T, n_in, w, a, out) q2_3_K_tile(false, R, T, n_in, w, a, out)
+#define Q3_K_TILE(R, T, n_in, w, a, out) q2_3_K_tile(true, R, T, n_in, w, a, out)
+
+/* Q4_K: the 8 outputs of a 2 × 4 tile in the lanes of float vectors (lane 4r + t; a smaller
+ * tile has its last row and token repeated by the walk, and stores only its own), so that
+ * vec_dot_q4_K's two scalar fma chains become lane-wise vector fmas of the same operands in
+ * the same order. */
+TILE_FN q4_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        const es_block_q4_K *x[2] = {(const es_block_q4_K *)wr[0] + i,
+                                     (const es_block_q4_K *)wr[1] + i};
+        const es_block_q8_K *y[4];
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i sc[2], mins2[2];
+        for (int r = 0; r < 2; r++)
+            sc[r] = scales_q4_K_w(x[r]->scales, &mins2[r]);
+        /* dd, dm of vec_dot per lane: the same float products */
+        const float wd0 = fp16(x[0]->d), wd1 = fp16(x[1]->d);
+        const float wm0 = fp16(x[0]->dmin), wm1 = fp16(x[1]->dmin);
+        const __m256 yd =
+            _mm256_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d, y[0]->d, y[1]->d, y[2]->d, y[3]->d);
+        const __m256 dd = _mm256_mul_ps(_mm256_setr_ps(wd0, wd0, wd0, wd0, wd1, wd1, wd1, wd1), yd);
+        const __m256 dm = _mm256_mul_ps(_mm256_setr_ps(wm0, wm0, wm0, wm0, wm1, wm1, wm1, wm1), yd);
+        /* mv[j] lane 4r + t: vec_dot's mlane[2j] + mlane[2j+1] (integer, exact) */
+        __m256i mv[4];
+        {
+            __m256i hp[4]; /* pairs of outputs: {M0 M1 of o, M0 M1 of o+1 | M2 M3 of o, of o+1} */
+            for (int o = 0; o < 8; o += 2)
+                hp[o / 2] =
+                    _mm256_hadd_epi32(weighted_bsums(mins2[o / 4], y[o % 4]->bsums),
+                                      weighted_bsums(mins2[(o + 1) / 4], y[(o + 1) % 4]->bsums));
+            const __m256i a01 = _mm256_permute2x128_si256(hp[0], hp[1], 0x20); /* M0 M1, o 0..3 */
+            const __m256i b01 = _mm256_permute2x128_si256(hp[2], hp[3], 0x20); /* o 4..7 */
+            const __m256i a23 = _mm256_permute2x128_si256(hp[0], hp[1], 0x31); /* M2 M3 */
+            const __m256i b23 = _mm256_permute2x128_si256(hp[2], hp[3], 0x31);
+            /* even / odd lanes of a and b: lanes o = 0 1 4 5 | 2 3 6 7, then in order */
+#define K4_PICK(a, b, imm)                                                                         \
+    _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a),         \
+                                                                   _mm256_castsi256_ps(b), imm)),  \
+                             _MM_SHUFFLE(3, 1, 2, 0))
+            mv[0] = K4_PICK(a01, b01, _MM_SHUFFLE(2, 0, 2, 0));
+            mv[1] = K4_PICK(a01, b01, _MM_SHUFFLE(3, 1, 3, 1));
+            mv[2] = K4_PICK(a23, b23, _MM_SHUFFLE(2, 0, 2, 0));
+            mv[3] = K4_PICK(a23, b23, _MM_SHUFFLE(3, 1, 3, 1));
+#undef K4_PICK
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) { /* 64 elements: low nibbles, then high nibbles */
+            __m256i p[8], qv[2];
+            for (int r = 0; r < 2; r++)
+                qv[r] = _mm256_loadu_si256((const __m256i *)(x[r]->qs + 32 * j));
+            for (int h = 0; h < 2; h++) {
+                __m256i q[2], s[2];
+                for (int r = 0; r < 2; r++) {
+                    q[r] = _mm256_and_si256(h ? _mm256_srli_epi16(qv[r], 4) : qv[r], m4);
+                    s[r] = K4_SCALE(sc[r], 2 * j + h);
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++) {
+                    const __m256i ya =
+                        _mm256_loadu_si256((const __m256i *)(y[t]->qs + 64 * j + 32 * h));
+                    for (int r = 0; r < 2; r++) {
+                        const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]);
+                        p[4 * r + t] = h ? _mm256_add_epi32(p[4 * r + t], d) : d;
+                    }
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(es_hsum8x8_epi32(p)), dd, acc);
+            accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mv[j]), dm, accm);
+        }
+    }
+    float res[8];
+    _mm256_storeu_ps(res, _mm256_sub_ps(acc, accm));
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            out[t][r] = res[4 * r + t];
+}
+
+/* Q5_K and Q6_K: the integer sums of a block for every output of the tile, one 32-element
+ * group at a time (exact in any order), then vec_dot's float steps per output. */
+TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 accf[2][4];
+    float summs[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            accf[r][t] = _mm256_setzero_ps(), summs[r][t] = 0;
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        const es_block_q5_K *x[2] = {(const es_block_q5_K *)wr[0] + i,
+                                     (const es_block_q5_K *)wr[1] + i};
+        const es_block_q8_K *y[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i sc[2], mins2[2], acc[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            sc[r] = scales_q4_K_w(x[r]->scales, &mins2[r]);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) { /* 32 elements: low (k even) or high nibbles of qs[j] */
+            const int j = k / 2;
+            __m256i q[2], s[2];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[r]->qs + 32 * j));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)x[r]->qh);
+                q[r] = _mm256_or_si256(_mm256_and_si256(k & 1 ? _mm256_srli_epi16(qv, 4) : qv, m4),
+                                       bit_to(qh, k, 16));
+                s[r] = K4_SCALE(sc[r], k);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r][t] = _mm256_add_epi32(
+                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const float wd = fp16(x[r]->d), wm = fp16(x[r]->dmin);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const int32_t msum = hsum_i32(weighted_bsums(mins2[r], y[t]->bsums));
+                const float d = y[t]->d * wd, dmin = -y[t]->d * wm;
+                summs[r][t] = fmaf(dmin, (float)msum, summs[r][t]);
+                accf[r][t] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc[r][t]), accf[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(accf[r][t]) + summs[r][t];
+}
+
+TILE_FN q6_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(0x30);
+    __m256 accf[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            accf[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
+        const es_block_q6_K *x[2] = {(const es_block_q6_K *)wr[0] + i,
+                                     (const es_block_q6_K *)wr[1] + i};
+        const es_block_q8_K *y[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            y[t] = (const es_block_q8_K *)ar[t] + i;
+        __m256i acc[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) { /* 32 elements: group g of the 128-element chunk c */
+            const int c = k / 4, g = k % 4;
+            __m256i q[2], s[2];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                /* as vec_dot_q6_K: low 4 bits from ql (low or high nibbles), bits 4..5 from qh */
+                const __m256i l =
+                    _mm256_loadu_si256((const __m256i *)(x[r]->ql + 64 * c + 32 * (g & 1)));
+                const __m256i h = _mm256_loadu_si256((const __m256i *)(x[r]->qh + 32 * c));
+                const __m256i lo = _mm256_and_si256(g < 2 ? l : _mm256_srli_epi16(l, 4), m4);
+                const __m256i hi = _mm256_and_si256(g == 0   ? _mm256_slli_epi16(h, 4)
+                                                    : g == 1 ? _mm256_slli_epi16(h, 2)
+                                                    : g == 2 ? h
+                                                             : _mm256_srli_epi16(h, 2),
+                                                    m2);
+                q[r] = _mm256_or_si256(lo, hi);
+                s[r] = scale_pair(
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[r]->scales)), k);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r][t] = _mm256_add_epi32(
+                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256i sc16 =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[r]->scales));
+            const float wd = fp16(x[r]->d);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                /* levels are q − 32: subtract 32·Σ sc·bsums */
+                const __m256i a = _mm256_sub_epi32(
+                    acc[r][t], _mm256_slli_epi32(weighted_bsums(sc16, y[t]->bsums), 5));
+                accf[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(y[t]->d * wd), _mm256_cvtepi32_ps(a),
+                                             accf[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t][r] = es_hsum_ps(accf[r][t]);
+}
+
+ES_TILE_ROWS_AVX2(rows_q2_K, Q2_K_TILE, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q3_K, Q3_K_TILE, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q4_K, q4_K_tile, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q5_K, q5_K_tile, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q6_K, q6_K_tile, 2, 4);
+
+bool es_matmul_rows_k_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                           int64_t r0, int64_t r1) {
+    switch (type) {
+    case ES_TYPE_Q2_K: rows_q2_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q3_K: rows_q3_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q4_K: rows_q4_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q5_K: rows_q5_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    case ES_TYPE_Q6_K: rows_q6_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
+    default: return false;
+    }
 }
 
 /* ---- dequantizers ---- */
