@@ -4,7 +4,7 @@
 //
 //   node bench/serve_load.mjs --url http://127.0.0.1:8080 --clients 4 --requests 8 \
 //        [--max-tokens 64] [--prompt-set short|long|FILE] [--steer on|off] \
-//        [--api completions|chat] [--warmup 1] [--label TEXT]
+//        [--api completions|chat] [--warmup ROUNDS] [--label TEXT]
 //
 // Every request: stream, stream_options.include_usage, temperature 0, ignore_eos (so every
 // server generates exactly max_tokens tokens). Request i (over all clients) takes prompt
@@ -168,9 +168,13 @@ async function main() {
     mixes = makeMixes(set.emotions);
     if (!mixes.length) throw new Error('the vector set has no emotions');
   }
-  for (let i = 0; i < args.warmup; i++) {
-    const w = await oneRequest(args, prompts[i % prompts.length], mixes.length ? mixes[i % mixes.length] : null);
-    if (!w.ok) throw new Error(`warm-up request failed: ${w.error}`);
+  // Warm-up: WARMUP rounds of CLIENTS concurrent requests, not measured (a server's first
+  // batch of a given size may allocate its buffers).
+  for (let w = 0; w < args.warmup; w++) {
+    const rs = await Promise.all(Array.from({ length: args.clients }, (_, i) =>
+      oneRequest(args, prompts[i % prompts.length], mixes.length ? mixes[i % mixes.length] : null)));
+    const bad = rs.find((r) => !r.ok);
+    if (bad) throw new Error(`warm-up request failed: ${bad.error}`);
   }
   const results = [];
   let next = 0;
