@@ -109,7 +109,7 @@ async function oneRequest(args, prompt, mix) {
   try {
     r = await fetch(args.url + path, { method: 'POST', headers: { 'content-type': 'application/json' },
                                        body: JSON.stringify(body) });
-  } catch (e) { res.error = `fetch: ${e.cause?.code || e.message}`; return res; }
+  } catch (e) { res.error = `fetch: ${e.cause?.code || e.message} ${e.cause?.message ?? ""}`.trim(); return res; }
   if (r.status !== 200) {
     res.error = `HTTP ${r.status}: ${(await r.text().catch(() => '')).slice(0, 200)}`;
     return res;
