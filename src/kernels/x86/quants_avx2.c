@@ -151,40 +151,52 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
     *s = es_hsum_ps(acc);
 }
 
+#define TILE_FN static inline __attribute__((always_inline)) void
+
+/* The token side of block i of a tile with signed 8-bit weights (Q8_0, Q4_0, Q5_0, unpacked
+ * into wq[r] with scales wd[r]): acc[r][t] += (wd[r] · d_t) · Σ w·a, by the operations of
+ * dot_i8_pairs and the vec_dots' fma, so each output gets vec_dot's bits. */
+TILE_FN i8_block_tokens(int R, int T, int64_t i, const __m256i *wq, const float *wd,
+                        const uint8_t *const *ar, __m256 acc[2][4]) {
+    __m256i wa[2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
+        const __m256i aq = load_i8x32(y->qs);
+        const float da = fp16_scalar(y->d);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256i p = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
+            acc[r][t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
+        }
+    }
+}
+
 /* Q8_0 rows × tokens, R rows by T tokens at a time: each y[t][r] is computed by exactly the
  * operations of vec_dot_q8_0 above, in its order (its 8-lane accumulator, the same scale
  * product, the same final sum), so the result is bit for bit that of vec_dot whatever the
  * tile or the batch; what the tile saves is the loads and the |w| of a weight block, shared
  * by T tokens, and the activation blocks, shared by R rows. */
-static inline __attribute__((always_inline)) void q8_0_tile(int R, int T, int64_t n_in,
-                                                            const uint8_t *const *wr,
-                                                            const uint8_t *const *ar,
-                                                            float *const *out) {
+TILE_FN q8_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+                  float *const *out) {
     __m256 acc[2][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
             acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK; i++) {
-        __m256i wq[2], wa[2];
-        __m256 dw[2];
+        __m256i wq[2];
+        float wd[2];
         for (int r = 0; r < R; r++) {
             const es_block_q8_0 *w = (const es_block_q8_0 *)wr[r] + i;
             wq[r] = load_i8x32(w->qs);
-            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
-            dw[r] = _mm256_set1_ps(fp16_scalar(w->d));
+            wd[r] = fp16_scalar(w->d);
         }
-        for (int t = 0; t < T; t++) {
-            const es_block_q8_0 *a = (const es_block_q8_0 *)ar[t] + i;
-            const __m256i aq = load_i8x32(a->qs);
-            const __m256 da = _mm256_set1_ps(fp16_scalar(a->d));
-            for (int r = 0; r < R; r++) {
-                const __m256i p = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
-                /* the scale product in every lane: the bits of vec_dot's scalar one */
-                acc[r][t] =
-                    _mm256_fmadd_ps(_mm256_mul_ps(dw[r], da), _mm256_cvtepi32_ps(p), acc[r][t]);
-            }
-        }
+        i8_block_tokens(R, T, i, wq, wd, ar, acc);
     }
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
@@ -358,33 +370,18 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
  * shares the unpacking of a weight block across T tokens and the activation blocks across R
  * rows. */
 
-#define TILE_FN static inline __attribute__((always_inline)) void
-
 /* One Q4_0 block i of the tile into acc (vec_dot_q4_0's acc0 or acc1 of each output). */
 TILE_FN q4_0_block(int R, int T, int64_t i, const uint8_t *const *wr, const uint8_t *const *ar,
                    __m256 acc[2][4]) {
-    __m256i wq[2], wa[2];
+    __m256i wq[2];
     float wd[2];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         const es_block_q4_0 *x = (const es_block_q4_0 *)wr[r] + i;
         wq[r] = _mm256_sub_epi8(es_unpack_nibbles(x->qs), _mm256_set1_epi8(8));
-        wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
         wd[r] = fp16_scalar(x->d);
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < T; t++) {
-        const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
-        const __m256i aq = load_i8x32(y->qs);
-        const float da = fp16_scalar(y->d);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const __m256i p = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
-            acc[r][t] =
-                _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
-        }
-    }
+    i8_block_tokens(R, T, i, wq, wd, ar, acc);
 }
 
 /* Q4_0: vec_dot_q4_0's two accumulators per output, acc0 for the even blocks (the last one of
@@ -420,28 +417,15 @@ TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
         for (int t = 0; t < T; t++)
             acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK; i++) {
-        __m256i wq[2], wa[2];
+        __m256i wq[2];
         float wd[2];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const es_block_q5_0 *x = (const es_block_q5_0 *)wr[r] + i;
             wq[r] = q5_0_quants(x);
-            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
             wd[r] = fp16_scalar(x->d);
         }
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
-            const __m256i aq = load_i8x32(y->qs);
-            const float da = fp16_scalar(y->d);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                const __m256i p = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
-                acc[r][t] =
-                    _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
-            }
-        }
+        i8_block_tokens(R, T, i, wq, wd, ar, acc);
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
