@@ -269,6 +269,21 @@ void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
 
 #define TILE_FN static inline __attribute__((always_inline)) void
 
+/* The token side of 32-element group k of a K-quant tile (the weights unpacked into q[r], 0..63,
+ * their 16-bit scales s[r]): acc[r][t] += the scaled pair sums against token t, in 32-bit
+ * lanes, exact. */
+TILE_FN k_group_tokens(int R, int T, int k, const __m256i *q, const __m256i *s,
+                       const es_block_q8_K *const *y, __m256i acc[2][4]) {
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            acc[r][t] = _mm256_add_epi32(acc[r][t],
+                                         _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
+    }
+}
+
 /* Q2_K and Q3_K: as Q5_K and Q6_K below, the integer sums of a block for every output of the
  * tile one 32-element group at a time (exact in any order), then vec_dot's scalar float steps
  * per output. q3 false: Q2_K, true: Q3_K. */
@@ -323,14 +338,7 @@ TILE_FN q2_3_K_tile(bool q3, int R, int T, int64_t n_in, const uint8_t *const *w
                         q[r], bit_to(_mm256_loadu_si256((const __m256i *)x3[r]->hmask), k, 4));
                 s[r] = scale_pair(sc16[r], k);
             }
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++)
-                    acc[r][t] = _mm256_add_epi32(
-                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
-            }
+            k_group_tokens(R, T, k, q, s, y, acc);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
@@ -478,14 +486,7 @@ TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
                                        bit_to(qh, k, 16));
                 s[r] = K4_SCALE(sc[r], k);
             }
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++)
-                    acc[r][t] = _mm256_add_epi32(
-                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
-            }
+            k_group_tokens(R, T, k, q, s, y, acc);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
@@ -550,14 +551,7 @@ TILE_FN q6_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
                 s[r] = scale_pair(
                     _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[r]->scales)), k);
             }
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                const __m256i ya = _mm256_loadu_si256((const __m256i *)(y[t]->qs + 32 * k));
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++)
-                    acc[r][t] = _mm256_add_epi32(
-                        acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ya), s[r]));
-            }
+            k_group_tokens(R, T, k, q, s, y, acc);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
