@@ -63,7 +63,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *o) {
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     if (!s) return send_text(c, 500, "text/plain", "out of memory\n", 14, 0);
     enum MHD_Result r = send_text(c, status, "application/json", s, strlen(s), 0);
@@ -245,7 +245,7 @@ static bool pend_add(completion *cp, const char *s, size_t n) {
 }
 
 static bool pend_event(completion *cp, json_t *o) {
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     if (!s) return false;
     bool ok = pend_add(cp, "data: ", 6) && pend_add(cp, s, strlen(s)) && pend_add(cp, "\n\n", 2);

@@ -642,6 +642,19 @@ void srv_request_free(srv_request *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* The shortest decimal that reads back as the float f, as a double: alpha 0.8 is echoed and
+ * keyed as 0.8, not as 0.800000011920929 (the float's exact value); distinct floats stay
+ * distinct. */
+static double shortest_double(float f) {
+    char buf[32];
+    for (int p = 6; p < 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    return strtod(buf, NULL);
+}
+
 bool srv_steer_build(const srv_steer_req *s, const srv_catalog *cat, es_steer_set **out,
                      char **canon, srv_error *e) {
     *out = NULL;
@@ -702,7 +715,7 @@ bool srv_steer_build(const srv_steer_req *s, const srv_catalog *cat, es_steer_se
                         json_array_append_new(layers, json_integer(l));
         }
         free(list);
-        json_object_set_new(emo, name, json_real(s->alpha[k]));
+        json_object_set_new(emo, name, json_real(shortest_double(s->alpha[k])));
     }
     if (ok) {
         *canon = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));

@@ -82,10 +82,10 @@ test('streamed steered chat equals emosteer generate --chat with the same steeri
 test('a mix of emotions with a negative alpha equals generate --steer', async () => {
   const msg = 'The meeting ended and';
   const r = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: msg }],
-    max_tokens: 20, temperature: 0, steering: { emotions: { anger: 1.0, joy: -0.5 }, layers: [2, 3, 4] } });
-  assert.deepEqual(r.steering.emotions, { anger: 1.0, joy: -0.5 });
+    max_tokens: 20, temperature: 0, steering: { emotions: { anger: 0.8, joy: -0.5 }, layers: [2, 3, 4] } });
+  assert.deepEqual(r.steering.emotions, { anger: 0.8, joy: -0.5 }); // echoed as given, not as 0.800000012
   assert.deepEqual(r.steering.layers, [2, 3, 4]);
-  assert.equal(r.choices[0].message.content, generate(msg, { n: 20, temp: 0, seed: 1, steer: 'anger=1,joy=-0.5' }));
+  assert.equal(r.choices[0].message.content, generate(msg, { n: 20, temp: 0, seed: 1, steer: 'anger=0.8,joy=-0.5' }));
 });
 
 test("EasySteer's steering shape gives the same text as ours", async () => {
