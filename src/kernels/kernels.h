@@ -147,27 +147,6 @@ void es_quants_register_ref(es_type_traits *table);
 /* Replaces entries of `table` with AVX2 kernels where quants_avx2.c has one. */
 void es_quants_register_avx2(es_type_traits *table);
 
-/* quants_avx2.c: Q8_0 rows [r0, r1) × all n_tok tokens (xq: activations as Q8_0 rows of
- * x_row bytes), 2 rows × 4 tokens at a time, each sum bit for bit the AVX2 vec_dot's (so
- * es_vec_dot_q8_0_ref's): the prompt path of Q8_0 on CPUs without AVX-VNNI, and the
- * batch-invariant one. */
-void es_matmul_rows_q8_0_avx2(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
-                              size_t x_row, int64_t n_tok, float *y, int64_t n_out, int64_t r0,
-                              int64_t r1);
-
-/* The same for the other types whose AVX2 vec_dot has tiles in its order, 2 rows × up to 4
- * tokens at a time, each y[t][r] bit for bit what the AVX2 vec_dot of the type
- * (table[type].vec_dot, not vec_dot_llamacpp where that differs: Q4_0, Q5_0) gives for row r
- * and token t. Return false, computing nothing, for a type they do not handle.
- * quants_avx2.c: Q4_0, Q5_0, Q4_1, Q5_1 and Q8_0 (es_matmul_rows_q8_0_avx2). */
-bool es_matmul_rows_q_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
-                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
-                           int64_t r0, int64_t r1);
-/* quants_k_avx2.c: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. */
-bool es_matmul_rows_k_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
-                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
-                           int64_t r0, int64_t r1);
-
 /* matmul_avx2.c: y[t][r] for rows [r0, r1) and all n_tok tokens, with F32, F16 or BF16
  * weights W (rows of w_row bytes) and f32 activations x[n_tok][n_in]; y is
  * [n_tok][n_out]. Register-blocked (3 rows x 4 tokens). */

@@ -69,7 +69,7 @@ typedef enum {
     PATH_TILED_F32,
     PATH_PACKED_Q,
     PATH_Q8_AVX512,
-    PATH_TILE_AVX2
+    PATH_VEC_DOT_TILES /* es_type_traits.vec_dot_tiles */
 } mm_path;
 
 typedef struct {
@@ -162,12 +162,9 @@ static void rows_task(void *p, int ith, int nth) {
                                                 t->y, t->n_out, r0, r1))
                 rows_vec_dot(t, r0, r1);
             break;
-        case PATH_TILE_AVX2:
-            if (!es_matmul_rows_q_avx2(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
-                                       t->y, t->n_out, r0, r1) &&
-                !es_matmul_rows_k_avx2(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
-                                       t->y, t->n_out, r0, r1))
-                rows_vec_dot(t, r0, r1);
+        case PATH_VEC_DOT_TILES:
+            t->tt->vec_dot_tiles(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y, t->n_out,
+                                 r0, r1);
             break;
         case PATH_PACKED_Q:
             es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
@@ -179,36 +176,17 @@ static void rows_task(void *p, int ith, int nth) {
     }
 }
 
-/* Rows per tile of the AVX2 tiles in vec_dot's order (quants_avx2.c, quants_k_avx2.c), or 0
- * for a type without them. */
-static int vec_dot_tile_rows(int type) {
-    switch (type) {
-    case ES_TYPE_Q4_0:
-    case ES_TYPE_Q5_0:
-    case ES_TYPE_Q4_1:
-    case ES_TYPE_Q5_1:
-    case ES_TYPE_Q8_0:
-    case ES_TYPE_Q2_K:
-    case ES_TYPE_Q3_K:
-    case ES_TYPE_Q4_K:
-    case ES_TYPE_Q5_K:
-    case ES_TYPE_Q6_K: return 2;
-    default: return 0;
-    }
-}
-
 /* The batch-invariant mode: kernels whose every sum is the one-token dot's bit for bit (the
  * tiles in vec_dot's order, with llama.cpp's order only where vec_dot_llamacpp is vec_dot:
  * Q8_0, Q4_1, Q5_1, the K-quants); the dot itself for the rest. */
 static mm_path choose_path_invariant(int type, int64_t n_tok, bool llamacpp_order) {
+    if (n_tok < 2) return PATH_VEC_DOT;
 #ifndef ES_NO_SIMD
-    const es_type_traits *tt = es_type_get(type);
-    if (n_tok > 1 && type == ES_TYPE_Q8_0 && es_avx512vnni_supported()) return PATH_Q8_AVX512;
-    if (n_tok > 1 && vec_dot_tile_rows(type) > 0 && es_kernels_have_avx2() &&
-        (!llamacpp_order || tt->vec_dot_llamacpp == tt->vec_dot))
-        return PATH_TILE_AVX2;
+    if (type == ES_TYPE_Q8_0 && es_avx512vnni_supported()) return PATH_Q8_AVX512;
 #endif
-    (void)type, (void)n_tok, (void)llamacpp_order;
+    const es_type_traits *tt = es_type_get(type);
+    if (tt->vec_dot_tiles && (!llamacpp_order || tt->vec_dot_llamacpp == tt->vec_dot))
+        return PATH_VEC_DOT_TILES;
     return PATH_VEC_DOT;
 }
 
@@ -222,7 +200,7 @@ static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_
     const int gs = es_group_size_avxvnni(type);
     if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_avxvnni_supported())
         return PATH_PACKED_Q;
-    if (vec_dot_tile_rows(type) > 0) /* without AVX-VNNI */
+    if (es_type_get(type)->vec_dot_tiles) /* without AVX-VNNI */
         return choose_path_invariant(type, n_tok, llamacpp_order);
 #endif
     (void)type, (void)n_in, (void)n_tok, (void)llamacpp_order;
@@ -290,8 +268,7 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
     const int64_t tile =
         t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512
             ? 16
-            : (t.path == PATH_TILED_F32 ? 12
-                                        : (t.path == PATH_TILE_AVX2 ? vec_dot_tile_rows(type) : 1));
+            : (t.path == PATH_TILED_F32 ? 12 : (t.path == PATH_VEC_DOT_TILES ? tt->tile_rows : 1));
     int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
     t.chunk = (chunk + tile - 1) / tile * tile;
     atomic_init(&t.next, 0);

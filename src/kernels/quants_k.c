@@ -611,6 +611,9 @@ void es_quants_k_register(es_type_traits *ref_table, es_type_traits *fast_table,
         f->vec_dot_type = ES_TYPE_Q8_K;
         f->can_compute = true;
     }
+#ifndef ES_NO_SIMD
+    if (have_avx2) es_quants_k_register_tiles_avx2(fast_table);
+#endif
     /* Q8_K is only an activation format: convertible both ways, no dot product. */
     es_type_traits *tabs[2] = {ref_table, fast_table};
     for (int t = 0; t < 2; t++) {

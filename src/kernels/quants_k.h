@@ -156,6 +156,9 @@ void es_vec_dot_q6_K_ref(int64_t n, float *s, const void *x, const void *y);
 
 #ifndef ES_NO_SIMD
 void es_vec_dot_q2_K_avx2(int64_t n, float *s, const void *x, const void *y);
+/* Sets vec_dot_tiles of Q2_K..Q6_K in table (the one whose vec_dot are the AVX2 functions). */
+struct es_type_traits;
+void es_quants_k_register_tiles_avx2(struct es_type_traits *table);
 void es_vec_dot_q3_K_avx2(int64_t n, float *s, const void *x, const void *y);
 void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *x, const void *y);
 void es_vec_dot_q5_K_avx2(int64_t n, float *s, const void *x, const void *y);

@@ -22,6 +22,12 @@ typedef void (*es_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*es_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot(x, y) over n elements, x of this type, y of this type's vec_dot_type. */
 typedef void (*es_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+/* y[t][r] = vec_dot(row r of W, token t of xq) for rows [r0, r1) and all n_tok tokens, bit for
+ * bit (W: rows of w_row bytes; xq: the activations in vec_dot_type, rows of x_row bytes; y:
+ * [n_tok][n_out]), computed tile_rows rows × several tokens at a time. */
+typedef void (*es_vec_dot_tiles_fn)(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
+                                    size_t x_row, int64_t n_tok, float *y, int64_t n_out,
+                                    int64_t r0, int64_t r1);
 
 typedef struct es_type_traits {
     const char *name;     /* "F16", "Q4_K", ... */
@@ -35,6 +41,10 @@ typedef struct es_type_traits {
     /* vec_dot in llama.cpp's summation order (kernels.h), for ES_NUMERICS_LLAMACPP: the same
      * function as vec_dot where that already keeps the order (and in the reference table). */
     es_vec_dot_fn vec_dot_llamacpp;
+    /* vec_dot over tiles of tile_rows rows (x86/quants*_avx2.c, registered with the vec_dot
+     * they reproduce), or NULL */
+    es_vec_dot_tiles_fn vec_dot_tiles;
+    int tile_rows;
 } es_type_traits;
 
 /* Traits of a type id with the fastest kernels this CPU runs, or NULL for an id that

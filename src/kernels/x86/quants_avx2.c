@@ -205,12 +205,6 @@ TILE_FN q8_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
 
 ES_TILE_ROWS_AVX2(rows_q8_0, q8_0_tile, 2, 4);
 
-void es_matmul_rows_q8_0_avx2(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
-                              size_t x_row, int64_t n_tok, float *y, int64_t n_out, int64_t r0,
-                              int64_t r1) {
-    rows_q8_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1);
-}
-
 /* ---- Q4_0 · Q8_0 ---- */
 
 /* Two float lanes of block sums: ~25% faster than the reference's one scalar chain of fmas
@@ -488,21 +482,6 @@ ES_TILE_ROWS_AVX2(rows_q5_0, q5_0_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q4_1, Q4_1_TILE, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q5_1, Q5_1_TILE, 2, 4);
 
-bool es_matmul_rows_q_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
-                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
-                           int64_t r0, int64_t r1) {
-    switch (type) {
-    case ES_TYPE_Q4_0: rows_q4_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q5_0: rows_q5_0(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q4_1: rows_q4_1(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q5_1: rows_q5_1(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q8_0:
-        es_matmul_rows_q8_0_avx2(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1);
-        return true;
-    default: return false;
-    }
-}
-
 /* ---- Q8_0 / Q8_1 quantization of activations ---- */
 
 /* Round-half-even of 8 lanes, saturated to [-127, 127] (NaN → -127, as the scalar version), as
@@ -636,6 +615,18 @@ static void to_float_q8_1(const void *xv, float *y, int64_t n) {
 /* ---- table ---- */
 
 void es_quants_register_avx2(es_type_traits *table) {
+    static const struct {
+        es_type type;
+        es_vec_dot_tiles_fn tiles;
+    } tiles[] = {{ES_TYPE_Q8_0, rows_q8_0},
+                 {ES_TYPE_Q4_0, rows_q4_0},
+                 {ES_TYPE_Q5_0, rows_q5_0},
+                 {ES_TYPE_Q4_1, rows_q4_1},
+                 {ES_TYPE_Q5_1, rows_q5_1}};
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        table[tiles[i].type].vec_dot_tiles = tiles[i].tiles; /* 2 rows x 4 tokens */
+        table[tiles[i].type].tile_rows = 2;
+    }
     table[ES_TYPE_F32].vec_dot = vec_dot_f32;
     table[ES_TYPE_F16].to_float = to_float_f16;
     table[ES_TYPE_F16].from_float = from_float_f16;

@@ -581,16 +581,18 @@ ES_TILE_ROWS_AVX2(rows_q4_K, q4_K_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q5_K, q5_K_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q6_K, q6_K_tile, 2, 4);
 
-bool es_matmul_rows_k_avx2(int type, const uint8_t *W, size_t w_row, int64_t n_in,
-                           const uint8_t *xq, size_t x_row, int64_t n_tok, float *y, int64_t n_out,
-                           int64_t r0, int64_t r1) {
-    switch (type) {
-    case ES_TYPE_Q2_K: rows_q2_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q3_K: rows_q3_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q4_K: rows_q4_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q5_K: rows_q5_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    case ES_TYPE_Q6_K: rows_q6_K(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1); return true;
-    default: return false;
+void es_quants_k_register_tiles_avx2(es_type_traits *table) {
+    static const struct {
+        es_type type;
+        es_vec_dot_tiles_fn tiles;
+    } tiles[] = {{ES_TYPE_Q2_K, rows_q2_K},
+                 {ES_TYPE_Q3_K, rows_q3_K},
+                 {ES_TYPE_Q4_K, rows_q4_K},
+                 {ES_TYPE_Q5_K, rows_q5_K},
+                 {ES_TYPE_Q6_K, rows_q6_K}};
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        table[tiles[i].type].vec_dot_tiles = tiles[i].tiles; /* 2 rows x 4 tokens */
+        table[tiles[i].type].tile_rows = 2;
     }
 }
 
