@@ -596,6 +596,48 @@ static void test_threadpool(void) {
     es_threadpool_free(NULL);
 }
 
+/* The activation quantizers (Q8_0, Q8_1, Q8_K) on the values random inputs miss: NaN (skipped by
+ * the maximum, quantized to the lowest level), ±Inf and all-zero blocks (zero), two elements of
+ * the largest magnitude with opposite signs (the first sets the scale's sign), exact ties of
+ * rounding, -0 and denormals: the fast bytes are the reference's. */
+static void test_activation_special(void) {
+    const int types[] = {ES_TYPE_Q8_0, ES_TYPE_Q8_1, ES_TYPE_Q8_K};
+    const int64_t n = 512;
+    float x[512];
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const es_type_traits *ft = es_type_get(types[ti]), *rt = es_type_get_ref(types[ti]);
+        const size_t bytes = es_row_size(types[ti], n);
+        uint8_t *a = malloc(bytes), *b = malloc(bytes);
+        for (int c = 0; c < 7; c++) {
+            fill_random(x, n, 2.0f);
+            switch (c) {
+            case 0: x[3] = NAN, x[200] = NAN, x[300] = -NAN; break;
+            case 1: x[5] = INFINITY, x[260] = -INFINITY; break;
+            case 2: memset(x, 0, sizeof x), x[7] = -0.0f, x[400] = 1e-40f; break;
+            case 3: x[9] = 1e3f, x[10] = -1e3f, x[17] = -1e3f, x[270] = -1e3f, x[271] = 1e3f; break;
+            case 4: /* ties of x·127/amax: amax 127, halves in between */
+                for (int64_t j = 0; j < n; j++)
+                    x[j] = (float)(j % 64) - 31.5f;
+                x[0] = 127.0f, x[256] = -127.0f;
+                break;
+            case 5:
+                for (int64_t j = 0; j < n; j++)
+                    x[j] = j % 3 ? 1e-39f * (float)(j % 7) : -0.0f;
+                break;
+            default: x[1] = NAN, x[2] = INFINITY; break;
+            }
+            rt->from_float(x, a, n);
+            ft->from_float(x, b, n);
+            CHECK(memcmp(a, b, bytes) == 0,
+                  "%s special case %d: fast quantization differs from "
+                  "the reference",
+                  ft->name, c);
+        }
+        free(a);
+        free(b);
+    }
+}
+
 int main(void) {
     test_table();
     test_half();
@@ -604,6 +646,7 @@ int main(void) {
         if (t && t->can_compute && t->from_float && es_type_get(t->vec_dot_type)->from_float)
             test_type(type);
     }
+    test_activation_special();
     test_matmul();
     test_gemm();
     test_threadpool();

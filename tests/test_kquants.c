@@ -100,9 +100,16 @@ static void test_tables(void) {
             CHECK(fast->vec_dot == k->vec_dot_avx2, "%s: fast table lacks the AVX2 vec_dot",
                   k->name);
     }
-    const es_type_traits *q8 = es_type_get(ES_TYPE_Q8_K);
+    const es_type_traits *q8 = es_type_get_ref(ES_TYPE_Q8_K), *q8f = es_type_get(ES_TYPE_Q8_K);
     CHECK(q8 && q8->from_float == es_from_float_q8_K_ref && q8->to_float == es_to_float_q8_K_ref,
           "Q8_K: conversions not registered");
+#ifndef ES_NO_SIMD
+    CHECK(q8f && q8f->from_float ==
+                     (es_kernels_have_avx2() ? es_from_float_q8_K_avx2 : es_from_float_q8_K_ref),
+          "Q8_K: fast table lacks the AVX2 quantizer");
+#else
+    (void)q8f;
+#endif
     printf("tables: kernels ISA %s\n", es_kernels_isa());
 }
 

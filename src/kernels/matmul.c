@@ -37,6 +37,12 @@ static size_t act_row_bytes(const es_type_traits *t, int64_t n_in) {
     return align_up(es_row_size(t->vec_dot_type, n_in));
 }
 
+/* Row stride of the float activation scales (es_vec_dot_tiles_fn's xd): tiles read 4 tokens at
+ * a time. */
+static size_t xd_ld(int64_t n_tok) {
+    return ((size_t)n_tok + 3) & ~(size_t)3;
+}
+
 size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     const es_type_traits *t = es_type_get(type);
     if (!t || n_in < 0 || n_tok < 0) return 0;
@@ -54,11 +60,16 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
     }
     if (!es_mul_size(act_row_bytes(t, n_in), (size_t)n_tok, &total)) return SIZE_MAX;
 #ifndef ES_NO_SIMD
-    /* es_xinfo per token and block for the packed integer path */
+    /* after the rows, one of: es_xinfo per token and block for the packed integer path, or the
+     * float block scales of Q8_0 activations for the tiles */
     const int gs = es_group_size_avxvnni(type);
-    if (gs > 0 && (!es_mul_size((size_t)n_tok * (size_t)(n_in / gs), sizeof(es_xinfo), &info) ||
-                   !es_add_size(total, align_up(info), &total)))
+    if (gs > 0 && !es_mul_size((size_t)n_tok * (size_t)(n_in / gs), sizeof(es_xinfo), &info))
         return SIZE_MAX;
+    size_t xd = 0;
+    if (t->vec_dot_type == ES_TYPE_Q8_0 &&
+        !es_mul_size(xd_ld(n_tok) * (size_t)(n_in / ES_QK), sizeof(float), &xd))
+        return SIZE_MAX;
+    if (!es_add_size(total, align_up(ES_MAX(info, xd)), &total)) return SIZE_MAX;
 #endif
     (void)info;
     return total;
@@ -83,7 +94,9 @@ typedef struct {
     const float *x;    /* [n_tok][n_in] */
     const uint8_t *xq; /* [n_tok] rows of x_row bytes in vec_dot_type (x itself for F32) */
     size_t x_row;
-    void *xinfo;    /* es_xinfo [n_tok][n_in / group_size] (packed path) */
+    void *xinfo; /* es_xinfo [n_tok][n_in / group_size] (packed path) */
+    float *xd;   /* tiles over Q8_0 activations: block scales [n_in / 32][xd_ld], or NULL */
+    size_t xd_ld;
     int group_size; /* packed path: weights per scale group */
     int64_t n_tok;
     float *xt; /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W), or
@@ -100,6 +113,11 @@ static void convert_task(void *p, int ith, int nth) {
     for (int64_t i = ith; i < t->n_tok; i += nth) {
         uint8_t *row = (uint8_t *)t->xq + (size_t)i * t->x_row;
         vt->from_float(t->x + i * t->n_in, row, t->n_in);
+        if (t->xd) { /* the tiles' float copy of the block scales, exact */
+            const es_block_q8_0 *b = (const es_block_q8_0 *)row;
+            for (int64_t k = 0; k < t->n_in / ES_QK; k++)
+                t->xd[(size_t)k * t->xd_ld + (size_t)i] = es_fp16_to_fp32(b[k].d);
+        }
 #ifndef ES_NO_SIMD
         if (t->path == PATH_PACKED_Q)
             es_xinfo_avxvnni(t->type, row, t->n_in,
@@ -163,8 +181,8 @@ static void rows_task(void *p, int ith, int nth) {
                 rows_vec_dot(t, r0, r1);
             break;
         case PATH_VEC_DOT_TILES:
-            t->tt->vec_dot_tiles(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok, t->y, t->n_out,
-                                 r0, r1);
+            t->tt->vec_dot_tiles(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xd, t->xd_ld,
+                                 t->n_tok, t->y, t->n_out, r0, r1);
             break;
         case PATH_PACKED_Q:
             es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
@@ -258,6 +276,13 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
         t.xq = wsp;
         t.x_row = act_row_bytes(tt, n_in);
         t.xinfo = (uint8_t *)wsp + t.x_row * (size_t)n_tok;
+        if (t.path == PATH_VEC_DOT_TILES && tt->vec_dot_type == ES_TYPE_Q8_0) {
+            t.xd = t.xinfo; /* the two never serve one product */
+            t.xd_ld = xd_ld(n_tok);
+            for (int64_t k = 0; k < n_in / ES_QK; k++) /* the lanes past n_tok */
+                for (size_t j = (size_t)n_tok; j < t.xd_ld; j++)
+                    t.xd[(size_t)k * t.xd_ld + j] = 0.0f;
+        }
         if (n_tok == 1)
             convert_task(&t, 0, 1);
         else

@@ -620,4 +620,7 @@ void es_quants_k_register(es_type_traits *ref_table, es_type_traits *fast_table,
         tabs[t][ES_TYPE_Q8_K].to_float = es_to_float_q8_K_ref;
         tabs[t][ES_TYPE_Q8_K].from_float = es_from_float_q8_K_ref;
     }
+#ifndef ES_NO_SIMD
+    if (have_avx2) fast_table[ES_TYPE_Q8_K].from_float = es_from_float_q8_K_avx2;
+#endif
 }

@@ -160,6 +160,8 @@ void es_vec_dot_q2_K_avx2(int64_t n, float *s, const void *x, const void *y);
 struct es_type_traits;
 void es_quants_k_register_tiles_avx2(struct es_type_traits *table);
 void es_vec_dot_q3_K_avx2(int64_t n, float *s, const void *x, const void *y);
+/* es_from_float_q8_K_ref's bytes, faster. */
+void es_from_float_q8_K_avx2(const float *x, void *y, int64_t n);
 void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *x, const void *y);
 void es_vec_dot_q5_K_avx2(int64_t n, float *s, const void *x, const void *y);
 void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *x, const void *y);

@@ -24,10 +24,12 @@ typedef void (*es_from_float_fn)(const float *x, void *y, int64_t n);
 typedef void (*es_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
 /* y[t][r] = vec_dot(row r of W, token t of xq) for rows [r0, r1) and all n_tok tokens, bit for
  * bit (W: rows of w_row bytes; xq: the activations in vec_dot_type, rows of x_row bytes; y:
- * [n_tok][n_out]), computed tile_rows rows × several tokens at a time. */
+ * [n_tok][n_out]), computed tile_rows rows × several tokens at a time. When vec_dot_type is
+ * Q8_0, xd holds the activation blocks' scales as floats, block-major: xd[b * xd_ld + t], with
+ * xd_ld a multiple of 4 >= n_tok and the entries past n_tok zero (16-byte aligned); else NULL. */
 typedef void (*es_vec_dot_tiles_fn)(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
-                                    size_t x_row, int64_t n_tok, float *y, int64_t n_out,
-                                    int64_t r0, int64_t r1);
+                                    size_t x_row, const float *xd, size_t xd_ld, int64_t n_tok,
+                                    float *y, int64_t n_out, int64_t r0, int64_t r1);
 
 typedef struct es_type_traits {
     const char *name;     /* "F16", "Q4_K", ... */

@@ -151,28 +151,43 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
     *s = es_hsum_ps(acc);
 }
 
+/* The 32 quants of a block as int8 q − 8 (Q4_0) or q − 16 (Q5_0). */
+static inline __m256i q4_0_quants(const es_block_q4_0 *b) {
+    return _mm256_sub_epi8(es_unpack_nibbles(b->qs), _mm256_set1_epi8(8));
+}
+
+static inline __m256i q5_0_quants(const es_block_q5_0 *b) {
+    /* the low nibble, with 0xf0 or-ed in where the 5th bit is clear */
+    const __m256i hb = _mm256_andnot_si256(es_expand_bits(b->qh), _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(es_unpack_nibbles(b->qs), hb);
+}
+
 #define TILE_FN static inline __attribute__((always_inline)) void
 
 /* The token side of block i of a tile with signed 8-bit weights (Q8_0, Q4_0, Q5_0, unpacked
- * into wq[r] with scales wd[r]): acc[r][t] += (wd[r] · d_t) · Σ w·a, by the operations of
- * dot_i8_pairs and the vec_dots' fma, so each output gets vec_dot's bits. */
+ * into wq[r] with scales wd[r]; ad[k] the float scales of the tile's tokens in block i, lanes past
+ * T unused): acc[r][t] += (wd[r] · d_t) · Σ w·a, by the operations of dot_i8_pairs and the
+ * vec_dots' fma, so each output gets vec_dot's bits. The 8 scale products are one vector
+ * multiply (the same float products vec_dot takes one at a time), stored and broadcast back
+ * from memory, which costs a load, not an ALU operation, per output. */
 TILE_FN i8_block_tokens(int R, int T, int64_t i, const __m256i *wq, const float *wd,
-                        const uint8_t *const *ar, __m256 acc[2][4]) {
+                        const uint8_t *const *ar, const float *ad, float *sc, __m256 acc[2][4]) {
+    /* sc[4r + t] = wd[r] · d_t (32-byte aligned scratch of the caller) */
+    _mm256_store_ps(sc, _mm256_mul_ps(_mm256_set_m128(_mm_set1_ps(wd[R - 1]), _mm_set1_ps(wd[0])),
+                                      _mm256_broadcast_ps((const __m128 *)ad)));
     __m256i wa[2];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
         wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
-        const es_block_q8_0 *y = (const es_block_q8_0 *)ar[t] + i;
-        const __m256i aq = load_i8x32(y->qs);
-        const float da = fp16_scalar(y->d);
+        const __m256i aq = load_i8x32(((const es_block_q8_0 *)ar[t] + i)->qs);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const __m256i p = _mm256_madd_epi16(
                 _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(aq, wq[r])), _mm256_set1_epi16(1));
-            acc[r][t] =
-                _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * da), _mm256_cvtepi32_ps(p), acc[r][t]);
+            acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&sc[4 * r + t]), _mm256_cvtepi32_ps(p),
+                                        acc[r][t]);
         }
     }
 }
@@ -181,10 +196,75 @@ TILE_FN i8_block_tokens(int R, int T, int64_t i, const __m256i *wq, const float 
  * operations of vec_dot_q8_0 above, in its order (its 8-lane accumulator, the same scale
  * product, the same final sum), so the result is bit for bit that of vec_dot whatever the
  * tile or the batch; what the tile saves is the loads and the |w| of a weight block, shared
- * by T tokens, and the activation blocks, shared by R rows. */
+ * by T tokens, and the activation blocks and their scales, shared by R rows. */
+/* One output of the whole 2 × 4 tile below: acc += sc[k] · Σ |w|·(a signed as w). */
+#define I8_PAIR(acc, wa, wq, aq, k)                                                                \
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + (k)),                                           \
+                          _mm256_cvtepi32_ps(_mm256_madd_epi16(                                    \
+                              _mm256_maddubs_epi16(wa, _mm256_sign_epi8(aq, wq)), ones)),          \
+                          acc)
+
+/* The quants of block i of a row of signed 8-bit weights: Q8_0 (kind 0) or Q5_0 (kind 5). */
+static inline __attribute__((always_inline)) __m256i i8_quants(int kind, const uint8_t *row,
+                                                               int64_t i) {
+    if (kind == 5) return q5_0_quants((const es_block_q5_0 *)row + i);
+    return load_i8x32(((const es_block_q8_0 *)row + i)->qs);
+}
+
+/* The whole 2 × 4 tile of q8_0_tile and q5_0_tile, the prompt's common case, written out with
+ * one variable per accumulator and pointer: the same operations in the same order as
+ * i8_block_tokens, but nothing for the compiler to keep in memory (the array form spills
+ * accumulators at -O2). Both block types start with their fp16 scale. */
+static inline __attribute__((always_inline)) void
+i8_tile_2x4(int kind, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
+            const float *ad, size_t ld, float *const *out) {
+    const size_t bs = kind == 5 ? sizeof(es_block_q5_0) : sizeof(es_block_q8_0);
+    const uint8_t *w0 = wr[0], *w1 = wr[1];
+    const es_block_q8_0 *a0 = (const es_block_q8_0 *)ar[0], *a1 = (const es_block_q8_0 *)ar[1];
+    const es_block_q8_0 *a2 = (const es_block_q8_0 *)ar[2], *a3 = (const es_block_q8_0 *)ar[3];
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i lanes = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
+    __m256 c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    float sc[8] __attribute__((aligned(32))); /* sc[4r + t] = d_w[r] · d_t */
+    for (int64_t i = 0; i < n_in / ES_QK; i++, ad += ld) {
+        /* both weight scales in one conversion, spread to lanes 0..3 and 4..7 */
+        uint16_t h0, h1;
+        memcpy(&h0, w0 + (size_t)i * bs, sizeof h0);
+        memcpy(&h1, w1 + (size_t)i * bs, sizeof h1);
+        const __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1);
+        const __m256 wd = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(h)), lanes);
+        _mm256_store_ps(sc, _mm256_mul_ps(wd, _mm256_broadcast_ps((const __m128 *)ad)));
+        const __m256i q0 = i8_quants(kind, w0, i), q1 = i8_quants(kind, w1, i);
+        const __m256i x0 = _mm256_sign_epi8(q0, q0), x1 = _mm256_sign_epi8(q1, q1);
+        __m256i y = load_i8x32(a0[i].qs);
+        I8_PAIR(c00, x0, q0, y, 0);
+        I8_PAIR(c10, x1, q1, y, 4);
+        y = load_i8x32(a1[i].qs);
+        I8_PAIR(c01, x0, q0, y, 1);
+        I8_PAIR(c11, x1, q1, y, 5);
+        y = load_i8x32(a2[i].qs);
+        I8_PAIR(c02, x0, q0, y, 2);
+        I8_PAIR(c12, x1, q1, y, 6);
+        y = load_i8x32(a3[i].qs);
+        I8_PAIR(c03, x0, q0, y, 3);
+        I8_PAIR(c13, x1, q1, y, 7);
+    }
+    out[0][0] = es_hsum_ps(c00), out[1][0] = es_hsum_ps(c01);
+    out[2][0] = es_hsum_ps(c02), out[3][0] = es_hsum_ps(c03);
+    out[0][1] = es_hsum_ps(c10), out[1][1] = es_hsum_ps(c11);
+    out[2][1] = es_hsum_ps(c12), out[3][1] = es_hsum_ps(c13);
+}
+#undef I8_PAIR
+
 TILE_FN q8_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  float *const *out) {
+                  const float *ad, size_t ld, float *const *out) {
+    if (R == 2 && T == 4) {
+        i8_tile_2x4(0, n_in, wr, ar, ad, ld, out);
+        return;
+    }
     __m256 acc[2][4];
+    float sc[8] __attribute__((aligned(32)));
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
             acc[r][t] = _mm256_setzero_ps();
@@ -196,7 +276,7 @@ TILE_FN q8_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             wq[r] = load_i8x32(w->qs);
             wd[r] = fp16_scalar(w->d);
         }
-        i8_block_tokens(R, T, i, wq, wd, ar, acc);
+        i8_block_tokens(R, T, i, wq, wd, ar, ad + (size_t)i * ld, sc, acc);
     }
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
@@ -264,17 +344,6 @@ static inline float fma_chain8(const __m256i p[8], const float d[8], int nb, flo
     for (int k = 0; k < nb; k++)
         sum = fmaf(isum[k], d[k], sum);
     return sum;
-}
-
-/* The 32 quants of a block as int8 q − 8 (Q4_0) or q − 16 (Q5_0). */
-static inline __m256i q4_0_quants(const es_block_q4_0 *b) {
-    return _mm256_sub_epi8(es_unpack_nibbles(b->qs), _mm256_set1_epi8(8));
-}
-
-static inline __m256i q5_0_quants(const es_block_q5_0 *b) {
-    /* the low nibble, with 0xf0 or-ed in where the 5th bit is clear */
-    const __m256i hb = _mm256_andnot_si256(es_expand_bits(b->qh), _mm256_set1_epi8((char)0xf0));
-    return _mm256_or_si256(es_unpack_nibbles(b->qs), hb);
 }
 
 /* The int32 lanes of one Q4_0 (q5 false) or Q5_0 (q5 true) block · Q8_0 block; *d = d_w·d_x. */
@@ -366,7 +435,7 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
 
 /* One Q4_0 block i of the tile into acc (vec_dot_q4_0's acc0 or acc1 of each output). */
 TILE_FN q4_0_block(int R, int T, int64_t i, const uint8_t *const *wr, const uint8_t *const *ar,
-                   __m256 acc[2][4]) {
+                   const float *ad, size_t ld, float *sc, __m256 acc[2][4]) {
     __m256i wq[2];
     float wd[2];
 #pragma GCC unroll 4
@@ -375,15 +444,16 @@ TILE_FN q4_0_block(int R, int T, int64_t i, const uint8_t *const *wr, const uint
         wq[r] = _mm256_sub_epi8(es_unpack_nibbles(x->qs), _mm256_set1_epi8(8));
         wd[r] = fp16_scalar(x->d);
     }
-    i8_block_tokens(R, T, i, wq, wd, ar, acc);
+    i8_block_tokens(R, T, i, wq, wd, ar, ad + (size_t)i * ld, sc, acc);
 }
 
 /* Q4_0: vec_dot_q4_0's two accumulators per output, acc0 for the even blocks (the last one of
  * an odd count included) and acc1 for the odd ones. */
 TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  float *const *out) {
+                  const float *ad, size_t ld, float *const *out) {
     const int64_t nb = n_in / ES_QK;
     __m256 acc0[2][4], acc1[2][4];
+    float sc[8] __attribute__((aligned(32)));
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -391,10 +461,10 @@ TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             acc0[r][t] = acc1[r][t] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
-        q4_0_block(R, T, i, wr, ar, acc0);
-        q4_0_block(R, T, i + 1, wr, ar, acc1);
+        q4_0_block(R, T, i, wr, ar, ad, ld, sc, acc0);
+        q4_0_block(R, T, i + 1, wr, ar, ad, ld, sc, acc1);
     }
-    if (i < nb) q4_0_block(R, T, i, wr, ar, acc0);
+    if (i < nb) q4_0_block(R, T, i, wr, ar, ad, ld, sc, acc0);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -403,8 +473,13 @@ TILE_FN q4_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
 }
 
 TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  float *const *out) {
+                  const float *ad, size_t ld, float *const *out) {
+    if (R == 2 && T == 4) {
+        i8_tile_2x4(5, n_in, wr, ar, ad, ld, out);
+        return;
+    }
     __m256 acc[2][4];
+    float sc[8] __attribute__((aligned(32)));
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -419,7 +494,7 @@ TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             wq[r] = q5_0_quants(x);
             wd[r] = fp16_scalar(x->d);
         }
-        i8_block_tokens(R, T, i, wq, wd, ar, acc);
+        i8_block_tokens(R, T, i, wq, wd, ar, ad + (size_t)i * ld, sc, acc);
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -430,7 +505,7 @@ TILE_FN q5_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
 
 /* Q4_1 (q5 false) or Q5_1 (q5 true) · Q8_1: vec_dot_q4_1 / _q5_1's accumulator and min sum. */
 TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
-                  const uint8_t *const *ar, float *const *out) {
+                  const uint8_t *const *ar, const float *ad, size_t ld, float *const *out) {
     __m256 acc[2][4];
     float summ[2][4];
 #pragma GCC unroll 4
@@ -474,8 +549,8 @@ TILE_FN q4_1_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
             out[t][r] = es_hsum_ps(acc[r][t]) + summ[r][t];
 }
 
-#define Q4_1_TILE(R, T, n_in, w, a, out) q4_1_tile(false, R, T, n_in, w, a, out)
-#define Q5_1_TILE(R, T, n_in, w, a, out) q4_1_tile(true, R, T, n_in, w, a, out)
+#define Q4_1_TILE(R, T, n_in, w, a, ad, ld, out) q4_1_tile(false, R, T, n_in, w, a, ad, ld, out)
+#define Q5_1_TILE(R, T, n_in, w, a, ad, ld, out) q4_1_tile(true, R, T, n_in, w, a, ad, ld, out)
 
 ES_TILE_ROWS_AVX2(rows_q4_0, q4_0_tile, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q5_0, q5_0_tile, 2, 4);

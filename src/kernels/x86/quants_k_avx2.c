@@ -288,7 +288,7 @@ TILE_FN k_group_tokens(int R, int T, int k, const __m256i *q, const __m256i *s,
  * tile one 32-element group at a time (exact in any order), then vec_dot's scalar float steps
  * per output. q3 false: Q2_K, true: Q3_K. */
 TILE_FN q2_3_K_tile(bool q3, int R, int T, int64_t n_in, const uint8_t *const *wr,
-                    const uint8_t *const *ar, float *const *out) {
+                    const uint8_t *const *ar, const float *ad, size_t ld, float *const *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0x0f);
     float sum[2][4];
@@ -365,15 +365,15 @@ TILE_FN q2_3_K_tile(bool q3, int R, int T, int64_t n_in, const uint8_t *const *w
             out[t][r] = sum[r][t];
 }
 
-#define Q2_K_TILE(R, T, n_in, w, a, out) q2_3_K_tile(false, R, T, n_in, w, a, out)
-#define Q3_K_TILE(R, T, n_in, w, a, out) q2_3_K_tile(true, R, T, n_in, w, a, out)
+#define Q2_K_TILE(R, T, n_in, w, a, ad, ld, out) q2_3_K_tile(false, R, T, n_in, w, a, ad, ld, out)
+#define Q3_K_TILE(R, T, n_in, w, a, ad, ld, out) q2_3_K_tile(true, R, T, n_in, w, a, ad, ld, out)
 
 /* Q4_K: the 8 outputs of a 2 × 4 tile in the lanes of float vectors (lane 4r + t; a smaller
  * tile has its last row and token repeated by the walk, and stores only its own), so that
  * vec_dot_q4_K's two scalar fma chains become lane-wise vector fmas of the same operands in
  * the same order. */
 TILE_FN q4_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  float *const *out) {
+                  const float *ad, size_t ld, float *const *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
@@ -450,7 +450,7 @@ TILE_FN q4_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
 /* Q5_K and Q6_K: the integer sums of a block for every output of the tile, one 32-element
  * group at a time (exact in any order), then vec_dot's float steps per output. */
 TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  float *const *out) {
+                  const float *ad, size_t ld, float *const *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 accf[2][4];
     float summs[2][4];
@@ -509,7 +509,7 @@ TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
 }
 
 TILE_FN q6_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  float *const *out) {
+                  const float *ad, size_t ld, float *const *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(0x30);
     __m256 accf[2][4];
@@ -593,6 +593,69 @@ void es_quants_k_register_tiles_avx2(es_type_traits *table) {
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         table[tiles[i].type].vec_dot_tiles = tiles[i].tiles; /* 2 rows x 4 tokens */
         table[tiles[i].type].tile_rows = 2;
+    }
+}
+
+/* ---- Q8_K quantization of activations ---- */
+
+/* int32 lanes of round-half-even(v) clamped to [-128, 127], NaN → -128: es_from_float_q8_K_ref's
+ * round_clamp (rounding first gives the same integers: the clamp bounds are integers). */
+static inline __m256i round_clamp_q8_K(__m256 v) {
+    const __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* max(r, lo) is lo when r is NaN (the second operand) */
+    return _mm256_cvtps_epi32(
+        _mm256_min_ps(_mm256_set1_ps(127.0f), _mm256_max_ps(r, _mm256_set1_ps(-128.0f))));
+}
+
+/* es_from_float_q8_K_ref's bytes, vectorized: the same max element (the first of largest
+ * magnitude, NaNs skipped), the same float scale and products, the same rounding and sums. */
+void es_from_float_q8_K_avx2(const float *x, void *vy, int64_t n) {
+    es_block_q8_K *y = vy;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t b = 0; b < n / ES_QK_K; b++, x += ES_QK_K) {
+        es_block_q8_K *out = &y[b];
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < ES_QK_K; k += 8) /* max(new, m) keeps m where new is NaN */
+            m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absmask), m);
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        if (amax == 0 || !isfinite(amax)) {
+            memset(out, 0, sizeof *out);
+            continue;
+        }
+        int first = 0; /* the first element of magnitude amax, as the reference's strict > */
+        for (int k = 0; k < ES_QK_K; k += 8) {
+            const int mask = _mm256_movemask_ps(_mm256_cmp_ps(
+                _mm256_and_ps(_mm256_loadu_ps(x + k), absmask), _mm256_set1_ps(amax), _CMP_EQ_OQ));
+            if (mask) {
+                first = k + __builtin_ctz((unsigned)mask);
+                break;
+            }
+        }
+        const float iscale = -127.0f / x[first];
+        const __m256 is = _mm256_set1_ps(iscale);
+        __m256i g[ES_QK_K / 16]; /* int32 lanes summing to each 16-quant group */
+        for (int c = 0; c < ES_QK_K / 32; c++) {
+            const float *xc = x + 32 * c;
+            const __m256i i0 = round_clamp_q8_K(_mm256_mul_ps(is, _mm256_loadu_ps(xc)));
+            const __m256i i1 = round_clamp_q8_K(_mm256_mul_ps(is, _mm256_loadu_ps(xc + 8)));
+            const __m256i i2 = round_clamp_q8_K(_mm256_mul_ps(is, _mm256_loadu_ps(xc + 16)));
+            const __m256i i3 = round_clamp_q8_K(_mm256_mul_ps(is, _mm256_loadu_ps(xc + 24)));
+            g[2 * c] = _mm256_add_epi32(i0, i1);
+            g[2 * c + 1] = _mm256_add_epi32(i2, i3);
+            /* int32 → int8 in element order (the packs interleave 128-bit lanes) */
+            const __m256i p8 =
+                _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            _mm256_storeu_si256(
+                (__m256i *)(out->qs + 32 * c),
+                _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        }
+        const __m256i s0 = es_hsum8x8_epi32(g), s1 = es_hsum8x8_epi32(g + 8);
+        _mm256_storeu_si256((__m256i *)out->bsums,
+                            _mm256_permute4x64_epi64(_mm256_packs_epi32(s0, s1), 0xd8));
+        out->d = 1.0f / iscale;
     }
 }
 

@@ -52,28 +52,30 @@ static inline __m256i es_expand_bits(const uint8_t qh[4]) {
  * weight rows pass over them. */
 #define ES_TILE_TOK_BLOCK 32
 
-/* Calls tile(R, T, n_in, w, a, out) with a constant T in 1..4 (so that the tile's
+/* Calls tile(R, T, n_in, w, a, ad, ld, out) with a constant T in 1..4 (so that the tile's
  * accumulators live in registers). */
-#define ES_TILE_CALL_T(tile, R, T, n_in, w, a, out)                                                \
+#define ES_TILE_CALL_T(tile, R, T, n_in, w, a, ad, ld, out)                                        \
     switch (T) {                                                                                   \
-    case 4: tile(R, 4, n_in, w, a, out); break;                                                    \
-    case 3: tile(R, 3, n_in, w, a, out); break;                                                    \
-    case 2: tile(R, 2, n_in, w, a, out); break;                                                    \
-    default: tile(R, 1, n_in, w, a, out); break;                                                   \
+    case 4: tile(R, 4, n_in, w, a, ad, ld, out); break;                                            \
+    case 3: tile(R, 3, n_in, w, a, ad, ld, out); break;                                            \
+    case 2: tile(R, 2, n_in, w, a, ad, ld, out); break;                                            \
+    default: tile(R, 1, n_in, w, a, ad, ld, out); break;                                           \
     }
 
-/* Defines static void name(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1): y[t][r] for rows
- * [r0, r1) and all n_tok tokens (W: rows of w_row bytes; xq: activation rows of x_row bytes
- * in the vec_dot type; y: [n_tok][n_out]), walked as token blocks of ES_TILE_TOK_BLOCK and,
- * inside them, tiles of r_max (1 or 2) rows by up to t_max (<= 4) tokens, each computed by
- * tile(R, T, n_in, w, a, out) with w[R] the weight rows, a[T] the activation rows and
- * out[T] the outputs of the tile's first row per token; w[2] and a[4] are always whole, the
- * last row and token repeated past R and T, so a tile may compute 2 x 4 and store R x T.
+/* Defines static void name(W, w_row, n_in, xq, x_row, xd, xd_ld, n_tok, y, n_out, r0, r1), an
+ * es_vec_dot_tiles_fn: y[t][r] for rows [r0, r1) and all n_tok tokens (W: rows of w_row bytes;
+ * xq: activation rows of x_row bytes in the vec_dot type; xd: their block scales as floats,
+ * xd[b * xd_ld + t], or NULL; y: [n_tok][n_out]), walked as token blocks of ES_TILE_TOK_BLOCK
+ * and, inside them, tiles of r_max (1 or 2) rows by up to t_max (<= 4) tokens, each computed by
+ * tile(R, T, n_in, w, a, ad, ld, out) with w[R] the weight rows, a[T] the activation rows, ad
+ * the scales of the tile's first token (ad[b * ld + k] for token k < 4 of the tile; NULL with
+ * xd) and out[T] the outputs of the tile's first row per token; w[2] and a[4] are always whole,
+ * the last row and token repeated past R and T, so a tile may compute 2 x 4 and store R x T.
  * Use as a declaration: ES_TILE_ROWS_AVX2(name, tile, 2, 4); */
 #define ES_TILE_ROWS_AVX2(name, tile, r_max, t_max)                                                \
     static void name(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,              \
-                     size_t x_row, int64_t n_tok, float *y, int64_t n_out, int64_t r0,             \
-                     int64_t r1) {                                                                 \
+                     size_t x_row, const float *xd, size_t xd_ld, int64_t n_tok, float *y,         \
+                     int64_t n_out, int64_t r0, int64_t r1) {                                      \
         for (int64_t t0 = 0; t0 < n_tok; t0 += ES_TILE_TOK_BLOCK) {                                \
             const int64_t t1 = t0 + ES_TILE_TOK_BLOCK < n_tok ? t0 + ES_TILE_TOK_BLOCK : n_tok;    \
             for (int64_t r = r0; r < r1; r += (r_max)) {                                           \
@@ -88,10 +90,11 @@ static inline __m256i es_expand_bits(const uint8_t qh[4]) {
                         a[k] = xq + (size_t)tk * x_row;                                            \
                         out[k] = y + tk * n_out + r;                                               \
                     }                                                                              \
+                    const float *ad = xd ? xd + t : NULL;                                          \
                     if (R == 2) {                                                                  \
-                        ES_TILE_CALL_T(tile, 2, T, n_in, w, a, out)                                \
+                        ES_TILE_CALL_T(tile, 2, T, n_in, w, a, ad, xd_ld, out)                     \
                     } else {                                                                       \
-                        ES_TILE_CALL_T(tile, 1, T, n_in, w, a, out)                                \
+                        ES_TILE_CALL_T(tile, 1, T, n_in, w, a, ad, xd_ld, out)                     \
                     }                                                                              \
                 }                                                                                  \
             }                                                                                      \
