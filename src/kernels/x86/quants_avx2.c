@@ -197,12 +197,15 @@ TILE_FN i8_block_tokens(int R, int T, int64_t i, const __m256i *wq, const float 
  * product, the same final sum), so the result is bit for bit that of vec_dot whatever the
  * tile or the batch; what the tile saves is the loads and the |w| of a weight block, shared
  * by T tokens, and the activation blocks and their scales, shared by R rows. */
-/* One output of the whole 2 × 4 tile below: acc += sc[k] · Σ |w|·(a signed as w). */
-#define I8_PAIR(acc, wa, wq, aq, k)                                                                \
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + (k)),                                           \
-                          _mm256_cvtepi32_ps(_mm256_madd_epi16(                                    \
-                              _mm256_maddubs_epi16(wa, _mm256_sign_epi8(aq, wq)), ones)),          \
-                          acc)
+/* One output of the whole 2 × 4 tile below: acc += s · Σ |w|·(a signed as w), s the scale
+ * product broadcast from a register (in-lane shuffle of a vector whose two halves are equal). */
+#define I8_PAIR(acc, wa, wq, aq, s)                                                                \
+    acc = _mm256_fmadd_ps(                                                                         \
+        s,                                                                                         \
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(aq, wq)),   \
+                                             _mm256_set1_epi16(1))),                               \
+        acc)
+#define I8_LANE(v, t) _mm256_shuffle_ps(v, v, (t)*0x55)
 
 /* The quants of block i of a row of signed 8-bit weights: Q8_0 (kind 0) or Q5_0 (kind 5). */
 static inline __attribute__((always_inline)) __m256i i8_quants(int kind, const uint8_t *row,
@@ -214,7 +217,9 @@ static inline __attribute__((always_inline)) __m256i i8_quants(int kind, const u
 /* The whole 2 × 4 tile of q8_0_tile and q5_0_tile, the prompt's common case, written out with
  * one variable per accumulator and pointer: the same operations in the same order as
  * i8_block_tokens, but nothing for the compiler to keep in memory (the array form spills
- * accumulators at -O2). Both block types start with their fp16 scale. */
+ * accumulators at -O2), and the scale products broadcast by in-lane shuffles (a store of
+ * them and broadcast loads back stall on store forwarding on some CPUs). Both block types
+ * start with their fp16 scale. */
 static inline __attribute__((always_inline)) void
 i8_tile_2x4(int kind, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
             const float *ad, size_t ld, float *const *out) {
@@ -222,39 +227,37 @@ i8_tile_2x4(int kind, int64_t n_in, const uint8_t *const *wr, const uint8_t *con
     const uint8_t *w0 = wr[0], *w1 = wr[1];
     const es_block_q8_0 *a0 = (const es_block_q8_0 *)ar[0], *a1 = (const es_block_q8_0 *)ar[1];
     const es_block_q8_0 *a2 = (const es_block_q8_0 *)ar[2], *a3 = (const es_block_q8_0 *)ar[3];
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i lanes = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
     __m256 c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    float sc[8] __attribute__((aligned(32))); /* sc[4r + t] = d_w[r] · d_t */
     for (int64_t i = 0; i < n_in / ES_QK; i++, ad += ld) {
-        /* both weight scales in one conversion, spread to lanes 0..3 and 4..7 */
+        /* s_r = d_w[r] · (d_0, d_1, d_2, d_3) in both halves */
+        const __m256 adv = _mm256_broadcast_ps((const __m128 *)ad);
         uint16_t h0, h1;
         memcpy(&h0, w0 + (size_t)i * bs, sizeof h0);
         memcpy(&h1, w1 + (size_t)i * bs, sizeof h1);
-        const __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1);
-        const __m256 wd = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(h)), lanes);
-        _mm256_store_ps(sc, _mm256_mul_ps(wd, _mm256_broadcast_ps((const __m128 *)ad)));
+        const __m256 s0 = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h0)), adv);
+        const __m256 s1 = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h1)), adv);
         const __m256i q0 = i8_quants(kind, w0, i), q1 = i8_quants(kind, w1, i);
         const __m256i x0 = _mm256_sign_epi8(q0, q0), x1 = _mm256_sign_epi8(q1, q1);
         __m256i y = load_i8x32(a0[i].qs);
-        I8_PAIR(c00, x0, q0, y, 0);
-        I8_PAIR(c10, x1, q1, y, 4);
+        I8_PAIR(c00, x0, q0, y, I8_LANE(s0, 0));
+        I8_PAIR(c10, x1, q1, y, I8_LANE(s1, 0));
         y = load_i8x32(a1[i].qs);
-        I8_PAIR(c01, x0, q0, y, 1);
-        I8_PAIR(c11, x1, q1, y, 5);
+        I8_PAIR(c01, x0, q0, y, I8_LANE(s0, 1));
+        I8_PAIR(c11, x1, q1, y, I8_LANE(s1, 1));
         y = load_i8x32(a2[i].qs);
-        I8_PAIR(c02, x0, q0, y, 2);
-        I8_PAIR(c12, x1, q1, y, 6);
+        I8_PAIR(c02, x0, q0, y, I8_LANE(s0, 2));
+        I8_PAIR(c12, x1, q1, y, I8_LANE(s1, 2));
         y = load_i8x32(a3[i].qs);
-        I8_PAIR(c03, x0, q0, y, 3);
-        I8_PAIR(c13, x1, q1, y, 7);
+        I8_PAIR(c03, x0, q0, y, I8_LANE(s0, 3));
+        I8_PAIR(c13, x1, q1, y, I8_LANE(s1, 3));
     }
     out[0][0] = es_hsum_ps(c00), out[1][0] = es_hsum_ps(c01);
     out[2][0] = es_hsum_ps(c02), out[3][0] = es_hsum_ps(c03);
     out[0][1] = es_hsum_ps(c10), out[1][1] = es_hsum_ps(c11);
     out[2][1] = es_hsum_ps(c12), out[3][1] = es_hsum_ps(c13);
 }
+#undef I8_LANE
 #undef I8_PAIR
 
 TILE_FN q8_0_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
