@@ -84,13 +84,20 @@ typedef enum {
 } mm_path;
 
 typedef struct {
+    const uint8_t *W; /* [n_out] rows of w_row bytes */
+    int64_t n_out;
+    float *y;      /* [n_tok][n_out] */
+    int64_t chunk; /* output rows per chunk */
+    int64_t first; /* index of its first chunk among all the parts' chunks */
+} mm_part;
+
+typedef struct {
     const es_type_traits *tt;
     es_vec_dot_fn dot; /* tt->vec_dot, or tt->vec_dot_llamacpp for llama.cpp's order */
     int type;
     mm_path path;
-    const uint8_t *W; /* [n_out] rows of w_row bytes */
     size_t w_row;
-    int64_t n_out, n_in;
+    int64_t n_in;
     const float *x;    /* [n_tok][n_in] */
     const uint8_t *xq; /* [n_tok] rows of x_row bytes in vec_dot_type (x itself for F32) */
     size_t x_row;
@@ -101,9 +108,10 @@ typedef struct {
     int64_t n_tok;
     float *xt; /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W), or
                   NULL */
-    float *y;  /* [n_tok][n_out] */
-    int64_t chunk;     /* output rows per chunk */
-    atomic_llong next; /* first row of the next free chunk */
+    mm_part part[ES_MATMUL_MAX_PARTS];
+    int n_parts;
+    int64_t n_chunks;  /* over all parts */
+    atomic_llong next; /* index of the next free chunk */
 } mm_task;
 
 /* Converts the activation rows, split over threads. */
@@ -140,7 +148,7 @@ static void pack_xt_task(void *p, int ith, int nth) {
 /* Weight bytes a block of rows_vec_dot keeps in cache while every token passes over it. */
 #define ES_MM_ROW_BLOCK_BYTES 16384
 
-static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
+static void rows_vec_dot(const mm_task *t, const mm_part *p, int64_t r0, int64_t r1) {
     const es_vec_dot_fn dot = t->dot;
     /* rows in blocks of ~16 KB, the tokens inside: with many tokens (a batch of sequences in
      * the batch-invariant mode, whose products all come here) each weight row is read from
@@ -150,47 +158,57 @@ static void rows_vec_dot(const mm_task *t, int64_t r0, int64_t r1) {
         const int64_t b1 = ES_MIN(r1, b0 + rb);
         for (int64_t tok = 0; tok < t->n_tok; tok++) {
             const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
-            float *yr = t->y + tok * t->n_out;
+            float *yr = p->y + tok * p->n_out;
             for (int64_t r = b0; r < b1; r++)
-                dot(t->n_in, &yr[r], t->W + (size_t)r * t->w_row, xr);
+                dot(t->n_in, &yr[r], p->W + (size_t)r * t->w_row, xr);
         }
     }
 }
 
-static void rows_task(void *p, int ith, int nth) {
+/* Rows [r0, r1) of part p by the task's kernel. */
+static void rows_chunk(const mm_task *t, const mm_part *p, int64_t r0, int64_t r1) {
+    switch (t->path) {
+#ifndef ES_NO_SIMD
+    case PATH_TILED_F32:
+        if (t->xt)
+            es_matmul_xt_avx512(t->type, p->W, t->w_row, t->n_in, t->xt, t->n_tok, p->y, p->n_out,
+                                r0, r1);
+        else
+            (es_avx512_supported() ? es_matmul_f32act_avx512 : es_matmul_f32act_avx2)(
+                t->type, p->W, t->w_row, t->n_in, t->x, t->n_tok, p->y, p->n_out, r0, r1);
+        break;
+    case PATH_Q8_AVX512:
+        if (!es_matmul_rows_q8_0_avx512vnni(p->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
+                                            p->y, p->n_out, r0, r1))
+            rows_vec_dot(t, p, r0, r1);
+        break;
+    case PATH_VEC_DOT_TILES:
+        t->tt->vec_dot_tiles(p->W, t->w_row, t->n_in, t->xq, t->x_row, t->xd, t->xd_ld, t->n_tok,
+                             p->y, p->n_out, r0, r1);
+        break;
+    case PATH_PACKED_Q:
+        es_matmul_rows_avxvnni(t->type, p->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
+                               t->n_tok, p->y, p->n_out, r0, r1);
+        break;
+#endif
+    default: rows_vec_dot(t, p, r0, r1); break;
+    }
+}
+
+/* Takes chunks of every part from the shared counter until none is left. */
+static void rows_task(void *arg, int ith, int nth) {
     (void)ith;
     (void)nth;
-    mm_task *t = p;
+    mm_task *t = arg;
     for (;;) {
-        const int64_t r0 = atomic_fetch_add_explicit(&t->next, t->chunk, memory_order_relaxed);
-        if (r0 >= t->n_out) break;
-        const int64_t r1 = ES_MIN(r0 + t->chunk, t->n_out);
-        switch (t->path) {
-#ifndef ES_NO_SIMD
-        case PATH_TILED_F32:
-            if (t->xt)
-                es_matmul_xt_avx512(t->type, t->W, t->w_row, t->n_in, t->xt, t->n_tok, t->y,
-                                    t->n_out, r0, r1);
-            else
-                (es_avx512_supported() ? es_matmul_f32act_avx512 : es_matmul_f32act_avx2)(
-                    t->type, t->W, t->w_row, t->n_in, t->x, t->n_tok, t->y, t->n_out, r0, r1);
-            break;
-        case PATH_Q8_AVX512:
-            if (!es_matmul_rows_q8_0_avx512vnni(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
-                                                t->y, t->n_out, r0, r1))
-                rows_vec_dot(t, r0, r1);
-            break;
-        case PATH_VEC_DOT_TILES:
-            t->tt->vec_dot_tiles(t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xd, t->xd_ld,
-                                 t->n_tok, t->y, t->n_out, r0, r1);
-            break;
-        case PATH_PACKED_Q:
-            es_matmul_rows_avxvnni(t->type, t->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
-                                   t->n_tok, t->y, t->n_out, r0, r1);
-            break;
-#endif
-        default: rows_vec_dot(t, r0, r1); break;
-        }
+        const int64_t c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+        if (c >= t->n_chunks) break;
+        int ip = t->n_parts - 1;
+        while (ip > 0 && c < t->part[ip].first)
+            ip--;
+        const mm_part *p = &t->part[ip];
+        const int64_t r0 = (c - p->first) * p->chunk;
+        rows_chunk(t, p, r0, ES_MIN(r0 + p->chunk, p->n_out));
     }
 }
 
@@ -238,10 +256,46 @@ void es_matmul_ex(es_threadpool *tp, int type, const void *W, int64_t n_out, int
 void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int64_t n_in,
                   const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order,
                   bool batch_invariant) {
+    const es_matmul_part part = {type, W, n_out, y};
+    es_matmul_parts(tp, &part, 1, n_in, x, n_tok, wsp, llamacpp_order, batch_invariant);
+}
+
+/* Output rows a chunk of a part takes: ~8 chunks per thread for balance, whole tiles of the
+ * kernel and whole 64-byte lines of each output row (threads writing one line slow each other
+ * down). */
+static int64_t chunk_rows(const mm_task *t, int64_t n_out, int nth) {
+    const int64_t tile =
+        t->path == PATH_PACKED_Q || t->path == PATH_Q8_AVX512
+            ? 16
+            : (t->path == PATH_TILED_F32 ? 12
+                                         : (t->path == PATH_VEC_DOT_TILES ? t->tt->tile_rows : 1));
+    int64_t unit = tile; /* the least common multiple of tile and 16 rows */
+    while (unit % 16 != 0)
+        unit += tile;
+    const int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
+    return (chunk + unit - 1) / unit * unit;
+}
+
+void es_matmul_parts(es_threadpool *tp, const es_matmul_part *parts, int n_parts, int64_t n_in,
+                     const float *x, int64_t n_tok, void *wsp, bool llamacpp_order,
+                     bool batch_invariant) {
+    if (n_parts <= 0 || n_tok <= 0 || n_in < 0) return;
+    /* one conversion and one pass of the pool serve parts of one type; others go one by one */
+    bool one_type = n_parts <= ES_MATMUL_MAX_PARTS;
+    for (int i = 1; i < n_parts && one_type; i++)
+        one_type = parts[i].type == parts[0].type;
+    if (!one_type) {
+        for (int i = 0; i < n_parts; i++)
+            es_matmul_parts(tp, &parts[i], 1, n_in, x, n_tok, wsp, llamacpp_order, batch_invariant);
+        return;
+    }
+    const int type = parts[0].type;
     const es_type_traits *tt = es_type_get(type);
-    if (!tt || !tt->can_compute || n_out <= 0 || n_tok <= 0 || n_in < 0) return;
+    if (!tt || !tt->can_compute) return;
     if (n_in == 0) { /* empty sums */
-        memset(y, 0, sizeof(float) * (size_t)n_out * (size_t)n_tok);
+        for (int i = 0; i < n_parts; i++)
+            if (parts[i].n_out > 0)
+                memset(parts[i].y, 0, sizeof(float) * (size_t)parts[i].n_out * (size_t)n_tok);
         return;
     }
     if (es_row_size(type, n_in) == 0)
@@ -255,14 +309,21 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
 #ifndef ES_NO_SIMD
         .group_size = es_group_size_avxvnni(type),
 #endif
-        .W = W,
         .w_row = es_row_size(type, n_in),
-        .n_out = n_out,
         .n_in = n_in,
         .x = x,
         .n_tok = n_tok,
-        .y = y,
     };
+    const int nth = es_threadpool_size(tp);
+    for (int i = 0; i < n_parts; i++) {
+        if (parts[i].n_out <= 0) continue;
+        mm_part *p = &t.part[t.n_parts++];
+        *p = (mm_part){.W = parts[i].W, .n_out = parts[i].n_out, .y = parts[i].y};
+        p->chunk = chunk_rows(&t, p->n_out, nth);
+        p->first = t.n_chunks;
+        t.n_chunks += (p->n_out + p->chunk - 1) / p->chunk;
+    }
+    if (t.n_parts == 0) return;
     if (tt->vec_dot_type == ES_TYPE_F32) {
         t.xq = (const uint8_t *)x;
         t.x_row = (size_t)n_in * sizeof(float);
@@ -288,14 +349,6 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
         else
             es_threadpool_run(tp, convert_task, &t);
     }
-    /* chunks: ~8 per thread for balance, whole tiles of the chosen kernel */
-    const int nth = es_threadpool_size(tp);
-    const int64_t tile =
-        t.path == PATH_PACKED_Q || t.path == PATH_Q8_AVX512
-            ? 16
-            : (t.path == PATH_TILED_F32 ? 12 : (t.path == PATH_VEC_DOT_TILES ? tt->tile_rows : 1));
-    int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
-    t.chunk = (chunk + tile - 1) / tile * tile;
     atomic_init(&t.next, 0);
     es_threadpool_run(tp, rows_task, &t);
 }

@@ -39,6 +39,25 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
                   const float *x, int64_t n_tok, float *y, void *wsp, bool llamacpp_order,
                   bool batch_invariant);
 
+/* One matrix of es_matmul_parts: y = x · Wᵀ, W n_out rows of `type`, y [n_tok][n_out]. */
+typedef struct {
+    int type;
+    const void *W;
+    int64_t n_out;
+    float *y;
+} es_matmul_part;
+
+#define ES_MATMUL_MAX_PARTS 4
+
+/* es_matmul_bi for n_parts matrices of n_in columns that multiply the same x (q, k and v;
+ * gate and up): the same y, bit for bit, as one call per part. Parts of one type (at most
+ * ES_MATMUL_MAX_PARTS) share one conversion of x and one pass of the pool, whose threads take
+ * chunks of rows from all of them; others are computed one by one. `wsp` as for es_matmul (the
+ * type's es_matmul_wsize). */
+void es_matmul_parts(es_threadpool *tp, const es_matmul_part *parts, int n_parts, int64_t n_in,
+                     const float *x, int64_t n_tok, void *wsp, bool llamacpp_order,
+                     bool batch_invariant);
+
 /*
  * Small dense f32 products for attention (scores = Q·Kᵀ, out = P·V), on the calling
  * thread only: the caller splits the work (per head, per block of queries) over its

@@ -469,9 +469,10 @@ es_status es_encoder_forward(const es_model *m, es_threadpool *tp, es_encoder_sc
     for (int il = 0; il < c->n_layer; il++) {
         const es_encoder_layer *L = &w->layers[il];
         /* attention */
-        es_matmul(tp, L->wq.type, L->wq.data, d, d, x, N, q, wsp);
-        es_matmul(tp, L->wk.type, L->wk.data, d, d, x, N, k, wsp);
-        es_matmul(tp, L->wv.type, L->wv.data, d, d, x, N, v, wsp);
+        const es_matmul_part qkv[3] = {{L->wq.type, L->wq.data, d, q},
+                                       {L->wk.type, L->wk.data, d, k},
+                                       {L->wv.type, L->wv.data, d, v}};
+        es_matmul_parts(tp, qkv, 3, d, x, N, wsp, false, false);
         add_bias(q, L->bq, N, d);
         add_bias(k, L->bk, N, d);
         add_bias(v, L->bv, N, d);

@@ -164,6 +164,17 @@ static void matmul(es_context *ctx, const es_matrix *W, const float *x, int n_to
                  ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
 }
 
+/* y_i = x · W_iᵀ for the n matrices of parts that multiply the same x (one conversion of x,
+ * one pass of the pool where they share a type). */
+void es_op_matmul_parts(es_context *ctx, const es_matrix *const *W, float *const *y, int n,
+                        const float *x, int n_tok) {
+    es_matmul_part parts[ES_MATMUL_MAX_PARTS];
+    for (int i = 0; i < n; i++)
+        parts[i] = (es_matmul_part){W[i]->type, W[i]->data, W[i]->n_out, y[i]};
+    es_matmul_parts(ctx->tp, parts, n, W[0]->n_in, x, n_tok, ctx->rs.wsp,
+                    ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
+}
+
 /* x += o, the residual add. */
 static void add_residual(float *x, const float *o, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -171,10 +182,6 @@ static void add_residual(float *x, const float *o, size_t n) {
 }
 
 /* ---- gated MLP activation: hb = act(gate) * up --------------------------------------- */
-
-static inline float silu(float x) {
-    return x / (1.0f + expf(-x));
-}
 
 static inline float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
@@ -187,8 +194,7 @@ typedef struct {
     const float *up;   /* row t at up + t * stride */
     int64_t stride;    /* floats between rows of gate and of up (n_ff, or 2*n_ff fused) */
     int n_tok, n_ff;
-    es_ffn_act act; /* SiLU or GELU(tanh) */
-    bool llamacpp;  /* ES_NUMERICS_LLAMACPP: SiLU as llama.cpp's AVX2 swiglu computes it */
+    es_ffn_act act; /* SiLU (vectorized as llama.cpp's AVX2 swiglu computes it) or GELU(tanh) */
 } glu_args;
 
 static void glu_task(void *p, int ith, int nth) {
@@ -201,11 +207,8 @@ static void glu_task(void *p, int ith, int nth) {
         if (a->act == ES_ACT_GELU_TANH)
             for (int i = 0; i < a->n_ff; i++)
                 o[i] = gelu_tanh(g[i]) * u[i];
-        else if (a->llamacpp)
-            es_vecops_get()->silu_mul_llamacpp(g, u, o, a->n_ff);
         else
-            for (int i = 0; i < a->n_ff; i++)
-                o[i] = silu(g[i]) * u[i];
+            es_vecops_get()->silu_mul(g, u, o, a->n_ff);
     }
 }
 
@@ -226,14 +229,7 @@ void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok
 
 void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok,
                int n_ff) {
-    glu_args ga = {hb,
-                   gate,
-                   up,
-                   n_ff,
-                   n_tok,
-                   n_ff,
-                   ctx->model->cfg.arch->act,
-                   ctx->params.numerics == ES_NUMERICS_LLAMACPP};
+    glu_args ga = {hb, gate, up, n_ff, n_tok, n_ff, ctx->model->cfg.arch->act};
     run_op(ctx, glu_task, &ga, (int64_t)n_tok * n_ff);
 }
 
@@ -350,9 +346,9 @@ static void attention_block(es_context *ctx, int il, const es_batch *b) {
         matmul(ctx, &L->wqkv, rs->xb, n, rs->qkv);
         split_qkv(ctx, n);
     } else {
-        matmul(ctx, &L->wq, rs->xb, n, rs->q);
-        matmul(ctx, &L->wk, rs->xb, n, rs->k);
-        matmul(ctx, &L->wv, rs->xb, n, rs->v);
+        const es_matrix *W[3] = {&L->wq, &L->wk, &L->wv};
+        float *const y[3] = {rs->q, rs->k, rs->v};
+        es_op_matmul_parts(ctx, W, y, 3, rs->xb, n);
     }
     /* + bq, bk, bv */
     add_bias(rs->q, L->bq, n, c->n_q);
@@ -414,15 +410,15 @@ static void dense_ffn(es_context *ctx, int il, int n) {
     const es_layer_weights *L = &ctx->model->w.layers[il];
     es_run_state *rs = &ctx->rs;
     /* gate, up = h·Wgateᵀ, h·Wupᵀ (fused: one product, row t = [gate (n_ff) | up (n_ff)]) */
-    glu_args ga = {rs->hb, rs->gate, rs->hb,       c->n_ff,
-                   n,      c->n_ff,  c->arch->act, ctx->params.numerics == ES_NUMERICS_LLAMACPP};
+    glu_args ga = {rs->hb, rs->gate, rs->hb, c->n_ff, n, c->n_ff, c->arch->act};
     if (c->arch->fused_gate_up) {
         matmul(ctx, &L->w_up, rs->xb, n, rs->gate);
         ga.up = rs->gate + c->n_ff;
         ga.stride = 2 * (int64_t)c->n_ff;
     } else {
-        matmul(ctx, &L->w_gate, rs->xb, n, rs->gate);
-        matmul(ctx, &L->w_up, rs->xb, n, rs->hb);
+        const es_matrix *W[2] = {&L->w_gate, &L->w_up};
+        float *const y[2] = {rs->gate, rs->hb};
+        es_op_matmul_parts(ctx, W, y, 2, rs->xb, n);
     }
     /* hb = act(gate) * up */
     run_op(ctx, glu_task, &ga, (int64_t)n * c->n_ff);

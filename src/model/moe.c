@@ -187,8 +187,9 @@ void es_moe_ffn(es_context *ctx, int il, int n_tok) {
         const es_matrix gate = expert(&L->ffn_gate_exps, e), up = expert(&L->ffn_up_exps, e),
                         down = expert(&L->ffn_down_exps, e);
         es_op_run(ctx, gather_task, &a, (int64_t)a.cnt * c->n_embd);
-        es_op_matmul(ctx, &gate, rs->moe_x, a.cnt, rs->moe_gate);
-        es_op_matmul(ctx, &up, rs->moe_x, a.cnt, rs->moe_up);
+        const es_matrix *W[2] = {&gate, &up};
+        float *const y[2] = {rs->moe_gate, rs->moe_up};
+        es_op_matmul_parts(ctx, W, y, 2, rs->moe_x, a.cnt);
         es_op_glu(ctx, rs->moe_up, rs->moe_gate, rs->moe_up, a.cnt, c->n_ff_exp);
         es_op_matmul(ctx, &down, rs->moe_up, a.cnt, rs->moe_y);
         es_op_run(ctx, scatter_task, &a, (int64_t)a.cnt * c->n_embd);

@@ -21,6 +21,10 @@ void es_op_rmsnorm(es_context *ctx, float *out, const float *x, const float *w, 
 
 /* y[n_tok][W.n_out] = x[n_tok][W.n_in] · Wᵀ, with the context's numerics and scratch. */
 void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y);
+/* y[i] = x · W[i]ᵀ for n (<= ES_MATMUL_MAX_PARTS) matrices of the same n_in that multiply the
+ * same x: one conversion of x and one pass of the pool where they share a type. */
+void es_op_matmul_parts(es_context *ctx, const es_matrix *const *W, float *const *y, int n,
+                        const float *x, int n_tok);
 
 /* hb = act(gate) * up, rows of n_ff (the family's activation: SiLU or GELU-tanh). */
 void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok, int n_ff);
