@@ -111,18 +111,17 @@ int main(void) {
         const int n = sizes[k];
         for (int i = 0; i < 1000; i++)
             o1[i] = o2[i] = 7.0f;
-        ref->silu_mul_llamacpp(gate, y, o1, n);
-        fast->silu_mul_llamacpp(gate, y, o2, n);
-        silu_bad +=
-            !CHECK(!memcmp(o1, o2, sizeof o1), "silu_mul_llamacpp n=%d: ref and fast differ", n);
+        ref->silu_mul(gate, y, o1, n);
+        fast->silu_mul(gate, y, o2, n);
+        silu_bad += !CHECK(!memcmp(o1, o2, sizeof o1), "silu_mul n=%d: ref and fast differ", n);
         for (int i = 0; i < n; i++) {
             const double want = (double)gate[i] / (1.0 + exp(-(double)gate[i])) * y[i];
             const double err = fabs(o1[i] - want) / fmax(fabs(want), 1e-30);
             if (fabs(want) > 1e-30) worst_silu = fmax(worst_silu, err);
         }
     }
-    CHECK(worst_silu < 1e-6, "silu_mul_llamacpp vs double SiLU: max relative error %g", worst_silu);
-    printf("silu_mul_llamacpp: ref and fast %s, vs double SiLU %.3g (relative)\n",
+    CHECK(worst_silu < 1e-6, "silu_mul vs double SiLU: max relative error %g", worst_silu);
+    printf("silu_mul: ref and fast %s, vs double SiLU %.3g (relative)\n",
            silu_bad ? "DIFFER" : "bit-identical", worst_silu);
     printf("vecops: %s, dot max relative diff %.2e, f16 kernels %s\n",
            fast == ref ? "scalar" : "avx2", worst, f16_bad ? "DIFFER" : "bit-identical");

@@ -116,7 +116,7 @@ static float ggml_expf_lane(float x) {
     return fmaf(s2, j, s2) * s1;
 }
 
-static void silu_mul_llamacpp_ref(const float *g, const float *u, float *o, int n) {
+static void silu_mul_ref(const float *g, const float *u, float *o, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) /* the 8 lanes of one vector step */
         for (int l = i; l < i + 8; l++)
@@ -125,21 +125,14 @@ static void silu_mul_llamacpp_ref(const float *g, const float *u, float *o, int 
         o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-static const es_vecops vecops_ref = {
-    dot_ref,    axpy_ref,     scale_ref, dot_f16_ref, mad_f16_ref,          scale_f16_ref,
-    to_f16_ref, from_f16_ref, max_ref,   exp_sum_ref, silu_mul_llamacpp_ref};
+static const es_vecops vecops_ref = {dot_ref,     axpy_ref,      scale_ref,   dot_f16_ref,
+                                     mad_f16_ref, scale_f16_ref, to_f16_ref,  from_f16_ref,
+                                     max_ref,     exp_sum_ref,   silu_mul_ref};
 #ifndef ES_NO_SIMD
-static const es_vecops vecops_avx2 = {es_dot_avx2,
-                                      es_axpy_avx2,
-                                      es_scale_avx2,
-                                      es_dot_f16_avx2,
-                                      es_mad_f16_avx2,
-                                      es_scale_f16_avx2,
-                                      es_to_f16_avx2,
-                                      es_from_f16_avx2,
-                                      es_max_avx2,
-                                      es_exp_sum_avx2,
-                                      es_silu_mul_llamacpp_avx2};
+static const es_vecops vecops_avx2 = {es_dot_avx2,     es_axpy_avx2,     es_scale_avx2,
+                                      es_dot_f16_avx2, es_mad_f16_avx2,  es_scale_f16_avx2,
+                                      es_to_f16_avx2,  es_from_f16_avx2, es_max_avx2,
+                                      es_exp_sum_avx2, es_silu_mul_avx2};
 #endif
 
 const es_vecops *es_vecops_ref(void) {

@@ -27,12 +27,12 @@ typedef struct es_vecops {
     /* x[i] = exp(x[i] - m) for x[i] <= m, returns the sum in double. The reference uses
      * expf; the AVX2 kernel a polynomial within ~2e-7 relative (and 0 below exp(-87)). */
     double (*exp_sum)(float *x, float m, int n);
-    /* gated MLP, ES_NUMERICS_LLAMACPP: o[i] = silu(g[i]) * u[i] as llama.cpp's x86 AVX2
+    /* gated MLP (both numerics): o[i] = silu(g[i]) * u[i] as llama.cpp's x86 AVX2
      * ggml_vec_swiglu_f32 computes it, bit for bit: groups of 8 with exp(-g) from its
      * ggml_v_expf (within ~1.5 ulp of expf; an 8-bit rounding of the next matmul's
      * activations can flip on the difference), the last n % 8 as g / (1 + expf(-g)) * u.
      * The reference emulates ggml_v_expf lane by lane with fmaf. */
-    void (*silu_mul_llamacpp)(const float *g, const float *u, float *o, int n);
+    void (*silu_mul)(const float *g, const float *u, float *o, int n);
 } es_vecops;
 
 /* The fastest kernels for this CPU. */
@@ -51,7 +51,7 @@ void es_to_f16_avx2(const float *x, uint16_t *y, int n);
 void es_from_f16_avx2(const uint16_t *x, float *y, int n);
 float es_max_avx2(const float *x, int n);
 double es_exp_sum_avx2(float *x, float m, int n);
-void es_silu_mul_llamacpp_avx2(const float *g, const float *u, float *o, int n);
+void es_silu_mul_avx2(const float *g, const float *u, float *o, int n);
 #endif
 
 #endif /* ES_VECOPS_H */

@@ -213,7 +213,7 @@ static inline __m256 ggml_expf(__m256 x) {
     return _mm256_blendv_ps(far, _mm256_mul_ps(s1, s1), d);
 }
 
-void es_silu_mul_llamacpp_avx2(const float *g, const float *u, float *o, int n) {
+void es_silu_mul_avx2(const float *g, const float *u, float *o, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(g + i);
