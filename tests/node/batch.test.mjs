@@ -80,22 +80,24 @@ test('8 concurrent steered requests = the same 8 alone (F16)', async (t) => {
 // --timeout is libmicrohttpd's idle limit, counted from the last byte sent. A request that
 // waits in the queue (or whose prompt is being read) sends nothing for a while: a stream
 // gets ": ping" comments meanwhile, and a non-streamed request has the limit lifted until
-// its answer is ready, so neither is cut. Here -np 1 and --timeout 1: two long requests
-// run one after the other (each ~1000 tokens, over a second) while a stream waits behind them.
+// its answer is ready, so neither is cut. Here -np 1 -t 1 and --timeout 1: four long requests
+// (1000 tokens each, ~0.6 s apiece on a 2024 CPU core) run one after the other while a stream
+// waits behind them.
 test('requests waiting longer than --timeout are answered in full', async () => {
-  const srv = await startServer({ args: ['--parallel', '1', '--queue', '4', '--timeout', '1', '-c', '1024', '-t', '2'] });
+  const srv = await startServer({ args: ['--parallel', '1', '--queue', '6', '--timeout', '1', '-c', '1024', '-t', '1'] });
   try {
     const long = (seed) => fetch(srv.url + '/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 1000, ignore_eos: true, seed, temperature: 0.8 }) });
     const t0 = Date.now();
-    const a = long(1);
-    await new Promise((r) => setTimeout(r, 50));
-    const b = long(2);
-    await new Promise((r) => setTimeout(r, 50));
+    const longs = [];
+    for (let seed = 1; seed <= 4; seed++) {
+      longs.push([`long request ${seed}`, long(seed)]);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const c = fetch(srv.url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, ignore_eos: true, stream: true,
         stream_options: { include_usage: true }, steering: { emotions: { joy: 1 } } }) });
-    for (const [name, p] of [['first', a], ['second', b]]) {
+    for (const [name, p] of longs) {
       const r = await p;
       assert.equal(r.status, 200, `${name} long request`);
       const j = await r.json();
