@@ -50,12 +50,16 @@
  *   Q8_0·Q8_0  eight lanes, lane l = Σ of elements 4l..4l+3 of each 32-block (int),
  *              acc_l = fma(d_w·d_x, lane_l, acc_l) block after block, then es_hsum8;
  *   Q4_K·Q8_K  per 64 elements: acc = fma(sc·isum pair, d_w·d_x, acc) and
- *              accm = fma(min·bsum pair, dmin_w·d_x, accm); result acc − accm;
+ *              accm = fma(min·bsum pair, dmin_w·d_x, accm); result acc − accm (as
+ *              llama.cpp's repacked Q4_K gemm; the AVX2 vec_dot_llamacpp and its tiles follow
+ *              it, and so do fast-mode prompts; the AVX2 vec_dot of ES_NUMERICS_FAST (decode)
+ *              and the batch-invariant tiles sum as Q5_K below, as llama.cpp's plain vec_dot
+ *              does: ~1.4x faster, the decode speed of Q4_K files, equal up to rounding);
  *   Q5_K·Q8_K  lanes as Q8_0 over each super-block (scales applied in int),
  *              acc_l = fma(d, lane_l, acc_l); plus Σ_blocks (−dmin·d_x)·Σ min·bsum;
  *   Q6_K·Q8_K  lanes as Q5_K, the −32 offset folded in per lane pair of 16-sums.
  * The scalar references below spell these out; every SIMD version reproduces them (for
- * Q4_0/Q5_0: the table's vec_dot_llamacpp, types.h), so that ES_NUMERICS_LLAMACPP gives the
+ * Q4_0/Q5_0/Q4_K: the table's vec_dot_llamacpp, types.h), so that ES_NUMERICS_LLAMACPP gives the
  * same bits on every CPU and with every environment switch below. */
 static inline float es_hsum8(const float a[8]) {
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));

@@ -93,7 +93,8 @@ typedef struct {
 
 typedef struct {
     const es_type_traits *tt;
-    es_vec_dot_fn dot; /* tt->vec_dot, or tt->vec_dot_llamacpp for llama.cpp's order */
+    es_vec_dot_fn dot;         /* tt->vec_dot, or tt->vec_dot_llamacpp for llama.cpp's order */
+    es_vec_dot_tiles_fn tiles; /* PATH_VEC_DOT_TILES: the tiles of dot */
     int type;
     mm_path path;
     size_t w_row;
@@ -183,8 +184,8 @@ static void rows_chunk(const mm_task *t, const mm_part *p, int64_t r0, int64_t r
             rows_vec_dot(t, p, r0, r1);
         break;
     case PATH_VEC_DOT_TILES:
-        t->tt->vec_dot_tiles(p->W, t->w_row, t->n_in, t->xq, t->x_row, t->xd, t->xd_ld, t->n_tok,
-                             p->y, p->n_out, r0, r1);
+        t->tiles(p->W, t->w_row, t->n_in, t->xq, t->x_row, t->xd, t->xd_ld, t->n_tok, p->y,
+                 p->n_out, r0, r1);
         break;
     case PATH_PACKED_Q:
         es_matmul_rows_avxvnni(t->type, p->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
@@ -212,17 +213,21 @@ static void rows_task(void *arg, int ith, int nth) {
     }
 }
 
+/* The tiles that reproduce the task's dot (vec_dot, or vec_dot_llamacpp), or NULL. */
+static es_vec_dot_tiles_fn tiles_of(const es_type_traits *tt, bool llamacpp_order) {
+    if (!llamacpp_order || tt->vec_dot_llamacpp == tt->vec_dot) return tt->vec_dot_tiles;
+    return tt->vec_dot_tiles_llamacpp;
+}
+
 /* The batch-invariant mode: kernels whose every sum is the one-token dot's bit for bit (the
- * tiles in vec_dot's order, with llama.cpp's order only where vec_dot_llamacpp is vec_dot:
- * Q8_0, Q4_1, Q5_1, the K-quants); the dot itself for the rest. */
+ * tiles in vec_dot's order, or in llama.cpp's where they exist: Q8_0, Q4_1, Q5_1, the
+ * K-quants); the dot itself for the rest. */
 static mm_path choose_path_invariant(int type, int64_t n_tok, bool llamacpp_order) {
     if (n_tok < 2) return PATH_VEC_DOT;
 #ifndef ES_NO_SIMD
     if (type == ES_TYPE_Q8_0 && es_avx512vnni_supported()) return PATH_Q8_AVX512;
 #endif
-    const es_type_traits *tt = es_type_get(type);
-    if (tt->vec_dot_tiles && (!llamacpp_order || tt->vec_dot_llamacpp == tt->vec_dot))
-        return PATH_VEC_DOT_TILES;
+    if (tiles_of(es_type_get(type), llamacpp_order)) return PATH_VEC_DOT_TILES;
     return PATH_VEC_DOT;
 }
 
@@ -303,6 +308,11 @@ void es_matmul_parts(es_threadpool *tp, const es_matmul_part *parts, int n_parts
     mm_task t = {
         .tt = tt,
         .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
+        /* prompts outside the batch-invariant mode take llama.cpp's order where it has tiles
+         * (Q4_K: what llama.cpp's prompt path computes; its decode, like our vec_dot, sums
+         * otherwise) */
+        .tiles = !batch_invariant && tt->vec_dot_tiles_llamacpp ? tt->vec_dot_tiles_llamacpp
+                                                                : tiles_of(tt, llamacpp_order),
         .type = type,
         .path = batch_invariant ? choose_path_invariant(type, n_tok, llamacpp_order)
                                 : choose_path(type, n_in, n_tok, llamacpp_order),

@@ -47,6 +47,9 @@ typedef struct es_type_traits {
      * they reproduce), or NULL */
     es_vec_dot_tiles_fn vec_dot_tiles;
     int tile_rows;
+    /* the same for vec_dot_llamacpp where that differs from vec_dot (Q4_K), or NULL; es_matmul
+     * also takes them for prompts outside the batch-invariant mode */
+    es_vec_dot_tiles_fn vec_dot_tiles_llamacpp;
 } es_type_traits;
 
 /* Traits of a type id with the fastest kernels this CPU runs, or NULL for an id that

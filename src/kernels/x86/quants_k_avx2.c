@@ -157,7 +157,9 @@ static inline __m256i scales_q4_K(const uint8_t *q, const int16_t *bsums, __m256
 #define K4_SCALE(v, k)                                                                             \
     _mm256_shuffle_epi8((v), _mm256_set1_epi16((short)(((2 * (k) + 1) << 8) | (2 * (k)))))
 
-void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+/* Q4_K in llama.cpp's order (its repacked gemm: per 64 elements, two scalar fma chains):
+ * ES_NUMERICS_LLAMACPP, and the reference's order bit for bit. */
+static void vec_dot_q4_K_llamacpp(int64_t n, float *s, const void *vx, const void *vy) {
     const es_block_q4_K *x = vx;
     const es_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -192,34 +194,56 @@ void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     *s = acc - accm;
 }
 
-void es_vec_dot_q5_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const es_block_q5_K *x = vx;
+/* Q4_K (q5 false) and Q5_K (true) rows · Q8_K in 8 integer lanes per block (scales applied in
+ * int), acc_l = fma(d, lane_l, acc_l), plus one fma chain of the mins: the order of
+ * es_vec_dot_q5_K_ref (kernels.h). For Q4_K this is llama.cpp's plain AVX2 vec_dot order, with
+ * no dependency between the 64-element groups of a block: ~1.4x the per-64 chain, the decode
+ * speed of Q4_K files (vec_dot_q4_K_llamacpp keeps the reference's order). The two block
+ * types share d, dmin and scales at the same offsets; Q5_K has qh[32] before qs. */
+static inline __attribute__((always_inline)) void q45_K_dot(bool q5, int64_t n, float *s,
+                                                            const void *vx, const void *vy) {
+    const size_t bs = q5 ? sizeof(es_block_q5_K) : sizeof(es_block_q4_K);
     const es_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 accf = _mm256_setzero_ps();
-    float summs = 0; /* the order of es_vec_dot_q5_K_ref (kernels.h) */
+    float summs = 0;
     for (int64_t i = 0; i < n / ES_QK_K; i++) {
+        const es_block_q4_K *x4 = (const es_block_q4_K *)((const uint8_t *)vx + (size_t)i * bs);
+        const es_block_q5_K *x5 = (const es_block_q5_K *)x4;
+        const uint8_t *qs = q5 ? x5->qs : x4->qs;
         __m256i mterms;
-        const __m256i sc = scales_q4_K(x[i].scales, y[i].bsums, &mterms);
+        const __m256i sc = scales_q4_K(x4->scales, y[i].bsums, &mterms);
         const int32_t msum = hsum_i32(mterms);
         const int8_t *q8 = y[i].qs;
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        const __m256i qh =
+            q5 ? _mm256_loadu_si256((const __m256i *)x5->qh) : _mm256_setzero_si256();
         __m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(qv, m4), bit_to(qh, 2 * j, 16));
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
-                                               bit_to(qh, 2 * j + 1, 16));
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(qv, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+            if (q5) {
+                lo = _mm256_or_si256(lo, bit_to(qh, 2 * j, 16));
+                hi = _mm256_or_si256(hi, bit_to(qh, 2 * j + 1, 16));
+            }
             acc = _mm256_add_epi32(acc, dot32_scaled(lo, q8 + 64 * j, K4_SCALE(sc, 2 * j)));
             acc =
                 _mm256_add_epi32(acc, dot32_scaled(hi, q8 + 64 * j + 32, K4_SCALE(sc, 2 * j + 1)));
         }
-        const float d = y[i].d * fp16(x[i].d), dmin = -y[i].d * fp16(x[i].dmin);
+        const float d = y[i].d * fp16(x4->d), dmin = -y[i].d * fp16(x4->dmin);
         summs = fmaf(dmin, (float)msum, summs);
         accf = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc), accf);
     }
     *s = es_hsum_ps(accf) + summs;
+}
+
+void es_vec_dot_q4_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    q45_K_dot(false, n, s, vx, vy);
+}
+
+void es_vec_dot_q5_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
+    q45_K_dot(true, n, s, vx, vy);
 }
 
 void es_vec_dot_q6_K_avx2(int64_t n, float *s, const void *vx, const void *vy) {
@@ -368,12 +392,13 @@ TILE_FN q2_3_K_tile(bool q3, int R, int T, int64_t n_in, const uint8_t *const *w
 #define Q2_K_TILE(R, T, n_in, w, a, ad, ld, out) q2_3_K_tile(false, R, T, n_in, w, a, ad, ld, out)
 #define Q3_K_TILE(R, T, n_in, w, a, ad, ld, out) q2_3_K_tile(true, R, T, n_in, w, a, ad, ld, out)
 
-/* Q4_K: the 8 outputs of a 2 × 4 tile in the lanes of float vectors (lane 4r + t; a smaller
- * tile has its last row and token repeated by the walk, and stores only its own), so that
- * vec_dot_q4_K's two scalar fma chains become lane-wise vector fmas of the same operands in
- * the same order. */
-TILE_FN q4_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  const float *ad, size_t ld, float *const *out) {
+/* Q4_K in llama.cpp's order (vec_dot_q4_K_llamacpp): the 8 outputs of a 2 × 4 tile in the lanes of
+ * float vectors (lane 4r + t; a smaller tile has its last row and token repeated by the walk, and
+ * stores only its own), so that vec_dot_q4_K_llamacpp's two scalar fma chains become lane-wise
+ * vector fmas of the same operands in the same order. */
+TILE_FN q4_K_tile_llamacpp(int R, int T, int64_t n_in, const uint8_t *const *wr,
+                           const uint8_t *const *ar, const float *ad, size_t ld,
+                           float *const *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
@@ -447,10 +472,11 @@ TILE_FN q4_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             out[t][r] = res[4 * r + t];
 }
 
-/* Q5_K and Q6_K: the integer sums of a block for every output of the tile, one 32-element
+/* Q4_K/Q5_K and Q6_K: the integer sums of a block for every output of the tile, one 32-element
  * group at a time (exact in any order), then vec_dot's float steps per output. */
-TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const uint8_t *const *ar,
-                  const float *ad, size_t ld, float *const *out) {
+TILE_FN q45_K_tile(bool q5, int R, int T, int64_t n_in, const uint8_t *const *wr,
+                   const uint8_t *const *ar, const float *ad, size_t ld, float *const *out) {
+    const size_t bs = q5 ? sizeof(es_block_q5_K) : sizeof(es_block_q4_K);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 accf[2][4];
     float summs[2][4];
@@ -460,8 +486,8 @@ TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
         for (int t = 0; t < T; t++)
             accf[r][t] = _mm256_setzero_ps(), summs[r][t] = 0;
     for (int64_t i = 0; i < n_in / ES_QK_K; i++) {
-        const es_block_q5_K *x[2] = {(const es_block_q5_K *)wr[0] + i,
-                                     (const es_block_q5_K *)wr[1] + i};
+        const es_block_q4_K *x[2] = {(const es_block_q4_K *)(wr[0] + (size_t)i * bs),
+                                     (const es_block_q4_K *)(wr[1] + (size_t)i * bs)};
         const es_block_q8_K *y[4];
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++)
@@ -480,10 +506,13 @@ TILE_FN q5_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
             __m256i q[2], s[2];
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[r]->qs + 32 * j));
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)x[r]->qh);
-                q[r] = _mm256_or_si256(_mm256_and_si256(k & 1 ? _mm256_srli_epi16(qv, 4) : qv, m4),
-                                       bit_to(qh, k, 16));
+                const es_block_q5_K *x5 = (const es_block_q5_K *)x[r];
+                const __m256i qv =
+                    _mm256_loadu_si256((const __m256i *)((q5 ? x5->qs : x[r]->qs) + 32 * j));
+                q[r] = _mm256_and_si256(k & 1 ? _mm256_srli_epi16(qv, 4) : qv, m4);
+                if (q5)
+                    q[r] = _mm256_or_si256(
+                        q[r], bit_to(_mm256_loadu_si256((const __m256i *)x5->qh), k, 16));
                 s[r] = K4_SCALE(sc[r], k);
             }
             k_group_tokens(R, T, k, q, s, y, acc);
@@ -577,8 +606,11 @@ TILE_FN q6_K_tile(int R, int T, int64_t n_in, const uint8_t *const *wr, const ui
 
 ES_TILE_ROWS_AVX2(rows_q2_K, Q2_K_TILE, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q3_K, Q3_K_TILE, 2, 4);
-ES_TILE_ROWS_AVX2(rows_q4_K, q4_K_tile, 2, 4);
-ES_TILE_ROWS_AVX2(rows_q5_K, q5_K_tile, 2, 4);
+#define Q4_K_TILE(R, T, n_in, w, a, ad, ld, out) q45_K_tile(false, R, T, n_in, w, a, ad, ld, out)
+#define Q5_K_TILE(R, T, n_in, w, a, ad, ld, out) q45_K_tile(true, R, T, n_in, w, a, ad, ld, out)
+ES_TILE_ROWS_AVX2(rows_q4_K, Q4_K_TILE, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q4_K_llamacpp, q4_K_tile_llamacpp, 2, 4);
+ES_TILE_ROWS_AVX2(rows_q5_K, Q5_K_TILE, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q6_K, q6_K_tile, 2, 4);
 
 void es_quants_k_register_tiles_avx2(es_type_traits *table) {
@@ -594,6 +626,9 @@ void es_quants_k_register_tiles_avx2(es_type_traits *table) {
         table[tiles[i].type].vec_dot_tiles = tiles[i].tiles; /* 2 rows x 4 tokens */
         table[tiles[i].type].tile_rows = 2;
     }
+    /* Q4_K's vec_dot is not the reference's order: llama.cpp's, and its tiles, beside it */
+    table[ES_TYPE_Q4_K].vec_dot_llamacpp = vec_dot_q4_K_llamacpp;
+    table[ES_TYPE_Q4_K].vec_dot_tiles_llamacpp = rows_q4_K_llamacpp;
 }
 
 /* ---- Q8_K quantization of activations ---- */
