@@ -4,7 +4,7 @@
 //
 //   node bench/serve_load.mjs --url http://127.0.0.1:8080 --clients 4 --requests 8 \
 //        [--max-tokens 64] [--prompt-set short|long|FILE] [--steer on|off] \
-//        [--api completions|chat] [--warmup ROUNDS] [--label TEXT]
+//        [--api completions|chat] [--warmup ROUNDS] [--cache-prompt on|off] [--label TEXT]
 //
 // Every request: stream, stream_options.include_usage, temperature 0, ignore_eos (so every
 // server generates exactly max_tokens tokens). Request i (over all clients) takes prompt
@@ -21,10 +21,11 @@ import { readFileSync } from 'node:fs';
 
 function parseArgs(argv) {
   const a = { url: 'http://127.0.0.1:8080', clients: 1, requests: 4, maxTokens: 64,
-              promptSet: 'short', steer: 'off', api: 'completions', warmup: 1, label: '' };
+              promptSet: 'short', steer: 'off', api: 'completions', warmup: 1, label: '',
+              cachePrompt: 'on' };
   const map = { '--url': 'url', '--clients': 'clients', '--requests': 'requests',
                 '--max-tokens': 'maxTokens', '--prompt-set': 'promptSet', '--steer': 'steer',
-                '--api': 'api', '--warmup': 'warmup', '--label': 'label' };
+                '--api': 'api', '--warmup': 'warmup', '--label': 'label', '--cache-prompt': 'cachePrompt' };
   for (let i = 2; i < argv.length; i++) {
     const k = map[argv[i]];
     if (!k || i + 1 >= argv.length) {
@@ -39,6 +40,7 @@ function parseArgs(argv) {
   }
   if (!['on', 'off'].includes(a.steer)) { console.error('--steer on|off'); process.exit(2); }
   if (!['chat', 'completions'].includes(a.api)) { console.error('--api chat|completions'); process.exit(2); }
+  if (!['on', 'off'].includes(a.cachePrompt)) { console.error('--cache-prompt on|off'); process.exit(2); }
   a.url = a.url.replace(/\/+$/, '');
   return a;
 }
@@ -102,9 +104,12 @@ async function oneRequest(args, prompt, mix) {
   if (args.api === 'chat') body.messages = [{ role: 'user', content: prompt }];
   else body.prompt = prompt;
   if (mix) body.steering = { emotions: mix };
+  // llama-server's switch for reusing a slot's cached prompt prefix (on by default there)
+  if (args.cachePrompt === 'off') body.cache_prompt = false;
   const path = args.api === 'chat' ? '/v1/chat/completions' : '/v1/completions';
   const t0 = performance.now();
-  const res = { ok: false, ttft: null, latency: null, tokens: 0, promptTokens: 0, error: null };
+  const res = { ok: false, ttft: null, latency: null, tokens: 0, promptTokens: 0, cachedTokens: 0,
+                error: null };
   let r;
   try {
     r = await fetch(args.url + path, { method: 'POST', headers: { 'content-type': 'application/json' },
@@ -150,6 +155,7 @@ async function oneRequest(args, prompt, mix) {
   if (!res.error && !usage) res.error = 'no usage chunk';
   res.tokens = usage?.completion_tokens ?? 0;
   res.promptTokens = usage?.prompt_tokens ?? 0;
+  res.cachedTokens = usage?.prompt_tokens_details?.cached_tokens ?? 0;
   if (!res.error && res.tokens !== args.maxTokens) res.error = `completion_tokens ${res.tokens} != ${args.maxTokens}`;
   res.ok = !res.error;
   return res;
@@ -202,6 +208,8 @@ async function main() {
     requests: total, ok: ok.length, failed: total - ok.length, errors,
     mixes: mixes.length, wall_s: round(wall, 3), generated_tokens: tokens,
     prompt_tokens: results.reduce((s, r) => s + r.promptTokens, 0),
+    cached_prompt_tokens: results.reduce((s, r) => s + r.cachedTokens, 0),
+    cache_prompt: args.cachePrompt,
     tok_per_s: round(tokens / wall, 2),
     ttft_ms: { p50: round(pct(ttft, 50)), p99: round(pct(ttft, 99)) },
     latency_ms: { p50: round(pct(lat, 50)), p99: round(pct(lat, 99)) },
