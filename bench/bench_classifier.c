@@ -3,12 +3,14 @@
  * distilroberta-base / a 6-layer BERT (6 layers, d_model 768, 12 heads, FFN 3072,
  * 7 labels, pooler present), on texts of 128 tokens, through es_classifier_classify.
  *
- *   bench_classifier [--threads N] [--texts N] [--tokens T] [--type f16|q8_0|f32]
+ *   bench_classifier [--threads N] [--texts N] [--tokens T] [--type f16|q8_0|f32] [--keep FILE]
  *
  * The model is a random GGUF written to /tmp (F16 matrices by default, as llama.cpp's
  * converter writes them; a WordPiece vocabulary of [PAD] [UNK] [CLS] [SEP] and the 26
  * letters, word-initial and continued). A text is T − 2 one-letter words, so each row
  * is exactly T tokens. Prints the forward FLOPs per response and the GFLOP/s reached.
+ * --keep FILE writes the model to FILE and the texts to FILE.txt (one a line) and keeps both,
+ * for llama.cpp's llama-embedding on the same file (bench/compare_classifier.sh).
  */
 #include "common.h"
 #include "types.h"
@@ -81,6 +83,7 @@ static es_status write_model(const char *path, es_type mtype) {
         types[4 + i] = types[30 + i] = 1;
     }
     es_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert");
+    es_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 1); /* rows of token_types */
     es_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 56);
     es_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ES_GGUF_INT32, types, 56);
     es_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
@@ -124,6 +127,7 @@ static es_status write_model(const char *path, es_type mtype) {
 
 int main(int argc, char **argv) {
     int n_threads = es_cpu_count(), n_texts = 64, T = 128;
+    const char *keep = NULL;
     es_type mtype = ES_TYPE_F16;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -137,15 +141,20 @@ int main(int argc, char **argv) {
             mtype = !strcmp(t, "q8_0")  ? ES_TYPE_Q8_0
                     : !strcmp(t, "f32") ? ES_TYPE_F32
                                         : ES_TYPE_F16;
+        } else if (!strcmp(argv[i], "--keep") && i + 1 < argc) {
+            keep = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_classifier [--threads N] [--texts N] [--tokens T] "
-                            "[--type f16|q8_0|f32]\n");
+                            "[--type f16|q8_0|f32] [--keep FILE]\n");
             return 2;
         }
     }
     if (n_threads < 1 || n_texts < 1 || T < 3 || T > N_POS) return 2;
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/bench_classifier_%d.gguf", (int)getpid());
+    char path[4096];
+    if (keep)
+        snprintf(path, sizeof path, "%s", keep);
+    else
+        snprintf(path, sizeof path, "/tmp/bench_classifier_%d.gguf", (int)getpid());
     if (write_model(path, mtype) != ES_OK) {
         fprintf(stderr, "cannot write the model: %s\n", es_last_error());
         return 1;
@@ -165,6 +174,14 @@ int main(int argc, char **argv) {
             texts[i][2 * k + 1] = ' ';
         }
         texts[i][(T - 2) * 2] = '\0';
+    }
+    if (keep) {
+        char tpath[4200];
+        snprintf(tpath, sizeof tpath, "%s.txt", keep);
+        FILE *f = fopen(tpath, "w");
+        for (int i = 0; f && i < n_texts; i++)
+            fprintf(f, "%s\n", texts[i]);
+        if (f) fclose(f);
     }
     int32_t *tok = NULL, *ty = NULL;
     int n = 0;
@@ -199,6 +216,6 @@ int main(int argc, char **argv) {
     free(probs);
     es_classifier_free(c);
     es_model_free(m);
-    remove(path);
+    if (!keep) remove(path);
     return 0;
 }
