@@ -87,10 +87,26 @@ typedef enum {
     PATH_VEC_DOT_TILES /* es_type_traits.vec_dot_tiles */
 } mm_path;
 
+/* One set of activations and how they are multiplied: converted once for every part that
+ * multiplies them. */
+typedef struct {
+    const float *x; /* [n_tok][n_in] */
+    int64_t n_tok;
+    mm_path path;
+    const uint8_t *xq; /* [n_tok] rows of x_row bytes in vec_dot_type (x itself for F32) */
+    void *xinfo;       /* es_xinfo [n_tok][n_in / group_size] (packed path) */
+    float *xd;         /* tiles over Q8_0 activations: block scales [n_in / 32][xd_ld], or NULL */
+    size_t xd_ld;
+    float *xt;    /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W),
+                     or NULL */
+    int64_t tok0; /* its first token among the task's tokens (conversion) */
+} mm_act;
+
 typedef struct {
     const uint8_t *W; /* [n_out] rows of w_row bytes */
     int64_t n_out;
-    float *y;      /* [n_tok][n_out] */
+    float *y; /* [n_tok][n_out] */
+    const mm_act *act;
     int64_t chunk; /* output rows per chunk */
     int64_t first; /* index of its first chunk among all the parts' chunks */
 } mm_part;
@@ -100,100 +116,124 @@ typedef struct {
     es_vec_dot_fn dot;         /* tt->vec_dot, or tt->vec_dot_llamacpp for llama.cpp's order */
     es_vec_dot_tiles_fn tiles; /* PATH_VEC_DOT_TILES: the tiles of dot */
     int type;
-    mm_path path;
     size_t w_row;
     int64_t n_in;
-    const float *x;    /* [n_tok][n_in] */
-    const uint8_t *xq; /* [n_tok] rows of x_row bytes in vec_dot_type (x itself for F32) */
-    size_t x_row;
-    void *xinfo; /* es_xinfo [n_tok][n_in / group_size] (packed path) */
-    float *xd;   /* tiles over Q8_0 activations: block scales [n_in / 32][xd_ld], or NULL */
-    size_t xd_ld;
+    size_t x_row;   /* bytes of a converted activation row */
     int group_size; /* packed path: weights per scale group */
-    int64_t n_tok;
-    float *xt; /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W), or
-                  NULL */
-    mm_part part[ES_MATMUL_MAX_PARTS];
+    mm_act *act;    /* [n_act], in token order */
+    int n_act;
+    int64_t n_tok; /* over all activations */
+    mm_part *part; /* [n_parts], in chunk order */
     int n_parts;
     int64_t n_chunks;  /* over all parts */
     atomic_llong next; /* index of the next free chunk */
 } mm_task;
 
-/* Converts the activation rows, split over threads. */
+/* The activations holding token i of the task (tok0 ascending). */
+static const mm_act *act_of(const mm_task *t, int64_t i) {
+    int lo = 0, hi = t->n_act - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (t->act[mid].tok0 <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return &t->act[lo];
+}
+
+/* Converts the activation rows of every act, split over threads. */
 static void convert_task(void *p, int ith, int nth) {
     mm_task *t = p;
     const es_type_traits *vt = es_type_get(t->tt->vec_dot_type);
-    for (int64_t i = ith; i < t->n_tok; i += nth) {
-        uint8_t *row = (uint8_t *)t->xq + (size_t)i * t->x_row;
-        vt->from_float(t->x + i * t->n_in, row, t->n_in);
-        if (t->xd) { /* the tiles' float copy of the block scales, exact */
+    for (int64_t g = ith; g < t->n_tok; g += nth) {
+        const mm_act *a = act_of(t, g);
+        const int64_t i = g - a->tok0;
+        uint8_t *row = (uint8_t *)a->xq + (size_t)i * t->x_row;
+        vt->from_float(a->x + i * t->n_in, row, t->n_in);
+        if (a->xd) { /* the tiles' float copy of the block scales, exact */
             const es_block_q8_0 *b = (const es_block_q8_0 *)row;
             for (int64_t k = 0; k < t->n_in / ES_QK; k++)
-                t->xd[(size_t)k * t->xd_ld + (size_t)i] = es_fp16_to_fp32(b[k].d);
+                a->xd[(size_t)k * a->xd_ld + (size_t)i] = es_fp16_to_fp32(b[k].d);
         }
 #ifndef ES_NO_SIMD
-        if (t->path == PATH_PACKED_Q)
+        if (a->path == PATH_PACKED_Q)
             es_xinfo_avxvnni(t->type, row, t->n_in,
-                             (es_xinfo *)t->xinfo + i * (t->n_in / t->group_size));
+                             (es_xinfo *)a->xinfo + i * (t->n_in / t->group_size));
 #endif
     }
 }
 
 #ifndef ES_NO_SIMD
+typedef struct {
+    const mm_act *act;
+    int64_t n_in;
+} xt_args;
+
 /* Transposes the activations for the AVX-512 broadcast path: the groups of 16 tokens of
  * whole tiles (the last one zero-padded), split over threads. */
 static void pack_xt_task(void *p, int ith, int nth) {
-    mm_task *t = p;
-    const int64_t n_groups = (t->n_tok + ES_XT_W - 1) / ES_XT_W * (ES_XT_W / 16);
+    const xt_args *x = p;
+    const mm_act *a = x->act;
+    const int64_t n_groups = (a->n_tok + ES_XT_W - 1) / ES_XT_W * (ES_XT_W / 16);
     const int64_t per = (n_groups + nth - 1) / nth, g0 = ES_MIN(n_groups, per * ith);
-    es_pack_xt_avx512(t->x, t->n_in, t->n_tok, t->xt, g0, ES_MIN(n_groups, g0 + per));
+    es_pack_xt_avx512(a->x, x->n_in, a->n_tok, a->xt, g0, ES_MIN(n_groups, g0 + per));
 }
 #endif
+
+/* Activations of at most this many elements are converted by the caller alone (a decode step:
+ * one token, or the one or two rows of a few experts): a pass of the pool costs more. */
+#define ES_MM_CONVERT_INLINE 16384
 
 /* Weight bytes a block of rows_vec_dot keeps in cache while every token passes over it. */
 #define ES_MM_ROW_BLOCK_BYTES 16384
 
 static void rows_vec_dot(const mm_task *t, const mm_part *p, int64_t r0, int64_t r1) {
     const es_vec_dot_fn dot = t->dot;
+    const int64_t n_in = t->n_in, n_tok = p->act->n_tok, n_out = p->n_out;
+    const size_t w_row = t->w_row, x_row = t->x_row;
+    const uint8_t *W = p->W, *xq = p->act->xq;
+    float *y = p->y;
     /* rows in blocks of ~16 KB, the tokens inside: with many tokens (a batch of sequences in
      * the batch-invariant mode, whose products all come here) each weight row is read from
      * memory once, not once per token. Each y[tok][r] is the same one vec_dot call either way. */
-    const int64_t rb = ES_MAX(1, ES_MM_ROW_BLOCK_BYTES / (int64_t)t->w_row);
+    const int64_t rb = ES_MAX(1, ES_MM_ROW_BLOCK_BYTES / (int64_t)w_row);
     for (int64_t b0 = r0; b0 < r1; b0 += rb) {
         const int64_t b1 = ES_MIN(r1, b0 + rb);
-        for (int64_t tok = 0; tok < t->n_tok; tok++) {
-            const uint8_t *xr = t->xq + (size_t)tok * t->x_row;
-            float *yr = p->y + tok * p->n_out;
+        for (int64_t tok = 0; tok < n_tok; tok++) {
+            const uint8_t *xr = xq + (size_t)tok * x_row;
+            float *yr = y + tok * n_out;
             for (int64_t r = b0; r < b1; r++)
-                dot(t->n_in, &yr[r], p->W + (size_t)r * t->w_row, xr);
+                dot(n_in, &yr[r], W + (size_t)r * w_row, xr);
         }
     }
 }
 
-/* Rows [r0, r1) of part p by the task's kernel. */
+/* Rows [r0, r1) of part p by its activations' kernel. */
 static void rows_chunk(const mm_task *t, const mm_part *p, int64_t r0, int64_t r1) {
-    switch (t->path) {
+    const mm_act *a = p->act;
+    switch (a->path) {
 #ifndef ES_NO_SIMD
     case PATH_TILED_F32:
-        if (t->xt)
-            es_matmul_xt_avx512(t->type, p->W, t->w_row, t->n_in, t->xt, t->n_tok, p->y, p->n_out,
+        if (a->xt)
+            es_matmul_xt_avx512(t->type, p->W, t->w_row, t->n_in, a->xt, a->n_tok, p->y, p->n_out,
                                 r0, r1);
         else
             (es_avx512_supported() ? es_matmul_f32act_avx512 : es_matmul_f32act_avx2)(
-                t->type, p->W, t->w_row, t->n_in, t->x, t->n_tok, p->y, p->n_out, r0, r1);
+                t->type, p->W, t->w_row, t->n_in, a->x, a->n_tok, p->y, p->n_out, r0, r1);
         break;
     case PATH_Q8_AVX512:
-        if (!es_matmul_rows_q8_0_avx512vnni(p->W, t->w_row, t->n_in, t->xq, t->x_row, t->n_tok,
+        if (!es_matmul_rows_q8_0_avx512vnni(p->W, t->w_row, t->n_in, a->xq, t->x_row, a->n_tok,
                                             p->y, p->n_out, r0, r1))
             rows_vec_dot(t, p, r0, r1);
         break;
     case PATH_VEC_DOT_TILES:
-        t->tiles(p->W, t->w_row, t->n_in, t->xq, t->x_row, t->xd, t->xd_ld, t->n_tok, p->y,
+        t->tiles(p->W, t->w_row, t->n_in, a->xq, t->x_row, a->xd, a->xd_ld, a->n_tok, p->y,
                  p->n_out, r0, r1);
         break;
     case PATH_PACKED_Q:
-        es_matmul_rows_avxvnni(t->type, p->W, t->w_row, t->n_in, t->xq, t->x_row, t->xinfo,
-                               t->n_tok, p->y, p->n_out, r0, r1);
+        es_matmul_rows_avxvnni(t->type, p->W, t->w_row, t->n_in, a->xq, t->x_row, a->xinfo,
+                               a->n_tok, p->y, p->n_out, r0, r1);
         break;
 #endif
     default: rows_vec_dot(t, p, r0, r1); break;
@@ -208,10 +248,15 @@ static void rows_task(void *arg, int ith, int nth) {
     for (;;) {
         const int64_t c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
         if (c >= t->n_chunks) break;
-        int ip = t->n_parts - 1;
-        while (ip > 0 && c < t->part[ip].first)
-            ip--;
-        const mm_part *p = &t->part[ip];
+        int lo = 0, hi = t->n_parts - 1; /* the part of chunk c (first ascending) */
+        while (lo < hi) {
+            const int mid = (lo + hi + 1) / 2;
+            if (t->part[mid].first <= c)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        const mm_part *p = &t->part[lo];
         const int64_t r0 = (c - p->first) * p->chunk;
         rows_chunk(t, p, r0, ES_MIN(r0 + p->chunk, p->n_out));
     }
@@ -270,20 +315,110 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
     es_matmul_parts(tp, &part, 1, n_in, x, n_tok, wsp, llamacpp_order, batch_invariant);
 }
 
-/* Output rows a chunk of a part takes: ~8 chunks per thread for balance, whole tiles of the
- * kernel and whole 64-byte lines of each output row (threads writing one line slow each other
- * down). */
-static int64_t chunk_rows(const mm_task *t, int64_t n_out, int nth) {
+/* Weight bytes x tokens a chunk computes at least: smaller chunks (a decode step of a small
+ * matrix) cost more in taking them from the shared counter than they save in balance. */
+#define ES_MM_MIN_CHUNK_WORK 32768
+
+/* Output rows a chunk of a part takes: ~8 chunks per thread for balance, at least
+ * ES_MM_MIN_CHUNK_WORK, whole tiles of the kernel and whole 64-byte lines of each output row
+ * (threads writing one line slow each other down). */
+static int64_t chunk_rows(const mm_task *t, mm_path path, int64_t n_out, int64_t n_tok, int nth) {
     const int64_t tile =
-        t->path == PATH_PACKED_Q || t->path == PATH_Q8_AVX512
+        path == PATH_PACKED_Q || path == PATH_Q8_AVX512
             ? 16
-            : (t->path == PATH_TILED_F32 ? 12
-                                         : (t->path == PATH_VEC_DOT_TILES ? t->tt->tile_rows : 1));
+            : (path == PATH_TILED_F32 ? 12 : (path == PATH_VEC_DOT_TILES ? t->tt->tile_rows : 1));
     int64_t unit = tile; /* the least common multiple of tile and 16 rows */
     while (unit % 16 != 0)
         unit += tile;
-    const int64_t chunk = ES_MAX(n_out / (nth * 8), 16);
+    const int64_t min_rows = ES_MM_MIN_CHUNK_WORK / ((int64_t)t->w_row * ES_MAX(n_tok, 1)) + 1;
+    const int64_t chunk = ES_MAX(n_out / (nth * 8), ES_MAX(min_rows, 16));
     return (chunk + unit - 1) / unit * unit;
+}
+
+/* The task for weights of `type` with n_in columns, no activations or parts yet; false when
+ * there is nothing to compute (a type that cannot be, n_in not whole blocks: checked at load). */
+static bool task_init(mm_task *t, int type, int64_t n_in, bool llamacpp_order,
+                      bool batch_invariant) {
+    const es_type_traits *tt = es_type_get(type);
+    if (!tt || !tt->can_compute || n_in <= 0 || es_row_size(type, n_in) == 0) return false;
+    *t = (mm_task){
+        .tt = tt,
+        .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
+        /* prompts outside the batch-invariant mode take llama.cpp's order where it has tiles
+         * (Q4_K: what llama.cpp's prompt path computes; its decode, like our vec_dot, sums
+         * otherwise) */
+        .tiles = !batch_invariant && tt->vec_dot_tiles_llamacpp ? tt->vec_dot_tiles_llamacpp
+                                                                : tiles_of(tt, llamacpp_order),
+        .type = type,
+#ifndef ES_NO_SIMD
+        .group_size = es_group_size_avxvnni(type),
+#endif
+        .w_row = es_row_size(type, n_in),
+        .n_in = n_in,
+        .x_row = tt->vec_dot_type == ES_TYPE_F32 ? (size_t)n_in * sizeof(float)
+                                                 : act_row_bytes(tt, n_in),
+    };
+    return true;
+}
+
+/* Adds activations x [n_tok][n_in] to the task, their scratch at *wsp (advanced past it). */
+static mm_act *task_add_act(mm_task *t, mm_act *a, const float *x, int64_t n_tok, uint8_t **wsp,
+                            bool llamacpp_order, bool batch_invariant) {
+    *a = (mm_act){.x = x, .n_tok = n_tok, .tok0 = t->n_tok};
+    a->path = batch_invariant ? choose_path_invariant(t->type, n_tok, llamacpp_order)
+                              : choose_path(t->type, t->n_in, n_tok, llamacpp_order);
+    uint8_t *w = *wsp;
+    *wsp += align_up(es_matmul_wsize(t->type, t->n_in, n_tok));
+    if (t->tt->vec_dot_type == ES_TYPE_F32) {
+        a->xq = (const uint8_t *)x;
+#ifndef ES_NO_SIMD
+        if (a->path == PATH_TILED_F32 && n_tok >= ES_XT_MIN_TOK && es_avx512_supported())
+            a->xt = (float *)w;
+#endif
+    } else {
+        a->xq = w;
+        a->xinfo = w + t->x_row * (size_t)n_tok;
+        if (a->path == PATH_VEC_DOT_TILES && t->tt->vec_dot_type == ES_TYPE_Q8_0) {
+            a->xd = a->xinfo; /* the two never serve one product */
+            a->xd_ld = xd_ld(n_tok);
+            for (int64_t k = 0; k < t->n_in / ES_QK; k++) /* the lanes past n_tok */
+                for (size_t j = (size_t)n_tok; j < a->xd_ld; j++)
+                    a->xd[(size_t)k * a->xd_ld + j] = 0.0f;
+        }
+    }
+    t->n_tok += n_tok;
+    t->n_act++;
+    return a;
+}
+
+/* Adds a part multiplying activations a. */
+static void task_add_part(mm_task *t, mm_part *p, const void *W, int64_t n_out, float *y,
+                          const mm_act *a, int nth) {
+    *p = (mm_part){.W = W, .n_out = n_out, .y = y, .act = a};
+    p->chunk = chunk_rows(t, a->path, n_out, a->n_tok, nth);
+    p->first = t->n_chunks;
+    t->n_chunks += (n_out + p->chunk - 1) / p->chunk;
+    t->n_parts++;
+}
+
+/* Converts every activation (one pass of the pool) and computes every part (another). */
+static void task_run(es_threadpool *tp, mm_task *t) {
+    if (t->n_parts == 0) return;
+    if (t->tt->vec_dot_type == ES_TYPE_F32) {
+#ifndef ES_NO_SIMD
+        for (int i = 0; i < t->n_act; i++)
+            if (t->act[i].xt) {
+                xt_args xa = {&t->act[i], t->n_in};
+                es_threadpool_run(tp, pack_xt_task, &xa);
+            }
+#endif
+    } else if (t->n_tok * t->n_in <= ES_MM_CONVERT_INLINE) {
+        convert_task(t, 0, 1);
+    } else {
+        es_threadpool_run(tp, convert_task, t);
+    }
+    atomic_init(&t->next, 0);
+    es_threadpool_run(tp, rows_task, t);
 }
 
 void es_matmul_parts(es_threadpool *tp, const es_matmul_part *parts, int n_parts, int64_t n_in,
@@ -299,73 +434,72 @@ void es_matmul_parts(es_threadpool *tp, const es_matmul_part *parts, int n_parts
             es_matmul_parts(tp, &parts[i], 1, n_in, x, n_tok, wsp, llamacpp_order, batch_invariant);
         return;
     }
-    const int type = parts[0].type;
-    const es_type_traits *tt = es_type_get(type);
-    if (!tt || !tt->can_compute) return;
     if (n_in == 0) { /* empty sums */
         for (int i = 0; i < n_parts; i++)
             if (parts[i].n_out > 0)
                 memset(parts[i].y, 0, sizeof(float) * (size_t)parts[i].n_out * (size_t)n_tok);
         return;
     }
-    if (es_row_size(type, n_in) == 0)
-        return; /* n_in not a whole number of blocks: checked at load */
-    mm_task t = {
-        .tt = tt,
-        .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
-        /* prompts outside the batch-invariant mode take llama.cpp's order where it has tiles
-         * (Q4_K: what llama.cpp's prompt path computes; its decode, like our vec_dot, sums
-         * otherwise) */
-        .tiles = !batch_invariant && tt->vec_dot_tiles_llamacpp ? tt->vec_dot_tiles_llamacpp
-                                                                : tiles_of(tt, llamacpp_order),
-        .type = type,
-        .path = batch_invariant ? choose_path_invariant(type, n_tok, llamacpp_order)
-                                : choose_path(type, n_in, n_tok, llamacpp_order),
-#ifndef ES_NO_SIMD
-        .group_size = es_group_size_avxvnni(type),
-#endif
-        .w_row = es_row_size(type, n_in),
-        .n_in = n_in,
-        .x = x,
-        .n_tok = n_tok,
-    };
-    const int nth = es_threadpool_size(tp);
-    for (int i = 0; i < n_parts; i++) {
-        if (parts[i].n_out <= 0) continue;
-        mm_part *p = &t.part[t.n_parts++];
-        *p = (mm_part){.W = parts[i].W, .n_out = parts[i].n_out, .y = parts[i].y};
-        p->chunk = chunk_rows(&t, p->n_out, nth);
-        p->first = t.n_chunks;
-        t.n_chunks += (p->n_out + p->chunk - 1) / p->chunk;
-    }
-    if (t.n_parts == 0) return;
-    if (tt->vec_dot_type == ES_TYPE_F32) {
-        t.xq = (const uint8_t *)x;
-        t.x_row = (size_t)n_in * sizeof(float);
-#ifndef ES_NO_SIMD
-        if (t.path == PATH_TILED_F32 && n_tok >= ES_XT_MIN_TOK && es_avx512_supported()) {
-            t.xt = wsp;
-            es_threadpool_run(tp, pack_xt_task, &t);
+    mm_task t;
+    mm_act act;
+    mm_part part[ES_MATMUL_MAX_PARTS];
+    if (!task_init(&t, parts[0].type, n_in, llamacpp_order, batch_invariant)) return;
+    t.act = &act;
+    t.part = part;
+    uint8_t *w = wsp;
+    const mm_act *a = task_add_act(&t, &act, x, n_tok, &w, llamacpp_order, batch_invariant);
+    for (int i = 0; i < n_parts; i++)
+        if (parts[i].n_out > 0)
+            task_add_part(&t, &part[t.n_parts], parts[i].W, parts[i].n_out, parts[i].y, a,
+                          es_threadpool_size(tp));
+    task_run(tp, &t);
+}
+
+/* Groups per pass of es_matmul_groups (its records live on the stack). */
+#define ES_MM_GROUPS_PER_PASS 64
+
+size_t es_matmul_groups_wsize(int type, int64_t n_in, int64_t n_tok, int n_groups) {
+    /* each group's scratch is es_matmul_wsize of its tokens, rounded up to 64 bytes; that is
+     * linear in the tokens but for rounding: the AVX-512 tiles of 32 tokens and the Q8_0 scales
+     * of 4 tokens, and three alignments */
+    const int64_t g = n_groups < 0 ? 0 : n_groups;
+    const size_t ws = es_matmul_wsize(type, n_in, n_tok + 32 * g);
+    size_t pad;
+    if (ws == SIZE_MAX || !es_mul_size((size_t)g, 3 * ES_MM_ALIGN, &pad) ||
+        !es_add_size(ws, pad, &pad))
+        return SIZE_MAX;
+    return pad;
+}
+
+void es_matmul_groups(es_threadpool *tp, int type, const es_matmul_group *groups, int n_groups,
+                      int64_t n_in, void *wsp, bool llamacpp_order, bool batch_invariant) {
+    for (int g0 = 0; g0 < n_groups; g0 += ES_MM_GROUPS_PER_PASS) {
+        const int g1 = ES_MIN(n_groups, g0 + ES_MM_GROUPS_PER_PASS);
+        if (n_in == 0) {
+            for (int i = g0; i < g1; i++)
+                if (groups[i].n_out > 0 && groups[i].n_tok > 0)
+                    memset(groups[i].y, 0,
+                           sizeof(float) * (size_t)groups[i].n_out * (size_t)groups[i].n_tok);
+            continue;
         }
-#endif
-    } else {
-        t.xq = wsp;
-        t.x_row = act_row_bytes(tt, n_in);
-        t.xinfo = (uint8_t *)wsp + t.x_row * (size_t)n_tok;
-        if (t.path == PATH_VEC_DOT_TILES && tt->vec_dot_type == ES_TYPE_Q8_0) {
-            t.xd = t.xinfo; /* the two never serve one product */
-            t.xd_ld = xd_ld(n_tok);
-            for (int64_t k = 0; k < n_in / ES_QK; k++) /* the lanes past n_tok */
-                for (size_t j = (size_t)n_tok; j < t.xd_ld; j++)
-                    t.xd[(size_t)k * t.xd_ld + j] = 0.0f;
+        mm_task t;
+        mm_act act[ES_MM_GROUPS_PER_PASS];
+        mm_part part[ES_MM_GROUPS_PER_PASS];
+        if (!task_init(&t, type, n_in, llamacpp_order, batch_invariant)) return;
+        t.act = act;
+        t.part = part;
+        uint8_t *w = wsp;
+        const mm_act *a = NULL;
+        for (int i = g0; i < g1; i++) {
+            const es_matmul_group *g = &groups[i];
+            if (g->n_tok <= 0 || g->n_out <= 0) continue;
+            if (!a || a->x != g->x || a->n_tok != g->n_tok) /* else: the same rows, converted */
+                a = task_add_act(&t, &act[t.n_act], g->x, g->n_tok, &w, llamacpp_order,
+                                 batch_invariant);
+            task_add_part(&t, &part[t.n_parts], g->W, g->n_out, g->y, a, es_threadpool_size(tp));
         }
-        if (n_tok == 1)
-            convert_task(&t, 0, 1);
-        else
-            es_threadpool_run(tp, convert_task, &t);
+        task_run(tp, &t);
     }
-    atomic_init(&t.next, 0);
-    es_threadpool_run(tp, rows_task, &t);
 }
 
 /* ---- small f32 products (attention) ---- */

@@ -4,6 +4,8 @@
  */
 #include "context.h"
 
+#include "matmul.h"
+
 #include "steer_state.h"
 
 #include <stdlib.h>
@@ -103,6 +105,8 @@ static void free_run_state(es_run_state *rs) {
     free(rs->moe_next);
     es_free_aligned(rs->moe_tok);
     es_free_aligned(rs->moe_wt);
+    es_free_aligned(rs->moe_row);
+    free(rs->moe_groups);
     es_free_aligned(rs->moe_x);
     es_free_aligned(rs->moe_gate);
     es_free_aligned(rs->moe_up);
@@ -172,12 +176,15 @@ static es_status alloc_run_state(es_context *ctx) {
         rs->moe_next = es_calloc(E, sizeof *rs->moe_next);
         rs->moe_tok = alloc_elems(B, K, 1, 1, sizeof(int32_t));
         rs->moe_wt = alloc_elems(B, K, 1, 1, sizeof(float));
-        rs->moe_x = alloc_floats(B, (size_t)c->n_embd, 1, 1);
-        rs->moe_gate = alloc_floats(B, (size_t)c->n_ff_exp, 1, 1);
-        rs->moe_up = alloc_floats(B, (size_t)c->n_ff_exp, 1, 1);
-        rs->moe_y = alloc_floats(B, (size_t)c->n_embd, 1, 1);
+        rs->moe_row = alloc_elems(B, K, 1, 1, sizeof(int32_t));
+        rs->moe_x = alloc_floats(B, K, (size_t)c->n_embd, 1);
+        rs->moe_gate = alloc_floats(B, K, (size_t)c->n_ff_exp, 1);
+        rs->moe_up = alloc_floats(B, K, (size_t)c->n_ff_exp, 1);
+        rs->moe_y = alloc_floats(B, K, (size_t)c->n_embd, 1);
+        rs->moe_groups = es_calloc(2 * E, sizeof *rs->moe_groups);
         ok = rs->moe_probs && rs->moe_sel && rs->moe_w && rs->moe_off && rs->moe_next &&
-             rs->moe_tok && rs->moe_wt && rs->moe_x && rs->moe_gate && rs->moe_up && rs->moe_y;
+             rs->moe_tok && rs->moe_wt && rs->moe_row && rs->moe_x && rs->moe_gate && rs->moe_up &&
+             rs->moe_y && rs->moe_groups;
     }
     if (ok && c->kv_lora_rank > 0) {
         const size_t n_kv = (size_t)c->n_head * (size_t)(c->head_dim - c->n_rot + c->head_dim_v);

@@ -50,10 +50,12 @@ typedef struct es_run_state {
     int32_t *moe_next; /* [n_expert] next free row of each expert while grouping */
     int32_t *moe_tok;  /* [B * k] token of each row, grouped by expert */
     float *moe_wt;     /* [B * k] weight of each row */
-    float *moe_x;      /* [B][n_embd] one expert's gathered inputs */
-    float *moe_gate;   /* [B][n_ff_exp] its gate projection */
-    float *moe_up;     /* [B][n_ff_exp] its up projection, then act(gate) * up */
-    float *moe_y;      /* [B][n_embd] its outputs */
+    int32_t *moe_row;  /* [B * k] the row of each (token, slot) */
+    float *moe_x;      /* [B * k][n_embd] the rows' inputs, grouped by expert */
+    float *moe_gate;   /* [B * k][n_ff_exp] their gate projections */
+    float *moe_up;     /* [B * k][n_ff_exp] their up projections, then act(gate) * up */
+    float *moe_y;      /* [B * k][n_embd] their experts' outputs */
+    struct es_matmul_group *moe_groups; /* [2 * n_expert] the products of one step */
     /* multi-head latent attention (cfg.kv_lora_rank > 0, else NULL) */
     float *mla_qa;  /* [B][q_lora_rank] query latent */
     float *mla_qb;  /* [B][n_q] queries as q_b gives them: per head [non-rope | rope] */

@@ -175,6 +175,11 @@ void es_op_matmul_parts(es_context *ctx, const es_matrix *const *W, float *const
                     ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
 }
 
+void es_op_matmul_groups(es_context *ctx, int type, const es_matmul_group *g, int n, int64_t n_in) {
+    es_matmul_groups(ctx->tp, type, g, n, n_in, ctx->rs.wsp,
+                     ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
+}
+
 /* x += o, the residual add. */
 static void add_residual(float *x, const float *o, size_t n) {
     for (size_t i = 0; i < n; i++)

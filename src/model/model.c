@@ -71,7 +71,9 @@ static es_status read_moe_config(es_model *m) {
     es_status st;
     if ((st = read_int(m, "expert_count", 0, 0, 4096, &c->n_expert))) return st;
     if (c->n_expert == 0) return ES_OK;
-    if ((st = read_int(m, "expert_used_count", -1, 1, c->n_expert, &c->n_expert_used))) return st;
+    if ((st = read_int(m, "expert_used_count", -1, 1, ES_MIN(c->n_expert, ES_MAX_EXPERT_USED),
+                       &c->n_expert_used)))
+        return st;
     return read_int(m, "expert_feed_forward_length", c->n_ff, 1, ES_MAX_DIM, &c->n_ff_exp);
 }
 
@@ -766,6 +768,13 @@ size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
             &L->wq_b,         &L->wkv_a,           &L->wkv_b};
         for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
             ws = ES_MAX(ws, matrix_wsize(more[i], n_tok));
+        /* MoE: every expert's rows at once (moe.c), n_tok * n_expert_used rows in all */
+        const es_experts *exps[] = {&L->ffn_gate_exps, &L->ffn_up_exps, &L->ffn_down_exps};
+        for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++)
+            if (exps[i]->m.data)
+                ws = ES_MAX(ws, es_matmul_groups_wsize(exps[i]->m.type, exps[i]->m.n_in,
+                                                       n_tok * m->cfg.n_expert_used,
+                                                       2 * m->cfg.n_expert));
     }
     return ws;
 }

@@ -68,6 +68,9 @@ typedef struct es_matrix {
 
 /* n_expert matrices of the same shape back to back in one 3-D tensor (GGUF ne =
  * [n_in, n_out, n_expert]): expert e is `m` with data advanced by e * stride bytes. */
+/* Most experts a token is routed to (expert_used_count); files asking more are refused. */
+#define ES_MAX_EXPERT_USED 64
+
 typedef struct es_experts {
     es_matrix m;   /* expert 0: [n_out][n_in] */
     size_t stride; /* bytes from one expert's matrix to the next */

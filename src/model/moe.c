@@ -7,16 +7,20 @@
  *   w[t][j]   = p[t][sel[t][j]] / max(Σ_j p[t][sel[t][j]], 2^-14)
  *   out[t]    = Σ_j w[t][j] · down_e(silu(gate_e(h[t])) · up_e(h[t])),  e = sel[t][j]
  *
- * Each expert runs only on the tokens routed to it: the tokens are grouped by expert,
- * and per expert (ascending) its rows of h are gathered, its three matrices multiply
- * them in one es_matmul each (split over the pool by weight rows), and the weighted
- * result is added into out[t]. A token meets its experts in ascending order whatever
- * else is in the batch, and the router dot products are per token, so the routing and
- * the sum of a token do not depend on the batch (up to the matmul kernel chosen for the
- * number of rows, as for the dense FFN).
+ * Each expert runs only on the tokens routed to it: the (token, slot) pairs are grouped
+ * by expert (rows in expert order, a token's rows in batch order within), the rows of h
+ * are gathered, and every expert multiplies its own rows: gate and up of all experts in
+ * one es_matmul_groups (one conversion pass, one pass of the pool over the rows of every
+ * expert's matrices), act(gate)·up in one pass, down the same way; then each token adds
+ * its experts' weighted outputs into out[t] in ascending expert order. A token meets its
+ * experts in that order whatever else is in the batch, and the router dot products are
+ * per token, so the routing and the sum of a token do not depend on the batch (up to the
+ * matmul kernel chosen for the number of rows, as for the dense FFN; none in the
+ * batch-invariant mode).
  */
 #include "moe.h"
 
+#include "matmul.h"
 #include "ops.h"
 #include "types.h"
 
@@ -105,7 +109,8 @@ static void select_task(void *p, int ith, int nth) {
 /* ---- the experts ---------------------------------------------------------------------- */
 
 /* Groups the (token, slot) pairs by expert: moe_tok[moe_off[e] ..] are the tokens of
- * expert e in batch order, moe_wt their weights. */
+ * expert e in batch order, moe_wt their weights; moe_row[t * k + j] is the row of token t's
+ * slot j. */
 static void group_by_expert(es_context *ctx, int n_tok) {
     const es_config *c = &ctx->model->cfg;
     es_run_state *rs = &ctx->rs;
@@ -121,47 +126,59 @@ static void group_by_expert(es_context *ctx, int n_tok) {
             const int e = rs->moe_sel[(size_t)t * k + j], r = rs->moe_next[e]++;
             rs->moe_tok[r] = t;
             rs->moe_wt[r] = rs->moe_w[(size_t)t * k + j];
+            rs->moe_row[(size_t)t * k + j] = r;
         }
 }
 
 /* Expert e's matrix of a 3-D expert tensor. */
-static es_matrix expert(const es_experts *x, int e) {
-    es_matrix m = x->m;
-    m.data = (const uint8_t *)x->m.data + (size_t)e * x->stride;
-    return m;
+static const uint8_t *expert(const es_experts *x, int e) {
+    return (const uint8_t *)x->m.data + (size_t)e * x->stride;
 }
 
 typedef struct {
     es_context *ctx;
-    int r0, cnt; /* the expert's rows moe_tok[r0 .. r0 + cnt) */
+    int n_rows; /* n_tok * k */
+    int n_tok;
 } rows_args;
 
-/* moe_x[i] = xb[moe_tok[r0 + i]]. */
+/* moe_x[r] = xb[moe_tok[r]] for every row. */
 static void gather_task(void *p, int ith, int nth) {
     const rows_args *a = p;
     es_run_state *rs = &a->ctx->rs;
     const int d = a->ctx->model->cfg.n_embd;
-    int64_t i0, i1;
-    es_op_split(a->cnt, ith, nth, &i0, &i1);
-    for (int64_t i = i0; i < i1; i++)
-        memcpy(rs->moe_x + (size_t)i * d, rs->xb + (size_t)rs->moe_tok[a->r0 + i] * d,
+    int64_t r0, r1;
+    es_op_split(a->n_rows, ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(rs->moe_x + (size_t)r * d, rs->xb + (size_t)rs->moe_tok[r] * d,
                (size_t)d * sizeof(float));
 }
 
-/* out[moe_tok[r0 + i]] += moe_wt[r0 + i] · moe_y[i]: a token appears once per expert,
- * so the rows written are distinct. */
+/* out[t] = Σ over t's experts, ascending, of w · moe_y[row]; the rows are grouped by expert
+ * in ascending order, so ascending rows are ascending experts. Tokens split over threads. */
 static void scatter_task(void *p, int ith, int nth) {
     const rows_args *a = p;
     es_run_state *rs = &a->ctx->rs;
-    const int d = a->ctx->model->cfg.n_embd;
-    int64_t i0, i1;
-    es_op_split(a->cnt, ith, nth, &i0, &i1);
-    for (int64_t i = i0; i < i1; i++) {
-        const float w = rs->moe_wt[a->r0 + i];
-        const float *y = rs->moe_y + (size_t)i * d;
-        float *o = rs->out + (size_t)rs->moe_tok[a->r0 + i] * d;
-        for (int j = 0; j < d; j++)
-            o[j] += w * y[j];
+    const es_config *c = &a->ctx->model->cfg;
+    const int d = c->n_embd, k = c->n_expert_used;
+    int64_t t0, t1;
+    es_op_split(a->n_tok, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        int32_t row[ES_MAX_EXPERT_USED];
+        for (int j = 0; j < k; j++) { /* insertion sort of k <= ES_MAX_EXPERT_USED rows */
+            const int32_t r = rs->moe_row[(size_t)t * k + j];
+            int i = j;
+            for (; i > 0 && row[i - 1] > r; i--)
+                row[i] = row[i - 1];
+            row[i] = r;
+        }
+        float *o = rs->out + (size_t)t * d;
+        memset(o, 0, (size_t)d * sizeof(float));
+        for (int j = 0; j < k; j++) {
+            const float w = rs->moe_wt[row[j]];
+            const float *y = rs->moe_y + (size_t)row[j] * d;
+            for (int i = 0; i < d; i++)
+                o[i] += w * y[i];
+        }
     }
 }
 
@@ -169,6 +186,7 @@ void es_moe_ffn(es_context *ctx, int il, int n_tok) {
     const es_config *c = &ctx->model->cfg;
     const es_layer_weights *L = &ctx->model->w.layers[il];
     es_run_state *rs = &ctx->rs;
+    const int E = c->n_expert, n_rows = n_tok * c->n_expert_used;
 
     /* p = softmax(h·Wrouterᵀ); sel = top-k(p); w = p[sel] / Σ p[sel] */
     route_args ra = {ctx, &L->ffn_gate_inp, n_tok};
@@ -179,19 +197,34 @@ void es_moe_ffn(es_context *ctx, int il, int n_tok) {
     es_op_run(ctx, select_task, &ra, (int64_t)n_tok * c->n_expert * c->n_expert_used);
     group_by_expert(ctx, n_tok);
 
-    /* out = Σ over experts e of w · down_e(silu(gate_e(h)) · up_e(h)) on e's tokens */
-    memset(rs->out, 0, (size_t)n_tok * c->n_embd * sizeof(float));
-    for (int e = 0; e < c->n_expert; e++) {
-        rows_args a = {ctx, rs->moe_off[e], rs->moe_off[e + 1] - rs->moe_off[e]};
-        if (a.cnt == 0) continue;
-        const es_matrix gate = expert(&L->ffn_gate_exps, e), up = expert(&L->ffn_up_exps, e),
-                        down = expert(&L->ffn_down_exps, e);
-        es_op_run(ctx, gather_task, &a, (int64_t)a.cnt * c->n_embd);
-        const es_matrix *W[2] = {&gate, &up};
-        float *const y[2] = {rs->moe_gate, rs->moe_up};
-        es_op_matmul_parts(ctx, W, y, 2, rs->moe_x, a.cnt);
-        es_op_glu(ctx, rs->moe_up, rs->moe_gate, rs->moe_up, a.cnt, c->n_ff_exp);
-        es_op_matmul(ctx, &down, rs->moe_up, a.cnt, rs->moe_y);
-        es_op_run(ctx, scatter_task, &a, (int64_t)a.cnt * c->n_embd);
+    /* x = the rows of h, grouped by expert */
+    rows_args a = {ctx, n_rows, n_tok};
+    es_op_run(ctx, gather_task, &a, (int64_t)n_rows * c->n_embd);
+    /* gate_e, up_e = x_e·W_gate,eᵀ, x_e·W_up,eᵀ for every expert e on its rows */
+    es_matmul_group *g = rs->moe_groups; /* [2 * E] */
+    int ng = 0;
+    for (int e = 0; e < E; e++) {
+        const int r0 = rs->moe_off[e], cnt = rs->moe_off[e + 1] - r0;
+        if (cnt == 0) continue;
+        const float *x = rs->moe_x + (size_t)r0 * c->n_embd;
+        g[ng++] = (es_matmul_group){expert(&L->ffn_gate_exps, e), c->n_ff_exp, x, cnt,
+                                    rs->moe_gate + (size_t)r0 * c->n_ff_exp};
+        g[ng++] = (es_matmul_group){expert(&L->ffn_up_exps, e), c->n_ff_exp, x, cnt,
+                                    rs->moe_up + (size_t)r0 * c->n_ff_exp};
     }
+    es_op_matmul_groups(ctx, L->ffn_gate_exps.m.type, g, ng, c->n_embd);
+    /* u = act(gate) · up, every row */
+    es_op_glu(ctx, rs->moe_up, rs->moe_gate, rs->moe_up, n_rows, c->n_ff_exp);
+    /* y_e = u_e·W_down,eᵀ */
+    ng = 0;
+    for (int e = 0; e < E; e++) {
+        const int r0 = rs->moe_off[e], cnt = rs->moe_off[e + 1] - r0;
+        if (cnt == 0) continue;
+        g[ng++] = (es_matmul_group){expert(&L->ffn_down_exps, e), c->n_embd,
+                                    rs->moe_up + (size_t)r0 * c->n_ff_exp, cnt,
+                                    rs->moe_y + (size_t)r0 * c->n_embd};
+    }
+    es_op_matmul_groups(ctx, L->ffn_down_exps.m.type, g, ng, c->n_ff_exp);
+    /* out[t] = Σ_j w · y[row of (t, j)], experts ascending */
+    es_op_run(ctx, scatter_task, &a, (int64_t)n_tok * c->n_embd * c->n_expert_used);
 }
