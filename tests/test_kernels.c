@@ -640,9 +640,11 @@ static void test_activation_special(void) {
 
 /* es_matmul_groups (the experts of a MoE layer, each on its own rows; gate and up share their
  * rows) gives every group's y bit for bit as one es_matmul_bi per group, in both modes, for
- * groups of 1, 2, 5 and 40 tokens, and es_matmul_groups_wsize covers its scratch. */
+ * groups of 1, 2, 5 and 40 tokens, with gate and up of one type and of two (the next in the
+ * list), and es_matmul_groups_wsize covers its scratch. */
 static void test_matmul_groups(es_threadpool *tp) {
     const int types[] = {ES_TYPE_F16, ES_TYPE_Q8_0, ES_TYPE_Q4_0, ES_TYPE_Q4_K, ES_TYPE_Q6_K};
+    const int n_types = (int)(sizeof types / sizeof types[0]);
     const int64_t n_in = 512, n_out = 48, toks[] = {1, 2, 5, 40};
     enum { N_EXP = 4, N_GROUPS = 2 * N_EXP };
     int64_t n_rows = 0;
@@ -652,54 +654,65 @@ static void test_matmul_groups(es_threadpool *tp) {
     float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in));
     float *y = malloc(sizeof(float) * (size_t)(N_GROUPS * n_rows * n_out));
     float *y1 = malloc(sizeof(float) * (size_t)(N_GROUPS * n_rows * n_out));
+    uint8_t *W[2];
     fill_random(x, n_rows * n_in, 1.0f);
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        const es_type_traits *t = es_type_get(types[ti]);
-        const size_t row = es_row_size(types[ti], n_in);
-        uint8_t *W = malloc(row * (size_t)(n_out * N_GROUPS));
-        for (int g = 0; g < N_GROUPS; g++) {
-            fill_random(wf, n_out * n_in, 0.1f + 0.05f * (float)g);
-            for (int64_t r = 0; r < n_out; r++)
-                t->from_float(wf + r * n_in, W + row * (size_t)(g * n_out + r), n_in);
-        }
-        for (int bi = 0; bi < 2; bi++) {
-            es_matmul_group groups[N_GROUPS];
-            int64_t r0 = 0;
-            for (int e = 0; e < N_EXP; e++) {
-                for (int h = 0; h < 2; h++) { /* gate and up: the same rows */
-                    const int g = 2 * e + h;
-                    groups[g] =
-                        (es_matmul_group){W + row * (size_t)(g * n_out), n_out, x + r0 * n_in,
-                                          toks[e], y + (size_t)(g * n_rows + r0) * n_out};
+    for (int ti = 0; ti < n_types; ti++) {
+        for (int mixed = 0; mixed < 2; mixed++) {
+            /* gate: types[ti]; up: the same, or the next type */
+            const int ty[2] = {types[ti], types[(ti + mixed) % n_types]};
+            for (int h = 0; h < 2; h++) {
+                const size_t row = es_row_size(ty[h], n_in);
+                W[h] = malloc(row * (size_t)(n_out * N_EXP));
+                for (int e = 0; e < N_EXP; e++) {
+                    fill_random(wf, n_out * n_in, 0.1f + 0.05f * (float)(2 * e + h));
+                    for (int64_t r = 0; r < n_out; r++)
+                        es_type_get(ty[h])->from_float(wf + r * n_in,
+                                                       W[h] + row * (size_t)(e * n_out + r), n_in);
                 }
-                r0 += toks[e];
             }
-            const size_t ws = es_matmul_groups_wsize(types[ti], n_in, n_rows, N_GROUPS);
-            void *wsp = es_alloc_aligned(ws);
-            for (int64_t i = 0; i < N_GROUPS * n_rows * n_out; i++)
-                y[i] = y1[i] = NAN;
-            es_matmul_groups(tp, types[ti], groups, N_GROUPS, n_in, wsp, false, bi);
-            void *wsp1 = es_alloc_aligned(es_matmul_wsize(types[ti], n_in, 40));
-            int64_t differ = 0;
-            for (int g = 0; g < N_GROUPS; g++) {
-                float *yg = y1 + (groups[g].y - y);
-                es_matmul_bi(tp, types[ti], groups[g].W, n_out, n_in, groups[g].x, groups[g].n_tok,
-                             yg, wsp1, false, bi);
-                for (int64_t i = 0; i < groups[g].n_tok * n_out; i++)
-                    differ += memcmp(&yg[i], &groups[g].y[i], sizeof(float)) != 0;
+            for (int bi = 0; bi < 2; bi++) {
+                es_matmul_group groups[N_GROUPS];
+                int64_t r0 = 0;
+                for (int e = 0; e < N_EXP; e++) {
+                    for (int h = 0; h < 2; h++) { /* gate and up: the same rows */
+                        const int g = 2 * e + h;
+                        groups[g] = (es_matmul_group){
+                            ty[h],   W[h] + es_row_size(ty[h], n_in) * (size_t)(e * n_out),
+                            n_out,   x + r0 * n_in,
+                            toks[e], y + (size_t)(g * n_rows + r0) * n_out};
+                    }
+                    r0 += toks[e];
+                }
+                const size_t ws = ES_MAX(es_matmul_groups_wsize(ty[0], n_in, n_rows, N_GROUPS),
+                                         es_matmul_groups_wsize(ty[1], n_in, n_rows, N_GROUPS));
+                void *wsp = es_alloc_aligned(ws);
+                for (int64_t i = 0; i < N_GROUPS * n_rows * n_out; i++)
+                    y[i] = y1[i] = NAN;
+                es_matmul_groups(tp, groups, N_GROUPS, n_in, wsp, false, bi);
+                void *wsp1 = es_alloc_aligned(
+                    ES_MAX(es_matmul_wsize(ty[0], n_in, 40), es_matmul_wsize(ty[1], n_in, 40)));
+                int64_t differ = 0;
+                for (int g = 0; g < N_GROUPS; g++) {
+                    float *yg = y1 + (groups[g].y - y);
+                    es_matmul_bi(tp, groups[g].type, groups[g].W, n_out, n_in, groups[g].x,
+                                 groups[g].n_tok, yg, wsp1, false, bi);
+                    for (int64_t i = 0; i < groups[g].n_tok * n_out; i++)
+                        differ += memcmp(&yg[i], &groups[g].y[i], sizeof(float)) != 0;
+                }
+                CHECK(differ == 0,
+                      "groups gate %s, up %s (batch-invariant %d): %lld outputs differ from one "
+                      "call per group",
+                      es_type_name(ty[0]), es_type_name(ty[1]), bi, (long long)differ);
+                es_free_aligned(wsp);
+                es_free_aligned(wsp1);
             }
-            CHECK(differ == 0,
-                  "%s groups (batch-invariant %d): %lld outputs differ from one call "
-                  "per group",
-                  t->name, bi, (long long)differ);
-            es_free_aligned(wsp);
-            es_free_aligned(wsp1);
+            free(W[0]), free(W[1]);
         }
-        free(W);
     }
     free(x), free(wf), free(y), free(y1);
-    printf("matmul groups: %zu types, 2 modes, groups of 1/2/5/40 tokens = one call per group\n",
-           sizeof types / sizeof types[0]);
+    printf("matmul groups: %d types, gate and up of one type and of two, 2 modes, groups of "
+           "1/2/5/40 tokens = one call per group\n",
+           n_types);
 }
 
 int main(void) {

@@ -137,8 +137,8 @@ static void check_model(const char *path, const char *mix, int exp_type) {
         CHECK(same_route == all, "%s: routing differs for %d of %d (layer, token)", mix,
               all - same_route, all);
         CHECK(n_used > TOP_K, "%s: only %d experts used", mix, n_used);
-        CHECK(ra->worst_wsum < 1e-6 && rc->worst_wsum < 1e-6, "%s: routing weights do not sum to 1",
-              mix);
+        CHECK(ra->worst_wsum < 1e-6 && rc->worst_wsum < 1e-6 && rd->worst_wsum < 1e-6,
+              "%s: routing weights do not sum to 1", mix);
     }
     free(a), free(b), free(c), free(d), free(ra), free(rb), free(rc), free(rd);
     es_model_free(m);

@@ -99,7 +99,7 @@ typedef struct {
     size_t xd_ld;
     float *xt;    /* AVX-512 broadcast path: x transposed, [ceil(n_tok/W)][n_in][W] (W = ES_XT_W),
                      or NULL */
-    int64_t tok0; /* its first token among the task's tokens (conversion) */
+    int64_t tok0; /* its first token among the task's tokens (which thread converts which) */
 } mm_act;
 
 typedef struct {
@@ -129,38 +129,27 @@ typedef struct {
     atomic_llong next; /* index of the next free chunk */
 } mm_task;
 
-/* The activations holding token i of the task (tok0 ascending). */
-static const mm_act *act_of(const mm_task *t, int64_t i) {
-    int lo = 0, hi = t->n_act - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) / 2;
-        if (t->act[mid].tok0 <= i)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return &t->act[lo];
-}
-
 /* Converts the activation rows of every act, split over threads. */
 static void convert_task(void *p, int ith, int nth) {
     mm_task *t = p;
     const es_type_traits *vt = es_type_get(t->tt->vec_dot_type);
-    for (int64_t g = ith; g < t->n_tok; g += nth) {
-        const mm_act *a = act_of(t, g);
-        const int64_t i = g - a->tok0;
-        uint8_t *row = (uint8_t *)a->xq + (size_t)i * t->x_row;
-        vt->from_float(a->x + i * t->n_in, row, t->n_in);
-        if (a->xd) { /* the tiles' float copy of the block scales, exact */
-            const es_block_q8_0 *b = (const es_block_q8_0 *)row;
-            for (int64_t k = 0; k < t->n_in / ES_QK; k++)
-                a->xd[(size_t)k * a->xd_ld + (size_t)i] = es_fp16_to_fp32(b[k].d);
-        }
+    for (int ia = 0; ia < t->n_act; ia++) {
+        const mm_act *a = &t->act[ia];
+        /* token i of a is the task's token tok0 + i, which thread (tok0 + i) mod nth converts */
+        for (int64_t i = ((ith - a->tok0) % nth + nth) % nth; i < a->n_tok; i += nth) {
+            uint8_t *row = (uint8_t *)a->xq + (size_t)i * t->x_row;
+            vt->from_float(a->x + i * t->n_in, row, t->n_in);
+            if (a->xd) { /* the tiles' float copy of the block scales, exact */
+                const es_block_q8_0 *b = (const es_block_q8_0 *)row;
+                for (int64_t k = 0; k < t->n_in / ES_QK; k++)
+                    a->xd[(size_t)k * a->xd_ld + (size_t)i] = es_fp16_to_fp32(b[k].d);
+            }
 #ifndef ES_NO_SIMD
-        if (a->path == PATH_PACKED_Q)
-            es_xinfo_avxvnni(t->type, row, t->n_in,
-                             (es_xinfo *)a->xinfo + i * (t->n_in / t->group_size));
+            if (a->path == PATH_PACKED_Q)
+                es_xinfo_avxvnni(t->type, row, t->n_in,
+                                 (es_xinfo *)a->xinfo + i * (t->n_in / t->group_size));
 #endif
+        }
     }
 }
 
@@ -471,17 +460,10 @@ size_t es_matmul_groups_wsize(int type, int64_t n_in, int64_t n_tok, int n_group
     return pad;
 }
 
-void es_matmul_groups(es_threadpool *tp, int type, const es_matmul_group *groups, int n_groups,
-                      int64_t n_in, void *wsp, bool llamacpp_order, bool batch_invariant) {
-    for (int g0 = 0; g0 < n_groups; g0 += ES_MM_GROUPS_PER_PASS) {
-        const int g1 = ES_MIN(n_groups, g0 + ES_MM_GROUPS_PER_PASS);
-        if (n_in == 0) {
-            for (int i = g0; i < g1; i++)
-                if (groups[i].n_out > 0 && groups[i].n_tok > 0)
-                    memset(groups[i].y, 0,
-                           sizeof(float) * (size_t)groups[i].n_out * (size_t)groups[i].n_tok);
-            continue;
-        }
+/* The groups of one type among groups[0, n), in passes of ES_MM_GROUPS_PER_PASS. */
+static void groups_of_type(es_threadpool *tp, int type, const es_matmul_group *groups, int n,
+                           int64_t n_in, void *wsp, bool llamacpp_order, bool batch_invariant) {
+    for (int i = 0; i < n;) {
         mm_task t;
         mm_act act[ES_MM_GROUPS_PER_PASS];
         mm_part part[ES_MM_GROUPS_PER_PASS];
@@ -490,15 +472,35 @@ void es_matmul_groups(es_threadpool *tp, int type, const es_matmul_group *groups
         t.part = part;
         uint8_t *w = wsp;
         const mm_act *a = NULL;
-        for (int i = g0; i < g1; i++) {
+        for (; i < n && t.n_parts < ES_MM_GROUPS_PER_PASS; i++) {
             const es_matmul_group *g = &groups[i];
-            if (g->n_tok <= 0 || g->n_out <= 0) continue;
+            if (g->type != type || g->n_tok <= 0 || g->n_out <= 0) continue;
             if (!a || a->x != g->x || a->n_tok != g->n_tok) /* else: the same rows, converted */
                 a = task_add_act(&t, &act[t.n_act], g->x, g->n_tok, &w, llamacpp_order,
                                  batch_invariant);
             task_add_part(&t, &part[t.n_parts], g->W, g->n_out, g->y, a, es_threadpool_size(tp));
         }
         task_run(tp, &t);
+    }
+}
+
+void es_matmul_groups(es_threadpool *tp, const es_matmul_group *groups, int n_groups, int64_t n_in,
+                      void *wsp, bool llamacpp_order, bool batch_invariant) {
+    if (n_in == 0) { /* empty sums */
+        for (int i = 0; i < n_groups; i++)
+            if (groups[i].n_out > 0 && groups[i].n_tok > 0)
+                memset(groups[i].y, 0,
+                       sizeof(float) * (size_t)groups[i].n_out * (size_t)groups[i].n_tok);
+        return;
+    }
+    /* one type at a time, in the order they first appear (an expert's gate and up may differ) */
+    bool done[ES_TYPE_COUNT] = {false};
+    for (int i = 0; i < n_groups; i++) {
+        const int type = groups[i].type;
+        if (type < 0 || type >= ES_TYPE_COUNT || done[type]) continue;
+        done[type] = true;
+        groups_of_type(tp, type, groups + i, n_groups - i, n_in, wsp, llamacpp_order,
+                       batch_invariant);
     }
 }
 

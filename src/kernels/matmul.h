@@ -58,9 +58,10 @@ void es_matmul_parts(es_threadpool *tp, const es_matmul_part *parts, int n_parts
                      const float *x, int64_t n_tok, void *wsp, bool llamacpp_order,
                      bool batch_invariant);
 
-/* One product of es_matmul_groups: y = x · Wᵀ with its own activations (W n_out rows of the
- * call's type; x [n_tok][n_in]; y [n_tok][n_out]). */
+/* One product of es_matmul_groups: y = x · Wᵀ with its own activations (W n_out rows of
+ * `type`; x [n_tok][n_in]; y [n_tok][n_out]). */
 typedef struct es_matmul_group {
+    int type;
     const void *W;
     int64_t n_out;
     const float *x;
@@ -71,13 +72,14 @@ typedef struct es_matmul_group {
 /* Scratch bytes es_matmul_groups needs for n_groups groups of n_tok tokens in all (a bound). */
 size_t es_matmul_groups_wsize(int type, int64_t n_in, int64_t n_tok, int n_groups);
 
-/* es_matmul_bi for n_groups products of one type and n_in, each with its own activations (the
+/* es_matmul_bi for n_groups products of n_in columns, each with its own activations (the
  * experts of a mixture-of-experts layer, each on its own tokens): the same y, bit for bit, as
- * one call per group, in one conversion pass and one pass of the pool whose threads take
- * chunks of rows of every group. Consecutive groups with the same x and n_tok (an expert's gate
- * and up) share one conversion. `wsp`: es_matmul_groups_wsize bytes (64-byte aligned). */
-void es_matmul_groups(es_threadpool *tp, int type, const es_matmul_group *groups, int n_groups,
-                      int64_t n_in, void *wsp, bool llamacpp_order, bool batch_invariant);
+ * one call per group. The groups of one type take one conversion pass and one pass of the pool
+ * whose threads take chunks of rows of every group; groups of that type with the same x and
+ * n_tok one after the other (an expert's gate and up) share one conversion. `wsp`: the largest
+ * es_matmul_groups_wsize of the types' groups (64-byte aligned). */
+void es_matmul_groups(es_threadpool *tp, const es_matmul_group *groups, int n_groups, int64_t n_in,
+                      void *wsp, bool llamacpp_order, bool batch_invariant);
 
 /*
  * Small dense f32 products for attention (scores = Q·Kᵀ, out = P·V), on the calling

@@ -159,11 +159,6 @@ static void rope(es_context *ctx, float *x, const float *cs, int n_tok, int n_he
 
 /* ---- matmul shorthand: y[n_tok][W.n_out] = x · Wᵀ ------------------------------------ */
 
-static void matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y) {
-    es_matmul_bi(ctx->tp, W->type, W->data, W->n_out, W->n_in, x, n_tok, y, ctx->rs.wsp,
-                 ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
-}
-
 /* y_i = x · W_iᵀ for the n matrices of parts that multiply the same x (one conversion of x,
  * one pass of the pool where they share a type). */
 void es_op_matmul_parts(es_context *ctx, const es_matrix *const *W, float *const *y, int n,
@@ -175,9 +170,14 @@ void es_op_matmul_parts(es_context *ctx, const es_matrix *const *W, float *const
                     ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
 }
 
-void es_op_matmul_groups(es_context *ctx, int type, const es_matmul_group *g, int n, int64_t n_in) {
-    es_matmul_groups(ctx->tp, type, g, n, n_in, ctx->rs.wsp,
-                     ctx->params.numerics == ES_NUMERICS_LLAMACPP, ctx->params.batch_invariant);
+/* y = x · Wᵀ */
+static void matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok, float *y) {
+    es_op_matmul_parts(ctx, &W, &y, 1, x, n_tok);
+}
+
+void es_op_matmul_groups(es_context *ctx, const es_matmul_group *g, int n, int64_t n_in) {
+    es_matmul_groups(ctx->tp, g, n, n_in, ctx->rs.wsp, ctx->params.numerics == ES_NUMERICS_LLAMACPP,
+                     ctx->params.batch_invariant);
 }
 
 /* x += o, the residual add. */

@@ -207,12 +207,20 @@ void es_moe_ffn(es_context *ctx, int il, int n_tok) {
         const int r0 = rs->moe_off[e], cnt = rs->moe_off[e + 1] - r0;
         if (cnt == 0) continue;
         const float *x = rs->moe_x + (size_t)r0 * c->n_embd;
-        g[ng++] = (es_matmul_group){expert(&L->ffn_gate_exps, e), c->n_ff_exp, x, cnt,
+        g[ng++] = (es_matmul_group){L->ffn_gate_exps.m.type,
+                                    expert(&L->ffn_gate_exps, e),
+                                    c->n_ff_exp,
+                                    x,
+                                    cnt,
                                     rs->moe_gate + (size_t)r0 * c->n_ff_exp};
-        g[ng++] = (es_matmul_group){expert(&L->ffn_up_exps, e), c->n_ff_exp, x, cnt,
+        g[ng++] = (es_matmul_group){L->ffn_up_exps.m.type,
+                                    expert(&L->ffn_up_exps, e),
+                                    c->n_ff_exp,
+                                    x,
+                                    cnt,
                                     rs->moe_up + (size_t)r0 * c->n_ff_exp};
     }
-    es_op_matmul_groups(ctx, L->ffn_gate_exps.m.type, g, ng, c->n_embd);
+    es_op_matmul_groups(ctx, g, ng, c->n_embd);
     /* u = act(gate) · up, every row */
     es_op_glu(ctx, rs->moe_up, rs->moe_gate, rs->moe_up, n_rows, c->n_ff_exp);
     /* y_e = u_e·W_down,eᵀ */
@@ -220,11 +228,14 @@ void es_moe_ffn(es_context *ctx, int il, int n_tok) {
     for (int e = 0; e < E; e++) {
         const int r0 = rs->moe_off[e], cnt = rs->moe_off[e + 1] - r0;
         if (cnt == 0) continue;
-        g[ng++] = (es_matmul_group){expert(&L->ffn_down_exps, e), c->n_embd,
-                                    rs->moe_up + (size_t)r0 * c->n_ff_exp, cnt,
+        g[ng++] = (es_matmul_group){L->ffn_down_exps.m.type,
+                                    expert(&L->ffn_down_exps, e),
+                                    c->n_embd,
+                                    rs->moe_up + (size_t)r0 * c->n_ff_exp,
+                                    cnt,
                                     rs->moe_y + (size_t)r0 * c->n_embd};
     }
-    es_op_matmul_groups(ctx, L->ffn_down_exps.m.type, g, ng, c->n_ff_exp);
+    es_op_matmul_groups(ctx, g, ng, c->n_ff_exp);
     /* out[t] = Σ_j w · y[row of (t, j)], experts ascending */
     es_op_run(ctx, scatter_task, &a, (int64_t)n_tok * c->n_embd * c->n_expert_used);
 }

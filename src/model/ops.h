@@ -26,8 +26,7 @@ void es_op_matmul(es_context *ctx, const es_matrix *W, const float *x, int n_tok
 void es_op_matmul_parts(es_context *ctx, const es_matrix *const *W, float *const *y, int n,
                         const float *x, int n_tok);
 /* es_matmul_groups over the context's pool and scratch, with its numerics. */
-void es_op_matmul_groups(es_context *ctx, int type, const struct es_matmul_group *g, int n,
-                         int64_t n_in);
+void es_op_matmul_groups(es_context *ctx, const struct es_matmul_group *g, int n, int64_t n_in);
 
 /* hb = act(gate) * up, rows of n_ff (the family's activation: SiLU or GELU-tanh). */
 void es_op_glu(es_context *ctx, float *hb, const float *gate, const float *up, int n_tok, int n_ff);
