@@ -13,7 +13,8 @@
  *     n_tok >= 4, AVX-VNNI;
  *   - tiles in vec_dot's order (quants_avx2.c, quants_k_avx2.c: Q4_0/Q5_0/Q4_1/Q5_1/Q8_0/
  *     Q2_K..Q6_K; matmul_q8_avx512.c for Q8_0 with AVX-512 VNNI): prompts of those types
- *     without AVX-VNNI, and every batch of them in the batch-invariant mode.
+ *     without AVX-VNNI, and every batch of them in the batch-invariant mode; Q4_K prompts in
+ *     llama.cpp's order through panels with rows in vector lanes (matmul_q4k_avx2.c).
  * All of them give the same sums up to float rounding (integer block sums are exact).
  */
 #include "matmul.h"

@@ -124,25 +124,6 @@ static ES_ALWAYS_INLINE __m256i block_quants(int type, const uint8_t *blk) {
     }
 }
 
-/* Transposes 8 rows of 8 dwords in place (r[i][j] <-> r[j][i]). */
-static ES_ALWAYS_INLINE void transpose8x8_epi32(__m256i r[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(_mm256_castsi256_ps(r[i]), _mm256_castsi256_ps(r[i + 1]));
-        t[i + 1] = _mm256_unpackhi_ps(_mm256_castsi256_ps(r[i]), _mm256_castsi256_ps(r[i + 1]));
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_castps_si256(_mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        r[i + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-    }
-}
-
 /* Packs rows [r, r + nr) (nr <= 16; missing rows get zero quants and scales) for the
  * n32 32-element pieces of chunk `chunk` (elements chunk*CHUNK_K ..). */
 static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, size_t w_row,
@@ -180,7 +161,7 @@ static ES_ALWAYS_INLINE void pack_panel_t(int type, qdesc q, const uint8_t *W, s
                 const uint8_t *wr = W + (size_t)(r + row) * w_row;
                 v[i] = block_quants(type, wr + (size_t)(chunk * (CHUNK_K / 32) + c) * bb);
             }
-            transpose8x8_epi32(v); /* v[g] = 4 bytes of dword-group g for the 8 rows */
+            es_transpose8x8_epi32(v); /* v[g] = 4 bytes of dword-group g for the 8 rows */
             for (int g = 0; g < 8; g++)
                 _mm256_storeu_si256((__m256i *)(p->q + c * 32 * PR + g * 64 + half * 32), v[g]);
         }

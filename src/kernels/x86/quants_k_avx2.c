@@ -611,6 +611,20 @@ ES_TILE_ROWS_AVX2(rows_q3_K, Q3_K_TILE, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q4_K, Q4_K_TILE, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q4_K_llamacpp, q4_K_tile_llamacpp, 2, 4);
 ES_TILE_ROWS_AVX2(rows_q5_K, Q5_K_TILE, 2, 4);
+
+/* Below this many tokens the per-call panels of es_matmul_rows_q4_K_panels cost more than
+ * they save. */
+#define ES_Q4K_PANEL_MIN_TOK 8
+
+/* Q4_K prompts in llama.cpp's order: the rows-in-lanes panels, the 2 x 4 tiles for a few
+ * tokens (or without memory for the panels' scratch): the same bits. */
+static void rows_q4_K_llamacpp_any(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
+                                   size_t x_row, const float *xd, size_t xd_ld, int64_t n_tok,
+                                   float *y, int64_t n_out, int64_t r0, int64_t r1) {
+    if (n_tok < ES_Q4K_PANEL_MIN_TOK ||
+        !es_matmul_rows_q4_K_panels(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1))
+        rows_q4_K_llamacpp(W, w_row, n_in, xq, x_row, xd, xd_ld, n_tok, y, n_out, r0, r1);
+}
 ES_TILE_ROWS_AVX2(rows_q6_K, q6_K_tile, 2, 4);
 
 void es_quants_k_register_tiles_avx2(es_type_traits *table) {
@@ -628,7 +642,7 @@ void es_quants_k_register_tiles_avx2(es_type_traits *table) {
     }
     /* Q4_K's vec_dot is not the reference's order: llama.cpp's, and its tiles, beside it */
     table[ES_TYPE_Q4_K].vec_dot_llamacpp = vec_dot_q4_K_llamacpp;
-    table[ES_TYPE_Q4_K].vec_dot_tiles_llamacpp = rows_q4_K_llamacpp;
+    table[ES_TYPE_Q4_K].vec_dot_tiles_llamacpp = rows_q4_K_llamacpp_any;
 }
 
 /* ---- Q8_K quantization of activations ---- */

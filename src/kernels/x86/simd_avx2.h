@@ -48,6 +48,25 @@ static inline __m256i es_expand_bits(const uint8_t qh[4]) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bitsel), bitsel);
 }
 
+/* Transposes 8 rows of 8 dwords in place (r[i][j] <-> r[j][i]). */
+static inline __attribute__((always_inline)) void es_transpose8x8_epi32(__m256i r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(_mm256_castsi256_ps(r[i]), _mm256_castsi256_ps(r[i + 1]));
+        t[i + 1] = _mm256_unpackhi_ps(_mm256_castsi256_ps(r[i]), _mm256_castsi256_ps(r[i + 1]));
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_castps_si256(_mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        r[i + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+
 /* Tokens per block of the tile walks below: their activation rows stay in cache while the
  * weight rows pass over them. */
 #define ES_TILE_TOK_BLOCK 32
