@@ -206,14 +206,14 @@ typedef struct {
 /* True when the CPU has AVX-VNNI, es_type_get hands out AVX2 kernels, and ES_NO_VNNI is unset. */
 bool es_avxvnni_supported(void);
 /* Weights per scale group (32 or 16) of a type the packed path handles, else 0. */
-int es_group_size_avxvnni(int type);
+int es_group_size_packed(int type);
 /* es_xinfo for the n_in / group_size groups of one activation row xq (vec_dot_type). */
-void es_xinfo_avxvnni(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out);
+void es_xinfo_packed(int type, const uint8_t *xq, int64_t n_in, es_xinfo *out);
 /* y[t][r] for rows [r0, r1) and all tokens; xq: n_tok activation rows of x_row bytes,
  * xi: [n_tok][n_in / group_size]. */
-void es_matmul_rows_avxvnni(int type, const uint8_t *W, size_t w_row, int64_t n_in,
-                            const uint8_t *xq, size_t x_row, const es_xinfo *xi, int64_t n_tok,
-                            float *y, int64_t n_out, int64_t r0, int64_t r1);
+void es_matmul_rows_packed(int type, const uint8_t *W, size_t w_row, int64_t n_in,
+                           const uint8_t *xq, size_t x_row, const es_xinfo *xi, int64_t n_tok,
+                           float *y, int64_t n_out, int64_t r0, int64_t r1);
 #endif
 
 /* Environment switches, read once when a path is first chosen (a value other than

@@ -9,11 +9,11 @@
  *   - rows × vec_dot: any type; the decode case (n_tok == 1), memory bound;
  *   - tiled f32 (matmul_avx2.c, or matmul_avx512.c where the CPU has AVX-512F):
  *     F32/F16/BF16 weights, n_tok > 1;
- *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K,
- *     n_tok >= 4, AVX-VNNI;
+ *   - packed integer (matmul_q_avx2.c): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, n_tok >= 4, AVX-VNNI or
+ *     AVX2;
  *   - tiles in vec_dot's order (quants_avx2.c, quants_k_avx2.c: Q4_0/Q5_0/Q4_1/Q5_1/Q8_0/
- *     Q2_K..Q6_K; matmul_q8_avx512.c for Q8_0 with AVX-512 VNNI): prompts of those types
- *     without AVX-VNNI, and every batch of them in the batch-invariant mode; Q4_K prompts in
+ *     Q2_K..Q6_K; matmul_q8_avx512.c for Q8_0 with AVX-512 VNNI): the other
+ *     types' prompts, and every batch of them in the batch-invariant mode; Q4_K prompts in
  *     llama.cpp's order through panels with rows in vector lanes (matmul_q4k_avx2.c).
  * All of them give the same sums up to float rounding (integer block sums are exact).
  */
@@ -67,7 +67,7 @@ size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
 #ifndef ES_NO_SIMD
     /* after the rows, one of: es_xinfo per token and block for the packed integer path, or the
      * float block scales of Q8_0 activations for the tiles */
-    const int gs = es_group_size_avxvnni(type);
+    const int gs = es_group_size_packed(type);
     if (gs > 0 && !es_mul_size((size_t)n_tok * (size_t)(n_in / gs), sizeof(es_xinfo), &info))
         return SIZE_MAX;
     size_t xd = 0;
@@ -147,8 +147,8 @@ static void convert_task(void *p, int ith, int nth) {
             }
 #ifndef ES_NO_SIMD
             if (a->path == PATH_PACKED_Q)
-                es_xinfo_avxvnni(t->type, row, t->n_in,
-                                 (es_xinfo *)a->xinfo + i * (t->n_in / t->group_size));
+                es_xinfo_packed(t->type, row, t->n_in,
+                                (es_xinfo *)a->xinfo + i * (t->n_in / t->group_size));
 #endif
         }
     }
@@ -222,8 +222,8 @@ static void rows_chunk(const mm_task *t, const mm_part *p, int64_t r0, int64_t r
                  p->n_out, r0, r1);
         break;
     case PATH_PACKED_Q:
-        es_matmul_rows_avxvnni(t->type, p->W, t->w_row, t->n_in, a->xq, t->x_row, a->xinfo,
-                               a->n_tok, p->y, p->n_out, r0, r1);
+        es_matmul_rows_packed(t->type, p->W, t->w_row, t->n_in, a->xq, t->x_row, a->xinfo, a->n_tok,
+                              p->y, p->n_out, r0, r1);
         break;
 #endif
     default: rows_vec_dot(t, p, r0, r1); break;
@@ -278,8 +278,8 @@ static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_
         return PATH_TILED_F32;
     if (type == ES_TYPE_Q8_0 && llamacpp_order) /* its vec_dot's order, for any batch */
         return choose_path_invariant(type, n_tok, true);
-    const int gs = es_group_size_avxvnni(type);
-    if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_avxvnni_supported())
+    const int gs = es_group_size_packed(type);
+    if (n_tok >= ES_MM_VNNI_MIN_TOK && gs > 0 && n_in % gs == 0 && es_kernels_have_avx2())
         return PATH_PACKED_Q;
     if (es_type_get(type)->vec_dot_tiles) /* without AVX-VNNI */
         return choose_path_invariant(type, n_tok, llamacpp_order);
@@ -341,7 +341,7 @@ static bool task_init(mm_task *t, int type, int64_t n_in, bool llamacpp_order,
                                                                 : tiles_of(tt, llamacpp_order),
         .type = type,
 #ifndef ES_NO_SIMD
-        .group_size = es_group_size_avxvnni(type),
+        .group_size = es_group_size_packed(type),
 #endif
         .w_row = es_row_size(type, n_in),
         .n_in = n_in,

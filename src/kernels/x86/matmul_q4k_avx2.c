@@ -154,9 +154,8 @@ static void pack_chunk(const uint8_t *W, size_t w_row, int64_t r, int nr, int64_
 #define QT_NAME tile_avx512vnni
 #include "q4k_tmpl.h"
 
-typedef void (*tile_fn)(int nt, const q4k_chunk *p, int nb, int rofs,
-                        const es_block_q8_K *const *y, float *const *out, float *const *outm,
-                        bool first, bool last, int nr);
+typedef void (*tile_fn)(int nt, const q4k_chunk *p, int nb, int rofs, const es_block_q8_K *const *y,
+                        float *const *out, float *const *outm, bool first, bool last, int nr);
 
 bool es_matmul_rows_q4_K_panels(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
                                 size_t x_row, int64_t n_tok, float *y, int64_t n_out, int64_t r0,
