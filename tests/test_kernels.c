@@ -715,6 +715,96 @@ static void test_matmul_groups(es_threadpool *tp) {
            n_types);
 }
 
+/* Q4_K matrices interleaved at load (ES_TYPE_Q4_K_X8): every product, any batch, fast or
+ * llama.cpp numerics, batch-invariant or not, 1 or 2 threads, gives vec_dot_llamacpp's bits row
+ * by row on the original rows; experts (2 matrices, stride apart) through es_matmul_groups too;
+ * rows that are not whole groups of 8 are refused. Without AVX2 nothing is interleaved. */
+static void test_q4_K_x8(es_threadpool *tp2) {
+    const es_type_traits *t = es_type_get(ES_TYPE_Q4_K);
+    const es_type_traits *v = es_type_get(t->vec_dot_type);
+    if (!es_q4_K_x8_enabled()) {
+        CHECK(es_q4_K_x8_interleave(NULL, 8, 256, 1, 0) == NULL, "x8 interleave without AVX2");
+        CHECK(!es_kernels_have_avx2() || es_env_switch("ES_NO_REPACK"),
+              "x8: AVX2 but interleaving off");
+        printf("Q4_K x8: off on this path\n");
+        return;
+    }
+    static const int64_t shapes[][2] = {{8, 256}, {16, 512}, {24, 1280}, {40, 2304}, {136, 768}};
+    static const int64_t toks[] = {1, 2, 3, 5, 8, 9, 17, 64, 70};
+    es_threadpool *pools[2] = {NULL, tp2};
+    int64_t checked = 0;
+    for (size_t si = 0; si < ES_ARRAY_LEN(shapes); si++) {
+        const int64_t n_out = shapes[si][0], n_in = shapes[si][1];
+        const size_t row = es_row_size(ES_TYPE_Q4_K, n_in);
+        float *wf = malloc(sizeof(float) * (size_t)(2 * n_out * n_in));
+        uint8_t *W = malloc(row * (size_t)(2 * n_out));
+        fill_random(wf, 2 * n_out * n_in, 0.2f);
+        for (int64_t r = 0; r < 2 * n_out; r++)
+            t->from_float(wf + r * n_in, W + (size_t)r * row, n_in);
+        /* two experts, one matrix apart */
+        uint8_t *X = es_q4_K_x8_interleave(W, n_out, n_in, 2, row * (size_t)n_out);
+        CHECK(X != NULL, "x8 interleave %lldx%lld", (long long)n_out, (long long)n_in);
+        CHECK(es_q4_K_x8_interleave(W, n_out - 3, n_in, 1, 0) == NULL,
+              "x8 interleave of %lld rows (not whole groups) refused", (long long)n_out - 3);
+        if (!X) {
+            free(wf), free(W);
+            continue;
+        }
+        const size_t xs = es_q4_K_x8_size(n_out, n_in);
+        for (size_t ti = 0; ti < ES_ARRAY_LEN(toks); ti++) {
+            const int64_t n_tok = toks[ti];
+            float *x = malloc(sizeof(float) * (size_t)(n_tok * n_in));
+            float *y = malloc(sizeof(float) * (size_t)(n_tok * n_out));
+            float *ref = malloc(sizeof(float) * (size_t)(2 * n_tok * n_out));
+            uint8_t *xq = malloc(es_row_size(t->vec_dot_type, n_in));
+            fill_random(x, n_tok * n_in, 1.0f);
+            for (int64_t i = 0; i < n_tok; i++) {
+                v->from_float(x + i * n_in, xq, n_in);
+                for (int e = 0; e < 2; e++)
+                    for (int64_t r = 0; r < n_out; r++)
+                        t->vec_dot_llamacpp(n_in, &ref[(e * n_tok + i) * n_out + r],
+                                            W + (size_t)(e * n_out + r) * row, xq);
+            }
+            void *wsp =
+                es_alloc_aligned(es_matmul_groups_wsize(ES_TYPE_Q4_K_X8, n_in, 2 * n_tok, 2));
+            for (int p = 0; p < 2; p++) {
+                for (int mode = 0; mode < 4; mode++) {
+                    for (int64_t i = 0; i < n_tok * n_out; i++)
+                        y[i] = NAN;
+                    es_matmul_bi(pools[p], ES_TYPE_Q4_K_X8, X, n_out, n_in, x, n_tok, y, wsp,
+                                 mode & 1, mode >> 1);
+                    int64_t differ = 0;
+                    for (int64_t i = 0; i < n_tok * n_out; i++)
+                        differ += memcmp(&y[i], &ref[i], sizeof(float)) != 0;
+                    CHECK(
+                        differ == 0,
+                        "x8 %lldx%lld, %lld tokens, %d threads, mode %d: %lld outputs differ from "
+                        "vec_dot_llamacpp",
+                        (long long)n_out, (long long)n_in, (long long)n_tok, p + 1, mode,
+                        (long long)differ);
+                    checked += n_tok * n_out;
+                }
+                /* the second expert through groups */
+                float *yg = malloc(sizeof(float) * (size_t)(n_tok * n_out));
+                const es_matmul_group g = {ES_TYPE_Q4_K_X8, X + xs, n_out, x, n_tok, yg};
+                es_matmul_groups(pools[p], &g, 1, n_in, wsp, false, false);
+                int64_t differ = 0;
+                for (int64_t i = 0; i < n_tok * n_out; i++)
+                    differ += memcmp(&yg[i], &ref[n_tok * n_out + i], sizeof(float)) != 0;
+                CHECK(differ == 0, "x8 groups %lldx%lld, %lld tokens: %lld outputs differ",
+                      (long long)n_out, (long long)n_in, (long long)n_tok, (long long)differ);
+                free(yg);
+            }
+            es_free_aligned(wsp);
+            free(x), free(y), free(ref), free(xq);
+        }
+        free(X), free(wf), free(W);
+    }
+    printf("Q4_K x8: %lld outputs = vec_dot_llamacpp bit for bit (5 shapes, 1..70 tokens, 4 "
+           "modes, 1 and 2 threads, groups)\n",
+           (long long)checked);
+}
+
 int main(void) {
     test_table();
     test_half();
@@ -728,6 +818,7 @@ int main(void) {
     {
         es_threadpool *tp = es_threadpool_create(2);
         test_matmul_groups(tp);
+        test_q4_K_x8(tp);
         es_threadpool_free(tp);
     }
     test_gemm();

@@ -187,13 +187,18 @@ bool es_matmul_rows_q8_0_avx512vnni(const uint8_t *W, size_t w_row, int64_t n_in
                                     size_t x_row, int64_t n_tok, float *y, int64_t n_out,
                                     int64_t r0, int64_t r1);
 
-/* matmul_q4k_avx2.c: Q4_K prompt rows [r0, r1) in llama.cpp's order (vec_dot_llamacpp's bits,
- * xq: activations as Q8_K rows of x_row bytes), rows in the lanes of AVX2, AVX-VNNI or AVX-512
- * VNNI vectors, whichever the CPU has. Returns false (and computes nothing) when its scratch
- * cannot be allocated. */
-bool es_matmul_rows_q4_K_panels(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
+/* matmul_q4k_avx2.c: Q4_K products in llama.cpp's order (vec_dot_llamacpp's bits, xq:
+ * activations as Q8_K rows of x_row bytes), rows in the lanes of AVX2, AVX-VNNI or AVX-512 VNNI
+ * vectors, whichever the CPU has: rows [r0, r1) of Q4_K rows W (w_row bytes each; prompts), or
+ * of a matrix es_repack_q4_K_x8 interleaved (r0, r1 multiples of 8; any n_tok). */
+void es_matmul_rows_q4_K_panels(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
                                 size_t x_row, int64_t n_tok, float *y, int64_t n_out, int64_t r0,
                                 int64_t r1);
+void es_matmul_rows_q4_K_x8(const void *W, int64_t n_in, const uint8_t *xq, size_t x_row,
+                            int64_t n_tok, float *y, int64_t n_out, int64_t r0, int64_t r1);
+/* Interleaves the n_out Q4_K rows of W (w_row bytes each, n_in columns) into out: n_out / 8
+ * (rounded up; missing rows zero) groups of n_in / 256 es_block_q4_Kx8 (quants_k.h). */
+void es_repack_q4_K_x8(const void *W, size_t w_row, int64_t n_out, int64_t n_in, void *out);
 
 /* matmul_q_avx2.c: the integer prompt path for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 and
  * Q4_K/Q5_K/Q6_K weights. */

@@ -21,10 +21,13 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "quants_k.h"
 #include "types.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ES_MM_ALIGN 64
 #define ES_MM_VNNI_MIN_TOK 4 /* below this, packing costs more than it saves */
@@ -48,7 +51,50 @@ static size_t xd_ld(int64_t n_tok) {
     return ((size_t)n_tok + 3) & ~(size_t)3;
 }
 
+size_t es_q4_K_x8_size(int64_t n_out, int64_t n_in) {
+    return (size_t)((n_out + 7) / 8) * (size_t)(n_in / ES_QK_K) * sizeof(es_block_q4_Kx8);
+}
+
+bool es_q4_K_x8_enabled(void) {
+#ifndef ES_NO_SIMD
+    return es_kernels_have_avx2() && !es_env_switch("ES_NO_REPACK");
+#else
+    return false;
+#endif
+}
+
+void *es_q4_K_x8_interleave(const void *W, int64_t n_out, int64_t n_in, int64_t n_mat,
+                            size_t stride) {
+#ifndef ES_NO_SIMD
+    if (!es_q4_K_x8_enabled() || n_out <= 0 || n_out % 8 != 0 || n_in <= 0 || n_in % ES_QK_K != 0 ||
+        n_mat <= 0)
+        return NULL;
+    const size_t one = es_q4_K_x8_size(n_out, n_in);
+    size_t all;
+    if (!es_mul_size(one, (size_t)n_mat, &all)) return NULL;
+    /* not zeroed here: every byte is written below; in 2 MB pages where the kernel allows
+     * (transparent huge pages on request): a 7B model's 4 GB in 4 KB pages costs a million
+     * page faults at load, and the TLB misses of decode */
+    void *mem = NULL;
+    const size_t huge = (size_t)2 << 20;
+    if (posix_memalign(&mem, all >= huge ? huge : ES_MM_ALIGN, all) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (all >= huge) madvise(mem, all, MADV_HUGEPAGE);
+#endif
+    uint8_t *out = mem;
+    const size_t w_row = es_row_size(ES_TYPE_Q4_K, n_in);
+    for (int64_t e = 0; e < n_mat; e++)
+        es_repack_q4_K_x8((const uint8_t *)W + (size_t)e * stride, w_row, n_out, n_in,
+                          out + (size_t)e * one);
+    return out;
+#else
+    (void)W, (void)n_out, (void)n_in, (void)n_mat, (void)stride;
+    return NULL;
+#endif
+}
+
 size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
+    if (type == ES_TYPE_Q4_K_X8) type = ES_TYPE_Q4_K; /* the same activations */
     const es_type_traits *t = es_type_get(type);
     if (!t || n_in < 0 || n_tok < 0) return 0;
     size_t total, info = 0;
@@ -85,7 +131,8 @@ typedef enum {
     PATH_TILED_F32,
     PATH_PACKED_Q,
     PATH_Q8_AVX512,
-    PATH_VEC_DOT_TILES /* es_type_traits.vec_dot_tiles */
+    PATH_VEC_DOT_TILES, /* es_type_traits.vec_dot_tiles */
+    PATH_Q4K_X8         /* ES_TYPE_Q4_K_X8: every batch */
 } mm_path;
 
 /* One set of activations and how they are multiplied: converted once for every part that
@@ -221,6 +268,9 @@ static void rows_chunk(const mm_task *t, const mm_part *p, int64_t r0, int64_t r
         t->tiles(p->W, t->w_row, t->n_in, a->xq, t->x_row, a->xd, a->xd_ld, a->n_tok, p->y,
                  p->n_out, r0, r1);
         break;
+    case PATH_Q4K_X8:
+        es_matmul_rows_q4_K_x8(p->W, t->n_in, a->xq, t->x_row, a->n_tok, p->y, p->n_out, r0, r1);
+        break;
     case PATH_PACKED_Q:
         es_matmul_rows_packed(t->type, p->W, t->w_row, t->n_in, a->xq, t->x_row, a->xinfo, a->n_tok,
                               p->y, p->n_out, r0, r1);
@@ -262,6 +312,7 @@ static es_vec_dot_tiles_fn tiles_of(const es_type_traits *tt, bool llamacpp_orde
  * tiles in vec_dot's order, or in llama.cpp's where they exist: Q8_0, Q4_1, Q5_1, the
  * K-quants); the dot itself for the rest. */
 static mm_path choose_path_invariant(int type, int64_t n_tok, bool llamacpp_order) {
+    if (type == ES_TYPE_Q4_K_X8) return PATH_Q4K_X8;
     if (n_tok < 2) return PATH_VEC_DOT;
 #ifndef ES_NO_SIMD
     if (type == ES_TYPE_Q8_0 && n_tok >= ES_MM_Q8_AVX512_MIN_TOK && es_avx512vnni_supported())
@@ -272,6 +323,7 @@ static mm_path choose_path_invariant(int type, int64_t n_tok, bool llamacpp_orde
 }
 
 static mm_path choose_path(int type, int64_t n_in, int64_t n_tok, bool llamacpp_order) {
+    if (type == ES_TYPE_Q4_K_X8) return PATH_Q4K_X8;
 #ifndef ES_NO_SIMD
     if (n_tok > 1 && es_kernels_have_avx2() &&
         (type == ES_TYPE_F32 || type == ES_TYPE_F16 || type == ES_TYPE_BF16))
@@ -314,7 +366,7 @@ void es_matmul_bi(es_threadpool *tp, int type, const void *W, int64_t n_out, int
  * (threads writing one line slow each other down). */
 static int64_t chunk_rows(const mm_task *t, mm_path path, int64_t n_out, int64_t n_tok, int nth) {
     const int64_t tile =
-        path == PATH_PACKED_Q || path == PATH_Q8_AVX512
+        path == PATH_PACKED_Q || path == PATH_Q8_AVX512 || path == PATH_Q4K_X8
             ? 16
             : (path == PATH_TILED_F32 ? 12 : (path == PATH_VEC_DOT_TILES ? t->tt->tile_rows : 1));
     int64_t unit = tile; /* the least common multiple of tile and 16 rows */
@@ -329,8 +381,10 @@ static int64_t chunk_rows(const mm_task *t, mm_path path, int64_t n_out, int64_t
  * there is nothing to compute (a type that cannot be, n_in not whole blocks: checked at load). */
 static bool task_init(mm_task *t, int type, int64_t n_in, bool llamacpp_order,
                       bool batch_invariant) {
-    const es_type_traits *tt = es_type_get(type);
-    if (!tt || !tt->can_compute || n_in <= 0 || es_row_size(type, n_in) == 0) return false;
+    const bool x8 = type == ES_TYPE_Q4_K_X8;
+    const es_type_traits *tt = es_type_get(x8 ? ES_TYPE_Q4_K : type);
+    if (!tt || !tt->can_compute || n_in <= 0 || es_row_size(x8 ? ES_TYPE_Q4_K : type, n_in) == 0)
+        return false;
     *t = (mm_task){
         .tt = tt,
         .dot = llamacpp_order ? tt->vec_dot_llamacpp : tt->vec_dot,
@@ -343,7 +397,9 @@ static bool task_init(mm_task *t, int type, int64_t n_in, bool llamacpp_order,
 #ifndef ES_NO_SIMD
         .group_size = es_group_size_packed(type),
 #endif
-        .w_row = es_row_size(type, n_in),
+        /* interleaved: a row's share of its group, so that row r (a multiple of 8) starts its
+         * group */
+        .w_row = x8 ? es_q4_K_x8_size(8, n_in) / 8 : es_row_size(type, n_in),
         .n_in = n_in,
         .x_row = tt->vec_dot_type == ES_TYPE_F32 ? (size_t)n_in * sizeof(float)
                                                  : act_row_bytes(tt, n_in),
@@ -495,10 +551,10 @@ void es_matmul_groups(es_threadpool *tp, const es_matmul_group *groups, int n_gr
         return;
     }
     /* one type at a time, in the order they first appear (an expert's gate and up may differ) */
-    bool done[ES_TYPE_COUNT] = {false};
+    bool done[ES_TYPE_Q4_K_X8 + 1] = {false};
     for (int i = 0; i < n_groups; i++) {
         const int type = groups[i].type;
-        if (type < 0 || type >= ES_TYPE_COUNT || done[type]) continue;
+        if (type < 0 || type > ES_TYPE_Q4_K_X8 || done[type]) continue;
         done[type] = true;
         groups_of_type(tp, type, groups + i, n_groups - i, n_in, wsp, llamacpp_order,
                        batch_invariant);

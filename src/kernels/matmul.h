@@ -14,11 +14,27 @@
 #ifndef ES_MATMUL_H
 #define ES_MATMUL_H
 
+#include "emosteer.h" /* ES_TYPE_COUNT */
 #include "threadpool.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Q4_K matrices interleaved once at load by es_repack_q4_K_x8 (kernels.h): an internal type id,
+ * never read from a file (es_type_layout_get does not know it). n_out a multiple of 8,
+ * es_q4_K_x8_size bytes; es_matmul* take it like any type, every product in llama.cpp's Q4_K
+ * order whatever the batch or mode (vec_dot_llamacpp's bits, so batch-invariant too). Without
+ * AVX2 (es_kernels_have_avx2()) nothing may be interleaved. */
+#define ES_TYPE_Q4_K_X8 (ES_TYPE_COUNT + 1)
+size_t es_q4_K_x8_size(int64_t n_out, int64_t n_in);
+/* Whether a model should interleave its Q4_K matrices: AVX2, and ES_NO_REPACK unset. */
+bool es_q4_K_x8_enabled(void);
+/* Interleaves n_mat matrices of n_out Q4_K rows of n_in (stride bytes apart) into one owned
+ * allocation (posix_memalign, free() frees it; es_q4_K_x8_size bytes per matrix), or returns NULL
+ * (no memory, or a shape it does not take: n_out not a multiple of 8, n_in of 256). */
+void *es_q4_K_x8_interleave(const void *W, int64_t n_out, int64_t n_in, int64_t n_mat,
+                            size_t stride);
 
 /* Scratch bytes es_matmul needs for these sizes. */
 size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok);

@@ -65,6 +65,19 @@ typedef struct es_block_q4_K {
 } es_block_q4_K;
 _Static_assert(sizeof(es_block_q4_K) == 144, "es_block_q4_K must be 144 bytes");
 
+/* Eight Q4_K rows' blocks of the same 256 columns, interleaved (matmul_q4k_avx2.c: weights
+ * repacked at load, and the per-call panels of the others): one 32-byte load holds 4 bytes of
+ * each of the 8 rows. qs[h][g][r][i] is byte 32h + 4g + i of row r's qs: its low nibble element
+ * 64h + 4g + i, its high nibble element 64h + 32 + 4g + i; the scales and mins unpacked. */
+typedef struct es_block_q4_Kx8 {
+    uint8_t qs[4][8][8][4]; /* [h][g][row][i] */
+    uint8_t sc[8][8];       /* [sub-block][row] scales, 0..63 */
+    uint8_t m[4][8][2];     /* [h][row]: mins of sub-blocks 2h and 2h + 1, 0..63 */
+    uint16_t d[8];          /* fp16, per row */
+    uint16_t dmin[8];
+} es_block_q4_Kx8;
+_Static_assert(sizeof(es_block_q4_Kx8) == 1184, "es_block_q4_Kx8 must be 1184 bytes");
+
 typedef struct es_block_q5_K {
     uint16_t d;
     uint16_t dmin;

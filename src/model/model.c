@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- metadata -------------------------------------------------------------- */
 
@@ -300,7 +301,7 @@ es_status es_model_bind_matrix(es_model *m, const char *name, int64_t n_in, int6
     return ES_OK;
 }
 
-static es_status keep_owned(es_model *m, float *p) {
+static es_status keep_owned(es_model *m, void *p) {
     if (m->n_owned == m->cap_owned) {
         int cap = m->cap_owned ? 2 * m->cap_owned : 64;
         float **o = realloc(m->owned, (size_t)cap * sizeof *o);
@@ -529,6 +530,53 @@ static es_status bind_weights(es_model *m) {
     return check_block_tensors(m);
 }
 
+/* The bytes [p, p + n) of the mapping are no longer read: hands their whole pages back (the
+ * mapping is private and read-only; a later read would map them again from the file). */
+static void release_mapped(const es_model *m, const void *p, size_t n) {
+    if (m->file_copy) return; /* the copy in memory stays whole */
+    const uintptr_t page = 4096, a = ((uintptr_t)p + page - 1) & ~(page - 1);
+    const uintptr_t b = ((uintptr_t)p + n) & ~(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Q4_K matrices interleaved by 8 rows for the rows-in-lanes kernels (matmul.h ES_TYPE_Q4_K_X8,
+ * what llama.cpp's CPU backend does at load too): decode and prompts in llama.cpp's order, the
+ * same bits whatever the batch. Not the token embedding (its rows are looked up one by one), nor
+ * a tied output; a matrix whose rows are not whole groups of 8, or without memory for the copy,
+ * stays as it is. n_mat > 1: experts, stride bytes apart (updated). */
+static es_status interleave(es_model *m, es_matrix *w, int64_t n_mat, size_t *stride) {
+    if (!w->data || w->type != ES_TYPE_Q4_K) return ES_OK;
+    const size_t rows = es_row_size(ES_TYPE_Q4_K, w->n_in) * (size_t)w->n_out;
+    const size_t st = stride ? *stride : rows;
+    void *x8 = es_q4_K_x8_interleave(w->data, w->n_out, w->n_in, n_mat, st);
+    if (!x8) return ES_OK;
+    es_status s = keep_owned(m, x8);
+    if (s) return s;
+    for (int64_t e = 0; e < n_mat; e++)
+        release_mapped(m, (const uint8_t *)w->data + (size_t)e * st, rows);
+    w->data = x8;
+    w->type = ES_TYPE_Q4_K_X8;
+    if (stride) *stride = es_q4_K_x8_size(w->n_out, w->n_in);
+    return ES_OK;
+}
+
+static es_status interleave_weights(es_model *m) {
+    if (!m->w.layers || !es_q4_K_x8_enabled()) return ES_OK;
+    es_status st;
+    if (!m->w.tied && (st = interleave(m, &m->w.output, 1, NULL))) return st;
+    for (int il = 0; il < m->cfg.n_layer; il++) {
+        es_layer_weights *L = &m->w.layers[il];
+        es_matrix *all[] = {&L->wq,   &L->wk,     &L->wv,   &L->wqkv, &L->wo,    &L->w_gate,
+                            &L->w_up, &L->w_down, &L->wq_a, &L->wq_b, &L->wkv_a, &L->wkv_b};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if ((st = interleave(m, all[i], 1, NULL))) return st;
+        es_experts *exps[] = {&L->ffn_gate_exps, &L->ffn_up_exps, &L->ffn_down_exps};
+        for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++)
+            if ((st = interleave(m, &exps[i]->m, m->cfg.n_expert, &exps[i]->stride))) return st;
+    }
+    return ES_OK;
+}
+
 /* A file whose block_count is smaller than the blocks it holds would run part of the
  * model: every "blk.N." tensor must have N < block_count. */
 static es_status check_block_tensors(const es_model *m) {
@@ -678,6 +726,7 @@ es_status es_model_open(const char *path, const es_model_params *params, es_mode
         st = bind_weights(m);
     if (st != ES_OK) goto fail;
     if (p.check_finite && (st = check_finite(m))) goto fail;
+    if ((st = interleave_weights(m))) goto fail;
     count_tensors(m);
     describe_features(m);
     *out = m;

@@ -616,14 +616,15 @@ ES_TILE_ROWS_AVX2(rows_q5_K, Q5_K_TILE, 2, 4);
  * they save. */
 #define ES_Q4K_PANEL_MIN_TOK 8
 
-/* Q4_K prompts in llama.cpp's order: the rows-in-lanes panels, the 2 x 4 tiles for a few
- * tokens (or without memory for the panels' scratch): the same bits. */
+/* Q4_K prompts in llama.cpp's order: the rows-in-lanes panels, or the 2 x 4 tiles for a few
+ * tokens: the same bits. */
 static void rows_q4_K_llamacpp_any(const uint8_t *W, size_t w_row, int64_t n_in, const uint8_t *xq,
                                    size_t x_row, const float *xd, size_t xd_ld, int64_t n_tok,
                                    float *y, int64_t n_out, int64_t r0, int64_t r1) {
-    if (n_tok < ES_Q4K_PANEL_MIN_TOK ||
-        !es_matmul_rows_q4_K_panels(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1))
+    if (n_tok < ES_Q4K_PANEL_MIN_TOK)
         rows_q4_K_llamacpp(W, w_row, n_in, xq, x_row, xd, xd_ld, n_tok, y, n_out, r0, r1);
+    else
+        es_matmul_rows_q4_K_panels(W, w_row, n_in, xq, x_row, n_tok, y, n_out, r0, r1);
 }
 ES_TILE_ROWS_AVX2(rows_q6_K, q6_K_tile, 2, 4);
 
