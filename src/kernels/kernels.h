@@ -52,9 +52,11 @@
  *   Q4_K·Q8_K  per 64 elements: acc = fma(sc·isum pair, d_w·d_x, acc) and
  *              accm = fma(min·bsum pair, dmin_w·d_x, accm); result acc − accm (as
  *              llama.cpp's repacked Q4_K gemm; the AVX2 vec_dot_llamacpp and its tiles follow
- *              it, and so do fast-mode prompts; the AVX2 vec_dot of ES_NUMERICS_FAST (decode)
- *              and the batch-invariant tiles sum as Q5_K below, as llama.cpp's plain vec_dot
- *              does: ~1.4x faster, the decode speed of Q4_K files, equal up to rounding);
+ *              it, and so do fast-mode prompts and every product of the matrices a model
+ *              interleaves at load, ES_TYPE_Q4_K_X8 (matmul.h), decode included; the AVX2
+ *              vec_dot of ES_NUMERICS_FAST and the batch-invariant tiles of rows left in the
+ *              file's layout sum as Q5_K below, as llama.cpp's plain vec_dot does: ~1.4x the
+ *              per-64 chain one row at a time, equal up to rounding);
  *   Q5_K·Q8_K  lanes as Q8_0 over each super-block (scales applied in int),
  *              acc_l = fma(d, lane_l, acc_l); plus Σ_blocks (−dmin·d_x)·Σ min·bsum;
  *   Q6_K·Q8_K  lanes as Q5_K, the −32 offset folded in per lane pair of 16-sums.
@@ -227,6 +229,8 @@ void es_matmul_rows_packed(int type, const uint8_t *W, size_t w_row, int64_t n_i
  *   ES_NO_AVX512=1     no AVX-512 path (es_avx512_supported(), es_avx512vnni_supported() false);
  *   ES_NO_VNNI=1       no VNNI path, neither AVX-VNNI (es_avxvnni_supported()) nor AVX-512 VNNI
  *                      (es_avx512vnni_supported()).
+ *   ES_NO_REPACK=1     models keep their Q4_K matrices in the file's layout (es_q4_K_x8_enabled(),
+ *                      matmul.h): the vec_dot and tile paths of the rows, as before interleaving.
  * ES_NO_AVX512=1 ES_NO_VNNI=1 runs exactly the paths of an AVX2/FMA/F16C CPU such as Zen 3.
  * es_kernels_isa() (types.h) names the paths in use. */
 bool es_env_switch(const char *name);
