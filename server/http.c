@@ -44,26 +44,13 @@ static void make_id(char *buf, size_t cap, const char *prefix) {
 
 /* ---- responses ---- */
 
-/* "timeout=N" of --timeout, the Keep-Alive header of every response: libmicrohttpd closes a
- * connection idle that long, and a client that keeps it in its pool longer races the close
- * (Node's fetch then fails "other side closed" on the reused socket); with the hint, clients
- * such as undici drop idle connections before the server does. Set once, before the daemon
- * starts; empty without a timeout. */
-static char g_keep_alive[32];
-
-/* The headers every response carries. */
-static void add_common_headers(struct MHD_Response *r) {
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
-    if (g_keep_alive[0]) MHD_add_response_header(r, "Keep-Alive", g_keep_alive);
-}
-
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type,
                                  const char *text, size_t len, int retry_after) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    add_common_headers(r);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
     if (retry_after > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after);
@@ -535,7 +522,7 @@ static enum MHD_Result post_completion(srv_http *h, struct MHD_Connection *c, bo
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* nginx: pass events on at once */
-    add_common_headers(r);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
     ret = MHD_queue_response(c, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
 done:
@@ -613,8 +600,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         atomic_fetch_add(&h->in_flight, 1);
         if (!strcmp(method, "OPTIONS")) {
             struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-            if (!r) return MHD_NO;
-            add_common_headers(r);
+            MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
             MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
             MHD_add_response_header(r, "Access-Control-Allow-Headers",
                                     "Authorization, Content-Type");
@@ -746,8 +732,6 @@ es_status srv_http_start(srv_app *app, const char *host, int port, int max_conns
         return es_error(ES_ERR_INVALID_ARG, "serve: --host '%s' is not an IPv4 or IPv6 address",
                         host);
     }
-    if (app->timeout_s > 0)
-        snprintf(g_keep_alive, sizeof g_keep_alive, "timeout=%d", app->timeout_s);
     h->d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, log_error, NULL,
         MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conns,
