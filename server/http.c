@@ -600,6 +600,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         atomic_fetch_add(&h->in_flight, 1);
         if (!strcmp(method, "OPTIONS")) {
             struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+            if (!r) return MHD_NO;
             MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
             MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
             MHD_add_response_header(r, "Access-Control-Allow-Headers",
