@@ -64,7 +64,8 @@ struct srv_engine {
     bool started;
     pthread_mutex_t m;
     pthread_cond_t cv;
-    srv_job **queue; /* FIFO of n_queue */
+    srv_job **queue; /* FIFO of the jobs not in a slot yet: up to n_parallel + n_queue (when the
+                        requests for free slots come faster than the loop takes them) */
     int q_len;
     slot *slots;
     int n_busy;
@@ -228,7 +229,9 @@ es_status srv_engine_create(es_model *model, const srv_engine_params *p, srv_eng
     e->n_ctx = es_context_n_ctx(e->ctx);
     pthread_mutex_init(&e->m, NULL);
     pthread_cond_init(&e->cv, NULL);
-    e->queue = calloc((size_t)p->n_queue + 1, sizeof *e->queue);
+    /* srv_engine_submit admits n_parallel + n_queue jobs in all, and every one of them may
+     * still be here before the loop has moved any into a slot */
+    e->queue = calloc((size_t)p->n_parallel + (size_t)p->n_queue + 1, sizeof *e->queue);
     e->slots = calloc((size_t)p->n_parallel, sizeof *e->slots);
     e->btok = calloc((size_t)p->n_batch, sizeof *e->btok);
     e->bpos = calloc((size_t)p->n_batch, sizeof *e->bpos);

@@ -23,7 +23,8 @@ before(async () => {
     '--timeout', '5', '--api-key', KEY, '-t', '2'] });
 });
 after(async () => {
-  assert.equal(await srv.stop(), 0, 'serve exits 0 on SIGTERM');
+  const code = await srv.stop();
+  assert.equal(code, 0, `serve exits 0 on SIGTERM; its log ends:\n${srv.log().slice(-6000)}`);
   if (process.env.ES_WRITE_TABLE) {
     const lines = ['# `emosteer serve`: bad requests and their answers', '',
       'Written by `ES_WRITE_TABLE=1 tests/node/run.sh tests/node/bad_requests.test.mjs` from the',
