@@ -116,3 +116,23 @@ test('requests waiting longer than --timeout are answered in full', async () => 
     assert.equal(await srv.stop(), 0);
   }
 });
+
+// With --queue 0 every free slot still takes a request: requests that arrive together wait
+// in the engine's queue until its loop moves them into slots, so that queue must hold all of
+// them (it held one, and four at once wrote past it: ASan's heap-buffer-overflow in
+// srv_engine_submit, the ASan run of this test fails with the old size).
+test('requests arriving together for free slots are all admitted (--queue 0)', async () => {
+  const srv = await startServer({ args: ['--parallel', '4', '--queue', '0', '-c', '256', '-t', '1'] });
+  try {
+    for (let round = 0; round < 6; round++) {
+      const rs = await Promise.all([0, 1, 2, 3].map((i) => fetch(srv.url + '/v1/completions', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: prompts[i], max_tokens: 2, temperature: 0 }) })));
+      const statuses = rs.map((r) => r.status);
+      await Promise.all(rs.map((r) => r.text()));
+      assert.deepEqual(statuses, [200, 200, 200, 200], `round ${round}: all four admitted`);
+    }
+  } finally {
+    assert.equal(await srv.stop(), 0, `serve exits 0; its log ends:\n${srv.log().slice(-6000)}`);
+  }
+});
