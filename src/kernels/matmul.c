@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #define ES_MM_ALIGN 64
 #define ES_MM_VNNI_MIN_TOK 4 /* below this, packing costs more than it saves */
@@ -50,6 +49,11 @@ static size_t act_row_bytes(const es_type_traits *t, int64_t n_in) {
  * a time. */
 static size_t xd_ld(int64_t n_tok) {
     return ((size_t)n_tok + 3) & ~(size_t)3;
+}
+
+/* The type of a matrix's rows and activations: Q4_K for the interleaved ones. */
+static int row_type(int type) {
+    return type == ES_TYPE_Q4_K_X8 ? ES_TYPE_Q4_K : type;
 }
 
 size_t es_q4_K_x8_size(int64_t n_out, int64_t n_in) {
@@ -108,9 +112,9 @@ void *es_q4_K_x8_interleave(const void *W, int64_t n_out, int64_t n_in, int64_t 
     x8_task t = {W, mem, n_out, n_in, n_mat, stride, es_row_size(ES_TYPE_Q4_K, n_in), one};
     /* large matrices on every CPU (the first touch of the copy's pages costs as much as the
      * packing): a 7B model loads in half the time on two */
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const int ncpu = es_cpu_count();
     es_threadpool *tp =
-        all >= ((size_t)16 << 20) && ncpu > 1 ? es_threadpool_create((int)ES_MIN(ncpu, 8)) : NULL;
+        all >= ((size_t)16 << 20) && ncpu > 1 ? es_threadpool_create(ES_MIN(ncpu, 8)) : NULL;
     if (tp) {
         es_threadpool_run(tp, x8_task_run, &t);
         es_threadpool_free(tp);
@@ -125,7 +129,7 @@ void *es_q4_K_x8_interleave(const void *W, int64_t n_out, int64_t n_in, int64_t 
 }
 
 size_t es_matmul_wsize(int type, int64_t n_in, int64_t n_tok) {
-    if (type == ES_TYPE_Q4_K_X8) type = ES_TYPE_Q4_K; /* the same activations */
+    type = row_type(type); /* interleaved Q4_K: the same activations */
     const es_type_traits *t = es_type_get(type);
     if (!t || n_in < 0 || n_tok < 0) return 0;
     size_t total, info = 0;
@@ -412,9 +416,8 @@ static int64_t chunk_rows(const mm_task *t, mm_path path, int64_t n_out, int64_t
  * there is nothing to compute (a type that cannot be, n_in not whole blocks: checked at load). */
 static bool task_init(mm_task *t, int type, int64_t n_in, bool llamacpp_order,
                       bool batch_invariant) {
-    const bool x8 = type == ES_TYPE_Q4_K_X8;
-    const es_type_traits *tt = es_type_get(x8 ? ES_TYPE_Q4_K : type);
-    if (!tt || !tt->can_compute || n_in <= 0 || es_row_size(x8 ? ES_TYPE_Q4_K : type, n_in) == 0)
+    const es_type_traits *tt = es_type_get(row_type(type));
+    if (!tt || !tt->can_compute || n_in <= 0 || es_row_size(row_type(type), n_in) == 0)
         return false;
     *t = (mm_task){
         .tt = tt,
@@ -430,7 +433,7 @@ static bool task_init(mm_task *t, int type, int64_t n_in, bool llamacpp_order,
 #endif
         /* interleaved: a row's share of its group, so that row r (a multiple of 8) starts its
          * group */
-        .w_row = x8 ? es_q4_K_x8_size(8, n_in) / 8 : es_row_size(type, n_in),
+        .w_row = type == ES_TYPE_Q4_K_X8 ? es_q4_K_x8_size(8, n_in) / 8 : es_row_size(type, n_in),
         .n_in = n_in,
         .x_row = tt->vec_dot_type == ES_TYPE_F32 ? (size_t)n_in * sizeof(float)
                                                  : act_row_bytes(tt, n_in),

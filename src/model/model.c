@@ -530,6 +530,16 @@ static es_status bind_weights(es_model *m) {
     return check_block_tensors(m);
 }
 
+/* The matrices of a layer multiplied whole by es_matmul (not the router, whose rows moe.c
+ * reads one by one, nor the experts' 3-D tensors): ES_LAYER_MATRICES of them into out. */
+#define ES_LAYER_MATRICES 12
+static void layer_matrices(es_layer_weights *L, es_matrix *out[ES_LAYER_MATRICES]) {
+    es_matrix *all[ES_LAYER_MATRICES] = {&L->wq,   &L->wk,     &L->wv,    &L->wqkv,
+                                         &L->wo,   &L->w_gate, &L->w_up,  &L->w_down,
+                                         &L->wq_a, &L->wq_b,   &L->wkv_a, &L->wkv_b};
+    memcpy(out, all, sizeof all);
+}
+
 /* The bytes [p, p + n) of the mapping are no longer read: hands their whole pages back (the
  * mapping is private and read-only; a later read would map them again from the file). */
 static void release_mapped(const es_model *m, const void *p, size_t n) {
@@ -566,9 +576,9 @@ static es_status interleave_weights(es_model *m) {
     if (!m->w.tied && (st = interleave(m, &m->w.output, 1, NULL))) return st;
     for (int il = 0; il < m->cfg.n_layer; il++) {
         es_layer_weights *L = &m->w.layers[il];
-        es_matrix *all[] = {&L->wq,   &L->wk,     &L->wv,   &L->wqkv, &L->wo,    &L->w_gate,
-                            &L->w_up, &L->w_down, &L->wq_a, &L->wq_b, &L->wkv_a, &L->wkv_b};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        es_matrix *all[ES_LAYER_MATRICES];
+        layer_matrices(L, all);
+        for (int i = 0; i < ES_LAYER_MATRICES; i++)
             if ((st = interleave(m, all[i], 1, NULL))) return st;
         es_experts *exps[] = {&L->ffn_gate_exps, &L->ffn_up_exps, &L->ffn_down_exps};
         for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++)
@@ -806,15 +816,14 @@ size_t es_model_matmul_wsize(const es_model *m, int64_t n_tok) {
     if (!m->w.layers) return 0; /* an encoder: encoder.c sizes its own scratch */
     size_t ws = matrix_wsize(&m->w.output, n_tok);
     for (int il = 0; il < m->cfg.n_layer; il++) {
-        const es_layer_weights *L = &m->w.layers[il];
-        const es_matrix *all[] = {&L->wq, &L->wk,     &L->wv,   &L->wqkv,
-                                  &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        es_layer_weights *L = &m->w.layers[il];
+        es_matrix *all[ES_LAYER_MATRICES];
+        layer_matrices(L, all);
+        for (int i = 0; i < ES_LAYER_MATRICES; i++)
             ws = ES_MAX(ws, matrix_wsize(all[i], n_tok));
-        /* MoE: an expert multiplies at most every token once; MLA: the latent projections */
-        const es_matrix *more[] = {
-            &L->ffn_gate_inp, &L->ffn_gate_exps.m, &L->ffn_up_exps.m, &L->ffn_down_exps.m, &L->wq_a,
-            &L->wq_b,         &L->wkv_a,           &L->wkv_b};
+        /* MoE: the router; an expert multiplies at most every token once */
+        const es_matrix *more[] = {&L->ffn_gate_inp, &L->ffn_gate_exps.m, &L->ffn_up_exps.m,
+                                   &L->ffn_down_exps.m};
         for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
             ws = ES_MAX(ws, matrix_wsize(more[i], n_tok));
         /* MoE: every expert's rows at once (moe.c), n_tok * n_expert_used rows in all */
